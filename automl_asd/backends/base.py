@@ -1,0 +1,62 @@
+"""Scoring backends: turn clip embeddings into anomaly scores.
+
+A backend is fitted on the embeddings of normal training clips with their domains and scores
+new embeddings (higher = more anomalous). Backends are shared by every embedding family
+(pooled log-mel statistics, margin-trained CNN embeddings, ...): extract once, score many.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.exceptions import NotFittedError
+
+from automl_asd.detectors.base import ParamSpec
+
+__all__ = ["Backend", "ParamSpec"]
+
+
+class Backend(ABC):
+    """``fit(emb (n, d), domains (n,) of "source"/"target")`` then ``score(emb (m, d)) -> (m,)``."""
+
+    name: ClassVar[str]
+    params: ClassVar[dict[str, ParamSpec]]
+
+    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.params)
+        if unknown:
+            raise TypeError(f"backend {self.name}: unknown parameter(s) {sorted(unknown)}")
+        self.seed = seed
+        for key, spec in self.params.items():
+            setattr(self, key, kwargs.get(key, spec.default))
+
+    def get_params(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.params}
+
+    @abstractmethod
+    def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        """Fit on normal training embeddings. Returns ``self``."""
+
+    @abstractmethod
+    def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Anomaly score per row, shape ``(m,)``; higher = more anomalous."""
+
+    def self_scores(self) -> NDArray[np.float64]:
+        """Scores of the training embeddings without self-matching (leave-one-out or
+        equivalent), shape ``(n,)``; used for normalisation, fusion and thresholds."""
+        raise NotImplementedError(f"backend {self.name} has no self_scores()")
+
+    @abstractmethod
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        """Fitted state as named plain arrays (no pickle)."""
+
+    @abstractmethod
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        """Restore a state produced by ``get_state``."""
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"backend {self.name}: call fit() first")

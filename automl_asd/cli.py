@@ -1,0 +1,77 @@
+"""Command line: a small table of sub-commands, each in ``automl_asd/commands/<name>.py``.
+
+Every command module defines ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
+This module only parses arguments and configures logging; the work is in library functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "COMMANDS"]
+
+#: sub-command name -> module under ``automl_asd.commands`` (kept in the order shown by --help).
+COMMANDS: dict[str, str] = {
+    "info": "info",
+    "synth": "synth",
+    "evaluate": "evaluate",
+    "recipe": "recipe",
+    "apply": "apply",
+    "search": "search",
+    "score": "score",
+    "download": "download",
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from automl_asd import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="automl-asd",
+        description="AutoML for first-shot anomalous sound detection (DCASE Task 2).",
+    )
+    parser.add_argument("--version", action="version", version=f"automl-asd {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"automl_asd.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"automl_asd.commands.{module_name}":
+                raise
+            continue  # command not built yet
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        # Library errors carry a message naming the file/field and the fix; no traceback.
+        if args.verbose:
+            raise
+        print(f"automl-asd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

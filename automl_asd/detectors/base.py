@@ -1,0 +1,106 @@
+"""The detector contract (scikit-learn style) and its parameter schema.
+
+A detector learns from the features of normal training clips only and scores test clips:
+higher score = more anomalous. ``__init__`` only stores parameters; ``fit`` returns ``self``;
+learned attributes end in ``_``; scoring before ``fit`` raises ``NotFittedError``.
+A fitted detector exposes its learned state as plain arrays (``get_state``/``set_state``) so
+that it can be saved without pickle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.exceptions import NotFittedError
+
+__all__ = ["ParamSpec", "TrainSet", "Detector", "NotFittedError"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Schema of one detector parameter, used to validate recipes and search spaces.
+
+    ``type`` is one of ``"int"``, ``"float"``, ``"bool"``, ``"str"``. Numeric values must lie in
+    ``[low, high]`` (inclusive, ``None`` = unbounded); strings must be one of ``choices``.
+    """
+
+    type: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    """Features and metadata of the clips a detector is fitted on.
+
+    ``features[i]`` is the ``(n_frames_i, n_bins)`` float32 feature matrix of clip i (lengths may
+    differ). ``domains[i]`` is ``"source"`` or ``"target"``; ``attributes[i]`` the attribute
+    string (``"noAttribute"`` when hidden); ``sections[i]`` e.g. ``"00"``; ``machine_types[i]``
+    the clip's machine type (several when a model is shared over machine types).
+    """
+
+    features: Sequence[NDArray[np.float32]]
+    domains: NDArray[np.str_]
+    attributes: NDArray[np.str_]
+    sections: NDArray[np.str_]
+    machine_types: NDArray[np.str_]
+    names: NDArray[np.str_] = field(default_factory=lambda: np.array([], dtype=str))
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+class Detector(ABC):
+    """Base class of every registered detector family."""
+
+    #: Registry name (stable snake_case; recipes refer to detectors by this name only).
+    name: ClassVar[str]
+    #: Parameter schema; ``__init__`` takes exactly these keyword arguments plus ``seed``.
+    params: ClassVar[dict[str, ParamSpec]]
+
+    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.params)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameter(s) {sorted(unknown)}")
+        self.seed = seed
+        for key, spec in self.params.items():
+            setattr(self, key, kwargs.get(key, spec.default))
+
+    def get_params(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.params}
+
+    @abstractmethod
+    def fit(self, train: TrainSet) -> Self:
+        """Learn from normal training clips. Returns ``self``."""
+
+    @abstractmethod
+    def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        """Anomaly score per clip, shape ``(n_clips,)``; higher = more anomalous."""
+
+    def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
+        """Scores of the training clips themselves, used for normalisation and thresholds.
+
+        Families whose plain training scores are biased (e.g. kNN, where a clip is its own
+        neighbour) override this with a leave-one-out or held-out variant.
+        """
+        return self.score_samples(train.features)
+
+    @abstractmethod
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        """Fitted state as named plain arrays (network weights flattened per tensor)."""
+
+    @abstractmethod
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        """Restore a state produced by ``get_state`` on an identically configured detector."""
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{self.name}: call fit() before score_samples()")

@@ -1,0 +1,1 @@
+"""The only package that imports ray and optuna: parallel apply, search, resume."""
