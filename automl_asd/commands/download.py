@@ -1,0 +1,66 @@
+"""``automl-asd download``: fetch, verify and unpack a DCASE Task 2 data set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "download, verify (md5) and unpack the DCASE Task 2 data sets (2023-2025)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from automl_asd.download import DEFAULT_BASE_URL, RECORDS, SPLITS
+
+    years = sorted({r.year for r in RECORDS})
+    parser.add_argument("--list", action="store_true",
+                        help="print the known records and their machine types, then exit")
+    parser.add_argument("--year", type=int, default=2025, choices=years,
+                        help="challenge year (default: 2025)")
+    parser.add_argument("--split", choices=SPLITS,
+                        help="dev: development data; add: additional training data of the "
+                             "evaluation machine types; eval: evaluation test data")
+    parser.add_argument("--dest", type=Path,
+                        help="data root; gets <dest>/<machine_type>/{train,test,...}")
+    parser.add_argument("--machine-types", nargs="+", metavar="MT",
+                        help="only these machine types (default: all of the record)")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                        help="records API or mirror; <base-url>/<record id> must return the "
+                             f"record JSON (default: {DEFAULT_BASE_URL})")
+    parser.add_argument("--zip-dir", type=Path,
+                        help="where zips and partial downloads are kept "
+                             "(default: <dest>/.downloads)")
+    parser.add_argument("--remove-zips", action="store_true",
+                        help="delete each zip after it was verified and extracted")
+    parser.add_argument("--retries", type=int, default=5,
+                        help="attempts per request on transient errors (default: 5)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="socket timeout in seconds (default: 60)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.download import DownloadError, download_dataset, format_records
+
+    if args.list:
+        print(format_records())
+        return 0
+    if args.split is None or args.dest is None:
+        print("automl-asd download: error: --split and --dest are required (or use --list)",
+              file=sys.stderr)
+        return 2
+    try:
+        results = download_dataset(
+            args.year, args.split, args.dest, machine_types=args.machine_types,
+            base_url=args.base_url, zip_dir=args.zip_dir, keep_zips=not args.remove_zips,
+            timeout_s=args.timeout, retries=args.retries,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except (DownloadError, OSError) as exc:
+        print(f"automl-asd download: error: {exc}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"{r.machine_type:<15} {r.key:<40} {r.status:<10} "
+              f"{r.bytes_downloaded / 2**20:9.1f} MiB {r.n_members:6d} files")
+    print(f"{len(results)} machine types ready under {args.dest}")
+    return 0

@@ -1,0 +1,715 @@
+"""Fetch, verify and unpack the public DCASE Task 2 data sets (2023-2025).
+
+The known Zenodo records are listed in :data:`RECORDS`. A record's metadata (the public records
+API, ``<base_url>/<record_id>``) lists every file with its ``key``, ``size``, ``checksum``
+(``"md5:<hex>"``) and download link (``links.self``). :func:`download_dataset` downloads the zip
+of each requested machine type into ``<dest>/.downloads/`` and extracts it into ``<dest>`` so that
+``automl_asd.data.scan(dest)`` reads ``<dest>/<machine_type>/{train,test,supplemental}``.
+
+Robustness rules:
+
+* a download goes to ``<zip>.part``; an interrupted one is resumed with an HTTP ``Range``
+  request; transient failures (5xx, 408, 429, connection errors, truncated bodies) are retried
+  with exponential backoff up to ``retries`` attempts;
+* the md5 checksum (and size) is verified before the ``.part`` file is renamed to its final
+  name; a file that fails verification is discarded, never kept as valid;
+* before anything is written, free disk space is checked for the download and for the
+  extracted members;
+* every archive member is checked before any member is extracted: absolute paths, ``..``
+  components, backslashes, symlinks and anything that would land outside ``dest`` are refused;
+* members are written to a temporary name and renamed into place; a marker file
+  ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
+* a verified zip is never deleted because a later step failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEV_MACHINE_TYPES",
+    "RECORDS",
+    "SPLITS",
+    "ChecksumError",
+    "DownloadError",
+    "FileResult",
+    "InsufficientSpaceError",
+    "Record",
+    "RemoteFile",
+    "UnsafeArchiveError",
+    "download_dataset",
+    "download_file",
+    "fetch_record_files",
+    "find_record",
+    "format_records",
+    "md5sum",
+    "safe_extract",
+]
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+#: Public Zenodo records API; ``<DEFAULT_BASE_URL>/<record_id>`` returns the record's JSON.
+DEFAULT_BASE_URL = "https://zenodo.org/api/records"
+
+#: ``dev``: development data; ``add``: additional training data of the evaluation machine
+#: types; ``eval``: evaluation test data (extracts into the same ``<mt>/test/`` folders).
+SPLITS: tuple[str, ...] = ("dev", "add", "eval")
+
+DEV_MACHINE_TYPES: tuple[str, ...] = (
+    "ToyCar", "ToyTrain", "fan", "gearbox", "bearing", "slider", "valve",
+)
+_EVAL_MACHINE_TYPES: dict[int, tuple[str, ...]] = {
+    2023: ("ToyDrone", "ToyNscale", "ToyTank", "Vacuum", "bandsaw", "grinder", "shaker"),
+    2024: ("3DPrinter", "AirCompressor", "Scanner", "ToyCircuit", "HoveringDrone", "HairDryer",
+           "ToothBrush", "RoboticArm", "BrushlessMotor"),
+    2025: ("ToyRCCar", "ToyPet", "HomeCamera", "AutoTrash", "Polisher", "ScrewFeeder",
+           "BandSealer", "CoffeeGrinder"),
+}
+
+_CHUNK = 1 << 20
+_USER_AGENT = "automl-asd-download/1 (+python urllib)"
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Free space kept in reserve on top of what a download or extraction needs.
+DEFAULT_MIN_FREE_BYTES = 64 << 20
+
+
+class DownloadError(RuntimeError):
+    """A download, verification or extraction that failed; the message names the file."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file whose md5 or size differs from the record metadata."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive with a member that would be written outside the destination."""
+
+
+class InsufficientSpaceError(DownloadError):
+    """Not enough free disk space for a download or an extraction."""
+
+
+class _TransientError(Exception):
+    """A failure worth retrying (server error, dropped connection, truncated body)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One known Zenodo record of DCASE Task 2 data.
+
+    ``zip_pattern`` contains ``{mt}``; ``r2_machine_types`` use the ``_train_r2`` re-release
+    (2024 additional training data of 3DPrinter and RoboticArm).
+    """
+
+    year: int
+    split: str
+    record_id: int
+    zip_pattern: str
+    machine_types: tuple[str, ...]
+    r2_machine_types: tuple[str, ...] = ()
+
+    def zip_name(self, machine_type: str) -> str:
+        """The record's file key of one machine type's zip, e.g. ``dev_fan.zip``."""
+        if machine_type not in self.machine_types:
+            raise ValueError(
+                f"{self.year} {self.split}: unknown machine type {machine_type!r}; "
+                f"choose from {', '.join(self.machine_types)}"
+            )
+        name = self.zip_pattern.format(mt=machine_type)
+        if machine_type in self.r2_machine_types:
+            name = name.removesuffix(".zip") + "_r2.zip"
+        return name
+
+
+RECORDS: tuple[Record, ...] = (
+    Record(2023, "dev", 7882613, "dev_{mt}.zip", DEV_MACHINE_TYPES),
+    Record(2023, "add", 7830345, "eval_data_{mt}_train.zip", _EVAL_MACHINE_TYPES[2023]),
+    Record(2023, "eval", 7860847, "eval_data_{mt}_test.zip", _EVAL_MACHINE_TYPES[2023]),
+    Record(2024, "dev", 10902294, "dev_{mt}.zip", DEV_MACHINE_TYPES),
+    Record(2024, "add", 11259435, "eval_data_{mt}_train.zip", _EVAL_MACHINE_TYPES[2024],
+           r2_machine_types=("3DPrinter", "RoboticArm")),
+    Record(2024, "eval", 11363076, "eval_data_{mt}_test.zip", _EVAL_MACHINE_TYPES[2024]),
+    Record(2025, "dev", 15097779, "dev_{mt}.zip", DEV_MACHINE_TYPES),
+    Record(2025, "add", 15392814, "eval_data_{mt}_train.zip", _EVAL_MACHINE_TYPES[2025]),
+    Record(2025, "eval", 15519362, "eval_data_{mt}_test.zip", _EVAL_MACHINE_TYPES[2025]),
+)
+
+
+def find_record(year: int, split: str) -> Record:
+    """The known record of ``year`` and ``split`` (``dev``, ``add`` or ``eval``)."""
+    for record in RECORDS:
+        if record.year == year and record.split == split:
+            return record
+    years = sorted({r.year for r in RECORDS})
+    raise ValueError(
+        f"no known record for year={year} split={split!r}; years: {years}, splits: {SPLITS}"
+    )
+
+
+def format_records(records: Iterable[Record] = RECORDS) -> str:
+    """A human-readable table of records, zip names and machine types (for ``--list``)."""
+    lines = []
+    for r in records:
+        quirk = f" ({', '.join(r.r2_machine_types)}: _train_r2)" if r.r2_machine_types else ""
+        lines.append(f"{r.year} {r.split:<4} record {r.record_id:<9} {r.zip_pattern}{quirk}")
+        lines.append(f"    {len(r.machine_types)} machine types: {' '.join(r.machine_types)}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a record: its key (file name), size in bytes, md5 hex digest and URL."""
+
+    key: str
+    size: int | None
+    md5: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What :func:`download_dataset` did for one zip.
+
+    ``status`` is ``"downloaded"``, ``"resumed"`` (a ``.part`` file was continued),
+    ``"extracted"`` (a verified zip was already present) or ``"verified"`` (nothing to do).
+    """
+
+    machine_type: str
+    key: str
+    status: str
+    bytes_downloaded: int
+    n_members: int
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP helpers
+
+
+def _check_url(url: str) -> None:
+    # urllib also opens file:// and ftp:// URLs; a record's metadata must not make us do that.
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"{url}: only http(s) URLs are downloaded")
+
+
+def _request(url: str, headers: Mapping[str, str] | None = None) -> urllib.request.Request:
+    _check_url(url)
+    return urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **(headers or {})})
+
+
+def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: float) -> _T:
+    """Call ``fn()`` until it does not raise :class:`_TransientError`, at most ``retries`` times.
+
+    The delay before attempt ``k + 1`` is ``backoff_s * 2**(k - 1)`` seconds.
+    """
+    if retries < 1:
+        raise ValueError(f"retries must be >= 1, got {retries}")
+    for attempt in range(1, retries + 1):
+        try:
+            return fn()
+        except _TransientError as exc:
+            if attempt == retries:
+                raise DownloadError(
+                    f"{what}: giving up after {retries} attempts, last error: {exc}; "
+                    "run the command again to resume"
+                ) from exc
+            delay = backoff_s * 2 ** (attempt - 1)
+            logger.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt, retries - 1,
+                           delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _classify_http_error(url: str, exc: urllib.error.HTTPError) -> Exception:
+    if exc.code in _RETRY_STATUS or exc.code >= 500:
+        return _TransientError(f"HTTP {exc.code} {exc.reason}")
+    return DownloadError(f"{url}: HTTP {exc.code} {exc.reason}")
+
+
+def _get_json(url: str, *, timeout_s: float, retries: int, backoff_s: float) -> Any:
+    def attempt() -> Any:
+        try:
+            with urllib.request.urlopen(_request(url, {"Accept": "application/json"}),
+                                        timeout=timeout_s) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise _classify_http_error(url, exc) from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise DownloadError(f"{url}: the response is not JSON ({exc})") from exc
+
+    return _with_retries(url, attempt, retries=retries, backoff_s=backoff_s)
+
+
+def _parse_files(url: str, base_url: str, record_id: int, meta: Any) -> dict[str, RemoteFile]:
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if isinstance(files, dict):  # some API versions nest the list under files.entries
+        entries = files.get("entries")
+        files = list(entries.values()) if isinstance(entries, dict) else entries
+    if not isinstance(files, list):
+        raise DownloadError(f"{url}: record metadata has no 'files' list")
+    out: dict[str, RemoteFile] = {}
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise DownloadError(f"{url}: a 'files' entry is not an object: {entry!r}")
+        key = entry.get("key", entry.get("filename"))
+        if not isinstance(key, str) or not key:
+            raise DownloadError(f"{url}: a 'files' entry has no 'key': {entry!r}")
+        size = entry.get("size", entry.get("filesize"))
+        checksum = entry.get("checksum")
+        md5: str | None = None
+        if isinstance(checksum, str):
+            algo, _, value = checksum.partition(":") if ":" in checksum else ("md5", "", checksum)
+            if algo.lower() == "md5" and re.fullmatch(r"[0-9a-fA-F]{32}", value):
+                md5 = value.lower()
+        raw_links = entry.get("links")
+        links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
+        file_url = (links.get("self") or links.get("content") or links.get("download")
+                    or f"{base_url.rstrip('/')}/{record_id}/files/{key}/content")
+        out[key] = RemoteFile(key=key, size=int(size) if isinstance(size, int) else None,
+                              md5=md5, url=str(file_url))
+    return out
+
+
+def fetch_record_files(
+    record_id: int,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    cache_path: Path | None = None,
+    timeout_s: float = 60.0,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+) -> dict[str, RemoteFile]:
+    """Read a record's file list (key -> :class:`RemoteFile`) from ``<base_url>/<record_id>``.
+
+    The JSON is saved to ``cache_path`` when given; if the server cannot be reached and a
+    cached copy exists, the cached copy is used (so a second run can verify offline).
+    """
+    url = f"{base_url.rstrip('/')}/{record_id}"
+    try:
+        meta = _get_json(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+    except DownloadError as exc:
+        if cache_path is None or not cache_path.is_file():
+            raise
+        logger.warning("%s; using the cached record metadata %s", exc, cache_path)
+        meta = json.loads(cache_path.read_text())
+    else:
+        if cache_path is not None:
+            _atomic_write_text(cache_path, json.dumps(meta, indent=1, sort_keys=True))
+    return _parse_files(url, base_url, record_id, meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Files on disk
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def md5sum(path: Path) -> str:
+    """The md5 hex digest of a file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_free_space(path: Path, needed: int, min_free_bytes: int, what: str) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed + min_free_bytes:
+        raise InsufficientSpaceError(
+            f"{what}: needs {needed / 2**20:.1f} MiB plus {min_free_bytes / 2**20:.1f} MiB "
+            f"reserve, but only {free / 2**20:.1f} MiB are free on {probe}; free some space "
+            "or choose another --dest"
+        )
+
+
+def _verify(path: Path, remote: RemoteFile) -> str | None:
+    """``None`` if ``path`` matches the remote size and md5, else the reason it does not."""
+    size = path.stat().st_size
+    if remote.size is not None and size != remote.size:
+        return f"size {size} bytes, record says {remote.size}"
+    if remote.md5 is not None:
+        got = md5sum(path)
+        if got != remote.md5:
+            return f"md5 {got}, record says {remote.md5}"
+    return None
+
+
+def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: bool) -> int:
+    """Append the missing bytes of ``remote`` to ``part``; returns the bytes received.
+
+    Raises :class:`_TransientError` when the transfer should be retried (the bytes received so
+    far stay in ``part`` so the retry resumes after them).
+    """
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        resp = urllib.request.urlopen(_request(remote.url, headers), timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # The range starts at or after the end: the part is complete or longer than the
+            # file. Verification decides; a part that is too long is restarted.
+            if remote.size is not None and offset > remote.size:
+                part.unlink()
+                raise _TransientError(f"{part.name} is longer than the file; restarting") from exc
+            return 0
+        raise _classify_http_error(remote.url, exc) from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
+    received = 0
+    with resp:
+        if offset and resp.status == 206:
+            match = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != offset:
+                part.unlink()
+                raise _TransientError(
+                    f"server answered Range {offset}- with Content-Range "
+                    f"{resp.headers.get('Content-Range')!r}; restarting from 0"
+                )
+            logger.info("%s: resuming at byte %d", remote.key, offset)
+        elif resp.status == 200:
+            if offset:
+                logger.info("%s: server ignored the Range request; restarting", remote.key)
+            offset = 0
+        else:
+            raise DownloadError(f"{remote.url}: unexpected HTTP status {resp.status}")
+        total = remote.size
+        length = resp.headers.get("Content-Length")
+        if total is None and length is not None and length.isdigit():
+            total = offset + int(length)
+        with part.open("ab" if offset else "wb") as f, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=remote.key, disable=not progress, leave=False,
+        ) as bar:
+            while True:
+                try:
+                    chunk = resp.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _TransientError(
+                        f"connection lost after {received} bytes: {type(exc).__name__}: {exc}"
+                    ) from exc
+                if not chunk:
+                    break
+                f.write(chunk)  # a local write error (disk full) is not transient: it propagates
+                received += len(chunk)
+                bar.update(len(chunk))
+    have = part.stat().st_size
+    if total is not None and have < total:
+        raise _TransientError(f"connection closed at byte {have} of {total}")
+    if total is not None and have > total:
+        part.unlink()
+        raise _TransientError(f"received {have} bytes, expected {total}; restarting")
+    return received
+
+
+def download_file(
+    remote: RemoteFile,
+    target: Path,
+    *,
+    timeout_s: float = 60.0,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    progress: bool = True,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+) -> tuple[str, int]:
+    """Download ``remote`` to ``target`` via ``<target>.part`` and verify it.
+
+    An existing ``.part`` file is resumed with an HTTP Range request. Transient failures are
+    retried (``retries`` attempts, exponential backoff from ``backoff_s``). The part is renamed to
+    ``target`` only after the size and md5 match the record; a mismatching download is deleted
+    and raises :class:`ChecksumError` (after one fresh restart if the download was resumed).
+
+    Returns ``(status, bytes_downloaded)`` with status ``"downloaded"`` or ``"resumed"``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    resumed = part.exists() and part.stat().st_size > 0
+    received = 0
+    for fresh_restart in (False, True):
+        have = part.stat().st_size if part.exists() else 0
+        if remote.size is not None:
+            _check_free_space(target.parent, max(remote.size - have, 0), min_free_bytes,
+                              f"downloading {remote.key}")
+
+        def attempt() -> int:
+            return _transfer(remote, part, timeout_s=timeout_s, progress=progress)
+
+        logger.info("%s: downloading %s%s", remote.key, remote.url,
+                    f" (have {have} bytes)" if have else "")
+        received += _with_retries(remote.key, attempt, retries=retries, backoff_s=backoff_s)
+        problem = _verify(part, remote)
+        if problem is None:
+            os.replace(part, target)
+            logger.info("%s: verified (%s)", remote.key, f"md5 {remote.md5}" if remote.md5
+                        else "size only: the record lists no md5")
+            return ("resumed" if resumed else "downloaded"), received
+        part.unlink()
+        if resumed and not fresh_restart:
+            # The earlier partial bytes may be stale (e.g. a re-released file): start over once.
+            logger.warning("%s: %s after resuming; downloading it again from scratch",
+                           remote.key, problem)
+            continue
+        break
+    raise ChecksumError(
+        f"{remote.key}: downloaded file has {problem}; the file was discarded. Run again; if "
+        "this repeats, the mirror at --base-url serves a different file"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction
+
+
+def _member_target(info: zipfile.ZipInfo, dest: Path, archive: Path) -> Path | None:
+    """Where a member would be written under ``dest``; ``None`` for entries to skip.
+
+    Raises :class:`UnsafeArchiveError` for absolute paths, ``..`` components, backslashes,
+    NUL bytes, symlinks and any path that would land outside ``dest``.
+    """
+    name = info.filename
+
+    def refuse(why: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(
+            f"{archive}: member {name!r} {why}; refusing to extract anything from this archive "
+            "(nothing was written)"
+        )
+
+    if "\x00" in name or "\\" in name:
+        raise refuse("contains a NUL byte or a backslash")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise refuse("is an absolute path")
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if ".." in parts:
+        raise refuse("contains a '..' component")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise refuse("is a symbolic link")
+    if not parts:
+        return None
+    if parts[0] == "__MACOSX" or parts[-1] == ".DS_Store":
+        return None  # macOS archive metadata, not data
+    target = dest.joinpath(*parts)
+    root = os.path.normpath(dest)
+    if os.path.commonpath([root, os.path.normpath(target)]) != root:
+        raise refuse("would be written outside the destination")
+    return target
+
+
+def safe_extract(
+    archive: Path,
+    dest: Path,
+    *,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+) -> dict[str, int]:
+    """Extract a zip into ``dest`` after checking every member; returns ``{relpath: size}``.
+
+    All members are checked before anything is written (see :func:`_member_target`), free space
+    is checked against the members' uncompressed sizes, and each file is written to a temporary
+    name and renamed into place, so existing files are never left half-written.
+    """
+    dest = Path(os.path.abspath(dest))
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DownloadError(f"{archive}: not a readable zip file ({exc})") from exc
+    with zf:
+        plan: list[tuple[zipfile.ZipInfo, Path]] = []
+        for info in zf.infolist():
+            target = _member_target(info, dest, archive)
+            if target is not None:
+                plan.append((info, target))
+        needed = sum(info.file_size for info, _ in plan if not info.is_dir())
+        _check_free_space(dest, needed, min_free_bytes, f"extracting {archive.name}")
+        members: dict[str, int] = {}
+        for info, target in plan:
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".extracting")
+            try:
+                with zf.open(info) as src, tmp.open("wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+            except (zipfile.BadZipFile, OSError) as exc:
+                tmp.unlink(missing_ok=True)
+                raise DownloadError(f"{archive}: cannot extract {info.filename!r}: {exc}") from exc
+            os.replace(tmp, target)
+            members[target.relative_to(dest).as_posix()] = info.file_size
+    tops = sorted({rel.split("/", 1)[0] for rel in members})
+    logger.info("%s: extracted %d files into %s (%s)", archive.name, len(members), dest,
+                ", ".join(tops))
+    return members
+
+
+def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
+    """Whether ``marker`` records an extraction of this exact file whose members are intact."""
+    try:
+        info = json.loads(marker.read_text())
+        members: dict[str, int] = info["members"]
+        if remote.md5 is not None and info.get("md5") != remote.md5:
+            return False
+        if remote.size is not None and info.get("size") != remote.size:
+            return False
+        for rel, size in members.items():
+            path = dest / rel
+            if not path.is_file() or path.stat().st_size != size:
+                logger.info("%s: %s is missing or changed; extracting again", remote.key, path)
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# A whole record
+
+
+def _fetch_one(
+    machine_type: str,
+    remote: RemoteFile,
+    dest: Path,
+    zip_dir: Path,
+    *,
+    keep_zips: bool,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
+    progress: bool,
+    min_free_bytes: int,
+) -> FileResult:
+    zip_path = zip_dir / remote.key
+    marker = zip_dir / f"{remote.key}.extracted.json"
+    status = "extracted"
+    received = 0
+    if zip_path.exists():
+        problem = _verify(zip_path, remote)
+        if problem is not None:
+            # Not a verified file (corrupted on disk or replaced upstream): fetch it again.
+            logger.warning("%s: %s; downloading it again", zip_path, problem)
+            zip_path.unlink()
+    if not zip_path.exists() and _marker_ok(marker, dest, remote):
+        return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
+    if not zip_path.exists():
+        status, received = download_file(
+            remote, zip_path, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+            progress=progress, min_free_bytes=min_free_bytes,
+        )
+    elif _marker_ok(marker, dest, remote):
+        logger.info("%s: verified, extracted files intact", remote.key)
+        return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
+    members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes)
+    if any(not rel.startswith(f"{machine_type}/") for rel in members):
+        logger.warning("%s: some members are not under %s/; scan(dest) may not find them",
+                       remote.key, machine_type)
+    _atomic_write_text(marker, json.dumps(
+        {"key": remote.key, "md5": remote.md5, "size": remote.size, "members": members},
+        indent=0, sort_keys=True,
+    ))
+    if not keep_zips:
+        zip_path.unlink()  # deliberate: extracted and recorded; not a failure path
+    return FileResult(machine_type, remote.key, status, received, len(members))
+
+
+def _count_members(marker: Path) -> int:
+    return len(json.loads(marker.read_text())["members"])
+
+
+def download_dataset(
+    year: int,
+    split: str,
+    dest: Path,
+    *,
+    machine_types: Sequence[str] | None = None,
+    base_url: str = DEFAULT_BASE_URL,
+    zip_dir: Path | None = None,
+    keep_zips: bool = True,
+    timeout_s: float = 60.0,
+    retries: int = 5,
+    backoff_s: float = 1.0,
+    progress: bool = True,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+) -> list[FileResult]:
+    """Download, verify and extract one record's zips into ``dest`` (one per machine type).
+
+    Args:
+        year, split: select the record (see :data:`RECORDS`).
+        dest: data root; afterwards ``dest/<machine_type>/{train,test,...}`` exist.
+        machine_types: subset of the record's machine types (default: all).
+        base_url: records API; ``<base_url>/<record_id>`` must return the record JSON.
+        zip_dir: where zips, ``.part`` files and markers live (default ``dest/.downloads``).
+        keep_zips: keep verified zips after extraction (a later run re-checks their md5).
+        retries, backoff_s, timeout_s: attempts per request, first retry delay, socket timeout.
+
+    Returns:
+        One :class:`FileResult` per machine type, in the order requested.
+
+    Raises:
+        DownloadError: after trying every file, naming each one that failed. Files that were
+        verified stay in place.
+    """
+    record = find_record(year, split)
+    wanted = list(machine_types) if machine_types else list(record.machine_types)
+    for mt in wanted:
+        record.zip_name(mt)  # validates the name
+    dest = Path(dest)
+    zip_dir = Path(zip_dir) if zip_dir is not None else dest / ".downloads"
+    dest.mkdir(parents=True, exist_ok=True)
+    zip_dir.mkdir(parents=True, exist_ok=True)
+    remote_files = fetch_record_files(
+        record.record_id, base_url=base_url, cache_path=zip_dir / f"record_{record.record_id}.json",
+        timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+    )
+    results: list[FileResult] = []
+    failures: list[str] = []
+    for mt in wanted:
+        key = record.zip_name(mt)
+        remote = remote_files.get(key)
+        if remote is None:
+            failures.append(f"{key}: not in record {record.record_id} (it lists "
+                            f"{', '.join(sorted(remote_files)) or 'no files'})")
+            continue
+        try:
+            results.append(_fetch_one(
+                mt, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
+                retries=retries, backoff_s=backoff_s, progress=progress,
+                min_free_bytes=min_free_bytes,
+            ))
+        except DownloadError as exc:
+            logger.error("%s", exc)
+            failures.append(str(exc))
+    if failures:
+        raise DownloadError(
+            f"{len(failures)} of {len(wanted)} files of {year} {split} failed "
+            f"(verified files were kept):\n  " + "\n  ".join(failures)
+        )
+    return results
