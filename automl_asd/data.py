@@ -5,11 +5,22 @@ All file-name parsing of the project lives in this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import csv
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["Split", "Domain", "Label", "Clip", "MachineData", "DataError"]
+__all__ = [
+    "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
+    "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
+    "find_machine_dirs", "attach_ground_truth", "summarize",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -90,3 +101,365 @@ class MachineData:
     @property
     def sections(self) -> tuple[str, ...]:
         return tuple(sorted({c.section for c in self.clips}))
+
+
+# --------------------------------------------------------------------------- file names
+
+#: ``section_00_source_train_normal_0000_<attr>`` (dev and additional-train train/test names).
+_FULL = re.compile(
+    r"^section_(?P<section>\d+)_(?P<domain>source|target)_(?P<split>train|test)_"
+    r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.*))?$")
+#: 2024 eval RoboticArm labelled names lack the split token:
+#: ``section_00_source_normal_0035_weight15_BckgF``.
+_NO_SPLIT = re.compile(
+    r"^section_(?P<section>\d+)_(?P<domain>source|target)_"
+    r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.*))?$")
+#: Anonymised eval test names ``section_00_0000`` (README variant ``section_00_test_0000``).
+_ANON = re.compile(r"^section_(?P<section>\d+)_(?:test_)?(?P<index>\d+)$")
+_SECTION = re.compile(r"^section_(?P<section>\d+)(?:_(?P<rest>.*))?$")
+#: Attribute keys are plain words (``car``, ``spd``, ``m-n``); anything else stands alone.
+_KEY = re.compile(r"^[A-Za-z][A-Za-z-]*$")
+_NO_ATTRIBUTE = "noAttribute"
+_KIND_WORDS = {"machine": "machine", "clean": "machine", "noise": "noise"}
+_FILLER_WORDS = {"supplemental", "supp", "train"}
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    """What a clip's file name says (see :func:`parse_name`)."""
+
+    section: str
+    domain: Domain
+    label: Label
+    index: int | None
+    attributes: tuple[tuple[str, str], ...] | None
+    kind: str = ""
+
+
+def parse_attributes(suffix: str | None) -> tuple[tuple[str, str], ...] | None:
+    """Split the attribute suffix of a file name into ``(key, value)`` pairs.
+
+    ``None`` (no suffix) gives ``()``; ``"noAttribute"`` gives ``None`` (hidden attributes).
+    A word token followed by a non-empty token forms a pair (``spd_28V`` -> ``("spd", "28V")``);
+    any other token is kept alone as ``(token, "")`` (``spd1000_BckgA`` ->
+    ``(("spd1000", ""), ("BckgA", ""))``), so ``Clip.attribute_string`` reproduces the suffix
+    exactly.
+    """
+    if suffix is None or suffix == "":
+        return ()
+    if suffix == _NO_ATTRIBUTE:
+        return None
+    tokens = suffix.split("_")
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if _KEY.match(tok) and i + 1 < len(tokens) and tokens[i + 1] != "":
+            pairs.append((tok, tokens[i + 1]))
+            i += 2
+        else:
+            pairs.append((tok, ""))
+            i += 1
+    return tuple(pairs)
+
+
+def parse_name(name: str, split: Split | str) -> ParsedName:
+    """Parse a DCASE clip file name found in the ``split`` folder.
+
+    Handles dev/additional-train names, 2024 RoboticArm names without the ``test`` token,
+    anonymised eval names (``section_00_0000.wav``, label/domain unknown), ``noAttribute``
+    names and the known supplemental variants (unknown supplemental names give
+    ``kind="unknown"``). Raises :class:`DataError` for a train/test name it cannot read.
+    """
+    split = Split(split)
+    stem = name[:-4] if name.lower().endswith(".wav") else name
+    if split is Split.SUPPLEMENTAL:
+        return _parse_supplemental(stem)
+    m = _FULL.match(stem)
+    if m is not None and m.group("split") != split.value:
+        raise DataError(f"{name}: name says split '{m.group('split')}' but the file is in "
+                        f"{split.value}/; move it to {m.group('split')}/")
+    if m is None:
+        m = _NO_SPLIT.match(stem)
+    if m is not None:
+        label = Label(m.group("label"))
+        if split is Split.TRAIN and label is Label.ANOMALY:
+            raise DataError(f"{name}: anomalous clip in train/; training data must be normal, "
+                            "move it to test/")
+        return ParsedName(m.group("section"), Domain(m.group("domain")), label,
+                          int(m.group("index")), parse_attributes(m.group("attr")))
+    m = _ANON.match(stem)
+    if m is not None and split is Split.TEST:
+        return ParsedName(m.group("section"), Domain.UNKNOWN, Label.UNKNOWN,
+                          int(m.group("index")), None)
+    expected = ("section_<ss>_<source|target>_train_normal_<NNNN>_<attributes>.wav"
+                if split is Split.TRAIN else
+                "section_<ss>_<source|target>_test_<normal|anomaly>_<NNNN>_<attributes>.wav or "
+                "section_<ss>_<NNNN>.wav")
+    raise DataError(f"{name}: cannot parse this {split.value} file name; expected {expected} "
+                    "(rename or remove the file)")
+
+
+def _parse_supplemental(stem: str) -> ParsedName:
+    """Supplemental names are not confirmed for 2025; read the known variants token by token.
+
+    ``section_00_machine_0001_``, ``section_00_noise_supplemental_normal_0000``,
+    ``section_00_source_supplemental_machine_0000``, ``section_00_machine_source_0000_noAttribute``.
+    """
+    m = _SECTION.match(stem)
+    if m is None:
+        return ParsedName("", Domain.UNKNOWN, Label.NORMAL, None, (), "unknown")
+    section = m.group("section")
+    tokens = (m.group("rest") or "").split("_")
+    kind, domain, label = "", Domain.UNKNOWN, Label.NORMAL
+    for i, tok in enumerate(tokens):
+        low = tok.lower()
+        if tok.isdigit():
+            if not kind:
+                break
+            rest = "_".join(tokens[i + 1:]) if i + 1 < len(tokens) else None
+            if domain is Domain.UNKNOWN and kind == "machine":
+                domain = Domain.SOURCE  # clean machine sounds are source-domain (DCASE 2025)
+            return ParsedName(section, domain, label, int(tok), parse_attributes(rest), kind)
+        if low in _KIND_WORDS and not kind:
+            kind = _KIND_WORDS[low]
+        elif low in ("source", "target"):
+            domain = Domain(low)
+        elif low in ("normal", "anomaly"):
+            label = Label(low)
+        elif low not in _FILLER_WORDS:
+            break
+    logger.debug("supplemental name %s not recognised; kind=unknown", stem)
+    return ParsedName(section, domain, label, None, (), "unknown")
+
+
+# --------------------------------------------------------------------------- trees
+
+_SPLIT_DIRS = tuple(s.value for s in Split)
+
+
+def _is_machine_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / s).is_dir() for s in _SPLIT_DIRS)
+
+
+def find_machine_dirs(root: str | Path) -> dict[str, Path]:
+    """Map machine type -> folder for ``<root>/<mt>/``, ``<root>/{dev_data,eval_data}/raw/<mt>/``
+    (the baseline's form), ``<root>/raw/<mt>/`` or a single machine folder ``<root>``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data root does not exist or is not a folder")
+    if _is_machine_dir(root):
+        return {root.name: root}
+    parents = [root, root / "raw"]
+    for sub in ("dev_data", "eval_data"):
+        parents += [root / sub, root / sub / "raw"]
+    found: dict[str, Path] = {}
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        for child in sorted(parent.iterdir()):
+            if not _is_machine_dir(child):
+                continue
+            if child.name in found:
+                raise DataError(f"machine type {child.name!r} found twice: {found[child.name]} "
+                                f"and {child}; keep one copy")
+            found[child.name] = child
+    if not found:
+        raise DataError(
+            f"{root}: no machine-type folders found; expected <root>/<machine_type>/"
+            "{train,test,supplemental}/*.wav or <root>/{dev_data,eval_data}/raw/<machine_type>/")
+    return dict(sorted(found.items()))
+
+
+def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> MachineData:
+    """Read every wav of one machine-type folder into :class:`Clip` records (sorted by path).
+
+    Raises :class:`DataError` naming the file for an unparseable name, and naming the folder
+    when it holds no train clips.
+    """
+    directory = Path(directory)
+    mt = machine_type or directory.name
+    if "_" in mt or not mt:
+        raise DataError(f"{directory}: machine type {mt!r} must be non-empty and contain no '_' "
+                        "(the official evaluator splits file names on '_'); rename the folder")
+    if (directory / "test_rename").is_dir():
+        logger.warning("%s: ignoring test_rename/ (labelled copies); pass the official ground "
+                       "truth with --ground-truth instead", directory / "test_rename")
+    clips: list[Clip] = []
+    for split in Split:
+        folder = directory / split.value
+        if not folder.is_dir():
+            continue
+        skipped = 0
+        for path in sorted(folder.iterdir()):
+            if not (path.is_file() and path.suffix.lower() == ".wav"):
+                skipped += 1
+                continue
+            try:
+                parsed = parse_name(path.name, split)
+            except DataError as exc:
+                raise DataError(f"{folder}/{exc}") from None
+            clips.append(Clip(path=path, machine_type=mt, section=parsed.section, split=split,
+                              domain=parsed.domain, label=parsed.label, index=parsed.index,
+                              attributes=parsed.attributes, kind=parsed.kind))
+        if skipped:
+            logger.debug("%s: %d non-wav entries ignored", folder, skipped)
+    train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})
+    if not train_sections:
+        raise DataError(f"{directory / 'train'}: machine type {mt!r} has no train clips "
+                        "(*.wav); extract the training zip there")
+    if len(train_sections) == 1:  # supplemental names without a section inherit it
+        clips = [replace(c, section=train_sections[0]) if c.section == "" else c for c in clips]
+    clips.sort(key=lambda c: c.path)
+    return MachineData(machine_type=mt, root=directory, clips=tuple(clips))
+
+
+def scan(root: str | Path, *, machine_types: Iterable[str] | None = None,
+         ground_truth: str | Path | None = None) -> dict[str, MachineData]:
+    """Scan a DCASE Task 2 tree into ``{machine_type: MachineData}`` sorted by machine type.
+
+    Args:
+        root: a tree in any layout accepted by :func:`find_machine_dirs`.
+        machine_types: keep only these (an unknown name is an error listing the valid ones).
+        ground_truth: the official evaluator's folder holding ``ground_truth_data/`` and
+            ``ground_truth_domain/`` (optionally ``ground_truth_attributes/``); labels, domains
+            and attributes of anonymised eval test clips are taken from it.
+    """
+    dirs = find_machine_dirs(root)
+    if machine_types is not None:
+        wanted = list(machine_types)
+        unknown = [m for m in wanted if m not in dirs]
+        if unknown:
+            raise DataError(f"{root}: machine type(s) {', '.join(unknown)} not found; "
+                            f"available: {', '.join(dirs)}")
+        dirs = {m: dirs[m] for m in sorted(set(wanted))}
+    machines = {mt: scan_machine(d, machine_type=mt) for mt, d in dirs.items()}
+    if ground_truth is not None:
+        gt = Path(ground_truth)
+        if not (gt / "ground_truth_data").is_dir():
+            raise DataError(f"{gt}: no ground_truth_data/ folder; pass the evaluator's folder "
+                            "that holds ground_truth_data/ and ground_truth_domain/")
+        machines = {mt: attach_ground_truth(md, gt) for mt, md in machines.items()}
+    return machines
+
+
+def _read_gt_csv(path: Path) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    with path.open(newline="") as f:
+        for n, row in enumerate(csv.reader(f), start=1):
+            if not row or not row[0].strip():
+                continue
+            if len(row) < 2:
+                raise DataError(f"{path}:{n}: expected '<file name>,<value>', got {row!r}")
+            rows[row[0].strip()] = [v.strip() for v in row[1:]]
+    return rows
+
+
+def _flag(path: Path, name: str, value: str) -> int:
+    try:
+        flag = int(float(value))
+    except ValueError:
+        flag = -1
+    if flag not in (0, 1):
+        raise DataError(f"{path}: {name}: value {value!r} must be 0 or 1")
+    return flag
+
+
+def attach_ground_truth(machine: MachineData, ground_truth: str | Path) -> MachineData:
+    """Fill label/domain (and attributes) of test clips from the official ground-truth CSVs.
+
+    Reads ``<gt>/ground_truth_{data,domain,attributes}/ground_truth_<mt>_section_<ss>_test.csv``
+    where present. A test clip missing from a present file, or a value contradicting the clip's
+    own name, is a :class:`DataError`; rows without a wav are logged as a warning.
+    """
+    gt = Path(ground_truth)
+    test = [c for c in machine.clips if c.split is Split.TEST]
+    updates: dict[Path, Clip] = {}
+    for section in sorted({c.section for c in test}):
+        fname = f"ground_truth_{machine.machine_type}_section_{section}_test.csv"
+        clips = {c.name: c for c in test if c.section == section}
+        for kind in ("data", "domain", "attributes"):
+            path = gt / f"ground_truth_{kind}" / fname
+            if not path.is_file():
+                if kind == "data":
+                    logger.debug("%s: no ground truth for %s", path, machine.machine_type)
+                continue
+            rows = _read_gt_csv(path)
+            missing = sorted(set(clips) - set(rows))
+            if missing:
+                raise DataError(f"{path}: no row for {len(missing)} test clip(s), e.g. "
+                                f"{missing[0]}; is this the ground truth of the same data set?")
+            extra = sorted(set(rows) - set(clips))
+            if extra:
+                logger.warning("%s: %d rows name clips not in %s (e.g. %s)", path, len(extra),
+                               machine.root / "test", extra[0])
+            for name, clip in clips.items():
+                cur = updates.get(clip.path, clip)
+                updates[clip.path] = _apply_gt(cur, kind, rows[name], path)
+    if not updates:
+        return machine
+    clips_out = tuple(updates.get(c.path, c) for c in machine.clips)
+    return replace(machine, clips=clips_out)
+
+
+def _apply_gt(clip: Clip, kind: str, values: list[str], path: Path) -> Clip:
+    if kind == "attributes":
+        labelled = values[-1].removesuffix(".wav")  # revealed-attribute name if given
+        try:
+            parsed = parse_name(labelled + ".wav", Split.TEST)
+        except DataError as exc:
+            raise DataError(f"{path}: {clip.name}: {exc}") from None
+        return replace(clip, attributes=parsed.attributes)
+    flag = _flag(path, clip.name, values[0])
+    if kind == "data":
+        label = Label.ANOMALY if flag else Label.NORMAL
+        if clip.label is not Label.UNKNOWN and clip.label is not label:
+            raise DataError(f"{path}: {clip.name} is {label.value} here but its name says "
+                            f"{clip.label.value}; wrong ground-truth folder?")
+        return replace(clip, label=label)
+    domain = Domain.TARGET if flag else Domain.SOURCE
+    if clip.domain is not Domain.UNKNOWN and clip.domain is not domain:
+        raise DataError(f"{path}: {clip.name} is {domain.value} here but its name says "
+                        f"{clip.domain.value}; wrong ground-truth folder?")
+    return replace(clip, domain=domain)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+@dataclass(frozen=True)
+class MachineSummary:
+    """Counts of one machine type for ``automl-asd info``.
+
+    ``counts`` maps ``(split, domain, label)`` to a clip count. ``attribute_mode`` is
+    ``named``, ``hidden`` (``noAttribute``), ``none`` (names carry no attributes) or ``mixed``,
+    judged on train clips. ``supplemental_kinds`` counts supplemental clips by kind.
+    """
+
+    machine_type: str
+    sections: tuple[str, ...]
+    counts: Mapping[tuple[Split, Domain, Label], int]
+    attribute_mode: str
+    attribute_keys: tuple[str, ...]
+    supplemental_kinds: Mapping[str, int]
+
+    def count(self, split: Split | None = None, domain: Domain | None = None,
+              label: Label | None = None) -> int:
+        """Number of clips matching the given fields (``None`` = any)."""
+        return sum(n for (s, d, lab), n in self.counts.items()
+                   if (split is None or s is split) and (domain is None or d is domain)
+                   and (label is None or lab is label))
+
+
+def summarize(machine: MachineData) -> MachineSummary:
+    """Per-machine counts by split/domain/label, attribute mode and supplemental kinds."""
+    counts = Counter((c.split, c.domain, c.label) for c in machine.clips)
+    train = machine.train
+    modes = {"hidden" if c.attributes is None else ("named" if c.attributes else "none")
+             for c in train}
+    mode = modes.pop() if len(modes) == 1 else ("mixed" if modes else "none")
+    keys = sorted({k for c in train for k, v in (c.attributes or ()) if v})
+    kinds = Counter(c.kind for c in machine.supplemental)
+    return MachineSummary(machine.machine_type, machine.sections, dict(counts), mode,
+                          tuple(keys), dict(sorted(kinds.items())))

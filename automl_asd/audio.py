@@ -1,0 +1,130 @@
+"""Load and validate wav files: mono float32 at the requested sample rate.
+
+Every check raises :class:`AudioError` (a :class:`~automl_asd.data.DataError`) whose message
+names the file and says how to fix it; nothing is silently padded, truncated or downmixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from automl_asd.data import DataError
+
+__all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info"]
+
+logger = logging.getLogger(__name__)
+
+# libsndfile reports a data chunk longer than the file as "data : 320000 (should be 159978)".
+_TRUNCATED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZES = (0, 0xFFFFFFFF)  # writers that do not know the length up front
+
+
+class AudioError(DataError):
+    """A wav file that cannot be used as a clip; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    """Header facts of one wav file."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def wav_info(path: str | Path) -> WavInfo:
+    """Read the header of ``path`` (no samples). Raises :class:`AudioError` if unreadable."""
+    p = Path(path)
+    try:
+        info = sf.info(str(p))
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"{p}: cannot read wav header ({exc}); re-download or re-extract the "
+                         "file") from exc
+    return WavInfo(p, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` at its native rate and validate it.
+
+    Returns ``(waveform, sample_rate)`` with ``waveform`` float32 of shape ``(n_samples,)``.
+    Raises :class:`AudioError` for a missing, corrupt, truncated, multi-channel, empty or
+    non-finite file.
+    """
+    p = Path(path)
+    try:
+        with sf.SoundFile(str(p)) as f:
+            _check_not_truncated(p, f.extra_info)
+            rate = int(f.samplerate)
+            channels = int(f.channels)
+            if channels != 1:
+                raise AudioError(
+                    f"{p}: {channels} channels, DCASE clips are mono; convert it first, e.g. "
+                    f"`sox {p.name} -c 1 mono_{p.name}`")
+            data = f.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except FileNotFoundError as exc:
+        raise AudioError(f"{p}: no such file; re-scan the data tree") from exc
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
+        raise AudioError(f"{p}: corrupt or unsupported audio file ({exc}); re-download or "
+                         "re-extract it") from exc
+    wave = data[:, 0]
+    if wave.size == 0:
+        raise AudioError(f"{p}: empty wav (0 samples); re-download or remove the file")
+    if not np.isfinite(wave).all():
+        bad = int(np.count_nonzero(~np.isfinite(wave)))
+        raise AudioError(f"{p}: {bad} NaN/inf samples; the file is damaged, re-download it")
+    return np.ascontiguousarray(wave), rate
+
+
+def load_wav(path: str | Path, *, sample_rate: int | None = None,
+             resample: bool = False) -> np.ndarray:
+    """Load a mono clip as float32 ``(n_samples,)``.
+
+    Args:
+        path: wav file.
+        sample_rate: expected rate in Hz; ``None`` accepts the file's native rate.
+        resample: if true, a file at another rate is resampled to ``sample_rate`` with
+            ``torchaudio.functional.resample``; if false such a file raises :class:`AudioError`.
+    """
+    wave, rate = read_wav(path)
+    if sample_rate is None or rate == sample_rate:
+        return wave
+    if not resample:
+        raise AudioError(f"{path}: {rate} Hz, expected {sample_rate} Hz; resample the data set "
+                         "or ask for resampling (load_wav(..., resample=True))")
+    return resample_wave(wave, rate, sample_rate)
+
+
+def resample_wave(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling of a float32 ``(n_samples,)`` waveform."""
+    import torch
+    import torchaudio.functional as taf
+
+    with torch.inference_mode():
+        out = taf.resample(torch.from_numpy(wave), orig_rate, new_rate)
+    result: np.ndarray = out.numpy().astype(np.float32, copy=False)
+    return result
+
+
+def _check_not_truncated(path: Path, extra_info: str) -> None:
+    """libsndfile reads a truncated wav without complaint; its header log tells."""
+    m = _TRUNCATED.search(extra_info)
+    if m is None:
+        return
+    declared, actual = int(m.group(1)), int(m.group(2))
+    if declared > actual and declared not in _STREAMING_SIZES:
+        raise AudioError(f"{path}: truncated wav (header declares {declared} data bytes, file "
+                         f"holds {actual}); re-download or re-extract the file")
