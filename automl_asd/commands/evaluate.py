@@ -1,0 +1,50 @@
+"""``automl-asd evaluate``: official DCASE metrics of a folder of submission CSVs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "score submission CSVs against ground truth with the official DCASE metrics"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scores", type=Path, required=True, metavar="DIR",
+        help="folder with anomaly_score_<mt>_section_<ss>_test.csv and decision_result_...csv",
+    )
+    parser.add_argument(
+        "--ground-truth", type=Path, required=True, metavar="DIR",
+        help="the official evaluator's folder (ground_truth_data/, ground_truth_domain/, "
+        "optional ground_truth_attributes/) or a DCASE data root with labelled test names",
+    )
+    parser.add_argument(
+        "--machine-types", nargs="+", default=None, metavar="MT",
+        help="evaluate only these machine types of the ground truth (default: all)",
+    )
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write {official_score, machine_types: {...}} as JSON")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="also write the table: CSV, or Markdown if FILE ends in .md")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from automl_asd.io.submission import write_evaluation_json, write_evaluation_table
+    from automl_asd.metrics import evaluate_submission
+
+    result = evaluate_submission(
+        args.scores, args.ground_truth, machine_types=args.machine_types
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(result.table.to_string(float_format=lambda x: f"{x:.4f}", na_rep="-"))
+    print(f"\nofficial score (Ω): {result.official_score:.6f}   "
+          f"a-mean: {result.table.attrs['amean_score']:.6f}   "
+          f"({len(result.per_section)} machine type/section(s))")
+    if args.json is not None:
+        print(f"wrote {write_evaluation_json(result.to_json_dict(), args.json)}")
+    if args.out is not None:
+        path = write_evaluation_table(result.table, args.out, official_score=result.official_score)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,451 @@
+"""Official DCASE Task 2 metrics (2023-2025 evaluator semantics) and the official score.
+
+Per machine type and section (``dcase_spec.md`` section 2.1):
+
+* AUC (source) / AUC (target): ``roc_auc_score`` on that domain's normal clips against *all*
+  anomalous clips of the section (both domains);
+* pAUC: ``roc_auc_score(max_fpr=0.1)`` (McClish-standardised) over all clips of the section;
+* AUC (all): every clip of the section (reported, not ranked);
+* precision / recall / F1 per domain from the 0/1 decisions on that domain's clips only, with
+  the evaluator's ``max(., eps)`` guards.
+
+The official score Omega is the harmonic mean over [all AUC-s] + [all AUC-t] + [all pAUC],
+each value first floored at ``sys.float_info.epsilon``. scikit-learn is used on purpose: its tie
+handling (one ROC threshold per tied score, half credit per tied pair) *is* the official one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.stats import hmean as _scipy_hmean
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from automl_asd.data import Clip
+    from automl_asd.io.submission import SectionKey, SectionTruth
+
+__all__ = [
+    "EPS",
+    "MAX_FPR",
+    "METRIC_FIELDS",
+    "MachineMetrics",
+    "SubmissionEvaluation",
+    "amean_score",
+    "evaluate_submission",
+    "floored_hmean",
+    "machine_metrics",
+    "metrics_for_clips",
+    "official_score",
+    "summary_table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The evaluator's floor / division guard (``sys.float_info.epsilon``).
+EPS: float = sys.float_info.epsilon
+#: The evaluator's pAUC range: false-positive rates in [0, 0.1].
+MAX_FPR: float = 0.1
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class MachineMetrics:
+    """Official metrics of one (machine type, section); all values are fractions in [0, 1].
+
+    The decision fields are ``None`` when no 0/1 decisions were given.
+    """
+
+    auc_source: float
+    auc_target: float
+    pauc: float
+    auc_all: float
+    precision_source: float | None = None
+    recall_source: float | None = None
+    f1_source: float | None = None
+    precision_target: float | None = None
+    recall_target: float | None = None
+    f1_target: float | None = None
+
+    @property
+    def official_values(self) -> tuple[float, float, float]:
+        """``(auc_source, auc_target, pauc)``: this section's three inputs to Omega."""
+        return (self.auc_source, self.auc_target, self.pauc)
+
+    @property
+    def score(self) -> float:
+        """Harmonic mean of this section's three official values (eps-floored)."""
+        return floored_hmean(self.official_values)
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Field name -> value, in declaration order."""
+        return asdict(self)
+
+
+#: Column order of :func:`summary_table` and of the JSON per machine type.
+METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(MachineMetrics))
+
+
+def floored_hmean(values: Iterable[float]) -> float:
+    """Harmonic mean of ``values`` after flooring each at :data:`EPS` (the evaluator's rule).
+
+    Returns NaN if any value is NaN; raises ``ValueError`` for an empty input.
+    """
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("floored_hmean: no values (need at least one machine type/section)")
+    if np.isnan(arr).any():
+        return math.nan
+    return float(_scipy_hmean(np.maximum(arr, EPS)))
+
+
+def _as_labels(y_true: ArrayLike, n: int | None = None) -> NDArray[np.bool_]:
+    arr = np.asarray(y_true)
+    if arr.ndim != 1:
+        raise ValueError(f"machine_metrics: y_true must be 1-D, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(
+            f"machine_metrics: y_true must be 0/1 (1 = anomaly), got dtype {arr.dtype}"
+        )
+    bad = sorted({float(v) for v in np.unique(arr)} - {0.0, 1.0})
+    if bad:
+        raise ValueError(f"machine_metrics: y_true must be 0/1 (1 = anomaly), found {bad[:5]}")
+    return arr.astype(bool)
+
+
+def _as_is_target(domains: ArrayLike) -> NDArray[np.bool_]:
+    """``"source"``/``"target"`` (any case, or a Domain enum) or 0/1 (1 = target) -> bool."""
+    arr = np.asarray(domains)
+    if arr.ndim != 1:
+        raise ValueError(f"machine_metrics: domains must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind in "biuf":
+        bad_num = sorted({float(v) for v in np.unique(arr)} - {0.0, 1.0})
+        if bad_num:
+            raise ValueError(
+                f"machine_metrics: numeric domains must be 0 (source) or 1 (target), "
+                f"found {bad_num[:5]}"
+            )
+        return arr.astype(bool)
+    text = np.array([str(d).lower() for d in arr.tolist()], dtype=object)
+    bad = sorted(set(text.tolist()) - {"source", "target"})
+    if bad:
+        raise ValueError(
+            f"machine_metrics: domains must be 'source' or 'target', found {bad[:5]}; "
+            "only labelled test clips of a known domain can be evaluated"
+        )
+    return np.asarray(text == "target", dtype=bool)
+
+
+def _decision_prf(
+    y: NDArray[np.bool_], decided: NDArray[np.bool_]
+) -> tuple[float, float, float]:
+    # labels=[0, 1] keeps the 2x2 shape when a domain holds a single class.
+    tn, fp, fn, tp = confusion_matrix(y, decided, labels=[False, True]).ravel()
+    precision = float(tp / max(tp + fp, EPS))
+    recall = float(tp / max(tp + fn, EPS))
+    f1 = float(2.0 * precision * recall / max(precision + recall, EPS))
+    return precision, recall, f1
+
+
+def machine_metrics(
+    y_true: ArrayLike,
+    domains: ArrayLike,
+    scores: ArrayLike,
+    decisions: ArrayLike | None = None,
+    *,
+    max_fpr: float = MAX_FPR,
+) -> MachineMetrics:
+    """Official metrics of one machine type and section from in-memory arrays.
+
+    Args:
+        y_true: ``(n,)`` 0/1 or bool, 1 = anomaly.
+        domains: ``(n,)`` ``"source"``/``"target"`` (or 0/1 with 1 = target).
+        scores: ``(n,)`` finite anomaly scores, higher = more anomalous.
+        decisions: optional ``(n,)`` 0/1 decisions (1 = anomaly) for precision/recall/F1.
+        max_fpr: pAUC range (the official value is 0.1).
+
+    Returns:
+        The section's :class:`MachineMetrics`.
+
+    Raises:
+        ValueError: mismatched lengths, non-finite scores, invalid labels/domains/decisions, or
+            a section without anomalies or without normal clips of a domain.
+    """
+    y = _as_labels(y_true)
+    is_target = _as_is_target(domains)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1:
+        raise ValueError(f"machine_metrics: scores must be 1-D, got shape {s.shape}")
+    if not (len(y) == len(is_target) == len(s)):
+        raise ValueError(
+            f"machine_metrics: y_true, domains and scores differ in length "
+            f"({len(y)}, {len(is_target)}, {len(s)})"
+        )
+    if not np.isfinite(s).all():
+        idx = np.flatnonzero(~np.isfinite(s))[:5].tolist()
+        raise ValueError(f"machine_metrics: non-finite scores at positions {idx}")
+    if not 0.0 < max_fpr <= 1.0:
+        raise ValueError(f"machine_metrics: max_fpr must be in (0, 1], got {max_fpr}")
+    if not y.any():
+        raise ValueError("machine_metrics: no anomalous clips; AUC and pAUC are undefined")
+    for name, normal_mask in (("source", ~is_target & ~y), ("target", is_target & ~y)):
+        if not normal_mask.any():
+            raise ValueError(
+                f"machine_metrics: no {name}-domain normal clips; AUC ({name}) is undefined"
+            )
+
+    auc: dict[str, float] = {}
+    for name, in_domain in (("source", ~is_target), ("target", is_target)):
+        # The domain's normals against ALL anomalies of the section (both domains).
+        keep = in_domain | y
+        auc[name] = float(roc_auc_score(y[keep], s[keep]))
+    pauc = float(roc_auc_score(y, s, max_fpr=max_fpr))
+    auc_all = float(roc_auc_score(y, s))
+
+    if decisions is None:
+        return MachineMetrics(auc["source"], auc["target"], pauc, auc_all)
+
+    d = np.asarray(decisions)
+    if d.shape != y.shape:
+        raise ValueError(
+            f"machine_metrics: decisions have shape {d.shape}, expected {y.shape}"
+        )
+    if d.dtype != np.bool_:
+        bad = sorted({float(v) for v in np.unique(d.astype(np.float64))} - {0.0, 1.0})
+        if bad:
+            raise ValueError(f"machine_metrics: decisions must be 0/1, found {bad[:5]}")
+    decided = d.astype(bool)
+    ps, rs, fs = _decision_prf(y[~is_target], decided[~is_target])
+    pt, rt, ft = _decision_prf(y[is_target], decided[is_target])
+    return MachineMetrics(auc["source"], auc["target"], pauc, auc_all, ps, rs, fs, pt, rt, ft)
+
+
+def metrics_for_clips(
+    clips: Sequence[Clip],
+    scores: ArrayLike,
+    decisions: ArrayLike | None = None,
+    *,
+    max_fpr: float = MAX_FPR,
+) -> MachineMetrics:
+    """:func:`machine_metrics` for labelled test clips (labels and domains read from ``clips``).
+
+    ``scores[i]`` / ``decisions[i]`` belong to ``clips[i]``. Raises ``ValueError`` naming the
+    first clip whose label or domain is unknown.
+    """
+    y = np.zeros(len(clips), dtype=bool)
+    domains: list[str] = []
+    for i, clip in enumerate(clips):
+        label, domain = str(clip.label), str(clip.domain)
+        if label not in ("normal", "anomaly") or domain not in ("source", "target"):
+            raise ValueError(
+                f"{clip.path}: label '{label}' / domain '{domain}' is unknown; metrics need "
+                "labelled test clips (dev names section_XX_<domain>_test_<label>_...)"
+            )
+        y[i] = label == "anomaly"
+        domains.append(domain)
+    return machine_metrics(y, domains, scores, decisions, max_fpr=max_fpr)
+
+
+def _official_inputs(per_machine: Mapping[K, MachineMetrics]) -> list[float]:
+    values = list(per_machine.values())
+    if not values:
+        raise ValueError("official_score: no machine types/sections to average")
+    return (
+        [m.auc_source for m in values]
+        + [m.auc_target for m in values]
+        + [m.pauc for m in values]
+    )
+
+
+def official_score(per_machine: Mapping[K, MachineMetrics]) -> float:
+    """Omega: h-mean over [all AUC-s] + [all AUC-t] + [all pAUC], each floored at eps.
+
+    ``per_machine`` is keyed by machine type or by ``(machine type, section)``; only the values
+    are used, so every section of every machine type contributes three values.
+    """
+    return floored_hmean(_official_inputs(per_machine))
+
+
+def amean_score(per_machine: Mapping[K, MachineMetrics]) -> float:
+    """Arithmetic mean of the same 3N values as :func:`official_score` (unranked)."""
+    return float(np.mean(_official_inputs(per_machine)))
+
+
+def _row_labels(keys: Sequence[Hashable]) -> list[str]:
+    """Machine type for single-section keys, ``<mt>_section_<ss>`` when a type has several."""
+    sections_per_mt = Counter(k[0] for k in keys if isinstance(k, tuple))
+    labels: list[str] = []
+    for key in keys:
+        if isinstance(key, tuple):
+            mt, section = str(key[0]), str(key[1])
+            labels.append(mt if sections_per_mt[key[0]] == 1 else f"{mt}_section_{section}")
+        else:
+            labels.append(str(key))
+    if len(set(labels)) != len(labels):
+        dup = sorted(lab for lab, c in Counter(labels).items() if c > 1)
+        raise ValueError(f"summary_table: duplicate row labels {dup}")
+    return labels
+
+
+def summary_table(per_machine: Mapping[K, MachineMetrics]) -> pd.DataFrame:
+    """One row per machine type (or ``<mt>_section_<ss>``), then ``h-mean`` and ``a-mean`` rows.
+
+    Columns: ``auc_source, auc_target, pauc, score`` and the remaining :data:`METRIC_FIELDS`.
+    ``score`` is the row's h-mean of (AUC-s, AUC-t, pAUC); on the ``h-mean`` row it equals the
+    official score Omega (the h-mean of the column h-means over equal-sized groups is the h-mean
+    of all 3N values) and on the ``a-mean`` row the arithmetic mean of the 3N values. The
+    ``h-mean`` row floors at eps like the evaluator; decision columns are NaN when absent.
+    ``DataFrame.attrs`` holds ``official_score`` and ``amean_score``.
+    """
+    import pandas as pd
+
+    keys = list(per_machine.keys())
+    labels = _row_labels(keys)
+    rows: list[dict[str, float]] = []
+    for key in keys:
+        m = per_machine[key]
+        row = {k: (math.nan if v is None else float(v)) for k, v in m.as_dict().items()}
+        row["score"] = m.score
+        rows.append(row)
+    columns = ["auc_source", "auc_target", "pauc", "score", *METRIC_FIELDS[3:]]
+    table = pd.DataFrame(rows, index=labels, columns=columns, dtype=np.float64)
+    omega = official_score(per_machine)
+    amean = amean_score(per_machine)
+    h_row = {c: floored_hmean(table[c].to_numpy()) for c in columns}
+    a_row = {c: float(table[c].mean(skipna=False)) for c in columns}
+    h_row["score"], a_row["score"] = omega, amean
+    table.loc["h-mean"] = pd.Series(h_row)
+    table.loc["a-mean"] = pd.Series(a_row)
+    table.index.name = "machine_type"
+    table.attrs["official_score"] = omega
+    table.attrs["amean_score"] = amean
+    return table
+
+
+@dataclass(frozen=True)
+class SubmissionEvaluation:
+    """Result of :func:`evaluate_submission`.
+
+    ``per_section`` maps ``(machine type, section)`` to its metrics; ``table`` is
+    :func:`summary_table` of it; ``official_score`` is Omega.
+    """
+
+    per_section: Mapping[SectionKey, MachineMetrics]
+    official_score: float
+    table: pd.DataFrame
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """``{"official_score": float, "machine_types": {mt: {metric: value}}}``.
+
+        A machine type with several sections gets the arithmetic mean over its sections
+        (as the evaluator's paper table) plus ``"sections": {ss: {metric: value}}``.
+        NaN (absent decision metrics) becomes ``None``.
+        """
+        by_mt: dict[str, dict[str, MachineMetrics]] = {}
+        for (mt, section), m in sorted(self.per_section.items()):
+            by_mt.setdefault(mt, {})[section] = m
+        out: dict[str, Any] = {}
+        for mt, sections in by_mt.items():
+            dicts = {ss: _json_metrics(m.as_dict()) for ss, m in sections.items()}
+            if len(dicts) == 1:
+                out[mt] = next(iter(dicts.values()))
+                continue
+            mean: dict[str, Any] = {}
+            for name in METRIC_FIELDS:
+                vals = [d[name] for d in dicts.values()]
+                present = [v for v in vals if v is not None]
+                mean[name] = float(np.mean(present)) if len(present) == len(vals) else None
+            mean["sections"] = dicts
+            out[mt] = mean
+        return {"official_score": float(self.official_score), "machine_types": out}
+
+
+def _json_metrics(values: Mapping[str, float | None]) -> dict[str, float | None]:
+    return {
+        k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()
+    }
+
+
+def evaluate_submission(
+    scores_dir: str | Path,
+    ground_truth: str | Path | Mapping[SectionKey, SectionTruth],
+    *,
+    machine_types: Sequence[str] | None = None,
+    require_decisions: bool = True,
+) -> SubmissionEvaluation:
+    """Evaluate a folder of submission CSVs against ground truth, like the official evaluator.
+
+    Args:
+        scores_dir: folder with ``anomaly_score_<mt>_section_<ss>_test.csv`` and
+            ``decision_result_<mt>_section_<ss>_test.csv`` (headerless ``name,value``).
+        ground_truth: the evaluator's layout (a folder holding ``ground_truth_data/`` and
+            ``ground_truth_domain/``), a DCASE data root with labelled test names, or an
+            already-read mapping from :func:`automl_asd.io.submission.read_ground_truth`.
+        machine_types: evaluate only these machine types of the ground truth.
+        require_decisions: if false, a missing decision file leaves the decision metrics None.
+
+    Returns:
+        :class:`SubmissionEvaluation` (per-section metrics, Omega, summary table).
+
+    Raises:
+        SubmissionError: missing files, missing/extra/duplicate clip names (all listed).
+    """
+    from automl_asd.io.submission import (
+        SubmissionError,
+        align_submission,
+        read_ground_truth,
+        read_submission,
+    )
+
+    truth = (
+        dict(ground_truth)
+        if isinstance(ground_truth, Mapping)
+        else read_ground_truth(ground_truth, machine_types=machine_types)
+    )
+    if machine_types is not None:
+        wanted = set(machine_types)
+        unknown = sorted(wanted - {mt for mt, _ in truth})
+        if unknown:
+            raise SubmissionError(
+                f"machine types {unknown} have no ground truth; "
+                f"known: {sorted({mt for mt, _ in truth})}"
+            )
+        truth = {k: v for k, v in truth.items() if k[0] in wanted}
+    if not truth:
+        raise SubmissionError(f"no ground-truth sections found in {ground_truth}")
+
+    problems: list[str] = []
+    per_section: dict[tuple[str, str], MachineMetrics] = {}
+    for key in sorted(truth):
+        section_truth = truth[key]
+        try:
+            sub = read_submission(scores_dir, *key, require_decisions=require_decisions)
+            scores, decisions = align_submission(section_truth, sub)
+        except SubmissionError as exc:
+            problems.append(str(exc))
+            continue
+        per_section[key] = machine_metrics(
+            section_truth.labels, section_truth.domains, scores, decisions
+        )
+    if problems:
+        raise SubmissionError(
+            f"submission {scores_dir} cannot be evaluated:\n  - " + "\n  - ".join(problems)
+        )
+    omega = official_score(per_section)
+    logger.info("evaluated %d sections of %s: official score %.6f",
+                len(per_section), scores_dir, omega)
+    return SubmissionEvaluation(per_section, omega, summary_table(per_section))
