@@ -1,0 +1,95 @@
+"""``automl-asd apply``: apply one frozen recipe to (novel) machine types in parallel Ray tasks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "apply a frozen recipe to machine types (one Ray task each) and write submission files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frozen", required=True, metavar="RECIPE",
+                        help="recipe.json path or shipped recipe name (e.g. baseline_ae_mse); "
+                             "applied unchanged: no hyperparameter can be overridden")
+    parser.add_argument("--data", required=True, type=Path, metavar="ROOT",
+                        help="DCASE data root (<ROOT>/<machine_type>/{train,test,...})")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="output folder for submission CSVs, summaries, tables and plots")
+    parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
+                        help="only these machine types (default: every one under ROOT)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address ('auto' = the running cluster; default: "
+                             "$RAY_ADDRESS, else a local Ray on all cores)")
+    parser.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
+                        help="CPUs requested by each machine-type task (default 1)")
+    parser.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
+                        help="GPUs per task, fractions allowed (default: share the cluster's "
+                             "GPUs between tasks, 0 when it has none)")
+    parser.add_argument("--max-retries", type=int, default=2, metavar="N",
+                        help="Ray retries of a crashed or failing task (default 2)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip machine types whose outputs match this recipe's hash")
+    parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
+                        help="official ground-truth folder (ground_truth_data/, "
+                             "ground_truth_domain/) for metrics on anonymised test names")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="torch device inside each task (default auto: CUDA when visible)")
+    parser.add_argument("--serial", action="store_true",
+                        help="run machine types one after another in this process, without Ray")
+    parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.apply import Runner, SerialRunner, apply_recipe
+    from automl_asd.recipe import load_recipe
+
+    recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
+    if args.ground_truth is not None and not args.ground_truth.is_dir():
+        raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
+    runner: Runner
+    if args.serial:
+        runner = SerialRunner()
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        from automl_asd.orchestration.apply import RayRunner
+
+        runner = RayRunner(
+            address=args.address,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+            max_retries=args.max_retries,
+        )
+    report = apply_recipe(
+        recipe,
+        args.data,
+        args.out,
+        machine_types=args.machine_types,
+        runner=runner,
+        resume=args.resume,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        ground_truth=args.ground_truth,
+        plots=not args.no_plots,
+    )
+    n = len(report.outcomes)
+    n_ok = sum(o.status == "ok" for o in report.outcomes)
+    n_skip = sum(o.status == "skipped" for o in report.outcomes)
+    print(f"recipe {report.recipe_name} ({report.recipe_hash[:12]}): {n_ok} machine type(s) "
+          f"applied, {n_skip} resumed, {len(report.failed)} failed, in {report.seconds:.1f} s")
+    print(f"outputs: {report.out_dir}")
+    for o in report.outcomes:
+        if o.status == "failed":
+            print(f"  FAILED {o.machine_type}: see {report.out_dir}/{o.machine_type}.error.txt")
+    if report.official_score is not None:
+        print(f"results: {report.out_dir / 'results.md'} (+ results.csv, metrics.json, PNGs)")
+        print(f"official score Ω = {report.official_score:.4f} over {len(report.metrics)} "
+              f"machine type(s)" + (f" of {n}" if len(report.metrics) != n else ""))
+    else:
+        print("no labels or ground truth: metrics not computed")
+    return 1 if report.failed else 0

@@ -1,0 +1,141 @@
+"""Parallel apply: one Ray task per machine type (the only Ray importer of ``apply``).
+
+The task body is the plain function :func:`automl_asd.apply.run_job`, wrapped here at the call
+site with ``ray.remote(...).options(num_cpus=..., num_gpus=..., max_retries=...,
+retry_exceptions=True)``. Tasks receive the recipe dict and paths, read their own clips, write
+their own outputs and return a small :class:`~automl_asd.apply.MachineOutcome`.
+
+Retries: worker crashes and unexpected exceptions (out of memory, a CUDA error, a lost node)
+are retried by Ray; a ``DataError`` (a corrupt or malformed wav, a bad tree) cannot heal on a
+retry, so the task reports it as a failure at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from automl_asd.apply import MachineJob, MachineOutcome, run_job
+
+__all__ = ["RayRunner", "init_ray"]
+
+logger = logging.getLogger(__name__)
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Connect to Ray unless already connected; returns True when this call started it.
+
+    ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
+    head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
+    is started. Usage statistics are off.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+    return True
+
+
+def _task(job: MachineJob) -> MachineOutcome:
+    """Ray task body: data errors fail at once, everything else reaches Ray's retries."""
+    from automl_asd.data import DataError
+
+    return run_job(job, catch=(DataError,))
+
+
+def _auto_gpus(n_jobs: int) -> float:
+    """GPUs per task when not given: share the cluster's GPUs between the tasks (at most one
+    each, rounded down to 1/100), or 0 without GPUs."""
+    import ray
+
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    total = float(resources.get("GPU", 0.0))
+    if total <= 0 or n_jobs <= 0:
+        return 0.0
+    return max(0.01, math.floor(min(1.0, total / n_jobs) * 100) / 100)
+
+
+class RayRunner:
+    """Runs each job as a Ray task, all in parallel as resources allow.
+
+    ``cpus_per_task`` / ``gpus_per_task`` are Ray resource requests (``gpus_per_task=None``:
+    share the GPUs the cluster has, none without); ``max_retries`` is Ray's retry count for a
+    crashed or failing task. Starts a local Ray (or connects to ``address``) when none is
+    running, and shuts down only what it started.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        cpus_per_task: float = 1.0,
+        gpus_per_task: float | None = None,
+        max_retries: int = 2,
+    ) -> None:
+        if cpus_per_task <= 0:
+            raise ValueError(f"cpus_per_task must be > 0, got {cpus_per_task}")
+        if gpus_per_task is not None and gpus_per_task < 0:
+            raise ValueError(f"gpus_per_task must be >= 0, got {gpus_per_task}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.address = address
+        self.cpus_per_task = cpus_per_task
+        self.gpus_per_task = gpus_per_task
+        self.max_retries = max_retries
+
+    def run(
+        self,
+        jobs: Sequence[MachineJob],
+        on_done: Callable[[MachineOutcome], None] | None = None,
+    ) -> list[MachineOutcome]:
+        """Submit every job, then report outcomes in completion order (``ray.wait`` loop)."""
+        if not jobs:
+            return []
+        started = init_ray(self.address)
+        import ray
+
+        try:
+            gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(len(jobs))
+            remote = ray.remote(_task).options(
+                num_cpus=self.cpus_per_task,
+                num_gpus=gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=True,
+                name="automl-asd-apply",
+            )
+            logger.info("apply: %d Ray task(s), %.2g CPU and %.2g GPU each, %d retries",
+                        len(jobs), self.cpus_per_task, gpus, self.max_retries)
+            t_submit = time.perf_counter()
+            refs: dict[Any, MachineJob] = {remote.remote(job): job for job in jobs}
+            pending = list(refs)
+            outcomes: list[MachineOutcome] = []
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ref = done[0]
+                job = refs[ref]
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+                    outcome = MachineOutcome(
+                        job.machine_type,
+                        "failed",
+                        time.perf_counter() - t_submit,
+                        error=f"{type(exc).__name__} after {self.max_retries} retries:\n{exc}",
+                    )
+                outcomes.append(outcome)
+                if on_done is not None:
+                    on_done(outcome)
+            return outcomes
+        finally:
+            if started:
+                ray.shutdown()
