@@ -365,8 +365,9 @@ def _verify(path: Path, remote: RemoteFile) -> str | None:
     return None
 
 
-def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: bool) -> int:
-    """Append the missing bytes of ``remote`` to ``part``; returns the bytes received.
+def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s: float,
+              progress: bool) -> None:
+    """Append the missing bytes of ``remote`` to ``part``, adding their count to ``received[0]``.
 
     Raises :class:`_TransientError` when the transfer should be retried (the bytes received so
     far stay in ``part`` so the retry resumes after them).
@@ -382,11 +383,10 @@ def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: boo
             if remote.size is not None and offset > remote.size:
                 part.unlink()
                 raise _TransientError(f"{part.name} is longer than the file; restarting") from exc
-            return 0
+            return
         raise _classify_http_error(remote.url, exc) from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
-    received = 0
     with resp:
         if offset and resp.status == 206:
             match = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
@@ -416,12 +416,12 @@ def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: boo
                     chunk = resp.read(_CHUNK)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _TransientError(
-                        f"connection lost after {received} bytes: {type(exc).__name__}: {exc}"
+                        f"connection lost: {type(exc).__name__}: {exc}"
                     ) from exc
                 if not chunk:
                     break
                 f.write(chunk)  # a local write error (disk full) is not transient: it propagates
-                received += len(chunk)
+                received[0] += len(chunk)
                 bar.update(len(chunk))
     have = part.stat().st_size
     if total is not None and have < total:
@@ -429,7 +429,6 @@ def _transfer(remote: RemoteFile, part: Path, *, timeout_s: float, progress: boo
     if total is not None and have > total:
         part.unlink()
         raise _TransientError(f"received {have} bytes, expected {total}; restarting")
-    return received
 
 
 def download_file(
@@ -454,25 +453,25 @@ def download_file(
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
-    received = 0
+    received = [0]
     for fresh_restart in (False, True):
         have = part.stat().st_size if part.exists() else 0
         if remote.size is not None:
             _check_free_space(target.parent, max(remote.size - have, 0), min_free_bytes,
                               f"downloading {remote.key}")
 
-        def attempt() -> int:
-            return _transfer(remote, part, timeout_s=timeout_s, progress=progress)
+        def attempt() -> None:
+            _transfer(remote, part, received, timeout_s=timeout_s, progress=progress)
 
         logger.info("%s: downloading %s%s", remote.key, remote.url,
                     f" (have {have} bytes)" if have else "")
-        received += _with_retries(remote.key, attempt, retries=retries, backoff_s=backoff_s)
+        _with_retries(remote.key, attempt, retries=retries, backoff_s=backoff_s)
         problem = _verify(part, remote)
         if problem is None:
             os.replace(part, target)
             logger.info("%s: verified (%s)", remote.key, f"md5 {remote.md5}" if remote.md5
                         else "size only: the record lists no md5")
-            return ("resumed" if resumed else "downloaded"), received
+            return ("resumed" if resumed else "downloaded"), received[0]
         part.unlink()
         if resumed and not fresh_restart:
             # The earlier partial bytes may be stale (e.g. a re-released file): start over once.

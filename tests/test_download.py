@@ -1,0 +1,447 @@
+"""Tests of ``automl_asd.download`` against a fake records API on 127.0.0.1 (no other network)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from automl_asd import download as dl
+from automl_asd.cli import main
+
+YEAR, SPLIT, RECORD_ID = 2025, "dev", 15097779
+FAST = {"backoff_s": 0.001, "timeout_s": 5.0, "progress": False, "min_free_bytes": 0}
+
+
+def _wav_bytes(seed: int) -> bytes:
+    buf = io.BytesIO()
+    rng = np.random.default_rng(seed)
+    sf.write(buf, (0.1 * rng.standard_normal(1600)).astype(np.float32), 16000, format="WAV",
+             subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _dev_members(mt: str) -> dict[str, bytes]:
+    """A tiny DCASE-2025 style machine folder as zip members (top-level ``<mt>/``)."""
+    members = {f"{mt}/attributes_00.csv": b"file_name,d1p,d1v\n"}
+    for i in range(2):
+        members[f"{mt}/train/section_00_source_train_normal_{i:04d}_a_{i}.wav"] = _wav_bytes(i)
+    members[f"{mt}/train/section_00_target_train_normal_0000_a_9.wav"] = _wav_bytes(10)
+    for label in ("normal", "anomaly"):
+        for dom in ("source", "target"):
+            name = f"{mt}/test/section_00_{dom}_test_{label}_0000_a_1.wav"
+            members[name] = _wav_bytes(hash((label, dom)) % 1000)
+    return members
+
+
+def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, target)
+    return buf.getvalue()
+
+
+class FakeRecords:
+    """A minimal Zenodo-like records API: ``/api/records/<id>`` and ``.../files/<key>/content``.
+
+    ``fail[key] = n`` answers the next n file requests with HTTP 500; ``truncate[key] = n`` sends
+    only the first n bytes of the next response and closes the connection;
+    ``honour_range = False`` ignores Range headers; ``md5_override[key]`` lies in the metadata.
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[int, dict[str, bytes]] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self.fail: dict[str, int] = {}
+        self.truncate: dict[str, int] = {}
+        self.md5_override: dict[str, str] = {}
+        self.honour_range = True
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/records"
+
+    def file_requests(self, key: str) -> list[str | None]:
+        """The Range header (or None) of every request for ``key``, in order."""
+        return [rng for path, rng in self.requests if path.endswith(f"/files/{key}/content")]
+
+    def record_json(self, record_id: int) -> dict[str, Any]:
+        files = []
+        for key, data in self.files[record_id].items():
+            md5 = self.md5_override.get(key, hashlib.md5(data).hexdigest())
+            files.append({"key": key, "size": len(data), "checksum": f"md5:{md5}",
+                          "links": {"self": f"{self.base_url}/{record_id}/files/{key}/content"}})
+        return {"id": record_id, "files": files}
+
+
+def _handler(state: FakeRecords) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802
+            state.requests.append((self.path, self.headers.get("Range")))
+            m = re.fullmatch(r"/api/records/(\d+)", self.path)
+            if m and int(m.group(1)) in state.files:
+                self._send(200, json.dumps(state.record_json(int(m.group(1)))).encode(),
+                           {"Content-Type": "application/json"})
+                return
+            m = re.fullmatch(r"/api/records/(\d+)/files/([^/]+)/content", self.path)
+            if not m or m.group(2) not in state.files.get(int(m.group(1)), {}):
+                self._send(404, b"not found")
+                return
+            key = m.group(2)
+            data = state.files[int(m.group(1))][key]
+            if state.fail.get(key, 0) > 0:
+                state.fail[key] -= 1
+                self._send(500, b"server error")
+                return
+            start = 0
+            rng = self.headers.get("Range")
+            if rng and state.honour_range:
+                start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))  # type: ignore[union-attr]
+                if start >= len(data):
+                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            body = data[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            cut = state.truncate.pop(key, None)
+            self.wfile.write(body if cut is None else body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[FakeRecords]:
+    state = FakeRecords()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _serve_dev(server: FakeRecords, mts: tuple[str, ...] = ("fan", "valve")) -> dict[str, bytes]:
+    zips = {f"dev_{mt}.zip": _zip(_dev_members(mt)) for mt in mts}
+    server.files[RECORD_ID] = dict(zips)
+    return zips
+
+
+def _run(server: FakeRecords, dest: Path, mts: tuple[str, ...] = ("fan", "valve"),
+         **kw: Any) -> list[dl.FileResult]:
+    opts = {**FAST, **kw}
+    return dl.download_dataset(YEAR, SPLIT, dest, machine_types=list(mts),
+                               base_url=server.base_url, **opts)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------ records
+
+
+def test_records_table_names_and_quirks() -> None:
+    assert [r.record_id for r in dl.RECORDS if r.year == 2025] == [15097779, 15392814, 15519362]
+    assert dl.find_record(2025, "dev").zip_name("fan") == "dev_fan.zip"
+    add24 = dl.find_record(2024, "add")
+    assert add24.zip_name("3DPrinter") == "eval_data_3DPrinter_train_r2.zip"
+    assert add24.zip_name("RoboticArm") == "eval_data_RoboticArm_train_r2.zip"
+    assert add24.zip_name("Scanner") == "eval_data_Scanner_train.zip"
+    assert dl.find_record(2023, "eval").zip_name("bandsaw") == "eval_data_bandsaw_test.zip"
+    assert len(dl.find_record(2024, "eval").machine_types) == 9
+    assert len(dl.find_record(2025, "add").machine_types) == 8
+    with pytest.raises(ValueError, match="choose from ToyRCCar"):
+        dl.find_record(2025, "eval").zip_name("fan")
+    with pytest.raises(ValueError, match="no known record"):
+        dl.find_record(2022, "dev")
+    assert all("_" not in mt for r in dl.RECORDS for mt in r.machine_types)
+
+
+def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["download", "--list"]) == 0
+    out = capsys.readouterr().out
+    for r in dl.RECORDS:
+        assert str(r.record_id) in out
+    assert "CoffeeGrinder" in out and "_train_r2" in out
+
+
+# ---------------------------------------------------------------------------------- downloads
+
+
+def test_normal_download_extracts_dcase_layout(server: FakeRecords, tmp_path: Path) -> None:
+    zips = _serve_dev(server)
+    dest = tmp_path / "data"
+    results = _run(server, dest)
+    assert [(r.machine_type, r.status) for r in results] == [
+        ("fan", "downloaded"), ("valve", "downloaded")]
+    assert [r.bytes_downloaded for r in results] == [len(zips["dev_fan.zip"]),
+                                                    len(zips["dev_valve.zip"])]
+    for mt in ("fan", "valve"):
+        expected = _dev_members(mt)
+        assert _tree(dest / mt) == {k.split("/", 1)[1]: v for k, v in expected.items()}
+        assert (dest / ".downloads" / f"dev_{mt}.zip").read_bytes() == zips[f"dev_{mt}.zip"]
+    assert not list(dest.rglob("*.part")) and not list(dest.rglob("*.extracting"))
+    assert results[0].n_members == len(_dev_members("fan"))
+
+
+def test_second_run_only_verifies(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server)
+    dest = tmp_path / "data"
+    _run(server, dest)
+    wav = dest / "fan" / "test" / "section_00_source_test_anomaly_0000_a_1.wav"
+    mtime = wav.stat().st_mtime_ns
+    server.requests.clear()
+    results = _run(server, dest)
+    assert [r.status for r in results] == ["verified", "verified"]
+    assert [p for p, _ in server.requests] == [f"/api/records/{RECORD_ID}"]  # metadata only
+    assert wav.stat().st_mtime_ns == mtime
+
+
+def test_second_run_without_zips_and_offline(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    _run(server, dest, ("fan",), keep_zips=False)
+    assert not (dest / ".downloads" / "dev_fan.zip").exists()
+    # Offline: nothing listens on port 9 of 127.0.0.1; the cached record JSON is used.
+    results = dl.download_dataset(YEAR, SPLIT, dest, machine_types=["fan"], retries=1,
+                                  base_url="http://127.0.0.1:9/api/records", **FAST)
+    assert [r.status for r in results] == ["verified"]
+    # A damaged extracted file makes the next run fetch and extract again.
+    (dest / "fan" / "attributes_00.csv").write_bytes(b"x")
+    results = _run(server, dest, ("fan",))
+    assert [r.status for r in results] == ["downloaded"]
+    assert (dest / "fan" / "attributes_00.csv").read_bytes() == b"file_name,d1p,d1v\n"
+
+
+def test_partial_file_is_resumed_with_range(server: FakeRecords, tmp_path: Path) -> None:
+    zips = _serve_dev(server, ("fan",))
+    data = zips["dev_fan.zip"]
+    dest = tmp_path / "data"
+    part = dest / ".downloads" / "dev_fan.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:1000])
+    (result,) = _run(server, dest, ("fan",))
+    assert server.file_requests("dev_fan.zip") == ["bytes=1000-"]
+    assert result.status == "resumed"
+    assert result.bytes_downloaded == len(data) - 1000
+    assert (dest / ".downloads" / "dev_fan.zip").read_bytes() == data
+    assert not part.exists()
+
+
+def test_dropped_connection_is_resumed(server: FakeRecords, tmp_path: Path) -> None:
+    zips = _serve_dev(server, ("fan",))
+    server.truncate["dev_fan.zip"] = 3000
+    (result,) = _run(server, tmp_path / "data", ("fan",))
+    assert server.file_requests("dev_fan.zip") == [None, "bytes=3000-"]
+    assert result.status == "downloaded"
+    assert result.bytes_downloaded == len(zips["dev_fan.zip"])
+    assert (tmp_path / "data" / "fan" / "train").is_dir()
+
+
+def test_server_ignoring_range_restarts(server: FakeRecords, tmp_path: Path) -> None:
+    zips = _serve_dev(server, ("fan",))
+    server.honour_range = False
+    part = tmp_path / "data" / ".downloads" / "dev_fan.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(zips["dev_fan.zip"][:500])
+    _run(server, tmp_path / "data", ("fan",))
+    assert (tmp_path / "data" / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+
+
+def test_stale_partial_file_restarts_once(server: FakeRecords, tmp_path: Path) -> None:
+    zips = _serve_dev(server, ("fan",))
+    part = tmp_path / "data" / ".downloads" / "dev_fan.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 700)  # wrong bytes: resuming gives a bad md5, then a fresh start
+    (result,) = _run(server, tmp_path / "data", ("fan",))
+    assert server.file_requests("dev_fan.zip") == ["bytes=700-", None]
+    assert (tmp_path / "data" / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+    assert result.n_members == len(_dev_members("fan"))
+
+
+def test_checksum_mismatch_is_an_error_and_not_kept(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server)
+    server.md5_override["dev_fan.zip"] = "0" * 32
+    dest = tmp_path / "data"
+    with pytest.raises(dl.DownloadError, match=r"dev_fan.zip: downloaded file has md5 [0-9a-f]+"):
+        _run(server, dest)
+    downloads = dest / ".downloads"
+    assert not (downloads / "dev_fan.zip").exists()
+    assert not (downloads / "dev_fan.zip.part").exists()
+    assert not (dest / "fan").exists()
+    # The other file was verified and extracted and stays.
+    assert (downloads / "dev_valve.zip").is_file() and (dest / "valve" / "train").is_dir()
+    with pytest.raises(dl.ChecksumError):
+        remote = dl.fetch_record_files(RECORD_ID, base_url=server.base_url)["dev_fan.zip"]
+        dl.download_file(remote, tmp_path / "x.zip", **FAST)
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_server_errors_are_retried(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server, ("fan",))
+    server.fail["dev_fan.zip"] = 2
+    (result,) = _run(server, tmp_path / "data", ("fan",), retries=3)
+    assert server.file_requests("dev_fan.zip") == [None, None, None]
+    assert result.status == "downloaded"
+
+
+def test_retries_are_capped_and_404_is_not_retried(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server, ("fan",))
+    server.fail["dev_fan.zip"] = 5
+    with pytest.raises(dl.DownloadError, match="giving up after 2 attempts.*HTTP 500"):
+        _run(server, tmp_path / "data", ("fan",), retries=2)
+    assert len(server.file_requests("dev_fan.zip")) == 2
+    assert not (tmp_path / "data" / ".downloads" / "dev_fan.zip").exists()
+    url = f"{server.base_url}/{RECORD_ID}/files/nope.zip/content"
+    missing = dl.RemoteFile("nope.zip", 10, None, url)
+    with pytest.raises(dl.DownloadError, match="HTTP 404"):
+        dl.download_file(missing, tmp_path / "nope.zip", **FAST)
+    assert len(server.file_requests("nope.zip")) == 1
+
+
+def test_key_missing_from_record(server: FakeRecords, tmp_path: Path) -> None:
+    _serve_dev(server, ("fan",))
+    with pytest.raises(dl.DownloadError, match="dev_valve.zip: not in record 15097779.*dev_fan"):
+        _run(server, tmp_path / "data", ("fan", "valve"))
+    assert (tmp_path / "data" / "fan" / "train").is_dir()
+
+
+def test_free_space_is_checked_before_writing(server: FakeRecords, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _serve_dev(server, ("fan",))
+
+    class Usage:
+        free = 100
+
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: Usage())
+    with pytest.raises(dl.DownloadError, match="only 0.0 MiB are free"):
+        _run(server, tmp_path / "data", ("fan",))
+    assert server.file_requests("dev_fan.zip") == []
+
+
+# ---------------------------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "nested_dotdot", "absolute", "symlink", "backslash"])
+def test_unsafe_archives_are_refused(server: FakeRecords, tmp_path: Path, kind: str) -> None:
+    dest = tmp_path / "data"
+    outside = tmp_path / "outside_evil.txt"
+    members = {"fan/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1)}
+    symlinks: dict[str, str] = {}
+    if kind == "dotdot":
+        members["../outside_evil.txt"] = b"evil"
+    elif kind == "nested_dotdot":
+        members["fan/../../outside_evil.txt"] = b"evil"
+    elif kind == "absolute":
+        members[str(outside)] = b"evil"
+    elif kind == "symlink":
+        symlinks["fan/train/link"] = str(outside)
+    else:
+        members["fan\\..\\..\\outside_evil.txt"] = b"evil"
+    data = _zip(members, symlinks)
+    server.files[RECORD_ID] = {"dev_fan.zip": data}
+    with pytest.raises(dl.DownloadError, match="refusing to extract anything"):
+        _run(server, dest, ("fan",))
+    assert not outside.exists()
+    assert not (dest / "fan").exists()  # checked before extracting anything
+    # The verified zip is kept (a later failure never deletes a verified file) ...
+    assert (dest / ".downloads" / "dev_fan.zip").read_bytes() == data
+    assert not (dest / ".downloads" / "dev_fan.zip.extracted.json").exists()
+    # ... and a second run re-checks it without downloading it again.
+    server.requests.clear()
+    with pytest.raises(dl.UnsafeArchiveError):
+        dl.safe_extract(dest / ".downloads" / "dev_fan.zip", dest, min_free_bytes=0)
+    assert server.file_requests("dev_fan.zip") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path: Path) -> None:
+    mt = "ToyPet"
+    train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
+             f"{mt}/attributes_00.csv": b"file_name\n"}
+    test = {f"{mt}/test/section_00_{i:04d}.wav": _wav_bytes(i) for i in range(3)}
+    server.files[dl.find_record(2025, "add").record_id] = {
+        f"eval_data_{mt}_train.zip": _zip(train)}
+    server.files[dl.find_record(2025, "eval").record_id] = {
+        f"eval_data_{mt}_test.zip": _zip(test)}
+    dest = tmp_path / "eval"
+    for split in ("add", "eval"):
+        dl.download_dataset(2025, split, dest, machine_types=[mt], base_url=server.base_url,
+                            **FAST)
+    assert sorted(_tree(dest / mt)) == sorted(k.split("/", 1)[1] for k in {**train, **test})
+    server.requests.clear()
+    (r,) = dl.download_dataset(2025, "add", dest, machine_types=[mt], base_url=server.base_url,
+                               **FAST)
+    assert r.status == "verified" and len(server.requests) == 1
+
+
+def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    argv = ["download", "--year", "2025", "--split", "dev", "--dest", str(dest),
+            "--machine-types", "fan", "--base-url", server.base_url, "--no-progress"]
+    assert main(argv) == 0
+    assert "downloaded" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "verified" in capsys.readouterr().out
+    server.md5_override["dev_fan.zip"] = "1" * 32
+    (dest / ".downloads" / "dev_fan.zip").unlink()
+    assert main(argv) == 1
+    assert "md5" in capsys.readouterr().err
+    assert main(["download", "--split", "dev", "--dest", str(dest), "--machine-types",
+                 "ToyPet", "--base-url", server.base_url]) == 1
+
+
+def test_scan_reads_downloaded_tree(server: FakeRecords, tmp_path: Path) -> None:
+    from automl_asd import data
+
+    scan = getattr(data, "scan", None)
+    if scan is None:
+        pytest.skip("automl_asd.data.scan is not implemented yet")
+    _serve_dev(server)
+    dest = tmp_path / "data"
+    _run(server, dest)
+    machines = scan(dest)
+    assert sorted(machines) == ["fan", "valve"]
+    assert len(machines["fan"].train) == 3 and len(machines["fan"].test) == 4
