@@ -88,6 +88,10 @@ _EVAL_MACHINE_TYPES: dict[int, tuple[str, ...]] = {
 _CHUNK = 1 << 20
 _USER_AGENT = "automl-asd-download/1 (+python urllib)"
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Longest wait between two attempts (also caps a server's Retry-After hint).
+_MAX_DELAY_S = 120.0
+#: Without a progress bar, a log line is written at most this often during a download.
+_LOG_EVERY_S = 30.0
 #: Free space kept in reserve on top of what a download or extraction needs.
 DEFAULT_MIN_FREE_BYTES = 64 << 20
 
@@ -109,7 +113,14 @@ class InsufficientSpaceError(DownloadError):
 
 
 class _TransientError(Exception):
-    """A failure worth retrying (server error, dropped connection, truncated body)."""
+    """A failure worth retrying (server error, dropped connection, truncated body).
+
+    ``retry_after_s`` is the server's ``Retry-After`` hint in seconds, if it sent one.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -231,7 +242,9 @@ def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: f
                     f"{what}: giving up after {retries} attempts, last error: {exc}; "
                     "run the command again to resume"
                 ) from exc
-            delay = backoff_s * 2 ** (attempt - 1)
+            delay = min(backoff_s * 2 ** (attempt - 1), _MAX_DELAY_S)
+            if exc.retry_after_s is not None:
+                delay = min(max(delay, exc.retry_after_s), _MAX_DELAY_S)
             logger.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt, retries - 1,
                            delay)
             time.sleep(delay)
@@ -240,7 +253,9 @@ def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: f
 
 def _classify_http_error(url: str, exc: urllib.error.HTTPError) -> Exception:
     if exc.code in _RETRY_STATUS or exc.code >= 500:
-        return _TransientError(f"HTTP {exc.code} {exc.reason}")
+        hint = (exc.headers.get("Retry-After") or "").strip() if exc.headers else ""
+        retry_after = float(hint) if hint.isdigit() else None
+        return _TransientError(f"HTTP {exc.code} {exc.reason}", retry_after)
     return DownloadError(f"{url}: HTTP {exc.code} {exc.reason}")
 
 
@@ -285,7 +300,9 @@ def _parse_files(url: str, base_url: str, record_id: int, meta: Any) -> dict[str
                 md5 = value.lower()
         raw_links = entry.get("links")
         links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
-        file_url = (links.get("self") or links.get("content") or links.get("download")
+        # "content" (InvenioRDM entries) is the file itself; there "self" is its metadata. In
+        # the default (legacy) JSON, "self" is the file's .../content URL.
+        file_url = (links.get("content") or links.get("self") or links.get("download")
                     or f"{base_url.rstrip('/')}/{record_id}/files/{key}/content")
         out[key] = RemoteFile(key=key, size=int(size) if isinstance(size, int) else None,
                               md5=md5, url=str(file_url))
@@ -411,6 +428,7 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=remote.key, disable=not progress, leave=False,
         ) as bar:
+            last_log = time.monotonic()
             while True:
                 try:
                     chunk = resp.read(_CHUNK)
@@ -423,6 +441,12 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
                 f.write(chunk)  # a local write error (disk full) is not transient: it propagates
                 received[0] += len(chunk)
                 bar.update(len(chunk))
+                if not progress and time.monotonic() - last_log >= _LOG_EVERY_S:
+                    last_log = time.monotonic()
+                    done = f.tell()
+                    logger.info("%s: %.1f MiB%s", remote.key, done / 2**20,
+                                f" of {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)"
+                                if total else "")
     have = part.stat().st_size
     if total is not None and have < total:
         raise _TransientError(f"connection closed at byte {have} of {total}")
@@ -562,6 +586,9 @@ def safe_extract(
             except (zipfile.BadZipFile, OSError) as exc:
                 tmp.unlink(missing_ok=True)
                 raise DownloadError(f"{archive}: cannot extract {info.filename!r}: {exc}") from exc
+            except BaseException:  # Ctrl-C: leave no half-written member behind
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, target)
             members[target.relative_to(dest).as_posix()] = info.file_size
     tops = sorted({rel.split("/", 1)[0] for rel in members})

@@ -72,6 +72,8 @@ class FakeRecords:
         self.truncate: dict[str, int] = {}
         self.md5_override: dict[str, str] = {}
         self.honour_range = True
+        self.entries_shape = False  # InvenioRDM shape: files.entries{key: ...}, links.content
+        self.retry_after: str | None = None
         self.port = 0
 
     @property
@@ -86,8 +88,14 @@ class FakeRecords:
         files = []
         for key, data in self.files[record_id].items():
             md5 = self.md5_override.get(key, hashlib.md5(data).hexdigest())
+            url = f"{self.base_url}/{record_id}/files/{key}"
+            links = ({"self": url, "content": f"{url}/content"} if self.entries_shape
+                     else {"self": f"{url}/content"})
             files.append({"key": key, "size": len(data), "checksum": f"md5:{md5}",
-                          "links": {"self": f"{self.base_url}/{record_id}/files/{key}/content"}})
+                          "links": links})
+        if self.entries_shape:
+            return {"id": record_id, "files": {"enabled": True,
+                                               "entries": {f["key"]: f for f in files}}}
         return {"id": record_id, "files": files}
 
 
@@ -119,7 +127,10 @@ def _handler(state: FakeRecords) -> type[BaseHTTPRequestHandler]:
             data = state.files[int(m.group(1))][key]
             if state.fail.get(key, 0) > 0:
                 state.fail[key] -= 1
-                self._send(500, b"server error")
+                if state.retry_after is None:
+                    self._send(500, b"server error")
+                else:
+                    self._send(429, b"slow down", {"Retry-After": state.retry_after})
                 return
             start = 0
             rng = self.headers.get("Range")
@@ -317,12 +328,37 @@ def test_checksum_mismatch_is_an_error_and_not_kept(server: FakeRecords, tmp_pat
     assert not (tmp_path / "x.zip").exists()
 
 
-def test_server_errors_are_retried(server: FakeRecords, tmp_path: Path) -> None:
+def test_server_errors_are_retried(server: FakeRecords, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(dl.time, "sleep", sleeps.append)
     _serve_dev(server, ("fan",))
     server.fail["dev_fan.zip"] = 2
-    (result,) = _run(server, tmp_path / "data", ("fan",), retries=3)
+    (result,) = _run(server, tmp_path / "data", ("fan",), retries=3, backoff_s=0.5)
     assert server.file_requests("dev_fan.zip") == [None, None, None]
     assert result.status == "downloaded"
+    assert sleeps == [0.5, 1.0]  # exponential backoff
+    # 429 with Retry-After: the server's hint wins over a shorter backoff.
+    server.fail["dev_valve.zip"] = 1
+    server.retry_after = "7"
+    server.files[RECORD_ID]["dev_valve.zip"] = _zip(_dev_members("valve"))
+    sleeps.clear()
+    (result,) = _run(server, tmp_path / "data", ("valve",), backoff_s=0.5)
+    assert sleeps == [7.0] and result.status == "downloaded"
+
+
+def test_invenio_entries_shape_and_log_lines(server: FakeRecords, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    _serve_dev(server, ("fan",))
+    server.entries_shape = True
+    monkeypatch.setattr(dl, "_LOG_EVERY_S", 0.0)
+    with caplog.at_level("INFO", logger="automl_asd.download"):
+        (result,) = _run(server, tmp_path / "data", ("fan",))
+    assert result.status == "downloaded"
+    assert len(server.file_requests("dev_fan.zip")) == 1  # links.content, not links.self
+    assert any(re.search(r"dev_fan.zip: 0.0 MiB of 0.0 MiB \(100%\)", m)
+               for m in caplog.messages)
 
 
 def test_retries_are_capped_and_404_is_not_retried(server: FakeRecords, tmp_path: Path) -> None:
@@ -434,14 +470,13 @@ def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
 
 
 def test_scan_reads_downloaded_tree(server: FakeRecords, tmp_path: Path) -> None:
-    from automl_asd import data
+    from automl_asd.data import Domain, Label, scan
 
-    scan = getattr(data, "scan", None)
-    if scan is None:
-        pytest.skip("automl_asd.data.scan is not implemented yet")
     _serve_dev(server)
     dest = tmp_path / "data"
     _run(server, dest)
     machines = scan(dest)
     assert sorted(machines) == ["fan", "valve"]
     assert len(machines["fan"].train) == 3 and len(machines["fan"].test) == 4
+    assert {(c.domain, c.label) for c in machines["valve"].test} == {
+        (d, lab) for d in (Domain.SOURCE, Domain.TARGET) for lab in (Label.NORMAL, Label.ANOMALY)}
