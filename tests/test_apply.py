@@ -1,0 +1,271 @@
+"""Apply driver with the Ray-free serial runner and a stand-in model (fast, no Ray, no audio).
+
+The stand-in ``run_fn`` replaces ``pipeline.run_machine``: it returns deterministic label-free
+scores from the clip names, so these tests exercise the orchestration only — outputs, resume,
+failure isolation, evaluation after the fact. The real pipeline runs in ``test_apply_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_asd.apply import (
+    MachineJob,
+    SerialRunner,
+    apply_recipe,
+    is_complete,
+    run_job,
+)
+from automl_asd.data import MachineData
+from automl_asd.io.results import sha256_file
+from automl_asd.io.submission import read_submission
+from automl_asd.metrics import evaluate_submission
+from automl_asd.recipe import Recipe
+
+MTS = ("alpha", "beta", "gamma")
+
+
+def _recipe(seed: int = 7) -> Recipe:
+    from automl_asd.detectors import REGISTRY
+
+    name = sorted(REGISTRY)[0]  # any registered family: the stand-in ignores it
+    return Recipe.from_dict(
+        {"schema_version": 1, "name": "standin", "detector": {"name": name}, "seed": seed}
+    )
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")  # scan reads names only; the stand-in never opens the files
+
+
+def _make_tree(root: Path, mts: Sequence[str] = MTS, *, anonymised: bool = False) -> Path:
+    """Tiny DCASE tree of empty files: 4+2 train clips, 3 clips per test group."""
+    for mt in mts:
+        for dom, n in (("source", 4), ("target", 2)):
+            for i in range(n):
+                name = f"section_00_{dom}_train_normal_{i:04d}_noAttribute.wav"
+                _touch(root / mt / "train" / name)
+        k = 0
+        gt_rows: list[tuple[str, int, int]] = []
+        for dom in ("source", "target"):
+            for lab in ("normal", "anomaly"):
+                for _ in range(3):
+                    if anonymised:
+                        name = f"section_00_{k:04d}.wav"
+                    else:
+                        name = f"section_00_{dom}_test_{lab}_{k:04d}_noAttribute.wav"
+                    _touch(root / mt / "test" / name)
+                    gt_rows.append((name, int(lab == "anomaly"), int(dom == "target")))
+                    k += 1
+        if anonymised:
+            for sub, col in (("ground_truth_data", 1), ("ground_truth_domain", 2)):
+                path = root.parent / "gt" / sub / f"ground_truth_{mt}_section_00_test.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("".join(f"{r[0]},{r[col]}\n" for r in gt_rows))
+    return root
+
+
+@dataclass
+class FakeResult:
+    names: list[str]
+    sections: list[str]
+    scores: np.ndarray
+    decisions: np.ndarray
+    threshold: float
+    timings: dict[str, float] = field(default_factory=lambda: {"fit": 0.01, "score": 0.01})
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class FakeRun:
+    """Stand-in for ``pipeline.run_machine``; counts calls and can fail chosen machine types."""
+
+    def __init__(self, fail: Sequence[str] = ()) -> None:
+        self.calls: list[str] = []
+        self.fail = set(fail)
+
+    def __call__(self, recipe: Recipe, machine: MachineData, *, cache_dir: Path | None = None,
+                 device: str = "auto") -> FakeResult:
+        self.calls.append(machine.machine_type)
+        if machine.machine_type in self.fail:
+            raise RuntimeError(f"boom in {machine.machine_type}")
+        test = machine.test
+        names = [c.name for c in test]
+        scores = np.array([
+            int(hashlib.sha256(f"{recipe.seed}/{n}".encode()).hexdigest()[:8], 16) / 2**32
+            for n in names
+        ])
+        return FakeResult(
+            names=names,
+            sections=[c.section for c in test],
+            scores=scores,
+            decisions=(scores > 0.5).astype(np.int64),
+            threshold=0.5,
+            counts={"train": len(machine.train), "test": len(test)},
+        )
+
+
+@pytest.mark.slow
+def test_serial_apply_writes_submission_summary_and_reports(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    fake = FakeRun()
+    recipe = _recipe()
+    report = apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=fake))
+
+    assert report.ok and [o.status for o in report.outcomes] == ["ok"] * 3
+    assert sorted(fake.calls) == list(MTS)
+    for mt in MTS:
+        score_csv = out / f"anomaly_score_{mt}_section_00_test.csv"
+        lines = score_csv.read_text().splitlines()
+        assert len(lines) == 12 and not lines[0].startswith("file")  # headerless, all clips
+        assert [ln.split(",")[0] for ln in lines] == sorted(ln.split(",")[0] for ln in lines)
+        dec = (out / f"decision_result_{mt}_section_00_test.csv").read_text().splitlines()
+        assert {ln.split(",")[1] for ln in dec} <= {"0", "1"}
+        summary = json.loads((out / f"{mt}.summary.json").read_text())
+        assert summary["recipe_hash"] == recipe.content_hash() == report.recipe_hash
+        assert summary["counts"] == {"train": 6, "test": 12}
+        assert summary["threshold"] == 0.5
+        assert summary["files"][score_csv.name] == sha256_file(score_csv)
+        assert (out / f"roc_{mt}.png").stat().st_size > 1000
+        assert (out / f"hist_{mt}.png").read_bytes()[:4] == b"\x89PNG"
+
+    # metrics.json == what `automl-asd evaluate --json` computes from the same files
+    expected = evaluate_submission(out, data)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == expected.to_json_dict()
+    assert report.official_score == pytest.approx(expected.official_score)
+    assert 0.0 < report.official_score < 1.0  # type: ignore[operator]
+    md = (out / "results.md").read_text()
+    assert f"{report.official_score:.6f}" in md and "seconds" in md
+    header = (out / "results.csv").read_text().splitlines()[0]
+    assert header.startswith("machine_type,auc_source,auc_target,pauc") and "seconds" in header
+
+
+def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun(["beta"])),
+                          plots=False)
+
+    assert report.failed == ("beta",) and not report.ok
+    assert "boom in beta" in (out / "beta.error.txt").read_text()
+    assert not (out / "beta.summary.json").exists()
+    assert not list(out.glob("*_beta_section_*"))
+    for mt in ("alpha", "gamma"):
+        assert is_complete(out, mt, report.recipe_hash) is not None
+    # Ω over the machine types that succeeded
+    assert set(json.loads((out / "metrics.json").read_text())["machine_types"]) == {
+        "alpha", "gamma"}
+
+
+def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    recipe = _recipe()
+    first = FakeRun(["gamma"])
+    apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=first), plots=False)
+    before = (out / "anomaly_score_alpha_section_00_test.csv").stat().st_mtime_ns
+
+    # gamma failed -> rerun; a tampered CSV of beta -> rerun; alpha intact -> skipped
+    with open(out / "anomaly_score_beta_section_00_test.csv", "a") as fh:
+        fh.write("extra.wav,0.1\n")
+    second = FakeRun()
+    report = apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=second), resume=True,
+                          plots=False)
+    assert sorted(second.calls) == ["beta", "gamma"]
+    assert {o.machine_type: o.status for o in report.outcomes} == {
+        "alpha": "skipped", "beta": "ok", "gamma": "ok"}
+    assert report.ok and not (out / "gamma.error.txt").exists()
+    assert (out / "anomaly_score_alpha_section_00_test.csv").stat().st_mtime_ns == before
+    assert len(report.metrics) == 3
+
+    # nothing left to do
+    third = FakeRun()
+    apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=third), resume=True,
+                 evaluate=False)
+    assert third.calls == []
+
+    # another recipe (different hash) reruns everything; without --resume everything reruns
+    fourth = FakeRun()
+    apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth), resume=True,
+                 evaluate=False)
+    assert sorted(fourth.calls) == list(MTS)
+    fifth = FakeRun()
+    apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fifth), evaluate=False)
+    assert sorted(fifth.calls) == list(MTS)
+
+
+def test_anonymised_test_names_use_official_ground_truth(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"), anonymised=True)
+    out = tmp_path / "out"
+    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()),
+                          plots=False)
+    assert report.ok and report.official_score is None and report.metrics == {}
+    assert not (out / "metrics.json").exists()
+    assert (out / "anomaly_score_alpha_section_00_test.csv").read_text().startswith(
+        "section_00_0000.wav,")
+
+    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()),
+                          resume=True, ground_truth=tmp_path / "gt", plots=False)
+    expected = evaluate_submission(out, tmp_path / "gt")
+    assert report.official_score == pytest.approx(expected.official_score)
+    assert set(json.loads((out / "metrics.json").read_text())["machine_types"]) == {
+        "alpha", "beta"}
+
+
+def test_machine_type_selection_and_errors(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    fake = FakeRun()
+    report = apply_recipe(_recipe(), data, out, machine_types=["gamma"],
+                          runner=SerialRunner(run_fn=fake), plots=False)
+    assert fake.calls == ["gamma"] and [o.machine_type for o in report.outcomes] == ["gamma"]
+    assert not list(out.glob("*.png"))
+    with pytest.raises(ValueError, match="delta.*not found.*available: alpha, beta, gamma"):
+        apply_recipe(_recipe(), data, out, machine_types=["delta"],
+                     runner=SerialRunner(run_fn=fake))
+
+
+def test_run_job_reports_traceback_and_mismatched_results(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data", ("alpha",))
+
+    def short(recipe: Recipe, machine: MachineData, **_: Any) -> FakeResult:
+        res = FakeRun()(recipe, machine)
+        res.scores = res.scores[:-1]
+        return res
+
+    job = MachineJob(_recipe().to_dict(), str(data), "alpha", str(tmp_path / "out"))
+    outcome = run_job(job, run_fn=short)
+    assert outcome.status == "failed" and outcome.summary is None
+    assert "12 names, 12 sections, 11 scores" in (outcome.error or "")
+    assert not list((tmp_path / "out").glob("anomaly_score_*"))  # nothing half written
+    assert not list((tmp_path / "out").glob(".staging-*"))
+    # exceptions outside `catch` propagate (the Ray runner leaves them to Ray's retries)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_job(job, run_fn=FakeRun(["alpha"]), catch=(KeyError,))
+
+
+def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"))
+    out = tmp_path / "out"
+    apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    rows = {ln.split(",")[0]: ln.split(",") for ln in
+            (out / "results.csv").read_text().splitlines()}
+    header = rows["machine_type"]
+    sec = header.index("seconds")
+    for mt in ("alpha", "beta"):
+        summary = json.loads((out / f"{mt}.summary.json").read_text())
+        assert float(rows[mt][sec]) == pytest.approx(summary["seconds"])
+    assert math.isnan(float(rows["h-mean"][sec] or "nan"))
+    sub = read_submission(out, "alpha", "00")
+    assert len(sub.scores) == 12 and sub.decisions is not None
