@@ -36,7 +36,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -620,7 +621,49 @@ def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
 # A whole record
 
 
+@contextmanager
+def _exclusive(lock_path: Path, what: str) -> Iterator[None]:
+    """Hold an advisory lock so two processes never write the same ``.part`` or members."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no locking
+        yield
+        return
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DownloadError(
+                f"{what}: another automl-asd download holds {lock_path}; wait for it to finish"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _fetch_one(
+    machine_type: str,
+    remote: RemoteFile,
+    dest: Path,
+    zip_dir: Path,
+    *,
+    keep_zips: bool,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
+    progress: bool,
+    min_free_bytes: int,
+) -> FileResult:
+    with _exclusive(zip_dir / f"{remote.key}.lock", remote.key):
+        return _fetch_one_locked(
+            machine_type, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
+            retries=retries, backoff_s=backoff_s, progress=progress,
+            min_free_bytes=min_free_bytes,
+        )
+
+
+def _fetch_one_locked(
     machine_type: str,
     remote: RemoteFile,
     dest: Path,
@@ -653,6 +696,7 @@ def _fetch_one(
     elif _marker_ok(marker, dest, remote):
         logger.info("%s: verified, extracted files intact", remote.key)
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
+    marker.unlink(missing_ok=True)  # re-extracting: the old record no longer vouches for it
     members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes)
     if any(not rel.startswith(f"{machine_type}/") for rel in members):
         logger.warning("%s: some members are not under %s/; scan(dest) may not find them",

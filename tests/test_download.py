@@ -375,6 +375,20 @@ def test_retries_are_capped_and_404_is_not_retried(server: FakeRecords, tmp_path
     assert len(server.file_requests("nope.zip")) == 1
 
 
+def test_concurrent_run_on_same_file_is_refused(server: FakeRecords, tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    _serve_dev(server, ("fan",))
+    lock = tmp_path / "data" / ".downloads" / "dev_fan.zip.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        with pytest.raises(dl.DownloadError, match="another automl-asd download holds"):
+            _run(server, tmp_path / "data", ("fan",))
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    assert server.file_requests("dev_fan.zip") == []
+    assert [r.status for r in _run(server, tmp_path / "data", ("fan",))] == ["downloaded"]
+
+
 def test_key_missing_from_record(server: FakeRecords, tmp_path: Path) -> None:
     _serve_dev(server, ("fan",))
     with pytest.raises(dl.DownloadError, match="dev_valve.zip: not in record 15097779.*dev_fan"):
