@@ -75,9 +75,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             data = f.read(dtype="float32", always_2d=True)
     except AudioError:
         raise
-    except FileNotFoundError as exc:
-        raise AudioError(f"{p}: no such file; re-scan the data tree") from exc
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
+        if not p.is_file():
+            raise AudioError(f"{p}: no such file; re-scan the data tree") from exc
         raise AudioError(f"{p}: corrupt or unsupported audio file ({exc}); re-download or "
                          "re-extract it") from exc
     wave = data[:, 0]
