@@ -1,0 +1,219 @@
+"""Features: numbers of log-mel/STFT on known signals, and the on-disk cache's behaviour."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from automl_asd.audio import AudioError
+from automl_asd.data import Clip, Domain, Label, Split
+from automl_asd.features import (
+    ExtractStats,
+    FeatureSpec,
+    compute,
+    default_cache_dir,
+    default_workers,
+    extract,
+)
+
+SR = 16000
+
+
+def _tone(seconds: float, freq: float = 1000.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _clips(folder: Path, n: int, seconds: float = 0.5, seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        sec = seconds if i % 3 else seconds * 0.6  # mixed lengths
+        x = 0.1 * rng.standard_normal(int(sec * SR)) + _tone(sec, 300.0 + 50 * i, 0.2)
+        p = folder / f"section_00_source_train_normal_{i:04d}_a_{i}.wav"
+        sf.write(p, x.astype(np.float32), SR, subtype="PCM_16")
+        out.append(p)
+    return out
+
+
+def test_logmel_shape_and_defaults() -> None:
+    spec = FeatureSpec()
+    assert (spec.n_fft, spec.hop_length, spec.n_mels, spec.power) == (1024, 512, 128, 2.0)
+    f = compute(_tone(10.0), spec)
+    assert f.dtype == np.float32 and f.shape == (313, 128)  # 1 + 160000 // 512 frames
+    assert compute(_tone(6.0), spec).shape == (188, 128)
+
+
+def test_stft_power_db_of_a_sine() -> None:
+    # A periodic-Hann frame of a sine at bin k has |X[k]| = amp * sum(w) / 2 = amp * n_fft / 4.
+    spec = FeatureSpec(kind="stft")
+    assert spec.n_bins == 513
+    f = compute(_tone(1.0, freq=1000.0, amp=0.5), spec)
+    mid = f[f.shape[0] // 2]
+    assert int(np.argmax(mid)) == 64  # 1000 Hz / (16000 / 1024) Hz per bin
+    assert mid[64] == pytest.approx(20 * np.log10(0.5 * 1024 / 4), abs=0.05)  # 42.14 dB
+    mag = compute(_tone(1.0, freq=1000.0, amp=0.5), FeatureSpec(kind="stft", power=1.0))
+    assert mag[mag.shape[0] // 2, 64] == pytest.approx(mid[64], abs=1e-3)  # same dB either way
+    lin = compute(_tone(1.0, amp=0.5), FeatureSpec(kind="stft", power=1.0, log=False))
+    assert lin[lin.shape[0] // 2, 64] == pytest.approx(128.0, rel=1e-3)
+
+
+def test_logmel_peak_and_floor() -> None:
+    f = compute(_tone(1.0, freq=1000.0), FeatureSpec())
+    centre = f[f.shape[0] // 2]
+    htk = compute(_tone(1.0, freq=1000.0), FeatureSpec(mel_scale="htk", mel_norm="none"))
+    # slaney: 1 kHz = 15 mel, 8 kHz = 15 + 27 ln 8 / ln 6.4 = 45.25 mel; 130 edge points
+    # spread evenly over [0, 45.25] put the filter centred on 1 kHz at index 15/45.25*129-1
+    assert int(np.argmax(centre)) == round(15 / 45.25 * 129 - 1)  # 42
+    assert not np.allclose(centre, htk[htk.shape[0] // 2])  # the option changes the features
+    silent = compute(np.zeros(SR, np.float32), FeatureSpec())
+    assert np.allclose(silent, 10 * np.log10(sys.float_info.epsilon), atol=1e-3)  # -156.5 dB
+
+
+def test_compute_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        compute(np.zeros((2, 1000), np.float32), FeatureSpec())
+    with pytest.raises(ValueError, match="too short"):
+        compute(np.zeros(100, np.float32), FeatureSpec())
+
+
+def test_extract_matches_compute_and_hits_cache(tmp_path: Path) -> None:
+    paths = _clips(tmp_path / "wav", 7)
+    spec = FeatureSpec()
+    stats = ExtractStats()
+    first = extract(paths, spec, cache_dir=tmp_path / "c", workers=2, progress=False,
+                    stats=stats)
+    assert (stats.n_computed, stats.n_cached, stats.entries_written) == (7, 0, 1)
+    for p, f in zip(paths, first, strict=True):
+        x, _ = sf.read(p, dtype="float32")
+        # float32 sums may differ in the last bit between torch thread counts
+        np.testing.assert_allclose(f, compute(x, spec), rtol=0, atol=1e-4)
+    assert {f.shape[0] for f in first} == {16, 10}  # mixed lengths: 0.5 s and 0.3 s clips
+
+    again = ExtractStats()
+    second = extract(list(reversed(paths)), spec, cache_dir=tmp_path / "c", stats=again)
+    assert (again.n_computed, again.n_cached, again.entries_written) == (0, 7, 0)
+    for a, b in zip(first, reversed(second), strict=True):
+        np.testing.assert_array_equal(a, b)
+    second[0][0, 0] = 1.0  # returned arrays are writable
+
+    clips = [Clip(p, "fan", "00", Split.TRAIN, Domain.SOURCE, Label.NORMAL, i, ())
+             for i, p in enumerate(paths)]
+    sub = ExtractStats()
+    part = extract(clips[2:5], spec, cache_dir=tmp_path / "c", stats=sub)
+    assert (sub.n_computed, sub.n_cached, sub.entries_written) == (0, 3, 0)
+    np.testing.assert_array_equal(part[1], first[3])
+
+
+def test_superset_computes_only_new_clips(tmp_path: Path) -> None:
+    train = _clips(tmp_path / "train", 4)
+    supp = _clips(tmp_path / "supp", 2, seed=1)
+    spec = FeatureSpec(n_mels=64)
+    extract(train, spec, cache_dir=tmp_path / "c", progress=False)
+    stats = ExtractStats()
+    both = extract(train + supp, spec, cache_dir=tmp_path / "c", progress=False, stats=stats)
+    assert (stats.n_computed, stats.n_cached) == (2, 4)
+    assert all(f.shape[1] == 64 for f in both)
+    stats2 = ExtractStats()
+    extract(supp + train, spec, cache_dir=tmp_path / "c", stats=stats2)
+    assert stats2.n_computed == 0
+
+
+def test_changed_file_or_spec_recomputes(tmp_path: Path) -> None:
+    paths = _clips(tmp_path / "wav", 3)
+    extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False)
+    st = os.stat(paths[1])
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    stats = ExtractStats()
+    extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=stats)
+    assert (stats.n_computed, stats.n_cached) == (1, 2)
+    stft = ExtractStats()
+    out = extract(paths, FeatureSpec(kind="stft"), cache_dir=tmp_path / "c", progress=False,
+                  stats=stft)
+    assert stft.n_computed == 3 and out[0].shape[1] == 513
+
+
+def test_workers_one_equals_threaded(tmp_path: Path) -> None:
+    paths = _clips(tmp_path / "wav", 5)
+    a = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c1", workers=1, progress=False)
+    b = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c2", workers=2, progress=False)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-4)
+
+
+def test_concurrent_writers_leave_one_complete_entry(tmp_path: Path) -> None:
+    paths = _clips(tmp_path / "wav", 6)
+    results: list[list[np.ndarray]] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", workers=1,
+                                   progress=False))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 3
+    for r in results[1:]:
+        for x, y in zip(results[0], r, strict=True):
+            np.testing.assert_array_equal(x, y)
+    spec_dirs = list((tmp_path / "c" / "features").iterdir())
+    assert len(spec_dirs) == 1
+    assert [e.name.startswith(".") for e in spec_dirs[0].iterdir()] == [False]  # no temp left
+    stats = ExtractStats()
+    extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", stats=stats)
+    assert stats.n_computed == 0
+
+
+def test_corrupt_entry_is_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    paths = _clips(tmp_path / "wav", 3)
+    stats = ExtractStats()
+    ref = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=stats)
+    (stats.written[0] / "data.npy").write_bytes(b"garbage")
+    again = ExtractStats()
+    out = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=again)
+    assert again.n_computed == 3 and "unusable" in caplog.text
+    np.testing.assert_array_equal(out[2], ref[2])
+
+
+def test_extract_reports_bad_wav(tmp_path: Path) -> None:
+    paths = _clips(tmp_path / "wav", 3)
+    bad = tmp_path / "wav" / "stereo.wav"
+    sf.write(bad, np.zeros((SR, 2), np.float32), SR)
+    with pytest.raises(AudioError, match="2 channels") as exc:
+        extract([*paths, bad], FeatureSpec(), cache_dir=tmp_path / "c", workers=2,
+                progress=False)
+    assert str(bad) in str(exc.value)
+    slow = tmp_path / "slow.wav"
+    sf.write(slow, _tone(1.0)[:8000], 8000)
+    with pytest.raises(AudioError, match="8000 Hz"):
+        extract([slow], FeatureSpec(), cache_dir=tmp_path / "c", progress=False)
+    out = extract([slow], FeatureSpec(), cache_dir=tmp_path / "c", progress=False,
+                  resample=True)
+    assert out[0].shape == (32, 128)  # resampled to 16000 samples
+    with pytest.raises(AudioError, match="no such file"):
+        extract([tmp_path / "missing.wav"], FeatureSpec(), cache_dir=tmp_path / "c")
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AUTOML_ASD_CACHE", str(tmp_path / "cc"))
+    assert default_cache_dir() == tmp_path / "cc"
+    monkeypatch.delenv("AUTOML_ASD_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "automl-asd"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_workers() == 1
+    assert extract([], FeatureSpec(), cache_dir=tmp_path / "c") == []
