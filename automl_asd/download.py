@@ -19,7 +19,10 @@ Robustness rules:
   components, backslashes, symlinks and anything that would land outside ``dest`` are refused;
 * members are written to a temporary name and renamed into place; a marker file
   ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
-* a verified zip is never deleted because a later step failed.
+* a verified zip is never deleted because a later step failed;
+* the record metadata is cached in ``<dest>/.downloads/`` (published Zenodo records never
+  change), so a second run with everything present makes no request and only verifies;
+* an advisory lock per zip keeps two concurrent runs from writing the same files.
 """
 
 from __future__ import annotations
@@ -272,8 +275,8 @@ def _get_json(url: str, *, timeout_s: float, retries: int, backoff_s: float) -> 
             raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
         try:
             return json.loads(body)
-        except ValueError as exc:
-            raise DownloadError(f"{url}: the response is not JSON ({exc})") from exc
+        except ValueError as exc:  # truncated body or a proxy's error page: try again
+            raise _TransientError(f"the response is not JSON ({exc})") from exc
 
     return _with_retries(url, attempt, retries=retries, backoff_s=backoff_s)
 
@@ -315,27 +318,31 @@ def fetch_record_files(
     *,
     base_url: str = DEFAULT_BASE_URL,
     cache_path: Path | None = None,
+    refresh: bool = False,
     timeout_s: float = 60.0,
     retries: int = 5,
     backoff_s: float = 1.0,
 ) -> dict[str, RemoteFile]:
     """Read a record's file list (key -> :class:`RemoteFile`) from ``<base_url>/<record_id>``.
 
-    The JSON is saved to ``cache_path`` when given; if the server cannot be reached and a
-    cached copy exists, the cached copy is used (so a second run can verify offline).
+    With ``cache_path``, the metadata read earlier from the same ``base_url`` is reused unless
+    ``refresh`` is set (a published Zenodo record's files never change; a new version is a new
+    record), so a second run verifies without touching the network.
     """
     url = f"{base_url.rstrip('/')}/{record_id}"
-    try:
-        meta = _get_json(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
-    except DownloadError as exc:
-        if cache_path is None or not cache_path.is_file():
-            raise
-        logger.warning("%s; using the cached record metadata %s", exc, cache_path)
-        meta = json.loads(cache_path.read_text())
-    else:
-        if cache_path is not None:
-            _atomic_write_text(cache_path, json.dumps(meta, indent=1, sort_keys=True))
-    return _parse_files(url, base_url, record_id, meta)
+    if cache_path is not None and cache_path.is_file() and not refresh:
+        try:
+            cached = json.loads(cache_path.read_text())
+            if cached.get("url") == url:
+                logger.debug("%s: using cached metadata %s", url, cache_path)
+                return _parse_files(url, base_url, record_id, cached["record"])
+        except (OSError, ValueError, KeyError, AttributeError, DownloadError) as exc:
+            logger.warning("%s: ignoring unreadable cached metadata (%s)", cache_path, exc)
+    meta = _get_json(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+    files = _parse_files(url, base_url, record_id, meta)
+    if cache_path is not None:
+        _atomic_write_text(cache_path, json.dumps({"url": url, "record": meta}, indent=1))
+    return files
 
 
 # --------------------------------------------------------------------------------------------
@@ -723,6 +730,7 @@ def download_dataset(
     base_url: str = DEFAULT_BASE_URL,
     zip_dir: Path | None = None,
     keep_zips: bool = True,
+    refresh_metadata: bool = False,
     timeout_s: float = 60.0,
     retries: int = 5,
     backoff_s: float = 1.0,
@@ -738,6 +746,8 @@ def download_dataset(
         base_url: records API; ``<base_url>/<record_id>`` must return the record JSON.
         zip_dir: where zips, ``.part`` files and markers live (default ``dest/.downloads``).
         keep_zips: keep verified zips after extraction (a later run re-checks their md5).
+        refresh_metadata: read the record metadata again instead of the copy cached in
+            ``zip_dir`` by an earlier run.
         retries, backoff_s, timeout_s: attempts per request, first retry delay, socket timeout.
 
     Returns:
@@ -757,8 +767,15 @@ def download_dataset(
     zip_dir.mkdir(parents=True, exist_ok=True)
     remote_files = fetch_record_files(
         record.record_id, base_url=base_url, cache_path=zip_dir / f"record_{record.record_id}.json",
-        timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+        refresh=refresh_metadata, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
     )
+    if not refresh_metadata and any(record.zip_name(mt) not in remote_files for mt in wanted):
+        # The cached metadata may predate a file; read the record again before giving up.
+        remote_files = fetch_record_files(
+            record.record_id, base_url=base_url,
+            cache_path=zip_dir / f"record_{record.record_id}.json", refresh=True,
+            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+        )
     results: list[FileResult] = []
     failures: list[str] = []
     for mt in wanted:

@@ -244,7 +244,7 @@ def test_second_run_only_verifies(server: FakeRecords, tmp_path: Path) -> None:
     server.requests.clear()
     results = _run(server, dest)
     assert [r.status for r in results] == ["verified", "verified"]
-    assert [p for p, _ in server.requests] == [f"/api/records/{RECORD_ID}"]  # metadata only
+    assert server.requests == []  # cached record metadata + local md5/size checks only
     assert wav.stat().st_mtime_ns == mtime
 
 
@@ -253,10 +253,17 @@ def test_second_run_without_zips_and_offline(server: FakeRecords, tmp_path: Path
     dest = tmp_path / "data"
     _run(server, dest, ("fan",), keep_zips=False)
     assert not (dest / ".downloads" / "dev_fan.zip").exists()
-    # Offline: nothing listens on port 9 of 127.0.0.1; the cached record JSON is used.
-    results = dl.download_dataset(YEAR, SPLIT, dest, machine_types=["fan"], retries=1,
-                                  base_url="http://127.0.0.1:9/api/records", **FAST)
+    server.requests.clear()
+    results = _run(server, dest, ("fan",), keep_zips=False)
+    assert [r.status for r in results] == ["verified"] and server.requests == []
+    # The cached metadata belongs to its base URL: another URL (nothing listens on port 9)
+    # or --refresh-metadata reads the record again.
+    with pytest.raises(dl.DownloadError, match="giving up after 1 attempts"):
+        dl.download_dataset(YEAR, SPLIT, dest, machine_types=["fan"], retries=1,
+                            base_url="http://127.0.0.1:9/api/records", **FAST)
+    results = _run(server, dest, ("fan",), refresh_metadata=True)
     assert [r.status for r in results] == ["verified"]
+    assert [p for p, _ in server.requests] == [f"/api/records/{RECORD_ID}"]
     # A damaged extracted file makes the next run fetch and extract again.
     (dest / "fan" / "attributes_00.csv").write_bytes(b"x")
     results = _run(server, dest, ("fan",))
@@ -462,7 +469,7 @@ def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path:
     server.requests.clear()
     (r,) = dl.download_dataset(2025, "add", dest, machine_types=[mt], base_url=server.base_url,
                                **FAST)
-    assert r.status == "verified" and len(server.requests) == 1
+    assert r.status == "verified" and server.requests == []
 
 
 def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
@@ -477,7 +484,7 @@ def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
     assert "verified" in capsys.readouterr().out
     server.md5_override["dev_fan.zip"] = "1" * 32
     (dest / ".downloads" / "dev_fan.zip").unlink()
-    assert main(argv) == 1
+    assert main([*argv, "--refresh-metadata"]) == 1
     assert "md5" in capsys.readouterr().err
     assert main(["download", "--split", "dev", "--dest", str(dest), "--machine-types",
                  "ToyPet", "--base-url", server.base_url]) == 1

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: <dest>/.downloads)")
     parser.add_argument("--remove-zips", action="store_true",
                         help="delete each zip after it was verified and extracted")
+    parser.add_argument("--refresh-metadata", action="store_true",
+                        help="read the record's file list again instead of the copy cached by "
+                             "an earlier run")
     parser.add_argument("--retries", type=int, default=5,
                         help="attempts per request on transient errors (default: 5)")
     parser.add_argument("--timeout", type=float, default=60.0,
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         results = download_dataset(
             args.year, args.split, args.dest, machine_types=args.machine_types,
             base_url=args.base_url, zip_dir=args.zip_dir, keep_zips=not args.remove_zips,
+            refresh_metadata=args.refresh_metadata,
             timeout_s=args.timeout, retries=args.retries,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
