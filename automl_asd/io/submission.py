@@ -343,16 +343,26 @@ def read_official_ground_truth(
     data_dir = root / GROUND_TRUTH_DATA_DIR
     if not data_dir.is_dir():
         raise SubmissionError(f"{data_dir}: not a folder (expected the evaluator's layout)")
-    wanted = None if machine_types is None else set(machine_types)
-    out: dict[SectionKey, SectionTruth] = {}
+    files: dict[SectionKey, Path] = {}
     for path in sorted(data_dir.iterdir()):
         m = _GT_RE.match(path.name)
-        if not m:
+        if m:
+            files[(m.group("mt"), m.group("ss"))] = path
+        else:
             logger.debug("ignoring %s (not ground_truth_<mt>_section_<ss>_test.csv)", path)
-            continue
-        mt, ss = m.group("mt"), m.group("ss")
-        if wanted is not None and mt not in wanted:
-            continue
+    if not files:
+        raise SubmissionError(f"{data_dir}: no ground_truth_<mt>_section_<ss>_test.csv files")
+    available = sorted({mt for mt, _ in files})
+    if machine_types is not None:
+        unknown = sorted(set(machine_types) - set(available))
+        if unknown:
+            raise SubmissionError(
+                f"{data_dir}: machine type(s) {unknown} have no ground truth; "
+                f"available: {available}"
+            )
+        files = {k: v for k, v in files.items() if k[0] in set(machine_types)}
+    out: dict[SectionKey, SectionTruth] = {}
+    for (mt, ss), path in sorted(files.items()):
         labels = _read_truth_values(path, "label (1 = anomaly)")
         domain_path = root / GROUND_TRUTH_DOMAIN_DIR / path.name
         if not domain_path.is_file():
@@ -379,11 +389,6 @@ def read_official_ground_truth(
             np.array([labels[n] for n in names], dtype=np.int8),
             tuple("target" if domains[n] == 1 else "source" for n in names),
             aliases,
-        )
-    if not out:
-        raise SubmissionError(
-            f"{data_dir}: no ground_truth_<mt>_section_<ss>_test.csv files"
-            + (f" for machine types {sorted(wanted)}" if wanted else "")
         )
     return out
 

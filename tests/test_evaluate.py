@@ -1,0 +1,327 @@
+"""Submission CSVs (golden format, round trip, errors), ground-truth readers, joining by name,
+``evaluate_submission`` and the ``automl-asd evaluate`` command end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl_asd.cli import main
+from automl_asd.io.submission import (
+    SubmissionError,
+    list_submission_sections,
+    normalize_section,
+    read_ground_truth,
+    read_submission,
+    write_submission,
+)
+from automl_asd.metrics import METRIC_FIELDS, MachineMetrics, evaluate_submission, machine_metrics
+
+# (name, label 1=anomaly, domain) of a small labelled dev-style test set: 3 clips per group.
+DEV_CLIPS = [
+    (f"section_00_{dom}_test_{lab}_{i:04d}_a_{i}.wav", int(lab == "anomaly"), dom)
+    for dom in ("source", "target")
+    for lab in ("normal", "anomaly")
+    for i in range(3)
+]
+
+
+def _scores_for(clips: list[tuple[str, int, str]], seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    return {n: float(round(rng.normal() + 1.2 * y, 3)) for n, y, _ in clips}
+
+
+def _decisions_for(scores: dict[str, float]) -> dict[str, int]:
+    return {n: int(v > 0.6) for n, v in scores.items()}
+
+
+def _write_official_gt(root: Path, mt: str, ss: str, clips: list[tuple[str, int, str]],
+                       labelled: dict[str, str] | None = None) -> None:
+    for sub, col in (("ground_truth_data", 1), ("ground_truth_domain", 2)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        rows = [f"{c[0]},{c[col] if col == 1 else int(c[2] == 'target')}\n" for c in clips]
+        (root / sub / f"ground_truth_{mt}_section_{ss}_test.csv").write_text("".join(rows))
+    if labelled is not None:
+        (root / "ground_truth_attributes").mkdir(exist_ok=True)
+        rows = [f"{eval_name},{lab_name}\n" for eval_name, lab_name in labelled.items()]
+        (root / "ground_truth_attributes" / f"ground_truth_{mt}_section_{ss}_test.csv"
+         ).write_text("".join(rows))
+
+
+def _write_sub(out: Path, mt: str, ss: str, scores: dict[str, float],
+               decisions: dict[str, int] | None = None, *, reverse: bool = True) -> None:
+    names = sorted(scores, reverse=reverse)  # row order differs from the ground truth's
+    decisions = decisions if decisions is not None else _decisions_for(scores)
+    write_submission(out, mt, ss, names, [scores[n] for n in names],
+                     [decisions[n] for n in names])
+
+
+def _expected(clips: list[tuple[str, int, str]], scores: dict[str, float],
+              decisions: dict[str, int]) -> MachineMetrics:
+    return machine_metrics([c[1] for c in clips], [c[2] for c in clips],
+                           [scores[c[0]] for c in clips], [decisions[c[0]] for c in clips])
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+# --------------------------------------------------------------------------- submission CSVs
+
+
+def test_golden_submission_byte_format(tmp_path: Path) -> None:
+    paths = write_submission(
+        tmp_path / "out", "fan", "00",
+        ["section_00_0001.wav", Path("/x/section_00_0000.wav"), "c.wav"],
+        np.array([0.5, 1e-05, -2.25], dtype=np.float64), [1, 0, True],
+    )
+    assert [p.name for p in paths] == ["anomaly_score_fan_section_00_test.csv",
+                                       "decision_result_fan_section_00_test.csv"]
+    # Headerless, no quoting, '\n' line ends, rows in the given order, shortest float repr.
+    assert paths[0].read_bytes() == (
+        b"section_00_0001.wav,0.5\nsection_00_0000.wav,1e-05\nc.wav,-2.25\n")
+    assert paths[1].read_bytes() == b"section_00_0001.wav,1\nsection_00_0000.wav,0\nc.wav,1\n"
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(size=20) * 1e3, [1e-300, -0.0, 123456789.125],
+                             rng.normal(size=5).astype(np.float32)])
+    names = [f"c{i}.wav" for i in range(len(scores))]
+    write_submission(tmp_path, "valve", 1, names, scores, np.zeros(len(names), dtype=int))
+    sub = read_submission(tmp_path, "valve", "section_01")
+    assert list(sub.scores) == names
+    assert np.array_equal(np.array(list(sub.scores.values())), scores.astype(np.float64))
+    assert sub.decisions is not None and set(sub.decisions.values()) == {0}
+    assert list_submission_sections(tmp_path) == [("valve", "01")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"names": ["a.wav", "a.wav"]}, "duplicate clip names a.wav"),
+        ({"scores": [0.1, math.nan]}, "non-finite scores for b.wav"),
+        ({"decisions": [0, 2]}, "decisions must be 0 or 1, not for b.wav"),
+        ({"names": ["a,1.wav", "b.wav"]}, "without commas"),
+        ({"scores": [0.1]}, "differ in length"),
+        ({"machine_type": "my_fan"}, "without '_'"),
+        ({"section": "0"}, "two-digit section"),
+    ],
+)
+def test_write_submission_rejects_bad_input(tmp_path: Path, kwargs: dict[str, object],
+                                            match: str) -> None:
+    args: dict[str, object] = {"out_dir": tmp_path, "machine_type": "fan", "section": "00",
+                               "names": ["a.wav", "b.wav"], "scores": [0.1, 0.2],
+                               "decisions": [0, 1]}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        write_submission(**args)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("score_text", "decision_text", "match"),
+    [
+        ("name,score\na.wav,0.1\n", "a.wav,0\n", r"line 1: value 'score'.*no header row"),
+        ("a.wav,0.1\na.wav,0.2\n", "a.wav,0\n", "duplicate rows for a.wav"),
+        ("a.wav,abc\n", "a.wav,0\n", "line 1: value 'abc' for 'a.wav' is not a number"),
+        ("a.wav,nan\n", "a.wav,0\n", "non-finite value 'nan'"),
+        ("a.wav,0.1\n", "a.wav,0.5\n", "decision '0.5' for 'a.wav' must be 0 or 1"),
+        ("", "a.wav,0\n", "file is empty"),
+        ("a.wav,0.1\n\nb.wav,0.2\n", "a.wav,0\n", "line 2: expected 'name,value'.*empty line"),
+        ("a.wav\n", "a.wav,0\n", "line 1: expected 'name,value'"),
+    ],
+)
+def test_read_submission_errors_name_file_and_line(
+    tmp_path: Path, score_text: str, decision_text: str, match: str
+) -> None:
+    (tmp_path / "anomaly_score_fan_section_00_test.csv").write_text(score_text)
+    (tmp_path / "decision_result_fan_section_00_test.csv").write_text(decision_text)
+    with pytest.raises(SubmissionError, match=match) as exc:
+        read_submission(tmp_path, "fan", "00")
+    assert "_fan_section_00_test.csv" in str(exc.value)
+
+
+def test_read_submission_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "anomaly_score_fan_section_00_test.csv").write_text("a.wav,0.1\n")
+    with pytest.raises(SubmissionError, match="decision_result_fan_section_00_test.csv"):
+        read_submission(tmp_path, "fan", "00")
+    sub = read_submission(tmp_path, "fan", "00", require_decisions=False)
+    assert sub.decisions is None and dict(sub.scores) == {"a.wav": 0.1}
+    with pytest.raises(SubmissionError, match="anomaly_score_pump_section_00_test.csv"):
+        read_submission(tmp_path, "pump", "00")
+
+
+def test_normalize_section() -> None:
+    assert [normalize_section(s) for s in ("00", "section_03", 7)] == ["00", "03", "07"]
+    for bad in ("3", "section_3", 100, "abc"):
+        with pytest.raises(ValueError, match="two-digit"):
+            normalize_section(bad)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_official_layout_joins_by_name(tmp_path: Path) -> None:
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    expected: dict[object, MachineMetrics] = {}
+    for i, (mt, ss) in enumerate([("fan", "00"), ("fan", "01"), ("valve", "00")]):
+        scores = _scores_for(DEV_CLIPS, seed=i)
+        decisions = _decisions_for(scores)
+        _write_official_gt(gt, mt, ss, DEV_CLIPS)
+        _write_sub(sub, mt, ss, scores, decisions)
+        expected[(mt, ss)] = _expected(DEV_CLIPS, scores, decisions)
+    result = evaluate_submission(sub, gt)
+    assert dict(result.per_section) == expected
+    assert list(result.table.index) == ["fan_section_00", "fan_section_01", "valve",
+                                        "h-mean", "a-mean"]
+    vals = [v for m in expected.values() for v in (m.auc_source, m.auc_target, m.pauc)]
+    assert result.official_score == pytest.approx(len(vals) / sum(1 / v for v in vals))
+    # JSON: the issue's shape; a multi-section type gets its section mean + per-section values.
+    payload = result.to_json_dict()
+    assert set(payload) == {"official_score", "machine_types"}
+    assert set(payload["machine_types"]["valve"]) == set(METRIC_FIELDS)
+    fan = payload["machine_types"]["fan"]
+    assert set(fan["sections"]) == {"00", "01"}
+    assert fan["auc_source"] == pytest.approx(
+        (expected[("fan", "00")].auc_source + expected[("fan", "01")].auc_source) / 2)
+    # machine_types filter
+    only = evaluate_submission(sub, gt, machine_types=["valve"])
+    assert list(only.per_section) == [("valve", "00")]
+    with pytest.raises(SubmissionError,
+                       match=r"\['pump'\] have no ground truth; available: \['fan', 'valve'\]"):
+        evaluate_submission(sub, gt, machine_types=["pump"])
+
+
+def test_evaluate_accepts_labelled_names_via_ground_truth_attributes(tmp_path: Path) -> None:
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    anon = [(f"section_00_{i:04d}.wav", y, d) for i, (_, y, d) in enumerate(DEV_CLIPS)]
+    labelled = {a[0]: c[0][:-4] for a, c in zip(anon, DEV_CLIPS, strict=True)}
+    _write_official_gt(gt, "ToyPet", "00", anon, labelled)
+    scores = _scores_for(DEV_CLIPS, seed=5)  # keyed by the labelled names
+    _write_sub(sub, "ToyPet", "00", scores)
+    result = evaluate_submission(sub, gt)
+    by_anon = {a[0]: scores[c[0]] for a, c in zip(anon, DEV_CLIPS, strict=True)}
+    assert result.per_section[("ToyPet", "00")] == _expected(anon, by_anon,
+                                                             _decisions_for(by_anon))
+    # The same clip under both names is a duplicate.
+    both = dict(scores, **{anon[0][0]: 0.0})
+    _write_sub(sub, "ToyPet", "00", both)
+    with pytest.raises(SubmissionError, match="given twice.*section_00_0000.wav"):
+        evaluate_submission(sub, gt)
+
+
+def test_evaluate_lists_every_problem(tmp_path: Path) -> None:
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    for mt in ("fan", "gearbox", "valve"):
+        _write_official_gt(gt, mt, "00", DEV_CLIPS)
+    scores = _scores_for(DEV_CLIPS, seed=1)
+    missing = dict(scores)
+    del missing[DEV_CLIPS[0][0]], missing[DEV_CLIPS[5][0]]
+    _write_sub(sub, "fan", "00", missing)
+    _write_sub(sub, "gearbox", "00", dict(scores, **{"stray.wav": 0.3}))
+    with pytest.raises(SubmissionError) as exc:  # valve: no files at all
+        evaluate_submission(sub, gt)
+    msg = str(exc.value)
+    assert f"2 missing clip(s): {DEV_CLIPS[5][0]}, {DEV_CLIPS[0][0]}" in msg
+    assert "anomaly_score_gearbox_section_00_test.csv: 1 extra row(s) not in the ground " \
+           "truth: stray.wav" in msg
+    assert "missing submission file(s)" in msg and "anomaly_score_valve_section_00" in msg
+    assert "decision_result_valve_section_00" in msg
+
+
+def test_official_ground_truth_errors(tmp_path: Path) -> None:
+    _write_official_gt(tmp_path, "fan", "00", DEV_CLIPS)
+    dom = tmp_path / "ground_truth_domain" / "ground_truth_fan_section_00_test.csv"
+    dom.write_text(dom.read_text().replace(DEV_CLIPS[0][0], "other.wav"))
+    with pytest.raises(SubmissionError, match=r"names differ.*only in labels: \[section_00_"):
+        read_ground_truth(tmp_path)
+    dom.unlink()
+    with pytest.raises(SubmissionError, match="ground_truth_domain.*missing"):
+        read_ground_truth(tmp_path)
+    with pytest.raises(SubmissionError, match="ground-truth folder not found"):
+        read_ground_truth(tmp_path / "nope")
+
+
+def _dev_tree(root: Path, mt: str, test_names: list[str]) -> None:
+    _touch(root / mt / "train" / "section_00_source_train_normal_0000_a_1.wav")
+    _touch(root / mt / "train" / "section_00_target_train_normal_0000_a_2.wav")
+    for name in test_names:
+        _touch(root / mt / "test" / name)
+
+
+def test_evaluate_against_labelled_data_root(tmp_path: Path) -> None:
+    data, sub = tmp_path / "dev", tmp_path / "sub"
+    for mt in ("fan", "slider"):
+        _dev_tree(data, mt, [c[0] for c in DEV_CLIPS])
+    scores = {mt: _scores_for(DEV_CLIPS, seed=i) for i, mt in enumerate(("fan", "slider"))}
+    for mt, sc in scores.items():
+        _write_sub(sub, mt, "00", sc)
+    result = evaluate_submission(sub, data)
+    assert result.per_section == {
+        (mt, "00"): _expected(DEV_CLIPS, sc, _decisions_for(sc)) for mt, sc in scores.items()}
+    # Same answer from the official layout of the same labels.
+    gt = tmp_path / "gt"
+    for mt in scores:
+        _write_official_gt(gt, mt, "00", DEV_CLIPS)
+    assert evaluate_submission(sub, gt).official_score == result.official_score
+
+
+def test_data_root_with_anonymised_test_names_is_rejected(tmp_path: Path) -> None:
+    _dev_tree(tmp_path, "ToyPet", ["section_00_0000.wav", "section_00_0001.wav"])
+    with pytest.raises(SubmissionError, match="section_00_0000.wav: test clip without label"):
+        read_ground_truth(tmp_path)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    expected: dict[object, MachineMetrics] = {}
+    for i, mt in enumerate(("ToyCar", "fan")):
+        scores = _scores_for(DEV_CLIPS, seed=10 + i)
+        _write_official_gt(gt, mt, "00", DEV_CLIPS)
+        _write_sub(sub, mt, "00", scores)
+        expected[mt] = _expected(DEV_CLIPS, scores, _decisions_for(scores))
+    js, csv_out, md_out = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.md"
+    argv = ["evaluate", "--scores", str(sub), "--ground-truth", str(gt)]
+    assert main([*argv, "--json", str(js), "--out", str(csv_out)]) == 0
+    out = capsys.readouterr().out
+    omega = evaluate_submission(sub, gt).official_score
+    assert f"official score (Ω): {omega:.6f}" in out
+    assert "ToyCar" in out and "h-mean" in out and "a-mean" in out
+
+    payload = json.loads(js.read_text())
+    assert payload["official_score"] == omega
+    assert payload["machine_types"] == {mt: m.as_dict() for mt, m in expected.items()}
+
+    lines = csv_out.read_text().splitlines()
+    assert lines[0].startswith("machine_type,auc_source,auc_target,pauc,score,auc_all,")
+    assert [line.split(",")[0] for line in lines[1:]] == ["ToyCar", "fan", "h-mean", "a-mean"]
+    h_row = lines[3].split(",")
+    assert float(h_row[4]) == omega  # full precision in CSV
+    assert float(lines[1].split(",")[1]) == expected["ToyCar"].auc_source
+
+    assert main([*argv, "--out", str(md_out)]) == 0
+    md = md_out.read_text()
+    assert md.startswith("| machine_type | auc_source | auc_target | pauc | score |")
+    assert f"Official score (Ω): {omega:.6f}" in md
+    assert f"| ToyCar | {expected['ToyCar'].auc_source:.4f} |" in md
+
+
+def test_cli_reports_errors_without_traceback(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    gt = tmp_path / "gt"
+    _write_official_gt(gt, "fan", "00", DEV_CLIPS)
+    (tmp_path / "sub").mkdir()
+    rc = main(["evaluate", "--scores", str(tmp_path / "sub"), "--ground-truth", str(gt)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "automl-asd evaluate: error:" in err
+    assert "anomaly_score_fan_section_00_test.csv" in err
