@@ -687,13 +687,15 @@ def _fetch_one_locked(
     marker = zip_dir / f"{remote.key}.extracted.json"
     status = "extracted"
     received = 0
+    refetch = False
     if zip_path.exists():
         problem = _verify(zip_path, remote)
         if problem is not None:
             # Not a verified file (corrupted on disk or replaced upstream): fetch it again.
             logger.warning("%s: %s; downloading it again", zip_path, problem)
             zip_path.unlink()
-    if not zip_path.exists() and _marker_ok(marker, dest, remote):
+            refetch = keep_zips
+    if not zip_path.exists() and not refetch and _marker_ok(marker, dest, remote):
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
     if not zip_path.exists():
         status, received = download_file(

@@ -246,6 +246,18 @@ def test_second_run_only_verifies(server: FakeRecords, tmp_path: Path) -> None:
     assert [r.status for r in results] == ["verified", "verified"]
     assert server.requests == []  # cached record metadata + local md5/size checks only
     assert wav.stat().st_mtime_ns == mtime
+    # A deleted member is restored from the verified zip without the network ...
+    wav.unlink()
+    results = _run(server, dest)
+    assert [r.status for r in results] == ["extracted", "verified"] and server.requests == []
+    assert wav.is_file()
+    # ... and a zip corrupted on disk is no longer trusted: it is fetched again.
+    zip_path = dest / ".downloads" / "dev_valve.zip"
+    good = zip_path.read_bytes()
+    zip_path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    results = _run(server, dest)
+    assert [r.status for r in results] == ["verified", "downloaded"]
+    assert zip_path.read_bytes() == good
 
 
 def test_second_run_without_zips_and_offline(server: FakeRecords, tmp_path: Path) -> None:
