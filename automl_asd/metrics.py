@@ -407,9 +407,13 @@ def evaluate_submission(
     from automl_asd.io.submission import (
         SubmissionError,
         align_submission,
+        list_submission_sections,
         read_ground_truth,
         read_submission,
     )
+
+    if not Path(scores_dir).is_dir():
+        raise SubmissionError(f"{scores_dir}: submission folder not found")
 
     truth = (
         dict(ground_truth)
@@ -428,6 +432,10 @@ def evaluate_submission(
     if not truth:
         raise SubmissionError(f"no ground-truth sections found in {ground_truth}")
 
+    unscored = sorted(set(list_submission_sections(scores_dir)) - set(truth))
+    if unscored:
+        logger.info("%s: no ground truth for %s; those files are not evaluated", scores_dir,
+                    ", ".join(f"{mt} section {ss}" for mt, ss in unscored))
     problems: list[str] = []
     per_section: dict[tuple[str, str], MachineMetrics] = {}
     for key in sorted(truth):

@@ -325,3 +325,6 @@ def test_cli_reports_errors_without_traceback(tmp_path: Path,
     err = capsys.readouterr().err
     assert "automl-asd evaluate: error:" in err
     assert "anomaly_score_fan_section_00_test.csv" in err
+    rc = main(["evaluate", "--scores", str(tmp_path / "nope"), "--ground-truth", str(gt)])
+    assert rc == 1
+    assert "nope: submission folder not found" in capsys.readouterr().err
