@@ -130,6 +130,17 @@ def test_hand_worked_example() -> None:
     assert amean_score({"fan": m}) == pytest.approx((0.8125 + 0.5 + 23 / 38) / 3)
 
 
+def test_pauc_matches_evaluator_readme_example() -> None:
+    # The [EV23] README example pAUC 0.5368421 is the McClish form of a raw partial area of
+    # 0.012 (TPR 0.12 across FPR [0, 0.1]): 0.5 * (1 + (0.012 - 0.005) / (0.1 - 0.005)).
+    # Build it: 25 anomalies, 3 above all 10 normals -> TPR = 3/25 = 0.12 until FPR = 0.1.
+    s = np.array([10.0, 11.0, 12.0] + [-1.0] * 22 + list(range(10)), dtype=np.float64)
+    y = np.array([1] * 25 + [0] * 10)
+    m = machine_metrics(y, ["source", "target"] * 17 + ["source"], s)
+    assert round(m.pauc, 7) == 0.5368421
+    assert m.pauc == pytest.approx(0.5 * (1 + 0.007 / 0.095), abs=1e-12)
+
+
 def test_decision_metrics_eps_guards_and_single_class_domain() -> None:
     # Target domain: no anomalies and no positive decisions -> tp = fp = fn = 0:
     #   precision = 0 / eps = 0, recall = 0 / eps = 0, F1 = 0 / eps = 0 (no division error).
