@@ -431,7 +431,8 @@ def test_free_space_is_checked_before_writing(server: FakeRecords, tmp_path: Pat
 # ---------------------------------------------------------------------------------- extraction
 
 
-@pytest.mark.parametrize("kind", ["dotdot", "nested_dotdot", "absolute", "symlink", "backslash"])
+@pytest.mark.parametrize(
+    "kind", ["dotdot", "nested_dotdot", "inner_dotdot", "absolute", "symlink", "backslash"])
 def test_unsafe_archives_are_refused(server: FakeRecords, tmp_path: Path, kind: str) -> None:
     dest = tmp_path / "data"
     outside = tmp_path / "outside_evil.txt"
@@ -441,6 +442,8 @@ def test_unsafe_archives_are_refused(server: FakeRecords, tmp_path: Path, kind: 
         members["../outside_evil.txt"] = b"evil"
     elif kind == "nested_dotdot":
         members["fan/../../outside_evil.txt"] = b"evil"
+    elif kind == "inner_dotdot":  # stays inside dest, but '..' components are refused outright
+        members["fan/../fan/train/sneaky.wav"] = b"evil"
     elif kind == "absolute":
         members[str(outside)] = b"evil"
     elif kind == "symlink":
