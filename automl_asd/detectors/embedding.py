@@ -1,0 +1,152 @@
+"""Clip-embedding family: pooled per-band statistics of the feature matrix -> a backend.
+
+Embedding of a clip with features ``(n_frames, n_bins)``: per-band mean and standard deviation
+over time (optionally also the max, or the 10/50/90 % quantiles), concatenated. With
+``standardize`` every embedding dimension is z-scored by the mean/std of the training
+embeddings. Any registered backend (``automl_asd.backends.BACKENDS``) then scores the
+embeddings; "extract once, score many" makes this family cheap to search.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from automl_asd.backends import Backend, make_backend
+from automl_asd.backends.knn import pairwise_distances
+from automl_asd.detectors import register
+from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+
+__all__ = ["PooledStatsDetector", "pool_features"]
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "mean_std", "mean_std_max", "mean_std_quantiles")
+
+
+def pool_features(
+    features: Sequence[NDArray[np.float32]], pooling: str
+) -> NDArray[np.float32]:
+    """Pooled statistics per clip: ``(n_clips, n_bins * n_stats)`` float32.
+
+    ``n_stats`` is 1 (mean), 2 (mean, std), 3 (mean, std, max) or 5 (mean, std, q10, q50, q90).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r}: must be one of {', '.join(POOLINGS)}")
+    rows = []
+    for i, feat in enumerate(features):
+        x = np.asarray(feat, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"clip {i}: expected a (n_frames>0, n_bins) matrix, got {x.shape}")
+        stats = [x.mean(axis=0)]
+        if pooling != "mean":
+            stats.append(x.std(axis=0))
+        if pooling == "mean_std_max":
+            stats.append(x.max(axis=0))
+        elif pooling == "mean_std_quantiles":
+            stats.extend(np.quantile(x, [0.1, 0.5, 0.9], axis=0))
+        rows.append(np.concatenate(stats))
+    return np.stack(rows).astype(np.float32)
+
+
+@register
+class PooledStatsDetector(Detector):
+    """Pooled log-mel statistics (mean/std/...) per clip, scored by a backend (default knn)."""
+
+    name = "pooled_stats"
+    params = {
+        "pooling": ParamSpec("str", "mean_std", choices=POOLINGS, help="statistics per band"),
+        "standardize": ParamSpec(
+            "bool", True, help="z-score each embedding dimension by train statistics"
+        ),
+        "backend": ParamSpec(
+            "backend", {"name": "knn", "params": {}}, help="scoring backend name + params"
+        ),
+    }
+
+    pooling: str
+    standardize: bool
+    backend: dict[str, Any]
+
+    def _make_backend(self) -> Backend:
+        spec = self.backend
+        return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
+
+    def _embed(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+        emb = pool_features(features, self.pooling)
+        if self.standardize:
+            emb = ((emb - self.mean_) / self.scale_).astype(np.float32)
+        return emb
+
+    def fit(self, train: TrainSet) -> Self:
+        if len(train) == 0:
+            raise ValueError(f"{self.name}: no training clips")
+        raw = pool_features(train.features, self.pooling)
+        if self.standardize:
+            self.mean_ = raw.mean(axis=0).astype(np.float32)
+            # Floor keeps constant dimensions (e.g. silent bands) from exploding.
+            self.scale_ = np.maximum(raw.std(axis=0), 1e-3 * float(raw.std()) + 1e-8).astype(
+                np.float32
+            )
+            emb = ((raw - self.mean_) / self.scale_).astype(np.float32)
+        else:
+            self.mean_ = np.zeros(raw.shape[1], np.float32)
+            self.scale_ = np.ones(raw.shape[1], np.float32)
+            emb = raw
+        domains = np.asarray(train.domains).astype(str)
+        self.backend_ = self._make_backend().fit(emb, domains)
+        self.train_embeddings_ = emb
+        self.train_domains_ = domains
+        self.fitted_ = True
+        return self
+
+    def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        self._check_fitted()
+        return np.asarray(self.backend_.score(self._embed(features)), dtype=np.float64)
+
+    def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
+        """Backend's out-of-sample self-scores when ``train`` is the fitted set."""
+        self._check_fitted()
+        if len(train) == len(self.train_embeddings_):
+            try:
+                return np.asarray(self.backend_.self_scores(), dtype=np.float64)
+            except NotImplementedError:
+                logger.warning(
+                    "backend %s has no self_scores(); using in-sample scores", self.backend_.name
+                )
+        return self.score_samples(train.features)
+
+    def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
+        """Domain of the nearest training embedding (Euclidean, in the standardised space)."""
+        self._check_fitted()
+        if not (self.train_domains_ == "target").any():
+            return np.full(len(features), "source")
+        d = pairwise_distances(self._embed(features), self.train_embeddings_, "euclidean")
+        return np.asarray(self.train_domains_[d.argmin(axis=1)], dtype=np.str_)
+
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        self._check_fitted()
+        state: dict[str, NDArray[Any]] = {
+            "mean": self.mean_.copy(),
+            "scale": self.scale_.copy(),
+            "train_embeddings": self.train_embeddings_.copy(),
+            "train_domains": self.train_domains_.astype(str),
+        }
+        for key, value in self.backend_.get_state().items():
+            state[f"backend.{key}"] = value
+        return state
+
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        self.mean_ = np.asarray(state["mean"], dtype=np.float32)
+        self.scale_ = np.asarray(state["scale"], dtype=np.float32)
+        self.train_embeddings_ = np.asarray(state["train_embeddings"], dtype=np.float32)
+        self.train_domains_ = np.asarray(state["train_domains"]).astype(str)
+        prefix = "backend."
+        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        self.backend_ = self._make_backend().set_state(sub)
+        self.fitted_ = True
+        return self

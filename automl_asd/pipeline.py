@@ -1,0 +1,365 @@
+"""The per-machine pipeline: one recipe, one machine type -> scores and decisions.
+
+Pure and Ray-free: reads features (via the on-disk feature cache), trains on the train clips
+(+ clean supplemental clips when the recipe says so), scores the test clips, fits the threshold
+on training self-scores, and returns a :class:`MachineResult`. It writes no output files and
+never reads test labels (a :class:`MachineResult` holds names, sections, scores, decisions,
+threshold, timings and counts only). Orchestration (Ray tasks, submission files) wraps
+:func:`run_machine` at the call site.
+
+Seeds: the machine seed is derived from ``(recipe.seed, machine type)`` with sha256
+(:func:`derive_seed`), so results do not depend on the order or set of machine types; ensemble
+member ``i`` gets ``derive_seed(machine_seed, "member", i)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from automl_asd.data import Clip, MachineData
+from automl_asd.detectors import Detector, TrainSet, make_detector
+from automl_asd.recipe import Recipe
+from automl_asd.scoring import (
+    DomainNormalizer,
+    ScoreStats,
+    combine_scores,
+    decide,
+    fit_threshold,
+)
+
+__all__ = [
+    "MachineResult",
+    "FittedMachine",
+    "derive_seed",
+    "resolve_device",
+    "select_train_clips",
+    "make_train_set",
+    "fit_machine",
+    "score_clips",
+    "run_machine",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def derive_seed(*parts: object) -> int:
+    """Stable seed in ``[0, 2**31 - 1)`` from the parts' string forms (sha256, not ``hash``)."""
+    blob = "\x1f".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") % (2**31 - 1)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` if a GPU is visible else ``"cpu"``; others are checked."""
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+@dataclass(frozen=True)
+class MachineResult:
+    """Outcome of one machine type (no labels). Arrays are aligned with ``names``.
+
+    ``scores``: ``(n_test,)`` float64, higher = more anomalous (after normalisation);
+    ``decisions``: ``(n_test,)`` int8, 1 = anomaly (``score > threshold``);
+    ``timings``: seconds for ``features``, ``fit``, ``score``, ``total``;
+    ``counts``: clip counts (``train_source``, ``train_target``, ``supplemental_clean``,
+    ``noise_clips``, ``train_used``, ``test``, ``ensemble``).
+    """
+
+    machine_type: str
+    recipe_hash: str
+    seed: int
+    names: tuple[str, ...]
+    sections: tuple[str, ...]
+    scores: NDArray[np.float64]
+    decisions: NDArray[np.int8]
+    threshold: float
+    timings: dict[str, float]
+    counts: dict[str, int]
+    device: str = "cpu"
+    fidelity: float = 1.0
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON-able summary (no per-clip arrays)."""
+        return {
+            "machine_type": self.machine_type,
+            "recipe_hash": self.recipe_hash,
+            "seed": self.seed,
+            "threshold": self.threshold,
+            "n_test": len(self.names),
+            "n_anomalous_decisions": int(self.decisions.sum()),
+            "timings": dict(self.timings),
+            "counts": dict(self.counts),
+            "device": self.device,
+            "fidelity": self.fidelity,
+        }
+
+
+@dataclass
+class FittedMachine:
+    """A trained ensemble with its score statistics, normaliser and threshold."""
+
+    recipe: Recipe
+    machine_type: str
+    seed: int
+    members: list[Detector]
+    member_stats: list[ScoreStats]
+    normalizer: DomainNormalizer
+    threshold: float
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+def select_train_clips(
+    recipe: Recipe, machine: MachineData, *, fidelity: float = 1.0
+) -> tuple[list[Clip], list[str], dict[str, int]]:
+    """Training clips, their domains, and counts.
+
+    Source pool = source train clips (+ clean supplemental clips, as source, when
+    ``supplemental.clean_as_normal``). With ``fidelity < 1`` a seeded, nested subsample of
+    ``max(1, ceil(fidelity * n_pool))`` source clips is kept (a prefix of one fixed permutation,
+    so larger budgets contain smaller ones); every target clip is kept. Order: path order.
+    """
+    if not 0.0 < fidelity <= 1.0:
+        raise ValueError(f"fidelity {fidelity}: must lie in (0, 1]")
+    mt = machine.machine_type
+    train = list(machine.train)
+    if not train:
+        raise ValueError(f"{mt}: no train clips under {machine.root}; check the data tree")
+    clean = [c for c in machine.supplemental if c.kind == "machine"]
+    source = [c for c in train if c.domain.value != "target"]
+    target = [c for c in train if c.domain.value == "target"]
+    pool = source + (clean if recipe.supplemental.clean_as_normal else [])
+    if fidelity < 1.0 and pool:
+        n_keep = max(1, math.ceil(fidelity * len(pool)))
+        rng = np.random.default_rng(derive_seed(recipe.seed, mt, "fidelity"))
+        keep = set(rng.permutation(len(pool))[:n_keep].tolist())
+        pool = [c for i, c in enumerate(pool) if i in keep]
+    clips = sorted(pool + target, key=lambda c: (c.split.value != "train", str(c.path)))
+    domains = ["target" if c.domain.value == "target" else "source" for c in clips]
+    counts = {
+        "train_source": len(source),
+        "train_target": len(target),
+        "supplemental_clean": len(clean) if recipe.supplemental.clean_as_normal else 0,
+        "train_used": len(clips),
+    }
+    return clips, domains, counts
+
+
+def make_train_set(
+    clips: Sequence[Clip], domains: Sequence[str], features: Sequence[NDArray[np.float32]]
+) -> TrainSet:
+    """A :class:`TrainSet` from clips, their (training) domains and feature matrices."""
+    return TrainSet(
+        features=list(features),
+        domains=np.asarray(domains, dtype=str),
+        attributes=np.asarray([c.attribute_string for c in clips], dtype=str),
+        sections=np.asarray([c.section for c in clips], dtype=str),
+        machine_types=np.asarray([c.machine_type for c in clips], dtype=str),
+        names=np.asarray([c.name for c in clips], dtype=str),
+    )
+
+
+def _extract(
+    clips: Sequence[Clip], recipe: Recipe, cache_dir: Path | None
+) -> list[NDArray[np.float32]]:
+    if not clips:
+        return []
+    from automl_asd.features import extract  # type: ignore[attr-defined,unused-ignore]
+
+    feats: list[NDArray[np.float32]] = extract(
+        list(clips), recipe.features, cache_dir=cache_dir, progress=False
+    )
+    return feats
+
+
+def _maybe_mix_noise(
+    recipe: Recipe,
+    features: list[NDArray[np.float32]],
+    noise: list[NDArray[np.float32]],
+    seed: int,
+) -> list[NDArray[np.float32]]:
+    sup = recipe.supplemental
+    if sup.noise_mix_prob <= 0.0:
+        return features
+    try:
+        from automl_asd.supplemental import mix_noise  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise NotImplementedError(
+            "supplemental.noise_mix_prob > 0 needs automl_asd.supplemental.mix_noise, which is "
+            "not available in this installation; set noise_mix_prob to 0"
+        ) from None
+    mixed: list[NDArray[np.float32]] = mix_noise(
+        features, noise, sup.noise_mix_prob, sup.noise_snr_db, seed, db=recipe.features.log
+    )
+    return mixed
+
+
+def _set_device(det: Detector, device: str) -> None:
+    setter = getattr(det, "set_device", None)
+    if callable(setter):
+        setter(device)
+
+
+def fit_machine(
+    recipe: Recipe,
+    machine: MachineData,
+    *,
+    cache_dir: Path | None = None,
+    device: str = "auto",
+    fidelity: float = 1.0,
+    train_features: Sequence[NDArray[np.float32]] | None = None,
+    noise_features: Sequence[NDArray[np.float32]] | None = None,
+) -> FittedMachine:
+    """Train the recipe's ensemble on one machine type's training clips.
+
+    ``train_features`` / ``noise_features`` may be passed precomputed (aligned with
+    :func:`select_train_clips` / the noise supplemental clips); otherwise they are extracted.
+    """
+    t0 = time.perf_counter()
+    mt = machine.machine_type
+    seed = derive_seed(recipe.seed, mt)
+    dev = resolve_device(device)
+    clips, domains, counts = select_train_clips(recipe, machine, fidelity=fidelity)
+    noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
+    feats = list(train_features) if train_features is not None else _extract(
+        clips, recipe, cache_dir)
+    if len(feats) != len(clips):
+        raise ValueError(f"{mt}: {len(feats)} train feature matrices for {len(clips)} clips")
+    noise: list[NDArray[np.float32]] = []
+    if recipe.supplemental.noise_mix_prob > 0:
+        noise = list(noise_features) if noise_features is not None else _extract(
+            noise_clips, recipe, cache_dir)
+    counts["noise_clips"] = len(noise)
+    t_feat = time.perf_counter() - t0
+
+    spec = recipe.detector
+    members: list[Detector] = []
+    stats: list[ScoreStats] = []
+    self_scores: list[NDArray[np.float64]] = []
+    train_domains = np.asarray(domains, dtype=str)
+    for i in range(recipe.ensemble.size):
+        member_seed = derive_seed(seed, "member", i)
+        member_feats = _maybe_mix_noise(recipe, feats, noise, derive_seed(member_seed, "noise"))
+        train = make_train_set(clips, domains, member_feats)
+        det = make_detector(spec.name, dict(spec.params), member_seed)
+        _set_device(det, dev)
+        det.fit(train)
+        own = np.asarray(det.self_scores(train), dtype=np.float64)
+        if own.shape != (len(train),):
+            raise RuntimeError(f"{spec.name}.self_scores returned shape {own.shape}")
+        members.append(det)
+        self_scores.append(own)
+        stats.append(ScoreStats.of(own))
+    combined = combine_scores(self_scores, stats, recipe.ensemble.combine)
+    normalizer = DomainNormalizer.fit(recipe.normalization.method, combined, train_domains)
+    normed = normalizer.transform(combined, train_domains)
+    threshold = fit_threshold(normed, recipe.threshold.method, recipe.threshold.quantile)
+    counts["ensemble"] = recipe.ensemble.size
+    timings = {"features": t_feat, "fit": time.perf_counter() - t0 - t_feat}
+    logger.info("%s: fitted %s x%d on %d clips in %.1f s (threshold %.4g)", mt, spec.name,
+                recipe.ensemble.size, len(clips), timings["fit"], threshold)
+    return FittedMachine(recipe, mt, seed, members, stats, normalizer, threshold, counts,
+                         timings, dev)
+
+
+def score_clips(
+    fitted: FittedMachine, features: Sequence[NDArray[np.float32]]
+) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
+    """Normalised anomaly scores ``(n,)`` and decisions ``(n,)`` for feature matrices."""
+    if not features:
+        return np.zeros(0, np.float64), np.zeros(0, np.int8)
+    raw = [np.asarray(m.score_samples(features), dtype=np.float64) for m in fitted.members]
+    combined = combine_scores(raw, fitted.member_stats, fitted.recipe.ensemble.combine)
+    domains: NDArray[np.str_] | None = None
+    if fitted.normalizer.method == "domain_zscore":
+        nearest = getattr(fitted.members[0], "nearest_domain", None)
+        if callable(nearest):
+            domains = np.asarray(nearest(features), dtype=str)
+    scores = fitted.normalizer.transform(combined, domains)
+    return scores, decide(scores, fitted.threshold)
+
+
+def run_machine(
+    recipe: Recipe,
+    machine: MachineData,
+    *,
+    cache_dir: Path | None = None,
+    device: str = "auto",
+    fidelity: float = 1.0,
+    num_threads: int | None = None,
+) -> MachineResult:
+    """Train on one machine type's training clips and score its test clips.
+
+    Args:
+        recipe: the frozen recipe (applied unchanged).
+        machine: the machine type's clips (``automl_asd.data.scan``); labels are never read.
+        cache_dir: feature cache folder (``None``: the default cache).
+        device: ``"auto"`` (GPU if visible), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        fidelity: in (0, 1]; fraction of source training clips used (nested subsample; every
+            target clip kept) — the one cheap budget knob for early-stopping searches.
+        num_threads: if given, ``torch.set_num_threads`` for this process.
+
+    Returns:
+        A :class:`MachineResult` aligned with the machine's test clips (path order).
+    """
+    if num_threads is not None:
+        import torch
+
+        torch.set_num_threads(num_threads)
+    t0 = time.perf_counter()
+    clips, _, _ = select_train_clips(recipe, machine, fidelity=fidelity)
+    test = list(machine.test)
+    noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
+    use_noise = recipe.supplemental.noise_mix_prob > 0 and bool(noise_clips)
+    # One extraction call over every clip keeps the feature cache pass single.
+    everything = clips + (noise_clips if use_noise else []) + test
+    feats = _extract(everything, recipe, cache_dir)
+    n_tr, n_noise = len(clips), len(noise_clips) if use_noise else 0
+    t_feat = time.perf_counter() - t0
+    fitted = fit_machine(
+        recipe, machine, cache_dir=cache_dir, device=device, fidelity=fidelity,
+        train_features=feats[:n_tr], noise_features=feats[n_tr:n_tr + n_noise],
+    )
+    t1 = time.perf_counter()
+    scores, decisions = score_clips(fitted, feats[n_tr + n_noise:])
+    t_score = time.perf_counter() - t1
+    timings = {
+        "features": t_feat,
+        "fit": fitted.timings["fit"],
+        "score": t_score,
+        "total": time.perf_counter() - t0,
+    }
+    counts = dict(fitted.counts)
+    counts["test"] = len(test)
+    return MachineResult(
+        machine_type=machine.machine_type,
+        recipe_hash=recipe.content_hash(),
+        seed=fitted.seed,
+        names=tuple(c.name for c in test),
+        sections=tuple(c.section for c in test),
+        scores=scores,
+        decisions=decisions,
+        threshold=float(fitted.threshold),
+        timings=timings,
+        counts=counts,
+        device=fitted.device,
+        fidelity=fidelity,
+    )

@@ -1,0 +1,176 @@
+"""Score normalisation, ensemble combination and decision thresholds.
+
+Everything here is fitted on *training self-scores* only (scores of the training clips that
+the detector did not fit on themselves where the family supports it), never on test data.
+
+Normalisation ``domain_zscore`` (fixed rule):
+
+* statistics: mean/std of the train self-scores of each domain's training clips (by their
+  known domain), and of all training clips ("global");
+* each test clip is assigned its *nearest domain* by the detector's ``nearest_domain``
+  method when the family has one (embedding families: the domain of the nearest training
+  embedding; ``dcase_ae``: the domain with the smaller Mahalanobis distance); families without
+  it, and domains with fewer than :data:`MIN_DOMAIN_CLIPS` training clips, use the global
+  statistics;
+* ``z = (score - mean_d) / max(std_d, eps)``; training clips are normalised by their own domain.
+
+Thresholds: ``gamma`` fits ``scipy.stats.gamma`` (shape, loc, scale) to the (normalised) train
+self-scores and takes ``ppf(quantile)`` (the baseline's rule with quantile 0.9); ``quantile`` is
+the empirical quantile. A clip is anomalous when its score is strictly above the threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "MIN_DOMAIN_CLIPS",
+    "ScoreStats",
+    "DomainNormalizer",
+    "combine_scores",
+    "fit_threshold",
+    "decide",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A domain needs at least this many training clips for its own z-score statistics.
+MIN_DOMAIN_CLIPS = 3
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Mean and standard deviation (floored) of a set of scores."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, scores: NDArray[np.float64]) -> ScoreStats:
+        s = np.asarray(scores, dtype=np.float64)
+        if s.size == 0:
+            raise ValueError("ScoreStats.of: no scores")
+        scale = float(s.std())
+        floor = max(1e-6 * abs(float(s.mean())), _EPS)
+        return cls(float(s.mean()), max(scale, floor))
+
+    def z(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        return (np.asarray(scores, dtype=np.float64) - self.mean) / self.std
+
+
+@dataclass(frozen=True)
+class DomainNormalizer:
+    """Score normaliser fitted on train self-scores; ``method`` is ``none`` or
+    ``domain_zscore`` (see module docstring)."""
+
+    method: str
+    global_stats: ScoreStats
+    domain_stats: dict[str, ScoreStats]
+
+    @classmethod
+    def fit(
+        cls, method: str, self_scores: NDArray[np.float64], domains: NDArray[np.str_]
+    ) -> DomainNormalizer:
+        if method not in ("none", "domain_zscore"):
+            raise ValueError(
+                f"normalization.method {method!r}: must be 'none' or 'domain_zscore'"
+            )
+        scores = np.asarray(self_scores, dtype=np.float64)
+        doms = np.asarray(domains).astype(str)
+        per_domain = {
+            d: ScoreStats.of(scores[doms == d])
+            for d in ("source", "target")
+            if int((doms == d).sum()) >= MIN_DOMAIN_CLIPS
+        }
+        return cls(method, ScoreStats.of(scores), per_domain)
+
+    def transform(
+        self, scores: NDArray[np.float64], domains: NDArray[np.str_] | None
+    ) -> NDArray[np.float64]:
+        """Normalise ``scores`` ``(n,)``; ``domains`` ``(n,)`` holds each clip's (nearest)
+        domain, ``None`` or ``"unknown"`` entries use the global statistics."""
+        s = np.asarray(scores, dtype=np.float64)
+        if self.method == "none":
+            return s.copy()
+        if domains is None:
+            return self.global_stats.z(s)
+        doms = np.asarray(domains).astype(str)
+        out = self.global_stats.z(s)
+        for d, st in self.domain_stats.items():
+            mask = doms == d
+            out[mask] = st.z(s[mask])
+        return out
+
+
+def combine_scores(
+    member_scores: Sequence[NDArray[np.float64]],
+    member_stats: Sequence[ScoreStats],
+    rule: str,
+) -> NDArray[np.float64]:
+    """Combine ensemble members' scores ``[(n,), ...]`` into one ``(n,)`` array.
+
+    ``mean_z``: each member is z-scored by its own train self-score statistics
+    (``member_stats[i]``, from :meth:`ScoreStats.of` on its self-scores), then averaged;
+    ``mean``: plain average; ``max``: element-wise maximum. One member passes through unchanged.
+    """
+    if not member_scores or len(member_scores) != len(member_stats):
+        raise ValueError("combine_scores: need one ScoreStats per member (and 1+ members)")
+    if rule not in ("mean_z", "mean", "max"):
+        raise ValueError(f"ensemble.combine {rule!r}: must be one of 'mean_z', 'mean', 'max'")
+    if len(member_scores) == 1:
+        return np.asarray(member_scores[0], np.float64).copy()
+    if rule == "mean_z":
+        z = [st.z(s) for st, s in zip(member_stats, member_scores, strict=True)]
+        return np.asarray(np.mean(z, axis=0), dtype=np.float64)
+    stack = np.stack([np.asarray(s, np.float64) for s in member_scores])
+    return np.asarray(stack.mean(0) if rule == "mean" else stack.max(0), dtype=np.float64)
+
+
+def fit_threshold(scores: NDArray[np.float64], method: str, quantile: float) -> float:
+    """Decision threshold from train self-scores ``(n,)``.
+
+    ``gamma``: ``scipy.stats.gamma.fit`` then ``ppf(quantile)``; falls back to the empirical
+    quantile (with a warning) when the fit fails or gives a non-finite value, e.g. for constant
+    scores. ``quantile``: the empirical quantile (linear interpolation).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        raise ValueError("fit_threshold: no finite training scores")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"threshold.quantile {quantile}: must lie in (0, 1)")
+    empirical = float(np.quantile(s, quantile))
+    if method == "quantile":
+        return empirical
+    if method != "gamma":
+        raise ValueError(f"threshold.method {method!r}: must be 'gamma' or 'quantile'")
+    if s.size < 3 or float(s.std()) <= _EPS:
+        logger.warning("gamma threshold: %d scores with no spread; using the empirical "
+                       "quantile", s.size)
+        return empirical
+    from scipy import stats
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            shape, loc, scale = stats.gamma.fit(s)
+            value = float(stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
+    except (ValueError, RuntimeError, FloatingPointError) as exc:
+        logger.warning("gamma threshold: fit failed (%s); using the empirical quantile", exc)
+        return empirical
+    if not np.isfinite(value):
+        logger.warning("gamma threshold: non-finite ppf; using the empirical quantile")
+        return empirical
+    return value
+
+
+def decide(scores: NDArray[np.float64], threshold: float) -> NDArray[np.int8]:
+    """1 (anomaly) where ``score > threshold`` else 0, shape ``(n,)``."""
+    return (np.asarray(scores, dtype=np.float64) > threshold).astype(np.int8)
