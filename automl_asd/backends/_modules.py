@@ -1,3 +1,6 @@
 """Imports every backend module so that each registers itself (one line per module)."""
 
 from __future__ import annotations
+
+import automl_asd.backends.gmm  # noqa: F401
+import automl_asd.backends.knn  # noqa: F401

@@ -4,3 +4,6 @@ Each family lives in its own module; add one import line per family here.
 """
 
 from __future__ import annotations
+
+import automl_asd.detectors.dcase_ae  # noqa: F401
+import automl_asd.detectors.embedding  # noqa: F401
