@@ -1,0 +1,185 @@
+"""Cosine kNN with per-domain banks and SMOTE-style target augmentation (``knn_smote``).
+
+Source bank: k-means centres of the source embeddings (``min(n_centres, n_source)`` centres;
+``n_centres=0`` keeps every source embedding). Target bank: every target embedding as its own
+reference, enlarged SMOTE-style to ``max(n_target, round(smote_ratio * n_source))`` points by
+interpolating each target embedding with one of its ``smote_k`` nearest target neighbours
+(``lambda ~ U(0, 1)``). Score = minimum over the two banks of the mean cosine distance to the
+``k`` nearest bank points. Rules, not per-machine choices: everything follows from the counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from automl_asd.backends import register_backend
+from automl_asd.backends.base import Backend, ParamSpec
+
+__all__ = ["KnnSmoteBackend", "l2_normalize", "cosine_knn", "kmeans_centres"]
+
+_CHUNK = 1024
+
+
+def l2_normalize(x: NDArray[Any]) -> NDArray[np.float64]:
+    """Rows scaled to unit L2 norm (zero rows stay zero); float64 ``(n, d)``."""
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.maximum(norm, 1e-12), dtype=np.float64)
+
+
+def cosine_knn(
+    query: NDArray[Any], bank: NDArray[Any], k: int, *, exclude: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The ``k`` smallest cosine distances ``(m, k)`` (ascending) and bank indices.
+
+    ``exclude[i]`` (optional) is a bank index that query ``i`` must not match (leave-one-out),
+    ``-1`` for none. Computed in row chunks so large banks do not need an ``m x n`` matrix.
+    """
+    q = l2_normalize(query)
+    b = l2_normalize(bank)
+    n = b.shape[0]
+    k = min(k, n - (0 if exclude is None else 1))
+    if k < 1:
+        raise ValueError("cosine_knn: the bank is too small for leave-one-out scoring")
+    dists = np.empty((q.shape[0], k))
+    idxs = np.empty((q.shape[0], k), dtype=np.int64)
+    for start in range(0, q.shape[0], _CHUNK):
+        d = 1.0 - q[start : start + _CHUNK] @ b.T
+        if exclude is not None:
+            rows = np.arange(d.shape[0])
+            ex = exclude[start : start + _CHUNK]
+            d[rows[ex >= 0], ex[ex >= 0]] = np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n),
+                                                                                (d.shape[0], 1))
+        pd = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(pd, axis=1, kind="stable")
+        dists[start : start + _CHUNK] = np.take_along_axis(pd, order, axis=1)
+        idxs[start : start + _CHUNK] = np.take_along_axis(part, order, axis=1)
+    return np.maximum(dists, 0.0), idxs
+
+
+def kmeans_centres(x: NDArray[Any], n_centres: int, seed: int) -> NDArray[np.float64]:
+    """k-means centres ``(min(n_centres, n), d)`` of unit-norm rows (spherical: re-normalised)."""
+    from sklearn.cluster import KMeans
+
+    x = l2_normalize(x)
+    n = min(n_centres, x.shape[0])
+    if n >= x.shape[0]:
+        return x
+    km = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(x)
+    return l2_normalize(km.cluster_centers_)
+
+
+def smote(
+    x: NDArray[Any], n_out: int, n_neighbours: int, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """``n_out`` synthetic rows between random rows of ``x`` and one of their nearest neighbours.
+
+    Returns the rows and their two parent indices ``(n_out, 2)``.
+    """
+    n = x.shape[0]
+    if n < 2 or n_out <= 0:
+        return np.empty((0, x.shape[1])), np.empty((0, 2), dtype=np.int64)
+    _, nn = cosine_knn(x, x, n_neighbours, exclude=np.arange(n, dtype=np.int64))
+    a = rng.integers(0, n, size=n_out)
+    b = nn[a, rng.integers(0, nn.shape[1], size=n_out)]
+    lam = rng.random(n_out)[:, None]
+    rows = lam * x[a] + (1 - lam) * x[b]
+    return rows, np.stack([a, b], axis=1)
+
+
+@register_backend
+class KnnSmoteBackend(Backend):
+    """Per-domain cosine kNN; source k-means centres; SMOTE-augmented target bank."""
+
+    name = "knn_smote"
+    params = {
+        "n_centres": ParamSpec("int", 16, 0, 1024,
+                               help="k-means centres of the source bank (0 = all source clips)"),
+        "k": ParamSpec("int", 1, 1, 64, help="neighbours averaged per bank"),
+        "smote_ratio": ParamSpec("float", 0.05, 0.0, 1.0,
+                                 help="target bank size as a fraction of the source count"),
+        "smote_k": ParamSpec("int", 5, 1, 32, help="SMOTE neighbours among target clips"),
+    }
+    n_centres: int
+    k: int
+    smote_ratio: float
+    smote_k: int
+
+    def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        x = l2_normalize(emb)
+        domains = np.asarray(domains).astype(str)
+        is_t = domains == "target"
+        src, tgt = x[~is_t], x[is_t]
+        if src.shape[0] == 0:  # no source clips: the target clips are the only reference
+            src, tgt, is_t = tgt, tgt[:0], np.zeros_like(is_t)
+        self.source_bank_ = (
+            kmeans_centres(src, self.n_centres, self.seed) if self.n_centres > 0 else src
+        )
+        rng = np.random.default_rng(self.seed)
+        n_extra = max(0, round(self.smote_ratio * src.shape[0]) - tgt.shape[0])
+        synth, parents = smote(tgt, n_extra, self.smote_k, rng)
+        self.target_bank_ = np.concatenate([tgt, synth]) if tgt.shape[0] else tgt
+        self.parents_ = parents
+        self.train_emb_ = x
+        self.train_is_target_ = is_t
+        self.fitted_ = True
+        return self
+
+    def _bank_score(
+        self, emb: NDArray[Any], bank: NDArray[Any], exclude: NDArray[np.int64] | None = None
+    ) -> NDArray[np.float64]:
+        if bank.shape[0] == 0 or (exclude is not None and bank.shape[0] < 2):
+            return np.full(emb.shape[0], np.inf)
+        d, _ = cosine_knn(emb, bank, self.k, exclude=exclude)
+        return np.asarray(d.mean(axis=1), dtype=np.float64)
+
+    def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
+        self._check_fitted()
+        e = l2_normalize(emb)
+        return np.minimum(self._bank_score(e, self.source_bank_),
+                          self._bank_score(e, self.target_bank_))
+
+    def self_scores(self) -> NDArray[np.float64]:
+        """Source clips: distance to the source bank (centres, or leave-one-out when
+        ``n_centres=0``) and to the full target bank. Target clips: leave-one-out on the target
+        bank, also ignoring the synthetic points made from the clip itself."""
+        self._check_fitted()
+        emb, is_t = self.train_emb_, self.train_is_target_
+        out = np.empty(emb.shape[0])
+        src_idx = np.flatnonzero(~is_t)
+        src_emb = emb[src_idx]
+        if self.n_centres > 0:
+            s_src = self._bank_score(src_emb, self.source_bank_)
+        else:
+            s_src = self._bank_score(src_emb, self.source_bank_,
+                                     exclude=np.arange(len(src_idx), dtype=np.int64))
+        out[src_idx] = np.minimum(s_src, self._bank_score(src_emb, self.target_bank_))
+        tgt_idx = np.flatnonzero(is_t)
+        n_real = len(tgt_idx)
+        for j, i in enumerate(tgt_idx):
+            keep = np.ones(self.target_bank_.shape[0], dtype=bool)
+            keep[j] = False
+            keep[n_real:] = ~(self.parents_ == j).any(axis=1)
+            t_score = self._bank_score(emb[i : i + 1], self.target_bank_[keep])
+            out[i] = min(float(t_score[0]),
+                         float(self._bank_score(emb[i : i + 1], self.source_bank_)[0]))
+        return out
+
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        self._check_fitted()
+        return {"source_bank": self.source_bank_, "target_bank": self.target_bank_,
+                "parents": self.parents_, "train_emb": self.train_emb_,
+                "train_is_target": self.train_is_target_}
+
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        self.source_bank_ = np.asarray(state["source_bank"], dtype=np.float64)
+        self.target_bank_ = np.asarray(state["target_bank"], dtype=np.float64)
+        self.parents_ = np.asarray(state["parents"], dtype=np.int64)
+        self.train_emb_ = np.asarray(state["train_emb"], dtype=np.float64)
+        self.train_is_target_ = np.asarray(state["train_is_target"], dtype=bool)
+        self.fitted_ = True
+        return self

@@ -1,0 +1,384 @@
+"""Margin-trained CNN embeddings (``margin_cnn``): auxiliary classification -> backend scoring.
+
+Trained from scratch on the normal training clips of the run. Pipeline per clip:
+
+1. Input: the ``(n_frames, n_bins)`` dB feature matrix (log-mel or linear STFT). With
+   ``mean_subtract`` each frequency's temporal mean is removed (per clip), then everything is
+   scaled by the training mean/std. Clips shorter than ``crop_frames`` are tiled; training uses
+   one random crop of ``crop_frames`` per clip and epoch.
+2. Optional second branch: the clip's mean spectrum (mean over frames of the dB matrix,
+   standardised per bin) - the part that mean subtraction removes from branch 1.
+3. ``EmbeddingNet`` (compact ResNet, ``size``) -> embedding; loss ArcFace / AdaCos /
+   sub-cluster AdaCos on the L2-normalised embedding, optional mixup; Adam.
+4. Auxiliary classes by a fixed rule (``label_rule``):
+   ``attribute_domain``: one class per (machine type, section, attribute string, domain); clips
+   whose attributes are hidden (``noAttribute``) get k-means pseudo-labels on pooled
+   mean/std features instead of the attribute, per (machine type, section, domain), with
+   ``min(pseudo_clusters, n_group // 20)`` clusters (at least 1), so a type without attributes
+   still has domain x pseudo classes. ``section_domain`` ignores attributes; ``pseudo`` uses
+   pseudo-labels everywhere. Fewer than two classes fall back to 4 pseudo-classes.
+5. Scoring: clip embedding = normalised mean of the normalised embeddings of consecutive crops
+   covering the clip; scores from any registered backend fitted on the training embeddings.
+
+CUDA is used when present (``device="auto"``) with bf16 autocast (``amp``). On CPU the result is
+deterministic for a seed: the model is initialised under a forked, seeded torch RNG and all
+sampling uses generators derived from ``seed`` (global RNG state is left untouched).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from automl_asd.backends import Backend, make_backend
+from automl_asd.detectors import register
+from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+from automl_asd.nn.losses import LOSSES, make_margin_loss, mixup
+from automl_asd.nn.resnet import SIZES, EmbeddingNet, NetConfig
+
+__all__ = ["MarginDetector", "auxiliary_labels"]
+
+logger = logging.getLogger(__name__)
+
+LABEL_RULES = ("attribute_domain", "section_domain", "pseudo")
+_EMBED_BATCH = 128
+
+
+def _pooled(features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+    rows = [np.concatenate([np.asarray(f).mean(axis=0), np.asarray(f).std(axis=0)])
+            for f in features]
+    x = np.stack(rows).astype(np.float64)
+    return np.asarray((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6), dtype=np.float64)
+
+
+def _pseudo_labels(x: NDArray[np.float64], k: int, seed: int) -> NDArray[np.int64]:
+    if k <= 1 or x.shape[0] <= k:
+        return np.zeros(x.shape[0], dtype=np.int64) if k <= 1 else np.arange(x.shape[0])
+    from sklearn.cluster import KMeans
+
+    return np.asarray(KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x),
+                      dtype=np.int64)
+
+
+def auxiliary_labels(
+    train: TrainSet, rule: str, pseudo_clusters: int, seed: int
+) -> tuple[NDArray[np.int64], list[str]]:
+    """Class index per training clip and the sorted class names, by the fixed ``rule``.
+
+    See the module docstring for the rules. Returns ``(labels (n,), class_names)``.
+    """
+    if rule not in LABEL_RULES:
+        raise ValueError(f"label_rule {rule!r}: must be one of {', '.join(LABEL_RULES)}")
+    n = len(train)
+    mts = np.asarray(train.machine_types).astype(str)
+    secs = np.asarray(train.sections).astype(str)
+    doms = np.asarray(train.domains).astype(str)
+    attrs = np.asarray(train.attributes).astype(str)
+    keys = [f"{mts[i]}|{secs[i]}|{doms[i]}" for i in range(n)]
+    if rule == "attribute_domain":
+        needs_pseudo = attrs == "noAttribute"
+        keys = [k + ("" if needs_pseudo[i] else f"|{attrs[i]}") for i, k in enumerate(keys)]
+    else:
+        needs_pseudo = np.full(n, rule == "pseudo")
+    if needs_pseudo.any() and pseudo_clusters > 1:
+        pooled = _pooled(train.features)
+        groups = sorted({keys[i] for i in np.flatnonzero(needs_pseudo)})
+        for g, group in enumerate(groups):
+            idx = np.array([i for i in np.flatnonzero(needs_pseudo) if keys[i] == group])
+            k = max(1, min(pseudo_clusters, len(idx) // 20))
+            lab = _pseudo_labels(pooled[idx], k, seed + g)
+            for i, c in zip(idx, lab, strict=True):
+                keys[i] = f"{keys[i]}|pc{int(c)}"
+    if len(set(keys)) < 2 and n >= 2:
+        lab = _pseudo_labels(_pooled(train.features), min(4, n), seed)
+        keys = [f"{k}|fb{int(c)}" for k, c in zip(keys, lab, strict=True)]
+    names = sorted(set(keys))
+    index = {name: j for j, name in enumerate(names)}
+    return np.array([index[k] for k in keys], dtype=np.int64), names
+
+
+def _tile(x: NDArray[np.float32], n_frames: int) -> NDArray[np.float32]:
+    if x.shape[0] >= n_frames:
+        return x
+    return np.tile(x, (-(-n_frames // x.shape[0]), 1))
+
+
+def _crop_starts(n: int, crop: int) -> list[int]:
+    starts = list(range(0, n - crop + 1, crop))
+    if starts[-1] + crop < n:
+        starts.append(n - crop)
+    return starts
+
+
+@register
+class MarginDetector(Detector):
+    """Compact ResNet trained with an angular-margin loss on auxiliary classes + a backend."""
+
+    name = "margin_cnn"
+    params = {
+        "crop_frames": ParamSpec("int", 128, 8, 2048, help="frames per training crop"),
+        "size": ParamSpec("str", "small", choices=tuple(SIZES), help="CNN width/depth"),
+        "emb_dim": ParamSpec("int", 128, 8, 1024, help="embedding size per branch"),
+        "spectrum_branch": ParamSpec("bool", True,
+                                     help="second branch on the clip's mean spectrum"),
+        "mean_subtract": ParamSpec("bool", True,
+                                   help="remove each frequency's temporal mean per clip"),
+        "loss": ParamSpec("str", "subcluster_adacos", choices=LOSSES),
+        "n_subclusters": ParamSpec("int", 16, 1, 64, help="sub-clusters per class"),
+        "arcface_scale": ParamSpec("float", 30.0, 1.0, 128.0),
+        "arcface_margin": ParamSpec("float", 0.5, 0.0, 1.5),
+        "mixup_prob": ParamSpec("float", 0.5, 0.0, 1.0),
+        "label_rule": ParamSpec("str", "attribute_domain", choices=LABEL_RULES),
+        "pseudo_clusters": ParamSpec("int", 8, 0, 64,
+                                     help="k-means pseudo-classes per group (noAttribute)"),
+        "epochs": ParamSpec("int", 10, 1, 500),
+        "batch_size": ParamSpec("int", 64, 2, 1024),
+        "lr": ParamSpec("float", 1e-3, 1e-6, 1.0),
+        "weight_decay": ParamSpec("float", 1e-5, 0.0, 1.0),
+        "device": ParamSpec("str", "auto", choices=("auto", "cpu", "cuda")),
+        "amp": ParamSpec("bool", True, help="bf16 autocast on CUDA"),
+        "backend": ParamSpec("backend", {"name": "knn", "params": {}},
+                             help="scoring backend (name + params) on the embeddings"),
+    }
+
+    crop_frames: int
+    size: str
+    emb_dim: int
+    spectrum_branch: bool
+    mean_subtract: bool
+    loss: str
+    n_subclusters: int
+    arcface_scale: float
+    arcface_margin: float
+    mixup_prob: float
+    label_rule: str
+    pseudo_clusters: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    device: str
+    amp: bool
+    backend: dict[str, Any]
+
+    # ----------------------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()):
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"{self.name}: device='cuda' but CUDA is not available; "
+                                   "use device='auto' or 'cpu'")
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+    def _make_backend(self) -> Backend:
+        spec = self.backend
+        return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
+
+    def _build(self, n_bins: int, n_classes: int) -> tuple[EmbeddingNet, torch.nn.Module]:
+        config = NetConfig(n_bins=n_bins, size=self.size, emb_dim=self.emb_dim,
+                           spectrum_branch=self.spectrum_branch)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            net = EmbeddingNet(config)
+            head = make_margin_loss(self.loss, config.out_dim, n_classes,
+                                    n_subclusters=self.n_subclusters,
+                                    arcface_scale=self.arcface_scale,
+                                    arcface_margin=self.arcface_margin)
+        return net, head
+
+    def _prepare(
+        self, feat: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        x = np.asarray(feat, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"{self.name}: expected a (n_frames>0, n_bins) matrix, got {x.shape}")
+        spec = x.mean(axis=0)
+        if self.mean_subtract:
+            x = x - spec
+        return x, spec
+
+    def _normalise(
+        self, x: NDArray[np.float32], spec: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        xn = ((x - self.x_mean_) / self.x_std_).astype(np.float32)
+        sn = ((spec - self.s_mean_) / self.s_std_).astype(np.float32)
+        return _tile(xn, self.crop_frames), sn
+
+    # --------------------------------------------------------------------------- training
+    def fit(self, train: TrainSet) -> Self:
+        n = len(train)
+        if n < 2:
+            raise ValueError(f"{self.name}: needs at least 2 training clips, got {n}")
+        t0 = time.perf_counter()
+        prepared = [self._prepare(f) for f in train.features]
+        n_bins = prepared[0][0].shape[1]
+        if any(x.shape[1] != n_bins for x, _ in prepared):
+            raise ValueError(f"{self.name}: training clips differ in n_bins")
+        frames = np.concatenate([x for x, _ in prepared])
+        self.x_mean_ = np.float32(frames.mean())
+        self.x_std_ = np.float32(max(float(frames.std()), 1e-6))
+        specs = np.stack([s for _, s in prepared])
+        self.s_mean_ = specs.mean(axis=0).astype(np.float32)
+        self.s_std_ = np.maximum(specs.std(axis=0), 1e-3 * float(specs.std()) + 1e-6).astype(
+            np.float32)
+        data = [self._normalise(x, s) for x, s in prepared]
+
+        labels, class_names = auxiliary_labels(train, self.label_rule, self.pseudo_clusters,
+                                               self.seed)
+        self.n_classes_ = len(class_names)
+        self.n_bins_ = n_bins
+        logger.info("%s: %d clips, %d auxiliary classes", self.name, n, self.n_classes_)
+        dev = self._device()
+        net, head = self._build(n_bins, self.n_classes_)
+        net.to(dev).train()
+        head.to(dev).train()
+        opt = torch.optim.Adam(list(net.parameters()) + list(head.parameters()),
+                               lr=self.lr, weight_decay=self.weight_decay)
+        rng = np.random.default_rng(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        eye = torch.eye(self.n_classes_)
+        bs = min(self.batch_size, n)
+        use_amp = self.amp and dev.type == "cuda"
+        for epoch in range(self.epochs):
+            order = rng.permutation(n)
+            batches = [order[i : i + bs] for i in range(0, n, bs)]
+            if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs >= 2 samples
+                batches[-2] = np.concatenate([batches[-2], batches.pop()])
+            total = 0.0
+            for idx in batches:
+                crops = np.empty((len(idx), self.crop_frames, n_bins), dtype=np.float32)
+                for j, i in enumerate(idx):
+                    x = data[i][0]
+                    start = int(rng.integers(0, x.shape[0] - self.crop_frames + 1))
+                    crops[j] = x[start : start + self.crop_frames]
+                spectra = np.stack([data[i][1] for i in idx])
+                targets = eye[torch.from_numpy(labels[idx])]
+                (xc, xs), targets = mixup(
+                    (torch.from_numpy(crops), torch.from_numpy(spectra)), targets,
+                    prob=self.mixup_prob, generator=gen)
+                xc, xs, targets = xc.to(dev), xs.to(dev), targets.to(dev)
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16,
+                                    enabled=use_amp):
+                    emb = net(xc, xs if self.spectrum_branch else None)
+                loss = head(emb.float(), targets)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            mean_loss = total / n
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"{self.name}: loss became {mean_loss} in epoch "
+                                         f"{epoch + 1}; lower lr or use another loss")
+            logger.debug("%s: epoch %d/%d loss %.4f", self.name, epoch + 1, self.epochs,
+                         mean_loss)
+        net.eval()
+        head.eval()
+        self.net_, self.head_ = net, head
+        self.fitted_ = True
+        emb_train = self._embed_prepared(data)
+        self.backend_ = self._make_backend().fit(emb_train,
+                                                 np.asarray(train.domains).astype(str))
+        self.n_train_ = n
+        logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0, dev)
+        return self
+
+    # ---------------------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def _embed_prepared(
+        self, data: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]]]
+    ) -> NDArray[np.float32]:
+        dev = next(self.net_.parameters()).device
+        use_amp = self.amp and dev.type == "cuda"
+        out = np.empty((len(data), self.net_.config.out_dim), dtype=np.float32)
+        crops: list[NDArray[np.float32]] = []
+        spectra: list[NDArray[np.float32]] = []
+        owner: list[int] = []
+
+        def flush() -> None:
+            if not crops:
+                return
+            xc = torch.from_numpy(np.stack(crops)).to(dev)
+            xs = torch.from_numpy(np.stack(spectra)).to(dev)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                e = self.net_(xc, xs if self.spectrum_branch else None)
+            e = torch.nn.functional.normalize(e.float(), dim=1).cpu().numpy()
+            own = np.asarray(owner)
+            for clip in np.unique(own):
+                out[clip] += e[own == clip].sum(axis=0)
+            crops.clear()
+            spectra.clear()
+            owner.clear()
+
+        out[:] = 0.0
+        for i, (x, s) in enumerate(data):
+            for start in _crop_starts(x.shape[0], self.crop_frames):
+                crops.append(x[start : start + self.crop_frames])
+                spectra.append(s)
+                owner.append(i)
+            if len(crops) >= _EMBED_BATCH:
+                flush()
+        flush()
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def embed(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+        """L2-normalised clip embeddings ``(n_clips, out_dim)`` of the fitted network."""
+        self._check_fitted()
+        return self._embed_prepared([self._normalise(*self._prepare(f)) for f in features])
+
+    def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        self._check_fitted()
+        return np.asarray(self.backend_.score(self.embed(features)), dtype=np.float64)
+
+    def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
+        """The backend's leave-one-out/cross-fitted self-scores when ``train`` is the fitted set
+        (the network itself has seen these clips, so these are still optimistic)."""
+        self._check_fitted()
+        if len(train) == self.n_train_:
+            try:
+                return np.asarray(self.backend_.self_scores(), dtype=np.float64)
+            except NotImplementedError:
+                logger.warning("backend %s has no self_scores(); using in-sample scores",
+                               self.backend_.name)
+        return self.score_samples(train.features)
+
+    # ------------------------------------------------------------------------------ state
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        self._check_fitted()
+        state: dict[str, NDArray[Any]] = {
+            "meta": np.array([self.n_bins_, self.n_classes_, self.n_train_], dtype=np.int64),
+            "x_norm": np.array([self.x_mean_, self.x_std_], dtype=np.float32),
+            "s_mean": self.s_mean_, "s_std": self.s_std_,
+        }
+        for prefix, module in (("net.", self.net_), ("head.", self.head_)):
+            for key, value in module.state_dict().items():
+                state[prefix + key] = value.detach().cpu().numpy().copy()
+        for key, value in self.backend_.get_state().items():
+            state[f"backend.{key}"] = value
+        return state
+
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        n_bins, n_classes, n_train = (int(v) for v in state["meta"])
+        net, head = self._build(n_bins, n_classes)
+        for prefix, module in (("net.", net), ("head.", head)):
+            sub = {k[len(prefix):]: torch.from_numpy(np.array(v))
+                   for k, v in state.items() if k.startswith(prefix)}
+            module.load_state_dict(sub)
+        dev = self._device()
+        self.net_, self.head_ = net.to(dev).eval(), head.to(dev).eval()
+        self.n_bins_, self.n_classes_, self.n_train_ = n_bins, n_classes, n_train
+        self.x_mean_, self.x_std_ = (np.float32(v) for v in state["x_norm"])
+        self.s_mean_ = np.asarray(state["s_mean"], dtype=np.float32)
+        self.s_std_ = np.asarray(state["s_std"], dtype=np.float32)
+        prefix = "backend."
+        sub_b = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        self.backend_ = self._make_backend().set_state(sub_b)
+        self.fitted_ = True
+        return self
