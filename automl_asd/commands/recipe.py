@@ -1,0 +1,43 @@
+"""``automl-asd recipe show|validate|list``: inspect and check frozen recipes."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "show, validate or list frozen recipes (a path or a shipped name)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="recipe_action", metavar="ACTION", required=True)
+    show = sub.add_parser("show", help="print a recipe as resolved JSON with its content hash")
+    show.add_argument("recipe", help="recipe.json path or shipped name (e.g. baseline_ae_mse)")
+    validate = sub.add_parser("validate", help="strictly check one or more recipes")
+    validate.add_argument("recipes", nargs="+", metavar="RECIPE",
+                          help="recipe.json paths or shipped names")
+    sub.add_parser("list", help="list the recipes shipped with the package")
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
+
+    if args.recipe_action == "list":
+        for name in shipped_recipe_names():
+            recipe = load_recipe(name)
+            print(f"{name}\t{recipe.content_hash()[:12]}\t{recipe.description}")
+        return 0
+    if args.recipe_action == "show":
+        recipe = load_recipe(args.recipe)
+        print(f"# content hash: {recipe.content_hash()}")
+        print(recipe.to_json(), end="")
+        return 0
+    failures = 0
+    for item in args.recipes:
+        try:
+            recipe = load_recipe(item)
+        except (RecipeError, FileNotFoundError) as exc:
+            print(f"INVALID {exc}")
+            failures += 1
+            continue
+        print(f"OK {item}: {recipe.name} ({recipe.detector.name}) "
+              f"hash {recipe.content_hash()[:12]}")
+    return 1 if failures else 0
