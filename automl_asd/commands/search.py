@@ -1,0 +1,88 @@
+"""``automl-asd search``: find one recipe on development machine types and freeze it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + ASHA) and "
+        "freeze the best to RUN_DIR/recipe.json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, metavar="DEV_ROOT",
+                        help="development data root (<DEV_ROOT>/<machine_type>/{train,test})")
+    parser.add_argument("--space", required=True, metavar="SPACE",
+                        help="search-space YAML file or shipped name (default, smoke)")
+    parser.add_argument("--trials", required=True, type=int, metavar="N",
+                        help="number of trials (the baseline recipe is the first)")
+    parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                        help="run folder: recipe.json, trials.parquet, search_report.md, "
+                             "omega_over_trials.png, Tune state (for --resume)")
+    parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
+                        help="only these development types (default: every one under DEV_ROOT)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address ('auto' = the running cluster; default: "
+                             "$RAY_ADDRESS, else a local Ray with the dashboard off)")
+    parser.add_argument("--max-concurrent", type=int, default=1, metavar="K",
+                        help="trials running at once (default 1)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="S",
+                        help="stop starting trials after S seconds")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed search in RUN_DIR (finished trials are kept)")
+    parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default 0)")
+    parser.add_argument("--leave-one-out", action="store_true",
+                        help="one search per development type held out; apply each frozen "
+                             "recipe to its held-out type (RUN_DIR/leave_one_out.md)")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="feature cache shared by all trials (default: $AUTOML_ASD_CACHE "
+                             "or ~/.cache/automl-asd)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N",
+                        help="CPUs per trial (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="F",
+                        help="GPUs per trial, fractions allowed (default 0)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="torch device inside each trial (default auto)")
+    parser.add_argument("--storage", default=None, metavar="URI",
+                        help="Tune storage shared by all nodes on a multi-node cluster "
+                             "(NFS path or s3://...; default RUN_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.search_space import load_space
+
+    space = load_space(args.space)  # fail fast on a bad space, before Ray starts
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from automl_asd.orchestration.search import SearchConfig, run_leave_one_out, run_search
+
+    cfg = SearchConfig(
+        data=args.data, space=space, out=args.out, trials=args.trials,
+        machine_types=tuple(args.machine_types) if args.machine_types else None,
+        max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
+        resume=args.resume, seed=args.seed, cache_dir=args.cache_dir, address=args.address,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        device=args.device, storage=args.storage, verbose=int(getattr(args, "verbose", 0)))
+    if args.leave_one_out:
+        loo = run_leave_one_out(cfg)
+        print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
+              f"{args.trials} trials per fold):")
+        for _, row in loo.table.iterrows():
+            print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
+                  f"held-out Ω {row['held_out_omega']:.4f}  (baseline "
+                  f"{row['baseline_held_out_omega']:.4f})")
+        print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
+        print(f"table: {loo.files['report']}")
+        return 0
+    outcome = run_search(cfg)
+    counts = outcome.trials["status"].value_counts().to_dict()
+    status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"{len(outcome.trials)} trials ({status}) on {', '.join(outcome.machine_types)}")
+    base = (f"; baseline Ω = {outcome.baseline_omega:.4f}"
+            if outcome.baseline_omega is not None else "")
+    print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
+    print(f"frozen recipe: {outcome.files['recipe']}")
+    print(f"report: {outcome.files['report']}")
+    return 0

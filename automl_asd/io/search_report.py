@@ -1,0 +1,199 @@
+"""Outputs of ``automl-asd search``: run metadata, ``recipe.json``, ``trials.parquet``,
+``search_report.md``, ``omega_over_trials.png`` and the leave-one-out table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from automl_asd.recipe import Recipe
+
+__all__ = [
+    "META_NAME",
+    "read_search_meta",
+    "write_search_meta",
+    "write_recipe",
+    "write_trials",
+    "plot_omega",
+    "write_search_report",
+    "write_leave_one_out",
+]
+
+META_NAME = "search.json"
+_PARAM = "param:"
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
+    """The run's ``search.json`` (space name/sha256, seed, dev types, versions) or ``None``."""
+    path = out_dir / META_NAME
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else None
+
+
+def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
+
+
+def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
+    """``<out>/recipe.json``: the frozen best recipe."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _atomic_write_text(out_dir / "recipe.json", recipe.to_json())
+
+
+def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
+    """``<out>/trials.parquet``: one row per trial."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "trials.parquet"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_omega(out_dir: Path, table: pd.DataFrame) -> Path:
+    """``<out>/omega_over_trials.png``: Ω per trial (marker by status) and the running best."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    path = out_dir / "omega_over_trials.png"
+    fig, ax = plt.subplots(figsize=(7.5, 4.0), dpi=110)
+    if not table.empty:
+        styles = {"complete": ("o", "tab:blue", "full fidelity"),
+                  "stopped_early": ("x", "tab:gray", "stopped early (lower fidelity)")}
+        for status, (marker, color, label) in styles.items():
+            sel = table[table["status"] == status]
+            if len(sel):
+                ax.scatter(sel["order"], sel["omega"], marker=marker, color=color, label=label,
+                           zorder=3)
+        done = table[table["status"] == "complete"].sort_values("order")
+        if len(done):
+            ax.step(done["order"], done["omega"].cummax(), where="post", color="tab:orange",
+                    label="best so far")
+        base = table[table["is_baseline"] & (table["status"] == "complete")]
+        if len(base):
+            ax.axhline(float(base["omega"].iloc[0]), color="tab:red", linestyle="--",
+                       linewidth=1, label="baseline")
+        errors = table[table["status"] == "error"]
+        if len(errors):
+            ymin = float(table["omega"].min()) if table["omega"].notna().any() else 0.5
+            ax.scatter(errors["order"], [ymin] * len(errors), marker="v", color="tab:red",
+                       label="error")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel("Ω (official score, dev types)")
+    ax.set_title("Ω over trials")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[c]).replace("|", "/") for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
+                        best_trial_id: str, meta: Mapping[str, Any],
+                        baseline_omega: float | None, plot: Path | None = None,
+                        top: int = 10) -> Path:
+    """``<out>/search_report.md``: provenance, counts, top trials, per-type metrics of the best."""
+    counts = table["status"].value_counts().to_dict() if not table.empty else {}
+    best = table[table["trial_id"] == best_trial_id].iloc[0]
+    lines = [f"# Search report: space `{meta.get('space_name')}`", "",
+             f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
+             f"- development types: {', '.join(meta.get('machine_types', []))}",
+             f"- seed: {meta.get('seed')}; trials requested: {meta.get('trials')}; "
+             f"fidelity rungs: {meta.get('rungs')}",
+             f"- started {meta.get('started', '?')}, finished {meta.get('finished', '?')}; "
+             f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
+             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+             "", "## Best recipe", "",
+             f"Trial `{best_trial_id}`: **Ω = {float(best['omega']):.4f}**"
+             + (f" (baseline Ω = {baseline_omega:.4f}, Δ = "
+                f"{float(best['omega']) - baseline_omega:+.4f})"
+                if baseline_omega is not None else "")
+             + f"; detector `{recipe.detector.name}`; frozen to `recipe.json` "
+             f"(content hash `{recipe.content_hash()[:16]}`).", ""]
+    per_type = sorted({c.rsplit("/", 1)[0] for c in table.columns
+                       if c.endswith("/auc_source") and not c.startswith("time/")})
+    if per_type:
+        rows = [{"type": t, "AUC-s": best.get(f"{t}/auc_source"),
+                 "AUC-t": best.get(f"{t}/auc_target"), "pAUC": best.get(f"{t}/pauc"),
+                 "Ω": best.get(f"{t}/omega")} for t in per_type]
+        lines += [_md_table(pd.DataFrame(rows)), ""]
+    done = table[table["status"].isin(["complete", "stopped_early"])]
+    done = done.sort_values(["status", "omega"], ascending=[True, False]).head(top)
+    params = [c for c in table.columns if c.startswith(_PARAM)]
+    show = ["trial_id", "status", "omega", "fidelity", "wall_s", *params]
+    top_df = done[show].rename(columns={c: c[len(_PARAM):] for c in params})
+    lines += [f"## Top {len(top_df)} trials", "",
+              "Complete trials first (full fidelity), then trials ASHA stopped early "
+              "(their Ω is at a lower fidelity).", "", _md_table(top_df), ""]
+    errors = table[table["status"] == "error"]
+    if len(errors):
+        lines += ["## Failed trials", "",
+                  _md_table(errors[["trial_id", "error"]]), ""]
+    if plot is not None:
+        lines += ["## Ω over trials", "", f"![Ω over trials]({plot.name})", ""]
+    return _atomic_write_text(out_dir / "search_report.md", "\n".join(lines))
+
+
+def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
+                        meta: Mapping[str, Any]) -> tuple[Path, Path]:
+    """``<out>/leave_one_out.parquet`` and ``leave_one_out.md`` (held-out vs in-search Ω)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq = out_dir / "leave_one_out.parquet"
+    table.to_parquet(pq, index=False)
+    cols = ["held_out", "in_search_omega", "held_out_omega", "gap", "baseline_held_out_omega",
+            "detector", "trial_id"]
+    shown = table[[c for c in cols if c in table.columns]]
+    lines = ["# Leave-one-out search: the price of first shot", "",
+             f"Space `{meta.get('space_name')}` (sha256 `{meta.get('space_sha256')}`), "
+             f"seed {meta.get('seed')}, {meta.get('trials_per_fold')} trials per fold.",
+             "Each row: a search on every other development type (in-search Ω), then its frozen "
+             "recipe applied to the held-out type (held-out Ω, a single type's h-mean of AUC-s, "
+             "AUC-t, pAUC); `baseline_held_out_omega` is the baseline recipe on that type.", "",
+             _md_table(shown), ""]
+    if len(table):
+        lines += [f"Mean in-search Ω {table['in_search_omega'].mean():.4f}; mean held-out Ω "
+                  f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "
+                  f"mean baseline held-out Ω {table['baseline_held_out_omega'].mean():.4f}.", ""]
+    md = _atomic_write_text(out_dir / "leave_one_out.md", "\n".join(lines))
+    return pq, md

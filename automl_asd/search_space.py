@@ -1,0 +1,657 @@
+"""Declarative, conditional search spaces (``search_spaces/*.yaml``) for ``automl-asd search``.
+
+A space file mirrors the recipe JSON. Every leaf is either a constant or a search dimension::
+
+    name: default
+    description: free text
+    baseline: baseline_ae_mse        # shipped recipe: base values + first point to evaluate
+    fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
+    space:
+      features:
+        n_mels: {choice: [64, 128]}          # categorical (scalars only)
+      detector:
+        choose:                              # conditional: one option per registry name
+          dcase_ae:
+            epochs: {int: [5, 100], log: true}
+          pooled_knn:
+            backend:
+              choose:                        # a ParamSpec(type="backend") parameter
+                knn: {k: {int: [1, 8]}}
+                mahalanobis: {}
+      threshold:
+        quantile: {float: [0.8, 0.95]}
+
+Each dimension is named by its path, with component choices spelled out
+(``detector.name``, ``detector.dcase_ae.epochs``, ``detector.pooled_knn.backend.name``,
+``detector.pooled_knn.backend.knn.k``), so every Optuna name keeps one distribution.
+Values not in the space come from the baseline recipe when it uses the same component, else from
+the component's ``ParamSpec`` defaults. Adding a new registered family or backend to a search is a
+YAML edit only.
+
+This module is pure: no Ray, and Optuna only through the duck-typed ``trial.suggest_*`` calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+if TYPE_CHECKING:
+    from automl_asd.recipe import Recipe
+
+__all__ = [
+    "SpaceError",
+    "Dimension",
+    "Fixed",
+    "Choose",
+    "Fidelity",
+    "SearchSpace",
+    "load_space",
+    "resolve_space_path",
+    "SHIPPED_SPACES_DIR",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the shipped spaces (``search_spaces/`` at the repository root).
+SHIPPED_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+_TOP_KEYS = {"name", "description", "baseline", "fidelity", "space"}
+_SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
+             "seed")
+_Scalar = bool | int | float | str | None
+
+
+class SpaceError(ValueError):
+    """An invalid search space; the message names the YAML file, the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One Optuna parameter: ``kind`` ``"categorical"`` (``choices``), ``"int"`` or ``"float"``
+    (``low``..``high`` inclusive, optional ``log`` and ``step``). ``recipe_path`` is where the
+    value goes in the recipe JSON."""
+
+    name: str
+    recipe_path: tuple[str, ...]
+    kind: Literal["categorical", "int", "float"]
+    choices: tuple[_Scalar, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+
+    def suggest(self, trial: Any) -> Any:
+        """Ask an Optuna trial (or Ray's capturing wrapper of one) for this dimension."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log,
+                                     step=int(self.step or 1))
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "categorical":
+            return any(_same(value, c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and (not float(value).is_integer()):
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        if self.step is not None:
+            k = (value - self.low) / self.step
+            return math.isclose(k, round(k), abs_tol=1e-9)
+        return True
+
+    def probe_values(self) -> list[Any]:
+        """Values that exercise the domain's edges (used to validate it against the schema)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int":
+            return [int(self.low), int(self.high)]
+        return [float(self.low), float(self.high)]
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return f"choice {list(self.choices)}"
+        extra = (", log" if self.log else "") + (f", step {self.step}" if self.step else "")
+        return f"{self.kind} [{self.low}, {self.high}{extra}]"
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A constant value written at ``recipe_path``."""
+
+    recipe_path: tuple[str, ...]
+    value: Any
+
+
+@dataclass(frozen=True)
+class Choose:
+    """A component choice (detector family or backend): ``name`` dimension + per-option params."""
+
+    path: str
+    recipe_path: tuple[str, ...]
+    kind: Literal["detector", "backend"]
+    name_dim: Dimension
+    options: Mapping[str, Mapping[str, Node]]
+
+
+Node = Dimension | Fixed | Choose
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """ASHA budget: Ω is reported after training on each fraction of the source train clips."""
+
+    rungs: tuple[float, ...] = (1.0,)
+    reduction_factor: int = 2
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed, validated search space. Build with :func:`load_space`."""
+
+    name: str
+    description: str
+    path: Path
+    sha256: str
+    baseline_name: str
+    fidelity: Fidelity
+    base: Mapping[str, Any]
+    nodes: Mapping[str, Node] = field(default_factory=dict)
+
+    # -- walking ---------------------------------------------------------------------------
+    def _build(self, get: Callable[[Dimension, dict[str, Any]], Any]) -> dict[str, Any]:
+        """The recipe dict for the values ``get(dimension, recipe so far)`` returns; only active
+        dimensions are asked."""
+        recipe = copy.deepcopy(dict(self.base))
+        for node in self.nodes.values():
+            _apply_node(recipe, node, get, self.base)
+        return recipe
+
+    def dimensions(self) -> Iterator[Dimension]:
+        """Every dimension of the space (active or not), depth first."""
+
+        def walk(node: Node) -> Iterator[Dimension]:
+            if isinstance(node, Dimension):
+                yield node
+            elif isinstance(node, Choose):
+                yield node.name_dim
+                for params in node.options.values():
+                    for child in params.values():
+                        yield from walk(child)
+
+        for node in self.nodes.values():
+            yield from walk(node)
+
+    # -- Optuna -----------------------------------------------------------------------------
+    def define_by_run(self, trial: Any) -> None:
+        """Optuna define-by-run function: only ``trial.suggest_*`` calls, no computation."""
+        self._build(lambda dim, _: dim.suggest(trial))
+
+    def optuna_function(self) -> SpaceFunction:
+        """A picklable define-by-run callable (Ray Tune checkpoints its searcher)."""
+        return SpaceFunction(self)
+
+    def to_recipe_dict(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Replay sampled parameters (``{dimension name: value}``) into a recipe dict."""
+
+        def get(dim: Dimension, _: dict[str, Any]) -> Any:
+            if dim.name not in params:
+                raise SpaceError(f"{self.path}: parameter {dim.name!r} missing from the sampled "
+                                 "configuration (was the space edited since the search began?)")
+            return params[dim.name]
+
+        return self._build(get)
+
+    def to_recipe(self, params: Mapping[str, Any], **provenance: Any) -> Recipe:
+        """Replay sampled parameters into a validated :class:`~automl_asd.recipe.Recipe`;
+        ``provenance`` keys (and ``name``/``description``) override the recipe's."""
+        from automl_asd.recipe import Recipe
+
+        data = self.to_recipe_dict(params)
+        for key in ("name", "description"):
+            if key in provenance:
+                data[key] = provenance.pop(key)
+        if provenance:
+            data["provenance"] = {**data.get("provenance", {}), **provenance}
+        return Recipe.from_dict(data)
+
+    def coerce_point(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Give sampled values their dimension's exact type and choice (a table column may
+        store an int dimension as ``2.0`` or a choice as a string); unknown names are kept."""
+        dims = {d.name: d for d in self.dimensions()}
+        out: dict[str, Any] = {}
+        for name, value in params.items():
+            dim = dims.get(name)
+            if dim is None or value is None:
+                out[name] = value
+            elif dim.kind == "int":
+                out[name] = int(round(float(value)))
+            elif dim.kind == "float":
+                out[name] = float(value)
+            else:
+                match = [c for c in dim.choices if _same(value, c) or str(c) == str(value)]
+                out[name] = match[0] if match else value
+        return out
+
+    def baseline_point(self) -> dict[str, Any]:
+        """The baseline recipe as a point of this space (``{dimension name: value}``).
+
+        Raises :class:`SpaceError` when the baseline lies outside the space.
+        """
+        point: dict[str, Any] = {}
+
+        def get(dim: Dimension, so_far: dict[str, Any]) -> Any:
+            # ``so_far`` holds the baseline's values, and the registry defaults for component
+            # parameters the baseline recipe leaves out.
+            value = _lookup(so_far, dim.recipe_path)
+            if not dim.contains(value):
+                raise SpaceError(
+                    f"{self.path}: {dim.name}: the baseline recipe {self.baseline_name!r} has "
+                    f"{value!r}, outside {dim.describe()}; widen the space so that the baseline "
+                    "is one of its points")
+            point[dim.name] = value
+            return value
+
+        self._build(get)
+        return point
+
+    def baseline_is_exact(self) -> bool:
+        """True when the baseline point replays to exactly the baseline recipe (every section
+        that takes part in the recipe's content hash)."""
+        replay = self.to_recipe_dict(self.baseline_point())
+        return all(replay.get(k) == self.base.get(k) for k in _SECTIONS)
+
+
+@dataclass(frozen=True)
+class SpaceFunction:
+    """Picklable wrapper of :meth:`SearchSpace.define_by_run` for ``OptunaSearch``."""
+
+    space: SearchSpace
+
+    def __call__(self, trial: Any) -> None:
+        self.space.define_by_run(trial)
+
+
+# --------------------------------------------------------------------------------------------
+# building recipe dicts
+# --------------------------------------------------------------------------------------------
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
+
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    cur: Any = data
+    for key in path:
+        if not isinstance(cur, Mapping) or key not in cur:
+            return _MISSING
+        cur = cur[key]
+    return cur
+
+
+def _assign(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    cur = data
+    for key in path[:-1]:
+        nxt = cur.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[key] = nxt
+        cur = nxt
+    cur[path[-1]] = value
+
+
+def _component_schema(kind: str, name: str) -> Mapping[str, Any]:
+    if kind == "detector":
+        from automl_asd.detectors import get_detector_class
+
+        return get_detector_class(name).params
+    from automl_asd.backends import get_backend_class
+
+    return get_backend_class(name).params
+
+
+def _default_params(kind: str, name: str) -> dict[str, Any]:
+    return {key: copy.deepcopy(spec.default)
+            for key, spec in _component_schema(kind, name).items()}
+
+
+def _apply_node(recipe: dict[str, Any], node: Node,
+                get: Callable[[Dimension, dict[str, Any]], Any], base: Mapping[str, Any]) -> None:
+    if isinstance(node, Fixed):
+        _assign(recipe, node.recipe_path, copy.deepcopy(node.value))
+    elif isinstance(node, Dimension):
+        _assign(recipe, node.recipe_path, get(node, recipe))
+    else:
+        chosen = get(node.name_dim, recipe)
+        # Unsearched parameters: the baseline's values when it uses the same component here,
+        # else the registry defaults.
+        params = _default_params(node.kind, str(chosen))
+        base_comp = _lookup(base, node.recipe_path)
+        if isinstance(base_comp, Mapping) and base_comp.get("name") == chosen:
+            params.update(copy.deepcopy(dict(base_comp.get("params", {}))))
+        _assign(recipe, node.recipe_path, {"name": chosen, "params": params})
+        for child in node.options[str(chosen)].values():
+            _apply_node(recipe, child, get, base)
+
+
+# --------------------------------------------------------------------------------------------
+# parsing and validation
+# --------------------------------------------------------------------------------------------
+def resolve_space_path(space: str | Path) -> Path:
+    """A path to a YAML file, or the name of a shipped space (``default``, ``smoke``)."""
+    path = Path(space).expanduser()
+    if path.is_file():
+        return path
+    shipped = SHIPPED_SPACES_DIR / f"{space}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in SHIPPED_SPACES_DIR.glob("*.yaml"))
+    raise FileNotFoundError(f"search space {str(space)!r} not found: give a YAML file or one of "
+                            f"the shipped spaces {names}")
+
+
+def load_space(space: str | Path) -> SearchSpace:
+    """Load and validate a search space against the detector/backend registries and the recipe
+    schema.
+
+    Args:
+        space: a YAML file path or a shipped space name.
+    Returns:
+        The parsed space; its ``sha256`` is the hash of the file's bytes.
+    Raises:
+        SpaceError: naming the file and the YAML path of the first problem.
+    """
+    from automl_asd.recipe import load_recipe
+
+    path = resolve_space_path(space)
+    raw = path.read_bytes()
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise SpaceError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SpaceError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}")
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise SpaceError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
+                         f"valid keys: {sorted(_TOP_KEYS)}")
+    for key in ("name", "baseline", "space"):
+        if key not in doc:
+            raise SpaceError(f"{path}: missing required key {key!r}")
+    name = doc["name"]
+    if not isinstance(name, str) or not name:
+        raise SpaceError(f"{path}: name: expected a non-empty string")
+    try:
+        baseline = load_recipe(str(doc["baseline"]))
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise SpaceError(f"{path}: baseline: cannot load recipe {doc['baseline']!r}: {exc}") \
+            from None
+    base = json.loads(baseline.to_json())
+    base.pop("provenance", None)
+    fidelity = _parse_fidelity(doc.get("fidelity"), path)
+    body = doc["space"]
+    if not isinstance(body, dict):
+        raise SpaceError(f"{path}: space: expected a mapping of recipe sections {_SECTIONS}")
+    nodes: dict[str, Node] = {}
+    for section, sub in body.items():
+        if section not in _SECTIONS:
+            raise SpaceError(f"{path}: space.{section}: unknown recipe section; valid sections: "
+                             f"{list(_SECTIONS)}")
+        if section == "detector":
+            nodes[section] = _parse_component(sub, path, "detector", ("detector",), "detector")
+        elif section == "seed":
+            nodes[section] = _parse_leaf(sub, path, "seed", ("seed",))
+        else:
+            if not isinstance(sub, dict):
+                raise SpaceError(f"{path}: space.{section}: expected a mapping of field -> value "
+                                 "or dimension")
+            for key, value in sub.items():
+                dotted = f"{section}.{key}"
+                if key not in base.get(section, {}):
+                    valid = sorted(base.get(section, {}))
+                    raise SpaceError(f"{path}: space.{dotted}: unknown field; valid fields of "
+                                     f"{section}: {valid}")
+                nodes[dotted] = _parse_leaf(value, path, dotted, (section, key))
+    result = SearchSpace(name=name, description=str(doc.get("description", "")), path=path,
+                         sha256=hashlib.sha256(raw).hexdigest(),
+                         baseline_name=str(doc["baseline"]), fidelity=fidelity, base=base,
+                         nodes=nodes)
+    _check_names_unique(result)
+    result.baseline_point()  # raises when the baseline lies outside the space
+    _probe(result)
+    logger.debug("loaded space %s (%d dimensions) from %s", name,
+                 sum(1 for _ in result.dimensions()), path)
+    return result
+
+
+def _parse_fidelity(raw: Any, path: Path) -> Fidelity:
+    if raw is None:
+        return Fidelity()
+    if not isinstance(raw, dict) or set(raw) - {"rungs", "reduction_factor"}:
+        raise SpaceError(f"{path}: fidelity: expected {{rungs: [..], reduction_factor: N}}")
+    rungs = raw.get("rungs", [1.0])
+    if (not isinstance(rungs, list) or not rungs
+            or not all(isinstance(r, int | float) and 0 < r <= 1 for r in rungs)
+            or any(b <= a for a, b in zip(rungs, rungs[1:], strict=False))
+            or rungs[-1] != 1):
+        raise SpaceError(f"{path}: fidelity.rungs: {rungs!r}; expected increasing fractions in "
+                         "(0, 1] ending with 1.0, e.g. [0.25, 0.5, 1.0]")
+    factor = raw.get("reduction_factor", 2)
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+        raise SpaceError(f"{path}: fidelity.reduction_factor: {factor!r}; expected an integer "
+                         ">= 2")
+    return Fidelity(rungs=tuple(float(r) for r in rungs), reduction_factor=factor)
+
+
+def _is_dimension(raw: Any) -> bool:
+    return isinstance(raw, dict) and bool(set(raw) & {"choice", "int", "float"})
+
+
+def _parse_leaf(raw: Any, path: Path, dotted: str, recipe_path: tuple[str, ...]) -> Node:
+    if isinstance(raw, dict) and set(raw) == {"fixed"}:
+        return Fixed(recipe_path, raw["fixed"])
+    if not _is_dimension(raw):
+        if isinstance(raw, dict):
+            raise SpaceError(f"{path}: space.{dotted}: a mapping must be a dimension "
+                             "({choice: [..]}, {int: [lo, hi]}, {float: [lo, hi]}) or "
+                             "{fixed: VALUE}")
+        return Fixed(recipe_path, raw)
+    return _parse_dimension(raw, path, dotted, recipe_path)
+
+
+def _parse_dimension(raw: dict[str, Any], path: Path, dotted: str,
+                     recipe_path: tuple[str, ...]) -> Dimension:
+    where = f"{path}: space.{dotted}"
+    kinds = set(raw) & {"choice", "int", "float"}
+    if len(kinds) != 1:
+        raise SpaceError(f"{where}: give exactly one of choice/int/float")
+    kind = kinds.pop()
+    allowed = {"choice"} if kind == "choice" else {kind, "log", "step"}
+    extra = set(raw) - allowed
+    if extra:
+        raise SpaceError(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+    if kind == "choice":
+        choices = raw["choice"]
+        if not isinstance(choices, list) or not choices:
+            raise SpaceError(f"{where}: choice: expected a non-empty list")
+        for c in choices:
+            if not isinstance(c, bool | int | float | str) and c is not None:
+                raise SpaceError(f"{where}: choice {c!r}: Optuna choices must be scalars "
+                                 "(bool, int, float, str or null)")
+        if len({json.dumps(c) for c in choices}) != len(choices):
+            raise SpaceError(f"{where}: choice: duplicate values in {choices}")
+        return Dimension(dotted, recipe_path, "categorical", choices=tuple(choices))
+    bounds = raw[kind]
+    if (not isinstance(bounds, list) or len(bounds) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)):
+        raise SpaceError(f"{where}: {kind}: expected [low, high]")
+    low, high = bounds
+    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+        raise SpaceError(f"{where}: int bounds must be integers, got {bounds}")
+    if low > high:
+        raise SpaceError(f"{where}: low {low} is above high {high}")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise SpaceError(f"{where}: log: expected true or false")
+    if log and low <= 0:
+        raise SpaceError(f"{where}: log scale needs low > 0, got {low}")
+    step = raw.get("step")
+    if step is not None and (not isinstance(step, int | float) or step <= 0
+                             or (log and step != 1)):
+        raise SpaceError(f"{where}: step: expected a positive number (and no step with log)")
+    return Dimension(dotted, recipe_path, "int" if kind == "int" else "float", low=float(low),
+                     high=float(high), log=log,
+                     step=None if step is None else float(step))
+
+
+def _parse_component(raw: Any, path: Path, dotted: str, recipe_path: tuple[str, ...],
+                     kind: Literal["detector", "backend"]) -> Choose | Fixed:
+    where = f"{path}: space.{dotted}"
+    if isinstance(raw, dict) and set(raw) == {"fixed"}:
+        # A constant component; the recipe schema validates it when the space is probed.
+        if not isinstance(raw["fixed"], dict) or "name" not in raw["fixed"]:
+            raise SpaceError(f"{where}: fixed: expected {{name: ..., params: {{..}}}}")
+        return Fixed(recipe_path, raw["fixed"])
+    if not isinstance(raw, dict) or set(raw) != {"choose"} or not isinstance(raw["choose"], dict) \
+            or not raw["choose"]:
+        raise SpaceError(f"{where}: expected {{choose: {{<{kind} name>: {{param: value or "
+                         "dimension, ...}}, ...}}}}")
+    options: dict[str, dict[str, Node]] = {}
+    for comp_name, params in raw["choose"].items():
+        try:
+            schema = _component_schema(kind, str(comp_name))
+        except KeyError as exc:
+            raise SpaceError(f"{where}.{comp_name}: {exc.args[0]}") from None
+        params = params or {}
+        if not isinstance(params, dict):
+            raise SpaceError(f"{where}.{comp_name}: expected a mapping of parameter -> value or "
+                             "dimension")
+        parsed: dict[str, Node] = {}
+        for pname, pvalue in params.items():
+            pdotted = f"{dotted}.{comp_name}.{pname}"
+            if pname not in schema:
+                raise SpaceError(f"{path}: space.{pdotted}: {kind} {comp_name!r} has no parameter "
+                                 f"{pname!r}; valid parameters: {sorted(schema)}")
+            spec = schema[pname]
+            prp = (*recipe_path, "params", str(pname))
+            if spec.type == "backend":
+                if _is_dimension(pvalue):
+                    raise SpaceError(f"{path}: space.{pdotted}: a backend parameter takes "
+                                     "{choose: {<backend name>: {...}}} (or {fixed: {name: ..., "
+                                     "params: {..}}})")
+                parsed[str(pname)] = _parse_component(pvalue, path, pdotted, prp, "backend")
+            else:
+                node = _parse_leaf(pvalue, path, pdotted, prp)
+                _check_against_spec(node, spec, f"{path}: space.{pdotted}")
+                parsed[str(pname)] = node
+        options[str(comp_name)] = parsed
+    name_dim = Dimension(f"{dotted}.name", (*recipe_path, "name"), "categorical",
+                         choices=tuple(options))
+    return Choose(dotted, recipe_path, kind, name_dim, options)
+
+
+def _check_against_spec(node: Node, spec: Any, where: str) -> None:
+    """Check a parameter's constant or domain against its ``ParamSpec`` (type, range, choices)."""
+    if isinstance(node, Fixed):
+        values = [node.value]
+    elif isinstance(node, Dimension):
+        if node.kind == "float" and spec.type == "int":
+            raise SpaceError(f"{where}: the parameter is an int; use {{int: [lo, hi]}}")
+        if node.kind in ("int", "float") and spec.type not in ("int", "float"):
+            raise SpaceError(f"{where}: the parameter is a {spec.type}; use {{choice: [..]}}")
+        values = node.probe_values()
+    else:  # pragma: no cover - backends are parsed by _parse_component
+        return
+    for value in values:
+        problem = _spec_problem(value, spec)
+        if problem:
+            raise SpaceError(f"{where}: {problem}")
+
+
+def _spec_problem(value: Any, spec: Any) -> str | None:
+    typ = spec.type
+    if typ == "bool":
+        return None if isinstance(value, bool) else f"{value!r} is not a bool"
+    if typ == "str":
+        if not isinstance(value, str):
+            return f"{value!r} is not a string"
+        if spec.choices is not None and value not in spec.choices:
+            return f"{value!r} is not one of {list(spec.choices)}"
+        return None
+    if typ in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{value!r} is not a number"
+        if typ == "int" and not float(value).is_integer():
+            return f"{value!r} is not an integer"
+        if spec.low is not None and value < spec.low:
+            return f"{value!r} is below the minimum {spec.low}"
+        if spec.high is not None and value > spec.high:
+            return f"{value!r} is above the maximum {spec.high}"
+    return None
+
+
+def _check_names_unique(space: SearchSpace) -> None:
+    seen: dict[str, Dimension] = {}
+    for dim in space.dimensions():
+        if dim.name in seen and seen[dim.name] != dim:
+            raise SpaceError(f"{space.path}: dimension {dim.name!r} defined twice with different "
+                             "domains")
+        seen[dim.name] = dim
+
+
+def _probe(space: SearchSpace) -> None:
+    """Build a recipe at every edge of every dimension and validate it with the recipe schema,
+    so that out-of-range sections (threshold, normalisation, ...) fail at load time."""
+    from automl_asd.recipe import Recipe
+
+    base_point = space.baseline_point()
+    dims = list(space.dimensions())
+    by_name = {d.name: d for d in dims}
+
+    def point_for(target: Dimension, value: Any) -> dict[str, Any]:
+        # Activate every choice on the way to ``target`` (parsed from its dotted name).
+        point = dict(base_point)
+        point[target.name] = value
+        parts = target.name.split(".")
+        for i in range(1, len(parts) - 1):
+            name_dim = by_name.get(".".join(parts[:i]) + ".name")
+            if name_dim is not None and parts[i] in name_dim.choices:
+                point[name_dim.name] = parts[i]
+        return point
+
+    for dim in dims:
+        for value in dim.probe_values():
+            point = point_for(dim, value)
+
+            def get(d: Dimension, _: dict[str, Any], point: dict[str, Any] = point) -> Any:
+                return point[d.name] if d.name in point else d.probe_values()[0]
+
+            data = space._build(get)
+            try:
+                Recipe.from_dict(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SpaceError(f"{space.path}: space.{dim.name} = {value!r} gives an invalid "
+                                 f"recipe: {exc}") from None
