@@ -76,7 +76,8 @@ Status = Literal["ok", "failed", "skipped"]
 class MachineJob:
     """Everything one task needs; plain values only, so it travels to a Ray worker cheaply.
 
-    ``recipe`` is the recipe dict (``Recipe.to_dict()``); paths are strings.
+    ``recipe`` is the recipe dict (``Recipe.to_dict()``); paths are strings; ``num_threads``
+    (torch threads inside the task) is left to the library default when ``None``.
     """
 
     recipe: Mapping[str, Any]
@@ -85,6 +86,7 @@ class MachineJob:
     out_dir: str
     cache_dir: str | None = None
     device: str = "auto"
+    num_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def apply_machine(
     *,
     cache_dir: str | Path | None = None,
     device: str = "auto",
+    num_threads: int | None = None,
     run_fn: RunMachineFn | None = None,
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
@@ -244,8 +247,10 @@ def apply_machine(
         from automl_asd.pipeline import run_machine
 
         run_fn = run_machine
+    extra: dict[str, Any] = {} if num_threads is None else {"num_threads": num_threads}
     result = run_fn(
-        rec, machine, cache_dir=None if cache_dir is None else Path(cache_dir), device=device
+        rec, machine, cache_dir=None if cache_dir is None else Path(cache_dir), device=device,
+        **extra,
     )
     files = _write_submission_atomic(out, machine_type, result)
     summary: dict[str, Any] = {
@@ -260,7 +265,7 @@ def apply_machine(
         "threshold": float(result.threshold),
         "counts": _plain_mapping(getattr(result, "counts", None)),
         "timings": _plain_mapping(getattr(result, "timings", None)),
-        "device": device,
+        "device": str(getattr(result, "device", device)),
         "host": socket.gethostname(),
         "started": started,
         "seconds": round(time.perf_counter() - t0, 3),
@@ -286,6 +291,7 @@ def run_job(
             job.out_dir,
             cache_dir=job.cache_dir,
             device=job.device,
+            num_threads=job.num_threads,
             run_fn=run_fn,
         )
     except catch:

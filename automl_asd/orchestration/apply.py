@@ -12,6 +12,7 @@ retry, so the task reports it as a failure at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from automl_asd.apply import MachineJob, MachineOutcome, run_job
+from automl_asd.apply import MachineJob, MachineOutcome, RunMachineFn, run_job
 
 __all__ = ["RayRunner", "init_ray"]
 
@@ -46,11 +47,13 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool
     return True
 
 
-def _task(job: MachineJob) -> MachineOutcome:
-    """Ray task body: data errors fail at once, everything else reaches Ray's retries."""
+def _task(job: MachineJob, run_fn: RunMachineFn | None = None) -> MachineOutcome:
+    """Ray task body: data and recipe errors fail at once (a retry cannot fix them),
+    everything else reaches Ray's retries."""
     from automl_asd.data import DataError
+    from automl_asd.recipe import RecipeError
 
-    return run_job(job, catch=(DataError,))
+    return run_job(job, run_fn=run_fn, catch=(DataError, RecipeError))
 
 
 def _auto_gpus(n_jobs: int) -> float:
@@ -70,8 +73,9 @@ class RayRunner:
 
     ``cpus_per_task`` / ``gpus_per_task`` are Ray resource requests (``gpus_per_task=None``:
     share the GPUs the cluster has, none without); ``max_retries`` is Ray's retry count for a
-    crashed or failing task. Starts a local Ray (or connects to ``address``) when none is
-    running, and shuts down only what it started.
+    crashed or failing task; ``run_fn`` replaces ``pipeline.run_machine`` (tests; it must be
+    picklable). Starts a local Ray (or connects to ``address``) when none is running, and
+    shuts down only what it started.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class RayRunner:
         cpus_per_task: float = 1.0,
         gpus_per_task: float | None = None,
         max_retries: int = 2,
+        run_fn: RunMachineFn | None = None,
     ) -> None:
         if cpus_per_task <= 0:
             raise ValueError(f"cpus_per_task must be > 0, got {cpus_per_task}")
@@ -92,6 +97,7 @@ class RayRunner:
         self.cpus_per_task = cpus_per_task
         self.gpus_per_task = gpus_per_task
         self.max_retries = max_retries
+        self.run_fn = run_fn
 
     def run(
         self,
@@ -106,7 +112,7 @@ class RayRunner:
 
         try:
             gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(len(jobs))
-            remote = ray.remote(_task).options(
+            remote: Any = ray.remote(_task).options(
                 num_cpus=self.cpus_per_task,
                 num_gpus=gpus,
                 max_retries=self.max_retries,
@@ -116,7 +122,14 @@ class RayRunner:
             logger.info("apply: %d Ray task(s), %.2g CPU and %.2g GPU each, %d retries",
                         len(jobs), self.cpus_per_task, gpus, self.max_retries)
             t_submit = time.perf_counter()
-            refs: dict[Any, MachineJob] = {remote.remote(job): job for job in jobs}
+            # torch threads = the CPUs Ray reserved for the task (no oversubscription on a node)
+            threads = max(1, int(self.cpus_per_task))
+            refs: dict[Any, MachineJob] = {
+                remote.remote(
+                    dataclasses.replace(job, num_threads=job.num_threads or threads), self.run_fn
+                ): job
+                for job in jobs
+            }
             pending = list(refs)
             outcomes: list[MachineOutcome] = []
             while pending:
