@@ -98,3 +98,24 @@ def test_non_finite(tmp_path: Path, value: float) -> None:
 
 def test_missing(tmp_path: Path) -> None:
     assert "no such file" in _error(tmp_path / "gone.wav")
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_fast_path_equals_libsndfile(tmp_path: Path, subtype: str) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, 16001).astype(np.float32)
+    p = tmp_path / "x.wav"
+    sf.write(p, x, 16000, subtype=subtype)
+    ours, rate = read_wav(p)
+    ref, ref_rate = sf.read(p, dtype="float32")
+    assert rate == ref_rate == 16000 and ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, ref)
+    if subtype == "PCM_16":  # 16-bit values are k / 32768
+        np.testing.assert_array_equal(ours * 32768, np.round(ours * 32768))
+
+
+def test_truncated_non_pcm16(tmp_path: Path) -> None:
+    p = _wav(tmp_path / "full.wav", seconds=1.0, subtype="PCM_24")  # libsndfile path
+    cut = tmp_path / "cut24.wav"
+    cut.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    assert "truncated wav" in _error(cut)

@@ -1,0 +1,131 @@
+"""Feature pipeline throughput, measured side by side in one run.
+
+Generates N mono 16 kHz clips (noise + tones, 16-bit PCM) and reports clips/s for
+  (a) wav decode alone, (b) log-mel on clips already in memory (the compute limit),
+  (c) the cold pipeline (``features.extract`` with an empty cache: stat, decode, features,
+      cache write), (d) the cached re-read (``extract`` again),
+with the ratios c / min(a, b) (target >= 0.70) and d / c (target >= 20).
+All four use the same number of cores (``--workers``); each is the best of ``--repeat`` runs,
+interleaved so that load from other processes hits all alike.
+The wavs are read from the page cache (they were just written), as a warm re-run would be.
+
+    .venv/bin/python bench/features.py --n 300 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from automl_asd.audio import read_wav
+from automl_asd.features import ExtractStats, FeatureSpec, compute, default_workers, extract
+
+SR = 16000
+
+
+def make_clips(folder: Path, n: int, seconds: float, seed: int) -> list[Path]:
+    """Write ``n`` clips of noise plus two random tones; returns their paths."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    paths = []
+    for i in range(n):
+        f1, f2 = rng.uniform(50, 4000, size=2)
+        x = (0.05 * rng.standard_normal(t.size) + 0.2 * np.sin(2 * np.pi * f1 * t)
+             + 0.1 * np.sin(2 * np.pi * f2 * t + rng.uniform(0, 6.28)))
+        p = folder / f"section_00_source_train_normal_{i:04d}_noAttribute.wav"
+        sf.write(p, x.astype(np.float32), SR, subtype="PCM_16")
+        paths.append(p)
+    return paths
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=300, help="number of clips")
+    ap.add_argument("--seconds", type=float, default=10.0, help="clip length")
+    ap.add_argument("--workers", type=int, default=None, help="cores to use (default: all)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = ap.parse_args()
+    workers = args.workers or default_workers()
+    spec = FeatureSpec()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-features-", dir=args.dir))
+    try:
+        wav_dir = scratch / "wav"
+        wav_dir.mkdir()
+        t0 = time.perf_counter()
+        paths = make_clips(wav_dir, args.n, args.seconds, args.seed)
+        print(f"generated {args.n} x {args.seconds:g} s clips in {time.perf_counter() - t0:.1f} s;"
+              f" workers={workers}, repeat={args.repeat}")
+        compute(read_wav(paths[0])[0], spec)  # warm-up: imports, filterbank, allocator
+
+        waves = [w for w, _ in map(read_wav, paths)]
+        pool = ThreadPoolExecutor(workers, initializer=_one_thread)
+        stats, hot = ExtractStats(), ExtractStats()
+        names = ["a", "b_threads", "b_intra", "c", "d"]
+        best = dict.fromkeys(names, float("inf"))
+        # Repeats are interleaved so that load from other processes hits all five alike.
+        for r in range(args.repeat):
+            runs: dict[str, Callable[[], object]] = {
+                "a": lambda: list(pool.map(read_wav, paths)),
+                "b_threads": lambda: list(pool.map(lambda w: compute(w, spec), waves)),
+                # the other way to use the cores: torch intra-op threads, one call at a time
+                "b_intra": lambda: [compute(w, spec) for w in waves],
+                "c": functools.partial(extract, paths, spec, cache_dir=scratch / f"cache{r}",
+                                       workers=workers, progress=False, stats=stats),
+                "d": lambda: extract(paths, spec, cache_dir=scratch / "cache0",
+                                     workers=workers, progress=False, stats=hot),
+            }
+            for name in names:
+                best[name] = min(best[name], timed(runs[name]))
+        pool.shutdown()
+        assert stats.n_computed == args.n * args.repeat, stats
+        assert hot.n_computed == 0, hot
+        a, b_threads, b_intra, c, d = (args.n / best[k] for k in names)
+        b = max(b_threads, b_intra)  # the compute limit is the faster way
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    rows = [("(a) decode alone", a), ("(b) log-mel in memory", b),
+            ("    b via worker threads", b_threads), ("    b via torch intra-op", b_intra),
+            ("(c) cold pipeline", c), ("(d) cached re-read", d)]
+    print(f"{'measurement':28s} {'clips/s':>10s}")
+    for name, v in rows:
+        print(f"{name:28s} {v:10.1f}")
+    r1, r2 = c / min(a, b), d / c
+    print(f"c / min(a, b) = {r1:.2f}  (target >= 0.70: {'ok' if r1 >= 0.70 else 'MISSED'})")
+    print(f"d / c         = {r2:.1f}  (target >= 20: {'ok' if r2 >= 20 else 'MISSED'})")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "n": args.n, "seconds": args.seconds, "workers": workers, "repeat": args.repeat,
+            "decode": a, "logmel_memory": b, "logmel_threads": b_threads,
+            "logmel_intra_op": b_intra, "cold": c, "cached": d,
+            "cold_over_min_ab": r1, "cached_over_cold": r2}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
