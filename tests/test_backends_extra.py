@@ -1,0 +1,161 @@
+"""Behaviour of the knn_smote, mahalanobis, local_density and fusion backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from sklearn.metrics import roc_auc_score
+
+import automl_asd.detectors  # noqa: F401  (import order: see note in the report)
+from automl_asd.backends import BACKENDS, make_backend
+from automl_asd.backends.knn_smote import cosine_knn, l2_normalize
+
+MINE = ("knn_smote", "mahalanobis", "local_density", "fusion")
+
+
+def _unit(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _two_domains(
+    seed: int = 0, n_src: int = 200, n_tgt: int = 10, dim: int = 8
+) -> tuple[NDArray[np.float64], NDArray[np.str_], NDArray[np.float64], NDArray[np.float64]]:
+    """Source cluster around e0 (tight), target cluster around e1 (wider)."""
+    rng = np.random.default_rng(seed)
+    e0, e1 = np.eye(dim)[0], np.eye(dim)[1]
+    src = _unit(e0 + 0.05 * rng.normal(size=(n_src, dim)))
+    tgt = _unit(e1 + 0.15 * rng.normal(size=(n_tgt, dim)))
+    emb = np.concatenate([src, tgt])
+    domains = np.array(["source"] * n_src + ["target"] * n_tgt)
+    new_src = _unit(e0 + 0.05 * rng.normal(size=(50, dim)))
+    new_tgt = _unit(e1 + 0.15 * rng.normal(size=(50, dim)))
+    return emb, domains, new_src, new_tgt
+
+
+def _outliers(seed: int = 1, dim: int = 8) -> NDArray[np.float64]:
+    rng = np.random.default_rng(seed)
+    return _unit(np.eye(dim)[2] + 0.05 * rng.normal(size=(50, dim)))
+
+
+def test_registered() -> None:
+    for name in MINE:
+        assert name in BACKENDS
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_outliers_score_higher_than_normals_of_both_domains(name: str) -> None:
+    emb, domains, new_src, new_tgt = _two_domains()
+    b = make_backend(name, {}, seed=3).fit(emb.astype(np.float32), domains)
+    normal = np.concatenate([b.score(new_src), b.score(new_tgt)])
+    anomal = b.score(_outliers())
+    y = np.r_[np.zeros(len(normal)), np.ones(len(anomal))]
+    assert roc_auc_score(y, np.r_[normal, anomal]) > 0.99
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_self_scores_state_roundtrip_and_determinism(name: str) -> None:
+    emb, domains, new_src, _ = _two_domains()
+    b = make_backend(name, {}, seed=3).fit(emb.astype(np.float32), domains)
+    self_scores = b.self_scores()
+    assert self_scores.shape == (len(emb),) and np.all(np.isfinite(self_scores))
+    again = make_backend(name, {}, seed=3).fit(emb.astype(np.float32), domains)
+    np.testing.assert_array_equal(again.score(new_src), b.score(new_src))
+    restored = make_backend(name, {}, seed=3).set_state(b.get_state())
+    np.testing.assert_allclose(restored.score(new_src), b.score(new_src), rtol=1e-12)
+    np.testing.assert_allclose(restored.self_scores(), self_scores, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["knn_smote", "local_density"])
+def test_target_clip_is_its_own_reference(name: str) -> None:
+    emb, domains, _, _ = _two_domains()
+    b = make_backend(name, {}, seed=0).fit(emb.astype(np.float32), domains)
+    tgt = emb[domains == "target"]
+    np.testing.assert_allclose(b.score(tgt), 0.0, atol=1e-9)
+    # self-scores never match a clip with itself: strictly positive for target clips
+    assert np.all(b.self_scores()[domains == "target"] > 1e-4)
+
+
+def test_knn_smote_bank_sizes_and_synthetic_points_between_targets() -> None:
+    emb, domains, _, _ = _two_domains(n_src=400, n_tgt=10)
+    b = make_backend("knn_smote", {"smote_ratio": 0.1, "n_centres": 16}, seed=0)
+    b.fit(emb.astype(np.float32), domains)
+    state = b.get_state()
+    assert state["source_bank"].shape[0] == 16
+    assert state["target_bank"].shape[0] == 40  # round(0.1 * 400)
+    synth = state["target_bank"][10:]
+    # every synthetic point lies on a segment between two target clips: close to the target
+    # cluster (cosine to e1 high), far from the source
+    assert np.all(synth[:, 1] > 0.7) and np.all(synth[:, 0] < 0.5)
+    no_smote = make_backend("knn_smote", {"smote_ratio": 0.0, "n_centres": 0}, seed=0)
+    no_smote.fit(emb.astype(np.float32), domains)
+    assert no_smote.get_state()["target_bank"].shape[0] == 10
+    assert no_smote.get_state()["source_bank"].shape[0] == 400
+
+
+def test_knn_smote_without_target_clips() -> None:
+    emb, domains, new_src, _ = _two_domains()
+    src = emb[domains == "source"].astype(np.float32)
+    b = make_backend("knn_smote", {}, seed=0).fit(src, np.array(["source"] * len(src)))
+    assert np.all(np.isfinite(b.score(new_src))) and np.all(np.isfinite(b.self_scores()))
+
+
+def test_mahalanobis_matches_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2)) * np.array([1.0, 3.0])
+    b = make_backend("mahalanobis", {"covariance": "empirical", "ridge": 0.0}, seed=0)
+    b.fit(x.astype(np.float32), np.array(["source"] * 500))
+    mu = x.astype(np.float32).astype(np.float64).mean(axis=0)
+    cov = np.cov(x.astype(np.float32).astype(np.float64), rowvar=False)
+    q = np.array([[1.0, 2.0], [-3.0, 0.5]])
+    d = q - mu
+    expected = np.einsum("nd,de,ne->n", d, np.linalg.inv(cov), d)
+    np.testing.assert_allclose(b.score(q.astype(np.float32)), expected, rtol=1e-6)
+
+
+def test_mahalanobis_min_over_domains_and_crossfit_self_scores() -> None:
+    emb, domains, new_src, new_tgt = _two_domains()
+    b = make_backend("mahalanobis", {"target_covariance": "pooled"}, seed=0)
+    b.fit(emb.astype(np.float32), domains)
+    # a clip at the target mean is close to the target domain even though it is far from source
+    t_mean = emb[domains == "target"].mean(axis=0, keepdims=True)
+    assert b.score(t_mean.astype(np.float32))[0] < np.median(b.score(new_src)) * 2
+    # cross-fitted self-scores are larger than in-sample scores on average (no self-matching)
+    assert b.self_scores().mean() > b.score(emb.astype(np.float32)).mean()
+
+
+def test_local_density_removes_domain_scale() -> None:
+    """Plain kNN gives sparse target normals higher scores than dense source normals; the
+    density-normalised score brings the two domains onto one scale (AUC near 0.5)."""
+    emb, domains, new_src, new_tgt = _two_domains(n_src=200, n_tgt=30)
+    y = np.r_[np.zeros(50), np.ones(50)]
+    d_src, _ = cosine_knn(new_src, emb, 1)
+    d_tgt, _ = cosine_knn(new_tgt, emb, 1)
+    plain_auc = roc_auc_score(y, np.r_[d_src[:, 0], d_tgt[:, 0]])
+    b = make_backend("local_density", {"k": 3}, seed=0).fit(emb.astype(np.float32), domains)
+    ld_auc = roc_auc_score(y, np.r_[b.score(new_src), b.score(new_tgt)])
+    assert plain_auc > 0.9
+    assert abs(ld_auc - 0.5) < 0.2
+
+
+def test_fusion_z_normalises_members_by_self_scores() -> None:
+    emb, domains, new_src, _ = _two_domains()
+    b = make_backend("fusion", {"members": "knn_smote+mahalanobis", "combine": "mean"}, seed=0)
+    b.fit(emb.astype(np.float32), domains)
+    # with combine=mean, the combined self-scores have mean exactly 0 (each member z-scored)
+    assert abs(b.self_scores().mean()) < 1e-9
+    m0 = make_backend("knn_smote", {}, seed=0).fit(emb.astype(np.float32), domains)
+    m1 = make_backend("mahalanobis", {}, seed=7919).fit(emb.astype(np.float32), domains)
+    z0 = (m0.score(new_src) - m0.self_scores().mean()) / m0.self_scores().std()
+    z1 = (m1.score(new_src) - m1.self_scores().mean()) / m1.self_scores().std()
+    np.testing.assert_allclose(b.score(new_src), (z0 + z1) / 2, rtol=1e-9, atol=1e-12)
+    low = make_backend("fusion", {"members": "knn_smote+mahalanobis", "combine": "min"}, seed=0)
+    low.fit(emb.astype(np.float32), domains)
+    np.testing.assert_allclose(low.score(new_src), np.minimum(z0, z1), rtol=1e-9, atol=1e-12)
+
+
+def test_cosine_knn_leave_one_out() -> None:
+    x = l2_normalize(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
+    d, idx = cosine_knn(x, x, 1, exclude=np.arange(3, dtype=np.int64))
+    assert idx[:, 0].tolist() == [1, 0, 1]
+    assert d[0, 0] == pytest.approx(1 - x[0] @ x[1])
