@@ -1,0 +1,236 @@
+"""Search spaces: loading, validation errors naming the YAML path, the baseline point,
+define-by-run sampling with Optuna, and a new family joining a search by a YAML edit only."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import optuna
+import pytest
+from numpy.typing import NDArray
+
+from automl_asd.detectors import REGISTRY, Detector, ParamSpec, TrainSet
+from automl_asd.recipe import Recipe, load_recipe
+from automl_asd.search_space import SHIPPED_SPACES_DIR, SpaceError, load_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _write(tmp_path: Path, body: str, *, baseline: str = "baseline_ae_mse",
+           extra: str = "") -> Path:
+    path = tmp_path / "space.yaml"
+    text = f"name: t\nbaseline: {baseline}\n{extra}space:\n" + textwrap.indent(
+        textwrap.dedent(body).strip("\n"), "  ") + "\n"
+    path.write_text(text)
+    return path
+
+
+def test_default_space_contains_the_official_baseline_exactly() -> None:
+    space = load_space("default")
+    assert space.baseline_name == "baseline_ae_mse"
+    point = space.baseline_point()
+    assert point["detector.name"] == "dcase_ae"
+    assert point["detector.dcase_ae.epochs"] == 100
+    assert point["features.n_mels"] == 128
+    replay = space.to_recipe(point)
+    assert replay.content_hash() == load_recipe("baseline_ae_mse").content_hash()
+    assert space.baseline_is_exact()
+
+
+def test_default_space_covers_every_registered_family_and_backend() -> None:
+    from automl_asd.backends import BACKENDS
+
+    space = load_space(SHIPPED_SPACES_DIR / "default.yaml")
+    names = {d.name: d for d in space.dimensions()}
+    assert set(names["detector.name"].choices) == set(REGISTRY)
+    assert set(names["detector.pooled_stats.backend.name"].choices) == set(BACKENDS)
+    for prefix in ("features.", "normalization.", "supplemental.", "ensemble."):
+        assert any(n.startswith(prefix) for n in names), prefix
+    assert names["detector.pooled_stats.backend.knn.k"].kind == "int"
+    assert names["detector.dcase_ae.lr"].log
+    assert space.fidelity.rungs == (0.25, 0.5, 1.0)
+
+
+@pytest.mark.parametrize("name", ["default", "smoke"])
+def test_sampled_points_are_valid_recipes_and_conditional(name: str) -> None:
+    space = load_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=5))
+    study.enqueue_trial(space.baseline_point())
+    seen: set[str] = set()
+    for i in range(25):
+        trial = study.ask()
+        space.define_by_run(trial)
+        recipe = space.to_recipe(trial.params, name=f"t{i}")
+        assert isinstance(recipe, Recipe)
+        det = recipe.detector.name
+        seen.add(det)
+        assert trial.params["detector.name"] == det
+        # only the chosen family's parameters are active
+        for key in trial.params:
+            if key.startswith("detector.") and key != "detector.name":
+                assert key.startswith(f"detector.{det}."), key
+        if i == 0:
+            assert trial.params == space.baseline_point()
+        study.tell(trial, float(np.random.default_rng(i).random()))
+    assert len(seen) >= 2
+
+
+def test_smoke_space_is_small() -> None:
+    space = load_space("smoke")
+    assert len(list(space.dimensions())) <= 8
+    assert space.fidelity.rungs == (0.5, 1.0)
+    recipe = space.to_recipe(space.baseline_point())
+    assert recipe.features.n_mels == 64
+    assert recipe.detector.name == "pooled_stats"
+
+
+def test_coerce_point_restores_types() -> None:
+    space = load_space("smoke")
+    point = space.coerce_point({"detector.pooled_stats.backend.knn.k": 2.0,
+                                "detector.name": "pooled_stats", "unknown": 1})
+    assert point["detector.pooled_stats.backend.knn.k"] == 2
+    assert isinstance(point["detector.pooled_stats.backend.knn.k"], int)
+    assert point["unknown"] == 1
+
+
+def test_unsearched_params_come_from_baseline_then_defaults(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+        detector:
+          choose:
+            dcase_ae: {epochs: {int: [10, 100]}}
+            pooled_stats:
+              backend: {choose: {knn: {k: 3}}}
+        """)
+    space = load_space(path)
+    ae = space.to_recipe({"detector.name": "dcase_ae", "detector.dcase_ae.epochs": 20})
+    assert ae.detector.params["epochs"] == 20
+    assert ae.detector.params["n_frames"] == 5  # from the baseline recipe
+    knn = space.to_recipe({"detector.name": "pooled_stats",
+                           "detector.pooled_stats.backend.name": "knn"})
+    assert knn.detector.params["backend"]["params"]["k"] == 3  # constant in the space
+    assert knn.detector.params["backend"]["params"]["n_centers"] == 16  # registry default
+
+
+@pytest.mark.parametrize(("body", "needles"), [
+    ("detector: {choose: {nope: {}}}", ["space.detector.nope", "unknown detector 'nope'",
+                                        "dcase_ae"]),
+    ("detector: {choose: {dcase_ae: {epoch: 3}}}",
+     ["space.detector.dcase_ae.epoch", "no parameter 'epoch'", "epochs"]),
+    ("detector: {choose: {dcase_ae: {epochs: {int: [0, 100]}}}}",
+     ["space.detector.dcase_ae.epochs", "below the minimum 1"]),
+    ("detector: {choose: {dcase_ae: {epochs: {float: [1, 100]}}}}",
+     ["space.detector.dcase_ae.epochs", "is an int"]),
+    ("detector: {choose: {dcase_ae: {score: {choice: [mse, l1]}}}}",
+     ["space.detector.dcase_ae.score", "'l1' is not one of"]),
+    ("detector: {choose: {pooled_stats: {backend: {choose: {knn: {k: {int: [0, 3]}}}}}}}",
+     ["space.detector.pooled_stats.backend.knn.k", "below the minimum 1"]),
+    ("detector: {choose: {pooled_stats: {backend: {choose: {nn: {}}}}}}",
+     ["space.detector.pooled_stats.backend.nn", "unknown backend 'nn'"]),
+    ("detector: {choose: {pooled_stats: {backend: {choice: [knn]}}}}",
+     ["space.detector.pooled_stats.backend", "backend parameter takes"]),
+    ("detector: {choose: {dcase_ae: {epochs: {int: [10, 50]}}}}",
+     ["detector.dcase_ae.epochs", "baseline recipe 'baseline_ae_mse' has 100", "outside"]),
+    ("threshold: {quantile: {float: [0.9, 1.5]}}",
+     ["space.threshold.quantile = 1.5", "above the maximum"]),
+    ("features: {n_mel: {choice: [64]}}", ["space.features.n_mel", "unknown field", "n_mels"]),
+    ("featurez: {n_mels: 64}", ["space.featurez", "unknown recipe section"]),
+    ("features: {n_mels: {choice: [[64]]}}", ["space.features.n_mels", "must be scalars"]),
+    ("features: {n_mels: {int: [0, 128], log: true}}", ["log scale needs low > 0"]),
+    ("features: {n_mels: {int: [128, 64]}}", ["low 128 is above high 64"]),
+    ("features: {n_mels: {between: [64, 128]}}", ["space.features.n_mels", "dimension"]),
+])
+def test_space_errors_name_the_yaml_path(tmp_path: Path, body: str,
+                                         needles: Sequence[str]) -> None:
+    path = _write(tmp_path, body)
+    with pytest.raises(SpaceError) as exc:
+        load_space(path)
+    message = str(exc.value)
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    ("fidelity: {rungs: [0.5, 0.25, 1.0]}\n", "fidelity.rungs"),
+    ("fidelity: {rungs: [0.25, 0.5]}\n", "ending with 1.0"),
+    ("fidelity: {rungs: [1.0], reduction_factor: 1}\n", "reduction_factor"),
+    ("colour: red\n", "unknown top-level key"),
+])
+def test_top_level_errors(tmp_path: Path, extra: str, needle: str) -> None:
+    path = _write(tmp_path, "normalization: {method: {choice: [none, domain_zscore]}}",
+                  extra=extra)
+    with pytest.raises(SpaceError, match=needle):
+        load_space(path)
+
+
+def test_unknown_baseline_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="baseline: cannot load recipe 'no_such_recipe'"):
+        load_space(_write(tmp_path, "seed: 1", baseline="no_such_recipe"))
+    with pytest.raises(FileNotFoundError, match="shipped spaces"):
+        load_space(tmp_path / "missing.yaml")
+
+
+class _ToyFamily(Detector):
+    """A family registered after the space code was written (stands in for a new family)."""
+
+    name: ClassVar[str] = "toy_family_for_search_test"
+    params: ClassVar[dict[str, ParamSpec]] = {
+        "width": ParamSpec("int", 4, low=1, high=64),
+        "mode": ParamSpec("str", "a", choices=("a", "b")),
+        "backend": ParamSpec("backend", {"name": "knn", "params": {}}),
+    }
+
+    def fit(self, train: TrainSet) -> Self:
+        self.fitted_ = True
+        return self
+
+    def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        return np.zeros(len(features))
+
+    def get_state(self) -> dict[str, NDArray[Any]]:
+        return {}
+
+    def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        return self
+
+
+@pytest.fixture()
+def toy_family() -> Iterator[str]:
+    REGISTRY[_ToyFamily.name] = _ToyFamily
+    yield _ToyFamily.name
+    del REGISTRY[_ToyFamily.name]
+
+
+def test_new_family_joins_by_yaml_edit_only(tmp_path: Path, toy_family: str) -> None:
+    path = _write(tmp_path, f"""
+        detector:
+          choose:
+            dcase_ae: {{}}
+            {toy_family}:
+              width: {{int: [2, 32], log: true}}
+              mode: {{choice: [a, b]}}
+              backend:
+                choose:
+                  knn: {{k: {{int: [1, 4]}}}}
+                  mahalanobis: {{}}
+        """)
+    space = load_space(path)
+    names = {d.name for d in space.dimensions()}
+    assert f"detector.{toy_family}.width" in names
+    assert f"detector.{toy_family}.backend.knn.k" in names
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    families = set()
+    for _ in range(12):
+        trial = study.ask()
+        space.define_by_run(trial)
+        recipe = space.to_recipe(trial.params)
+        families.add(recipe.detector.name)
+        if recipe.detector.name == toy_family:
+            assert 2 <= recipe.detector.params["width"] <= 32
+            assert recipe.detector.params["backend"]["name"] in ("knn", "mahalanobis")
+        study.tell(trial, 0.5)
+    assert families == {"dcase_ae", toy_family}
