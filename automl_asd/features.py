@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 #: Floor before the log, as the baseline (``sys.float_info.epsilon``).
 LOG_EPS = sys.float_info.epsilon
+#: Raw little-endian float32 rows of all clips of an entry, concatenated (no header).
+_DATA = "data.f32"
 
 FeatureKind = Literal["logmel", "stft"]
 
@@ -156,8 +158,13 @@ def default_workers() -> int:
 
 
 def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, progress: bool,
-                  resample: bool) -> list[np.ndarray]:
-    """Decode + features for ``paths`` in order, each clip wholly in one worker thread."""
+                  resample: bool,
+                  sink: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
+    """Decode + features for ``paths`` in order, each clip wholly in one worker thread.
+
+    ``sink`` is called with each result in order in the calling thread (the cache writer),
+    so disk writes overlap with the workers' computation.
+    """
     from tqdm.auto import tqdm
 
     fn: Callable[[Path], np.ndarray] = functools.partial(
@@ -169,6 +176,8 @@ def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, pro
         if workers <= 1:
             for p in paths:
                 out.append(fn(p))
+                if sink is not None:
+                    sink(out[-1])
                 bar.update()
         else:
             # Threads, not processes: soundfile (cffi) and torch release the GIL, so threads
@@ -177,6 +186,8 @@ def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, pro
                 try:
                     for arr in pool.map(fn, paths, chunksize=1):
                         out.append(arr)
+                        if sink is not None:
+                            sink(arr)
                         bar.update()
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -241,12 +252,19 @@ def _read_manifest(entry: Path) -> list[Ident]:
 def _read_entry(entry: Path, n_bins: int) -> tuple[list[Ident], np.ndarray, np.ndarray]:
     """Manifest, data ``(total_frames, n_bins)`` (read fully) and offsets ``(n + 1,)``."""
     idents = _read_manifest(entry)
-    offsets = np.load(entry / "offsets.npy")
-    data = np.load(entry / "data.npy")
-    if (data.ndim != 2 or data.shape[1] != n_bins or offsets.shape != (len(idents) + 1,)
-            or int(offsets[-1]) != data.shape[0]):
-        raise ValueError("shapes of data.npy/offsets.npy do not match the manifest")
-    return idents, data, offsets
+    offsets = _read_offsets(entry, len(idents))
+    data = np.fromfile(entry / _DATA, dtype="<f4")
+    if data.size != int(offsets[-1]) * n_bins:
+        raise ValueError(f"{_DATA} holds {data.size} values, manifest says "
+                         f"{int(offsets[-1])} x {n_bins}")
+    return idents, data.reshape(-1, n_bins), offsets
+
+
+def _read_offsets(entry: Path, n: int) -> np.ndarray:
+    offsets: np.ndarray = np.load(entry / "offsets.npy")
+    if offsets.shape != (n + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets.npy does not match the manifest")
+    return offsets
 
 
 def _discard(entry: Path, reason: str) -> None:
@@ -259,35 +277,72 @@ def _discard(entry: Path, reason: str) -> None:
         pass
 
 
-def _write_entry(spec_dir: Path, key: str, spec: FeatureSpec, idents: Sequence[Ident],
-                 arrays: Sequence[np.ndarray]) -> Path | None:
-    """Write one entry atomically: a temp folder renamed into place (first writer wins)."""
-    final = spec_dir / key
-    tmp = spec_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir(parents=True)
-        lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        np.save(tmp / "offsets.npy", offsets)
-        data = (np.concatenate(arrays, axis=0) if arrays
-                else np.zeros((0, spec.n_bins), np.float32))
-        np.save(tmp / "data.npy", data.astype(np.float32, copy=False))
-        doc = {"cache_version": CACHE_VERSION, "spec": spec.to_dict(), "spec_key": spec.key(),
-               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "files": [list(i) for i in idents]}
-        (tmp / "manifest.json").write_text(json.dumps(doc))
+class _EntryWriter:
+    """Streams one cache entry into a temp folder; :meth:`commit` renames it into place.
+
+    The rename is atomic, and a folder that already exists (a concurrent writer of the same
+    key won) is left alone, so readers only ever see complete entries. Write errors disable
+    the writer with a warning; the caller's results are unaffected.
+    """
+
+    def __init__(self, spec_dir: Path, key: str, spec: FeatureSpec) -> None:
+        self.final = spec_dir / key
+        self.tmp = spec_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.spec = spec
+        self.lengths: list[int] = []
+        self.file: BinaryIO | None = None
         try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "manifest.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent writer won; same content
-        return final
-    except OSError as exc:
+            self.tmp.mkdir(parents=True)
+            self.file = (self.tmp / _DATA).open("wb")
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
         logger.warning("could not write feature cache entry %s (%s); continuing uncached",
-                       final, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return None
+                       self.final, exc)
+        self.abort()
+
+    def add(self, arr: np.ndarray) -> None:
+        if self.file is None:
+            return
+        try:
+            self.file.write(np.ascontiguousarray(arr, dtype="<f4").data.cast("B"))
+            self.lengths.append(arr.shape[0])
+        except OSError as exc:
+            self._fail(exc)
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def commit(self, idents: Sequence[Ident]) -> Path | None:
+        if self.file is None:
+            return None
+        try:
+            self.file.close()
+            self.file = None
+            if len(self.lengths) != len(idents):
+                raise OSError(f"{len(self.lengths)} arrays written for {len(idents)} files")
+            offsets = np.zeros(len(idents) + 1, np.int64)
+            np.cumsum(self.lengths, out=offsets[1:])
+            np.save(self.tmp / "offsets.npy", offsets)
+            doc = {"cache_version": CACHE_VERSION, "spec": self.spec.to_dict(),
+                   "spec_key": self.spec.key(), "n_bins": self.spec.n_bins,
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "files": [list(i) for i in idents]}
+            (self.tmp / "manifest.json").write_text(json.dumps(doc))
+            try:
+                os.replace(self.tmp, self.final)
+            except OSError:
+                if not (self.final / "manifest.json").is_file():
+                    raise
+                shutil.rmtree(self.tmp, ignore_errors=True)  # a concurrent writer won
+            return self.final
+        except OSError as exc:
+            self._fail(exc)
+            return None
 
 
 def _lookup_partial(spec_dir: Path, wanted: set[Ident], n_bins: int,
@@ -305,8 +360,9 @@ def _lookup_partial(spec_dir: Path, wanted: set[Ident], n_bins: int,
                     if ident in wanted and ident not in found]
             if not rows:
                 continue
-            offsets = np.load(entry / "offsets.npy")
-            data = np.load(entry / "data.npy", mmap_mode="r")
+            offsets = _read_offsets(entry, len(idents))
+            data = np.memmap(entry / _DATA, dtype="<f4", mode="r",
+                             shape=(int(offsets[-1]), n_bins))
             for i, ident in rows:
                 found[ident] = np.array(data[offsets[i]:offsets[i + 1]], dtype=np.float32)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -368,10 +424,15 @@ def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,
     n_cached = len(unique) - len(missing)
     if missing:
         n_workers = min(workers if workers is not None else default_workers(), len(missing))
-        arrays = _compute_many([Path(i[0]) for i in missing], spec, workers=n_workers,
-                               progress=progress, resample=resample)
+        writer = _EntryWriter(spec_dir, _set_key(spec, missing), spec)
+        try:
+            arrays = _compute_many([Path(i[0]) for i in missing], spec, workers=n_workers,
+                                   progress=progress, resample=resample, sink=writer.add)
+        except BaseException:
+            writer.abort()
+            raise
         result.update(zip(missing, arrays, strict=True))
-        written = _write_entry(spec_dir, _set_key(spec, missing), spec, missing, arrays)
+        written = writer.commit(missing)
         if written is not None:
             st.entries_written += 1
             st.written.append(written)

@@ -183,7 +183,7 @@ def test_corrupt_entry_is_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFi
     paths = _clips(tmp_path / "wav", 3)
     stats = ExtractStats()
     ref = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=stats)
-    (stats.written[0] / "data.npy").write_bytes(b"garbage")
+    (stats.written[0] / "data.f32").write_bytes(b"garbage")
     again = ExtractStats()
     out = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=again)
     assert again.n_computed == 3 and "unusable" in caplog.text
