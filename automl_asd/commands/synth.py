@@ -1,0 +1,87 @@
+"""``automl-asd synth``: write a synthetic DCASE-2025-layout data set."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from automl_asd import synth
+
+HELP = "write a synthetic machine-sound data set in the DCASE 2025 Task 2 layout"
+
+#: Group names accepted by --machine-types besides single type names.
+_GROUPS = {"dev": synth.DEV_MACHINE_TYPES, "novel": synth.NOVEL_MACHINE_TYPES,
+           "all": synth.MACHINE_TYPES}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output root: DIR/<machine_type>/{train,test,supplemental}/")
+    parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",
+                        help="types to write (default: all); 'dev' and 'novel' name the two "
+                             f"groups. Types: {', '.join(synth.MACHINE_TYPES)}")
+    parser.add_argument("--size", choices=tuple(synth.SIZES), default="small",
+                        help="full: real DCASE counts, 10 s; small: 200 train, 25 per test "
+                             "group, 6 s; tiny: 60 train, 10 per group, 2 s (default: small)")
+    parser.add_argument("--seed", type=int, default=0, help="seed (same seed = same bytes)")
+    parser.add_argument("--eval-layout", action="store_true",
+                        help="anonymise test names (section_00_NNNN.wav) and write the "
+                             "evaluator's ground_truth_{data,domain,attributes}/ under DIR")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing machine folders not written by this generator")
+    parser.add_argument("--list", action="store_true",
+                        help="list the machine types, their attributes and anomalies; exit")
+
+
+def _expand(names: list[str] | None) -> list[str] | None:
+    if names is None:
+        return None
+    out: list[str] = []
+    for name in names:
+        for mt in _GROUPS.get(name, (name,)):
+            if mt not in out:
+                out.append(mt)
+    return out
+
+
+def _catalogue() -> str:
+    from automl_asd.synth._machines import MODELS
+
+    lines = []
+    for mt in synth.MACHINE_TYPES:
+        m = MODELS[mt]
+        group = "dev" if mt in synth.DEV_MACHINE_TYPES else "novel"
+        attrs = "; ".join(f"{a.key}: S={','.join(a.source)} T={','.join(a.target)}"
+                          for a in m.attributes)
+        hidden = " (hidden: noAttribute)" if m.hidden else ""
+        lines.append(f"{mt:<11} {group:<5} {m.description}\n"
+                     f"{'':17}attributes{hidden}: {attrs}\n"
+                     f"{'':17}anomalies: {', '.join(m.anomalies)}; supplemental: "
+                     f"{m.supplemental}; background S={','.join(m.envs['source'])} "
+                     f"T={','.join(m.envs['target'])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        print(_catalogue())
+        return 0
+    if args.out is None:
+        raise ValueError("--out DIR is required (where to write the data set)")
+    spec = synth.SIZES[args.size]
+    t0 = time.perf_counter()
+    dirs = synth.generate(args.out, machine_types=_expand(args.machine_types), size=args.size,
+                          seed=args.seed, eval_layout=args.eval_layout, overwrite=args.overwrite)
+    elapsed = time.perf_counter() - t0
+    print(f"wrote {len(dirs)} machine type(s) to {args.out} in {elapsed:.1f} s "
+          f"(size {args.size}: {spec.n_source_train}+{spec.n_target_train} train, "
+          f"4x{spec.n_test_per_group} test, {spec.n_supplemental} supplemental, "
+          f"{spec.duration_s:g} s clips, seed {args.seed})")
+    for mt, path in dirs.items():
+        kind = synth.SUPPLEMENTAL_KIND[mt]
+        attrs = "noAttribute" if mt in synth.HIDDEN_ATTRIBUTE_TYPES else "attributes"
+        print(f"  {mt:<11} {path}  ({attrs}, supplemental={kind})")
+    if args.eval_layout:
+        print(f"  ground truth: {Path(args.out) / 'ground_truth_data'}")
+    return 0

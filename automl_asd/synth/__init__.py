@@ -1,0 +1,86 @@
+"""Synthetic machine-sound data sets in the exact DCASE 2025 Task 2 layout.
+
+The embedded default data for the demo, the tests and the benchmarks. Eleven machine types,
+each from its own physical model (see ``_machines.py``): seven development-style types
+(``DEV_MACHINE_TYPES``: fan, gearbox, bearing, valve, slider, ToyCar, ToyTrain) and four other
+types that play the role of novel first-shot types (``NOVEL_MACHINE_TYPES``: pump, compressor,
+grinder, conveyor). bearing, slider, ToyTrain and grinder are ``noAttribute`` types (their
+attributes change the sound but are hidden from file names).
+
+Layout written by :func:`generate` (one section, ``00``, per type)::
+
+    <out>/<mt>/attributes_00.csv         file_name,d1p,d1v[,d2p,d2v,...] (train + test rows)
+    <out>/<mt>/train/section_00_{source|target}_train_normal_{NNNN}_{attr}.wav
+    <out>/<mt>/test/section_00_{source|target}_test_{normal|anomaly}_{NNNN}_{attr}.wav
+    <out>/<mt>/supplemental/section_00_source_supplemental_{machine|noise}_{NNNN}.wav
+
+``{attr}`` is ``key_value`` tokens (e.g. ``spd_2_mic_1``) or ``noAttribute``. The real 2025
+supplemental file names are not confirmed; ours follow the pattern above. Each type has either
+clean machine-only or noise-only supplemental clips (``SUPPLEMENTAL_KIND``). With
+``eval_layout=True`` test clips are anonymised as ``section_00_NNNN.wav`` (shuffled) and the
+official evaluator's headerless ground truth is written to
+``<out>/ground_truth_{data,domain,attributes}/ground_truth_<mt>_section_00_test.csv``
+(``name,0|1`` label, ``name,0|1`` domain 0=source, ``name,<labelled name without .wav>``).
+A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same parameters skip work.
+
+Sizes (per machine type; test = 4 groups source/target x normal/anomaly):
+
+======  ============  ============  ==========  ============  ========
+size    source train  target train  test/group  supplemental  duration
+======  ============  ============  ==========  ============  ========
+full    990           10            50          100           10 s
+small   190           10            25          20            6 s
+tiny    54            6             10          8             2 s
+======  ============  ============  ==========  ============  ========
+
+Audio: 16 kHz mono 16-bit PCM. Every clip = machine signal (with at most one anomaly of a
+type-specific kind at a log-uniform severity from subtle to obvious) + a factory/suburb
+background at a clip-varying SNR, then normalised to a level drawn stratified within its group
+between -34 and -24 dBFS, so loudness carries no label information. The target domain changes
+attribute values, the background environment, the SNR range and the microphone response.
+Determinism: each clip's RNG derives from (seed, machine type, split, domain, label, index).
+"""
+
+from __future__ import annotations
+
+from automl_asd.synth._generate import (
+    SAMPLE_RATE,
+    SIZES,
+    ClipPlan,
+    SizeSpec,
+    SynthError,
+    generate,
+    plan_machine,
+    render_clip,
+)
+from automl_asd.synth._machines import MODELS
+
+__all__ = [
+    "generate",
+    "plan_machine",
+    "render_clip",
+    "MACHINE_TYPES",
+    "DEV_MACHINE_TYPES",
+    "NOVEL_MACHINE_TYPES",
+    "HIDDEN_ATTRIBUTE_TYPES",
+    "SUPPLEMENTAL_KIND",
+    "SIZES",
+    "SizeSpec",
+    "ClipPlan",
+    "SynthError",
+    "SAMPLE_RATE",
+]
+
+#: Development-style types (search runs on these).
+DEV_MACHINE_TYPES: tuple[str, ...] = (
+    "fan", "gearbox", "bearing", "valve", "slider", "ToyCar", "ToyTrain")
+#: Other types, disjoint from the dev types, used as novel first-shot types.
+NOVEL_MACHINE_TYPES: tuple[str, ...] = ("pump", "compressor", "grinder", "conveyor")
+#: Every synthetic type, dev types first.
+MACHINE_TYPES: tuple[str, ...] = DEV_MACHINE_TYPES + NOVEL_MACHINE_TYPES
+#: Types whose file names say ``noAttribute``.
+HIDDEN_ATTRIBUTE_TYPES: tuple[str, ...] = tuple(m for m in MACHINE_TYPES if MODELS[m].hidden)
+#: ``"machine"`` (clean machine-only clips) or ``"noise"`` (background only) per type.
+SUPPLEMENTAL_KIND: dict[str, str] = {m: MODELS[m].supplemental for m in MACHINE_TYPES}
+
+assert set(MACHINE_TYPES) == set(MODELS) and all("_" not in m for m in MACHINE_TYPES)

@@ -1,0 +1,317 @@
+"""Plan, render and write a synthetic DCASE-2025-layout tree."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+from automl_asd.synth._dsp import Array, peaking_eq, unit
+from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
+
+__all__ = [
+    "SizeSpec",
+    "SIZES",
+    "SAMPLE_RATE",
+    "ClipPlan",
+    "SynthError",
+    "plan_machine",
+    "render_clip",
+    "generate",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+#: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
+GENERATOR_VERSION = 1
+_MARKER = ".synth.json"
+_LEVEL_DB = (-34.0, -24.0)  # clip RMS range in dBFS, stratified within every clip group
+
+Size = Literal["tiny", "small", "full"]
+
+
+class SynthError(ValueError):
+    """Invalid generator arguments or an output folder that cannot be written safely."""
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """Clip counts per machine type and clip length of one size preset."""
+
+    n_source_train: int
+    n_target_train: int
+    n_test_per_group: int  # per (domain, label) group: 4 groups
+    n_supplemental: int
+    duration_s: float
+
+    @property
+    def n_clips(self) -> int:
+        return (self.n_source_train + self.n_target_train + 4 * self.n_test_per_group
+                + self.n_supplemental)
+
+
+SIZES: dict[str, SizeSpec] = {
+    "full": SizeSpec(990, 10, 50, 100, 10.0),
+    "small": SizeSpec(190, 10, 25, 20, 6.0),
+    "tiny": SizeSpec(54, 6, 10, 8, 2.0),
+}
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything about one clip except its audio; cheap to compute for the whole tree."""
+
+    split: str  # train | test | supplemental
+    domain: str  # source | target
+    label: str  # normal | anomaly (supplemental: machine | noise)
+    index: int
+    attributes: tuple[tuple[str, str], ...]
+    anomaly: str | None
+    severity: float
+    env: str
+    snr_db: float
+    level_db: float
+    labelled_name: str  # the DCASE labelled file name
+    seed_key: tuple[int, ...]
+
+    @property
+    def attribute_string(self) -> str:
+        return "_".join(f"{k}_{v}" for k, v in self.attributes)
+
+
+_SPLIT_CODE = {"train": 0, "test": 1, "supplemental": 2}
+_DOMAIN_CODE = {"source": 0, "target": 1}
+_LABEL_CODE = {"normal": 0, "anomaly": 1, "machine": 2, "noise": 3}
+
+
+def _mt_code(machine_type: str) -> int:
+    return zlib.crc32(machine_type.encode())
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(list(key)))
+
+
+def _group(model: MachineModel, seed: int, split: str, domain: str, label: str,
+           count: int) -> list[ClipPlan]:
+    """Plan one (split, domain, label) group; per-clip randomness comes from the clip's key."""
+    gkey = (seed, _mt_code(model.name), _SPLIT_CODE[split], _DOMAIN_CODE[domain],
+            _LABEL_CODE[label])
+    # Stratified levels: each group covers the level range evenly, in a random order, so clip
+    # loudness carries no information about the label even for small groups.
+    perm = _rng(*gkey, 1).permutation(count)
+    out: list[ClipPlan] = []
+    lo, hi = _LEVEL_DB
+    for i in range(count):
+        key = (*gkey, 0, i)
+        r = _rng(*key, 0)
+        attrs = tuple((a.key, str(r.choice(getattr(a, domain)))) for a in model.attributes)
+        anomaly = model.anomalies[i % len(model.anomalies)] if label == "anomaly" else None
+        # Severity log-uniform from subtle (0.2) to obvious (1.0), times the type's scale.
+        sev = float(np.exp(r.uniform(np.log(0.2), 0.0))) * model.anomaly_scale
+        env = str(r.choice(model.envs["source" if split == "supplemental" else domain]))
+        snr = float(r.uniform(*model.snr_db[domain]))
+        level = lo + (hi - lo) * (perm[i] + float(r.uniform())) / count
+        attr_s = "noAttribute" if model.hidden else "_".join(f"{k}_{v}" for k, v in attrs)
+        if split == "supplemental":
+            name = f"section_00_source_supplemental_{label}_{i:04d}.wav"
+        elif split == "train":
+            name = f"section_00_{domain}_train_normal_{i:04d}_{attr_s}.wav"
+        else:
+            name = f"section_00_{domain}_test_{label}_{i:04d}_{attr_s}.wav"
+        out.append(ClipPlan(split, domain, label, i, attrs, anomaly, sev if anomaly else 0.0, env,
+                            snr, level, name, key))
+    return out
+
+
+def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0) -> list[ClipPlan]:
+    """All clips of one machine type, in order train (source, target), test (4 groups), supp."""
+    model = _model(machine_type)
+    spec = _size(size)
+    plans = _group(model, seed, "train", "source", "normal", spec.n_source_train)
+    plans += _group(model, seed, "train", "target", "normal", spec.n_target_train)
+    for domain in ("source", "target"):
+        for label in ("normal", "anomaly"):
+            plans += _group(model, seed, "test", domain, label, spec.n_test_per_group)
+    plans += _group(model, seed, "supplemental", "source", model.supplemental,
+                    spec.n_supplemental)
+    return plans
+
+
+def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
+                sample_rate: int = SAMPLE_RATE) -> NDArrayF32:
+    """Synthesise one clip: float32 ``(n_samples,)`` with RMS at ``plan.level_db`` dBFS."""
+    model = _model(machine_type)
+    n = int(round(duration_s * sample_rate))
+    ctx = Ctx(_rng(*plan.seed_key, 1), n, sample_rate)
+    attrs = dict(plan.attributes)
+    if plan.split == "supplemental" and plan.label == "noise":
+        x = render_background(ctx, plan.env)
+    else:
+        x = unit(model.render(ctx, attrs, plan.anomaly, plan.severity))
+        # Small per-clip microphone/placement variation (normal nuisance).
+        x = peaking_eq(x, ctx.u(1500.0, 4500.0), ctx.u(-2.0, 2.0), 1.0, sample_rate)
+        if plan.split != "supplemental":  # clean machine supplemental clips have no background
+            bg = render_background(ctx, plan.env)
+            x = unit(x) + bg * 10.0 ** (-plan.snr_db / 20.0)
+        if plan.domain == "target":
+            freq, gain = model.target_mic
+            x = peaking_eq(x, freq, gain, 1.2, sample_rate)
+    x = unit(x) * 10.0 ** (plan.level_db / 20.0)
+    out: NDArrayF32 = np.clip(x, -0.999, 0.999).astype(np.float32)
+    return out
+
+
+NDArrayF32 = np.ndarray[tuple[int], np.dtype[np.float32]]
+
+
+def _model(machine_type: str) -> MachineModel:
+    try:
+        return MODELS[machine_type]
+    except KeyError:
+        raise SynthError(f"unknown synthetic machine type {machine_type!r}; valid: "
+                         f"{', '.join(MODELS)}") from None
+
+
+def _size(size: str) -> SizeSpec:
+    try:
+        return SIZES[size]
+    except KeyError:
+        raise SynthError(f"unknown size {size!r}; valid: {', '.join(SIZES)}") from None
+
+
+def _write_wav(path: Path, x: Array | NDArrayF32) -> None:
+    sf.write(str(path), x, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def _eval_order(machine_type: str, seed: int, n_test: int) -> np.ndarray:
+    """Permutation that anonymises the test clips: position k gets eval name ``k``."""
+    return _rng(seed, _mt_code(machine_type), 7).permutation(n_test)
+
+
+def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool:
+    """Return True when ``mdir`` already holds this exact tree; clear it when regenerating."""
+    mfile = mdir / _MARKER
+    if mfile.is_file():
+        try:
+            old = json.loads(mfile.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old == {**marker, "complete": True}:
+            return True
+        shutil.rmtree(mdir)  # our own (other-parameter or interrupted) tree: safe to replace
+    elif mdir.exists() and any(mdir.iterdir()):
+        if not overwrite:
+            raise SynthError(f"{mdir} exists and was not written by the generator; choose another "
+                             "output folder or pass overwrite=True (--overwrite) to replace it")
+        shutil.rmtree(mdir)
+    return False
+
+
+def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed: int,
+                   eval_layout: bool, overwrite: bool) -> Path:
+    model = _model(machine_type)
+    mdir = out / machine_type
+    marker: dict[str, object] = {"generator_version": GENERATOR_VERSION, "machine_type":
+                                 machine_type, "size": size, "seed": seed,
+                                 "eval_layout": eval_layout}
+    plans = plan_machine(machine_type, size, seed)
+    tests = [p for p in plans if p.split == "test"]
+    order = _eval_order(machine_type, seed, len(tests))
+    eval_names = {tests[j].labelled_name: f"section_00_{k:04d}.wav" for k, j in enumerate(order)}
+    if eval_layout:
+        _write_ground_truth(out, machine_type, tests, eval_names)
+    if _prepare_dir(mdir, marker, overwrite):
+        logger.info("%s: up to date in %s", machine_type, mdir)
+        return mdir
+    t0 = time.perf_counter()
+    for sub in ("train", "test", "supplemental"):
+        (mdir / sub).mkdir(parents=True, exist_ok=True)
+    (mdir / _MARKER).write_text(json.dumps({**marker, "complete": False}, sort_keys=True))
+    for p in plans:
+        name = eval_names[p.labelled_name] if (eval_layout and p.split == "test") else \
+            p.labelled_name
+        _write_wav(mdir / p.split / name, render_clip(machine_type, p, spec.duration_s))
+    _write_attributes(mdir, machine_type, model, plans, eval_layout)
+    (mdir / _MARKER).write_text(json.dumps({**marker, "complete": True}, sort_keys=True))
+    logger.info("%s: %d clips of %.1f s in %.1f s -> %s", machine_type, len(plans),
+                spec.duration_s, time.perf_counter() - t0, mdir)
+    return mdir
+
+
+def _write_attributes(mdir: Path, machine_type: str, model: MachineModel, plans: list[ClipPlan],
+                      eval_layout: bool) -> None:
+    """``attributes_00.csv``: ``file_name,d1p,d1v,...`` for train (and labelled test) clips.
+
+    Hidden-attribute types get one pair ``noAttribute,`` (empty value) per row.
+    """
+    n_pairs = 1 if model.hidden else len(model.attributes)
+    header = ["file_name"] + [f"d{i + 1}{c}" for i in range(n_pairs) for c in ("p", "v")]
+    with open(mdir / "attributes_00.csv", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        for p in plans:
+            if p.split == "supplemental" or (eval_layout and p.split == "test"):
+                continue
+            pairs = ["noAttribute", ""] if model.hidden else [v for kv in p.attributes for v in kv]
+            w.writerow([f"{machine_type}/{p.split}/{p.labelled_name}", *pairs])
+
+
+def _write_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
+                        eval_names: dict[str, str]) -> None:
+    """Headerless evaluator CSVs: label, domain and labelled name per anonymised test clip."""
+    rows = sorted((eval_names[p.labelled_name], p) for p in tests)
+    fname = f"ground_truth_{machine_type}_section_00_test.csv"
+    for sub, value in (("ground_truth_data", lambda p: str(int(p.label == "anomaly"))),
+                       ("ground_truth_domain", lambda p: str(int(p.domain == "target"))),
+                       ("ground_truth_attributes", lambda p: p.labelled_name[:-4])):
+        d = out / sub
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / fname, "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            for name, p in rows:
+                w.writerow([name, value(p)])
+
+
+def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | None = None,
+             size: str = "tiny", seed: int = 0, eval_layout: bool = False,
+             overwrite: bool = False) -> dict[str, Path]:
+    """Write a synthetic DCASE-2025-layout tree; see :mod:`automl_asd.synth` for the layout.
+
+    Args:
+        out: root folder; gets ``<out>/<machine_type>/{train,test,supplemental}/*.wav`` and
+            ``attributes_00.csv`` (plus ``<out>/ground_truth_*/`` with ``eval_layout``).
+        machine_types: subset of ``MACHINE_TYPES`` (default: all, in catalogue order).
+        size: ``"tiny"``, ``"small"`` or ``"full"`` (see ``SIZES``).
+        seed: any non-negative int; the same seed gives byte-identical files, and a type's
+            files do not depend on which other types are generated.
+        eval_layout: anonymise test names (``section_00_NNNN.wav``) and write ground truth.
+        overwrite: replace a machine folder that the generator did not write. Folders that it
+            wrote are reused when complete with the same parameters, else regenerated.
+
+    Returns:
+        ``{machine_type: <out>/<machine_type>}`` sorted by machine type.
+    """
+    if seed < 0:
+        raise SynthError(f"seed must be >= 0, got {seed}")
+    spec = _size(size)
+    types = list(MODELS) if machine_types is None else list(machine_types)
+    for mt in types:
+        _model(mt)
+    if len(set(types)) != len(types):
+        raise SynthError(f"machine_types has duplicates: {types}")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite)
+              for mt in types}
+    return dict(sorted(result.items()))

@@ -1,0 +1,226 @@
+"""Synthetic DCASE-layout generator: layout/counts through the data layer, determinism, wav
+format, eval-layout ground truth, CLI, and the loudness-is-no-giveaway property."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sklearn.metrics import roc_auc_score
+
+from automl_asd import synth
+from automl_asd.cli import main
+from automl_asd.data import Domain, Label, Split, scan
+
+TINY = synth.SIZES["tiny"]
+
+
+def _wavs(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.wav"))
+
+
+def _official_aucs(y: np.ndarray, target: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """AUC-source / AUC-target as the official evaluator: normals of one domain vs all
+    anomalies."""
+    out = []
+    for dom in (False, True):
+        keep = (target == dom) | (y == 1)
+        out.append(float(roc_auc_score(y[keep], score[keep])))
+    return out[0], out[1]
+
+
+# ------------------------------------------------------------------------------ catalogue
+
+def test_catalogue_groups_and_names() -> None:
+    assert len(synth.DEV_MACHINE_TYPES) >= 7 and len(synth.NOVEL_MACHINE_TYPES) >= 4
+    assert not set(synth.DEV_MACHINE_TYPES) & set(synth.NOVEL_MACHINE_TYPES)
+    assert synth.MACHINE_TYPES == synth.DEV_MACHINE_TYPES + synth.NOVEL_MACHINE_TYPES
+    assert all("_" not in mt for mt in synth.MACHINE_TYPES)
+    assert len(set(synth.HIDDEN_ATTRIBUTE_TYPES) & set(synth.DEV_MACHINE_TYPES)) >= 2
+    assert set(synth.SUPPLEMENTAL_KIND.values()) == {"machine", "noise"}
+    for mt in synth.MACHINE_TYPES:
+        plans = synth.plan_machine(mt, "tiny", 0)
+        assert len(plans) == TINY.n_clips
+        for p in plans:
+            assert "__" not in p.labelled_name and p.labelled_name.endswith(".wav")
+            assert all("_" not in k and "_" not in v and v for k, v in p.attributes)
+        # the target domain changes at least one attribute value or the background
+        src = {(p.attributes, p.env) for p in plans if p.domain == "source" and p.split == "train"}
+        tgt = {(p.attributes, p.env) for p in plans if p.domain == "target" and p.split == "train"}
+        assert not src & tgt, mt
+
+
+def test_sizes_match_the_documented_counts() -> None:
+    full = synth.SIZES["full"]
+    assert (full.n_source_train, full.n_target_train, full.n_test_per_group,
+            full.n_supplemental, full.duration_s) == (990, 10, 50, 100, 10.0)
+    small = synth.SIZES["small"]
+    assert small.n_source_train + small.n_target_train == 200 and small.n_test_per_group == 25
+    assert TINY.n_source_train + TINY.n_target_train >= 60 and TINY.n_test_per_group == 10
+
+
+def test_unknown_type_or_size_is_an_error_naming_valid_values(tmp_path: Path) -> None:
+    with pytest.raises(synth.SynthError, match="valid: fan"):
+        synth.generate(tmp_path, machine_types=["nope"])
+    with pytest.raises(synth.SynthError, match="tiny"):
+        synth.generate(tmp_path, size="huge")
+
+
+# ------------------------------------------------------------------------------ fixtures + scan
+
+def test_tiny_dev_root_scans_with_expected_counts(tiny_dev_root: Path) -> None:
+    data = scan(tiny_dev_root)
+    assert list(data) == sorted(["fan", "gearbox", "bearing"])
+    for mt, md in data.items():
+        c = Counter((x.split, x.domain, x.label) for x in md.clips)
+        assert c[(Split.TRAIN, Domain.SOURCE, Label.NORMAL)] == TINY.n_source_train
+        assert c[(Split.TRAIN, Domain.TARGET, Label.NORMAL)] == TINY.n_target_train
+        for dom in (Domain.SOURCE, Domain.TARGET):
+            for lab in (Label.NORMAL, Label.ANOMALY):
+                assert c[(Split.TEST, dom, lab)] == TINY.n_test_per_group
+        assert len(md.supplemental) == TINY.n_supplemental
+        assert {x.kind for x in md.supplemental} == {synth.SUPPLEMENTAL_KIND[mt]}
+        assert md.sections == ("00",)
+    assert all(x.attributes is None for x in data["bearing"].clips if x.split is not
+               Split.SUPPLEMENTAL)
+    assert {tuple(k for k, _ in x.attributes or ()) for x in data["fan"].train} == {("spd", "mic")}
+    kinds = {synth.SUPPLEMENTAL_KIND[mt] for mt in data}
+    assert kinds == {"machine", "noise"}
+
+
+def test_tiny_novel_root_is_disjoint_from_dev(tiny_novel_root: Path, tiny_dev_root: Path) -> None:
+    novel = scan(tiny_novel_root)
+    assert set(novel) <= set(synth.NOVEL_MACHINE_TYPES)
+    assert len(novel) == 2 and not set(novel) & set(scan(tiny_dev_root))
+
+
+def test_attributes_csv_lists_train_and_test_files(tiny_dev_root: Path) -> None:
+    for mt in ("fan", "bearing"):
+        rows = list(csv.reader((tiny_dev_root / mt / "attributes_00.csv").open()))
+        header, body = rows[0], rows[1:]
+        assert header[0] == "file_name" and header[1:3] == ["d1p", "d1v"]
+        assert len(body) == TINY.n_source_train + TINY.n_target_train + 4 * TINY.n_test_per_group
+        for row in body:
+            assert (tiny_dev_root / row[0]).is_file()
+            stem = Path(row[0]).stem
+            if mt == "bearing":
+                assert row[1:] == ["noAttribute", ""] and stem.endswith("_noAttribute")
+            else:
+                assert stem.endswith("_".join(row[1:]))
+
+
+def test_every_file_is_16k_mono_int16(tiny_dev_root: Path, tiny_novel_root: Path) -> None:
+    files = _wavs(tiny_dev_root) + _wavs(tiny_novel_root)
+    assert len(files) == 5 * TINY.n_clips
+    n = int(TINY.duration_s * synth.SAMPLE_RATE)
+    for f in files:
+        info = sf.info(str(f))
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == \
+            (16000, 1, "PCM_16", n), f
+    x, _ = sf.read(str(files[0]), dtype="int16")
+    assert 0 < np.abs(x).max() < 32767  # audible, not clipped
+
+
+# ------------------------------------------------------------------------------ determinism
+
+def test_same_seed_same_bytes_independent_of_other_types(tiny_dev_root: Path,
+                                                         tmp_path: Path) -> None:
+    synth.generate(tmp_path, machine_types=["gearbox"], size="tiny", seed=0)
+    ours, ref = _wavs(tmp_path / "gearbox"), _wavs(tiny_dev_root / "gearbox")
+    assert [p.name for p in ours] == [p.name for p in ref]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, ref, strict=True))
+    assert (tmp_path / "gearbox" / "attributes_00.csv").read_bytes() == \
+        (tiny_dev_root / "gearbox" / "attributes_00.csv").read_bytes()
+
+
+def test_different_seed_gives_different_audio() -> None:
+    p0 = synth.plan_machine("fan", "tiny", 0)[0]
+    p1 = synth.plan_machine("fan", "tiny", 1)[0]
+    a = synth.render_clip("fan", p0, 1.0)
+    b = synth.render_clip("fan", p1, 1.0)
+    assert a.shape == b.shape == (16000,)
+    assert abs(float(np.corrcoef(a, b)[0, 1])) < 0.5
+    assert np.array_equal(a, synth.render_clip("fan", p0, 1.0))
+
+
+def test_rerun_reuses_and_parameter_change_regenerates(tmp_path: Path) -> None:
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)
+    f = _wavs(tmp_path / "valve")[0]
+    before = (f.stat().st_mtime_ns, f.read_bytes())
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)
+    assert f.stat().st_mtime_ns == before[0]
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
+    assert f.read_bytes() != before[1]
+    assert len(_wavs(tmp_path / "valve")) == TINY.n_clips
+
+
+def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "fan" / "train").mkdir(parents=True)
+    (tmp_path / "fan" / "train" / "mine.txt").write_text("keep me")
+    with pytest.raises(synth.SynthError, match="--overwrite"):
+        synth.generate(tmp_path, machine_types=["fan"], size="tiny")
+    assert (tmp_path / "fan" / "train" / "mine.txt").is_file()
+
+
+# ------------------------------------------------------------------------------ eval layout
+
+def test_eval_layout_ground_truth_is_consistent(tiny_dev_root: Path, tmp_path: Path) -> None:
+    synth.generate(tmp_path, machine_types=["bearing"], size="tiny", seed=0, eval_layout=True)
+    test_dir = tmp_path / "bearing" / "test"
+    names = sorted(p.name for p in test_dir.glob("*.wav"))
+    n_test = 4 * TINY.n_test_per_group
+    assert names == [f"section_00_{i:04d}.wav" for i in range(n_test)]
+    gt = {}
+    for sub in ("ground_truth_data", "ground_truth_domain", "ground_truth_attributes"):
+        path = tmp_path / sub / "ground_truth_bearing_section_00_test.csv"
+        text = path.read_text()
+        assert not text.startswith("section_00_0000.wav,") or "file" not in text.splitlines()[0]
+        gt[sub] = dict(line.split(",", 1) for line in text.splitlines())
+        assert sorted(gt[sub]) == names
+    labelled = {p.name: p for p in (tiny_dev_root / "bearing" / "test").glob("*.wav")}
+    assert sorted(v + ".wav" for v in gt["ground_truth_attributes"].values()) == sorted(labelled)
+    for anon, lab in gt["ground_truth_attributes"].items():
+        src = labelled[lab + ".wav"]
+        assert (test_dir / anon).read_bytes() == src.read_bytes()  # same clip, new name
+        assert gt["ground_truth_data"][anon] == ("1" if "_anomaly_" in lab else "0")
+        assert gt["ground_truth_domain"][anon] == ("1" if "_target_" in lab else "0")
+    assert Counter(gt["ground_truth_data"].values()) == {"0": n_test // 2, "1": n_test // 2}
+    md = scan(tmp_path, ground_truth=tmp_path)["bearing"]
+    assert Counter(c.label for c in md.test) == {Label.NORMAL: n_test // 2,
+                                                 Label.ANOMALY: n_test // 2}
+    assert Counter(c.domain for c in md.test) == {Domain.SOURCE: n_test // 2,
+                                                  Domain.TARGET: n_test // 2}
+
+
+# ------------------------------------------------------------------------------ CLI
+
+def test_cli_synth_writes_and_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--out", str(tmp_path), "--machine-types", "slider", "--size",
+                 "tiny", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "slider" in out and "noAttribute" in out
+    assert len(_wavs(tmp_path / "slider")) == TINY.n_clips
+    assert main(["synth", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(mt in listing for mt in synth.MACHINE_TYPES)
+    assert main(["synth", "--out", str(tmp_path), "--machine-types", "nope"]) == 1
+    assert "valid: fan" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ difficulty
+
+def test_rms_energy_detector_is_near_chance(tiny_dev_root: Path, tiny_novel_root: Path) -> None:
+    """Anomalies are not louder: scoring clips by RMS gives AUC <= 0.65 on every tiny type."""
+    for root in (tiny_dev_root, tiny_novel_root):
+        for mt, md in scan(root).items():
+            test = md.test
+            y = np.array([c.label is Label.ANOMALY for c in test], dtype=int)
+            tgt = np.array([c.domain is Domain.TARGET for c in test])
+            rms = np.array([np.sqrt(np.mean(sf.read(str(c.path))[0] ** 2)) for c in test])
+            auc_s, auc_t = _official_aucs(y, tgt, rms)
+            assert max(auc_s, auc_t) <= 0.65, (mt, auc_s, auc_t)
+            assert min(auc_s, auc_t) >= 0.35, (mt, auc_s, auc_t)  # not inverted either
