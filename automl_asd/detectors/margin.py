@@ -12,7 +12,7 @@ Trained from scratch on the normal training clips of the run. Pipeline per clip:
    sub-cluster AdaCos on the L2-normalised embedding, optional mixup; Adam.
 4. Auxiliary classes by a fixed rule (``label_rule``):
    ``attribute_domain``: one class per (machine type, section, attribute string, domain); clips
-   whose attributes are hidden (``noAttribute``) get k-means pseudo-labels on pooled
+   whose attributes are hidden (``noAttribute``) get k-means pseudo-labels on pooled (dB)
    mean/std features instead of the attribute, per (machine type, section, domain), with
    ``min(pseudo_clusters, n_group // 20)`` clusters (at least 1), so a type without attributes
    still has domain x pseudo classes. ``section_domain`` ignores attributes; ``pseudo`` uses
@@ -55,7 +55,9 @@ def _pooled(features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
     rows = [np.concatenate([np.asarray(f).mean(axis=0), np.asarray(f).std(axis=0)])
             for f in features]
     x = np.stack(rows).astype(np.float64)
-    return np.asarray((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6), dtype=np.float64)
+    # Centred but not scaled per dimension: dB differences are comparable across bands, and
+    # per-dimension scaling would blow up the many uninformative bands.
+    return np.asarray((x - x.mean(axis=0)) / max(float(x.std()), 1e-6), dtype=np.float64)
 
 
 def _pseudo_labels(x: NDArray[np.float64], k: int, seed: int) -> NDArray[np.int64]:
@@ -169,12 +171,19 @@ class MarginDetector(Detector):
     backend: dict[str, Any]
 
     # ----------------------------------------------------------------------------- helpers
+    def set_device(self, device: str) -> None:
+        """Device chosen by the caller (pipeline) when the ``device`` param is ``"auto"``."""
+        self.device_request_ = device
+
     def _device(self) -> torch.device:
-        if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()):
+        want = self.device
+        if want == "auto":
+            want = getattr(self, "device_request_", "auto")
+        if want.startswith("cuda") or (want == "auto" and torch.cuda.is_available()):
             if not torch.cuda.is_available():
-                raise RuntimeError(f"{self.name}: device='cuda' but CUDA is not available; "
+                raise RuntimeError(f"{self.name}: device={want!r} but CUDA is not available; "
                                    "use device='auto' or 'cpu'")
-            return torch.device("cuda")
+            return torch.device(want if want.startswith("cuda") else "cuda")
         return torch.device("cpu")
 
     def _make_backend(self) -> Backend:
@@ -283,8 +292,9 @@ class MarginDetector(Detector):
         self.net_, self.head_ = net, head
         self.fitted_ = True
         emb_train = self._embed_prepared(data)
-        self.backend_ = self._make_backend().fit(emb_train,
-                                                 np.asarray(train.domains).astype(str))
+        self.train_domains_ = np.asarray(train.domains).astype(str)
+        self.backend_ = self._make_backend().fit(emb_train, self.train_domains_)
+        self.train_emb_ = emb_train
         self.n_train_ = n
         logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0, dev)
         return self
@@ -337,6 +347,12 @@ class MarginDetector(Detector):
         self._check_fitted()
         return np.asarray(self.backend_.score(self.embed(features)), dtype=np.float64)
 
+    def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
+        """Domain of each clip's nearest training embedding (cosine)."""
+        self._check_fitted()
+        sim = self.embed(features) @ self.train_emb_.T
+        return np.asarray(self.train_domains_[sim.argmax(axis=1)], dtype=np.str_)
+
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """The backend's leave-one-out/cross-fitted self-scores when ``train`` is the fitted set
         (the network itself has seen these clips, so these are still optimistic)."""
@@ -354,6 +370,7 @@ class MarginDetector(Detector):
         self._check_fitted()
         state: dict[str, NDArray[Any]] = {
             "meta": np.array([self.n_bins_, self.n_classes_, self.n_train_], dtype=np.int64),
+            "train_emb": self.train_emb_, "train_domains": self.train_domains_.astype(str),
             "x_norm": np.array([self.x_mean_, self.x_std_], dtype=np.float32),
             "s_mean": self.s_mean_, "s_std": self.s_std_,
         }
@@ -374,6 +391,8 @@ class MarginDetector(Detector):
         dev = self._device()
         self.net_, self.head_ = net.to(dev).eval(), head.to(dev).eval()
         self.n_bins_, self.n_classes_, self.n_train_ = n_bins, n_classes, n_train
+        self.train_emb_ = np.asarray(state["train_emb"], dtype=np.float32)
+        self.train_domains_ = np.asarray(state["train_domains"]).astype(str)
         self.x_mean_, self.x_std_ = (np.float32(v) for v in state["x_norm"])
         self.s_mean_ = np.asarray(state["s_mean"], dtype=np.float32)
         self.s_std_ = np.asarray(state["s_std"], dtype=np.float32)
