@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends import Backend, make_backend
-from automl_asd.backends.knn import pairwise_distances
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+
+if TYPE_CHECKING:
+    from automl_asd.backends import Backend
 
 __all__ = ["PooledStatsDetector", "pool_features"]
 
@@ -73,6 +74,9 @@ class PooledStatsDetector(Detector):
     backend: dict[str, Any]
 
     def _make_backend(self) -> Backend:
+        # Imported here: automl_asd.backends imports the detector package (ParamSpec).
+        from automl_asd.backends import make_backend
+
         spec = self.backend
         return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
 
@@ -125,6 +129,8 @@ class PooledStatsDetector(Detector):
         self._check_fitted()
         if not (self.train_domains_ == "target").any():
             return np.full(len(features), "source")
+        from automl_asd.backends.knn import pairwise_distances
+
         d = pairwise_distances(self._embed(features), self.train_embeddings_, "euclidean")
         return np.asarray(self.train_domains_[d.argmin(axis=1)], dtype=np.str_)
 
