@@ -1,0 +1,211 @@
+"""Write model bundles (the layout is described in :mod:`automl_asd.bundle`) and score CSVs.
+
+:func:`save_bundle` writes every file into a temporary sibling folder and renames it into
+place, so a reader sees either the previous bundle or the complete new one, never a half
+written one. Nothing is pickled: arrays go through ``np.save(..., allow_pickle=False)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from automl_asd.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    MANIFEST,
+    RECIPE_FILE,
+    sha256_bytes,
+    torch_version,
+)
+
+if TYPE_CHECKING:
+    from automl_asd.pipeline import FittedMachine
+
+__all__ = ["save_bundle", "bundle_files", "write_bundle_tar", "SCORE_CSV_HEADER",
+           "append_score_rows", "read_score_csv"]
+
+logger = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Header of the CSV written by ``automl-asd score``.
+SCORE_CSV_HEADER = ("name", "score", "decision")
+
+
+def _npy(arr: NDArray[Any], what: str) -> bytes:
+    a = np.asarray(arr)
+    if a.dtype.hasobject:
+        raise TypeError(f"{what}: object arrays cannot be saved without pickle; the detector's "
+                        "get_state() must return plain numeric/bool/str arrays")
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def bundle_files(fitted: FittedMachine) -> dict[str, bytes]:
+    """The bundle of a fitted machine as ``{relative path: bytes}`` (manifest included).
+
+    Raises ``TypeError`` when a detector's state holds an object array (it would need pickle).
+    """
+    from automl_asd import __version__
+
+    recipe = fitted.recipe
+    files: dict[str, bytes] = {RECIPE_FILE: recipe.to_json().encode("utf-8")}
+    members: list[dict[str, Any]] = []
+    for i, det in enumerate(fitted.members):
+        arrays: dict[str, str] = {}
+        for j, (key, value) in enumerate(det.get_state().items()):
+            rel = f"members/{i:03d}/{j:03d}-{_SAFE.sub('_', key)[:80]}.npy"
+            files[rel] = _npy(value, f"{recipe.detector.name} member {i} state {key!r}")
+            arrays[key] = rel
+        members.append({"index": i, "seed": int(det.seed), "arrays": arrays})
+    stats = np.asarray([[s.mean, s.std] for s in fitted.member_stats], dtype=np.float64)
+    norm = fitted.normalizer
+    scoring: dict[str, Any] = {
+        "member_stats": "scoring/member_stats.npy",
+        "threshold": "scoring/threshold.npy",
+        "normalizer_global": "scoring/normalizer_global.npy",
+        "normalizer_domains": {d: f"scoring/normalizer_{d}.npy" for d in sorted(norm.domain_stats)},
+    }
+    files["scoring/member_stats.npy"] = _npy(stats, "member_stats")
+    files["scoring/threshold.npy"] = _npy(np.asarray(fitted.threshold, np.float64), "threshold")
+    files["scoring/normalizer_global.npy"] = _npy(
+        np.asarray([norm.global_stats.mean, norm.global_stats.std], np.float64), "normalizer")
+    for d, st in sorted(norm.domain_stats.items()):
+        files[f"scoring/normalizer_{d}.npy"] = _npy(
+            np.asarray([st.mean, st.std], np.float64), f"normalizer {d}")
+    counts = {str(k): int(v) for k, v in fitted.counts.items()}
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "bundle_version": BUNDLE_VERSION,
+        "package_version": __version__,
+        "torch_version": torch_version(),
+        "numpy_version": np.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine_type": fitted.machine_type,
+        "recipe_name": recipe.name,
+        "recipe_hash": recipe.content_hash(),
+        "detector": recipe.detector.name,
+        "seed": int(fitted.seed),
+        "feature_spec": recipe.features.to_dict(),
+        "training_clips": counts.get("train_used", 0),
+        "counts": counts,
+        "threshold": float(fitted.threshold),
+        "normalization": norm.method,
+        "trained_on": fitted.device,
+        "members": members,
+        "scoring": scoring,
+        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+    }
+    files[MANIFEST] = _json(manifest)
+    return files
+
+
+def _write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def write_bundle_tar(files: Mapping[str, bytes], path: Path) -> Path:
+    """Write bundle files into one uncompressed ``.tar`` (flat, no top folder), atomically."""
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        with tarfile.open(tmp, "w") as tar:
+            for rel, data in sorted(files.items()):
+                info = tarfile.TarInfo(rel)
+                info.size = len(data)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = False) -> Path:
+    """Save a fitted machine as a bundle folder ``out_dir`` (replacing an old one atomically).
+
+    Args:
+        fitted: from ``pipeline.fit_machine``.
+        out_dir: the bundle folder to create, e.g. ``<apply out>/models/<mt>``.
+        archive: also write ``<out_dir>.tar`` holding the same files.
+
+    Returns:
+        ``out_dir`` (the folder).
+    """
+    out = Path(out_dir)
+    files = bundle_files(fitted)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.with_name(f".tmp-{out.name}-{tag}")
+    old = out.with_name(f".old-{out.name}-{tag}")
+    try:
+        _write_tree(tmp, files)
+        if out.exists():
+            os.replace(out, old)  # rename (not delete) first: a crash keeps a bundle on disk
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    if archive:
+        write_bundle_tar(files, out.with_name(out.name + ".tar"))
+    logger.info("saved bundle %s (%s, %d files, %.1f KiB)", out, fitted.machine_type,
+                len(files), sum(len(v) for v in files.values()) / 1024)
+    return out
+
+
+# ----------------------------------------------------------------------------- score CSVs
+def append_score_rows(path: str | Path, rows: Iterable[tuple[str, float, int]]) -> int:
+    """Append ``name,score,decision`` rows to ``path`` (header written when the file is new
+    or empty), flushed to disk; returns the number of rows. Scores use Python's shortest
+    round-trip float form, so reading them back gives the identical float64."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    new = not p.exists() or p.stat().st_size == 0
+    n = 0
+    with p.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if new:
+            writer.writerow(SCORE_CSV_HEADER)
+        for name, score, decision in rows:
+            writer.writerow((name, repr(float(score)), int(decision)))
+            n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    return n
+
+
+def read_score_csv(path: str | Path) -> list[tuple[str, float, int]]:
+    """Rows of a score CSV written by :func:`append_score_rows` (``[]`` if it does not exist)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    with p.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return []
+        if tuple(header) != SCORE_CSV_HEADER:
+            raise ValueError(f"{p}: header {header} is not {list(SCORE_CSV_HEADER)}; not a "
+                             "score CSV written by `automl-asd score`; pick another --out")
+        return [(r[0], float(r[1]), int(r[2])) for r in reader if r]
