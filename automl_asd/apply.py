@@ -18,6 +18,7 @@ No hyperparameter can be overridden here: the recipe is applied as frozen (first
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import socket
@@ -216,6 +217,19 @@ def _plain_mapping(value: Any) -> dict[str, Any]:
     return {"value": value}
 
 
+def _save_model_bundle(out_dir: Path, machine_type: str, result: Any) -> str | None:
+    """Save ``result.fitted`` (if the run kept it) as ``<out>/models/<mt>``; returns that
+    path relative to ``out_dir`` (``None`` when there is no fitted model, e.g. a test stand-in).
+    """
+    fitted = getattr(result, "fitted", None)
+    if fitted is None:
+        return None
+    from automl_asd.io.bundle import save_bundle
+
+    save_bundle(fitted, out_dir / "models" / machine_type)
+    return f"models/{machine_type}"
+
+
 def apply_machine(
     recipe: Mapping[str, Any],
     data_root: str | Path,
@@ -232,7 +246,9 @@ def apply_machine(
     Reads the clips of ``machine_type`` under ``data_root``, calls ``run_fn`` (default
     ``pipeline.run_machine``: train, score the test clips, fit the threshold — labels are never
     read), writes ``anomaly_score_<mt>_section_<ss>_test.csv`` / ``decision_result_...csv`` and
-    then ``<mt>.summary.json`` (recipe hash, timings, counts, file hashes), each atomically.
+    the model bundle ``models/<mt>/`` (``io.bundle.save_bundle``; when ``run_fn`` returns the
+    fitted model, as the default does), then ``<mt>.summary.json`` (recipe hash, timings,
+    counts, file hashes, bundle path), each atomically.
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
     """
@@ -246,13 +262,14 @@ def apply_machine(
     if run_fn is None:
         from automl_asd.pipeline import run_machine
 
-        run_fn = run_machine
+        run_fn = functools.partial(run_machine, keep_fitted=True)
     extra: dict[str, Any] = {} if num_threads is None else {"num_threads": num_threads}
     result = run_fn(
         rec, machine, cache_dir=None if cache_dir is None else Path(cache_dir), device=device,
         **extra,
     )
     files = _write_submission_atomic(out, machine_type, result)
+    bundle = _save_model_bundle(out, machine_type, result)
     summary: dict[str, Any] = {
         "summary_schema": SUMMARY_SCHEMA,
         "machine_type": machine_type,
@@ -262,6 +279,7 @@ def apply_machine(
         "data_root": str(Path(data_root).resolve()),
         "sections": sorted({str(s) for s in result.sections}),
         "files": files,
+        "bundle": bundle,
         "threshold": float(result.threshold),
         "counts": _plain_mapping(getattr(result, "counts", None)),
         "timings": _plain_mapping(getattr(result, "timings", None)),
@@ -347,6 +365,7 @@ def _clear_outputs(out_dir: Path, machine_type: str) -> None:
     leave a stale result from an earlier recipe that looks current."""
     summary_path(out_dir, machine_type).unlink(missing_ok=True)
     error_path(out_dir, machine_type).unlink(missing_ok=True)
+    shutil.rmtree(Path(out_dir) / "models" / machine_type, ignore_errors=True)
     for prefix in ("anomaly_score", "decision_result"):
         for path in Path(out_dir).glob(f"{prefix}_{machine_type}_section_*_test.csv"):
             path.unlink()

@@ -94,6 +94,8 @@ class MachineResult:
     counts: dict[str, int]
     device: str = "cpu"
     fidelity: float = 1.0
+    #: The trained model (``run_machine(..., keep_fitted=True)``), e.g. to save a bundle.
+    fitted: FittedMachine | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-able summary (no per-clip arrays)."""
@@ -305,6 +307,7 @@ def run_machine(
     device: str = "auto",
     fidelity: float = 1.0,
     num_threads: int | None = None,
+    keep_fitted: bool = False,
 ) -> MachineResult:
     """Train on one machine type's training clips and score its test clips.
 
@@ -316,6 +319,7 @@ def run_machine(
         fidelity: in (0, 1]; fraction of source training clips used (nested subsample; every
             target clip kept) — the one cheap budget knob for early-stopping searches.
         num_threads: if given, ``torch.set_num_threads`` for this process.
+        keep_fitted: keep the trained :class:`FittedMachine` in ``result.fitted``.
 
     Returns:
         A :class:`MachineResult` aligned with the machine's test clips (path order).
@@ -362,4 +366,5 @@ def run_machine(
         counts=counts,
         device=fitted.device,
         fidelity=fidelity,
+        fitted=fitted if keep_fitted else None,
     )
