@@ -85,4 +85,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
     print(f"frozen recipe: {outcome.files['recipe']}")
     print(f"report: {outcome.files['report']}")
+    if outcome.interrupted:
+        print("search interrupted before all trials ran: continue it with the same command "
+              "and --resume")
+        return 130
     return 0

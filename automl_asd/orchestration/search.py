@@ -103,6 +103,8 @@ class SearchOutcome:
     trials: pd.DataFrame
     machine_types: tuple[str, ...]
     files: Mapping[str, Path] = field(default_factory=dict)
+    #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,12 +294,18 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             grid = tuner.fit()
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
         table = trials_table(grid, space)
+        n_done = int(table["status"].isin(["complete", "stopped_early", "error"]).sum()) \
+            if not table.empty else 0
+        interrupted = cfg.time_budget_s is None and n_done < cfg.trials
+        if interrupted:
+            logger.warning("search interrupted after %d of %d trials; outputs reflect the "
+                           "finished trials; continue with --resume", n_done, cfg.trials)
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
-    return _freeze(cfg, out, table, mtypes, io)
+    return replace(_freeze(cfg, out, table, mtypes, io), interrupted=interrupted)
 
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
@@ -366,6 +374,7 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
         row["rung"] = metrics.get("rung", 0)
         row["is_baseline"] = bool(metrics.get("is_baseline", 0))
         row["wall_s"] = float(metrics.get("time_total_s", np.nan))
+        row["finished_at"] = float(metrics.get("timestamp", np.nan))  # last report, epoch s
         row["recipe_hash"] = metrics.get("recipe_hash")
         row["error"] = _short_error(res.error)
         for key, value in metrics.items():
@@ -409,7 +418,8 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
         io.write_trials(out, table)
         errors = table["error"].dropna().unique().tolist() if not table.empty else []
         raise ValueError(f"{out}: no trial finished at full fidelity "
-                         f"({len(table)} trials; errors: {errors[:3]})")
+                         f"({len(table)} trials; errors: {errors[:3]}); if the search was "
+                         "interrupted, continue it with --resume")
     done = table[table["status"] == "complete"]
     # Highest Ω; ties go to the earliest trial (the baseline is trial 0).
     best = done.sort_values(["omega", "order"], ascending=[False, True], kind="stable").iloc[0]
@@ -506,6 +516,9 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                             if cfg.storage else None))
                 logger.info("fold %s: searching on %s", held, ", ".join(others))
                 outcome = run_search(fold_cfg, evaluator=evaluator, callbacks=callbacks)
+            if outcome.interrupted:
+                raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
+                                        "--resume")
             folds[held] = outcome
             held_result = _evaluate_remote(evaluator, outcome.recipe, cfg, held)
             base_held = _baseline_on(cfg, evaluator, held)
