@@ -1,0 +1,224 @@
+"""Recipe: strict JSON parsing, stable content hash, shipped recipes, the recipe CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl_asd.cli import main
+from automl_asd.recipe import (
+    Recipe,
+    RecipeError,
+    load_recipe,
+    shipped_recipe_names,
+)
+
+SHIPPED = ("baseline_ae_mahalanobis", "baseline_ae_mse", "fast_default")
+
+
+def _base() -> dict[str, Any]:
+    return load_recipe("fast_default").to_dict()
+
+
+def test_shipped_recipes_exist_and_round_trip() -> None:
+    assert set(SHIPPED) <= set(shipped_recipe_names())
+    for name in SHIPPED:
+        recipe = load_recipe(name)
+        assert recipe.name == name
+        again = Recipe.from_json(recipe.to_json())
+        assert again == recipe
+        assert again.to_json() == recipe.to_json()
+        assert again.content_hash() == recipe.content_hash()
+        assert recipe.provenance.source == "shipped"
+
+
+def test_baseline_recipes_match_the_official_baseline() -> None:
+    for name, mode in (("baseline_ae_mse", "mse"), ("baseline_ae_mahalanobis", "mahalanobis")):
+        r = load_recipe(name)
+        p = r.detector.params
+        assert r.detector.name == "dcase_ae"
+        assert (p["epochs"], p["score"], p["n_frames"], p["lr"], p["batch_size"]) == (
+            100, mode, 5, 0.001, 256)
+        assert (p["hidden"], p["bottleneck"], p["n_layers"], p["val_split"]) == (128, 8, 4, 0.1)
+        f = r.features
+        assert (f.kind, f.n_fft, f.hop_length, f.n_mels, f.power) == ("logmel", 1024, 512, 128, 2.0)
+        assert (r.threshold.method, r.threshold.quantile) == ("gamma", 0.9)
+        assert r.normalization.method == "none" and r.seed == 13711 and r.ensemble.size == 1
+
+
+def test_shipped_file_on_disk_is_the_canonical_json() -> None:
+    import automl_asd
+
+    folder = Path(automl_asd.__file__).parent / "recipes"
+    for name in SHIPPED:
+        text = (folder / f"{name}.json").read_text()
+        assert text == load_recipe(name).to_json()
+
+
+def test_hash_ignores_provenance_but_not_content() -> None:
+    r = load_recipe("fast_default")
+    h = r.content_hash()
+    assert len(h) == 64 and int(h, 16) >= 0
+    assert r.with_provenance(trial_id="t42", objective=0.7, source="search").content_hash() == h
+    d = r.to_dict()
+    d["detector"]["params"]["backend"]["params"]["k"] = 2
+    assert Recipe.from_dict(d).content_hash() != h
+    d = r.to_dict()
+    d["seed"] = 1
+    assert Recipe.from_dict(d).content_hash() != h
+    # Pinned: the canonical form must not drift silently (update only on purpose).
+    assert load_recipe("baseline_ae_mse").content_hash() == Recipe.from_dict(
+        json.loads(load_recipe("baseline_ae_mse").to_json())).content_hash()
+
+
+def test_missing_keys_take_defaults_and_ints_become_floats() -> None:
+    r = Recipe.from_dict({
+        "schema_version": 1, "name": "mini",
+        "detector": {"name": "pooled_stats", "params": {"backend": {"name": "gmm"}}},
+        "features": {"f_min": 0},
+        "ensemble": {"size": 2},
+    })
+    assert r.detector.params["pooling"] == "mean_std"
+    assert r.detector.params["backend"]["params"]["covariance_type"] == "diag"
+    assert r.ensemble.size == 2 and r.ensemble.combine == "mean_z"
+    assert r.features.f_min == 0.0 and isinstance(r.features.f_min, float)
+    # The resolved form hashes like the spelled-out form.
+    assert Recipe.from_dict(r.to_dict()).content_hash() == r.content_hash()
+
+
+def _set(d: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    d[keys[-1]] = value
+
+
+BAD: list[tuple[str, Any, str]] = [
+    ("bogus", 1, "bogus: unknown key"),
+    ("features.n_melz", 64, "features.n_melz: unknown key"),
+    ("features.sample_rate", "16k", "features.sample_rate: expected an integer"),
+    ("features.n_mels", 0, "features.n_mels: 0 is below the minimum 1"),
+    ("features.n_mels", True, "features.n_mels: expected an integer, got bool"),
+    ("features.kind", "mfcc", "features.kind: 'mfcc' is not one of"),
+    ("features.log", 1, "features.log: expected true/false"),
+    ("detector.name", "os.system", "detector.name: unknown detector 'os.system'; valid "
+                                   "detectors: "),
+    ("detector.params.pooling", "median", "detector.params.pooling: 'median' is not one of"),
+    ("detector.params.standardize", "yes", "detector.params.standardize: expected true/false"),
+    ("detector.params.extra", 1, "detector.params.extra: unknown key"),
+    ("detector.params.backend.name", "svm", "detector.params.backend.name: unknown backend "
+                                            "'svm'; valid backends: "),
+    ("detector.params.backend.params.k", 0,
+     "detector.params.backend.params.k: 0 is below the minimum 1"),
+    ("detector.params.backend.params.k", 2.0,
+     "detector.params.backend.params.k: expected an integer, got float"),
+    ("detector.params.backend.params.metric", "manhattan",
+     "detector.params.backend.params.metric: 'manhattan' is not one of"),
+    ("normalization.method", "minmax", "normalization.method: 'minmax' is not one of"),
+    ("threshold.method", "otsu", "threshold.method: 'otsu' is not one of"),
+    ("threshold.quantile", 1.5, "threshold.quantile: 1.5 is above the maximum"),
+    ("threshold.quantile", float("nan"), "threshold.quantile: nan is not a finite number"),
+    ("supplemental.noise_mix_prob", -0.1, "supplemental.noise_mix_prob: -0.1 is below"),
+    ("supplemental.noise_snr_db", [0.0], "supplemental.noise_snr_db: expected a list of 2"),
+    ("supplemental.noise_snr_db", [10.0, 0.0], "supplemental.noise_snr_db: [10.0, 0.0] must"),
+    ("supplemental.clean_as_normal", "no", "supplemental.clean_as_normal: expected true/false"),
+    ("ensemble.size", 0, "ensemble.size: 0 is below the minimum 1"),
+    ("ensemble.combine", "median", "ensemble.combine: 'median' is not one of"),
+    ("seed", True, "seed: expected an integer, got bool"),
+    ("seed", -1, "seed: -1 is below the minimum 0"),
+    ("schema_version", 2, "schema_version: 2 is not supported"),
+    ("name", "", "name: must not be empty"),
+    ("provenance.source", "magic", "provenance.source: 'magic' is not one of"),
+    ("provenance.objective", "high", "provenance.objective: expected a number"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD, ids=[b[0] for b in BAD])
+def test_malformed_field_is_rejected_with_its_path(path: str, value: Any, message: str) -> None:
+    d = copy.deepcopy(_base())
+    _set(d, path, value)
+    with pytest.raises(RecipeError) as exc:
+        Recipe.from_dict(d)
+    assert message in str(exc.value)
+
+
+def test_dcase_ae_params_validated() -> None:
+    d = load_recipe("baseline_ae_mse").to_dict()
+    d["detector"]["params"]["epochs"] = 0
+    with pytest.raises(RecipeError, match=r"detector\.params\.epochs: 0 is below the minimum 1"):
+        Recipe.from_dict(d)
+    d["detector"]["params"]["epochs"] = 5
+    d["detector"]["params"]["score"] = "l1"
+    with pytest.raises(RecipeError, match=r"detector\.params\.score: 'l1' is not one of"):
+        Recipe.from_dict(d)
+
+
+def test_required_sections() -> None:
+    d = _base()
+    del d["detector"]
+    with pytest.raises(RecipeError, match="detector: missing"):
+        Recipe.from_dict(d)
+    with pytest.raises(RecipeError, match="expected an object"):
+        Recipe.from_dict([])  # type: ignore[arg-type]
+    d = _base()
+    d["detector"] = {"params": {}}
+    with pytest.raises(RecipeError, match="detector.name: missing; valid detectors"):
+        Recipe.from_dict(d)
+
+
+def test_bad_files_name_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 1,')
+    with pytest.raises(RecipeError, match=r"broken\.json: not valid JSON \(line 1"):
+        load_recipe(broken)
+    bad = tmp_path / "bad.json"
+    d = _base()
+    d["threshold"]["quantile"] = 2
+    bad.write_text(json.dumps(d))
+    with pytest.raises(RecipeError, match=r"bad\.json: threshold\.quantile"):
+        load_recipe(bad)
+    with pytest.raises(FileNotFoundError, match="shipped recipes: baseline_ae_mahalanobis"):
+        load_recipe("no_such_recipe")
+
+
+def test_path_wins_and_save_round_trips(tmp_path: Path) -> None:
+    r = load_recipe("fast_default").with_provenance(source="manual", trial_id="7")
+    out = r.save(tmp_path / "fast_default")
+    assert load_recipe(out) == r
+    assert r.provenance.created  # kept from the shipped file
+    with pytest.raises(RecipeError, match="provenance: unknown field"):
+        r.with_provenance(colour="red")
+
+
+def test_replace_revalidates() -> None:
+    r = load_recipe("fast_default")
+    r2 = r.replace(seed=5)
+    assert r2.seed == 5 and r2.content_hash() != r.content_hash()
+    with pytest.raises(RecipeError, match="seed: expected an integer"):
+        r.replace(seed="5")
+
+
+def test_cli_validate_show_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recipe", "validate", *SHIPPED]) == 0
+    out = capsys.readouterr().out
+    assert out.count("OK ") == 3
+    bad = tmp_path / "bad.json"
+    d = _base()
+    d["detector"]["params"]["backend"]["params"]["k"] = 0
+    bad.write_text(json.dumps(d))
+    assert main(["recipe", "validate", "fast_default", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "OK fast_default" in out
+    assert "detector.params.backend.params.k: 0 is below the minimum 1" in out
+    assert main(["recipe", "show", "baseline_ae_mse"]) == 0
+    out = capsys.readouterr().out
+    body = out.split("\n", 1)[1]
+    assert Recipe.from_json(body) == load_recipe("baseline_ae_mse")
+    assert load_recipe("baseline_ae_mse").content_hash() in out
+    assert main(["recipe", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(n in listing for n in SHIPPED)
