@@ -1,0 +1,269 @@
+"""``automl-asd score``: score new recordings with a saved model bundle (no retraining).
+
+Batch mode scores wav files and folders (recursively, sorted) and writes a CSV with the header
+``name,score,decision`` (to ``--out`` or stdout). ``--watch DIR`` scores wav files as they
+appear in ``DIR`` (a file is taken once its size is unchanged between two polls), appends rows
+to the CSV as it goes, logs and skips malformed files, and stops on Ctrl-C, ``--max-files`` or
+``--timeout``. Writers should drop clips atomically (write ``.name.wav.part``, then rename):
+names starting with ``.`` and files not ending in ``.wav`` are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from automl_asd.bundle import Bundle, BundleScores
+
+HELP = "score wav files (or watch a folder) with a saved model bundle from `apply`"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="wav files and/or folders (searched recursively for *.wav)")
+    parser.add_argument("--model", required=True, type=Path, metavar="BUNDLE",
+                        help="bundle folder (<apply out>/models/<machine type>) or its .tar")
+    parser.add_argument("--out", type=Path, default=None, metavar="CSV",
+                        help="CSV to write (batch: replaced; --watch: appended); default stdout")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="score file chunks as Ray tasks on this cluster ('auto', "
+                             "'ray://host:10001'; 'local' = a local Ray); default: in process")
+    parser.add_argument("--chunk-size", type=int, default=256, metavar="N",
+                        help="files per Ray task with --address (default 256)")
+    parser.add_argument("--resample", action="store_true",
+                        help="resample/downmix clips whose rate/channels differ from the "
+                             "bundle's feature spec (default: refuse them)")
+    parser.add_argument("--batch-size", type=int, default=1024, metavar="N",
+                        help="clips per scoring batch (default 1024; one batch over a machine "
+                             "type's test clips reproduces apply's scores bit for bit)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="decode/feature threads (default: usable cores, at most 8)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="torch device for neural detectors (default auto: CUDA if visible)")
+    parser.add_argument("--allow-version-mismatch", action="store_true",
+                        help="accept a bundle made with another automl-asd/torch version "
+                             "(scores may differ slightly); checksums are still enforced")
+    parser.add_argument("--watch", type=Path, default=None, metavar="DIR",
+                        help="score new wav files as they appear in DIR (Ctrl-C stops)")
+    parser.add_argument("--poll", type=float, default=2.0, metavar="S",
+                        help="--watch poll interval in seconds (default 2)")
+    parser.add_argument("--max-files", type=int, default=None, metavar="N",
+                        help="--watch: stop after N files (scored or skipped)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help="--watch: stop after S seconds")
+
+
+# ----------------------------------------------------------------------------- inputs
+def collect_wavs(paths: Sequence[Path]) -> list[tuple[str, Path]]:
+    """``(name, path)`` per wav: a file argument keeps its base name, files found under a
+    folder argument are named by their path relative to it. Duplicate names fall back to the
+    full paths. Raises ``FileNotFoundError`` for a missing path or an empty folder."""
+    found: list[tuple[str, Path]] = []
+    for arg in paths:
+        if arg.is_dir():
+            wavs = sorted(p for p in arg.rglob("*") if p.is_file()
+                          and p.suffix.lower() == ".wav" and not p.name.startswith("."))
+            if not wavs:
+                raise FileNotFoundError(f"{arg}: no .wav files in this folder")
+            found.extend((p.relative_to(arg).as_posix(), p) for p in wavs)
+        elif arg.is_file():
+            found.append((arg.name, arg))
+        else:
+            raise FileNotFoundError(f"{arg}: no such file or folder")
+    names = [n for n, _ in found]
+    if len(set(names)) != len(names):
+        found = [(str(p), p) for _, p in found]
+    return found
+
+
+def _rows(names: Sequence[str], result: BundleScores) -> list[tuple[str, float, int]]:
+    return [(n, float(s), int(d)) for n, s, d in
+            zip(names, result.scores, result.decisions, strict=True)]
+
+
+def _emit(rows: list[tuple[str, float, int]], out: Path | None, *, append: bool) -> None:
+    from automl_asd.io.bundle import SCORE_CSV_HEADER, append_score_rows
+
+    if out is None:
+        if not append:
+            print(",".join(SCORE_CSV_HEADER))
+        for name, score, decision in rows:
+            print(f"{name},{score!r},{decision}", flush=True)
+        return
+    if append:
+        append_score_rows(out, rows)
+        return
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        append_score_rows(tmp, rows)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- watch mode
+@dataclass
+class WatchStats:
+    """What :func:`watch_folder` did."""
+
+    scored: int = 0
+    skipped: list[str] = field(default_factory=list)
+    polls: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+
+def _list_wavs(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    return [p for p in entries if p.suffix.lower() == ".wav" and not p.name.startswith(".")
+            and p.is_file()]
+
+
+def watch_folder(
+    bundle: Bundle,
+    folder: Path,
+    out: Path | None,
+    *,
+    poll: float = 2.0,
+    max_files: int | None = None,
+    timeout: float | None = None,
+    resample: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WatchStats:
+    """Score wav files appearing in ``folder`` until Ctrl-C, ``max_files`` or ``timeout``.
+
+    A file is scored once its size is non-zero and unchanged between two polls; names
+    already in ``out`` are skipped (a restarted watcher resumes). Each poll's ready files are
+    scored as one batch and their rows appended to ``out`` (or printed). A file that cannot be
+    decoded or has the wrong format is logged and skipped; the watcher goes on.
+    """
+    from automl_asd.audio import AudioError
+    from automl_asd.io.bundle import read_score_csv
+
+    if poll <= 0:
+        raise ValueError(f"--poll {poll}: must be > 0 seconds")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--watch {folder}: no such folder")
+    done = {name for name, _, _ in read_score_csv(out)} if out is not None else set()
+    if done:
+        logger.info("watch: %d file(s) already in %s are not scored again", len(done), out)
+    if out is None:
+        _emit([], None, append=False)  # header once
+    stats = WatchStats()
+    sizes: dict[str, int] = {}
+    t0 = time.monotonic()
+    logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
+                bundle.machine_type)
+    try:
+        while True:
+            stats.polls += 1
+            ready: list[Path] = []
+            for path in _list_wavs(folder):
+                if path.name in done:
+                    continue
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+                if size > 0 and sizes.get(path.name) == size:
+                    ready.append(path)
+                sizes[path.name] = size
+            if max_files is not None:
+                ready = ready[:max(0, max_files - stats.scored - len(stats.skipped))]
+            good: list[Path] = []
+            feats = []
+            for path in ready:
+                done.add(path.name)
+                sizes.pop(path.name, None)
+                try:
+                    feats.extend(bundle.features([path], resample=resample, workers=1))
+                    good.append(path)
+                except (AudioError, ValueError, OSError) as exc:
+                    logger.warning("watch: skipping %s: %s", path, exc)
+                    stats.skipped.append(path.name)
+            if good:
+                scores, decisions = bundle.score_features(feats)
+                rows = [(p.name, float(s), int(d))
+                        for p, s, d in zip(good, scores, decisions, strict=True)]
+                _emit(rows, out, append=True)
+                stats.scored += len(rows)
+                n_anom = int(np.sum(decisions))
+                logger.info("watch: scored %d file(s) (%d anomalous)%s", len(rows), n_anom,
+                            "".join(f"; ANOMALY {p.name}" for p, d in zip(good, decisions,
+                                                                           strict=True) if d))
+            if max_files is not None and stats.scored + len(stats.skipped) >= max_files:
+                stats.reason = "max-files"
+                break
+            if timeout is not None and time.monotonic() - t0 >= timeout:
+                stats.reason = "timeout"
+                break
+            sleep(poll)
+    except KeyboardInterrupt:
+        stats.reason = "interrupted"
+    stats.seconds = time.monotonic() - t0
+    return stats
+
+
+# ----------------------------------------------------------------------------- command
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.bundle import load_bundle
+
+    if not args.paths and args.watch is None:
+        raise ValueError("score: give wav files/folders (PATH...) or --watch DIR")
+    if args.paths and args.watch is not None:
+        raise ValueError("score: give either PATH... or --watch DIR, not both")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+    strict = not args.allow_version_mismatch
+    items = collect_wavs(args.paths) if args.paths else []  # fail fast on missing paths
+    t0 = time.perf_counter()
+    bundle = load_bundle(args.model, device=args.device, strict_versions=strict)
+    t_load = time.perf_counter() - t0
+    if args.watch is not None:
+        stats = watch_folder(bundle, args.watch, args.out, poll=args.poll,
+                             max_files=args.max_files, timeout=args.timeout,
+                             resample=args.resample)
+        print(f"watch stopped ({stats.reason}): {stats.scored} scored, {len(stats.skipped)} "
+              f"skipped in {stats.seconds:.1f} s" + (f" -> {args.out}" if args.out else ""),
+              file=sys.stderr)
+        return 0
+    names = [n for n, _ in items]
+    paths = [p for _, p in items]
+    for p in paths:  # refuse wrong rate/channels before any work, naming the file
+        bundle.check_wav(p, resample=args.resample)
+    t1 = time.perf_counter()
+    if args.address:
+        from automl_asd.orchestration.score import score_paths_ray
+
+        address = None if args.address == "local" else args.address
+        result = score_paths_ray(args.model, paths, address=address,
+                                 chunk_size=args.chunk_size, resample=args.resample,
+                                 device="cuda" if args.device == "cuda" else "cpu",
+                                 strict_versions=strict, batch_size=args.batch_size)
+    else:
+        result = bundle.score(paths, resample=args.resample, batch_size=args.batch_size,
+                              workers=args.workers)
+    dt = time.perf_counter() - t1
+    _emit(_rows(names, result), args.out, append=False)
+    n_anom = int(result.decisions.sum())
+    print(f"scored {len(result)} clip(s) with bundle {bundle.machine_type} "
+          f"({bundle.recipe.name}): {n_anom} anomalous (threshold {bundle.threshold:.4g}); "
+          f"load {t_load:.2f} s, scoring {dt:.2f} s ({len(result) / max(dt, 1e-9):.1f} clips/s)"
+          + (f" -> {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
