@@ -57,6 +57,7 @@ __all__ = [
     "SerialRunner",
     "RunMachineFn",
     "apply_machine",
+    "blind_test_clips",
     "run_job",
     "is_complete",
     "apply_recipe",
@@ -157,6 +158,25 @@ def _load_machine(data_root: Path, machine_type: str) -> MachineData:
     return machines[machine_type]
 
 
+def blind_test_clips(machine: MachineData) -> MachineData:
+    """Copy of ``machine`` whose test clips carry no label, domain or attributes.
+
+    File names of development data reveal them; evaluation data does not. The model is
+    handed the blinded copy, so no recipe can use test labels even by accident (first-shot
+    rule); clip paths and names are unchanged, so scores and feature caches are unaffected.
+    """
+    import dataclasses
+
+    from automl_asd.data import Domain, Label, MachineData, Split
+
+    clips = tuple(
+        dataclasses.replace(c, label=Label.UNKNOWN, domain=Domain.UNKNOWN, attributes=None)
+        if c.split is Split.TEST else c
+        for c in machine.clips
+    )
+    return MachineData(machine_type=machine.machine_type, root=machine.root, clips=clips)
+
+
 def _group_by_section(
     names: Sequence[str], sections: Sequence[str]
 ) -> dict[str, list[int]]:
@@ -243,11 +263,12 @@ def apply_machine(
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
 
-    Reads the clips of ``machine_type`` under ``data_root``, calls ``run_fn`` (default
-    ``pipeline.run_machine``: train, score the test clips, fit the threshold — labels are never
-    read), writes ``anomaly_score_<mt>_section_<ss>_test.csv`` / ``decision_result_...csv`` and
-    the model bundle ``models/<mt>/`` (``io.bundle.save_bundle``; when ``run_fn`` returns the
-    fitted model, as the default does), then ``<mt>.summary.json`` (recipe hash, timings,
+    Reads the clips of ``machine_type`` under ``data_root``, blinds the test clips
+    (:func:`blind_test_clips`), calls ``run_fn`` (default ``pipeline.run_machine``: train,
+    score the test clips, fit the threshold), writes
+    ``anomaly_score_<mt>_section_<ss>_test.csv`` / ``decision_result_...csv`` and the model
+    bundle ``models/<mt>/`` (``io.bundle.save_bundle``; when ``run_fn`` returns the fitted
+    model, as the default does), then ``<mt>.summary.json`` (recipe hash, timings,
     counts, file hashes, bundle path), each atomically.
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
@@ -258,7 +279,7 @@ def apply_machine(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     rec = Recipe.from_dict(dict(recipe))
     out = Path(out_dir)
-    machine = _load_machine(Path(data_root), machine_type)
+    machine = blind_test_clips(_load_machine(Path(data_root), machine_type))
     if run_fn is None:
         from automl_asd.pipeline import run_machine
 

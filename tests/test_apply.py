@@ -25,7 +25,7 @@ from automl_asd.apply import (
     is_complete,
     run_job,
 )
-from automl_asd.data import MachineData
+from automl_asd.data import Domain, Label, MachineData
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
 from automl_asd.metrics import evaluate_submission
@@ -99,6 +99,11 @@ class FakeRun:
         if machine.machine_type in self.fail:
             raise RuntimeError(f"boom in {machine.machine_type}")
         test = machine.test
+        # first-shot integrity: the model never sees test labels, domains or attributes
+        assert test and all(
+            c.label is Label.UNKNOWN and c.domain is Domain.UNKNOWN and c.attributes is None
+            for c in test)
+        assert any(c.domain is Domain.TARGET for c in machine.train)
         names = [c.name for c in test]
         scores = np.array([
             int(hashlib.sha256(f"{recipe.seed}/{n}".encode()).hexdigest()[:8], 16) / 2**32
