@@ -77,6 +77,47 @@ def test_logmel_peak_and_floor() -> None:
     assert np.allclose(silent, 10 * np.log10(sys.float_info.epsilon), atol=1e-3)  # -156.5 dB
 
 
+def _slaney_mel(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-9) / 1000.0) / (np.log(6.4) / 27),
+                    lin)
+
+
+def _slaney_hz(m: np.ndarray) -> np.ndarray:
+    return np.where(m >= 15.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27), m * 200.0 / 3)
+
+
+def _reference_logmel(x: np.ndarray, n_fft: int = 1024, hop: int = 512, n_mels: int = 128,
+                      sr: int = SR) -> np.ndarray:
+    """The baseline's librosa log-mel written out in float64 numpy (slaney scale and norm,
+    periodic Hann, centred frames, power 2, 10*log10(max(mel, eps)))."""
+    pad = np.pad(x.astype(np.float64), n_fft // 2, mode="reflect")
+    n_frames = 1 + (len(pad) - n_fft) // hop
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    frames = np.stack([pad[i * hop:i * hop + n_fft] * win for i in range(n_frames)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (n_frames, n_fft//2+1)
+    hz = _slaney_hz(np.linspace(_slaney_mel(np.array(0.0)), _slaney_mel(np.array(sr / 2)),
+                                n_mels + 2))
+    fft_f = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    fdiff = np.diff(hz)
+    ramps = hz[:, None] - fft_f[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    fb = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (hz[2:] - hz[:-2]))[:, None]
+    mel = power @ fb.T
+    return np.asarray(10 * np.log10(np.maximum(mel, sys.float_info.epsilon)))
+
+
+def test_logmel_equals_reference_formula() -> None:
+    rng = np.random.default_rng(5)
+    x = (0.05 * rng.standard_normal(SR * 2) + _tone(2.0, 440.0, 0.3)).astype(np.float32)
+    ours = compute(x, FeatureSpec())
+    ref = _reference_logmel(x)
+    assert ours.shape == ref.shape == (63, 128)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=2e-3)  # dB; float32 vs float64
+
+
 def test_compute_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="1-D"):
         compute(np.zeros((2, 1000), np.float32), FeatureSpec())
