@@ -184,7 +184,7 @@ def _stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *, cache_dir:
     return ObjectiveResult(omega=value, per_type=per_type, fidelity=fidelity, wall_s=0.0)
 
 
-def test_failing_trials_are_recorded_and_leave_one_out(
+def test_leave_one_out_records_failing_trials(
     ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
 ) -> None:
     import ray.cloudpickle
@@ -192,19 +192,19 @@ def test_failing_trials_are_recorded_and_leave_one_out(
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     types = tuple(_types(dev_root)[:2])
     cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "loo",
-                       trials=6, machine_types=types, cache_dir=cache_dir, seed=0,
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=0,
                        prewarm=False)
-    single = run_search(replace(cfg, out=tmp_path / "single"), evaluator=_stand_in)
-    status = single.trials["status"]
-    assert (status == "error").any(), "the smoke space samples the AE within 6 TPE trials"
-    errors = single.trials.loc[status == "error", "error"]
+    loo = run_leave_one_out(cfg, evaluator=_stand_in)
+    # failing trials are recorded with their message and the searches went on
+    fold_tables = pd.concat([f.trials for f in loo.folds.values()])
+    assert len(fold_tables) == 3 * len(types)
+    errors = fold_tables.loc[fold_tables["status"] == "error", "error"]
+    assert len(errors), "seed 0 samples the AE in a fold"
     assert errors.str.contains("stand-in failure for dcase_ae").all()
-    assert (status == "complete").sum() >= 2
-    assert single.recipe.detector.name == "pooled_stats"
-    assert single.best_omega == single.trials["omega"].max()
-    assert "Failed trials" in (tmp_path / "single" / "search_report.md").read_text()
+    assert all(f.recipe.detector.name == "pooled_stats" for f in loo.folds.values())
+    reports = [(tmp_path / "loo" / "loo" / t / "search_report.md").read_text() for t in types]
+    assert any("Failed trials" in r for r in reports)
 
-    loo = run_leave_one_out(replace(cfg, trials=3), evaluator=_stand_in)
     table = loo.table.set_index("held_out")
     assert sorted(table.index) == sorted(types)
     for held in types:

@@ -520,8 +520,11 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                         "--resume")
             folds[held] = outcome
-            held_result = _evaluate_remote(evaluator, outcome.recipe, cfg, held)
-            base_held = _baseline_on(cfg, evaluator, held)
+            baseline = cfg.space.to_recipe(cfg.space.baseline_point(),
+                                           name=cfg.space.baseline_name)
+            held_result, base_result = _evaluate_remote(
+                evaluator, [outcome.recipe, baseline], cfg, held)
+            base_held = base_result.omega
             rows.append({"held_out": held, "in_search_omega": outcome.best_omega,
                          "held_out_omega": held_result.omega,
                          "gap": outcome.best_omega - held_result.omega,
@@ -549,31 +552,26 @@ def _has_state(fold_dir: Path, storage: str | None, held: str) -> bool:
     return bool(tune.Tuner.can_restore(f"{base}/{TUNE_DIRNAME}"))
 
 
-def _evaluate_remote(evaluator: Evaluator, recipe: Recipe, cfg: SearchConfig,
-                     machine_type: str) -> ObjectiveResult:
-    """Evaluate ``recipe`` on one machine type as a Ray task with a trial's resources."""
+def _evaluate_remote(evaluator: Evaluator, recipes: Sequence[Recipe], cfg: SearchConfig,
+                     machine_type: str) -> list[ObjectiveResult]:
+    """Evaluate ``recipes`` on one machine type in one Ray task with a trial's resources."""
     import ray
 
-    task: Callable[..., ObjectiveResult] = _evaluate_on
+    task: Callable[..., list[ObjectiveResult]] = _evaluate_on
     ref = ray.remote(task).options(num_cpus=cfg.cpus_per_trial,
                                    num_gpus=cfg.gpus_per_trial).remote(
-        evaluator, recipe.to_dict(), str(cfg.data.expanduser().resolve()), machine_type,
-        str(cfg.cache_dir) if cfg.cache_dir else None, cfg.device)
-    result: ObjectiveResult = ray.get(ref)
-    return result
+        evaluator, [r.to_dict() for r in recipes], str(cfg.data.expanduser().resolve()),
+        machine_type, str(cfg.cache_dir) if cfg.cache_dir else None, cfg.device)
+    results: list[ObjectiveResult] = ray.get(ref)
+    return results
 
 
-def _evaluate_on(evaluator: Evaluator, recipe: dict[str, Any], data: str, machine_type: str,
-                 cache_dir: str | None, device: str) -> ObjectiveResult:
+def _evaluate_on(evaluator: Evaluator, recipes: list[dict[str, Any]], data: str,
+                 machine_type: str, cache_dir: str | None,
+                 device: str) -> list[ObjectiveResult]:
     from automl_asd.data import scan
     from automl_asd.recipe import Recipe
 
     machines = scan(Path(data), machine_types=[machine_type])
-    return evaluator(Recipe.from_dict(recipe), machines, cache_dir=cache_dir, device=device,
-                     fidelity=1.0)
-
-
-def _baseline_on(cfg: SearchConfig, evaluator: Evaluator, machine_type: str) -> float:
-    """The baseline recipe's Ω on the held-out type (the reference for the searched recipe)."""
-    recipe = cfg.space.to_recipe(cfg.space.baseline_point(), name=cfg.space.baseline_name)
-    return _evaluate_remote(evaluator, recipe, cfg, machine_type).omega
+    return [evaluator(Recipe.from_dict(r), machines, cache_dir=cache_dir, device=device,
+                      fidelity=1.0) for r in recipes]
