@@ -132,22 +132,29 @@ class RayRunner:
             }
             pending = list(refs)
             outcomes: list[MachineOutcome] = []
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                ref = done[0]
-                job = refs[ref]
-                try:
-                    outcome = ray.get(ref)
-                except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
-                    outcome = MachineOutcome(
-                        job.machine_type,
-                        "failed",
-                        time.perf_counter() - t_submit,
-                        error=f"{type(exc).__name__} after {self.max_retries} retries:\n{exc}",
-                    )
-                outcomes.append(outcome)
-                if on_done is not None:
-                    on_done(outcome)
+            try:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    ref = done[0]
+                    job = refs[ref]
+                    try:
+                        outcome = ray.get(ref)
+                    except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+                        outcome = MachineOutcome(
+                            job.machine_type,
+                            "failed",
+                            time.perf_counter() - t_submit,
+                            error=f"{type(exc).__name__} after {self.max_retries} retries:\n"
+                                  f"{exc}",
+                        )
+                    outcomes.append(outcome)
+                    if on_done is not None:
+                        on_done(outcome)
+            except KeyboardInterrupt:
+                # On a cluster the tasks would run on after the driver exits: stop them.
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise
             return outcomes
         finally:
             if started:
