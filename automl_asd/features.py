@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -11,7 +12,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -374,6 +375,48 @@ def _lookup_partial(spec_dir: Path, wanted: set[Ident], n_bins: int,
     return found
 
 
+def _read_exact(entry: Path, idents: Sequence[Ident],
+                n_bins: int) -> dict[Ident, np.ndarray] | None:
+    """All rows of ``entry`` if it exists and holds exactly ``idents`` (sorted), else None."""
+    if not (entry / "manifest.json").is_file():
+        return None
+    try:
+        stored, data, offsets = _read_entry(entry, n_bins)
+        if stored != list(idents):
+            raise ValueError("manifest lists other files than its key")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _discard(entry, str(exc))
+        return None
+    return {ident: data[offsets[i]:offsets[i + 1]] for i, ident in enumerate(stored)}
+
+
+@contextlib.contextmanager
+def _file_lock(spec_dir: Path, key: str) -> Iterator[None]:
+    """Exclusive ``flock`` on ``<spec_dir>/.lock-<key>`` (released if the holder dies);
+    a no-op where locking is unavailable (the atomic rename still keeps entries whole)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        spec_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(spec_dir / f".lock-{key}", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        logger.debug("feature cache lock unavailable (%s)", exc)
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            logger.info("waiting for another process computing the same features (%s)", key)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,
             cache_dir: Path | str | None = None, workers: int | None = None,
             progress: bool = True, resample: bool = False,
@@ -408,39 +451,44 @@ def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,
     key = _set_key(spec, unique)
     entry = spec_dir / key
     result: dict[Ident, np.ndarray] = {}
-    if unique and (entry / "manifest.json").is_file():
-        try:
-            idents, data, offsets = _read_entry(entry, spec.n_bins)
-            if idents != unique:
-                raise ValueError("manifest lists other files than its key")
-            result = {ident: data[offsets[i]:offsets[i + 1]] for i, ident in enumerate(idents)}
-            st.entries_read += 1
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            _discard(entry, str(exc))
-            result = {}
+    if unique:
+        result = _read_exact(entry, unique, spec.n_bins) or {}
+        st.entries_read += bool(result)
     if unique and not result:
         result = _lookup_partial(spec_dir, set(unique), spec.n_bins, st)
     missing = [i for i in unique if i not in result]
-    n_cached = len(unique) - len(missing)
+    n_computed = 0
     if missing:
-        n_workers = min(workers if workers is not None else default_workers(), len(missing))
-        writer = _EntryWriter(spec_dir, _set_key(spec, missing), spec)
-        try:
-            arrays = _compute_many([Path(i[0]) for i in missing], spec, workers=n_workers,
-                                   progress=progress, resample=resample, sink=writer.add)
-        except BaseException:
-            writer.abort()
-            raise
-        result.update(zip(missing, arrays, strict=True))
-        written = writer.commit(missing)
-        if written is not None:
-            st.entries_written += 1
-            st.written.append(written)
+        missing_key = _set_key(spec, missing)
+        # One process computes a set; others wanting it wait and then read its entry.
+        with _file_lock(spec_dir, missing_key):
+            done = _read_exact(spec_dir / missing_key, missing, spec.n_bins)
+            if done is not None:
+                result.update(done)
+                st.entries_read += 1
+            else:
+                n_computed = len(missing)
+                n_workers = min(workers if workers is not None else default_workers(),
+                                len(missing))
+                writer = _EntryWriter(spec_dir, missing_key, spec)
+                try:
+                    arrays = _compute_many([Path(i[0]) for i in missing], spec,
+                                           workers=n_workers, progress=progress,
+                                           resample=resample, sink=writer.add)
+                except BaseException:
+                    writer.abort()
+                    raise
+                result.update(zip(missing, arrays, strict=True))
+                written = writer.commit(missing)
+                if written is not None:
+                    st.entries_written += 1
+                    st.written.append(written)
+    n_cached = len(unique) - n_computed
     st.n_clips += len(paths)
     st.n_cached += n_cached
-    st.n_computed += len(missing)
+    st.n_computed += n_computed
     dt = time.perf_counter() - t0
     st.seconds += dt
     logger.info("features %s: %d clips (%d cached, %d computed) in %.2f s", spec.kind,
-                len(unique), n_cached, len(missing), dt)
+                len(unique), n_cached, n_computed, dt)
     return [result[i] for i in idents_in]

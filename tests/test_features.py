@@ -194,27 +194,32 @@ def test_concurrent_writers_leave_one_complete_entry(tmp_path: Path) -> None:
     results: list[list[np.ndarray]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(3)
+    stats = [ExtractStats() for _ in range(3)]
 
-    def run() -> None:
+    def run(st: ExtractStats) -> None:
         try:
             barrier.wait()
             results.append(extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", workers=1,
-                                   progress=False))
+                                   progress=False, stats=st))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(3)]
+    threads = [threading.Thread(target=run, args=(st,)) for st in stats]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors and len(results) == 3
+    # the lock lets one caller compute; the others wait and read its entry
+    assert sorted(st.n_computed for st in stats) == [0, 0, 6]
+    assert sum(st.entries_written for st in stats) == 1
     for r in results[1:]:
         for x, y in zip(results[0], r, strict=True):
             np.testing.assert_array_equal(x, y)
     spec_dirs = list((tmp_path / "c" / "features").iterdir())
     assert len(spec_dirs) == 1
-    assert [e.name.startswith(".") for e in spec_dirs[0].iterdir()] == [False]  # no temp left
+    names = [e.name for e in spec_dirs[0].iterdir() if not e.name.startswith(".lock-")]
+    assert len(names) == 1 and not names[0].startswith(".")  # one entry, no temp folder left
     stats = ExtractStats()
     extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", stats=stats)
     assert stats.n_computed == 0
