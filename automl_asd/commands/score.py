@@ -151,7 +151,8 @@ def watch_folder(
     A file is scored once its size is non-zero and unchanged between two polls; names
     already in ``out`` are skipped (a restarted watcher resumes). Each poll's ready files are
     scored as one batch and their rows appended to ``out`` (or printed). A file that cannot be
-    decoded or has the wrong format is logged and skipped; the watcher goes on.
+    decoded or has the wrong format is logged and skipped; the watcher goes on, and tries it
+    again only if its size changes (or after a restart, since only scored rows are recorded).
     """
     from automl_asd.audio import AudioError
     from automl_asd.io.bundle import read_score_csv
@@ -167,6 +168,7 @@ def watch_folder(
         _emit([], None, append=False)  # header once
     stats = WatchStats()
     sizes: dict[str, int] = {}
+    bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
                 bundle.machine_type)
@@ -181,6 +183,8 @@ def watch_folder(
                     size = path.stat().st_size
                 except FileNotFoundError:
                     continue
+                if bad.get(path.name) == size:
+                    continue  # skipped before and unchanged since
                 if size > 0 and sizes.get(path.name) == size:
                     ready.append(path)
                 sizes[path.name] = size
@@ -197,6 +201,11 @@ def watch_folder(
                 except (AudioError, ValueError, OSError) as exc:
                     logger.warning("watch: skipping %s: %s", path, exc)
                     stats.skipped.append(path.name)
+                    done.discard(path.name)
+                    try:
+                        bad[path.name] = path.stat().st_size
+                    except FileNotFoundError:
+                        pass
             if good:
                 scores, decisions = bundle.score_features(feats)
                 rows = [(p.name, float(s), int(d))
@@ -225,9 +234,9 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.bundle import load_bundle
 
     if not args.paths and args.watch is None:
-        raise ValueError("score: give wav files/folders (PATH...) or --watch DIR")
+        raise ValueError("give wav files/folders (PATH...) or --watch DIR")
     if args.paths and args.watch is not None:
-        raise ValueError("score: give either PATH... or --watch DIR, not both")
+        raise ValueError("give either PATH... or --watch DIR, not both")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
     strict = not args.allow_version_mismatch
