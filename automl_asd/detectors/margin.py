@@ -7,7 +7,9 @@ Trained from scratch on the normal training clips of the run. Pipeline per clip:
    scaled by the training mean/std. Clips shorter than ``crop_frames`` are tiled; training uses
    one random crop of ``crop_frames`` per clip and epoch.
 2. Optional second branch: the clip's mean spectrum (mean over frames of the dB matrix,
-   standardised per bin) - the part that mean subtraction removes from branch 1.
+   standardised per bin) - the part that mean subtraction removes from branch 1. With
+   ``level_norm`` the clip's mean level (mean over bins) is removed first, so recording level
+   cannot become a class cue.
 3. ``EmbeddingNet`` (compact ResNet, ``size``) -> embedding; loss ArcFace / AdaCos /
    sub-cluster AdaCos on the L2-normalised embedding, optional mixup; Adam.
 4. Auxiliary classes by a fixed rule (``label_rule``):
@@ -132,6 +134,8 @@ class MarginDetector(Detector):
                                      help="second branch on the clip's mean spectrum"),
         "mean_subtract": ParamSpec("bool", True,
                                    help="remove each frequency's temporal mean per clip"),
+        "level_norm": ParamSpec("bool", False,
+                                help="remove the clip's overall dB level from the spectrum"),
         "loss": ParamSpec("str", "subcluster_adacos", choices=LOSSES),
         "n_subclusters": ParamSpec("int", 16, 1, 64, help="sub-clusters per class"),
         "arcface_scale": ParamSpec("float", 30.0, 1.0, 128.0),
@@ -155,6 +159,7 @@ class MarginDetector(Detector):
     emb_dim: int
     spectrum_branch: bool
     mean_subtract: bool
+    level_norm: bool
     loss: str
     n_subclusters: int
     arcface_scale: float
@@ -211,6 +216,8 @@ class MarginDetector(Detector):
         spec = x.mean(axis=0)
         if self.mean_subtract:
             x = x - spec
+        if self.level_norm:
+            spec = spec - spec.mean()
         return x, spec
 
     def _normalise(
