@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=1, metavar="K",
                         help="trials running at once (default 1)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="S",
-                        help="stop starting trials after S seconds")
+                        help="end the search after S seconds (running trials are stopped; the "
+                             "best finished trial is frozen)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed search in RUN_DIR (finished trials are kept)")
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default 0)")
