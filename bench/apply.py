@@ -38,6 +38,10 @@ from automl_asd.data import find_machine_dirs, scan  # noqa: E402
 from automl_asd.recipe import Recipe, load_recipe, shipped_recipe_names  # noqa: E402
 
 
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _recipe(name: str, epochs: int | None) -> Recipe:
     rec = load_recipe(name)
     params = dict(rec.detector.params)
@@ -164,12 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     par = [_recipe(n, args.epochs) for n in args.parallel_recipes] if args.parallel_recipes \
         else recipes
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, work folder {work}")
+    print(f"load average before: {_load()}  (other processes on the machine skew timings)")
     if not args.skip_stages:
         _stage_table(recipes, data, mts[0], work, args.device, args.threads)
     if not args.skip_parallel:
         if len(mts) < 2:
             raise SystemExit("the parallel part needs two machine types")
         _parallel(par, data, mts[:2], work, args.device)
+    print(f"\nload average after: {_load()}")
     return 0
 
 
