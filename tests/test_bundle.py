@@ -137,6 +137,9 @@ def test_python_api_and_tar_archive_round_trip(applied: dict[str, Path], tiny_de
     assert all(first[k] == second[k] for k in first if k != MANIFEST)
     tar_bundle = load_bundle(tmp_path / "copy.tar", device="cpu")
     assert np.array_equal(tar_bundle.score(paths).scores, res.scores)
+    with tarfile.open(tmp_path / "by_hand.tar", "w") as tar:  # `tar -cf x.tar -C models fan`
+        tar.add(out / "models" / MT, arcname=MT)
+    assert load_bundle(tmp_path / "by_hand.tar").manifest == bundle.manifest
     # in-memory waveforms score like their files (features computed the same way)
     import soundfile as sf
 
