@@ -27,17 +27,9 @@ RECIPE = "fast_default"
 
 
 @pytest.fixture(scope="module")
-def novel_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared ``tiny_novel_root`` fixture (tests/conftest.py); a tiny tree of two novel
-    synthetic types written here when that fixture is not available."""
-    try:
-        return Path(request.getfixturevalue("tiny_novel_root"))
-    except pytest.FixtureLookupError:
-        from automl_asd.synth import NOVEL_MACHINE_TYPES, generate
-
-        root = tmp_path_factory.mktemp("novel")
-        generate(root, machine_types=list(NOVEL_MACHINE_TYPES[:2]), size="tiny", seed=0)
-        return root
+def novel_root(tiny_novel_root: Path) -> Path:
+    """The shared tiny tree of two novel synthetic types (tests/conftest.py)."""
+    return tiny_novel_root
 
 
 def _types(root: Path) -> list[str]:
