@@ -346,8 +346,13 @@ def _build_fitted(
     spec = recipe.detector
     members = []
     for i, doc in enumerate(members_doc):
-        state = {str(k): _load_npy(files, str(f), root) for k, f in doc["arrays"].items()}
-        det = make_detector(spec.name, dict(spec.params), int(doc["seed"]))
+        try:
+            arrays, member_seed = dict(doc["arrays"]), int(doc["seed"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{root / MANIFEST}: members[{i}] is malformed ({exc!r}); the "
+                              "bundle is damaged") from None
+        state = {str(k): _load_npy(files, str(f), root) for k, f in arrays.items()}
+        det = make_detector(spec.name, dict(spec.params), member_seed)
         setter = getattr(det, "set_device", None)
         if callable(setter):
             setter(dev)

@@ -329,3 +329,19 @@ def test_tar_with_unsafe_members_is_refused(tmp_path: Path) -> None:
         load_bundle(tmp_path)  # a folder without manifest.json
     with pytest.raises(BundleError, match="no such bundle"):
         load_bundle(tmp_path / "nope")
+
+
+@pytest.mark.slow
+def test_malformed_member_table_is_refused(bundle_copy: Path) -> None:
+    m = _manifest(bundle_copy)
+    del m["members"][0]["seed"]
+    _write_manifest(bundle_copy, m)
+    with pytest.raises(BundleError, match=r"manifest\.json: members\[0\] is malformed"):
+        load_bundle(bundle_copy)
+    m = _manifest(bundle_copy)
+    m["members"][0]["seed"] = 1
+    first = next(iter(m["members"][0]["arrays"]))
+    del m["members"][0]["arrays"][first]  # a state key missing: set_state cannot rebuild
+    _write_manifest(bundle_copy, m)
+    with pytest.raises(BundleError, match="set_state failed"):
+        load_bundle(bundle_copy)
