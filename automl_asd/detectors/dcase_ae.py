@@ -201,7 +201,8 @@ class DcaseAE(Detector):
             net = _build_net(n_in, self.hidden, self.bottleneck, self.n_layers)
             _init_weights(net, gen)
             net.to(dev)
-            opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+            # fused: one kernel per tensor instead of a Python loop of small ops.
+            opt = torch.optim.Adam(net.parameters(), lr=self.lr, fused=True)
             loss_fn = torch.nn.MSELoss()
             n_tr = len(tr_idx)
             bs = self.batch_size
