@@ -159,3 +159,22 @@ def test_cosine_knn_leave_one_out() -> None:
     d, idx = cosine_knn(x, x, 1, exclude=np.arange(3, dtype=np.int64))
     assert idx[:, 0].tolist() == [1, 0, 1]
     assert d[0, 0] == pytest.approx(1 - x[0] @ x[1])
+
+
+@pytest.mark.parametrize("target_cov", ["own", "source", "pooled"])
+def test_mahalanobis_self_scores_equal_naive_refits(target_cov: str) -> None:
+    emb, domains, _, _ = _two_domains(n_src=40, n_tgt=6, dim=4)
+    x = emb.astype(np.float32)
+    params = {"target_covariance": target_cov}
+    b = make_backend("mahalanobis", params, seed=0).fit(x, domains)
+    got = b.self_scores()
+    src = np.flatnonzero(domains == "source")
+    for i in list(np.flatnonzero(domains == "target")) + [int(src[0]), int(src[7])]:
+        if domains[i] == "target":
+            held = np.array([i])
+        else:  # 5 folds in a fixed order over the source clips
+            held = src[np.arange(len(src)) % 5 == np.flatnonzero(src == i)[0] % 5]
+        keep = np.ones(len(x), dtype=bool)
+        keep[held] = False
+        naive = make_backend("mahalanobis", params, seed=0).fit(x[keep], domains[keep])
+        assert got[i] == pytest.approx(naive.score(x[i : i + 1])[0], rel=1e-6)

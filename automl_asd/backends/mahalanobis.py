@@ -74,13 +74,13 @@ class MahalanobisBackend(Backend):
             else:
                 centred = np.concatenate([emb[domains == e] - means[e] for e in present])
                 covs[d] = _covariance(centred, self.covariance)
-        dim = emb.shape[1]
-        precs = []
-        for d in present:
-            c = covs[d]
-            c = c + np.eye(dim) * (self.ridge * max(np.trace(c) / dim, 1e-12) + 1e-9)
-            precs.append(np.linalg.pinv(c, hermitian=True))
+        precs = [self._precision(covs[d]) for d in present]
         return present, np.stack([means[d] for d in present]), np.stack(precs)
+
+    def _precision(self, cov: NDArray[np.float64]) -> NDArray[np.float64]:
+        dim = cov.shape[0]
+        c = cov + np.eye(dim) * (self.ridge * max(np.trace(cov) / dim, 1e-12) + 1e-9)
+        return np.asarray(np.linalg.pinv(c, hermitian=True), dtype=np.float64)
 
     @staticmethod
     def _distances(
@@ -106,23 +106,33 @@ class MahalanobisBackend(Backend):
 
     def self_scores(self) -> NDArray[np.float64]:
         """Cross-fitted scores: each clip is scored by statistics fitted without its fold
-        (leave-one-out for up to 20 clips of a domain, else 5 folds in a fixed order)."""
+        (leave-one-out for up to 20 clips of a domain, else 5 folds in a fixed order). Only the
+        statistics that depend on the held-out clips are refitted."""
         self._check_fitted()
         x, dom = self.train_emb_, self.train_domains_
         out = np.empty(x.shape[0])
-        for d in self.domains_:
+        base = self.domains_[0]
+        for j, d in enumerate(self.domains_):
             idx = np.flatnonzero(dom == d)
             n_folds = len(idx) if len(idx) <= 20 else 5
             folds = np.arange(len(idx)) % n_folds
             for f in range(n_folds):
                 held = idx[folds == f]
-                keep = np.ones(x.shape[0], dtype=bool)
-                keep[held] = False
-                if not np.any(keep & (dom == d)) or len(idx) < 3:
+                if len(idx) < 3:
                     # too few clips of this domain to leave any out: use the full fit
                     out[held] = self._distances(x[held], self.means_, self.precisions_)
                     continue
-                _, means, precs = self._fit_stats(x[keep], dom[keep])
+                keep = np.ones(x.shape[0], dtype=bool)
+                keep[held] = False
+                if d != base and self.target_covariance != "pooled":
+                    # only this domain's mean (and its own covariance) change
+                    means, precs = self.means_.copy(), self.precisions_.copy()
+                    rest = x[keep & (dom == d)]
+                    means[j] = rest.mean(axis=0)
+                    if self.target_covariance == "own":
+                        precs[j] = self._precision(_covariance(rest, "ledoit_wolf"))
+                else:
+                    _, means, precs = self._fit_stats(x[keep], dom[keep])
                 out[held] = self._distances(x[held], means, precs)
         return out
 
