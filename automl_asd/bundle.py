@@ -510,12 +510,15 @@ class Bundle:
         """Feature matrices ``(n_frames, n_bins)`` for wav paths or waveforms, in input order.
 
         ``sample_rate`` is the rate of in-memory waveforms (default: the feature spec's);
-        ``workers`` decode threads (default: usable cores, at most 8).
+        ``workers`` decode threads (default: usable cores — the Ray task's CPUs inside a task —
+        at most 8).
         """
         items = list(inputs)
         if not items:
             return []
-        n = workers if workers is not None else min(8, len(os.sched_getaffinity(0)))
+        from automl_asd.features import default_workers
+
+        n = workers if workers is not None else min(8, default_workers())
         n = max(1, min(n, len(items)))
         if n == 1:
             return [self._features_one(x, resample, sample_rate) for x in items]
