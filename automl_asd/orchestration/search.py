@@ -394,14 +394,10 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
                 df[col] = df[col].astype("Int64")
     for col in df.columns:
         if df[col].dtype == object:
-            kinds = {type(v) for v in df[col] if v is not None and not _isnan(v)}
+            kinds = {type(v) for v in df[col] if not _missing(v)}
             if len(kinds) > 1:  # parquet columns hold one type (e.g. a choice of int or str)
-                df[col] = [None if v is None or _isnan(v) else str(v) for v in df[col]]
+                df[col] = [None if _missing(v) else str(v) for v in df[col]]
     return df
-
-
-def _isnan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
 
 
 def _short_error(error: BaseException | None) -> str | None:
@@ -452,7 +448,10 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    """None, NaN, or pandas' NA (an inactive conditional parameter in a nullable column)."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def _native(value: Any) -> Any:
