@@ -65,6 +65,11 @@ class DetectorSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def __hash__(self) -> int:
+        # ``params`` is a dict (unhashable); hash its canonical JSON so recipes can be
+        # dict keys / set members.
+        return hash((self.name, json.dumps(_plain(self.params), sort_keys=True)))
+
 
 @dataclass(frozen=True)
 class NormalizationSpec:

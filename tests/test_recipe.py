@@ -75,6 +75,11 @@ def test_hash_ignores_provenance_but_not_content() -> None:
         json.loads(load_recipe("baseline_ae_mse").to_json())).content_hash()
 
 
+def test_recipes_are_hashable() -> None:
+    a, b = load_recipe("fast_default"), load_recipe("fast_default")
+    assert hash(a) == hash(b) and len({a, b, load_recipe("baseline_ae_mse")}) == 2
+
+
 def test_missing_keys_take_defaults_and_ints_become_floats() -> None:
     r = Recipe.from_dict({
         "schema_version": 1, "name": "mini",
