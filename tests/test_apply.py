@@ -274,3 +274,28 @@ def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
     assert math.isnan(float(rows["h-mean"][sec] or "nan"))
     sub = read_submission(out, "alpha", "00")
     assert len(sub.scores) == 12 and sub.decisions is not None
+
+
+@pytest.mark.slow
+def test_cli_serial_real_pipeline_and_bad_recipe(
+    tiny_novel_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl_asd.cli import main
+
+    out = tmp_path / "out"
+    base = ["apply", "--data", str(tiny_novel_root), "--out", str(out), "--serial",
+            "--no-plots", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*base, "--frozen", "fast_default"]) == 0
+    printed = capsys.readouterr().out
+    omega = json.loads((out / "metrics.json").read_text())["official_score"]
+    assert f"official score Ω = {omega:.4f}" in printed
+    assert 0.5 < omega <= 1.0  # synthetic anomalies are detectable by the fast default
+
+    assert main([*base, "--frozen", "no_such_recipe"]) == 1
+    err = capsys.readouterr().err
+    assert "no_such_recipe" in err and "fast_default" in err  # lists the shipped recipes
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 1, "name": "x",
+                               "detector": {"name": "nope"}}))
+    assert main([*base, "--frozen", str(bad)]) == 1
+    assert "detector.name" in capsys.readouterr().err
