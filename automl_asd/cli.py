@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "search": "search",
     "score": "score",
     "download": "download",
+    "demo": "demo",
 }
 
 
