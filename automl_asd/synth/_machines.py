@@ -154,7 +154,7 @@ def _lowpass_shape(fc: float, order: float = 1.0) -> Callable[[Array], Array]:
 
 def _fan(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Axial fan: shaft harmonics, 7-blade blade-pass tones, turbulence modulated at blade pass."""
-    f_r = {"1": 16.0, "2": 20.0, "3": 24.0, "4": 29.0}[a["spd"]] * c.u(0.985, 1.015)
+    f_r = {"1": 16.0, "2": 20.0, "3": 24.0, "4": 27.0}[a["spd"]] * c.u(0.985, 1.015)
     fi = _fundamental(c, f_r)
     ph = phase_of(fi, c.n, c.sr)
     tones = harmonics(ph, [7, 14, 21, 28], _jit(c, [1.0, 0.5, 0.25, 0.12]), c.rng, c.sr, f0=f_r)
@@ -163,9 +163,9 @@ def _fan(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     turb = am(colored_noise(c.rng, c.n, c.sr, _lowpass_shape(fc)), 7 * f_r, 0.15, c.sr)
     x = 0.45 * unit(tones) + turb * c.u(0.8, 1.2)
     if anomaly == "imbalance":
-        x = am(x + 0.5 * s * sine(ph), f_r, 0.35 * s, c.sr)
+        x = am(x + 0.9 * s * sine(ph), f_r, 0.6 * s, c.sr)
     elif anomaly == "blade":
-        x += 2.0 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_r, jitter=0.01), 2600.0, 5.0,
+        x += 0.7 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_r, jitter=0.01), 2600.0, 5.0,
                                      c.sr))
     elif anomaly == "clog":
         x = x + 0.8 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(0.35 * fc, 2.0))
@@ -178,7 +178,7 @@ def _fan(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
 def _gearbox(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Gearbox: 23-tooth mesh harmonics with shaft-rate sidebands; load shapes the harmonics."""
     f_s = 9.0 * float(a["volt"]) * c.u(0.985, 1.015)
-    load = {"30": 0.0, "80": 0.5, "150": 1.0}[a["wt"]]
+    load = {"30": 0.0, "80": 0.5, "120": 0.8}[a["wt"]]
     fi = _fundamental(c, f_s, 0.003)
     ph = phase_of(fi, c.n, c.sr)
     mesh = harmonics(ph, [23, 46, 69, 92],
@@ -189,13 +189,13 @@ def _gearbox(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arr
     x = 0.5 * unit(mesh) + 0.2 * motor + 0.7 * body
     if anomaly == "tooth":
         hit = resonate(pulse_train(c.rng, c.n, c.sr, f_s, jitter=0.005), 2100.0, 6.0, c.sr)
-        x = am(x, f_s, 0.2 * s, c.sr) + 1.5 * s * unit(hit)
+        x = am(x, f_s, 0.3 * s, c.sr) + 0.5 * s * unit(hit)
     elif anomaly == "wear":
         side = harmonics(ph, [21, 22, 24, 25, 44, 48], [1.0, 1.0, 1.0, 1.0, 0.5, 0.5], c.rng,
                          c.sr, f0=f_s)
-        x += 0.35 * s * unit(side)
+        x += 0.7 * s * unit(side)
     elif anomaly == "misalign":
-        x = am(x, 2 * f_s, 0.4 * s, c.sr) + 0.3 * s * sine(ph, 2)
+        x = am(x, 2 * f_s, 0.7 * s, c.sr) + 0.6 * s * sine(ph, 2)
     return x
 
 
@@ -203,7 +203,7 @@ def _bearing(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arr
     """Rolling bearing: broadband rolling noise through housing resonances, random weak impacts;
     defects add impulse trains at the characteristic defect frequencies (BPFO / BPFI)."""
     f_s = float(a["vel"]) * 2.0 * c.u(0.99, 1.01)
-    res = {"A": (2200.0, 3800.0), "B": (1600.0, 4500.0), "C": (2900.0, 5200.0)}[a["loc"]]
+    res = {"A": (2200.0, 3800.0), "B": (1600.0, 4500.0), "C": (2500.0, 4300.0)}[a["loc"]]
     w = c.white()
     rolling = unit(resonate(w, res[0], 4.0, c.sr)) + 0.7 * unit(resonate(w, res[1], 5.0, c.sr))
     rolling = unit(rolling + 0.5 * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(400.0)))
@@ -226,12 +226,12 @@ def _bearing(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arr
 def _valve(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Solenoid valve: periodic open/close clicks (two resonances) and gated flow hiss."""
     period, duty = {"00": (0.50, 0.5), "01": (0.35, 0.3), "02": (0.70, 0.6),
-                    "03": (0.42, 0.7)}[a["pat"]]
-    ring = {"1": 3100.0, "2": 2400.0}[a["v"]]
+                    "03": (0.5, 0.42)}[a["pat"]]
+    ring = {"1": 3100.0, "2": 2800.0}[a["v"]]
     period *= c.u(0.98, 1.02)
     t = np.arange(c.n) / c.sr
     start = c.u(0.0, period)
-    jitter = 0.2 * s * period if anomaly == "timing" else 0.0
+    jitter = 0.35 * s * period if anomaly == "timing" else 0.0
     rate = 1.0 / period
     opens = pulse_train(c.rng, c.n, c.sr, rate, jitter=jitter / period, offset_s=start,
                         amp_jitter=0.1)
@@ -251,7 +251,7 @@ def _valve(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array
         bounce = np.roll(opens, int(c.u(0.012, 0.03) * c.sr))
         x += 2.0 * s * unit(resonate(bounce, 1.35 * ring, 15.0, c.sr))
     elif anomaly == "stuck":
-        x += 0.5 * s * flow * (1.0 - np.clip(gate, 0.0, 1.0))
+        x += 0.9 * s * flow * (1.0 - np.clip(gate, 0.0, 1.0))
     return x
 
 
@@ -276,7 +276,7 @@ def _slider(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arra
     elif anomaly == "damage":
         hit = pulse_train(c.rng, c.n, c.sr, 1.0 / stroke, jitter=0.003,
                           offset_s=((np.pi / 2 - ph0) / np.pi * stroke) % stroke)
-        x += 3.0 * s * unit(resonate(hit, 5200.0, 10.0, c.sr))
+        x += 1.5 * s * unit(resonate(hit, 5200.0, 10.0, c.sr))
     elif anomaly == "dry":
         grit = colored_noise(c.rng, c.n, c.sr,
                              lambda f: np.exp(-0.5 * ((f - 4800.0) / 1200.0) ** 2))
@@ -287,9 +287,9 @@ def _slider(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arra
 def _toycar(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Toy car: DC-motor commutator whine tracking the supply voltage, gear whine, tyre noise."""
     volts = float(a["spd"].rstrip("V"))
-    body = {"A1": 1400.0, "A2": 1700.0, "B1": 1100.0, "C1": 2300.0}[a["car"]]
+    body = {"A1": 1400.0, "A2": 1700.0, "B1": 1100.0, "C1": 1900.0}[a["car"]]
     f_m = 9.0 * volts * c.u(0.98, 1.02)
-    wobble_depth = 0.03 * s if anomaly == "shaft" else 0.0
+    wobble_depth = 0.08 * s if anomaly == "shaft" else 0.0
     f_w = f_m / 36.0
     fi = _fundamental(c, f_m, 0.006, 2.0) * (1.0 + wobble_depth * sine(
         phase_of(f_w, c.n, c.sr)))
@@ -302,7 +302,7 @@ def _toycar(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arra
     x = peaking_eq(x, body, 6.0, 2.0, c.sr)
     if anomaly == "gear":
         hit = resonate(pulse_train(c.rng, c.n, c.sr, f_m / 10.0, jitter=0.01), 3300.0, 6.0, c.sr)
-        x += 1.2 * s * unit(hit)
+        x += 0.45 * s * unit(hit)
     elif anomaly == "tyre":
         thump = resonate(pulse_train(c.rng, c.n, c.sr, f_w, jitter=0.01), 220.0, 2.0, c.sr)
         x += 1.8 * s * unit(thump)
@@ -313,7 +313,7 @@ def _toytrain(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Ar
     """Toy train: motor whine, double clicks at rail joints (two bogies), wheel rumble."""
     spd = float(a["spd"])
     joint_hz = spd / 4.0 * c.u(0.97, 1.03)
-    res = {"A": 1300.0, "B": 1900.0}[a["train"]]
+    res = {"A": 1300.0, "B": 1600.0}[a["train"]]
     f_m = 40.0 * spd * c.u(0.98, 1.02)
     ph = phase_of(_fundamental(c, f_m, 0.008, 3.0), c.n, c.sr)
     whine = harmonics(ph, [1, 2, 3, 5], _jit(c, [1.0, 0.5, 0.3, 0.2]), c.rng, c.sr, f0=f_m)
@@ -349,7 +349,7 @@ def _pump(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
         pops = random_pulses(c.rng, c.n, c.sr, 250.0, 0.8)
         x += 0.8 * s * unit(am(bandpass(pops, 2500.0, 6500.0, c.sr), 6 * f_r, 0.5, c.sr))
     elif anomaly == "impeller":
-        x = am(x, f_r, 0.3 * s, c.sr) + 0.4 * s * sine(ph, 3)
+        x = am(x, f_r, 0.6 * s, c.sr) + 0.8 * s * sine(ph, 3)
     elif anomaly == "clog":
         x += 0.9 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(90.0, 2.0))
     return x
@@ -373,17 +373,17 @@ def _compressor(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> 
         x += 0.4 * s * unit(am(bandpass(c.white(), 3000.0, 7000.0, c.sr), f_c, 0.7, c.sr))
     elif anomaly == "knock":
         k = np.roll(train, int(0.55 / f_c * c.sr))
-        x += 1.2 * s * unit(resonate(k, 900.0, 6.0, c.sr))
+        x += 0.5 * s * unit(resonate(k, 900.0, 6.0, c.sr))
     elif anomaly == "belt":
         f_sq = 1500.0 * drift(c.rng, c.n, c.sr, 3.0, 0.02)
-        x += 0.35 * s * am(sine(phase_of(f_sq, c.n, c.sr)), f_c, 0.8, c.sr)
+        x += 0.7 * s * am(sine(phase_of(f_sq, c.n, c.sr)), f_c, 0.8, c.sr)
     return x
 
 
 def _grinder(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Angle grinder: high-speed motor whine and bursty abrasive contact noise."""
-    f_m = {"A": 183.0, "B": 160.0, "C": 205.0}[a["rpm"]] * c.u(0.985, 1.015)
-    centre = {"soft": 2500.0, "hard": 4200.0}[a["wheel"]]
+    f_m = {"A": 183.0, "B": 160.0, "C": 176.0}[a["rpm"]] * c.u(0.985, 1.015)
+    centre = {"soft": 2500.0, "hard": 2650.0}[a["wheel"]]
     ph = phase_of(_fundamental(c, f_m, 0.005, 2.0), c.n, c.sr)
     whine = harmonics(ph, [1, 2, 3, 4], _jit(c, [1.0, 0.5, 0.3, 0.2]), c.rng, c.sr, f0=f_m)
     contact = colored_noise(c.rng, c.n, c.sr,
@@ -391,13 +391,13 @@ def _grinder(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arr
     env = np.clip(drift(c.rng, c.n, c.sr, 3.0, 0.5), 0.1, None)
     x = 0.5 * unit(whine) + 0.8 * contact * env
     if anomaly == "imbalance":
-        x = am(x, f_m, 0.3 * s, c.sr) + 0.4 * s * sine(ph)
+        x = am(x, f_m, 0.6 * s, c.sr) + 0.8 * s * sine(ph)
     elif anomaly == "chipped":
-        x += 1.0 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_m, jitter=0.002), 5200.0,
+        x += 0.4 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_m, jitter=0.002), 5200.0,
                                      8.0, c.sr))
     elif anomaly == "glazing":
         f_g = c.u(6000.0, 7000.0) * drift(c.rng, c.n, c.sr, 2.0, 0.005)
-        x += 0.3 * s * sine(phase_of(f_g, c.n, c.sr)) * env
+        x += 0.12 * s * sine(phase_of(f_g, c.n, c.sr)) * env
     return x
 
 
@@ -435,7 +435,7 @@ def _m(name: str, desc: str, attrs: tuple[AttrSpec, ...], hidden: bool,
        supp: Literal["machine", "noise"], anomalies: tuple[str, ...], render: RenderFn,
        src_envs: tuple[str, ...], tgt_envs: tuple[str, ...], tgt_mic: tuple[float, float],
        scale: float = 1.0, snr_src: tuple[float, float] = (3.0, 12.0),
-       snr_tgt: tuple[float, float] = (-1.0, 8.0)) -> MachineModel:
+       snr_tgt: tuple[float, float] = (1.0, 10.0)) -> MachineModel:
     return MachineModel(
         name=name, description=desc, attributes=attrs, hidden=hidden, supplemental=supp,
         anomalies=anomalies, render=render,
@@ -448,49 +448,49 @@ MODELS: dict[str, MachineModel] = {m.name: m for m in (
     _m("fan", "axial fan: blade-pass tones + turbulence",
        (AttrSpec("spd", ("1", "2", "3"), ("4",)), AttrSpec("mic", ("1", "2"), ("1", "2"))),
        False, "machine", ("imbalance", "blade", "clog", "bearing"), _fan,
-       _SRC_ENVS, ("plant",), (3000.0, 5.0)),
+       _SRC_ENVS, ("plant",), (3000.0, 3.0), scale=0.45),
     _m("gearbox", "gearbox: mesh harmonics with shaft-rate sidebands",
-       (AttrSpec("volt", ("1.0", "1.3", "1.6"), ("2.0",)),
-        AttrSpec("wt", ("30", "80"), ("150",))),
+       (AttrSpec("volt", ("1.0", "1.3", "1.6"), ("1.8",)),
+        AttrSpec("wt", ("30", "80"), ("120",))),
        False, "noise", ("tooth", "wear", "misalign"), _gearbox,
-       _SRC_ENVS, ("shop",), (1200.0, -5.0)),
+       _SRC_ENVS, ("shop",), (1200.0, -3.0), scale=0.45),
     _m("bearing", "rolling bearing: resonant rolling noise, BPFO/BPFI defect impulses",
-       (AttrSpec("vel", ("6", "10", "14"), ("20",)), AttrSpec("loc", ("A", "B"), ("C",))),
+       (AttrSpec("vel", ("6", "10", "14"), ("16",)), AttrSpec("loc", ("A", "B"), ("C",))),
        True, "machine", ("outer", "inner", "lubrication"), _bearing,
-       _SRC_ENVS, ("suburb",), (4000.0, 4.0)),
+       _SRC_ENVS, ("suburb",), (4000.0, 3.0), scale=0.3),
     _m("valve", "solenoid valve: open/close transients and gated flow",
        (AttrSpec("pat", ("00", "01", "02"), ("03",)), AttrSpec("v", ("1",), ("1", "2"))),
        False, "noise", ("leak", "contamination", "stuck", "timing"), _valve,
-       _SRC_ENVS, ("plant",), (2000.0, -4.0)),
+       _SRC_ENVS, ("plant",), (2000.0, -3.0), scale=0.35),
     _m("slider", "slide rail: speed-profiled friction, end-stop clunks",
-       (AttrSpec("vel", ("200", "300", "400"), ("550",)),
+       (AttrSpec("vel", ("200", "300", "400"), ("480",)),
         AttrSpec("acc", ("0.3", "0.7"), ("0.3", "0.7"))),
        True, "noise", ("squeal", "damage", "dry"), _slider,
-       _SRC_ENVS, ("shop",), (5000.0, 5.0)),
+       _SRC_ENVS, ("shop",), (5000.0, 3.0), scale=0.32),
     _m("ToyCar", "toy car: commutator whine tracking voltage, tyre noise",
        (AttrSpec("car", ("A1", "A2", "B1"), ("C1",)),
         AttrSpec("spd", ("28V", "31V", "34V"), ("28V", "31V", "34V")),
         AttrSpec("mic", ("1",), ("2",))),
        False, "machine", ("gear", "tyre", "shaft"), _toycar,
-       _SRC_ENVS, ("suburb",), (900.0, 6.0)),
+       _SRC_ENVS, ("suburb",), (900.0, 3.0), scale=0.45),
     _m("ToyTrain", "toy train: rail-joint double clicks, motor whine",
-       (AttrSpec("train", ("A",), ("B",)), AttrSpec("spd", ("5", "7"), ("9",))),
+       (AttrSpec("train", ("A",), ("B",)), AttrSpec("spd", ("5", "7"), ("8",))),
        True, "noise", ("flat", "rattle", "brush"), _toytrain,
-       _SRC_ENVS, ("plant",), (2500.0, -5.0)),
+       _SRC_ENVS, ("plant",), (2500.0, -3.0), scale=0.27),
     _m("pump", "centrifugal pump: vane-pass tones, flow noise",
-       (AttrSpec("flow", ("40", "60", "80"), ("110",)),),
+       (AttrSpec("flow", ("40", "60", "80"), ("95",)),),
        False, "machine", ("cavitation", "impeller", "clog"), _pump,
-       ("hallB", "plant"), ("shop",), (1800.0, 5.0)),
+       ("hallB", "plant"), ("shop",), (1800.0, 3.0), scale=0.35),
     _m("compressor", "reciprocating compressor: compression thumps, valve clicks",
-       (AttrSpec("press", ("4", "6", "8"), ("12",)),),
+       (AttrSpec("press", ("4", "6", "8"), ("10",)),),
        False, "noise", ("leak", "knock", "belt"), _compressor,
-       ("hallA", "shop"), ("suburb",), (3500.0, -4.0)),
+       ("hallA", "shop"), ("suburb",), (3500.0, -3.0), scale=0.38),
     _m("grinder", "angle grinder: motor whine, bursty abrasive contact",
        (AttrSpec("rpm", ("A", "B"), ("C",)), AttrSpec("wheel", ("soft",), ("soft", "hard"))),
        True, "machine", ("imbalance", "chipped", "glazing"), _grinder,
-       ("hallA", "plant"), ("hallB",), (1500.0, 6.0)),
+       ("hallA", "plant"), ("hallB",), (1500.0, 3.0), scale=0.27),
     _m("conveyor", "belt conveyor: roller rattle, belt-joint tick, load rumble",
-       (AttrSpec("load", ("0", "5", "10"), ("25",)),),
+       (AttrSpec("load", ("0", "5", "10"), ("16",)),),
        False, "noise", ("seized", "rub", "bolt"), _conveyor,
-       ("hallB", "shop"), ("hallA",), (2800.0, 5.0)),
+       ("hallB", "shop"), ("hallA",), (2800.0, 3.0), scale=0.27),
 )}
