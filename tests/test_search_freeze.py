@@ -50,6 +50,7 @@ def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -
     table = trials_table(grid, space)
     assert table["trial_id"].tolist() == ["aaaa", "bbbb", "cccc", "dddd"]
     assert table["status"].tolist() == ["complete", "complete", "stopped_early", "error"]
+    assert table["is_baseline"].tolist() == [True, False, False, False]
     assert table.loc[3, "error"] == "RuntimeError: boom"
     assert str(table["param:detector.dcase_ae.epochs"].dtype) == "Int64"
     assert table.loc[1, "param:detector.dcase_ae.epochs"] is pd.NA
@@ -78,6 +79,7 @@ def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -
 def test_freeze_without_a_full_fidelity_trial_is_an_error(tmp_path: Path) -> None:
     space = load_space("smoke")
     table = trials_table([_result(1, "aaaa", space.baseline_point(), None, error="x")], space)
+    assert table["is_baseline"].tolist() == [True]  # known from its config without results
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path, trials=1)
     with pytest.raises(ValueError, match="no trial finished at full fidelity"):
         _freeze(cfg, tmp_path, table, ("fan",), search_report)

@@ -264,12 +264,17 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                             f"{out}: cannot resume: {key} changed since the search began "
                             f"({previous.get(key)} -> {meta[key]}); resume with the same space "
                             "file and data, or start a new --out")
+                if previous.get("trials") != cfg.trials:
+                    logger.warning("resuming with the search's original %s trials (--trials %d "
+                                   "is ignored on --resume)", previous.get("trials"), cfg.trials)
         elif can_restore:
             raise ValueError(f"{out} already holds a search; pass --resume to continue it or "
                              "choose a new --out")
         out.mkdir(parents=True, exist_ok=True)
         if not cfg.resume:
             io.write_search_meta(out, {**meta, "started": _now()})
+        elif previous is not None:
+            io.write_search_meta(out, {**previous, "resumed": _now()})
         if cfg.prewarm:
             _prewarm(machines, space, cfg.cache_dir)
 
@@ -353,6 +358,7 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     max_rung_fid = 1.0
+    baseline = space.baseline_point() if space is not None else None
     for res in grid:
         metrics = dict(res.metrics or {})
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
@@ -372,7 +378,8 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
         row["omega"] = float(omega) if omega is not None else np.nan
         row["fidelity"] = float(fidelity) if fidelity is not None else np.nan
         row["rung"] = metrics.get("rung", 0)
-        row["is_baseline"] = bool(metrics.get("is_baseline", 0))
+        row["is_baseline"] = bool(metrics.get("is_baseline", 0)) or (
+            baseline is not None and dict(res.config or {}) == baseline)
         row["wall_s"] = float(metrics.get("time_total_s", np.nan))
         row["finished_at"] = float(metrics.get("timestamp", np.nan))  # last report, epoch s
         row["recipe_hash"] = metrics.get("recipe_hash")
