@@ -138,6 +138,14 @@ def test_same_seed_same_bytes_independent_of_other_types(tiny_dev_root: Path,
         (tiny_dev_root / "gearbox" / "attributes_00.csv").read_bytes()
 
 
+@pytest.mark.slow
+def test_parallel_workers_write_the_same_bytes(tiny_dev_root: Path, tmp_path: Path) -> None:
+    synth.generate(tmp_path, machine_types=["bearing"], size="tiny", seed=0, workers=2)
+    ours, ref = _wavs(tmp_path / "bearing"), _wavs(tiny_dev_root / "bearing")
+    assert [p.name for p in ours] == [p.name for p in ref]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, ref, strict=True))
+
+
 def test_different_seed_gives_different_audio() -> None:
     p0 = synth.plan_machine("fan", "tiny", 0)[0]
     p1 = synth.plan_machine("fan", "tiny", 1)[0]

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "evaluator's ground_truth_{data,domain,attributes}/ under DIR")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing machine folders not written by this generator")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering clips (default 1; output bytes are the same)")
     parser.add_argument("--list", action="store_true",
                         help="list the machine types, their attributes and anomalies; exit")
 
@@ -72,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     spec = synth.SIZES[args.size]
     t0 = time.perf_counter()
     dirs = synth.generate(args.out, machine_types=_expand(args.machine_types), size=args.size,
-                          seed=args.seed, eval_layout=args.eval_layout, overwrite=args.overwrite)
+                          seed=args.seed, eval_layout=args.eval_layout, overwrite=args.overwrite,
+                          workers=args.workers)
     elapsed = time.perf_counter() - t0
     print(f"wrote {len(dirs)} machine type(s) to {args.out} in {elapsed:.1f} s "
           f"(size {args.size}: {spec.n_source_train}+{spec.n_target_train} train, "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import multiprocessing
 import shutil
 import time
 import zlib
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -191,7 +194,19 @@ def _size(size: str) -> SizeSpec:
 
 
 def _write_wav(path: Path, x: Array | NDArrayF32) -> None:
-    sf.write(str(path), x, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    # Encode in memory, then write the bytes: closing a file written by libsndfile directly
+    # syncs it to disk, which costs more than synthesising the clip.
+    buf = io.BytesIO()
+    sf.write(buf, x, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    path.write_bytes(buf.getvalue())
+
+
+def _render_and_write(machine_type: str, jobs: list[tuple[ClipPlan, str]],
+                      duration_s: float) -> int:
+    """Render and write ``(plan, destination path)`` jobs; returns the number written."""
+    for plan, dest in jobs:
+        _write_wav(Path(dest), render_clip(machine_type, plan, duration_s))
+    return len(jobs)
 
 
 def _eval_order(machine_type: str, seed: int, n_test: int) -> np.ndarray:
@@ -219,7 +234,7 @@ def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool
 
 
 def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed: int,
-                   eval_layout: bool, overwrite: bool) -> Path:
+                   eval_layout: bool, overwrite: bool, pool: Executor | None) -> Path:
     model = _model(machine_type)
     mdir = out / machine_type
     marker: dict[str, object] = {"generator_version": GENERATOR_VERSION, "machine_type":
@@ -238,10 +253,19 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
     for sub in ("train", "test", "supplemental"):
         (mdir / sub).mkdir(parents=True, exist_ok=True)
     (mdir / _MARKER).write_text(json.dumps({**marker, "complete": False}, sort_keys=True))
+    jobs = []
     for p in plans:
         name = eval_names[p.labelled_name] if (eval_layout and p.split == "test") else \
             p.labelled_name
-        _write_wav(mdir / p.split / name, render_clip(machine_type, p, spec.duration_s))
+        jobs.append((p, str(mdir / p.split / name)))
+    if pool is None:
+        _render_and_write(machine_type, jobs, spec.duration_s)
+    else:
+        chunk = 32
+        futures = [pool.submit(_render_and_write, machine_type, jobs[i:i + chunk],
+                               spec.duration_s) for i in range(0, len(jobs), chunk)]
+        written = sum(f.result() for f in futures)
+        assert written == len(jobs)
     _write_attributes(mdir, machine_type, model, plans, eval_layout)
     (mdir / _MARKER).write_text(json.dumps({**marker, "complete": True}, sort_keys=True))
     logger.info("%s: %d clips of %.1f s in %.1f s -> %s", machine_type, len(plans),
@@ -285,7 +309,7 @@ def _write_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
 
 def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | None = None,
              size: str = "tiny", seed: int = 0, eval_layout: bool = False,
-             overwrite: bool = False) -> dict[str, Path]:
+             overwrite: bool = False, workers: int = 1) -> dict[str, Path]:
     """Write a synthetic DCASE-2025-layout tree; see :mod:`automl_asd.synth` for the layout.
 
     Args:
@@ -298,6 +322,8 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
         eval_layout: anonymise test names (``section_00_NNNN.wav``) and write ground truth.
         overwrite: replace a machine folder that the generator did not write. Folders that it
             wrote are reused when complete with the same parameters, else regenerated.
+        workers: processes that render clips (1 = in this process). The bytes written do not
+            depend on it.
 
     Returns:
         ``{machine_type: <out>/<machine_type>}`` sorted by machine type.
@@ -312,6 +338,15 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
         raise SynthError(f"machine_types has duplicates: {types}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite)
-              for mt in types}
+    if workers < 1:
+        raise SynthError(f"workers must be >= 1, got {workers}")
+    # "spawn": the caller may hold threads (torch, Ray) that make fork unsafe.
+    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers > 1 else None)
+    try:
+        result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite, pool)
+                  for mt in types}
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return dict(sorted(result.items()))
