@@ -121,12 +121,13 @@ def colored_noise(
 ) -> Array:
     """Gaussian noise with amplitude spectrum ``shape(freqs_hz)``, unit RMS (one inverse FFT)."""
     m = n // 2 + 1
-    spec = np.empty(m, dtype=np.complex128)
-    spec.real = rng.random(m) - 0.5
-    spec.imag = rng.random(m) - 0.5
-    spec *= shape(_freqs(n, sr))
+    # complex64: the inverse FFT is ~2.5x cheaper and float32 precision is ample for noise.
+    spec = np.empty(m, dtype=np.complex64)
+    spec.real = rng.random(m, dtype=np.float32) - np.float32(0.5)
+    spec.imag = rng.random(m, dtype=np.float32) - np.float32(0.5)
+    spec *= shape(_freqs(n, sr)).astype(np.float32)
     spec[0] = 0.0
-    return unit(sp_fft.irfft(spec, n))
+    return unit(sp_fft.irfft(spec, n).astype(np.float64))
 
 
 @functools.lru_cache(maxsize=16)
@@ -153,9 +154,44 @@ def bandpass(x: Array, lo: float, hi: float, sr: int, order: int = 2) -> Array:
 
 
 def resonate(x: Array, freq: float, q: float, sr: int) -> Array:
-    """Excite a structural resonance at ``freq`` Hz with quality factor ``q`` (band-pass)."""
+    """Excite a structural resonance at ``freq`` Hz with quality factor ``q`` (band-pass).
+
+    Sparse inputs (impulse trains) are rendered by adding the filter's impulse response at each
+    impulse (same result to 1e-6, several times cheaper than filtering every sample).
+    """
     bw = freq / max(q, 0.5)
-    return bandpass(x, freq - bw / 2.0, freq + bw / 2.0, sr, order=2)
+    lo, hi = freq - bw / 2.0, freq + bw / 2.0
+    nz = np.flatnonzero(x)
+    n = x.shape[0]
+    if nz.size * 400 > n:
+        return bandpass(x, lo, hi, sr, order=2)
+    out = np.zeros(n)
+    if nz.size == 0:
+        return out
+    kernel = _impulse_response(_sos_band(lo, hi, sr, 2))
+    idx = (nz[:, None] + np.arange(kernel.size)[None, :]).ravel()
+    w = (x[nz][:, None] * kernel[None, :]).ravel()
+    keep = idx < n
+    out += np.bincount(idx[keep], weights=w[keep], minlength=n)[:n]
+    return out
+
+
+_IR_CACHE: dict[bytes, Array] = {}
+
+
+def _impulse_response(sos: NDArray[np.float64]) -> Array:
+    """Impulse response of ``sos`` truncated where it has decayed below 1e-6 of its peak."""
+    key = sos.tobytes()
+    ir = _IR_CACHE.get(key)
+    if ir is None:
+        imp = np.zeros(32768)
+        imp[0] = 1.0
+        full = np.asarray(signal.sosfilt(sos, imp))
+        above = np.flatnonzero(np.abs(full) > 1e-6 * np.abs(full).max())
+        ir = full[: int(above[-1]) + 1].copy()
+        if len(_IR_CACHE) < 512:
+            _IR_CACHE[key] = ir
+    return ir
 
 
 def pulse_train(

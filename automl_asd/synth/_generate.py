@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 #: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 _MARKER = ".synth.json"
 _LEVEL_DB = (-34.0, -24.0)  # clip RMS range in dBFS, stratified within every clip group
 
