@@ -301,3 +301,22 @@ def test_dcase_ae_mahalanobis_selects_domain() -> None:
     domains = nearest(feats)
     # The rule is argmin(D_s, D_t); both domains are possible answers.
     assert domains.shape == (len(feats),) and set(domains.tolist()) <= {"source", "target"}
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+def test_dcase_ae_on_cuda_matches_its_cpu_copy() -> None:
+    det = make_detector("dcase_ae", {**TEST_PARAMS["dcase_ae"], "score": "mahalanobis"}, seed=3)
+    det.set_device("cuda")  # type: ignore[attr-defined]
+    det.fit(_train_set())
+    feats, labels = _test_clips()
+    gpu = det.score_samples(feats)
+    assert roc_auc_score(labels, gpu) >= 0.9
+    cpu = make_detector("dcase_ae", {**TEST_PARAMS["dcase_ae"], "score": "mahalanobis"}, seed=3)
+    cpu.set_state(det.get_state())
+    np.testing.assert_allclose(cpu.score_samples(feats), gpu, rtol=1e-3, atol=1e-6)
