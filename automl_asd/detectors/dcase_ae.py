@@ -10,8 +10,11 @@ Scores: ``mse`` = mean squared reconstruction error over all vectors of a clip; 
 = selective Mahalanobis: residuals are cut into ``n_bins``-d blocks (one per frame); Σ_s / Σ_t
 are the covariances of the source / target training blocks (Σ_t = Σ_s without target clips);
 a clip's score is ``min(dᵀΣ_s⁺d, dᵀΣ_t⁺d)`` with d the mean residual block of the clip
-(pseudo-inverse of Σ + ``cov_ridge``·mean(diag Σ)·I). One deviation, documented: the baseline
-centres each batch by its own mean when accumulating Σ; we centre by the global mean.
+(pseudo-inverse of Σ + ``cov_ridge``·mean(diag Σ)·I), Σ from every training vector (train and
+validation split, as the baseline). Deviations, documented: the baseline centres each batch by
+its own mean when accumulating Σ (we centre by the global mean), and it fits the gamma
+threshold to per-batch losses; the pipeline fits it to per-clip training scores
+(``self_scores``, in-sample for this family), which changes decisions, not AUC/pAUC.
 
 Deterministic on CPU for a given seed: weights are initialised from a seeded
 ``torch.Generator``, batches are drawn with seeded permutations, and training runs with
