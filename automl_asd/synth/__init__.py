@@ -36,7 +36,7 @@ tiny    54            6             10          8             2 s
 Audio: 16 kHz mono 16-bit PCM. Every clip = machine signal (with at most one anomaly of a
 type-specific kind at a log-uniform severity from subtle to obvious) + a factory/suburb
 background at a clip-varying SNR, then normalised to a level drawn stratified within its group
-between -34 and -24 dBFS, so loudness carries no label information. The target domain changes
+between -40 and -30 dBFS, so loudness carries no label information. The target domain changes
 attribute values, the background environment, the SNR range and the microphone response.
 Determinism: each clip's RNG derives from (seed, machine type, split, domain, label, index).
 """

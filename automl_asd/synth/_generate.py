@@ -36,9 +36,9 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 #: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 _MARKER = ".synth.json"
-_LEVEL_DB = (-34.0, -24.0)  # clip RMS range in dBFS, stratified within every clip group
+_LEVEL_DB = (-40.0, -30.0)  # clip RMS in dBFS, stratified per group; impulsive types peak < 1
 
 Size = Literal["tiny", "small", "full"]
 
