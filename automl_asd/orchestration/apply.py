@@ -27,12 +27,14 @@ __all__ = ["RayRunner", "init_ray"]
 logger = logging.getLogger(__name__)
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+def init_ray(address: str | None = None, *, num_cpus: int | None = None,
+             log_to_driver: bool = True) -> bool:
     """Connect to Ray unless already connected; returns True when this call started it.
 
     ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
     head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
-    is started. Usage statistics are off.
+    is started. Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines
+    (Tune checkpoint chatter) off the console; errors still reach the driver as exceptions.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -41,9 +43,10 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=log_to_driver)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=log_to_driver)
     return True
 
 

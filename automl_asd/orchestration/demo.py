@@ -98,7 +98,7 @@ def run_demo(
         shutil.rmtree(search_dir)  # a demo rerun is a fresh search (resume: automl-asd search)
     say(f"[2/4] search: space '{space_obj.name}', {trials} trials, {max_concurrent} at once, "
         f"on the development types only")
-    init_ray(None)
+    init_ray(None, log_to_driver=False)  # keep Tune's per-trial chatter off the demo output
     outcome = run_search(SearchConfig(
         data=dev_root, space=space_obj, out=search_dir, trials=trials,
         machine_types=dev_types, max_concurrent=max_concurrent, seed=seed, cache_dir=cache,
