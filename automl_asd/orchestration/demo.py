@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -86,10 +87,11 @@ def run_demo(
     say(f"[1/4] synthetic data ({size}): {len(dev_types)} development types "
         f"({', '.join(dev_types)}) and {len(novel_types)} novel types "
         f"({', '.join(novel_types)}) under {out / 'data'}")
-    synth.generate(dev_root, machine_types=dev_types, size=size, seed=seed)
+    workers = os.cpu_count() or 1
+    synth.generate(dev_root, machine_types=dev_types, size=size, seed=seed, workers=workers)
     # The novel set plays the evaluation set: anonymised test names + official ground truth.
     synth.generate(novel_root, machine_types=novel_types, size=size, seed=seed + 1,
-                   eval_layout=True)
+                   eval_layout=True, workers=workers)
     times["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
