@@ -16,6 +16,11 @@ Usage::
 
 ``--epochs`` only exists here, to keep the benchmark short; ``apply`` itself takes no
 hyperparameter overrides.
+
+Caveat: Ray starts its worker processes niced, so on a machine busy with other work the Ray
+columns lose CPU to other processes while the in-process ``serial`` column does not; a task
+with 2 torch threads suffers most (its threads wait for each other at every barrier). Compare
+ratios only on an otherwise idle machine (the load average is printed before and after).
 """
 
 from __future__ import annotations
