@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.exceptions import NotFittedError
 
-from automl_asd.detectors.base import ParamSpec
+from automl_asd.params import ParamSpec
 
 __all__ = ["Backend", "ParamSpec"]
 

@@ -18,23 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.exceptions import NotFittedError
 
+from automl_asd.params import ParamSpec
+
 __all__ = ["ParamSpec", "TrainSet", "Detector", "NotFittedError"]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """Schema of one detector parameter, used to validate recipes and search spaces.
-
-    ``type`` is one of ``"int"``, ``"float"``, ``"bool"``, ``"str"``. Numeric values must lie in
-    ``[low, high]`` (inclusive, ``None`` = unbounded); strings must be one of ``choices``.
-    """
-
-    type: str
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] | None = None
-    help: str = ""
 
 
 @dataclass(frozen=True)
