@@ -17,8 +17,9 @@ class ParamSpec:
     """Schema of one detector or backend parameter, used to validate recipes and search spaces.
 
     ``type`` is one of ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"backend"`` (a nested
-    ``{"name": <backend>, "params": {...}}`` checked against that backend's schema). Numeric values must lie in
-    ``[low, high]`` (inclusive, ``None`` = unbounded); strings must be one of ``choices``.
+    ``{"name": <backend>, "params": {...}}`` checked against that backend's schema). Numeric
+    values must lie in ``[low, high]`` (inclusive, ``None`` = unbounded); strings must be one of
+    ``choices``.
     """
 
     type: str
