@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -153,6 +153,11 @@ class MarginDetector(Detector):
         "backend": ParamSpec("backend", {"name": "knn", "params": {}},
                              help="scoring backend (name + params) on the embeddings"),
     }
+
+    #: Tiny parameters for the registry-wide contract tests (seconds on CPU).
+    test_params: ClassVar[dict[str, Any]] = {
+        "size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 3, "batch_size": 16,
+        "n_subclusters": 2, "lr": 3e-3}
 
     crop_frames: int
     size: str
