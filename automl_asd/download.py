@@ -662,27 +662,6 @@ def _fetch_one(
     progress: bool,
     min_free_bytes: int,
 ) -> FileResult:
-    with _exclusive(zip_dir / f"{remote.key}.lock", remote.key):
-        return _fetch_one_locked(
-            machine_type, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
-            retries=retries, backoff_s=backoff_s, progress=progress,
-            min_free_bytes=min_free_bytes,
-        )
-
-
-def _fetch_one_locked(
-    machine_type: str,
-    remote: RemoteFile,
-    dest: Path,
-    zip_dir: Path,
-    *,
-    keep_zips: bool,
-    timeout_s: float,
-    retries: int,
-    backoff_s: float,
-    progress: bool,
-    min_free_bytes: int,
-) -> FileResult:
     zip_path = zip_dir / remote.key
     marker = zip_dir / f"{remote.key}.extracted.json"
     status = "extracted"
@@ -788,11 +767,12 @@ def download_dataset(
                             f"{', '.join(sorted(remote_files)) or 'no files'})")
             continue
         try:
-            results.append(_fetch_one(
-                mt, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
-                retries=retries, backoff_s=backoff_s, progress=progress,
-                min_free_bytes=min_free_bytes,
-            ))
+            with _exclusive(zip_dir / f"{remote.key}.lock", remote.key):
+                results.append(_fetch_one(
+                    mt, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
+                    retries=retries, backoff_s=backoff_s, progress=progress,
+                    min_free_bytes=min_free_bytes,
+                ))
         except DownloadError as exc:
             logger.error("%s", exc)
             failures.append(str(exc))
