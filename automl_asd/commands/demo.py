@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="synthetic data set size (default: small)")
     parser.add_argument("--space", default="demo",
                         help="search space, shipped name or YAML path (default: demo)")
-    parser.add_argument("--trials", type=int, default=12, help="search trials (default 12)")
+    parser.add_argument("--trials", type=int, default=40, help="search trials (default 40)")
     parser.add_argument("--max-concurrent", type=int, default=2,
                         help="trials running at once (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="data and sampler seed (default 0)")

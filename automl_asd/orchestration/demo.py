@@ -43,7 +43,7 @@ def run_demo(
     *,
     size: str = "small",
     space: str = "demo",
-    trials: int = 12,
+    trials: int = 40,
     max_concurrent: int = 2,
     seed: int = 0,
     dev_types: Sequence[str] | None = None,
