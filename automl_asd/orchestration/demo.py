@@ -8,7 +8,6 @@ recipe on the same novel types.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -130,12 +129,5 @@ def run_demo(
     return DemoOutcome(
         out=out, dev_root=dev_root, novel_root=novel_root, recipe_path=recipe_path,
         search_report=outcome.files["report"], apply_dir=apply_dir, reference_dir=ref_dir,
-        in_search_omega=outcome.best_omega, novel_omega=_omega(apply_dir),
-        reference_omega=_omega(ref_dir) if ref.ok else None, stage_seconds=times)
-
-
-def _omega(apply_dir: Path) -> float | None:
-    path = apply_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    return float(json.loads(path.read_text())["official_score"])
+        in_search_omega=outcome.best_omega, novel_omega=report.official_score,
+        reference_omega=ref.official_score if ref.ok else None, stage_seconds=times)
