@@ -71,7 +71,7 @@ def run_demo(
     from automl_asd.orchestration.search import SearchConfig, run_search
     from automl_asd.search_space import load_space
 
-    out = Path(out)
+    out = Path(out).resolve()  # every path the demo prints is absolute
     dev_types = tuple(dev_types or synth.DEV_MACHINE_TYPES)
     novel_types = tuple(novel_types or synth.NOVEL_MACHINE_TYPES)
     overlap = set(dev_types) & set(novel_types)
