@@ -89,6 +89,8 @@ class MachineJob:
     cache_dir: str | None = None
     device: str = "auto"
     num_threads: int | None = None
+    #: Folder of the run's shared stage (``io.bundle.save_shared``) when the recipe has one.
+    shared_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,7 @@ def apply_machine(
     device: str = "auto",
     num_threads: int | None = None,
     run_fn: RunMachineFn | None = None,
+    shared_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
 
@@ -285,6 +288,10 @@ def apply_machine(
 
         run_fn = functools.partial(run_machine, keep_fitted=True)
     extra: dict[str, Any] = {} if num_threads is None else {"num_threads": num_threads}
+    if shared_dir is not None:
+        from automl_asd.io.bundle import load_shared
+
+        extra["shared"] = load_shared(shared_dir, recipe_hash=rec.content_hash())
     result = run_fn(
         rec, machine, cache_dir=None if cache_dir is None else Path(cache_dir), device=device,
         **extra,
@@ -332,6 +339,7 @@ def run_job(
             device=job.device,
             num_threads=job.num_threads,
             run_fn=run_fn,
+            shared_dir=job.shared_dir,
         )
     except catch:
         return MachineOutcome(
@@ -486,6 +494,37 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
     return sorted(set(machine_types))
 
 
+def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
+                  cache_dir: str | Path | None, device: str, resume: bool) -> Path | None:
+    """Run (or, when resuming, reuse) the recipe's shared stage over every machine type of the
+    run; ``<out>/shared``. ``None`` when the recipe has no shared stage."""
+    from automl_asd.bundle import BundleError
+    from automl_asd.io.bundle import load_shared, save_shared
+    from automl_asd.pipeline import fit_shared, needs_shared
+
+    if not needs_shared(rec):
+        return None
+    path = out / "shared"
+    rhash = rec.content_hash()
+    if resume and path.is_dir():
+        try:
+            load_shared(path, recipe_hash=rhash, machine_types=names)
+            logger.info("apply: reusing the shared stage in %s", path)
+            return path
+        except BundleError as exc:
+            logger.warning("apply: shared stage in %s not reusable (%s); training it again",
+                           path, exc)
+    t0 = time.perf_counter()
+    logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
+                rec.name, len(names))
+    machines = {mt: _load_machine(root, mt) for mt in names}
+    states = fit_shared(rec, machines, cache_dir=None if cache_dir is None else Path(cache_dir),
+                        device=device)
+    save_shared(path, states, recipe_hash=rhash, machine_types=names)
+    logger.info("apply: shared stage done in %.1f s -> %s", time.perf_counter() - t0, path)
+    return path
+
+
 def apply_recipe(
     recipe: Recipe | Mapping[str, Any] | str | Path,
     data_root: str | Path,
@@ -536,6 +575,9 @@ def apply_recipe(
 
     jobs: list[MachineJob] = []
     recipe_dict = rec.to_dict()
+    pending = [mt for mt in names if not (resume and is_complete(out, mt, rhash) is not None)]
+    shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
+                               resume=resume) if pending else None
     for mt in names:
         previous = is_complete(out, mt, rhash) if resume else None
         if previous is not None:
@@ -552,6 +594,7 @@ def apply_recipe(
                 out_dir=str(out),
                 cache_dir=None if cache_dir is None else str(cache_dir),
                 device=device,
+                shared_dir=None if shared_dir is None else str(shared_dir),
             )
         )
     if jobs:

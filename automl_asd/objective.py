@@ -103,7 +103,7 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
         with several sections is keyed ``"<type>/<section>"`` per section.
     """
     from automl_asd.metrics import machine_metrics, official_score
-    from automl_asd.pipeline import run_machine
+    from automl_asd.pipeline import fit_shared, needs_shared, run_machine
 
     if not machines:
         raise ValueError("evaluate_recipe: no machine types to evaluate")
@@ -111,10 +111,16 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
     all_metrics: dict[str, Any] = {}
     per_type: dict[str, TypeMetrics] = {}
     timings: dict[str, float] = {}
+    shared = None
+    if needs_shared(recipe):
+        # One network over every development type's training clips (test clips unread).
+        shared = fit_shared(recipe, machines, cache_dir=cache_dir, device=device,
+                            fidelity=fidelity)
+        timings["shared"] = time.perf_counter() - t0
     for mt in sorted(machines):
         machine = machines[mt]
         result = run_machine(recipe, machine, cache_dir=cache_dir, device=device,
-                             fidelity=fidelity)
+                             fidelity=fidelity, shared=shared)
         for stage, seconds in dict(getattr(result, "timings", {}) or {}).items():
             timings[stage] = timings.get(stage, 0.0) + float(seconds)
         names = [str(n) for n in result.names]

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,15 @@ __all__ = [
     "fit_machine",
     "score_clips",
     "run_machine",
+    "needs_shared",
+    "fit_shared",
+    "SharedStates",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+SharedStates = Sequence[Mapping[str, NDArray[Any]]]
 
 
 def derive_seed(*parts: object) -> int:
@@ -229,11 +235,14 @@ def fit_machine(
     fidelity: float = 1.0,
     train_features: Sequence[NDArray[np.float32]] | None = None,
     noise_features: Sequence[NDArray[np.float32]] | None = None,
+    shared: SharedStates | None = None,
 ) -> FittedMachine:
     """Train the recipe's ensemble on one machine type's training clips.
 
     ``train_features`` / ``noise_features`` may be passed precomputed (aligned with
     :func:`select_train_clips` / the noise supplemental clips); otherwise they are extracted.
+    ``shared``: one state per ensemble member from :func:`fit_shared`; required when the
+    recipe's detector has a shared stage (:func:`needs_shared`), ignored otherwise.
     """
     t0 = time.perf_counter()
     mt = machine.machine_type
@@ -257,12 +266,19 @@ def fit_machine(
     stats: list[ScoreStats] = []
     self_scores: list[NDArray[np.float64]] = []
     train_domains = np.asarray(domains, dtype=str)
+    if needs_shared(recipe) and (shared is None or len(shared) != recipe.ensemble.size):
+        raise ValueError(
+            f"{mt}: recipe {recipe.name!r} trains its {spec.name} network over all machine types "
+            f"(shared stage); pass shared= with {recipe.ensemble.size} state(s) from "
+            "pipeline.fit_shared")
     for i in range(recipe.ensemble.size):
         member_seed = derive_seed(seed, "member", i)
         member_feats = _maybe_mix_noise(recipe, feats, noise, derive_seed(member_seed, "noise"))
         train = make_train_set(clips, domains, member_feats)
         det = make_detector(spec.name, dict(spec.params), member_seed)
         _set_device(det, dev)
+        if shared is not None and det.needs_shared():
+            det.use_shared(dict(shared[i]))
         det.fit(train)
         own = np.asarray(det.self_scores(train), dtype=np.float64)
         if own.shape != (len(train),):
@@ -291,12 +307,72 @@ def score_clips(
     raw = [np.asarray(m.score_samples(features), dtype=np.float64) for m in fitted.members]
     combined = combine_scores(raw, fitted.member_stats, fitted.recipe.ensemble.combine)
     domains: NDArray[np.str_] | None = None
-    if fitted.normalizer.method == "domain_zscore":
+    if fitted.normalizer.per_domain:
         nearest = getattr(fitted.members[0], "nearest_domain", None)
         if callable(nearest):
             domains = np.asarray(nearest(features), dtype=str)
     scores = fitted.normalizer.transform(combined, domains)
     return scores, decide(scores, fitted.threshold)
+
+
+def needs_shared(recipe: Recipe) -> bool:
+    """Whether the recipe's detector learns a stage shared by all machine types of a run
+    (e.g. ``margin_cnn`` with ``scope="all"``)."""
+    det = make_detector(recipe.detector.name, dict(recipe.detector.params), recipe.seed)
+    return det.needs_shared()
+
+
+def fit_shared(
+    recipe: Recipe,
+    machines: Mapping[str, MachineData],
+    *,
+    cache_dir: Path | None = None,
+    device: str = "auto",
+    fidelity: float = 1.0,
+    num_threads: int | None = None,
+) -> list[dict[str, NDArray[Any]]]:
+    """The shared stage: one state per ensemble member, learned on the training clips of every
+    machine type in ``machines`` (the clips :func:`select_train_clips` picks for each, with
+    the recipe's noise mixing). Member ``i`` uses the seed ``derive_seed(recipe.seed,
+    "shared", i)``, so the result does not depend on the order of the machine types.
+    Test clips are never read.
+    """
+    if num_threads is not None:
+        import torch
+
+        torch.set_num_threads(num_threads)
+    if not machines:
+        raise ValueError("fit_shared: no machine types")
+    t0 = time.perf_counter()
+    spec = recipe.detector
+    dev = resolve_device(device)
+    per_type: list[tuple[list[Clip], list[str], list[NDArray[np.float32]],
+                         list[NDArray[np.float32]], str]] = []
+    for mt in sorted(machines):
+        machine = machines[mt]
+        clips, domains, _ = select_train_clips(recipe, machine, fidelity=fidelity)
+        noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
+        use_noise = recipe.supplemental.noise_mix_prob > 0 and bool(noise_clips)
+        feats = _extract(clips + (noise_clips if use_noise else []), recipe, cache_dir)
+        per_type.append((clips, domains, feats[:len(clips)], feats[len(clips):], mt))
+    states: list[dict[str, NDArray[Any]]] = []
+    for i in range(recipe.ensemble.size):
+        member_seed = derive_seed(recipe.seed, "shared", i)
+        all_clips: list[Clip] = []
+        all_domains: list[str] = []
+        all_feats: list[NDArray[np.float32]] = []
+        for clips, domains, feats, noise, mt in per_type:
+            all_clips += clips
+            all_domains += domains
+            all_feats += _maybe_mix_noise(recipe, feats, noise,
+                                          derive_seed(member_seed, mt, "noise"))
+        det = make_detector(spec.name, dict(spec.params), member_seed)
+        _set_device(det, dev)
+        states.append(det.fit_shared(make_train_set(all_clips, all_domains, all_feats)))
+    logger.info("shared stage: %s x%d on %d clips of %d machine type(s) in %.1f s", spec.name,
+                recipe.ensemble.size, sum(len(p[0]) for p in per_type), len(per_type),
+                time.perf_counter() - t0)
+    return states
 
 
 def run_machine(
@@ -308,6 +384,7 @@ def run_machine(
     fidelity: float = 1.0,
     num_threads: int | None = None,
     keep_fitted: bool = False,
+    shared: SharedStates | None = None,
 ) -> MachineResult:
     """Train on one machine type's training clips and score its test clips.
 
@@ -320,6 +397,7 @@ def run_machine(
             target clip kept) — the one cheap budget knob for early-stopping searches.
         num_threads: if given, ``torch.set_num_threads`` for this process.
         keep_fitted: keep the trained :class:`FittedMachine` in ``result.fitted``.
+        shared: the run's shared-stage states (:func:`fit_shared`) for recipes that need them.
 
     Returns:
         A :class:`MachineResult` aligned with the machine's test clips (path order).
@@ -341,6 +419,7 @@ def run_machine(
     fitted = fit_machine(
         recipe, machine, cache_dir=cache_dir, device=device, fidelity=fidelity,
         train_features=feats[:n_tr], noise_features=feats[n_tr:n_tr + n_noise],
+        shared=shared,
     )
     t1 = time.perf_counter()
     scores, decisions = score_clips(fitted, feats[n_tr + n_noise:])

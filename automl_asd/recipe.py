@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-NormalizationMethod = Literal["none", "domain_zscore"]
+NormalizationMethod = Literal["none", "domain_zscore", "domain_log_zscore"]
 ThresholdMethod = Literal["gamma", "quantile"]
 CombineRule = Literal["mean_z", "mean", "max"]
 ProvenanceSource = Literal["shipped", "search", "manual"]

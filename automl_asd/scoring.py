@@ -14,6 +14,13 @@ Normalisation ``domain_zscore`` (fixed rule):
   statistics;
 * ``z = (score - mean_d) / max(std_d, eps)``; training clips are normalised by their own domain.
 
+Normalisation ``domain_log_zscore``: the same rule on ``log(score)``. Distances of normal clips
+are right-skewed and their spread grows with their level (the ~10 target clips give a sparse,
+wide reference), so z-scores of log-distances put both domains on one scale better than plain
+z-scores. It needs positive scores (distances): fitting on a non-positive self-score is an
+error; a non-positive test score (an exact match) is clamped to the smallest positive
+training score's log.
+
 Thresholds: ``gamma`` fits ``scipy.stats.gamma`` (shape, loc, scale) to the (normalised) train
 self-scores and takes ``ppf(quantile)`` (the baseline's rule with quantile 0.9); ``quantile`` is
 the empirical quantile. A clip is anomalous when its score is strictly above the threshold.
@@ -31,6 +38,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "MIN_DOMAIN_CLIPS",
+    "NORMALIZATION_METHODS",
     "ScoreStats",
     "DomainNormalizer",
     "combine_scores",
@@ -43,6 +51,8 @@ logger = logging.getLogger(__name__)
 #: A domain needs at least this many training clips for its own z-score statistics.
 MIN_DOMAIN_CLIPS = 3
 _EPS = 1e-12
+#: Valid ``normalization.method`` values.
+NORMALIZATION_METHODS = ("none", "domain_zscore", "domain_log_zscore")
 
 
 @dataclass(frozen=True)
@@ -67,29 +77,47 @@ class ScoreStats:
 
 @dataclass(frozen=True)
 class DomainNormalizer:
-    """Score normaliser fitted on train self-scores; ``method`` is ``none`` or
-    ``domain_zscore`` (see module docstring)."""
+    """Score normaliser fitted on train self-scores; ``method`` is one of
+    :data:`NORMALIZATION_METHODS` (see module docstring)."""
 
     method: str
     global_stats: ScoreStats
     domain_stats: dict[str, ScoreStats]
+    #: ``domain_log_zscore`` only: scores are clamped to this positive floor before the log.
+    log_floor: float = 0.0
 
     @classmethod
     def fit(
         cls, method: str, self_scores: NDArray[np.float64], domains: NDArray[np.str_]
     ) -> DomainNormalizer:
-        if method not in ("none", "domain_zscore"):
+        if method not in NORMALIZATION_METHODS:
             raise ValueError(
-                f"normalization.method {method!r}: must be 'none' or 'domain_zscore'"
+                f"normalization.method {method!r}: must be one of "
+                f"{', '.join(NORMALIZATION_METHODS)}"
             )
         scores = np.asarray(self_scores, dtype=np.float64)
+        floor = 0.0
+        if method == "domain_log_zscore":
+            if not np.all(scores > 0):
+                raise ValueError(
+                    "normalization.method 'domain_log_zscore' needs positive scores "
+                    f"(distances); the detector's self-scores reach {float(scores.min()):.4g}. "
+                    "Use 'domain_zscore' with this detector/backend"
+                )
+            floor = float(scores.min())
+            scores = np.log(scores)
         doms = np.asarray(domains).astype(str)
         per_domain = {
             d: ScoreStats.of(scores[doms == d])
             for d in ("source", "target")
             if int((doms == d).sum()) >= MIN_DOMAIN_CLIPS
         }
-        return cls(method, ScoreStats.of(scores), per_domain)
+        return cls(method, ScoreStats.of(scores), per_domain, floor)
+
+    @property
+    def per_domain(self) -> bool:
+        """Whether test clips need a (nearest) domain for this method."""
+        return self.method in ("domain_zscore", "domain_log_zscore")
 
     def transform(
         self, scores: NDArray[np.float64], domains: NDArray[np.str_] | None
@@ -99,6 +127,8 @@ class DomainNormalizer:
         s = np.asarray(scores, dtype=np.float64)
         if self.method == "none":
             return s.copy()
+        if self.method == "domain_log_zscore":
+            s = np.log(np.maximum(s, self.log_floor))
         if domains is None:
             return self.global_stats.z(s)
         doms = np.asarray(domains).astype(str)

@@ -49,6 +49,12 @@ class Backend(ABC):
         equivalent), shape ``(n,)``; used for normalisation, fusion and thresholds."""
         raise NotImplementedError(f"backend {self.name} has no self_scores()")
 
+    def nearest_domain(self, emb: NDArray[np.float32]) -> NDArray[np.str_]:
+        """The training domain (``"source"``/``"target"``) each row is scored against, by the
+        backend's own geometry, shape ``(m,)``. Optional: families fall back to the domain of
+        the nearest training embedding when a backend does not implement it."""
+        raise NotImplementedError(f"backend {self.name} has no nearest_domain()")
+
     @abstractmethod
     def get_state(self) -> dict[str, NDArray[Any]]:
         """Fitted state as named plain arrays (no pickle)."""

@@ -83,14 +83,26 @@ class MahalanobisBackend(Backend):
         return np.asarray(np.linalg.pinv(c, hermitian=True), dtype=np.float64)
 
     @staticmethod
-    def _distances(
+    def _per_domain(
         emb: NDArray[np.float64], means: NDArray[np.float64], precs: NDArray[np.float64]
     ) -> NDArray[np.float64]:
         out = np.empty((emb.shape[0], means.shape[0]))
         for j in range(means.shape[0]):
             diff = emb - means[j]
             out[:, j] = np.einsum("nd,de,ne->n", diff, precs[j], diff)
-        return np.asarray(out.min(axis=1), dtype=np.float64)
+        return out
+
+    @classmethod
+    def _distances(
+        cls, emb: NDArray[np.float64], means: NDArray[np.float64], precs: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        return np.asarray(cls._per_domain(emb, means, precs).min(axis=1), dtype=np.float64)
+
+    def nearest_domain(self, emb: NDArray[np.float32]) -> NDArray[np.str_]:
+        """The domain whose distance is the minimum (the one the score is taken from)."""
+        self._check_fitted()
+        d = self._per_domain(np.asarray(emb, dtype=np.float64), self.means_, self.precisions_)
+        return np.asarray(np.array(self.domains_)[d.argmin(axis=1)], dtype=np.str_)
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
         x = np.asarray(emb, dtype=np.float64)

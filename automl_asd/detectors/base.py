@@ -79,6 +79,25 @@ class Detector(ABC):
         """
         return self.score_samples(train.features)
 
+    # ------------------------------------------------------------------ shared stage
+    # A family may learn part of its model once over all machine types of a run (e.g. one
+    # embedding network trained on every type's training clips). ``pipeline.fit_shared`` then
+    # calls ``fit_shared`` once per ensemble member on the pooled TrainSet, and every machine
+    # type's detector receives that state through ``use_shared`` before its own ``fit``.
+
+    def needs_shared(self) -> bool:
+        """Whether ``fit`` needs a state from :meth:`fit_shared` (``use_shared``) first."""
+        return False
+
+    def fit_shared(self, train: TrainSet) -> dict[str, NDArray[Any]]:
+        """Learn the shared part on the training clips of several machine types; return it as
+        named plain arrays."""
+        raise NotImplementedError(f"{self.name} has no shared stage")
+
+    def use_shared(self, state: dict[str, NDArray[Any]]) -> None:
+        """Adopt a state produced by :meth:`fit_shared` (before ``fit``)."""
+        raise NotImplementedError(f"{self.name} has no shared stage")
+
     @abstractmethod
     def get_state(self) -> dict[str, NDArray[Any]]:
         """Fitted state as named plain arrays (network weights flattened per tensor)."""

@@ -27,6 +27,8 @@ __all__ = ["PooledStatsDetector", "pool_features"]
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "mean_std", "mean_std_max", "mean_std_quantiles")
+#: How a test clip's domain is chosen for per-domain score normalisation.
+DOMAIN_RULES = ("nearest_clip", "backend")
 
 
 def pool_features(
@@ -67,11 +69,17 @@ class PooledStatsDetector(Detector):
         "backend": ParamSpec(
             "backend", {"name": "knn", "params": {}}, help="scoring backend name + params"
         ),
+        "domain_rule": ParamSpec(
+            "str", "nearest_clip", choices=DOMAIN_RULES,
+            help="domain of a test clip for per-domain normalisation: that of the nearest "
+                 "training embedding, or the backend's own (falls back to nearest_clip)",
+        ),
     }
 
     pooling: str
     standardize: bool
     backend: dict[str, Any]
+    domain_rule: str
 
     def _make_backend(self) -> Backend:
         # Imported here: automl_asd.backends imports the detector package (ParamSpec).
@@ -125,13 +133,20 @@ class PooledStatsDetector(Detector):
         return self.score_samples(train.features)
 
     def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
-        """Domain of the nearest training embedding (Euclidean, in the standardised space)."""
+        """Per ``domain_rule``: the backend's domain (``backend``, when it has one) or the
+        domain of the nearest training embedding (Euclidean, in the standardised space)."""
         self._check_fitted()
         if not (self.train_domains_ == "target").any():
             return np.full(len(features), "source")
+        emb = self._embed(features)
+        if self.domain_rule == "backend":
+            try:
+                return np.asarray(self.backend_.nearest_domain(emb), dtype=np.str_)
+            except NotImplementedError:
+                pass
         from automl_asd.backends.knn import pairwise_distances
 
-        d = pairwise_distances(self._embed(features), self.train_embeddings_, "euclidean")
+        d = pairwise_distances(emb, self.train_embeddings_, "euclidean")
         return np.asarray(self.train_domains_[d.argmin(axis=1)], dtype=np.str_)
 
     def get_state(self) -> dict[str, NDArray[Any]]:

@@ -19,6 +19,13 @@ Trained from scratch on the normal training clips of the run. Pipeline per clip:
    ``min(pseudo_clusters, n_group // 20)`` clusters (at least 1), so a type without attributes
    still has domain x pseudo classes. ``section_domain`` ignores attributes; ``pseudo`` uses
    pseudo-labels everywhere. Fewer than two classes fall back to 4 pseudo-classes.
+   With ``featex`` (feature exchange, two branches only) the classifier also sees, per batch,
+   embeddings whose spectrum-branch half comes from another clip, as extra classes "exchanged
+   from classes a and b" (:func:`automl_asd.nn.losses.feature_exchange`): a self-supervised
+   task that needs no attributes.
+   ``scope="all"`` trains one network over the training clips of every machine type of the
+   run (the classes include the machine type) in a shared stage (``pipeline.fit_shared``);
+   each machine type then only embeds its own clips and fits its backend.
 5. Scoring: clip embedding = normalised mean of the normalised embeddings of consecutive crops
    covering the clip; scores from any registered backend fitted on the training embeddings.
 
@@ -42,7 +49,8 @@ from numpy.typing import NDArray
 from automl_asd.backends import Backend, make_backend
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
-from automl_asd.nn.losses import LOSSES, make_margin_loss, mixup
+from automl_asd.detectors.embedding import DOMAIN_RULES
+from automl_asd.nn.losses import LOSSES, feature_exchange, make_margin_loss, mixup
 from automl_asd.nn.resnet import SIZES, EmbeddingNet, NetConfig
 
 __all__ = ["MarginDetector", "auxiliary_labels"]
@@ -50,6 +58,7 @@ __all__ = ["MarginDetector", "auxiliary_labels"]
 logger = logging.getLogger(__name__)
 
 LABEL_RULES = ("attribute_domain", "section_domain", "pseudo")
+SCOPES = ("machine", "all")
 _EMBED_BATCH = 128
 
 
@@ -152,6 +161,18 @@ class MarginDetector(Detector):
         "amp": ParamSpec("bool", True, help="bf16 autocast on CUDA"),
         "backend": ParamSpec("backend", {"name": "knn", "params": {}},
                              help="scoring backend (name + params) on the embeddings"),
+        "domain_rule": ParamSpec(
+            "str", "nearest_clip", choices=DOMAIN_RULES,
+            help="domain of a test clip for per-domain normalisation: that of the nearest "
+                 "training embedding, or the backend's own (falls back to nearest_clip)"),
+        "scope": ParamSpec(
+            "str", "machine", choices=SCOPES,
+            help="train one network per machine type, or one over all machine types of the "
+                 "run (shared stage; backends stay per machine type)"),
+        "featex": ParamSpec(
+            "bool", False,
+            help="feature exchange between the two branches as extra self-supervised classes "
+                 "(needs spectrum_branch)"),
     }
 
     #: Tiny parameters for the registry-wide contract tests (seconds on CPU).
@@ -179,6 +200,9 @@ class MarginDetector(Detector):
     device: str
     amp: bool
     backend: dict[str, Any]
+    domain_rule: str
+    scope: str
+    featex: bool
 
     # ----------------------------------------------------------------------------- helpers
     def set_device(self, device: str) -> None:
@@ -233,11 +257,14 @@ class MarginDetector(Detector):
         return _tile(xn, self.crop_frames), sn
 
     # --------------------------------------------------------------------------- training
-    def fit(self, train: TrainSet) -> Self:
+    def _train_network(self, train: TrainSet) -> None:
+        """Normalisation statistics + the embedding network (and its margin head)."""
         n = len(train)
         if n < 2:
             raise ValueError(f"{self.name}: needs at least 2 training clips, got {n}")
-        t0 = time.perf_counter()
+        if self.featex and not self.spectrum_branch:
+            raise ValueError(f"{self.name}: featex exchanges the two branches' embeddings and "
+                             "needs spectrum_branch=true")
         prepared = [self._prepare(f) for f in train.features]
         n_bins = prepared[0][0].shape[1]
         if any(x.shape[1] != n_bins for x, _ in prepared):
@@ -253,9 +280,12 @@ class MarginDetector(Detector):
 
         labels, class_names = auxiliary_labels(train, self.label_rule, self.pseudo_clusters,
                                                self.seed)
-        self.n_classes_ = len(class_names)
+        n_classes = len(class_names)
+        self.n_classes_ = n_classes * (2 if self.featex else 1)
         self.n_bins_ = n_bins
-        logger.info("%s: %d clips, %d auxiliary classes", self.name, n, self.n_classes_)
+        logger.info("%s: training on %d clips of %d machine type(s), %d auxiliary classes%s",
+                    self.name, n, len(set(np.asarray(train.machine_types).tolist())),
+                    n_classes, " (+ FeatEx)" if self.featex else "")
         dev = self._device()
         net, head = self._build(n_bins, self.n_classes_)
         net.to(dev).train()
@@ -264,7 +294,7 @@ class MarginDetector(Detector):
                                lr=self.lr, weight_decay=self.weight_decay)
         rng = np.random.default_rng(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        eye = torch.eye(self.n_classes_)
+        eye = torch.eye(n_classes)
         bs = min(self.batch_size, n)
         use_amp = self.amp and dev.type == "cuda"
         for epoch in range(self.epochs):
@@ -288,7 +318,10 @@ class MarginDetector(Detector):
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16,
                                     enabled=use_amp):
                     emb = net(xc, xs if self.spectrum_branch else None)
-                loss = head(emb.float(), targets)
+                emb = emb.float()
+                if self.featex:
+                    emb, targets = feature_exchange(emb, targets, self.emb_dim, generator=gen)
+                loss = head(emb, targets)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -302,14 +335,71 @@ class MarginDetector(Detector):
         net.eval()
         head.eval()
         self.net_, self.head_ = net, head
+
+    def fit(self, train: TrainSet) -> Self:
+        """Train the network on ``train`` (``scope="machine"``) or take the shared one
+        (``scope="all"``, set by :meth:`use_shared`), then fit the backend on ``train``."""
+        t0 = time.perf_counter()
+        if self.scope == "all":
+            if getattr(self, "shared_", None) is None:
+                raise ValueError(
+                    f"{self.name}: scope='all' trains one network over every machine type of "
+                    "the run; fit it with pipeline.fit_shared first (automl-asd apply/search "
+                    "and pipeline.run_machine(shared=...) do this)")
+        else:
+            self._train_network(train)
+        if len(train) < 1:
+            raise ValueError(f"{self.name}: no training clips")
         self.fitted_ = True
-        emb_train = self._embed_prepared(data)
+        emb_train = self.embed(train.features)
         self.train_domains_ = np.asarray(train.domains).astype(str)
         self.backend_ = self._make_backend().fit(emb_train, self.train_domains_)
         self.train_emb_ = emb_train
-        self.n_train_ = n
-        logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0, dev)
+        self.n_train_ = len(train)
+        logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0,
+                    next(self.net_.parameters()).device)
         return self
+
+    # ------------------------------------------------------------------------ shared stage
+    def needs_shared(self) -> bool:
+        return self.scope == "all"
+
+    def fit_shared(self, train: TrainSet) -> dict[str, NDArray[Any]]:
+        """Train the network once on the pooled training clips of every machine type of the
+        run (auxiliary classes include the machine type); return its state."""
+        self._train_network(train)
+        return self._network_state()
+
+    def _network_state(self) -> dict[str, NDArray[Any]]:
+        state: dict[str, NDArray[Any]] = {
+            "net_meta": np.array([self.n_bins_, self.n_classes_], dtype=np.int64),
+            "x_norm": np.array([self.x_mean_, self.x_std_], dtype=np.float32),
+            "s_mean": self.s_mean_, "s_std": self.s_std_,
+        }
+        for prefix, module in (("net.", self.net_), ("head.", self.head_)):
+            for key, value in module.state_dict().items():
+                state[prefix + key] = value.detach().cpu().numpy().copy()
+        return state
+
+    def _load_network(self, state: dict[str, NDArray[Any]]) -> None:
+        n_bins, n_classes = (int(v) for v in state["net_meta"])
+        net, head = self._build(n_bins, n_classes)
+        for prefix, module in (("net.", net), ("head.", head)):
+            sub = {k[len(prefix):]: torch.from_numpy(np.array(v))
+                   for k, v in state.items() if k.startswith(prefix)}
+            module.load_state_dict(sub)
+        dev = self._device()
+        self.net_, self.head_ = net.to(dev).eval(), head.to(dev).eval()
+        self.n_bins_, self.n_classes_ = n_bins, n_classes
+        self.x_mean_, self.x_std_ = (np.float32(v) for v in state["x_norm"])
+        self.s_mean_ = np.asarray(state["s_mean"], dtype=np.float32)
+        self.s_std_ = np.asarray(state["s_std"], dtype=np.float32)
+
+    def use_shared(self, state: dict[str, NDArray[Any]]) -> None:
+        if self.scope != "all":
+            raise ValueError(f"{self.name}: use_shared needs scope='all'")
+        self._load_network(state)
+        self.shared_ = True
 
     # ---------------------------------------------------------------------------- scoring
     @torch.no_grad()
@@ -360,9 +450,16 @@ class MarginDetector(Detector):
         return np.asarray(self.backend_.score(self.embed(features)), dtype=np.float64)
 
     def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
-        """Domain of each clip's nearest training embedding (cosine)."""
+        """Per ``domain_rule``: the backend's domain (``backend``, when it has one) or the
+        domain of each clip's nearest training embedding (cosine)."""
         self._check_fitted()
-        sim = self.embed(features) @ self.train_emb_.T
+        emb = self.embed(features)
+        if self.domain_rule == "backend":
+            try:
+                return np.asarray(self.backend_.nearest_domain(emb), dtype=np.str_)
+            except NotImplementedError:
+                pass
+        sim = emb @ self.train_emb_.T
         return np.asarray(self.train_domains_[sim.argmax(axis=1)], dtype=np.str_)
 
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
@@ -380,34 +477,20 @@ class MarginDetector(Detector):
     # ------------------------------------------------------------------------------ state
     def get_state(self) -> dict[str, NDArray[Any]]:
         self._check_fitted()
-        state: dict[str, NDArray[Any]] = {
-            "meta": np.array([self.n_bins_, self.n_classes_, self.n_train_], dtype=np.int64),
+        state = self._network_state()
+        state.update({
+            "meta": np.array([self.n_train_], dtype=np.int64),
             "train_emb": self.train_emb_, "train_domains": self.train_domains_.astype(str),
-            "x_norm": np.array([self.x_mean_, self.x_std_], dtype=np.float32),
-            "s_mean": self.s_mean_, "s_std": self.s_std_,
-        }
-        for prefix, module in (("net.", self.net_), ("head.", self.head_)):
-            for key, value in module.state_dict().items():
-                state[prefix + key] = value.detach().cpu().numpy().copy()
+        })
         for key, value in self.backend_.get_state().items():
             state[f"backend.{key}"] = value
         return state
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
-        n_bins, n_classes, n_train = (int(v) for v in state["meta"])
-        net, head = self._build(n_bins, n_classes)
-        for prefix, module in (("net.", net), ("head.", head)):
-            sub = {k[len(prefix):]: torch.from_numpy(np.array(v))
-                   for k, v in state.items() if k.startswith(prefix)}
-            module.load_state_dict(sub)
-        dev = self._device()
-        self.net_, self.head_ = net.to(dev).eval(), head.to(dev).eval()
-        self.n_bins_, self.n_classes_, self.n_train_ = n_bins, n_classes, n_train
+        self._load_network(state)
+        self.n_train_ = int(np.asarray(state["meta"]).reshape(-1)[0])
         self.train_emb_ = np.asarray(state["train_emb"], dtype=np.float32)
         self.train_domains_ = np.asarray(state["train_domains"]).astype(str)
-        self.x_mean_, self.x_std_ = (np.float32(v) for v in state["x_norm"])
-        self.s_mean_ = np.asarray(state["s_mean"], dtype=np.float32)
-        self.s_std_ = np.asarray(state["s_std"], dtype=np.float32)
         prefix = "backend."
         sub_b = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         self.backend_ = self._make_backend().set_state(sub_b)

@@ -29,6 +29,7 @@ from automl_asd.bundle import (
     BUNDLE_VERSION,
     MANIFEST,
     RECIPE_FILE,
+    BundleError,
     sha256_bytes,
     torch_version,
 )
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from automl_asd.pipeline import FittedMachine
 
 __all__ = ["save_bundle", "bundle_files", "write_bundle_tar", "SCORE_CSV_HEADER",
-           "append_score_rows", "read_score_csv"]
+           "append_score_rows", "read_score_csv", "save_shared", "load_shared"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ def bundle_files(fitted: FittedMachine) -> dict[str, bytes]:
     for d, st in sorted(norm.domain_stats.items()):
         files[f"scoring/normalizer_{d}.npy"] = _npy(
             np.asarray([st.mean, st.std], np.float64), f"normalizer {d}")
+    if norm.method == "domain_log_zscore":
+        scoring["normalizer_log_floor"] = "scoring/normalizer_log_floor.npy"
+        files["scoring/normalizer_log_floor.npy"] = _npy(
+            np.asarray(norm.log_floor, np.float64), "normalizer log floor")
     counts = {str(k): int(v) for k, v in fitted.counts.items()}
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -172,6 +177,86 @@ def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = F
     logger.info("saved bundle %s (%s, %d files, %.1f KiB)", out, fitted.machine_type,
                 len(files), sum(len(v) for v in files.values()) / 1024)
     return out
+
+
+# ----------------------------------------------------------------------------- shared stage
+SHARED_MANIFEST = "shared.json"
+
+
+def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
+                recipe_hash: str, machine_types: list[str]) -> Path:
+    """Save the shared-stage states of a run (``pipeline.fit_shared``) as ``.npy`` files plus
+    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically."""
+    out = Path(out_dir)
+    files: dict[str, bytes] = {}
+    members = []
+    for i, state in enumerate(states):
+        arrays = {}
+        for j, (key, value) in enumerate(state.items()):
+            rel = f"members/{i:03d}/{j:03d}-{_SAFE.sub('_', key)[:80]}.npy"
+            files[rel] = _npy(value, f"shared member {i} state {key!r}")
+            arrays[key] = rel
+        members.append({"index": i, "arrays": arrays})
+    from automl_asd import __version__
+
+    files[SHARED_MANIFEST] = _json({
+        "format": "automl-asd-shared", "package_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "recipe_hash": recipe_hash, "machine_types": sorted(machine_types),
+        "members": members,
+        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_tree(tmp, files)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("saved shared stage %s (%d member(s), %.1f KiB)", out, len(states),
+                sum(len(v) for v in files.values()) / 1024)
+    return out
+
+
+def load_shared(path: str | Path, *, recipe_hash: str,
+                machine_types: list[str] | None = None) -> list[dict[str, NDArray[Any]]]:
+    """Load states saved by :func:`save_shared`; ``BundleError`` when the folder is damaged,
+    was made by another recipe, or (when given) for other machine types."""
+    root = Path(path)
+    man_path = root / SHARED_MANIFEST
+    try:
+        manifest = json.loads(man_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{man_path}: missing; the shared stage did not finish") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{man_path}: unreadable ({exc})") from None
+    if manifest.get("recipe_hash") != recipe_hash:
+        raise BundleError(f"{root}: shared stage of recipe {str(manifest.get('recipe_hash'))[:12]}"
+                          f", not {recipe_hash[:12]}")
+    if machine_types is not None and manifest.get("machine_types") != sorted(machine_types):
+        raise BundleError(f"{root}: shared stage trained on {manifest.get('machine_types')}, "
+                          f"this run has {sorted(machine_types)}")
+    files: dict[str, bytes] = {}
+    for name, digest in dict(manifest.get("files", {})).items():
+        rel = Path(str(name))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise BundleError(f"{man_path}: bad file name {name!r}")
+        try:
+            data = (root / rel).read_bytes()
+        except OSError:
+            raise BundleError(f"{root / rel}: missing; the shared stage is incomplete") from None
+        if sha256_bytes(data) != digest:
+            raise BundleError(f"{root / rel}: sha256 does not match {SHARED_MANIFEST}")
+        files[str(name)] = data
+    states = []
+    for doc in manifest.get("members", []):
+        states.append({str(k): np.load(io.BytesIO(files[str(f)]), allow_pickle=False)
+                       for k, f in dict(doc["arrays"]).items()})
+    if not states:
+        raise BundleError(f"{man_path}: no members")
+    return states
 
 
 # ----------------------------------------------------------------------------- score CSVs

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ArcFace", "AdaCos", "SubClusterAdaCos", "make_margin_loss", "mixup", "LOSSES"]
+__all__ = ["ArcFace", "AdaCos", "SubClusterAdaCos", "make_margin_loss", "mixup",
+           "feature_exchange", "LOSSES"]
 
 LOSSES = ("arcface", "adacos", "subcluster_adacos")
 _EPS = 1e-7
@@ -174,3 +175,32 @@ def mixup(
         return lam_x * x + (1 - lam_x) * x[perm]
 
     return tuple(mix(x) for x in inputs), mix(targets)
+
+
+def feature_exchange(
+    emb: Tensor, targets: Tensor, split: int, *, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Feature exchange (FeatEx) for a two-branch embedding: self-supervised extra classes.
+
+    ``emb (B, D)`` is the concatenation of branch 1 (columns ``[:split]``) and branch 2
+    (``[split:]``); ``targets (B, C)`` are soft class targets. For a random partner permutation
+    ``p`` (from ``generator``), the exchanged embedding of row ``i`` is
+    ``[emb[i, :split], emb[p[i], split:]]``. Returns ``(B + B', D)`` embeddings (originals,
+    then the exchanged rows whose partner differs) and ``(B + B', 2C)`` targets: an original
+    keeps its target in the first ``C`` columns; an exchanged row gets
+    ``0.5 * targets[i] + 0.5 * targets[p[i]]`` in the last ``C`` columns ("exchanged, from
+    these two classes"). The classifier must therefore tell whether the two branches belong
+    together, which it cannot do from coarse class cues alone.
+    """
+    b = targets.shape[0]
+    perm = torch.randperm(b, generator=generator).to(emb.device)
+    moved = perm != torch.arange(b, device=emb.device)
+    if not bool(moved.any()):
+        return emb, torch.cat([targets, torch.zeros_like(targets)], dim=1)
+    ex = torch.cat([emb[moved, :split], emb[perm[moved], split:]], dim=1)
+    ex_t = 0.5 * targets[moved] + 0.5 * targets[perm[moved]]
+    out_t = torch.cat([
+        torch.cat([targets, torch.zeros_like(targets)], dim=1),
+        torch.cat([torch.zeros_like(ex_t), ex_t], dim=1),
+    ])
+    return torch.cat([emb, ex]), out_t
