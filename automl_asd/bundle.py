@@ -330,12 +330,13 @@ def _build_fitted(
                              root / scoring["normalizer_global"])
         dom = {d: _domain_stats(_load_npy(files, f, root), root / f)
                for d, f in sorted(scoring["normalizer_domains"].items())}
-        log_floor = 0.0
+        log_floor = log_shift = 0.0
         if recipe.normalization.method == "domain_log_zscore":
-            log_floor = float(_load_npy(files, scoring["normalizer_log_floor"], root))
-            if not (np.isfinite(log_floor) and log_floor > 0):
-                raise BundleError(f"{root / scoring['normalizer_log_floor']}: the log floor "
-                                  f"must be a positive number, got {log_floor}")
+            arr = np.asarray(_load_npy(files, scoring["normalizer_log_floor"], root), np.float64)
+            if arr.shape != (2,) or not (np.all(np.isfinite(arr)) and arr[0] > 0):
+                raise BundleError(f"{root / scoring['normalizer_log_floor']}: expected (floor > "
+                                  f"0, shift), got {arr.tolist()}")
+            log_floor, log_shift = float(arr[0]), float(arr[1])
         seed = int(manifest["seed"])
         counts = {str(k): int(v) for k, v in manifest.get("counts", {}).items()}
     except (KeyError, TypeError, ValueError) as exc:
@@ -371,7 +372,7 @@ def _build_fitted(
     member_stats = [ScoreStats(float(m), float(s)) for m, s in stats_arr]
     normalizer = DomainNormalizer(
         recipe.normalization.method, ScoreStats(*glob),
-        {d: ScoreStats(*v) for d, v in dom.items()}, log_floor,
+        {d: ScoreStats(*v) for d, v in dom.items()}, log_floor, log_shift,
     )
     return FittedMachine(recipe, str(manifest["machine_type"]), seed, members, member_stats,
                          normalizer, threshold, counts, {}, dev)

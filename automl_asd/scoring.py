@@ -17,9 +17,11 @@ Normalisation ``domain_zscore`` (fixed rule):
 Normalisation ``domain_log_zscore``: the same rule on ``log(score)``. Distances of normal clips
 are right-skewed and their spread grows with their level (the ~10 target clips give a sparse,
 wide reference), so z-scores of log-distances put both domains on one scale better than plain
-z-scores. It needs positive scores (distances): fitting on a non-positive self-score is an
-error; a non-positive test score (an exact match) is clamped to the smallest positive
-training score's log.
+z-scores. The rule is meant for positive scores (distances); for a detector whose self-scores
+are not all positive (e.g. a GMM's negative log-likelihood, a fusion of z-scores) every score
+is first shifted by the fixed ``shift = std - min`` of the self-scores (the smallest training
+score then maps to ``log(std)``). A test score below the smallest (shifted) training score is
+clamped to it, so an exact match cannot give ``-inf``.
 
 Thresholds: ``gamma`` fits ``scipy.stats.gamma`` (shape, loc, scale) to the (normalised) train
 self-scores and takes ``ppf(quantile)`` (the baseline's rule with quantile 0.9); ``quantile`` is
@@ -85,6 +87,8 @@ class DomainNormalizer:
     domain_stats: dict[str, ScoreStats]
     #: ``domain_log_zscore`` only: scores are clamped to this positive floor before the log.
     log_floor: float = 0.0
+    #: ``domain_log_zscore`` only: added to every score before the clamp (0 for distances).
+    log_shift: float = 0.0
 
     @classmethod
     def fit(
@@ -96,14 +100,13 @@ class DomainNormalizer:
                 f"{', '.join(NORMALIZATION_METHODS)}"
             )
         scores = np.asarray(self_scores, dtype=np.float64)
-        floor = 0.0
+        floor = shift = 0.0
         if method == "domain_log_zscore":
-            if not np.all(scores > 0):
-                raise ValueError(
-                    "normalization.method 'domain_log_zscore' needs positive scores "
-                    f"(distances); the detector's self-scores reach {float(scores.min()):.4g}. "
-                    "Use 'domain_zscore' with this detector/backend"
-                )
+            if not np.all(np.isfinite(scores)) or scores.size == 0:
+                raise ValueError("domain_log_zscore: self-scores must be finite and non-empty")
+            if float(scores.min()) <= 0.0:
+                shift = max(float(scores.std()), _EPS) - float(scores.min())
+            scores = scores + shift
             floor = float(scores.min())
             scores = np.log(scores)
         doms = np.asarray(domains).astype(str)
@@ -112,7 +115,7 @@ class DomainNormalizer:
             for d in ("source", "target")
             if int((doms == d).sum()) >= MIN_DOMAIN_CLIPS
         }
-        return cls(method, ScoreStats.of(scores), per_domain, floor)
+        return cls(method, ScoreStats.of(scores), per_domain, floor, shift)
 
     @property
     def per_domain(self) -> bool:
@@ -128,7 +131,7 @@ class DomainNormalizer:
         if self.method == "none":
             return s.copy()
         if self.method == "domain_log_zscore":
-            s = np.log(np.maximum(s, self.log_floor))
+            s = np.log(np.maximum(s + self.log_shift, self.log_floor))
         if domains is None:
             return self.global_stats.z(s)
         doms = np.asarray(domains).astype(str)

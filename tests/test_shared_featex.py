@@ -213,9 +213,16 @@ def test_domain_log_zscore_by_hand() -> None:
     assert got[1] == pytest.approx((np.log(20.0) - lt.mean()) / lt.std())
     # an exact match (0) is clamped to the smallest training score, not -inf
     assert got[2] == pytest.approx((np.log(1.0) - ls.mean()) / ls.std())
-    assert norm.per_domain and norm.log_floor == 1.0
-    with pytest.raises(ValueError, match="positive scores"):
-        DomainNormalizer.fit("domain_log_zscore", np.array([1.0, -0.5, 2.0]), doms[:3])
+    assert norm.per_domain and norm.log_floor == 1.0 and norm.log_shift == 0.0
+    # scores that are not all positive (e.g. a GMM's NLL) are shifted by std - min first
+    raw = np.array([1.0, -0.5, 2.0, 0.5])
+    neg = DomainNormalizer.fit("domain_log_zscore", raw, np.array(["source"] * 4))
+    shift = raw.std() - raw.min()
+    assert neg.log_shift == pytest.approx(shift) and neg.log_floor == pytest.approx(raw.std())
+    lr = np.log(raw + shift)
+    got = neg.transform(np.array([2.0, -9.0]), np.array(["source", "source"]))
+    assert got[0] == pytest.approx((np.log(2.0 + shift) - lr.mean()) / lr.std())
+    assert got[1] == pytest.approx((np.log(raw.std()) - lr.mean()) / lr.std())  # clamped
     with pytest.raises(ValueError, match="domain_log_zscore"):
         DomainNormalizer.fit("log", self_scores, doms)
 

@@ -96,7 +96,7 @@ def bundle_files(fitted: FittedMachine) -> dict[str, bytes]:
     if norm.method == "domain_log_zscore":
         scoring["normalizer_log_floor"] = "scoring/normalizer_log_floor.npy"
         files["scoring/normalizer_log_floor.npy"] = _npy(
-            np.asarray(norm.log_floor, np.float64), "normalizer log floor")
+            np.asarray([norm.log_floor, norm.log_shift], np.float64), "normalizer log floor")
     counts = {str(k): int(v) for k, v in fitted.counts.items()}
     manifest = {
         "format": BUNDLE_FORMAT,
