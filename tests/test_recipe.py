@@ -17,8 +17,8 @@ from automl_asd.recipe import (
     shipped_recipe_names,
 )
 
-SHIPPED = ("baseline_ae_mahalanobis", "baseline_ae_mse", "fast_default",
-           "searched_pooled_mahalanobis")
+SHIPPED = ("baseline_ae_mahalanobis", "baseline_ae_mse", "fast_default", "margin_default",
+           "searched_pooled_mahalanobis", "searched_pooled_logz")
 
 
 def _base() -> dict[str, Any]:
