@@ -38,11 +38,12 @@ def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -
            "detector.pooled_stats.backend.knn.n_centers": 8,
            "detector.pooled_stats.backend.knn.k": 3,
            "detector.pooled_stats.backend.knn.metric": "cosine",
+           "detector.pooled_stats.domain_rule": "nearest_clip",
            "normalization.method": "domain_zscore", "supplemental.clean_as_normal": False,
            "supplemental.noise_mix_prob": 0.0, "ensemble.size": 1}
     cnn = {**{k: v for k, v in knn.items() if not k.startswith("detector.")},
            "detector.name": "margin_cnn", "detector.margin_cnn.size": "tiny",
-           "detector.margin_cnn.epochs": 5}
+           "detector.margin_cnn.epochs": 5, "detector.margin_cnn.scope": "all"}
     grid = [_result(4, "dddd", knn, None, error="RuntimeError: boom"),
             _result(1, "aaaa", base, 0.60, baseline=True),
             _result(3, "cccc", cnn, 0.95, fidelity=0.25),  # better, but stopped early
