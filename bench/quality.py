@@ -14,8 +14,8 @@ or the built-in variants below (``fast_default`` with another backend, or the ``
 family), all with the seed of ``fast_default``.
 
     .venv/bin/python bench/quality.py --root /tmp/synth-small --size small \
-        --recipes baseline_ae_mse,baseline_ae_mahalanobis,fast_default,margin_knn \
-        --csv /tmp/quality.csv
+        --csv /tmp/quality.csv    # default recipes: the baselines, fast_default,
+                                  # searched_pooled_logz and margin_knn
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from automl_asd.recipe import Recipe, load_recipe, shipped_recipe_names
 DEV_TYPES = ("fan", "gearbox", "bearing", "valve", "slider", "ToyCar", "ToyTrain")
 HELDOUT_TYPES = ("pump", "compressor", "grinder", "conveyor")
 DEFAULT_RECIPES = ("baseline_ae_mse", "baseline_ae_mahalanobis", "fast_default",
-                   "searched_pooled_mahalanobis", "margin_knn")
+                   "searched_pooled_logz", "margin_knn")
 
 _MARGIN = {"name": "margin_cnn", "params": {}}
 
@@ -113,9 +113,12 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    sets = {"dev": [t for t in args.dev.split(",") if t],
-            "heldout": [t for t in args.heldout.split(",") if t]}
-    all_types = sets["dev"] + sets["heldout"]
+    sets = {name: types for name, types in
+            (("dev", [t for t in args.dev.split(",") if t]),
+             ("heldout", [t for t in args.heldout.split(",") if t])) if types}
+    if not sets:
+        ap.error("no machine types: give --dev and/or --heldout")
+    all_types = [t for types in sets.values() for t in types]
     ensure_data(args.root, args.size, args.seed, all_types)
     machines = scan(args.root, machine_types=all_types)
     recipes = [resolve(r) for r in args.recipes.split(",") if r]
