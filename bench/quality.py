@@ -113,9 +113,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    sets = {name: types for name, types in
-            (("dev", [t for t in args.dev.split(",") if t]),
-             ("heldout", [t for t in args.heldout.split(",") if t])) if types}
+    sets = {"dev": [t for t in args.dev.split(",") if t],
+            "heldout": [t for t in args.heldout.split(",") if t]}
+    sets = {name: types for name, types in sets.items() if types}  # --dev "" skips the set
     if not sets:
         ap.error("no machine types: give --dev and/or --heldout")
     all_types = [t for types in sets.values() for t in types]
