@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ParamSpec"]
+__all__ = ["ParamSpec", "NotFittedError"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A detector or backend used before ``fit`` (the same bases as scikit-learn's, defined here
+    so that reading parameter schemas does not import scikit-learn)."""
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_state_roundtrip_without_attributes_and_no_spectrum_branch() -> None:
 
 
 def test_unfitted_and_bad_input_errors() -> None:
-    from sklearn.exceptions import NotFittedError
+    from automl_asd.detectors import NotFittedError
 
     det = make_detector("margin_cnn", TINY, seed=0)
     with pytest.raises(NotFittedError):

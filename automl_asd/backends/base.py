@@ -12,9 +12,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.exceptions import NotFittedError
 
-from automl_asd.params import ParamSpec
+from automl_asd.params import NotFittedError, ParamSpec
 
 __all__ = ["Backend", "ParamSpec"]
 

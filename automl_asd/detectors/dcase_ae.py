@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+from automl_asd.progress import EpochLog, types_label
 
 if TYPE_CHECKING:
     import torch
@@ -210,6 +211,8 @@ class DcaseAE(Detector):
             n_tr = len(tr_idx)
             bs = self.batch_size
             losses: list[float] = []
+            progress = EpochLog(logger, f"{self.name} ({types_label(train.machine_types)})",
+                                self.epochs)
             for epoch in range(self.epochs):
                 net.train()
                 order = tr_idx[torch.randperm(n_tr, generator=gen).to(dev)]
@@ -227,9 +230,7 @@ class DcaseAE(Detector):
                     total += loss.detach()
                     n_batches += 1
                 losses.append(float(total) / max(n_batches, 1))
-                if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == self.epochs:
-                    logger.debug("%s epoch %d/%d loss %.4f", self.name, epoch + 1,
-                                 self.epochs, losses[-1])
+                progress.log(epoch + 1, losses[-1])
             net.eval()
             self.net_ = net
             self.n_bins_ = n_bins

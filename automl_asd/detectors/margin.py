@@ -40,18 +40,22 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from automl_asd.backends import Backend, make_backend
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import DOMAIN_RULES
-from automl_asd.nn.losses import LOSSES, feature_exchange, make_margin_loss, mixup
-from automl_asd.nn.resnet import SIZES, EmbeddingNet, NetConfig
+from automl_asd.nn.specs import LOSSES, SIZES
+from automl_asd.progress import EpochLog, types_label
+
+if TYPE_CHECKING:  # torch is imported where it is used: validating a recipe must not load it
+    import torch
+
+    from automl_asd.nn.resnet import EmbeddingNet
 
 __all__ = ["MarginDetector", "auxiliary_labels"]
 
@@ -210,6 +214,8 @@ class MarginDetector(Detector):
         self.device_request_ = device
 
     def _device(self) -> torch.device:
+        import torch
+
         want = self.device
         if want == "auto":
             want = getattr(self, "device_request_", "auto")
@@ -225,6 +231,11 @@ class MarginDetector(Detector):
         return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
 
     def _build(self, n_bins: int, n_classes: int) -> tuple[EmbeddingNet, torch.nn.Module]:
+        import torch
+
+        from automl_asd.nn.losses import make_margin_loss
+        from automl_asd.nn.resnet import EmbeddingNet, NetConfig
+
         config = NetConfig(n_bins=n_bins, size=self.size, emb_dim=self.emb_dim,
                            spectrum_branch=self.spectrum_branch)
         with torch.random.fork_rng(devices=[]):
@@ -259,6 +270,10 @@ class MarginDetector(Detector):
     # --------------------------------------------------------------------------- training
     def _train_network(self, train: TrainSet) -> None:
         """Normalisation statistics + the embedding network (and its margin head)."""
+        import torch
+
+        from automl_asd.nn.losses import feature_exchange, mixup
+
         n = len(train)
         if n < 2:
             raise ValueError(f"{self.name}: needs at least 2 training clips, got {n}")
@@ -297,6 +312,8 @@ class MarginDetector(Detector):
         eye = torch.eye(n_classes)
         bs = min(self.batch_size, n)
         use_amp = self.amp and dev.type == "cuda"
+        progress = EpochLog(logger, f"{self.name} ({types_label(train.machine_types)})",
+                                self.epochs)
         for epoch in range(self.epochs):
             order = rng.permutation(n)
             batches = [order[i : i + bs] for i in range(0, n, bs)]
@@ -330,8 +347,7 @@ class MarginDetector(Detector):
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"{self.name}: loss became {mean_loss} in epoch "
                                          f"{epoch + 1}; lower lr or use another loss")
-            logger.debug("%s: epoch %d/%d loss %.4f", self.name, epoch + 1, self.epochs,
-                         mean_loss)
+            progress.log(epoch + 1, mean_loss)
         net.eval()
         head.eval()
         self.net_, self.head_ = net, head
@@ -382,6 +398,8 @@ class MarginDetector(Detector):
         return state
 
     def _load_network(self, state: dict[str, NDArray[Any]]) -> None:
+        import torch
+
         n_bins, n_classes = (int(v) for v in state["net_meta"])
         net, head = self._build(n_bins, n_classes)
         for prefix, module in (("net.", net), ("head.", head)):
@@ -402,10 +420,11 @@ class MarginDetector(Detector):
         self.shared_ = True
 
     # ---------------------------------------------------------------------------- scoring
-    @torch.no_grad()
     def _embed_prepared(
         self, data: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]]]
     ) -> NDArray[np.float32]:
+        import torch
+
         dev = next(self.net_.parameters()).device
         use_amp = self.amp and dev.type == "cuda"
         out = np.empty((len(data), self.net_.config.out_dim), dtype=np.float32)
@@ -418,9 +437,10 @@ class MarginDetector(Detector):
                 return
             xc = torch.from_numpy(np.stack(crops)).to(dev)
             xs = torch.from_numpy(np.stack(spectra)).to(dev)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16,
+                                                 enabled=use_amp):
                 e = self.net_(xc, xs if self.spectrum_branch else None)
-            e = torch.nn.functional.normalize(e.float(), dim=1).cpu().numpy()
+                e = torch.nn.functional.normalize(e.float(), dim=1).cpu().numpy()
             own = np.asarray(owner)
             for clip in np.unique(own):
                 out[clip] += e[own == clip].sum(axis=0)

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from automl_asd.nn.specs import LOSSES
+
 __all__ = ["ArcFace", "AdaCos", "SubClusterAdaCos", "make_margin_loss", "mixup",
            "feature_exchange", "LOSSES"]
 
-LOSSES = ("arcface", "adacos", "subcluster_adacos")
 _EPS = 1e-7
 MIN_SCALE = 2.0
 

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from automl_asd.nn.specs import SIZES
+
 __all__ = ["NetConfig", "EmbeddingNet", "SIZES"]
 
-#: size name -> (channels per stage, residual blocks per stage)
-SIZES: dict[str, tuple[tuple[int, int, int, int], int]] = {
-    "tiny": ((8, 16, 32, 32), 1),
-    "small": ((16, 32, 64, 64), 1),
-    "medium": ((16, 32, 64, 128), 2),
-    "large": ((32, 64, 128, 256), 2),
-}
 
 
 @dataclass(frozen=True)

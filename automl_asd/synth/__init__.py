@@ -43,17 +43,16 @@ Determinism: each clip's RNG derives from (seed, machine type, split, domain, la
 
 from __future__ import annotations
 
-from automl_asd.synth._generate import (
-    SAMPLE_RATE,
-    SIZES,
-    ClipPlan,
-    SizeSpec,
-    SynthError,
-    generate,
-    plan_machine,
-    render_clip,
-)
-from automl_asd.synth._machines import MODELS
+from typing import TYPE_CHECKING, Any
+
+from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
+
+if TYPE_CHECKING:
+    from automl_asd.synth._generate import ClipPlan, generate, plan_machine, render_clip
+    from automl_asd.synth._machines import MODELS as MODELS
+
+    HIDDEN_ATTRIBUTE_TYPES: tuple[str, ...]
+    SUPPLEMENTAL_KIND: dict[str, str]
 
 __all__ = [
     "generate",
@@ -78,9 +77,28 @@ DEV_MACHINE_TYPES: tuple[str, ...] = (
 NOVEL_MACHINE_TYPES: tuple[str, ...] = ("pump", "compressor", "grinder", "conveyor")
 #: Every synthetic type, dev types first.
 MACHINE_TYPES: tuple[str, ...] = DEV_MACHINE_TYPES + NOVEL_MACHINE_TYPES
-#: Types whose file names say ``noAttribute``.
-HIDDEN_ATTRIBUTE_TYPES: tuple[str, ...] = tuple(m for m in MACHINE_TYPES if MODELS[m].hidden)
-#: ``"machine"`` (clean machine-only clips) or ``"noise"`` (background only) per type.
-SUPPLEMENTAL_KIND: dict[str, str] = {m: MODELS[m].supplemental for m in MACHINE_TYPES}
 
-assert set(MACHINE_TYPES) == set(MODELS) and all("_" not in m for m in MACHINE_TYPES)
+_GENERATOR_NAMES = ("generate", "plan_machine", "render_clip", "ClipPlan")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the generator needs numpy and scipy (~1 s to import); `synth --help` and the
+    # constants above do not.
+    if name in _GENERATOR_NAMES:
+        from automl_asd.synth import _generate
+
+        return getattr(_generate, name)
+    if name in ("MODELS", "HIDDEN_ATTRIBUTE_TYPES", "SUPPLEMENTAL_KIND"):
+        from automl_asd.synth._machines import MODELS as MODELS
+
+        assert set(MACHINE_TYPES) == set(MODELS) and all("_" not in m for m in MACHINE_TYPES)
+        values: dict[str, Any] = {
+            "MODELS": MODELS,
+            #: Types whose file names say ``noAttribute``.
+            "HIDDEN_ATTRIBUTE_TYPES": tuple(m for m in MACHINE_TYPES if MODELS[m].hidden),
+            #: ``"machine"`` (clean machine-only clips) or ``"noise"`` (background only).
+            "SUPPLEMENTAL_KIND": {m: MODELS[m].supplemental for m in MACHINE_TYPES},
+        }
+        globals().update(values)
+        return values[name]
+    raise AttributeError(f"module 'automl_asd.synth' has no attribute {name!r}")

@@ -13,13 +13,13 @@ import zlib
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import soundfile as sf
 
 from automl_asd.synth._dsp import Array, peaking_eq, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
+from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
 
 __all__ = [
     "SizeSpec",
@@ -34,41 +34,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 #: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
 GENERATOR_VERSION = 4
 _MARKER = ".synth.json"
 _LEVEL_DB = (-40.0, -30.0)  # clip RMS in dBFS, stratified per group; impulsive types peak < 1
-
-Size = Literal["tiny", "small", "full"]
-
-
-class SynthError(ValueError):
-    """Invalid generator arguments or an output folder that cannot be written safely."""
-
-
-@dataclass(frozen=True)
-class SizeSpec:
-    """Clip counts per machine type and clip length of one size preset."""
-
-    n_source_train: int
-    n_target_train: int
-    n_test_per_group: int  # per (domain, label) group: 4 groups
-    n_supplemental: int
-    duration_s: float
-
-    @property
-    def n_clips(self) -> int:
-        return (self.n_source_train + self.n_target_train + 4 * self.n_test_per_group
-                + self.n_supplemental)
-
-
-SIZES: dict[str, SizeSpec] = {
-    "full": SizeSpec(990, 10, 50, 100, 10.0),
-    "small": SizeSpec(190, 10, 25, 20, 6.0),
-    "tiny": SizeSpec(54, 6, 10, 8, 2.0),
-}
-
 
 @dataclass(frozen=True)
 class ClipPlan:
