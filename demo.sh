@@ -7,16 +7,29 @@ cd "$(dirname "$0")"
 export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}" PIP_NO_INPUT=1
 want="$(sha256sum constraints.txt pyproject.toml | awk '{print $1}' | tr '\n' ' ')"
 have="$(cat .venv/.automl-asd-lock 2>/dev/null || true)"
-if [ -x .venv/bin/automl-asd ] && [ "$want" = "$have" ] \
-    && .venv/bin/python -c "import torchaudio.functional" >/dev/null 2>&1; then
-  :  # the venv matches the lock and loads: reuse it
+log="$(mktemp)"
+# Reuse .venv when it was built from this lock and `automl-asd doctor` passes (Python, the torch/
+# torchaudio pair and its compiled ops, Ray, Optuna, devices, the feature cache).
+if [ -x .venv/bin/automl-asd ] && [ "$want" = "$have" ] && .venv/bin/automl-asd doctor >"$log" 2>&1; then
+  echo "== .venv matches constraints.txt and passes automl-asd doctor: reusing it"
+elif [ "$want" = "$have" ] && grep -q '^FAIL  cache' "$log" && ! grep '^FAIL' "$log" | grep -qv '^FAIL  cache'; then
+  cat "$log"; rm -f "$log"
+  echo "== the feature cache is not writable (see the FAIL line above); rebuilding .venv would not help" >&2
+  exit 1
 else
   if [ -e .venv ]; then
-    echo "== .venv is stale or broken (lock changed, or torch/torchaudio do not load): rebuilding"
+    echo "== .venv is stale or broken (lock changed, or automl-asd doctor failed): rebuilding"
+    grep '^FAIL' "$log" | sed 's/^/   /' || true
     rm -rf .venv
   else
     echo "== setting up .venv from constraints.txt (first run only; downloads ~4 GB of torch/CUDA wheels)"
   fi
   bash tools/install.sh .venv "" --editable
+  if ! .venv/bin/automl-asd doctor; then
+    rm -f "$log"
+    echo "== the freshly built .venv fails the checks above: fix what the FAIL lines say, then run bash demo.sh again" >&2
+    exit 1
+  fi
 fi
+rm -f "$log"
 exec .venv/bin/automl-asd demo --out "${1:-demo_out}"

@@ -178,6 +178,10 @@ def load_wav(path: str | Path, *, sample_rate: int | None = None,
 def resample_wave(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """Band-limited resampling of a float32 ``(n_samples,)`` waveform."""
     import torch
+
+    from automl_asd.environment import require_torchaudio
+
+    require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
     import torchaudio.functional as taf
 
     with torch.inference_mode():

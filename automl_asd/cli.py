@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "download": "download",
     "demo": "demo",
+    "doctor": "doctor",
 }
 
 
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    from automl_asd.environment import EnvironmentProblem
+
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
@@ -66,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except EnvironmentProblem as exc:  # e.g. torchaudio does not load: one line and the fix
+        if args.verbose:
+            raise
+        print(f"automl-asd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, KeyError) as exc:
         # Library errors carry a message naming the file/field and the fix; no traceback.
         if args.verbose:

@@ -85,6 +85,9 @@ class FeatureSpec:
 @functools.lru_cache(maxsize=16)
 def _transform(spec: FeatureSpec) -> torch.nn.Module:
     """The torchaudio transform for ``spec`` (stateless at call time, so shared by threads)."""
+    from automl_asd.environment import require_torchaudio
+
+    require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
     import torchaudio.transforms as T
 
     module: torch.nn.Module

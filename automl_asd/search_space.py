@@ -58,12 +58,38 @@ __all__ = [
     "load_space",
     "resolve_space_path",
     "SHIPPED_SPACES_DIR",
+    "shipped_space_names",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Folder of the shipped spaces (``search_spaces/`` at the repository root).
-SHIPPED_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def _shipped_spaces_dir() -> Path:
+    """``search_spaces/`` at the repository root, or its installed copy.
+
+    The package data ``automl_asd.search_spaces`` is that folder in an editable install and
+    its copy in a wheel install; a checkout used without installing it (or an editable install
+    made before the mapping existed) falls back to the folder next to the package.
+    """
+    from importlib import resources
+
+    source_tree = Path(__file__).resolve().parent.parent / "search_spaces"
+    try:
+        folder = Path(str(resources.files("automl_asd.search_spaces")))
+    except ModuleNotFoundError:
+        return source_tree
+    return folder if folder.is_dir() else source_tree
+
+
+#: Folder of the shipped spaces (``search_spaces/`` at the repository root, or its copy
+#: installed with the package).
+SHIPPED_SPACES_DIR = _shipped_spaces_dir()
+
+
+def shipped_space_names() -> list[str]:
+    """Names of the shipped spaces (``--space NAME``), sorted."""
+    return sorted(p.stem for p in SHIPPED_SPACES_DIR.glob("*.yaml"))
 
 _TOP_KEYS = {"name", "description", "baseline", "fidelity", "space"}
 _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
@@ -368,9 +394,8 @@ def resolve_space_path(space: str | Path) -> Path:
     shipped = SHIPPED_SPACES_DIR / f"{space}.yaml"
     if shipped.is_file():
         return shipped
-    names = sorted(p.stem for p in SHIPPED_SPACES_DIR.glob("*.yaml"))
     raise FileNotFoundError(f"search space {str(space)!r} not found: give a YAML file or one of "
-                            f"the shipped spaces {names}")
+                            f"the shipped spaces {shipped_space_names()}")
 
 
 def load_space(space: str | Path) -> SearchSpace:

@@ -45,9 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from automl_asd.apply import Runner, SerialRunner, apply_recipe
+    from automl_asd.environment import require_torchaudio
     from automl_asd.recipe import load_recipe
 
     recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
+    require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per task)
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():

@@ -12,12 +12,15 @@ HELP = ("end-to-end demo on synthetic data: search on development types → reci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from automl_asd.search_space import shipped_space_names
+
     parser.add_argument("--out", type=Path, default=Path("demo_out"),
                         help="demo folder (default: demo_out)")
     parser.add_argument("--size", default="small", choices=("tiny", "small", "full"),
                         help="synthetic data set size (default: small)")
     parser.add_argument("--space", default="demo",
-                        help="search space, shipped name or YAML path (default: demo)")
+                        help="search space, shipped name or YAML path (default: demo; "
+                             f"shipped: {', '.join(shipped_space_names())})")
     parser.add_argument("--trials", type=int, default=40, help="search trials (default 40)")
     parser.add_argument("--max-concurrent", type=int, default=2,
                         help="trials running at once (default 2)")
@@ -26,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from automl_asd.environment import require_torchaudio
     from automl_asd.orchestration.demo import run_demo
+
+    require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix, before Ray
 
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")

@@ -232,6 +232,9 @@ def watch_folder(
 # ----------------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
     from automl_asd.bundle import load_bundle
+    from automl_asd.environment import require_torchaudio
+
+    require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
 
     if not args.paths and args.watch is None:
         raise ValueError("give wav files/folders (PATH...) or --watch DIR")

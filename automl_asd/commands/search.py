@@ -11,10 +11,14 @@ HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + AS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from automl_asd.search_space import SHIPPED_SPACES_DIR, shipped_space_names
+
     parser.add_argument("--data", required=True, type=Path, metavar="DEV_ROOT",
                         help="development data root (<DEV_ROOT>/<machine_type>/{train,test})")
     parser.add_argument("--space", required=True, metavar="SPACE",
-                        help="search-space YAML file or shipped name (default, smoke)")
+                        help="search-space YAML file or shipped name: "
+                             f"{', '.join(shipped_space_names()) or 'none found'} "
+                             f"(in {SHIPPED_SPACES_DIR})")
     parser.add_argument("--trials", required=True, type=int, metavar="N",
                         help="number of trials (the baseline recipe is the first)")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
@@ -51,9 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from automl_asd.environment import require_torchaudio
     from automl_asd.search_space import load_space
 
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
+    require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

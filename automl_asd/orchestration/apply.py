@@ -54,9 +54,10 @@ def _task(job: MachineJob, run_fn: RunMachineFn | None = None) -> MachineOutcome
     """Ray task body: data and recipe errors fail at once (a retry cannot fix them),
     everything else reaches Ray's retries."""
     from automl_asd.data import DataError
+    from automl_asd.environment import EnvironmentProblem
     from automl_asd.recipe import RecipeError
 
-    return run_job(job, run_fn=run_fn, catch=(DataError, RecipeError))
+    return run_job(job, run_fn=run_fn, catch=(DataError, RecipeError, EnvironmentProblem))
 
 
 def _auto_gpus(n_jobs: int) -> float:

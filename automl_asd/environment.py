@@ -1,0 +1,231 @@
+"""Environment checks: the locked torch/torchaudio pair, compiled ops, Ray, devices, cache.
+
+``automl-asd doctor`` runs :func:`run_checks`; every command that computes features calls
+:func:`require_torchaudio` first, so a torchaudio that does not load (a mismatched torch /
+torchaudio pair: ``OSError: Could not load this library: .../libtorchaudio.so``) ends the
+command with one line naming the installed pair and the fix instead of a traceback.
+
+Importing this module imports neither torch nor Ray; the checks do, one at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "EnvironmentProblem",
+    "Check",
+    "FIX",
+    "installed_version",
+    "pinned_versions",
+    "require_torchaudio",
+    "run_checks",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How to repair the torch pair (from a checkout, or by hand).
+FIX = ("run `bash tools/install.sh .venv dev --editable` in the repository (rebuilds .venv from "
+       "constraints.txt) or `pip install torch=={torch} torchaudio=={torchaudio}`")
+#: Used when the package metadata is not available (a checkout run without installing it).
+_DEFAULT_PINS = {"torch": "2.11.0", "torchaudio": "2.11.0"}
+
+
+class EnvironmentProblem(RuntimeError):
+    """The Python environment cannot run automl-asd (e.g. torchaudio does not load); the message
+    is one line naming what is installed and the fix."""
+
+
+def installed_version(dist: str) -> str | None:
+    """Version of an installed distribution, or ``None`` (does not import it)."""
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def pinned_versions() -> dict[str, str]:
+    """Exact pins (``name==version``) of automl-asd's requirements, from its metadata (the same
+    pins as ``pyproject.toml`` and ``constraints.txt``)."""
+    pins: dict[str, str] = {}
+    try:
+        requires = md.requires("automl-asd") or []
+    except md.PackageNotFoundError:
+        return dict(_DEFAULT_PINS)
+    for req in requires:
+        if "extra ==" in req:
+            continue
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)", req)
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins or dict(_DEFAULT_PINS)
+
+
+def _public(version: str | None) -> str | None:
+    """``2.11.0+cu128`` -> ``2.11.0``."""
+    return None if version is None else version.split("+", 1)[0]
+
+
+def _pair_text() -> str:
+    return (f"torch {installed_version('torch') or 'not installed'} with torchaudio "
+            f"{installed_version('torchaudio') or 'not installed'}")
+
+
+def _fix_text() -> str:
+    pins = {**_DEFAULT_PINS, **pinned_versions()}
+    return FIX.format(torch=pins["torch"], torchaudio=pins["torchaudio"])
+
+
+def require_torchaudio() -> None:
+    """Import torchaudio (and its compiled library), or raise :class:`EnvironmentProblem`.
+
+    Raises:
+        EnvironmentProblem: one line, e.g. ``torchaudio does not load (torch 2.11.0 with
+            torchaudio 2.11.1: OSError: Could not load this library: ...): run ...``.
+    """
+    if "torchaudio.transforms" in sys.modules:
+        return
+    try:
+        import torchaudio.functional  # noqa: F401
+        import torchaudio.transforms  # noqa: F401
+    except (OSError, ImportError, RuntimeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if len(first) > 300:
+            first = first[:300] + "..."
+        raise EnvironmentProblem(
+            f"torchaudio does not load ({_pair_text()}: {type(exc).__name__}: {first}); "
+            f"automl-asd needs the locked pair: {_fix_text()}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# doctor
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """One line of ``automl-asd doctor``: ``ok`` and what was found (or what is wrong)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name:<11} {self.detail}"
+
+
+def _check_python() -> Check:
+    v = sys.version_info
+    ok = (v.major, v.minor) >= (3, 11)
+    text = f"{v.major}.{v.minor}.{v.micro} ({sys.executable})"
+    return Check("python", ok, text if ok else f"{text}: automl-asd needs Python >= 3.11")
+
+
+def _check_pair() -> Check:
+    pins = pinned_versions()
+    found = {d: installed_version(d) for d in ("torch", "torchaudio")}
+    wrong = [f"{d} {found[d] or 'missing'} (lock: {pins[d]})" for d in ("torch", "torchaudio")
+             if d in pins and _public(found[d]) != pins[d]]
+    text = f"torch {found['torch']}, torchaudio {found['torchaudio']}"
+    if wrong:
+        return Check("torch pair", False, f"{'; '.join(wrong)}: {_fix_text()}")
+    return Check("torch pair", True, f"{text} (the locked pair)")
+
+
+def _check_torchaudio_ops() -> Check:
+    try:
+        require_torchaudio()
+        import torch
+        import torchaudio
+        import torchaudio.functional as taf
+        import torchaudio.transforms as T
+
+        wave = torch.sin(torch.linspace(0.0, 800.0, 1600)).unsqueeze(0)
+        mel = T.MelSpectrogram(sample_rate=16000, n_fft=256, hop_length=128, n_mels=16)(wave)
+        half = taf.resample(wave, 16000, 8000)
+        # lfilter runs torchaudio's compiled loop when the extension is loaded.
+        filtered = taf.lfilter(wave, torch.tensor([1.0, -0.5]), torch.tensor([0.5, 0.5]))
+        ext = bool(getattr(torchaudio._extension, "_IS_TORCHAUDIO_EXT_AVAILABLE", False))
+    except EnvironmentProblem as exc:
+        return Check("torchaudio", False, str(exc))
+    except Exception as exc:  # any failure of the ops is the finding
+        return Check("torchaudio", False, f"ops failed ({_pair_text()}): "
+                                          f"{type(exc).__name__}: {exc}; {_fix_text()}")
+    shapes_ok = (tuple(mel.shape) == (1, 16, 13) and tuple(half.shape) == (1, 800)
+                 and bool(torch.isfinite(filtered).all()))
+    detail = (f"MelSpectrogram {tuple(mel.shape)}, resample 16->8 kHz {tuple(half.shape)}, "
+              f"lfilter ok; compiled extension {'loaded' if ext else 'not built'}")
+    return Check("torchaudio", shapes_ok, detail if shapes_ok else f"wrong results: {detail}")
+
+
+def _check_import(module: str, dist: str) -> Callable[[], Check]:
+    def check() -> Check:
+        try:
+            mod: Any = __import__(module)
+        except Exception as exc:  # the finding
+            return Check(module, False, f"import failed: {type(exc).__name__}: {exc}; "
+                                        f"{_fix_text()}")
+        return Check(module, True, f"{getattr(mod, '__version__', installed_version(dist))}")
+
+    return check
+
+
+def _check_ray() -> Check:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    return _check_import("ray", "ray")()
+
+
+def _check_device() -> Check:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            names = ", ".join(sorted({torch.cuda.get_device_name(i) for i in range(n)}))
+            return Check("device", True, f"CUDA {torch.version.cuda}: {n} GPU(s) ({names})")
+        threads = torch.get_num_threads()
+    except Exception as exc:  # the finding
+        return Check("device", False, f"torch device detection failed: "
+                                      f"{type(exc).__name__}: {exc}")
+    return Check("device", True, f"CPU only (CUDA not available), {os.cpu_count()} cores, "
+                                 f"torch uses {threads} threads")
+
+
+def _check_cache() -> Check:
+    from automl_asd.features import default_cache_dir
+
+    folder = default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-", delete=True) as fh:
+            fh.write(b"ok")
+    except OSError as exc:
+        return Check("cache", False, f"{folder} is not writable ({exc}); set AUTOML_ASD_CACHE "
+                                     "to a writable folder or pass --cache-dir")
+    return Check("cache", True, f"{folder} writable"
+                                + ("" if os.environ.get("AUTOML_ASD_CACHE") else
+                                   " (set AUTOML_ASD_CACHE to move it)"))
+
+
+#: The checks of ``automl-asd doctor``, in order.
+CHECKS: tuple[Callable[[], Check], ...] = (
+    _check_python, _check_pair, _check_torchaudio_ops, _check_ray,
+    _check_import("optuna", "optuna"), _check_device, _check_cache,
+)
+
+
+def run_checks(say: Callable[[str], None] = print) -> list[Check]:
+    """Run every check, printing one line each as it finishes; returns them."""
+    results = []
+    for check in CHECKS:
+        result = check()
+        say(result.line())
+        results.append(result)
+    return results
+
