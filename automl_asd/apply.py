@@ -364,7 +364,9 @@ class SerialRunner:
         on_done: Callable[[MachineOutcome], None] | None = None,
     ) -> list[MachineOutcome]:
         outcomes = []
-        for job in jobs:
+        for i, job in enumerate(jobs, 1):
+            logger.info("apply: %s started (%d of %d in this process)", job.machine_type, i,
+                        len(jobs))
             outcome = run_job(job, run_fn=self.run_fn)
             outcomes.append(outcome)
             if on_done is not None:
@@ -525,6 +527,14 @@ def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
     return path
 
 
+def _stage_text(outcome: MachineOutcome) -> str:
+    """`` (features 1.2 s, fit 30.5 s, score 0.4 s)`` from a finished task's summary."""
+    timings = (outcome.summary or {}).get("timings") or {}
+    stages = [f"{k} {float(v):.1f} s" for k, v in timings.items()
+              if k != "total" and isinstance(v, int | float)]
+    return f" ({', '.join(stages)})" if stages and outcome.status == "ok" else ""
+
+
 def apply_recipe(
     recipe: Recipe | Mapping[str, Any] | str | Path,
     data_root: str | Path,
@@ -569,9 +579,9 @@ def apply_recipe(
                          done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
                          path)
         else:
-            logger.info("apply [%d/%d] %s %s in %.1f s", done_count, n_total,
+            logger.info("apply [%d/%d] %s %s in %.1f s%s", done_count, n_total,
                         outcome.machine_type, "done" if outcome.status == "ok" else "skipped",
-                        outcome.seconds)
+                        outcome.seconds, _stage_text(outcome))
 
     jobs: list[MachineJob] = []
     recipe_dict = rec.to_dict()

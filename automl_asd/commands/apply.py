@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_task=args.cpus_per_task,
             gpus_per_task=args.gpus_per_task,
             max_retries=args.max_retries,
+            verbose=int(getattr(args, "verbose", 0)),
         )
     report = apply_recipe(
         recipe,

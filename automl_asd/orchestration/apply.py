@@ -34,19 +34,25 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
     head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
     is started. Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines
-    (Tune checkpoint chatter) off the console; errors still reach the driver as exceptions.
+    (Tune checkpoint chatter) off the console, and Ray's own INFO lines and token-auth notice
+    (:func:`~automl_asd.orchestration.progress.quiet_ray`); errors still reach the driver as
+    exceptions.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
+
+    verbose = int(log_to_driver)  # without the workers' lines, also without Ray's chatter
+    quiet_ray(verbose)
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=log_to_driver)
+        ray.init(address=address, **ray_init_kwargs(verbose))
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=log_to_driver)
+                 **ray_init_kwargs(verbose))
     return True
 
 
@@ -79,7 +85,8 @@ class RayRunner:
     share the GPUs the cluster has, none without); ``max_retries`` is Ray's retry count for a
     crashed or failing task; ``run_fn`` replaces ``pipeline.run_machine`` (tests; it must be
     picklable). Starts a local Ray (or connects to ``address``) when none is running, and
-    shuts down only what it started.
+    shuts down only what it started. The workers' log lines reach the console only with
+    ``verbose``; the driver logs a line per finished machine type either way.
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class RayRunner:
         gpus_per_task: float | None = None,
         max_retries: int = 2,
         run_fn: RunMachineFn | None = None,
+        verbose: int = 0,
     ) -> None:
         if cpus_per_task <= 0:
             raise ValueError(f"cpus_per_task must be > 0, got {cpus_per_task}")
@@ -102,6 +110,7 @@ class RayRunner:
         self.gpus_per_task = gpus_per_task
         self.max_retries = max_retries
         self.run_fn = run_fn
+        self.verbose = verbose
 
     def run(
         self,
@@ -111,7 +120,7 @@ class RayRunner:
         """Submit every job, then report outcomes in completion order (``ray.wait`` loop)."""
         if not jobs:
             return []
-        started = init_ray(self.address)
+        started = init_ray(self.address, log_to_driver=self.verbose > 0)
         import ray
 
         try:
@@ -123,8 +132,9 @@ class RayRunner:
                 retry_exceptions=True,
                 name="automl-asd-apply",
             )
-            logger.info("apply: %d Ray task(s), %.2g CPU and %.2g GPU each, %d retries",
-                        len(jobs), self.cpus_per_task, gpus, self.max_retries)
+            logger.info("apply: %d Ray task(s) submitted (%s), %.2g CPU and %.2g GPU each, "
+                        "%d retries", len(jobs), ", ".join(j.machine_type for j in jobs),
+                        self.cpus_per_task, gpus, self.max_retries)
             t_submit = time.perf_counter()
             # torch threads = the CPUs Ray reserved for the task (no oversubscription on a node)
             threads = max(1, int(self.cpus_per_task))

@@ -173,12 +173,15 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
+
+    quiet_ray(verbose)  # Ray/Tune/Optuna chatter only with -v
     if ray.is_initialized():
         return False
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=verbose > 0)
+        ray.init(address=address, **ray_init_kwargs(verbose))
     else:
-        ray.init(include_dashboard=False, log_to_driver=verbose > 0)
+        ray.init(include_dashboard=False, **ray_init_kwargs(verbose))
     return True
 
 
@@ -317,6 +320,8 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
                optuna_search: Any, asha: Any, fifo: Any) -> Any:
     from ray import tune
 
+    from automl_asd.orchestration.progress import TrialProgress
+
     space = cfg.space
     searcher = optuna_search(space.optuna_function(), metric=_METRIC, mode="max",
                              seed=cfg.seed, points_to_evaluate=[space.baseline_point()])
@@ -333,7 +338,7 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
                                     time_budget_s=cfg.time_budget_s, reuse_actors=True),
         run_config=tune.RunConfig(
             name=TUNE_DIRNAME, storage_path=storage, verbose=min(cfg.verbose, 1),
-            callbacks=list(callbacks),
+            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs))],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
 
