@@ -21,10 +21,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_asd.apply import MachineJob, MachineOutcome, RunMachineFn, run_job
+from automl_asd.progress import format_seconds
 
 __all__ = ["RayRunner", "init_ray"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between the driver's "still running" lines while no task finishes.
+HEARTBEAT_S = 60.0
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
@@ -148,7 +152,13 @@ class RayRunner:
             outcomes: list[MachineOutcome] = []
             try:
                 while pending:
-                    done, pending = ray.wait(pending, num_returns=1)
+                    done, pending = ray.wait(pending, num_returns=1, timeout=HEARTBEAT_S)
+                    if not done:  # a line a minute while tasks run (their logs stay hidden)
+                        logger.info("apply: %d of %d machine type(s) done, still running: %s "
+                                    "(%s)", len(outcomes), len(jobs),
+                                    ", ".join(sorted(refs[r].machine_type for r in pending)),
+                                    format_seconds(time.perf_counter() - t_submit))
+                        continue
                     ref = done[0]
                     job = refs[ref]
                     try:
