@@ -11,6 +11,7 @@ its run directory without rerunning finished trials.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -201,12 +202,9 @@ def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
 # search
 # --------------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    import optuna
-    import ray
+    from automl_asd.provenance import package_versions
 
-    from automl_asd import __version__
-
-    return {"automl_asd": __version__, "ray": ray.__version__, "optuna": optuna.__version__}
+    return package_versions()
 
 
 def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
@@ -310,7 +308,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             import ray
 
             ray.shutdown()
-    return replace(_freeze(cfg, out, table, mtypes, io), interrupted=interrupted)
+    from automl_asd.provenance import data_fingerprint
+
+    return replace(_freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines)),
+                   interrupted=interrupted)
 
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
@@ -416,7 +417,7 @@ def _short_error(error: BaseException | None) -> str | None:
 
 
 def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str, ...],
-            io: Any) -> SearchOutcome:
+            io: Any, *, dev_data: Any = None) -> SearchOutcome:
     if table.empty or not (table["status"] == "complete").any():
         io.write_trials(out, table)
         errors = table["error"].dropna().unique().tolist() if not table.empty else []
@@ -440,7 +441,8 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                              description=description).with_provenance(
         source="search", space_name=space.name, space_sha256=space.sha256,
         dev_machine_types=list(mtypes), objective=float(best["omega"]),
-        trial_id=str(best["trial_id"]), created=_now())
+        trial_id=str(best["trial_id"]), created=_now(), versions=_versions(),
+        dev_data=None if dev_data is None else dataclasses.asdict(dev_data))
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, table),
              "plot": io.plot_omega(out, table)}
     files["report"] = io.write_search_report(
