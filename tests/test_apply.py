@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from automl_asd.apply import (
     run_job,
 )
 from automl_asd.data import Domain, Label, MachineData
+from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
 from automl_asd.metrics import evaluate_submission
@@ -151,9 +151,12 @@ def test_serial_apply_writes_submission_summary_and_reports(tmp_path: Path) -> N
     assert report.official_score == pytest.approx(expected.official_score)
     assert 0.0 < report.official_score < 1.0  # type: ignore[operator]
     md = (out / "results.md").read_text()
-    assert f"{report.official_score:.6f}" in md and "seconds" in md
-    header = (out / "results.csv").read_text().splitlines()[0]
-    assert header.startswith("machine_type,auc_source,auc_target,pauc") and "seconds" in header
+    assert f"official score Ω = {report.official_score:.4f}" in md and "seconds" in md
+    assert f"`standin` (content hash `{recipe.content_hash()[:16]}`)" in md
+    assert "not the official DCASE baseline" in md
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[:2] == ["alpha", ",".join(OFFICIAL_COLUMNS)]
+    assert lines[-1] == f"official score,{report.official_score:.4f}"
 
 
 def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
@@ -264,14 +267,12 @@ def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha", "beta"))
     out = tmp_path / "out"
     apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()), plots=False)
-    rows = {ln.split(",")[0]: ln.split(",") for ln in
-            (out / "results.csv").read_text().splitlines()}
-    header = rows["machine_type"]
-    sec = header.index("seconds")
+    md = (out / "results.md").read_text()
     for mt in ("alpha", "beta"):
         summary = json.loads((out / f"{mt}.summary.json").read_text())
-        assert float(rows[mt][sec]) == pytest.approx(summary["seconds"])
-    assert math.isnan(float(rows["h-mean"][sec] or "nan"))
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| {mt} | 0."))
+        assert [c.strip() for c in row.split("|")][4] == f"{summary['seconds']:.1f}"
+        assert summary["official_baseline"] is None
     sub = read_submission(out, "alpha", "00")
     assert len(sub.scores) == 12 and sub.decisions is not None
 
