@@ -300,3 +300,49 @@ def test_cli_serial_real_pipeline_and_bad_recipe(
                                "detector": {"name": "nope"}}))
     assert main([*base, "--frozen", str(bad)]) == 1
     assert "detector.name" in capsys.readouterr().err
+
+
+def test_summarize_puts_runs_side_by_side(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from automl_asd.cli import main
+    from automl_asd.metrics import official_score
+
+    data = _make_tree(tmp_path / "data")
+    reports = {}
+    for seed in (7, 8):
+        reports[seed] = apply_recipe(_recipe(seed=seed), data, tmp_path / f"run{seed}",
+                                     runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    apply_recipe(_recipe(seed=9), data, tmp_path / "nolabels",
+                 runner=SerialRunner(run_fn=FakeRun()), evaluate=False)
+    table = tmp_path / "table.md"
+    runs = [str(tmp_path / "run7"), str(tmp_path / "run8"), str(tmp_path / "nolabels")]
+    assert main(["summarize", *runs, "--out", str(table)]) == 0
+    printed = capsys.readouterr().out
+    md = table.read_text()
+    assert md in printed
+    head = next(ln for ln in md.splitlines() if ln.startswith("| run |"))
+    assert head == "| run | recipe | hash | official baseline | Ω | alpha | beta | gamma |"
+    for seed, rep in reports.items():
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| `{tmp_path}/run{seed}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:4] == ["`standin`", f"`{rep.recipe_hash[:12]}`", "no"]
+        assert cells[4] == f"{rep.official_score:.4f}"
+        for i, mt in enumerate(MTS):
+            omega_mt = official_score({k: v for k, v in rep.metrics.items() if k[0] == mt})
+            assert cells[5 + i] == f"{omega_mt:.4f}"
+        total = next(ln for ln in md.splitlines()
+                     if ln.startswith(f"| `{tmp_path}/run{seed}` | TOTAL score |"))
+        assert f"| {rep.official_score:.4f} |" in total
+    row = next(ln for ln in md.splitlines() if ln.startswith(f"| `{tmp_path}/nolabels` |"))
+    assert row.endswith("| no | — | — | — | — |")
+
+    csv_out = tmp_path / "table.csv"
+    assert main(["summarize", *runs[:2], "--out", str(csv_out)]) == 0
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "run,recipe,hash,official baseline,Ω,alpha,beta,gamma"
+    assert lines[1].split(",")[4] == f"{reports[7].official_score:.4f}"
+
+    capsys.readouterr()
+    assert main(["summarize", runs[0], str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"{data}: not an apply run (no <machine type>.summary.json)" in err
