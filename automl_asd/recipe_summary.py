@@ -61,7 +61,7 @@ def point_summary(space: SearchSpace, point: Mapping[str, Any]) -> str:
     out.append(body)
     method = recipe.get("normalization", {}).get("method", "none")
     if method != "none" or any(n == "normalization.method" for n in point):
-        out.append(str(method))
+        out.append("no normalisation" if method == "none" else str(method))
     for section in ("threshold", "supplemental", "ensemble", "seed"):
         items = searched.get(section, [])
         if section == "seed" and items:
