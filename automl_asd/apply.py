@@ -276,7 +276,7 @@ def apply_machine(
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
     """
-    from automl_asd.recipe import Recipe
+    from automl_asd.recipe import Recipe, official_baseline_name
 
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -303,6 +303,7 @@ def apply_machine(
         "machine_type": machine_type,
         "recipe_name": rec.name,
         "recipe_hash": rec.content_hash(),
+        "official_baseline": official_baseline_name(rec),
         "package_version": __version__,
         "data_root": str(Path(data_root).resolve()),
         "sections": sorted({str(s) for s in result.sections}),
@@ -444,7 +445,7 @@ def evaluate_outputs(
     Returns ``(metrics.SubmissionEvaluation or None, files written)``.
     """
     from automl_asd.io.plots import plot_roc, plot_score_histogram
-    from automl_asd.io.results import write_results_table
+    from automl_asd.io.results import recipe_of_run, write_results_table
     from automl_asd.io.submission import align_submission, read_submission
     from automl_asd.metrics import evaluate_submission
 
@@ -465,7 +466,8 @@ def evaluate_outputs(
                 threshold=summaries[mt].get("threshold"),
             ))
     seconds = {mt: float(s.get("seconds", 0.0)) for mt, s in summaries.items()}
-    files.extend(write_results_table(Path(out_dir), evaluation.table, seconds=seconds))
+    files.extend(write_results_table(Path(out_dir), evaluation.per_section, seconds=seconds,
+                                     recipe=recipe_of_run(summaries)))
     files.append(write_json(Path(out_dir) / "metrics.json", evaluation.to_json_dict()))
     return evaluation, files
 

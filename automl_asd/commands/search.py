@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{', '.join(shipped_space_names()) or 'none found'} "
                              f"(in {SHIPPED_SPACES_DIR})")
     parser.add_argument("--trials", required=True, type=int, metavar="N",
-                        help="number of trials (the baseline recipe is the first)")
+                        help="number of trials (the space's reference recipe is the first)")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
                         help="run folder: recipe.json, trials.parquet, search_report.md, "
                              "omega_over_trials.png, Tune state (for --resume)")
@@ -75,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.leave_one_out:
         loo = run_leave_one_out(cfg)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
-              f"{args.trials} trials per fold):")
+              f"{args.trials} trials per fold; {space.describe_reference()}):")
         for _, row in loo.table.iterrows():
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
-                  f"held-out Ω {row['held_out_omega']:.4f}  (baseline "
-                  f"{row['baseline_held_out_omega']:.4f})")
+                  f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "
+                  f"{row['reference_held_out_omega']:.4f})")
         print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
         print(f"table: {loo.files['report']}")
         return 0
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     counts = outcome.trials["status"].value_counts().to_dict()
     status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"{len(outcome.trials)} trials ({status}) on {', '.join(outcome.machine_types)}")
-    base = (f"; baseline Ω = {outcome.baseline_omega:.4f}"
-            if outcome.baseline_omega is not None else "")
+    base = (f"; {outcome.reference}: Ω = {outcome.reference_omega:.4f}"
+            if outcome.reference_omega is not None else "")
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
     print(f"frozen recipe: {outcome.files['recipe']}")
     print(f"report: {outcome.files['report']}")
