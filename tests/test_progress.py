@@ -92,7 +92,7 @@ def test_trial_line_counts_statuses_and_the_best_complete_omega() -> None:
 
     progress = TrialProgress(n_rungs=2, bar=False)
     progress.setup(total_num_samples=5)
-    base = _trial("a", "TERMINATED", omega=0.6, rung=2, is_baseline=1)
+    base = _trial("a", "TERMINATED", omega=0.6, rung=2, is_reference=1)
     early = _trial("b", "TERMINATED", omega=0.9, rung=1)  # stopped early: not a best
     running = _trial("c", "RUNNING", omega=0.7, rung=2)  # just finished, status not set yet
     trials = [base, early, running, _trial("d", "PENDING")]

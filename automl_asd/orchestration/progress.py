@@ -124,7 +124,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         else:
             status = (f"stopped early Ω {float(omega):.4f} at rung "
                       f"{int(result.get('rung', 0))}/{self.n_rungs}")
-        if result.get("is_baseline"):
+        if result.get("is_reference"):  # the space's starting point, queued first
             status += " (reference recipe)"
         best = [float(t.last_result["omega"]) for t in trials
                 if (t.trial_id in finished and t.status != "ERROR" and t.last_result
