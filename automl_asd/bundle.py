@@ -327,7 +327,7 @@ def _domain_stats(arr: NDArray[Any], where: Path) -> tuple[float, float]:
     if a.shape != (2,):
         raise BundleError(f"{where}: expected (mean, std) of shape (2,), got {a.shape}")
     if not a[1] > 0:
-        raise BundleError(f"{where}: normaliser std {a[1]!r} is not positive (zero variance "
+        raise BundleError(f"{where}: normaliser std {float(a[1])!r} is not positive (zero variance "
                           "would give infinite scores); the bundle is damaged")
     return float(a[0]), float(a[1])
 

@@ -138,21 +138,18 @@ def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | N
     target = out.resolve()
     if out.is_dir():
         raise OutputError(f"--out {out}: is a folder; give the CSV file to write")
-    if out.suffix.lower() == ".wav":
-        raise OutputError(f"--out {out}: a .wav name; give a .csv file (the scores would "
-                          "replace a recording)")
     for p in inputs:
         if _same(out, p) or target == p.resolve():
             raise OutputError(f"--out {out}: is one of the recordings to score; choose another "
                               "file for the scores")
+    if out.suffix.lower() == ".wav":
+        raise OutputError(f"--out {out}: a .wav name; give a .csv file (the scores would "
+                          "replace a recording)")
     mroot = model.resolve()
     if _same(out, model) or target == mroot or (model.is_dir() and (
             target.is_relative_to(mroot) or any(_same(out, q) for q in model.rglob("*")))):
         raise OutputError(f"--out {out}: is the model bundle {model} or inside it; choose "
                           "another file for the scores")
-    if watch is not None and target.is_relative_to(watch.resolve()) \
-            and out.suffix.lower() == ".wav":
-        raise OutputError(f"--out {out}: inside the watched folder as a .wav")
     if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
         with out.open("rb") as fh:
             first = fh.readline(4096).decode("utf-8", "replace").strip()

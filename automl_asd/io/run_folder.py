@@ -192,12 +192,13 @@ class RunFolder:
     """
 
     def __init__(self, path: Path, command: str, manifest: dict[str, Any], lock: FolderLock,
-                 *, overwrite: bool) -> None:
+                 *, overwrite: bool, created: bool = False) -> None:
         self.path = path
         self.command = command
         self.manifest = manifest
         self.overwrite = overwrite
         self._lock = lock
+        self._created = created
 
     # -- open / close
     @classmethod
@@ -224,14 +225,15 @@ class RunFolder:
         lock = FolderLock(out, command).acquire()
         try:
             manifest = cls._read(man_path, overwrite=overwrite)
-            folder = cls(out, command, manifest, lock, overwrite=overwrite)
+            existed = bool(manifest)
+            folder = cls(out, command, manifest, lock, overwrite=overwrite, created=created)
             folder.adopt_journals()
             prev_cmd = manifest.get("command")
             if prev_cmd not in (None, command):
                 raise OutputError(f"{out}: holds the outputs of `automl-asd {prev_cmd}` "
                                   f"(see {RUN_MANIFEST}); choose another output folder")
             prev = manifest.get("recipe_hash")
-            if recipe_hash is not None and prev not in (None, recipe_hash):
+            if recipe_hash is not None and prev not in (None, recipe_hash) and folder.files:
                 if not overwrite:
                     raise OutputError(
                         f"{out}: holds the outputs of recipe {manifest.get('recipe_name')} "
@@ -241,13 +243,14 @@ class RunFolder:
                 logger.warning("%s: replacing the outputs of recipe %s (%s) (--overwrite)", out,
                                manifest.get("recipe_name"), str(prev)[:12])
                 folder.remove_owned(lambda _: True)
-            if created or not manifest:
+            if not manifest.get("format"):
                 manifest.update({"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
                                  "created": _now(), "files": manifest.get("files", {})})
             manifest.update({"command": command, "updated": _now()})
             if recipe_hash is not None:
                 manifest.update({"recipe_hash": recipe_hash, "recipe_name": recipe_name})
-            folder.save()
+            if existed:
+                folder.save()  # a new manifest is written with the run's first file
         except BaseException:
             lock.release()
             raise
@@ -275,7 +278,14 @@ class RunFolder:
         return data
 
     def close(self) -> None:
-        """Release the lock (the manifest is saved on every change)."""
+        """Release the lock (the manifest is saved on every change). A run that wrote nothing
+        leaves nothing: no lock file, and no folder when it created it."""
+        if not (self.path / RUN_MANIFEST).exists():
+            self._lock.path.unlink(missing_ok=True)
+            self._lock.release()
+            if self._created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+            return
         self._lock.release()
 
     def __enter__(self) -> RunFolder:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from automl_asd.io.run_folder import OutputError, RunFolder
+from automl_asd.io.run_folder import LOCK_FILE, OutputError, RunFolder
 
 __all__ = ["DemoOutcome", "run_demo", "DEMO_DIRS"]
 
@@ -45,7 +45,7 @@ class DemoOutcome:
 def _refuse_foreign(out: Path) -> None:
     """The demo replaces ``search/`` and the apply folders on a rerun: refuse a non-empty
     folder that is not an earlier demo's."""
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise OutputError(f"{out}: not empty and not the folder of an earlier `automl-asd "
                           "demo` (a rerun replaces its search/ and apply folders); choose a new "
                           "or empty --out")
