@@ -618,7 +618,7 @@ def _apply_locked(
     shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
                                resume=resume) if pending else None
     if shared_dir is not None:
-        folder.record_tree("shared")
+        folder.record_tree("shared", listed_in="shared.json")
     for mt in names:
         previous = done_before.get(mt)
         if previous is not None:
@@ -655,7 +655,7 @@ def _apply_locked(
             ground_truth=None if ground_truth is None else Path(ground_truth),
             plots=plots,
         )
-        folder.record(files)
+        folder.record([Path(f).resolve() for f in files])
     return ApplyReport(
         out_dir=out,
         recipe_name=rec.name,

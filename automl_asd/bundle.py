@@ -21,7 +21,10 @@ cannot run code. Before anything is built, every file is checked against the man
 that is missing, has another sha256, is not listed, or is neither ``.json`` nor ``.npy``
 (e.g. a dropped-in pickle) is refused with :class:`BundleError` naming it; so are a bundle
 format, package version or torch version other than this installation's (unless
-``strict_versions=False``). The checksums detect corruption and accidental edits; they are not
+``strict_versions=False``). Arrays holding NaN/inf, zero-variance normalisers and ``.npy``
+headers declaring more data than the file holds are refused too, and :meth:`Bundle.score`
+raises :class:`NonFiniteScoreError` naming a clip that scores NaN/inf (never a silent "normal").
+The checksums detect corruption and accidental edits; they are not
 a signature (whoever can rewrite the manifest can rewrite the checksums), which is why loading
 never executes stored content.
 

@@ -24,7 +24,7 @@ import soundfile as sf
 
 from automl_asd.cli import main
 from automl_asd.io.results import sha256_file
-from automl_asd.io.run_folder import RUN_MANIFEST, FolderLock, OutputError
+from automl_asd.io.run_folder import RUN_MANIFEST, FolderLock, OutputError, RunFolder, journal
 
 MT = "fan"
 TRAIN_CLIP = "train/section_00_source_train_normal_0000_spd_2_mic_1.wav"
@@ -207,6 +207,18 @@ def test_rerun_clears_only_its_own_files(applied: Path, data: Path,
         assert sha256_file(out / name) == sha256_file(applied / name)
 
 
+@pytest.mark.slow
+def test_relative_out_lists_every_file_it_wrote(data: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(_apply(data, Path("runs/rel"))) == 0
+    out = tmp_path / "runs" / "rel"
+    listed = json.loads((out / RUN_MANIFEST).read_text())["files"]
+    written = {rel for rel in _snapshot(out) if not rel.startswith(".automl-asd-run")}
+    assert set(listed) == written and "metrics.json" in written
+    assert not list(out.glob(".automl-asd-run.journal-*"))
+
+
 def test_save_shared_keeps_foreign_files(tmp_path: Path) -> None:
     from automl_asd.io.bundle import load_shared, save_shared
 
@@ -218,6 +230,11 @@ def test_save_shared_keeps_foreign_files(tmp_path: Path) -> None:
     save_shared(out, [{"w": np.arange(4.0)}], recipe_hash="h", machine_types=["fan"])
     assert (out / "important.txt").read_text() == "keep me"
     np.testing.assert_array_equal(load_shared(out, recipe_hash="h")[0]["w"], np.arange(4.0))
+    # apply lists only the stage's own files as the run's: the user's file stays foreign
+    with RunFolder.open(tmp_path, command="apply") as folder:
+        folder.record_tree("shared", listed_in="shared.json")
+        assert {"shared/shared.json", "shared/members/000/000-w.npy"} <= set(folder.files)
+        assert folder.foreign(["shared/*"]) == ["shared/important.txt"]
     # a foreign file under a name the stage writes is refused, not replaced
     other = tmp_path / "other"
     (other / "members" / "000").mkdir(parents=True)
@@ -225,6 +242,23 @@ def test_save_shared_keeps_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="000-w.npy: exists and is not part of the shared"):
         save_shared(other, states, recipe_hash="h", machine_types=["fan"])
     assert (other / "members/000/000-w.npy").read_bytes() == b"user data"
+
+
+def test_files_of_a_killed_run_are_still_its_own(tmp_path: Path) -> None:
+    """A task journals each name before creating the file: after the driver died, the next
+    run still knows the file is the tool's (and may replace it), not a user's."""
+    out = tmp_path / "out"
+    out.mkdir()
+    journal(out, MT, [f"{MT}.summary.json", f"anomaly_score_{MT}_section_00_test.csv"])
+    (out / f"{MT}.summary.json").write_text("{}")
+    (out / "user.txt").write_text("mine")
+    with RunFolder.open(out, command="apply") as folder:
+        assert folder.owns(f"{MT}.summary.json") and not folder.owns("user.txt")
+        assert not folder.owns(f"anomaly_score_{MT}_section_00_test.csv")  # never created
+        assert folder.foreign(["*"]) == ["user.txt"]
+        assert folder.remove_matching(["*"]) == [f"{MT}.summary.json"]
+    assert (out / "user.txt").read_text() == "mine"
+    assert not list(out.glob(".automl-asd-run.journal-*"))
 
 
 # ============================================================================ concurrency

@@ -5,7 +5,9 @@ files it wrote there, and never deletes or replaces anything else:
 
 * ``<out>/.automl-asd-run.json`` (the *run manifest*): the command, the recipe name and hash,
   and ``files``: every file the runs of that folder wrote, as ``{relative path: sha256}``.
-  A file whose name is listed is the run's own; any other file is *foreign*.
+  A file whose name is listed is the run's own (a rerun may replace it, even if it was edited
+  since; ``--resume`` reruns a machine type whose files no longer match); any other file is
+  *foreign*.
 * ``<out>/.automl-asd-run.lock``: one advisory lock per folder (``fcntl.flock``, held for the
   whole command; the file holds the holder's pid, host and command). A second writer fails at
   once with a one-line error naming that pid and host.
@@ -311,11 +313,11 @@ class RunFolder:
         return Path(relpath).as_posix() in self.files
 
     def record(self, relpaths: Iterable[str | Path], *, save: bool = True) -> None:
-        """List files the run wrote (relative paths, or absolute ones inside the folder) with
-        their current sha256; names that do not exist (any more) are dropped."""
+        """List files the run wrote (paths relative to the folder, or absolute paths inside it)
+        with their current sha256; names that do not exist (any more) are dropped."""
         for rel in relpaths:
             p = Path(rel)
-            p = p.relative_to(self.path) if p.is_absolute() else p
+            p = p.relative_to(self.path.resolve()) if p.is_absolute() else p
             full = self.path / p
             if full.is_file() and not full.is_symlink():
                 self.files[p.as_posix()] = sha256_file(full)
@@ -324,13 +326,21 @@ class RunFolder:
         if save:
             self.save()
 
-    def record_tree(self, reldir: str) -> None:
-        """List every regular file under ``<folder>/<reldir>`` as the run's own."""
+    def record_tree(self, reldir: str, *, listed_in: str) -> None:
+        """List as the run's own the files of ``<folder>/<reldir>`` that its manifest file
+        ``listed_in`` (JSON with a ``files`` table, e.g. ``shared.json``) names, plus that
+        file; other files there (a user's) stay foreign."""
         root = self.path / reldir
-        for rel in [k for k in self.files if k.startswith(f"{reldir.rstrip('/')}/")]:
+        prefix = f"{reldir.rstrip('/')}/"
+        for rel in [k for k in self.files if k.startswith(prefix)]:
             del self.files[rel]
-        self.record([p.relative_to(self.path) for p in sorted(root.rglob("*"))
-                     if p.is_file() and not p.is_symlink()] if root.is_dir() else [])
+        try:
+            doc = json.loads((root / listed_in).read_text(encoding="utf-8"))
+            names = [str(n) for n in dict(doc.get("files", {}))] + [listed_in]
+        except (OSError, ValueError, TypeError, AttributeError):
+            names = []
+        self.record([f"{prefix}{n}" for n in names
+                     if ".." not in Path(n).parts and not Path(n).is_absolute()])
 
     def adopt_journals(self, tags: Sequence[str] | None = None) -> None:
         """Fold writers' journals into the manifest (all of them, or those of ``tags``)."""
