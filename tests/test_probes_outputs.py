@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.cli import main
 from automl_asd.io.results import sha256_file
@@ -447,6 +448,20 @@ def test_score_refuses_nan_scores_naming_the_clip(applied: Path, data: Path, tmp
                  "--out", str(out)]) == 1
     line = _err_line(capsys)
     assert "loud.wav: non-finite anomaly score" in line and not out.exists()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_score_in_ray_tasks_refuses_nan_in_one_line(
+        ray_session: None, applied: Path, data: Path, tmp_path: Path,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    loud = _loud_clip(data, tmp_path / "loud.wav")
+    out = tmp_path / "s.csv"
+    assert main(["score", "--model", str(applied / "models" / MT), str(loud), "--address",
+                 "local", "--out", str(out)]) == 1
+    line = _err_line(capsys)
+    assert line.startswith("automl-asd score: error: ") and "loud.wav: non-finite" in line
+    assert not out.exists()
 
 
 def test_watch_refuses_nan_scores_and_goes_on(applied: Path, data: Path, tmp_path: Path,
