@@ -391,11 +391,13 @@ class RunFolder:
             logger.warning("%s: may replace %d file(s) this tool did not write (--overwrite): "
                            "%s", self.path, len(found), ", ".join(found[:5]))
             return
-        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        also = ""
+        if len(found) > 1:
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            also = f" (also {', '.join(found[1:3])}{more})"
         raise OutputError(f"{self.path / found[0]}: exists and was not written by automl-asd "
-                          f"into this folder ({', '.join(found[1:3]) + more or 'alone'}); "
-                          "the run would replace or mix with it: move it away, choose another "
-                          "output folder, or pass --overwrite")
+                          f"into this folder{also}; the run would replace or mix with it: move "
+                          "it away, choose another output folder, or pass --overwrite")
 
     def remove_owned(self, keep_if_not: Callable[[str], bool]) -> list[str]:
         """Delete the run's own files whose relative path satisfies the predicate; foreign files
