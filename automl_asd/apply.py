@@ -614,7 +614,7 @@ def _apply_locked(
     recipe_dict = rec.to_dict()
     done_before = resumable(folder, root, names, rhash) if resume else {}
     pending = [mt for mt in names if mt not in done_before]
-    claim(folder, pending, shared=bool(pending) and needs_shared(rec), report=evaluate)
+    claim(folder, root, pending, shared=bool(pending) and needs_shared(rec), report=evaluate)
     shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
                                resume=resume) if pending else None
     if shared_dir is not None:

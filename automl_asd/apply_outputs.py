@@ -15,6 +15,7 @@ Used by :func:`automl_asd.apply.apply_recipe` around its runner (see
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,13 +46,30 @@ def open_apply_folder(out: Path, rec: Recipe, *, overwrite: bool = False) -> Run
                           recipe_name=rec.name, overwrite=overwrite)
 
 
-def claim(folder: RunFolder, machine_types: Sequence[str], *, shared: bool,
+_SECTION = re.compile(r"^section_(\d+)_")
+
+
+def test_sections(data_root: Path, machine_type: str) -> list[str]:
+    """Section ids of ``machine_type``'s test clip names (``[]`` when none can be read; the
+    task then reports the problem itself)."""
+    directory = machine_dir(data_root, machine_type)
+    folder = None if directory is None else directory / "test"
+    if folder is None or not folder.is_dir():
+        return []
+    found = {m.group(1) for p in folder.iterdir()
+             if p.suffix.lower() == ".wav" and (m := _SECTION.match(p.name))}
+    return sorted(found)
+
+
+def claim(folder: RunFolder, data_root: Path, machine_types: Sequence[str], *, shared: bool,
           report: bool) -> None:
-    """Refuse foreign files among what the run will write for ``machine_types`` (plus the
-    shared stage and the report files when asked), unless the folder allows overwriting."""
+    """Refuse foreign files among the names the run will write for ``machine_types`` (their
+    test sections' CSVs and plots, summary, error report, bundle folder; plus the shared stage
+    and the report files when asked), unless the folder allows overwriting. Foreign files
+    under other names (e.g. another section's CSV) are kept and not refused."""
     patterns: list[str] = []
     for mt in machine_types:
-        patterns.extend(machine_patterns(mt))
+        patterns.extend(machine_patterns(mt, test_sections(data_root, mt) or None))
     if shared:
         patterns.extend(SHARED_PATTERNS)
     if report:

@@ -197,11 +197,14 @@ def test_rerun_clears_only_its_own_files(applied: Path, data: Path,
     assert f"models/{MT}/my_notes.txt: exists and was not written" in _err_line(capsys)
     assert (out / "models" / MT / "my_notes.txt").read_text() == "mine"
     (out / "models" / MT / "my_notes.txt").unlink()
-    # a rerun replaces the run's own files; a foreign file in its names needs --overwrite
-    (out / f"anomaly_score_{MT}_section_07_test.csv").write_text("x.wav,1\n")
+    # a foreign file under a name the run writes (a plot of this run's type) is refused too
+    (out / f"roc_{MT}.png").write_bytes(b"my plot")
     assert main(_apply(data, out)) == 1
-    assert f"anomaly_score_{MT}_section_07_test.csv: exists" in _err_line(capsys)
-    assert main(_apply(data, out, "--overwrite")) == 0
+    assert f"roc_{MT}.png: exists and was not written" in _err_line(capsys)
+    (out / f"roc_{MT}.png").unlink()
+    # a rerun replaces the run's own files and keeps foreign files under other names
+    (out / f"anomaly_score_{MT}_section_07_test.csv").write_text("x.wav,1\n")
+    assert main(_apply(data, out)) == 0
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / f"anomaly_score_{MT}_section_07_test.csv").read_text() == "x.wav,1\n"
     for name in (f"anomaly_score_{MT}_section_00_test.csv", "metrics.json"):

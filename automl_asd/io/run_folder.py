@@ -68,13 +68,18 @@ _TOOL_NAMES = (RUN_MANIFEST, LOCK_FILE)
 REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
 
 
-def machine_patterns(machine_type: str) -> tuple[str, ...]:
+def machine_patterns(machine_type: str,
+                     sections: Sequence[str] | None = None) -> tuple[str, ...]:
     """Relative-path patterns (``fnmatch``, ``*`` crosses ``/``) of what ``apply`` writes for one
-    machine type: submission CSVs, summary, error report, plots and the model bundle."""
+    machine type: submission CSVs, summary, error report, plots and the model bundle (every
+    section, or exactly ``sections``)."""
     mt = machine_type
-    return (f"anomaly_score_{mt}_section_*_test.csv", f"decision_result_{mt}_section_*_test.csv",
-            f"{mt}.summary.json", f"{mt}.error.txt", f"roc_{mt}.png", f"hist_{mt}.png",
-            f"roc_{mt}_section_*.png", f"hist_{mt}_section_*.png", f"models/{mt}/*")
+    secs = list(sections) if sections else ["*"]
+    per_section = [name for ss in secs for name in (
+        f"anomaly_score_{mt}_section_{ss}_test.csv", f"decision_result_{mt}_section_{ss}_test.csv",
+        f"roc_{mt}_section_{ss}.png", f"hist_{mt}_section_{ss}.png")]
+    return (*per_section, f"{mt}.summary.json", f"{mt}.error.txt", f"roc_{mt}.png",
+            f"hist_{mt}.png", f"models/{mt}/*")
 
 
 class OutputError(ValueError):
