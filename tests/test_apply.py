@@ -203,10 +203,15 @@ def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None
                  evaluate=False)
     assert third.calls == []
 
-    # another recipe (different hash) reruns everything; without --resume everything reruns
+    # another recipe (different hash) is refused: the folder would mix two recipes
     fourth = FakeRun()
+    with pytest.raises(ValueError, match=r"holds the outputs of recipe standin .*--overwrite"):
+        apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth),
+                     resume=True, evaluate=False)
+    assert fourth.calls == []
+    # --overwrite replaces that run (everything reruns); without --resume everything reruns
     apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth), resume=True,
-                 evaluate=False)
+                 evaluate=False, overwrite=True)
     assert sorted(fourth.calls) == list(MTS)
     fifth = FakeRun()
     apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fifth), evaluate=False)

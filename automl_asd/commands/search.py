@@ -54,12 +54,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(NFS path or s3://...; default RUN_DIR)")
 
 
+#: What a search writes into its run folder (``tune/``: Ray Tune's state, ``loo/``: folds).
+SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_trials.png",
+                   "search_report.md", "leave_one_out.parquet", "leave_one_out.md", "tune/*",
+                   "loo/*")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Lock ``--out`` (one writer), refuse foreign files among the names a new search writes,
+    run the search, then list the files it wrote in the folder's run manifest."""
     from automl_asd.environment import require_torchaudio
+    from automl_asd.io.run_folder import RunFolder
+    from automl_asd.search_space import load_space
+
+    load_space(args.space)  # fail fast, before the output folder is created
+    require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
+    with RunFolder.open(args.out, command="search") as folder:
+        if not args.resume:
+            folder.check_free(SEARCH_PATTERNS)
+        try:
+            return _run(args)
+        finally:
+            folder.manifest["dirs"] = [d for d in ("tune", "loo") if (args.out / d).is_dir()]
+            folder.record(p.name for p in sorted(args.out.iterdir())
+                          if p.is_file() and p.name in SEARCH_PATTERNS)
+
+
+def _run(args: argparse.Namespace) -> int:
     from automl_asd.search_space import load_space
 
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
-    require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
