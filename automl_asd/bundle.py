@@ -51,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.audio import AudioError
+from automl_asd.errors import AutomlAsdError
 
 if TYPE_CHECKING:
     from automl_asd.features import FeatureSpec
@@ -86,7 +87,7 @@ ALLOWED_SUFFIXES = (".json", ".npy")
 MAX_BUNDLE_BYTES = 4 << 30
 
 
-class BundleError(ValueError):
+class BundleError(AutomlAsdError, ValueError):
     """A bundle that cannot be used; the message names the bundle file and the fix."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from automl_asd.errors import PermanentError
+
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
     "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
@@ -23,7 +25,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(PermanentError, ValueError):
     """A data tree, file name or wav file that cannot be used; the message names the file."""
 
 

@@ -47,6 +47,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEV_MACHINE_TYPES",
@@ -100,7 +102,7 @@ _LOG_EVERY_S = 30.0
 DEFAULT_MIN_FREE_BYTES = 64 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AutomlAsdError, RuntimeError):
     """A download, verification or extraction that failed; the message names the file."""
 
 

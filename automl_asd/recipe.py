@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
 
 __all__ = [
@@ -54,7 +55,7 @@ CombineRule = Literal["mean_z", "mean", "max"]
 ProvenanceSource = Literal["shipped", "search", "manual"]
 
 
-class RecipeError(ValueError):
+class RecipeError(PermanentError, ValueError):
     """A malformed recipe; the message starts with the JSON path of the offending field."""
 
 

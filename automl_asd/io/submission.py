@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from automl_asd.errors import AutomlAsdError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -68,7 +70,7 @@ _GT_RE = re.compile(r"^ground_truth_(?P<mt>[^_]+)_section_(?P<ss>\d{2})_test\.cs
 _MAX_LISTED = 10
 
 
-class SubmissionError(ValueError):
+class SubmissionError(AutomlAsdError, ValueError):
     """A submission or ground-truth file that cannot be used; the message names file and fix."""
 
 
