@@ -530,7 +530,9 @@ class Bundle:
         n = max(1, min(n, len(items)))
         if n == 1:
             return [self._features_one(x, resample, sample_rate) for x in items]
-        with ThreadPoolExecutor(n, initializer=_one_torch_thread) as pool:
+        from automl_asd.threads import keep_torch_threads
+
+        with keep_torch_threads(), ThreadPoolExecutor(n, initializer=_one_torch_thread) as pool:
             return list(pool.map(lambda x: self._features_one(x, resample, sample_rate), items))
 
     # -- scoring
