@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
+from automl_asd.recipe_checks import semantic_errors
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -189,11 +190,17 @@ class Recipe:
     def from_json(cls, text: str, *, source: str = "<string>") -> Recipe:
         """Parse recipe JSON text; ``source`` names the file in error messages."""
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise RecipeError(
                 f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
             ) from None
+        except RecursionError:
+            raise RecipeError(f"{source}: not a usable recipe (JSON nested too deeply; a recipe "
+                              "is a few levels deep)") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits, a duplicate key
+            reason = str(exc).split("; use sys.set_int_max_str_digits", 1)[0]
+            raise RecipeError(f"{source}: not a usable recipe ({reason})") from None
         try:
             return _parse_recipe(data)
         except RecipeError as exc:
@@ -261,6 +268,16 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
 
 
 # ------------------------------------------------------------------- parsing
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook refusing duplicate keys (the last one would win silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in one JSON object")
+        out[key] = value
+    return out
+
+
 def _plain(value: Any) -> Any:
     """Tuples -> lists, mappings -> dicts (recursively), for JSON output."""
     if isinstance(value, Mapping):
@@ -504,7 +521,7 @@ def _parse_recipe(data: Any) -> Recipe:
     lo, hi = supplemental.noise_snr_db
     if lo > hi:
         raise RecipeError(f"supplemental.noise_snr_db: [{lo}, {hi}] must be [low, high]")
-    return Recipe(
+    recipe = Recipe(
         schema_version=version,
         name=name,
         description=_coerce(mapping.get("description", ""), str, "description"),
@@ -519,3 +536,7 @@ def _parse_recipe(data: Any) -> Recipe:
         seed=seed,
         provenance=_parse_dataclass(Provenance, mapping.get("provenance", {}), "provenance"),
     )
+    problems = semantic_errors(recipe)  # cross-field checks (automl_asd.recipe_checks)
+    if problems:
+        raise RecipeError("; ".join(problems))
+    return recipe

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serial", action="store_true",
                         help="run machine types one after another in this process, without Ray")
     parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
+    from automl_asd.commands.recipe import add_cost_arguments
+
+    add_cost_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
+    from automl_asd.recipe_checks import check_cost_for_data
+
+    # refuse absurd recipes (cache size, training work) before any work, with the estimate
+    check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,
+                        max_member_epochs=args.max_member_epochs, source=str(args.frozen))
     runner: Runner
     if args.serial:
         runner = SerialRunner()
