@@ -278,14 +278,38 @@ def verify_bundle_files(
     return manifest
 
 
-def _load_npy(files: Mapping[str, bytes], name: str, root: Path) -> NDArray[Any]:
+def npy_from_bytes(data: bytes, where: Path) -> NDArray[Any]:
+    """``np.load`` of one ``.npy`` file's bytes, without pickles, after checking that the
+    header's shape x dtype fits the bytes present (a header claiming 745 GiB would otherwise
+    try to allocate them). Raises :class:`BundleError` naming ``where``."""
+    buf = io.BytesIO(data)
     try:
-        arr = np.load(io.BytesIO(files[name]), allow_pickle=False)
-    except KeyError:
-        raise BundleError(f"{root / name}: missing (named in {MANIFEST})") from None
+        version = np.lib.format.read_magic(buf)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(buf, max_header_size=10000)
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        raise BundleError(f"{where}: not a plain .npy array ({exc}); the file is "
+                          "damaged") from None
+    need = int(np.prod(shape, dtype=object)) * int(np.dtype(dtype).itemsize)
+    have = len(data) - buf.tell()
+    if need != have and not np.dtype(dtype).hasobject:
+        raise BundleError(f"{where}: .npy header declares shape {tuple(shape)} of {dtype} "
+                          f"({need:,} bytes) but the file holds {have:,} data bytes; the file "
+                          "is damaged or forged, refusing the bundle")
+    buf.seek(0)
+    try:
+        arr = np.load(buf, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise BundleError(f"{root / name}: not a plain .npy array ({exc}); object/pickled "
+        raise BundleError(f"{where}: not a plain .npy array ({exc}); object/pickled "
                           "arrays are refused") from None
+    return np.asarray(arr)
+
+
+def _load_npy(files: Mapping[str, bytes], name: str, root: Path) -> NDArray[Any]:
+    if name not in files:
+        raise BundleError(f"{root / name}: missing (named in {MANIFEST})")
+    arr = npy_from_bytes(files[name], root / name)
     if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load of .npy gives arrays
         raise BundleError(f"{root / name}: expected one array")
     return arr

@@ -14,6 +14,7 @@ Submissions are joined to ground truth by file name, never by row order.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -115,11 +116,17 @@ def decision_file_name(machine_type: str, section: str | int) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave the temp file behind
+        raise
 
 
 def _format_score(value: float) -> str:
