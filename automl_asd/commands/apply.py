@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
                              "ground_truth_domain/) for metrics on anonymised test names")
+    parser.add_argument("--verify-audio", action="store_true",
+                        help="key the feature cache by a sha256 of each clip's bytes instead of "
+                             "by size/mtime/inode/ctime (reads every clip; for file systems "
+                             "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.recipe import load_recipe
 
     recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
+    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
+        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
