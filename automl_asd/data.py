@@ -296,6 +296,9 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
         skipped = 0
         for path in sorted(folder.iterdir()):
             if not (path.is_file() and path.suffix.lower() == ".wav"):
+                if path.suffix.lower() == ".wav":  # a folder or a dangling link named *.wav
+                    logger.warning("%s: not a regular file (folder or broken link); skipped",
+                                   path)
                 skipped += 1
                 continue
             try:
@@ -306,7 +309,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                               domain=parsed.domain, label=parsed.label, index=parsed.index,
                               attributes=parsed.attributes, kind=parsed.kind))
         if skipped:
-            logger.debug("%s: %d non-wav entries ignored", folder, skipped)
+            logger.info("%s: %d non-wav entries ignored", folder, skipped)
     train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})
     if not train_sections:
         raise DataError(f"{directory / 'train'}: machine type {mt!r} has no train clips "

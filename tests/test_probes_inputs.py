@@ -582,3 +582,20 @@ def test_probe_download_without_network_leaves_nothing(tmp_path: Path) -> None:
                             base_url="http://127.0.0.1:9/api/records", retries=1,
                             backoff_s=0.001, timeout_s=2.0, progress=False, min_free_bytes=0)
     assert sorted(p.name for p in dest.iterdir()) == ["mine.txt"]
+
+
+def test_probe_non_wav_and_dangling_links_are_reported(fan: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Probe (minor): notes.txt, a folder named *.wav and a dangling symlink in train/ were
+    skipped at debug level only."""
+    from automl_asd.data import scan
+
+    (fan / "train" / "notes.txt").write_text("x")
+    (fan / "train" / "folder.wav").mkdir()
+    (fan / "train" / "broken.wav").symlink_to(fan / "nowhere.wav")
+    with caplog.at_level("INFO", logger="automl_asd.data"):
+        machines = scan(fan.parent)
+    assert len(machines["fan"].train) == 60
+    warned = {r.getMessage().split(":")[0] for r in caplog.records if r.levelname == "WARNING"}
+    assert warned == {str(fan / "train" / "folder.wav"), str(fan / "train" / "broken.wav")}
+    assert any("3 non-wav entries ignored" in r.getMessage() for r in caplog.records)
