@@ -1,9 +1,10 @@
 """Semantic recipe checks and a cost estimate, so errors surface at the recipe, not at a wav.
 
-:func:`semantic_errors` returns every cross-field problem of a parsed recipe as
-``"json.path: message"`` strings (the recipe parser raises them as one
-:class:`~automl_asd.recipe.RecipeError`): ``f_min < f_max <= sample_rate / 2``,
-``win_length <= n_fft``, ``hop_length <= win_length``, ``n_mels <= n_fft // 2 + 1``.
+:func:`feature_semantic_errors` returns every cross-field problem of a ``features`` section as
+``"json.path: message"`` strings; the recipe parser (``recipe.feature_errors``) collects them
+with all its other problems into one :class:`~automl_asd.recipe.RecipeError`:
+``f_min < f_max <= sample_rate / 2``, ``hop_length <= win_length``,
+``n_mels <= n_fft // 2 + 1`` (``win_length <= n_fft`` is checked by the parser itself).
 
 :func:`estimate_cost` estimates what a recipe costs on a data set: feature-cache bytes
 (``sample_rate / hop_length`` frames per clip-second x ``n_bins`` x 4 bytes) and training work
@@ -28,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 from automl_asd.errors import ResourceLimitError
 
 if TYPE_CHECKING:
+    from automl_asd.features import FeatureSpec
     from automl_asd.recipe import Recipe
 
-__all__ = ["semantic_errors", "CostEstimate", "estimate_cost", "check_cost", "cost_limits",
-           "REFERENCE_CLIP_SECONDS", "data_clip_seconds", "check_cost_for_data"]
+__all__ = ["semantic_errors", "feature_semantic_errors", "CostEstimate", "estimate_cost",
+           "check_cost", "cost_limits", "REFERENCE_CLIP_SECONDS", "data_clip_seconds",
+           "check_cost_for_data"]
 
 #: DCASE 2025 Task 2 development set: 7 types x (1000 train + 200 test) clips of 10 s.
 REFERENCE_CLIP_SECONDS = 7 * 1200 * 10.0
@@ -45,26 +48,29 @@ ENV_MAX_MEMBER_EPOCHS = "AUTOML_ASD_MAX_MEMBER_EPOCHS"
 
 def semantic_errors(recipe: Recipe) -> list[str]:
     """Cross-field problems of a parsed recipe, each ``"json.path: message"`` (empty: none)."""
+    return feature_semantic_errors(recipe.features)
+
+
+def feature_semantic_errors(f: FeatureSpec, path: str = "features") -> list[str]:
+    """Cross-field problems of a ``features`` section (the recipe parser's
+    ``feature_errors`` adds them to its list; ``win_length <= n_fft`` and ``f_max > f_min``
+    are checked there)."""
     errors: list[str] = []
-    f = recipe.features
     nyquist = f.sample_rate / 2
-    f_max = f.f_max if f.f_max is not None else nyquist
     if f.f_max is not None and f.f_max > nyquist:
-        errors.append(f"features.f_max: {f.f_max:g} Hz is above the Nyquist frequency "
+        errors.append(f"{path}.f_max: {f.f_max:g} Hz is above the Nyquist frequency "
                       f"{nyquist:g} Hz of sample_rate {f.sample_rate}; use at most {nyquist:g} "
                       "or null")
-    if f.f_min >= min(f_max, nyquist):
-        errors.append(f"features.f_min: {f.f_min:g} Hz must be below f_max "
-                      f"{min(f_max, nyquist):g} Hz (sample_rate {f.sample_rate} has Nyquist "
+    if f.f_min >= nyquist and (f.f_max is None or f.f_max > f.f_min):
+        errors.append(f"{path}.f_min: {f.f_min:g} Hz must be below f_max "
+                      f"{nyquist:g} Hz (sample_rate {f.sample_rate} has Nyquist "
                       f"{nyquist:g} Hz)")
     win = f.win_length if f.win_length is not None else f.n_fft
-    if win > f.n_fft:
-        errors.append(f"features.win_length: {win} exceeds n_fft {f.n_fft}")
     if f.hop_length > win:
-        errors.append(f"features.hop_length: {f.hop_length} exceeds the window "
+        errors.append(f"{path}.hop_length: {f.hop_length} exceeds the window "
                       f"{win} (win_length, or n_fft when null); frames would skip samples")
     if f.kind == "logmel" and f.n_mels > f.n_fft // 2 + 1:
-        errors.append(f"features.n_mels: {f.n_mels} mel bands for only {f.n_fft // 2 + 1} "
+        errors.append(f"{path}.n_mels: {f.n_mels} mel bands for only {f.n_fft // 2 + 1} "
                       f"FFT bins (n_fft {f.n_fft}) leaves empty filters; use n_mels <= "
                       f"{f.n_fft // 2 + 1} or a larger n_fft")
     return errors

@@ -537,7 +537,7 @@ def test_probe_bundle_npy_header_claiming_745_gib(applied: Path, tiny_dev_root: 
     rc, _, err = _cli(capsys, "score", "--model", str(bundle), str(clip),
                       "--out", str(tmp_path / "s.csv"))
     assert rc == 1
-    _one_error_line(err, str(npy.relative_to(bundle)), "100000000000", "refusing the bundle")
+    _one_error_line(err, str(npy.relative_to(bundle)), "100000000000", "the bundle is damaged")
     assert not (tmp_path / "s.csv").exists()
 
 
