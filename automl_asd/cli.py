@@ -60,26 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    from automl_asd.environment import EnvironmentProblem
-
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from automl_asd.errors import AutomlAsdError, one_line
+
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except EnvironmentProblem as exc:  # e.g. torchaudio does not load: one line and the fix
+    except (AutomlAsdError, ValueError, KeyError, OSError, RecursionError, MemoryError) as exc:
+        # Library errors carry a message naming the file/field and the fix; OS errors name
+        # their path; no traceback for any expected error (-v shows it).
         if args.verbose:
             raise
-        print(f"automl-asd {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        # Library errors carry a message naming the file/field and the fix; no traceback.
-        if args.verbose:
-            raise
-        print(f"automl-asd {args.command}: error: {exc}", file=sys.stderr)
+        print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

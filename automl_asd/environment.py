@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from automl_asd.errors import PermanentError
+
 __all__ = [
     "EnvironmentProblem",
     "Check",
@@ -39,9 +41,9 @@ FIX = ("run `bash tools/install.sh .venv dev --editable` in the repository (rebu
 _DEFAULT_PINS = {"torch": "2.11.0", "torchaudio": "2.11.0"}
 
 
-class EnvironmentProblem(RuntimeError):
+class EnvironmentProblem(PermanentError, RuntimeError):
     """The Python environment cannot run automl-asd (e.g. torchaudio does not load); the message
-    is one line naming what is installed and the fix."""
+    is one line naming what is installed and the fix. A retry cannot heal it."""
 
 
 def installed_version(dist: str) -> str | None:

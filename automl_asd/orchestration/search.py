@@ -190,7 +190,9 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, **ray_init_kwargs(verbose))
     else:
-        ray.init(include_dashboard=False, **ray_init_kwargs(verbose))
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(**ray_init_kwargs(verbose))  # loopback only, dashboard off
     return True
 
 

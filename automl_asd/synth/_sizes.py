@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = ["SAMPLE_RATE", "Size", "SizeSpec", "SIZES", "SynthError"]
 
 SAMPLE_RATE = 16000
@@ -13,7 +15,7 @@ SAMPLE_RATE = 16000
 Size = Literal["tiny", "small", "full"]
 
 
-class SynthError(ValueError):
+class SynthError(AutomlAsdError, ValueError):
     """Invalid generator arguments or an output folder that cannot be written safely."""
 
 
