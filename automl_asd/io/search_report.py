@@ -161,8 +161,11 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     done = table[table["status"].isin(["complete", "stopped_early"])]
     done = done.sort_values(["status", "omega"], ascending=[True, False]).head(top)
     params = [c for c in table.columns if c.startswith(_PARAM)]
-    show = ["trial_id", "status", "omega", "fidelity", "wall_s", *params]
+    where = [c for c in ("node_id", "host") if c in table.columns]  # Ray node of the trial
+    show = ["trial_id", "status", "omega", "fidelity", "wall_s", *where, *params]
     top_df = done[show].rename(columns={c: c[len(_PARAM):] for c in params})
+    if "node_id" in where:
+        top_df["node_id"] = [None if v is None else str(v)[:12] for v in top_df["node_id"]]
     lines += [f"## Top {len(top_df)} trials", "",
               "Complete trials first (full fidelity), then trials ASHA stopped early "
               "(their Ω is at a lower fidelity).", "", _md_table(top_df), ""]
