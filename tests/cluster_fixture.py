@@ -28,9 +28,25 @@ from pathlib import Path
 
 import pytest
 
-#: Environment of every Ray process and driver started for the cluster tests.
-CLUSTER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-_RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+#: Environment of every Ray process and driver started for the cluster tests. Ray 2.60
+#: replaces a loopback node address by the machine's interface address unless multi-node
+#: clusters are "disabled" (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): with it, drivers, agents
+#: and workers all stay on 127.0.0.1.
+CLUSTER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+#: ``ray start`` that keeps ``--node-ip-address 127.0.0.1`` as given (no interface address)
+#: while still allowing a worker node to join (the switch above would refuse it).
+_RAY_START_LOOPBACK = """
+import sys
+import ray._private.ray_constants as constants
+import ray._private.services as services
+services.resolve_ip_for_localhost = lambda host: host
+constants.ENABLE_RAY_CLUSTER = True
+from ray.scripts.scripts import main
+sys.argv = ["ray", *sys.argv[1:]]
+main()
+"""
+_RAY = [sys.executable, "-c", _RAY_START_LOOPBACK]
 
 
 def free_port() -> int:

@@ -184,4 +184,4 @@ def test_killed_worker_node_tasks_retry_on_the_other(
         node = _summary(out, mt)["node_id"]
         print(f"{mt}: node {node}")
         assert node == survivor.node_id
-    assert _csvs(out) == _csvs(ref) and len(_csvs(ref)) == 3
+    assert _csvs(out) == _csvs(ref) and len(_csvs(ref)) == 6  # score + decision x 3 types
