@@ -662,7 +662,7 @@ def apply_recipe(
                 out_dir=str(out.resolve()),
                 cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()),
                 device=device,
-                shared_dir=None if shared_dir is None else str(shared_dir),
+                shared_dir=None if shared_dir is None else str(shared_dir.resolve()),
                 storage=storage,
             )
         )

@@ -123,7 +123,9 @@ def _probe_write(location: str, token: str | None = None) -> str | None:
             return (f"not the storage the driver sees (its file {token} is missing here); "
                     "use a shared filesystem or a URI every node reaches (--storage)")
     except Exception as exc:  # any filesystem error is the answer
-        return f"not writable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        text = (str(exc).splitlines() or [""])[0]
+        detail = text.rsplit("Detail: ", 1)[-1]  # pyarrow repeats the path before "Detail:"
+        return f"not writable ({type(exc).__name__}: {detail[:200]})"
     return None
 
 

@@ -206,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     plan += [("full (pump)", full, ["pump"], fam, 1.0) for fam in FAMILIES
              if not args.quick or fam == "pooled_stats"]
     rss_pooled: list[float] = []
+    warmed: set[tuple[str, str]] = set()
     for label, data, mts, family, fid in plan:
         cache = work / f"cache_{label.split()[0]}"
         recipe = FAMILIES[family]
-        # warm the cache with the recipe's own features first (a search reuses them)
-        _trial(recipe, data, mts, fid, cache, 1, args.threads, warm_only=True)
+        if (label, recipe) not in warmed:  # features cached first, as a search reuses them
+            _trial(recipe, data, mts, fid, cache, 1, args.threads, warm_only=True)
+            warmed.add((label, recipe))
         res = _trial(recipe, data, mts, fid, cache, args.epochs_measured, args.threads)
         seconds, scaled = _scaled(res, family)
         if family == "pooled_stats":
