@@ -70,17 +70,27 @@ def _worker(args: argparse.Namespace) -> None:
                 cache_dir=args.cache, progress=False)
         print(json.dumps({}))
         return
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = evaluate_recipe(rec, machines, cache_dir=args.cache, device="cpu",
                           fidelity=args.fidelity)
-    wall = time.perf_counter() - t0
-    print(json.dumps({"wall": wall, "timings": res.timings, "omega": res.omega,
-                      "shipped_epochs": shipped_epochs, "epochs": params.get("epochs")}))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"wall": wall, "cpu": cpu, "timings": res.timings, "omega": res.omega,
+                      "shipped_epochs": shipped_epochs, "epochs": params.get("epochs"),
+                      "peak_rss_mb": _vm_hwm_mb()}))
+
+
+def _vm_hwm_mb() -> float:
+    """This process's peak resident memory (``VmHWM``; not inherited from the parent, unlike
+    ``ru_maxrss`` across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _trial(recipe: str, data: Path, mts: list[str], fidelity: float, cache: Path,
            epochs: int, threads: int, warm_only: bool = False) -> dict[str, Any]:
-    """Run one trial in a fresh subprocess; its result plus its own peak RSS (``wait4``)."""
+    """Run one trial in a fresh subprocess; its result (with its own peak RSS)."""
     cmd = [sys.executable, __file__, "--_worker", "--recipe", recipe, "--data", str(data),
            "--fidelity", str(fidelity), "--cache", str(cache), "--epochs", str(epochs),
            "--threads", str(threads), "--machine-types", *mts]
@@ -90,24 +100,28 @@ def _trial(recipe: str, data: Path, mts: list[str], fidelity: float, cache: Path
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
     return result
 
 
 def _scaled(res: dict[str, Any], family: str) -> tuple[float, bool]:
-    """Trial seconds with training scaled to the shipped epochs (and whether it was)."""
+    """Trial CPU-seconds with training scaled to the shipped epochs (and whether it was).
+
+    CPU time, not wall time: on a shared machine a trial's wall time mostly measures the other
+    processes; its CPU time does not (on an idle core, wall ~ CPU-s / threads kept busy). The
+    training stage's share of CPU time is taken from its share of wall time."""
+    cpu = float(res["cpu"])
     shipped, used = res.get("shipped_epochs"), res.get("epochs")
     if not shipped or not used or shipped == used:
-        return float(res["wall"]), False
+        return cpu, False
     t = res["timings"]
     train = float(t.get("shared", 0.0)) if family == "margin_cnn" else float(t.get("fit", 0.0))
-    return float(res["wall"]) + train * (shipped / used - 1.0), True
+    train_cpu = cpu * min(1.0, train / max(float(res["wall"]), 1e-9))
+    return cpu + train_cpu * (shipped / used - 1.0), True
 
 
 def _dir_bytes(path: Path) -> int:
@@ -138,8 +152,10 @@ def _projection(per_type_s: dict[str, float], speedup: float, trials: int,
     lines = ["", f"Projection: search of the 2025 dev set ({n_types} types x "
              f"{DEV_2025['train']}+{DEV_2025['test']}+{DEV_2025['supplemental']} clips of "
              f"{DEV_2025['seconds']:.0f} s = {clips} clips), {trials} trials, ASHA 0.25/0.5/1.0 "
-             f"x3, families in equal shares, GPU speed-up {speedup:g}x for neural training "
-             "(ASSUMED unless measured by bench/gpu_check.sh), 1 trial per g5.xlarge GPU:", ""]
+             f"x3, families in equal shares, one trial per g5.xlarge worker (1 GPU), trial "
+             f"time = CPU-seconds measured here, neural ones divided by {speedup:g} (GPU "
+             "speed-up over one CPU core: ASSUMED, not measured; bench/gpu_check.sh measures "
+             "it where a GPU is lent):", ""]
     hours_total = 0.0
     rows = []
     for family, seconds in per_type_s.items():
@@ -165,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=None, help="data/work folder (default tmp)")
     p.add_argument("--quick", action="store_true",
                    help="small proxy only at rungs 0.25 and 1.0; full size: pooled only")
-    p.add_argument("--threads", type=int, default=2, help="torch threads per trial")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per trial (default 1: CPU time is then not inflated by "
+                        "threads spinning at barriers on a busy machine)")
     p.add_argument("--epochs-measured", type=int, default=2,
                    help="epochs used for the neural families (scaled to the shipped ones)")
     p.add_argument("--gpu-speedup", type=float, default=10.0,
@@ -190,16 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     work = args.root or Path(tempfile.mkdtemp(prefix="automl-asd-scale-"))
     small, full = work / "small", work / "full"
     t0 = time.perf_counter()
-    generate(small, machine_types=["fan"], size="small", seed=0)
-    generate(full, machine_types=["pump"], size="full", seed=0)
+    for root, mt, size in ((small, "fan", "small"), (full, "pump", "full")):
+        if not (root / mt).is_dir():  # same seed, same files: reuse a --root of an earlier run
+            generate(root, machine_types=[mt], size=size, seed=0)
     print(f"data: {work} (synth {time.perf_counter() - t0:.0f} s)", flush=True)
     per_clip_bytes, per_clip_s, n_clips = _feature_cache(full, "pump", work)
     print(f"feature cache (baseline log-mel, full-size clips): {per_clip_bytes / 1e3:.0f} KB "
           f"per clip, cold extraction {per_clip_s * 1e3:.1f} ms per clip ({n_clips} clips)",
           flush=True)
 
-    rows = ["| data | family (recipe) | fidelity | trial s | scaled to shipped epochs | "
-            "peak RSS MB |", "|---|---|---|---|---|---|"]
+    rows = ["| data | family (recipe) | fidelity | trial wall s | trial CPU s | CPU s at shipped "
+            "epochs | peak RSS MB |", "|---|---|---|---|---|---|---|"]
     full_cost: dict[str, float] = {}
     rungs = (0.25, 1.0) if args.quick else RUNGS
     plan = [("small (fan)", small, ["fan"], fam, f) for fam in FAMILIES for f in rungs]
@@ -220,12 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         if label.startswith("full"):
             full_cost[family] = seconds
         rows.append(f"| {label} | {family} ({recipe}) | {fid:g} | {res['wall']:.1f} | "
+                    f"{res['cpu']:.1f} | "
                     + (f"{seconds:.1f} (x{res['shipped_epochs']}/{res['epochs']} ep)"
                        if scaled else "-")
                     + f" | {res['peak_rss_mb']:.0f} |")
         print(rows[-1], flush=True)
     print("\nPer-trial cost (one trial = evaluate_recipe over the type(s); features cached; "
-          f"{args.threads} torch threads, CPU):\n")
+          f"{args.threads} torch threads, CPU; the projection uses CPU seconds):\n")
     print("\n".join(rows))
     if rss_pooled:
         peak = max(rss_pooled)
@@ -240,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             if family not in full_cost:
                 line = [r for r in rows if f"| {family} (" in r and "| 1 |" in r][0]
                 cells = [c.strip() for c in line.split("|")]
-                val = cells[5] if cells[5] != "-" else cells[4]
+                val = cells[6] if cells[6] != "-" else cells[5]
                 full_cost[family] = float(val.split()[0]) * ratio
     print("\n".join(_projection(full_cost, args.gpu_speedup, args.trials, per_clip_bytes)))
     print(f"\nbench/scale.py total {time.perf_counter() - t_start:.0f} s; load average "
