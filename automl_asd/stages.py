@@ -11,6 +11,7 @@ that folder, from the output folder or downloaded from the storage.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -61,7 +62,6 @@ def run_shared_job(job: SharedJob, *, where: Mapping[str, Any] | None = None) ->
     ``shared/summary.json``). ``where`` (node id, host, pid) is recorded in the summary."""
     from automl_asd.apply import _load_machine
     from automl_asd.io.bundle import save_shared
-    from automl_asd.io.results import write_json
     from automl_asd.pipeline import fit_shared, resolve_device
     from automl_asd.recipe import Recipe
     from automl_asd.storage import where as here
@@ -80,12 +80,13 @@ def run_shared_job(job: SharedJob, *, where: Mapping[str, Any] | None = None) ->
         "device": str(resolve_device(job.device)), "started": started,
         **(dict(where) if where is not None else here()),
     }
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
     with tempfile.TemporaryDirectory(prefix="automl-asd-shared-") as tmp:
         base = Path(tmp) if job.storage else Path(job.out_dir)
         target = base / SHARED_DIRNAME
-        save_shared(target, states, recipe_hash=rec.content_hash(), machine_types=names)
-        summary["seconds"] = round(time.perf_counter() - t0, 3)
-        write_json(target / SHARED_SUMMARY, summary)
+        # listed in shared.json with the states: the run folder owns it like them
+        save_shared(target, states, recipe_hash=rec.content_hash(), machine_types=names,
+                    extra={SHARED_SUMMARY: (json.dumps(summary, indent=2) + "\n").encode()})
         if job.storage:
             upload_tree(target, job.storage, SHARED_DIRNAME)
     return summary

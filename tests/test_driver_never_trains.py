@@ -78,4 +78,4 @@ def test_search_trials_and_prewarm_run_in_ray_workers(
     node_ids = {n["NodeID"] for n in ray.nodes()}
     assert set(table["node_id"]) <= node_ids
     assert os.getpid() not in set(table["pid"].astype(int))
-    assert "| node_id | host |" in (tmp_path / "run" / "search_report.md").read_text()
+    assert "| node |" in (tmp_path / "run" / "search_report.md").read_text()
