@@ -96,8 +96,11 @@ def _trial(recipe: str, data: Path, mts: list[str], fidelity: float, cache: Path
            "--threads", str(threads), "--machine-types", *mts]
     if warm_only:
         cmd.append("--warm-only")
+    # every math library single-threaded, like torch (no CPU time burnt spinning at barriers)
+    env = {**os.environ, **{k: str(threads) for k in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         assert proc.stdout is not None
         out = proc.stdout.read()
         proc.wait()
