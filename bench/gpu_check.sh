@@ -16,8 +16,8 @@
 # results.md) and prints the table.
 #
 #   bash bench/gpu_check.sh                 # on a machine with a CUDA GPU
-#   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (~3 min on
-#                                           # 2 cores): proves the script, measures nothing
+#   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (11 min on
+#                                           # 2 busy cores): proves the script, measures nothing
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
