@@ -25,8 +25,9 @@ each, assumed) on the shipped ``cluster.yaml`` (g5.xlarge workers, one trial per
 
 Usage::
 
-    nice -n 10 .venv/bin/python bench/scale.py                # ~8 min on 2 cores
-    nice -n 10 .venv/bin/python bench/scale.py --quick        # small proxy + fewer rungs
+    nice -n 10 .venv/bin/python bench/scale.py --root /tmp/scale  # 11 min on 2 busy cores
+                                                                  # (+3 min synth, first run)
+    nice -n 10 .venv/bin/python bench/scale.py --quick        # small proxy + fewer rungs (7 min)
 """
 
 from __future__ import annotations

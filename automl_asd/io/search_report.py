@@ -188,9 +188,6 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
         marks = _reference_mask(done)
         top_df["recipe"] = [("(reference) " if ref else "") + str(text)
                             for ref, text in zip(marks, top_df["recipe"], strict=True)]
-        if "node_id" in table.columns:  # the Ray node each trial ran on (first 12 hex digits)
-            top_df.insert(5, "node", [None if v is None else str(v)[:12]
-                                      for v in done["node_id"]])
         how = ("`recipe`: the trial's family → scoring backend · normalisation, with the "
                "parameters it searched; every column is in `trials.parquet` / `trials.csv`.")
     else:  # a table written before the summary column existed
@@ -201,6 +198,11 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     lines += [f"## Top {len(top_df)} trials", "",
               "Complete trials first (full fidelity), then trials ASHA stopped early "
               "(their Ω is at a lower fidelity). " + how, "", _md_table(top_df), ""]
+    if "node_id" in table.columns and table["node_id"].notna().any():
+        counts_by_node = table["node_id"].dropna().astype(str).value_counts().sort_index()
+        lines += ["## Ray nodes", "", "Trials per Ray node (full ids in `trials.parquet`, "
+                  "column `node_id`): " + ", ".join(f"`{n[:12]}` {c}"
+                                                     for n, c in counts_by_node.items()), ""]
     errors = table[table["status"] == "error"]
     if len(errors):
         lines += ["## Failed trials", "",
