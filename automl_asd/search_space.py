@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from automl_asd.errors import AutomlAsdError
+
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
 
@@ -76,7 +78,7 @@ _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental
 _Scalar = bool | int | float | str | None
 
 
-class SpaceError(ValueError):
+class SpaceError(AutomlAsdError, ValueError):
     """An invalid search space; the message names the YAML file, the path and the fix."""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = ["is_uri", "open_storage", "upload_tree", "download_tree", "delete_files",
            "check_paths", "where", "PathCheck", "PreflightError",
            "write_token"]
@@ -203,5 +205,5 @@ class PathCheck:
                            check_cache=self.check_cache, token=self.token)
 
 
-class PreflightError(ValueError):
+class PreflightError(AutomlAsdError, ValueError):
     """A node cannot read the data or write the cache/outputs of a run (one line: node, path)."""

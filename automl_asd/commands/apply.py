@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
                              "ground_truth_domain/) for metrics on anonymised test names")
+    parser.add_argument("--verify-audio", action="store_true",
+                        help="key the feature cache by a sha256 of each clip's bytes instead of "
+                             "by size/mtime/inode/ctime (reads every clip; for file systems "
+                             "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
@@ -51,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serial", action="store_true",
                         help="run machine types one after another in this process, without Ray")
     parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
+    from automl_asd.commands.recipe import add_cost_arguments
+
+    add_cost_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,10 +65,17 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.recipe import load_recipe
 
     recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
+    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
+        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
+    from automl_asd.recipe_checks import check_cost_for_data
+
+    # refuse absurd recipes (cache size, training work) before any work, with the estimate
+    check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,
+                        max_member_epochs=args.max_member_epochs, source=str(args.frozen))
     runner: Runner
     if args.serial:
         runner = SerialRunner()

@@ -30,6 +30,7 @@ from automl_asd.bundle import (
     MANIFEST,
     RECIPE_FILE,
     BundleError,
+    npy_from_bytes,
     sha256_bytes,
     torch_version,
 )
@@ -314,7 +315,7 @@ def load_shared(path: str | Path, *, recipe_hash: str,
         files[str(name)] = data
     states = []
     for doc in manifest.get("members", []):
-        states.append({str(k): np.load(io.BytesIO(files[str(f)]), allow_pickle=False)
+        states.append({str(k): npy_from_bytes(files[str(f)], root / str(f))
                        for k, f in dict(doc["arrays"]).items()})
     if not states:
         raise BundleError(f"{man_path}: no members")

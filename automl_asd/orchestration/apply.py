@@ -6,8 +6,8 @@ retry_exceptions=True)``. Tasks receive the recipe dict and paths, read their ow
 their own outputs and return a small :class:`~automl_asd.apply.MachineOutcome`.
 
 Retries: worker crashes and unexpected exceptions (out of memory, a CUDA error, a lost node)
-are retried by Ray; a ``DataError`` (a corrupt or malformed wav, a bad tree) cannot heal on a
-retry, so the task reports it as a failure at once.
+are retried by Ray; a ``PermanentError`` (a corrupt or malformed wav, a bad tree, a bad
+recipe, non-finite features) cannot heal on a retry, so the task reports it as a failure at once.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
 
     ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
     head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
-    is started. Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines
-    (Tune checkpoint chatter) off the console; errors still reach the driver as exceptions.
+    is started, listening on 127.0.0.1 only (:mod:`automl_asd.orchestration.local_ray`).
+    Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines (Tune
+    checkpoint chatter) off the console; errors still reach the driver as exceptions.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -47,18 +48,19 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=log_to_driver)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, log_to_driver=log_to_driver)
     return True
 
 
 def _task(job: MachineJob, run_fn: RunMachineFn | None = None) -> MachineOutcome:
-    """Ray task body: data and recipe errors fail at once (a retry cannot fix them),
+    """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
+    recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
     everything else reaches Ray's retries."""
-    from automl_asd.data import DataError
-    from automl_asd.recipe import RecipeError
+    from automl_asd.errors import PermanentError
 
-    return run_job(job, run_fn=run_fn, catch=(DataError, RecipeError), where=_where())
+    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=_where())
 
 
 def _where() -> dict[str, Any]:

@@ -201,7 +201,9 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=verbose > 0)
     else:
-        ray.init(include_dashboard=False, log_to_driver=verbose > 0)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(log_to_driver=verbose > 0)  # loopback only, dashboard off
     return True
 
 
