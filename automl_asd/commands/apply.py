@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address ('auto' = the running cluster; default: "
                              "$RAY_ADDRESS, else a local Ray on all cores)")
     parser.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
-                        help="CPUs requested by each machine-type task (default 1)")
+                        help="CPUs requested by each task (a machine type, or the shared "
+                             "stage of a scope: all recipe; default 1)")
     parser.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
                         help="GPUs per task, fractions allowed (default: share the cluster's "
                              "GPUs between tasks, 0 when it has none)")
@@ -47,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="torch device inside each task (default auto: CUDA when visible)")
+    parser.add_argument("--storage", default=None, metavar="URI",
+                        help="run storage every node writes its outputs to (a shared path, "
+                             "file:// or s3://...; default: tasks write into --out, which must "
+                             "then be shared by all nodes); copied into --out at the end")
     parser.add_argument("--serial", action="store_true",
                         help="run machine types one after another in this process, without Ray")
     parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         ground_truth=args.ground_truth,
         plots=not args.no_plots,
         overwrite=args.overwrite,
+        storage=args.storage,
     )
     n = len(report.outcomes)
     n_ok = sum(o.status == "ok" for o in report.outcomes)
