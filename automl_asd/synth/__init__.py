@@ -21,7 +21,11 @@ clean machine-only or noise-only supplemental clips (``SUPPLEMENTAL_KIND``). Wit
 official evaluator's headerless ground truth is written to
 ``<out>/ground_truth_{data,domain,attributes}/ground_truth_<mt>_section_00_test.csv``
 (``name,0|1`` label, ``name,0|1`` domain 0=source, ``name,<labelled name without .wav>``).
-A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same parameters skip work.
+Random types (``random_type_names(n, seed)``, e.g. ``rndfan03``; see ``_random.py``) are drawn
+from eight physical families with random parameters, attributes, operating cycles, domain
+shifts, anomaly kinds and SNRs; ``<out>/synth_info.json`` records every generated type's family
+(:func:`family_of`). A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same
+parameters skip work.
 
 Sizes (per machine type; test = 4 groups source/target x normal/anomaly):
 
@@ -53,7 +57,15 @@ from automl_asd.synth._generate import (
     plan_machine,
     render_clip,
 )
-from automl_asd.synth._machines import MODELS
+from automl_asd.synth._machines import MODELS, MachineModel
+from automl_asd.synth._random import (
+    FAMILIES,
+    INFO_FILE,
+    NAMED_FAMILY,
+    family_of,
+    is_random_type,
+    random_type_names,
+)
 
 __all__ = [
     "generate",
@@ -69,6 +81,13 @@ __all__ = [
     "ClipPlan",
     "SynthError",
     "SAMPLE_RATE",
+    "FAMILIES",
+    "NAMED_FAMILY",
+    "INFO_FILE",
+    "family_of",
+    "is_random_type",
+    "random_type_names",
+    "machine_model",
 ]
 
 #: Development-style types (search runs on these).
@@ -84,3 +103,10 @@ HIDDEN_ATTRIBUTE_TYPES: tuple[str, ...] = tuple(m for m in MACHINE_TYPES if MODE
 SUPPLEMENTAL_KIND: dict[str, str] = {m: MODELS[m].supplemental for m in MACHINE_TYPES}
 
 assert set(MACHINE_TYPES) == set(MODELS) and all("_" not in m for m in MACHINE_TYPES)
+
+
+def machine_model(machine_type: str, seed: int = 0) -> MachineModel:
+    """The model of a named type, or of random type ``machine_type`` under ``seed``."""
+    from automl_asd.synth._generate import _model
+
+    return _model(machine_type, seed)
