@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -35,7 +36,6 @@ import numpy as np
 
 from automl_asd import __version__
 from automl_asd.io.results import (
-    error_path,
     read_machine_summary,
     sha256_file,
     summary_path,
@@ -43,10 +43,14 @@ from automl_asd.io.results import (
     write_json,
     write_machine_summary,
 )
+from automl_asd.io.run_folder import data_fingerprint, journal
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
+    from automl_asd.io.run_folder import RunFolder
     from automl_asd.recipe import Recipe
+    from automl_asd.stages import SharedJob
+    from automl_asd.storage import PathCheck
 
 __all__ = [
     "SUMMARY_SCHEMA",
@@ -91,6 +95,12 @@ class MachineJob:
     num_threads: int | None = None
     #: Folder of the run's shared stage (``io.bundle.save_shared``) when the recipe has one.
     shared_dir: str | None = None
+    #: ``--overwrite``: the model bundle may replace files this tool did not write.
+    overwrite: bool = False
+    #: Run storage (path or URI, ``automl_asd.storage``): when set, the task writes locally
+    #: and uploads its outputs there (and reads the shared stage from there) instead of
+    #: writing into ``out_dir``.
+    storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,16 @@ class Runner(Protocol):
         on_done: Callable[[MachineOutcome], None] | None = None,
     ) -> list[MachineOutcome]:
         """Return one outcome per job, in the order the jobs finished."""
+        ...
+
+    def run_shared(self, job: SharedJob) -> dict[str, Any]:
+        """Run the shared stage (``stages.run_shared_job``) where this runner runs its jobs;
+        return its summary. Raises when it fails."""
+        ...
+
+    def preflight(self, check: PathCheck) -> None:
+        """Run ``check`` wherever jobs may run; raise ``storage.PreflightError`` (one line
+        naming the node and the path) on the first problem, before any job starts."""
         ...
 
 
@@ -222,6 +242,7 @@ def _write_submission_atomic(
             )
             written.extend(Path(p) for p in paths)
         files: dict[str, str] = {}
+        journal(out_dir, machine_type, [p.name for p in written])
         for path in written:
             files[path.name] = sha256_file(path)
             path.replace(out_dir / path.name)
@@ -239,7 +260,8 @@ def _plain_mapping(value: Any) -> dict[str, Any]:
     return {"value": value}
 
 
-def _save_model_bundle(out_dir: Path, machine_type: str, result: Any) -> str | None:
+def _save_model_bundle(out_dir: Path, machine_type: str, result: Any,
+                       overwrite: bool = False) -> str | None:
     """Save ``result.fitted`` (if the run kept it) as ``<out>/models/<mt>``; returns that
     path relative to ``out_dir`` (``None`` when there is no fitted model, e.g. a test stand-in).
     """
@@ -248,8 +270,11 @@ def _save_model_bundle(out_dir: Path, machine_type: str, result: Any) -> str | N
         return None
     from automl_asd.io.bundle import save_bundle
 
-    save_bundle(fitted, out_dir / "models" / machine_type)
-    return f"models/{machine_type}"
+    rel = f"models/{machine_type}"
+    save_bundle(fitted, out_dir / rel, replace_foreign=overwrite,
+                before_write=lambda names: journal(out_dir, machine_type,
+                                                   [f"{rel}/{n}" for n in names]))
+    return rel
 
 
 def apply_machine(
@@ -263,6 +288,8 @@ def apply_machine(
     num_threads: int | None = None,
     run_fn: RunMachineFn | None = None,
     shared_dir: str | Path | None = None,
+    overwrite: bool = False,
+    where: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
 
@@ -272,17 +299,20 @@ def apply_machine(
     ``anomaly_score_<mt>_section_<ss>_test.csv`` / ``decision_result_...csv`` and the model
     bundle ``models/<mt>/`` (``io.bundle.save_bundle``; when ``run_fn`` returns the fitted
     model, as the default does), then ``<mt>.summary.json`` (recipe hash, timings,
-    counts, file hashes, bundle path), each atomically.
+    counts, file hashes, bundle path, and ``where`` it ran: Ray node id, host, pid), each
+    atomically.
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
     """
-    from automl_asd.recipe import Recipe
+    from automl_asd.apply_outputs import require_test_clips
+    from automl_asd.recipe import Recipe, official_baseline_name
 
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     rec = Recipe.from_dict(dict(recipe))
     out = Path(out_dir)
     machine = blind_test_clips(_load_machine(Path(data_root), machine_type))
+    require_test_clips(machine)
     if run_fn is None:
         from automl_asd.pipeline import run_machine
 
@@ -297,14 +327,16 @@ def apply_machine(
         **extra,
     )
     files = _write_submission_atomic(out, machine_type, result)
-    bundle = _save_model_bundle(out, machine_type, result)
+    bundle = _save_model_bundle(out, machine_type, result, overwrite)
     summary: dict[str, Any] = {
         "summary_schema": SUMMARY_SCHEMA,
         "machine_type": machine_type,
         "recipe_name": rec.name,
         "recipe_hash": rec.content_hash(),
+        "official_baseline": official_baseline_name(rec),
         "package_version": __version__,
         "data_root": str(Path(data_root).resolve()),
+        "data_fingerprint": data_fingerprint(machine.root),
         "sections": sorted({str(s) for s in result.sections}),
         "files": files,
         "bundle": bundle,
@@ -313,9 +345,13 @@ def apply_machine(
         "timings": _plain_mapping(getattr(result, "timings", None)),
         "device": str(getattr(result, "device", device)),
         "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "node_id": None,
+        **(dict(where) if where is not None else {}),
         "started": started,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    journal(out, machine_type, [summary_path(out, machine_type).name])
     write_machine_summary(out, machine_type, summary)
     return summary
 
@@ -325,22 +361,31 @@ def run_job(
     *,
     run_fn: RunMachineFn | None = None,
     catch: tuple[type[BaseException], ...] = (Exception,),
+    where: Mapping[str, Any] | None = None,
 ) -> MachineOutcome:
     """Run one job; exceptions of the ``catch`` types become a ``failed`` outcome carrying the
-    traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries)."""
+    traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries).
+    ``where`` (Ray node id, host, pid) goes into the summary."""
     t0 = time.perf_counter()
     try:
-        summary = apply_machine(
-            job.recipe,
-            job.data_root,
-            job.machine_type,
-            job.out_dir,
-            cache_dir=job.cache_dir,
-            device=job.device,
-            num_threads=job.num_threads,
-            run_fn=run_fn,
-            shared_dir=job.shared_dir,
-        )
+        if job.storage is not None:
+            from automl_asd.stages import apply_machine_via_storage
+
+            summary = apply_machine_via_storage(job, run_fn=run_fn, where=where)
+        else:
+            summary = apply_machine(
+                job.recipe,
+                job.data_root,
+                job.machine_type,
+                job.out_dir,
+                cache_dir=job.cache_dir,
+                device=job.device,
+                num_threads=job.num_threads,
+                run_fn=run_fn,
+                shared_dir=job.shared_dir,
+                overwrite=job.overwrite,
+                where=where,
+            )
     except catch:
         return MachineOutcome(
             job.machine_type,
@@ -371,6 +416,18 @@ class SerialRunner:
                 on_done(outcome)
         return outcomes
 
+    def run_shared(self, job: SharedJob) -> dict[str, Any]:
+        from automl_asd.stages import run_shared_job
+
+        return run_shared_job(job)
+
+    def preflight(self, check: PathCheck) -> None:
+        from automl_asd.storage import PreflightError
+
+        problems = check.problems()
+        if problems:
+            raise PreflightError(f"this machine: {problems[0]}")
+
 
 # ------------------------------------------------------------------ resume
 def is_complete(out_dir: Path, machine_type: str, recipe_hash: str) -> dict[str, Any] | None:
@@ -387,19 +444,6 @@ def is_complete(out_dir: Path, machine_type: str, recipe_hash: str) -> dict[str,
         if not path.is_file() or sha256_file(path) != digest:
             return None
     return summary
-
-
-def _clear_outputs(out_dir: Path, machine_type: str) -> None:
-    """Remove the outputs of a machine type that is about to be (re)run, so a failure cannot
-    leave a stale result from an earlier recipe that looks current."""
-    summary_path(out_dir, machine_type).unlink(missing_ok=True)
-    error_path(out_dir, machine_type).unlink(missing_ok=True)
-    shutil.rmtree(Path(out_dir) / "models" / machine_type, ignore_errors=True)
-    for prefix in ("anomaly_score", "decision_result"):
-        for path in Path(out_dir).glob(f"{prefix}_{machine_type}_section_*_test.csv"):
-            path.unlink()
-    for name in ("roc", "hist"):
-        (Path(out_dir) / f"{name}_{machine_type}.png").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ evaluation (labels)
@@ -442,7 +486,7 @@ def evaluate_outputs(
     Returns ``(metrics.SubmissionEvaluation or None, files written)``.
     """
     from automl_asd.io.plots import plot_roc, plot_score_histogram
-    from automl_asd.io.results import write_results_table
+    from automl_asd.io.results import recipe_of_run, write_results_table
     from automl_asd.io.submission import align_submission, read_submission
     from automl_asd.metrics import evaluate_submission
 
@@ -463,7 +507,8 @@ def evaluate_outputs(
                 threshold=summaries[mt].get("threshold"),
             ))
     seconds = {mt: float(s.get("seconds", 0.0)) for mt, s in summaries.items()}
-    files.extend(write_results_table(Path(out_dir), evaluation.table, seconds=seconds))
+    files.extend(write_results_table(Path(out_dir), evaluation.per_section, seconds=seconds,
+                                     recipe=recipe_of_run(summaries)))
     files.append(write_json(Path(out_dir) / "metrics.json", evaluation.to_json_dict()))
     return evaluation, files
 
@@ -495,12 +540,16 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
 
 
 def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
-                  cache_dir: str | Path | None, device: str, resume: bool) -> Path | None:
+                  cache_dir: str | Path | None, device: str, resume: bool,
+                  runner: Runner, storage: str | None = None) -> Path | None:
     """Run (or, when resuming, reuse) the recipe's shared stage over every machine type of the
-    run; ``<out>/shared``. ``None`` when the recipe has no shared stage."""
+    run as a job of ``runner`` (never in this process unless the runner is serial);
+    ``<out>/shared`` (with ``storage``: ``<storage>/shared``). ``None`` when the recipe has no
+    shared stage."""
     from automl_asd.bundle import BundleError
-    from automl_asd.io.bundle import load_shared, save_shared
-    from automl_asd.pipeline import fit_shared, needs_shared
+    from automl_asd.io.bundle import load_shared
+    from automl_asd.pipeline import needs_shared
+    from automl_asd.stages import SHARED_DIRNAME, SharedJob
 
     if not needs_shared(rec):
         return None
@@ -517,11 +566,18 @@ def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
     t0 = time.perf_counter()
     logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
                 rec.name, len(names))
-    machines = {mt: _load_machine(root, mt) for mt in names}
-    states = fit_shared(rec, machines, cache_dir=None if cache_dir is None else Path(cache_dir),
-                        device=device)
-    save_shared(path, states, recipe_hash=rhash, machine_types=names)
-    logger.info("apply: shared stage done in %.1f s -> %s", time.perf_counter() - t0, path)
+    summary = runner.run_shared(SharedJob(
+        recipe=rec.to_dict(), data_root=str(root.resolve()), machine_types=tuple(names),
+        out_dir=str(out.resolve()),
+        cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()),
+        device=device, storage=storage))
+    if storage is not None:
+        from automl_asd.storage import download_tree
+
+        download_tree(storage, path, SHARED_DIRNAME)
+    logger.info("apply: shared stage done in %.1f s on node %s (host %s, pid %s) -> %s",
+                time.perf_counter() - t0, summary.get("node_id"), summary.get("host"),
+                summary.get("pid"), f"{storage}/shared" if storage else path)
     return path
 
 
@@ -538,23 +594,61 @@ def apply_recipe(
     ground_truth: str | Path | None = None,
     evaluate: bool = True,
     plots: bool = True,
+    overwrite: bool = False,
+    storage: str | None = None,
 ) -> ApplyReport:
     """Apply a frozen recipe to every machine type under ``data_root``; write into ``out_dir``.
 
     ``recipe`` is a :class:`Recipe`, a recipe dict, a JSON path or a shipped name. ``runner``
     defaults to :class:`SerialRunner`; pass ``orchestration.apply.RayRunner`` for parallel
-    tasks. ``resume`` skips machine types whose summary matches the recipe hash and whose CSVs
-    are intact. Failures are reported (``<out>/<mt>.error.txt``), the others complete.
-    Metrics/plots are computed at the end when ``evaluate`` and labels exist.
+    tasks. ``resume`` skips machine types whose outputs are verifiably this recipe's on this
+    data (:func:`automl_asd.apply_outputs.resume_status`). Failures are reported
+    (``<out>/<mt>.error.txt``), the others complete. Metrics/plots are computed at the end when
+    ``evaluate`` and labels exist.
+
+    ``out_dir`` is locked for the run and keeps a manifest of what its runs wrote
+    (:mod:`automl_asd.io.run_folder`): files the tool did not write are never deleted, and one
+    whose name the run would write is refused (``OutputError``) unless ``overwrite``; so is a
+    folder holding another recipe's outputs (``overwrite`` replaces that run's own files).
+    Nothing is created when the data root or ``machine_types`` are wrong.
+    ``storage`` (a path or URI every node reaches, ``automl_asd.storage``): the tasks upload
+    their outputs there and the driver copies them into ``out_dir`` as each one finishes.
     """
-    t0 = time.perf_counter()
+    from automl_asd.apply_outputs import open_apply_folder
+
     rec = _as_recipe(recipe)
-    rhash = rec.content_hash()
-    root, out = Path(data_root), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = _discover(root, machine_types)
+    names = _discover(Path(data_root), machine_types)
     if not names:
-        raise ValueError(f"{root}: no machine types found (expected <root>/<machine_type>/test)")
+        raise ValueError(f"{data_root}: no machine types found (expected "
+                         "<root>/<machine_type>/test)")
+    with open_apply_folder(Path(out_dir), rec, overwrite=overwrite) as folder:
+        return _apply_locked(folder, rec, Path(data_root), names, runner=runner, resume=resume,
+                             cache_dir=cache_dir, device=device, ground_truth=ground_truth,
+                             evaluate=evaluate, plots=plots, storage=storage)
+
+
+def _apply_locked(
+    folder: RunFolder,
+    rec: Recipe,
+    root: Path,
+    names: list[str],
+    *,
+    runner: Runner | None,
+    resume: bool,
+    cache_dir: str | Path | None,
+    device: str,
+    ground_truth: str | Path | None,
+    evaluate: bool,
+    plots: bool,
+    storage: str | None = None,
+) -> ApplyReport:
+    """The body of :func:`apply_recipe`, run while ``folder`` is locked."""
+    from automl_asd.apply_outputs import claim, clear_machine, record_outcome, resumable
+    from automl_asd.pipeline import needs_shared
+
+    t0 = time.perf_counter()
+    rhash = rec.content_hash()
+    out = folder.path
     n_total = len(names)
     done_count = 0
     outcomes: list[MachineOutcome] = []
@@ -562,8 +656,14 @@ def apply_recipe(
     def report(outcome: MachineOutcome) -> None:
         nonlocal done_count
         done_count += 1
+        if storage is not None and outcome.status == "ok":
+            from automl_asd.storage import download_tree
+
+            download_tree(storage, out)  # the task's outputs and journal, into --out
+        record_outcome(folder, outcome)
         if outcome.status == "failed":
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
+            folder.record([path.name])
             last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]
             logger.error("apply [%d/%d] %s FAILED after %.1f s: %s (traceback: %s)",
                          done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
@@ -575,32 +675,54 @@ def apply_recipe(
 
     jobs: list[MachineJob] = []
     recipe_dict = rec.to_dict()
-    pending = [mt for mt in names if not (resume and is_complete(out, mt, rhash) is not None)]
+    runner = runner or SerialRunner()
+    if storage is not None and resume:
+        from automl_asd.storage import download_tree
+
+        folder.record(download_tree(storage, out))  # what earlier runs uploaded
+    done_before = resumable(folder, root, names, rhash) if resume else {}
+    pending = [mt for mt in names if mt not in done_before]
+    claim(folder, root, pending, shared=bool(pending) and needs_shared(rec), report=evaluate)
+    if storage is not None and pending:
+        from automl_asd.stages import clear_storage_outputs
+
+        clear_storage_outputs(storage, pending)
+    if pending:
+        from automl_asd.storage import PathCheck
+
+        runner.preflight(PathCheck(
+            data=str(root.resolve()), machine_types=tuple(names),
+            writable=(("--storage", storage) if storage else ("--out", str(out.resolve())),),
+            cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve())))
     shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
-                               resume=resume) if pending else None
+                               resume=resume, runner=runner, storage=storage) if pending else None
+    if shared_dir is not None:
+        folder.record_tree("shared", listed_in="shared.json")
     for mt in names:
-        previous = is_complete(out, mt, rhash) if resume else None
+        previous = done_before.get(mt)
         if previous is not None:
             outcome = MachineOutcome(mt, "skipped", 0.0, summary=previous)
             outcomes.append(outcome)
             report(outcome)
             continue
-        _clear_outputs(out, mt)
+        clear_machine(folder, mt)
         jobs.append(
             MachineJob(
                 recipe=recipe_dict,
-                data_root=str(root),
+                data_root=str(root.resolve()),  # tasks on other nodes: no relative paths
                 machine_type=mt,
-                out_dir=str(out),
-                cache_dir=None if cache_dir is None else str(cache_dir),
+                out_dir=str(out.resolve()),
+                cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()),
                 device=device,
-                shared_dir=None if shared_dir is None else str(shared_dir),
+                shared_dir=None if shared_dir is None else str(shared_dir.resolve()),
+                overwrite=folder.overwrite,
+                storage=storage,
             )
         )
     if jobs:
         logger.info("apply: recipe %s (%s) on %d machine type(s)%s", rec.name, rhash[:12],
                     len(jobs), f", {n_total - len(jobs)} already done" if resume else "")
-        outcomes.extend((runner or SerialRunner()).run(jobs, report))
+        outcomes.extend(runner.run(jobs, report))
 
     outcomes.sort(key=lambda o: o.machine_type)
     evaluation: Any | None = None
@@ -613,6 +735,7 @@ def apply_recipe(
             ground_truth=None if ground_truth is None else Path(ground_truth),
             plots=plots,
         )
+        folder.record([Path(f).resolve() for f in files])
     return ApplyReport(
         out_dir=out,
         recipe_name=rec.name,

@@ -2,15 +2,18 @@
 
 Each trial turns its sampled parameters into a recipe, applies it to every development machine
 type (``objective.evaluate_recipe``) and reports Ω over all of them, once per fidelity rung
-(fraction of source train clips). ASHA stops weak trials after a cheap rung. The baseline recipe
-is queued first and always evaluated at full fidelity (ASHA never stops it), so the frozen
-recipe is never worse than the baseline on the development objective.
+(fraction of source train clips). ASHA stops weak trials after a cheap rung. The space's
+reference recipe (its starting point; the official DCASE baseline only in spaces that say
+``reference: baseline_ae_mse``) is queued first and always evaluated at full fidelity (ASHA
+never stops it), so the frozen recipe is never worse than the reference recipe on the
+development objective.
 A failing trial is recorded and the search goes on; ``resume`` continues a killed search from
 its run directory without rerunning finished trials.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from automl_asd.objective import ObjectiveResult
+from automl_asd.recipe_summary import trial_summary
 from automl_asd.search_space import SearchSpace
 
 if TYPE_CHECKING:
@@ -50,7 +54,8 @@ logger = logging.getLogger(__name__)
 #: Sub-folder of the run directory holding Ray Tune's experiment state (what --resume reads).
 TUNE_DIRNAME = "tune"
 _METRIC = "omega"
-#: ASHA's metric: Ω at the current rung, NaN for the baseline (which ASHA therefore never stops).
+#: ASHA's metric: Ω at the current rung, NaN for the reference recipe (which ASHA therefore never
+#: stops).
 _ASHA_METRIC = "rung_omega"
 PARAM_PREFIX = "param:"
 
@@ -99,12 +104,16 @@ class SearchOutcome:
     recipe: Recipe
     best_omega: float
     best_trial_id: str
-    baseline_omega: float | None
+    #: Ω of the space's reference recipe (its first trial); ``None`` when it did not finish.
+    reference_omega: float | None
     trials: pd.DataFrame
     machine_types: tuple[str, ...]
     files: Mapping[str, Path] = field(default_factory=dict)
     #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
     interrupted: bool = False
+    #: Which recipe the reference is, e.g. "reference recipe `fast_default` (not the official
+    #: DCASE baseline)".
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,15 +128,18 @@ class LeaveOneOutOutcome:
 
 @dataclass(frozen=True)
 class _TrialContext:
-    """What each trial needs besides its config (small and picklable)."""
+    """What each trial needs besides its config (picklable; ``tune.with_parameters`` puts it
+    in the object store once, so ``machines``, the scanned development data, reaches every
+    trial without a rescan of the tree)."""
 
     data: str
     machine_types: tuple[str, ...]
     space: SearchSpace
-    baseline_point: Mapping[str, Any]
+    reference_point: Mapping[str, Any]
     cache_dir: str | None
     device: str
     evaluator: Evaluator
+    machines: Mapping[str, MachineData] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,28 +152,39 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     from automl_asd.data import scan
 
     rungs = ctx.space.fidelity.rungs
-    is_baseline = dict(config) == dict(ctx.baseline_point)
+    is_reference = dict(config) == dict(ctx.reference_point)
     recipe = ctx.space.to_recipe(config, name=f"{ctx.space.name}_trial")
-    machines = scan(Path(ctx.data), machine_types=list(ctx.machine_types))
+    machines = ctx.machines if ctx.machines is not None else scan(
+        Path(ctx.data), machine_types=list(ctx.machine_types))
+    where = _where()
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             start = int(json.loads((Path(ckpt_dir) / "rung.json").read_text())["next"])
-    # The baseline trial skips the cheap rungs: it reports once, at full fidelity, so that its
+    # The reference trial skips the cheap rungs: it reports once, at full fidelity, so that its
     # full Ω is always known.
-    todo = [len(rungs) - 1] if is_baseline else list(range(start, len(rungs)))
+    todo = [len(rungs) - 1] if is_reference else list(range(start, len(rungs)))
     for i in todo:
         result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir, device=ctx.device,
                                fidelity=rungs[i])
         metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
-                                   "is_baseline": int(is_baseline),
-                                   "recipe_hash": recipe.content_hash()}
-        # NaN keeps the baseline out of ASHA's cutoffs (``nanpercentile``) and never stops it.
-        metrics[_ASHA_METRIC] = float("nan") if is_baseline else result.omega
+                                   "is_reference": int(is_reference),
+                                   "recipe_hash": recipe.content_hash(), **where}
+        # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
+        metrics[_ASHA_METRIC] = float("nan") if is_reference else result.omega
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _where() -> dict[str, Any]:
+    """Ray node id, host and pid of this trial's process (reported with every result)."""
+    import ray
+
+    from automl_asd.storage import where
+
+    return where(ray.get_runtime_context().get_node_id())
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,22 +201,48 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=verbose > 0)
     else:
-        ray.init(include_dashboard=False, log_to_driver=verbose > 0)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(log_to_driver=verbose > 0)  # loopback only, dashboard off
     return True
+
+
+def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
+    """:func:`_prewarm` as one Ray task with a trial's resources (never in the driver)."""
+    import ray
+
+    task: Any = ray.remote(_prewarm).options(num_cpus=cfg.cpus_per_trial,
+                                             num_gpus=cfg.gpus_per_trial,
+                                             name="automl-asd-prewarm")
+    cache = cfg.cache_dir.expanduser().resolve() if cfg.cache_dir else None
+    seconds: float = ray.get(task.remote(machines, cfg.space, cache))
+    return seconds
+
+
+def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
+    """The data, the feature cache and the Tune storage, checked on every node first."""
+    from automl_asd.orchestration.apply import preflight_nodes
+    from automl_asd.storage import PathCheck
+
+    preflight_nodes(PathCheck(
+        data=str(cfg.data.expanduser().resolve()), machine_types=tuple(sorted(machines)),
+        writable=(("--storage" if cfg.storage else "--out", storage),),
+        cache_dir=str(cfg.cache_dir.expanduser().resolve()) if cfg.cache_dir else None))
 
 
 def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
              cache_dir: Path | None) -> float:
-    """Extract the baseline feature spec for every dev clip once, before trials start."""
+    """Extract the reference recipe's feature spec for every dev clip once, before trials
+    start."""
     from automl_asd.features import extract
 
-    spec = space.to_recipe(space.baseline_point(), name="prewarm").features
+    spec = space.to_recipe(space.reference_point(), name="prewarm").features
     clips = [c for m in machines.values() for c in m.clips]
     t0 = time.perf_counter()
     extract(clips, spec, cache_dir=cache_dir, progress=False)
     seconds = time.perf_counter() - t0
-    logger.info("feature cache warm for the baseline spec: %d clips in %.1f s", len(clips),
-                seconds)
+    logger.info("feature cache warm for the reference recipe's spec: %d clips in %.1f s",
+                len(clips), seconds)
     return seconds
 
 
@@ -201,12 +250,9 @@ def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
 # search
 # --------------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    import optuna
-    import ray
+    from automl_asd.provenance import package_versions
 
-    from automl_asd import __version__
-
-    return {"automl_asd": __version__, "ray": ray.__version__, "optuna": optuna.__version__}
+    return package_versions()
 
 
 def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
@@ -239,8 +285,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)
     exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
-    machines = scan(cfg.data, machine_types=list(cfg.machine_types) if cfg.machine_types
-                    else None)
+    machines = scan(cfg.data.expanduser().resolve(),
+                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
     if not machines:
         raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
     mtypes = tuple(sorted(machines))
@@ -275,13 +321,14 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             io.write_search_meta(out, {**meta, "started": _now()})
         elif previous is not None:
             io.write_search_meta(out, {**previous, "resumed": _now()})
+        _preflight(cfg, storage, machines)
         if cfg.prewarm:
-            _prewarm(machines, space, cfg.cache_dir)
+            _prewarm_task(cfg, machines)
 
         ctx = _TrialContext(data=str(cfg.data.expanduser().resolve()), machine_types=mtypes,
-                            space=space, baseline_point=space.baseline_point(),
+                            space=space, reference_point=space.reference_point(),
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
-                            device=cfg.device, evaluator=evaluator)
+                            device=cfg.device, evaluator=evaluator, machines=machines)
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, ctx=ctx),
             {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
@@ -294,7 +341,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                ASHAScheduler, FIFOScheduler)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
-            # ASHA's nanpercentile over a rung holding only the baseline's NaN.
+            # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
             warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
             grid = tuner.fit()
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
@@ -310,7 +357,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             import ray
 
             ray.shutdown()
-    return replace(_freeze(cfg, out, table, mtypes, io), interrupted=interrupted)
+    from automl_asd.provenance import data_fingerprint
+
+    return replace(_freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines)),
+                   interrupted=interrupted)
 
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
@@ -319,7 +369,7 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
 
     space = cfg.space
     searcher = optuna_search(space.optuna_function(), metric=_METRIC, mode="max",
-                             seed=cfg.seed, points_to_evaluate=[space.baseline_point()])
+                             seed=cfg.seed, points_to_evaluate=[space.reference_point()])
     n_rungs = len(space.fidelity.rungs)
     scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
                       max_t=n_rungs, grace_period=1,
@@ -350,7 +400,8 @@ def _trial_order(trial_id: str, path: str) -> int:
 
 def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
     """One row per trial of a Tune ``ResultGrid``: id, order, status, Ω, fidelity, wall time,
-    per-type metrics, error, and the sampled parameters as ``param:<name>`` columns.
+    per-type metrics, error, the sampled parameters as ``param:<name>`` columns and (with
+    ``space``) ``recipe``, a one-line summary of the trial's recipe.
 
     ``status``: ``complete`` (full fidelity), ``stopped_early`` (ASHA), ``error``, or
     ``not_run`` (no result, e.g. a time budget ran out). With ``space``, integer dimensions
@@ -358,7 +409,7 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     max_rung_fid = 1.0
-    baseline = space.baseline_point() if space is not None else None
+    reference = space.reference_point() if space is not None else None
     for res in grid:
         metrics = dict(res.metrics or {})
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
@@ -378,17 +429,22 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
         row["omega"] = float(omega) if omega is not None else np.nan
         row["fidelity"] = float(fidelity) if fidelity is not None else np.nan
         row["rung"] = metrics.get("rung", 0)
-        row["is_baseline"] = bool(metrics.get("is_baseline", 0)) or (
-            baseline is not None and dict(res.config or {}) == baseline)
+        # "is_baseline": the metric's name in searches started before the rename (--resume).
+        row["is_reference"] = bool(metrics.get("is_reference", metrics.get("is_baseline", 0))) \
+            or (reference is not None and dict(res.config or {}) == reference)
         row["wall_s"] = float(metrics.get("time_total_s", np.nan))
         row["finished_at"] = float(metrics.get("timestamp", np.nan))  # last report, epoch s
         row["recipe_hash"] = metrics.get("recipe_hash")
+        for key in ("node_id", "host", "pid"):  # where the trial's last result came from
+            row[key] = metrics.get(key)
         row["error"] = _short_error(res.error)
         for key, value in metrics.items():
             if "/" in key and isinstance(value, int | float) and not key.startswith("config/"):
                 row[key] = float(value)
         for key, value in dict(res.config or {}).items():
             row[PARAM_PREFIX + key] = value
+        if space is not None:
+            row["recipe"] = trial_summary(space, dict(res.config or {}))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -416,7 +472,7 @@ def _short_error(error: BaseException | None) -> str | None:
 
 
 def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str, ...],
-            io: Any) -> SearchOutcome:
+            io: Any, *, dev_data: Any = None) -> SearchOutcome:
     if table.empty or not (table["status"] == "complete").any():
         io.write_trials(out, table)
         errors = table["error"].dropna().unique().tolist() if not table.empty else []
@@ -424,34 +480,38 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                          f"({len(table)} trials; errors: {errors[:3]}); if the search was "
                          "interrupted, continue it with --resume")
     done = table[table["status"] == "complete"]
-    # Highest Ω; ties go to the earliest trial (the baseline is trial 0).
+    # Highest Ω; ties go to the earliest trial (the reference recipe is trial 0).
     best = done.sort_values(["omega", "order"], ascending=[False, True], kind="stable").iloc[0]
     space = cfg.space
     params = space.coerce_point({k[len(PARAM_PREFIX):]: _native(v) for k, v in best.items()
                                  if str(k).startswith(PARAM_PREFIX) and not _missing(v)})
-    baseline_rows = table[table["is_baseline"] & (table["status"] == "complete")]
-    baseline_omega = float(baseline_rows["omega"].iloc[0]) if len(baseline_rows) else None
+    reference_rows = table[table["is_reference"] & (table["status"] == "complete")]
+    reference_omega = float(reference_rows["omega"].iloc[0]) if len(reference_rows) else None
     description = (f"Best of {len(table)} trials of search space {space.name!r} "
                    f"(seed {cfg.seed}) on development types {', '.join(mtypes)}: "
                    f"Ω={float(best['omega']):.4f}"
-                   + (f" (baseline {baseline_omega:.4f})" if baseline_omega is not None else "")
+                   + (f" (reference recipe {space.reference_name} {reference_omega:.4f})"
+                      if reference_omega is not None else "")
                    + f"; versions {json.dumps(_versions(), sort_keys=True)}")
     recipe = space.to_recipe(params, name=f"search_{space.name}",
                              description=description).with_provenance(
         source="search", space_name=space.name, space_sha256=space.sha256,
         dev_machine_types=list(mtypes), objective=float(best["omega"]),
-        trial_id=str(best["trial_id"]), created=_now())
+        trial_id=str(best["trial_id"]), created=_now(), versions=_versions(),
+        dev_data=None if dev_data is None else dataclasses.asdict(dev_data))
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, table),
-             "plot": io.plot_omega(out, table)}
+             "plot": io.plot_omega(out, table, reference_name=space.reference_name)}
     files["report"] = io.write_search_report(
         out, table, recipe=recipe, best_trial_id=str(best["trial_id"]),
         meta={**(io.read_search_meta(out) or {}), "finished": _now()},
-        baseline_omega=baseline_omega, plot=files["plot"])
-    logger.info("best trial %s: Ω=%.4f (baseline %s); recipe written to %s", best["trial_id"],
-                best["omega"], baseline_omega, files["recipe"])
+        reference_omega=reference_omega, reference=space.describe_reference(),
+        plot=files["plot"])
+    logger.info("best trial %s: Ω=%.4f (%s: %s); recipe written to %s", best["trial_id"],
+                best["omega"], space.describe_reference(), reference_omega, files["recipe"])
     return SearchOutcome(run_dir=out, recipe=recipe, best_omega=float(best["omega"]),
-                         best_trial_id=str(best["trial_id"]), baseline_omega=baseline_omega,
-                         trials=table, machine_types=mtypes, files=files)
+                         best_trial_id=str(best["trial_id"]), reference_omega=reference_omega,
+                         trials=table, machine_types=mtypes, files=files,
+                         reference=space.describe_reference())
 
 
 def _missing(value: Any) -> bool:
@@ -502,7 +562,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     folds: dict[str, SearchOutcome] = {}
     try:
         if cfg.prewarm:
-            _prewarm(machines, cfg.space, cfg.cache_dir)
+            _prewarm_task(cfg, machines)
         for held in mtypes:
             fold_dir = out / "loo" / held
             others = tuple(m for m in mtypes if m != held)
@@ -513,7 +573,9 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 outcome = SearchOutcome(run_dir=fold_dir, recipe=recipe,
                                         best_omega=float(recipe.provenance.objective or np.nan),
                                         best_trial_id=str(recipe.provenance.trial_id),
-                                        baseline_omega=None, trials=table, machine_types=others)
+                                        reference_omega=None, trials=table,
+                                        machine_types=others,
+                                        reference=cfg.space.describe_reference())
                 logger.info("fold %s: already finished, reusing %s", held, fold_dir)
             else:
                 fold_cfg = replace(cfg, out=fold_dir, machine_types=others, prewarm=False,
@@ -526,15 +588,14 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                         "--resume")
             folds[held] = outcome
-            baseline = cfg.space.to_recipe(cfg.space.baseline_point(),
-                                           name=cfg.space.baseline_name)
-            held_result, base_result = _evaluate_remote(
-                evaluator, [outcome.recipe, baseline], cfg, held)
-            base_held = base_result.omega
+            reference = cfg.space.to_recipe(cfg.space.reference_point(),
+                                            name=cfg.space.reference_name)
+            held_result, ref_result = _evaluate_remote(
+                evaluator, [outcome.recipe, reference], cfg, held)
             rows.append({"held_out": held, "in_search_omega": outcome.best_omega,
                          "held_out_omega": held_result.omega,
                          "gap": outcome.best_omega - held_result.omega,
-                         "baseline_held_out_omega": base_held,
+                         "reference_held_out_omega": ref_result.omega,
                          "detector": outcome.recipe.detector.name,
                          "trial_id": outcome.best_trial_id,
                          **{f"held_out/{k}": v for k, v in held_result.flat().items()
@@ -547,7 +608,8 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     table = pd.DataFrame(rows)
     files = dict(zip(("table", "report"), io.write_leave_one_out(out, table, meta={
         "space_name": cfg.space.name, "space_sha256": cfg.space.sha256, "seed": cfg.seed,
-        "trials_per_fold": cfg.trials, "machine_types": list(mtypes)}), strict=True))
+        "trials_per_fold": cfg.trials, "machine_types": list(mtypes),
+        "reference": cfg.space.describe_reference()}), strict=True))
     return LeaveOneOutOutcome(run_dir=out, table=table, folds=folds, files=files)
 
 
