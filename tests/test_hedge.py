@@ -98,5 +98,11 @@ def test_hedge_is_searchable(space: str) -> None:
     names = {d.name: d for d in sp.dimensions()}
     assert "hedge" in names["detector.name"].choices
     assert "fine+coarse" in names["detector.hedge.views"].choices
-    recipe = sp.to_recipe({"detector.name": "hedge", "detector.hedge.views": "fine+coarse"})
+    point = sp.reference_point()
+    point["detector.name"] = "hedge"
+    for name, dim in names.items():
+        if name.startswith("detector.hedge."):
+            point[name] = dim.choices[0]
+    recipe = sp.to_recipe(point)
     assert recipe.detector.name == "hedge"
+    assert recipe.detector.params["views"] == names["detector.hedge.views"].choices[0]
