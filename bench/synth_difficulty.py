@@ -11,6 +11,7 @@ types; mean AUC-t below mean AUC-s.
     .venv/bin/python bench/synth_difficulty.py                      # small set, all 11 types
     .venv/bin/python bench/synth_difficulty.py --size tiny --kinds  # + AUC per anomaly kind
     .venv/bin/python bench/synth_difficulty.py --data DIR           # an existing tree
+    .venv/bin/python bench/synth_difficulty.py --random-types 8     # 8 random types instead
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _kind_aucs(mt: str, size: str, seed: int, test: Sequence[Clip],
     names = [c.name for c in test]
     normal = np.array([kind.get(n) is None for n in names])
     out = {}
-    for k in synth._machines.MODELS[mt].anomalies:
+    for k in synth.machine_model(mt, seed).anomalies:
         sel = normal | np.array([kind.get(n) == k for n in names])
         y = ~normal[sel]
         out[k] = float(roc_auc_score(y, scores[sel]))
@@ -86,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--machine-types", nargs="+", default=list(synth.MACHINE_TYPES))
     ap.add_argument("--kinds", action="store_true", help="reference AUC per anomaly kind")
+    ap.add_argument("--random-types", type=int, default=0, metavar="N",
+                    help="N random types (synth.random_type_names) instead of --machine-types")
     args = ap.parse_args(argv)
+    if args.random_types:
+        args.machine_types = synth.random_type_names(args.random_types, args.seed)
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -126,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         knn_all[mt] = k = _metrics(test, _knn_scores(f_train, f_test))
         if args.kinds and args.data is None:
             kinds[mt] = _kind_aucs(mt, args.size, args.seed, test, scores)
-        group = "dev" if mt in synth.DEV_MACHINE_TYPES else "novel"
+        group = ("dev" if mt in synth.DEV_MACHINE_TYPES else "novel") if mt in \
+            synth.MACHINE_TYPES else str(synth.family_of(mt))
         print(f"{mt:<11} {group:<5} | {r.auc_source:9.3f} {r.auc_target:6.3f} {r.pauc:6.3f} | "
               f"{g.auc_source:9.3f} {g.auc_target:6.3f} {g.pauc:6.3f} {g.score:6.3f} | "
               f"{k.auc_source:9.3f} {k.auc_target:6.3f} {k.score:6.3f}", flush=True)

@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",
                         help="types to write (default: all); 'dev' and 'novel' name the two "
                              f"groups. Types: {', '.join(synth.MACHINE_TYPES)}")
+    parser.add_argument("--random-types", type=int, default=0, metavar="N",
+                        help="also write N random machine types drawn from physical families "
+                             "(named rnd<family><index>, e.g. rndfan03; drawn from --seed); "
+                             "without --machine-types only the random types are written")
     parser.add_argument("--size", choices=tuple(synth.SIZES), default="small",
                         help="full: real DCASE counts, 10 s; small: 200 train, 25 per test "
                              "group, 6 s; tiny: 60 train, 10 per group, 2 s (default: small)")
@@ -47,13 +51,12 @@ def _expand(names: list[str] | None) -> list[str] | None:
     return out
 
 
-def _catalogue() -> str:
-    from automl_asd.synth._machines import MODELS
-
+def _catalogue(random_types: list[str], seed: int) -> str:
     lines = []
-    for mt in synth.MACHINE_TYPES:
-        m = MODELS[mt]
-        group = "dev" if mt in synth.DEV_MACHINE_TYPES else "novel"
+    for mt in [*synth.MACHINE_TYPES, *random_types]:
+        m = synth.machine_model(mt, seed)
+        group = ("dev" if mt in synth.DEV_MACHINE_TYPES else "novel") if mt in \
+            synth.MACHINE_TYPES else f"rnd/{synth.family_of(mt)}"
         attrs = "; ".join(f"{a.key}: S={','.join(a.source)} T={','.join(a.target)}"
                           for a in m.attributes)
         hidden = " (hidden: noAttribute)" if m.hidden else ""
@@ -66,14 +69,20 @@ def _catalogue() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.random_types < 0:
+        raise ValueError(f"--random-types must be >= 0, got {args.random_types}")
+    randoms = synth.random_type_names(args.random_types, args.seed)
     if args.list:
-        print(_catalogue())
+        print(_catalogue(randoms, args.seed))
         return 0
     if args.out is None:
         raise ValueError("--out DIR is required (where to write the data set)")
     spec = synth.SIZES[args.size]
+    types = _expand(args.machine_types)
+    if randoms:
+        types = [*(types or []), *randoms]
     t0 = time.perf_counter()
-    dirs = synth.generate(args.out, machine_types=_expand(args.machine_types), size=args.size,
+    dirs = synth.generate(args.out, machine_types=types, size=args.size,
                           seed=args.seed, eval_layout=args.eval_layout, overwrite=args.overwrite,
                           workers=args.workers)
     elapsed = time.perf_counter() - t0
@@ -82,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
           f"4x{spec.n_test_per_group} test, {spec.n_supplemental} supplemental, "
           f"{spec.duration_s:g} s clips, seed {args.seed})")
     for mt, path in dirs.items():
-        kind = synth.SUPPLEMENTAL_KIND[mt]
-        attrs = "noAttribute" if mt in synth.HIDDEN_ATTRIBUTE_TYPES else "attributes"
-        print(f"  {mt:<11} {path}  ({attrs}, supplemental={kind})")
+        model = synth.machine_model(mt, args.seed)
+        attrs = "noAttribute" if model.hidden else "attributes"
+        fam = f"family {synth.family_of(mt)}, " if synth.is_random_type(mt) else ""
+        print(f"  {mt:<11} {path}  ({fam}{attrs}, supplemental={model.supplemental})")
     if args.eval_layout:
         print(f"  ground truth: {Path(args.out) / 'ground_truth_data'}")
     return 0

@@ -21,7 +21,11 @@ clean machine-only or noise-only supplemental clips (``SUPPLEMENTAL_KIND``). Wit
 official evaluator's headerless ground truth is written to
 ``<out>/ground_truth_{data,domain,attributes}/ground_truth_<mt>_section_00_test.csv``
 (``name,0|1`` label, ``name,0|1`` domain 0=source, ``name,<labelled name without .wav>``).
-A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same parameters skip work.
+Random types (``random_type_names(n, seed)``, e.g. ``rndfan03``; see ``_random.py``) are drawn
+from eight physical families with random parameters, attributes, operating cycles, domain
+shifts, anomaly kinds and SNRs; ``<out>/synth_info.json`` records every generated type's family
+(:func:`family_of`). A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same
+parameters skip work.
 
 Sizes (per machine type; test = 4 groups source/target x normal/anomaly):
 
@@ -50,6 +54,15 @@ from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
 if TYPE_CHECKING:
     from automl_asd.synth._generate import ClipPlan, generate, plan_machine, render_clip
     from automl_asd.synth._machines import MODELS as MODELS
+    from automl_asd.synth._machines import MachineModel
+    from automl_asd.synth._random import (
+        FAMILIES,
+        INFO_FILE,
+        NAMED_FAMILY,
+        family_of,
+        is_random_type,
+        random_type_names,
+    )
 
     HIDDEN_ATTRIBUTE_TYPES: tuple[str, ...]
     SUPPLEMENTAL_KIND: dict[str, str]
@@ -68,6 +81,13 @@ __all__ = [
     "ClipPlan",
     "SynthError",
     "SAMPLE_RATE",
+    "FAMILIES",
+    "NAMED_FAMILY",
+    "INFO_FILE",
+    "family_of",
+    "is_random_type",
+    "random_type_names",
+    "machine_model",
 ]
 
 #: Development-style types (search runs on these).
@@ -79,6 +99,8 @@ NOVEL_MACHINE_TYPES: tuple[str, ...] = ("pump", "compressor", "grinder", "convey
 MACHINE_TYPES: tuple[str, ...] = DEV_MACHINE_TYPES + NOVEL_MACHINE_TYPES
 
 _GENERATOR_NAMES = ("generate", "plan_machine", "render_clip", "ClipPlan")
+_RANDOM_NAMES = ("FAMILIES", "INFO_FILE", "NAMED_FAMILY", "family_of", "is_random_type",
+                 "random_type_names")
 
 
 def __getattr__(name: str) -> Any:
@@ -88,6 +110,10 @@ def __getattr__(name: str) -> Any:
         from automl_asd.synth import _generate
 
         return getattr(_generate, name)
+    if name in _RANDOM_NAMES:
+        from automl_asd.synth import _random
+
+        return getattr(_random, name)
     if name in ("MODELS", "HIDDEN_ATTRIBUTE_TYPES", "SUPPLEMENTAL_KIND"):
         from automl_asd.synth._machines import MODELS as MODELS
 
@@ -102,3 +128,10 @@ def __getattr__(name: str) -> Any:
         globals().update(values)
         return values[name]
     raise AttributeError(f"module 'automl_asd.synth' has no attribute {name!r}")
+
+
+def machine_model(machine_type: str, seed: int = 0) -> MachineModel:
+    """The model of a named type, or of random type ``machine_type`` under ``seed``."""
+    from automl_asd.synth._generate import _model
+
+    return _model(machine_type, seed)

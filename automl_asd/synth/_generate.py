@@ -19,6 +19,7 @@ import soundfile as sf
 
 from automl_asd.synth._dsp import Array, peaking_eq, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
+from automl_asd.synth._random import is_random_type, random_model, write_info
 from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
 
 __all__ = [
@@ -108,7 +109,7 @@ def _group(model: MachineModel, seed: int, split: str, domain: str, label: str,
 
 def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0) -> list[ClipPlan]:
     """All clips of one machine type, in order train (source, target), test (4 groups), supp."""
-    model = _model(machine_type)
+    model = _model(machine_type, seed)
     spec = _size(size)
     plans = _group(model, seed, "train", "source", "normal", spec.n_source_train)
     plans += _group(model, seed, "train", "target", "normal", spec.n_target_train)
@@ -123,7 +124,7 @@ def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0) -> list[C
 def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
                 sample_rate: int = SAMPLE_RATE) -> NDArrayF32:
     """Synthesise one clip: float32 ``(n_samples,)`` with RMS at ``plan.level_db`` dBFS."""
-    model = _model(machine_type)
+    model = _model(machine_type, plan.seed_key[0])  # seed_key starts with the tree's seed
     n = int(round(duration_s * sample_rate))
     ctx = Ctx(_rng(*plan.seed_key, 1), n, sample_rate)
     attrs = dict(plan.attributes)
@@ -147,12 +148,15 @@ def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
 NDArrayF32 = np.ndarray[tuple[int], np.dtype[np.float32]]
 
 
-def _model(machine_type: str) -> MachineModel:
-    try:
+def _model(machine_type: str, seed: int) -> MachineModel:
+    """A named type's model, or a random type's (``rnd<family><index>``, drawn from ``seed``)."""
+    if machine_type in MODELS:
         return MODELS[machine_type]
-    except KeyError:
-        raise SynthError(f"unknown synthetic machine type {machine_type!r}; valid: "
-                         f"{', '.join(MODELS)}") from None
+    if is_random_type(machine_type):
+        return random_model(machine_type, seed)
+    raise SynthError(f"unknown synthetic machine type {machine_type!r}; valid: "
+                     f"{', '.join(MODELS)}, or a random type rnd<family><index> "
+                     "(see random_type_names)")
 
 
 def _size(size: str) -> SizeSpec:
@@ -204,7 +208,7 @@ def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool
 
 def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed: int,
                    eval_layout: bool, overwrite: bool, pool: Executor | None) -> Path:
-    model = _model(machine_type)
+    model = _model(machine_type, seed)
     mdir = out / machine_type
     marker: dict[str, object] = {"generator_version": GENERATOR_VERSION, "machine_type":
                                  machine_type, "size": size, "seed": seed,
@@ -283,8 +287,10 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
 
     Args:
         out: root folder; gets ``<out>/<machine_type>/{train,test,supplemental}/*.wav`` and
-            ``attributes_00.csv`` (plus ``<out>/ground_truth_*/`` with ``eval_layout``).
-        machine_types: subset of ``MACHINE_TYPES`` (default: all, in catalogue order).
+            ``attributes_00.csv`` (plus ``<out>/ground_truth_*/`` with ``eval_layout``), and
+            ``<out>/synth_info.json`` (each type's family and description, merged).
+        machine_types: names from ``MACHINE_TYPES`` and/or random types
+            (``random_type_names(n, seed)``; default: the named types, in catalogue order).
         size: ``"tiny"``, ``"small"`` or ``"full"`` (see ``SIZES``).
         seed: any non-negative int; the same seed gives byte-identical files, and a type's
             files do not depend on which other types are generated.
@@ -301,8 +307,7 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
         raise SynthError(f"seed must be >= 0, got {seed}")
     spec = _size(size)
     types = list(MODELS) if machine_types is None else list(machine_types)
-    for mt in types:
-        _model(mt)
+    models = {mt: _model(mt, seed) for mt in types}
     if len(set(types)) != len(types):
         raise SynthError(f"machine_types has duplicates: {types}")
     root = Path(out)
@@ -315,6 +320,7 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
     try:
         result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite, pool)
                   for mt in types}
+        write_info(root, models, seed)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

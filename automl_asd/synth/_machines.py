@@ -150,53 +150,223 @@ def _lowpass_shape(fc: float, order: float = 1.0) -> Callable[[Array], Array]:
 
 
 # --------------------------------------------------------------------------------------------
+# Family cores. Each named type below maps its attributes to physical parameters and calls its
+# family's core; the random types of ``_random.py`` call the same cores with drawn parameters.
+# ``sweep`` (optional): a per-sample speed profile (mean ~1) multiplying the fundamental.
+
+def _swept(fi: Array, sweep: Array | None) -> Array:
+    return fi if sweep is None else fi * sweep
+
+
+def fan_core(c: Ctx, f_r: float, anomaly: str | None, s: float, *, blades: int = 7,
+             fc0: float = 250.0, fc_k: float = 14.0, blade_hz: float = 2600.0,
+             bear_band: tuple[float, float] = (4200.0, 6200.0),
+             sweep: Array | None = None) -> Array:
+    """Rotor with ``blades`` blades at shaft rate ``f_r``: blade-pass tones, shaft harmonics,
+    turbulence modulated at blade pass. Anomalies: imbalance, blade, clog, bearing."""
+    fi = _swept(_fundamental(c, f_r), sweep)
+    ph = phase_of(fi, c.n, c.sr)
+    tones = harmonics(ph, [blades * k for k in (1, 2, 3, 4)], _jit(c, [1.0, 0.5, 0.25, 0.12]),
+                      c.rng, c.sr, f0=f_r)
+    tones += harmonics(ph, [1, 2, 3], _jit(c, [0.12, 0.06, 0.04]), c.rng, c.sr, f0=f_r)
+    fc = fc0 + fc_k * f_r
+    turb = am(colored_noise(c.rng, c.n, c.sr, _lowpass_shape(fc)), blades * f_r, 0.15, c.sr)
+    x = 0.45 * unit(tones) + turb * c.u(0.8, 1.2)
+    if anomaly == "imbalance":
+        x = am(x + 0.9 * s * sine(ph), f_r, 0.6 * s, c.sr)
+    elif anomaly == "blade":
+        x += 0.7 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_r, jitter=0.01), blade_hz,
+                                     5.0, c.sr))
+    elif anomaly == "clog":
+        x = x + 0.8 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(0.35 * fc, 2.0))
+    elif anomaly == "bearing":
+        rough = bandpass(c.white(), bear_band[0], bear_band[1], c.sr) * drift(c.rng, c.n, c.sr,
+                                                                             30.0, 0.6)
+        x += 0.45 * s * unit(rough)
+    return x
+
+
+def gear_core(c: Ctx, f_s: float, load: float, anomaly: str | None, s: float, *,
+              teeth: int = 23, body_fc: float = 900.0, tooth_hz: float = 2100.0,
+              sweep: Array | None = None) -> Array:
+    """Gear mesh (``teeth`` teeth, shaft rate ``f_s``, load 0..1 shapes the harmonics) with
+    shaft-rate sidebands. Anomalies: tooth, wear, misalign."""
+    fi = _swept(_fundamental(c, f_s, 0.003), sweep)
+    ph = phase_of(fi, c.n, c.sr)
+    mesh = harmonics(ph, [teeth * k for k in (1, 2, 3, 4)],
+                     _jit(c, [1.0, 0.35 + 0.4 * load, 0.2 + 0.3 * load, 0.1]), c.rng, c.sr, f0=f_s)
+    mesh = mesh * (1.0 + 0.06 * sine(ph, 1.0, c.u(0, 6.28)))
+    motor = harmonics(ph, [1, 2], _jit(c, [0.15, 0.08]), c.rng, c.sr, f0=f_s)
+    body = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(body_fc + 300.0 * load))
+    x = 0.5 * unit(mesh) + 0.2 * motor + 0.7 * body
+    if anomaly == "tooth":
+        hit = resonate(pulse_train(c.rng, c.n, c.sr, f_s, jitter=0.005), tooth_hz, 6.0, c.sr)
+        x = am(x, f_s, 0.3 * s, c.sr) + 0.5 * s * unit(hit)
+    elif anomaly == "wear":
+        side = harmonics(ph, [teeth - 2, teeth - 1, teeth + 1, teeth + 2, 2 * teeth - 2,
+                              2 * teeth + 2], [1.0, 1.0, 1.0, 1.0, 0.5, 0.5], c.rng, c.sr, f0=f_s)
+        x += 0.7 * s * unit(side)
+    elif anomaly == "misalign":
+        x = am(x, 2 * f_s, 0.7 * s, c.sr) + 0.6 * s * sine(ph, 2)
+    return x
+
+
+def valve_core(c: Ctx, period: float, duty: float, ring: float, anomaly: str | None, s: float,
+               *, flow_band: tuple[float, float] = (600.0, 4000.0), pump_hz: float = 48.0,
+               body_hz: float = 700.0) -> Array:
+    """Solenoid-type actuator: open/close clicks every ``period`` s (open fraction ``duty``,
+    ring resonance ``ring`` Hz) and gated flow hiss. Anomalies: leak, contamination, stuck,
+    timing."""
+    period *= c.u(0.98, 1.02)
+    t = np.arange(c.n) / c.sr
+    start = c.u(0.0, period)
+    jitter = 0.35 * s * period if anomaly == "timing" else 0.0
+    rate = 1.0 / period
+    opens = pulse_train(c.rng, c.n, c.sr, rate, jitter=jitter / period, offset_s=start,
+                        amp_jitter=0.1)
+    closes = pulse_train(c.rng, c.n, c.sr, rate, jitter=jitter / period,
+                         offset_s=start + duty * period, amp_jitter=0.1)
+    click = resonate(opens, ring, 12.0, c.sr) + 0.6 * resonate(closes, 0.45 * ring, 8.0, c.sr)
+    click += 0.5 * resonate(opens + closes, body_hz, 3.0, c.sr)
+    gate = (((t - start) % period) / period < duty).astype(np.float64)
+    gate = bandpass(gate, 0.5, 40.0, c.sr) + duty  # softened edges
+    flow = unit(bandpass(c.white(), flow_band[0], flow_band[1], c.sr))
+    pump = harmonics(phase_of(_fundamental(c, pump_hz), c.n, c.sr), [1, 2, 3], [1.0, 0.6, 0.3],
+                     c.rng, c.sr)
+    x = 3.0 * unit(click) + 0.4 * flow * np.clip(gate, 0.0, 1.2) + 0.15 * unit(pump)
+    if anomaly == "leak":
+        x += 0.35 * s * unit(bandpass(c.white(), 3500.0, 7000.0, c.sr))
+    elif anomaly == "contamination":
+        bounce = np.roll(opens, int(c.u(0.012, 0.03) * c.sr))
+        x += 2.0 * s * unit(resonate(bounce, 1.35 * ring, 15.0, c.sr))
+    elif anomaly == "stuck":
+        x += 0.9 * s * flow * (1.0 - np.clip(gate, 0.0, 1.0))
+    return x
+
+
+def rail_core(c: Ctx, vel: float, acc: float, anomaly: str | None, s: float, *,
+              stroke_scale: float = 1.0, fric_hz: float = 2500.0, fric_bw: float = 1500.0,
+              motor_hz: float = 60.0, clunk_hz: float = 600.0, damage_hz: float = 5200.0,
+              squeal: tuple[float, float] = (2800.0, 3800.0)) -> Array:
+    """Slide rail moving back and forth at ``vel`` (profile exponent from ``acc``): friction
+    noise and motor whine follow the speed, end-stop clunks at the reversals. Anomalies: squeal,
+    damage, dry."""
+    stroke = 0.9 * 300.0 / vel * c.u(0.97, 1.03) * stroke_scale  # seconds per one-way stroke
+    ph0 = c.u(0.0, np.pi)
+    speed = np.abs(sine(phase_of(0.5 / stroke, c.n, c.sr), 1.0, ph0)) ** (0.5 + acc)
+    fric = colored_noise(c.rng, c.n, c.sr,
+                         lambda f: np.exp(-0.5 * ((f - fric_hz) / fric_bw) ** 2))
+    motor = sine(phase_of(motor_hz + 180.0 * speed * vel / 300.0, c.n, c.sr))
+    motor += 0.4 * sine(phase_of(motor_hz + 180.0 * speed * vel / 300.0, c.n, c.sr), 2.0)
+    clunk = resonate(pulse_train(c.rng, c.n, c.sr, 1.0 / stroke, jitter=0.002,
+                                 offset_s=(np.pi - ph0) / np.pi * stroke % stroke),
+                     clunk_hz, 4.0, c.sr)
+    x = 0.8 * fric * speed + 0.3 * motor * speed + 2.0 * unit(clunk)
+    if anomaly == "squeal":
+        f_sq = c.u(*squeal) * drift(c.rng, c.n, c.sr, 4.0, 0.01)
+        x += 0.6 * s * sine(phase_of(f_sq, c.n, c.sr)) * speed
+    elif anomaly == "damage":
+        hit = pulse_train(c.rng, c.n, c.sr, 1.0 / stroke, jitter=0.003,
+                          offset_s=((np.pi / 2 - ph0) / np.pi * stroke) % stroke)
+        x += 1.5 * s * unit(resonate(hit, damage_hz, 10.0, c.sr))
+    elif anomaly == "dry":
+        grit = colored_noise(c.rng, c.n, c.sr,
+                             lambda f: np.exp(-0.5 * ((f - 4800.0) / 1200.0) ** 2))
+        x += 0.8 * s * grit * speed * drift(c.rng, c.n, c.sr, 80.0, 0.5)
+    return x
+
+
+def flow_core(c: Ctx, f_r: float, flow: float, anomaly: str | None, s: float, *,
+              vanes: int = 6, mains2: float = 100.0, flow_fc0: float = 200.0,
+              cav_band: tuple[float, float] = (2500.0, 6500.0),
+              sweep: Array | None = None) -> Array:
+    """Centrifugal pump / fluid flow: vane-pass tones at ``vanes * f_r``, electrical hum at
+    ``mains2`` Hz, flow noise whose bandwidth follows ``flow``. Anomalies: cavitation, impeller,
+    clog."""
+    ph = phase_of(_swept(_fundamental(c, f_r, 0.002), sweep), c.n, c.sr)
+    vane = harmonics(ph, [vanes * k for k in (1, 2, 3)], _jit(c, [1.0, 0.45, 0.2]), c.rng, c.sr,
+                     f0=f_r)
+    elec = harmonics(phase_of(mains2, c.n, c.sr), [1, 2], [0.3, 0.1], c.rng, c.sr)
+    fn = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(flow_fc0 + 12.0 * flow))
+    x = 0.45 * unit(vane) + 0.1 * elec + 0.8 * fn
+    if anomaly == "cavitation":
+        pops = random_pulses(c.rng, c.n, c.sr, 250.0, 0.8)
+        x += 0.8 * s * unit(am(bandpass(pops, cav_band[0], cav_band[1], c.sr), vanes * f_r, 0.5,
+                               c.sr))
+    elif anomaly == "impeller":
+        x = am(x, f_r, 0.6 * s, c.sr) + 0.8 * s * sine(ph, 3)
+    elif anomaly == "clog":
+        x += 0.9 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(90.0, 2.0))
+    return x
+
+
+def recip_core(c: Ctx, f_c: float, anomaly: str | None, s: float, *, thump_hz: float,
+               click_delay: float, click_hz: float = 2800.0, mains: float = 50.0,
+               intake_band: tuple[float, float] = (300.0, 2000.0), knock_hz: float = 900.0,
+               belt_hz: float = 1500.0) -> Array:
+    """Reciprocating pump/compressor at ``f_c`` strokes/s: compression thump (``thump_hz``
+    resonance), valve click ``click_delay`` of a cycle later, motor hum, pulsing intake noise.
+    Anomalies: leak, knock, belt."""
+    off = c.u(0.0, 1.0 / f_c)
+    train = pulse_train(c.rng, c.n, c.sr, f_c, jitter=0.004, offset_s=off, amp_jitter=0.1)
+    thump = resonate(train, thump_hz, 3.0, c.sr)
+    click = resonate(np.roll(train, int(click_delay / f_c * c.sr)), click_hz, 10.0, c.sr)
+    hum = harmonics(phase_of(mains, c.n, c.sr), [1, 2, 3, 4], _jit(c, [1.0, 0.6, 0.3, 0.2]),
+                    c.rng, c.sr)
+    intake = am(bandpass(c.white(), intake_band[0], intake_band[1], c.sr), f_c, 0.6, c.sr)
+    x = 1.5 * unit(thump) + 0.6 * unit(click) + 0.25 * unit(hum) + 0.5 * unit(intake)
+    if anomaly == "leak":
+        x += 0.4 * s * unit(am(bandpass(c.white(), 3000.0, 7000.0, c.sr), f_c, 0.7, c.sr))
+    elif anomaly == "knock":
+        k = np.roll(train, int(0.55 / f_c * c.sr))
+        x += 0.5 * s * unit(resonate(k, knock_hz, 6.0, c.sr))
+    elif anomaly == "belt":
+        f_sq = belt_hz * drift(c.rng, c.n, c.sr, 3.0, 0.02)
+        x += 0.7 * s * am(sine(phase_of(f_sq, c.n, c.sr)), f_c, 0.8, c.sr)
+    return x
+
+
+def belt_core(c: Ctx, load: float, anomaly: str | None, s: float, *, roll_hz: float = 6.0,
+              motor_hz: float = 24.3, mains2: float = 100.0, rollers: int = 4,
+              rattle_hz: float = 700.0, tick_rate: float = 0.7, tick_hz: float = 1800.0,
+              bolt_hz: float = 330.0) -> Array:
+    """Belt conveyor under ``load``: motor hum, roller rattle at the roller rate, belt-joint
+    tick, load rumble. Anomalies: seized, rub, bolt."""
+    f_roll = roll_hz * (1.0 - 0.008 * load) * c.u(0.98, 1.02)
+    hum = harmonics(phase_of(_fundamental(c, motor_hz * (1.0 - 0.004 * load), 0.002), c.n, c.sr),
+                    [1, 2, 4], _jit(c, [1.0, 0.5, 0.3]), c.rng, c.sr)
+    hum += harmonics(phase_of(mains2, c.n, c.sr), [1, 3], [0.4, 0.2], c.rng, c.sr)
+    rolls = sum((pulse_train(c.rng, c.n, c.sr, f_roll * c.u(0.95, 1.05), jitter=0.02,
+                             amp_jitter=0.4) for _ in range(rollers)), np.zeros(c.n))
+    rattle = resonate(rolls + 0.5 * random_pulses(c.rng, c.n, c.sr, 20.0), rattle_hz, 4.0, c.sr)
+    rumble = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(150.0 + 10.0 * load, 2.0))
+    tick = resonate(pulse_train(c.rng, c.n, c.sr, tick_rate, jitter=0.01), tick_hz, 8.0, c.sr)
+    x = 0.3 * unit(hum) + 1.0 * unit(rattle) + (0.4 + 0.04 * load) * rumble + 0.5 * unit(tick)
+    if anomaly == "seized":
+        f_sq = c.u(2000.0, 2600.0) * drift(c.rng, c.n, c.sr, 5.0, 0.01)
+        x += 0.35 * s * sine(phase_of(f_sq, c.n, c.sr)) * drift(c.rng, c.n, c.sr, 4.0, 0.4)
+    elif anomaly == "rub":
+        x += 0.6 * s * unit(am(bandpass(c.white(), 1500.0, 4000.0, c.sr), f_roll, 0.8, c.sr))
+    elif anomaly == "bolt":
+        x += 1.4 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_roll, jitter=0.01), bolt_hz,
+                                     3.0, c.sr))
+    return x
+
+
+# --------------------------------------------------------------------------------------------
 # Development-style machine types
 
 def _fan(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Axial fan: shaft harmonics, 7-blade blade-pass tones, turbulence modulated at blade pass."""
     f_r = {"1": 16.0, "2": 20.0, "3": 24.0, "4": 27.0}[a["spd"]] * c.u(0.985, 1.015)
-    fi = _fundamental(c, f_r)
-    ph = phase_of(fi, c.n, c.sr)
-    tones = harmonics(ph, [7, 14, 21, 28], _jit(c, [1.0, 0.5, 0.25, 0.12]), c.rng, c.sr, f0=f_r)
-    tones += harmonics(ph, [1, 2, 3], _jit(c, [0.12, 0.06, 0.04]), c.rng, c.sr, f0=f_r)
-    fc = 250.0 + 14.0 * f_r
-    turb = am(colored_noise(c.rng, c.n, c.sr, _lowpass_shape(fc)), 7 * f_r, 0.15, c.sr)
-    x = 0.45 * unit(tones) + turb * c.u(0.8, 1.2)
-    if anomaly == "imbalance":
-        x = am(x + 0.9 * s * sine(ph), f_r, 0.6 * s, c.sr)
-    elif anomaly == "blade":
-        x += 0.7 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_r, jitter=0.01), 2600.0, 5.0,
-                                     c.sr))
-    elif anomaly == "clog":
-        x = x + 0.8 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(0.35 * fc, 2.0))
-    elif anomaly == "bearing":
-        rough = bandpass(c.white(), 4200.0, 6200.0, c.sr) * drift(c.rng, c.n, c.sr, 30.0, 0.6)
-        x += 0.45 * s * unit(rough)
-    return x
+    return fan_core(c, f_r, anomaly, s)
 
 
 def _gearbox(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Gearbox: 23-tooth mesh harmonics with shaft-rate sidebands; load shapes the harmonics."""
     f_s = 9.0 * float(a["volt"]) * c.u(0.985, 1.015)
     load = {"30": 0.0, "80": 0.5, "120": 0.8}[a["wt"]]
-    fi = _fundamental(c, f_s, 0.003)
-    ph = phase_of(fi, c.n, c.sr)
-    mesh = harmonics(ph, [23, 46, 69, 92],
-                     _jit(c, [1.0, 0.35 + 0.4 * load, 0.2 + 0.3 * load, 0.1]), c.rng, c.sr, f0=f_s)
-    mesh = mesh * (1.0 + 0.06 * sine(ph, 1.0, c.u(0, 6.28)))
-    motor = harmonics(ph, [1, 2], _jit(c, [0.15, 0.08]), c.rng, c.sr, f0=f_s)
-    body = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(900.0 + 300.0 * load))
-    x = 0.5 * unit(mesh) + 0.2 * motor + 0.7 * body
-    if anomaly == "tooth":
-        hit = resonate(pulse_train(c.rng, c.n, c.sr, f_s, jitter=0.005), 2100.0, 6.0, c.sr)
-        x = am(x, f_s, 0.3 * s, c.sr) + 0.5 * s * unit(hit)
-    elif anomaly == "wear":
-        side = harmonics(ph, [21, 22, 24, 25, 44, 48], [1.0, 1.0, 1.0, 1.0, 0.5, 0.5], c.rng,
-                         c.sr, f0=f_s)
-        x += 0.7 * s * unit(side)
-    elif anomaly == "misalign":
-        x = am(x, 2 * f_s, 0.7 * s, c.sr) + 0.6 * s * sine(ph, 2)
-    return x
+    return gear_core(c, f_s, load, anomaly, s)
 
 
 def _bearing(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
@@ -228,60 +398,15 @@ def _valve(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array
     period, duty = {"00": (0.50, 0.5), "01": (0.35, 0.3), "02": (0.70, 0.6),
                     "03": (0.5, 0.42)}[a["pat"]]
     ring = {"1": 3100.0, "2": 2800.0}[a["v"]]
-    period *= c.u(0.98, 1.02)
-    t = np.arange(c.n) / c.sr
-    start = c.u(0.0, period)
-    jitter = 0.35 * s * period if anomaly == "timing" else 0.0
-    rate = 1.0 / period
-    opens = pulse_train(c.rng, c.n, c.sr, rate, jitter=jitter / period, offset_s=start,
-                        amp_jitter=0.1)
-    closes = pulse_train(c.rng, c.n, c.sr, rate, jitter=jitter / period,
-                         offset_s=start + duty * period, amp_jitter=0.1)
-    click = resonate(opens, ring, 12.0, c.sr) + 0.6 * resonate(closes, 0.45 * ring, 8.0, c.sr)
-    click += 0.5 * resonate(opens + closes, 700.0, 3.0, c.sr)
-    gate = (((t - start) % period) / period < duty).astype(np.float64)
-    gate = bandpass(gate, 0.5, 40.0, c.sr) + duty  # softened edges
-    flow = unit(bandpass(c.white(), 600.0, 4000.0, c.sr))
-    pump = harmonics(phase_of(_fundamental(c, 48.0), c.n, c.sr), [1, 2, 3], [1.0, 0.6, 0.3],
-                     c.rng, c.sr)
-    x = 3.0 * unit(click) + 0.4 * flow * np.clip(gate, 0.0, 1.2) + 0.15 * unit(pump)
-    if anomaly == "leak":
-        x += 0.35 * s * unit(bandpass(c.white(), 3500.0, 7000.0, c.sr))
-    elif anomaly == "contamination":
-        bounce = np.roll(opens, int(c.u(0.012, 0.03) * c.sr))
-        x += 2.0 * s * unit(resonate(bounce, 1.35 * ring, 15.0, c.sr))
-    elif anomaly == "stuck":
-        x += 0.9 * s * flow * (1.0 - np.clip(gate, 0.0, 1.0))
-    return x
+    return valve_core(c, period, duty, ring, anomaly, s)
+
 
 
 def _slider(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Slide rail: back-and-forth strokes; friction noise and motor whine follow the speed
     profile, end-stop clunks at the reversals."""
-    vel = float(a["vel"])
-    acc = float(a["acc"])
-    stroke = 0.9 * 300.0 / vel * c.u(0.97, 1.03)  # seconds per one-way stroke
-    ph0 = c.u(0.0, np.pi)
-    speed = np.abs(sine(phase_of(0.5 / stroke, c.n, c.sr), 1.0, ph0)) ** (0.5 + acc)
-    fric = colored_noise(c.rng, c.n, c.sr, lambda f: np.exp(-0.5 * ((f - 2500.0) / 1500.0) ** 2))
-    motor = sine(phase_of(60.0 + 180.0 * speed * vel / 300.0, c.n, c.sr))
-    motor += 0.4 * sine(phase_of(60.0 + 180.0 * speed * vel / 300.0, c.n, c.sr), 2.0)
-    clunk = resonate(pulse_train(c.rng, c.n, c.sr, 1.0 / stroke, jitter=0.002,
-                                 offset_s=(np.pi - ph0) / np.pi * stroke % stroke),
-                     600.0, 4.0, c.sr)
-    x = 0.8 * fric * speed + 0.3 * motor * speed + 2.0 * unit(clunk)
-    if anomaly == "squeal":
-        f_sq = c.u(2800.0, 3800.0) * drift(c.rng, c.n, c.sr, 4.0, 0.01)
-        x += 0.6 * s * sine(phase_of(f_sq, c.n, c.sr)) * speed
-    elif anomaly == "damage":
-        hit = pulse_train(c.rng, c.n, c.sr, 1.0 / stroke, jitter=0.003,
-                          offset_s=((np.pi / 2 - ph0) / np.pi * stroke) % stroke)
-        x += 1.5 * s * unit(resonate(hit, 5200.0, 10.0, c.sr))
-    elif anomaly == "dry":
-        grit = colored_noise(c.rng, c.n, c.sr,
-                             lambda f: np.exp(-0.5 * ((f - 4800.0) / 1200.0) ** 2))
-        x += 0.8 * s * grit * speed * drift(c.rng, c.n, c.sr, 80.0, 0.5)
-    return x
+    return rail_core(c, float(a["vel"]), float(a["acc"]), anomaly, s)
+
 
 
 def _toycar(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
@@ -340,44 +465,15 @@ def _pump(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Centrifugal pump: 6-vane vane-pass tones, flow noise whose bandwidth follows the flow."""
     flow = float(a["flow"])
     f_r = 24.5 * (1.0 - 0.0006 * flow) * c.u(0.99, 1.01)
-    ph = phase_of(_fundamental(c, f_r, 0.002), c.n, c.sr)
-    vane = harmonics(ph, [6, 12, 18], _jit(c, [1.0, 0.45, 0.2]), c.rng, c.sr, f0=f_r)
-    elec = harmonics(phase_of(100.0, c.n, c.sr), [1, 2], [0.3, 0.1], c.rng, c.sr)
-    fn = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(200.0 + 12.0 * flow))
-    x = 0.45 * unit(vane) + 0.1 * elec + 0.8 * fn
-    if anomaly == "cavitation":
-        pops = random_pulses(c.rng, c.n, c.sr, 250.0, 0.8)
-        x += 0.8 * s * unit(am(bandpass(pops, 2500.0, 6500.0, c.sr), 6 * f_r, 0.5, c.sr))
-    elif anomaly == "impeller":
-        x = am(x, f_r, 0.6 * s, c.sr) + 0.8 * s * sine(ph, 3)
-    elif anomaly == "clog":
-        x += 0.9 * s * colored_noise(c.rng, c.n, c.sr, _lowpass_shape(90.0, 2.0))
-    return x
+    return flow_core(c, f_r, flow, anomaly, s)
 
 
 def _compressor(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Reciprocating compressor: per-revolution compression thump and valve click, motor hum."""
     press = float(a["press"])
     f_c = (15.0 - 0.25 * press) * c.u(0.98, 1.02)
-    off = c.u(0.0, 1.0 / f_c)
-    slip = 0.0
-    train = pulse_train(c.rng, c.n, c.sr, f_c, jitter=0.004 + slip, offset_s=off,
-                        amp_jitter=0.1)
-    thump = resonate(train, 120.0 + 6.0 * press, 3.0, c.sr)
-    click = resonate(np.roll(train, int((0.15 + 0.02 * press) / f_c * c.sr)), 2800.0, 10.0, c.sr)
-    hum = harmonics(phase_of(50.0, c.n, c.sr), [1, 2, 3, 4], _jit(c, [1.0, 0.6, 0.3, 0.2]),
-                    c.rng, c.sr)
-    intake = am(bandpass(c.white(), 300.0, 2000.0, c.sr), f_c, 0.6, c.sr)
-    x = 1.5 * unit(thump) + 0.6 * unit(click) + 0.25 * unit(hum) + 0.5 * unit(intake)
-    if anomaly == "leak":
-        x += 0.4 * s * unit(am(bandpass(c.white(), 3000.0, 7000.0, c.sr), f_c, 0.7, c.sr))
-    elif anomaly == "knock":
-        k = np.roll(train, int(0.55 / f_c * c.sr))
-        x += 0.5 * s * unit(resonate(k, 900.0, 6.0, c.sr))
-    elif anomaly == "belt":
-        f_sq = 1500.0 * drift(c.rng, c.n, c.sr, 3.0, 0.02)
-        x += 0.7 * s * am(sine(phase_of(f_sq, c.n, c.sr)), f_c, 0.8, c.sr)
-    return x
+    return recip_core(c, f_c, anomaly, s, thump_hz=120.0 + 6.0 * press,
+                      click_delay=0.15 + 0.02 * press)
 
 
 def _grinder(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
@@ -403,26 +499,7 @@ def _grinder(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Arr
 
 def _conveyor(c: Ctx, a: Mapping[str, str], anomaly: str | None, s: float) -> Array:
     """Belt conveyor: motor hum, roller rattle at the roller rate, belt-joint tick, load rumble."""
-    load = float(a["load"])
-    f_roll = 6.0 * (1.0 - 0.008 * load) * c.u(0.98, 1.02)
-    hum = harmonics(phase_of(_fundamental(c, 24.3 * (1.0 - 0.004 * load), 0.002), c.n, c.sr),
-                    [1, 2, 4], _jit(c, [1.0, 0.5, 0.3]), c.rng, c.sr)
-    hum += harmonics(phase_of(100.0, c.n, c.sr), [1, 3], [0.4, 0.2], c.rng, c.sr)
-    rollers = sum((pulse_train(c.rng, c.n, c.sr, f_roll * c.u(0.95, 1.05), jitter=0.02,
-                               amp_jitter=0.4) for _ in range(4)), np.zeros(c.n))
-    rattle = resonate(rollers + 0.5 * random_pulses(c.rng, c.n, c.sr, 20.0), 700.0, 4.0, c.sr)
-    rumble = colored_noise(c.rng, c.n, c.sr, _lowpass_shape(150.0 + 10.0 * load, 2.0))
-    tick = resonate(pulse_train(c.rng, c.n, c.sr, 0.7, jitter=0.01), 1800.0, 8.0, c.sr)
-    x = 0.3 * unit(hum) + 1.0 * unit(rattle) + (0.4 + 0.04 * load) * rumble + 0.5 * unit(tick)
-    if anomaly == "seized":
-        f_sq = c.u(2000.0, 2600.0) * drift(c.rng, c.n, c.sr, 5.0, 0.01)
-        x += 0.35 * s * sine(phase_of(f_sq, c.n, c.sr)) * drift(c.rng, c.n, c.sr, 4.0, 0.4)
-    elif anomaly == "rub":
-        x += 0.6 * s * unit(am(bandpass(c.white(), 1500.0, 4000.0, c.sr), f_roll, 0.8, c.sr))
-    elif anomaly == "bolt":
-        x += 1.4 * s * unit(resonate(pulse_train(c.rng, c.n, c.sr, f_roll, jitter=0.01), 330.0,
-                                     3.0, c.sr))
-    return x
+    return belt_core(c, float(a["load"]), anomaly, s)
 
 
 # --------------------------------------------------------------------------------------------
