@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,6 +123,9 @@ class DcaseAE(Detector):
             "float", 1e-6, low=0.0, high=1.0, help="ridge (× mean variance) added to Σ"
         ),
     }
+
+    #: The scoring mode acts on the trained autoencoder and its residual covariances.
+    scoring_params: ClassVar[frozenset[str] | None] = frozenset({"score"})
 
     epochs: int
     score: str
@@ -367,6 +370,13 @@ class DcaseAE(Detector):
         state["has_target"] = np.asarray(self.has_target_)
         state["train_losses"] = self.train_losses_.copy()
         return state
+
+    def representation_state(self) -> dict[str, NDArray[Any]]:
+        """The whole fitted state (it does not depend on ``score``)."""
+        return self.get_state()
+
+    def fit_with_representation(self, state: dict[str, NDArray[Any]], train: TrainSet) -> Self:
+        return self.set_state(state)
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         import torch

@@ -180,6 +180,9 @@ class MarginDetector(Detector):
         "size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 3, "batch_size": 16,
         "n_subclusters": 2, "lr": 3e-3}
 
+    #: The backend and the domain rule act on the trained network's embeddings.
+    scoring_params: ClassVar[frozenset[str] | None] = frozenset({"backend", "domain_rule"})
+
     crop_frames: int
     size: str
     emb_dim: int
@@ -346,7 +349,7 @@ class MarginDetector(Detector):
                     f"{self.name}: scope='all' trains one network over every machine type of "
                     "the run; fit it with pipeline.fit_shared first (automl-asd apply/search "
                     "and pipeline.run_machine(shared=...) do this)")
-        else:
+        elif not getattr(self, "pretrained_", False):
             self._train_network(train)
         if len(train) < 1:
             raise ValueError(f"{self.name}: no training clips")
@@ -359,6 +362,15 @@ class MarginDetector(Detector):
         logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0,
                     next(self.net_.parameters()).device)
         return self
+
+    def representation_state(self) -> dict[str, NDArray[Any]]:
+        """The trained network, its head and its input normalisation (``scope="machine"``)."""
+        return self._network_state()
+
+    def fit_with_representation(self, state: dict[str, NDArray[Any]], train: TrainSet) -> Self:
+        self._load_network(state)
+        self.pretrained_ = True
+        return self.fit(train)
 
     # ------------------------------------------------------------------------ shared stage
     def needs_shared(self) -> bool:
