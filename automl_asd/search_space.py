@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from automl_asd.selection import SelectionRule, parse_selection
+
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
 
@@ -65,7 +67,7 @@ logger = logging.getLogger(__name__)
 #: Folder of the shipped spaces (``search_spaces/`` at the repository root).
 SHIPPED_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
-_TOP_KEYS = {"name", "description", "baseline", "fidelity", "space"}
+_TOP_KEYS = {"name", "description", "baseline", "fidelity", "space", "selection"}
 _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
              "seed")
 _Scalar = bool | int | float | str | None
@@ -170,6 +172,8 @@ class SearchSpace:
     fidelity: Fidelity
     base: Mapping[str, Any]
     nodes: Mapping[str, Node] = field(default_factory=dict)
+    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.selection`).
+    selection: SelectionRule = field(default_factory=SelectionRule)
 
     # -- walking ---------------------------------------------------------------------------
     def _build(self, get: Callable[[Dimension, dict[str, Any]], Any]) -> dict[str, Any]:
@@ -412,6 +416,10 @@ def load_space(space: str | Path) -> SearchSpace:
     base = json.loads(baseline.to_json())
     base.pop("provenance", None)
     fidelity = _parse_fidelity(doc.get("fidelity"), path)
+    try:
+        selection = parse_selection(doc.get("selection"), str(path))
+    except ValueError as exc:
+        raise SpaceError(str(exc)) from None
     body = doc["space"]
     if not isinstance(body, dict):
         raise SpaceError(f"{path}: space: expected a mapping of recipe sections {_SECTIONS}")
@@ -438,7 +446,7 @@ def load_space(space: str | Path) -> SearchSpace:
     result = SearchSpace(name=name, description=str(doc.get("description", "")), path=path,
                          sha256=hashlib.sha256(raw).hexdigest(),
                          baseline_name=str(doc["baseline"]), fidelity=fidelity, base=base,
-                         nodes=nodes)
+                         nodes=nodes, selection=selection)
     _check_names_unique(result)
     result.baseline_point()  # raises when the baseline lies outside the space
     _probe(result)
