@@ -21,12 +21,13 @@ counts per section):
     Mean of the per-type Ω minus their standard deviation: rewards recipes that are good on
     every type rather than excellent on a few.
 ``leave_one_type_out``
-    Mean over folds, each fold the Ω of the development types without one type. A first-shot
-    recipe has no per-type refitting of its hyper-parameters — every rule in it is fixed — so
-    the folds do not retrain anything: they ask "would this recipe still look this good if one
-    development type had been missing?". The mean over folds is a jackknife estimate of Ω; it
-    differs from ``mean`` by discounting recipes whose Ω rests on one type's very high (or
-    very low, through the harmonic mean) values.
+    Mean over folds; each fold holds one development type out and scores the recipe on it.
+    A first-shot recipe has no per-type refitting of its hyper-parameters — every rule in it is
+    fixed — so nothing is fitted on the kept types and a fold's score is simply the held-out
+    type's own Ω: the objective is the arithmetic mean of the per-type Ω, each type standing
+    for "a machine the recipe has never seen". (Dropping a type from the pooled Ω instead — a
+    jackknife of Ω — only re-weights the same numbers and ranks like ``mean``.) Unlike the
+    pooled harmonic mean it does not let one type's very low AUC dominate.
 
 Final pick:
 
@@ -38,7 +39,8 @@ Final pick:
     clips. The resamples are drawn within each type and each (domain, label) group, so each
     keeps every group the metrics need, and they are the same for every candidate (paired).
 
-Pure: numpy and scikit-learn's metrics only.
+Pure: numpy only (the AUCs are recomputed here for speed; a test checks them against
+:mod:`automl_asd.metrics`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ __all__ = [
     "objective_from_row",
     "bootstrap_lower_bound",
     "pick_trial",
+    "section_aucs",
 ]
 
 OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
@@ -141,10 +144,8 @@ def objective_value(objective: str, aucs: TypeAucs) -> float:
         return float(per_type.min())
     if objective == "mean_minus_std":
         return float(per_type.mean() - per_type.std())
-    if len(keys) == 1:
-        return _hmean(list(aucs[keys[0]]))
-    folds = [_hmean([v for k in keys if k != held for v in aucs[k]]) for held in keys]
-    return float(np.mean(folds))
+    # leave_one_type_out: fold k scores the (fixed) recipe on held-out type k.
+    return float(per_type.mean())
 
 
 def objective_from_row(objective: str, row: Mapping[str, Any]) -> float:
@@ -161,17 +162,56 @@ def objective_from_row(objective: str, row: Mapping[str, Any]) -> float:
     return objective_value(objective, aucs) if aucs else math.nan
 
 
+def _roc(y: NDArray[np.bool_], s: NDArray[np.float64]
+         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """ROC points (fpr, tpr) at every distinct score, from (0, 0) (as sklearn's roc_curve)."""
+    order = np.argsort(-s, kind="mergesort")
+    ys, ss = y[order], s[order]
+    ends = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]
+    tps = np.cumsum(ys)[ends].astype(np.float64)
+    fps = (ends + 1 - tps).astype(np.float64)
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def _auc(y: NDArray[np.bool_], s: NDArray[np.float64]) -> float:
+    fpr, tpr = _roc(y, s)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def _pauc(y: NDArray[np.bool_], s: NDArray[np.float64], max_fpr: float) -> float:
+    """McClish-standardised partial AUC up to ``max_fpr`` (sklearn's ``max_fpr`` rule)."""
+    fpr, tpr = _roc(y, s)
+    stop = int(np.searchsorted(fpr, max_fpr, "right"))
+    x = [fpr[stop - 1], fpr[stop]]
+    t = [tpr[stop - 1], tpr[stop]]
+    tpr_c = np.r_[tpr[:stop], np.interp(max_fpr, x, t)]
+    fpr_c = np.r_[fpr[:stop], max_fpr]
+    partial = float(np.trapezoid(tpr_c, fpr_c))
+    lo, hi = 0.5 * max_fpr**2, max_fpr
+    return 0.5 * (1 + (partial - lo) / (hi - lo))
+
+
+def section_aucs(y_true: NDArray[Any], domains: NDArray[Any], scores: NDArray[Any]
+                 ) -> tuple[float, float, float]:
+    """(AUC-s, AUC-t, pAUC) of one section, as :func:`automl_asd.metrics.machine_metrics`
+    computes them, without its input checks (fast enough for bootstrap loops)."""
+    from automl_asd.metrics import MAX_FPR
+
+    y = np.asarray(y_true).astype(bool)
+    target = np.asarray(domains).astype(str) == "target"
+    s = np.asarray(scores, dtype=np.float64)
+    out = [_auc(y[keep], s[keep]) for keep in (~target | y, target | y)]
+    return out[0], out[1], _pauc(y, s, MAX_FPR)
+
+
 def _aucs_of(clips: ClipScores, index: Mapping[str, NDArray[np.int64]] | None = None
              ) -> dict[str, tuple[float, float, float]]:
-    from automl_asd.metrics import machine_metrics
-
     out: dict[str, tuple[float, float, float]] = {}
     for key in sorted(clips):
         y, dom, s = clips[key]
         if index is not None:
             y, dom, s = y[index[key]], dom[index[key]], s[index[key]]
-        m = machine_metrics(y, dom, s)
-        out[key] = (float(m.auc_source), float(m.auc_target), float(m.pauc))
+        out[key] = section_aucs(y, dom, s)
     return out
 
 
