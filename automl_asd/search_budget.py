@@ -135,20 +135,35 @@ def _train_clips(machines: Mapping[str, MachineData]) -> int:
 
 
 def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
-                      device: str) -> tuple[float, float]:
-    """(seconds, cost units) of one tiny fit: ~32 train clips, 1 epoch, 1 member."""
+                      device: str, epochs: int) -> tuple[float, float]:
+    """(seconds, cost units) of one tiny fit on one type: ~32 train clips, ``epochs`` epochs
+    (network families), 1 member, every test clip scored."""
     from automl_asd.objective import evaluate_recipe
 
     params = dict(recipe.detector.params)
     if "epochs" in params:
-        params["epochs"] = 1
+        params["epochs"] = epochs
     tiny = replace(recipe, detector=replace(recipe.detector, params=params),
                    ensemble=replace(recipe.ensemble, size=1))
     fid = min(1.0, _TINY_CLIPS / max(1, len(machine.train)))
     t0 = time.perf_counter()
     evaluate_recipe(tiny, {machine.machine_type: machine}, cache_dir=cache_dir,
-                    device=device, fidelity=fid, reuse_representations=False)
+                    device=device, fidelity=fid,
+                    reuse_representations=False)
     return time.perf_counter() - t0, _units(tiny, len(machine.train), fid)
+
+
+def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
+                      device: str) -> tuple[float, float]:
+    """(seconds per machine type, seconds per clip-epoch) of a family: two tiny fits (1 and
+    3 epochs) for network families give the slope and the per-type overhead (features,
+    scoring the test clips); other families cost one per-type constant."""
+    t1, u1 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)
+    if "epochs" not in recipe.detector.params:
+        return t1, 0.0
+    t3, u3 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 3)
+    slope = max(0.0, (t3 - t1) / max(u3 - u1, 1e-9))
+    return max(0.0, t1 - slope * u1), slope
 
 
 def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
@@ -163,22 +178,23 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     reference = space.to_recipe(space.baseline_point(), name="reference")
     recipes = [space.to_recipe(p, name="estimate")
                for p in random_points(space, _N_POINTS, seed)]
-    per_unit: dict[str, float] = {}
+    consts: dict[str, tuple[float, float]] = {}
     for recipe in [reference, *recipes]:
         family = recipe.detector.name
-        if family in per_unit:
+        if family in consts:
             continue
         try:
-            seconds, units = _tiny_fit_seconds(recipe, first, cache_dir, device)
+            consts[family] = _family_constants(recipe, first, cache_dir, device)
         except Exception as exc:  # an estimate must never stop the search
             logger.warning("cost estimate of %s failed (%s); skipped", family, exc)
-            continue
-        per_unit[family] = seconds / max(units, 1e-9)
     rungs = list(space.fidelity.rungs)
     eta = float(space.fidelity.reduction_factor)
+    n_types = len(machines)
 
     def cost(recipe: Recipe, fidelity: float) -> float:
-        return per_unit.get(recipe.detector.name, math.nan) * _units(recipe, n_clips, fidelity)
+        per_type, per_unit = consts.get(recipe.detector.name, (math.nan, math.nan))
+        return (n_types * per_type * recipe.ensemble.size
+                + per_unit * _units(recipe, n_clips, fidelity))
 
     def expected(recipe: Recipe) -> float:
         # ASHA promotes ~1/eta of the trials from each rung to the next.
@@ -190,7 +206,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         by_family.setdefault(r.detector.name, []).append(c)
     return {
         "train_clips": n_clips,
-        "seconds_per_unit": per_unit,
+        "seconds_per_type": {k: v[0] for k, v in consts.items()},
+        "seconds_per_clip_epoch": {k: v[1] for k, v in consts.items()},
         "reference_s": cost(reference, 1.0),
         "reference_family": reference.detector.name,
         "mean_trial_s": float(np.nanmean(trial_costs)) if trial_costs else math.nan,
