@@ -6,6 +6,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
     description: free text
     baseline: baseline_ae_mse        # shipped recipe: base values + first point to evaluate
     fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
+    selection: {objective: mean, pick: best}   # optional; see automl_asd/selection.py
     space:
       features:
         n_mels: {choice: [64, 128]}          # categorical (scalars only)
