@@ -310,7 +310,19 @@ class DcaseAE(Detector):
     def _clip_stats(
         self, features: Sequence[NDArray[np.float32]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per clip: mean squared error ``(n,)`` and mean residual block ``(n, n_bins)``."""
+        """Per clip: mean squared error ``(n,)`` and mean residual block ``(n, n_bins)``.
+        The last result is remembered for the same ``features`` object and network (scoring
+        and the domain rule read the same test clips)."""
+        memo = getattr(self, "_stats_memo", None)
+        if memo is not None and memo[0] is features and memo[1] is self.net_:
+            return memo[2].copy(), memo[3].copy()
+        mse, blocks = self._clip_stats_uncached(features)
+        self._stats_memo = (features, self.net_, mse, blocks)
+        return mse.copy(), blocks.copy()
+
+    def _clip_stats_uncached(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         import torch
 
         self._check_fitted()

@@ -453,9 +453,17 @@ class MarginDetector(Detector):
         return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def embed(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
-        """L2-normalised clip embeddings ``(n_clips, out_dim)`` of the fitted network."""
+        """L2-normalised clip embeddings ``(n_clips, out_dim)`` of the fitted network.
+
+        The last call's result is remembered for the same ``features`` object and network
+        (scoring and the domain rule embed the same test clips: extract once, score many)."""
         self._check_fitted()
-        return self._embed_prepared([self._normalise(*self._prepare(f)) for f in features])
+        memo = getattr(self, "_embed_memo", None)
+        if memo is not None and memo[0] is features and memo[1] is self.net_:
+            return np.array(memo[2], copy=True)
+        emb = self._embed_prepared([self._normalise(*self._prepare(f)) for f in features])
+        self._embed_memo = (features, self.net_, emb)
+        return np.array(emb, copy=True)
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         self._check_fitted()
