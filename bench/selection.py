@@ -129,9 +129,11 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for name, r in results.items():
         print(f"  {name:<40} {r['dev']:7.4f} {r['novel']:8.4f} {r['regret']:7.4f} "
               f"{r['rho']:6.3f}")
-    return {"draw": draw, "seed": seed, "dev": dev_types, "novel": novel_types,
-            "results": results, "shipped": shipped, "best_novel": best_novel,
-            "reference_novel": cands[0]["novel_omega"]}
+    out = {"draw": draw, "seed": seed, "dev": dev_types, "novel": novel_types,
+           "results": results, "shipped": shipped, "best_novel": best_novel,
+           "reference_novel": cands[0]["novel_omega"]}
+    (root / "result.json").write_text(json.dumps(out, indent=2))
+    return out
 
 
 def main() -> None:
@@ -147,6 +149,10 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=100)
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
+                        help="run only these draws (e.g. in several processes on one --work)")
+    parser.add_argument("--summarize", action="store_true",
+                        help="only print the mean table of every <work>/draw*/result.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_selection_"))
@@ -154,7 +160,11 @@ def main() -> None:
     print(f"space {args.space}, size {args.size}, {args.draws} draws, {args.candidates}+1 "
           f"candidates per draw; work dir {work}")
     t0 = time.perf_counter()
-    draws = [_draw(d, args, work) for d in range(args.draws)]
+    if args.summarize:
+        draws = [json.loads(p.read_text()) for p in sorted(work.glob("draw*/result.json"))]
+    else:
+        ids = args.draw_ids if args.draw_ids is not None else list(range(args.draws))
+        draws = [_draw(d, args, work) for d in ids]
     rules = list(draws[0]["results"])
     print(f"\n== mean over {len(draws)} draws ({time.perf_counter() - t0:.0f} s)")
     print(f"  {'rule':<40} {'novel Ω':>8} {'regret':>7} {'max regret':>10} {'ρ':>6}")
