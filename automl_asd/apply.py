@@ -35,7 +35,6 @@ import numpy as np
 
 from automl_asd import __version__
 from automl_asd.io.results import (
-    error_path,
     read_machine_summary,
     sha256_file,
     summary_path,
@@ -43,9 +42,11 @@ from automl_asd.io.results import (
     write_json,
     write_machine_summary,
 )
+from automl_asd.io.run_folder import data_fingerprint, journal
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
+    from automl_asd.io.run_folder import RunFolder
     from automl_asd.recipe import Recipe
 
 __all__ = [
@@ -91,6 +92,8 @@ class MachineJob:
     num_threads: int | None = None
     #: Folder of the run's shared stage (``io.bundle.save_shared``) when the recipe has one.
     shared_dir: str | None = None
+    #: ``--overwrite``: the model bundle may replace files this tool did not write.
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ def _write_submission_atomic(
             )
             written.extend(Path(p) for p in paths)
         files: dict[str, str] = {}
+        journal(out_dir, machine_type, [p.name for p in written])
         for path in written:
             files[path.name] = sha256_file(path)
             path.replace(out_dir / path.name)
@@ -239,7 +243,8 @@ def _plain_mapping(value: Any) -> dict[str, Any]:
     return {"value": value}
 
 
-def _save_model_bundle(out_dir: Path, machine_type: str, result: Any) -> str | None:
+def _save_model_bundle(out_dir: Path, machine_type: str, result: Any,
+                       overwrite: bool = False) -> str | None:
     """Save ``result.fitted`` (if the run kept it) as ``<out>/models/<mt>``; returns that
     path relative to ``out_dir`` (``None`` when there is no fitted model, e.g. a test stand-in).
     """
@@ -248,8 +253,11 @@ def _save_model_bundle(out_dir: Path, machine_type: str, result: Any) -> str | N
         return None
     from automl_asd.io.bundle import save_bundle
 
-    save_bundle(fitted, out_dir / "models" / machine_type)
-    return f"models/{machine_type}"
+    rel = f"models/{machine_type}"
+    save_bundle(fitted, out_dir / rel, replace_foreign=overwrite,
+                before_write=lambda names: journal(out_dir, machine_type,
+                                                   [f"{rel}/{n}" for n in names]))
+    return rel
 
 
 def apply_machine(
@@ -263,6 +271,7 @@ def apply_machine(
     num_threads: int | None = None,
     run_fn: RunMachineFn | None = None,
     shared_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
 
@@ -276,13 +285,15 @@ def apply_machine(
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
     """
-    from automl_asd.recipe import Recipe
+    from automl_asd.apply_outputs import require_test_clips
+    from automl_asd.recipe import Recipe, official_baseline_name
 
     t0 = time.perf_counter()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     rec = Recipe.from_dict(dict(recipe))
     out = Path(out_dir)
     machine = blind_test_clips(_load_machine(Path(data_root), machine_type))
+    require_test_clips(machine)
     if run_fn is None:
         from automl_asd.pipeline import run_machine
 
@@ -297,14 +308,16 @@ def apply_machine(
         **extra,
     )
     files = _write_submission_atomic(out, machine_type, result)
-    bundle = _save_model_bundle(out, machine_type, result)
+    bundle = _save_model_bundle(out, machine_type, result, overwrite)
     summary: dict[str, Any] = {
         "summary_schema": SUMMARY_SCHEMA,
         "machine_type": machine_type,
         "recipe_name": rec.name,
         "recipe_hash": rec.content_hash(),
+        "official_baseline": official_baseline_name(rec),
         "package_version": __version__,
         "data_root": str(Path(data_root).resolve()),
+        "data_fingerprint": data_fingerprint(machine.root),
         "sections": sorted({str(s) for s in result.sections}),
         "files": files,
         "bundle": bundle,
@@ -316,6 +329,7 @@ def apply_machine(
         "started": started,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    journal(out, machine_type, [summary_path(out, machine_type).name])
     write_machine_summary(out, machine_type, summary)
     return summary
 
@@ -340,6 +354,7 @@ def run_job(
             num_threads=job.num_threads,
             run_fn=run_fn,
             shared_dir=job.shared_dir,
+            overwrite=job.overwrite,
         )
     except catch:
         return MachineOutcome(
@@ -389,19 +404,6 @@ def is_complete(out_dir: Path, machine_type: str, recipe_hash: str) -> dict[str,
     return summary
 
 
-def _clear_outputs(out_dir: Path, machine_type: str) -> None:
-    """Remove the outputs of a machine type that is about to be (re)run, so a failure cannot
-    leave a stale result from an earlier recipe that looks current."""
-    summary_path(out_dir, machine_type).unlink(missing_ok=True)
-    error_path(out_dir, machine_type).unlink(missing_ok=True)
-    shutil.rmtree(Path(out_dir) / "models" / machine_type, ignore_errors=True)
-    for prefix in ("anomaly_score", "decision_result"):
-        for path in Path(out_dir).glob(f"{prefix}_{machine_type}_section_*_test.csv"):
-            path.unlink()
-    for name in ("roc", "hist"):
-        (Path(out_dir) / f"{name}_{machine_type}.png").unlink(missing_ok=True)
-
-
 # ------------------------------------------------------------------ evaluation (labels)
 def _labelled_truth(
     data_root: Path, machine_types: Sequence[str], ground_truth: Path | None
@@ -442,7 +444,7 @@ def evaluate_outputs(
     Returns ``(metrics.SubmissionEvaluation or None, files written)``.
     """
     from automl_asd.io.plots import plot_roc, plot_score_histogram
-    from automl_asd.io.results import write_results_table
+    from automl_asd.io.results import recipe_of_run, write_results_table
     from automl_asd.io.submission import align_submission, read_submission
     from automl_asd.metrics import evaluate_submission
 
@@ -463,7 +465,8 @@ def evaluate_outputs(
                 threshold=summaries[mt].get("threshold"),
             ))
     seconds = {mt: float(s.get("seconds", 0.0)) for mt, s in summaries.items()}
-    files.extend(write_results_table(Path(out_dir), evaluation.table, seconds=seconds))
+    files.extend(write_results_table(Path(out_dir), evaluation.per_section, seconds=seconds,
+                                     recipe=recipe_of_run(summaries)))
     files.append(write_json(Path(out_dir) / "metrics.json", evaluation.to_json_dict()))
     return evaluation, files
 
@@ -538,23 +541,57 @@ def apply_recipe(
     ground_truth: str | Path | None = None,
     evaluate: bool = True,
     plots: bool = True,
+    overwrite: bool = False,
 ) -> ApplyReport:
     """Apply a frozen recipe to every machine type under ``data_root``; write into ``out_dir``.
 
     ``recipe`` is a :class:`Recipe`, a recipe dict, a JSON path or a shipped name. ``runner``
     defaults to :class:`SerialRunner`; pass ``orchestration.apply.RayRunner`` for parallel
-    tasks. ``resume`` skips machine types whose summary matches the recipe hash and whose CSVs
-    are intact. Failures are reported (``<out>/<mt>.error.txt``), the others complete.
-    Metrics/plots are computed at the end when ``evaluate`` and labels exist.
+    tasks. ``resume`` skips machine types whose outputs are verifiably this recipe's on this
+    data (:func:`automl_asd.apply_outputs.resume_status`). Failures are reported
+    (``<out>/<mt>.error.txt``), the others complete. Metrics/plots are computed at the end when
+    ``evaluate`` and labels exist.
+
+    ``out_dir`` is locked for the run and keeps a manifest of what its runs wrote
+    (:mod:`automl_asd.io.run_folder`): files the tool did not write are never deleted, and one
+    whose name the run would write is refused (``OutputError``) unless ``overwrite``; so is a
+    folder holding another recipe's outputs (``overwrite`` replaces that run's own files).
+    Nothing is created when the data root or ``machine_types`` are wrong.
     """
-    t0 = time.perf_counter()
+    from automl_asd.apply_outputs import open_apply_folder
+
     rec = _as_recipe(recipe)
-    rhash = rec.content_hash()
-    root, out = Path(data_root), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = _discover(root, machine_types)
+    names = _discover(Path(data_root), machine_types)
     if not names:
-        raise ValueError(f"{root}: no machine types found (expected <root>/<machine_type>/test)")
+        raise ValueError(f"{data_root}: no machine types found (expected "
+                         "<root>/<machine_type>/test)")
+    with open_apply_folder(Path(out_dir), rec, overwrite=overwrite) as folder:
+        return _apply_locked(folder, rec, Path(data_root), names, runner=runner, resume=resume,
+                             cache_dir=cache_dir, device=device, ground_truth=ground_truth,
+                             evaluate=evaluate, plots=plots)
+
+
+def _apply_locked(
+    folder: RunFolder,
+    rec: Recipe,
+    root: Path,
+    names: list[str],
+    *,
+    runner: Runner | None,
+    resume: bool,
+    cache_dir: str | Path | None,
+    device: str,
+    ground_truth: str | Path | None,
+    evaluate: bool,
+    plots: bool,
+) -> ApplyReport:
+    """The body of :func:`apply_recipe`, run while ``folder`` is locked."""
+    from automl_asd.apply_outputs import claim, clear_machine, record_outcome, resumable
+    from automl_asd.pipeline import needs_shared
+
+    t0 = time.perf_counter()
+    rhash = rec.content_hash()
+    out = folder.path
     n_total = len(names)
     done_count = 0
     outcomes: list[MachineOutcome] = []
@@ -562,8 +599,10 @@ def apply_recipe(
     def report(outcome: MachineOutcome) -> None:
         nonlocal done_count
         done_count += 1
+        record_outcome(folder, outcome)
         if outcome.status == "failed":
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
+            folder.record([path.name])
             last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]
             logger.error("apply [%d/%d] %s FAILED after %.1f s: %s (traceback: %s)",
                          done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
@@ -575,17 +614,21 @@ def apply_recipe(
 
     jobs: list[MachineJob] = []
     recipe_dict = rec.to_dict()
-    pending = [mt for mt in names if not (resume and is_complete(out, mt, rhash) is not None)]
+    done_before = resumable(folder, root, names, rhash) if resume else {}
+    pending = [mt for mt in names if mt not in done_before]
+    claim(folder, root, pending, shared=bool(pending) and needs_shared(rec), report=evaluate)
     shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
                                resume=resume) if pending else None
+    if shared_dir is not None:
+        folder.record_tree("shared", listed_in="shared.json")
     for mt in names:
-        previous = is_complete(out, mt, rhash) if resume else None
+        previous = done_before.get(mt)
         if previous is not None:
             outcome = MachineOutcome(mt, "skipped", 0.0, summary=previous)
             outcomes.append(outcome)
             report(outcome)
             continue
-        _clear_outputs(out, mt)
+        clear_machine(folder, mt)
         jobs.append(
             MachineJob(
                 recipe=recipe_dict,
@@ -595,6 +638,7 @@ def apply_recipe(
                 cache_dir=None if cache_dir is None else str(cache_dir),
                 device=device,
                 shared_dir=None if shared_dir is None else str(shared_dir),
+                overwrite=folder.overwrite,
             )
         )
     if jobs:
@@ -613,6 +657,7 @@ def apply_recipe(
             ground_truth=None if ground_truth is None else Path(ground_truth),
             plots=plots,
         )
+        folder.record([Path(f).resolve() for f in files])
     return ApplyReport(
         out_dir=out,
         recipe_name=rec.name,

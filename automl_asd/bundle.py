@@ -21,7 +21,10 @@ cannot run code. Before anything is built, every file is checked against the man
 that is missing, has another sha256, is not listed, or is neither ``.json`` nor ``.npy``
 (e.g. a dropped-in pickle) is refused with :class:`BundleError` naming it; so are a bundle
 format, package version or torch version other than this installation's (unless
-``strict_versions=False``). The checksums detect corruption and accidental edits; they are not
+``strict_versions=False``). Arrays holding NaN/inf, zero-variance normalisers and ``.npy``
+headers declaring more data than the file holds are refused too, and :meth:`Bundle.score`
+raises :class:`NonFiniteScoreError` naming a clip that scores NaN/inf (never a silent "normal").
+The checksums detect corruption and accidental edits; they are not
 a signature (whoever can rewrite the manifest can rewrite the checksums), which is why loading
 never executes stored content.
 
@@ -39,6 +42,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,6 +69,8 @@ __all__ = [
     "BundleError",
     "BundleScores",
     "Bundle",
+    "NonFiniteScoreError",
+    "check_finite_scores",
     "load_bundle",
     "read_bundle_files",
     "verify_bundle_files",
@@ -277,16 +283,44 @@ def verify_bundle_files(
     return manifest
 
 
+def _check_npy_size(data: bytes, where: Path) -> None:
+    """Refuse a ``.npy`` whose header declares more data than the file holds (before numpy
+    would try to allocate it: a forged header could claim hundreds of GiB)."""
+    buf = io.BytesIO(data)
+    try:
+        major, _ = np.lib.format.read_magic(buf)
+        read = (np.lib.format.read_array_header_1_0 if major == 1
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(buf)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise BundleError(f"{where}: not a plain .npy array ({exc}); object/pickled arrays "
+                          "are refused") from None
+    if dtype.hasobject:
+        return  # np.load(allow_pickle=False) refuses it with its own message
+    need = math.prod(int(n) for n in shape) * dtype.itemsize
+    have = len(data) - buf.tell()
+    if need > have:
+        raise BundleError(f"{where}: header declares shape {tuple(shape)} ({need} bytes) but "
+                          f"the file holds {have}; the bundle is damaged")
+
+
 def _load_npy(files: Mapping[str, bytes], name: str, root: Path) -> NDArray[Any]:
     try:
-        arr = np.load(io.BytesIO(files[name]), allow_pickle=False)
+        data = files[name]
     except KeyError:
         raise BundleError(f"{root / name}: missing (named in {MANIFEST})") from None
+    _check_npy_size(data, root / name)
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise BundleError(f"{root / name}: not a plain .npy array ({exc}); object/pickled "
                           "arrays are refused") from None
     if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load of .npy gives arrays
         raise BundleError(f"{root / name}: expected one array")
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise BundleError(f"{root / name}: holds {bad} non-finite value(s) (NaN/inf); the "
+                          "bundle is damaged or its model diverged; refusing it")
     return arr
 
 
@@ -295,6 +329,9 @@ def _domain_stats(arr: NDArray[Any], where: Path) -> tuple[float, float]:
     a = np.asarray(arr, dtype=np.float64)
     if a.shape != (2,):
         raise BundleError(f"{where}: expected (mean, std) of shape (2,), got {a.shape}")
+    if not a[1] > 0:
+        raise BundleError(f"{where}: normaliser std {float(a[1])!r} is not positive (zero variance "
+                          "would give infinite scores); the bundle is damaged")
     return float(a[0]), float(a[1])
 
 
@@ -350,6 +387,9 @@ def _build_fitted(
                           f"{stats_arr.shape} for an ensemble of {recipe.ensemble.size}")
     if not np.isfinite(threshold):
         raise BundleError(f"{root / scoring['threshold']}: threshold is not finite")
+    if n and not np.all(stats_arr[:, 1] > 0):
+        raise BundleError(f"{root / scoring['member_stats']}: a member score std is not positive "
+                          "(zero variance would give infinite scores); the bundle is damaged")
     spec = recipe.detector
     members = []
     for i, doc in enumerate(members_doc):
@@ -581,6 +621,7 @@ class Bundle:
             feats = self.features(chunk, resample=resample, sample_rate=sample_rate,
                                   workers=workers)
             s, d = self.score_features(feats)
+            check_finite_scores(names[start:start + batch_size], s, self.path)
             scores.append(s)
             decisions.append(d)
         return BundleScores(
@@ -588,6 +629,23 @@ class Bundle:
             np.concatenate(scores) if scores else np.zeros(0, np.float64),
             np.concatenate(decisions) if decisions else np.zeros(0, np.int8),
         )
+
+
+class NonFiniteScoreError(ValueError):
+    """A clip scored NaN or infinite; the message names the clip."""
+
+
+def check_finite_scores(names: Sequence[str], scores: NDArray[Any], bundle: str | Path) -> None:
+    """Raise :class:`NonFiniteScoreError` naming the first clip whose score is not finite
+    (a NaN scored as "normal" would be a silent wrong answer)."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(scores, dtype=np.float64)))
+    if bad.size:
+        i = int(bad[0])
+        more = f" (and {bad.size - 1} more clip(s))" if bad.size > 1 else ""
+        raise NonFiniteScoreError(
+            f"{names[i]}: non-finite anomaly score ({float(scores[i])!r}) with bundle "
+            f"{bundle}{more}; the clip's samples may be out of range (e.g. a float wav far "
+            "beyond +-1) or the bundle is damaged; nothing was written for it")
 
 
 def load_bundle(

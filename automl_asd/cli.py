@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "info": "info",
     "synth": "synth",
     "evaluate": "evaluate",
+    "summarize": "summarize",
     "recipe": "recipe",
     "apply": "apply",
     "search": "search",

@@ -7,7 +7,10 @@ Per machine type and section (``dcase_spec.md`` section 2.1):
 * pAUC: ``roc_auc_score(max_fpr=0.1)`` (McClish-standardised) over all clips of the section;
 * AUC (all): every clip of the section (reported, not ranked);
 * precision / recall / F1 per domain from the 0/1 decisions on that domain's clips only, with
-  the evaluator's ``max(., eps)`` guards.
+  the evaluator's ``max(., eps)`` guards;
+* pAUC (source) / pAUC (target): the official baseline's per-domain columns,
+  ``roc_auc_score(max_fpr=0.1)`` over that domain's clips only (reported, not ranked; ``None``
+  when the domain has no anomalous clips).
 
 The official score Omega is the harmonic mean over [all AUC-s] + [all AUC-t] + [all pAUC],
 each value first floored at ``sys.float_info.epsilon``. scikit-learn is used on purpose: its tie
@@ -65,7 +68,9 @@ K = TypeVar("K", bound=Hashable)
 class MachineMetrics:
     """Official metrics of one (machine type, section); all values are fractions in [0, 1].
 
-    The decision fields are ``None`` when no 0/1 decisions were given.
+    The decision fields are ``None`` when no 0/1 decisions were given; ``pauc_source`` /
+    ``pauc_target`` (the baseline's per-domain pAUC, not part of Ω) are ``None`` when that
+    domain holds no anomalous clip.
     """
 
     auc_source: float
@@ -78,6 +83,8 @@ class MachineMetrics:
     precision_target: float | None = None
     recall_target: float | None = None
     f1_target: float | None = None
+    pauc_source: float | None = None
+    pauc_target: float | None = None
 
     @property
     def official_values(self) -> tuple[float, float, float]:
@@ -215,9 +222,15 @@ def machine_metrics(
         auc[name] = float(roc_auc_score(y[keep], s[keep]))
     pauc = float(roc_auc_score(y, s, max_fpr=max_fpr))
     auc_all = float(roc_auc_score(y, s))
+    pauc_domain: dict[str, float | None] = {}
+    for name, in_domain in (("source", ~is_target), ("target", is_target)):
+        # The baseline's dev-mode column: that domain's clips only (normals and anomalies).
+        pauc_domain[name] = (float(roc_auc_score(y[in_domain], s[in_domain], max_fpr=max_fpr))
+                             if y[in_domain].any() else None)
+    per_domain = {"pauc_source": pauc_domain["source"], "pauc_target": pauc_domain["target"]}
 
     if decisions is None:
-        return MachineMetrics(auc["source"], auc["target"], pauc, auc_all)
+        return MachineMetrics(auc["source"], auc["target"], pauc, auc_all, **per_domain)
 
     d = np.asarray(decisions)
     if d.shape != y.shape:
@@ -231,7 +244,8 @@ def machine_metrics(
     decided = d.astype(bool)
     ps, rs, fs = _decision_prf(y[~is_target], decided[~is_target])
     pt, rt, ft = _decision_prf(y[is_target], decided[is_target])
-    return MachineMetrics(auc["source"], auc["target"], pauc, auc_all, ps, rs, fs, pt, rt, ft)
+    return MachineMetrics(auc["source"], auc["target"], pauc, auc_all, ps, rs, fs, pt, rt, ft,
+                          **per_domain)
 
 
 def metrics_for_clips(

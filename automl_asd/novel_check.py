@@ -144,9 +144,9 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
                      "in_search_objective": float(row.get("objective", row["omega"])),
                      "novel_omega": float(result.omega),
                      "frozen": str(row["trial_id"]) == outcome.best_trial_id,
-                     "is_reference": bool(row.get("is_baseline", False)),
+                     "is_reference": bool(row.get("is_reference", row.get("is_baseline", False))),
                      "params": str(params)})
-    reference = space.to_recipe(space.baseline_point(), name=space.baseline_name)
+    reference = space.to_recipe(space.reference_point(), name=space.reference_name)
     ref_omega = float(evaluator(reference, novel, cache_dir=cfg.cache_dir, device=cfg.device,
                                 fidelity=1.0).omega)
     df = pd.DataFrame(rows)

@@ -7,7 +7,10 @@ registry name, never by import path, and nothing is pickled, so a recipe file ca
 
 Parsing is strict: unknown keys, wrong types (a bool is not an int), unknown detector/backend
 names and out-of-range values raise :class:`RecipeError` naming the JSON path, e.g.
-``detector.params.backend.params.k: 0 is below the minimum 1``. Keys missing inside a section
+``detector.params.backend.params.k: 0 is below the minimum 1``. Every problem of a recipe is
+collected and reported at once (``RecipeError.errors``, one ``"path: message"`` each); checks
+across the fields of a section live in ``*_errors`` functions returning such lists
+(:func:`feature_errors`, :func:`supplemental_errors`). Keys missing inside a section
 take their documented defaults; ``to_dict``/``to_json`` always write every value resolved, so
 ``content_hash()`` (sha256 of the canonical JSON without ``provenance``) is stable.
 """
@@ -15,6 +18,7 @@ take their documented defaults; ``to_dict``/``to_json`` always write every value
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -37,8 +41,13 @@ __all__ = [
     "ThresholdSpec",
     "SupplementalSpec",
     "EnsembleSpec",
+    "DataFingerprint",
     "Provenance",
     "Recipe",
+    "OFFICIAL_BASELINES",
+    "official_baseline_name",
+    "feature_errors",
+    "supplemental_errors",
     "load_recipe",
     "shipped_recipe_names",
     "validate_params",
@@ -48,6 +57,12 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
+#: The shipped recipes that reproduce the official DCASE Task 2 baseline autoencoder. In this
+#: project "baseline" means these two and nothing else.
+OFFICIAL_BASELINES: tuple[str, ...] = ("baseline_ae_mse", "baseline_ae_mahalanobis")
+
+_R = typing.TypeVar("_R")
+
 NormalizationMethod = Literal["none", "domain_zscore", "domain_log_zscore"]
 ThresholdMethod = Literal["gamma", "quantile"]
 CombineRule = Literal["mean_z", "mean", "max"]
@@ -55,7 +70,37 @@ ProvenanceSource = Literal["shipped", "search", "manual"]
 
 
 class RecipeError(ValueError):
-    """A malformed recipe; the message starts with the JSON path of the offending field."""
+    """A malformed recipe. ``errors`` lists every problem as ``"<JSON path>: <message>"``; the
+    message is that single line, or a count followed by one indented line per problem.
+    ``source`` (a file name) prefixes the message when given."""
+
+    def __init__(self, errors: str | typing.Sequence[str], *, source: str | None = None) -> None:
+        self.errors: list[str] = [errors] if isinstance(errors, str) else list(errors)
+        self.source = source
+        if len(self.errors) == 1:
+            text = self.errors[0]
+        else:
+            text = f"{len(self.errors)} problems:\n  - " + "\n  - ".join(self.errors)
+        super().__init__(f"{source}: {text}" if source else text)
+
+
+class _Collect:
+    """Gathers the problems of several independent checks so all are reported at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def run(self, fn: typing.Callable[..., _R], *args: Any) -> _R | None:
+        """``fn(*args)``; on :class:`RecipeError` keep its problems and return ``None``."""
+        try:
+            return fn(*args)
+        except RecipeError as exc:
+            self.errors.extend(exc.errors)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise RecipeError(self.errors)
 
 
 @dataclass(frozen=True)
@@ -103,9 +148,35 @@ class EnsembleSpec:
     combine: CombineRule = "mean_z"
 
 
+def _json_hash(obj: Any) -> int:
+    return hash(json.dumps(_plain(dataclasses.asdict(obj)), sort_keys=True))
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What development data a search saw (see :mod:`automl_asd.provenance`).
+
+    ``clip_counts``: machine type -> ``"<split>/<domain>/<label>"`` (supplemental clips:
+    ``"supplemental/<kind>"``) -> number of clips. ``files_sha256``: sha256 of the sorted
+    relative paths (``<machine type>/<path under its folder>``, one per line).
+    """
+
+    machine_types: tuple[str, ...] = ()
+    clip_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    n_files: int = 0
+    files_sha256: str = ""
+
+    def __hash__(self) -> int:
+        return _json_hash(self)
+
+
 @dataclass(frozen=True)
 class Provenance:
-    """How the recipe was made. Not part of :meth:`Recipe.content_hash`."""
+    """How the recipe was made. Not part of :meth:`Recipe.content_hash`.
+
+    ``dev_data`` and ``versions`` (package -> version) were added later: recipes without them
+    still load (``None`` / empty).
+    """
 
     package_version: str = ""
     created: str = ""
@@ -115,6 +186,11 @@ class Provenance:
     dev_machine_types: tuple[str, ...] = ()
     objective: float | None = None
     trial_id: str | None = None
+    dev_data: DataFingerprint | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return _json_hash(self)
 
 
 # Numeric bounds per section field: path-suffix -> (low, high), inclusive; None = unbounded.
@@ -165,7 +241,7 @@ class Recipe:
             "supplemental": _plain(dataclasses.asdict(self.supplemental)),
             "ensemble": _plain(dataclasses.asdict(self.ensemble)),
             "seed": self.seed,
-            "provenance": _plain(dataclasses.asdict(self.provenance)),
+            "provenance": _provenance_dict(self.provenance),
         }
 
     def to_json(self) -> str:
@@ -191,12 +267,12 @@ class Recipe:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RecipeError(
-                f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-            ) from None
+                f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                source=source) from None
         try:
             return _parse_recipe(data)
         except RecipeError as exc:
-            raise RecipeError(f"{source}: {exc}") from None
+            raise RecipeError(exc.errors, source=source) from None
 
     def save(self, path: Path | str) -> Path:
         """Write :meth:`to_json` to ``path`` (the only file this module writes)."""
@@ -231,7 +307,38 @@ class Recipe:
         return _parse_recipe(d)
 
 
+#: Provenance fields added after schema 1 was published: written only when set, so recipes
+#: without them keep their exact canonical JSON.
+_OPTIONAL_PROVENANCE = ("dev_data", "versions")
+
+
+def _provenance_dict(prov: Provenance) -> dict[str, Any]:
+    d: dict[str, Any] = _plain(dataclasses.asdict(prov))
+    for key in _OPTIONAL_PROVENANCE:
+        if not d.get(key):
+            del d[key]
+    return d
+
+
 # ------------------------------------------------------------------- loading
+def _model_sections(recipe: Recipe) -> dict[str, Any]:
+    d = recipe.to_dict()
+    for key in ("name", "description", "provenance"):
+        del d[key]
+    return d
+
+
+def official_baseline_name(recipe: Recipe) -> str | None:
+    """The shipped official-baseline recipe (:data:`OFFICIAL_BASELINES`) that ``recipe`` equals
+    in every section except name, description and provenance; ``None`` when ``recipe`` is not
+    the official baseline, whatever its name."""
+    mine = _model_sections(recipe)
+    for name in OFFICIAL_BASELINES:
+        if _model_sections(load_recipe(name)) == mine:
+            return name
+    return None
+
+
 def shipped_recipe_names() -> list[str]:
     """Names of the recipes shipped inside the package (``automl_asd/recipes/*.json``)."""
     folder = resources.files("automl_asd") / "recipes"
@@ -288,9 +395,8 @@ def _check_keys(data: Mapping[str, Any], allowed: typing.Iterable[str], path: st
     unknown = [k for k in data if k not in allowed]
     if unknown:
         prefix = f"{path}." if path else ""
-        raise RecipeError(
-            f"{prefix}{unknown[0]}: unknown key; valid keys here: {', '.join(allowed)}"
-        )
+        raise RecipeError([f"{prefix}{key}: unknown key; valid keys here: {', '.join(allowed)}"
+                           for key in unknown])
 
 
 def _check_bounds(value: float, path: str, low: float | None, high: float | None) -> None:
@@ -331,6 +437,19 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise RecipeError(f"{path}: expected a list of {len(args)} values, got {len(value)}")
         pairs = enumerate(zip(value, args, strict=True))
         return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in pairs)
+    if origin in (dict, Mapping):
+        mapping = _require_mapping(value, path)
+        out: dict[str, Any] = {}
+        col = _Collect()
+        for key, item in mapping.items():
+            if not isinstance(key, str):  # pragma: no cover - JSON keys are strings
+                col.errors.append(f"{path}: keys must be strings, got {key!r}")
+                continue
+            out[key] = col.run(_coerce, item, args[1], f"{path}.{key}")
+        col.raise_if_any()
+        return out
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _parse_dataclass(tp, value, path)
     if tp is bool:
         if not isinstance(value, bool):
             raise RecipeError(f"{path}: expected true/false, got {_type_name(value)} {value!r}")
@@ -360,19 +479,24 @@ def _parse_dataclass(cls: type[_T], data: Any, path: str) -> _T:
     """Strictly build dataclass ``cls`` from a JSON object; missing keys take defaults."""
     mapping = _require_mapping(data, path)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    _check_keys(mapping, fields, path)
+    col = _Collect()
+    col.run(_check_keys, mapping, fields, path)
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name in fields:
         if name not in mapping:
             continue
         fpath = f"{path}.{name}"
-        value = _coerce(mapping[name], hints[name], fpath)
+        before = len(col.errors)
+        value = col.run(_coerce, mapping[name], hints[name], fpath)
+        if len(col.errors) > before:
+            continue
         bounds = _BOUNDS.get(fpath)
         if bounds is not None and value is not None:
             for v in value if isinstance(value, tuple) else (value,):
-                _check_bounds(v, fpath, *bounds)
+                col.run(_check_bounds, v, fpath, *bounds)
         kwargs[name] = value
+    col.raise_if_any()
     return cls(**kwargs)
 
 
@@ -386,12 +510,14 @@ def validate_params(
     ``None`` is accepted only where the default is ``None``.
     """
     mapping = _require_mapping(params, path)
-    _check_keys(mapping, schema, path)
+    col = _Collect()
+    col.run(_check_keys, mapping, schema, path)
     out: dict[str, Any] = {}
     for key, spec in schema.items():
         ppath = f"{path}.{key}"
         value = mapping.get(key, spec.default)
-        out[key] = _validate_param(spec, value, ppath, owner=owner)
+        out[key] = col.run(functools.partial(_validate_param, owner=owner), spec, value, ppath)
+    col.raise_if_any()
     return out
 
 
@@ -425,14 +551,17 @@ def _parse_backend(value: Any, path: str) -> dict[str, Any]:
     from automl_asd.backends import BACKENDS
 
     mapping = _require_mapping(value, path)
-    _check_keys(mapping, ("name", "params"), path)
+    col = _Collect()
+    col.run(_check_keys, mapping, ("name", "params"), path)
     if "name" not in mapping:
-        raise RecipeError(f"{path}.name: missing; valid backends: {', '.join(sorted(BACKENDS))}")
+        col.errors.append(f"{path}.name: missing; valid backends: {', '.join(sorted(BACKENDS))}")
+        col.raise_if_any()
     name = _coerce(mapping["name"], str, f"{path}.name")
     if name not in BACKENDS:
-        raise RecipeError(
+        col.errors.append(
             f"{path}.name: unknown backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}"
         )
+    col.raise_if_any()
     cls = BACKENDS[name]
     params = validate_params(
         cls.params, mapping.get("params", {}), f"{path}.params", owner=f"backend {name}"
@@ -444,13 +573,16 @@ def _parse_detector(value: Any, path: str) -> DetectorSpec:
     from automl_asd.detectors import REGISTRY
 
     mapping = _require_mapping(value, path)
-    _check_keys(mapping, ("name", "params"), path)
+    col = _Collect()
+    col.run(_check_keys, mapping, ("name", "params"), path)
     valid = ", ".join(sorted(REGISTRY))
     if "name" not in mapping:
-        raise RecipeError(f"{path}.name: missing; valid detectors: {valid}")
+        col.errors.append(f"{path}.name: missing; valid detectors: {valid}")
+        col.raise_if_any()
     name = _coerce(mapping["name"], str, f"{path}.name")
     if name not in REGISTRY:
-        raise RecipeError(f"{path}.name: unknown detector {name!r}; valid detectors: {valid}")
+        col.errors.append(f"{path}.name: unknown detector {name!r}; valid detectors: {valid}")
+    col.raise_if_any()
     params = validate_params(
         REGISTRY[name].params, mapping.get("params", {}), f"{path}.params", owner=name
     )
@@ -472,49 +604,83 @@ _TOP_KEYS = (
 )
 
 
+def feature_errors(spec: FeatureSpec, path: str = "features") -> list[str]:
+    """Checks across the fields of a parsed ``features`` section (``"path: message"`` each)."""
+    errors: list[str] = []
+    if spec.f_max is not None and spec.f_max <= spec.f_min:
+        errors.append(f"{path}.f_max: {spec.f_max!r} must exceed f_min {spec.f_min}")
+    if spec.win_length is not None and spec.win_length > spec.n_fft:
+        errors.append(f"{path}.win_length: {spec.win_length} exceeds n_fft {spec.n_fft}")
+    return errors
+
+
+def supplemental_errors(spec: SupplementalSpec, path: str = "supplemental") -> list[str]:
+    """Checks across the fields of a parsed ``supplemental`` section."""
+    lo, hi = spec.noise_snr_db
+    return [f"{path}.noise_snr_db: [{lo}, {hi}] must be [low, high]"] if lo > hi else []
+
+
+def _checked(parse: typing.Callable[[], _R], checks: typing.Callable[[_R], list[str]]) -> _R:
+    """``parse()``, then the cross-field ``checks`` of its result (all problems raised)."""
+    value = parse()
+    errors = checks(value)
+    if errors:
+        raise RecipeError(errors)
+    return value
+
+
 def _parse_recipe(data: Any) -> Recipe:
     mapping = _require_mapping(data, "recipe")
-    _check_keys(mapping, _TOP_KEYS, "")
+    col = _Collect()
+    col.run(_check_keys, mapping, _TOP_KEYS, "")
     if "schema_version" not in mapping:
-        raise RecipeError(f"schema_version: missing (this version reads {SCHEMA_VERSION})")
+        raise RecipeError([*col.errors,
+                           f"schema_version: missing (this version reads {SCHEMA_VERSION})"])
     version = _coerce(mapping["schema_version"], int, "schema_version")
     if version != SCHEMA_VERSION:
+        # Another schema: the other fields may mean something else; this is the only problem.
         raise RecipeError(
             f"schema_version: {version} is not supported; this version reads {SCHEMA_VERSION}"
         )
     for required in ("name", "detector"):
         if required not in mapping:
-            raise RecipeError(f"{required}: missing (required)")
-    name = _coerce(mapping["name"], str, "name")
-    if not name.strip():
-        raise RecipeError("name: must not be empty")
-    seed = _coerce(mapping.get("seed", 13711), int, "seed")
-    _check_bounds(seed, "seed", *_BOUNDS["seed"])
-    features = _parse_dataclass(FeatureSpec, mapping.get("features", {}), "features")
-    if features.f_max is not None and features.f_max <= features.f_min:
-        raise RecipeError(f"features.f_max: {features.f_max!r} must exceed f_min {features.f_min}")
-    if features.win_length is not None and features.win_length > features.n_fft:
-        raise RecipeError(
-            f"features.win_length: {features.win_length} exceeds n_fft {features.n_fft}"
-        )
-    supplemental = _parse_dataclass(
-        SupplementalSpec, mapping.get("supplemental", {}), "supplemental"
-    )
-    lo, hi = supplemental.noise_snr_db
-    if lo > hi:
-        raise RecipeError(f"supplemental.noise_snr_db: [{lo}, {hi}] must be [low, high]")
+            col.errors.append(f"{required}: missing (required)")
+    name = col.run(_coerce, mapping.get("name", "?"), str, "name")
+    if name is not None and not name.strip():
+        col.errors.append("name: must not be empty")
+    seed = col.run(_coerce, mapping.get("seed", 13711), int, "seed")
+    if seed is not None:
+        col.run(_check_bounds, seed, "seed", *_BOUNDS["seed"])
+
+    def section(cls: type[_R], key: str) -> _R | None:
+        return col.run(_parse_dataclass, cls, mapping.get(key, {}), key)
+
+    features = col.run(_checked, lambda: _parse_dataclass(
+        FeatureSpec, mapping.get("features", {}), "features"), feature_errors)
+    supplemental = col.run(_checked, lambda: _parse_dataclass(
+        SupplementalSpec, mapping.get("supplemental", {}), "supplemental"), supplemental_errors)
+    detector = (col.run(_parse_detector, mapping["detector"], "detector")
+                if "detector" in mapping else None)
+    description = col.run(_coerce, mapping.get("description", ""), str, "description")
+    normalization = section(NormalizationSpec, "normalization")
+    threshold = section(ThresholdSpec, "threshold")
+    ensemble = section(EnsembleSpec, "ensemble")
+    provenance = section(Provenance, "provenance")
+    col.raise_if_any()
+    assert name is not None and seed is not None and features is not None  # for mypy
+    assert supplemental is not None and detector is not None and description is not None
+    assert normalization is not None and threshold is not None and ensemble is not None
+    assert provenance is not None
     return Recipe(
         schema_version=version,
         name=name,
-        description=_coerce(mapping.get("description", ""), str, "description"),
+        description=description,
         features=features,
-        detector=_parse_detector(mapping["detector"], "detector"),
-        normalization=_parse_dataclass(
-            NormalizationSpec, mapping.get("normalization", {}), "normalization"
-        ),
-        threshold=_parse_dataclass(ThresholdSpec, mapping.get("threshold", {}), "threshold"),
+        detector=detector,
+        normalization=normalization,
+        threshold=threshold,
         supplemental=supplemental,
-        ensemble=_parse_dataclass(EnsembleSpec, mapping.get("ensemble", {}), "ensemble"),
+        ensemble=ensemble,
         seed=seed,
-        provenance=_parse_dataclass(Provenance, mapping.get("provenance", {}), "provenance"),
+        provenance=provenance,
     )

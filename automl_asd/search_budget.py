@@ -3,7 +3,7 @@
 Before the trials start, :func:`budget_check` times one tiny fit of every detector family of the
 space on the given development data (one machine type, about 32 training clips, one epoch) and
 turns it into per-clip(-epoch) constants. With them it estimates the cost of the space's
-reference (baseline) recipe and of an average trial (random points of the space, weighted by
+reference recipe and of an average trial (random points of the space, weighted by
 ASHA's rungs), and says — in the log and in ``search.json`` — when the time budget cannot
 finish the reference or TPE's start-up trials (Optuna's TPE samples its first
 :data:`TPE_STARTUP` trials at random). The estimates are orders of magnitude (a family's
@@ -175,7 +175,7 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         raise ValueError("estimate_costs: no machine types")
     first = machines[sorted(machines)[0]]
     n_clips = _train_clips(machines)
-    reference = space.to_recipe(space.baseline_point(), name="reference")
+    reference = space.to_recipe(space.reference_point(), name="reference")
     recipes = [space.to_recipe(p, name="estimate")
                for p in random_points(space, _N_POINTS, seed)]
     consts: dict[str, tuple[float, float]] = {}

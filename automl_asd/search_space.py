@@ -4,7 +4,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
 
     name: default
     description: free text
-    baseline: baseline_ae_mse        # shipped recipe: base values + first point to evaluate
+    reference: baseline_ae_mse       # reference recipe: base values + first point to evaluate
     fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
     selection: {objective: mean, pick: best}   # optional; see automl_asd/selection.py
     space:
@@ -25,9 +25,12 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
 Each dimension is named by its path, with component choices spelled out
 (``detector.name``, ``detector.dcase_ae.epochs``, ``detector.pooled_knn.backend.name``,
 ``detector.pooled_knn.backend.knn.k``), so every Optuna name keeps one distribution.
-Values not in the space come from the baseline recipe when it uses the same component, else from
-the component's ``ParamSpec`` defaults. Adding a new registered family or backend to a search is a
-YAML edit only.
+Values not in the space come from the reference recipe when it uses the same component, else
+from the component's ``ParamSpec`` defaults. The reference recipe (any shipped name or recipe
+file) is the search's starting point; it is the official DCASE baseline only when it is one of
+``recipe.OFFICIAL_BASELINES`` (``describe_reference`` says which). Files written before the
+key was renamed may still say ``baseline:`` (read with a deprecation warning). Adding a new
+registered family or backend to a search is a YAML edit only.
 
 This module is pure: no Ray, and Optuna only through the duck-typed ``trial.suggest_*`` calls.
 """
@@ -68,7 +71,9 @@ logger = logging.getLogger(__name__)
 #: Folder of the shipped spaces (``search_spaces/`` at the repository root).
 SHIPPED_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
-_TOP_KEYS = {"name", "description", "baseline", "fidelity", "space", "selection"}
+_TOP_KEYS = {"name", "description", "reference", "fidelity", "space", "selection"}
+#: The old name of ``reference`` (still read, with a deprecation warning).
+_OLD_REFERENCE_KEY = "baseline"
 _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
              "seed")
 _Scalar = bool | int | float | str | None
@@ -169,12 +174,20 @@ class SearchSpace:
     description: str
     path: Path
     sha256: str
-    baseline_name: str
+    reference_name: str
     fidelity: Fidelity
     base: Mapping[str, Any]
     nodes: Mapping[str, Node] = field(default_factory=dict)
+    #: The shipped official-baseline recipe the reference recipe equals, else ``None``.
+    reference_official: str | None = None
     #: The search's objective and final pick (``selection:``; :mod:`automl_asd.selection`).
     selection: SelectionRule = field(default_factory=SelectionRule)
+
+    def describe_reference(self) -> str:
+        """E.g. ``reference recipe `fast_default` (not the official DCASE baseline)``."""
+        kind = ("the official DCASE baseline" if self.reference_official
+                else "not the official DCASE baseline")
+        return f"reference recipe `{self.reference_name}` ({kind})"
 
     # -- walking ---------------------------------------------------------------------------
     def _build(self, get: Callable[[Dimension, dict[str, Any]], Any]) -> dict[str, Any]:
@@ -251,32 +264,32 @@ class SearchSpace:
                 out[name] = match[0] if match else value
         return out
 
-    def baseline_point(self) -> dict[str, Any]:
-        """The baseline recipe as a point of this space (``{dimension name: value}``).
+    def reference_point(self) -> dict[str, Any]:
+        """The reference recipe as a point of this space (``{dimension name: value}``).
 
-        Raises :class:`SpaceError` when the baseline lies outside the space.
+        Raises :class:`SpaceError` when the reference recipe lies outside the space.
         """
         point: dict[str, Any] = {}
 
         def get(dim: Dimension, so_far: dict[str, Any]) -> Any:
-            # ``so_far`` holds the baseline's values, and the registry defaults for component
-            # parameters the baseline recipe leaves out.
+            # ``so_far`` holds the reference recipe's values, and the registry defaults for
+            # component parameters the reference recipe leaves out.
             value = _lookup(so_far, dim.recipe_path)
             if not dim.contains(value):
                 raise SpaceError(
-                    f"{self.path}: {dim.name}: the baseline recipe {self.baseline_name!r} has "
-                    f"{value!r}, outside {dim.describe()}; widen the space so that the baseline "
-                    "is one of its points")
+                    f"{self.path}: {dim.name}: the reference recipe {self.reference_name!r} has "
+                    f"{value!r}, outside {dim.describe()}; widen the space so that the reference "
+                    "recipe is one of its points")
             point[dim.name] = value
             return value
 
         self._build(get)
         return point
 
-    def baseline_is_exact(self) -> bool:
-        """True when the baseline point replays to exactly the baseline recipe (every section
-        that takes part in the recipe's content hash)."""
-        replay = self.to_recipe_dict(self.baseline_point())
+    def reference_is_exact(self) -> bool:
+        """True when the reference point replays to exactly the reference recipe (every
+        section that takes part in the recipe's content hash)."""
+        replay = self.to_recipe_dict(self.reference_point())
         return all(replay.get(k) == self.base.get(k) for k in _SECTIONS)
 
 
@@ -351,8 +364,8 @@ def _apply_node(recipe: dict[str, Any], node: Node,
         _assign(recipe, node.recipe_path, get(node, recipe))
     else:
         chosen = get(node.name_dim, recipe)
-        # Unsearched parameters: the baseline's values when it uses the same component here,
-        # else the registry defaults.
+        # Unsearched parameters: the reference recipe's values when it uses the same component
+        # here, else the registry defaults.
         params = _default_params(node.kind, str(chosen))
         base_comp = _lookup(base, node.recipe_path)
         if isinstance(base_comp, Mapping) and base_comp.get("name") == chosen:
@@ -389,7 +402,7 @@ def load_space(space: str | Path) -> SearchSpace:
     Raises:
         SpaceError: naming the file and the YAML path of the first problem.
     """
-    from automl_asd.recipe import load_recipe
+    from automl_asd.recipe import load_recipe, official_baseline_name
 
     path = resolve_space_path(space)
     raw = path.read_bytes()
@@ -399,22 +412,30 @@ def load_space(space: str | Path) -> SearchSpace:
         raise SpaceError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise SpaceError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}")
+    if _OLD_REFERENCE_KEY in doc:
+        if "reference" in doc:
+            raise SpaceError(f"{path}: both 'reference' and its old name "
+                             f"'{_OLD_REFERENCE_KEY}' are given; keep only 'reference'")
+        logger.warning("%s: the key '%s' is deprecated (in this field 'baseline' means the "
+                       "official DCASE autoencoder); rename it to 'reference'", path,
+                       _OLD_REFERENCE_KEY)
+        doc = {("reference" if k == _OLD_REFERENCE_KEY else k): v for k, v in doc.items()}
     unknown = set(doc) - _TOP_KEYS
     if unknown:
         raise SpaceError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
                          f"valid keys: {sorted(_TOP_KEYS)}")
-    for key in ("name", "baseline", "space"):
+    for key in ("name", "reference", "space"):
         if key not in doc:
             raise SpaceError(f"{path}: missing required key {key!r}")
     name = doc["name"]
     if not isinstance(name, str) or not name:
         raise SpaceError(f"{path}: name: expected a non-empty string")
     try:
-        baseline = load_recipe(str(doc["baseline"]))
+        reference = load_recipe(str(doc["reference"]))
     except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise SpaceError(f"{path}: baseline: cannot load recipe {doc['baseline']!r}: {exc}") \
+        raise SpaceError(f"{path}: reference: cannot load recipe {doc['reference']!r}: {exc}") \
             from None
-    base = json.loads(baseline.to_json())
+    base = json.loads(reference.to_json())
     base.pop("provenance", None)
     fidelity = _parse_fidelity(doc.get("fidelity"), path)
     try:
@@ -446,10 +467,11 @@ def load_space(space: str | Path) -> SearchSpace:
                 nodes[dotted] = _parse_leaf(value, path, dotted, (section, key))
     result = SearchSpace(name=name, description=str(doc.get("description", "")), path=path,
                          sha256=hashlib.sha256(raw).hexdigest(),
-                         baseline_name=str(doc["baseline"]), fidelity=fidelity, base=base,
-                         nodes=nodes, selection=selection)
+                         reference_name=str(doc["reference"]), fidelity=fidelity, base=base,
+                         nodes=nodes, reference_official=official_baseline_name(reference),
+                         selection=selection)
     _check_names_unique(result)
-    result.baseline_point()  # raises when the baseline lies outside the space
+    result.reference_point()  # raises when the reference recipe lies outside the space
     _probe(result)
     logger.debug("loaded space %s (%d dimensions) from %s", name,
                  sum(1 for _ in result.dimensions()), path)
@@ -636,7 +658,7 @@ def _probe(space: SearchSpace) -> None:
     so that out-of-range sections (threshold, normalisation, ...) fail at load time."""
     from automl_asd.recipe import Recipe
 
-    base_point = space.baseline_point()
+    base_point = space.reference_point()
     dims = list(space.dimensions())
     by_name = {d.name: d for d in dims}
 

@@ -10,7 +10,7 @@
 Usage::
 
     .venv/bin/python bench/apply.py                   # shipped recipes as shipped (slow: the
-                                                      # baseline AE trains 100 epochs)
+                                                      # official baseline AE: 100 epochs)
     .venv/bin/python bench/apply.py --epochs 10       # AE recipes shortened (labelled @10ep)
     .venv/bin/python bench/apply.py --data ROOT --machine-types pump compressor
 

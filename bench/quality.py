@@ -14,8 +14,8 @@ or the built-in variants below (``fast_default`` with another backend, or the ``
 family), all with the seed of ``fast_default``.
 
     .venv/bin/python bench/quality.py --root /tmp/synth-small --size small \
-        --csv /tmp/quality.csv    # default recipes: the baselines, fast_default,
-                                  # searched_pooled_logz and margin_knn
+        --csv /tmp/quality.csv    # default recipes: both official baselines,
+                                  # fast_default, searched_pooled_logz, margin_knn
 """
 
 from __future__ import annotations

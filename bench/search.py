@@ -2,7 +2,7 @@
 
 1. Feature extraction cold vs warm: ``features.extract`` of every clip of the dev set with an
    empty cache, then again warm; and the share of one trial's wall time spent in features
-   (the smoke baseline recipe evaluated serially, cold cache then warm cache).
+   (the smoke space's reference recipe evaluated serially, cold cache then warm cache).
 2. Trials per hour for each space (smoke, default) with 1 and 2 concurrent trials (1 CPU each)
    on one local Ray, warm feature cache, each run capped by ``--trials`` and ``--time-budget``.
    Only trials that finished (complete, stopped early by ASHA, or failed) are counted;
@@ -45,7 +45,7 @@ def _feature_share(data: Path, types: list[str], work: Path) -> None:
     machines = scan(data, machine_types=types)
     clips = [c for m in machines.values() for c in m.clips]
     space = load_space("smoke")
-    recipe = space.to_recipe(space.baseline_point(), name="smoke_baseline")
+    recipe = space.to_recipe(space.reference_point(), name="smoke_reference")
     cache = work / "cache_share"
     print(f"\n== feature extraction ({len(clips)} clips, {len(types)} types, spec "
           f"{recipe.features.kind}/{recipe.features.n_mels} mels)")
@@ -56,7 +56,7 @@ def _feature_share(data: Path, types: list[str], work: Path) -> None:
         print(f"  extract {label}: {time.perf_counter() - t0:7.2f} s "
               f"({stats.n_computed} computed, {stats.n_cached} cached)")
     shutil.rmtree(cache)
-    print("  one smoke-baseline trial (serial, fidelity 1.0):")
+    print("  one trial of the smoke reference recipe (serial, fidelity 1.0):")
     print(f"  {'cache':<6} {'total s':>8} {'features s':>11} {'share':>6} {'Ω':>7}")
     for label in ("cold", "warm"):
         res = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu")
@@ -150,9 +150,9 @@ def main() -> None:
     if not args.skip_share:
         _feature_share(data, args.machine_types, work)
     cache = work / "cache"
-    for name in args.spaces:  # warm the cache for every space's baseline feature spec
+    for name in args.spaces:  # warm the cache for every space's reference feature spec
         space = load_space(name)
-        spec = space.to_recipe(space.baseline_point()).features
+        spec = space.to_recipe(space.reference_point()).features
         machines = scan(data, machine_types=args.machine_types)
         extract([c for m in machines.values() for c in m.clips], spec, cache_dir=cache,
                 progress=False)

@@ -85,7 +85,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t_data = time.perf_counter() - t0
     dev, novel = scan(dev_root), scan(novel_root)
     space = load_space(args.space)
-    points = [space.baseline_point(), *random_points(space, args.candidates, seed=seed)]
+    points = [space.reference_point(), *random_points(space, args.candidates, seed=seed)]
     cache = work / "cache"
     cands: list[dict[str, Any]] = []
     t0 = time.perf_counter()

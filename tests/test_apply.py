@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from automl_asd.apply import (
     run_job,
 )
 from automl_asd.data import Domain, Label, MachineData
+from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
 from automl_asd.metrics import evaluate_submission
@@ -151,9 +151,12 @@ def test_serial_apply_writes_submission_summary_and_reports(tmp_path: Path) -> N
     assert report.official_score == pytest.approx(expected.official_score)
     assert 0.0 < report.official_score < 1.0  # type: ignore[operator]
     md = (out / "results.md").read_text()
-    assert f"{report.official_score:.6f}" in md and "seconds" in md
-    header = (out / "results.csv").read_text().splitlines()[0]
-    assert header.startswith("machine_type,auc_source,auc_target,pauc") and "seconds" in header
+    assert f"official score Ω = {report.official_score:.4f}" in md and "seconds" in md
+    assert f"`standin` (content hash `{recipe.content_hash()[:16]}`)" in md
+    assert "not the official DCASE baseline" in md
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[:2] == ["alpha", ",".join(OFFICIAL_COLUMNS)]
+    assert lines[-1] == f"official score,{report.official_score:.4f}"
 
 
 def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
@@ -200,10 +203,15 @@ def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None
                  evaluate=False)
     assert third.calls == []
 
-    # another recipe (different hash) reruns everything; without --resume everything reruns
+    # another recipe (different hash) is refused: the folder would mix two recipes
     fourth = FakeRun()
+    with pytest.raises(ValueError, match=r"holds the outputs of recipe standin .*--overwrite"):
+        apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth),
+                     resume=True, evaluate=False)
+    assert fourth.calls == []
+    # --overwrite replaces that run (everything reruns); without --resume everything reruns
     apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth), resume=True,
-                 evaluate=False)
+                 evaluate=False, overwrite=True)
     assert sorted(fourth.calls) == list(MTS)
     fifth = FakeRun()
     apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fifth), evaluate=False)
@@ -264,14 +272,12 @@ def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha", "beta"))
     out = tmp_path / "out"
     apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()), plots=False)
-    rows = {ln.split(",")[0]: ln.split(",") for ln in
-            (out / "results.csv").read_text().splitlines()}
-    header = rows["machine_type"]
-    sec = header.index("seconds")
+    md = (out / "results.md").read_text()
     for mt in ("alpha", "beta"):
         summary = json.loads((out / f"{mt}.summary.json").read_text())
-        assert float(rows[mt][sec]) == pytest.approx(summary["seconds"])
-    assert math.isnan(float(rows["h-mean"][sec] or "nan"))
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| {mt} | 0."))
+        assert [c.strip() for c in row.split("|")][4] == f"{summary['seconds']:.1f}"
+        assert summary["official_baseline"] is None
     sub = read_submission(out, "alpha", "00")
     assert len(sub.scores) == 12 and sub.decisions is not None
 
@@ -299,3 +305,49 @@ def test_cli_serial_real_pipeline_and_bad_recipe(
                                "detector": {"name": "nope"}}))
     assert main([*base, "--frozen", str(bad)]) == 1
     assert "detector.name" in capsys.readouterr().err
+
+
+def test_summarize_puts_runs_side_by_side(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from automl_asd.cli import main
+    from automl_asd.metrics import official_score
+
+    data = _make_tree(tmp_path / "data")
+    reports = {}
+    for seed in (7, 8):
+        reports[seed] = apply_recipe(_recipe(seed=seed), data, tmp_path / f"run{seed}",
+                                     runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    apply_recipe(_recipe(seed=9), data, tmp_path / "nolabels",
+                 runner=SerialRunner(run_fn=FakeRun()), evaluate=False)
+    table = tmp_path / "table.md"
+    runs = [str(tmp_path / "run7"), str(tmp_path / "run8"), str(tmp_path / "nolabels")]
+    assert main(["summarize", *runs, "--out", str(table)]) == 0
+    printed = capsys.readouterr().out
+    md = table.read_text()
+    assert md in printed
+    head = next(ln for ln in md.splitlines() if ln.startswith("| run |"))
+    assert head == "| run | recipe | hash | official baseline | Ω | alpha | beta | gamma |"
+    for seed, rep in reports.items():
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| `{tmp_path}/run{seed}` |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:4] == ["`standin`", f"`{rep.recipe_hash[:12]}`", "no"]
+        assert cells[4] == f"{rep.official_score:.4f}"
+        for i, mt in enumerate(MTS):
+            omega_mt = official_score({k: v for k, v in rep.metrics.items() if k[0] == mt})
+            assert cells[5 + i] == f"{omega_mt:.4f}"
+        total = next(ln for ln in md.splitlines()
+                     if ln.startswith(f"| `{tmp_path}/run{seed}` | TOTAL score |"))
+        assert f"| {rep.official_score:.4f} |" in total
+    row = next(ln for ln in md.splitlines() if ln.startswith(f"| `{tmp_path}/nolabels` |"))
+    assert row.endswith("| no | — | — | — | — |")
+
+    csv_out = tmp_path / "table.csv"
+    assert main(["summarize", *runs[:2], "--out", str(csv_out)]) == 0
+    lines = csv_out.read_text().splitlines()
+    assert lines[0] == "run,recipe,hash,official baseline,Ω,alpha,beta,gamma"
+    assert lines[1].split(",")[4] == f"{reports[7].official_score:.4f}"
+
+    capsys.readouterr()
+    assert main(["summarize", runs[0], str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"{data}: not an apply run (no <machine type>.summary.json)" in err

@@ -66,6 +66,14 @@ def test_cli_apply_evaluate_resume_and_determinism(
         assert set(summary["timings"]) and summary["seconds"] > 0
         assert (out / f"roc_{mt}.png").is_file() and (out / f"hist_{mt}.png").is_file()
     assert (out / "results.csv").is_file() and (out / "results.md").is_file()
+    # Ray tasks journal what they write: the run manifest lists every file, with its sha256
+    from automl_asd.io.results import sha256_file
+    from automl_asd.io.run_folder import RUN_MANIFEST
+
+    listed = json.loads((out / RUN_MANIFEST).read_text())["files"]
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*")
+               if p.is_file() and not p.name.startswith(".automl-asd-run")}
+    assert set(listed) == written and all(sha256_file(out / r) == h for r, h in listed.items())
 
     # the official-layout evaluation reads the files unchanged and agrees with apply
     assert main(["evaluate", "--scores", str(out), "--ground-truth", str(novel_root),

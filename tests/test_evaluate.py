@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from automl_asd.cli import main
+from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.submission import (
     SubmissionError,
     list_submission_sections,
@@ -302,17 +303,19 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert payload["machine_types"] == {mt: m.as_dict() for mt, m in expected.items()}
 
     lines = csv_out.read_text().splitlines()
-    assert lines[0].startswith("machine_type,auc_source,auc_target,pauc,score,auc_all,")
-    assert [line.split(",")[0] for line in lines[1:]] == ["ToyCar", "fan", "h-mean", "a-mean"]
-    h_row = lines[3].split(",")
-    assert float(h_row[4]) == omega  # full precision in CSV
-    assert float(lines[1].split(",")[1]) == expected["ToyCar"].auc_source
+    header = ",".join(OFFICIAL_COLUMNS)
+    assert lines[:3] == ["ToyCar", header, "00," + ",".join(
+        f"{getattr(expected['ToyCar'], f):.4f}" for f in (
+            "auc_source", "auc_target", "pauc", "pauc_source", "pauc_target",
+            "precision_source", "precision_target", "recall_source", "recall_target",
+            "f1_source", "f1_target"))]
+    assert lines[-1] == f"official score,{omega:.4f}"
 
     assert main([*argv, "--out", str(md_out)]) == 0
     md = md_out.read_text()
-    assert md.startswith("| machine_type | auc_source | auc_target | pauc | score |")
-    assert f"Official score (Ω): {omega:.6f}" in md
-    assert f"| ToyCar | {expected['ToyCar'].auc_source:.4f} |" in md
+    assert f"Official score (Ω): {omega:.4f}" in md
+    assert f"| ToyCar | 00 | {expected['ToyCar'].auc_source:.4f} |" in md
+    assert "recipe:" not in md  # a folder of CSVs without apply summaries names no recipe
 
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path,

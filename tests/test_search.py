@@ -89,7 +89,7 @@ def test_smoke_search_cli_end_to_end(
     assert len(trials) == 4
     assert trials["order"].tolist() == [1, 2, 3, 4]
     first = trials.iloc[0]
-    assert bool(first["is_baseline"]) and first["status"] == "complete"
+    assert bool(first["is_reference"]) and first["status"] == "complete"
     assert first["fidelity"] == 1.0
     assert set(trials["status"]) <= {"complete", "stopped_early", "error"}
     mtypes = _types(dev_root)
@@ -104,10 +104,16 @@ def test_smoke_search_cli_end_to_end(
     assert list(prov.dev_machine_types) == mtypes
     done = trials[trials["status"] == "complete"]
     assert prov.objective == pytest.approx(done["omega"].max())
-    assert prov.objective is not None and prov.objective >= first["omega"]  # never below baseline
+    assert prov.objective is not None and prov.objective >= first["omega"]  # >= reference Ω
     assert prov.trial_id == done.loc[done["omega"].idxmax(), "trial_id"]
+    assert prov.dev_data is not None and prov.dev_data.machine_types == tuple(mtypes)
+    assert prov.dev_data.n_files == len(list(dev_root.rglob("*.wav")))
+    assert set(prov.versions) >= {"automl-asd", "ray", "optuna", "torch", "numpy"}
     report = (run / "search_report.md").read_text()
-    assert prov.trial_id in report and "| trial_id | status | omega" in report
+    assert prov.trial_id in report
+    assert "| trial_id | status | omega | fidelity | wall_s | recipe |" in report
+    assert "reference recipe `fast_default` (not the official DCASE baseline)" in report
+    assert "baseline Ω" not in report
     assert (run / "omega_over_trials.png").stat().st_size > 5000
 
     # the frozen recipe reproduces its reported Ω with the serial apply runner
@@ -215,6 +221,6 @@ def test_leave_one_out_records_failing_trials(
         # in-search Ω on one type (the other), held-out Ω on the held-out type (stand-in)
         assert table.loc[held, "in_search_omega"] == pytest.approx(0.55 + 0.1 * k + 0.001)
         assert table.loc[held, "held_out_omega"] == pytest.approx(0.55 + 0.1 * k + 0.001)
-        assert table.loc[held, "baseline_held_out_omega"] == pytest.approx(0.651)
+        assert table.loc[held, "reference_held_out_omega"] == pytest.approx(0.651)
     md = (tmp_path / "loo" / "leave_one_out.md").read_text()
     assert "held_out_omega" in md and all(t in md for t in types)

@@ -41,7 +41,15 @@ def test_cluster_yaml_is_valid_for_ray_up(cluster: dict[str, Any]) -> None:
     assert gpu_workers and all(t["min_workers"] == 0 for t in gpu_workers)
     assert all(t["max_workers"] > 0 for t in gpu_workers)  # autoscaling up from zero
     setup = " ".join(prepared["setup_commands"])
-    assert "ray[default,tune]" in setup and "pip install -e ~/automl-asd" in setup
+    # Every node installs the package with its `cluster` extra (ray[default] for `ray up`) and
+    # takes every version from the project's lock.
+    assert "-c ~/automl-asd/constraints.txt" in setup and "automl-asd[cluster]" in setup
+    assert all("constraints.txt" in c for c in prepared["setup_commands"] if "install" in c)
+    import tomllib
+
+    pyproject = tomllib.loads((CLUSTER_YAML.parent / "pyproject.toml").read_text())
+    assert any(r.startswith("ray[default,tune]")
+               for r in pyproject["project"]["optional-dependencies"]["cluster"])
     assert any("data" in remote for remote in prepared["file_mounts"])
 
 

@@ -1,4 +1,4 @@
-"""Search spaces: loading, validation errors naming the YAML path, the baseline point,
+"""Search spaces: loading, validation errors naming the YAML path, the reference point,
 define-by-run sampling with Optuna, and a new family joining a search by a YAML edit only."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from automl_asd.search_space import SHIPPED_SPACES_DIR, SpaceError, load_space
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _write(tmp_path: Path, body: str, *, baseline: str = "baseline_ae_mse",
+def _write(tmp_path: Path, body: str, *, reference: str = "baseline_ae_mse",
            extra: str = "") -> Path:
     path = tmp_path / "space.yaml"
-    text = f"name: t\nbaseline: {baseline}\n{extra}space:\n" + textwrap.indent(
+    text = f"name: t\nreference: {reference}\n{extra}space:\n" + textwrap.indent(
         textwrap.dedent(body).strip("\n"), "  ") + "\n"
     path.write_text(text)
     return path
@@ -31,14 +31,17 @@ def _write(tmp_path: Path, body: str, *, baseline: str = "baseline_ae_mse",
 
 def test_default_space_contains_the_official_baseline_exactly() -> None:
     space = load_space("default")
-    assert space.baseline_name == "baseline_ae_mse"
-    point = space.baseline_point()
+    assert space.reference_name == "baseline_ae_mse"
+    assert space.reference_official == "baseline_ae_mse"
+    assert space.describe_reference() == (
+        "reference recipe `baseline_ae_mse` (the official DCASE baseline)")
+    point = space.reference_point()
     assert point["detector.name"] == "dcase_ae"
     assert point["detector.dcase_ae.epochs"] == 100
     assert point["features.n_mels"] == 128
     replay = space.to_recipe(point)
     assert replay.content_hash() == load_recipe("baseline_ae_mse").content_hash()
-    assert space.baseline_is_exact()
+    assert space.reference_is_exact()
 
 
 def test_default_space_covers_every_registered_family_and_backend() -> None:
@@ -59,7 +62,7 @@ def test_default_space_covers_every_registered_family_and_backend() -> None:
 def test_sampled_points_are_valid_recipes_and_conditional(name: str) -> None:
     space = load_space(name)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3, n_startup_trials=5))
-    study.enqueue_trial(space.baseline_point())
+    study.enqueue_trial(space.reference_point())
     seen: set[str] = set()
     for i in range(25):
         trial = study.ask()
@@ -74,7 +77,7 @@ def test_sampled_points_are_valid_recipes_and_conditional(name: str) -> None:
             if key.startswith("detector.") and key != "detector.name":
                 assert key.startswith(f"detector.{det}."), key
         if i == 0:
-            assert trial.params == space.baseline_point()
+            assert trial.params == space.reference_point()
         study.tell(trial, float(np.random.default_rng(i).random()))
     assert len(seen) >= 2
 
@@ -83,7 +86,7 @@ def test_smoke_space_is_small() -> None:
     space = load_space("smoke")
     assert len(list(space.dimensions())) <= 8
     assert space.fidelity.rungs == (0.5, 1.0)
-    recipe = space.to_recipe(space.baseline_point())
+    recipe = space.to_recipe(space.reference_point())
     assert recipe.features.n_mels == 64
     assert recipe.detector.name == "pooled_stats"
 
@@ -97,7 +100,7 @@ def test_coerce_point_restores_types() -> None:
     assert point["unknown"] == 1
 
 
-def test_unsearched_params_come_from_baseline_then_defaults(tmp_path: Path) -> None:
+def test_unsearched_params_come_from_reference_then_defaults(tmp_path: Path) -> None:
     path = _write(tmp_path, """
         detector:
           choose:
@@ -108,7 +111,7 @@ def test_unsearched_params_come_from_baseline_then_defaults(tmp_path: Path) -> N
     space = load_space(path)
     ae = space.to_recipe({"detector.name": "dcase_ae", "detector.dcase_ae.epochs": 20})
     assert ae.detector.params["epochs"] == 20
-    assert ae.detector.params["n_frames"] == 5  # from the baseline recipe
+    assert ae.detector.params["n_frames"] == 5  # from the reference recipe
     knn = space.to_recipe({"detector.name": "pooled_stats",
                            "detector.pooled_stats.backend.name": "knn"})
     assert knn.detector.params["backend"]["params"]["k"] == 3  # constant in the space
@@ -133,7 +136,7 @@ def test_unsearched_params_come_from_baseline_then_defaults(tmp_path: Path) -> N
     ("detector: {choose: {pooled_stats: {backend: {choice: [knn]}}}}",
      ["space.detector.pooled_stats.backend", "backend parameter takes"]),
     ("detector: {choose: {dcase_ae: {epochs: {int: [10, 50]}}}}",
-     ["detector.dcase_ae.epochs", "baseline recipe 'baseline_ae_mse' has 100", "outside"]),
+     ["detector.dcase_ae.epochs", "reference recipe 'baseline_ae_mse' has 100", "outside"]),
     ("threshold: {quantile: {float: [0.9, 1.5]}}",
      ["space.threshold.quantile = 1.5", "above the maximum"]),
     ("features: {n_mel: {choice: [64]}}", ["space.features.n_mel", "unknown field", "n_mels"]),
@@ -167,9 +170,9 @@ def test_top_level_errors(tmp_path: Path, extra: str, needle: str) -> None:
         load_space(path)
 
 
-def test_unknown_baseline_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SpaceError, match="baseline: cannot load recipe 'no_such_recipe'"):
-        load_space(_write(tmp_path, "seed: 1", baseline="no_such_recipe"))
+def test_unknown_reference_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="reference: cannot load recipe 'no_such_recipe'"):
+        load_space(_write(tmp_path, "seed: 1", reference="no_such_recipe"))
     with pytest.raises(FileNotFoundError, match="shipped spaces"):
         load_space(tmp_path / "missing.yaml")
 
@@ -234,3 +237,31 @@ def test_new_family_joins_by_yaml_edit_only(tmp_path: Path, toy_family: str) -> 
             assert recipe.detector.params["backend"]["name"] in ("knn", "mahalanobis")
         study.tell(trial, 0.5)
     assert families == {"dcase_ae", toy_family}
+
+
+def test_old_baseline_key_is_read_with_a_deprecation_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    new = load_space(_write(tmp_path, "seed: 1", reference="fast_default"))
+    old_path = tmp_path / "old.yaml"
+    old_path.write_text(new.path.read_text().replace("reference:", "baseline:"))
+    with caplog.at_level("WARNING", logger="automl_asd.search_space"):
+        old = load_space(old_path)
+    assert "the key 'baseline' is deprecated" in caplog.text and "'reference'" in caplog.text
+    assert old.reference_name == "fast_default" and old.reference_official is None
+    assert old.reference_point() == new.reference_point()
+    assert old.describe_reference() == (
+        "reference recipe `fast_default` (not the official DCASE baseline)")
+    both = tmp_path / "both.yaml"
+    both.write_text(new.path.read_text() + "baseline: fast_default\n")
+    with pytest.raises(SpaceError, match="both 'reference' and its old name 'baseline'"):
+        load_space(both)
+
+
+def test_shipped_spaces_name_their_reference_recipe() -> None:
+    expected = {"default": "baseline_ae_mse", "demo": "fast_default", "margin": "margin_default",
+                "smoke": "fast_default"}
+    for name, ref in expected.items():
+        space = load_space(name)
+        assert space.reference_name == ref
+        assert (space.reference_official is not None) == (ref == "baseline_ae_mse")
+        assert not any(ln.startswith("baseline:") for ln in space.path.read_text().splitlines())

@@ -30,7 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retries", type=int, default=2, metavar="N",
                         help="Ray retries of a crashed or failing task (default 2)")
     parser.add_argument("--resume", action="store_true",
-                        help="skip machine types whose outputs match this recipe's hash")
+                        help="skip machine types whose outputs are verifiably this recipe's on "
+                             "this data (recipe hash, clip list, CSV and bundle checksums); "
+                             "any mismatch reruns the type and says why")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="allow replacing files in --out that automl-asd did not write "
+                             "there (and a previous run of another recipe); default: refuse")
     parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
                              "ground_truth_domain/) for metrics on anonymised test names")
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         ground_truth=args.ground_truth,
         plots=not args.no_plots,
+        overwrite=args.overwrite,
     )
     n = len(report.outcomes)
     n_ok = sum(o.status == "ok" for o in report.outcomes)

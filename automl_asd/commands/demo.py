@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if res.novel_omega is not None:
         print(f"  Ω of the frozen recipe on the novel types:   {res.novel_omega:.4f}")
     if res.reference_omega is not None:
-        print(f"  Ω of shipped fast_default on the novel types: {res.reference_omega:.4f}")
+        print(f"  Ω of the {res.reference} on the novel types: {res.reference_omega:.4f}")
     print("results:")
     print(f"  frozen recipe        {res.recipe_path}")
     print(f"  search report        {res.search_report}")

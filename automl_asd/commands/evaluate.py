@@ -25,13 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write {official_score, machine_types: {...}} as JSON")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
-                        help="also write the table: CSV, or Markdown if FILE ends in .md")
+                        help="also write the official result columns per machine type and "
+                             "section (the results.csv layout), or Markdown if FILE ends in .md")
 
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from automl_asd.io.submission import write_evaluation_json, write_evaluation_table
+    from automl_asd.io.official_table import write_official_csv, write_official_markdown
+    from automl_asd.io.results import read_machine_summary, recipe_of_run
+    from automl_asd.io.submission import write_evaluation_json
     from automl_asd.metrics import evaluate_submission
 
     result = evaluate_submission(
@@ -45,6 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         print(f"wrote {write_evaluation_json(result.to_json_dict(), args.json)}")
     if args.out is not None:
-        path = write_evaluation_table(result.table, args.out, official_score=result.official_score)
+        if args.out.suffix.lower() == ".md":
+            # An apply output folder names its recipe in <mt>.summary.json.
+            mts = sorted({mt for mt, _ in result.per_section})
+            summaries = {mt: s for mt in mts
+                         if (s := read_machine_summary(args.scores, mt)) is not None}
+            path = write_official_markdown(args.out, result.per_section,
+                                           recipe=recipe_of_run(summaries))
+        else:
+            path = write_official_csv(args.out, result.per_section)
         print(f"wrote {path}")
     return 0

@@ -11,11 +11,12 @@ names starting with ``.`` and files not ending in ``.wav`` are ignored.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, metavar="BUNDLE",
                         help="bundle folder (<apply out>/models/<machine type>) or its .tar")
     parser.add_argument("--out", type=Path, default=None, metavar="CSV",
-                        help="CSV to write (batch: replaced; --watch: appended); default stdout")
+                        help="CSV to write (batch: replaced; --watch: appended); default stdout. "
+                             "Never an input wav or the model; an existing file that is not a "
+                             "score CSV is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="batch mode: allow --out to replace a file that is not a score CSV")
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="score file chunks as Ray tasks on this cluster ('auto', "
                              "'ray://host:10001'; 'local' = a local Ray); default: in process")
@@ -112,6 +117,45 @@ def _emit(rows: list[tuple[str, float, int]], out: Path | None, *, append: bool)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | None = None,
+              overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that would destroy what the command reads or did not write: an
+    input wav, the model (bundle folder, anything inside it, or its ``.tar``), a folder, a
+    ``.wav`` name, or (unless ``overwrite``, batch mode) an existing file that is not a score
+    CSV. Raises ``OutputError`` (one line naming the path)."""
+    from automl_asd.io.bundle import SCORE_CSV_HEADER
+    from automl_asd.io.run_folder import OutputError
+
+    target = out.resolve()
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a folder; give the CSV file to write")
+    for p in inputs:
+        if _same(out, p) or target == p.resolve():
+            raise OutputError(f"--out {out}: is one of the recordings to score; choose another "
+                              "file for the scores")
+    if out.suffix.lower() == ".wav":
+        raise OutputError(f"--out {out}: a .wav name; give a .csv file (the scores would "
+                          "replace a recording)")
+    mroot = model.resolve()
+    if _same(out, model) or target == mroot or (model.is_dir() and (
+            target.is_relative_to(mroot) or any(_same(out, q) for q in model.rglob("*")))):
+        raise OutputError(f"--out {out}: is the model bundle {model} or inside it; choose "
+                          "another file for the scores")
+    if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
+        with out.open("rb") as fh:
+            first = fh.readline(4096).decode("utf-8", "replace").strip()
+        if first != ",".join(SCORE_CSV_HEADER):
+            raise OutputError(f"--out {out}: exists and is not a score CSV written by "
+                              "`automl-asd score`; choose another file or pass --overwrite")
 
 
 # ----------------------------------------------------------------------------- watch mode
@@ -208,6 +252,21 @@ def watch_folder(
                         pass
             if good:
                 scores, decisions = bundle.score_features(feats)
+                finite = np.isfinite(scores)
+                for p, s in zip(good, scores, strict=True):
+                    if not np.isfinite(s):
+                        logger.error("watch: refusing %s: non-finite anomaly score (%r); its "
+                                     "samples may be out of range (e.g. a float wav far beyond "
+                                     "+-1) or the bundle is damaged; not written", p, float(s))
+                        stats.skipped.append(p.name)
+                        done.discard(p.name)
+                        try:
+                            bad[p.name] = p.stat().st_size
+                        except FileNotFoundError:
+                            pass
+                good = [p for p, ok in zip(good, finite, strict=True) if ok]
+                scores, decisions = scores[finite], decisions[finite]
+            if good:
                 rows = [(p.name, float(s), int(d))
                         for p, s, d in zip(good, scores, decisions, strict=True)]
                 _emit(rows, out, append=True)
@@ -230,8 +289,23 @@ def watch_folder(
 
 
 # ----------------------------------------------------------------------------- command
+@contextlib.contextmanager
+def _csv_lock(out: Path | None) -> Iterator[None]:
+    """Hold an advisory lock on the ``--watch`` CSV (one appender at a time); a second
+    watcher on the same CSV fails at once naming the holder's pid and host."""
+    if out is None:
+        yield
+        return
+    from automl_asd.io.run_folder import FolderLock
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, f"score --watch --out {out.name}",
+                    lock_path=out.with_name(f".{out.name}.lock")):
+        yield
+
+
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.bundle import load_bundle
+    from automl_asd.bundle import check_finite_scores, load_bundle
 
     if not args.paths and args.watch is None:
         raise ValueError("give wav files/folders (PATH...) or --watch DIR")
@@ -241,13 +315,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
     strict = not args.allow_version_mismatch
     items = collect_wavs(args.paths) if args.paths else []  # fail fast on missing paths
+    if args.out is not None:
+        check_out(args.out, [p for _, p in items], args.model, watch=args.watch,
+                  overwrite=args.overwrite)
     t0 = time.perf_counter()
     bundle = load_bundle(args.model, device=args.device, strict_versions=strict)
     t_load = time.perf_counter() - t0
     if args.watch is not None:
-        stats = watch_folder(bundle, args.watch, args.out, poll=args.poll,
-                             max_files=args.max_files, timeout=args.timeout,
-                             resample=args.resample)
+        with _csv_lock(args.out):
+            stats = watch_folder(bundle, args.watch, args.out, poll=args.poll,
+                                 max_files=args.max_files, timeout=args.timeout,
+                                 resample=args.resample)
         print(f"watch stopped ({stats.reason}): {stats.scored} scored, {len(stats.skipped)} "
               f"skipped in {stats.seconds:.1f} s" + (f" -> {args.out}" if args.out else ""),
               file=sys.stderr)
@@ -269,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
         result = bundle.score(paths, resample=args.resample, batch_size=args.batch_size,
                               workers=args.workers)
     dt = time.perf_counter() - t1
+    check_finite_scores(names, result.scores, args.model)
     _emit(_rows(names, result), args.out, append=False)
     n_anom = int(result.decisions.sum())
     print(f"scored {len(result)} clip(s) with bundle {bundle.machine_type} "

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", required=True, metavar="SPACE",
                         help="search-space YAML file or shipped name (default, smoke)")
     parser.add_argument("--trials", required=True, type=int, metavar="N",
-                        help="number of trials (the baseline recipe is the first)")
+                        help="number of trials (the space's reference recipe is the first)")
     parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
                         help="run folder: recipe.json, trials.parquet, search_report.md, "
                              "omega_over_trials.png, Tune state (for --resume)")
@@ -56,7 +56,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="complete trials scored on --novel (default 10)")
 
 
+#: What a search writes into its run folder (``tune/``: Ray Tune's state, ``loo/``: folds).
+SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_trials.png",
+                   "search_report.md", "leave_one_out.parquet", "leave_one_out.md", "tune/*",
+                   "loo/*")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Lock ``--out`` (one writer), refuse foreign files among the names a new search writes,
+    run the search, then list the files it wrote in the folder's run manifest."""
+    from automl_asd.io.run_folder import RunFolder
+    from automl_asd.search_space import load_space
+
+    load_space(args.space)  # fail fast, before the output folder is created
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data}: no such folder")
+    with RunFolder.open(args.out, command="search") as folder:
+        if not args.resume:
+            folder.check_free(SEARCH_PATTERNS)
+        try:
+            return _run(args)
+        finally:
+            folder.manifest["dirs"] = [d for d in ("tune", "loo") if (args.out / d).is_dir()]
+            folder.record(p.name for p in sorted(args.out.iterdir())
+                          if p.is_file() and p.name in SEARCH_PATTERNS)
+
+
+def _run(args: argparse.Namespace) -> int:
     from automl_asd.search_space import load_space
 
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
@@ -78,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if args.leave_one_out:
         loo = run_leave_one_out(cfg)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
-              f"{args.trials} trials per fold):")
+              f"{args.trials} trials per fold; {space.describe_reference()}):")
         for _, row in loo.table.iterrows():
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
-                  f"held-out Ω {row['held_out_omega']:.4f}  (baseline "
-                  f"{row['baseline_held_out_omega']:.4f})")
+                  f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "
+                  f"{row['reference_held_out_omega']:.4f})")
         print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
         print(f"table: {loo.files['report']}")
         return 0
@@ -90,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     counts = outcome.trials["status"].value_counts().to_dict()
     status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"{len(outcome.trials)} trials ({status}) on {', '.join(outcome.machine_types)}")
-    base = (f"; baseline Ω = {outcome.baseline_omega:.4f}"
-            if outcome.baseline_omega is not None else "")
+    base = (f"; {outcome.reference}: Ω = {outcome.reference_omega:.4f}"
+            if outcome.reference_omega is not None else "")
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
     print(f"frozen recipe: {outcome.files['recipe']}")
     print(f"report: {outcome.files['report']}")

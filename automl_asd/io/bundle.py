@@ -16,7 +16,7 @@ import re
 import shutil
 import tarfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,19 +147,57 @@ def write_bundle_tar(files: Mapping[str, bytes], path: Path) -> Path:
     return path
 
 
-def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = False) -> Path:
+def _listed_files(folder: Path, manifest_name: str) -> set[str]:
+    """Relative paths a saved folder's own manifest lists (plus the manifest itself)."""
+    try:
+        doc = json.loads((folder / manifest_name).read_text(encoding="utf-8"))
+        listed = {str(k) for k in dict(doc.get("files", {}))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+    return listed | {manifest_name}
+
+
+def _foreign_files(folder: Path, manifest_name: str) -> list[str]:
+    """Files inside an existing ``folder`` that its manifest does not list (not ours)."""
+    if not folder.exists():
+        return []
+    if not folder.is_dir() or folder.is_symlink():
+        return [folder.name]
+    listed = _listed_files(folder, manifest_name)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if not p.is_dir() and p.relative_to(folder).as_posix() not in listed)
+
+
+def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = False,
+                replace_foreign: bool = False,
+                before_write: Callable[[list[str]], None] | None = None) -> Path:
     """Save a fitted machine as a bundle folder ``out_dir`` (replacing an old one atomically).
 
     Args:
         fitted: from ``pipeline.fit_machine``.
         out_dir: the bundle folder to create, e.g. ``<apply out>/models/<mt>``.
         archive: also write ``<out_dir>.tar`` holding the same files.
+        replace_foreign: replace an existing ``out_dir`` even when it holds files that are not
+            part of the bundle there (default: refuse with ``OutputError`` naming one, since
+            the whole folder is replaced).
+        before_write: called with the bundle's relative file names before anything is written
+            (``apply`` journals them, see ``io.run_folder``).
 
     Returns:
         ``out_dir`` (the folder).
     """
+    from automl_asd.io.run_folder import OutputError
+
     out = Path(out_dir)
     files = bundle_files(fitted)
+    foreign = _foreign_files(out, MANIFEST)
+    if foreign and not replace_foreign:
+        raise OutputError(f"{out / foreign[0]}: not part of the model bundle saved there "
+                          f"({len(foreign)} such file(s)); saving the bundle replaces the whole "
+                          "folder: move the file away or choose another folder (apply: "
+                          "--overwrite)")
+    if before_write is not None:
+        before_write(sorted(files))
     out.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = out.with_name(f".tmp-{out.name}-{tag}")
@@ -186,7 +224,13 @@ SHARED_MANIFEST = "shared.json"
 def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
                 recipe_hash: str, machine_types: list[str]) -> Path:
     """Save the shared-stage states of a run (``pipeline.fit_shared``) as ``.npy`` files plus
-    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically."""
+    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically.
+
+    Files already in ``out_dir`` that the previous ``shared.json`` does not list (not ours)
+    are kept: they move into the new folder (``load_shared`` reads listed files only); one
+    whose name collides with a new file is refused with ``OutputError``."""
+    from automl_asd.io.run_folder import OutputError
+
     out = Path(out_dir)
     files: dict[str, bytes] = {}
     members = []
@@ -206,15 +250,27 @@ def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
         "members": members,
         "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
     })
+    foreign = _foreign_files(out, SHARED_MANIFEST)
+    clash = sorted(set(foreign) & set(files))
+    if clash or (foreign and not out.is_dir()):
+        raise OutputError(f"{out / (clash or foreign)[0]}: exists and is not part of the shared "
+                          "stage saved there; move it away or choose another output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.with_name(f".tmp-{out.name}-{tag}")
+    old = out.with_name(f".old-{out.name}-{tag}")
     try:
         _write_tree(tmp, files)
         if out.exists():
-            shutil.rmtree(out)
+            os.replace(out, old)
         os.replace(tmp, out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only new files until the swap
+    if old.exists():
+        for rel in foreign:  # keep what the stage did not write (an error leaves them in old)
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old / rel, out / rel)
+        shutil.rmtree(old)
     logger.info("saved shared stage %s (%d member(s), %.1f KiB)", out, len(states),
                 sum(len(v) for v in files.values()) / 1024)
     return out

@@ -15,10 +15,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 __all__ = [
     "atomic_write_bytes",
@@ -31,6 +28,7 @@ __all__ = [
     "read_machine_summary",
     "write_error",
     "write_results_table",
+    "recipe_of_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,32 +113,40 @@ def _finite(obj: Any) -> Any:
 
 def write_results_table(
     out_dir: Path,
-    table: pd.DataFrame,
+    per_section: Mapping[Any, Any],
     *,
     seconds: Mapping[str, float] | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``results.md`` into ``out_dir``; returns both paths.
 
-    ``table`` is ``metrics.summary_table(...)`` (rows per machine type, then ``h-mean`` and
-    ``a-mean``; ``attrs["official_score"]`` = Ω). ``seconds`` adds the apply wall time per
-    machine type as a last column (its ``a-mean`` row is the mean). Both files use the format
-    of ``automl-asd evaluate --out``; the Markdown ends with the Ω line.
+    ``per_section`` maps ``(machine type, section)`` to ``metrics.MachineMetrics``. Both files
+    carry the official result columns per machine type and section with the arithmetic- and
+    harmonic-mean rows and Ω (:mod:`automl_asd.io.official_table`); the Markdown also names
+    the recipe (``recipe``: name, hash, official_baseline) and the apply ``seconds`` per
+    machine type.
     """
-    from automl_asd.io.submission import write_evaluation_table
+    from automl_asd.io.official_table import write_official_csv, write_official_markdown
 
-    table = table.copy()
-    if seconds is not None:
-        col = [float(seconds.get(str(label).split("_section_")[0], math.nan))
-               for label in table.index]
-        per_mt = [v for label, v in zip(table.index, col, strict=True)
-                  if label not in ("h-mean", "a-mean") and math.isfinite(v)]
-        for i, label in enumerate(table.index):
-            if label == "a-mean":
-                col[i] = sum(per_mt) / len(per_mt) if per_mt else math.nan
-            elif label == "h-mean":
-                col[i] = math.nan
-        table["seconds"] = col
-    omega = float(table.attrs.get("official_score", math.nan))
-    csv_path = write_evaluation_table(table, Path(out_dir) / "results.csv", official_score=omega)
-    md_path = write_evaluation_table(table, Path(out_dir) / "results.md", official_score=omega)
+    csv_path = write_official_csv(Path(out_dir) / "results.csv", per_section)
+    md_path = write_official_markdown(Path(out_dir) / "results.md", per_section,
+                                      recipe=recipe, seconds=seconds)
     return csv_path, md_path
+
+
+def recipe_of_run(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """``{"name", "hash", "official_baseline"}`` of the recipe an apply run used, read from its
+    per-machine summaries (``None`` when there are none). Summaries written before the
+    ``official_baseline`` key existed are matched by hash against the shipped baselines."""
+    if not summaries:
+        return None
+    first = summaries[sorted(summaries)[0]]
+    rhash = str(first.get("recipe_hash", ""))
+    if "official_baseline" in first:
+        official = first.get("official_baseline")
+    else:
+        from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+
+        official = next((n for n in OFFICIAL_BASELINES
+                         if load_recipe(n).content_hash() == rhash), None)
+    return {"name": first.get("recipe_name"), "hash": rhash, "official_baseline": official}

@@ -1,5 +1,10 @@
-"""Outputs of ``automl-asd search``: run metadata, ``recipe.json``, ``trials.parquet``,
-``search_report.md``, ``omega_over_trials.png`` and the leave-one-out table."""
+"""Outputs of ``automl-asd search``: run metadata, ``recipe.json``, ``trials.parquet`` (+ the
+same table as ``trials.csv``), ``search_report.md``, ``omega_over_trials.png`` and the
+leave-one-out table.
+
+"Baseline" in these reports means only the official DCASE autoencoder; a space's starting point
+is its *reference recipe*, and each report names it and says whether it is the official
+baseline."""
 
 from __future__ import annotations
 
@@ -60,17 +65,20 @@ def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
 
 
 def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
-    """``<out>/trials.parquet``: one row per trial."""
+    """``<out>/trials.parquet`` (returned) and ``<out>/trials.csv``: one row per trial, every
+    column (the report shows a summary)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "trials.parquet"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     table.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+    _atomic_write_text(out_dir / "trials.csv", table.to_csv(index=False, lineterminator="\n"))
     return path
 
 
-def plot_omega(out_dir: Path, table: pd.DataFrame) -> Path:
-    """``<out>/omega_over_trials.png``: Ω per trial (marker by status) and the running best."""
+def plot_omega(out_dir: Path, table: pd.DataFrame, *, reference_name: str | None = None) -> Path:
+    """``<out>/omega_over_trials.png``: Ω per trial (marker by status), the running best and
+    the reference recipe's Ω (``reference_name`` labels it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,10 +99,12 @@ def plot_omega(out_dir: Path, table: pd.DataFrame) -> Path:
         if len(done):
             ax.step(done["order"], done["omega"].cummax(), where="post", color="tab:orange",
                     label="best so far")
-        base = table[table["is_baseline"] & (table["status"] == "complete")]
-        if len(base):
-            ax.axhline(float(base["omega"].iloc[0]), color="tab:red", linestyle="--",
-                       linewidth=1, label="baseline")
+        ref = table[_reference_mask(table) & (table["status"] == "complete")]
+        if len(ref):
+            label = (f"reference recipe ({reference_name})" if reference_name
+                     else "reference recipe")
+            ax.axhline(float(ref["omega"].iloc[0]), color="tab:red", linestyle="--",
+                       linewidth=1, label=label)
         errors = table[table["status"] == "error"]
         if len(errors):
             ymin = float(table["omega"].min()) if table["omega"].notna().any() else 0.5
@@ -131,11 +141,21 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _reference_mask(table: pd.DataFrame) -> pd.Series:
+    """Rows of the reference trial (``is_baseline``: the column's name in older tables)."""
+    col = "is_reference" if "is_reference" in table.columns else "is_baseline"
+    if col not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table[col].fillna(False).astype(bool)
+
+
 def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                         best_trial_id: str, meta: Mapping[str, Any],
-                        baseline_omega: float | None, plot: Path | None = None,
-                        top: int = 10) -> Path:
-    """``<out>/search_report.md``: provenance, counts, top trials, per-type metrics of the best."""
+                        reference_omega: float | None, reference: str = "",
+                        plot: Path | None = None, top: int = 10) -> Path:
+    """``<out>/search_report.md``: provenance, counts, the reference recipe (``reference``
+    names it and says whether it is the official baseline), top trials with a one-line recipe
+    summary each, per-type metrics of the best."""
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     best = table[table["trial_id"] == best_trial_id].iloc[0]
     lines = [f"# Search report: space `{meta.get('space_name')}`", "",
@@ -146,11 +166,14 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              f"- started {meta.get('started', '?')}, finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
              "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+             f"- {reference or 'reference recipe'}: the first trial"
+             + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
+                " (did not finish)"),
              "", "## Best recipe", "",
              f"Trial `{best_trial_id}`: **Ω = {float(best['omega']):.4f}**"
-             + (f" (baseline Ω = {baseline_omega:.4f}, Δ = "
-                f"{float(best['omega']) - baseline_omega:+.4f})"
-                if baseline_omega is not None else "")
+             + (f" (reference recipe Ω = {reference_omega:.4f}, Δ = "
+                f"{float(best['omega']) - reference_omega:+.4f})"
+                if reference_omega is not None else "")
              + f"; detector `{recipe.detector.name}`; frozen to `recipe.json` "
              f"(content hash `{recipe.content_hash()[:16]}`).", ""]
     per_type = sorted({c.rsplit("/", 1)[0] for c in table.columns
@@ -162,12 +185,21 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
         lines += [_md_table(pd.DataFrame(rows)), ""]
     done = table[table["status"].isin(["complete", "stopped_early"])]
     done = done.sort_values(["status", "omega"], ascending=[True, False]).head(top)
-    params = [c for c in table.columns if c.startswith(_PARAM)]
-    show = ["trial_id", "status", "omega", "fidelity", "wall_s", *params]
-    top_df = done[show].rename(columns={c: c[len(_PARAM):] for c in params})
+    if "recipe" in table.columns:
+        top_df = done[["trial_id", "status", "omega", "fidelity", "wall_s", "recipe"]].copy()
+        marks = _reference_mask(done)
+        top_df["recipe"] = [("(reference) " if ref else "") + str(text)
+                            for ref, text in zip(marks, top_df["recipe"], strict=True)]
+        how = ("`recipe`: the trial's family → scoring backend · normalisation, with the "
+               "parameters it searched; every column is in `trials.parquet` / `trials.csv`.")
+    else:  # a table written before the summary column existed
+        params = [c for c in table.columns if c.startswith(_PARAM)]
+        show = ["trial_id", "status", "omega", "fidelity", "wall_s", *params]
+        top_df = done[show].rename(columns={c: c[len(_PARAM):] for c in params})
+        how = ""
     lines += [f"## Top {len(top_df)} trials", "",
               "Complete trials first (full fidelity), then trials ASHA stopped early "
-              "(their Ω is at a lower fidelity).", "", _md_table(top_df), ""]
+              "(their Ω is at a lower fidelity). " + how, "", _md_table(top_df), ""]
     errors = table[table["status"] == "error"]
     if len(errors):
         lines += ["## Failed trials", "",
@@ -255,7 +287,7 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
     out_dir.mkdir(parents=True, exist_ok=True)
     pq = out_dir / "leave_one_out.parquet"
     table.to_parquet(pq, index=False)
-    cols = ["held_out", "in_search_omega", "held_out_omega", "gap", "baseline_held_out_omega",
+    cols = ["held_out", "in_search_omega", "held_out_omega", "gap", "reference_held_out_omega",
             "detector", "trial_id"]
     shown = table[[c for c in cols if c in table.columns]]
     lines = ["# Leave-one-out search: the price of first shot", "",
@@ -263,11 +295,13 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
              f"seed {meta.get('seed')}, {meta.get('trials_per_fold')} trials per fold.",
              "Each row: a search on every other development type (in-search Ω), then its frozen "
              "recipe applied to the held-out type (held-out Ω, a single type's h-mean of AUC-s, "
-             "AUC-t, pAUC); `baseline_held_out_omega` is the baseline recipe on that type.", "",
+             "AUC-t, pAUC); `reference_held_out_omega` is the space's "
+             f"{meta.get('reference') or 'reference recipe'} on that type.", "",
              _md_table(shown), ""]
     if len(table):
         lines += [f"Mean in-search Ω {table['in_search_omega'].mean():.4f}; mean held-out Ω "
                   f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "
-                  f"mean baseline held-out Ω {table['baseline_held_out_omega'].mean():.4f}.", ""]
+                  f"mean reference-recipe held-out Ω "
+                  f"{table['reference_held_out_omega'].mean():.4f}.", ""]
     md = _atomic_write_text(out_dir / "leave_one_out.md", "\n".join(lines))
     return pq, md

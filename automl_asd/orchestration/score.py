@@ -81,7 +81,13 @@ def score_paths_ray(
         refs = [remote.remote(ref, str(bundle_path), c, resample, device, strict_versions,
                               batch_size) for c in chunks]
         logger.info("score: %d file(s) in %d Ray task(s)", len(items), len(refs))
-        outs: list[tuple[NDArray[np.float64], NDArray[np.int8]]] = ray.get(refs)
+        try:
+            outs: list[tuple[NDArray[np.float64], NDArray[np.int8]]] = ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ValueError):  # a bad clip or a NaN score: one line naming it
+                raise cause from None
+            raise
     finally:
         if started:
             ray.shutdown()

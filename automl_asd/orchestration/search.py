@@ -2,15 +2,18 @@
 
 Each trial turns its sampled parameters into a recipe, applies it to every development machine
 type (``objective.evaluate_recipe``) and reports Ω over all of them, once per fidelity rung
-(fraction of source train clips). ASHA stops weak trials after a cheap rung. The baseline recipe
-is queued first and always evaluated at full fidelity (ASHA never stops it), so the frozen
-recipe is never worse than the baseline on the development objective.
+(fraction of source train clips). ASHA stops weak trials after a cheap rung. The space's
+reference recipe (its starting point; the official DCASE baseline only in spaces that say
+``reference: baseline_ae_mse``) is queued first and always evaluated at full fidelity (ASHA
+never stops it), so the frozen recipe is never worse than the reference recipe on the
+development objective.
 A failing trial is recorded and the search goes on; ``resume`` continues a killed search from
 its run directory without rerunning finished trials.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from automl_asd.objective import ObjectiveResult
+from automl_asd.recipe_summary import trial_summary
 from automl_asd.search_budget import reference_stops, trial_objective
 from automl_asd.search_space import SearchSpace
 
@@ -53,8 +57,8 @@ TUNE_DIRNAME = "tune"
 _METRIC = "omega"
 #: TPE's metric: the space's selection objective (``selection.objective``; Ω for ``mean``).
 _OBJECTIVE = "objective"
-#: ASHA's metric: the objective at the current rung, NaN for the baseline (which ASHA therefore
-#: never stops).
+#: ASHA's metric: the objective at the current rung, NaN for the reference recipe (which ASHA
+#: therefore never stops).
 _ASHA_METRIC = "rung_omega"
 PARAM_PREFIX = "param:"
 
@@ -107,12 +111,16 @@ class SearchOutcome:
     recipe: Recipe
     best_omega: float
     best_trial_id: str
-    baseline_omega: float | None
+    #: Ω of the space's reference recipe (its first trial); ``None`` when it did not finish.
+    reference_omega: float | None
     trials: pd.DataFrame
     machine_types: tuple[str, ...]
     files: Mapping[str, Path] = field(default_factory=dict)
     #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
     interrupted: bool = False
+    #: Which recipe the reference is, e.g. "reference recipe `fast_default` (not the official
+    #: DCASE baseline)".
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,11 +140,11 @@ class _TrialContext:
     data: str
     machine_types: tuple[str, ...]
     space: SearchSpace
-    baseline_point: Mapping[str, Any]
+    reference_point: Mapping[str, Any]
     cache_dir: str | None
     device: str
     evaluator: Evaluator
-    #: The reference (baseline) trial stops before a rung projected to end after this many
+    #: The reference trial stops before a rung projected to end after this many
     #: seconds of its own run time (``None``: no cap; it then reports once, at full fidelity).
     reference_cap_s: float | None = None
 
@@ -151,7 +159,7 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     from automl_asd.data import scan
 
     rungs = ctx.space.fidelity.rungs
-    is_baseline = dict(config) == dict(ctx.baseline_point)
+    is_reference = dict(config) == dict(ctx.reference_point)
     recipe = ctx.space.to_recipe(config, name=f"{ctx.space.name}_trial")
     machines = scan(Path(ctx.data), machine_types=list(ctx.machine_types))
     start = 0
@@ -159,11 +167,11 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             start = int(json.loads((Path(ckpt_dir) / "rung.json").read_text())["next"])
-    # Without a time cap the baseline skips the cheap rungs: it reports once, at full fidelity.
-    # With one it climbs the rungs like any trial and stops before a rung that would end past
-    # the cap, so it never holds a slot for the whole budget.
-    capped = is_baseline and ctx.reference_cap_s is not None
-    todo = ([len(rungs) - 1] if is_baseline and not capped
+    # Without a time cap the reference skips the cheap rungs: it reports once, at full
+    # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
+    # end past the cap, so it never holds a slot for the whole budget.
+    capped = is_reference and ctx.reference_cap_s is not None
+    todo = ([len(rungs) - 1] if is_reference and not capped
             else list(range(start, len(rungs))))
     t_start = time.perf_counter()
     last: tuple[float, float] | None = None
@@ -177,11 +185,11 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         last = (rungs[i], time.perf_counter() - t_rung)
         objective = trial_objective(ctx.space.selection.objective, result)
         metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
-                                   "is_baseline": int(is_baseline),
+                                   "is_reference": int(is_reference),
                                    "recipe_hash": recipe.content_hash(),
                                    _OBJECTIVE: objective}
-        # NaN keeps the baseline out of ASHA's cutoffs (``nanpercentile``) and never stops it.
-        metrics[_ASHA_METRIC] = float("nan") if is_baseline else objective
+        # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
+        metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -207,16 +215,17 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
 
 def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
              cache_dir: Path | None) -> float:
-    """Extract the baseline feature spec for every dev clip once, before trials start."""
+    """Extract the reference recipe's feature spec for every dev clip once, before trials
+    start."""
     from automl_asd.features import extract
 
-    spec = space.to_recipe(space.baseline_point(), name="prewarm").features
+    spec = space.to_recipe(space.reference_point(), name="prewarm").features
     clips = [c for m in machines.values() for c in m.clips]
     t0 = time.perf_counter()
     extract(clips, spec, cache_dir=cache_dir, progress=False)
     seconds = time.perf_counter() - t0
-    logger.info("feature cache warm for the baseline spec: %d clips in %.1f s", len(clips),
-                seconds)
+    logger.info("feature cache warm for the reference recipe's spec: %d clips in %.1f s",
+                len(clips), seconds)
     return seconds
 
 
@@ -224,12 +233,9 @@ def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
 # search
 # --------------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    import optuna
-    import ray
+    from automl_asd.provenance import package_versions
 
-    from automl_asd import __version__
-
-    return {"automl_asd": __version__, "ray": ray.__version__, "optuna": optuna.__version__}
+    return package_versions()
 
 
 def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
@@ -305,7 +311,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             budget_check(cfg, machines, out)
 
         ctx = _TrialContext(data=str(cfg.data.expanduser().resolve()), machine_types=mtypes,
-                            space=space, baseline_point=space.baseline_point(),
+                            space=space, reference_point=space.reference_point(),
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
                             device=cfg.device, evaluator=evaluator,
                             reference_cap_s=reference_cap(cfg.time_budget_s))
@@ -321,7 +327,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                ASHAScheduler, FIFOScheduler)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
-            # ASHA's nanpercentile over a rung holding only the baseline's NaN.
+            # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
             warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
             grid = tuner.fit()
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
@@ -337,7 +343,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             import ray
 
             ray.shutdown()
-    outcome = _freeze(cfg, out, table, mtypes, io,
+    from automl_asd.provenance import data_fingerprint
+
+    outcome = _freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines),
                       pick=make_picker(cfg, machines, evaluator))
     if cfg.novel is not None:
         outcome = replace(outcome, files={**outcome.files, **novel_check(
@@ -351,7 +359,7 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
 
     space = cfg.space
     searcher = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
-                             seed=cfg.seed, points_to_evaluate=[space.baseline_point()])
+                             seed=cfg.seed, points_to_evaluate=[space.reference_point()])
     n_rungs = len(space.fidelity.rungs)
     scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
                       max_t=n_rungs, grace_period=1,
@@ -382,7 +390,8 @@ def _trial_order(trial_id: str, path: str) -> int:
 
 def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
     """One row per trial of a Tune ``ResultGrid``: id, order, status, Ω, fidelity, wall time,
-    per-type metrics, error, and the sampled parameters as ``param:<name>`` columns.
+    per-type metrics, error, the sampled parameters as ``param:<name>`` columns and (with
+    ``space``) ``recipe``, a one-line summary of the trial's recipe.
 
     ``status``: ``complete`` (full fidelity), ``stopped_early`` (ASHA), ``error``, or
     ``not_run`` (no result, e.g. a time budget ran out). With ``space``, integer dimensions
@@ -390,7 +399,7 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     max_rung_fid = 1.0
-    baseline = space.baseline_point() if space is not None else None
+    reference = space.reference_point() if space is not None else None
     for res in grid:
         metrics = dict(res.metrics or {})
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
@@ -412,8 +421,9 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
         row["objective"] = float(objective) if objective is not None else np.nan
         row["fidelity"] = float(fidelity) if fidelity is not None else np.nan
         row["rung"] = metrics.get("rung", 0)
-        row["is_baseline"] = bool(metrics.get("is_baseline", 0)) or (
-            baseline is not None and dict(res.config or {}) == baseline)
+        # "is_baseline": the metric's name in searches started before the rename (--resume).
+        row["is_reference"] = bool(metrics.get("is_reference", metrics.get("is_baseline", 0))) \
+            or (reference is not None and dict(res.config or {}) == reference)
         row["wall_s"] = float(metrics.get("time_total_s", np.nan))
         row["finished_at"] = float(metrics.get("timestamp", np.nan))  # last report, epoch s
         row["recipe_hash"] = metrics.get("recipe_hash")
@@ -423,6 +433,8 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
                 row[key] = float(value)
         for key, value in dict(res.config or {}).items():
             row[PARAM_PREFIX + key] = value
+        if space is not None:
+            row["recipe"] = trial_summary(space, dict(res.config or {}))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -450,7 +462,8 @@ def _short_error(error: BaseException | None) -> str | None:
 
 
 def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str, ...],
-            io: Any, pick: Callable[[pd.DataFrame], str] | None = None) -> SearchOutcome:
+            io: Any, *, dev_data: Any = None,
+            pick: Callable[[pd.DataFrame], str] | None = None) -> SearchOutcome:
     if table.empty or not (table["status"] == "complete").any():
         io.write_trials(out, table)
         errors = table["error"].dropna().unique().tolist() if not table.empty else []
@@ -458,8 +471,8 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                          f"({len(table)} trials; errors: {errors[:3]}); if the search was "
                          "interrupted, continue it with --resume")
     done = table[table["status"] == "complete"]
-    # Highest objective (Ω for ``mean``); ties go to the earliest trial (the baseline is trial
-    # 0). ``pick`` applies the space's final-pick rule (automl_asd.selection).
+    # Highest objective (Ω for ``mean``); ties go to the earliest trial (the reference recipe
+    # is trial 0). ``pick`` applies the space's final-pick rule (automl_asd.selection).
     key = "objective" if "objective" in done.columns else "omega"
     best = done.sort_values([key, "order"], ascending=[False, True], kind="stable").iloc[0]
     if pick is not None:
@@ -467,29 +480,33 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
     space = cfg.space
     params = space.coerce_point({k[len(PARAM_PREFIX):]: _native(v) for k, v in best.items()
                                  if str(k).startswith(PARAM_PREFIX) and not _missing(v)})
-    baseline_rows = table[table["is_baseline"] & (table["status"] == "complete")]
-    baseline_omega = float(baseline_rows["omega"].iloc[0]) if len(baseline_rows) else None
+    reference_rows = table[table["is_reference"] & (table["status"] == "complete")]
+    reference_omega = float(reference_rows["omega"].iloc[0]) if len(reference_rows) else None
     description = (f"Best of {len(table)} trials of search space {space.name!r} "
                    f"(seed {cfg.seed}) on development types {', '.join(mtypes)}: "
                    f"Ω={float(best['omega']):.4f}"
-                   + (f" (baseline {baseline_omega:.4f})" if baseline_omega is not None else "")
+                   + (f" (reference recipe {space.reference_name} {reference_omega:.4f})"
+                      if reference_omega is not None else "")
                    + f"; versions {json.dumps(_versions(), sort_keys=True)}")
     recipe = space.to_recipe(params, name=f"search_{space.name}",
                              description=description).with_provenance(
         source="search", space_name=space.name, space_sha256=space.sha256,
         dev_machine_types=list(mtypes), objective=float(best["omega"]),
-        trial_id=str(best["trial_id"]), created=_now())
+        trial_id=str(best["trial_id"]), created=_now(), versions=_versions(),
+        dev_data=None if dev_data is None else dataclasses.asdict(dev_data))
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, table),
-             "plot": io.plot_omega(out, table)}
+             "plot": io.plot_omega(out, table, reference_name=space.reference_name)}
     files["report"] = io.write_search_report(
         out, table, recipe=recipe, best_trial_id=str(best["trial_id"]),
         meta={**(io.read_search_meta(out) or {}), "finished": _now()},
-        baseline_omega=baseline_omega, plot=files["plot"])
-    logger.info("best trial %s: Ω=%.4f (baseline %s); recipe written to %s", best["trial_id"],
-                best["omega"], baseline_omega, files["recipe"])
+        reference_omega=reference_omega, reference=space.describe_reference(),
+        plot=files["plot"])
+    logger.info("best trial %s: Ω=%.4f (%s: %s); recipe written to %s", best["trial_id"],
+                best["omega"], space.describe_reference(), reference_omega, files["recipe"])
     return SearchOutcome(run_dir=out, recipe=recipe, best_omega=float(best["omega"]),
-                         best_trial_id=str(best["trial_id"]), baseline_omega=baseline_omega,
-                         trials=table, machine_types=mtypes, files=files)
+                         best_trial_id=str(best["trial_id"]), reference_omega=reference_omega,
+                         trials=table, machine_types=mtypes, files=files,
+                         reference=space.describe_reference())
 
 
 def _missing(value: Any) -> bool:
@@ -551,7 +568,9 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 outcome = SearchOutcome(run_dir=fold_dir, recipe=recipe,
                                         best_omega=float(recipe.provenance.objective or np.nan),
                                         best_trial_id=str(recipe.provenance.trial_id),
-                                        baseline_omega=None, trials=table, machine_types=others)
+                                        reference_omega=None, trials=table,
+                                        machine_types=others,
+                                        reference=cfg.space.describe_reference())
                 logger.info("fold %s: already finished, reusing %s", held, fold_dir)
             else:
                 fold_cfg = replace(cfg, out=fold_dir, machine_types=others, prewarm=False,
@@ -564,15 +583,14 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                         "--resume")
             folds[held] = outcome
-            baseline = cfg.space.to_recipe(cfg.space.baseline_point(),
-                                           name=cfg.space.baseline_name)
-            held_result, base_result = _evaluate_remote(
-                evaluator, [outcome.recipe, baseline], cfg, held)
-            base_held = base_result.omega
+            reference = cfg.space.to_recipe(cfg.space.reference_point(),
+                                            name=cfg.space.reference_name)
+            held_result, ref_result = _evaluate_remote(
+                evaluator, [outcome.recipe, reference], cfg, held)
             rows.append({"held_out": held, "in_search_omega": outcome.best_omega,
                          "held_out_omega": held_result.omega,
                          "gap": outcome.best_omega - held_result.omega,
-                         "baseline_held_out_omega": base_held,
+                         "reference_held_out_omega": ref_result.omega,
                          "detector": outcome.recipe.detector.name,
                          "trial_id": outcome.best_trial_id,
                          **{f"held_out/{k}": v for k, v in held_result.flat().items()
@@ -585,7 +603,8 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     table = pd.DataFrame(rows)
     files = dict(zip(("table", "report"), io.write_leave_one_out(out, table, meta={
         "space_name": cfg.space.name, "space_sha256": cfg.space.sha256, "seed": cfg.seed,
-        "trials_per_fold": cfg.trials, "machine_types": list(mtypes)}), strict=True))
+        "trials_per_fold": cfg.trials, "machine_types": list(mtypes),
+        "reference": cfg.space.describe_reference()}), strict=True))
     return LeaveOneOutOutcome(run_dir=out, table=table, folds=folds, files=files)
 
 

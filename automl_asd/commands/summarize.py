@@ -1,0 +1,30 @@
+"""``automl-asd summarize``: several apply runs side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = ("put several apply runs side by side: official score per machine type and overall, "
+        "recipe name and hash")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="--out folders of `automl-asd apply` (with <mt>.summary.json and, "
+                             "when labels existed, metrics.json)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="also write the table: Markdown, or CSV if FILE ends in .csv")
+
+
+def run(args: argparse.Namespace) -> int:
+    from automl_asd.io.results import atomic_write_text
+    from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
+
+    runs = [read_apply_run(path) for path in args.runs]
+    text = summary_markdown(runs)
+    print(text, end="")
+    if args.out is not None:
+        body = summary_csv(runs) if args.out.suffix.lower() == ".csv" else text
+        print(f"wrote {atomic_write_text(args.out, body)}")
+    return 0

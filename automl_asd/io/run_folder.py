@@ -1,0 +1,439 @@
+"""Output folders that know what they wrote: a manifest, an advisory lock and a write journal.
+
+Every command that writes a folder of results (``apply --out``, ``demo --out``) owns only the
+files it wrote there, and never deletes or replaces anything else:
+
+* ``<out>/.automl-asd-run.json`` (the *run manifest*): the command, the recipe name and hash,
+  and ``files``: every file the runs of that folder wrote, as ``{relative path: sha256}``.
+  A file whose name is listed is the run's own (a rerun may replace it, even if it was edited
+  since; ``--resume`` reruns a machine type whose files no longer match); any other file is
+  *foreign*.
+* ``<out>/.automl-asd-run.lock``: one advisory lock per folder (``fcntl.flock``, held for the
+  whole command; the file holds the holder's pid, host and command). A second writer fails at
+  once with a one-line error naming that pid and host.
+* ``<out>/.automl-asd-run.journal-<tag>``: before a task (possibly a Ray worker) creates a
+  file, it appends the file's relative path to its journal; the driver folds the journal into
+  the manifest when the task reports back, or at the next start after a crash. So a file the
+  tool created is never mistaken for a user's file, even when the driver was killed.
+
+Before any work, a command lists the names it may write (:meth:`RunFolder.check_free`); an
+existing foreign file among them is refused (:class:`OutputError`, one line naming it) unless
+``overwrite``. Clearing before a rerun deletes only the run's own files
+(:meth:`RunFolder.remove_owned`). :func:`data_fingerprint` gives the cheap clip-list hash
+``apply --resume`` compares.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from automl_asd.io.results import atomic_write_text, sha256_file
+
+__all__ = [
+    "RUN_MANIFEST",
+    "LOCK_FILE",
+    "JOURNAL_PREFIX",
+    "OutputError",
+    "FolderLock",
+    "RunFolder",
+    "journal",
+    "data_fingerprint",
+    "machine_patterns",
+    "REPORT_PATTERNS",
+]
+
+logger = logging.getLogger(__name__)
+
+RUN_MANIFEST = ".automl-asd-run.json"
+LOCK_FILE = ".automl-asd-run.lock"
+JOURNAL_PREFIX = ".automl-asd-run.journal-"
+MANIFEST_FORMAT = "automl-asd-run"
+MANIFEST_VERSION = 1
+#: Names the tool keeps for itself in any run folder (never user files, never listed).
+_TOOL_NAMES = (RUN_MANIFEST, LOCK_FILE)
+
+#: Files ``apply`` writes once per run when labels exist (metrics, tables).
+REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
+
+
+def machine_patterns(machine_type: str,
+                     sections: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Relative-path patterns (``fnmatch``, ``*`` crosses ``/``) of what ``apply`` writes for one
+    machine type: submission CSVs, summary, error report, plots and the model bundle (every
+    section, or exactly ``sections``)."""
+    mt = machine_type
+    secs = list(sections) if sections else ["*"]
+    per_section = [name for ss in secs for name in (
+        f"anomaly_score_{mt}_section_{ss}_test.csv", f"decision_result_{mt}_section_{ss}_test.csv",
+        f"roc_{mt}_section_{ss}.png", f"hist_{mt}_section_{ss}.png")]
+    return (*per_section, f"{mt}.summary.json", f"{mt}.error.txt", f"roc_{mt}.png",
+            f"hist_{mt}.png", f"models/{mt}/*")
+
+
+class OutputError(ValueError):
+    """An output folder or file that cannot be written safely; the message names it and the
+    fix (the CLI prints it as one line)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------- lock
+class FolderLock:
+    """Advisory exclusive lock on ``<folder>/.automl-asd-run.lock`` (``fcntl.flock``).
+
+    ``acquire`` fails at once (no waiting) with :class:`OutputError` naming the holder's pid
+    and host when another process holds it. The lock file stays after release (removing it
+    would race with a waiting writer); it is not a user file and never listed.
+    """
+
+    def __init__(self, folder: Path, command: str, *, lock_path: Path | None = None) -> None:
+        self.target = Path(folder)
+        self.path = lock_path if lock_path is not None else self.target / LOCK_FILE
+        self.command = command
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> FolderLock:
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.seek(0)
+            holder = fh.read().strip()
+            fh.close()
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OutputError(f"{self.path}: cannot lock the output folder ({exc})") from None
+            try:
+                info = json.loads(holder)
+                who = (f"pid {info.get('pid')} on host {info.get('host')} "
+                       f"({info.get('command')}, since {info.get('since')})")
+            except ValueError:
+                who = "another process"
+            raise OutputError(f"{self.target}: another automl-asd run is writing it ({who}); "
+                              "wait for it to finish or choose another output") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "command": self.command, "since": _now()}) + "\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.seek(0)
+                self._fh.truncate()
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
+                self._fh = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+# ----------------------------------------------------------------------------- journal
+def _journal_path(folder: Path, tag: str) -> Path:
+    return Path(folder) / f"{JOURNAL_PREFIX}{tag}"
+
+
+def journal(folder: str | Path, tag: str, relpaths: Iterable[str]) -> None:
+    """Record, before creating them, that files ``relpaths`` (relative to ``folder``) are
+    written by the tool; ``tag`` names the writer (e.g. the machine type). Flushed to disk."""
+    lines = "".join(f"{Path(r).as_posix()}\n" for r in relpaths)
+    if not lines:
+        return
+    with open(_journal_path(Path(folder), tag), "a", encoding="utf-8") as fh:
+        fh.write(lines)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# ----------------------------------------------------------------------------- fingerprint
+def data_fingerprint(directory: str | Path) -> str:
+    """sha256 over every file under ``directory``: relative path, size and mtime (ns).
+
+    Cheap (``stat`` only, no audio read); a clip added, removed, renamed, resized or rewritten
+    (new mtime) changes it. A same-size rewrite that restores the old mtime does not.
+    """
+    root = Path(directory)
+    digest = hashlib.sha256()
+    entries: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    for rel, size, mtime in sorted(entries):
+        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- run folder
+class RunFolder:
+    """A locked output folder and its run manifest; open with :meth:`open`, then ``close``.
+
+    ``overwrite`` lets the run replace foreign files whose names it writes (``--overwrite``).
+    """
+
+    def __init__(self, path: Path, command: str, manifest: dict[str, Any], lock: FolderLock,
+                 *, overwrite: bool, created: bool = False) -> None:
+        self.path = path
+        self.command = command
+        self.manifest = manifest
+        self.overwrite = overwrite
+        self._lock = lock
+        self._created = created
+
+    # -- open / close
+    @classmethod
+    def open(cls, path: str | Path, *, command: str, recipe_hash: str | None = None,
+             recipe_name: str | None = None, overwrite: bool = False,
+             on_new: Callable[[Path], None] | None = None) -> RunFolder:
+        """Create (if needed) and lock ``path``, read its manifest and fold in journals.
+
+        Refuses (:class:`OutputError`) a path that is a file, a folder holding another
+        command's run, and, unless ``overwrite``, a folder whose run used another recipe
+        (``recipe_hash``); with ``overwrite`` that previous run's own files are removed first.
+        ``on_new(path)`` is called when the folder has no manifest yet (e.g. to refuse a
+        non-empty foreign folder), before anything is written.
+        """
+        out = Path(path)
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out}: exists and is not a folder; choose a folder for the "
+                              "outputs")
+        man_path = out / RUN_MANIFEST
+        if on_new is not None and not man_path.exists():
+            on_new(out)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(out, command).acquire()
+        try:
+            manifest = cls._read(man_path, overwrite=overwrite)
+            existed = bool(manifest)
+            folder = cls(out, command, manifest, lock, overwrite=overwrite, created=created)
+            folder.adopt_journals()
+            prev_cmd = manifest.get("command")
+            if prev_cmd not in (None, command):
+                raise OutputError(f"{out}: holds the outputs of `automl-asd {prev_cmd}` "
+                                  f"(see {RUN_MANIFEST}); choose another output folder")
+            prev = manifest.get("recipe_hash")
+            if recipe_hash is not None and prev not in (None, recipe_hash) and folder.files:
+                if not overwrite:
+                    raise OutputError(
+                        f"{out}: holds the outputs of recipe {manifest.get('recipe_name')} "
+                        f"({str(prev)[:12]}), not {recipe_name} ({recipe_hash[:12]}); mixing "
+                        "two recipes in one folder would report a score of neither; choose "
+                        "another output folder or pass --overwrite to replace that run")
+                logger.warning("%s: replacing the outputs of recipe %s (%s) (--overwrite)", out,
+                               manifest.get("recipe_name"), str(prev)[:12])
+                folder.remove_owned(lambda _: True)
+            if not manifest.get("format"):
+                manifest.update({"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
+                                 "created": _now(), "files": manifest.get("files", {})})
+            manifest.update({"command": command, "updated": _now()})
+            if recipe_hash is not None:
+                manifest.update({"recipe_hash": recipe_hash, "recipe_name": recipe_name})
+            if existed:
+                folder.save()  # a new manifest is written with the run's first file
+        except BaseException:
+            lock.release()
+            raise
+        return folder
+
+    @staticmethod
+    def _read(man_path: Path, *, overwrite: bool) -> dict[str, Any]:
+        try:
+            data = json.loads(man_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            if overwrite:
+                logger.warning("%s: unreadable (%s); starting a new manifest (--overwrite)",
+                               man_path, exc)
+                return {}
+            raise OutputError(f"{man_path}: unreadable run manifest ({exc}); move the folder "
+                              "away or pass --overwrite") from None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT \
+                or not isinstance(data.get("files"), dict):
+            if overwrite:
+                return {}
+            raise OutputError(f"{man_path}: not an automl-asd run manifest; move the folder "
+                              "away or pass --overwrite")
+        return data
+
+    def close(self) -> None:
+        """Release the lock (the manifest is saved on every change). A run that wrote nothing
+        leaves nothing: no lock file, and no folder when it created it."""
+        if not (self.path / RUN_MANIFEST).exists():
+            self._lock.path.unlink(missing_ok=True)
+            self._lock.release()
+            if self._created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+            return
+        self._lock.release()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- manifest
+    @property
+    def files(self) -> dict[str, str]:
+        """``{relative path: sha256}`` of the files this folder's runs wrote."""
+        files: dict[str, str] = self.manifest.setdefault("files", {})
+        return files
+
+    def save(self) -> None:
+        self.manifest["updated"] = _now()
+        atomic_write_text(self.path / RUN_MANIFEST,
+                          json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+
+    def owns(self, relpath: str) -> bool:
+        return Path(relpath).as_posix() in self.files
+
+    def record(self, relpaths: Iterable[str | Path], *, save: bool = True) -> None:
+        """List files the run wrote (paths relative to the folder, or absolute paths inside it)
+        with their current sha256; names that do not exist (any more) are dropped."""
+        for rel in relpaths:
+            p = Path(rel)
+            p = p.relative_to(self.path.resolve()) if p.is_absolute() else p
+            full = self.path / p
+            if full.is_file() and not full.is_symlink():
+                self.files[p.as_posix()] = sha256_file(full)
+            else:
+                self.files.pop(p.as_posix(), None)
+        if save:
+            self.save()
+
+    def record_tree(self, reldir: str, *, listed_in: str) -> None:
+        """List as the run's own the files of ``<folder>/<reldir>`` that its manifest file
+        ``listed_in`` (JSON with a ``files`` table, e.g. ``shared.json``) names, plus that
+        file; other files there (a user's) stay foreign."""
+        root = self.path / reldir
+        prefix = f"{reldir.rstrip('/')}/"
+        for rel in [k for k in self.files if k.startswith(prefix)]:
+            del self.files[rel]
+        try:
+            doc = json.loads((root / listed_in).read_text(encoding="utf-8"))
+            names = [str(n) for n in dict(doc.get("files", {}))] + [listed_in]
+        except (OSError, ValueError, TypeError, AttributeError):
+            names = []
+        self.record([f"{prefix}{n}" for n in names
+                     if ".." not in Path(n).parts and not Path(n).is_absolute()])
+
+    def adopt_journals(self, tags: Sequence[str] | None = None) -> None:
+        """Fold writers' journals into the manifest (all of them, or those of ``tags``)."""
+        paths = ([_journal_path(self.path, t) for t in tags] if tags is not None
+                 else sorted(self.path.glob(f"{JOURNAL_PREFIX}*")))
+        changed = False
+        for jp in paths:
+            try:
+                names = [ln for ln in jp.read_text(encoding="utf-8").splitlines() if ln]
+            except FileNotFoundError:
+                continue
+            self.record(names, save=False)
+            changed = True
+        if changed:
+            self.save()
+        for jp in paths:
+            jp.unlink(missing_ok=True)
+
+    # -- checks and clearing
+    def _existing(self, patterns: Sequence[str]) -> Iterator[str]:
+        tops = {p.split("/", 1)[0] for p in patterns if "/" in p}
+        seen: set[str] = set()
+        for entry in sorted(self.path.iterdir()):
+            if entry.is_file() or entry.is_symlink():
+                seen.add(entry.name)
+        for top in sorted(tops):
+            base = self.path / top
+            if base.is_dir() and not base.is_symlink():
+                seen.update(p.relative_to(self.path).as_posix() for p in base.rglob("*")
+                            if not p.is_dir() or p.is_symlink())
+        for rel in sorted(seen):
+            if rel in _TOOL_NAMES or rel.startswith(JOURNAL_PREFIX):
+                continue
+            if any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
+                yield rel
+
+    def foreign(self, patterns: Sequence[str]) -> list[str]:
+        """Existing files matching ``patterns`` that the folder's runs did not write."""
+        return [rel for rel in self._existing(patterns) if not self.owns(rel)]
+
+    def check_free(self, patterns: Sequence[str]) -> None:
+        """Refuse (:class:`OutputError`) foreign files among the names a run may write, unless
+        ``overwrite``."""
+        found = self.foreign(patterns)
+        if not found:
+            return
+        if self.overwrite:
+            logger.warning("%s: may replace %d file(s) this tool did not write (--overwrite): "
+                           "%s", self.path, len(found), ", ".join(found[:5]))
+            return
+        also = ""
+        if len(found) > 1:
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            also = f" (also {', '.join(found[1:3])}{more})"
+        raise OutputError(f"{self.path / found[0]}: exists and was not written by automl-asd "
+                          f"into this folder{also}; the run would replace or mix with it: move "
+                          "it away, choose another output folder, or pass --overwrite")
+
+    def remove_owned(self, keep_if_not: Callable[[str], bool]) -> list[str]:
+        """Delete the run's own files whose relative path satisfies the predicate; foreign files
+        are never touched. Empty folders left behind are removed. Returns what was deleted."""
+        gone = [rel for rel in sorted(self.files) if keep_if_not(rel)]
+        for rel in gone:
+            path = self.path / rel
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+            self.files.pop(rel, None)
+            parent = path.parent
+            while parent != self.path and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+        if gone:
+            self.save()
+        return gone
+
+    def remove_matching(self, patterns: Sequence[str]) -> list[str]:
+        """:meth:`remove_owned` of the files matching ``patterns``."""
+        return self.remove_owned(lambda rel: any(fnmatch.fnmatchcase(rel, p) for p in patterns))
+
+    def changed(self, patterns: Sequence[str]) -> str | None:
+        """The first of the run's own files matching ``patterns`` that is missing or whose
+        sha256 differs from the manifest (``None`` when all match)."""
+        for rel, digest in sorted(self.files.items()):
+            if not any(fnmatch.fnmatchcase(rel, p) for p in patterns):
+                continue
+            path = self.path / rel
+            if not path.is_file():
+                return f"{rel} is missing"
+            if sha256_file(path) != digest:
+                return f"{rel} changed"
+        return None

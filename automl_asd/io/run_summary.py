@@ -1,0 +1,179 @@
+"""Several ``apply`` runs side by side (``automl-asd summarize``), like the official baseline's
+summarise script: the official score per machine type and overall, with the recipe each run
+used (name, content hash, whether it is the official baseline).
+
+Reads only what ``apply`` wrote: ``<mt>.summary.json`` (recipe) and ``metrics.json`` (scores).
+Pure Python (no numpy): the command starts fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunError", "ApplyRun", "read_apply_run", "summary_markdown", "summary_csv"]
+
+_OFFICIAL = ("auc_source", "auc_target", "pauc")
+_LABELS = {"auc_source": "AUC (source)", "auc_target": "AUC (target)", "pauc": "pAUC"}
+
+
+class RunError(ValueError):
+    """A folder that is not a readable ``apply`` run; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """What one apply run scored. ``sections``: machine type -> list of its sections'
+    ``{auc_source, auc_target, pauc}``; empty when the run had no labels."""
+
+    label: str
+    recipe_name: str
+    recipe_hash: str
+    official_baseline: str | None
+    machine_types: tuple[str, ...]
+    official_score: float | None
+    sections: Mapping[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def machine_omega(self, mt: str) -> float | None:
+        """Ω of one machine type: h-mean of its sections' AUC (source), AUC (target), pAUC."""
+        secs = self.sections.get(mt)
+        if not secs:
+            return None
+        return _hmean([s[k] for s in secs for k in _OFFICIAL])
+
+    def column(self, metric: str) -> dict[str, float]:
+        """Machine type -> the mean over its sections of ``metric`` (the baseline's table)."""
+        return {mt: sum(s[metric] for s in secs) / len(secs)
+                for mt, secs in self.sections.items() if secs}
+
+
+def _hmean(values: Sequence[float]) -> float:
+    """Harmonic mean with the evaluator's floor at ``sys.float_info.epsilon``."""
+    return len(values) / sum(1.0 / max(v, sys.float_info.epsilon) for v in values)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None
+
+
+def read_apply_run(folder: str | Path, label: str | None = None) -> ApplyRun:
+    """Read one ``apply --out`` folder. Raises :class:`RunError` for a folder that is not an
+    apply run (no ``<machine type>.summary.json``) or holds runs of several recipes."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise RunError(f"{root}: no such folder; give the --out folder of `automl-asd apply`")
+    summaries = sorted(root.glob("*.summary.json"))
+    if not summaries:
+        raise RunError(f"{root}: not an apply run (no <machine type>.summary.json); give the "
+                       "--out folder of `automl-asd apply`")
+    recipes: dict[str, dict[str, Any]] = {}
+    types: list[str] = []
+    for path in summaries:
+        data = _read_json(path)
+        if not isinstance(data, dict) or "recipe_hash" not in data:
+            raise RunError(f"{path}: not an apply summary (no recipe_hash)")
+        types.append(str(data.get("machine_type", path.name.split(".")[0])))
+        recipes.setdefault(str(data["recipe_hash"]), data)
+    if len(recipes) > 1:
+        names = ", ".join(f"{d.get('recipe_name')} ({h[:12]})" for h, d in recipes.items())
+        raise RunError(f"{root}: machine types were applied with different recipes ({names}); "
+                       "rerun `automl-asd apply` into a fresh --out folder")
+    rhash, first = next(iter(recipes.items()))
+    if "official_baseline" in first:
+        official = first["official_baseline"]
+    else:  # summaries written before the key existed
+        from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+
+        official = next((n for n in OFFICIAL_BASELINES
+                         if load_recipe(n).content_hash() == rhash), None)
+    sections: dict[str, list[dict[str, float]]] = {}
+    omega: float | None = None
+    metrics_path = root / "metrics.json"
+    if metrics_path.is_file():
+        data = _read_json(metrics_path)
+        try:
+            omega = float(data["official_score"])
+            for mt, m in data["machine_types"].items():
+                secs = m["sections"].values() if "sections" in m else [m]
+                sections[str(mt)] = [{k: float(s[k]) for k in (*_OFFICIAL,)} for s in secs]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunError(f"{metrics_path}: not the metrics.json of an apply run ({exc!r})") \
+                from None
+    return ApplyRun(label=label or str(folder), recipe_name=str(first.get("recipe_name")),
+                    recipe_hash=rhash, official_baseline=official,
+                    machine_types=tuple(sorted(set(types) | set(sections))),
+                    official_score=omega, sections=sections)
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None or math.isnan(v) else f"{v:.4f}"
+
+
+def _types(runs: Sequence[ApplyRun]) -> list[str]:
+    return sorted({mt for r in runs for mt in r.machine_types})
+
+
+def _overview_rows(runs: Sequence[ApplyRun]) -> tuple[list[str], list[list[str]]]:
+    types = _types(runs)
+    head = ["run", "recipe", "hash", "official baseline", "Ω", *types]
+    rows = []
+    for r in runs:
+        rows.append([r.label, r.recipe_name, r.recipe_hash[:12],
+                     r.official_baseline or "no", _f(r.official_score),
+                     *(_f(r.machine_omega(mt)) for mt in types)])
+    return head, rows
+
+
+def summary_markdown(runs: Sequence[ApplyRun]) -> str:
+    """The overview table (Ω overall and per machine type, recipe) and the baseline-style
+    detail table (h-mean, a-mean and per machine type of AUC (source), AUC (target), pAUC and
+    the TOTAL score per run)."""
+    head, rows = _overview_rows(runs)
+    md = ["# Apply runs side by side", "",
+          "Ω: official score (harmonic mean of AUC (source), AUC (target) and pAUC over every "
+          "machine type and section); per machine type: the same over that type's sections. "
+          "— : no labels for that run or type.", "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [f"`{row[0]}`", f"`{row[1]}`", f"`{row[2]}`", *row[3:]]
+        md.append("| " + " | ".join(cells) + " |")
+    types = _types(runs)
+    dhead = ["run", "metric", "h-mean", "a-mean", *types]
+    md += ["", "## Detail", "", "| " + " | ".join(dhead) + " |", "|" + "---|" * len(dhead)]
+    for r in runs:
+        if not r.sections:
+            md.append("| " + " | ".join([f"`{r.label}`", "(no labels)", *["—"] *
+                                         (len(dhead) - 2)]) + " |")
+            continue
+        for metric in _OFFICIAL:
+            vals = [s[metric] for secs in r.sections.values() for s in secs]
+            col = r.column(metric)
+            md.append("| " + " | ".join([f"`{r.label}`", _LABELS[metric], _f(_hmean(vals)),
+                                         _f(sum(vals) / len(vals)),
+                                         *(_f(col.get(mt)) for mt in types)]) + " |")
+        every = [s[k] for secs in r.sections.values() for s in secs for k in _OFFICIAL]
+        md.append("| " + " | ".join([f"`{r.label}`", "TOTAL score", _f(r.official_score),
+                                     _f(sum(every) / len(every)),
+                                     *(_f(r.machine_omega(mt)) for mt in types)]) + " |")
+    return "\n".join(md) + "\n"
+
+
+def summary_csv(runs: Sequence[ApplyRun]) -> str:
+    """The overview table as CSV (4 decimals, empty cell = no labels)."""
+    head, rows = _overview_rows(runs)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(head)
+    for row in rows:
+        writer.writerow(["" if c == "—" else c for c in row])
+    return buf.getvalue()

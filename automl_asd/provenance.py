@@ -1,0 +1,71 @@
+"""Provenance a reviewer can check: a fingerprint of the development data a search saw and the
+versions of the packages that ran it.
+
+Both are cheap and import nothing heavy: the fingerprint reads only the scanned clip records
+(no audio), the versions come from the installed distributions' metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from automl_asd.recipe import DataFingerprint
+
+if TYPE_CHECKING:
+    from automl_asd.data import MachineData
+
+__all__ = ["TRACKED_PACKAGES", "package_versions", "data_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+#: Distribution names whose versions a frozen recipe records.
+TRACKED_PACKAGES: tuple[str, ...] = ("automl-asd", "ray", "optuna", "torch", "torchaudio",
+                                     "numpy", "scikit-learn")
+
+
+def package_versions(packages: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    """``{distribution: installed version}``; ``"not installed"`` for a missing one."""
+    out: dict[str, str] = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _count_key(split: str, domain: str, label: str, kind: str) -> str:
+    return f"supplemental/{kind or 'unknown'}" if split == "supplemental" else \
+        f"{split}/{domain}/{label}"
+
+
+def data_fingerprint(machines: Mapping[str, MachineData]) -> DataFingerprint:
+    """Fingerprint of scanned development data: machine types, clip counts per
+    split/domain/label (supplemental clips per kind), and the sha256 of the sorted relative
+    file list (``<machine type>/<path under its folder>``, ``/``-separated, one per line).
+
+    The same files under another root give the same fingerprint; adding, removing or renaming
+    any clip changes ``files_sha256``.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    rel: list[str] = []
+    for mt in sorted(machines):
+        machine = machines[mt]
+        tally: Counter[str] = Counter()
+        for clip in machine.clips:
+            tally[_count_key(str(clip.split), str(clip.domain), str(clip.label), clip.kind)] += 1
+            try:
+                inner = clip.path.relative_to(machine.root).as_posix()
+            except ValueError:
+                inner = clip.path.name
+            rel.append(f"{mt}/{inner}")
+        counts[mt] = dict(sorted(tally.items()))
+    rel.sort()
+    digest = hashlib.sha256("\n".join(rel).encode("utf-8")).hexdigest()
+    return DataFingerprint(machine_types=tuple(sorted(machines)), clip_counts=counts,
+                           n_files=len(rel), files_sha256=digest)

@@ -1,0 +1,55 @@
+"""``summarize`` input: reading apply run folders (multi-section types, older summaries without
+the official_baseline key, folders that are not one apply run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from automl_asd.io.run_summary import RunError, read_apply_run, summary_markdown
+from automl_asd.recipe import load_recipe
+
+
+def _summary(folder: Path, mt: str, name: str, rhash: str, **extra: object) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{mt}.summary.json").write_text(json.dumps(
+        {"machine_type": mt, "recipe_name": name, "recipe_hash": rhash, **extra}))
+
+
+def test_multi_section_type_and_old_summary_of_the_official_baseline(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    rhash = load_recipe("baseline_ae_mahalanobis").content_hash()
+    for mt in ("fan", "valve"):
+        _summary(run, mt, "baseline_ae_mahalanobis", rhash)  # no official_baseline key
+    sections = {"00": {"auc_source": 0.8, "auc_target": 0.6, "pauc": 0.5},
+                "01": {"auc_source": 0.7, "auc_target": 0.4, "pauc": 0.6}}
+    (run / "metrics.json").write_text(json.dumps({"official_score": 0.55, "machine_types": {
+        "fan": {"auc_source": 0.75, "auc_target": 0.5, "pauc": 0.55, "sections": sections},
+        "valve": {"auc_source": 0.9, "auc_target": 0.5, "pauc": 0.5}}}))
+    r = read_apply_run(run, label="mahala")
+    assert r.official_baseline == "baseline_ae_mahalanobis"
+    fan = [0.8, 0.6, 0.5, 0.7, 0.4, 0.6]
+    assert r.machine_omega("fan") == pytest.approx(len(fan) / sum(1 / v for v in fan))
+    assert r.column("auc_target") == {"fan": pytest.approx(0.5), "valve": 0.5}
+    md = summary_markdown([r])
+    assert "| `mahala` | `baseline_ae_mahalanobis` | " in md
+    assert "| baseline_ae_mahalanobis | 0.5500 |" in md  # official baseline column, then Ω
+
+
+def test_folders_that_are_not_one_apply_run(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="no such folder"):
+        read_apply_run(tmp_path / "missing")
+    with pytest.raises(RunError, match="not an apply run"):
+        read_apply_run(tmp_path)
+    mixed = tmp_path / "mixed"
+    _summary(mixed, "fan", "a", "1" * 64, official_baseline=None)
+    _summary(mixed, "valve", "b", "2" * 64, official_baseline=None)
+    with pytest.raises(RunError, match="different recipes .*fresh --out"):
+        read_apply_run(mixed)
+    bad = tmp_path / "bad"
+    _summary(bad, "fan", "a", "1" * 64, official_baseline=None)
+    (bad / "metrics.json").write_text('{"machine_types": {}}')
+    with pytest.raises(RunError, match="metrics.json: not the metrics.json of an apply run"):
+        read_apply_run(bad)
