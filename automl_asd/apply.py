@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from automl_asd.data import MachineData
     from automl_asd.io.run_folder import RunFolder
     from automl_asd.recipe import Recipe
+    from automl_asd.stages import SharedJob
+    from automl_asd.storage import PathCheck
 
 __all__ = [
     "SUMMARY_SCHEMA",
@@ -94,6 +97,10 @@ class MachineJob:
     shared_dir: str | None = None
     #: ``--overwrite``: the model bundle may replace files this tool did not write.
     overwrite: bool = False
+    #: Run storage (path or URI, ``automl_asd.storage``): when set, the task writes locally
+    #: and uploads its outputs there (and reads the shared stage from there) instead of
+    #: writing into ``out_dir``.
+    storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,16 @@ class Runner(Protocol):
         on_done: Callable[[MachineOutcome], None] | None = None,
     ) -> list[MachineOutcome]:
         """Return one outcome per job, in the order the jobs finished."""
+        ...
+
+    def run_shared(self, job: SharedJob) -> dict[str, Any]:
+        """Run the shared stage (``stages.run_shared_job``) where this runner runs its jobs;
+        return its summary. Raises when it fails."""
+        ...
+
+    def preflight(self, check: PathCheck) -> None:
+        """Run ``check`` wherever jobs may run; raise ``storage.PreflightError`` (one line
+        naming the node and the path) on the first problem, before any job starts."""
         ...
 
 
@@ -272,6 +289,7 @@ def apply_machine(
     run_fn: RunMachineFn | None = None,
     shared_dir: str | Path | None = None,
     overwrite: bool = False,
+    where: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply ``recipe`` to one machine type and write its outputs; the body of every task.
 
@@ -281,7 +299,8 @@ def apply_machine(
     ``anomaly_score_<mt>_section_<ss>_test.csv`` / ``decision_result_...csv`` and the model
     bundle ``models/<mt>/`` (``io.bundle.save_bundle``; when ``run_fn`` returns the fitted
     model, as the default does), then ``<mt>.summary.json`` (recipe hash, timings,
-    counts, file hashes, bundle path), each atomically.
+    counts, file hashes, bundle path, and ``where`` it ran: Ray node id, host, pid), each
+    atomically.
     The summary is written last, so its presence means the CSVs are complete.
     Returns the summary dict.
     """
@@ -326,6 +345,9 @@ def apply_machine(
         "timings": _plain_mapping(getattr(result, "timings", None)),
         "device": str(getattr(result, "device", device)),
         "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "node_id": None,
+        **(dict(where) if where is not None else {}),
         "started": started,
         "seconds": round(time.perf_counter() - t0, 3),
     }
@@ -339,23 +361,31 @@ def run_job(
     *,
     run_fn: RunMachineFn | None = None,
     catch: tuple[type[BaseException], ...] = (Exception,),
+    where: Mapping[str, Any] | None = None,
 ) -> MachineOutcome:
     """Run one job; exceptions of the ``catch`` types become a ``failed`` outcome carrying the
-    traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries)."""
+    traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries).
+    ``where`` (Ray node id, host, pid) goes into the summary."""
     t0 = time.perf_counter()
     try:
-        summary = apply_machine(
-            job.recipe,
-            job.data_root,
-            job.machine_type,
-            job.out_dir,
-            cache_dir=job.cache_dir,
-            device=job.device,
-            num_threads=job.num_threads,
-            run_fn=run_fn,
-            shared_dir=job.shared_dir,
-            overwrite=job.overwrite,
-        )
+        if job.storage is not None:
+            from automl_asd.stages import apply_machine_via_storage
+
+            summary = apply_machine_via_storage(job, run_fn=run_fn, where=where)
+        else:
+            summary = apply_machine(
+                job.recipe,
+                job.data_root,
+                job.machine_type,
+                job.out_dir,
+                cache_dir=job.cache_dir,
+                device=job.device,
+                num_threads=job.num_threads,
+                run_fn=run_fn,
+                shared_dir=job.shared_dir,
+                overwrite=job.overwrite,
+                where=where,
+            )
     except catch:
         return MachineOutcome(
             job.machine_type,
@@ -385,6 +415,18 @@ class SerialRunner:
             if on_done is not None:
                 on_done(outcome)
         return outcomes
+
+    def run_shared(self, job: SharedJob) -> dict[str, Any]:
+        from automl_asd.stages import run_shared_job
+
+        return run_shared_job(job)
+
+    def preflight(self, check: PathCheck) -> None:
+        from automl_asd.storage import PreflightError
+
+        problems = check.problems()
+        if problems:
+            raise PreflightError(f"this machine: {problems[0]}")
 
 
 # ------------------------------------------------------------------ resume
@@ -498,12 +540,16 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
 
 
 def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
-                  cache_dir: str | Path | None, device: str, resume: bool) -> Path | None:
+                  cache_dir: str | Path | None, device: str, resume: bool,
+                  runner: Runner, storage: str | None = None) -> Path | None:
     """Run (or, when resuming, reuse) the recipe's shared stage over every machine type of the
-    run; ``<out>/shared``. ``None`` when the recipe has no shared stage."""
+    run as a job of ``runner`` (never in this process unless the runner is serial);
+    ``<out>/shared`` (with ``storage``: ``<storage>/shared``). ``None`` when the recipe has no
+    shared stage."""
     from automl_asd.bundle import BundleError
-    from automl_asd.io.bundle import load_shared, save_shared
-    from automl_asd.pipeline import fit_shared, needs_shared
+    from automl_asd.io.bundle import load_shared
+    from automl_asd.pipeline import needs_shared
+    from automl_asd.stages import SHARED_DIRNAME, SharedJob
 
     if not needs_shared(rec):
         return None
@@ -520,11 +566,18 @@ def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
     t0 = time.perf_counter()
     logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
                 rec.name, len(names))
-    machines = {mt: _load_machine(root, mt) for mt in names}
-    states = fit_shared(rec, machines, cache_dir=None if cache_dir is None else Path(cache_dir),
-                        device=device)
-    save_shared(path, states, recipe_hash=rhash, machine_types=names)
-    logger.info("apply: shared stage done in %.1f s -> %s", time.perf_counter() - t0, path)
+    summary = runner.run_shared(SharedJob(
+        recipe=rec.to_dict(), data_root=str(root.resolve()), machine_types=tuple(names),
+        out_dir=str(out.resolve()),
+        cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()),
+        device=device, storage=storage))
+    if storage is not None:
+        from automl_asd.storage import download_tree
+
+        download_tree(storage, path, SHARED_DIRNAME)
+    logger.info("apply: shared stage done in %.1f s on node %s (host %s, pid %s) -> %s",
+                time.perf_counter() - t0, summary.get("node_id"), summary.get("host"),
+                summary.get("pid"), f"{storage}/shared" if storage else path)
     return path
 
 
@@ -542,6 +595,7 @@ def apply_recipe(
     evaluate: bool = True,
     plots: bool = True,
     overwrite: bool = False,
+    storage: str | None = None,
 ) -> ApplyReport:
     """Apply a frozen recipe to every machine type under ``data_root``; write into ``out_dir``.
 
@@ -557,6 +611,8 @@ def apply_recipe(
     whose name the run would write is refused (``OutputError``) unless ``overwrite``; so is a
     folder holding another recipe's outputs (``overwrite`` replaces that run's own files).
     Nothing is created when the data root or ``machine_types`` are wrong.
+    ``storage`` (a path or URI every node reaches, ``automl_asd.storage``): the tasks upload
+    their outputs there and the driver copies them into ``out_dir`` as each one finishes.
     """
     from automl_asd.apply_outputs import open_apply_folder
 
@@ -568,7 +624,7 @@ def apply_recipe(
     with open_apply_folder(Path(out_dir), rec, overwrite=overwrite) as folder:
         return _apply_locked(folder, rec, Path(data_root), names, runner=runner, resume=resume,
                              cache_dir=cache_dir, device=device, ground_truth=ground_truth,
-                             evaluate=evaluate, plots=plots)
+                             evaluate=evaluate, plots=plots, storage=storage)
 
 
 def _apply_locked(
@@ -584,6 +640,7 @@ def _apply_locked(
     ground_truth: str | Path | None,
     evaluate: bool,
     plots: bool,
+    storage: str | None = None,
 ) -> ApplyReport:
     """The body of :func:`apply_recipe`, run while ``folder`` is locked."""
     from automl_asd.apply_outputs import claim, clear_machine, record_outcome, resumable
@@ -599,6 +656,10 @@ def _apply_locked(
     def report(outcome: MachineOutcome) -> None:
         nonlocal done_count
         done_count += 1
+        if storage is not None and outcome.status == "ok":
+            from automl_asd.storage import download_tree
+
+            download_tree(storage, out)  # the task's outputs and journal, into --out
         record_outcome(folder, outcome)
         if outcome.status == "failed":
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
@@ -614,11 +675,27 @@ def _apply_locked(
 
     jobs: list[MachineJob] = []
     recipe_dict = rec.to_dict()
+    runner = runner or SerialRunner()
+    if storage is not None and resume:
+        from automl_asd.storage import download_tree
+
+        folder.record(download_tree(storage, out))  # what earlier runs uploaded
     done_before = resumable(folder, root, names, rhash) if resume else {}
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec), report=evaluate)
+    if storage is not None and pending:
+        from automl_asd.stages import clear_storage_outputs
+
+        clear_storage_outputs(storage, pending)
+    if pending:
+        from automl_asd.storage import PathCheck
+
+        runner.preflight(PathCheck(
+            data=str(root.resolve()), machine_types=tuple(names),
+            writable=(("--storage", storage) if storage else ("--out", str(out.resolve())),),
+            cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve())))
     shared_dir = _shared_stage(rec, root, out, names, cache_dir=cache_dir, device=device,
-                               resume=resume) if pending else None
+                               resume=resume, runner=runner, storage=storage) if pending else None
     if shared_dir is not None:
         folder.record_tree("shared", listed_in="shared.json")
     for mt in names:
@@ -632,19 +709,20 @@ def _apply_locked(
         jobs.append(
             MachineJob(
                 recipe=recipe_dict,
-                data_root=str(root),
+                data_root=str(root.resolve()),  # tasks on other nodes: no relative paths
                 machine_type=mt,
-                out_dir=str(out),
-                cache_dir=None if cache_dir is None else str(cache_dir),
+                out_dir=str(out.resolve()),
+                cache_dir=None if cache_dir is None else str(Path(cache_dir).resolve()),
                 device=device,
-                shared_dir=None if shared_dir is None else str(shared_dir),
+                shared_dir=None if shared_dir is None else str(shared_dir.resolve()),
                 overwrite=folder.overwrite,
+                storage=storage,
             )
         )
     if jobs:
         logger.info("apply: recipe %s (%s) on %d machine type(s)%s", rec.name, rhash[:12],
                     len(jobs), f", {n_total - len(jobs)} already done" if resume else "")
-        outcomes.extend((runner or SerialRunner()).run(jobs, report))
+        outcomes.extend(runner.run(jobs, report))
 
     outcomes.sort(key=lambda o: o.machine_type)
     evaluation: Any | None = None

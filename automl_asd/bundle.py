@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.audio import AudioError
+from automl_asd.errors import AutomlAsdError
 
 if TYPE_CHECKING:
     from automl_asd.features import FeatureSpec
@@ -92,7 +93,7 @@ ALLOWED_SUFFIXES = (".json", ".npy")
 MAX_BUNDLE_BYTES = 4 << 30
 
 
-class BundleError(ValueError):
+class BundleError(AutomlAsdError, ValueError):
     """A bundle that cannot be used; the message names the bundle file and the fix."""
 
 
@@ -304,19 +305,24 @@ def _check_npy_size(data: bytes, where: Path) -> None:
                           f"the file holds {have}; the bundle is damaged")
 
 
+def npy_from_bytes(data: bytes, where: Path) -> NDArray[Any]:
+    """One ``.npy`` file's array: header size checked first (:func:`_check_npy_size`), then
+    ``np.load`` without pickles. Raises :class:`BundleError` naming ``where``."""
+    _check_npy_size(data, where)
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise BundleError(f"{where}: not a plain .npy array ({exc}); object/pickled "
+                          "arrays are refused") from None
+    return np.asarray(arr)
+
+
 def _load_npy(files: Mapping[str, bytes], name: str, root: Path) -> NDArray[Any]:
     try:
         data = files[name]
     except KeyError:
         raise BundleError(f"{root / name}: missing (named in {MANIFEST})") from None
-    _check_npy_size(data, root / name)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BundleError(f"{root / name}: not a plain .npy array ({exc}); object/pickled "
-                          "arrays are refused") from None
-    if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load of .npy gives arrays
-        raise BundleError(f"{root / name}: expected one array")
+    arr = npy_from_bytes(data, root / name)
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise BundleError(f"{root / name}: holds {bad} non-finite value(s) (NaN/inf); the "
@@ -569,7 +575,9 @@ class Bundle:
         n = max(1, min(n, len(items)))
         if n == 1:
             return [self._features_one(x, resample, sample_rate) for x in items]
-        with ThreadPoolExecutor(n, initializer=_one_torch_thread) as pool:
+        from automl_asd.threads import keep_torch_threads
+
+        with keep_torch_threads(), ThreadPoolExecutor(n, initializer=_one_torch_thread) as pool:
             return list(pool.map(lambda x: self._features_one(x, resample, sample_rate), items))
 
     # -- scoring

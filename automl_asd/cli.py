@@ -62,16 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from automl_asd.errors import AutomlAsdError, one_line
+
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        # Library errors carry a message naming the file/field and the fix; no traceback.
+    except (AutomlAsdError, ValueError, KeyError, OSError, RecursionError, MemoryError) as exc:
+        # Library errors carry a message naming the file/field and the fix; OS errors name
+        # their path; no traceback for any expected error (-v shows it).
         if args.verbose:
             raise
-        print(f"automl-asd {args.command}: error: {exc}", file=sys.stderr)
+        print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

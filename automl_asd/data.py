@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from automl_asd.errors import PermanentError
+
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
     "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
@@ -23,7 +25,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(PermanentError, ValueError):
     """A data tree, file name or wav file that cannot be used; the message names the file."""
 
 
@@ -294,6 +296,9 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
         skipped = 0
         for path in sorted(folder.iterdir()):
             if not (path.is_file() and path.suffix.lower() == ".wav"):
+                if path.suffix.lower() == ".wav":  # a folder or a dangling link named *.wav
+                    logger.warning("%s: not a regular file (folder or broken link); skipped",
+                                   path)
                 skipped += 1
                 continue
             try:
@@ -304,7 +309,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                               domain=parsed.domain, label=parsed.label, index=parsed.index,
                               attributes=parsed.attributes, kind=parsed.kind))
         if skipped:
-            logger.debug("%s: %d non-wav entries ignored", folder, skipped)
+            logger.info("%s: %d non-wav entries ignored", folder, skipped)
     train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})
     if not train_sections:
         raise DataError(f"{directory / 'train'}: machine type {mt!r} has no train clips "

@@ -47,6 +47,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEV_MACHINE_TYPES",
@@ -100,7 +102,7 @@ _LOG_EVERY_S = 30.0
 DEFAULT_MIN_FREE_BYTES = 64 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AutomlAsdError, RuntimeError):
     """A download, verification or extraction that failed; the message names the file."""
 
 
@@ -230,10 +232,12 @@ def _request(url: str, headers: Mapping[str, str] | None = None) -> urllib.reque
     return urllib.request.Request(url, headers={"User-Agent": _USER_AGENT, **(headers or {})})
 
 
-def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: float) -> _T:
+def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: float,
+                  hint: str = "run the command again to resume") -> _T:
     """Call ``fn()`` until it does not raise :class:`_TransientError`, at most ``retries`` times.
 
-    The delay before attempt ``k + 1`` is ``backoff_s * 2**(k - 1)`` seconds.
+    The delay before attempt ``k + 1`` is ``backoff_s * 2**(k - 1)`` seconds; ``hint`` ends
+    the final error message.
     """
     if retries < 1:
         raise ValueError(f"retries must be >= 1, got {retries}")
@@ -243,8 +247,7 @@ def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: f
         except _TransientError as exc:
             if attempt == retries:
                 raise DownloadError(
-                    f"{what}: giving up after {retries} attempts, last error: {exc}; "
-                    "run the command again to resume"
+                    f"{what}: giving up after {retries} attempts, last error: {exc}; {hint}"
                 ) from exc
             delay = min(backoff_s * 2 ** (attempt - 1), _MAX_DELAY_S)
             if exc.retry_after_s is not None:
@@ -278,7 +281,10 @@ def _get_json(url: str, *, timeout_s: float, retries: int, backoff_s: float) -> 
         except ValueError as exc:  # truncated body or a proxy's error page: try again
             raise _TransientError(f"the response is not JSON ({exc})") from exc
 
-    return _with_retries(url, attempt, retries=retries, backoff_s=backoff_s)
+    # Record metadata comes first: when it fails nothing was downloaded, so no "resume".
+    return _with_retries(url, attempt, retries=retries, backoff_s=backoff_s,
+                         hint="nothing was downloaded; check the network connection or "
+                              "--base-url and run the command again")
 
 
 def _parse_files(url: str, base_url: str, record_id: int, meta: Any) -> dict[str, RemoteFile]:
@@ -501,8 +507,11 @@ def download_file(
         problem = _verify(part, remote)
         if problem is None:
             os.replace(part, target)
-            logger.info("%s: verified (%s)", remote.key, f"md5 {remote.md5}" if remote.md5
-                        else "size only: the record lists no md5")
+            if remote.md5:
+                logger.info("%s: verified (md5 %s)", remote.key, remote.md5)
+            else:
+                logger.warning("%s: verified by size only: the record lists no md5, so the "
+                               "content cannot be checked", remote.key)
             return ("resumed" if resumed else "downloaded"), received[0]
         part.unlink()
         if resumed and not fresh_restart:
@@ -744,8 +753,28 @@ def download_dataset(
         record.zip_name(mt)  # validates the name
     dest = Path(dest)
     zip_dir = Path(zip_dir) if zip_dir is not None else dest / ".downloads"
+    created = [p for p in (dest, zip_dir) if not p.exists()]
     dest.mkdir(parents=True, exist_ok=True)
     zip_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(record, wanted, dest, zip_dir, year=year, split=split,
+                              base_url=base_url, refresh_metadata=refresh_metadata,
+                              keep_zips=keep_zips, timeout_s=timeout_s, retries=retries,
+                              backoff_s=backoff_s, progress=progress,
+                              min_free_bytes=min_free_bytes)
+    except BaseException:
+        for folder in reversed(created):  # leave no empty folders behind on a failure
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # not empty: it holds verified or partial downloads
+        raise
+
+
+def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path, *, year: int,
+                   split: str, base_url: str, refresh_metadata: bool, keep_zips: bool,
+                   timeout_s: float, retries: int, backoff_s: float, progress: bool,
+                   min_free_bytes: int) -> list[FileResult]:
     remote_files = fetch_record_files(
         record.record_id, base_url=base_url, cache_path=zip_dir / f"record_{record.record_id}.json",
         refresh=refresh_metadata, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,

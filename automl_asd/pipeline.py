@@ -37,6 +37,7 @@ from automl_asd.scoring import (
     decide,
     fit_threshold,
 )
+from automl_asd.threads import stage_threads
 
 __all__ = [
     "MachineResult",
@@ -326,6 +327,7 @@ def needs_shared(recipe: Recipe) -> bool:
     return det.needs_shared()
 
 
+@stage_threads  # torch threads set explicitly for this stage (automl_asd.threads)
 def fit_shared(
     recipe: Recipe,
     machines: Mapping[str, MachineData],
@@ -341,10 +343,6 @@ def fit_shared(
     "shared", i)``, so the result does not depend on the order of the machine types.
     Test clips are never read.
     """
-    if num_threads is not None:
-        import torch
-
-        torch.set_num_threads(num_threads)
     if not machines:
         raise ValueError("fit_shared: no machine types")
     t0 = time.perf_counter()
@@ -379,6 +377,7 @@ def fit_shared(
     return states
 
 
+@stage_threads  # torch threads set explicitly for this stage (automl_asd.threads)
 def run_machine(
     recipe: Recipe,
     machine: MachineData,
@@ -400,7 +399,8 @@ def run_machine(
         device: ``"auto"`` (GPU if visible), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         fidelity: in (0, 1]; fraction of source training clips used (nested subsample; every
             target clip kept) — the one cheap budget knob for early-stopping searches.
-        num_threads: if given, ``torch.set_num_threads`` for this process.
+        num_threads: torch threads for this call (default: the usable cores; see
+            :mod:`automl_asd.threads`), restored afterwards.
         keep_fitted: keep the trained :class:`FittedMachine` in ``result.fitted``.
         shared: the run's shared-stage states (:func:`fit_shared`) for recipes that need them.
         rep_cache: representation cache (:mod:`automl_asd.representation_cache`).
@@ -408,10 +408,6 @@ def run_machine(
     Returns:
         A :class:`MachineResult` aligned with the machine's test clips (path order).
     """
-    if num_threads is not None:
-        import torch
-
-        torch.set_num_threads(num_threads)
     t0 = time.perf_counter()
     clips, _, _ = select_train_clips(recipe, machine, fidelity=fidelity)
     test = list(machine.test)

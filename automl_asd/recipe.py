@@ -31,7 +31,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
+from automl_asd.recipe_checks import feature_semantic_errors
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -69,7 +71,7 @@ CombineRule = Literal["mean_z", "mean", "max"]
 ProvenanceSource = Literal["shipped", "search", "manual"]
 
 
-class RecipeError(ValueError):
+class RecipeError(PermanentError, ValueError):
     """A malformed recipe. ``errors`` lists every problem as ``"<JSON path>: <message>"``; the
     message is that single line, or a count followed by one indented line per problem.
     ``source`` (a file name) prefixes the message when given."""
@@ -264,11 +266,17 @@ class Recipe:
     def from_json(cls, text: str, *, source: str = "<string>") -> Recipe:
         """Parse recipe JSON text; ``source`` names the file in error messages."""
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise RecipeError(
                 f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
                 source=source) from None
+        except RecursionError:
+            raise RecipeError("not a usable recipe (JSON nested too deeply; a recipe is a few "
+                              "levels deep)", source=source) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits, a duplicate key
+            reason = str(exc).split("; use sys.set_int_max_str_digits", 1)[0]
+            raise RecipeError(f"not a usable recipe ({reason})", source=source) from None
         try:
             return _parse_recipe(data)
         except RecipeError as exc:
@@ -367,6 +375,16 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
 
 
 # ------------------------------------------------------------------- parsing
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` object hook refusing duplicate keys (the last one would win silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in one JSON object")
+        out[key] = value
+    return out
+
+
 def _plain(value: Any) -> Any:
     """Tuples -> lists, mappings -> dicts (recursively), for JSON output."""
     if isinstance(value, Mapping):
@@ -611,6 +629,7 @@ def feature_errors(spec: FeatureSpec, path: str = "features") -> list[str]:
         errors.append(f"{path}.f_max: {spec.f_max!r} must exceed f_min {spec.f_min}")
     if spec.win_length is not None and spec.win_length > spec.n_fft:
         errors.append(f"{path}.win_length: {spec.win_length} exceeds n_fft {spec.n_fft}")
+    errors += feature_semantic_errors(spec, path)  # Nyquist, hop, mel bands (recipe_checks)
     return errors
 
 

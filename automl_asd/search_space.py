@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from automl_asd.errors import AutomlAsdError
 from automl_asd.selection import SelectionRule, parse_selection
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental
 _Scalar = bool | int | float | str | None
 
 
-class SpaceError(ValueError):
+class SpaceError(AutomlAsdError, ValueError):
     """An invalid search space; the message names the YAML file, the path and the fix."""
 
 

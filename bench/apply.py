@@ -92,13 +92,14 @@ def _parallel(recipes: Sequence[Recipe], data: Path, mts: Sequence[str], work: P
 
     from automl_asd.features import extract
     from automl_asd.orchestration.apply import RayRunner
+    from automl_asd.orchestration.local_ray import init_local_ray
 
     machines = scan(data, machine_types=list(mts))
     cache = work / "cache-parallel"
     for rec in recipes:  # warm the feature cache so all runners start equal
         for m in machines.values():
             extract(list(m.train) + list(m.test), rec.features, cache_dir=cache, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=2, log_to_driver=False)  # 127.0.0.1 only
     try:
         # Warm two Ray workers (imports of torch & co. happen once per worker process).
         apply_recipe(recipes[0], data, work / "warmup", machine_types=mts, cache_dir=cache,

@@ -69,8 +69,9 @@ def _rates(data: Path, types: list[str], work: Path, spaces: list[str], concurre
            trials: int, budget: float, cache: Path) -> None:
     import ray
 
-    ray.init(num_cpus=max(concurrency), include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")  # loopback only
+    from automl_asd.orchestration.local_ray import init_local_ray
+
+    init_local_ray(num_cpus=max(concurrency), log_to_driver=False)  # 127.0.0.1 only
     try:
         print(f"\n== trials per hour ({len(types)} types, warm cache, <= {trials} trials or "
               f"{budget:.0f} s per run, 1 CPU per trial)")

@@ -19,12 +19,15 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """``ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)`` for the session."""
+    """A local Ray (``num_cpus=2``, no dashboard, no driver logs, listening on 127.0.0.1 only)
+    for the session."""
     import ray
 
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(num_cpus=2, log_to_driver=False)  # 127.0.0.1 only, dashboard off
         started = True
     yield None
     if started:

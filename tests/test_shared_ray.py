@@ -36,4 +36,6 @@ def test_ray_runner_uses_the_shared_stage(
         a = read_submission(tmp_path / "ray", mt, "00").scores
         b = read_submission(tmp_path / "serial", mt, "00").scores
         assert a.keys() == b.keys()
-        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-6, atol=1e-9)
+        # The Ray task trains the shared network with 1 torch thread (its CPU request), the
+        # serial runner with the default count: float reduction order differs slightly.
+        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-4, atol=1e-6)

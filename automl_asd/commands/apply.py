@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ray cluster address ('auto' = the running cluster; default: "
                              "$RAY_ADDRESS, else a local Ray on all cores)")
     parser.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
-                        help="CPUs requested by each machine-type task (default 1)")
+                        help="CPUs requested by each task (a machine type, or the shared "
+                             "stage of a scope: all recipe; default 1)")
     parser.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
                         help="GPUs per task, fractions allowed (default: share the cluster's "
                              "GPUs between tasks, 0 when it has none)")
@@ -39,13 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
                              "ground_truth_domain/) for metrics on anonymised test names")
+    parser.add_argument("--verify-audio", action="store_true",
+                        help="key the feature cache by a sha256 of each clip's bytes instead of "
+                             "by size/mtime/inode/ctime (reads every clip; for file systems "
+                             "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="torch device inside each task (default auto: CUDA when visible)")
+    parser.add_argument("--storage", default=None, metavar="URI",
+                        help="run storage every node writes its outputs to (a shared path, "
+                             "file:// or s3://...; default: tasks write into --out, which must "
+                             "then be shared by all nodes); copied into --out at the end")
     parser.add_argument("--serial", action="store_true",
                         help="run machine types one after another in this process, without Ray")
     parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
+    from automl_asd.commands.recipe import add_cost_arguments
+
+    add_cost_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,10 +65,17 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.recipe import load_recipe
 
     recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
+    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
+        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
+    from automl_asd.recipe_checks import check_cost_for_data
+
+    # refuse absurd recipes (cache size, training work) before any work, with the estimate
+    check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,
+                        max_member_epochs=args.max_member_epochs, source=str(args.frozen))
     runner: Runner
     if args.serial:
         runner = SerialRunner()
@@ -82,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         ground_truth=args.ground_truth,
         plots=not args.no_plots,
         overwrite=args.overwrite,
+        storage=args.storage,
     )
     n = len(report.outcomes)
     n_ok = sum(o.status == "ok" for o in report.outcomes)

@@ -14,11 +14,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate = sub.add_parser("validate", help="strictly check one or more recipes")
     validate.add_argument("recipes", nargs="+", metavar="RECIPE",
                           help="recipe.json paths or shipped names")
+    add_cost_arguments(validate)
     sub.add_parser("list", help="list the recipes shipped with the package")
 
 
+def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--max-cache-gb`` / ``--max-member-epochs`` (see :mod:`automl_asd.recipe_checks`)."""
+    parser.add_argument("--max-cache-gb", type=float, default=None, metavar="GB",
+                        help="refuse recipes whose feature cache for the data would exceed this "
+                             "(default: $AUTOML_ASD_MAX_CACHE_GB or 200)")
+    parser.add_argument("--max-member-epochs", type=int, default=None, metavar="N",
+                        help="refuse recipes with more ensemble.size x epochs (default: "
+                             "$AUTOML_ASD_MAX_MEMBER_EPOCHS or 20000)")
+
+
 def run(args: argparse.Namespace) -> int:
+    from automl_asd.errors import ResourceLimitError
     from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
+    from automl_asd.recipe_checks import check_cost, estimate_cost
 
     if args.recipe_action == "list":
         for name in shipped_recipe_names():
@@ -34,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
     for item in args.recipes:
         try:
             recipe = load_recipe(item)
-        except (RecipeError, FileNotFoundError) as exc:
+            estimate = estimate_cost(recipe)
+            check_cost(recipe, estimate, max_cache_gb=args.max_cache_gb,
+                       max_member_epochs=args.max_member_epochs, source=item)
+        except (RecipeError, FileNotFoundError, ResourceLimitError) as exc:
             print(f"INVALID {exc}")
             failures += 1
             continue
         print(f"OK {item}: {recipe.name} ({recipe.detector.name}) "
-              f"hash {recipe.content_hash()[:12]}")
+              f"hash {recipe.content_hash()[:12]}; estimate: {estimate.describe()}")
     return 1 if failures else 0

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leave-one-out", action="store_true",
                         help="one search per development type held out; apply each frozen "
                              "recipe to its held-out type (RUN_DIR/leave_one_out.md)")
+    parser.add_argument("--verify-audio", action="store_true",
+                        help="key the feature cache by a sha256 of each clip's bytes instead of "
+                             "by size/mtime/inode/ctime (reads every clip; for file systems "
+                             "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="feature cache shared by all trials (default: $AUTOML_ASD_CACHE "
                              "or ~/.cache/automl-asd)")
@@ -86,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     from automl_asd.search_space import load_space
 
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
+    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
+        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -30,6 +30,7 @@ from automl_asd.bundle import (
     MANIFEST,
     RECIPE_FILE,
     BundleError,
+    npy_from_bytes,
     sha256_bytes,
     torch_version,
 )
@@ -222,9 +223,11 @@ SHARED_MANIFEST = "shared.json"
 
 
 def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
-                recipe_hash: str, machine_types: list[str]) -> Path:
+                recipe_hash: str, machine_types: list[str],
+                extra: Mapping[str, bytes] | None = None) -> Path:
     """Save the shared-stage states of a run (``pipeline.fit_shared``) as ``.npy`` files plus
-    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically.
+    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically. ``extra``
+    (``{name: bytes}``, e.g. the stage's ``summary.json``) is saved and listed with them.
 
     Files already in ``out_dir`` that the previous ``shared.json`` does not list (not ours)
     are kept: they move into the new folder (``load_shared`` reads listed files only); one
@@ -241,6 +244,10 @@ def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
             files[rel] = _npy(value, f"shared member {i} state {key!r}")
             arrays[key] = rel
         members.append({"index": i, "arrays": arrays})
+    for name, data in dict(extra or {}).items():
+        if name == SHARED_MANIFEST or name in files or ".." in Path(name).parts:
+            raise ValueError(f"save_shared: extra file name {name!r} is reserved or unsafe")
+        files[name] = data
     from automl_asd import __version__
 
     files[SHARED_MANIFEST] = _json({
@@ -308,7 +315,7 @@ def load_shared(path: str | Path, *, recipe_hash: str,
         files[str(name)] = data
     states = []
     for doc in manifest.get("members", []):
-        states.append({str(k): np.load(io.BytesIO(files[str(f)]), allow_pickle=False)
+        states.append({str(k): npy_from_bytes(files[str(f)], root / str(f))
                        for k, f in dict(doc["arrays"]).items()})
     if not states:
         raise BundleError(f"{man_path}: no members")

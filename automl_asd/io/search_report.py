@@ -200,6 +200,11 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     lines += [f"## Top {len(top_df)} trials", "",
               "Complete trials first (full fidelity), then trials ASHA stopped early "
               "(their Ω is at a lower fidelity). " + how, "", _md_table(top_df), ""]
+    if "node_id" in table.columns and table["node_id"].notna().any():
+        counts_by_node = table["node_id"].dropna().astype(str).value_counts().sort_index()
+        lines += ["## Ray nodes", "", "Trials per Ray node (full ids in `trials.parquet`, "
+                  "column `node_id`): " + ", ".join(f"`{n[:12]}` {c}"
+                                                     for n, c in counts_by_node.items()), ""]
     errors = table[table["status"] == "error"]
     if len(errors):
         lines += ["## Failed trials", "",

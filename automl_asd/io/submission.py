@@ -14,6 +14,7 @@ Submissions are joined to ground truth by file name, never by row order.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from automl_asd.errors import AutomlAsdError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +71,7 @@ _GT_RE = re.compile(r"^ground_truth_(?P<mt>[^_]+)_section_(?P<ss>\d{2})_test\.cs
 _MAX_LISTED = 10
 
 
-class SubmissionError(ValueError):
+class SubmissionError(AutomlAsdError, ValueError):
     """A submission or ground-truth file that cannot be used; the message names file and fix."""
 
 
@@ -113,11 +116,17 @@ def decision_file_name(machine_type: str, section: str | int) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave the temp file behind
+        raise
 
 
 def _format_score(value: float) -> str:
@@ -193,20 +202,26 @@ def write_submission(
     return score_path, decision_path
 
 
-def _read_pairs(path: Path) -> list[tuple[str, str, int]]:
-    """Rows ``(name, value, line number)`` of a headerless two-column CSV."""
+def _read_pairs(path: Path, *, exact_columns: bool = False) -> list[tuple[str, str, int]]:
+    """Rows ``(name, value, line number)`` of a headerless two-column CSV (more columns are
+    refused with ``exact_columns``). A UTF-8 byte-order mark and blank lines at the end of the
+    file are accepted (editors add them); a blank line between rows is an error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SubmissionError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise SubmissionError(f"{path}: not UTF-8 text ({exc.reason})") from None
     rows: list[tuple[str, str, int]] = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if len(row) < 2:
+    parsed = list(csv.reader(io.StringIO(text)))
+    while parsed and not "".join(parsed[-1]).strip():
+        parsed.pop()  # trailing blank lines
+    for lineno, row in enumerate(parsed, start=1):
+        if len(row) < 2 or (exact_columns and len(row) > 2):
             raise SubmissionError(
                 f"{path}, line {lineno}: expected 'name,value', got {','.join(row)!r}"
                 + (" (empty line)" if not row else "")
+                + (f" ({len(row)} columns)" if len(row) > 2 else "")
             )
         rows.append((row[0].strip(), row[1].strip(), lineno))
     if not rows:
@@ -227,11 +242,12 @@ def _parse_float(path: Path, lineno: int, name: str, value: str) -> float:
     return x
 
 
-def _read_values(path: Path, *, binary: str | None = None) -> dict[str, float]:
+def _read_values(path: Path, *, binary: str | None = None,
+                 exact_columns: bool = False) -> dict[str, float]:
     """name -> value; ``binary`` names the 0/1 quantity (e.g. ``"decision"``) to enforce."""
     values: dict[str, float] = {}
     dups: list[str] = []
-    for name, raw, lineno in _read_pairs(path):
+    for name, raw, lineno in _read_pairs(path, exact_columns=exact_columns):
         x = _parse_float(path, lineno, name, raw)
         if binary and x not in (0.0, 1.0):
             raise SubmissionError(
@@ -281,10 +297,11 @@ def read_submission(
             f"missing submission file(s) {', '.join(str(p) for p in missing)} "
             f"for {machine_type} section {ss}"
         )
-    scores = _read_values(score_path)
+    scores = _read_values(score_path, exact_columns=True)
     decisions: dict[str, int] | None = None
     if decision_path.is_file():
-        decisions = {k: int(v) for k, v in _read_values(decision_path, binary="decision").items()}
+        decisions = {k: int(v) for k, v in _read_values(decision_path, binary="decision",
+                                                          exact_columns=True).items()}
     return Submission(
         machine_type, ss, scores, decisions, score_path,
         decision_path if decisions is not None else None,

@@ -6,8 +6,8 @@ retry_exceptions=True)``. Tasks receive the recipe dict and paths, read their ow
 their own outputs and return a small :class:`~automl_asd.apply.MachineOutcome`.
 
 Retries: worker crashes and unexpected exceptions (out of memory, a CUDA error, a lost node)
-are retried by Ray; a ``DataError`` (a corrupt or malformed wav, a bad tree) cannot heal on a
-retry, so the task reports it as a failure at once.
+are retried by Ray; a ``PermanentError`` (a corrupt or malformed wav, a bad tree, a bad
+recipe, non-finite features) cannot heal on a retry, so the task reports it as a failure at once.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_asd.apply import MachineJob, MachineOutcome, RunMachineFn, run_job
+from automl_asd.stages import SharedJob
+from automl_asd.storage import PathCheck
 
-__all__ = ["RayRunner", "init_ray"]
+__all__ = ["RayRunner", "init_ray", "preflight_nodes"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
 
     ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
     head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
-    is started. Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines
-    (Tune checkpoint chatter) off the console; errors still reach the driver as exceptions.
+    is started, listening on 127.0.0.1 only (:mod:`automl_asd.orchestration.local_ray`).
+    Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines (Tune
+    checkpoint chatter) off the console; errors still reach the driver as exceptions.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -45,18 +48,89 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, log_to_driver=log_to_driver)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=log_to_driver)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, log_to_driver=log_to_driver)
     return True
 
 
 def _task(job: MachineJob, run_fn: RunMachineFn | None = None) -> MachineOutcome:
-    """Ray task body: data and recipe errors fail at once (a retry cannot fix them),
+    """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
+    recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
     everything else reaches Ray's retries."""
-    from automl_asd.data import DataError
-    from automl_asd.recipe import RecipeError
+    from automl_asd.errors import PermanentError
 
-    return run_job(job, run_fn=run_fn, catch=(DataError, RecipeError))
+    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=_where())
+
+
+def _where() -> dict[str, Any]:
+    """Ray node id, host and pid of the process running the current task."""
+    import ray
+
+    from automl_asd.storage import where
+
+    return where(ray.get_runtime_context().get_node_id())
+
+
+def _shared_task(job: SharedJob) -> dict[str, Any]:
+    """Ray task body of the shared stage (``stages.run_shared_job``)."""
+    from automl_asd.stages import run_shared_job
+
+    return run_shared_job(job, where=_where())
+
+
+def _check_task(check: PathCheck) -> tuple[dict[str, Any], list[str]]:
+    """Ray task body of the pre-flight check on one node."""
+    return _where(), check.problems()
+
+
+def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
+    """Run ``check`` on every alive node of the connected cluster (one zero-CPU task pinned
+    to each node with ``NodeAffinitySchedulingStrategy(soft=False)``); returns the node ids.
+
+    Raises ``storage.PreflightError`` naming the first node and path with a problem, or a node
+    that did not answer within ``timeout_s``.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from automl_asd.storage import PreflightError, delete_files, write_token
+
+    tokens: list[tuple[str, str]] = []
+    try:
+        token: str | None = None
+        for option, location in check.writable:
+            try:
+                token = write_token(location, token)
+            except Exception as exc:
+                raise PreflightError(f"driver: {option} {location}: not writable "
+                                     f"({type(exc).__name__}: {exc})") from None
+            tokens.append((location, token))
+        check = dataclasses.replace(check, token=token)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        task: Any = ray.remote(_check_task)
+        refs = {task.options(num_cpus=0, max_retries=0, name="automl-asd-preflight",
+                             scheduling_strategy=NodeAffinitySchedulingStrategy(
+                                 n["NodeID"], soft=False)).remote(check): n for n in nodes}
+        done, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+        if pending:
+            node = refs[pending[0]]
+            raise PreflightError(f"node {node['NodeID']} ({node.get('NodeManagerAddress')}): "
+                                 f"pre-flight check got no answer in {timeout_s:.0f} s")
+        for ref in done:
+            where, problems = ray.get(ref)
+            if problems:
+                raise PreflightError(f"node {where['node_id']} (host {where['host']}): "
+                                     f"{problems[0]}")
+    finally:
+        for location, name in tokens:
+            try:
+                delete_files(location, [name])
+            except Exception:  # a marker left behind is harmless
+                logger.debug("could not delete %s/%s", location, name)
+    logger.info("pre-flight: data, cache and outputs reachable on %d node(s)", len(nodes))
+    return [str(n["NodeID"]) for n in nodes]
+
 
 
 def _auto_gpus(n_jobs: int) -> float:
@@ -101,6 +175,55 @@ class RayRunner:
         self.gpus_per_task = gpus_per_task
         self.max_retries = max_retries
         self.run_fn = run_fn
+        self._started = False
+
+    def _connect(self) -> None:
+        if init_ray(self.address):
+            self._started = True
+
+    def _disconnect(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def preflight(self, check: PathCheck) -> None:
+        """Run ``check`` on every alive node (:func:`preflight_nodes`) before any job."""
+        self._connect()
+        try:
+            preflight_nodes(check)
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def run_shared(self, job: SharedJob) -> dict[str, Any]:
+        """Run the shared stage as one Ray task with the per-task CPUs/GPUs (never in the
+        driver); returns its summary (node id, host, pid included)."""
+        self._connect()
+        import ray
+
+        try:
+            gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(1)
+            remote: Any = ray.remote(_shared_task).options(
+                num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.max_retries,
+                retry_exceptions=True, name="automl-asd-shared")
+            threads = max(1, int(self.cpus_per_task))
+            logger.info("apply: shared stage as a Ray task, %.2g CPU and %.2g GPU",
+                        self.cpus_per_task, gpus)
+            ref = remote.remote(dataclasses.replace(job, num_threads=job.num_threads or threads))
+            try:
+                summary: dict[str, Any] = ray.get(ref)
+            except KeyboardInterrupt:
+                ray.cancel(ref, force=True)
+                raise
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+                raise RuntimeError(f"the shared stage failed after {self.max_retries} "
+                                   f"retries: {exc}") from None
+            return summary
+        except BaseException:
+            self._disconnect()
+            raise
 
     def run(
         self,
@@ -109,8 +232,9 @@ class RayRunner:
     ) -> list[MachineOutcome]:
         """Submit every job, then report outcomes in completion order (``ray.wait`` loop)."""
         if not jobs:
+            self._disconnect()
             return []
-        started = init_ray(self.address)
+        self._connect()
         import ray
 
         try:
@@ -160,5 +284,4 @@ class RayRunner:
                 raise
             return outcomes
         finally:
-            if started:
-                ray.shutdown()
+            self._disconnect()

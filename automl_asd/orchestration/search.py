@@ -135,7 +135,9 @@ class LeaveOneOutOutcome:
 
 @dataclass(frozen=True)
 class _TrialContext:
-    """What each trial needs besides its config (small and picklable)."""
+    """What each trial needs besides its config (picklable; ``tune.with_parameters`` puts it
+    in the object store once, so ``machines``, the scanned development data, reaches every
+    trial without a rescan of the tree)."""
 
     data: str
     machine_types: tuple[str, ...]
@@ -144,6 +146,7 @@ class _TrialContext:
     cache_dir: str | None
     device: str
     evaluator: Evaluator
+    machines: Mapping[str, MachineData] | None = None
     #: The reference trial stops before a rung projected to end after this many
     #: seconds of its own run time (``None``: no cap; it then reports once, at full fidelity).
     reference_cap_s: float | None = None
@@ -161,7 +164,9 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     rungs = ctx.space.fidelity.rungs
     is_reference = dict(config) == dict(ctx.reference_point)
     recipe = ctx.space.to_recipe(config, name=f"{ctx.space.name}_trial")
-    machines = scan(Path(ctx.data), machine_types=list(ctx.machine_types))
+    machines = ctx.machines if ctx.machines is not None else scan(
+        Path(ctx.data), machine_types=list(ctx.machine_types))
+    where = _where()
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -186,13 +191,22 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         objective = trial_objective(ctx.space.selection.objective, result)
         metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
                                    "is_reference": int(is_reference),
-                                   "recipe_hash": recipe.content_hash(),
+                                   "recipe_hash": recipe.content_hash(), **where,
                                    _OBJECTIVE: objective}
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _where() -> dict[str, Any]:
+    """Ray node id, host and pid of this trial's process (reported with every result)."""
+    import ray
+
+    from automl_asd.storage import where
+
+    return where(ray.get_runtime_context().get_node_id())
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,8 +223,33 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=verbose > 0)
     else:
-        ray.init(include_dashboard=False, log_to_driver=verbose > 0)
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(log_to_driver=verbose > 0)  # loopback only, dashboard off
     return True
+
+
+def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
+    """:func:`_prewarm` as one Ray task with a trial's resources (never in the driver)."""
+    import ray
+
+    task: Any = ray.remote(_prewarm).options(num_cpus=cfg.cpus_per_trial,
+                                             num_gpus=cfg.gpus_per_trial,
+                                             name="automl-asd-prewarm")
+    cache = cfg.cache_dir.expanduser().resolve() if cfg.cache_dir else None
+    seconds: float = ray.get(task.remote(machines, cfg.space, cache))
+    return seconds
+
+
+def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
+    """The data, the feature cache and the Tune storage, checked on every node first."""
+    from automl_asd.orchestration.apply import preflight_nodes
+    from automl_asd.storage import PathCheck
+
+    preflight_nodes(PathCheck(
+        data=str(cfg.data.expanduser().resolve()), machine_types=tuple(sorted(machines)),
+        writable=(("--storage" if cfg.storage else "--out", storage),),
+        cache_dir=str(cfg.cache_dir.expanduser().resolve()) if cfg.cache_dir else None))
 
 
 def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
@@ -270,8 +309,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)
     exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
-    machines = scan(cfg.data, machine_types=list(cfg.machine_types) if cfg.machine_types
-                    else None)
+    machines = scan(cfg.data.expanduser().resolve(),
+                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
     if not machines:
         raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
     mtypes = tuple(sorted(machines))
@@ -306,14 +345,15 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             io.write_search_meta(out, {**meta, "started": _now()})
         elif previous is not None:
             io.write_search_meta(out, {**previous, "resumed": _now()})
+        _preflight(cfg, storage, machines)
         if cfg.prewarm:
-            _prewarm(machines, space, cfg.cache_dir)
+            _prewarm_task(cfg, machines)
             budget_check(cfg, machines, out)
 
         ctx = _TrialContext(data=str(cfg.data.expanduser().resolve()), machine_types=mtypes,
                             space=space, reference_point=space.reference_point(),
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
-                            device=cfg.device, evaluator=evaluator,
+                            device=cfg.device, evaluator=evaluator, machines=machines,
                             reference_cap_s=reference_cap(cfg.time_budget_s))
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, ctx=ctx),
@@ -427,6 +467,8 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
         row["wall_s"] = float(metrics.get("time_total_s", np.nan))
         row["finished_at"] = float(metrics.get("timestamp", np.nan))  # last report, epoch s
         row["recipe_hash"] = metrics.get("recipe_hash")
+        for key in ("node_id", "host", "pid"):  # where the trial's last result came from
+            row[key] = metrics.get(key)
         row["error"] = _short_error(res.error)
         for key, value in metrics.items():
             if "/" in key and isinstance(value, int | float) and not key.startswith("config/"):
@@ -557,7 +599,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     folds: dict[str, SearchOutcome] = {}
     try:
         if cfg.prewarm:
-            _prewarm(machines, cfg.space, cfg.cache_dir)
+            _prewarm_task(cfg, machines)
         for held in mtypes:
             fold_dir = out / "loo" / held
             others = tuple(m for m in mtypes if m != held)

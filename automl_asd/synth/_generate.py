@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
+from automl_asd.errors import AutomlAsdError
 from automl_asd.synth._dsp import Array, peaking_eq, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
 
@@ -43,7 +44,7 @@ _LEVEL_DB = (-40.0, -30.0)  # clip RMS in dBFS, stratified per group; impulsive 
 Size = Literal["tiny", "small", "full"]
 
 
-class SynthError(ValueError):
+class SynthError(AutomlAsdError, ValueError):
     """Invalid generator arguments or an output folder that cannot be written safely."""
 
 

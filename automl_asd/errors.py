@@ -1,0 +1,51 @@
+"""The package's error classes share one base, :class:`AutomlAsdError`, so the CLI can turn
+every expected error into one line (``automl-asd <command>: error: <message>``) without a
+traceback. Each concrete class also keeps its historical builtin mixin (``ValueError`` for
+bad inputs, ``RuntimeError`` for failed operations), so existing ``except ValueError`` code
+keeps working.
+
+Errors a retry cannot fix (bad data, bad recipes, non-finite features) derive from
+:class:`PermanentError`; the Ray runner reports them at once instead of retrying the task.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
+           "one_line"]
+
+
+class AutomlAsdError(Exception):
+    """Base of every expected automl-asd error; the message names the file/field and the fix."""
+
+
+class PermanentError(AutomlAsdError):
+    """An error that the same inputs will raise again: never retried by a runner."""
+
+
+class NonFiniteError(PermanentError, ValueError):
+    """Non-finite values (NaN/inf) where finite numbers are required (features, scores);
+    the message names the clip or cache entry."""
+
+
+class ResourceLimitError(PermanentError, ValueError):
+    """A recipe whose estimated cost (cache bytes, training work) exceeds a configured limit;
+    the message gives the estimate and the setting that raises the limit."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing message of an expected error (no traceback); OS errors name their path
+    (and a fix for the common ones)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        hint = {IsADirectoryError: "is a folder; give a file path",
+                NotADirectoryError: "a parent of this path is a file, not a folder",
+                FileExistsError: "already exists as a file; choose another path",
+                PermissionError: "permission denied; check the path's owner and mode"}
+        text = f"{where}: {hint.get(type(exc), exc.strerror)}"
+    elif isinstance(exc, RecursionError):
+        text = f"input nested too deeply to process ({exc})"
+    elif isinstance(exc, MemoryError):
+        text = f"out of memory ({exc or 'allocation failed'}); an input declares a huge size"
+    else:
+        text = str(exc) or type(exc).__name__
+    return text

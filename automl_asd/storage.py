@@ -1,0 +1,209 @@
+"""Run storage: where the tasks of a run put their outputs when they run on many nodes.
+
+A storage is a local or shared path (``/nfs/runs/r1``) or a URI that
+``pyarrow.fs.FileSystem.from_uri`` understands (``file:///nfs/runs/r1``, ``s3://bucket/r1``,
+``gs://...``). A task writes its outputs into a local temporary folder and then uploads them
+with :func:`upload_tree` (the summary files last, so a summary in storage means the files it
+lists are there); the driver reads them back with :func:`download_tree`. Also here: the path
+checks the pre-flight task runs on every node (:func:`check_paths`). No Ray in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl_asd.errors import AutomlAsdError
+
+__all__ = ["is_uri", "open_storage", "upload_tree", "download_tree", "delete_files",
+           "check_paths", "where", "PathCheck", "PreflightError",
+           "write_token"]
+
+logger = logging.getLogger(__name__)
+
+#: Files uploaded after every other one (their presence means the run's files are complete).
+_LAST_SUFFIXES = (".summary.json", "summary.json")
+
+
+def is_uri(location: str) -> bool:
+    """True for ``scheme://...`` (anything pyarrow's filesystems resolve), False for paths."""
+    return "://" in location
+
+
+def open_storage(location: str) -> tuple[Any, str]:
+    """``(pyarrow.fs.FileSystem, base path inside it)`` for a path or URI."""
+    from pyarrow import fs
+
+    if is_uri(location):
+        filesystem, base = fs.FileSystem.from_uri(location)
+        return filesystem, base.rstrip("/")
+    return fs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if rel else base
+
+
+def upload_tree(local: str | Path, location: str, sub: str = "") -> list[str]:
+    """Copy every file under ``local`` to ``<location>/<sub>/``; summaries last. Returns the
+    relative paths copied."""
+    filesystem, base = open_storage(location)
+    root = Path(local)
+    files = sorted((p for p in root.rglob("*") if p.is_file()),
+                   key=lambda p: (p.name.endswith(_LAST_SUFFIXES), str(p)))
+    done = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        target = _join(_join(base, sub), rel)
+        filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        with path.open("rb") as src, filesystem.open_output_stream(target) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        done.append(rel)
+    return done
+
+
+def download_tree(location: str, local: str | Path, sub: str = "") -> list[str]:
+    """Copy every file under ``<location>/<sub>/`` to ``local`` (created); ``[]`` when that
+    folder does not exist. Returns the relative paths copied."""
+    from pyarrow import fs
+
+    filesystem, base = open_storage(location)
+    src_root = _join(base, sub)
+    info = filesystem.get_file_info(src_root)
+    if info.type != fs.FileType.Directory:
+        return []
+    done = []
+    for entry in filesystem.get_file_info(fs.FileSelector(src_root, recursive=True)):
+        if entry.type != fs.FileType.File:
+            continue
+        rel = entry.path[len(src_root):].lstrip("/")
+        target = Path(local) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        with filesystem.open_input_stream(entry.path) as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, target)
+        done.append(rel)
+    return done
+
+
+def delete_files(location: str, rels: Iterable[str]) -> None:
+    """Delete ``<location>/<rel>`` files or folders that exist (others are ignored)."""
+    from pyarrow import fs
+
+    filesystem, base = open_storage(location)
+    for rel in rels:
+        path = _join(base, rel)
+        kind = filesystem.get_file_info(path).type
+        if kind == fs.FileType.File:
+            filesystem.delete_file(path)
+        elif kind == fs.FileType.Directory:
+            filesystem.delete_dir(path)
+
+
+def _probe_write(location: str, token: str | None = None) -> str | None:
+    """``None`` when a probe file can be written to and deleted from ``location`` (and, with
+    ``token``, the file of that name the driver wrote there is visible), else why."""
+    from pyarrow import fs
+
+    try:
+        filesystem, base = open_storage(location)
+        filesystem.create_dir(base, recursive=True)
+        probe = f"{base}/.automl-asd-probe-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        with filesystem.open_output_stream(probe) as out:
+            out.write(b"ok")
+        filesystem.delete_file(probe)
+        if token is not None and filesystem.get_file_info(f"{base}/{token}").type \
+                != fs.FileType.File:
+            return (f"not the storage the driver sees (its file {token} is missing here); "
+                    "use a shared filesystem or a URI every node reaches (--storage)")
+    except Exception as exc:  # any filesystem error is the answer
+        text = (str(exc).splitlines() or [""])[0]
+        detail = text.rsplit("Detail: ", 1)[-1]  # pyarrow repeats the path before "Detail:"
+        return f"not writable ({type(exc).__name__}: {detail[:200]})"
+    return None
+
+
+def write_token(location: str, name: str | None = None) -> str:
+    """Write a small marker file (``name``, default a new random one) into ``location``
+    (created); returns its name. Nodes check they see it (:class:`PathCheck` ``token``): the
+    storage is really shared."""
+    filesystem, base = open_storage(location)
+    filesystem.create_dir(base, recursive=True)
+    name = name or f".automl-asd-preflight-{uuid.uuid4().hex[:12]}"
+    with filesystem.open_output_stream(f"{base}/{name}") as out:
+        out.write(b"automl-asd pre-flight marker\n")
+    return name
+
+
+def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
+                writable: Sequence[tuple[str, str]] = (), cache_dir: str | None = None,
+                check_cache: bool = False, token: str | None = None) -> list[str]:
+    """Problems with the run's paths as seen from this process's machine (``[]`` = fine).
+
+    ``data`` must be a readable folder holding ``<data>/<mt>`` for every machine type in
+    ``machine_types``; each ``(option, location)`` in ``writable`` (a path or URI) must accept
+    a probe file (and hold the file ``token`` the driver wrote there, when given: shared
+    storage); with ``check_cache`` the feature cache (``cache_dir``, default
+    ``$AUTOML_ASD_CACHE`` or ``~/.cache/automl-asd`` of this machine) too. Every problem is one
+    line naming the option and the path.
+    """
+    problems: list[str] = []
+    checks = [(option, location, token) for option, location in writable]
+    if check_cache:
+        from automl_asd.features import default_cache_dir
+
+        checks.append(("--cache-dir", cache_dir or str(default_cache_dir()), None))
+    if data is not None:
+        root = Path(data)
+        if not root.is_dir():
+            problems.append(f"--data {root}: no such folder")
+        elif not os.access(root, os.R_OK | os.X_OK):
+            problems.append(f"--data {root}: not readable")
+        else:
+            missing = [mt for mt in machine_types if not (root / mt).is_dir()]
+            if missing:
+                problems.append(f"--data {root}: machine type folder(s) {', '.join(missing)} "
+                                "missing")
+    for option, location, tok in checks:
+        why = _probe_write(location, tok)
+        if why is not None:
+            problems.append(f"{option} {location}: {why}")
+    return problems
+
+
+def where(node_id: str | None = None) -> dict[str, Any]:
+    """Where a stage ran: ``{"node_id", "host", "pid"}`` (``node_id`` is Ray's, ``None``
+    without Ray)."""
+    return {"node_id": node_id, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass(frozen=True)
+class PathCheck:
+    """The pre-flight check of a run's paths (arguments of :func:`check_paths`); a runner
+    runs it on every node that may run its jobs."""
+
+    data: str | None = None
+    machine_types: tuple[str, ...] = ()
+    writable: tuple[tuple[str, str], ...] = ()
+    cache_dir: str | None = None
+    check_cache: bool = True
+    #: Marker the driver wrote into every ``writable`` location (:func:`write_token`).
+    token: str | None = None
+
+    def problems(self) -> list[str]:
+        """``check_paths`` of these paths on this machine."""
+        return check_paths(data=self.data, machine_types=self.machine_types,
+                           writable=self.writable, cache_dir=self.cache_dir,
+                           check_cache=self.check_cache, token=self.token)
+
+
+class PreflightError(AutomlAsdError, ValueError):
+    """A node cannot read the data or write the cache/outputs of a run (one line: node, path)."""

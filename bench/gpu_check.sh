@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# GPU proof for automl-asd, one prepared run (<= 8 min on one H200 with 16 cores):
+#
+#   1. the CUDA tests (pytest -k cuda: they skip without CUDA, run with it);
+#   2. margin_knn and baseline_ae_mse trained and scored on one full-size synthetic type
+#      (synth --size full --machine-types pump: 1000 train + 200 test clips of 10 s) on the GPU
+#      and on the CPU with the same recipe and seed: wall time, peak GPU memory
+#      (torch.cuda.max_memory_allocated, bench/gpu_fit.py), Ω of each;
+#      the CPU baseline AE runs AE_CPU_EPOCHS epochs (default 20, not the shipped 100, to fit
+#      the time budget) and is compared with a GPU run of the same epochs; the GPU also runs
+#      the shipped 100 epochs;
+#   3. a 4-trial search of the margin space on 2 small synthetic dev types with
+#      --gpus-per-trial 0.25 and with --gpus-per-trial 1 (4 trials may run at once): trials/hour.
+#
+# Writes every number to $OUT (if set) or bench/gpu_results/<timestamp>/ (results.json,
+# results.md) and prints the table.
+#
+#   bash bench/gpu_check.sh                 # on a machine with a CUDA GPU
+#   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (11 min on
+#                                           # 2 busy cores): proves the script, measures nothing
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DRY=0
+[[ "${1:-}" == "--cpu-dry-run" ]] && DRY=1
+PY=${PY:-.venv/bin/python}
+[[ -x "$PY" ]] || PY=python3
+RES=${OUT:-bench/gpu_results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$RES"
+RES=$(cd "$RES" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-XXXXXX")
+export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled AUTOML_ASD_CACHE="$WORK/cache"
+NCPU=$(nproc)
+
+if (( DRY )); then
+  SIZE=tiny; SEARCH_SIZE=tiny; DEV=cpu; MARGIN_EP=2; AE_GPU_EP=3; AE_CPU_EP=${AE_CPU_EPOCHS:-3}
+  GPU_FRACTIONS=("0.25" "1"); STEP_TIMEOUT=300
+  echo "== CPU DRY RUN: tiny data, 'GPU' steps run on the CPU, --gpus-per-trial 0 with the"
+  echo "   concurrency a 0.25 / 1 GPU split would give (4 / 1 trials at once); numbers are NOT"
+  echo "   GPU measurements"
+else
+  SIZE=full; SEARCH_SIZE=small; DEV=cuda; MARGIN_EP=""; AE_GPU_EP=""
+  AE_CPU_EP=${AE_CPU_EPOCHS:-20}; GPU_FRACTIONS=("0.25" "1"); STEP_TIMEOUT=420
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RES/nvidia_smi.csv"
+  if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "gpu_check: torch sees no CUDA device; use --cpu-dry-run on a CPU machine" >&2
+    exit 2
+  fi
+fi
+START=$(date +%s)
+log() { echo "[$(( $(date +%s) - START )) s] $*"; }
+step() {  # step NAME CMD...: run with a timeout, keep going on failure, record the status
+  local name=$1; shift
+  log "$name: $*"
+  timeout "$STEP_TIMEOUT" "$@" > "$RES/$name.log" 2>&1
+  local rc=$?
+  echo "$name $rc" >> "$RES/steps.txt"
+  (( rc == 0 )) || { log "$name FAILED (rc $rc), see $RES/$name.log"; tail -5 "$RES/$name.log"; }
+  return 0
+}
+
+# 1. CUDA tests
+step cuda_tests "$PY" -m pytest -q -rs -p no:cacheprovider tests -k cuda
+grep -E "passed|skipped|failed" "$RES/cuda_tests.log" | tail -2
+
+# 2. data
+step synth_full "$PY" -m automl_asd.cli synth --out "$WORK/full" --size "$SIZE" \
+  --machine-types pump --seed 0
+step synth_dev "$PY" -m automl_asd.cli synth --out "$WORK/dev" --size "$SEARCH_SIZE" \
+  --machine-types fan gearbox --seed 0
+
+# 3. one full-size type: GPU vs CPU, same recipe and seed
+fit() {  # fit TAG RECIPE DEVICE [EPOCHS]
+  local tag=$1 recipe=$2 device=$3 ep=${4:-}
+  step "fit_$tag" "$PY" bench/gpu_fit.py --recipe "$recipe" --data "$WORK/full" \
+    --device "$device" --threads "$NCPU" --json "$RES/fit_$tag.json" ${ep:+--epochs "$ep"}
+}
+fit margin_gpu margin_knn "$DEV" "$MARGIN_EP"
+fit margin_cpu margin_knn cpu "$MARGIN_EP"
+fit ae_gpu_shipped baseline_ae_mse "$DEV" "$AE_GPU_EP"
+fit ae_gpu_short baseline_ae_mse "$DEV" "$AE_CPU_EP"
+fit ae_cpu_short baseline_ae_mse cpu "$AE_CPU_EP"
+
+# 4. search: fractional vs whole GPUs
+for frac in "${GPU_FRACTIONS[@]}"; do
+  tag=search_gpu_${frac/./_}
+  if (( DRY )); then
+    gpus=0; conc=$([[ $frac == "1" ]] && echo 1 || echo 4)
+  else
+    gpus=$frac; conc=4
+  fi
+  t0=$(date +%s.%N)
+  step "$tag" "$PY" -m automl_asd.cli search --data "$WORK/dev" --space margin --trials 4 \
+    --max-concurrent "$conc" --gpus-per-trial "$gpus" --cpus-per-trial 1 --seed 0 \
+    --device "$DEV" --out "$WORK/$tag" --cache-dir "$WORK/cache"
+  t1=$(date +%s.%N)
+  "$PY" - "$WORK/$tag/trials.parquet" "$t0" "$t1" "$frac" "$gpus" "$conc" \
+      > "$RES/$tag.json" <<'EOF'
+import json, sys
+import pandas as pd
+path, t0, t1, frac, gpus, conc = sys.argv[1:]
+wall = float(t1) - float(t0)
+try:
+    t = pd.read_parquet(path)
+    done = int(t["status"].isin(["complete", "stopped_early"]).sum())
+    trial_s = float(t["wall_s"].mean())
+except Exception:
+    done, trial_s = 0, float("nan")
+print(json.dumps({"gpus_per_trial": float(frac), "requested_gpus": float(gpus),
+                  "max_concurrent": int(conc), "trials_done": done, "wall_s": round(wall, 1),
+                  "mean_trial_s": round(trial_s, 1),
+                  "trials_per_hour": round(done / wall * 3600, 1) if wall > 0 else None}))
+EOF
+done
+
+# 5. table
+"$PY" - "$RES" "$DRY" "$AE_CPU_EP" <<'EOF'
+import json, sys
+from pathlib import Path
+res, dry, ae_ep = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+def load(name):
+    p = res / f"{name}.json"
+    try:
+        return json.loads(p.read_text())
+    except Exception:
+        return None
+rows = ["| run | device | epochs | seconds | peak GPU MiB | Ω |", "|---|---|---|---|---|---|"]
+fits = {}
+for tag in ("margin_gpu", "margin_cpu", "ae_gpu_shipped", "ae_gpu_short", "ae_cpu_short"):
+    r = load(f"fit_{tag}")
+    fits[tag] = r
+    if r is None:
+        rows.append(f"| {tag} | - | - | FAILED | - | - |")
+        continue
+    om = "-" if r["omega"] is None else f"{r['omega']:.4f}"
+    rows.append(f"| {tag} ({r['recipe']}) | {r['device']} | {r['epochs']} | {r['seconds']:.1f} "
+                f"| {r['peak_gpu_mib']:.0f} | {om} |")
+def pair(a, b):
+    x, y = fits.get(a), fits.get(b)
+    if not x or not y or x["omega"] is None or y["omega"] is None:
+        return "n/a"
+    return (f"ΔΩ {x['omega'] - y['omega']:+.4f}, speed-up x{y['seconds'] / x['seconds']:.1f}")
+lines = ["# bench/gpu_check.sh" + (" (CPU DRY RUN: not GPU numbers)" if dry else ""), "",
+         *rows, "",
+         f"- margin_knn GPU vs CPU (same recipe, seed): {pair('margin_gpu', 'margin_cpu')}",
+         f"- baseline_ae_mse GPU vs CPU at {ae_ep} epochs: {pair('ae_gpu_short', 'ae_cpu_short')}",
+         ""]
+srch = ["| search | gpus/trial | max concurrent | trials done | wall s | mean trial s | "
+        "trials/hour |", "|---|---|---|---|---|---|---|"]
+tph = {}
+for frac in ("0_25", "1"):
+    r = load(f"search_gpu_{frac}")
+    if r is None:
+        srch.append(f"| search_gpu_{frac} | FAILED | | | | | |")
+        continue
+    tph[frac] = r["trials_per_hour"]
+    srch.append(f"| 4 trials, margin space | {r['gpus_per_trial']:g} (requested "
+                f"{r['requested_gpus']:g}) | {r['max_concurrent']} | {r['trials_done']} | "
+                f"{r['wall_s']} | {r['mean_trial_s']} | {r['trials_per_hour']} |")
+lines += srch
+if tph.get("0_25") and tph.get("1"):
+    lines += ["", f"- trials/hour ratio 0.25 GPU vs 1 GPU: x{tph['0_25'] / tph['1']:.2f}"]
+steps = (res / "steps.txt").read_text().split("\n") if (res / "steps.txt").exists() else []
+failed = [s.split()[0] for s in steps if s.strip() and s.split()[1] != "0"]
+lines += ["", "steps failed: " + (", ".join(failed) if failed else "none")]
+text = "\n".join(lines)
+(res / "results.md").write_text(text + "\n")
+(res / "results.json").write_text(json.dumps({"dry_run": dry, "fits": fits, "search": tph,
+                                               "failed_steps": failed}, indent=2) + "\n")
+print(text)
+EOF
+log "done; results in $RES"
+rm -rf "$WORK"
