@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,9 +50,16 @@ class ObjectiveResult:
     fidelity: float
     wall_s: float
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: Representation cache counters of this evaluation (``hits``, ``misses``, ``build_s``).
+    cache: Mapping[str, float] = field(default_factory=dict)
+    #: Per key of ``per_type``: ``(y_true, domains, scores)`` of the scored test clips (for
+    #: bootstrap selection rules; not reported to Tune).
+    per_clip: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def flat(self) -> dict[str, float]:
-        """``{"omega", "fidelity", "wall_s", "<type>/<metric>", "time/<stage>"}`` (Tune keys)."""
+        """``{"omega", "fidelity", "wall_s", "<type>/<metric>", "time/<stage>",
+        "cache/<counter>"}`` (Tune keys)."""
         out: dict[str, float] = {"omega": self.omega, "fidelity": self.fidelity,
                                  "wall_s": self.wall_s}
         for key, m in self.per_type.items():
@@ -61,6 +69,8 @@ class ObjectiveResult:
             out[f"{key}/omega"] = m.omega
         for stage, seconds in self.timings.items():
             out[f"time/{stage}"] = seconds
+        for name, value in self.cache.items():
+            out[f"cache/{name}"] = float(value)
         return out
 
 
@@ -89,7 +99,8 @@ def labels_for(machine: MachineData, names: list[str], sections: list[str]
 
 def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
                     cache_dir: Any = None, device: str = "auto",
-                    fidelity: float = 1.0) -> ObjectiveResult:
+                    fidelity: float = 1.0,
+                    reuse_representations: bool = True) -> ObjectiveResult:
     """Apply ``recipe`` to every machine type and compute the official score.
 
     Args:
@@ -97,16 +108,29 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
         machines: development machine types (labelled test clips), e.g. from ``data.scan``.
         cache_dir: shared feature cache (computed once per feature spec, reused by all trials).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        fidelity: fraction of source train clips used for training (ASHA's budget).
+        fidelity: fraction of source train clips used for training (ASHA's budget); below 1
+            network families also train ``fidelity x epochs`` epochs
+            (:func:`automl_asd.representation_cache.at_fidelity`).
+        reuse_representations: reuse trained networks stored under ``cache_dir`` by earlier
+            evaluations with the same representation (:mod:`automl_asd.representation_cache`).
     Returns:
         Ω (harmonic mean of every type's AUC-s, AUC-t and pAUC) and per-type metrics. A type
         with several sections is keyed ``"<type>/<section>"`` per section.
     """
     from automl_asd.metrics import machine_metrics, official_score
-    from automl_asd.pipeline import fit_shared, needs_shared, run_machine
+    from automl_asd.pipeline import fit_shared, needs_shared, run_machine, select_train_clips
+    from automl_asd.representation_cache import (
+        RepresentationCache,
+        at_fidelity,
+        data_fingerprint,
+    )
 
     if not machines:
         raise ValueError("evaluate_recipe: no machine types to evaluate")
+    recipe = at_fidelity(recipe, fidelity)
+    rep_cache = (RepresentationCache(None if cache_dir is None else Path(cache_dir))
+                 if reuse_representations else None)
+    per_clip: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     t0 = time.perf_counter()
     all_metrics: dict[str, Any] = {}
     per_type: dict[str, TypeMetrics] = {}
@@ -114,13 +138,22 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
     shared = None
     if needs_shared(recipe):
         # One network over every development type's training clips (test clips unread).
-        shared = fit_shared(recipe, machines, cache_dir=cache_dir, device=device,
-                            fidelity=fidelity)
+        def build() -> list[dict[str, Any]]:
+            return fit_shared(recipe, machines, cache_dir=cache_dir, device=device,
+                              fidelity=fidelity)
+
+        if rep_cache is None:
+            shared = build()
+        else:
+            used = [c for m in machines.values()
+                    for c in select_train_clips(recipe, m, fidelity=fidelity)[0]
+                    + [c for c in m.supplemental if c.kind == "noise"]]
+            shared = rep_cache.shared(recipe, data_fingerprint(used), fidelity, build)
         timings["shared"] = time.perf_counter() - t0
     for mt in sorted(machines):
         machine = machines[mt]
         result = run_machine(recipe, machine, cache_dir=cache_dir, device=device,
-                             fidelity=fidelity, shared=shared)
+                             fidelity=fidelity, shared=shared, rep_cache=rep_cache)
         for stage, seconds in dict(getattr(result, "timings", {}) or {}).items():
             timings[stage] = timings.get(stage, 0.0) + float(seconds)
         names = [str(n) for n in result.names]
@@ -135,6 +168,7 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
             sel = np.array([s == section for s in sections])
             mm = machine_metrics(y_true[sel], domains[sel], scores[sel], decisions[sel])
             all_metrics[key] = mm
+            per_clip[key] = (y_true[sel], domains[sel], scores[sel])
             extra = {k: float(v) for k, v in _numeric_fields(mm).items()
                      if k not in METRIC_KEYS}
             per_type[key] = TypeMetrics(
@@ -148,7 +182,9 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
     logger.info("recipe %s at fidelity %.2f: Ω=%.4f over %d types in %.1f s",
                 getattr(recipe, "name", "?"), fidelity, omega, len(per_type), wall)
     return ObjectiveResult(omega=omega, per_type=per_type, fidelity=fidelity, wall_s=wall,
-                           timings=timings)
+                           timings=timings,
+                           cache=rep_cache.stats.as_dict() if rep_cache is not None else {},
+                           per_clip=per_clip)
 
 
 def _numeric_fields(obj: Any) -> dict[str, float]:

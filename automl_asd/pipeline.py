@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from automl_asd.data import Clip, MachineData
 from automl_asd.detectors import Detector, TrainSet, make_detector
 from automl_asd.recipe import Recipe
+from automl_asd.representation_cache import RepresentationCache, fit_member
 from automl_asd.scoring import (
     DomainNormalizer,
     ScoreStats,
@@ -237,6 +238,7 @@ def fit_machine(
     train_features: Sequence[NDArray[np.float32]] | None = None,
     noise_features: Sequence[NDArray[np.float32]] | None = None,
     shared: SharedStates | None = None,
+    rep_cache: RepresentationCache | None = None,
 ) -> FittedMachine:
     """Train the recipe's ensemble on one machine type's training clips.
 
@@ -244,6 +246,7 @@ def fit_machine(
     :func:`select_train_clips` / the noise supplemental clips); otherwise they are extracted.
     ``shared``: one state per ensemble member from :func:`fit_shared`; required when the
     recipe's detector has a shared stage (:func:`needs_shared`), ignored otherwise.
+    ``rep_cache``: reuse/store each member's learned representation (search trials).
     """
     t0 = time.perf_counter()
     mt = machine.machine_type
@@ -280,7 +283,8 @@ def fit_machine(
         _set_device(det, dev)
         if shared is not None and det.needs_shared():
             det.use_shared(dict(shared[i]))
-        det.fit(train)
+        fit_member(det, train, rep_cache, recipe=recipe, member_seed=member_seed,
+                   clips=clips + noise_clips, fidelity=fidelity)
         own = np.asarray(det.self_scores(train), dtype=np.float64)
         if own.shape != (len(train),):
             raise RuntimeError(f"{spec.name}.self_scores returned shape {own.shape}")
@@ -384,6 +388,7 @@ def run_machine(
     num_threads: int | None = None,
     keep_fitted: bool = False,
     shared: SharedStates | None = None,
+    rep_cache: RepresentationCache | None = None,
 ) -> MachineResult:
     """Train on one machine type's training clips and score its test clips.
 
@@ -398,6 +403,7 @@ def run_machine(
             :mod:`automl_asd.threads`), restored afterwards.
         keep_fitted: keep the trained :class:`FittedMachine` in ``result.fitted``.
         shared: the run's shared-stage states (:func:`fit_shared`) for recipes that need them.
+        rep_cache: representation cache (:mod:`automl_asd.representation_cache`).
 
     Returns:
         A :class:`MachineResult` aligned with the machine's test clips (path order).
@@ -415,7 +421,7 @@ def run_machine(
     fitted = fit_machine(
         recipe, machine, cache_dir=cache_dir, device=device, fidelity=fidelity,
         train_features=feats[:n_tr], noise_features=feats[n_tr:n_tr + n_noise],
-        shared=shared,
+        shared=shared, rep_cache=rep_cache,
     )
     t1 = time.perf_counter()
     scores, decisions = score_clips(fitted, feats[n_tr + n_noise:])

@@ -6,6 +6,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
     description: free text
     reference: baseline_ae_mse       # reference recipe: base values + first point to evaluate
     fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
+    selection: {objective: mean, pick: best}   # optional; see automl_asd/selection.py
     space:
       features:
         n_mels: {choice: [64, 128]}          # categorical (scalars only)
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from automl_asd.errors import AutomlAsdError
+from automl_asd.selection import SelectionRule, parse_selection
 
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
@@ -96,7 +98,7 @@ def shipped_space_names() -> list[str]:
     """Names of the shipped spaces (``--space NAME``), sorted."""
     return sorted(p.stem for p in SHIPPED_SPACES_DIR.glob("*.yaml"))
 
-_TOP_KEYS = {"name", "description", "reference", "fidelity", "space"}
+_TOP_KEYS = {"name", "description", "reference", "fidelity", "space", "selection"}
 #: The old name of ``reference`` (still read, with a deprecation warning).
 _OLD_REFERENCE_KEY = "baseline"
 _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
@@ -205,6 +207,8 @@ class SearchSpace:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     #: The shipped official-baseline recipe the reference recipe equals, else ``None``.
     reference_official: str | None = None
+    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.selection`).
+    selection: SelectionRule = field(default_factory=SelectionRule)
 
     def describe_reference(self) -> str:
         """E.g. ``reference recipe `fast_default` (not the official DCASE baseline)``."""
@@ -460,6 +464,10 @@ def load_space(space: str | Path) -> SearchSpace:
     base = json.loads(reference.to_json())
     base.pop("provenance", None)
     fidelity = _parse_fidelity(doc.get("fidelity"), path)
+    try:
+        selection = parse_selection(doc.get("selection"), str(path))
+    except ValueError as exc:
+        raise SpaceError(str(exc)) from None
     body = doc["space"]
     if not isinstance(body, dict):
         raise SpaceError(f"{path}: space: expected a mapping of recipe sections {_SECTIONS}")
@@ -486,7 +494,8 @@ def load_space(space: str | Path) -> SearchSpace:
     result = SearchSpace(name=name, description=str(doc.get("description", "")), path=path,
                          sha256=hashlib.sha256(raw).hexdigest(),
                          reference_name=str(doc["reference"]), fidelity=fidelity, base=base,
-                         nodes=nodes, reference_official=official_baseline_name(reference))
+                         nodes=nodes, reference_official=official_baseline_name(reference),
+                         selection=selection)
     _check_names_unique(result)
     result.reference_point()  # raises when the reference recipe lies outside the space
     _probe(result)

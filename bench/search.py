@@ -5,7 +5,10 @@
    (the smoke space's reference recipe evaluated serially, cold cache then warm cache).
 2. Trials per hour for each space (smoke, default) with 1 and 2 concurrent trials (1 CPU each)
    on one local Ray, warm feature cache, each run capped by ``--trials`` and ``--time-budget``.
-   Only trials that finished (complete, stopped early by ASHA, or failed) are counted.
+   Only trials that finished (complete, stopped early by ASHA, or failed) are counted;
+   ``trials/h`` counts those, ``complete/h`` only trials that reached full fidelity. ``hit``
+   is the representation-cache hit rate (trained networks reused by later trials), and the
+   per-family lines give trials, mean seconds per trial and hits/misses of each family.
 
 Usage::
 
@@ -32,6 +35,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from automl_asd.data import scan  # noqa: E402
 from automl_asd.features import ExtractStats, extract  # noqa: E402
+from automl_asd.io.search_report import family_costs, read_search_meta  # noqa: E402
 from automl_asd.objective import evaluate_recipe  # noqa: E402
 from automl_asd.orchestration.search import SearchConfig, run_search  # noqa: E402
 from automl_asd.search_space import load_space  # noqa: E402
@@ -72,7 +76,8 @@ def _rates(data: Path, types: list[str], work: Path, spaces: list[str], concurre
         print(f"\n== trials per hour ({len(types)} types, warm cache, <= {trials} trials or "
               f"{budget:.0f} s per run, 1 CPU per trial)")
         print(f"  {'space':<8} {'conc':>4} {'finished':>8} {'complete':>8} {'early':>6} "
-              f"{'error':>6} {'wall s':>7} {'trials/h':>9} {'best Ω':>7}")
+              f"{'error':>6} {'wall s':>7} {'trials/h':>9} {'complete/h':>10} {'hit':>5} "
+              f"{'best Ω':>7}")
         for name in spaces:
             space = load_space(name)
             for k in concurrency:
@@ -96,9 +101,24 @@ def _rates(data: Path, types: list[str], work: Path, spaces: list[str], concurre
                 wall = time.perf_counter() - t0
                 st = table["status"].value_counts().to_dict()
                 done = sum(st.get(s, 0) for s in ("complete", "stopped_early", "error"))
+                fam = family_costs(table) if len(table) else None
+                hits = float(fam["cache hits"].sum()) if fam is not None and len(fam) else 0.0
+                tot = hits + (float(fam["cache misses"].sum())
+                              if fam is not None and len(fam) else 0.0)
+                rate = f"{hits / tot:5.0%}" if tot else "    -"
                 print(f"  {name:<8} {k:>4} {done:>8} {st.get('complete', 0):>8} "
                       f"{st.get('stopped_early', 0):>6} {st.get('error', 0):>6} {wall:7.1f} "
-                      f"{done / wall * 3600:9.0f} {best}")
+                      f"{done / wall * 3600:9.0f} {st.get('complete', 0) / wall * 3600:10.0f} "
+                      f"{rate} {best}")
+                for _, f in (fam.iterrows() if fam is not None else iter(())):
+                    print(f"      {f['family']:<14} {int(f['trials']):>3} trials "
+                          f"({int(f['complete'])} complete), {f['mean s']:6.1f} s/trial, "
+                          f"cache {int(f['cache hits'])} hits / {int(f['cache misses'])} misses")
+                est = (read_search_meta(out) or {}).get("estimates")
+                if est:
+                    print(f"      estimate before the search: reference ~{est['reference_s']:.0f}"
+                          f" s, average trial ~{est['mean_trial_s']:.0f} s; warnings: "
+                          f"{est.get('warnings') or 'none'}")
     finally:
         ray.shutdown()
 

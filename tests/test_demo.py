@@ -39,6 +39,8 @@ def test_demo_flow_search_then_apply_on_novel_types(
     assert 0.0 < metrics["official_score"] <= 1.0
     assert res.reference_omega is not None
     assert res.search_report.is_file()
+    # the novel types were passed as search --novel: scored after the choice, reported
+    assert "## Does the choice carry?" in res.search_report.read_text()
     assert any(line.startswith("[4/4]") for line in lines)
 
 

@@ -55,7 +55,7 @@ def test_default_space_covers_every_registered_family_and_backend() -> None:
         assert any(n.startswith(prefix) for n in names), prefix
     assert names["detector.pooled_stats.backend.knn.k"].kind == "int"
     assert names["detector.dcase_ae.lr"].log
-    assert space.fidelity.rungs == (0.25, 0.5, 1.0)
+    assert space.fidelity.rungs == (0.1, 0.3, 1.0)
 
 
 @pytest.mark.parametrize("name", ["default", "smoke"])

@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, metavar="URI",
                         help="Tune storage shared by all nodes on a multi-node cluster "
                              "(NFS path or s3://...; default RUN_DIR)")
+    parser.add_argument("--novel", type=Path, default=None, metavar="ROOT",
+                        help="labelled novel machine types, never used to choose: after the "
+                             "search the top trials and the reference recipe are scored there "
+                             "(search_report.md: 'does the choice carry?')")
+    parser.add_argument("--novel-top-k", type=int, default=10, metavar="K",
+                        help="complete trials scored on --novel (default 10)")
 
 
 #: What a search writes into its run folder (``tune/``: Ray Tune's state, ``loo/``: folds).
@@ -103,7 +109,10 @@ def _run(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
         resume=args.resume, seed=args.seed, cache_dir=args.cache_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        device=args.device, storage=args.storage, verbose=int(getattr(args, "verbose", 0)))
+        device=args.device, storage=args.storage, verbose=int(getattr(args, "verbose", 0)),
+        novel=args.novel, novel_top_k=args.novel_top_k)
+    if args.novel is not None and not args.novel.is_dir():
+        raise FileNotFoundError(f"--novel {args.novel}: no such folder")
     if args.leave_one_out:
         loo = run_leave_one_out(cfg)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
@@ -124,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
     print(f"frozen recipe: {outcome.files['recipe']}")
     print(f"report: {outcome.files['report']}")
+    if "novel" in outcome.files:
+        print(f"novel check (does the choice carry?): {outcome.files['novel']}")
     if outcome.interrupted:
         print("search interrupted before all trials ran: continue it with the same command "
               "and --resume")

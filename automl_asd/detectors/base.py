@@ -50,6 +50,10 @@ class Detector(ABC):
     name: ClassVar[str]
     #: Parameter schema; ``__init__`` takes exactly these keyword arguments plus ``seed``.
     params: ClassVar[dict[str, ParamSpec]]
+    #: Parameters that act only after the learned representation (e.g. the scoring backend);
+    #: ``None``: the family has no cacheable learned representation
+    #: (:mod:`automl_asd.representation_cache`).
+    scoring_params: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
         unknown = set(kwargs) - set(self.params)
@@ -96,6 +100,17 @@ class Detector(ABC):
     def use_shared(self, state: dict[str, NDArray[Any]]) -> None:
         """Adopt a state produced by :meth:`fit_shared` (before ``fit``)."""
         raise NotImplementedError(f"{self.name} has no shared stage")
+
+    # ------------------------------------------------------------------ representation cache
+    def representation_state(self) -> dict[str, NDArray[Any]]:
+        """After ``fit``: the learned representation as named plain arrays (families with
+        ``scoring_params`` only)."""
+        raise NotImplementedError(f"{self.name} has no cacheable representation")
+
+    def fit_with_representation(self, state: dict[str, NDArray[Any]], train: TrainSet) -> Self:
+        """``fit`` with the representation taken from ``state`` instead of learned; must give
+        byte-identical scores to a plain ``fit``."""
+        raise NotImplementedError(f"{self.name} has no cacheable representation")
 
     @abstractmethod
     def get_state(self) -> dict[str, NDArray[Any]]:

@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -124,6 +124,9 @@ class DcaseAE(Detector):
             "float", 1e-6, low=0.0, high=1.0, help="ridge (× mean variance) added to Σ"
         ),
     }
+
+    #: The scoring mode acts on the trained autoencoder and its residual covariances.
+    scoring_params: ClassVar[frozenset[str] | None] = frozenset({"score"})
 
     epochs: int
     score: str
@@ -308,7 +311,19 @@ class DcaseAE(Detector):
     def _clip_stats(
         self, features: Sequence[NDArray[np.float32]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per clip: mean squared error ``(n,)`` and mean residual block ``(n, n_bins)``."""
+        """Per clip: mean squared error ``(n,)`` and mean residual block ``(n, n_bins)``.
+        The last result is remembered for the same ``features`` object and network (scoring
+        and the domain rule read the same test clips)."""
+        memo = getattr(self, "_stats_memo", None)
+        if memo is not None and memo[0] is features and memo[1] is self.net_:
+            return memo[2].copy(), memo[3].copy()
+        mse, blocks = self._clip_stats_uncached(features)
+        self._stats_memo = (features, self.net_, mse, blocks)
+        return mse.copy(), blocks.copy()
+
+    def _clip_stats_uncached(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         import torch
 
         self._check_fitted()
@@ -368,6 +383,13 @@ class DcaseAE(Detector):
         state["has_target"] = np.asarray(self.has_target_)
         state["train_losses"] = self.train_losses_.copy()
         return state
+
+    def representation_state(self) -> dict[str, NDArray[Any]]:
+        """The whole fitted state (it does not depend on ``score``)."""
+        return self.get_state()
+
+    def fit_with_representation(self, state: dict[str, NDArray[Any]], train: TrainSet) -> Self:
+        return self.set_state(state)
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         import torch

@@ -184,6 +184,9 @@ class MarginDetector(Detector):
         "size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 3, "batch_size": 16,
         "n_subclusters": 2, "lr": 3e-3}
 
+    #: The backend and the domain rule act on the trained network's embeddings.
+    scoring_params: ClassVar[frozenset[str] | None] = frozenset({"backend", "domain_rule"})
+
     crop_frames: int
     size: str
     emb_dim: int
@@ -362,7 +365,7 @@ class MarginDetector(Detector):
                     f"{self.name}: scope='all' trains one network over every machine type of "
                     "the run; fit it with pipeline.fit_shared first (automl-asd apply/search "
                     "and pipeline.run_machine(shared=...) do this)")
-        else:
+        elif not getattr(self, "pretrained_", False):
             self._train_network(train)
         if len(train) < 1:
             raise ValueError(f"{self.name}: no training clips")
@@ -375,6 +378,15 @@ class MarginDetector(Detector):
         logger.info("%s: fitted in %.1f s on %s", self.name, time.perf_counter() - t0,
                     next(self.net_.parameters()).device)
         return self
+
+    def representation_state(self) -> dict[str, NDArray[Any]]:
+        """The trained network, its head and its input normalisation (``scope="machine"``)."""
+        return self._network_state()
+
+    def fit_with_representation(self, state: dict[str, NDArray[Any]], train: TrainSet) -> Self:
+        self._load_network(state)
+        self.pretrained_ = True
+        return self.fit(train)
 
     # ------------------------------------------------------------------------ shared stage
     def needs_shared(self) -> bool:
@@ -461,9 +473,17 @@ class MarginDetector(Detector):
         return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def embed(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
-        """L2-normalised clip embeddings ``(n_clips, out_dim)`` of the fitted network."""
+        """L2-normalised clip embeddings ``(n_clips, out_dim)`` of the fitted network.
+
+        The last call's result is remembered for the same ``features`` object and network
+        (scoring and the domain rule embed the same test clips: extract once, score many)."""
         self._check_fitted()
-        return self._embed_prepared([self._normalise(*self._prepare(f)) for f in features])
+        memo = getattr(self, "_embed_memo", None)
+        if memo is not None and memo[0] is features and memo[1] is self.net_:
+            return np.array(memo[2], copy=True)
+        emb = self._embed_prepared([self._normalise(*self._prepare(f)) for f in features])
+        self._embed_memo = (features, self.net_, emb)
+        return np.array(emb, copy=True)
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         self._check_fitted()

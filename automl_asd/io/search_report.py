@@ -29,6 +29,8 @@ __all__ = [
     "plot_omega",
     "write_search_report",
     "write_leave_one_out",
+    "append_novel_section",
+    "family_costs",
 ]
 
 META_NAME = "search.json"
@@ -209,7 +211,79 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                   _md_table(errors[["trial_id", "error"]]), ""]
     if plot is not None:
         lines += ["## Ω over trials", "", f"![Ω over trials]({plot.name})", ""]
+    lines += _extra_sections(table, meta)
     return _atomic_write_text(out_dir / "search_report.md", "\n".join(lines))
+
+
+def family_costs(table: pd.DataFrame) -> pd.DataFrame:
+    """Per detector family: trials, complete, mean/total seconds, representation cache hits,
+    misses and hit rate (``cache/hits`` / ``cache/misses`` columns of the trial table)."""
+    if table.empty:
+        return pd.DataFrame()
+    fam_col = _PARAM + "detector.name"
+    fam = table[fam_col] if fam_col in table.columns else pd.Series(["(fixed)"] * len(table))
+    df = table.assign(family=fam.fillna("?").astype(str).values)
+    ran = df[df["status"].isin(["complete", "stopped_early", "error"])]
+    rows = []
+    for name, g in ran.groupby("family", sort=True):
+        hits = float(g["cache/hits"].fillna(0).sum()) if "cache/hits" in g else 0.0
+        misses = float(g["cache/misses"].fillna(0).sum()) if "cache/misses" in g else 0.0
+        rows.append({"family": name, "trials": len(g),
+                     "complete": int((g["status"] == "complete").sum()),
+                     "mean s": float(g["wall_s"].mean()), "total s": float(g["wall_s"].sum()),
+                     "cache hits": int(hits), "cache misses": int(misses),
+                     "hit rate": hits / (hits + misses) if hits + misses else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    costs = family_costs(table)
+    if len(costs):
+        lines += ["## Time and representation cache per family", "",
+                  "Seconds per trial (all rungs it ran); cache hits = trained networks reused "
+                  "from earlier trials with the same representation (pooled families have none "
+                  "to cache: their features come from the feature cache).", "",
+                  _md_table(costs), ""]
+    est = meta.get("estimates")
+    if isinstance(est, Mapping):
+        fam = ", ".join(f"{k} ~{v:.0f} s" for k, v in dict(est.get("family_trial_s", {})).items())
+        lines += ["## Cost estimate before the search", "",
+                  f"Reference `{est.get('reference_family')}` ~{est.get('reference_s', 0):.0f} s "
+                  f"at full fidelity; average trial ~{est.get('mean_trial_s', 0):.0f} s "
+                  f"(per family: {fam}); measured in {est.get('estimate_s', 0):.1f} s.", ""]
+        lines += [f"- **warning**: {w}" for w in est.get("warnings", [])]
+        lines += [""] if est.get("warnings") else []
+    sel = meta.get("selection")
+    if isinstance(sel, Mapping):
+        bounds = dict(sel.get("lower_bounds", {}))
+        lines += ["## Final pick", "", f"Rule: {sel.get('rule')}. Best by objective: "
+                  f"`{sel.get('best_by_objective')}`; chosen: `{sel.get('chosen')}`.", ""]
+        if bounds:
+            lines += [_md_table(pd.DataFrame({"trial_id": list(bounds),
+                                              "lower bound": list(bounds.values())})), ""]
+    return lines
+
+
+def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,
+                         novel_root: str, novel_types: list[str]) -> Path:
+    """Append "does the choice carry?" (``search --novel``) to ``search_report.md``."""
+    path = out_dir / "search_report.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    shown = df.drop(columns=["params"], errors="ignore")
+    ref = summary.get("reference_novel_omega")
+    lines = ["", "## Does the choice carry?", "",
+             f"Novel types ({', '.join(novel_types)}) under `{novel_root}`: labelled, never seen "
+             "by the search, scored only after `recipe.json` was written. Each row: a complete "
+             "trial, its in-search Ω on the development types and its Ω on the novel types.", "",
+             _md_table(shown), "",
+             f"- Spearman ρ (in-search Ω vs novel Ω): {_fmt(summary.get('spearman_rho'))}",
+             f"- frozen recipe's novel Ω: {_fmt(summary.get('frozen_novel_omega'))}",
+             f"- best novel Ω among these trials: {_fmt(summary.get('best_novel_omega'))}",
+             f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
+    if ref is not None:
+        lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
+    return _atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
 def write_leave_one_out(out_dir: Path, table: pd.DataFrame,

@@ -127,7 +127,7 @@ def run_demo(
         outcome = run_search(SearchConfig(
             data=dev_root, space=space_obj, out=search_dir, trials=trials,
             machine_types=dev_types, max_concurrent=max_concurrent, seed=seed, cache_dir=cache,
-            device="cpu"))
+            device="cpu", novel=novel_root))
         times["search"] = time.perf_counter() - t
         base = (f" ({outcome.reference}: Ω {outcome.reference_omega:.4f})"
                 if outcome.reference_omega is not None else "")

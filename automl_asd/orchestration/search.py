@@ -32,6 +32,7 @@ import pandas as pd
 
 from automl_asd.objective import ObjectiveResult
 from automl_asd.recipe_summary import trial_summary
+from automl_asd.search_budget import reference_stops, trial_objective
 from automl_asd.search_space import SearchSpace
 
 if TYPE_CHECKING:
@@ -54,8 +55,10 @@ logger = logging.getLogger(__name__)
 #: Sub-folder of the run directory holding Ray Tune's experiment state (what --resume reads).
 TUNE_DIRNAME = "tune"
 _METRIC = "omega"
-#: ASHA's metric: Ω at the current rung, NaN for the reference recipe (which ASHA therefore never
-#: stops).
+#: TPE's metric: the space's selection objective (``selection.objective``; Ω for ``mean``).
+_OBJECTIVE = "objective"
+#: ASHA's metric: the objective at the current rung, NaN for the reference recipe (which ASHA
+#: therefore never stops).
 _ASHA_METRIC = "rung_omega"
 PARAM_PREFIX = "param:"
 
@@ -94,6 +97,10 @@ class SearchConfig:
     storage: str | None = None
     prewarm: bool = True
     verbose: int = 0
+    #: Labelled novel types: after the search, the top trials and the reference recipe are
+    #: scored there ("does the choice carry?"); never used to choose.
+    novel: Path | None = None
+    novel_top_k: int = 10
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,9 @@ class _TrialContext:
     device: str
     evaluator: Evaluator
     machines: Mapping[str, MachineData] | None = None
+    #: The reference trial stops before a rung projected to end after this many
+    #: seconds of its own run time (``None``: no cap; it then reports once, at full fidelity).
+    reference_cap_s: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,17 +172,29 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             start = int(json.loads((Path(ckpt_dir) / "rung.json").read_text())["next"])
-    # The reference trial skips the cheap rungs: it reports once, at full fidelity, so that its
-    # full Ω is always known.
-    todo = [len(rungs) - 1] if is_reference else list(range(start, len(rungs)))
+    # Without a time cap the reference skips the cheap rungs: it reports once, at full
+    # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
+    # end past the cap, so it never holds a slot for the whole budget.
+    capped = is_reference and ctx.reference_cap_s is not None
+    todo = ([len(rungs) - 1] if is_reference and not capped
+            else list(range(start, len(rungs))))
+    t_start = time.perf_counter()
+    last: tuple[float, float] | None = None
     for i in todo:
+        if capped and last is not None and reference_stops(
+                ctx.reference_cap_s, time.perf_counter() - t_start, last, rungs[i], recipe):
+            return
+        t_rung = time.perf_counter()
         result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir, device=ctx.device,
                                fidelity=rungs[i])
+        last = (rungs[i], time.perf_counter() - t_rung)
+        objective = trial_objective(ctx.space.selection.objective, result)
         metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
                                    "is_reference": int(is_reference),
-                                   "recipe_hash": recipe.content_hash(), **where}
+                                   "recipe_hash": recipe.content_hash(), **where,
+                                   _OBJECTIVE: objective}
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
-        metrics[_ASHA_METRIC] = float("nan") if is_reference else result.omega
+        metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
@@ -278,6 +300,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     from automl_asd.data import scan
     from automl_asd.io import search_report as io
+    from automl_asd.novel_check import make_picker, novel_check
+    from automl_asd.search_budget import budget_check, reference_cap
 
     if evaluator is None:
         from automl_asd.objective import evaluate_recipe
@@ -327,11 +351,13 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)
+            budget_check(cfg, machines, out)
 
         ctx = _TrialContext(data=str(cfg.data.expanduser().resolve()), machine_types=mtypes,
                             space=space, reference_point=space.reference_point(),
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
-                            device=cfg.device, evaluator=evaluator, machines=machines)
+                            device=cfg.device, evaluator=evaluator, machines=machines,
+                            reference_cap_s=reference_cap(cfg.time_budget_s))
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, ctx=ctx),
             {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
@@ -362,8 +388,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             ray.shutdown()
     from automl_asd.provenance import data_fingerprint
 
-    return replace(_freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines)),
-                   interrupted=interrupted)
+    outcome = _freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines),
+                      pick=make_picker(cfg, machines, evaluator))
+    if cfg.novel is not None:
+        outcome = replace(outcome, files={**outcome.files, **novel_check(
+            cfg, outcome, evaluator)})
+    return replace(outcome, interrupted=interrupted)
 
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
@@ -373,7 +403,7 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
     from automl_asd.orchestration.progress import TrialProgress
 
     space = cfg.space
-    searcher = optuna_search(space.optuna_function(), metric=_METRIC, mode="max",
+    searcher = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
                              seed=cfg.seed, points_to_evaluate=[space.reference_point()])
     n_rungs = len(space.fidelity.rungs)
     scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
@@ -432,6 +462,8 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
             status = "complete"
         row["status"] = status
         row["omega"] = float(omega) if omega is not None else np.nan
+        objective = metrics.get(_OBJECTIVE, omega)
+        row["objective"] = float(objective) if objective is not None else np.nan
         row["fidelity"] = float(fidelity) if fidelity is not None else np.nan
         row["rung"] = metrics.get("rung", 0)
         # "is_baseline": the metric's name in searches started before the rename (--resume).
@@ -477,7 +509,8 @@ def _short_error(error: BaseException | None) -> str | None:
 
 
 def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str, ...],
-            io: Any, *, dev_data: Any = None) -> SearchOutcome:
+            io: Any, *, dev_data: Any = None,
+            pick: Callable[[pd.DataFrame], str] | None = None) -> SearchOutcome:
     if table.empty or not (table["status"] == "complete").any():
         io.write_trials(out, table)
         errors = table["error"].dropna().unique().tolist() if not table.empty else []
@@ -485,8 +518,12 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                          f"({len(table)} trials; errors: {errors[:3]}); if the search was "
                          "interrupted, continue it with --resume")
     done = table[table["status"] == "complete"]
-    # Highest Ω; ties go to the earliest trial (the reference recipe is trial 0).
-    best = done.sort_values(["omega", "order"], ascending=[False, True], kind="stable").iloc[0]
+    # Highest objective (Ω for ``mean``); ties go to the earliest trial (the reference recipe
+    # is trial 0). ``pick`` applies the space's final-pick rule (automl_asd.selection).
+    key = "objective" if "objective" in done.columns else "omega"
+    best = done.sort_values([key, "order"], ascending=[False, True], kind="stable").iloc[0]
+    if pick is not None:
+        best = done[done["trial_id"] == pick(done)].iloc[0]
     space = cfg.space
     params = space.coerce_point({k[len(PARAM_PREFIX):]: _native(v) for k, v in best.items()
                                  if str(k).startswith(PARAM_PREFIX) and not _missing(v)})

@@ -1,0 +1,271 @@
+"""Extract once, score many: a cache of the learned representation of a recipe.
+
+Many search trials differ only in what happens *after* the expensive part of a recipe: the
+scoring backend, the domain rule, the score normalisation, the threshold, the ensemble
+combination. The expensive part — the *representation* — is the trained network of a network
+family (``dcase_ae``: the autoencoder and its residual covariances; ``margin_cnn``: the
+embedding network, per machine type or in the shared stage). It is stored on disk under
+``<cache_dir>/representations/`` and keyed by a content hash of exactly what determines it:
+
+* the representation parameters: the feature spec, the detector family and every detector
+  parameter except the family's ``scoring_params`` (:attr:`Detector.scoring_params`), and the
+  supplemental-data settings (they change the training clips and the noise mixing);
+* the data fingerprint: ``(path, size, mtime_ns)`` of the training (and noise) clips used;
+* the fidelity and the member's derived seed (``recipe.seed``, machine type, member index).
+
+Nothing else enters the key (normalisation, threshold, ensemble size/combine, backend, name,
+description, provenance do not), so a trial that changes only those reuses the stored network
+and costs seconds. A reused representation gives byte-identical scores to a cold one: the
+stored arrays are the trained weights themselves (``tests/test_representation_cache.py``).
+Families without a learned representation (``pooled_stats``: pooled statistics of cached
+features) are not cached here; their features are cached by :mod:`automl_asd.features`.
+
+:func:`at_fidelity` gives network families a cheap budget knob beside the clip fraction: at
+fidelity ``f < 1`` (ASHA's lower rungs) a family with an ``epochs`` parameter trains
+``max(1, round(f * epochs))`` epochs.
+
+Pure library code (no Ray).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from automl_asd.data import Clip
+    from automl_asd.detectors import Detector, TrainSet
+    from automl_asd.recipe import Recipe
+
+__all__ = [
+    "REPRESENTATION_VERSION",
+    "CacheStats",
+    "RepresentationCache",
+    "at_fidelity",
+    "data_fingerprint",
+    "representation_fields",
+    "representation_key",
+    "shared_key",
+    "caches_representation",
+    "fit_member",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the stored state of a family changes meaning (old entries are then ignored).
+REPRESENTATION_VERSION = 1
+_SUBDIR = "representations"
+
+
+def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:
+    """``recipe`` with ``epochs`` scaled to ``max(1, round(fidelity * epochs))`` for families
+    that have an ``epochs`` parameter and ``fidelity < 1``; otherwise ``recipe`` itself."""
+    epochs = recipe.detector.params.get("epochs")
+    if fidelity >= 1.0 or not isinstance(epochs, int) or isinstance(epochs, bool):
+        return recipe
+    from dataclasses import replace
+
+    scaled = max(1, int(round(fidelity * epochs)))
+    if scaled == epochs:
+        return recipe
+    params = {**dict(recipe.detector.params), "epochs": scaled}
+    return replace(recipe, detector=replace(recipe.detector, params=params))
+
+
+def caches_representation(recipe: Recipe) -> bool:
+    """Whether the recipe's family declares a cacheable representation."""
+    from automl_asd.detectors import get_detector_class
+
+    return get_detector_class(recipe.detector.name).scoring_params is not None
+
+
+def data_fingerprint(clips: Sequence[Clip | Path | str]) -> str:
+    """sha256 of the sorted ``(path, size, mtime_ns)`` of the clips (a changed file, or a
+    different clip set, gives a different fingerprint)."""
+    rows = []
+    for clip in clips:
+        path = Path(clip) if isinstance(clip, str | Path) else Path(clip.path)
+        st = path.stat()
+        rows.append(f"{path.resolve()}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
+    blob = "\n".join(sorted(rows)).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def representation_fields(recipe: Recipe) -> dict[str, Any]:
+    """The recipe fields that determine the representation (see the module docstring)."""
+    from automl_asd.detectors import get_detector_class
+
+    cls = get_detector_class(recipe.detector.name)
+    skip = cls.scoring_params or frozenset()
+    d = recipe.to_dict()
+    return {
+        "features": d["features"],
+        "detector": {"name": d["detector"]["name"],
+                     "params": {k: v for k, v in d["detector"]["params"].items()
+                                if k not in skip}},
+        "supplemental": d["supplemental"],
+    }
+
+
+def _digest(doc: Mapping[str, Any]) -> str:
+    blob = json.dumps(dict(doc), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def representation_key(recipe: Recipe, *, member_seed: int, fingerprint: str,
+                       fidelity: float) -> str:
+    """Cache key of one ensemble member's per-machine representation."""
+    return _digest({"v": REPRESENTATION_VERSION, "kind": "member",
+                    "fields": representation_fields(recipe), "seed": int(member_seed),
+                    "data": fingerprint, "fidelity": float(fidelity)})
+
+
+def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float) -> str:
+    """Cache key of the shared stage (one network per member over every machine type). The
+    stage trains every member at once, so the ensemble size is part of this key."""
+    return _digest({"v": REPRESENTATION_VERSION, "kind": "shared",
+                    "fields": representation_fields(recipe), "seed": int(recipe.seed),
+                    "size": int(recipe.ensemble.size), "data": fingerprint,
+                    "fidelity": float(fidelity)})
+
+
+@dataclass
+class CacheStats:
+    """Hits, misses and seconds spent building representations (misses) in this process."""
+
+    hits: int = 0
+    misses: int = 0
+    build_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"hits": float(self.hits), "misses": float(self.misses),
+                "build_s": self.build_s}
+
+
+@dataclass
+class RepresentationCache:
+    """Representations on disk (``<root>/representations/<family>/<key>.npz``, pickle-free,
+    written atomically) with a small in-process LRU in front.
+
+    ``root``: the feature cache root (``None``: :func:`features.default_cache_dir`).
+    """
+
+    root: Path | None = None
+    memory_items: int = 8
+    stats: CacheStats = field(default_factory=CacheStats)
+    _memory: OrderedDict[str, dict[str, NDArray[Any]]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.root is None:
+            from automl_asd.features import default_cache_dir
+
+            self.root = default_cache_dir()
+        self.root = Path(self.root)
+
+    def _path(self, family: str, key: str) -> Path:
+        assert self.root is not None
+        return self.root / _SUBDIR / family / f"{key}.npz"
+
+    def get(self, family: str, key: str) -> dict[str, NDArray[Any]] | None:
+        """The stored state or ``None``; an unreadable entry is discarded with a warning."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        path = self._path(family, key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                state = {name: np.array(npz[name]) for name in npz.files}
+        except (OSError, ValueError) as exc:
+            logger.warning("representation cache entry %s is unusable (%s); retraining",
+                           path, exc)
+            path.unlink(missing_ok=True)
+            return None
+        self._remember(key, state)
+        return state
+
+    def put(self, family: str, key: str, state: Mapping[str, NDArray[Any]]) -> None:
+        """Store ``state`` (best effort: a write failure is logged, never raised)."""
+        plain = {k: np.asarray(v) for k, v in state.items()}
+        self._remember(key, plain)
+        path = self._path(family, key)
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}.npz")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                save: Any = np.savez  # numpy's stub types **kwds as allow_pickle's bool
+                save(fh, **plain)
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("could not store representation %s (%s); continuing", path, exc)
+            tmp.unlink(missing_ok=True)
+
+    def _remember(self, key: str, state: dict[str, NDArray[Any]]) -> None:
+        with self._lock:
+            self._memory[key] = state
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.memory_items:
+                self._memory.popitem(last=False)
+
+    def shared(self, recipe: Recipe, fingerprint: str, fidelity: float,
+               build: Callable[[], list[dict[str, NDArray[Any]]]]
+               ) -> list[dict[str, NDArray[Any]]]:
+        """The shared-stage states for ``recipe`` (built by ``build`` on a miss)."""
+        key = shared_key(recipe, fingerprint=fingerprint, fidelity=fidelity)
+        family = recipe.detector.name
+        stored = self.get(family, key)
+        if stored is not None:
+            self.stats.hits += 1
+            n = int(stored["n_members"])
+            return [{k.split(".", 1)[1]: v for k, v in stored.items()
+                     if k.startswith(f"m{i}.")} for i in range(n)]
+        t0 = time.perf_counter()
+        states = build()
+        self.stats.misses += 1
+        self.stats.build_s += time.perf_counter() - t0
+        flat: dict[str, NDArray[Any]] = {"n_members": np.asarray(len(states), dtype=np.int64)}
+        for i, st in enumerate(states):
+            flat.update({f"m{i}.{k}": v for k, v in st.items()})
+        self.put(family, key, flat)
+        return states
+
+
+def fit_member(det: Detector, train: TrainSet, cache: RepresentationCache | None, *,
+               recipe: Recipe, member_seed: int, clips: Sequence[Clip],
+               fidelity: float) -> None:
+    """``det.fit(train)``, reusing the member's stored representation when there is one.
+
+    ``clips``: every clip the member's training data comes from (train + noise clips), for the
+    data fingerprint. Without a cache, or for a family without a cacheable representation (or
+    one whose representation comes from the shared stage), this is plain ``det.fit(train)``.
+    """
+    if cache is None or type(det).scoring_params is None or det.needs_shared():
+        det.fit(train)
+        return
+    key = representation_key(recipe, member_seed=member_seed,
+                             fingerprint=data_fingerprint(clips), fidelity=fidelity)
+    state = cache.get(det.name, key)
+    if state is not None:
+        cache.stats.hits += 1
+        det.fit_with_representation(state, train)
+        return
+    t0 = time.perf_counter()
+    det.fit(train)
+    cache.stats.misses += 1
+    cache.stats.build_s += time.perf_counter() - t0
+    cache.put(det.name, key, det.representation_state())

@@ -1,0 +1,251 @@
+"""What a search can afford: trial-cost estimates before it starts, and the reference's cap.
+
+Before the trials start, :func:`budget_check` times one tiny fit of every detector family of the
+space on the given development data (one machine type, about 32 training clips, one epoch) and
+turns it into per-clip(-epoch) constants. With them it estimates the cost of the space's
+reference recipe and of an average trial (random points of the space, weighted by
+ASHA's rungs), and says — in the log and in ``search.json`` — when the time budget cannot
+finish the reference or TPE's start-up trials (Optuna's TPE samples its first
+:data:`TPE_STARTUP` trials at random). The estimates are orders of magnitude (a family's
+cost also depends on its sampled size, features and backend), good enough to say "this budget
+is 10x too small".
+
+The reference never holds a slot for the whole budget: with a time budget it climbs the rungs
+like any trial and stops before a rung projected to end after :func:`reference_cap` seconds
+(half the budget) — :func:`reference_stops`.
+
+Pure library code (no Ray).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from automl_asd.data import MachineData
+    from automl_asd.objective import ObjectiveResult
+    from automl_asd.recipe import Recipe
+    from automl_asd.search_space import SearchSpace
+
+__all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
+           "estimate_costs", "budget_check", "random_points"]
+
+logger = logging.getLogger(__name__)
+
+#: Optuna's TPESampler default ``n_startup_trials`` (random sampling before TPE starts).
+TPE_STARTUP = 10
+_TINY_CLIPS = 32
+_N_POINTS = 24
+
+
+def trial_objective(objective: str, result: ObjectiveResult) -> float:
+    """The space's selection objective of one evaluation (Ω for ``mean``)."""
+    from automl_asd.selection import objective_value
+
+    if objective == "mean":
+        return float(result.omega)
+    aucs = {k: (m.auc_source, m.auc_target, m.pauc) for k, m in result.per_type.items()}
+    return objective_value(objective, aucs)
+
+
+def reference_cap(time_budget_s: float | None) -> float | None:
+    """Seconds the reference trial may plan to run: half the budget (``None``: no budget)."""
+    return None if time_budget_s is None else 0.5 * float(time_budget_s)
+
+
+def _exponent(recipe: Recipe) -> float:
+    # Network families scale with clips x epochs (both follow the fidelity), others with clips.
+    return 2.0 if "epochs" in recipe.detector.params else 1.0
+
+
+def reference_stops(cap_s: float | None, elapsed_s: float, last: tuple[float, float],
+                    next_fidelity: float, recipe: Recipe) -> bool:
+    """Whether the reference trial should stop before the rung at ``next_fidelity``:
+    ``last`` = (fidelity, seconds) of its previous rung; the next rung's seconds are projected
+    as ``seconds x (next / fidelity) ** p`` (p = 2 for network families, else 1)."""
+    if cap_s is None:
+        return False
+    fid, seconds = last
+    projected = seconds * (next_fidelity / fid) ** _exponent(recipe)
+    if elapsed_s + projected <= cap_s:
+        return False
+    logger.warning("reference recipe stops before fidelity %.2f: projected %.0f s more after "
+                   "%.0f s would pass its cap of %.0f s (half the time budget)",
+                   next_fidelity, projected, elapsed_s, cap_s)
+    return True
+
+
+class _RandomTrial:
+    """Duck-typed Optuna trial drawing uniformly (log-uniformly for ``log``)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return choices[int(self.rng.integers(len(choices)))]
+
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False,
+                    step: int = 1) -> int:
+        if log and low > 0:
+            return int(round(math.exp(self.rng.uniform(math.log(low), math.log(high)))))
+        return int(low + step * int(self.rng.integers((high - low) // step + 1)))
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False,
+                      step: float | None = None) -> float:
+        if log and low > 0:
+            return float(math.exp(self.rng.uniform(math.log(low), math.log(high))))
+        return float(self.rng.uniform(low, high))
+
+
+def random_points(space: SearchSpace, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` random points of ``space`` (``{dimension: value}``)."""
+    rng = np.random.default_rng(seed)
+    points = []
+    for _ in range(n):
+        trial = _RandomTrial(rng)
+        point: dict[str, Any] = {}
+
+        def get(dim: Any, _: dict[str, Any], trial: _RandomTrial = trial,
+                point: dict[str, Any] = point) -> Any:
+            point[dim.name] = dim.suggest(trial)
+            return point[dim.name]
+
+        space._build(get)
+        points.append(point)
+    return points
+
+
+def _units(recipe: Recipe, n_clips: float, fidelity: float) -> float:
+    """Cost units of a recipe: clips x epochs x ensemble members at ``fidelity``."""
+    epochs = recipe.detector.params.get("epochs")
+    eff = max(1, round(fidelity * epochs)) if isinstance(epochs, int) else 1
+    return n_clips * fidelity * eff * recipe.ensemble.size
+
+
+def _train_clips(machines: Mapping[str, MachineData]) -> int:
+    return sum(len(m.train) for m in machines.values())
+
+
+def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
+                      device: str, epochs: int) -> tuple[float, float]:
+    """(seconds, cost units) of one tiny fit on one type: ~32 train clips, ``epochs`` epochs
+    (network families), 1 member, every test clip scored."""
+    from automl_asd.objective import evaluate_recipe
+
+    params = dict(recipe.detector.params)
+    if "epochs" in params:
+        params["epochs"] = epochs
+    tiny = replace(recipe, detector=replace(recipe.detector, params=params),
+                   ensemble=replace(recipe.ensemble, size=1))
+    fid = min(1.0, _TINY_CLIPS / max(1, len(machine.train)))
+    t0 = time.perf_counter()
+    evaluate_recipe(tiny, {machine.machine_type: machine}, cache_dir=cache_dir,
+                    device=device, fidelity=fid,
+                    reuse_representations=False)
+    return time.perf_counter() - t0, _units(tiny, len(machine.train), fid)
+
+
+def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
+                      device: str) -> tuple[float, float]:
+    """(seconds per machine type, seconds per clip-epoch) of a family: two tiny fits (1 and
+    3 epochs) for network families give the slope and the per-type overhead (features,
+    scoring the test clips); other families cost one per-type constant."""
+    t1, u1 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)
+    if "epochs" not in recipe.detector.params:
+        return t1, 0.0
+    t3, u3 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 3)
+    slope = max(0.0, (t3 - t1) / max(u3 - u1, 1e-9))
+    return max(0.0, t1 - slope * u1), slope
+
+
+def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
+                   cache_dir: Path | None = None, device: str = "cpu",
+                   seed: int = 0) -> dict[str, Any]:
+    """Per-family seconds per cost unit (timed tiny fits), and the estimated seconds of the
+    reference recipe (full fidelity) and of an average trial (ASHA-weighted rungs)."""
+    if not machines:
+        raise ValueError("estimate_costs: no machine types")
+    first = machines[sorted(machines)[0]]
+    n_clips = _train_clips(machines)
+    reference = space.to_recipe(space.reference_point(), name="reference")
+    recipes = [space.to_recipe(p, name="estimate")
+               for p in random_points(space, _N_POINTS, seed)]
+    consts: dict[str, tuple[float, float]] = {}
+    for recipe in [reference, *recipes]:
+        family = recipe.detector.name
+        if family in consts:
+            continue
+        try:
+            consts[family] = _family_constants(recipe, first, cache_dir, device)
+        except Exception as exc:  # an estimate must never stop the search
+            logger.warning("cost estimate of %s failed (%s); skipped", family, exc)
+    rungs = list(space.fidelity.rungs)
+    eta = float(space.fidelity.reduction_factor)
+    n_types = len(machines)
+
+    def cost(recipe: Recipe, fidelity: float) -> float:
+        per_type, per_unit = consts.get(recipe.detector.name, (math.nan, math.nan))
+        return (n_types * per_type * recipe.ensemble.size
+                + per_unit * _units(recipe, n_clips, fidelity))
+
+    def expected(recipe: Recipe) -> float:
+        # ASHA promotes ~1/eta of the trials from each rung to the next.
+        return sum(cost(recipe, f) / eta**i for i, f in enumerate(rungs))
+
+    trial_costs = [expected(r) for r in recipes]
+    by_family: dict[str, list[float]] = {}
+    for r, c in zip(recipes, trial_costs, strict=True):
+        by_family.setdefault(r.detector.name, []).append(c)
+    return {
+        "train_clips": n_clips,
+        "seconds_per_type": {k: v[0] for k, v in consts.items()},
+        "seconds_per_clip_epoch": {k: v[1] for k, v in consts.items()},
+        "reference_s": cost(reference, 1.0),
+        "reference_family": reference.detector.name,
+        "mean_trial_s": float(np.nanmean(trial_costs)) if trial_costs else math.nan,
+        "family_trial_s": {f: float(np.nanmean(v)) for f, v in sorted(by_family.items())},
+    }
+
+
+def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path) -> list[str]:
+    """Estimate costs (:func:`estimate_costs`), log them, warn when the budget cannot finish
+    the reference or TPE's start-up trials, and add them to ``<out>/search.json``.
+    Returns the warnings."""
+    from automl_asd.io import search_report as io
+
+    t0 = time.perf_counter()
+    est = estimate_costs(cfg.space, machines, cache_dir=cfg.cache_dir,
+                         device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed)
+    est["estimate_s"] = time.perf_counter() - t0
+    warnings: list[str] = []
+    budget = cfg.time_budget_s
+    slots = max(1, int(cfg.max_concurrent))
+    ref = est["reference_s"]
+    startup = min(TPE_STARTUP, int(cfg.trials)) * est["mean_trial_s"] / slots
+    logger.info("cost estimate (%.1f s to measure): reference %s ~%.0f s; average trial ~%.0f "
+                "s; per family %s", est["estimate_s"], est["reference_family"], ref,
+                est["mean_trial_s"], {k: round(v) for k, v in est["family_trial_s"].items()})
+    if budget is not None:
+        if math.isfinite(ref) and ref > budget:
+            warnings.append(f"the time budget ({budget:.0f} s) cannot finish the reference "
+                            f"recipe ({est['reference_family']}, ~{ref:.0f} s at full "
+                            "fidelity); it will stop at a lower rung")
+        if math.isfinite(startup) and startup > budget:
+            warnings.append(f"the time budget ({budget:.0f} s) cannot finish TPE's "
+                            f"{min(TPE_STARTUP, int(cfg.trials))} random start-up trials "
+                            f"(~{startup:.0f} s with {slots} at once): the search will be "
+                            "random; raise --time-budget or --max-concurrent")
+    for w in warnings:
+        logger.warning("%s", w)
+    est["warnings"] = warnings
+    meta = io.read_search_meta(out) or {}
+    io.write_search_meta(out, {**meta, "estimates": est})
+    return warnings

@@ -1,0 +1,274 @@
+"""Selection rules of a search: the objective each trial is ranked by, and the final pick.
+
+Both are fixed rules declared in the search-space file (``selection:``), so the frozen recipe
+is chosen by a rule written down before the search, never by looking at novel machine types::
+
+    selection:
+      objective: mean            # mean | worst_type | mean_minus_std | leave_one_type_out
+      pick: best                 # best | bootstrap_lower_bound
+      top: 5                     # bootstrap_lower_bound: candidates = the top trials
+      quantile: 0.1              # ... their Ω's lower bound = this bootstrap quantile
+      n_boot: 100                # ... over this many resamples of the dev test clips
+
+Objectives (from each development type's AUC-s, AUC-t and pAUC; a type with several sections
+counts per section):
+
+``mean``
+    The official Ω: harmonic mean of every type's AUC-s, AUC-t and pAUC (today's objective).
+``worst_type``
+    The lowest per-type Ω: a recipe is as good as the machine it serves worst.
+``mean_minus_std``
+    Mean of the per-type Ω minus their standard deviation: rewards recipes that are good on
+    every type rather than excellent on a few.
+``leave_one_type_out``
+    Mean over folds; each fold holds one development type out and scores the recipe on it.
+    A first-shot recipe has no per-type refitting of its hyper-parameters — every rule in it is
+    fixed — so nothing is fitted on the kept types and a fold's score is simply the held-out
+    type's own Ω: the objective is the arithmetic mean of the per-type Ω, each type standing
+    for "a machine the recipe has never seen". (Dropping a type from the pooled Ω instead — a
+    jackknife of Ω — only re-weights the same numbers and ranks like ``mean``.) Unlike the
+    pooled harmonic mean it does not let one type's very low AUC dominate.
+
+Final pick:
+
+``best``
+    The trial with the highest objective (ties: the earliest trial).
+``bootstrap_lower_bound``
+    Among the ``top`` complete trials by objective, the one whose objective has the highest
+    lower bound (``quantile``) over ``n_boot`` bootstrap resamples of the development test
+    clips. The resamples are drawn within each type and each (domain, label) group, so each
+    keeps every group the metrics need, and they are the same for every candidate (paired).
+
+Pure: numpy only (the AUCs are recomputed here for speed; a test checks them against
+:mod:`automl_asd.metrics`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "OBJECTIVES",
+    "PICKS",
+    "SelectionRule",
+    "parse_selection",
+    "objective_value",
+    "objective_from_row",
+    "bootstrap_lower_bound",
+    "pick_trial",
+    "section_aucs",
+]
+
+OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
+PICKS = ("best", "bootstrap_lower_bound")
+_KEYS = {"objective", "pick", "top", "quantile", "n_boot"}
+
+#: Per type (or type/section): (AUC-s, AUC-t, pAUC).
+TypeAucs = Mapping[str, tuple[float, float, float]]
+#: Per type: (y_true 1=anomaly, domains "source"/"target", scores) of the scored test clips.
+ClipScores = Mapping[str, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]
+
+
+@dataclass(frozen=True)
+class SelectionRule:
+    """The search's objective and final pick (see the module docstring)."""
+
+    objective: str = "mean"
+    pick: str = "best"
+    top: int = 5
+    quantile: float = 0.1
+    n_boot: int = 100
+
+    def describe(self) -> str:
+        extra = (f" among the top {self.top} (q{self.quantile:g} of {self.n_boot} bootstrap "
+                 "resamples of the dev test clips)" if self.pick != "best" else "")
+        return f"objective `{self.objective}`, pick `{self.pick}`{extra}"
+
+
+def parse_selection(raw: Any, source: str) -> SelectionRule:
+    """Strictly parse the ``selection:`` mapping of a space file; errors name ``source``."""
+    if raw is None:
+        return SelectionRule()
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{source}: selection: expected a mapping with keys {sorted(_KEYS)}")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ValueError(f"{source}: selection: unknown key(s) {sorted(unknown)}; valid keys: "
+                         f"{sorted(_KEYS)}")
+    objective = raw.get("objective", "mean")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"{source}: selection.objective: {objective!r}; expected one of "
+                         f"{list(OBJECTIVES)}")
+    pick = raw.get("pick", "best")
+    if pick not in PICKS:
+        raise ValueError(f"{source}: selection.pick: {pick!r}; expected one of {list(PICKS)}")
+    top = raw.get("top", 5)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise ValueError(f"{source}: selection.top: {top!r}; expected an integer in [1, 100]")
+    quantile = raw.get("quantile", 0.1)
+    if (isinstance(quantile, bool) or not isinstance(quantile, int | float)
+            or not 0.0 < float(quantile) < 0.5):
+        raise ValueError(f"{source}: selection.quantile: {quantile!r}; expected a number in "
+                         "(0, 0.5)")
+    n_boot = raw.get("n_boot", 100)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 10 <= n_boot <= 10000:
+        raise ValueError(f"{source}: selection.n_boot: {n_boot!r}; expected an integer in "
+                         "[10, 10000]")
+    return SelectionRule(objective=str(objective), pick=str(pick), top=int(top),
+                         quantile=float(quantile), n_boot=int(n_boot))
+
+
+def _hmean(values: Sequence[float]) -> float:
+    from automl_asd.metrics import floored_hmean
+
+    return floored_hmean(values)
+
+
+def objective_value(objective: str, aucs: TypeAucs) -> float:
+    """The objective of one trial from its per-type (AUC-s, AUC-t, pAUC)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r}: expected one of {list(OBJECTIVES)}")
+    if not aucs:
+        raise ValueError("objective_value: no per-type metrics")
+    keys = sorted(aucs)
+    if objective == "mean":
+        return _hmean([v for k in keys for v in aucs[k]])
+    per_type = np.array([_hmean(aucs[k]) for k in keys])
+    if objective == "worst_type":
+        return float(per_type.min())
+    if objective == "mean_minus_std":
+        return float(per_type.mean() - per_type.std())
+    # leave_one_type_out: fold k scores the (fixed) recipe on held-out type k.
+    return float(per_type.mean())
+
+
+def objective_from_row(objective: str, row: Mapping[str, Any]) -> float:
+    """The objective from a trial-table row (``<type>/auc_source``, ``/auc_target``, ``/pauc``
+    columns); NaN when the row has none."""
+    types = sorted({str(k).rsplit("/", 1)[0] for k in row
+                    if str(k).endswith("/auc_source") and not str(k).startswith("time/")})
+    aucs: dict[str, tuple[float, float, float]] = {}
+    for t in types:
+        vals = tuple(float(row.get(f"{t}/{m}", math.nan))
+                     for m in ("auc_source", "auc_target", "pauc"))
+        if not any(math.isnan(v) for v in vals):
+            aucs[t] = (vals[0], vals[1], vals[2])
+    return objective_value(objective, aucs) if aucs else math.nan
+
+
+def _roc(y: NDArray[np.bool_], s: NDArray[np.float64]
+         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """ROC points (fpr, tpr) at every distinct score, from (0, 0) (as sklearn's roc_curve)."""
+    order = np.argsort(-s, kind="mergesort")
+    ys, ss = y[order], s[order]
+    ends = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]
+    tps = np.cumsum(ys)[ends].astype(np.float64)
+    fps = (ends + 1 - tps).astype(np.float64)
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def _auc(y: NDArray[np.bool_], s: NDArray[np.float64]) -> float:
+    fpr, tpr = _roc(y, s)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def _pauc(y: NDArray[np.bool_], s: NDArray[np.float64], max_fpr: float) -> float:
+    """McClish-standardised partial AUC up to ``max_fpr`` (sklearn's ``max_fpr`` rule)."""
+    fpr, tpr = _roc(y, s)
+    stop = int(np.searchsorted(fpr, max_fpr, "right"))
+    x = [fpr[stop - 1], fpr[stop]]
+    t = [tpr[stop - 1], tpr[stop]]
+    tpr_c = np.r_[tpr[:stop], np.interp(max_fpr, x, t)]
+    fpr_c = np.r_[fpr[:stop], max_fpr]
+    partial = float(np.trapezoid(tpr_c, fpr_c))
+    lo, hi = 0.5 * max_fpr**2, max_fpr
+    return 0.5 * (1 + (partial - lo) / (hi - lo))
+
+
+def section_aucs(y_true: NDArray[Any], domains: NDArray[Any], scores: NDArray[Any]
+                 ) -> tuple[float, float, float]:
+    """(AUC-s, AUC-t, pAUC) of one section, as :func:`automl_asd.metrics.machine_metrics`
+    computes them, without its input checks (fast enough for bootstrap loops)."""
+    from automl_asd.metrics import MAX_FPR
+
+    y = np.asarray(y_true).astype(bool)
+    target = np.asarray(domains).astype(str) == "target"
+    s = np.asarray(scores, dtype=np.float64)
+    out = [_auc(y[keep], s[keep]) for keep in (~target | y, target | y)]
+    return out[0], out[1], _pauc(y, s, MAX_FPR)
+
+
+def _aucs_of(clips: ClipScores, index: Mapping[str, NDArray[np.int64]] | None = None
+             ) -> dict[str, tuple[float, float, float]]:
+    out: dict[str, tuple[float, float, float]] = {}
+    for key in sorted(clips):
+        y, dom, s = clips[key]
+        if index is not None:
+            y, dom, s = y[index[key]], dom[index[key]], s[index[key]]
+        out[key] = section_aucs(y, dom, s)
+    return out
+
+
+def _resamples(clips: ClipScores, n_boot: int, seed: int
+               ) -> list[dict[str, NDArray[np.int64]]]:
+    """Stratified (per type, domain, label) bootstrap indices, the same for every trial."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, NDArray[np.int64]]] = []
+    groups: dict[str, list[NDArray[np.int64]]] = {}
+    for key in sorted(clips):
+        y, dom, _ = clips[key]
+        strata = [np.flatnonzero((np.asarray(dom).astype(str) == d) & (np.asarray(y) == lab))
+                  for d in ("source", "target") for lab in (0, 1)]
+        groups[key] = [g for g in strata if len(g)]
+    for _ in range(n_boot):
+        out.append({key: np.concatenate([rng.choice(g, size=len(g), replace=True)
+                                         for g in groups[key]]) for key in sorted(groups)})
+    return out
+
+
+def bootstrap_lower_bound(objective: str, clips: ClipScores, *, quantile: float = 0.1,
+                          n_boot: int = 100, seed: int = 0) -> float:
+    """The ``quantile`` of the objective over stratified bootstrap resamples of the clips."""
+    values = [objective_value(objective, _aucs_of(clips, idx))
+              for idx in _resamples(clips, n_boot, seed)]
+    return float(np.quantile(values, quantile))
+
+
+def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
+               clip_scores: Mapping[str, ClipScores] | None = None, seed: int = 0
+               ) -> tuple[str, dict[str, float]]:
+    """The chosen trial id among complete ``candidates`` (rows with ``trial_id``, ``order``
+    and ``objective``), and each considered trial's lower bound (empty for ``best``).
+
+    ``clip_scores``: per trial id, its per-clip dev scores (``bootstrap_lower_bound`` only; a
+    candidate without them is skipped; when none has them the pick falls back to ``best``).
+    """
+    if not candidates:
+        raise ValueError("pick_trial: no complete trials to choose from")
+    ranked = sorted(candidates, key=lambda r: (-_num(r["objective"]), int(r["order"])))
+    best = str(ranked[0]["trial_id"])
+    if rule.pick == "best" or not clip_scores:
+        return best, {}
+    bounds: dict[str, float] = {}
+    for row in ranked[:rule.top]:
+        tid = str(row["trial_id"])
+        if tid in clip_scores:
+            bounds[tid] = bootstrap_lower_bound(rule.objective, clip_scores[tid],
+                                                quantile=rule.quantile, n_boot=rule.n_boot,
+                                                seed=seed)
+    if not bounds:
+        return best, {}
+    order = {str(r["trial_id"]): i for i, r in enumerate(ranked)}
+    chosen = max(bounds, key=lambda t: (bounds[t], -order[t]))
+    return chosen, bounds
+
+
+def _num(value: Any) -> float:
+    v = float(value)
+    return -math.inf if math.isnan(v) else v

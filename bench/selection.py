@@ -1,0 +1,196 @@
+"""Which selection rule carries to unseen machine types? Measured over several synthetic draws.
+
+Each draw has its own generator seed AND its own split of the 11 synthetic machine types into
+7 development and 4 novel types. On each draw the same candidate trials — the space's
+reference point plus ``--candidates`` random points of the search space (a random search, so
+every rule chooses from the same table) — are evaluated on the development types (per-type
+metrics and per-clip scores) and on the novel types. Every selection rule (objective x final
+pick, :mod:`automl_asd.selection`) then freezes one candidate from the development numbers
+only; we report:
+
+* ``novel Ω``: the frozen candidate's Ω on the novel types;
+* ``regret``: best novel Ω among all candidates − the frozen candidate's novel Ω;
+* ``ρ``: Spearman correlation between the rule's objective and the novel Ω over all candidates.
+
+Per draw and averaged over draws; the rule with the lowest mean regret is the measured default.
+Shipped recipes are scored on each draw's novel types for reference.
+
+Usage::
+
+    nice -n 10 .venv/bin/python bench/selection.py                     # 4 draws, tiny, demo
+    nice -n 10 .venv/bin/python bench/selection.py --draws 6 --size small --candidates 40
+
+Features are cached in ``<work>/cache`` (reruns on the same work dir reuse data and features).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_asd import synth
+from automl_asd.data import scan
+from automl_asd.objective import evaluate_recipe
+from automl_asd.recipe import load_recipe
+from automl_asd.search_budget import random_points
+from automl_asd.search_space import load_space
+from automl_asd.selection import (
+    OBJECTIVES,
+    PICKS,
+    SelectionRule,
+    objective_value,
+    pick_trial,
+)
+
+ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
+SHIPPED = ("searched_pooled_logz", "fast_default")
+
+
+def _split(draw: int, n_novel: int) -> tuple[list[str], list[str]]:
+    """Draw 0 is the generator's own split; later draws hold out other types."""
+    if draw == 0:
+        return list(synth.DEV_MACHINE_TYPES), list(synth.NOVEL_MACHINE_TYPES)
+    rng = np.random.default_rng(1000 + draw)
+    novel = sorted(rng.choice(ALL_TYPES, size=n_novel, replace=False).tolist())
+    return [t for t in ALL_TYPES if t not in novel], novel
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    seed = args.seed0 + draw
+    dev_types, novel_types = _split(draw, args.novel_types)
+    root = work / f"draw{draw}"
+    dev_root, novel_root = root / "dev", root / "novel"
+    t0 = time.perf_counter()
+    if not dev_root.is_dir():
+        synth.generate(dev_root, machine_types=dev_types, size=args.size, seed=seed)
+    if not novel_root.is_dir():
+        synth.generate(novel_root, machine_types=novel_types, size=args.size, seed=seed + 100)
+    t_data = time.perf_counter() - t0
+    dev, novel = scan(dev_root), scan(novel_root)
+    space = load_space(args.space)
+    points = [space.reference_point(), *random_points(space, args.candidates, seed=seed)]
+    cache = work / "cache"
+    cands: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for i, point in enumerate(points):
+        recipe = space.to_recipe(point, name=f"draw{draw}_cand{i}")
+        d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
+        n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
+        aucs = {k: (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
+        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe, "aucs": aucs,
+                      "clips": d.per_clip, "dev_omega": d.omega, "novel_omega": n.omega})
+    t_eval = time.perf_counter() - t0
+    best_novel = max(c["novel_omega"] for c in cands)
+    results: dict[str, dict[str, float]] = {}
+    frozen: dict[str, Any] = {}
+    for objective, pick in itertools.product(OBJECTIVES, PICKS):
+        rule = SelectionRule(objective=objective, pick=pick, top=args.top, n_boot=args.n_boot)
+        rows = [{"trial_id": c["trial_id"], "order": c["order"],
+                 "objective": objective_value(objective, c["aucs"])} for c in cands]
+        chosen, _ = pick_trial(rows, rule, clip_scores={c["trial_id"]: c["clips"]
+                                                        for c in cands}, seed=seed)
+        c = next(c for c in cands if c["trial_id"] == chosen)
+        name = f"{objective}/{pick}"
+        results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
+                         "regret": best_novel - c["novel_omega"],
+                         "rho": _spearman([r["objective"] for r in rows],
+                                          [x["novel_omega"] for x in cands])}
+        frozen[name] = c["recipe"]
+        path = root / f"recipe_{objective}_{pick}.json"
+        path.write_text(c["recipe"].to_json())
+    shipped = {}
+    for name in SHIPPED:
+        shipped[name] = evaluate_recipe(load_recipe(name), novel, cache_dir=cache,
+                                        device="cpu").omega
+    print(f"\n== draw {draw}: seed {seed}, dev {', '.join(dev_types)}; novel "
+          f"{', '.join(novel_types)} ({len(cands)} candidates; data {t_data:.0f} s, "
+          f"evaluation {t_eval:.0f} s)")
+    print(f"  best novel Ω among candidates {best_novel:.4f}; reference (candidate 0) novel Ω "
+          f"{cands[0]['novel_omega']:.4f}; shipped: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in shipped.items()))
+    print(f"  {'rule':<40} {'dev Ω':>7} {'novel Ω':>8} {'regret':>7} {'ρ':>6}")
+    for name, r in results.items():
+        print(f"  {name:<40} {r['dev']:7.4f} {r['novel']:8.4f} {r['regret']:7.4f} "
+              f"{r['rho']:6.3f}")
+    out = {"draw": draw, "seed": seed, "dev": dev_types, "novel": novel_types,
+           "results": results, "shipped": shipped, "best_novel": best_novel,
+           "reference_novel": cands[0]["novel_omega"]}
+    (root / "result.json").write_text(json.dumps(out, indent=2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--draws", type=int, default=4)
+    parser.add_argument("--seed0", type=int, default=0)
+    parser.add_argument("--size", default="tiny", choices=("tiny", "small", "full"))
+    parser.add_argument("--space", default="demo")
+    parser.add_argument("--candidates", type=int, default=30,
+                        help="random points of the space per draw (plus its reference)")
+    parser.add_argument("--novel-types", type=int, default=4)
+    parser.add_argument("--top", type=int, default=5, help="bootstrap pick: candidates")
+    parser.add_argument("--n-boot", type=int, default=100)
+    parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
+    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
+                        help="run only these draws (e.g. in several processes on one --work)")
+    parser.add_argument("--summarize", action="store_true",
+                        help="only print the mean table of every <work>/draw*/result.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_selection_"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"space {args.space}, size {args.size}, {args.draws} draws, {args.candidates}+1 "
+          f"candidates per draw; work dir {work}")
+    t0 = time.perf_counter()
+    if args.summarize:
+        draws = [json.loads(p.read_text()) for p in sorted(work.glob("draw*/result.json"))]
+    else:
+        ids = args.draw_ids if args.draw_ids is not None else list(range(args.draws))
+        draws = [_draw(d, args, work) for d in ids]
+    rules = list(draws[0]["results"])
+    print(f"\n== mean over {len(draws)} draws ({time.perf_counter() - t0:.0f} s)")
+    print(f"  {'rule':<40} {'novel Ω':>8} {'regret':>7} {'max regret':>10} {'ρ':>6}")
+    means = {}
+    for name in rules:
+        nov = [d["results"][name]["novel"] for d in draws]
+        reg = [d["results"][name]["regret"] for d in draws]
+        rho = [d["results"][name]["rho"] for d in draws]
+        means[name] = (float(np.mean(nov)), float(np.mean(reg)), float(np.max(reg)),
+                       float(np.nanmean(rho)))
+        print(f"  {name:<40} {means[name][0]:8.4f} {means[name][1]:7.4f} "
+              f"{means[name][2]:10.4f} {means[name][3]:6.3f}")
+    print(f"  {'best candidate (oracle)':<40} "
+          f"{np.mean([d['best_novel'] for d in draws]):8.4f}")
+    print(f"  {'reference point of the space':<40} "
+          f"{np.mean([d['reference_novel'] for d in draws]):8.4f}")
+    for name in SHIPPED:
+        print(f"  {'shipped ' + name:<40} "
+              f"{np.mean([d['shipped'][name] for d in draws]):8.4f}")
+    winner = min(rules, key=lambda r: (means[r][1], -means[r][0]))
+    print(f"\nlowest mean regret: {winner} (novel Ω {means[winner][0]:.4f}, regret "
+          f"{means[winner][1]:.4f}, ρ {means[winner][3]:.3f})")
+    if args.json:
+        args.json.write_text(json.dumps({"draws": draws, "means": means, "winner": winner},
+                                        indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

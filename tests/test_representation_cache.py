@@ -1,0 +1,230 @@
+"""Representation cache: what its key covers, and that a reused representation scores the same.
+
+The key must change with every representation parameter (feature spec, every detector parameter
+except the family's scoring parameters, supplemental settings, the member seed), with the data
+fingerprint and the fidelity — and with nothing else (normalisation, threshold, ensemble, backend,
+domain rule, name, description, provenance).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_asd.data import scan
+from automl_asd.detectors import get_detector_class
+from automl_asd.objective import evaluate_recipe
+from automl_asd.pipeline import derive_seed
+from automl_asd.recipe import Recipe, load_recipe
+from automl_asd.representation_cache import (
+    RepresentationCache,
+    at_fidelity,
+    data_fingerprint,
+    representation_key,
+    shared_key,
+)
+
+_FP = "0" * 64
+
+
+def _key(recipe: Recipe, *, fingerprint: str = _FP, fidelity: float = 1.0,
+         member: int = 0) -> str:
+    # As pipeline.fit_machine derives it: machine seed, then member seed.
+    seed = derive_seed(derive_seed(recipe.seed, "fan"), "member", member)
+    return representation_key(recipe, member_seed=seed, fingerprint=fingerprint,
+                              fidelity=fidelity)
+
+
+def _other(value: Any, spec: Any) -> Any:
+    """A valid value different from ``value`` for a ParamSpec."""
+    if spec.type == "bool":
+        return not value
+    if spec.type == "str":
+        return next(c for c in spec.choices if c != value)
+    if spec.type == "int":
+        return value + 1 if spec.high is None or value + 1 <= spec.high else value - 1
+    if spec.type == "float":
+        cand = value * 0.5 if value else 0.25
+        return cand if spec.low is None or cand >= spec.low else value + 0.1
+    if spec.type == "backend":
+        return {"name": "mahalanobis" if value["name"] != "mahalanobis" else "knn",
+                "params": {}}
+    raise AssertionError(spec.type)
+
+
+def _changed(recipe: Recipe, path: tuple[str, ...], value: Any) -> Recipe:
+    d = copy.deepcopy(recipe.to_dict())
+    cur = d
+    for key in path[:-1]:
+        cur = cur[key]
+    cur[path[-1]] = value
+    return Recipe.from_dict(d)
+
+
+_BASES = ("margin_default", "baseline_ae_mse")
+
+
+def _detector_cases() -> list[tuple[str, str]]:
+    out = []
+    for base in _BASES:
+        recipe = load_recipe(base)
+        for name in get_detector_class(recipe.detector.name).params:
+            out.append((base, name))
+    return out
+
+
+@pytest.mark.parametrize(("base", "param"), _detector_cases())
+def test_key_changes_with_each_representation_parameter_only(base: str, param: str) -> None:
+    recipe = load_recipe(base)
+    cls = get_detector_class(recipe.detector.name)
+    spec = cls.params[param]
+    value = recipe.detector.params[param]
+    changed = _changed(recipe, ("detector", "params", param), _other(value, spec))
+    scoring = cls.scoring_params or frozenset()
+    if param in scoring:
+        assert _key(changed) == _key(recipe), f"{param} is a scoring parameter"
+    else:
+        assert _key(changed) != _key(recipe), f"{param} shapes the representation"
+
+
+_RECIPE_FIELDS: list[tuple[tuple[str, ...], Any, bool]] = [
+    # (path, new value, changes the representation?)
+    (("features", "n_mels"), 64, True),
+    (("features", "hop_length"), 256, True),
+    (("features", "n_fft"), 2048, True),
+    (("features", "f_min"), 50.0, True),
+    (("features", "power"), 1.0, True),
+    (("features", "mel_scale"), "htk", True),
+    (("supplemental", "clean_as_normal"), True, True),
+    (("supplemental", "noise_mix_prob"), 0.3, True),
+    (("supplemental", "noise_snr_db"), [5.0, 15.0], True),
+    (("seed",), 7, True),
+    (("normalization", "method"), "domain_log_zscore", False),
+    (("threshold", "method"), "quantile", False),
+    (("threshold", "quantile"), 0.95, False),
+    (("ensemble", "size"), 3, False),
+    (("ensemble", "combine"), "max", False),
+    (("name",), "renamed", False),
+    (("description",), "another text", False),
+    (("provenance", "trial_id"), "t42", False),
+]
+
+
+@pytest.mark.parametrize("base", _BASES)
+@pytest.mark.parametrize(("path", "value", "changes"), _RECIPE_FIELDS,
+                         ids=[".".join(p) for p, _, _ in _RECIPE_FIELDS])
+def test_key_covers_recipe_fields(base: str, path: tuple[str, ...], value: Any,
+                                  changes: bool) -> None:
+    recipe = load_recipe(base)
+    changed = _changed(recipe, path, value)
+    assert changed.to_dict() != recipe.to_dict()
+    assert (_key(changed) != _key(recipe)) is changes
+
+
+def test_key_changes_with_data_fingerprint_fidelity_and_member() -> None:
+    recipe = load_recipe("margin_default")
+    assert _key(recipe, fingerprint="1" * 64) != _key(recipe)
+    assert _key(recipe, fidelity=0.5) != _key(recipe)
+    assert _key(recipe, member=1) != _key(recipe)
+    assert _key(recipe) == _key(load_recipe("margin_default"))
+
+
+def test_shared_key_excludes_scoring_fields() -> None:
+    recipe = load_recipe("margin_knn")
+    base = shared_key(recipe, fingerprint=_FP, fidelity=1.0)
+    for path, value in ((("normalization", "method"), "none"),
+                        (("detector", "params", "domain_rule"), "backend"),
+                        (("threshold", "quantile"), 0.95)):
+        d = copy.deepcopy(recipe.to_dict())
+        cur = d
+        for key in path[:-1]:
+            cur = cur[key]
+        if cur[path[-1]] == value:
+            continue
+        cur[path[-1]] = value
+        assert shared_key(Recipe.from_dict(d), fingerprint=_FP, fidelity=1.0) == base
+    assert shared_key(recipe, fingerprint="1" * 64, fidelity=1.0) != base
+
+
+def test_data_fingerprint_sees_changed_files(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    a.write_bytes(b"x" * 10)
+    b.write_bytes(b"y" * 10)
+    fp = data_fingerprint([a, b])
+    assert data_fingerprint([b, a]) == fp  # order does not matter
+    assert data_fingerprint([a]) != fp
+    b.write_bytes(b"y" * 11)
+    assert data_fingerprint([a, b]) != fp
+
+
+def test_at_fidelity_scales_epochs_of_network_families() -> None:
+    ae = load_recipe("baseline_ae_mse")
+    assert at_fidelity(ae, 0.25).detector.params["epochs"] == 25
+    assert at_fidelity(ae, 1.0) is ae
+    pooled = load_recipe("fast_default")
+    assert at_fidelity(pooled, 0.25) is pooled
+
+
+def _tiny_margin(backend: str, domain_rule: str, normalization: str) -> Recipe:
+    d = load_recipe("margin_default").to_dict()
+    d["detector"]["params"].update(
+        get_detector_class("margin_cnn").test_params,  # type: ignore[attr-defined]
+        backend={"name": backend, "params": {}}, domain_rule=domain_rule, scope="machine")
+    d["normalization"]["method"] = normalization
+    d["features"]["n_mels"] = 32
+    return Recipe.from_dict(d)
+
+
+def test_reused_representation_scores_byte_identical(tiny_dev_root: Path,
+                                                     tmp_path: Path) -> None:
+    machines = scan(tiny_dev_root, machine_types=["fan"])
+    cold_dir, warm_dir = tmp_path / "cold", tmp_path / "warm"
+    first = _tiny_margin("knn", "nearest_clip", "domain_zscore")
+    other = _tiny_margin("mahalanobis", "backend", "domain_log_zscore")
+    # Warm cache: the first recipe stores the network; the second (other backend, domain rule,
+    # normalisation) reuses it.
+    a = evaluate_recipe(first, machines, cache_dir=warm_dir, device="cpu")
+    assert a.cache["misses"] == 1 and a.cache["hits"] == 0
+    b = evaluate_recipe(other, machines, cache_dir=warm_dir, device="cpu")
+    assert b.cache["hits"] == 1 and b.cache["misses"] == 0
+    # Cold: the second recipe trains its own network in an empty cache.
+    c = evaluate_recipe(other, machines, cache_dir=cold_dir, device="cpu")
+    assert c.cache["misses"] == 1
+    for key in c.per_clip:
+        assert b.per_clip[key][2].tobytes() == c.per_clip[key][2].tobytes()
+    assert b.omega == c.omega
+    # Without reuse nothing is stored or counted, and the scores are the same.
+    d = evaluate_recipe(other, machines, cache_dir=cold_dir, device="cpu",
+                        reuse_representations=False)
+    assert d.cache == {}
+    assert np.array_equal(d.per_clip["fan"][2], c.per_clip["fan"][2])
+
+
+def test_reused_autoencoder_scores_byte_identical(tiny_dev_root: Path, tmp_path: Path) -> None:
+    machines = scan(tiny_dev_root, machine_types=["fan"])
+    d = load_recipe("baseline_ae_mse").to_dict()
+    d["detector"]["params"].update(epochs=2, hidden=16, bottleneck=4, n_layers=1)
+    d["features"]["n_mels"] = 32
+    mse = Recipe.from_dict(d)
+    d["detector"]["params"]["score"] = "mahalanobis"
+    maha = Recipe.from_dict(d)
+    warm = tmp_path / "warm"
+    evaluate_recipe(mse, machines, cache_dir=warm, device="cpu")
+    reused = evaluate_recipe(maha, machines, cache_dir=warm, device="cpu")
+    cold = evaluate_recipe(maha, machines, cache_dir=tmp_path / "cold", device="cpu")
+    assert reused.cache["hits"] == 1 and cold.cache["misses"] == 1
+    assert reused.per_clip["fan"][2].tobytes() == cold.per_clip["fan"][2].tobytes()
+
+
+def test_corrupt_entry_is_retrained(tmp_path: Path) -> None:
+    cache = RepresentationCache(tmp_path)
+    cache.put("fam", "k", {"w": np.arange(3.0)})
+    fresh = RepresentationCache(tmp_path)
+    got = fresh.get("fam", "k")
+    assert got is not None and np.array_equal(got["w"], np.arange(3.0))
+    (tmp_path / "representations" / "fam" / "k.npz").write_bytes(b"garbage")
+    assert RepresentationCache(tmp_path).get("fam", "k") is None
