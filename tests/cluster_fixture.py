@@ -145,9 +145,14 @@ class LocalCluster:
     def start(self, worker_resources: tuple[str, ...] = ("worker_a", "worker_b")) -> None:
         """Start the head and the worker nodes; wait until all are alive."""
         self.head_node_manager_port = free_port()
-        self._start(["--head", f"--port={self.port}", "--num-cpus=0",
-                     "--include-dashboard=false", f"--ray-client-server-port={free_port()}"],
-                    self.head_node_manager_port)
+        head = ["--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false"]
+        from ray._private.utils import get_ray_client_dependency_error
+
+        if get_ray_client_dependency_error() is None:
+            # Only with ray[client] installed (the `cluster` extra): its server then takes a
+            # free port instead of the shared default 10001. Minimal Ray (CI) starts none.
+            head.append(f"--ray-client-server-port={free_port()}")
+        self._start(head, self.head_node_manager_port)
         for name in worker_resources:
             node = WorkerNode(name, free_port())
             self._start([f"--address={self.address}", "--num-cpus=1",
