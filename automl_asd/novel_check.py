@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
+
+from automl_asd.trials import is_missing, to_native
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -38,26 +39,11 @@ NOVEL_TABLE = "novel_check.parquet"
 _PARAM = "param:"
 
 
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float | np.floating) and bool(np.isnan(value))
-
-
-def _native(value: Any) -> Any:
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
-
 
 def trial_recipe(space: SearchSpace, row: Mapping[str, Any], name: str) -> Recipe:
     """The recipe of one trial-table row (its ``param:<dimension>`` columns)."""
-    params = space.coerce_point({str(k)[len(_PARAM):]: _native(v) for k, v in row.items()
-                                 if str(k).startswith(_PARAM) and not _missing(v)})
+    params = space.coerce_point({str(k)[len(_PARAM):]: to_native(v) for k, v in row.items()
+                                 if str(k).startswith(_PARAM) and not is_missing(v)})
     return space.to_recipe(params, name=name)
 
 
@@ -138,7 +124,7 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
         result = evaluator(recipe, novel, cache_dir=cfg.cache_dir, device=cfg.device,
                            fidelity=1.0)
         params = space.coerce_point({str(k)[len(_PARAM):]: v for k, v in row.items()
-                                     if str(k).startswith(_PARAM) and not _missing(v)})
+                                     if str(k).startswith(_PARAM) and not is_missing(v)})
         rows.append({"trial_id": str(row["trial_id"]), "detector": recipe.detector.name,
                      "in_search_omega": float(row["omega"]),
                      "in_search_objective": float(row.get("objective", row["omega"])),

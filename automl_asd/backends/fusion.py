@@ -33,11 +33,17 @@ MEMBER_SETS = (
 )
 
 
-def _combine(z: NDArray[np.float64], rule: str) -> NDArray[np.float64]:
+def combine_members(z: NDArray[np.float64], rule: str) -> NDArray[np.float64]:
+    """Combine z-normalised member scores ``z`` (n_clips, n_members) by ``rule``
+    (``mean``, ``median``, ``min`` or ``max``) -> (n_clips,). Shared with the ``hedge`` family."""
+    if rule == "median":
+        return np.asarray(np.median(z, axis=1), dtype=np.float64)
     if rule == "min":
         return np.asarray(z.min(axis=1), dtype=np.float64)
     if rule == "max":
         return np.asarray(z.max(axis=1), dtype=np.float64)
+    if rule != "mean":
+        raise ValueError(f"combine rule {rule!r}: must be mean, median, min or max")
     return np.asarray(z.mean(axis=1), dtype=np.float64)
 
 
@@ -67,14 +73,14 @@ class FusionBackend(Backend):
         self_scores = np.stack([m.self_scores() for m in self.members_], axis=1)
         self.mean_ = self_scores.mean(axis=0)
         self.std_ = np.maximum(self_scores.std(axis=0), 1e-12)
-        self.self_scores_ = _combine((self_scores - self.mean_) / self.std_, self.combine)
+        self.self_scores_ = combine_members((self_scores - self.mean_) / self.std_, self.combine)
         self.fitted_ = True
         return self
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
         raw = np.stack([m.score(emb) for m in self.members_], axis=1)
-        return _combine((raw - self.mean_) / self.std_, self.combine)
+        return combine_members((raw - self.mean_) / self.std_, self.combine)
 
     def self_scores(self) -> NDArray[np.float64]:
         self._check_fitted()

@@ -28,6 +28,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.backends.fusion import combine_members
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
@@ -89,16 +90,6 @@ def make_view(feat: NDArray[np.float32], view: str, coarse_frames: int = 8,
         blocks = x[: n_t * t, : n_f * f].reshape(n_t, t, n_f, f)
         return np.asarray(blocks.mean(axis=(1, 3)), dtype=np.float32)
     raise ValueError(f"view {view!r}: must be fine, coarse or delta")
-
-
-def _combine(z: NDArray[np.float64], rule: str) -> NDArray[np.float64]:
-    if rule == "median":
-        return np.asarray(np.median(z, axis=1), dtype=np.float64)
-    if rule == "min":
-        return np.asarray(z.min(axis=1), dtype=np.float64)
-    if rule == "max":
-        return np.asarray(z.max(axis=1), dtype=np.float64)
-    return np.asarray(z.mean(axis=1), dtype=np.float64)
 
 
 @register
@@ -163,7 +154,7 @@ class HedgeDetector(Detector):
         raw = np.stack(own, axis=1)
         self.mean_ = raw.mean(axis=0)
         self.std_ = np.maximum(raw.std(axis=0), 1e-12)
-        self.self_scores_ = _combine((raw - self.mean_) / self.std_, self.combine)
+        self.self_scores_ = combine_members((raw - self.mean_) / self.std_, self.combine)
         self.n_train_ = len(train)
         self.fitted_ = True
         return self
@@ -178,7 +169,7 @@ class HedgeDetector(Detector):
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         raw = self.member_scores(features)
-        return _combine((raw - self.mean_) / self.std_, self.combine)
+        return combine_members((raw - self.mean_) / self.std_, self.combine)
 
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """Fused out-of-sample self-scores when ``train`` is the fitted set."""

@@ -34,6 +34,7 @@ from automl_asd.objective import ObjectiveResult
 from automl_asd.recipe_summary import trial_summary
 from automl_asd.search_budget import reference_stops, trial_objective
 from automl_asd.search_space import SearchSpace
+from automl_asd.trials import is_missing, to_native
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -494,9 +495,9 @@ def trials_table(grid: Any, space: SearchSpace | None = None) -> pd.DataFrame:
                 df[col] = df[col].astype("Int64")
     for col in df.columns:
         if df[col].dtype == object:
-            kinds = {type(v) for v in df[col] if not _missing(v)}
+            kinds = {type(v) for v in df[col] if not is_missing(v)}
             if len(kinds) > 1:  # parquet columns hold one type (e.g. a choice of int or str)
-                df[col] = [None if _missing(v) else str(v) for v in df[col]]
+                df[col] = [None if is_missing(v) else str(v) for v in df[col]]
     return df
 
 
@@ -525,8 +526,8 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
     if pick is not None:
         best = done[done["trial_id"] == pick(done)].iloc[0]
     space = cfg.space
-    params = space.coerce_point({k[len(PARAM_PREFIX):]: _native(v) for k, v in best.items()
-                                 if str(k).startswith(PARAM_PREFIX) and not _missing(v)})
+    params = space.coerce_point({k[len(PARAM_PREFIX):]: to_native(v) for k, v in best.items()
+                                 if str(k).startswith(PARAM_PREFIX) and not is_missing(v)})
     reference_rows = table[table["is_reference"] & (table["status"] == "complete")]
     reference_omega = float(reference_rows["omega"].iloc[0]) if len(reference_rows) else None
     description = (f"Best of {len(table)} trials of search space {space.name!r} "
@@ -555,23 +556,6 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                          trials=table, machine_types=mtypes, files=files,
                          reference=space.describe_reference())
 
-
-def _missing(value: Any) -> bool:
-    """None, NaN, or pandas' NA (an inactive conditional parameter in a nullable column)."""
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, float | np.floating) and bool(np.isnan(value))
-
-
-def _native(value: Any) -> Any:
-    """numpy scalars (from pandas rows) -> Python scalars for the recipe."""
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
 
 
 # --------------------------------------------------------------------------------------------
