@@ -52,6 +52,33 @@ def _ranked(done: pd.DataFrame) -> pd.DataFrame:
     return done.sort_values([key, "order"], ascending=[False, True], kind="stable")
 
 
+def top_distinct(done: pd.DataFrame, k: int, frozen_id: str
+                 ) -> tuple[pd.DataFrame, str | None]:
+    """The ``k`` best complete trials with distinct recipes, plus the frozen trial's recipe.
+
+    TPE proposes the same point again once it has converged; re-scoring identical recipes on
+    the novel types would only repeat rows and inflate Spearman's ρ. Trials are told apart by
+    their recipe content hash (``recipe_hash``) where the table has it. Returns the rows and
+    the frozen trial's recipe hash (None when the table has no hashes).
+    """
+    ranked = _ranked(done)
+    frozen = ranked[ranked["trial_id"] == frozen_id]
+    frozen_hash: str | None = None
+    if "recipe_hash" in ranked.columns:
+        if len(frozen):
+            frozen_hash = str(frozen["recipe_hash"].iloc[0])
+        ranked = ranked[~ranked["recipe_hash"].astype(str).duplicated(keep="first")]
+    top = ranked.head(max(1, k))
+    have = set(top["trial_id"])
+    if frozen_hash is not None:
+        have_frozen = frozen_hash in set(top["recipe_hash"].astype(str))
+    else:
+        have_frozen = frozen_id in have
+    if not have_frozen:
+        top = pd.concat([top, frozen])
+    return top, frozen_hash
+
+
 def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
                 ) -> Callable[[pd.DataFrame], str]:
     """The final-pick function ``complete trials -> trial id`` of ``cfg.space.selection``.
@@ -114,9 +141,7 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
     novel = _scan_novel(root)
     table = outcome.trials
     done = table[table["status"] == "complete"]
-    top = _ranked(done).head(max(1, int(cfg.novel_top_k)))
-    if outcome.best_trial_id not in set(top["trial_id"]):
-        top = pd.concat([top, done[done["trial_id"] == outcome.best_trial_id]])
+    top, frozen_hash = top_distinct(done, int(cfg.novel_top_k), outcome.best_trial_id)
     rows: list[dict[str, Any]] = []
     for _, r in top.iterrows():
         row = r.to_dict()
@@ -129,7 +154,9 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
                      "in_search_omega": float(row["omega"]),
                      "in_search_objective": float(row.get("objective", row["omega"])),
                      "novel_omega": float(result.omega),
-                     "frozen": str(row["trial_id"]) == outcome.best_trial_id,
+                     "frozen": (str(row["trial_id"]) == outcome.best_trial_id
+                                or (frozen_hash is not None
+                                    and row.get("recipe_hash") == frozen_hash)),
                      "is_reference": bool(row.get("is_reference", row.get("is_baseline", False))),
                      "params": str(params)})
     reference = space.to_recipe(space.reference_point(), name=space.reference_name)

@@ -86,3 +86,23 @@ def test_novel_labels_cannot_change_the_recipe(
     assert plain["frozen"].sum() == 1
     assert not np.allclose(plain["novel_omega"], shuf["novel_omega"])
     assert np.allclose(plain["in_search_omega"], shuf["in_search_omega"])
+
+
+def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None:
+    import pandas as pd
+
+    from automl_asd.novel_check import top_distinct
+
+    done = pd.DataFrame({
+        "trial_id": ["a", "b", "c", "d", "e"],
+        "order": [0, 1, 2, 3, 4],
+        "omega": [0.60, 0.62, 0.62, 0.55, 0.62],
+        "recipe_hash": ["h1", "h2", "h2", "h3", "h2"],
+    })
+    top, frozen_hash = top_distinct(done, 2, frozen_id="c")
+    assert frozen_hash == "h2"
+    assert list(top["trial_id"]) == ["b", "a"]  # one row per recipe, best first
+    top, _ = top_distinct(done, 1, frozen_id="d")  # frozen outside the top: appended
+    assert list(top["trial_id"]) == ["b", "d"]
+    top, frozen_hash = top_distinct(done.drop(columns="recipe_hash"), 2, frozen_id="e")
+    assert frozen_hash is None and list(top["trial_id"]) == ["b", "c", "e"]
