@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,15 +215,18 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     }
 
 
-def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path) -> list[str]:
-    """Estimate costs (:func:`estimate_costs`), log them, warn when the budget cannot finish
-    the reference or TPE's start-up trials, and add them to ``<out>/search.json``.
-    Returns the warnings."""
+def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
+                 estimate: Callable[..., dict[str, Any]] | None = None) -> list[str]:
+    """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
+    arguments — the search runs it as a Ray task so that no fit happens in the driver), log
+    them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
+    them to ``<out>/search.json``. Returns the warnings."""
     from automl_asd.io import search_report as io
 
     t0 = time.perf_counter()
-    est = estimate_costs(cfg.space, machines, cache_dir=cfg.cache_dir,
-                         device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed)
+    est = (estimate or estimate_costs)(
+        cfg.space, machines, cache_dir=cfg.cache_dir,
+        device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed)
     est["estimate_s"] = time.perf_counter() - t0
     warnings: list[str] = []
     budget = cfg.time_budget_s
@@ -232,7 +235,9 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path) -> li
     startup = min(TPE_STARTUP, int(cfg.trials)) * est["mean_trial_s"] / slots
     logger.info("cost estimate (%.1f s to measure): reference %s ~%.0f s; average trial ~%.0f "
                 "s; per family %s", est["estimate_s"], est["reference_family"], ref,
-                est["mean_trial_s"], {k: round(v) for k, v in est["family_trial_s"].items()})
+                est["mean_trial_s"],
+                {k: round(v) if math.isfinite(v) else None
+                 for k, v in est["family_trial_s"].items()})
     if budget is not None:
         if math.isfinite(ref) and ref > budget:
             warnings.append(f"the time budget ({budget:.0f} s) cannot finish the reference "

@@ -61,8 +61,11 @@ def test_apply_shared_stage_and_machine_tasks_run_in_ray_workers(
 
 def test_search_trials_and_prewarm_run_in_ray_workers(
     ray_session: None,  # noqa: F811
-    tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tiny_dev_root: Path, tiny_novel_root: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Also the cost estimate (tiny timed fits) and the novel check (--novel): every stage that
+    # fits or scores runs in a Ray worker.
     import ray
 
     from automl_asd.orchestration.search import SearchConfig, run_search
@@ -71,8 +74,9 @@ def test_search_trials_and_prewarm_run_in_ray_workers(
     _forbid_training_here(monkeypatch)
     cfg = SearchConfig(data=tiny_dev_root, space=load_space("smoke"), out=tmp_path / "run",
                        trials=2, machine_types=("fan", "gearbox"), seed=1,
-                       cache_dir=tmp_path / "cache")
+                       cache_dir=tmp_path / "cache", novel=tiny_novel_root)
     outcome = run_search(cfg)
+    assert "novel" in outcome.files
     table = outcome.trials
     assert len(table) == 2 and (table["status"] == "complete").any()
     node_ids = {n["NodeID"] for n in ray.nodes()}

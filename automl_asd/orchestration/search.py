@@ -245,6 +245,45 @@ def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> flo
     return seconds
 
 
+def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str, MachineData],
+                    kwargs: dict[str, Any]) -> ObjectiveResult:
+    return evaluator(recipe, machines, **kwargs)
+
+
+def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
+    """``evaluator`` with each call run as one Ray task with a trial's resources."""
+    import ray
+
+    task: Any = ray.remote(_call_evaluator).options(num_cpus=cfg.cpus_per_trial,
+                                                    num_gpus=cfg.gpus_per_trial,
+                                                    name="automl-asd-evaluate")
+
+    def run(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
+            ) -> ObjectiveResult:
+        result: ObjectiveResult = ray.get(task.remote(evaluator, recipe, machines, kwargs))
+        return result
+
+    return run
+
+
+def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
+    """:func:`~automl_asd.search_budget.estimate_costs` (tiny timed fits) as one Ray task with
+    a trial's resources, so that the driver never trains anything."""
+    import ray
+
+    from automl_asd.search_budget import estimate_costs
+
+    task: Any = ray.remote(estimate_costs).options(num_cpus=cfg.cpus_per_trial,
+                                                   num_gpus=cfg.gpus_per_trial,
+                                                   name="automl-asd-estimate")
+
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(task.remote(*args, **kwargs))
+        return result
+
+    return run
+
+
 def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
     """The data, the feature cache and the Tune storage, checked on every node first."""
     from automl_asd.orchestration.apply import preflight_nodes
@@ -352,7 +391,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)
-            budget_check(cfg, machines, out)
+            budget_check(cfg, machines, out, estimate=_remote_estimate(cfg))
 
         ctx = _TrialContext(data=str(cfg.data.expanduser().resolve()), machine_types=mtypes,
                             space=space, reference_point=space.reference_point(),
@@ -389,11 +428,14 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             ray.shutdown()
     from automl_asd.provenance import data_fingerprint
 
+    # The final pick may re-score the top trials and the novel check scores them on the novel
+    # types: both through Ray tasks, so the driver only plans, waits and writes reports.
+    in_tasks = _evaluator_in_tasks(evaluator, cfg)
     outcome = _freeze(cfg, out, table, mtypes, io, dev_data=data_fingerprint(machines),
-                      pick=make_picker(cfg, machines, evaluator))
+                      pick=make_picker(cfg, machines, in_tasks))
     if cfg.novel is not None:
         outcome = replace(outcome, files={**outcome.files, **novel_check(
-            cfg, outcome, evaluator)})
+            cfg, outcome, in_tasks)})
     return replace(outcome, interrupted=interrupted)
 
 
