@@ -10,6 +10,7 @@ oracle).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -31,6 +32,21 @@ MEMBER_SETS = (
     "knn_smote+local_density",
     "mahalanobis+local_density",
 )
+
+
+def member_states(members: Sequence[Any]) -> dict[str, NDArray[Any]]:
+    """The states of fitted ``members`` under ``m<i>.`` prefixes (one flat bundle dict)."""
+    state: dict[str, NDArray[Any]] = {}
+    for i, m in enumerate(members):
+        state.update({f"m{i}.{key}": value for key, value in m.get_state().items()})
+    return state
+
+
+def set_member_states(members: Sequence[Any], state: dict[str, NDArray[Any]]) -> None:
+    """Restore each of ``members`` from its ``m<i>.``-prefixed part of ``state``."""
+    for i, m in enumerate(members):
+        prefix = f"m{i}."
+        m.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 def combine_members(z: NDArray[np.float64], rule: str) -> NDArray[np.float64]:
@@ -88,17 +104,12 @@ class FusionBackend(Backend):
 
     def get_state(self) -> dict[str, NDArray[Any]]:
         self._check_fitted()
-        state: dict[str, NDArray[Any]] = {"mean": self.mean_, "std": self.std_,
-                                          "self_scores": self.self_scores_}
-        for i, m in enumerate(self.members_):
-            state.update({f"m{i}.{key}": value for key, value in m.get_state().items()})
-        return state
+        return {"mean": self.mean_, "std": self.std_, "self_scores": self.self_scores_,
+                **member_states(self.members_)}
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         self.members_ = self._make_members()
-        for i, m in enumerate(self.members_):
-            prefix = f"m{i}."
-            m.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        set_member_states(self.members_, state)
         self.mean_ = np.asarray(state["mean"], dtype=np.float64)
         self.std_ = np.asarray(state["std"], dtype=np.float64)
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)

@@ -213,6 +213,16 @@ def watch_folder(
     stats = WatchStats()
     sizes: dict[str, int] = {}
     bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
+
+    def skip(path: Path) -> None:
+        """Count ``path`` as skipped; retry it only once its size changes."""
+        stats.skipped.append(path.name)
+        done.discard(path.name)
+        try:
+            bad[path.name] = path.stat().st_size
+        except FileNotFoundError:
+            pass
+
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
                 bundle.machine_type)
@@ -244,12 +254,7 @@ def watch_folder(
                     good.append(path)
                 except (AudioError, ValueError, OSError) as exc:
                     logger.warning("watch: skipping %s: %s", path, exc)
-                    stats.skipped.append(path.name)
-                    done.discard(path.name)
-                    try:
-                        bad[path.name] = path.stat().st_size
-                    except FileNotFoundError:
-                        pass
+                    skip(path)
             if good:
                 scores, decisions = bundle.score_features(feats)
                 finite = np.isfinite(scores)
@@ -258,12 +263,7 @@ def watch_folder(
                         logger.error("watch: refusing %s: non-finite anomaly score (%r); its "
                                      "samples may be out of range (e.g. a float wav far beyond "
                                      "+-1) or the bundle is damaged; not written", p, float(s))
-                        stats.skipped.append(p.name)
-                        done.discard(p.name)
-                        try:
-                            bad[p.name] = p.stat().st_size
-                        except FileNotFoundError:
-                            pass
+                        skip(p)
                 good = [p for p, ok in zip(good, finite, strict=True) if ok]
                 scores, decisions = scores[finite], decisions[finite]
             if good:

@@ -28,7 +28,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends.fusion import combine_members
+from automl_asd.backends.fusion import combine_members, member_states, set_member_states
 from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
@@ -186,18 +186,12 @@ class HedgeDetector(Detector):
 
     def get_state(self) -> dict[str, NDArray[Any]]:
         self._check_fitted()
-        state: dict[str, NDArray[Any]] = {"mean": self.mean_, "std": self.std_,
-                                          "self_scores": self.self_scores_,
-                                          "n_train": np.asarray(self.n_train_)}
-        for i, m in enumerate(self.members_):
-            state.update({f"m{i}.{k}": v for k, v in m.get_state().items()})
-        return state
+        return {"mean": self.mean_, "std": self.std_, "self_scores": self.self_scores_,
+                "n_train": np.asarray(self.n_train_), **member_states(self.members_)}
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         self.members_ = self._make_members()
-        for i, m in enumerate(self.members_):
-            prefix = f"m{i}."
-            m.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        set_member_states(self.members_, state)
         self.mean_ = np.asarray(state["mean"], dtype=np.float64)
         self.std_ = np.asarray(state["std"], dtype=np.float64)
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)
