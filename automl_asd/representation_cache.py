@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.io.results import stat_fingerprint
+
 if TYPE_CHECKING:
     from automl_asd.data import Clip
     from automl_asd.detectors import Detector, TrainSet
@@ -92,15 +94,10 @@ def caches_representation(recipe: Recipe) -> bool:
 
 
 def data_fingerprint(clips: Sequence[Clip | Path | str]) -> str:
-    """sha256 of the sorted ``(path, size, mtime_ns)`` of the clips (a changed file, or a
-    different clip set, gives a different fingerprint)."""
-    rows = []
-    for clip in clips:
-        path = Path(clip) if isinstance(clip, str | Path) else Path(clip.path)
-        st = path.stat()
-        rows.append(f"{path.resolve()}\x1f{st.st_size}\x1f{st.st_mtime_ns}")
-    blob = "\n".join(sorted(rows)).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()
+    """:func:`~automl_asd.io.results.stat_fingerprint` of the clips' files (a changed file, or
+    a different clip set, gives a different fingerprint)."""
+    return stat_fingerprint(
+        Path(c) if isinstance(c, str | Path) else Path(c.path) for c in clips)
 
 
 def representation_fields(recipe: Recipe) -> dict[str, Any]:

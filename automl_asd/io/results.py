@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,31 @@ def atomic_write_text(path: Path, text: str) -> Path:
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic, stable JSON (sorted keys, 2-space indent, trailing newline; NaN becomes null)."""
     return atomic_write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True) + "\n")
+
+
+def stat_fingerprint(paths: Iterable[Path], *, root: Path | None = None,
+                     missing_ok: bool = False) -> str:
+    """sha256 over the sorted ``(name, size, mtime_ns)`` of ``paths`` (``stat`` only, no read).
+
+    ``name`` is the path relative to ``root`` (POSIX form) when given, else the resolved path.
+    A file added, removed, renamed, resized or rewritten (new mtime) changes the result; a
+    same-size rewrite that restores the old mtime does not. With ``missing_ok`` a path that
+    vanished is left out instead of raising.
+    """
+    rows: list[tuple[str, int, int]] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            if missing_ok:
+                continue
+            raise
+        name = path.relative_to(root).as_posix() if root is not None else str(path.resolve())
+        rows.append((name, st.st_size, st.st_mtime_ns))
+    digest = hashlib.sha256()
+    for name, size, mtime in sorted(rows):
+        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:

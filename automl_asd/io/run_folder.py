@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from automl_asd.io.results import atomic_write_text, sha256_file
+from automl_asd.io.results import atomic_write_text, sha256_file, stat_fingerprint
 
 __all__ = [
     "RUN_MANIFEST",
@@ -169,26 +168,13 @@ def journal(folder: str | Path, tag: str, relpaths: Iterable[str]) -> None:
 
 # ----------------------------------------------------------------------------- fingerprint
 def data_fingerprint(directory: str | Path) -> str:
-    """sha256 over every file under ``directory``: relative path, size and mtime (ns).
-
-    Cheap (``stat`` only, no audio read); a clip added, removed, renamed, resized or rewritten
-    (new mtime) changes it. A same-size rewrite that restores the old mtime does not.
-    """
+    """:func:`~automl_asd.io.results.stat_fingerprint` of every file under ``directory``
+    (relative paths): cheap, no audio read; a same-size rewrite that restores the old mtime
+    is not noticed."""
     root = Path(directory)
-    digest = hashlib.sha256()
-    entries: list[tuple[str, int, int]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            path = Path(dirpath) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            entries.append((path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-    for rel, size, mtime in sorted(entries):
-        digest.update(f"{rel}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()
+    files = [Path(dirpath) / name for dirpath, _, filenames in os.walk(root)
+             for name in filenames]
+    return stat_fingerprint(files, root=root, missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- run folder
