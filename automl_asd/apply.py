@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from automl_asd import __version__
+from automl_asd._version import __version__
 from automl_asd.io.results import (
     read_machine_summary,
     sha256_file,
@@ -268,7 +268,7 @@ def _save_model_bundle(out_dir: Path, machine_type: str, result: Any,
     fitted = getattr(result, "fitted", None)
     if fitted is None:
         return None
-    from automl_asd.io.bundle import save_bundle
+    from automl_asd.bundle.files import save_bundle
 
     rel = f"models/{machine_type}"
     save_bundle(fitted, out_dir / rel, replace_foreign=overwrite,
@@ -319,7 +319,7 @@ def apply_machine(
         run_fn = functools.partial(run_machine, keep_fitted=True)
     extra: dict[str, Any] = {} if num_threads is None else {"num_threads": num_threads}
     if shared_dir is not None:
-        from automl_asd.io.bundle import load_shared
+        from automl_asd.bundle.shared import load_shared
 
         extra["shared"] = load_shared(shared_dir, recipe_hash=rec.content_hash())
     result = run_fn(
@@ -548,8 +548,8 @@ def _shared_stage(rec: Recipe, root: Path, out: Path, names: list[str], *,
     run as a job of ``runner`` (never in this process unless the runner is serial);
     ``<out>/shared`` (with ``storage``: ``<storage>/shared``). ``None`` when the recipe has no
     shared stage."""
-    from automl_asd.bundle import BundleError
-    from automl_asd.io.bundle import load_shared
+    from automl_asd.bundle.format import BundleError
+    from automl_asd.bundle.shared import load_shared
     from automl_asd.pipeline import needs_shared
     from automl_asd.stages import SHARED_DIRNAME, SharedJob
 

@@ -95,7 +95,8 @@ def machine_dir(data_root: Path, machine_type: str) -> Path | None:
 
 
 def _bundle_problem(out: Path, rel: str, recipe_hash: str) -> str | None:
-    from automl_asd.bundle import BundleError, read_bundle_files, verify_bundle_files
+    from automl_asd.bundle.files import read_bundle_files
+    from automl_asd.bundle.format import BundleError, verify_bundle_files
 
     try:
         manifest = verify_bundle_files(read_bundle_files(out / rel), out / rel)

@@ -17,7 +17,8 @@ import soundfile as sf
 
 from automl_asd.data import DataError
 
-__all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info"]
+__all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info", "load_downmixed",
+           "downmix", "resample_wave"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,29 @@ def load_wav(path: str | Path, *, sample_rate: int | None = None,
         raise AudioError(f"{path}: {rate} Hz, expected {sample_rate} Hz; resample the data set "
                          "or ask for resampling (load_wav(..., resample=True))")
     return resample_wave(wave, rate, sample_rate)
+
+
+def load_downmixed(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Load any clip as mono float32 at ``sample_rate``: several channels are averaged, another
+    rate is resampled (:func:`resample_wave`); a mono file goes through :func:`load_wav`'s
+    validated path. For scoring foreign recordings with a bundle (``--resample``); training
+    data is never downmixed."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"{path}: corrupt or unsupported audio file ({exc})") from exc
+    if data.shape[1] == 1:
+        wave = load_wav(path)  # the validated single-channel path (same numbers)
+    else:
+        wave = np.ascontiguousarray(data.mean(axis=1, dtype=np.float32))
+    if data.size == 0 or not np.isfinite(wave).all():
+        raise AudioError(f"{path}: empty or non-finite samples; the file is damaged")
+    return wave if int(sr) == sample_rate else resample_wave(wave, int(sr), sample_rate)
+
+
+def downmix(wave: np.ndarray) -> np.ndarray:
+    """Mono ``(n_samples,)`` of an ``(n_samples, channels...)`` waveform (channel mean)."""
+    return np.ascontiguousarray(wave.reshape(wave.shape[0], -1).mean(axis=1))
 
 
 def resample_wave(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:

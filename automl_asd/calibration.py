@@ -26,6 +26,11 @@ clamped to it, so an exact match cannot give ``-inf``.
 Thresholds: ``gamma`` fits ``scipy.stats.gamma`` (shape, loc, scale) to the (normalised) train
 self-scores and takes ``ppf(quantile)`` (the baseline's rule with quantile 0.9); ``quantile`` is
 the empirical quantile. A clip is anomalous when its score is strictly above the threshold.
+
+State: :class:`ScoreStats` and :class:`DomainNormalizer` give their fitted values as plain
+float64 arrays (``get_state``) and are rebuilt from them (``from_state``, which checks them:
+they are frozen values, so the rebuild returns a new object); the model bundle stores exactly
+these arrays (:mod:`automl_asd.bundle.state`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,6 +82,22 @@ class ScoreStats:
     def z(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.std
 
+    def get_state(self) -> NDArray[np.float64]:
+        """``[mean, std]`` as a float64 array of shape ``(2,)``."""
+        return np.asarray([self.mean, self.std], np.float64)
+
+    @classmethod
+    def from_state(cls, state: NDArray[Any], what: str = "score statistics") -> ScoreStats:
+        """Rebuild from :meth:`get_state`; ``ValueError`` naming ``what`` for a wrong shape or a
+        std that is not positive (it would give infinite scores)."""
+        a = np.asarray(state, dtype=np.float64)
+        if a.shape != (2,):
+            raise ValueError(f"expected (mean, std) of shape (2,), got {a.shape}")
+        if not a[1] > 0:
+            raise ValueError(f"{what} std {float(a[1])!r} is not positive (zero variance would "
+                             "give infinite scores)")
+        return cls(float(a[0]), float(a[1]))
+
 
 @dataclass(frozen=True)
 class DomainNormalizer:
@@ -116,6 +138,45 @@ class DomainNormalizer:
             if int((doms == d).sum()) >= MIN_DOMAIN_CLIPS
         }
         return cls(method, ScoreStats.of(scores), per_domain, floor, shift)
+
+    def get_state(self) -> dict[str, NDArray[np.float64]]:
+        """Fitted values as plain arrays: ``"global"`` and one key per domain with statistics
+        (``ScoreStats.get_state``), plus ``"log_floor"`` = ``[log_floor, log_shift]`` for
+        ``domain_log_zscore``. ``method`` is not part of the state (it comes from the recipe)."""
+        state = {"global": self.global_stats.get_state()}
+        for d, st in sorted(self.domain_stats.items()):
+            state[d] = st.get_state()
+        if self.method == "domain_log_zscore":
+            state["log_floor"] = np.asarray([self.log_floor, self.log_shift], np.float64)
+        return state
+
+    @classmethod
+    def from_state(cls, method: str, state: dict[str, NDArray[Any]]) -> DomainNormalizer:
+        """Rebuild a normaliser of ``method`` from :meth:`get_state`; ``ValueError`` (the
+        message starts with the offending key) for a missing or invalid value."""
+        if method not in NORMALIZATION_METHODS:
+            raise ValueError(f"normalization.method {method!r}: must be one of "
+                             f"{', '.join(NORMALIZATION_METHODS)}")
+
+        def stats(key: str) -> ScoreStats:
+            try:
+                return ScoreStats.from_state(state[key], "normaliser")
+            except KeyError:
+                raise ValueError(f"{key}: missing from the normaliser state") from None
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+
+        glob = stats("global")
+        domains = {d: stats(d) for d in sorted(state) if d not in ("global", "log_floor")}
+        floor = shift = 0.0
+        if method == "domain_log_zscore":
+            if "log_floor" not in state:
+                raise ValueError("log_floor: missing from the normaliser state")
+            a = np.asarray(state["log_floor"], np.float64)
+            if a.shape != (2,) or not (np.all(np.isfinite(a)) and a[0] > 0):
+                raise ValueError(f"log_floor: expected (floor > 0, shift), got {a.tolist()}")
+            floor, shift = float(a[0]), float(a[1])
+        return cls(method, glob, domains, floor, shift)
 
     @property
     def per_domain(self) -> bool:

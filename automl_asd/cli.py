@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from automl_asd import __version__
+    from automl_asd._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="automl-asd",

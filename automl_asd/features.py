@@ -46,9 +46,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 
 from automl_asd.audio import AudioError, load_wav
+from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
 from automl_asd.data import Clip
 from automl_asd.errors import NonFiniteError
-from automl_asd.threads import keep_torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -177,27 +177,6 @@ def _load_and_compute(path: Path, spec: FeatureSpec, resample: bool) -> np.ndarr
     return out
 
 
-def _one_torch_thread() -> None:
-    # With torch's OpenMP backend the thread count is per calling thread, so this limits the
-    # pool's threads only (parallelism comes from the pool, not from intra-op threads).
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def default_workers() -> int:
-    """CPU cores this process may use (affinity mask, capped by ``OMP_NUM_THREADS`` if set,
-    which Ray sets to a task's ``num_cpus``)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    if omp.isdigit() and int(omp) > 0:
-        n = min(n, int(omp))
-    return max(1, n)
-
-
 def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, progress: bool,
                   resample: bool,
                   sink: Callable[[np.ndarray], None] | None = None) -> list[np.ndarray]:
@@ -224,7 +203,7 @@ def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, pro
             # Threads, not processes: soundfile (cffi) and torch release the GIL, so threads
             # scale across cores without pickling features or re-importing torch per process.
             with keep_torch_threads(), \
-                    ThreadPoolExecutor(workers, initializer=_one_torch_thread) as pool:
+                    ThreadPoolExecutor(workers, initializer=one_torch_thread) as pool:
                 try:
                     for arr in pool.map(fn, paths, chunksize=1):
                         out.append(arr)

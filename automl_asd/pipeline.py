@@ -26,24 +26,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.data import Clip, MachineData
-from automl_asd.detectors import Detector, TrainSet, make_detector
-from automl_asd.recipe import Recipe
-from automl_asd.representation_cache import RepresentationCache, fit_member
-from automl_asd.scoring import (
+from automl_asd.calibration import (
     DomainNormalizer,
     ScoreStats,
     combine_scores,
     decide,
     fit_threshold,
 )
-from automl_asd.threads import stage_threads
+from automl_asd.components.device import resolve_device, stage_threads
+from automl_asd.data import Clip, MachineData
+from automl_asd.detectors import Detector, TrainSet, make_detector
+from automl_asd.recipe import Recipe
+from automl_asd.representation_cache import RepresentationCache, fit_member
 
 __all__ = [
     "MachineResult",
     "FittedMachine",
     "derive_seed",
-    "resolve_device",
     "select_train_clips",
     "make_train_set",
     "fit_machine",
@@ -64,19 +63,6 @@ def derive_seed(*parts: object) -> int:
     """Stable seed in ``[0, 2**31 - 1)`` from the parts' string forms (sha256, not ``hash``)."""
     blob = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") % (2**31 - 1)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` if a GPU is visible else ``"cpu"``; others are checked."""
-    if device == "cpu":
-        return device
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
-    return device
 
 
 @dataclass(frozen=True)
@@ -222,12 +208,6 @@ def _maybe_mix_noise(
     return mixed
 
 
-def _set_device(det: Detector, device: str) -> None:
-    setter = getattr(det, "set_device", None)
-    if callable(setter):
-        setter(device)
-
-
 def fit_machine(
     recipe: Recipe,
     machine: MachineData,
@@ -280,7 +260,7 @@ def fit_machine(
         member_feats = _maybe_mix_noise(recipe, feats, noise, derive_seed(member_seed, "noise"))
         train = make_train_set(clips, domains, member_feats)
         det = make_detector(spec.name, dict(spec.params), member_seed)
-        _set_device(det, dev)
+        det.set_device(dev)
         if shared is not None and det.needs_shared():
             det.use_shared(dict(shared[i]))
         fit_member(det, train, rep_cache, recipe=recipe, member_seed=member_seed,
@@ -313,9 +293,9 @@ def score_clips(
     combined = combine_scores(raw, fitted.member_stats, fitted.recipe.ensemble.combine)
     domains: NDArray[np.str_] | None = None
     if fitted.normalizer.per_domain:
-        nearest = getattr(fitted.members[0], "nearest_domain", None)
-        if callable(nearest):
-            domains = np.asarray(nearest(features), dtype=str)
+        nearest = fitted.members[0].nearest_domain(features)
+        if nearest is not None:
+            domains = np.asarray(nearest, dtype=str)
     scores = fitted.normalizer.transform(combined, domains)
     return scores, decide(scores, fitted.threshold)
 
@@ -327,7 +307,7 @@ def needs_shared(recipe: Recipe) -> bool:
     return det.needs_shared()
 
 
-@stage_threads  # torch threads set explicitly for this stage (automl_asd.threads)
+@stage_threads  # torch threads set explicitly for this stage (automl_asd.components.device)
 def fit_shared(
     recipe: Recipe,
     machines: Mapping[str, MachineData],
@@ -369,7 +349,7 @@ def fit_shared(
             all_feats += _maybe_mix_noise(recipe, feats, noise,
                                           derive_seed(member_seed, mt, "noise"))
         det = make_detector(spec.name, dict(spec.params), member_seed)
-        _set_device(det, dev)
+        det.set_device(dev)
         states.append(det.fit_shared(make_train_set(all_clips, all_domains, all_feats)))
     logger.info("shared stage: %s x%d on %d clips of %d machine type(s) in %.1f s", spec.name,
                 recipe.ensemble.size, sum(len(p[0]) for p in per_type), len(per_type),
@@ -377,7 +357,7 @@ def fit_shared(
     return states
 
 
-@stage_threads  # torch threads set explicitly for this stage (automl_asd.threads)
+@stage_threads  # torch threads set explicitly for this stage (automl_asd.components.device)
 def run_machine(
     recipe: Recipe,
     machine: MachineData,
@@ -400,7 +380,7 @@ def run_machine(
         fidelity: in (0, 1]; fraction of source training clips used (nested subsample; every
             target clip kept) — the one cheap budget knob for early-stopping searches.
         num_threads: torch threads for this call (default: the usable cores; see
-            :mod:`automl_asd.threads`), restored afterwards.
+            :mod:`automl_asd.components.device`), restored afterwards.
         keep_fitted: keep the trained :class:`FittedMachine` in ``result.fitted``.
         shared: the run's shared-stage states (:func:`fit_shared`) for recipes that need them.
         rep_cache: representation cache (:mod:`automl_asd.representation_cache`).

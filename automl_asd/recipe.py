@@ -31,6 +31,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from automl_asd.components.params import ParamError, ParamSpec, check_bounds, validate
+from automl_asd.components.params import type_name as _type_name
 from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
 from automl_asd.recipe_checks import feature_semantic_errors
@@ -120,7 +122,7 @@ class DetectorSpec:
 
 @dataclass(frozen=True)
 class NormalizationSpec:
-    """Score normalisation (see :mod:`automl_asd.scoring`)."""
+    """Score normalisation (see :mod:`automl_asd.calibration`)."""
 
     method: NormalizationMethod = "none"
 
@@ -299,7 +301,7 @@ class Recipe:
         if "created" not in changes and not current["created"]:
             current["created"] = datetime.now(UTC).isoformat(timespec="seconds")
         if not current["package_version"]:
-            from automl_asd import __version__
+            from automl_asd._version import __version__
 
             current["package_version"] = __version__
         prov = _parse_dataclass(Provenance, _plain(current), "provenance")
@@ -394,14 +396,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(
-        type(value), type(value).__name__
-    )
-
-
 def _require_mapping(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise RecipeError(f"{path}: expected an object, got {_type_name(value)}")
@@ -418,14 +412,10 @@ def _check_keys(data: Mapping[str, Any], allowed: typing.Iterable[str], path: st
 
 
 def _check_bounds(value: float, path: str, low: float | None, high: float | None) -> None:
-    if low is not None and value < low:
-        raise RecipeError(f"{path}: {value!r} is below the minimum {_num(low)}")
-    if high is not None and value > high:
-        raise RecipeError(f"{path}: {value!r} is above the maximum {_num(high)}")
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
+    try:
+        check_bounds(value, path, low, high)
+    except ParamError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:
@@ -539,30 +529,13 @@ def validate_params(
     return out
 
 
-def _validate_param(spec: Any, value: Any, path: str, *, owner: str) -> Any:
-    if value is None:
-        if spec.default is None:
-            return None
-        raise RecipeError(f"{path}: null is not allowed ({owner})")
-    kind = spec.type
-    if kind == "backend":
+def _validate_param(spec: ParamSpec, value: Any, path: str, *, owner: str) -> Any:
+    if spec.type == "backend" and value is not None:
         return _parse_backend(value, path)
-    if kind == "int":
-        result: Any = _coerce(value, int, path)
-    elif kind == "float":
-        result = _coerce(value, float, path)
-    elif kind == "bool":
-        return _coerce(value, bool, path)
-    elif kind == "str":
-        result = _coerce(value, str, path)
-        if spec.choices is not None and result not in spec.choices:
-            choices = ", ".join(repr(c) for c in spec.choices)
-            raise RecipeError(f"{path}: {result!r} is not one of {choices}")
-        return result
-    else:
-        raise RecipeError(f"{path}: {owner} declares unsupported parameter type {kind!r}")
-    _check_bounds(result, path, spec.low, spec.high)
-    return result
+    try:
+        return validate(spec, value, path, owner=owner)
+    except ParamError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def _parse_backend(value: Any, path: str) -> dict[str, Any]:
@@ -576,9 +549,7 @@ def _parse_backend(value: Any, path: str) -> dict[str, Any]:
         col.raise_if_any()
     name = _coerce(mapping["name"], str, f"{path}.name")
     if name not in BACKENDS:
-        col.errors.append(
-            f"{path}.name: unknown backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}"
-        )
+        col.errors.append(f"{path}.name: {BACKENDS.unknown_message(name)}")
     col.raise_if_any()
     cls = BACKENDS[name]
     params = validate_params(
@@ -599,7 +570,7 @@ def _parse_detector(value: Any, path: str) -> DetectorSpec:
         col.raise_if_any()
     name = _coerce(mapping["name"], str, f"{path}.name")
     if name not in REGISTRY:
-        col.errors.append(f"{path}.name: unknown detector {name!r}; valid detectors: {valid}")
+        col.errors.append(f"{path}.name: {REGISTRY.unknown_message(name)}")
     col.raise_if_any()
     params = validate_params(
         REGISTRY[name].params, mapping.get("params", {}), f"{path}.params", owner=name

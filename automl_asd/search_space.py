@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from automl_asd.components.params import ParamError, ParamSpec, validate
 from automl_asd.errors import AutomlAsdError
 from automl_asd.selection import SelectionRule, parse_selection
 
@@ -630,7 +631,7 @@ def _parse_component(raw: Any, path: Path, dotted: str, recipe_path: tuple[str, 
     return Choose(dotted, recipe_path, kind, name_dim, options)
 
 
-def _check_against_spec(node: Node, spec: Any, where: str) -> None:
+def _check_against_spec(node: Node, spec: ParamSpec, where: str) -> None:
     """Check a parameter's constant or domain against its ``ParamSpec`` (type, range, choices)."""
     if isinstance(node, Fixed):
         values = [node.value]
@@ -643,31 +644,10 @@ def _check_against_spec(node: Node, spec: Any, where: str) -> None:
     else:  # pragma: no cover - backends are parsed by _parse_component
         return
     for value in values:
-        problem = _spec_problem(value, spec)
-        if problem:
-            raise SpaceError(f"{where}: {problem}")
-
-
-def _spec_problem(value: Any, spec: Any) -> str | None:
-    typ = spec.type
-    if typ == "bool":
-        return None if isinstance(value, bool) else f"{value!r} is not a bool"
-    if typ == "str":
-        if not isinstance(value, str):
-            return f"{value!r} is not a string"
-        if spec.choices is not None and value not in spec.choices:
-            return f"{value!r} is not one of {list(spec.choices)}"
-        return None
-    if typ in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{value!r} is not a number"
-        if typ == "int" and not float(value).is_integer():
-            return f"{value!r} is not an integer"
-        if spec.low is not None and value < spec.low:
-            return f"{value!r} is below the minimum {spec.low}"
-        if spec.high is not None and value > spec.high:
-            return f"{value!r} is above the maximum {spec.high}"
-    return None
+        try:
+            validate(spec, value, where)  # the recipe parser's validator: same acceptance
+        except ParamError as exc:
+            raise SpaceError(str(exc)) from None
 
 
 def _check_names_unique(space: SearchSpace) -> None:

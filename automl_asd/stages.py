@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd import __version__
+from automl_asd._version import __version__
 from automl_asd.storage import download_tree, upload_tree
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ def run_shared_job(job: SharedJob, *, where: Mapping[str, Any] | None = None) ->
     """Train the shared stage of ``job`` and save it; returns its summary (also written to
     ``shared/summary.json``). ``where`` (node id, host, pid) is recorded in the summary."""
     from automl_asd.apply import _load_machine
-    from automl_asd.io.bundle import save_shared
-    from automl_asd.pipeline import fit_shared, resolve_device
+    from automl_asd.bundle.shared import save_shared
+    from automl_asd.components.device import resolve_device
+    from automl_asd.pipeline import fit_shared
     from automl_asd.recipe import Recipe
     from automl_asd.storage import where as here
 
@@ -105,7 +106,7 @@ def apply_machine_via_storage(job: MachineJob, *, run_fn: RunMachineFn | None = 
         if job.shared_dir is not None:
             shared_dir = Path(tmp) / "in" / SHARED_DIRNAME
             if not download_tree(job.storage, shared_dir, SHARED_DIRNAME):
-                from automl_asd.bundle import BundleError
+                from automl_asd.bundle.format import BundleError
 
                 raise BundleError(f"{job.storage}/{SHARED_DIRNAME}: no shared stage in the "
                                   "run storage")

@@ -127,8 +127,8 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from automl_asd.bundle.files import save_bundle
     from automl_asd.data import scan
-    from automl_asd.io.bundle import save_bundle
     from automl_asd.pipeline import fit_machine
     from automl_asd.recipe import load_recipe
     from automl_asd.synth import generate

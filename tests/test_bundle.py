@@ -18,13 +18,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl_asd import __version__, load_bundle
+from automl_asd import load_bundle
+from automl_asd._version import __version__
 from automl_asd.apply import SerialRunner, apply_recipe
-from automl_asd.bundle import MANIFEST, BundleError, read_bundle_files, sha256_bytes
+from automl_asd.bundle.files import read_bundle_files, save_bundle
+from automl_asd.bundle.format import MANIFEST, BundleError, sha256_bytes
+from automl_asd.bundle.state import bundle_files
 from automl_asd.cli import main
 from automl_asd.data import scan
 from automl_asd.detectors import REGISTRY
-from automl_asd.io.bundle import bundle_files, save_bundle
 from automl_asd.pipeline import fit_machine, score_clips
 from automl_asd.recipe import Recipe, load_recipe
 
@@ -179,7 +181,7 @@ def test_every_family_round_trips_through_bundle_files(family: str,
     feats = extract(list(machine.test), recipe.features, progress=False)
     want_s, want_d = score_clips(fitted, feats)
     files = bundle_files(fitted)
-    from automl_asd.bundle import Bundle
+    from automl_asd.bundle.model import Bundle
 
     bundle = Bundle.from_files(files, f"<{family}>", device="cpu")
     got_s, got_d = bundle.score_features(feats)

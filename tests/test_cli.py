@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from automl_asd import __version__
+from automl_asd._version import __version__
 from automl_asd.cli import main
 
 

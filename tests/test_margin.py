@@ -85,7 +85,8 @@ def test_fit_detects_anomalies_and_is_deterministic(loss: str) -> None:
     assert self_scores.shape == (len(train),) and np.all(np.isfinite(self_scores))
     emb = det.embed(normal[:3])  # type: ignore[attr-defined]
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
-    assert set(det.nearest_domain(normal).tolist()) <= {"source", "target"}  # type: ignore[attr-defined]
+    domains = det.nearest_domain(normal)
+    assert domains is not None and set(domains.tolist()) <= {"source", "target"}
 
 
 @pytest.mark.slow

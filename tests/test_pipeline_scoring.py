@@ -1,4 +1,4 @@
-"""Score normalisation, ensemble combination and thresholds (automl_asd.scoring)."""
+"""Score normalisation, ensemble combination and thresholds (automl_asd.calibration)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from automl_asd.scoring import (
+from automl_asd.calibration import (
     MIN_DOMAIN_CLIPS,
     DomainNormalizer,
     ScoreStats,

@@ -291,7 +291,7 @@ def test_decode_pool_does_not_change_callers_threads(tmp_path: Path, fan: Path) 
 def test_stage_threads_sets_and_restores() -> None:
     import torch
 
-    from automl_asd.threads import torch_threads
+    from automl_asd.components.device import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(1) as n:

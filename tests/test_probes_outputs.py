@@ -224,7 +224,7 @@ def test_relative_out_lists_every_file_it_wrote(data: Path, tmp_path: Path,
 
 
 def test_save_shared_keeps_foreign_files(tmp_path: Path) -> None:
-    from automl_asd.io.bundle import load_shared, save_shared
+    from automl_asd.bundle.shared import load_shared, save_shared
 
     out = tmp_path / "shared"
     out.mkdir()
@@ -379,7 +379,7 @@ def test_resume_reruns_what_changed_and_says_why(
     assert expect in _reasons(caplog)
     assert "1 machine type(s) applied, 0 resumed" in printed
     # the rerun restored a verified bundle and CSVs matching a fresh run on that data
-    from automl_asd.bundle import load_bundle
+    from automl_asd.bundle.model import load_bundle
 
     assert load_bundle(out / "models" / MT, device="cpu").machine_type == MT
     if case != "other_data":
@@ -469,7 +469,7 @@ def test_score_in_ray_tasks_refuses_nan_in_one_line(
 
 def test_watch_refuses_nan_scores_and_goes_on(applied: Path, data: Path, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    from automl_asd.bundle import load_bundle
+    from automl_asd.bundle.model import load_bundle
     from automl_asd.commands.score import watch_folder
 
     inbox = tmp_path / "inbox"

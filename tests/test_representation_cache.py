@@ -172,7 +172,7 @@ def test_at_fidelity_scales_epochs_of_network_families() -> None:
 def _tiny_margin(backend: str, domain_rule: str, normalization: str) -> Recipe:
     d = load_recipe("margin_default").to_dict()
     d["detector"]["params"].update(
-        get_detector_class("margin_cnn").test_params,  # type: ignore[attr-defined]
+        get_detector_class("margin_cnn").test_params,
         backend={"name": backend, "params": {}}, domain_rule=domain_rule, scope="machine")
     d["normalization"]["method"] = normalization
     d["features"]["n_mels"] = 32

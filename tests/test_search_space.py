@@ -203,9 +203,9 @@ class _ToyFamily(Detector):
 
 @pytest.fixture()
 def toy_family() -> Iterator[str]:
-    REGISTRY[_ToyFamily.name] = _ToyFamily
+    REGISTRY.register(_ToyFamily)
     yield _ToyFamily.name
-    del REGISTRY[_ToyFamily.name]
+    REGISTRY.unregister(_ToyFamily.name)
 
 
 def test_new_family_joins_by_yaml_edit_only(tmp_path: Path, toy_family: str) -> None:

@@ -15,15 +15,16 @@ from sklearn.metrics import roc_auc_score
 
 from automl_asd.apply import apply_recipe
 from automl_asd.backends import make_backend
-from automl_asd.bundle import BundleError, load_bundle
+from automl_asd.bundle.format import BundleError
+from automl_asd.bundle.model import load_bundle
+from automl_asd.bundle.shared import load_shared, save_shared
+from automl_asd.calibration import DomainNormalizer
 from automl_asd.data import scan
 from automl_asd.detectors import TrainSet, make_detector
-from automl_asd.io.bundle import load_shared, save_shared
 from automl_asd.io.submission import read_submission
 from automl_asd.nn.losses import feature_exchange
 from automl_asd.pipeline import fit_shared, needs_shared, run_machine
 from automl_asd.recipe import Recipe, load_recipe
-from automl_asd.scoring import DomainNormalizer
 
 N_BINS = 24
 TINY = {"size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 4, "batch_size": 16,

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.params import NotFittedError, ParamSpec
+from automl_asd.components.params import NotFittedError, ParamSpec
 
 __all__ = ["Backend", "ParamSpec"]
 
@@ -23,6 +23,8 @@ class Backend(ABC):
 
     name: ClassVar[str]
     params: ClassVar[dict[str, ParamSpec]]
+    #: Small parameters for the registry-wide contract tests; ``{}``: the tests' defaults.
+    test_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
         unknown = set(kwargs) - set(self.params)
@@ -48,11 +50,12 @@ class Backend(ABC):
         equivalent), shape ``(n,)``; used for normalisation, fusion and thresholds."""
         raise NotImplementedError(f"backend {self.name} has no self_scores()")
 
-    def nearest_domain(self, emb: NDArray[np.float32]) -> NDArray[np.str_]:
+    def nearest_domain(self, emb: NDArray[np.float32]) -> NDArray[np.str_] | None:
         """The training domain (``"source"``/``"target"``) each row is scored against, by the
-        backend's own geometry, shape ``(m,)``. Optional: families fall back to the domain of
-        the nearest training embedding when a backend does not implement it."""
-        raise NotImplementedError(f"backend {self.name} has no nearest_domain()")
+        backend's own geometry, shape ``(m,)``; ``None``: not supported (families then fall
+        back to the domain of the nearest training embedding)."""
+        del emb
+        return None
 
     @abstractmethod
     def get_state(self) -> dict[str, NDArray[Any]]:

@@ -16,8 +16,8 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends import make_backend, register_backend
 from automl_asd.backends.base import Backend, ParamSpec
+from automl_asd.backends.registry import make_backend, register_backend
 
 __all__ = ["FusionBackend", "MEMBER_SETS"]
 

@@ -15,9 +15,9 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends import register_backend
 from automl_asd.backends.base import Backend, ParamSpec
 from automl_asd.backends.knn import crossfit_self_scores
+from automl_asd.backends.registry import register_backend
 
 __all__ = ["GmmBackend"]
 

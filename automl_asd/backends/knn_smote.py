@@ -15,8 +15,8 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends import register_backend
 from automl_asd.backends.base import Backend, ParamSpec
+from automl_asd.backends.registry import register_backend
 
 __all__ = ["KnnSmoteBackend", "l2_normalize", "cosine_knn", "kmeans_centres"]
 

@@ -1,131 +1,111 @@
-"""Write model bundles (the layout is described in :mod:`automl_asd.bundle`) and score CSVs.
+"""Bundle files on disk: read a bundle folder or ``.tar`` into ``{path: bytes}``, write one
+atomically (:func:`save_bundle`), and pack one into a ``.tar``.
 
 :func:`save_bundle` writes every file into a temporary sibling folder and renames it into
 place, so a reader sees either the previous bundle or the complete new one, never a half
-written one. Nothing is pickled: arrays go through ``np.save(..., allow_pickle=False)``.
+written one. ``save_bundle(..., archive=True)`` also writes ``<folder>.tar``; ``tar -cf fan.tar
+-C out/models fan`` (one top folder) or ``-C out/models/fan .`` (flat) give loadable archives
+too. Links, special files and archives larger than :data:`~.format.MAX_BUNDLE_BYTES` are
+refused while reading.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
 import os
-import re
 import shutil
 import tarfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
 
-import numpy as np
-from numpy.typing import NDArray
+from automl_asd.bundle.format import MANIFEST, MAX_BUNDLE_BYTES, BundleError, check_relpath
+from automl_asd.bundle.state import bundle_files
+from automl_asd.io.run_folder import OutputError
+from automl_asd.pipeline import FittedMachine
 
-from automl_asd.bundle import (
-    BUNDLE_FORMAT,
-    BUNDLE_VERSION,
-    MANIFEST,
-    RECIPE_FILE,
-    BundleError,
-    npy_from_bytes,
-    sha256_bytes,
-    torch_version,
-)
-
-if TYPE_CHECKING:
-    from automl_asd.pipeline import FittedMachine
-
-__all__ = ["save_bundle", "bundle_files", "write_bundle_tar", "SCORE_CSV_HEADER",
-           "append_score_rows", "read_score_csv", "save_shared", "load_shared"]
+__all__ = ["read_bundle_files", "save_bundle", "write_bundle_tar", "write_tree",
+           "foreign_files", "swap_folder"]
 
 logger = logging.getLogger(__name__)
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: Header of the CSV written by ``automl-asd score``.
-SCORE_CSV_HEADER = ("name", "score", "decision")
 
-
-def _npy(arr: NDArray[Any], what: str) -> bytes:
-    a = np.asarray(arr)
-    if a.dtype.hasobject:
-        raise TypeError(f"{what}: object arrays cannot be saved without pickle; the detector's "
-                        "get_state() must return plain numeric/bool/str arrays")
-    buf = io.BytesIO()
-    np.save(buf, a, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _json(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8")
-
-
-def bundle_files(fitted: FittedMachine) -> dict[str, bytes]:
-    """The bundle of a fitted machine as ``{relative path: bytes}`` (manifest included).
-
-    Raises ``TypeError`` when a detector's state holds an object array (it would need pickle).
-    """
-    from automl_asd import __version__
-
-    recipe = fitted.recipe
-    files: dict[str, bytes] = {RECIPE_FILE: recipe.to_json().encode("utf-8")}
-    members: list[dict[str, Any]] = []
-    for i, det in enumerate(fitted.members):
-        arrays: dict[str, str] = {}
-        for j, (key, value) in enumerate(det.get_state().items()):
-            rel = f"members/{i:03d}/{j:03d}-{_SAFE.sub('_', key)[:80]}.npy"
-            files[rel] = _npy(value, f"{recipe.detector.name} member {i} state {key!r}")
-            arrays[key] = rel
-        members.append({"index": i, "seed": int(det.seed), "arrays": arrays})
-    stats = np.asarray([[s.mean, s.std] for s in fitted.member_stats], dtype=np.float64)
-    norm = fitted.normalizer
-    scoring: dict[str, Any] = {
-        "member_stats": "scoring/member_stats.npy",
-        "threshold": "scoring/threshold.npy",
-        "normalizer_global": "scoring/normalizer_global.npy",
-        "normalizer_domains": {d: f"scoring/normalizer_{d}.npy" for d in sorted(norm.domain_stats)},
-    }
-    files["scoring/member_stats.npy"] = _npy(stats, "member_stats")
-    files["scoring/threshold.npy"] = _npy(np.asarray(fitted.threshold, np.float64), "threshold")
-    files["scoring/normalizer_global.npy"] = _npy(
-        np.asarray([norm.global_stats.mean, norm.global_stats.std], np.float64), "normalizer")
-    for d, st in sorted(norm.domain_stats.items()):
-        files[f"scoring/normalizer_{d}.npy"] = _npy(
-            np.asarray([st.mean, st.std], np.float64), f"normalizer {d}")
-    if norm.method == "domain_log_zscore":
-        scoring["normalizer_log_floor"] = "scoring/normalizer_log_floor.npy"
-        files["scoring/normalizer_log_floor.npy"] = _npy(
-            np.asarray([norm.log_floor, norm.log_shift], np.float64), "normalizer log floor")
-    counts = {str(k): int(v) for k, v in fitted.counts.items()}
-    manifest = {
-        "format": BUNDLE_FORMAT,
-        "bundle_version": BUNDLE_VERSION,
-        "package_version": __version__,
-        "torch_version": torch_version(),
-        "numpy_version": np.__version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine_type": fitted.machine_type,
-        "recipe_name": recipe.name,
-        "recipe_hash": recipe.content_hash(),
-        "detector": recipe.detector.name,
-        "seed": int(fitted.seed),
-        "feature_spec": recipe.features.to_dict(),
-        "training_clips": counts.get("train_used", 0),
-        "counts": counts,
-        "threshold": float(fitted.threshold),
-        "normalization": norm.method,
-        "trained_on": fitted.device,
-        "members": members,
-        "scoring": scoring,
-        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
-    }
-    files[MANIFEST] = _json(manifest)
+# ----------------------------------------------------------------------------- reading
+def _read_tar(path: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise BundleError(f"{path}: member {member.name!r} is a link or special "
+                                      "file; bundles hold regular files only")
+                rel = check_relpath(member.name, path)
+                total += member.size
+                if total > MAX_BUNDLE_BYTES:
+                    raise BundleError(f"{path}: larger than {MAX_BUNDLE_BYTES} bytes unpacked; "
+                                      "not a model bundle")
+                f = tar.extractfile(member)
+                if f is None:  # pragma: no cover - isfile() members always have data
+                    raise BundleError(f"{path}: cannot read member {member.name!r}")
+                files[rel] = f.read()
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{path}: not a readable tar archive ({exc}); re-export the bundle") \
+            from None
+    # Accept one top-level folder (``tar -cf m.tar fan/``) as well as a flat archive.
+    if MANIFEST not in files:
+        tops = {PurePosixPath(k).parts[0] for k in files}
+        if len(tops) == 1:
+            top = tops.pop()
+            files = {str(PurePosixPath(*PurePosixPath(k).parts[1:])): v
+                     for k, v in files.items() if len(PurePosixPath(k).parts) > 1}
+            logger.debug("%s: stripped top-level folder %s", path, top)
     return files
 
 
-def _write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+def _read_folder(path: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        base = Path(dirpath)
+        for d in dirnames:
+            if (base / d).is_symlink():
+                raise BundleError(f"{base / d}: symbolic link inside a bundle; bundles hold "
+                                  "regular files only")
+        for name in filenames:
+            full = base / name
+            if full.is_symlink() or not full.is_file():
+                raise BundleError(f"{full}: link or special file inside a bundle; bundles hold "
+                                  "regular files only")
+            rel = full.relative_to(path).as_posix()
+            total += full.stat().st_size
+            if total > MAX_BUNDLE_BYTES:
+                raise BundleError(f"{path}: larger than {MAX_BUNDLE_BYTES} bytes; not a model "
+                                  "bundle")
+            files[rel] = full.read_bytes()
+    return files
+
+
+def read_bundle_files(path: str | Path) -> dict[str, bytes]:
+    """Every file of a bundle folder or ``.tar`` as ``{relative posix path: bytes}``
+    (unverified; see :func:`verify_bundle_files`)."""
+    p = Path(path)
+    if p.is_dir():
+        return _read_folder(p)
+    if p.is_file():
+        return _read_tar(p)
+    raise BundleError(f"{p}: no such bundle folder or archive; pass the folder that holds "
+                      f"{MANIFEST} (e.g. <apply out>/models/<machine type>)")
+
+
+
+# ----------------------------------------------------------------------------- writing
+def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``{relative path: bytes}`` under ``root`` (parents created)."""
     for rel, data in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +138,7 @@ def _listed_files(folder: Path, manifest_name: str) -> set[str]:
     return listed | {manifest_name}
 
 
-def _foreign_files(folder: Path, manifest_name: str) -> list[str]:
+def foreign_files(folder: Path, manifest_name: str) -> list[str]:
     """Files inside an existing ``folder`` that its manifest does not list (not ours)."""
     if not folder.exists():
         return []
@@ -167,6 +147,25 @@ def _foreign_files(folder: Path, manifest_name: str) -> list[str]:
     listed = _listed_files(folder, manifest_name)
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                   if not p.is_dir() and p.relative_to(folder).as_posix() not in listed)
+
+
+
+def swap_folder(files: Mapping[str, bytes], out: Path) -> Path | None:
+    """Write ``files`` into a temporary sibling of ``out`` and rename it into place; the
+    previous ``out`` is renamed (not deleted) first, so a crash keeps a complete folder on
+    disk. Returns the previous folder's new name (the caller removes it) or ``None``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = out.with_name(f".tmp-{out.name}-{tag}")
+    old = out.with_name(f".old-{out.name}-{tag}")
+    try:
+        write_tree(tmp, files)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # holds only new files until the swap
+    return old if old.exists() else None
 
 
 def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = False,
@@ -187,11 +186,9 @@ def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = F
     Returns:
         ``out_dir`` (the folder).
     """
-    from automl_asd.io.run_folder import OutputError
-
     out = Path(out_dir)
     files = bundle_files(fitted)
-    foreign = _foreign_files(out, MANIFEST)
+    foreign = foreign_files(out, MANIFEST)
     if foreign and not replace_foreign:
         raise OutputError(f"{out / foreign[0]}: not part of the model bundle saved there "
                           f"({len(foreign)} such file(s)); saving the bundle replaces the whole "
@@ -199,17 +196,8 @@ def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = F
                           "--overwrite)")
     if before_write is not None:
         before_write(sorted(files))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = out.with_name(f".tmp-{out.name}-{tag}")
-    old = out.with_name(f".old-{out.name}-{tag}")
-    try:
-        _write_tree(tmp, files)
-        if out.exists():
-            os.replace(out, old)  # rename (not delete) first: a crash keeps a bundle on disk
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    old = swap_folder(files, out)
+    if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     if archive:
         write_bundle_tar(files, out.with_name(out.name + ".tar"))
@@ -217,143 +205,3 @@ def save_bundle(fitted: FittedMachine, out_dir: str | Path, *, archive: bool = F
                 len(files), sum(len(v) for v in files.values()) / 1024)
     return out
 
-
-# ----------------------------------------------------------------------------- shared stage
-SHARED_MANIFEST = "shared.json"
-
-
-def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
-                recipe_hash: str, machine_types: list[str],
-                extra: Mapping[str, bytes] | None = None) -> Path:
-    """Save the shared-stage states of a run (``pipeline.fit_shared``) as ``.npy`` files plus
-    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically. ``extra``
-    (``{name: bytes}``, e.g. the stage's ``summary.json``) is saved and listed with them.
-
-    Files already in ``out_dir`` that the previous ``shared.json`` does not list (not ours)
-    are kept: they move into the new folder (``load_shared`` reads listed files only); one
-    whose name collides with a new file is refused with ``OutputError``."""
-    from automl_asd.io.run_folder import OutputError
-
-    out = Path(out_dir)
-    files: dict[str, bytes] = {}
-    members = []
-    for i, state in enumerate(states):
-        arrays = {}
-        for j, (key, value) in enumerate(state.items()):
-            rel = f"members/{i:03d}/{j:03d}-{_SAFE.sub('_', key)[:80]}.npy"
-            files[rel] = _npy(value, f"shared member {i} state {key!r}")
-            arrays[key] = rel
-        members.append({"index": i, "arrays": arrays})
-    for name, data in dict(extra or {}).items():
-        if name == SHARED_MANIFEST or name in files or ".." in Path(name).parts:
-            raise ValueError(f"save_shared: extra file name {name!r} is reserved or unsafe")
-        files[name] = data
-    from automl_asd import __version__
-
-    files[SHARED_MANIFEST] = _json({
-        "format": "automl-asd-shared", "package_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "recipe_hash": recipe_hash, "machine_types": sorted(machine_types),
-        "members": members,
-        "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
-    })
-    foreign = _foreign_files(out, SHARED_MANIFEST)
-    clash = sorted(set(foreign) & set(files))
-    if clash or (foreign and not out.is_dir()):
-        raise OutputError(f"{out / (clash or foreign)[0]}: exists and is not part of the shared "
-                          "stage saved there; move it away or choose another output folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = out.with_name(f".tmp-{out.name}-{tag}")
-    old = out.with_name(f".old-{out.name}-{tag}")
-    try:
-        _write_tree(tmp, files)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # holds only new files until the swap
-    if old.exists():
-        for rel in foreign:  # keep what the stage did not write (an error leaves them in old)
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(old / rel, out / rel)
-        shutil.rmtree(old)
-    logger.info("saved shared stage %s (%d member(s), %.1f KiB)", out, len(states),
-                sum(len(v) for v in files.values()) / 1024)
-    return out
-
-
-def load_shared(path: str | Path, *, recipe_hash: str,
-                machine_types: list[str] | None = None) -> list[dict[str, NDArray[Any]]]:
-    """Load states saved by :func:`save_shared`; ``BundleError`` when the folder is damaged,
-    was made by another recipe, or (when given) for other machine types."""
-    root = Path(path)
-    man_path = root / SHARED_MANIFEST
-    try:
-        manifest = json.loads(man_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{man_path}: missing; the shared stage did not finish") from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{man_path}: unreadable ({exc})") from None
-    if manifest.get("recipe_hash") != recipe_hash:
-        raise BundleError(f"{root}: shared stage of recipe {str(manifest.get('recipe_hash'))[:12]}"
-                          f", not {recipe_hash[:12]}")
-    if machine_types is not None and manifest.get("machine_types") != sorted(machine_types):
-        raise BundleError(f"{root}: shared stage trained on {manifest.get('machine_types')}, "
-                          f"this run has {sorted(machine_types)}")
-    files: dict[str, bytes] = {}
-    for name, digest in dict(manifest.get("files", {})).items():
-        rel = Path(str(name))
-        if rel.is_absolute() or ".." in rel.parts:
-            raise BundleError(f"{man_path}: bad file name {name!r}")
-        try:
-            data = (root / rel).read_bytes()
-        except OSError:
-            raise BundleError(f"{root / rel}: missing; the shared stage is incomplete") from None
-        if sha256_bytes(data) != digest:
-            raise BundleError(f"{root / rel}: sha256 does not match {SHARED_MANIFEST}")
-        files[str(name)] = data
-    states = []
-    for doc in manifest.get("members", []):
-        states.append({str(k): npy_from_bytes(files[str(f)], root / str(f))
-                       for k, f in dict(doc["arrays"]).items()})
-    if not states:
-        raise BundleError(f"{man_path}: no members")
-    return states
-
-
-# ----------------------------------------------------------------------------- score CSVs
-def append_score_rows(path: str | Path, rows: Iterable[tuple[str, float, int]]) -> int:
-    """Append ``name,score,decision`` rows to ``path`` (header written when the file is new
-    or empty), flushed to disk; returns the number of rows. Scores use Python's shortest
-    round-trip float form, so reading them back gives the identical float64."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    new = not p.exists() or p.stat().st_size == 0
-    n = 0
-    with p.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if new:
-            writer.writerow(SCORE_CSV_HEADER)
-        for name, score, decision in rows:
-            writer.writerow((name, repr(float(score)), int(decision)))
-            n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    return n
-
-
-def read_score_csv(path: str | Path) -> list[tuple[str, float, int]]:
-    """Rows of a score CSV written by :func:`append_score_rows` (``[]`` if it does not exist)."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    with p.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return []
-        if tuple(header) != SCORE_CSV_HEADER:
-            raise ValueError(f"{p}: header {header} is not {list(SCORE_CSV_HEADER)}; not a "
-                             "score CSV written by `automl-asd score`; pick another --out")
-        return [(r[0], float(r[1]), int(r[2])) for r in reader if r]

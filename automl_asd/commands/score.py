@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from automl_asd.bundle import Bundle, BundleScores
+    from automl_asd.bundle.model import Bundle, BundleScores
 
 HELP = "score wav files (or watch a folder) with a saved model bundle from `apply`"
 
@@ -99,7 +99,7 @@ def _rows(names: Sequence[str], result: BundleScores) -> list[tuple[str, float, 
 
 
 def _emit(rows: list[tuple[str, float, int]], out: Path | None, *, append: bool) -> None:
-    from automl_asd.io.bundle import SCORE_CSV_HEADER, append_score_rows
+    from automl_asd.io.score_csv import SCORE_CSV_HEADER, append_score_rows
 
     if out is None:
         if not append:
@@ -132,8 +132,8 @@ def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | N
     input wav, the model (bundle folder, anything inside it, or its ``.tar``), a folder, a
     ``.wav`` name, or (unless ``overwrite``, batch mode) an existing file that is not a score
     CSV. Raises ``OutputError`` (one line naming the path)."""
-    from automl_asd.io.bundle import SCORE_CSV_HEADER
     from automl_asd.io.run_folder import OutputError
+    from automl_asd.io.score_csv import SCORE_CSV_HEADER
 
     target = out.resolve()
     if out.is_dir():
@@ -199,7 +199,7 @@ def watch_folder(
     again only if its size changes (or after a restart, since only scored rows are recorded).
     """
     from automl_asd.audio import AudioError
-    from automl_asd.io.bundle import read_score_csv
+    from automl_asd.io.score_csv import read_score_csv
 
     if poll <= 0:
         raise ValueError(f"--poll {poll}: must be > 0 seconds")
@@ -305,7 +305,7 @@ def _csv_lock(out: Path | None) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.bundle import check_finite_scores, load_bundle
+    from automl_asd.bundle.model import check_finite_scores, load_bundle
     from automl_asd.environment import require_torchaudio
 
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix

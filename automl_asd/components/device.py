@@ -1,9 +1,15 @@
-"""Torch thread counts, set explicitly per stage so results never depend on what ran before.
+"""Torch device and thread settings shared by every stage and component.
+
+Devices: :func:`resolve_device` is the one rule for ``"auto"``/``"cpu"``/``"cuda[:N]"``
+(pipeline, detectors and bundles call it). :func:`deterministic_torch` switches torch to
+deterministic algorithms for a block (bit-reproducible CPU training).
+
+Torch thread counts are set explicitly per stage so results never depend on what ran before.
 
 Rule (documented in the README): feature decoding runs in a thread pool whose threads use one
 torch thread each; training and scoring (``pipeline.run_machine`` / ``fit_shared``) run with
 ``num_threads`` torch threads when the caller gives it (the Ray runner passes the task's
-``--cpus-per-task``), else with :func:`automl_asd.features.default_workers` (the cores this
+``--cpus-per-task``), else with :func:`default_workers` (the cores this
 process may use: its CPU affinity, capped by ``OMP_NUM_THREADS``). The previous count is
 restored after each stage. Float reductions depend on the thread count, so the same recipe on
 the same data gives byte-identical scores for the same rule result, whatever the cache state.
@@ -13,10 +19,72 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
-__all__ = ["keep_torch_threads", "torch_threads", "stage_threads"]
+from automl_asd.errors import AutomlAsdError
+
+__all__ = ["DeviceError", "resolve_device", "deterministic_torch", "default_workers",
+           "one_torch_thread", "keep_torch_threads", "torch_threads", "stage_threads"]
+
+
+class DeviceError(AutomlAsdError, ValueError):
+    """A requested torch device that this machine does not have."""
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` if a GPU is visible else ``"cpu"``; ``"cpu"`` passes (without
+    importing torch); ``"cuda[:N]"`` passes when CUDA is available, else :class:`DeviceError`."""
+    if device == "cpu":
+        return device
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+@contextlib.contextmanager
+def deterministic_torch(device: str) -> Iterator[None]:
+    """Enable deterministic algorithms for the duration of the block, then restore."""
+    import torch
+
+    was = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    # On CUDA some kernels lack deterministic variants (or need CUBLAS_WORKSPACE_CONFIG):
+    # warn instead of failing; CPU runs are bit-reproducible.
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=was_warn)
+
+
+def default_workers() -> int:
+    """CPU cores this process may use (affinity mask, capped by ``OMP_NUM_THREADS`` if set,
+    which Ray sets to a task's ``num_cpus``)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        n = min(n, int(omp))
+    return max(1, n)
+
+
+def one_torch_thread() -> None:
+    """Thread-pool initialiser: one torch intra-op thread in this (decode worker) thread.
+
+    With torch's OpenMP backend the thread count is per calling thread, so this limits the
+    pool's threads only (parallelism comes from the pool, not from intra-op threads); features
+    are computed the same way in ``features.extract`` and in a loaded bundle."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @contextlib.contextmanager
@@ -44,8 +112,6 @@ def torch_threads(num_threads: int | None) -> Iterator[int]:
     """Run a block with exactly ``num_threads`` torch threads (``None``: the module's rule),
     restoring the previous count afterwards. Yields the count used."""
     import torch
-
-    from automl_asd.features import default_workers
 
     n = num_threads if num_threads is not None else default_workers()
     if n < 1:

@@ -1,20 +1,34 @@
-"""Parameter schema shared by detector families and scoring backends.
+"""Parameter schema shared by detector families and scoring backends, and its one validator.
 
-It lives in its own module so that ``detectors`` and ``backends`` can both import it without
-importing each other (a family may use backends, and backends need the schema).
+It lives below ``detectors`` and ``backends`` so that both can import it without importing each
+other (a family may use backends, and backends need the schema). :func:`validate` is used by
+the recipe parser (:mod:`automl_asd.recipe`) and by the search-space loader, so a value is
+accepted by a space exactly when a recipe would accept it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ParamSpec", "NotFittedError"]
+from automl_asd.errors import AutomlAsdError
+
+__all__ = ["ParamSpec", "ParamError", "NotFittedError", "validate", "check_bounds", "type_name",
+           "PARAM_TYPES"]
+
+#: The ``ParamSpec.type`` values.
+PARAM_TYPES = ("int", "float", "bool", "str", "backend")
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A detector or backend used before ``fit`` (the same bases as scikit-learn's, defined here
-    so that reading parameter schemas does not import scikit-learn)."""
+class NotFittedError(AutomlAsdError, ValueError, AttributeError):
+    """A detector or backend used before ``fit`` (the same builtin bases as scikit-learn's,
+    defined here so that reading parameter schemas does not import scikit-learn)."""
+
+
+class ParamError(AutomlAsdError, ValueError):
+    """A parameter value that does not fit its :class:`ParamSpec`; the message is
+    ``"<path>: <problem>"``."""
 
 
 @dataclass(frozen=True)
@@ -33,3 +47,71 @@ class ParamSpec:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     help: str = ""
+
+
+def type_name(value: Any) -> str:
+    """JSON-ish name of a value's type for messages (``null``, ``int``, ``object``, ...)."""
+    if value is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def validate(spec: ParamSpec, value: Any, path: str, *, owner: str = "") -> Any:
+    """Check one scalar parameter value against ``spec``; return it coerced (an int given for a
+    float parameter becomes a float).
+
+    Raises :class:`ParamError` ``"<path>: <problem>"``: a wrong type (bools are not numbers,
+    ``3.0`` is not an integer), a non-finite float, a number outside ``[low, high]``, a string
+    outside ``choices``, or ``None`` where the default is not ``None``. ``owner`` (e.g.
+    ``"backend knn"``) is named in messages about the schema itself. A ``"backend"`` parameter
+    is a nested component: its caller validates it against the backend registry.
+    """
+    if value is None:
+        if spec.default is None:
+            return None
+        raise ParamError(f"{path}: null is not allowed ({owner})" if owner
+                         else f"{path}: null is not allowed here")
+    kind = spec.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ParamError(f"{path}: expected true/false, got {type_name(value)} {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ParamError(f"{path}: expected a string, got {type_name(value)} {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            choices = ", ".join(repr(c) for c in spec.choices)
+            raise ParamError(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(f"{path}: expected an integer, got {type_name(value)} {value!r}")
+        result: int | float = value
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamError(f"{path}: expected a number, got {type_name(value)} {value!r}")
+        result = float(value)
+        if not math.isfinite(result):
+            raise ParamError(f"{path}: {value!r} is not a finite number")
+    elif kind == "backend":
+        raise ParamError(f"{path}: a backend parameter is a nested {{name, params}} component; "
+                         "validate it against the backend registry")
+    else:
+        raise ParamError(f"{path}: {owner or 'the component'} declares unsupported parameter "
+                         f"type {kind!r}")
+    check_bounds(result, path, spec.low, spec.high)
+    return result
+
+
+def check_bounds(value: float, path: str, low: float | None, high: float | None) -> None:
+    """:class:`ParamError` when ``value`` lies outside ``[low, high]`` (``None`` = open)."""
+    if low is not None and value < low:
+        raise ParamError(f"{path}: {value!r} is below the minimum {_num(low)}")
+    if high is not None and value > high:
+        raise ParamError(f"{path}: {value!r} is above the maximum {_num(high)}")

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.params import NotFittedError, ParamSpec
+from automl_asd.components.params import NotFittedError, ParamSpec
 
 __all__ = ["ParamSpec", "TrainSet", "Detector", "NotFittedError"]
 
@@ -54,6 +54,9 @@ class Detector(ABC):
     #: ``None``: the family has no cacheable learned representation
     #: (:mod:`automl_asd.representation_cache`).
     scoring_params: ClassVar[frozenset[str] | None] = None
+    #: Small parameters for the registry-wide contract tests (seconds on CPU); ``{}``: the
+    #: tests' defaults for the family.
+    test_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
         unknown = set(kwargs) - set(self.params)
@@ -73,6 +76,21 @@ class Detector(ABC):
     @abstractmethod
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         """Anomaly score per clip, shape ``(n_clips,)``; higher = more anomalous."""
+
+    # ------------------------------------------------------------------ optional hooks
+    def set_device(self, device: str) -> None:
+        """Run on ``device`` (resolved by the caller, ``"cpu"`` or ``"cuda[:N]"``). No-op for
+        families that do not use torch; neural families override it."""
+        del device
+
+    def nearest_domain(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> NDArray[np.str_] | None:
+        """The training domain (``"source"``/``"target"``) each clip is closest to, shape
+        ``(n,)``, for per-domain score normalisation; ``None``: the family does not support it
+        (clips are normalised with the global statistics)."""
+        del features
+        return None
 
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """Scores of the training clips themselves, used for normalisation and thresholds.

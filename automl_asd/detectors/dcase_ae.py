@@ -25,7 +25,6 @@ Speed: all frames stay in one contiguous tensor; each batch gathers its stacked 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -35,8 +34,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.detectors import register
+from automl_asd.components.device import deterministic_torch, resolve_device
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+from automl_asd.detectors.registry import register
 from automl_asd.progress import EpochLog, types_label
 
 if TYPE_CHECKING:
@@ -45,33 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["DcaseAE"]
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; other values pass through."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
-    return device
-
-
-@contextlib.contextmanager
-def deterministic_torch(device: str) -> Iterator[None]:
-    """Enable deterministic algorithms for the duration of the block, then restore."""
-    import torch
-
-    was = torch.are_deterministic_algorithms_enabled()
-    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    # On CUDA some kernels lack deterministic variants (or need CUBLAS_WORKSPACE_CONFIG):
-    # warn instead of failing; CPU runs are bit-reproducible.
-    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(was, warn_only=was_warn)
 
 
 def _build_net(n_in: int, hidden: int, bottleneck: int, n_layers: int) -> torch.nn.Module:
@@ -143,12 +116,11 @@ class DcaseAE(Detector):
         super().__init__(seed=seed, **kwargs)
         self.device = "cpu"
 
-    def set_device(self, device: str) -> Self:
+    def set_device(self, device: str) -> None:
         """Run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``)."""
         self.device = resolve_device(device)
         if getattr(self, "fitted_", False):
             self.net_.to(self.device)
-        return self
 
     # ------------------------------------------------------------------ data
     def _frames(

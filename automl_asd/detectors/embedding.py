@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.detectors import register
+from automl_asd.backends import Backend, make_backend
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
-
-if TYPE_CHECKING:
-    from automl_asd.backends import Backend
+from automl_asd.detectors.registry import register
 
 __all__ = ["PooledStatsDetector", "pool_features"]
 
@@ -82,9 +80,6 @@ class PooledStatsDetector(Detector):
     domain_rule: str
 
     def _make_backend(self) -> Backend:
-        # Imported here: automl_asd.backends imports the detector package (ParamSpec).
-        from automl_asd.backends import make_backend
-
         spec = self.backend
         return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
 
@@ -140,10 +135,9 @@ class PooledStatsDetector(Detector):
             return np.full(len(features), "source")
         emb = self._embed(features)
         if self.domain_rule == "backend":
-            try:
-                return np.asarray(self.backend_.nearest_domain(emb), dtype=np.str_)
-            except NotImplementedError:
-                pass
+            own = self.backend_.nearest_domain(emb)
+            if own is not None:
+                return np.asarray(own, dtype=np.str_)
         from automl_asd.backends.knn import pairwise_distances
 
         d = pairwise_distances(emb, self.train_embeddings_, "euclidean")

@@ -29,9 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.backends.fusion import combine_members, member_states, set_member_states
-from automl_asd.detectors import register
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
+from automl_asd.detectors.registry import register
 
 __all__ = ["HedgeDetector", "make_view", "VIEW_SETS", "BACKEND_SETS", "MEMBER_BACKENDS",
            "COMBINES"]

@@ -46,9 +46,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.backends import Backend, make_backend
-from automl_asd.detectors import register
+from automl_asd.components.device import resolve_device
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import DOMAIN_RULES
+from automl_asd.detectors.registry import register
 from automl_asd.nn.specs import LOSSES, SIZES
 from automl_asd.progress import EpochLog, types_label
 
@@ -222,12 +223,7 @@ class MarginDetector(Detector):
         want = self.device
         if want == "auto":
             want = getattr(self, "device_request_", "auto")
-        if want.startswith("cuda") or (want == "auto" and torch.cuda.is_available()):
-            if not torch.cuda.is_available():
-                raise RuntimeError(f"{self.name}: device={want!r} but CUDA is not available; "
-                                   "use device='auto' or 'cpu'")
-            return torch.device(want if want.startswith("cuda") else "cuda")
-        return torch.device("cpu")
+        return torch.device(resolve_device(want))
 
     def _make_backend(self) -> Backend:
         spec = self.backend
@@ -495,10 +491,9 @@ class MarginDetector(Detector):
         self._check_fitted()
         emb = self.embed(features)
         if self.domain_rule == "backend":
-            try:
-                return np.asarray(self.backend_.nearest_domain(emb), dtype=np.str_)
-            except NotImplementedError:
-                pass
+            own = self.backend_.nearest_domain(emb)
+            if own is not None:
+                return np.asarray(own, dtype=np.str_)
         sim = emb @ self.train_emb_.T
         return np.asarray(self.train_domains_[sim.argmax(axis=1)], dtype=np.str_)
 

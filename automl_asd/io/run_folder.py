@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from automl_asd.errors import AutomlAsdError
 from automl_asd.io.results import atomic_write_text, sha256_file, stat_fingerprint
 
 __all__ = [
@@ -81,7 +82,7 @@ def machine_patterns(machine_type: str,
             f"hist_{mt}.png", f"models/{mt}/*")
 
 
-class OutputError(ValueError):
+class OutputError(AutomlAsdError, ValueError):
     """An output folder or file that cannot be written safely; the message names it and the
     fix (the CLI prints it as one line)."""
 

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = ["RunError", "ApplyRun", "read_apply_run", "summary_markdown", "summary_csv"]
 
 _OFFICIAL = ("auc_source", "auc_target", "pauc")
 _LABELS = {"auc_source": "AUC (source)", "auc_target": "AUC (target)", "pauc": "pAUC"}
 
 
-class RunError(ValueError):
+class RunError(AutomlAsdError, ValueError):
     """A folder that is not a readable ``apply`` run; the message names it and the fix."""
 
 

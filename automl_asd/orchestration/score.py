@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.bundle import BundleScores, read_bundle_files, verify_bundle_files
+from automl_asd.bundle.files import read_bundle_files
+from automl_asd.bundle.format import verify_bundle_files
+from automl_asd.bundle.model import BundleScores
 from automl_asd.orchestration.apply import init_ray
 
 __all__ = ["score_paths_ray"]
@@ -36,7 +38,7 @@ def _score_chunk(
     batch_size: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """Ray task body: rebuild the bundle from its bytes and score ``paths``."""
-    from automl_asd.bundle import Bundle
+    from automl_asd.bundle.model import Bundle
 
     bundle = Bundle.from_files(files, where, device=device, strict_versions=strict_versions)
     result = bundle.score(list(paths), resample=resample, batch_size=batch_size)

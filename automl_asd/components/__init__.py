@@ -1,0 +1,3 @@
+"""What every component family (detectors, backends) shares: the parameter schema and its one
+validator (:mod:`.params`), the generic name registry (:mod:`.registry`) and the torch
+device/thread helpers (:mod:`.device`). Nothing here imports a family."""

@@ -1,0 +1,53 @@
+"""The score CSV of ``automl-asd score``: ``name,score,decision`` rows, appended and read back.
+
+Scores are written in Python's shortest round-trip float form, so reading them back gives the
+identical float64.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["SCORE_CSV_HEADER", "append_score_rows", "read_score_csv"]
+
+#: Header of the CSV written by ``automl-asd score``.
+SCORE_CSV_HEADER = ("name", "score", "decision")
+
+
+def append_score_rows(path: str | Path, rows: Iterable[tuple[str, float, int]]) -> int:
+    """Append ``name,score,decision`` rows to ``path`` (header written when the file is new
+    or empty), flushed to disk; returns the number of rows. Scores use Python's shortest
+    round-trip float form, so reading them back gives the identical float64."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    new = not p.exists() or p.stat().st_size == 0
+    n = 0
+    with p.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        if new:
+            writer.writerow(SCORE_CSV_HEADER)
+        for name, score, decision in rows:
+            writer.writerow((name, repr(float(score)), int(decision)))
+            n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    return n
+
+
+def read_score_csv(path: str | Path) -> list[tuple[str, float, int]]:
+    """Rows of a score CSV written by :func:`append_score_rows` (``[]`` if it does not exist)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    with p.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return []
+        if tuple(header) != SCORE_CSV_HEADER:
+            raise ValueError(f"{p}: header {header} is not {list(SCORE_CSV_HEADER)}; not a "
+                             "score CSV written by `automl-asd score`; pick another --out")
+        return [(r[0], float(r[1]), int(r[2])) for r in reader if r]
