@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from automl_asd._version import __version__
 from automl_asd.components.params import ParamError, ParamSpec, check_bounds, validate
 from automl_asd.components.params import type_name as _type_name
 from automl_asd.errors import PermanentError
@@ -301,8 +302,6 @@ class Recipe:
         if "created" not in changes and not current["created"]:
             current["created"] = datetime.now(UTC).isoformat(timespec="seconds")
         if not current["package_version"]:
-            from automl_asd._version import __version__
-
             current["package_version"] = __version__
         prov = _parse_dataclass(Provenance, _plain(current), "provenance")
         return dataclasses.replace(self, provenance=prov)
