@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.apply import SerialRunner, apply_recipe
 from automl_asd.cli import main

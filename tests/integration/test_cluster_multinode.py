@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cluster_fixture import LocalCluster, _cmdline, _pids, _ppid, two_node_cluster  # noqa: F401
 
 from automl_asd.recipe import Recipe, load_recipe
+from tests.fixtures.cluster_fixture import LocalCluster, _cmdline, _pids, _ppid
 
 pytestmark = [pytest.mark.ray, pytest.mark.cluster, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.io.submission import read_submission
 from automl_asd.orchestration.demo import run_demo

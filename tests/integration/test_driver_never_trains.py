@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
-from test_shared_featex import _shared_recipe
+
+from tests.fixtures.recipes import shared_margin_recipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ def test_apply_shared_stage_and_machine_tasks_run_in_ray_workers(
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
     _forbid_training_here(monkeypatch)
-    rep = apply_recipe(_shared_recipe(), data, tmp_path / "out", runner=RayRunner(),
+    rep = apply_recipe(shared_margin_recipe(), data, tmp_path / "out", runner=RayRunner(),
                        plots=False, device="cpu")
     assert rep.ok, [o.error for o in rep.outcomes]
     node_ids = {n["NodeID"] for n in ray.nodes()}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import tomllib
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures.paths import REPO_ROOT as ROOT
 
 
 def _lock() -> dict[str, str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.novel_check import carry_summary
 from automl_asd.orchestration.search import SearchConfig, run_search

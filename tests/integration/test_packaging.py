@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.fixtures.paths import REPO_ROOT as REPO
+
 SPACES = sorted(p.stem for p in (REPO / "search_spaces").glob("*.yaml"))
 RECIPES = sorted(p.stem for p in (REPO / "automl_asd" / "recipes").glob("*.json"))
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.cli import main
 from automl_asd.io.results import sha256_file

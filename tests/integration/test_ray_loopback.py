@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from ray_fixture import ray_session  # noqa: F401
 
 pytestmark = [pytest.mark.ray,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")]

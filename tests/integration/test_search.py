@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from ray import tune
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
 from automl_asd.cli import main
 from automl_asd.data import MachineData

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.fixtures.paths import REPO_ROOT
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-CLUSTER_YAML = Path(__file__).resolve().parent.parent / "cluster.yaml"
+CLUSTER_YAML = REPO_ROOT / "cluster.yaml"
 
 
 def _validate(config: dict[str, Any]) -> dict[str, Any]:

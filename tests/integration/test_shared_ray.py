@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
-from test_shared_featex import _shared_recipe
 
 from automl_asd.apply import apply_recipe
 from automl_asd.io.submission import read_submission
+from tests.fixtures.recipes import shared_margin_recipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -26,7 +25,7 @@ def test_ray_runner_uses_the_shared_stage(
     data = tmp_path / "data"
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
-    recipe = _shared_recipe()
+    recipe = shared_margin_recipe()
     ray_rep = apply_recipe(recipe, data, tmp_path / "ray", runner=RayRunner(), plots=False,
                            device="cpu")
     ser_rep = apply_recipe(recipe, data, tmp_path / "serial", plots=False, device="cpu")

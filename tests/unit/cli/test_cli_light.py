@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.paths import REPO_ROOT
+
 HEAVY = ("torch", "torchaudio", "ray", "optuna", "sklearn", "scipy", "pandas", "matplotlib")
 
 _PROBE = """
@@ -53,7 +55,7 @@ def test_quick_commands_import_no_heavy_library(argv: list[str]) -> None:
 def test_recipe_list_still_lists_every_shipped_recipe() -> None:
     result = _probe(["recipe", "list"])
     names = [line.split("\t")[0] for line in str(result["out"]).splitlines()]
-    shipped = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "automl_asd"
+    shipped = sorted(p.stem for p in (REPO_ROOT / "automl_asd"
                                       / "recipes").glob("*.json"))
     assert names == shipped
 

@@ -22,8 +22,9 @@ from automl_asd.io.bundle import load_shared, save_shared
 from automl_asd.io.submission import read_submission
 from automl_asd.nn.losses import feature_exchange
 from automl_asd.pipeline import fit_shared, needs_shared, run_machine
-from automl_asd.recipe import Recipe, load_recipe
+from automl_asd.recipe import load_recipe
 from automl_asd.scoring import DomainNormalizer
+from tests.fixtures.recipes import shared_margin_recipe
 
 N_BINS = 24
 TINY = {"size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 4, "batch_size": 16,
@@ -132,17 +133,6 @@ def test_shared_network_is_trained_once_and_reused_per_machine() -> None:
     assert np.array_equal(again.score_samples(probe), dets[0].score_samples(probe))
 
 
-def _shared_recipe() -> Recipe:
-    d = load_recipe("fast_default").to_dict()
-    d["name"] = "margin_shared_test"
-    d["detector"] = {"name": "margin_cnn", "params": {
-        "size": "tiny", "crop_frames": 16, "emb_dim": 16, "epochs": 1, "batch_size": 32,
-        "n_subclusters": 2, "scope": "all", "featex": True,
-        "backend": {"name": "knn", "params": {}}}}
-    d["normalization"] = {"method": "domain_log_zscore"}
-    return Recipe.from_dict(d)
-
-
 @pytest.mark.slow
 def test_shared_scope_applies_end_to_end_and_resumes(tiny_dev_root: Path,
                                                      tmp_path: Path) -> None:
@@ -150,7 +140,7 @@ def test_shared_scope_applies_end_to_end_and_resumes(tiny_dev_root: Path,
     for mt in ("gearbox", "bearing"):  # bearing: noAttribute, and no supplemental folder
         shutil.copytree(tiny_dev_root / mt, data / mt)
     shutil.rmtree(data / "bearing" / "supplemental")
-    recipe = _shared_recipe()
+    recipe = shared_margin_recipe()
     assert needs_shared(recipe) and not needs_shared(load_recipe("fast_default"))
     out = tmp_path / "out"
     report = apply_recipe(recipe, data, out, plots=False)
@@ -199,7 +189,7 @@ def test_shared_storage_refuses_damage_and_other_recipes(tmp_path: Path) -> None
 def test_run_machine_without_the_shared_stage_is_a_clear_error(tiny_dev_root: Path) -> None:
     machines = scan(tiny_dev_root, machine_types=["gearbox"])
     with pytest.raises(ValueError, match="fit_shared"):
-        run_machine(_shared_recipe(), machines["gearbox"])
+        run_machine(shared_margin_recipe(), machines["gearbox"])
 
 
 # ---------------------------------------------------------------- normalisation, domains
@@ -260,6 +250,6 @@ def test_search_objective_runs_the_shared_stage(tiny_dev_root: Path) -> None:
     from automl_asd.objective import evaluate_recipe
 
     machines = scan(tiny_dev_root, machine_types=["gearbox", "bearing"])
-    res = evaluate_recipe(_shared_recipe(), machines, fidelity=0.5)
+    res = evaluate_recipe(shared_margin_recipe(), machines, fidelity=0.5)
     assert 0.0 < res.omega <= 1.0 and set(res.per_type) == {"gearbox", "bearing"}
     assert res.timings["shared"] > 0.0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from pyarrow import fs
-from test_apply import FakeRun, _make_tree, _recipe
 
 from automl_asd.apply import SerialRunner, apply_recipe
 from automl_asd.storage import (
@@ -26,6 +25,7 @@ from automl_asd.storage import (
     upload_tree,
     write_token,
 )
+from tests.unit.apply.test_apply import FakeRun, _make_tree, _recipe
 
 
 def _csvs(out: Path) -> dict[str, bytes]:
@@ -126,15 +126,15 @@ def test_apply_through_file_uri_storage_matches_direct_outputs(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_shared_stage_through_storage(tiny_dev_root: Path, tmp_path: Path) -> None:
-    from test_shared_featex import _shared_recipe
+    from tests.fixtures.recipes import shared_margin_recipe
 
     data = tmp_path / "data"
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
     store = tmp_path / "store"
-    rep = apply_recipe(_shared_recipe(), data, tmp_path / "out", plots=False, device="cpu",
+    rep = apply_recipe(shared_margin_recipe(), data, tmp_path / "out", plots=False, device="cpu",
                        storage=f"file://{store}")
-    ref = apply_recipe(_shared_recipe(), data, tmp_path / "ref", plots=False, device="cpu")
+    ref = apply_recipe(shared_margin_recipe(), data, tmp_path / "ref", plots=False, device="cpu")
     assert rep.ok and ref.ok
     summary = json.loads((store / "shared" / "summary.json").read_text())
     assert summary["stage"] == "shared" and summary["machine_types"] == ["bearing", "gearbox"]
