@@ -469,7 +469,7 @@ def test_score_in_ray_tasks_refuses_nan_in_one_line(
 def test_watch_refuses_nan_scores_and_goes_on(applied: Path, data: Path, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     from automl_asd.bundle import load_bundle
-    from automl_asd.commands.score import watch_folder
+    from automl_asd.serve import watch_folder
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -14,11 +14,11 @@ import soundfile as sf
 from automl_asd.audio import AudioError
 from automl_asd.bundle import Bundle, load_bundle
 from automl_asd.cli import main
-from automl_asd.commands.score import collect_wavs, watch_folder
 from automl_asd.data import scan
 from automl_asd.io.bundle import read_score_csv, save_bundle
 from automl_asd.pipeline import fit_machine
 from automl_asd.recipe import load_recipe
+from automl_asd.serve import collect_wavs, watch_folder
 
 MT = "gearbox"
 
