@@ -1,4 +1,4 @@
-"""The official DCASE Task 2 baseline autoencoder (``dcase_spec.md`` §3), reproduced.
+"""The official DCASE Task 2 baseline autoencoder (the DCASE 2025 baseline system), reproduced.
 
 Input: ``n_frames`` (5) consecutive feature frames concatenated into one vector (640-d for 128
 mel bins), hop 1 frame. Network: Linear 640->128->128->128->128->8->128->128->128->128->640,

@@ -184,7 +184,7 @@ def test_floor_and_official_score_definition() -> None:
 
 # --------------------------------------------------------------------------- published tables
 
-# dcase_spec.md section 3: per machine type (AUC-s, AUC-t, pAUC) of the official baseline.
+# The DCASE 2025 Task 2 baseline results: per machine type (AUC-s, AUC-t, pAUC).
 EVAL_2025 = {
     "MSE": (
         [0.8102, 0.8140, 0.6770, 0.5284, 0.7198, 0.7304, 0.6686, 0.6486],
