@@ -249,7 +249,7 @@ def fit_threshold(scores: NDArray[np.float64], method: str, quantile: float) -> 
         logger.warning("gamma threshold: %d scores with no spread; using the empirical "
                        "quantile", s.size)
         return empirical
-    from scipy import stats
+    from scipy import stats  # noqa: PLC0415
 
     try:
         with warnings.catch_warnings():

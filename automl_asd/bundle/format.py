@@ -86,7 +86,7 @@ def sha256_bytes(data: bytes) -> str:
 def torch_version() -> str:
     """The installed torch version (``""`` when torch is missing)."""
     try:
-        import torch
+        import torch  # noqa: PLC0415
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return ""
     return str(torch.__version__)

@@ -38,7 +38,7 @@ def resolve_device(device: str) -> str:
     importing torch); ``"cuda[:N]"`` passes when CUDA is available, else :class:`DeviceError`."""
     if device == "cpu":
         return device
-    import torch
+    import torch  # noqa: PLC0415
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -50,7 +50,7 @@ def resolve_device(device: str) -> str:
 @contextlib.contextmanager
 def deterministic_torch(device: str) -> Iterator[None]:
     """Enable deterministic algorithms for the duration of the block, then restore."""
-    import torch
+    import torch  # noqa: PLC0415
 
     was = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -82,7 +82,7 @@ def one_torch_thread() -> None:
     With torch's OpenMP backend the thread count is per calling thread, so this limits the
     pool's threads only (parallelism comes from the pool, not from intra-op threads); features
     are computed the same way in ``features.extract`` and in a loaded bundle."""
-    import torch
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
 
@@ -98,7 +98,7 @@ def keep_torch_threads() -> Iterator[None]:
     cores after a warm one, and the AE's scores depended on the cache state. Reading the count
     first initialises the caller's setting; it is restored afterwards.
     """
-    import torch
+    import torch  # noqa: PLC0415
 
     before = torch.get_num_threads()
     try:
@@ -111,7 +111,7 @@ def keep_torch_threads() -> Iterator[None]:
 def torch_threads(num_threads: int | None) -> Iterator[int]:
     """Run a block with exactly ``num_threads`` torch threads (``None``: the module's rule),
     restoring the previous count afterwards. Yields the count used."""
-    import torch
+    import torch  # noqa: PLC0415
 
     n = num_threads if num_threads is not None else default_workers()
     if n < 1:
