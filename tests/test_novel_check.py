@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from ray_fixture import ray_session  # noqa: F401  (session-scoped Ray runtime)
 
-from automl_asd.novel_check import carry_summary
-from automl_asd.orchestration.search import SearchConfig, run_search
-from automl_asd.search_space import load_space
+from automl_asd.orchestration.tune import SearchConfig, run_search
+from automl_asd.search.novel_check import carry_summary
+from automl_asd.search.space import load_space
 
 
 def test_carry_summary_by_hand() -> None:
@@ -91,7 +91,7 @@ def test_novel_labels_cannot_change_the_recipe(
 def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None:
     import pandas as pd
 
-    from automl_asd.novel_check import top_distinct
+    from automl_asd.search.novel_check import top_distinct
 
     done = pd.DataFrame({
         "trial_id": ["a", "b", "c", "d", "e"],

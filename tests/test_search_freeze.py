@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from automl_asd.io import search_report
-from automl_asd.orchestration.search import SearchConfig, _freeze, trials_table
+from automl_asd.orchestration.tune import SearchConfig, _freeze, trials_table
 from automl_asd.recipe import load_recipe
-from automl_asd.search_space import load_space
+from automl_asd.search.space import load_space
 
 
 def _result(idx: int, trial_id: str, config: dict[str, Any], omega: float | None,

@@ -12,7 +12,7 @@ HELP = ("end-to-end demo on synthetic data: search on development types → reci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from automl_asd.search_space import shipped_space_names
+    from automl_asd.search.space import shipped_space_names
 
     parser.add_argument("--out", type=Path, default=Path("demo_out"),
                         help="demo folder (default: demo_out)")

@@ -32,9 +32,9 @@ import pandas as pd
 
 from automl_asd.objective import ObjectiveResult
 from automl_asd.recipe_summary import trial_summary
-from automl_asd.search_budget import reference_stops, trial_objective
-from automl_asd.search_space import SearchSpace
-from automl_asd.trials import is_missing, to_native
+from automl_asd.search.budget import reference_stops, trial_objective
+from automl_asd.search.space import SearchSpace
+from automl_asd.search.trials import is_missing, to_native
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -267,11 +267,11 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
 
 
 def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
-    """:func:`~automl_asd.search_budget.estimate_costs` (tiny timed fits) as one Ray task with
+    """:func:`~automl_asd.search.budget.estimate_costs` (tiny timed fits) as one Ray task with
     a trial's resources, so that the driver never trains anything."""
     import ray
 
-    from automl_asd.search_budget import estimate_costs
+    from automl_asd.search.budget import estimate_costs
 
     task: Any = ray.remote(estimate_costs).options(num_cpus=cfg.cpus_per_trial,
                                                    num_gpus=cfg.gpus_per_trial,
@@ -340,8 +340,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     from automl_asd.data import scan
     from automl_asd.io import search_report as io
-    from automl_asd.novel_check import make_picker, novel_check
-    from automl_asd.search_budget import budget_check, reference_cap
+    from automl_asd.search.budget import budget_check, reference_cap
+    from automl_asd.search.novel_check import make_picker, novel_check
 
     if evaluator is None:
         from automl_asd.objective import evaluate_recipe
@@ -562,7 +562,7 @@ def _freeze(cfg: SearchConfig, out: Path, table: pd.DataFrame, mtypes: tuple[str
                          "interrupted, continue it with --resume")
     done = table[table["status"] == "complete"]
     # Highest objective (Ω for ``mean``); ties go to the earliest trial (the reference recipe
-    # is trial 0). ``pick`` applies the space's final-pick rule (automl_asd.selection).
+    # is trial 0). ``pick`` applies the space's final-pick rule (automl_asd.search.selection).
     key = "objective" if "objective" in done.columns else "omega"
     best = done.sort_values([key, "order"], ascending=[False, True], kind="stable").iloc[0]
     if pick is not None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from automl_asd.data import MachineData
     from automl_asd.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
-    from automl_asd.search_space import SearchSpace
+    from automl_asd.search.space import SearchSpace
 
 __all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
            "estimate_costs", "budget_check", "random_points"]
@@ -48,7 +48,7 @@ _N_POINTS = 24
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
     """The space's selection objective of one evaluation (Ω for ``mean``)."""
-    from automl_asd.selection import objective_value
+    from automl_asd.search.selection import objective_value
 
     if objective == "mean":
         return float(result.omega)

@@ -1,4 +1,4 @@
-"""After a search: the final pick (:mod:`automl_asd.selection`) and "does the choice carry?".
+"""After a search: the final pick (:mod:`automl_asd.search.selection`) and "does the choice carry?".
 
 :func:`make_picker` applies the space's final-pick rule to the complete trials; for
 ``bootstrap_lower_bound`` it re-scores the top trials on the development types (their trained
@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from automl_asd.trials import is_missing, to_native
+from automl_asd.search.trials import is_missing, to_native
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
     from automl_asd.recipe import Recipe
-    from automl_asd.search_space import SearchSpace
+    from automl_asd.search.space import SearchSpace
 
 __all__ = ["trial_recipe", "make_picker", "novel_check", "carry_summary", "NOVEL_TABLE"]
 
@@ -87,7 +87,7 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
     shows them). A failure while re-scoring falls back to the best trial, with a warning.
     """
     from automl_asd.io import search_report as io
-    from automl_asd.selection import pick_trial
+    from automl_asd.search.selection import pick_trial
 
     rule = cfg.space.selection
     out = Path(cfg.out).expanduser().resolve()

@@ -6,7 +6,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
     description: free text
     reference: baseline_ae_mse       # reference recipe: base values + first point to evaluate
     fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
-    selection: {objective: mean, pick: best}   # optional; see automl_asd/selection.py
+    selection: {objective: mean, pick: best}   # optional; see automl_asd/search/selection.py
     space:
       features:
         n_mels: {choice: [64, 128]}          # categorical (scalars only)
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from automl_asd.errors import AutomlAsdError
-from automl_asd.selection import SelectionRule, parse_selection
+from automl_asd.search.selection import SelectionRule, parse_selection
 
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
@@ -81,7 +81,7 @@ def _shipped_spaces_dir() -> Path:
     """
     from importlib import resources
 
-    source_tree = Path(__file__).resolve().parent.parent / "search_spaces"
+    source_tree = Path(__file__).resolve().parents[2] / "search_spaces"
     try:
         folder = Path(str(resources.files("automl_asd.search_spaces")))
     except ModuleNotFoundError:
@@ -207,7 +207,7 @@ class SearchSpace:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     #: The shipped official-baseline recipe the reference recipe equals, else ``None``.
     reference_official: str | None = None
-    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.selection`).
+    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.search.selection`).
     selection: SelectionRule = field(default_factory=SelectionRule)
 
     def describe_reference(self) -> str:
