@@ -68,7 +68,8 @@ def test_search_trials_and_prewarm_run_in_ray_workers(
     # fits or scores runs in a Ray worker.
     import ray
 
-    from automl_asd.orchestration.tune import SearchConfig, run_search
+    from automl_asd.orchestration.tune import run_search
+    from automl_asd.search.config import SearchConfig
     from automl_asd.search.space import load_space
 
     _forbid_training_here(monkeypatch)

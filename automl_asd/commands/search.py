@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.orchestration.tune import SearchConfig, run_leave_one_out, run_search
+    from automl_asd.orchestration.tune import run_leave_one_out, run_search
+    from automl_asd.search.config import SearchConfig
 
     cfg = SearchConfig(
         data=args.data, space=space, out=args.out, trials=args.trials,

@@ -88,7 +88,8 @@ def run_demo(
     from automl_asd import synth
     from automl_asd.apply import apply_recipe
     from automl_asd.orchestration.apply import RayRunner, init_ray
-    from automl_asd.orchestration.tune import SearchConfig, run_search
+    from automl_asd.orchestration.tune import run_search
+    from automl_asd.search.config import SearchConfig
     from automl_asd.search.space import load_space
 
     out = Path(out).resolve()  # every path the demo prints is absolute

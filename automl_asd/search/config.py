@@ -1,0 +1,94 @@
+"""What one search needs (:class:`SearchConfig`), what scores a recipe (:class:`Evaluator`) and
+what a search or a leave-one-out run returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from automl_asd.search.space import SearchSpace
+from automl_asd.search.trials import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from automl_asd.data import MachineData
+    from automl_asd.objective import ObjectiveResult
+    from automl_asd.recipe import Recipe
+
+__all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome"]
+
+
+class Evaluator(Protocol):
+    """``objective.evaluate_recipe``'s signature (tests pass small stand-ins)."""
+
+    def __call__(self, recipe: Recipe, machines: Mapping[str, MachineData], *,
+                 cache_dir: Any = None, device: str = "auto",
+                 fidelity: float = 1.0) -> ObjectiveResult: ...
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search needs (the CLI builds it from its arguments).
+
+    ``machine_types`` restricts the development types (``None`` = every type under ``data``).
+    ``storage`` is Tune's storage (a shared path or ``s3://`` URI on multi-node clusters);
+    default ``<out>/tune``'s parent, i.e. ``out``.
+    """
+
+    data: Path
+    space: SearchSpace
+    out: Path
+    trials: int
+    machine_types: tuple[str, ...] | None = None
+    max_concurrent: int = 1
+    time_budget_s: float | None = None
+    resume: bool = False
+    seed: int = 0
+    cache_dir: Path | None = None
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    device: str = "auto"
+    storage: str | None = None
+    prewarm: bool = True
+    verbose: int = 0
+    #: Labelled novel types: after the search, the top trials and the reference recipe are
+    #: scored there ("does the choice carry?"); never used to choose.
+    novel: Path | None = None
+    novel_top_k: int = 10
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Result of one search: the frozen best recipe, the trial records and their table."""
+
+    run_dir: Path
+    recipe: Recipe
+    best_omega: float
+    best_trial_id: str
+    #: Ω of the space's reference recipe (its first trial); ``None`` when it did not finish.
+    reference_omega: float | None
+    #: One row per trial (:func:`automl_asd.search.trials.table`), for reports.
+    trials: pd.DataFrame
+    machine_types: tuple[str, ...]
+    files: Mapping[str, Path] = field(default_factory=dict)
+    #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
+    interrupted: bool = False
+    #: Which recipe the reference is, e.g. "reference recipe `fast_default` (not the official
+    #: DCASE baseline)".
+    reference: str = ""
+    #: The trials as records (empty for a leave-one-out fold read back from its files).
+    records: tuple[TrialRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeaveOneOutOutcome:
+    """One search per held-out development type; ``table`` has one row per type."""
+
+    run_dir: Path
+    table: pd.DataFrame
+    folds: Mapping[str, SearchOutcome]
+    files: Mapping[str, Path] = field(default_factory=dict)
