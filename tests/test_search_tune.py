@@ -5,6 +5,7 @@ result grid becomes trial records."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -81,3 +82,15 @@ def test_result_grid_becomes_records_in_creation_order() -> None:
     assert records[2].error == "ValueError: bad"  # the last line of Ray's wrapped error
     assert all(r.is_reference for r in records)  # the reference point, known from its config
     assert records[0].config == ref and records[0].config is not ref
+
+
+def test_a_relative_cache_folder_is_made_absolute_before_trials_change_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl_asd.search.config import SearchConfig
+
+    monkeypatch.chdir(tmp_path)
+    cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=1,
+                       cache_dir=Path("cache"))
+    assert tune_layer._absolute_cache(cfg).cache_dir == tmp_path.resolve() / "cache"
+    assert tune_layer._absolute_cache(replace(cfg, cache_dir=None)).cache_dir is None

@@ -278,6 +278,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         evaluator = evaluate_recipe
     if cfg.trials < 1:
         raise ValueError(f"--trials: {cfg.trials}; expected at least 1")
+    cfg = _absolute_cache(cfg)
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)
     exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
@@ -369,6 +370,14 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     return replace(outcome, interrupted=interrupted)
 
 
+def _absolute_cache(cfg: SearchConfig) -> SearchConfig:
+    """``cfg`` with an absolute ``cache_dir``: Tune runs each trial in its own working folder,
+    where a relative cache folder would be a new, empty cache per trial."""
+    if cfg.cache_dir is None:
+        return cfg
+    return replace(cfg, cache_dir=cfg.cache_dir.expanduser().resolve())
+
+
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
                optuna_search: Any, asha: Any, fifo: Any) -> Any:
     from ray import tune
@@ -451,6 +460,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         from automl_asd.objective import evaluate_recipe
 
         evaluator = evaluate_recipe
+    cfg = _absolute_cache(cfg)
     machines = scan(cfg.data.expanduser().resolve(),
                     machine_types=list(cfg.machine_types) if cfg.machine_types else None)
     if len(machines) < 2:
