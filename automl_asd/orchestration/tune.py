@@ -155,10 +155,13 @@ def _ensure_ray(address: str | None, verbose: int) -> bool:
 
 
 def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
-    """:func:`_prewarm` as one Ray task with a trial's resources (never in the driver)."""
+    """:func:`~automl_asd.search.budget.prewarm` as one Ray task with a trial's resources
+    (never in the driver)."""
     import ray
 
-    task: Any = ray.remote(_prewarm).options(num_cpus=cfg.cpus_per_trial,
+    from automl_asd.search.budget import prewarm
+
+    task: Any = ray.remote(prewarm).options(num_cpus=cfg.cpus_per_trial,
                                              num_gpus=cfg.gpus_per_trial,
                                              name="automl-asd-prewarm")
     cache = cfg.cache_dir.expanduser().resolve() if cfg.cache_dir else None
@@ -222,22 +225,6 @@ def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineDa
         cache_dir=str(cfg.cache_dir.expanduser().resolve()) if cfg.cache_dir else None))
 
 
-def _prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
-             cache_dir: Path | None) -> float:
-    """Extract the reference recipe's feature spec for every dev clip once, before trials
-    start."""
-    from automl_asd.features import extract
-
-    spec = space.to_recipe(space.reference_point(), name="prewarm").features
-    clips = [c for m in machines.values() for c in m.clips]
-    t0 = time.perf_counter()
-    extract(clips, spec, cache_dir=cache_dir, progress=False)
-    seconds = time.perf_counter() - t0
-    logger.info("feature cache warm for the reference recipe's spec: %d clips in %.1f s",
-                len(clips), seconds)
-    return seconds
-
-
 # --------------------------------------------------------------------------------------------
 # search
 # --------------------------------------------------------------------------------------------
@@ -269,6 +256,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     from automl_asd.io import search_report as io
     from automl_asd.provenance import data_fingerprint
     from automl_asd.search.budget import budget_check, reference_cap
+    from automl_asd.search.config import check_start, run_meta
     from automl_asd.search.freeze import SearchProvenance, freeze_search
     from automl_asd.search.novel_check import make_picker, novel_check
 
@@ -288,31 +276,13 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
     mtypes = tuple(sorted(machines))
     space = cfg.space
-    meta = {"space_name": space.name, "space_path": str(space.path),
-            "space_sha256": space.sha256, "seed": cfg.seed, "trials": cfg.trials,
-            "data": str(cfg.data), "machine_types": list(mtypes),
-            "rungs": list(space.fidelity.rungs), "versions": _versions()}
+    meta = run_meta(cfg, mtypes, _versions())
     previous = io.read_search_meta(out)
 
     started_ray = _ensure_ray(cfg.address, cfg.verbose)
     try:
-        can_restore = tune.Tuner.can_restore(exp_path)
-        if cfg.resume:
-            if not can_restore:
-                raise ValueError(f"{exp_path}: no search state to resume; run without --resume")
-            if previous is not None:
-                for key in ("space_sha256", "machine_types"):
-                    if previous.get(key) != meta[key]:
-                        raise ValueError(
-                            f"{out}: cannot resume: {key} changed since the search began "
-                            f"({previous.get(key)} -> {meta[key]}); resume with the same space "
-                            "file and data, or start a new --out")
-                if previous.get("trials") != cfg.trials:
-                    logger.warning("resuming with the search's original %s trials (--trials %d "
-                                   "is ignored on --resume)", previous.get("trials"), cfg.trials)
-        elif can_restore:
-            raise ValueError(f"{out} already holds a search; pass --resume to continue it or "
-                             "choose a new --out")
+        check_start(cfg, out, exp_path, previous, meta,
+                    can_restore=tune.Tuner.can_restore(exp_path))
         out.mkdir(parents=True, exist_ok=True)
         if not cfg.resume:
             io.write_search_meta(out, {**meta, "started": _now()})

@@ -3,6 +3,7 @@ what a search or a leave-one-out run returns."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
     from automl_asd.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
 
-__all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome"]
+__all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome", "run_meta",
+           "check_start"]
+
+logger = logging.getLogger(__name__)
 
 
 class Evaluator(Protocol):
@@ -92,3 +96,36 @@ class LeaveOneOutOutcome:
     table: pd.DataFrame
     folds: Mapping[str, SearchOutcome]
     files: Mapping[str, Path] = field(default_factory=dict)
+
+
+def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mapping[str, str]
+             ) -> dict[str, Any]:
+    """The run's ``search.json`` contents: what a resume must find unchanged, and more."""
+    space = cfg.space
+    return {"space_name": space.name, "space_path": str(space.path),
+            "space_sha256": space.sha256, "seed": cfg.seed, "trials": cfg.trials,
+            "data": str(cfg.data), "machine_types": list(machine_types),
+            "rungs": list(space.fidelity.rungs), "versions": dict(versions)}
+
+
+def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,
+                meta: Mapping[str, Any], *, can_restore: bool) -> None:
+    """Refuse a new search where one already is (``can_restore``: the executor's state at
+    ``state`` exists), a resume without state, or a resume whose space or development types
+    changed since the search began (``previous``: the run's ``search.json``)."""
+    if cfg.resume:
+        if not can_restore:
+            raise ValueError(f"{state}: no search state to resume; run without --resume")
+        if previous is not None:
+            for key in ("space_sha256", "machine_types"):
+                if previous.get(key) != meta[key]:
+                    raise ValueError(
+                        f"{out}: cannot resume: {key} changed since the search began "
+                        f"({previous.get(key)} -> {meta[key]}); resume with the same space "
+                        "file and data, or start a new --out")
+            if previous.get("trials") != cfg.trials:
+                logger.warning("resuming with the search's original %s trials (--trials %d "
+                               "is ignored on --resume)", previous.get("trials"), cfg.trials)
+    elif can_restore:
+        raise ValueError(f"{out} already holds a search; pass --resume to continue it or "
+                         "choose a new --out")
