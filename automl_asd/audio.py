@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from automl_asd.data import DataError
+from automl_asd.environment import require_torchaudio
 
 __all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info"]
 
@@ -177,12 +178,10 @@ def load_wav(path: str | Path, *, sample_rate: int | None = None,
 
 def resample_wave(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """Band-limited resampling of a float32 ``(n_samples,)`` waveform."""
-    import torch
-
-    from automl_asd.environment import require_torchaudio
+    import torch  # noqa: PLC0415
 
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
-    import torchaudio.functional as taf
+    import torchaudio.functional as taf  # noqa: PLC0415
 
     with torch.inference_mode():
         out = taf.resample(torch.from_numpy(wave), orig_rate, new_rate)

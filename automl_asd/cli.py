@@ -42,12 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"automl_asd.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"automl_asd.commands.{module_name}":
-                raise
-            continue  # command not built yet
+        module = importlib.import_module(f"automl_asd.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -641,7 +641,7 @@ def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
 def _exclusive(lock_path: Path, what: str) -> Iterator[None]:
     """Hold an advisory lock so two processes never write the same ``.part`` or members."""
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415 (POSIX only)
     except ImportError:  # not on POSIX: no locking
         yield
         return

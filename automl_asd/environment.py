@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from automl_asd.errors import PermanentError
@@ -96,8 +97,8 @@ def require_torchaudio() -> None:
     if "torchaudio.transforms" in sys.modules:
         return
     try:
-        import torchaudio.functional  # noqa: F401
-        import torchaudio.transforms  # noqa: F401
+        import torchaudio.functional  # noqa: PLC0415, F401
+        import torchaudio.transforms  # noqa: PLC0415, F401
     except (OSError, ImportError, RuntimeError, AttributeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if len(first) > 300:
@@ -143,10 +144,10 @@ def _check_pair() -> Check:
 def _check_torchaudio_ops() -> Check:
     try:
         require_torchaudio()
-        import torch
-        import torchaudio
-        import torchaudio.functional as taf
-        import torchaudio.transforms as T
+        import torch  # noqa: PLC0415
+        import torchaudio  # noqa: PLC0415
+        import torchaudio.functional as taf  # noqa: PLC0415
+        import torchaudio.transforms as T  # noqa: PLC0415
 
         wave = torch.sin(torch.linspace(0.0, 800.0, 1600)).unsqueeze(0)
         mel = T.MelSpectrogram(sample_rate=16000, n_fft=256, hop_length=128, n_mels=16)(wave)
@@ -185,7 +186,7 @@ def _check_ray() -> Check:
 
 def _check_device() -> Check:
     try:
-        import torch
+        import torch  # noqa: PLC0415
 
         if torch.cuda.is_available():
             n = torch.cuda.device_count()
@@ -199,9 +200,13 @@ def _check_device() -> Check:
                                  f"torch uses {threads} threads")
 
 
-def _check_cache() -> Check:
-    from automl_asd.features import default_cache_dir
+def default_cache_dir() -> Path:
+    """``$AUTOML_ASD_CACHE`` if set, else ``~/.cache/automl-asd``."""
+    env = os.environ.get("AUTOML_ASD_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "automl-asd"
 
+
+def _check_cache() -> Check:
     folder = default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from automl_asd.audio import AudioError, load_wav
 from automl_asd.data import Clip
+from automl_asd.environment import default_cache_dir, require_torchaudio
 from automl_asd.errors import NonFiniteError
 from automl_asd.threads import keep_torch_threads
 
@@ -115,10 +117,8 @@ class FeatureSpec:
 @functools.lru_cache(maxsize=16)
 def _transform(spec: FeatureSpec) -> torch.nn.Module:
     """The torchaudio transform for ``spec`` (stateless at call time, so shared by threads)."""
-    from automl_asd.environment import require_torchaudio
-
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
-    import torchaudio.transforms as T
+    import torchaudio.transforms as T  # noqa: PLC0415
 
     module: torch.nn.Module
     if spec.kind == "logmel":
@@ -146,7 +146,7 @@ def compute(waveform: np.ndarray, spec: FeatureSpec) -> np.ndarray:
         float32 ``(n_frames, spec.n_bins)`` with ``n_frames = 1 + n_samples // hop_length``;
         in dB (``20/power * log10(max(x, eps))``) when ``spec.log``.
     """
-    import torch
+    import torch  # noqa: PLC0415
 
     wave = np.asarray(waveform, dtype=np.float32)
     if wave.ndim != 1:
@@ -180,7 +180,7 @@ def _load_and_compute(path: Path, spec: FeatureSpec, resample: bool) -> np.ndarr
 def _one_torch_thread() -> None:
     # With torch's OpenMP backend the thread count is per calling thread, so this limits the
     # pool's threads only (parallelism comes from the pool, not from intra-op threads).
-    import torch
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
 
@@ -206,8 +206,6 @@ def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, pro
     ``sink`` is called with each result in order in the calling thread (the cache writer),
     so disk writes overlap with the workers' computation.
     """
-    from tqdm.auto import tqdm
-
     fn: Callable[[Path], np.ndarray] = functools.partial(
         _load_and_compute, spec=spec, resample=resample)
     bar = tqdm(total=len(paths), desc=f"features ({spec.kind})", unit="clip", leave=False,
@@ -240,12 +238,6 @@ def _compute_many(paths: Sequence[Path], spec: FeatureSpec, *, workers: int, pro
 
 
 # --------------------------------------------------------------------------- cache
-
-
-def default_cache_dir() -> Path:
-    """``$AUTOML_ASD_CACHE`` if set, else ``~/.cache/automl-asd``."""
-    env = os.environ.get("AUTOML_ASD_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "automl-asd"
 
 
 @dataclass
@@ -521,7 +513,7 @@ def _file_lock(spec_dir: Path, key: str) -> Iterator[None]:
     """Exclusive ``flock`` on ``<spec_dir>/.lock-<key>`` (released if the holder dies);
     a no-op where locking is unavailable (the atomic rename still keeps entries whole)."""
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415 (POSIX only)
     except ImportError:  # not POSIX
         yield
         return

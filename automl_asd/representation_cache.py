@@ -16,7 +16,8 @@ embedding network, per machine type or in the shared stage). It is stored on dis
 Nothing else enters the key (normalisation, threshold, ensemble size/combine, backend, name,
 description, provenance do not), so a trial that changes only those reuses the stored network
 and costs seconds. A reused representation gives byte-identical scores to a cold one: the
-stored arrays are the trained weights themselves (``tests/test_representation_cache.py``).
+stored arrays are the trained weights themselves
+(``tests/unit/features/test_representation_cache.py``).
 Families without a learned representation (``pooled_stats``: pooled statistics of cached
 features) are not cached here; their features are cached by :mod:`automl_asd.features`.
 

@@ -16,6 +16,18 @@ Every tiny machine type has (``automl_asd.synth.SIZES["tiny"]``) 54 source + 6 t
 train clips, 10 clips in each test group (source/target x normal/anomaly, 40 in all),
 8 supplemental clips; 2 s, 16 kHz, mono int16.
 
+Fixtures from ``tests/fixtures/`` (registered below as plugins, so any test may request them):
+``ray_session`` (one local Ray runtime per session, ``fixtures/ray_fixture.py``) and
+``two_node_cluster`` (a real multi-node Ray cluster, ``fixtures/cluster_fixture.py``). Helpers
+shared by several test modules live in ``tests/fixtures/`` too (e.g. ``fixtures/recipes.py``).
+
+Layout: ``tests/unit/<area>/`` mirrors the package (one folder per package or module),
+``tests/contracts/`` holds the tests parametrised over the registries, ``tests/integration/``
+the Ray, cluster, end-to-end, demo and packaging tests; ``tests/test_layers.py`` pins the import
+layering. Every folder is a package (``__init__.py``), so test modules may share a file name and
+import helpers as ``tests.fixtures.<module>``; run the suite from the repository root
+(``python -m pytest -q``).
+
 Environment for the whole session: ``RAY_USAGE_STATS_ENABLED=0`` (unless already set) and
 ``AUTOML_ASD_CACHE`` pointing to a session temporary folder, so tests never read or write the
 user's feature cache.
@@ -33,6 +45,8 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 _CACHE_DIR = tempfile.mkdtemp(prefix="automl-asd-test-cache-")
 os.environ["AUTOML_ASD_CACHE"] = _CACHE_DIR
+
+pytest_plugins = ("tests.fixtures.ray_fixture", "tests.fixtures.cluster_fixture")
 
 TINY_DEV_TYPES: tuple[str, ...] = ("fan", "gearbox", "bearing")
 TINY_NOVEL_TYPES: tuple[str, ...] = ("compressor", "grinder")

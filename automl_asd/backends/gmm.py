@@ -53,7 +53,7 @@ class GmmBackend(Backend):
         return max(1, min(self.n_components, n_source // self.min_per_component, n_rows))
 
     def _fit_gmm(self, emb: NDArray[np.float64], domains: NDArray[np.str_]) -> Any:
-        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture import GaussianMixture  # noqa: PLC0415
 
         gmm = GaussianMixture(
             n_components=self._n_components(domains, len(emb)),
@@ -100,7 +100,7 @@ class GmmBackend(Backend):
         return state
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
-        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture import GaussianMixture  # noqa: PLC0415
 
         weights = np.asarray(state["weights_"])
         gmm = GaussianMixture(n_components=len(weights), covariance_type=self.covariance_type)

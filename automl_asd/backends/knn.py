@@ -133,7 +133,7 @@ class KnnBackend(Backend):
             if n_centers == len(src):
                 centers = src
             else:
-                from sklearn.cluster import KMeans
+                from sklearn.cluster import KMeans  # noqa: PLC0415
 
                 km = KMeans(n_clusters=n_centers, n_init=1, random_state=self.seed)
                 centers = km.fit(src).cluster_centers_.astype(np.float64)

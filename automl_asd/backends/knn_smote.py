@@ -63,7 +63,7 @@ def cosine_knn(
 
 def kmeans_centres(x: NDArray[Any], n_centres: int, seed: int) -> NDArray[np.float64]:
     """k-means centres ``(min(n_centres, n), d)`` of unit-norm rows (spherical: re-normalised)."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # noqa: PLC0415
 
     x = l2_normalize(x)
     n = min(n_centres, x.shape[0])

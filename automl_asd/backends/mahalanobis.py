@@ -28,7 +28,7 @@ def _covariance(x: NDArray[np.float64], method: str) -> NDArray[np.float64]:
     if x.shape[0] < 2:
         return np.zeros((x.shape[1], x.shape[1]))
     if method == "ledoit_wolf":
-        from sklearn.covariance import ledoit_wolf
+        from sklearn.covariance import ledoit_wolf  # noqa: PLC0415
 
         cov, _ = ledoit_wolf(x)
         return np.asarray(cov, dtype=np.float64)

@@ -7,13 +7,14 @@ import os
 import time
 from pathlib import Path
 
+from automl_asd.environment import require_torchaudio
+from automl_asd.search.space import shipped_space_names
+
 HELP = ("end-to-end demo on synthetic data: search on development types → recipe.json → "
         "apply on novel types → official scores and plots")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from automl_asd.search.space import shipped_space_names
-
     parser.add_argument("--out", type=Path, default=Path("demo_out"),
                         help="demo folder (default: demo_out)")
     parser.add_argument("--size", default="small", choices=("tiny", "small", "full"),
@@ -29,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.environment import require_torchaudio
-    from automl_asd.orchestration.demo import run_demo
+    from automl_asd.orchestration.demo import run_demo  # noqa: PLC0415 (orchestration: only when run)
 
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix, before Ray
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from automl_asd.environment import run_checks
+
 HELP = ("check the environment: Python, the locked torch/torchaudio pair and its compiled ops, "
         "Ray, Optuna, torch devices, the feature cache (one line each; exit 1 on a failure)")
 
@@ -15,8 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     del args
-    from automl_asd.environment import run_checks
-
     t0 = time.perf_counter()
     checks = run_checks(print)
     failed = [c.name for c in checks if not c.ok]

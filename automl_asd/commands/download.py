@@ -6,12 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from automl_asd.download import (
+    DEFAULT_BASE_URL,
+    RECORDS,
+    SPLITS,
+    DownloadError,
+    download_dataset,
+    format_records,
+)
+
 HELP = "download, verify (md5) and unpack the DCASE Task 2 data sets (2023-2025)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from automl_asd.download import DEFAULT_BASE_URL, RECORDS, SPLITS
-
     years = sorted({r.year for r in RECORDS})
     parser.add_argument("--list", action="store_true",
                         help="print the known records and their machine types, then exit")
@@ -43,8 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.download import DownloadError, download_dataset, format_records
-
     if args.list:
         print(format_records())
         return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from automl_asd.errors import ResourceLimitError
+from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
+from automl_asd.recipe_checks import check_cost, estimate_cost
+
 HELP = "show, validate or list frozen recipes (a path or a shipped name)"
 
 
@@ -29,10 +33,6 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.errors import ResourceLimitError
-    from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
-    from automl_asd.recipe_checks import check_cost, estimate_cost
-
     if args.recipe_action == "list":
         for name in shipped_recipe_names():
             recipe = load_recipe(name)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from automl_asd.io.results import atomic_write_text
+from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
+
 HELP = ("put several apply runs side by side: official score per machine type and overall, "
         "recipe name and hash")
 
@@ -18,9 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.io.results import atomic_write_text
-    from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
-
     runs = [read_apply_run(path) for path in args.runs]
     text = summary_markdown(runs)
     print(text, end="")

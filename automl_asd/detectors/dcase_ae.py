@@ -1,4 +1,4 @@
-"""The official DCASE Task 2 baseline autoencoder (``dcase_spec.md`` §3), reproduced.
+"""The official DCASE Task 2 baseline autoencoder (the DCASE 2025 baseline system), reproduced.
 
 Input: ``n_frames`` (5) consecutive feature frames concatenated into one vector (640-d for 128
 mel bins), hop 1 frame. Network: Linear 640->128->128->128->128->8->128->128->128->128->640,
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; other values pass through."""
-    import torch
+    import torch  # noqa: PLC0415
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,7 +61,7 @@ def resolve_device(device: str) -> str:
 @contextlib.contextmanager
 def deterministic_torch(device: str) -> Iterator[None]:
     """Enable deterministic algorithms for the duration of the block, then restore."""
-    import torch
+    import torch  # noqa: PLC0415
 
     was = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -75,8 +75,8 @@ def deterministic_torch(device: str) -> Iterator[None]:
 
 
 def _build_net(n_in: int, hidden: int, bottleneck: int, n_layers: int) -> torch.nn.Module:
-    import torch
-    from torch import nn
+    import torch  # noqa: PLC0415
+    from torch import nn  # noqa: PLC0415
 
     dims = [n_in] + [hidden] * n_layers + [bottleneck] + [hidden] * n_layers + [n_in]
     layers: list[nn.Module] = []
@@ -92,8 +92,8 @@ def _build_net(n_in: int, hidden: int, bottleneck: int, n_layers: int) -> torch.
 
 def _init_weights(net: torch.nn.Module, generator: torch.Generator) -> None:
     """PyTorch's default Linear init, drawn from ``generator`` instead of the global RNG."""
-    import torch
-    from torch import nn
+    import torch  # noqa: PLC0415
+    from torch import nn  # noqa: PLC0415
 
     with torch.no_grad():
         for module in net.modules():
@@ -182,14 +182,14 @@ class DcaseAE(Detector):
         )
 
     def _gather(self, frames: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        import torch
+        import torch  # noqa: PLC0415
 
         offs = torch.arange(self.n_frames, device=frames.device)
         return frames[starts[:, None] + offs[None, :]].reshape(len(starts), -1)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> Self:
-        import torch
+        import torch  # noqa: PLC0415
 
         t0 = time.perf_counter()
         frames_np, starts_np, clip_np = self._frames(train.features)
@@ -247,7 +247,7 @@ class DcaseAE(Detector):
         return self
 
     def _mean_loss(self, frames: torch.Tensor, idx: torch.Tensor) -> float:
-        import torch
+        import torch  # noqa: PLC0415
 
         total = 0.0
         with torch.no_grad():
@@ -260,7 +260,7 @@ class DcaseAE(Detector):
         self, frames: torch.Tensor, starts: torch.Tensor
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """Residual vectors ``(b, n_in)`` in chunks, with the chunk's start offset."""
-        import torch
+        import torch  # noqa: PLC0415
 
         with torch.no_grad():
             for b in range(0, len(starts), 8192):
@@ -274,7 +274,7 @@ class DcaseAE(Detector):
         clip_ids: NDArray[np.int64],
         domains: NDArray[np.str_],
     ) -> None:
-        import torch
+        import torch  # noqa: PLC0415
 
         d = self.n_bins_
         vec_domain = domains[clip_ids]
@@ -324,7 +324,7 @@ class DcaseAE(Detector):
     def _clip_stats_uncached(
         self, features: Sequence[NDArray[np.float32]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        import torch
+        import torch  # noqa: PLC0415
 
         self._check_fitted()
         frames_np, starts_np, clip_np = self._frames(features)
@@ -392,7 +392,7 @@ class DcaseAE(Detector):
         return self.set_state(state)
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
-        import torch
+        import torch  # noqa: PLC0415
 
         n_bins = int(state["n_bins"])
         net = _build_net(n_bins * self.n_frames, self.hidden, self.bottleneck, self.n_layers)

@@ -78,7 +78,7 @@ def _pooled(features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
 def _pseudo_labels(x: NDArray[np.float64], k: int, seed: int) -> NDArray[np.int64]:
     if k <= 1 or x.shape[0] <= k:
         return np.zeros(x.shape[0], dtype=np.int64) if k <= 1 else np.arange(x.shape[0])
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # noqa: PLC0415
 
     return np.asarray(KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x),
                       dtype=np.int64)
@@ -217,7 +217,7 @@ class MarginDetector(Detector):
         self.device_request_ = device
 
     def _device(self) -> torch.device:
-        import torch
+        import torch  # noqa: PLC0415
 
         want = self.device
         if want == "auto":
@@ -234,10 +234,10 @@ class MarginDetector(Detector):
         return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
 
     def _build(self, n_bins: int, n_classes: int) -> tuple[EmbeddingNet, torch.nn.Module]:
-        import torch
+        import torch  # noqa: PLC0415
 
-        from automl_asd.nn.losses import make_margin_loss
-        from automl_asd.nn.resnet import EmbeddingNet, NetConfig
+        from automl_asd.nn.losses import make_margin_loss  # noqa: PLC0415 (nn imports torch)
+        from automl_asd.nn.resnet import EmbeddingNet, NetConfig  # noqa: PLC0415 (nn imports torch)
 
         config = NetConfig(n_bins=n_bins, size=self.size, emb_dim=self.emb_dim,
                            spectrum_branch=self.spectrum_branch)
@@ -273,9 +273,9 @@ class MarginDetector(Detector):
     # --------------------------------------------------------------------------- training
     def _train_network(self, train: TrainSet) -> None:
         """Normalisation statistics + the embedding network (and its margin head)."""
-        import torch
+        import torch  # noqa: PLC0415
 
-        from automl_asd.nn.losses import feature_exchange, mixup
+        from automl_asd.nn.losses import feature_exchange, mixup  # noqa: PLC0415 (nn imports torch)
 
         n = len(train)
         if n < 2:
@@ -410,7 +410,7 @@ class MarginDetector(Detector):
         return state
 
     def _load_network(self, state: dict[str, NDArray[Any]]) -> None:
-        import torch
+        import torch  # noqa: PLC0415
 
         n_bins, n_classes = (int(v) for v in state["net_meta"])
         net, head = self._build(n_bins, n_classes)
@@ -435,7 +435,7 @@ class MarginDetector(Detector):
     def _embed_prepared(
         self, data: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]]]
     ) -> NDArray[np.float32]:
-        import torch
+        import torch  # noqa: PLC0415
 
         dev = next(self.net_.parameters()).device
         use_amp = self.amp and dev.type == "cuda"

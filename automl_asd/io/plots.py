@@ -31,8 +31,8 @@ def _arrays(
 
 
 def _save(fig: object, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     assert isinstance(fig, Figure)
     FigureCanvasAgg(fig)
@@ -58,8 +58,8 @@ def plot_roc(
     region ``FPR <= max_fpr`` shaded. ``y_true`` 1 = anomaly; ``domains`` "source"/"target";
     all shaped ``(n_clips,)``. Writes a PNG and returns its path.
     """
-    from matplotlib.figure import Figure
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from matplotlib.figure import Figure  # noqa: PLC0415
+    from sklearn.metrics import roc_auc_score, roc_curve  # noqa: PLC0415
 
     y, d, s = _arrays(y_true, domains, scores)
     fig = Figure(figsize=(5.0, 5.0))
@@ -101,7 +101,7 @@ def plot_score_histogram(
     outline = anomaly), with the decision threshold as a vertical line when given.
     Shapes as in :func:`plot_roc`. Writes a PNG and returns its path.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     y, d, s = _arrays(y_true, domains, scores)
     finite = s[np.isfinite(s)]

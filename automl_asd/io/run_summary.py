@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+
 __all__ = ["RunError", "ApplyRun", "read_apply_run", "summary_markdown", "summary_csv"]
 
 _OFFICIAL = ("auc_source", "auc_target", "pauc")
@@ -92,8 +94,6 @@ def read_apply_run(folder: str | Path, label: str | None = None) -> ApplyRun:
     if "official_baseline" in first:
         official = first["official_baseline"]
     else:  # summaries written before the key existed
-        from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
-
         official = next((n for n in OFFICIAL_BASELINES
                          if load_recipe(n).content_hash() == rhash), None)
     sections: dict[str, list[dict[str, float]]] = {}

@@ -24,11 +24,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("AdaCos", "ArcFace", "SubClusterAdaCos", "make_margin_loss", "mixup"):
-        from automl_asd.nn import losses
+        from automl_asd.nn import losses  # noqa: PLC0415 (lazy: torch)
 
         return getattr(losses, name)
     if name in ("EmbeddingNet", "NetConfig"):
-        from automl_asd.nn import resnet
+        from automl_asd.nn import resnet  # noqa: PLC0415 (lazy: torch)
 
         return getattr(resnet, name)
     raise AttributeError(f"module 'automl_asd.nn' has no attribute {name!r}")

@@ -14,7 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from automl_asd.io import search_report as io
+from automl_asd.recipe import load_recipe
 from automl_asd.search.config import LeaveOneOutOutcome, SearchConfig, SearchOutcome
 
 if TYPE_CHECKING:
@@ -54,10 +57,8 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
     read back and an interrupted fold is resumed when ``has_state(held, fold_dir)`` says the
     executor kept its state.
     """
-    import numpy as np
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415  (heavy: only when a table is built)
 
-    from automl_asd.recipe import load_recipe
 
     out = cfg.out.expanduser().resolve()
     mtypes = tuple(sorted(machines))

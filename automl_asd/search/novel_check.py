@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from automl_asd.data import scan
+from automl_asd.io import search_report as io
+from automl_asd.search.selection import pick_trial
 from automl_asd.search.trials import TrialRecord, is_missing, rank_key, trial_recipe
 
 if TYPE_CHECKING:
@@ -81,8 +84,6 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
     Per-trial lower bounds of a bootstrap pick are added to ``<out>/search.json`` (the report
     shows them). A failure while re-scoring falls back to the best trial, with a warning.
     """
-    from automl_asd.io import search_report as io
-    from automl_asd.search.selection import pick_trial
 
     rule = cfg.space.selection
     out = Path(cfg.out).expanduser().resolve()
@@ -115,7 +116,6 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
 
 
 def _scan_novel(root: Path) -> dict[str, MachineData]:
-    from automl_asd.data import scan
 
     gt = root if (root / "ground_truth_data").is_dir() else None
     return scan(root, ground_truth=gt)
@@ -125,7 +125,6 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
     """Apply the top ``cfg.novel_top_k`` complete trials, the frozen recipe and the reference
     recipe to the labelled novel types under ``cfg.novel``; write ``novel_check.parquet`` and
     append "does the choice carry?" to ``search_report.md``. Returns the written files."""
-    from automl_asd.io import search_report as io
 
     space = cfg.space
     root = Path(cfg.novel).expanduser().resolve()
@@ -167,7 +166,7 @@ def carry_summary(df: pd.DataFrame, *, reference_novel_omega: float | None = Non
                   ) -> dict[str, float]:
     """ρ (Spearman, in-search Ω vs novel Ω), frozen / best novel Ω and regret of a
     ``novel_check`` table."""
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # noqa: PLC0415  (heavy third-party)
 
     frozen = df[df["frozen"]]
     frozen_omega = float(frozen["novel_omega"].iloc[0]) if len(frozen) else math.nan

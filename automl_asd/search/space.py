@@ -44,16 +44,17 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
+from automl_asd.backends import get_backend_class
+from automl_asd.detectors import get_detector_class
 from automl_asd.errors import AutomlAsdError
+from automl_asd.recipe import Recipe, load_recipe, official_baseline_name
 from automl_asd.search.selection import SelectionRule, parse_selection
-
-if TYPE_CHECKING:
-    from automl_asd.recipe import Recipe
 
 __all__ = [
     "SpaceError",
@@ -79,7 +80,6 @@ def _shipped_spaces_dir() -> Path:
     its copy in a wheel install; a checkout used without installing it (or an editable install
     made before the mapping existed) falls back to the folder next to the package.
     """
-    from importlib import resources
 
     source_tree = Path(__file__).resolve().parents[2] / "search_spaces"
     try:
@@ -263,7 +263,6 @@ class SearchSpace:
     def to_recipe(self, params: Mapping[str, Any], **provenance: Any) -> Recipe:
         """Replay sampled parameters into a validated :class:`~automl_asd.recipe.Recipe`;
         ``provenance`` keys (and ``name``/``description``) override the recipe's."""
-        from automl_asd.recipe import Recipe
 
         data = self.to_recipe_dict(params)
         for key in ("name", "description"):
@@ -370,10 +369,8 @@ def _assign(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 def _component_schema(kind: str, name: str) -> Mapping[str, Any]:
     if kind == "detector":
-        from automl_asd.detectors import get_detector_class
 
         return get_detector_class(name).params
-    from automl_asd.backends import get_backend_class
 
     return get_backend_class(name).params
 
@@ -428,7 +425,6 @@ def load_space(space: str | Path) -> SearchSpace:
     Raises:
         SpaceError: naming the file and the YAML path of the first problem.
     """
-    from automl_asd.recipe import load_recipe, official_baseline_name
 
     path = resolve_space_path(space)
     raw = path.read_bytes()
@@ -682,7 +678,6 @@ def _check_names_unique(space: SearchSpace) -> None:
 def _probe(space: SearchSpace) -> None:
     """Build a recipe at every edge of every dimension and validate it with the recipe schema,
     so that out-of-range sections (threshold, normalisation, ...) fail at load time."""
-    from automl_asd.recipe import Recipe
 
     base_point = space.reference_point()
     dims = list(space.dimensions())

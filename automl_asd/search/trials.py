@@ -153,7 +153,7 @@ def table(records: Sequence[TrialRecord], space: SearchSpace | None = None) -> p
     ``space``, integer dimensions get a nullable integer column (inactive = missing); a column
     mixing types (e.g. a choice of int or str) is stored as strings (parquet holds one type).
     """
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415  (heavy: only when a table is built)
 
     rows = []
     for record in records:
@@ -182,7 +182,7 @@ def is_missing(value: Any) -> bool:
     """None, NaN, or pandas' NA (an inactive conditional parameter in a nullable column)."""
     if value is None:
         return True
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415  (heavy: only when a table is built)
 
     if value is pd.NA:
         return True

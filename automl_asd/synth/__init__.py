@@ -107,15 +107,15 @@ def __getattr__(name: str) -> Any:
     # Lazy: the generator needs numpy and scipy (~1 s to import); `synth --help` and the
     # constants above do not.
     if name in _GENERATOR_NAMES:
-        from automl_asd.synth import _generate
+        from automl_asd.synth import _generate  # noqa: PLC0415 (lazy: scipy)
 
         return getattr(_generate, name)
     if name in _RANDOM_NAMES:
-        from automl_asd.synth import _random
+        from automl_asd.synth import _random  # noqa: PLC0415 (lazy: scipy)
 
         return getattr(_random, name)
     if name in ("MODELS", "HIDDEN_ATTRIBUTE_TYPES", "SUPPLEMENTAL_KIND"):
-        from automl_asd.synth._machines import MODELS as MODELS
+        from automl_asd.synth._machines import MODELS as MODELS  # noqa: PLC0415 (lazy: scipy)
 
         assert set(MACHINE_TYPES) == set(MODELS) and all("_" not in m for m in MACHINE_TYPES)
         values: dict[str, Any] = {
@@ -132,6 +132,6 @@ def __getattr__(name: str) -> Any:
 
 def machine_model(machine_type: str, seed: int = 0) -> MachineModel:
     """The model of a named type, or of random type ``machine_type`` under ``seed``."""
-    from automl_asd.synth._generate import _model
+    from automl_asd.synth._generate import _model  # noqa: PLC0415 (lazy: scipy)
 
     return _model(machine_type, seed)

@@ -1,0 +1,255 @@
+"""Scoring new recordings outside ``apply``: the library behind ``automl-asd score``.
+
+``collect_wavs`` names the wav files of file and folder arguments; ``check_out`` refuses an
+output CSV that would destroy an input or the model; ``emit_rows`` writes score rows (stdout or a
+CSV, atomically in batch mode); ``watch_folder`` scores wav files as they appear in a folder
+(a file is taken once its size is unchanged between two polls), appending rows as it goes and
+skipping malformed files; ``csv_lock`` keeps one watcher per CSV. The command module
+(``automl_asd/commands/score.py``) only parses arguments, calls these and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from automl_asd.audio import AudioError
+from automl_asd.io.bundle import SCORE_CSV_HEADER, append_score_rows, read_score_csv
+from automl_asd.io.run_folder import FolderLock, OutputError
+
+if TYPE_CHECKING:
+    from automl_asd.bundle import Bundle
+
+__all__ = ["WatchStats", "check_out", "collect_wavs", "csv_lock", "emit_rows", "watch_folder"]
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- inputs
+def collect_wavs(paths: Sequence[Path]) -> list[tuple[str, Path]]:
+    """``(name, path)`` per wav: a file argument keeps its base name, files found under a
+    folder argument are named by their path relative to it. Duplicate names fall back to the
+    full paths. Raises ``FileNotFoundError`` for a missing path or an empty folder."""
+    found: list[tuple[str, Path]] = []
+    for arg in paths:
+        if arg.is_dir():
+            wavs = sorted(p for p in arg.rglob("*") if p.is_file()
+                          and p.suffix.lower() == ".wav" and not p.name.startswith("."))
+            if not wavs:
+                raise FileNotFoundError(f"{arg}: no .wav files in this folder")
+            found.extend((p.relative_to(arg).as_posix(), p) for p in wavs)
+        elif arg.is_file():
+            found.append((arg.name, arg))
+        else:
+            raise FileNotFoundError(f"{arg}: no such file or folder")
+    names = [n for n, _ in found]
+    if len(set(names)) != len(names):
+        found = [(str(p), p) for _, p in found]
+    return found
+
+
+def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
+              append: bool) -> None:
+    """Write score rows ``(name, score, decision)``: to stdout (with the header unless
+    ``append``) when ``out`` is ``None``; else appended to the CSV ``out`` (``append``) or
+    written to a temporary file renamed over ``out`` (batch mode: all or nothing)."""
+    if out is None:
+        if not append:
+            print(",".join(SCORE_CSV_HEADER))
+        for name, score, decision in rows:
+            print(f"{name},{score!r},{decision}", flush=True)
+        return
+    if append:
+        append_score_rows(out, rows)
+        return
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        append_score_rows(tmp, rows)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | None = None,
+              overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that would destroy what the command reads or did not write: an
+    input wav, the model (bundle folder, anything inside it, or its ``.tar``), a folder, a
+    ``.wav`` name, or (unless ``overwrite``, batch mode) an existing file that is not a score
+    CSV. Raises ``OutputError`` (one line naming the path)."""
+    target = out.resolve()
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a folder; give the CSV file to write")
+    for p in inputs:
+        if _same(out, p) or target == p.resolve():
+            raise OutputError(f"--out {out}: is one of the recordings to score; choose another "
+                              "file for the scores")
+    if out.suffix.lower() == ".wav":
+        raise OutputError(f"--out {out}: a .wav name; give a .csv file (the scores would "
+                          "replace a recording)")
+    mroot = model.resolve()
+    if _same(out, model) or target == mroot or (model.is_dir() and (
+            target.is_relative_to(mroot) or any(_same(out, q) for q in model.rglob("*")))):
+        raise OutputError(f"--out {out}: is the model bundle {model} or inside it; choose "
+                          "another file for the scores")
+    if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
+        with out.open("rb") as fh:
+            first = fh.readline(4096).decode("utf-8", "replace").strip()
+        if first != ",".join(SCORE_CSV_HEADER):
+            raise OutputError(f"--out {out}: exists and is not a score CSV written by "
+                              "`automl-asd score`; choose another file or pass --overwrite")
+
+
+# ----------------------------------------------------------------------------- watch mode
+@dataclass
+class WatchStats:
+    """What :func:`watch_folder` did."""
+
+    scored: int = 0
+    skipped: list[str] = field(default_factory=list)
+    polls: int = 0
+    seconds: float = 0.0
+    reason: str = ""
+
+
+def _list_wavs(folder: Path) -> list[Path]:
+    try:
+        entries = sorted(folder.iterdir())
+    except FileNotFoundError:
+        return []
+    return [p for p in entries if p.suffix.lower() == ".wav" and not p.name.startswith(".")
+            and p.is_file()]
+
+
+def watch_folder(
+    bundle: Bundle,
+    folder: Path,
+    out: Path | None,
+    *,
+    poll: float = 2.0,
+    max_files: int | None = None,
+    timeout: float | None = None,
+    resample: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WatchStats:
+    """Score wav files appearing in ``folder`` until Ctrl-C, ``max_files`` or ``timeout``.
+
+    A file is scored once its size is non-zero and unchanged between two polls; names
+    already in ``out`` are skipped (a restarted watcher resumes). Each poll's ready files are
+    scored as one batch and their rows appended to ``out`` (or printed). A file that cannot be
+    decoded or has the wrong format is logged and skipped; the watcher goes on, and tries it
+    again only if its size changes (or after a restart, since only scored rows are recorded).
+    """
+    if poll <= 0:
+        raise ValueError(f"--poll {poll}: must be > 0 seconds")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--watch {folder}: no such folder")
+    done = {name for name, _, _ in read_score_csv(out)} if out is not None else set()
+    if done:
+        logger.info("watch: %d file(s) already in %s are not scored again", len(done), out)
+    if out is None:
+        emit_rows([], None, append=False)  # header once
+    stats = WatchStats()
+    sizes: dict[str, int] = {}
+    bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
+
+    def skip(path: Path) -> None:
+        """Count ``path`` as skipped; retry it only once its size changes."""
+        stats.skipped.append(path.name)
+        done.discard(path.name)
+        try:
+            bad[path.name] = path.stat().st_size
+        except FileNotFoundError:
+            pass
+
+    t0 = time.monotonic()
+    logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
+                bundle.machine_type)
+    try:
+        while True:
+            stats.polls += 1
+            ready: list[Path] = []
+            for path in _list_wavs(folder):
+                if path.name in done:
+                    continue
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+                if bad.get(path.name) == size:
+                    continue  # skipped before and unchanged since
+                if size > 0 and sizes.get(path.name) == size:
+                    ready.append(path)
+                sizes[path.name] = size
+            if max_files is not None:
+                ready = ready[:max(0, max_files - stats.scored - len(stats.skipped))]
+            good: list[Path] = []
+            feats = []
+            for path in ready:
+                done.add(path.name)
+                sizes.pop(path.name, None)
+                try:
+                    feats.extend(bundle.features([path], resample=resample, workers=1))
+                    good.append(path)
+                except (AudioError, ValueError, OSError) as exc:
+                    logger.warning("watch: skipping %s: %s", path, exc)
+                    skip(path)
+            if good:
+                scores, decisions = bundle.score_features(feats)
+                finite = np.isfinite(scores)
+                for p, s in zip(good, scores, strict=True):
+                    if not np.isfinite(s):
+                        logger.error("watch: refusing %s: non-finite anomaly score (%r); its "
+                                     "samples may be out of range (e.g. a float wav far beyond "
+                                     "+-1) or the bundle is damaged; not written", p, float(s))
+                        skip(p)
+                good = [p for p, ok in zip(good, finite, strict=True) if ok]
+                scores, decisions = scores[finite], decisions[finite]
+            if good:
+                rows = [(p.name, float(s), int(d))
+                        for p, s, d in zip(good, scores, decisions, strict=True)]
+                emit_rows(rows, out, append=True)
+                stats.scored += len(rows)
+                n_anom = int(np.sum(decisions))
+                logger.info("watch: scored %d file(s) (%d anomalous)%s", len(rows), n_anom,
+                            "".join(f"; ANOMALY {p.name}" for p, d in zip(good, decisions,
+                                                                           strict=True) if d))
+            if max_files is not None and stats.scored + len(stats.skipped) >= max_files:
+                stats.reason = "max-files"
+                break
+            if timeout is not None and time.monotonic() - t0 >= timeout:
+                stats.reason = "timeout"
+                break
+            sleep(poll)
+    except KeyboardInterrupt:
+        stats.reason = "interrupted"
+    stats.seconds = time.monotonic() - t0
+    return stats
+
+
+@contextlib.contextmanager
+def csv_lock(out: Path | None) -> Iterator[None]:
+    """Hold an advisory lock on the ``--watch`` CSV (one appender at a time); a second
+    watcher on the same CSV fails at once naming the holder's pid and host."""
+    if out is None:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, f"score --watch --out {out.name}",
+                    lock_path=out.with_name(f".{out.name}.lock")):
+        yield

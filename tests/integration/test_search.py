@@ -1,0 +1,226 @@
+"""``automl-asd search`` end to end with Ray Tune on tiny synthetic trees.
+
+* a real smoke search (CLI) whose frozen recipe reproduces its Ω with the serial ``apply``
+  runner, then ``apply --frozen`` on other machine types and ``evaluate`` on the outputs;
+* resume: a search interrupted (SIGINT) after two trials continues without rerunning them;
+* a failing trial is recorded and the search goes on; leave-one-out (stand-in objective).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from ray import tune
+
+from automl_asd.cli import main
+from automl_asd.data import MachineData
+from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.orchestration.tune import run_leave_one_out, run_search
+from automl_asd.recipe import Recipe, load_recipe
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.space import load_space
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def dev_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_dev_root`` from tests/conftest.py, else three tiny dev types written here."""
+    try:
+        return Path(request.getfixturevalue("tiny_dev_root"))
+    except pytest.FixtureLookupError:
+        from automl_asd.synth import DEV_MACHINE_TYPES, generate
+
+        root = tmp_path_factory.mktemp("dev")
+        generate(root, machine_types=list(DEV_MACHINE_TYPES[:3]), size="tiny", seed=0)
+        return root
+
+
+@pytest.fixture(scope="module")
+def novel_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return Path(request.getfixturevalue("tiny_novel_root"))
+    except pytest.FixtureLookupError:
+        from automl_asd.synth import NOVEL_MACHINE_TYPES, generate
+
+        root = tmp_path_factory.mktemp("novel")
+        generate(root, machine_types=list(NOVEL_MACHINE_TYPES[:2]), size="tiny", seed=0)
+        return root
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _types(root: Path) -> list[str]:
+    from automl_asd.data import find_machine_dirs
+
+    return sorted(find_machine_dirs(root))
+
+
+def test_smoke_search_cli_end_to_end(
+    ray_session: None, dev_root: Path, novel_root: Path, cache_dir: Path,  # noqa: F811
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from automl_asd.apply import SerialRunner, apply_recipe
+
+    run = tmp_path / "run"
+    assert main(["search", "--data", str(dev_root), "--space", "smoke", "--trials", "4",
+                 "--max-concurrent", "2", "--seed", "3", "--out", str(run),
+                 "--cache-dir", str(cache_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "best trial" in printed and "frozen recipe" in printed
+
+    for name in ("recipe.json", "trials.parquet", "search_report.md", "omega_over_trials.png",
+                 "search.json"):
+        assert (run / name).is_file(), name
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert len(trials) == 4
+    assert trials["order"].tolist() == [1, 2, 3, 4]
+    first = trials.iloc[0]
+    assert bool(first["is_reference"]) and first["status"] == "complete"
+    assert first["fidelity"] == 1.0
+    assert set(trials["status"]) <= {"complete", "stopped_early", "error"}
+    mtypes = _types(dev_root)
+    for mt in mtypes:
+        assert trials[f"{mt}/auc_source"].notna().all()
+
+    recipe = load_recipe(run / "recipe.json")
+    prov = recipe.provenance
+    space = load_space("smoke")
+    assert prov.source == "search" and prov.space_name == "smoke"
+    assert prov.space_sha256 == space.sha256
+    assert list(prov.dev_machine_types) == mtypes
+    done = trials[trials["status"] == "complete"]
+    assert prov.objective == pytest.approx(done["omega"].max())
+    assert prov.objective is not None and prov.objective >= first["omega"]  # >= reference Ω
+    assert prov.trial_id == done.loc[done["omega"].idxmax(), "trial_id"]
+    assert prov.dev_data is not None and prov.dev_data.machine_types == tuple(mtypes)
+    assert prov.dev_data.n_files == len(list(dev_root.rglob("*.wav")))
+    assert set(prov.versions) >= {"automl-asd", "ray", "optuna", "torch", "numpy"}
+    report = (run / "search_report.md").read_text()
+    assert prov.trial_id in report
+    assert "| trial_id | status | omega | fidelity | wall_s | recipe |" in report
+    assert "reference recipe `fast_default` (not the official DCASE baseline)" in report
+    assert "baseline Ω" not in report
+    assert (run / "omega_over_trials.png").stat().st_size > 5000
+
+    # the frozen recipe reproduces its reported Ω with the serial apply runner
+    applied = apply_recipe(run / "recipe.json", dev_root, tmp_path / "dev_apply",
+                           runner=SerialRunner(), cache_dir=cache_dir, plots=False)
+    assert applied.official_score == pytest.approx(prov.objective, abs=1e-6)
+
+    # apply the frozen recipe to other machine types (Ray tasks), then evaluate the CSVs
+    out = tmp_path / "novel_out"
+    assert main(["apply", "--frozen", str(run / "recipe.json"), "--data", str(novel_root),
+                 "--out", str(out), "--cache-dir", str(cache_dir), "--no-plots"]) == 0
+    assert main(["evaluate", "--scores", str(out), "--ground-truth", str(novel_root),
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert set(evaluated["machine_types"]) == set(_types(novel_root))
+    assert 0.0 < evaluated["official_score"] <= 1.0
+
+
+_INTERRUPTED: dict[str, bool] = {}
+
+
+class _InterruptAfter(tune.Callback):
+    """Tune callback sending SIGINT (like Ctrl+C) once ``n`` trials have finished; only once
+    per ``key`` (Tune restores run callbacks on resume)."""
+
+    def __init__(self, n: int, key: str) -> None:
+        self.n, self.key = n, key
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                          **info: Any) -> None:
+        done = sum(t.status == "TERMINATED" for t in trials)
+        if done >= self.n and not _INTERRUPTED.get(self.key):
+            _INTERRUPTED[self.key] = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_search_resumes_without_rerunning_finished_trials(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+) -> None:
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=4, machine_types=types, cache_dir=cache_dir, seed=5)
+    first = run_search(cfg, callbacks=[_InterruptAfter(2, str(tmp_path))])
+    assert first.interrupted
+    finished = first.trials[first.trials["status"].isin(["complete", "stopped_early"])]
+    assert 2 <= len(finished) < 4
+
+    with pytest.raises(ValueError, match="already holds a search; pass --resume"):
+        run_search(cfg)
+    resumed_at = time.time()
+    second = run_search(replace(cfg, resume=True))
+    assert not second.interrupted
+    table = second.trials.set_index("trial_id")
+    assert len(table) == 4
+    assert set(table["status"]) <= {"complete", "stopped_early"}
+    for _, row in finished.iterrows():
+        again = table.loc[row["trial_id"]]
+        # same result, reported before the resume: the trial was not run again
+        assert again["omega"] == row["omega"]
+        assert again["finished_at"] == row["finished_at"] < resumed_at
+    new = table.drop(index=finished["trial_id"])
+    assert len(new) and (new["finished_at"] >= int(resumed_at)).all()
+    assert load_recipe(cfg.out / "recipe.json").provenance.objective == second.best_omega
+
+
+def _stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *, cache_dir: Any = None,
+              device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
+    """Cheap deterministic objective: Ω grows with kNN k; every AE trial fails."""
+    if recipe.detector.name == "dcase_ae":
+        raise RuntimeError("stand-in failure for dcase_ae")
+    k = recipe.detector.params["backend"]["params"]["k"]
+    value = 0.55 + 0.1 * k * fidelity + len(machines) * 0.001
+    per_type = {mt: TypeMetrics(value, value, value, value) for mt in machines}
+    return ObjectiveResult(omega=value, per_type=per_type, fidelity=fidelity, wall_s=0.0)
+
+
+def test_leave_one_out_records_failing_trials(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+) -> None:
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "loo",
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=0,
+                       prewarm=False)
+    loo = run_leave_one_out(cfg, evaluator=_stand_in)
+    # failing trials are recorded with their message and the searches went on
+    fold_tables = pd.concat([f.trials for f in loo.folds.values()])
+    assert len(fold_tables) == 3 * len(types)
+    errors = fold_tables.loc[fold_tables["status"] == "error", "error"]
+    assert len(errors), "seed 0 samples the AE in a fold"
+    assert errors.str.contains("stand-in failure for dcase_ae").all()
+    assert all(f.recipe.detector.name == "pooled_stats" for f in loo.folds.values())
+    reports = [(tmp_path / "loo" / "loo" / t / "search_report.md").read_text() for t in types]
+    assert any("Failed trials" in r for r in reports)
+
+    table = loo.table.set_index("held_out")
+    assert sorted(table.index) == sorted(types)
+    for held in types:
+        fold = loo.folds[held]
+        assert fold.machine_types == tuple(m for m in types if m != held)
+        assert (tmp_path / "loo" / "loo" / held / "recipe.json").is_file()
+        k = fold.recipe.detector.params["backend"]["params"]["k"]
+        # in-search Ω on one type (the other), held-out Ω on the held-out type (stand-in)
+        assert table.loc[held, "in_search_omega"] == pytest.approx(0.55 + 0.1 * k + 0.001)
+        assert table.loc[held, "held_out_omega"] == pytest.approx(0.55 + 0.1 * k + 0.001)
+        assert table.loc[held, "reference_held_out_omega"] == pytest.approx(0.651)
+    md = (tmp_path / "loo" / "leave_one_out.md").read_text()
+    assert "held_out_omega" in md and all(t in md for t in types)

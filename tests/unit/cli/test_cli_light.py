@@ -1,0 +1,77 @@
+"""The quick commands (``--help``, ``recipe``, ``info``) start without torch, Ray or scikit-learn
+(their timings are measured by ``bench/cli_startup.py``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.paths import REPO_ROOT
+
+HEAVY = ("torch", "torchaudio", "ray", "optuna", "sklearn", "scipy", "pandas", "matplotlib")
+
+_PROBE = """
+import contextlib, io, json, sys
+from automl_asd.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        rc = main(json.loads(sys.argv[1]))
+    except SystemExit as exc:
+        rc = exc.code
+heavy = json.loads(sys.argv[2])
+print(json.dumps({"rc": rc, "loaded": [m for m in heavy if m in sys.modules],
+                  "out": out.getvalue()}))
+"""
+
+
+def _probe(argv: list[str]) -> dict[str, object]:
+    res = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(HEAVY)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    result: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["recipe", "list"],
+    ["recipe", "show", "baseline_ae_mse"],
+    ["recipe", "validate", "margin_knn", "baseline_ae_mahalanobis", "fast_default"],
+    ["search", "--help"],
+    ["synth", "--help"],
+])
+def test_quick_commands_import_no_heavy_library(argv: list[str]) -> None:
+    result = _probe(argv)
+    assert result["rc"] == 0, result
+    assert result["loaded"] == [], f"{argv} imported {result['loaded']}"
+    assert result["out"]  # it did its job
+
+
+def test_recipe_list_still_lists_every_shipped_recipe() -> None:
+    result = _probe(["recipe", "list"])
+    names = [line.split("\t")[0] for line in str(result["out"]).splitlines()]
+    shipped = sorted(p.stem for p in (REPO_ROOT / "automl_asd"
+                                      / "recipes").glob("*.json"))
+    assert names == shipped
+
+
+def test_info_imports_no_heavy_library(tiny_dev_root: Path) -> None:
+    result = _probe(["info", "--data", str(tiny_dev_root)])
+    assert result["rc"] == 0
+    assert result["loaded"] == []
+    assert "fan" in str(result["out"])
+
+
+def test_torch_free_names_match_the_networks() -> None:
+    from automl_asd.nn import losses, resnet, specs
+
+    assert resnet.SIZES is specs.SIZES and losses.LOSSES is specs.LOSSES
+    for size in specs.SIZES:
+        resnet.EmbeddingNet(resnet.NetConfig(n_bins=16, size=size, emb_dim=8))
+    for name in specs.LOSSES:
+        losses.make_margin_loss(name, 8, 3)

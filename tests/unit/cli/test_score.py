@@ -1,0 +1,195 @@
+"""``automl-asd score``: format checks (--resample), folders, --watch mode and Ray chunks."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from automl_asd.audio import AudioError
+from automl_asd.bundle import Bundle, load_bundle
+from automl_asd.cli import main
+from automl_asd.data import scan
+from automl_asd.io.bundle import read_score_csv, save_bundle
+from automl_asd.pipeline import fit_machine
+from automl_asd.recipe import load_recipe
+from automl_asd.serve import collect_wavs, watch_folder
+
+MT = "gearbox"
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tiny_dev_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    machine = scan(tiny_dev_root, machine_types=[MT])[MT]
+    fitted = fit_machine(load_recipe("fast_default"), machine, device="cpu")
+    return save_bundle(fitted, tmp_path_factory.mktemp("models") / MT)
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_dir: Path) -> Bundle:
+    return load_bundle(bundle_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def test_wavs(tiny_dev_root: Path) -> list[Path]:
+    return sorted((tiny_dev_root / MT / "test").glob("*.wav"))
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with path.open() as f:
+        return list(csv.reader(f))
+
+
+# ----------------------------------------------------------------------------- formats
+@pytest.mark.slow
+def test_wrong_rate_and_channels_refused_or_resampled(bundle_dir: Path, bundle: Bundle,
+                                                      test_wavs: list[Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    wave, rate = sf.read(str(test_wavs[0]), dtype="float32")
+    assert rate == 16000
+    import torch
+    import torchaudio.functional as taf
+
+    at_8k = taf.resample(torch.from_numpy(wave), 16000, 8000).numpy()
+    sf.write(tmp_path / "slow.wav", at_8k, 8000, subtype="PCM_16")
+    sf.write(tmp_path / "stereo.wav", np.stack([wave, wave], axis=1), 16000, subtype="FLOAT")
+    for name, expect in (("slow.wav", "8000 Hz; bundle gearbox expects 16000 Hz"),
+                         ("stereo.wav", "2 channels")):
+        assert main(["score", "--model", str(bundle_dir), str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        assert name in err and expect in err and "--resample" in err
+        with pytest.raises(AudioError, match=name):
+            bundle.score([tmp_path / name])
+    out = tmp_path / "s.csv"
+    assert main(["score", "--model", str(bundle_dir), str(tmp_path / "stereo.wav"),
+                 str(tmp_path / "slow.wav"), "--resample", "--out", str(out)]) == 0
+    rows = {r[0]: float(r[1]) for r in _rows(out)[1:]}
+    # a duplicated channel downmixes to the same clip: the same score (same batch of two)
+    original = float(bundle.score([test_wavs[0], tmp_path / "slow.wav"],
+                                  resample=True).scores[0])
+    assert rows["stereo.wav"] == original
+    # 16k -> 8k -> 16k loses the top half of the band: close to, not equal to, the original
+    assert rows["slow.wav"] != original and np.isfinite(rows["slow.wav"])
+    # in-memory waveforms: a sample rate other than the spec's is refused unless resampling
+    with pytest.raises(AudioError, match="8000 Hz"):
+        bundle.score([at_8k], sample_rate=8000)
+    assert np.isfinite(bundle.score([at_8k], sample_rate=8000, resample=True).scores).all()
+
+
+def test_collect_wavs_names(tmp_path: Path) -> None:
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    for rel in ("a/x.wav", "a/sub/y.WAV", "a/.hidden.wav", "a/notes.txt", "b.wav"):
+        (tmp_path / rel).write_bytes(b"")
+    got = collect_wavs([tmp_path / "a", tmp_path / "b.wav"])
+    assert [n for n, _ in got] == ["sub/y.WAV", "x.wav", "b.wav"]
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x.wav").write_bytes(b"")
+    dup = collect_wavs([tmp_path / "a" / "x.wav", tmp_path / "c"])
+    assert [n for n, _ in dup] == [str(tmp_path / "a" / "x.wav"), str(tmp_path / "c" / "x.wav")]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        collect_wavs([tmp_path / "missing.wav"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .wav files"):
+        collect_wavs([tmp_path / "empty"])
+
+
+def test_score_needs_paths_or_watch(bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "--model", str(bundle_dir)]) == 1
+    assert "(PATH...) or --watch DIR" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- watch mode
+@pytest.mark.slow
+def test_watch_scores_new_stable_files_and_skips_malformed(
+    bundle: Bundle, test_wavs: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    out = tmp_path / "live.csv"
+    shutil.copy(test_wavs[0], inbox / "c0.wav")
+    (inbox / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    (inbox / ".partial.wav").write_bytes(b"ignored: hidden name")
+    growing = inbox / "c2.wav"
+    data = test_wavs[2].read_bytes()
+    events: list[int] = []
+
+    def fake_sleep(_: float) -> None:
+        # the filesystem changes between polls: new files appear, one keeps growing
+        poll = len(events) + 1
+        events.append(poll)
+        if poll == 1:
+            shutil.copy(test_wavs[1], inbox / "c1.wav")
+            growing.write_bytes(data[: len(data) // 2])
+        elif poll == 2:
+            growing.write_bytes(data)  # finished writing
+
+    with caplog.at_level(logging.WARNING):
+        stats = watch_folder(bundle, inbox, out, poll=0.01, max_files=4, sleep=fake_sleep)
+    assert stats.reason == "max-files"
+    assert stats.scored == 3 and stats.skipped == ["broken.wav"]
+    assert "skipping" in caplog.text and "broken.wav" in caplog.text
+    rows = read_score_csv(out)
+    names = [r[0] for r in rows]
+    # c0 is stable from poll 1 to 2; c1 from 2 to 3; c2 changed size at poll 3, stable at 4
+    assert names == ["c0.wav", "c1.wav", "c2.wav"] and stats.polls == 4
+    want = bundle.score([test_wavs[0], test_wavs[1], test_wavs[2]], batch_size=1)
+    np.testing.assert_array_equal(np.array([r[1] for r in rows]), want.scores)
+    assert [r[2] for r in rows] == want.decisions.tolist()
+
+    # a skipped file is retried once it changes (e.g. a writer that finished late)
+    shutil.copy(test_wavs[3], inbox / "broken.wav")
+    stats1 = watch_folder(bundle, inbox, out, poll=0.01, max_files=1, sleep=lambda _: None)
+    assert stats1.scored == 1 and stats1.skipped == []
+    # a restarted watcher does not score the same files again, and stops on --timeout
+    shutil.copy(test_wavs[3], inbox / "c3.wav")
+    stats2 = watch_folder(bundle, inbox, out, poll=0.01, timeout=0.0, sleep=fake_sleep)
+    assert stats2.reason == "timeout" and stats2.scored == 0 and stats2.polls == 1
+    stats3 = watch_folder(bundle, inbox, out, poll=0.01, max_files=1, sleep=lambda _: None)
+    assert stats3.scored == 1
+    assert [r[0] for r in read_score_csv(out)] == names + ["broken.wav", "c3.wav"]
+
+
+def test_watch_stops_cleanly_on_ctrl_c(bundle: Bundle, tmp_path: Path) -> None:
+    def interrupt(_: float) -> None:
+        raise KeyboardInterrupt
+
+    stats = watch_folder(bundle, tmp_path, tmp_path / "o.csv", poll=1.0, sleep=interrupt)
+    assert stats.reason == "interrupted" and stats.scored == 0
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        watch_folder(bundle, tmp_path / "nope", None)
+
+
+@pytest.mark.slow
+def test_watch_cli(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for p in test_wavs[:2]:
+        shutil.copy(p, inbox / p.name)
+    out = tmp_path / "w.csv"
+    assert main(["score", "--model", str(bundle_dir), "--watch", str(inbox), "--poll", "0.05",
+                 "--max-files", "2", "--timeout", "30", "--out", str(out)]) == 0
+    assert "watch stopped (max-files): 2 scored" in capsys.readouterr().err
+    assert sorted(r[0] for r in read_score_csv(out)) == sorted(p.name for p in test_wavs[:2])
+
+
+# ----------------------------------------------------------------------------- Ray
+@pytest.mark.ray
+@pytest.mark.slow
+def test_address_scores_chunks_in_ray_tasks(ray_session: None,  # noqa: F811
+                                            bundle_dir: Path, bundle: Bundle,
+                                            test_wavs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "ray.csv"
+    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0].parent),
+                 "--address", "local", "--chunk-size", "15", "--out", str(out)]) == 0
+    rows = read_score_csv(out)
+    assert [r[0] for r in rows] == [p.name for p in test_wavs]
+    # 40 files in chunks of 15 = 3 tasks; the same chunking in process gives the same bits
+    want = bundle.score(test_wavs, batch_size=15)
+    np.testing.assert_array_equal(np.array([r[1] for r in rows]), want.scores)
+    assert [r[2] for r in rows] == want.decisions.tolist()

@@ -1,0 +1,143 @@
+"""Run storage (``--storage``, pyarrow filesystems) and the pre-flight path checks, without Ray.
+
+``apply`` with a ``file://`` storage URI: the tasks write locally, upload their outputs, the
+driver copies them into ``--out``; the CSVs are byte-identical to a run without storage. The
+shared stage of a ``scope: all`` recipe goes through the storage too (real training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from pyarrow import fs
+
+from automl_asd.apply import SerialRunner, apply_recipe
+from automl_asd.storage import (
+    PathCheck,
+    check_paths,
+    delete_files,
+    download_tree,
+    open_storage,
+    upload_tree,
+    write_token,
+)
+from tests.unit.apply.test_apply import FakeRun, _make_tree, _recipe
+
+
+def _csvs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*_section_*_test.csv"))}
+
+
+def test_upload_download_round_trip_file_uri_and_path(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "models" / "alpha").mkdir(parents=True)
+    (src / "models" / "alpha" / "a.npy").write_bytes(b"\x00\x01" * 100)
+    (src / "alpha.summary.json").write_text("{}")
+    (src / "anomaly_score_alpha_section_00_test.csv").write_text("x,1\n")
+    for location in (f"file://{tmp_path / 'st_uri'}", str(tmp_path / "st_path")):
+        sent = upload_tree(src, location)
+        assert sent[-1] == "alpha.summary.json"  # the summary goes last
+        assert sorted(sent) == sorted(["models/alpha/a.npy", "alpha.summary.json",
+                                       "anomaly_score_alpha_section_00_test.csv"])
+        back = tmp_path / f"back_{len(location)}"
+        assert sorted(download_tree(location, back)) == sorted(sent)
+        assert (back / "models" / "alpha" / "a.npy").read_bytes() == b"\x00\x01" * 100
+        delete_files(location, ["models/alpha", "alpha.summary.json", "not-there"])
+        filesystem, base = open_storage(location)
+        assert isinstance(filesystem, fs.LocalFileSystem)
+        left = [e.base_name for e in filesystem.get_file_info(fs.FileSelector(base))]
+        assert sorted(left) == ["anomaly_score_alpha_section_00_test.csv", "models"]
+    assert download_tree(str(tmp_path / "nowhere"), tmp_path / "x") == []
+
+
+def test_check_paths_names_the_option_and_path(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data", ("alpha",))
+    ok = check_paths(data=str(data), machine_types=["alpha"],
+                     writable=[("--out", str(tmp_path / "out"))],
+                     cache_dir=str(tmp_path / "cache"), check_cache=True)
+    assert ok == []
+    missing = check_paths(data=str(tmp_path / "nope"))
+    assert missing == [f"--data {tmp_path / 'nope'}: no such folder"]
+    no_type = check_paths(data=str(data), machine_types=["alpha", "beta"])
+    assert no_type == [f"--data {data}: machine type folder(s) beta missing"]
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    bad = check_paths(writable=[("--storage", str(blocked / "sub"))],
+                      cache_dir=str(blocked / "cache"), check_cache=True)
+    assert len(bad) == 2
+    assert bad[0].startswith(f"--storage {blocked / 'sub'}: not writable")
+    assert bad[1].startswith(f"--cache-dir {blocked / 'cache'}: not writable")
+    # the driver's marker must be visible: a node-local folder is not shared storage
+    shared = tmp_path / "shared"
+    token = write_token(str(shared))
+    assert PathCheck(writable=(("--out", str(shared)),), token=token,
+                     check_cache=False).problems() == []
+    other = PathCheck(writable=(("--out", str(tmp_path / "local")),), token=token,
+                      check_cache=False).problems()
+    assert len(other) == 1 and "not the storage the driver sees" in other[0]
+
+
+def test_serial_preflight_stops_before_any_job(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data", ("alpha",))
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    fake = FakeRun()
+    with pytest.raises(ValueError, match=r"this machine: --cache-dir .*file/c: not writable"):
+        apply_recipe(_recipe(), data, tmp_path / "out", runner=SerialRunner(run_fn=fake),
+                     cache_dir=blocked / "c", plots=False)
+    assert fake.calls == []
+
+
+@pytest.mark.slow
+def test_apply_through_file_uri_storage_matches_direct_outputs(tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    direct = apply_recipe(_recipe(), data, tmp_path / "direct",
+                          runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    store = tmp_path / "store"
+    via = apply_recipe(_recipe(), data, tmp_path / "via", runner=SerialRunner(run_fn=FakeRun()),
+                       plots=False, storage=f"file://{store}")
+    assert direct.ok and via.ok
+    assert _csvs(tmp_path / "via") == _csvs(tmp_path / "direct") == _csvs(store)
+    assert len(_csvs(store)) == 6
+    for mt in ("alpha", "beta", "gamma"):
+        summary = json.loads((store / f"{mt}.summary.json").read_text())
+        assert summary["pid"] == os.getpid() and summary["node_id"] is None  # serial: here
+        assert (tmp_path / "via" / f"{mt}.summary.json").read_bytes() == \
+            (store / f"{mt}.summary.json").read_bytes()
+    assert via.official_score == direct.official_score
+    # resume reads the storage back: nothing reruns
+    fake = FakeRun()
+    again = apply_recipe(_recipe(), data, tmp_path / "via2", runner=SerialRunner(run_fn=fake),
+                         plots=False, storage=f"file://{store}", resume=True)
+    assert fake.calls == [] and {o.status for o in again.outcomes} == {"skipped"}
+    # another recipe: the stale outputs are cleared from the storage before the rerun
+    fail = FakeRun(fail=["beta"])
+    rerun = apply_recipe(_recipe(seed=9), data, tmp_path / "via3",
+                         runner=SerialRunner(run_fn=fail), plots=False,
+                         storage=f"file://{store}", resume=True)
+    assert rerun.failed == ("beta",)
+    assert not (store / "beta.summary.json").exists()
+    assert not list(store.glob("*_beta_section_*"))
+
+
+@pytest.mark.slow
+def test_shared_stage_through_storage(tiny_dev_root: Path, tmp_path: Path) -> None:
+    from tests.fixtures.recipes import shared_margin_recipe
+
+    data = tmp_path / "data"
+    for mt in ("gearbox", "bearing"):
+        shutil.copytree(tiny_dev_root / mt, data / mt)
+    store = tmp_path / "store"
+    rep = apply_recipe(shared_margin_recipe(), data, tmp_path / "out", plots=False, device="cpu",
+                       storage=f"file://{store}")
+    ref = apply_recipe(shared_margin_recipe(), data, tmp_path / "ref", plots=False, device="cpu")
+    assert rep.ok and ref.ok
+    summary = json.loads((store / "shared" / "summary.json").read_text())
+    assert summary["stage"] == "shared" and summary["machine_types"] == ["bearing", "gearbox"]
+    assert summary["pid"] == os.getpid()  # the serial runner runs it here, by design
+    assert (tmp_path / "out" / "shared" / "shared.json").is_file()
+    assert _csvs(tmp_path / "out") == _csvs(tmp_path / "ref")
