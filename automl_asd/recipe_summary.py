@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from automl_asd.search_space import SearchSpace
+    from automl_asd.search.space import SearchSpace
 
 __all__ = ["point_summary", "trial_summary"]
 

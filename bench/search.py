@@ -37,8 +37,9 @@ from automl_asd.data import scan  # noqa: E402
 from automl_asd.features import ExtractStats, extract  # noqa: E402
 from automl_asd.io.search_report import family_costs, read_search_meta  # noqa: E402
 from automl_asd.objective import evaluate_recipe  # noqa: E402
-from automl_asd.orchestration.search import SearchConfig, run_search  # noqa: E402
-from automl_asd.search_space import load_space  # noqa: E402
+from automl_asd.orchestration.tune import run_search  # noqa: E402
+from automl_asd.search.config import SearchConfig  # noqa: E402
+from automl_asd.search.space import load_space  # noqa: E402
 
 
 def _feature_share(data: Path, types: list[str], work: Path) -> None:

@@ -5,7 +5,7 @@ Each draw has its own generator seed AND its own split of the 11 synthetic machi
 reference point plus ``--candidates`` random points of the search space (a random search, so
 every rule chooses from the same table) — are evaluated on the development types (per-type
 metrics and per-clip scores) and on the novel types. Every selection rule (objective x final
-pick, :mod:`automl_asd.selection`) then freezes one candidate from the development numbers
+pick, :mod:`automl_asd.search.selection`) then freezes one candidate from the development numbers
 only; we report:
 
 * ``novel Ω``: the frozen candidate's Ω on the novel types;
@@ -41,15 +41,15 @@ from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
-from automl_asd.search_budget import random_points
-from automl_asd.search_space import load_space
-from automl_asd.selection import (
+from automl_asd.search.budget import random_points
+from automl_asd.search.selection import (
     OBJECTIVES,
     PICKS,
     SelectionRule,
     objective_value,
     pick_trial,
 )
+from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
 SHIPPED = ("searched_pooled_logz", "fast_default")

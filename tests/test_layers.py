@@ -53,11 +53,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 OLD_NAMES: dict[str, str] = {
     "automl_asd.metrics": "automl_asd.evaluation.metrics",
     "automl_asd.objective": "automl_asd.evaluation",
-    "automl_asd.search_space": "automl_asd.search",
-    "automl_asd.trials": "automl_asd.search",
-    "automl_asd.selection": "automl_asd.search",
-    "automl_asd.search_budget": "automl_asd.search",
-    "automl_asd.novel_check": "automl_asd.search",
     "automl_asd.apply_outputs": "automl_asd.apply",
     "automl_asd.stages": "automl_asd.apply",
 }

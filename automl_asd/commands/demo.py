@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from automl_asd.environment import require_torchaudio
-from automl_asd.search_space import shipped_space_names
+from automl_asd.search.space import shipped_space_names
 
 HELP = ("end-to-end demo on synthetic data: search on development types → recipe.json → "
         "apply on novel types → official scores and plots")

@@ -11,7 +11,7 @@ HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + AS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from automl_asd.search_space import SHIPPED_SPACES_DIR, shipped_space_names
+    from automl_asd.search.space import SHIPPED_SPACES_DIR, shipped_space_names
 
     parser.add_argument("--data", required=True, type=Path, metavar="DEV_ROOT",
                         help="development data root (<DEV_ROOT>/<machine_type>/{train,test})")
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     run the search, then list the files it wrote in the folder's run manifest."""
     from automl_asd.environment import require_torchaudio
     from automl_asd.io.run_folder import RunFolder
-    from automl_asd.search_space import load_space
+    from automl_asd.search.space import load_space
 
     load_space(args.space)  # fail fast, before the output folder is created
     require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from automl_asd.search_space import load_space
+    from automl_asd.search.space import load_space
 
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.orchestration.search import SearchConfig, run_leave_one_out, run_search
+    from automl_asd.orchestration.tune import run_leave_one_out, run_search
+    from automl_asd.search.config import SearchConfig
 
     cfg = SearchConfig(
         data=args.data, space=space, out=args.out, trials=args.trials,

@@ -88,8 +88,9 @@ def run_demo(
     from automl_asd import synth
     from automl_asd.apply import apply_recipe
     from automl_asd.orchestration.apply import RayRunner, init_ray
-    from automl_asd.orchestration.search import SearchConfig, run_search
-    from automl_asd.search_space import load_space
+    from automl_asd.orchestration.tune import run_search
+    from automl_asd.search.config import SearchConfig
+    from automl_asd.search.space import load_space
 
     out = Path(out).resolve()  # every path the demo prints is absolute
     dev_types = tuple(dev_types or synth.DEV_MACHINE_TYPES)

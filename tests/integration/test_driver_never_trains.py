@@ -68,8 +68,9 @@ def test_search_trials_and_prewarm_run_in_ray_workers(
     # fits or scores runs in a Ray worker.
     import ray
 
-    from automl_asd.orchestration.search import SearchConfig, run_search
-    from automl_asd.search_space import load_space
+    from automl_asd.orchestration.tune import run_search
+    from automl_asd.search.config import SearchConfig
+    from automl_asd.search.space import load_space
 
     _forbid_training_here(monkeypatch)
     cfg = SearchConfig(data=tiny_dev_root, space=load_space("smoke"), out=tmp_path / "run",

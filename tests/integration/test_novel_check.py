@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl_asd.novel_check import carry_summary
-from automl_asd.orchestration.search import SearchConfig, run_search
-from automl_asd.search_space import load_space
+from automl_asd.orchestration.tune import run_search
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.novel_check import carry_summary
+from automl_asd.search.space import load_space
 
 
 def test_carry_summary_by_hand() -> None:
@@ -88,20 +89,20 @@ def test_novel_labels_cannot_change_the_recipe(
 
 
 def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None:
-    import pandas as pd
+    from automl_asd.search.novel_check import top_distinct
+    from automl_asd.search.trials import TrialRecord
 
-    from automl_asd.novel_check import top_distinct
+    def done(hashes: list[str | None]) -> list[TrialRecord]:
+        return [TrialRecord(trial_id=t, order=i, status="complete", config={},
+                            metrics={"omega": o}, recipe_hash=h)
+                for i, (t, o, h) in enumerate(zip("abcde", [0.60, 0.62, 0.62, 0.55, 0.62],
+                                                  hashes, strict=True))]
 
-    done = pd.DataFrame({
-        "trial_id": ["a", "b", "c", "d", "e"],
-        "order": [0, 1, 2, 3, 4],
-        "omega": [0.60, 0.62, 0.62, 0.55, 0.62],
-        "recipe_hash": ["h1", "h2", "h2", "h3", "h2"],
-    })
-    top, frozen_hash = top_distinct(done, 2, frozen_id="c")
+    hashed = done(["h1", "h2", "h2", "h3", "h2"])
+    top, frozen_hash = top_distinct(hashed, 2, frozen_id="c")
     assert frozen_hash == "h2"
-    assert list(top["trial_id"]) == ["b", "a"]  # one row per recipe, best first
-    top, _ = top_distinct(done, 1, frozen_id="d")  # frozen outside the top: appended
-    assert list(top["trial_id"]) == ["b", "d"]
-    top, frozen_hash = top_distinct(done.drop(columns="recipe_hash"), 2, frozen_id="e")
-    assert frozen_hash is None and list(top["trial_id"]) == ["b", "c", "e"]
+    assert [r.trial_id for r in top] == ["b", "a"]  # one row per recipe, best first
+    top, _ = top_distinct(hashed, 1, frozen_id="d")  # frozen outside the top: appended
+    assert [r.trial_id for r in top] == ["b", "d"]
+    top, frozen_hash = top_distinct(done([None] * 5), 2, frozen_id="e")
+    assert frozen_hash is None and [r.trial_id for r in top] == ["b", "c", "e"]

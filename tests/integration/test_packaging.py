@@ -29,7 +29,7 @@ def test_package_list_matches_the_source_folders() -> None:
 
 
 def test_every_shipped_space_loads_by_name_from_another_folder(tmp_path: Path) -> None:
-    code = ("from automl_asd.search_space import load_space, shipped_space_names\n"
+    code = ("from automl_asd.search.space import load_space, shipped_space_names\n"
             "names = shipped_space_names()\n"
             "print(' '.join(f'{n}={load_space(n).name}' for n in names))\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
@@ -80,7 +80,7 @@ def test_wheel_ships_spaces_and_recipes_and_an_installed_copy_loads_them(
     assert inst.returncode == 0, inst.stderr
     work = tmp_path / "empty"
     work.mkdir()
-    code = ("import automl_asd, automl_asd.search_space as s\n"
+    code = ("import automl_asd, automl_asd.search.space as s\n"
             "from automl_asd.recipe import load_recipe, shipped_recipe_names\n"
             "print(automl_asd.__file__)\n"
             "print(s.SHIPPED_SPACES_DIR)\n"

@@ -25,9 +25,10 @@ from ray import tune
 from automl_asd.cli import main
 from automl_asd.data import MachineData
 from automl_asd.objective import ObjectiveResult, TypeMetrics
-from automl_asd.orchestration.search import SearchConfig, run_leave_one_out, run_search
+from automl_asd.orchestration.tune import run_leave_one_out, run_search
 from automl_asd.recipe import Recipe, load_recipe
-from automl_asd.search_space import load_space
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.space import load_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from automl_asd.detectors.hedge import make_view
 from automl_asd.metrics import metrics_for_clips, official_score
 from automl_asd.pipeline import run_machine
 from automl_asd.recipe import load_recipe
-from automl_asd.search_space import load_space
+from automl_asd.search.space import load_space
 
 
 def _train(seed: int = 0) -> tuple[TrainSet, list[np.ndarray]]:

@@ -20,7 +20,7 @@ from automl_asd.data import scan
 from automl_asd.detectors import REGISTRY, get_detector_class, make_detector, register
 from automl_asd.pipeline import run_machine
 from automl_asd.recipe import Recipe, RecipeError, load_recipe
-from automl_asd.search_space import SHIPPED_SPACES_DIR, load_space
+from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space
 from tests.fixtures.toy_family import NAME, ToyMeanDistance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,36 +1,47 @@
-"""Trial table and freezing of the best recipe, from a stand-in Tune result grid (no Ray)."""
+"""Trial records, the trial table and freezing of the best recipe (plain records, no Ray)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from automl_asd.io import search_report
-from automl_asd.orchestration.search import SearchConfig, _freeze, trials_table
 from automl_asd.recipe import load_recipe
-from automl_asd.search_space import load_space
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.freeze import (
+    FreezeError,
+    SearchProvenance,
+    best_record,
+    freeze,
+    freeze_search,
+)
+from automl_asd.search.space import SearchSpace, load_space
+from automl_asd.search.trials import TrialRecord, record_from_result, table, trial_recipe
+
+_PROV = SearchProvenance(seed=7, machine_types=("fan",), versions={"numpy": "1"},
+                         created="2026-01-01T00:00:00+00:00")
 
 
-def _result(idx: int, trial_id: str, config: dict[str, Any], omega: float | None,
-            fidelity: float = 1.0, error: str | None = None, reference: bool = False) -> Any:
+def _record(space: SearchSpace, order: int, trial_id: str, config: dict[str, Any],
+            omega: float | None, fidelity: float = 1.0, error: str | None = None,
+            reference: bool = False, recipe_hash: str | None = None) -> TrialRecord:
     metrics: dict[str, Any] = {"trial_id": trial_id}
     if omega is not None:
         metrics.update({"omega": omega, "fidelity": fidelity, "rung": 1, "time_total_s": 2.5,
-                        "timestamp": 1000 + idx, "is_reference": int(reference),
+                        "timestamp": 1000 + order, "is_reference": int(reference),
                         "fan/auc_source": 0.7, "fan/auc_target": 0.6, "fan/pauc": 0.55,
-                        "fan/omega": omega, "recipe_hash": "h"})
-    return SimpleNamespace(metrics=metrics, config=config,
-                           error=RuntimeError(f"Traceback...\n{error}") if error else None,
-                           path=f"/runs/tune/_trainable_{trial_id}_{idx}_cfg")
+                        "fan/omega": omega,
+                        "recipe_hash": recipe_hash
+                        or trial_recipe(space, config).content_hash()})
+    return record_from_result(trial_id, order, config, metrics, error,
+                              reference_point=space.reference_point())
 
 
-def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
-    space = load_space("default")
-    base = space.reference_point()
+def _points(space: SearchSpace) -> tuple[dict[str, Any], dict[str, Any]]:
     knn = {"features.n_mels": 64, "features.n_fft": 1024, "features.hop_length": 512,
            "detector.name": "pooled_stats", "detector.pooled_stats.pooling": "mean_std",
            "detector.pooled_stats.standardize": True,
@@ -44,35 +55,68 @@ def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -
     cnn = {**{k: v for k, v in knn.items() if not k.startswith("detector.")},
            "detector.name": "margin_cnn", "detector.margin_cnn.size": "tiny",
            "detector.margin_cnn.epochs": 5, "detector.margin_cnn.scope": "all"}
-    grid = [_result(4, "dddd", knn, None, error="RuntimeError: boom"),
-            _result(1, "aaaa", base, 0.60, reference=True),
-            _result(3, "cccc", cnn, 0.95, fidelity=0.25),  # better, but stopped early
-            _result(2, "bbbb", knn, 0.70)]
-    table = trials_table(grid, space)
-    assert table["trial_id"].tolist() == ["aaaa", "bbbb", "cccc", "dddd"]
-    assert table["status"].tolist() == ["complete", "complete", "stopped_early", "error"]
-    assert table["is_reference"].tolist() == [True, False, False, False]
-    assert table.loc[3, "error"] == "RuntimeError: boom"
-    assert str(table["param:detector.dcase_ae.epochs"].dtype) == "Int64"
-    assert table.loc[1, "param:detector.dcase_ae.epochs"] is pd.NA
+    return knn, cnn
+
+
+def test_record_status_follows_error_omega_and_fidelity() -> None:
+    space = load_space("smoke")
+    ref = space.reference_point()
+    statuses = [record_from_result("t", 1, ref, m, e, reference_point=ref).status
+                for m, e in (({"omega": 0.6, "fidelity": 1.0}, None),
+                             ({"omega": 0.6, "fidelity": 0.5}, None),
+                             ({"omega": 0.6, "fidelity": 1.0}, "RuntimeError: x"),
+                             ({}, None))]
+    assert statuses == ["complete", "stopped_early", "error", "not_run"]
+    # a result from before the is_baseline -> is_reference rename still marks the reference
+    other = {**ref, "normalization.method": "none"}
+    assert record_from_result("t", 1, other, {"is_baseline": 1}, None).is_reference
+    assert not record_from_result("t", 1, other, {}, None, reference_point=ref).is_reference
+
+
+def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
+    space = load_space("default")
+    base = space.reference_point()
+    knn, cnn = _points(space)
+    records = [_record(space, 1, "aaaa", base, 0.60, reference=True),
+               _record(space, 2, "bbbb", knn, 0.70),
+               _record(space, 3, "cccc", cnn, 0.95, fidelity=0.25,  # better, stopped early
+                       recipe_hash="partial point: never frozen"),
+               _record(space, 4, "dddd", knn, None, error="RuntimeError: boom")]
+    df = table(records[::-1], space)  # the table sorts by creation order
+    assert df["trial_id"].tolist() == ["aaaa", "bbbb", "cccc", "dddd"]
+    assert df["status"].tolist() == ["complete", "complete", "stopped_early", "error"]
+    assert df["is_reference"].tolist() == [True, False, False, False]
+    assert df.loc[3, "error"] == "RuntimeError: boom"
+    assert str(df["param:detector.dcase_ae.epochs"].dtype) == "Int64"
+    assert df.loc[1, "param:detector.dcase_ae.epochs"] is pd.NA
 
     out = tmp_path / "run"
     search_report.write_search_meta(out, {"space_name": space.name, "machine_types": ["fan"]})
     cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=4, seed=7)
-    outcome = _freeze(cfg, out, table, ("fan",), search_report)
+    outcome = freeze_search(cfg, out, records, _PROV, finished="now")
     assert outcome.best_trial_id == "bbbb" and outcome.best_omega == 0.70
     assert outcome.reference_omega == 0.60
+    assert outcome.records == tuple(records)
     assert outcome.reference == ("reference recipe `baseline_ae_mse` (the official DCASE "
                                  "baseline)")
     recipe = load_recipe(out / "recipe.json")
+    assert recipe == outcome.recipe
+    assert recipe.name == "search_default"
     assert recipe.detector.name == "pooled_stats"
     backend = recipe.detector.params["backend"]
     assert backend == {"name": "knn", "params": {"n_centers": 8, "k": 3, "metric": "cosine"}}
     assert recipe.features.n_mels == 64 and recipe.normalization.method == "domain_zscore"
+    # the frozen recipe is what trial bbbb ran, renamed and described
+    ran = trial_recipe(space, knn)
+    assert replace(recipe, name=ran.name, description=ran.description).content_hash() \
+        == records[1].recipe_hash
     prov = recipe.provenance
     assert (prov.source, prov.trial_id, prov.objective) == ("search", "bbbb", 0.70)
     assert prov.space_sha256 == space.sha256 and list(prov.dev_machine_types) == ["fan"]
-    assert "seed 7" in recipe.description
+    assert prov.created == _PROV.created and dict(prov.versions) == {"numpy": "1"}
+    assert recipe.description == (
+        "Best of 4 trials of search space 'default' (seed 7) on development types fan: "
+        'Ω=0.7000 (reference recipe baseline_ae_mse 0.6000); versions {"numpy": "1"}')
     stored = pd.read_parquet(out / "trials.parquet")
     assert len(stored) == 4 and stored["omega"].iloc[1] == 0.70
     report = (out / "search_report.md").read_text()
@@ -93,12 +137,60 @@ def test_trials_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -
         in rows["aaaa"]
     full = pd.read_csv(out / "trials.csv")
     assert "param:detector.pooled_stats.backend.knn.k" in full.columns and len(full) == 4
+    assert "- started ?, finished now; " in report
+
+
+def test_freeze_rebuilds_from_the_native_config_not_the_table() -> None:
+    # The table stores an int dimension in a nullable Int64 column; freezing reads the
+    # record's config, so the recipe gets the sampled Python int.
+    space = load_space("default")
+    knn, _ = _points(space)
+    records = [_record(space, 1, "aaaa", knn, 0.7)]
+    df = table(records, space)
+    assert str(df["param:detector.pooled_stats.backend.knn.k"].dtype) == "Int64"
+    recipe = freeze(records, space, _PROV)
+    k = recipe.detector.params["backend"]["params"]["k"]
+    assert k == 3 and type(k) is int
+
+
+def test_freeze_refuses_a_recipe_that_is_not_what_the_trial_ran() -> None:
+    space = load_space("default")
+    knn, _ = _points(space)
+    good = _record(space, 1, "aaaa", knn, 0.7)
+    # the trial reported the hash of another recipe (e.g. the space changed since it ran)
+    other = trial_recipe(space, {**knn, "detector.pooled_stats.backend.knn.k": 5})
+    bad = replace(good, recipe_hash=other.content_hash())
+    assert freeze([good], space, _PROV).provenance.trial_id == "aaaa"
+    with pytest.raises(FreezeError, match=r"trial aaaa: the recipe rebuilt from its config "
+                                          r"has content hash .* but the trial ran"):
+        freeze([bad], space, _PROV)
+
+
+def test_final_pick_chooses_among_complete_records_in_creation_order() -> None:
+    space = load_space("smoke")
+    ref = space.reference_point()
+    other = {**ref, "normalization.method": "none"}
+    records = [_record(space, 2, "bbbb", other, 0.70), _record(space, 1, "aaaa", ref, 0.70),
+               _record(space, 3, "cccc", other, 0.90, fidelity=0.5)]
+    assert best_record(records).trial_id == "aaaa"  # a tie goes to the earliest trial
+    seen: list[list[str]] = []
+
+    def pick(done: Any) -> str:
+        seen.append([r.trial_id for r in done])
+        return "bbbb"
+
+    assert best_record(records, pick).trial_id == "bbbb"
+    assert seen == [["aaaa", "bbbb"]]
+    with pytest.raises(FreezeError, match="not a complete trial"):
+        best_record(records, lambda done: "cccc")
 
 
 def test_freeze_without_a_full_fidelity_trial_is_an_error(tmp_path: Path) -> None:
     space = load_space("smoke")
-    table = trials_table([_result(1, "aaaa", space.reference_point(), None, error="x")], space)
-    assert table["is_reference"].tolist() == [True]  # known from its config without results
+    records = [record_from_result("aaaa", 1, space.reference_point(), {}, "x",
+                                  reference_point=space.reference_point())]
+    assert table(records, space)["is_reference"].tolist() == [True]  # known from its config
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path, trials=1)
     with pytest.raises(ValueError, match="no trial finished at full fidelity"):
-        _freeze(cfg, tmp_path, table, ("fan",), search_report)
+        freeze_search(cfg, tmp_path, records, _PROV, finished="now")
+    assert (tmp_path / "trials.parquet").is_file()  # the failed trials are still written

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from automl_asd.metrics import floored_hmean, machine_metrics, official_score
-from automl_asd.search_space import SpaceError, load_space
-from automl_asd.selection import (
+from automl_asd.search.selection import (
     SelectionRule,
     bootstrap_lower_bound,
     objective_from_row,
@@ -19,6 +18,7 @@ from automl_asd.selection import (
     parse_selection,
     pick_trial,
 )
+from automl_asd.search.space import SpaceError, load_space
 
 
 def _row(trial_id: str, order: int, aucs: dict[str, tuple[float, float, float]]
@@ -63,7 +63,7 @@ def test_mean_is_the_official_omega() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_section_aucs_match_the_official_metrics(seed: int) -> None:
-    from automl_asd.selection import section_aucs
+    from automl_asd.search.selection import section_aucs
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 90)
@@ -140,7 +140,7 @@ def _clips(rng: np.random.Generator, *, sep: float = 0.8, false_alarms: int = 0
 def test_bootstrap_lower_bound_prefers_the_stable_trial() -> None:
     fragile = _clips(np.random.default_rng(0), false_alarms=2)
     stable = _clips(np.random.default_rng(10), sep=0.8)
-    from automl_asd.selection import _aucs_of
+    from automl_asd.search.selection import _aucs_of
 
     point = {k: objective_value("mean", _aucs_of(c))
              for k, c in (("fragile", fragile), ("stable", stable))}

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from automl_asd.detectors import REGISTRY, Detector, ParamSpec, TrainSet
 from automl_asd.recipe import Recipe, load_recipe
-from automl_asd.search_space import SHIPPED_SPACES_DIR, SpaceError, load_space
+from automl_asd.search.space import SHIPPED_SPACES_DIR, SpaceError, load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -244,7 +244,7 @@ def test_old_baseline_key_is_read_with_a_deprecation_warning(
     new = load_space(_write(tmp_path, "seed: 1", reference="fast_default"))
     old_path = tmp_path / "old.yaml"
     old_path.write_text(new.path.read_text().replace("reference:", "baseline:"))
-    with caplog.at_level("WARNING", logger="automl_asd.search_space"):
+    with caplog.at_level("WARNING", logger="automl_asd.search.space"):
         old = load_space(old_path)
     assert "the key 'baseline' is deprecated" in caplog.text and "'reference'" in caplog.text
     assert old.reference_name == "fast_default" and old.reference_official is None

@@ -29,14 +29,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_asd.features import extract
+from automl_asd.io import search_report as io
+from automl_asd.objective import evaluate_recipe
+from automl_asd.search.selection import objective_value
+
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
     from automl_asd.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
-    from automl_asd.search_space import SearchSpace
+    from automl_asd.search.space import SearchSpace
 
 __all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
-           "estimate_costs", "budget_check", "random_points"]
+           "estimate_costs", "budget_check", "random_points", "prewarm"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,6 @@ _N_POINTS = 24
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
     """The space's selection objective of one evaluation (Ω for ``mean``)."""
-    from automl_asd.selection import objective_value
 
     if objective == "mean":
         return float(result.omega)
@@ -138,7 +142,6 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
                       device: str, epochs: int) -> tuple[float, float]:
     """(seconds, cost units) of one tiny fit on one type: ~32 train clips, ``epochs`` epochs
     (network families), 1 member, every test clip scored."""
-    from automl_asd.objective import evaluate_recipe
 
     params = dict(recipe.detector.params)
     if "epochs" in params:
@@ -221,7 +224,6 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
     them to ``<out>/search.json``. Returns the warnings."""
-    from automl_asd.io import search_report as io
 
     t0 = time.perf_counter()
     est = (estimate or estimate_costs)(
@@ -254,3 +256,18 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     meta = io.read_search_meta(out) or {}
     io.write_search_meta(out, {**meta, "estimates": est})
     return warnings
+
+
+def prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
+            cache_dir: Path | None) -> float:
+    """Extract the reference recipe's feature spec for every dev clip once, before trials
+    start (the search runs it as one Ray task). Returns the seconds it took."""
+
+    spec = space.to_recipe(space.reference_point(), name="prewarm").features
+    clips = [c for m in machines.values() for c in m.clips]
+    t0 = time.perf_counter()
+    extract(clips, spec, cache_dir=cache_dir, progress=False)
+    seconds = time.perf_counter() - t0
+    logger.info("feature cache warm for the reference recipe's spec: %d clips in %.1f s",
+                len(clips), seconds)
+    return seconds

@@ -6,7 +6,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
     description: free text
     reference: baseline_ae_mse       # reference recipe: base values + first point to evaluate
     fidelity: {rungs: [0.25, 0.5, 1.0], reduction_factor: 2}
-    selection: {objective: mean, pick: best}   # optional; see automl_asd/selection.py
+    selection: {objective: mean, pick: best}   # optional; see automl_asd/search/selection.py
     space:
       features:
         n_mels: {choice: [64, 128]}          # categorical (scalars only)
@@ -44,17 +44,18 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
+from automl_asd.backends import get_backend_class
 from automl_asd.components.params import ParamError, ParamSpec, validate
+from automl_asd.detectors import get_detector_class
 from automl_asd.errors import AutomlAsdError
-from automl_asd.selection import SelectionRule, parse_selection
-
-if TYPE_CHECKING:
-    from automl_asd.recipe import Recipe
+from automl_asd.recipe import Recipe, load_recipe, official_baseline_name
+from automl_asd.search.selection import SelectionRule, parse_selection
 
 __all__ = [
     "SpaceError",
@@ -80,9 +81,8 @@ def _shipped_spaces_dir() -> Path:
     its copy in a wheel install; a checkout used without installing it (or an editable install
     made before the mapping existed) falls back to the folder next to the package.
     """
-    from importlib import resources
 
-    source_tree = Path(__file__).resolve().parent.parent / "search_spaces"
+    source_tree = Path(__file__).resolve().parents[2] / "search_spaces"
     try:
         folder = Path(str(resources.files("automl_asd.search_spaces")))
     except ModuleNotFoundError:
@@ -208,7 +208,7 @@ class SearchSpace:
     nodes: Mapping[str, Node] = field(default_factory=dict)
     #: The shipped official-baseline recipe the reference recipe equals, else ``None``.
     reference_official: str | None = None
-    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.selection`).
+    #: The search's objective and final pick (``selection:``; :mod:`automl_asd.search.selection`).
     selection: SelectionRule = field(default_factory=SelectionRule)
 
     def describe_reference(self) -> str:
@@ -264,7 +264,6 @@ class SearchSpace:
     def to_recipe(self, params: Mapping[str, Any], **provenance: Any) -> Recipe:
         """Replay sampled parameters into a validated :class:`~automl_asd.recipe.Recipe`;
         ``provenance`` keys (and ``name``/``description``) override the recipe's."""
-        from automl_asd.recipe import Recipe
 
         data = self.to_recipe_dict(params)
         for key in ("name", "description"):
@@ -371,10 +370,8 @@ def _assign(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 def _component_schema(kind: str, name: str) -> Mapping[str, Any]:
     if kind == "detector":
-        from automl_asd.detectors import get_detector_class
 
         return get_detector_class(name).params
-    from automl_asd.backends import get_backend_class
 
     return get_backend_class(name).params
 
@@ -429,7 +426,6 @@ def load_space(space: str | Path) -> SearchSpace:
     Raises:
         SpaceError: naming the file and the YAML path of the first problem.
     """
-    from automl_asd.recipe import load_recipe, official_baseline_name
 
     path = resolve_space_path(space)
     raw = path.read_bytes()
@@ -662,7 +658,6 @@ def _check_names_unique(space: SearchSpace) -> None:
 def _probe(space: SearchSpace) -> None:
     """Build a recipe at every edge of every dimension and validate it with the recipe schema,
     so that out-of-range sections (threshold, normalisation, ...) fail at load time."""
-    from automl_asd.recipe import Recipe
 
     base_point = space.reference_point()
     dims = list(space.dimensions())

@@ -53,6 +53,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.metrics import MAX_FPR, floored_hmean
+
 __all__ = [
     "OBJECTIVES",
     "PICKS",
@@ -125,7 +127,6 @@ def parse_selection(raw: Any, source: str) -> SelectionRule:
 
 
 def _hmean(values: Sequence[float]) -> float:
-    from automl_asd.metrics import floored_hmean
 
     return floored_hmean(values)
 
@@ -195,7 +196,6 @@ def section_aucs(y_true: NDArray[Any], domains: NDArray[Any], scores: NDArray[An
                  ) -> tuple[float, float, float]:
     """(AUC-s, AUC-t, pAUC) of one section, as :func:`automl_asd.metrics.machine_metrics`
     computes them, without its input checks (fast enough for bootstrap loops)."""
-    from automl_asd.metrics import MAX_FPR
 
     y = np.asarray(y_true).astype(bool)
     target = np.asarray(domains).astype(str) == "target"

@@ -1,0 +1,486 @@
+"""``automl-asd search``: Ray Tune + Optuna (TPE) + ASHA over a YAML search space.
+
+Each trial turns its sampled parameters into a recipe, applies it to every development machine
+type (``objective.evaluate_recipe``) and reports Ω over all of them, once per fidelity rung
+(fraction of source train clips). ASHA stops weak trials after a cheap rung. The space's
+reference recipe (its starting point; the official DCASE baseline only in spaces that say
+``reference: baseline_ae_mse``) is queued first and always evaluated at full fidelity (ASHA
+never stops it), so the frozen recipe is never worse than the reference recipe on the
+development objective.
+A failing trial is recorded and the search goes on; ``resume`` continues a killed search from
+its run directory without rerunning finished trials.
+
+This module is the Ray layer only: the trainable, the Tuner/OptunaSearch/ASHA wiring, the
+ResultGrid -> :class:`~automl_asd.search.trials.TrialRecord` conversion and the Ray tasks that
+prewarm the cache, estimate costs, re-score for the final pick, run the novel check and score
+leave-one-out's held-out types. Freezing, trial tables and leave-one-out live in
+:mod:`automl_asd.search` and never see a Tune object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl_asd.objective import ObjectiveResult
+from automl_asd.search.budget import reference_stops, trial_objective
+from automl_asd.search.config import Evaluator, LeaveOneOutOutcome, SearchConfig, SearchOutcome
+from automl_asd.search.space import SearchSpace
+from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
+
+if TYPE_CHECKING:
+    from automl_asd.data import MachineData
+    from automl_asd.recipe import Recipe
+
+__all__ = [
+    "run_search",
+    "run_leave_one_out",
+    "records_from_grid",
+    "TUNE_DIRNAME",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folder of the run directory holding Ray Tune's experiment state (what --resume reads).
+TUNE_DIRNAME = "tune"
+#: TPE's metric: the space's selection objective (``selection.objective``; Ω for ``mean``).
+_OBJECTIVE = "objective"
+#: ASHA's metric: the objective at the current rung, NaN for the reference recipe (which ASHA
+#: therefore never stops).
+_ASHA_METRIC = "rung_omega"
+
+
+@dataclass(frozen=True)
+class _TrialContext:
+    """What each trial needs besides its config (picklable). ``tune.with_parameters`` puts it
+    in the object store once, so ``machines``, the development data the driver scanned,
+    reaches every trial without a rescan of the tree."""
+
+    space: SearchSpace
+    reference_point: Mapping[str, Any]
+    machines: Mapping[str, MachineData]
+    cache_dir: str | None
+    device: str
+    evaluator: Evaluator
+    #: The reference trial stops before a rung projected to end after this many
+    #: seconds of its own run time (``None``: no cap; it then reports once, at full fidelity).
+    reference_cap_s: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# the trainable
+# --------------------------------------------------------------------------------------------
+def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
+    """Tune function trainable: config -> recipe -> Ω per fidelity rung -> ``tune.report``."""
+    from ray import tune
+
+    rungs = ctx.space.fidelity.rungs
+    is_reference = dict(config) == dict(ctx.reference_point)
+    recipe = trial_recipe(ctx.space, config)
+    machines = ctx.machines  # scanned once by the driver, never in a trial
+    where = _where()
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt_dir:
+            start = int(json.loads((Path(ckpt_dir) / "rung.json").read_text())["next"])
+    # Without a time cap the reference skips the cheap rungs: it reports once, at full
+    # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
+    # end past the cap, so it never holds a slot for the whole budget.
+    capped = is_reference and ctx.reference_cap_s is not None
+    todo = ([len(rungs) - 1] if is_reference and not capped
+            else list(range(start, len(rungs))))
+    t_start = time.perf_counter()
+    last: tuple[float, float] | None = None
+    for i in todo:
+        if capped and last is not None and reference_stops(
+                ctx.reference_cap_s, time.perf_counter() - t_start, last, rungs[i], recipe):
+            return
+        t_rung = time.perf_counter()
+        result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir, device=ctx.device,
+                               fidelity=rungs[i])
+        last = (rungs[i], time.perf_counter() - t_rung)
+        objective = trial_objective(ctx.space.selection.objective, result)
+        metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
+                                   "is_reference": int(is_reference),
+                                   "recipe_hash": recipe.content_hash(), **where,
+                                   _OBJECTIVE: objective}
+        # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
+        metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _where() -> dict[str, Any]:
+    """Ray node id, host and pid of this trial's process (reported with every result)."""
+    import ray
+
+    from automl_asd.storage import where
+
+    return where(ray.get_runtime_context().get_node_id())
+
+
+# --------------------------------------------------------------------------------------------
+# Ray session
+# --------------------------------------------------------------------------------------------
+def _ensure_ray(address: str | None, verbose: int) -> bool:
+    """Connect to ``address`` (or ``RAY_ADDRESS``) or start a local Ray with the dashboard off.
+    Returns True when this call started Ray (the caller shuts it down)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
+
+    quiet_ray(verbose)  # Ray/Tune/Optuna chatter only with -v
+    if ray.is_initialized():
+        return False
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, **ray_init_kwargs(verbose))
+    else:
+        from automl_asd.orchestration.local_ray import init_local_ray
+
+        init_local_ray(**ray_init_kwargs(verbose))  # loopback only, dashboard off
+    return True
+
+
+def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
+    """:func:`~automl_asd.search.budget.prewarm` as one Ray task with a trial's resources
+    (never in the driver)."""
+    import ray
+
+    from automl_asd.search.budget import prewarm
+
+    task: Any = ray.remote(prewarm).options(num_cpus=cfg.cpus_per_trial,
+                                             num_gpus=cfg.gpus_per_trial,
+                                             name="automl-asd-prewarm")
+    cache = cfg.cache_dir.expanduser().resolve() if cfg.cache_dir else None
+    seconds: float = ray.get(task.remote(machines, cfg.space, cache))
+    return seconds
+
+
+def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str, MachineData],
+                    kwargs: dict[str, Any]) -> ObjectiveResult:
+    return evaluator(recipe, machines, **kwargs)
+
+
+def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
+    """``evaluator`` with each call run as one Ray task with a trial's resources."""
+    import ray
+
+    task: Any = ray.remote(_call_evaluator).options(num_cpus=cfg.cpus_per_trial,
+                                                    num_gpus=cfg.gpus_per_trial,
+                                                    name="automl-asd-evaluate")
+
+    stored: dict[int, tuple[Mapping[str, MachineData], Any]] = {}
+
+    def run(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
+            ) -> ObjectiveResult:
+        # Each data mapping goes to the object store once, however many recipes are scored.
+        if id(machines) not in stored:
+            stored[id(machines)] = (machines, ray.put(machines))
+        ref = stored[id(machines)][1]
+        result: ObjectiveResult = ray.get(task.remote(evaluator, recipe, ref, kwargs))
+        return result
+
+    return run
+
+
+def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
+    """:func:`~automl_asd.search.budget.estimate_costs` (tiny timed fits) as one Ray task with
+    a trial's resources, so that the driver never trains anything."""
+    import ray
+
+    from automl_asd.search.budget import estimate_costs
+
+    task: Any = ray.remote(estimate_costs).options(num_cpus=cfg.cpus_per_trial,
+                                                   num_gpus=cfg.gpus_per_trial,
+                                                   name="automl-asd-estimate")
+
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = ray.get(task.remote(*args, **kwargs))
+        return result
+
+    return run
+
+
+def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
+    """The data, the feature cache and the Tune storage, checked on every node first."""
+    from automl_asd.orchestration.apply import preflight_nodes
+    from automl_asd.storage import PathCheck
+
+    preflight_nodes(PathCheck(
+        data=str(cfg.data.expanduser().resolve()), machine_types=tuple(sorted(machines)),
+        writable=(("--storage" if cfg.storage else "--out", storage),),
+        cache_dir=str(cfg.cache_dir.expanduser().resolve()) if cfg.cache_dir else None))
+
+
+# --------------------------------------------------------------------------------------------
+# search
+# --------------------------------------------------------------------------------------------
+def _versions() -> dict[str, str]:
+    from automl_asd.provenance import package_versions
+
+    return package_versions()
+
+
+def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
+               callbacks: Sequence[Any] = ()) -> SearchOutcome:
+    """Run (or resume) one search and write its outputs to ``cfg.out``.
+
+    Args:
+        cfg: search settings.
+        evaluator: objective (default :func:`automl_asd.objective.evaluate_recipe`).
+        callbacks: extra Ray Tune callbacks (tests use one to interrupt a search).
+    Returns:
+        The frozen best recipe (also written to ``<out>/recipe.json``) and the trial table.
+    Raises:
+        ValueError: on a run directory that holds another search, a space that changed since
+            the search began, or when no trial finished at full fidelity.
+    """
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from automl_asd.data import scan
+    from automl_asd.io import search_report as io
+    from automl_asd.provenance import data_fingerprint
+    from automl_asd.search.budget import budget_check, reference_cap
+    from automl_asd.search.config import check_start, run_meta
+    from automl_asd.search.freeze import SearchProvenance, freeze_search
+    from automl_asd.search.novel_check import make_picker, novel_check
+
+    if evaluator is None:
+        from automl_asd.objective import evaluate_recipe
+
+        evaluator = evaluate_recipe
+    if cfg.trials < 1:
+        raise ValueError(f"--trials: {cfg.trials}; expected at least 1")
+    cfg = _absolute_cache(cfg)
+    out = cfg.out.expanduser().resolve()
+    storage = cfg.storage or str(out)
+    exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
+    machines = scan(cfg.data.expanduser().resolve(),
+                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
+    if not machines:
+        raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
+    mtypes = tuple(sorted(machines))
+    space = cfg.space
+    meta = run_meta(cfg, mtypes, _versions())
+    previous = io.read_search_meta(out)
+
+    started_ray = _ensure_ray(cfg.address, cfg.verbose)
+    try:
+        check_start(cfg, out, exp_path, previous, meta,
+                    can_restore=tune.Tuner.can_restore(exp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        if not cfg.resume:
+            io.write_search_meta(out, {**meta, "started": _now()})
+        elif previous is not None:
+            io.write_search_meta(out, {**previous, "resumed": _now()})
+        _preflight(cfg, storage, machines)
+        if cfg.prewarm:
+            _prewarm_task(cfg, machines)
+            budget_check(cfg, machines, out, estimate=_remote_estimate(cfg))
+
+        ctx = _TrialContext(space=space, reference_point=space.reference_point(),
+                            machines=machines,
+                            cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
+                            device=cfg.device, evaluator=evaluator,
+                            reference_cap_s=reference_cap(cfg.time_budget_s))
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, ctx=ctx),
+            {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
+        if cfg.resume:
+            logger.info("resuming search from %s", exp_path)
+            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            tuner = _new_tuner(cfg, trainable, storage, callbacks, OptunaSearch,
+                               ASHAScheduler, FIFOScheduler)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
+            warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
+            grid = tuner.fit()
+        logger.info("search finished in %.1f s", time.perf_counter() - t0)
+        records = records_from_grid(grid, space)
+        n_done = sum(r.status in ("complete", "stopped_early", "error") for r in records)
+        interrupted = cfg.time_budget_s is None and n_done < cfg.trials
+        if interrupted:
+            logger.warning("search interrupted after %d of %d trials; outputs reflect the "
+                           "finished trials; continue with --resume", n_done, cfg.trials)
+        # The final pick may re-score the top trials and the novel check scores them on the
+        # novel types: both through Ray tasks (on this Ray session, before it shuts down), so
+        # the driver only plans, waits and writes reports.
+        in_tasks = _evaluator_in_tasks(evaluator, cfg)
+        provenance = SearchProvenance(seed=cfg.seed, machine_types=mtypes,
+                                      versions=_versions(), created=_now(),
+                                      dev_data=data_fingerprint(machines))
+        outcome = freeze_search(cfg, out, records, provenance, finished=_now(),
+                                pick=make_picker(cfg, machines, in_tasks))
+        if cfg.novel is not None:
+            outcome = replace(outcome, files={**outcome.files, **novel_check(
+                cfg, outcome, in_tasks)})
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return replace(outcome, interrupted=interrupted)
+
+
+def _absolute_cache(cfg: SearchConfig) -> SearchConfig:
+    """``cfg`` with an absolute ``cache_dir``: Tune runs each trial in its own working folder,
+    where a relative cache folder would be a new, empty cache per trial."""
+    if cfg.cache_dir is None:
+        return cfg
+    return replace(cfg, cache_dir=cfg.cache_dir.expanduser().resolve())
+
+
+def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
+               optuna_search: Any, asha: Any, fifo: Any) -> Any:
+    from ray import tune
+
+    from automl_asd.orchestration.progress import TrialProgress
+
+    space = cfg.space
+    searcher = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
+                             seed=cfg.seed, points_to_evaluate=[space.reference_point()])
+    n_rungs = len(space.fidelity.rungs)
+    scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
+                      max_t=n_rungs, grace_period=1,
+                      reduction_factor=space.fidelity.reduction_factor)
+                 if n_rungs > 1 else fifo())
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=cfg.trials,
+                                    max_concurrent_trials=cfg.max_concurrent,
+                                    time_budget_s=cfg.time_budget_s, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=TUNE_DIRNAME, storage_path=storage, verbose=min(cfg.verbose, 1),
+            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs))],
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _trial_order(trial_id: str, path: str) -> int:
+    """Creation index of a trial: Tune names trial folders ``<trainable>_<id>_<index>_...``."""
+    match = re.search(rf"_{re.escape(trial_id)}_(\d+)", Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
+def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[TrialRecord]:
+    """The trials of a Tune ``ResultGrid`` as :class:`TrialRecord` objects, in creation order.
+
+    Each record holds the trial's config as Tune handed it to the trainable (native values),
+    its last reported metrics and the last line of its error. With ``space``, a trial without
+    results is still known as the reference from its config.
+    """
+    reference = space.reference_point() if space is not None else None
+    max_fidelity = 1.0
+    records = []
+    for res in grid:
+        metrics = dict(res.metrics or {})
+        trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
+        records.append(record_from_result(
+            trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
+            _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity))
+    return sorted(records, key=lambda r: r.order)
+
+
+def _short_error(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    text = str(error).strip().splitlines()
+    # Ray wraps the trial's exception; keep its last line (the original message).
+    return (text[-1] if text else type(error).__name__)[:500]
+
+
+# --------------------------------------------------------------------------------------------
+# leave-one-out
+# --------------------------------------------------------------------------------------------
+def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
+                      callbacks: Sequence[Any] = ()) -> LeaveOneOutOutcome:
+    """:func:`automl_asd.search.loo.run_leave_one_out` with one Ray Tune search per fold and
+    each held-out evaluation as one Ray task with a trial's resources.
+
+    Folds are written to ``<out>/loo/<held-out type>/``; with ``cfg.resume`` finished folds are
+    read back and an interrupted fold is resumed.
+    """
+    from automl_asd.data import scan
+    from automl_asd.search import loo
+
+    if evaluator is None:
+        from automl_asd.objective import evaluate_recipe
+
+        evaluator = evaluate_recipe
+    cfg = _absolute_cache(cfg)
+    machines = scan(cfg.data.expanduser().resolve(),
+                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
+    if len(machines) < 2:
+        raise ValueError("--leave-one-out needs at least 2 development types, found "
+                         f"{tuple(sorted(machines))}")
+    chosen: Evaluator = evaluator
+    started_ray = _ensure_ray(cfg.address, cfg.verbose)
+    try:
+        if cfg.prewarm:
+            _prewarm_task(cfg, machines)
+        return loo.run_leave_one_out(
+            cfg, machines,
+            search=lambda fold_cfg: run_search(fold_cfg, evaluator=chosen,
+                                               callbacks=callbacks),
+            evaluate_on=lambda recipes, data: _evaluate_remote(chosen, recipes, data, cfg),
+            has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _has_state(fold_dir: Path, storage: str | None, held: str) -> bool:
+    from ray import tune
+
+    from automl_asd.search.loo import fold_storage
+
+    base = fold_storage(storage, held) or str(fold_dir)
+    return bool(tune.Tuner.can_restore(f"{base}/{TUNE_DIRNAME}"))
+
+
+def _evaluate_remote(evaluator: Evaluator, recipes: Sequence[Recipe],
+                     machines: Mapping[str, MachineData],
+                     cfg: SearchConfig) -> list[ObjectiveResult]:
+    """Evaluate ``recipes`` on ``machines`` (one held-out type, as the driver scanned it) in
+    one Ray task with a trial's resources."""
+    import ray
+
+    task: Callable[..., list[ObjectiveResult]] = _evaluate_all
+    ref = ray.remote(task).options(num_cpus=cfg.cpus_per_trial,
+                                   num_gpus=cfg.gpus_per_trial).remote(
+        evaluator, list(recipes), machines, str(cfg.cache_dir) if cfg.cache_dir else None,
+        cfg.device)
+    results: list[ObjectiveResult] = ray.get(ref)
+    return results
+
+
+def _evaluate_all(evaluator: Evaluator, recipes: list[Recipe],
+                  machines: Mapping[str, MachineData], cache_dir: str | None,
+                  device: str) -> list[ObjectiveResult]:
+    return [evaluator(r, machines, cache_dir=cache_dir, device=device, fidelity=1.0)
+            for r in recipes]

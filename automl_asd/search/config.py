@@ -1,0 +1,131 @@
+"""What one search needs (:class:`SearchConfig`), what scores a recipe (:class:`Evaluator`) and
+what a search or a leave-one-out run returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from automl_asd.search.space import SearchSpace
+from automl_asd.search.trials import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from automl_asd.data import MachineData
+    from automl_asd.objective import ObjectiveResult
+    from automl_asd.recipe import Recipe
+
+__all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome", "run_meta",
+           "check_start"]
+
+logger = logging.getLogger(__name__)
+
+
+class Evaluator(Protocol):
+    """``objective.evaluate_recipe``'s signature (tests pass small stand-ins)."""
+
+    def __call__(self, recipe: Recipe, machines: Mapping[str, MachineData], *,
+                 cache_dir: Any = None, device: str = "auto",
+                 fidelity: float = 1.0) -> ObjectiveResult: ...
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search needs (the CLI builds it from its arguments).
+
+    ``machine_types`` restricts the development types (``None`` = every type under ``data``).
+    ``storage`` is Tune's storage (a shared path or ``s3://`` URI on multi-node clusters);
+    default ``<out>/tune``'s parent, i.e. ``out``.
+    """
+
+    data: Path
+    space: SearchSpace
+    out: Path
+    trials: int
+    machine_types: tuple[str, ...] | None = None
+    max_concurrent: int = 1
+    time_budget_s: float | None = None
+    resume: bool = False
+    seed: int = 0
+    cache_dir: Path | None = None
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    device: str = "auto"
+    storage: str | None = None
+    prewarm: bool = True
+    verbose: int = 0
+    #: Labelled novel types: after the search, the top trials and the reference recipe are
+    #: scored there ("does the choice carry?"); never used to choose.
+    novel: Path | None = None
+    novel_top_k: int = 10
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Result of one search: the frozen best recipe, the trial records and their table."""
+
+    run_dir: Path
+    recipe: Recipe
+    best_omega: float
+    best_trial_id: str
+    #: Ω of the space's reference recipe (its first trial); ``None`` when it did not finish.
+    reference_omega: float | None
+    #: One row per trial (:func:`automl_asd.search.trials.table`), for reports.
+    trials: pd.DataFrame
+    machine_types: tuple[str, ...]
+    files: Mapping[str, Path] = field(default_factory=dict)
+    #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
+    interrupted: bool = False
+    #: Which recipe the reference is, e.g. "reference recipe `fast_default` (not the official
+    #: DCASE baseline)".
+    reference: str = ""
+    #: The trials as records (empty for a leave-one-out fold read back from its files).
+    records: tuple[TrialRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeaveOneOutOutcome:
+    """One search per held-out development type; ``table`` has one row per type."""
+
+    run_dir: Path
+    table: pd.DataFrame
+    folds: Mapping[str, SearchOutcome]
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+
+def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mapping[str, str]
+             ) -> dict[str, Any]:
+    """The run's ``search.json`` contents: what a resume must find unchanged, and more."""
+    space = cfg.space
+    return {"space_name": space.name, "space_path": str(space.path),
+            "space_sha256": space.sha256, "seed": cfg.seed, "trials": cfg.trials,
+            "data": str(cfg.data), "machine_types": list(machine_types),
+            "rungs": list(space.fidelity.rungs), "versions": dict(versions)}
+
+
+def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,
+                meta: Mapping[str, Any], *, can_restore: bool) -> None:
+    """Refuse a new search where one already is (``can_restore``: the executor's state at
+    ``state`` exists), a resume without state, or a resume whose space or development types
+    changed since the search began (``previous``: the run's ``search.json``)."""
+    if cfg.resume:
+        if not can_restore:
+            raise ValueError(f"{state}: no search state to resume; run without --resume")
+        if previous is not None:
+            for key in ("space_sha256", "machine_types"):
+                if previous.get(key) != meta[key]:
+                    raise ValueError(
+                        f"{out}: cannot resume: {key} changed since the search began "
+                        f"({previous.get(key)} -> {meta[key]}); resume with the same space "
+                        "file and data, or start a new --out")
+            if previous.get("trials") != cfg.trials:
+                logger.warning("resuming with the search's original %s trials (--trials %d "
+                               "is ignored on --resume)", previous.get("trials"), cfg.trials)
+    elif can_restore:
+        raise ValueError(f"{out} already holds a search; pass --resume to continue it or "
+                         "choose a new --out")

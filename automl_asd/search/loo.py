@@ -1,0 +1,109 @@
+"""Leave-one-out over the development types: one search per held-out type, each frozen recipe
+then scored on the type its search never saw. The held-out Ω next to the in-search Ω is the
+price of first shot.
+
+The search and the held-out evaluation are handed in (:mod:`automl_asd.orchestration.tune`
+passes Ray Tune and a Ray task), so this module runs no trial itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from automl_asd.io import search_report as io
+from automl_asd.recipe import load_recipe
+from automl_asd.search.config import LeaveOneOutOutcome, SearchConfig, SearchOutcome
+
+if TYPE_CHECKING:
+    from automl_asd.data import MachineData
+    from automl_asd.objective import ObjectiveResult
+    from automl_asd.recipe import Recipe
+
+__all__ = ["run_leave_one_out", "fold_dir", "fold_storage", "SearchFn", "EvaluateOnFn"]
+
+logger = logging.getLogger(__name__)
+
+#: Runs (or resumes) one fold's search.
+SearchFn = Callable[[SearchConfig], SearchOutcome]
+#: Scores recipes (full fidelity) on one held-out type: ``(recipes, held-out data) -> results``.
+EvaluateOnFn = Callable[[Sequence["Recipe"], Mapping[str, "MachineData"]],
+                        list["ObjectiveResult"]]
+
+
+def fold_dir(out: Path, held: str) -> Path:
+    """``<out>/loo/<held-out type>``: one fold's run folder."""
+    return out / "loo" / held
+
+
+def fold_storage(storage: str | None, held: str) -> str | None:
+    """The fold's search storage under ``--storage`` (``None``: the fold's run folder)."""
+    return f"{storage.rstrip('/')}/loo/{held}" if storage else None
+
+
+def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
+                      search: SearchFn, evaluate_on: EvaluateOnFn,
+                      has_state: Callable[[str, Path], bool]) -> LeaveOneOutOutcome:
+    """One search per development type in ``machines`` with that type held out (``search``),
+    then the fold's frozen recipe and the space's reference recipe scored on the held-out type
+    (``evaluate_on``).
+
+    Folds are written to ``<out>/loo/<held-out type>/``; with ``cfg.resume`` finished folds are
+    read back and an interrupted fold is resumed when ``has_state(held, fold_dir)`` says the
+    executor kept its state.
+    """
+    import pandas as pd  # noqa: PLC0415  (heavy: only when a table is built)
+
+
+    out = cfg.out.expanduser().resolve()
+    mtypes = tuple(sorted(machines))
+    if len(mtypes) < 2:
+        raise ValueError(f"--leave-one-out needs at least 2 development types, found {mtypes}")
+    rows: list[dict[str, Any]] = []
+    folds: dict[str, SearchOutcome] = {}
+    reference = cfg.space.to_recipe(cfg.space.reference_point(), name=cfg.space.reference_name)
+    for held in mtypes:
+        fdir = fold_dir(out, held)
+        others = tuple(m for m in mtypes if m != held)
+        done = (fdir / "recipe.json").is_file() and (fdir / "trials.parquet").is_file()
+        if cfg.resume and done:
+            recipe = load_recipe(fdir / "recipe.json")
+            outcome = SearchOutcome(run_dir=fdir, recipe=recipe,
+                                    best_omega=float(recipe.provenance.objective or np.nan),
+                                    best_trial_id=str(recipe.provenance.trial_id),
+                                    reference_omega=None,
+                                    trials=pd.read_parquet(fdir / "trials.parquet"),
+                                    machine_types=others,
+                                    reference=cfg.space.describe_reference())
+            logger.info("fold %s: already finished, reusing %s", held, fdir)
+        else:
+            fold_cfg = replace(cfg, out=fdir, machine_types=others, prewarm=False,
+                               resume=cfg.resume and has_state(held, fdir),
+                               storage=fold_storage(cfg.storage, held))
+            logger.info("fold %s: searching on %s", held, ", ".join(others))
+            outcome = search(fold_cfg)
+        if outcome.interrupted:
+            raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
+                                    "--resume")
+        folds[held] = outcome
+        held_result, ref_result = evaluate_on([outcome.recipe, reference],
+                                              {held: machines[held]})
+        rows.append({"held_out": held, "in_search_omega": outcome.best_omega,
+                     "held_out_omega": held_result.omega,
+                     "gap": outcome.best_omega - held_result.omega,
+                     "reference_held_out_omega": ref_result.omega,
+                     "detector": outcome.recipe.detector.name,
+                     "trial_id": outcome.best_trial_id,
+                     **{f"held_out/{k}": v for k, v in held_result.flat().items()
+                        if "/" in k and not k.startswith("time/")}})
+    table = pd.DataFrame(rows)
+    files = dict(zip(("table", "report"), io.write_leave_one_out(out, table, meta={
+        "space_name": cfg.space.name, "space_sha256": cfg.space.sha256, "seed": cfg.seed,
+        "trials_per_fold": cfg.trials, "machine_types": list(mtypes),
+        "reference": cfg.space.describe_reference()}), strict=True))
+    return LeaveOneOutOutcome(run_dir=out, table=table, folds=folds, files=files)

@@ -1,0 +1,78 @@
+"""Leave-one-out with the search and the held-out evaluation handed in (no Ray, no Tune)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from automl_asd.data import MachineData
+from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.recipe import Recipe
+from automl_asd.search.config import SearchConfig, SearchOutcome
+from automl_asd.search.loo import fold_dir, run_leave_one_out
+from automl_asd.search.space import load_space
+
+
+def _result(omega: float, types: Sequence[str]) -> ObjectiveResult:
+    m = TypeMetrics(omega, omega, omega, omega)
+    return ObjectiveResult(omega=omega, per_type={t: m for t in types}, fidelity=1.0,
+                           wall_s=0.0)
+
+
+def test_one_fold_per_type_searches_the_others_and_scores_the_held_out_one(
+    tmp_path: Path,
+) -> None:
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"fan": object(), "gearbox": object(), "bearing": object()}
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
+                       storage="s3://bucket/run", resume=True)
+    other = {**space.reference_point(), "normalization.method": "none"}
+    searched: list[SearchConfig] = []
+    scored: list[tuple[list[str], list[str]]] = []
+
+    def search(fold: SearchConfig) -> SearchOutcome:
+        searched.append(fold)
+        recipe = space.to_recipe(other, name="fold")
+        fold.out.mkdir(parents=True)
+        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
+                             best_trial_id=f"t-{fold.out.name}", reference_omega=0.6,
+                             trials=pd.DataFrame(), machine_types=fold.machine_types or ())
+
+    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                    ) -> list[ObjectiveResult]:
+        assert all(data[t] is machines[t] for t in data)  # the driver's scan, not a rescan
+        scored.append(([r.name for r in recipes], sorted(data)))
+        return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+    loo = run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+                            has_state=lambda held, d: held == "gearbox")
+    assert [f.machine_types for f in searched] == [("fan", "gearbox"), ("bearing", "gearbox"),
+                                                   ("bearing", "fan")]
+    assert [f.out for f in searched] == [fold_dir(cfg.out.resolve(), t)
+                                         for t in ("bearing", "fan", "gearbox")]
+    assert [f.storage for f in searched] == [f"s3://bucket/run/loo/{t}"
+                                             for t in ("bearing", "fan", "gearbox")]
+    assert [f.resume for f in searched] == [False, False, True]  # only where state was kept
+    assert not any(f.prewarm for f in searched)
+    assert scored == [(["fold", space.reference_name], [t])
+                      for t in ("bearing", "fan", "gearbox")]
+    table = loo.table.set_index("held_out")
+    assert table["gap"].tolist() == pytest.approx([0.05] * 3)
+    assert table["reference_held_out_omega"].tolist() == [0.5] * 3
+    assert table.loc["fan", "trial_id"] == "t-fan"
+    assert (cfg.out / "leave_one_out.md").is_file()
+
+
+def test_leave_one_out_needs_two_types(tmp_path: Path) -> None:
+    cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=1)
+    one: dict[str, Any] = {"fan": object()}
+
+    def never(*args: Any) -> Any:
+        raise AssertionError("no fold may run")
+
+    with pytest.raises(ValueError, match="at least 2 development types"):
+        run_leave_one_out(cfg, one, search=never, evaluate_on=never, has_state=never)

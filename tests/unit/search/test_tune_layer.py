@@ -1,0 +1,96 @@
+"""The Ray layer of the search without a Ray runtime: the trainable receives the scanned
+development data through its context (the object store) and never rescans the tree; a Tune
+result grid becomes trial records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from automl_asd.data import MachineData
+from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.orchestration import tune as tune_layer
+from automl_asd.recipe import Recipe
+from automl_asd.search.space import load_space
+from automl_asd.search.trials import trial_recipe
+
+
+def test_trainable_uses_the_drivers_scan_and_never_rescans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray import tune
+
+    import automl_asd.data as data
+
+    def no_scan(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a trial rescanned the data tree")
+
+    monkeypatch.setattr(data, "scan", no_scan)
+    monkeypatch.setattr(data, "find_machine_dirs", no_scan)
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
+    monkeypatch.setattr(tune_layer, "_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+
+    machines: dict[str, MachineData] = {}  # the driver's scan, as the context carries it
+    seen: list[tuple[Mapping[str, MachineData], float, str]] = []
+
+    def evaluator(recipe: Recipe, got: Mapping[str, MachineData], *, cache_dir: Any = None,
+                  device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
+        seen.append((got, fidelity, recipe.content_hash()))
+        m = TypeMetrics(0.5 + fidelity / 10, 0.6, 0.55, 0.58)
+        return ObjectiveResult(omega=0.5 + fidelity / 10, per_type={"fan": m},
+                               fidelity=fidelity, wall_s=0.0)
+
+    space = load_space("smoke")
+    config = {**space.reference_point(), "normalization.method": "none"}
+    ctx = tune_layer._TrialContext(space=space, reference_point=space.reference_point(),
+                                   machines=machines, cache_dir=None, device="cpu",
+                                   evaluator=evaluator)
+    tune_layer._trainable(config, ctx)
+    rungs = list(space.fidelity.rungs)
+    assert [f for _, f, _ in seen] == rungs  # one evaluation per rung ...
+    assert all(got is machines for got, _, _ in seen)  # ... on the driver's scan itself
+    expected = trial_recipe(space, config).content_hash()
+    assert [r["recipe_hash"] for r in reports] == [expected] * len(rungs)
+    assert [r["rung"] for r in reports] == [1, 2]
+    assert reports[-1]["omega"] == pytest.approx(0.6)
+
+
+def test_result_grid_becomes_records_in_creation_order() -> None:
+    space = load_space("smoke")
+    ref = space.reference_point()
+
+    def result(idx: int, trial_id: str, metrics: dict[str, Any] | None,
+               error: str | None = None) -> Any:
+        return SimpleNamespace(metrics={"trial_id": trial_id, **(metrics or {})}, config=ref,
+                               error=RuntimeError(f"Traceback...\n{error}") if error else None,
+                               path=str(Path("/runs/tune") / f"_trainable_{trial_id}_{idx}_x"))
+
+    grid = [result(3, "cccc", None, error="ValueError: bad"),
+            result(1, "aaaa", {"omega": 0.6, "fidelity": 1.0, "recipe_hash": "h"}),
+            result(2, "bbbb", {"omega": 0.7, "fidelity": 0.5})]
+    records = tune_layer.records_from_grid(grid, space)
+    assert [(r.trial_id, r.order, r.status) for r in records] == [
+        ("aaaa", 1, "complete"), ("bbbb", 2, "stopped_early"), ("cccc", 3, "error")]
+    assert records[0].recipe_hash == "h" and records[1].recipe_hash is None
+    assert records[2].error == "ValueError: bad"  # the last line of Ray's wrapped error
+    assert all(r.is_reference for r in records)  # the reference point, known from its config
+    assert records[0].config == ref and records[0].config is not ref
+
+
+def test_a_relative_cache_folder_is_made_absolute_before_trials_change_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl_asd.search.config import SearchConfig
+
+    monkeypatch.chdir(tmp_path)
+    cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=1,
+                       cache_dir=Path("cache"))
+    assert tune_layer._absolute_cache(cfg).cache_dir == tmp_path.resolve() / "cache"
+    assert tune_layer._absolute_cache(replace(cfg, cache_dir=None)).cache_dir is None
