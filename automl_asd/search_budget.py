@@ -31,7 +31,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
-    from automl_asd.objective import ObjectiveResult
+    from automl_asd.evaluation.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
     from automl_asd.search_space import SearchSpace
 
@@ -138,7 +138,7 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
                       device: str, epochs: int) -> tuple[float, float]:
     """(seconds, cost units) of one tiny fit on one type: ~32 train clips, ``epochs`` epochs
     (network families), 1 member, every test clip scored."""
-    from automl_asd.objective import evaluate_recipe
+    from automl_asd.evaluation.objective import evaluate_recipe
 
     params = dict(recipe.detector.params)
     if "epochs" in params:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from automl_asd.objective import ObjectiveResult
+from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.recipe_summary import trial_summary
 from automl_asd.search_budget import reference_stops, trial_objective
 from automl_asd.search_space import SearchSpace
@@ -326,7 +326,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     Args:
         cfg: search settings.
-        evaluator: objective (default :func:`automl_asd.objective.evaluate_recipe`).
+        evaluator: objective (default :func:`automl_asd.evaluation.objective.evaluate_recipe`).
         callbacks: extra Ray Tune callbacks (tests use one to interrupt a search).
     Returns:
         The frozen best recipe (also written to ``<out>/recipe.json``) and the trial table.
@@ -344,7 +344,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     from automl_asd.search_budget import budget_check, reference_cap
 
     if evaluator is None:
-        from automl_asd.objective import evaluate_recipe
+        from automl_asd.evaluation.objective import evaluate_recipe
 
         evaluator = evaluate_recipe
     if cfg.trials < 1:
@@ -616,7 +616,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     from automl_asd.recipe import load_recipe
 
     if evaluator is None:
-        from automl_asd.objective import evaluate_recipe
+        from automl_asd.evaluation.objective import evaluate_recipe
 
         evaluator = evaluate_recipe
     out = cfg.out.expanduser().resolve()
