@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from automl_asd._version import __version__
+from automl_asd.evaluation.evaluate import evaluate_outputs
 from automl_asd.io.results import (
     read_machine_summary,
     sha256_file,
     summary_path,
     write_error,
-    write_json,
     write_machine_summary,
 )
 from automl_asd.io.run_folder import data_fingerprint, journal
@@ -65,7 +65,6 @@ __all__ = [
     "run_job",
     "is_complete",
     "apply_recipe",
-    "evaluate_outputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -446,73 +445,6 @@ def is_complete(out_dir: Path, machine_type: str, recipe_hash: str) -> dict[str,
         if not path.is_file() or sha256_file(path) != digest:
             return None
     return summary
-
-
-# ------------------------------------------------------------------ evaluation (labels)
-def _labelled_truth(
-    data_root: Path, machine_types: Sequence[str], ground_truth: Path | None
-) -> dict[tuple[str, str], Any]:
-    """Ground truth of those ``machine_types`` that have it: the official layout under
-    ``ground_truth`` if given, else labelled test names under ``data_root``."""
-    from automl_asd.data import Domain, Label, scan
-    from automl_asd.io.submission import read_ground_truth, read_official_ground_truth
-
-    if ground_truth is not None:
-        truth = read_official_ground_truth(ground_truth)
-        return {k: v for k, v in truth.items() if k[0] in set(machine_types)}
-    machines = scan(data_root, machine_types=machine_types)
-    labelled = []
-    for mt, machine in machines.items():
-        if machine.test and all(c.label is not Label.UNKNOWN and c.domain is not Domain.UNKNOWN
-                                 for c in machine.test):
-            labelled.append(mt)
-        else:
-            logger.info("%s: test labels unknown; no metrics for this machine type", mt)
-    return dict(read_ground_truth(data_root, machine_types=labelled)) if labelled else {}
-
-
-def evaluate_outputs(
-    out_dir: Path,
-    data_root: Path,
-    summaries: Mapping[str, Mapping[str, Any]],
-    *,
-    ground_truth: Path | None = None,
-    plots: bool = True,
-) -> tuple[Any | None, list[Path]]:
-    """Score the written submission files against labels, after all tasks have finished.
-
-    Labels come from ``ground_truth`` (the official evaluator layout) or from labelled test
-    names under ``data_root``; machine types without labels are left out. Writes
-    ``results.csv``, ``results.md`` (with the apply seconds per machine type), ``metrics.json``
-    (the ``evaluate --json`` format) and, if ``plots``, ``roc_<mt>.png`` / ``hist_<mt>.png``.
-    Returns ``(metrics.SubmissionEvaluation or None, files written)``.
-    """
-    from automl_asd.io.plots import plot_roc, plot_score_histogram
-    from automl_asd.io.results import recipe_of_run, write_results_table
-    from automl_asd.io.submission import align_submission, read_submission
-    from automl_asd.metrics import evaluate_submission
-
-    truth = _labelled_truth(Path(data_root), sorted(summaries), ground_truth) if summaries else {}
-    if not truth:
-        return None, []
-    evaluation = evaluate_submission(out_dir, truth)
-    files: list[Path] = []
-    if plots:
-        for (mt, ss), sec_truth in sorted(truth.items()):
-            sub = read_submission(out_dir, mt, ss)
-            scores, _ = align_submission(sec_truth, sub)
-            tag = mt if sum(k[0] == mt for k in truth) == 1 else f"{mt}_section_{ss}"
-            y, dom = np.asarray(sec_truth.labels), np.asarray(sec_truth.domains)
-            files.append(plot_roc(Path(out_dir) / f"roc_{tag}.png", tag, y, dom, scores))
-            files.append(plot_score_histogram(
-                Path(out_dir) / f"hist_{tag}.png", tag, y, dom, scores,
-                threshold=summaries[mt].get("threshold"),
-            ))
-    seconds = {mt: float(s.get("seconds", 0.0)) for mt, s in summaries.items()}
-    files.extend(write_results_table(Path(out_dir), evaluation.per_section, seconds=seconds,
-                                     recipe=recipe_of_run(summaries)))
-    files.append(write_json(Path(out_dir) / "metrics.json", evaluation.to_json_dict()))
-    return evaluation, files
 
 
 # ------------------------------------------------------------------ driver

@@ -5,7 +5,6 @@ All file-name parsing of the project lives in this module.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections import Counter
@@ -19,7 +18,7 @@ from automl_asd.errors import PermanentError
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
     "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
-    "find_machine_dirs", "attach_ground_truth", "summarize",
+    "find_machine_dirs", "summarize",
 ]
 
 logger = logging.getLogger(__name__)
@@ -320,16 +319,16 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
     return MachineData(machine_type=mt, root=directory, clips=tuple(clips))
 
 
-def scan(root: str | Path, *, machine_types: Iterable[str] | None = None,
-         ground_truth: str | Path | None = None) -> dict[str, MachineData]:
+def scan(root: str | Path, *, machine_types: Iterable[str] | None = None
+         ) -> dict[str, MachineData]:
     """Scan a DCASE Task 2 tree into ``{machine_type: MachineData}`` sorted by machine type.
 
     Args:
         root: a tree in any layout accepted by :func:`find_machine_dirs`.
         machine_types: keep only these (an unknown name is an error listing the valid ones).
-        ground_truth: the official evaluator's folder holding ``ground_truth_data/`` and
-            ``ground_truth_domain/`` (optionally ``ground_truth_attributes/``); labels, domains
-            and attributes of anonymised eval test clips are taken from it.
+
+    Labels of anonymised eval test clips come from the evaluator's files:
+    ``automl_asd.ground_truth.attach(scan(root), gt_dir)``.
     """
     dirs = find_machine_dirs(root)
     if machine_types is not None:
@@ -339,95 +338,7 @@ def scan(root: str | Path, *, machine_types: Iterable[str] | None = None,
             raise DataError(f"{root}: machine type(s) {', '.join(unknown)} not found; "
                             f"available: {', '.join(dirs)}")
         dirs = {m: dirs[m] for m in sorted(set(wanted))}
-    machines = {mt: scan_machine(d, machine_type=mt) for mt, d in dirs.items()}
-    if ground_truth is not None:
-        gt = Path(ground_truth)
-        if not (gt / "ground_truth_data").is_dir():
-            raise DataError(f"{gt}: no ground_truth_data/ folder; pass the evaluator's folder "
-                            "that holds ground_truth_data/ and ground_truth_domain/")
-        machines = {mt: attach_ground_truth(md, gt) for mt, md in machines.items()}
-    return machines
-
-
-def _read_gt_csv(path: Path) -> dict[str, list[str]]:
-    rows: dict[str, list[str]] = {}
-    with path.open(newline="") as f:
-        for n, row in enumerate(csv.reader(f), start=1):
-            if not row or not row[0].strip():
-                continue
-            if len(row) < 2:
-                raise DataError(f"{path}:{n}: expected '<file name>,<value>', got {row!r}")
-            rows[row[0].strip()] = [v.strip() for v in row[1:]]
-    return rows
-
-
-def _flag(path: Path, name: str, value: str) -> int:
-    try:
-        flag = int(float(value))
-    except ValueError:
-        flag = -1
-    if flag not in (0, 1):
-        raise DataError(f"{path}: {name}: value {value!r} must be 0 or 1")
-    return flag
-
-
-def attach_ground_truth(machine: MachineData, ground_truth: str | Path) -> MachineData:
-    """Fill label/domain (and attributes) of test clips from the official ground-truth CSVs.
-
-    Reads ``<gt>/ground_truth_{data,domain,attributes}/ground_truth_<mt>_section_<ss>_test.csv``
-    where present. A test clip missing from a present file, or a value contradicting the clip's
-    own name, is a :class:`DataError`; rows without a wav are logged as a warning.
-    """
-    gt = Path(ground_truth)
-    test = [c for c in machine.clips if c.split is Split.TEST]
-    updates: dict[Path, Clip] = {}
-    for section in sorted({c.section for c in test}):
-        fname = f"ground_truth_{machine.machine_type}_section_{section}_test.csv"
-        clips = {c.name: c for c in test if c.section == section}
-        for kind in ("data", "domain", "attributes"):
-            path = gt / f"ground_truth_{kind}" / fname
-            if not path.is_file():
-                if kind == "data":
-                    logger.debug("%s: no ground truth for %s", path, machine.machine_type)
-                continue
-            rows = _read_gt_csv(path)
-            missing = sorted(set(clips) - set(rows))
-            if missing:
-                raise DataError(f"{path}: no row for {len(missing)} test clip(s), e.g. "
-                                f"{missing[0]}; is this the ground truth of the same data set?")
-            extra = sorted(set(rows) - set(clips))
-            if extra:
-                logger.warning("%s: %d rows name clips not in %s (e.g. %s)", path, len(extra),
-                               machine.root / "test", extra[0])
-            for name, clip in clips.items():
-                cur = updates.get(clip.path, clip)
-                updates[clip.path] = _apply_gt(cur, kind, rows[name], path)
-    if not updates:
-        return machine
-    clips_out = tuple(updates.get(c.path, c) for c in machine.clips)
-    return replace(machine, clips=clips_out)
-
-
-def _apply_gt(clip: Clip, kind: str, values: list[str], path: Path) -> Clip:
-    if kind == "attributes":
-        labelled = values[-1].removesuffix(".wav")  # revealed-attribute name if given
-        try:
-            parsed = parse_name(labelled + ".wav", Split.TEST)
-        except DataError as exc:
-            raise DataError(f"{path}: {clip.name}: {exc}") from None
-        return replace(clip, attributes=parsed.attributes)
-    flag = _flag(path, clip.name, values[0])
-    if kind == "data":
-        label = Label.ANOMALY if flag else Label.NORMAL
-        if clip.label is not Label.UNKNOWN and clip.label is not label:
-            raise DataError(f"{path}: {clip.name} is {label.value} here but its name says "
-                            f"{clip.label.value}; wrong ground-truth folder?")
-        return replace(clip, label=label)
-    domain = Domain.TARGET if flag else Domain.SOURCE
-    if clip.domain is not Domain.UNKNOWN and clip.domain is not domain:
-        raise DataError(f"{path}: {clip.name} is {domain.value} here but its name says "
-                        f"{clip.domain.value}; wrong ground-truth folder?")
-    return replace(clip, domain=domain)
+    return {mt: scan_machine(d, machine_type=mt) for mt, d in dirs.items()}
 
 
 # --------------------------------------------------------------------------- summaries

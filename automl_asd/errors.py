@@ -8,7 +8,7 @@ Every domain error of the package derives from it, next to the module that raise
 ``data.DataError``, ``audio.AudioError``, ``recipe.RecipeError``, ``search_space.SpaceError``,
 ``bundle.format.BundleError``, ``io.submission.SubmissionError``, ``synth.SynthError``,
 ``download.DownloadError``, ``components.params.ParamError``, ``components.device.DeviceError``
-(``tests/test_component_contracts.py`` checks that none is left out).
+(``tests/contracts/test_components.py`` checks that none is left out).
 
 Errors a retry cannot fix (bad data, bad recipes, non-finite features) derive from
 :class:`PermanentError`; the Ray runner reports them at once instead of retrying the task.

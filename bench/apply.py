@@ -59,8 +59,8 @@ def _recipe(name: str, epochs: int | None) -> Recipe:
 
 def _stage_table(recipes: Sequence[Recipe], data: Path, mt: str, work: Path,
                  device: str, threads: int | None) -> None:
+    from automl_asd.evaluation.evaluate import evaluate_result
     from automl_asd.features import extract
-    from automl_asd.metrics import metrics_for_clips
     from automl_asd.pipeline import run_machine
 
     machine = scan(data, machine_types=[mt])[mt]
@@ -79,7 +79,7 @@ def _stage_table(recipes: Sequence[Recipe], data: Path, mt: str, work: Path,
         extract(clips, rec.features, cache_dir=cache, progress=False)
         warm = time.perf_counter() - t0
         t = res.timings
-        m = metrics_for_clips(machine.test, res.scores, res.decisions)
+        (m, *_) = evaluate_result(machine, res).per_section.values()  # the first section
         print(f"{rec.name:<30} {t['features']:9.2f} {warm:9.3f} {t['features'] / warm:8.0f}x "
               f"{t['fit']:8.2f} {t['score']:7.2f} {t['total']:8.2f} "
               f"{100 * t['fit'] / t['total']:5.0f}% {m.auc_source:6.3f} {m.auc_target:6.3f} "

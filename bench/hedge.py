@@ -27,7 +27,8 @@ import numpy as np
 
 from automl_asd import synth
 from automl_asd.data import scan
-from automl_asd.metrics import MachineMetrics, metrics_for_clips, official_score
+from automl_asd.evaluation.evaluate import evaluate_result
+from automl_asd.evaluation.metrics import MachineMetrics, official_score
 from automl_asd.pipeline import run_machine
 from automl_asd.recipe import Recipe, load_recipe
 
@@ -92,10 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(head + f" | {'best':>6} {'gap':>6}")
         for mt in types:
             key = f"{seed}/{mt}"
-            test = list(machines[mt].test)
             for n, r in recipes.items():
                 res = run_machine(r, machines[mt], cache_dir=cache, device="cpu")
-                per[n][key] = metrics_for_clips(test, res.scores, res.decisions)
+                (per[n][key],) = evaluate_result(machines[mt], res).per_section.values()
             h = per["hedge"][key].score
             ms = [per[m][key].score for m in members]
             gap = max(ms) - h

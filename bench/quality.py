@@ -1,12 +1,14 @@
 """Detection quality of recipes side by side: one table, same data, same run.
 
-For every recipe and every machine type of a synthetic DCASE tree (generated if missing) the
-recipe is applied with ``pipeline.run_machine`` (train on train clips, score test clips) and the
-official metrics are computed from the labelled test names. Printed: one row per (recipe,
-machine type) with AUC-s, AUC-t, pAUC, per-type h-mean and fit+score seconds, then one summary
-row per (recipe, set) with the official score Omega (h-mean over all AUC-s, AUC-t, pAUC of the
-set), the h-means of each metric, the plain means of AUC-s and AUC-t and their difference, and
-the total time (including a shared stage: one network trained over the set's machine types).
+For every recipe and every set of machine types of a synthetic DCASE tree (generated if missing)
+the recipe is evaluated exactly as the search does, with ``evaluation.objective.evaluate_recipe``
+(train on train clips, score test clips, then the official metrics from the labelled test names;
+no representation reuse). Printed: one row per (recipe, machine type; ``<type>/<section>`` for a
+type with several sections) with AUC-s, AUC-t, pAUC, per-type h-mean and fit+score seconds,
+then one summary row per (recipe, set) with the official score Omega (h-mean over all AUC-s,
+AUC-t, pAUC of the set), the h-means of each metric, the plain means of AUC-s and AUC-t and
+their difference, and the total time (including a shared stage: one network trained over the
+set's machine types).
 Sets: the dev types (those a search would see) and the held-out types (never searched on).
 
 Recipes: shipped names (``baseline_ae_mse``, ``fast_default``, ...), paths to recipe JSON files,
@@ -25,7 +27,7 @@ import copy
 import json
 import logging
 import os
-import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from automl_asd.data import scan
-from automl_asd.metrics import MachineMetrics, floored_hmean, metrics_for_clips, official_score
-from automl_asd.pipeline import fit_shared, needs_shared, run_machine
+from automl_asd.evaluation.metrics import MachineMetrics, floored_hmean, official_score
+from automl_asd.evaluation.objective import evaluate_recipe
+from automl_asd.ground_truth import SectionKey
 from automl_asd.recipe import Recipe, load_recipe, shipped_recipe_names
 
 DEV_TYPES = ("fan", "gearbox", "bearing", "valve", "slider", "ToyCar", "ToyTrain")
@@ -124,33 +127,30 @@ def main() -> int:
     recipes = [resolve(r) for r in args.recipes.split(",") if r]
 
     rows: list[dict[str, Any]] = []
-    per: dict[tuple[str, str], dict[str, MachineMetrics]] = {}
+    per: dict[tuple[str, str], dict[SectionKey, MachineMetrics]] = {}
     shared_s: dict[tuple[str, str], float] = {}
     for recipe in recipes:
         for set_name, types in sets.items():
-            shared = None
-            if needs_shared(recipe):
-                # one network over the set's machine types (their training clips only)
-                t0 = time.perf_counter()
-                shared = fit_shared(recipe, {mt: machines[mt] for mt in types},
-                                    cache_dir=args.cache_dir, device=args.device,
-                                    num_threads=args.threads)
-                shared_s[(recipe.name, set_name)] = time.perf_counter() - t0
+            # one shared network (if the recipe has one) over the set's machine types
+            res = evaluate_recipe(recipe, {mt: machines[mt] for mt in types},
+                                  cache_dir=args.cache_dir, device=args.device,
+                                  reuse_representations=False, num_threads=args.threads)
+            shared_s[(recipe.name, set_name)] = res.timings.get("shared", 0.0)
+            if "shared" in res.timings:
                 print(json.dumps({"recipe": recipe.name, "set": set_name,
                                   "shared_s": round(shared_s[(recipe.name, set_name)], 1)}),
                       flush=True)
-            for mt in types:
-                t0 = time.perf_counter()
-                res = run_machine(recipe, machines[mt], cache_dir=args.cache_dir,
-                                  device=args.device, num_threads=args.threads, shared=shared)
-                wall = time.perf_counter() - t0
-                m = metrics_for_clips(list(machines[mt].test), res.scores, res.decisions)
-                per.setdefault((recipe.name, set_name), {})[mt] = m
-                row = {"recipe": recipe.name, "set": set_name, "machine_type": mt,
+            per[(recipe.name, set_name)] = dict(res.per_type)
+            n_sections = Counter(mt for mt, _ in res.per_type)
+            for (mt, ss), m in res.per_type.items():
+                first = ss == min(s for t, s in res.per_type if t == mt)
+                t = res.type_timings[mt] if first else {}  # a type's seconds on one row
+                row = {"recipe": recipe.name, "set": set_name,
+                       "machine_type": mt if n_sections[mt] == 1 else f"{mt}/{ss}",
                        "auc_s": m.auc_source, "auc_t": m.auc_target, "pauc": m.pauc,
-                       "hmean": m.score, "fit_s": res.timings["fit"],
-                       "score_s": res.timings["score"], "features_s": res.timings["features"],
-                       "wall_s": wall}
+                       "hmean": m.score, "fit_s": t.get("fit", 0.0),
+                       "score_s": t.get("score", 0.0), "features_s": t.get("features", 0.0),
+                       "wall_s": t.get("total", 0.0)}
                 rows.append(row)
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                                   for k, v in row.items()}), flush=True)

@@ -53,7 +53,7 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
 
     from automl_asd.data import scan
-    from automl_asd.objective import evaluate_recipe
+    from automl_asd.evaluation.objective import evaluate_recipe
     from automl_asd.recipe import load_recipe
 
     torch.set_num_threads(args.threads)

@@ -39,7 +39,7 @@ import numpy as np
 
 from automl_asd import synth
 from automl_asd.data import scan
-from automl_asd.objective import evaluate_recipe
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
 from automl_asd.search.selection import (

@@ -28,11 +28,12 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
-from automl_asd import synth
+from automl_asd import ground_truth, synth
 from automl_asd.audio import load_wav
-from automl_asd.data import Clip, Label, scan
+from automl_asd.data import Clip, MachineData, scan
+from automl_asd.evaluation.evaluate import evaluate_scores, section_scores
+from automl_asd.evaluation.metrics import MachineMetrics, floored_hmean
 from automl_asd.features import FeatureSpec, compute
-from automl_asd.metrics import MachineMetrics, floored_hmean, machine_metrics
 
 SPEC = FeatureSpec()  # the official baseline's log-mel
 
@@ -59,10 +60,13 @@ def _knn_scores(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
 
-def _metrics(test: Sequence[Clip], scores: np.ndarray) -> MachineMetrics:
-    y = [int(c.label is Label.ANOMALY) for c in test]
-    dom = [c.domain.value for c in test]
-    return machine_metrics(y, dom, scores)
+def _metrics(md: MachineData, scores: np.ndarray) -> MachineMetrics:
+    """Official metrics of ``md``'s test clips scored ``scores`` (synthetic types: 1 section)."""
+    test = md.test
+    (m,) = evaluate_scores(ground_truth.from_clips(md), section_scores(
+        md.machine_type, [c.name for c in test], [c.section for c in test], scores)
+    ).per_section.values()
+    return m
 
 
 def _kind_aucs(mt: str, size: str, seed: int, test: Sequence[Clip],
@@ -124,11 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         md = data[mt]
         test = list(md.test)
         train = list(md.train)
-        rms_all[mt] = r = _metrics(test, _rms(test))
+        rms_all[mt] = r = _metrics(md, _rms(test))
         f_train, f_test = _mean_logmel(train), _mean_logmel(test)
         scores = _gaussian_scores(f_train, f_test)
-        ref_all[mt] = g = _metrics(test, scores)
-        knn_all[mt] = k = _metrics(test, _knn_scores(f_train, f_test))
+        ref_all[mt] = g = _metrics(md, scores)
+        knn_all[mt] = k = _metrics(md, _knn_scores(f_train, f_test))
         if args.kinds and args.data is None:
             kinds[mt] = _kind_aucs(mt, args.size, args.seed, test, scores)
         group = ("dev" if mt in synth.DEV_MACHINE_TYPES else "novel") if mt in \

@@ -51,16 +51,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: deletes each line once the module has moved (test_merge_leftovers_are_still_needed fails on
 #: a line whose module is gone).
 OLD_NAMES: dict[str, str] = {
-    "automl_asd.metrics": "automl_asd.evaluation.metrics",
-    "automl_asd.objective": "automl_asd.evaluation",
     "automl_asd.apply_outputs": "automl_asd.apply",
     "automl_asd.stages": "automl_asd.apply",
 }
 
 #: TODO(r14 merge): upward imports that other issue-14 branches remove (importer, imported).
 PENDING_UPWARD: dict[tuple[str, str], str] = {
-    ("automl_asd.metrics", "automl_asd.io.submission"):
-        "r14-eval: metrics read no files (ground_truth.py + evaluation/)",
 }
 
 #: TODO(r14 merge): module-level import cycles that other branches remove (none left).

@@ -32,10 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from automl_asd.evaluation.evaluate import evaluate_submission
     from automl_asd.io.official_table import write_official_csv, write_official_markdown
-    from automl_asd.io.results import read_machine_summary, recipe_of_run
-    from automl_asd.io.submission import write_evaluation_json
-    from automl_asd.metrics import evaluate_submission
+    from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
 
     result = evaluate_submission(
         args.scores, args.ground_truth, machine_types=args.machine_types

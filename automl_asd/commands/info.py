@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from automl_asd import ground_truth
 from automl_asd.data import Domain, Label, MachineSummary, Split, scan, summarize
 
 HELP = "show the clips of a DCASE data tree per machine type (split/domain/label counts)"
@@ -83,7 +84,9 @@ def to_json(summaries: Sequence[MachineSummary]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    machines = scan(args.data, machine_types=args.machine_types, ground_truth=args.ground_truth)
+    machines = scan(args.data, machine_types=args.machine_types)
+    if args.ground_truth is not None:
+        machines = ground_truth.attach(machines, args.ground_truth)
     summaries = [summarize(m) for m in machines.values()]
     if args.json:
         print(to_json(summaries))

@@ -21,6 +21,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "write_json",
+    "write_evaluation_json",
     "sha256_file",
     "summary_path",
     "error_path",
@@ -56,6 +57,12 @@ def atomic_write_text(path: Path, text: str) -> Path:
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic, stable JSON (sorted keys, 2-space indent, trailing newline; NaN becomes null)."""
     return atomic_write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True) + "\n")
+
+
+def write_evaluation_json(payload: Mapping[str, Any], path: str | Path) -> Path:
+    """Atomic strict JSON of ``automl-asd evaluate --json`` (indent 2, keys in the payload's
+    order, NaN refused)."""
+    return atomic_write_text(Path(path), json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def stat_fingerprint(paths: Iterable[Path], *, root: Path | None = None,

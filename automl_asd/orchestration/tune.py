@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd.objective import ObjectiveResult
+from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.search.budget import reference_stops, trial_objective
 from automl_asd.search.config import Evaluator, LeaveOneOutOutcome, SearchConfig, SearchOutcome
 from automl_asd.search.space import SearchSpace
@@ -240,7 +240,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     Args:
         cfg: search settings.
-        evaluator: objective (default :func:`automl_asd.objective.evaluate_recipe`).
+        evaluator: objective (default :func:`automl_asd.evaluation.objective.evaluate_recipe`).
         callbacks: extra Ray Tune callbacks (tests use one to interrupt a search).
     Returns:
         The frozen best recipe (also written to ``<out>/recipe.json``) and the trial table.
@@ -261,7 +261,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     from automl_asd.search.novel_check import make_picker, novel_check
 
     if evaluator is None:
-        from automl_asd.objective import evaluate_recipe
+        from automl_asd.evaluation.objective import evaluate_recipe
 
         evaluator = evaluate_recipe
     if cfg.trials < 1:
@@ -427,7 +427,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     from automl_asd.search import loo
 
     if evaluator is None:
-        from automl_asd.objective import evaluate_recipe
+        from automl_asd.evaluation.objective import evaluate_recipe
 
         evaluator = evaluate_recipe
     cfg = _absolute_cache(cfg)

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.features import extract
 from automl_asd.io import search_report as io
-from automl_asd.objective import evaluate_recipe
 from automl_asd.search.selection import objective_value
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
-    from automl_asd.objective import ObjectiveResult
+    from automl_asd.evaluation.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
     from automl_asd.search.space import SearchSpace
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from automl_asd.data import MachineData
-    from automl_asd.objective import ObjectiveResult
+    from automl_asd.evaluation.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
 
 __all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome", "run_meta",

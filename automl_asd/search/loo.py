@@ -22,7 +22,7 @@ from automl_asd.search.config import LeaveOneOutOutcome, SearchConfig, SearchOut
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
-    from automl_asd.objective import ObjectiveResult
+    from automl_asd.evaluation.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
 
 __all__ = ["run_leave_one_out", "fold_dir", "fold_storage", "SearchFn", "EvaluateOnFn"]

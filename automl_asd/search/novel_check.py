@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from automl_asd import ground_truth
 from automl_asd.data import scan
 from automl_asd.io import search_report as io
 from automl_asd.search.selection import pick_trial
@@ -117,8 +118,9 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
 
 def _scan_novel(root: Path) -> dict[str, MachineData]:
 
-    gt = root if (root / "ground_truth_data").is_dir() else None
-    return scan(root, ground_truth=gt)
+    machines = scan(root)
+    return (ground_truth.attach(machines, root)
+            if (root / ground_truth.GROUND_TRUTH_DATA_DIR).is_dir() else machines)
 
 
 def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:

@@ -40,7 +40,7 @@ Final pick:
     keeps every group the metrics need, and they are the same for every candidate (paired).
 
 Pure: numpy only (the AUCs are recomputed here for speed; a test checks them against
-:mod:`automl_asd.metrics`).
+:mod:`automl_asd.evaluation.metrics`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.metrics import MAX_FPR, floored_hmean
+from automl_asd.evaluation.metrics import MAX_FPR, floored_hmean
 
 __all__ = [
     "OBJECTIVES",
@@ -71,10 +71,10 @@ OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
 PICKS = ("best", "bootstrap_lower_bound")
 _KEYS = {"objective", "pick", "top", "quantile", "n_boot"}
 
-#: Per type (or type/section): (AUC-s, AUC-t, pAUC).
-TypeAucs = Mapping[str, tuple[float, float, float]]
-#: Per type: (y_true 1=anomaly, domains "source"/"target", scores) of the scored test clips.
-ClipScores = Mapping[str, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]
+#: Per (machine type, section) key, or a trial table's ``<type>`` label: (AUC-s, AUC-t, pAUC).
+TypeAucs = Mapping[Any, tuple[float, float, float]]
+#: Per the same keys: (y_true 1=anomaly, domains "source"/"target", scores) of the test clips.
+ClipScores = Mapping[Any, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,8 @@ def _pauc(y: NDArray[np.bool_], s: NDArray[np.float64], max_fpr: float) -> float
 
 def section_aucs(y_true: NDArray[Any], domains: NDArray[Any], scores: NDArray[Any]
                  ) -> tuple[float, float, float]:
-    """(AUC-s, AUC-t, pAUC) of one section, as :func:`automl_asd.metrics.machine_metrics`
+    """(AUC-s, AUC-t, pAUC) of one section, as
+    :func:`automl_asd.evaluation.metrics.machine_metrics`
     computes them, without its input checks (fast enough for bootstrap loops)."""
 
     y = np.asarray(y_true).astype(bool)

@@ -24,7 +24,8 @@ from ray import tune
 
 from automl_asd.cli import main
 from automl_asd.data import MachineData
-from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.evaluation.metrics import MachineMetrics
+from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.orchestration.tune import run_leave_one_out, run_search
 from automl_asd.recipe import Recipe, load_recipe
 from automl_asd.search.config import SearchConfig
@@ -186,7 +187,7 @@ def _stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *, cache_dir:
         raise RuntimeError("stand-in failure for dcase_ae")
     k = recipe.detector.params["backend"]["params"]["k"]
     value = 0.55 + 0.1 * k * fidelity + len(machines) * 0.001
-    per_type = {mt: TypeMetrics(value, value, value, value) for mt in machines}
+    per_type = {(mt, "00"): MachineMetrics(value, value, value, value) for mt in machines}
     return ObjectiveResult(omega=value, per_type=per_type, fidelity=fidelity, wall_s=0.0)
 
 

@@ -25,10 +25,10 @@ from automl_asd.apply import (
     run_job,
 )
 from automl_asd.data import Domain, Label, MachineData
+from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
-from automl_asd.metrics import evaluate_submission
 from automl_asd.recipe import Recipe
 
 MTS = ("alpha", "beta", "gamma")
@@ -310,7 +310,7 @@ def test_cli_serial_real_pipeline_and_bad_recipe(
 def test_summarize_puts_runs_side_by_side(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from automl_asd.cli import main
-    from automl_asd.metrics import official_score
+    from automl_asd.evaluation.metrics import official_score
 
     data = _make_tree(tmp_path / "data")
     reports = {}

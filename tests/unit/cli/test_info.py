@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from automl_asd.cli import main
-from tests.unit.data.test_data import _dev_machine, _eval_tree
+from tests.unit.data.test_data import _dev_machine
+from tests.unit.data.test_ground_truth import _eval_tree
 
 
 def test_info_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""Data layer: file-name parsing of every DCASE 2023-2025 convention, tree layouts, ground truth."""
+"""Data layer: file-name parsing of every DCASE 2023-2025 convention, tree layouts (ground truth:
+test_ground_truth.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from automl_asd.data import (
     Domain,
     Label,
     Split,
-    attach_ground_truth,
     find_machine_dirs,
     parse_attributes,
     parse_name,
@@ -220,72 +220,6 @@ def test_test_rename_is_ignored_with_warning(tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- ground truth
-
-
-def _eval_tree(root: Path) -> tuple[Path, Path]:
-    mt = root / "data" / "eval_data" / "raw" / "ToyPet"
-    _touch(mt / "train", "section_00_source_train_normal_0000_noAttribute.wav")
-    _touch(mt / "test", *[f"section_00_{i:04d}.wav" for i in range(4)])
-    gt = root / "evaluator"
-    rows = {"data": [0, 1, 0, 1], "domain": [0, 0, 1, 1]}
-    for kind, vals in rows.items():
-        _write(gt / f"ground_truth_{kind}" / "ground_truth_ToyPet_section_00_test.csv",
-               [f"section_00_{i:04d}.wav,{v}" for i, v in enumerate(vals)])
-    labelled = ["section_00_source_test_normal_0000_noAttribute",
-                "section_00_source_test_anomaly_0000_noAttribute",
-                "section_00_target_test_normal_0000_noAttribute",
-                "section_00_target_test_anomaly_0000_noAttribute"]
-    _write(gt / "ground_truth_attributes" / "ground_truth_ToyPet_section_00_test.csv",
-           [f"section_00_{i:04d}.wav,{n},{n.replace('noAttribute', f'pet_{i}')}.wav"
-            for i, n in enumerate(labelled)])
-    return root / "data", gt
-
-
-def _write(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-
-
-def test_ground_truth_attaches_labels_domains_attributes(tmp_path: Path) -> None:
-    data, gt = _eval_tree(tmp_path)
-    assert all(c.label is UL for c in scan(data)["ToyPet"].test)
-    pet = scan(data, ground_truth=gt)["ToyPet"]
-    got = [(c.name, c.domain, c.label, c.attributes) for c in pet.test]
-    assert got == [
-        ("section_00_0000.wav", S, N, (("pet", "0"),)),
-        ("section_00_0001.wav", S, A, (("pet", "1"),)),
-        ("section_00_0002.wav", T, N, (("pet", "2"),)),
-        ("section_00_0003.wav", T, A, (("pet", "3"),)),
-    ]
-    assert pet.train[0].attributes is None  # train clips untouched
-
-
-def test_ground_truth_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    data, gt = _eval_tree(tmp_path)
-    with pytest.raises(DataError, match="no ground_truth_data/"):
-        scan(data, ground_truth=tmp_path)
-    (data / "eval_data" / "raw" / "ToyPet" / "test" / "section_00_0009.wav").write_bytes(b"")
-    with pytest.raises(DataError, match="no row for 1 test clip.*section_00_0009.wav"):
-        scan(data, ground_truth=gt)
-    (data / "eval_data" / "raw" / "ToyPet" / "test" / "section_00_0009.wav").unlink()
-    (data / "eval_data" / "raw" / "ToyPet" / "test" / "section_00_0003.wav").unlink()
-    pet = scan(data, ground_truth=gt)["ToyPet"]
-    assert len(pet.test) == 3 and "rows name clips not in" in caplog.text
-    _write(gt / "ground_truth_domain" / "ground_truth_ToyPet_section_00_test.csv",
-           ["section_00_0000.wav,2", "section_00_0001.wav,0", "section_00_0002.wav,1"])
-    with pytest.raises(DataError, match="must be 0 or 1"):
-        scan(data, ground_truth=gt)
-
-
-def test_ground_truth_contradicting_name_is_error(tmp_path: Path) -> None:
-    _dev_machine(tmp_path / "data" / "fan")
-    gt = tmp_path / "gt"
-    names = [c.name for c in scan(tmp_path / "data")["fan"].test]
-    _write(gt / "ground_truth_data" / "ground_truth_fan_section_00_test.csv",
-           [f"{n},0" for n in names])
-    md = scan(tmp_path / "data")["fan"]
-    with pytest.raises(DataError, match="is normal here but its name says anomaly"):
-        attach_ground_truth(md, gt)
 
 
 def test_summarize_counts(tmp_path: Path) -> None:

@@ -248,9 +248,9 @@ def test_mahalanobis_nearest_domain_and_backend_domain_rule() -> None:
 
 @pytest.mark.slow
 def test_search_objective_runs_the_shared_stage(tiny_dev_root: Path) -> None:
-    from automl_asd.objective import evaluate_recipe
+    from automl_asd.evaluation.objective import evaluate_recipe
 
     machines = scan(tiny_dev_root, machine_types=["gearbox", "bearing"])
     res = evaluate_recipe(shared_margin_recipe(), machines, fidelity=0.5)
-    assert 0.0 < res.omega <= 1.0 and set(res.per_type) == {"gearbox", "bearing"}
+    assert 0.0 < res.omega <= 1.0 and set(res.per_type) == {("gearbox", "00"), ("bearing", "00")}
     assert res.timings["shared"] > 0.0

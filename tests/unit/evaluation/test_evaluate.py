@@ -9,18 +9,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from automl_asd.cli import main
+from automl_asd.evaluation.evaluate import (
+    SectionScores,
+    evaluate_result,
+    evaluate_scores,
+    evaluate_submission,
+)
+from automl_asd.evaluation.metrics import METRIC_FIELDS, MachineMetrics, machine_metrics
+from automl_asd.ground_truth import GroundTruthError, SectionTruth
+from automl_asd.ground_truth import read as read_ground_truth
 from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.submission import (
     SubmissionError,
     list_submission_sections,
     normalize_section,
-    read_ground_truth,
     read_submission,
     write_submission,
 )
-from automl_asd.metrics import METRIC_FIELDS, MachineMetrics, evaluate_submission, machine_metrics
 
 # (name, label 1=anomaly, domain) of a small labelled dev-style test set: 3 clips per group.
 DEV_CLIPS = [
@@ -194,7 +202,7 @@ def test_evaluate_official_layout_joins_by_name(tmp_path: Path) -> None:
     # machine_types filter
     only = evaluate_submission(sub, gt, machine_types=["valve"])
     assert list(only.per_section) == [("valve", "00")]
-    with pytest.raises(SubmissionError,
+    with pytest.raises(GroundTruthError,
                        match=r"\['pump'\] have no ground truth; available: \['fan', 'valve'\]"):
         evaluate_submission(sub, gt, machine_types=["pump"])
 
@@ -240,12 +248,12 @@ def test_official_ground_truth_errors(tmp_path: Path) -> None:
     _write_official_gt(tmp_path, "fan", "00", DEV_CLIPS)
     dom = tmp_path / "ground_truth_domain" / "ground_truth_fan_section_00_test.csv"
     dom.write_text(dom.read_text().replace(DEV_CLIPS[0][0], "other.wav"))
-    with pytest.raises(SubmissionError, match=r"names differ.*only in labels: \[section_00_"):
+    with pytest.raises(GroundTruthError, match=r"names differ.*only in labels: \[section_00_"):
         read_ground_truth(tmp_path)
     dom.unlink()
-    with pytest.raises(SubmissionError, match="ground_truth_domain.*missing"):
+    with pytest.raises(GroundTruthError, match="ground_truth_domain.*missing"):
         read_ground_truth(tmp_path)
-    with pytest.raises(SubmissionError, match="ground-truth folder not found"):
+    with pytest.raises(GroundTruthError, match="ground-truth folder not found"):
         read_ground_truth(tmp_path / "nope")
 
 
@@ -275,7 +283,7 @@ def test_evaluate_against_labelled_data_root(tmp_path: Path) -> None:
 
 def test_data_root_with_anonymised_test_names_is_rejected(tmp_path: Path) -> None:
     _dev_tree(tmp_path, "ToyPet", ["section_00_0000.wav", "section_00_0001.wav"])
-    with pytest.raises(SubmissionError, match="section_00_0000.wav: test clip without label"):
+    with pytest.raises(GroundTruthError, match="section_00_0000.wav: test clip without label"):
         read_ground_truth(tmp_path)
 
 
@@ -363,3 +371,89 @@ def test_synth_dev_names_and_eval_ground_truth_agree(tmp_path: Path) -> None:
     assert anon_result.per_section == from_dev.per_section
     m = from_dev.per_section[("fan", "00")]
     assert 0.5 < m.auc_source <= 1.0 and 0.5 < m.auc_all <= 1.0  # scores carry the labels
+
+
+# --------------------------------------------------------------------------- evaluate_scores
+
+
+def _truth(mt: str, ss: str, rows: list[tuple[str, int, str]]) -> SectionTruth:
+    return SectionTruth(mt, ss, tuple(r[0] for r in rows),
+                        np.array([r[1] for r in rows], dtype=np.int8), tuple(r[2] for r in rows))
+
+
+def test_evaluate_scores_hand_made_matches_sklearn() -> None:
+    # fan/00: 3 source normals, 2 target normals, 2 source + 1 target anomalies, one tie.
+    fan = [("n0.wav", 0, "source"), ("n1.wav", 0, "source"), ("n2.wav", 0, "source"),
+           ("t0.wav", 0, "target"), ("t1.wav", 0, "target"),
+           ("a0.wav", 1, "source"), ("a1.wav", 1, "source"), ("a2.wav", 1, "target")]
+    fan_scores = {"n0.wav": 0.1, "n1.wav": 0.4, "n2.wav": 0.35, "t0.wav": 0.8, "t1.wav": 0.2,
+                  "a0.wav": 0.9, "a1.wav": 0.4, "a2.wav": 0.5}
+    # valve/01 (row order of the scores differs from the ground truth's)
+    valve = [(f"v{i}.wav", int(i >= 6), "source" if i % 2 else "target") for i in range(10)]
+    valve_scores = {f"v{i}.wav": s for i, s in enumerate(
+        [0.3, 0.1, 0.6, 0.2, 0.05, 0.5, 0.7, 0.9, 0.4, 0.65])}
+    truth = {("fan", "00"): _truth("fan", "00", fan), ("valve", "01"): _truth("valve", "01", valve)}
+    scores = {
+        ("fan", "00"): SectionScores(tuple(fan_scores), np.array(list(fan_scores.values()))),
+        ("valve", "01"): SectionScores(tuple(reversed(valve_scores)),
+                                       np.array(list(reversed(valve_scores.values())))),
+        ("pump", "00"): SectionScores(("x.wav",), np.array([0.0])),  # no ground truth: ignored
+    }
+    result = evaluate_scores(truth, scores)
+    assert list(result.per_section) == [("fan", "00"), ("valve", "01")]
+    expected_values: list[float] = []
+    for key, rows, by_name in ((("fan", "00"), fan, fan_scores),
+                               (("valve", "01"), valve, valve_scores)):
+        y = np.array([r[1] for r in rows])
+        target = np.array([r[2] == "target" for r in rows])
+        s = np.array([by_name[r[0]] for r in rows])
+        m = result.per_section[key]
+        # AUC per domain: that domain's normals against every anomaly of the section.
+        auc_s = roc_auc_score(y[~target | (y == 1)], s[~target | (y == 1)])
+        auc_t = roc_auc_score(y[target | (y == 1)], s[target | (y == 1)])
+        pauc = roc_auc_score(y, s, max_fpr=0.1)
+        assert (m.auc_source, m.auc_target, m.pauc) == (auc_s, auc_t, pauc)
+        assert m.auc_all == roc_auc_score(y, s) and m.precision_source is None
+        np.testing.assert_array_equal(result.scores[key], s)  # in the ground truth's order
+        expected_values += [auc_s, auc_t, pauc]
+    # Hand check of fan's AUC (source): normals {.1,.4,.35} vs anomalies {.9,.4,.5}:
+    # 9 pairs, 8 won, 1 tie (0.4 vs 0.4) -> 8.5 / 9.
+    assert result.per_section[("fan", "00")].auc_source == pytest.approx(8.5 / 9)
+    omega = len(expected_values) / sum(1 / v for v in expected_values)
+    assert result.official_score == pytest.approx(omega, rel=1e-12)
+    assert result.table.attrs["official_score"] == result.official_score
+
+
+def test_evaluate_scores_lists_every_problem() -> None:
+    rows = [("a.wav", 0, "source"), ("b.wav", 1, "source"), ("c.wav", 0, "target")]
+    truth = {("fan", "00"): _truth("fan", "00", rows), ("fan", "01"): _truth("fan", "01", rows),
+             ("gearbox", "00"): _truth("gearbox", "00", rows)}
+    scores = {("fan", "00"): SectionScores(("a.wav", "b.wav"), np.array([0.1, 0.2]),
+                                           score_path="fan.csv"),
+              ("gearbox", "00"): SectionScores(("a.wav", "b.wav", "c.wav", "z.wav"),
+                                               np.zeros(4))}
+    with pytest.raises(SubmissionError) as exc:
+        evaluate_scores(truth, scores, what="trial 7")
+    assert str(exc.value).splitlines() == [
+        "trial 7 cannot be evaluated:",
+        "  - fan.csv: 1 missing clip(s): c.wav",
+        "  - no scores for fan section 01",
+        "  - gearbox section 00: 1 extra row(s) not in the ground truth: z.wav",
+    ]
+
+
+def test_evaluate_result_equals_machine_metrics_of_the_clips() -> None:
+    from types import SimpleNamespace
+
+    from automl_asd.data import Clip, Domain, Label, MachineData, Split
+
+    def clip(name: str, domain: Domain, label: Label) -> Clip:
+        return Clip(Path(f"/x/fan/test/{name}"), "fan", "00", Split.TEST, domain, label, 0, None)
+
+    clips = (clip("x.wav", Domain.SOURCE, Label.NORMAL), clip("y.wav", Domain.TARGET,
+             Label.NORMAL), clip("z.wav", Domain.TARGET, Label.ANOMALY))
+    res = SimpleNamespace(names=["z.wav", "x.wav", "y.wav"], sections=["00"] * 3,
+                          scores=np.array([0.3, 0.1, 0.5]), decisions=np.array([1, 0, 1]))
+    got = evaluate_result(MachineData("fan", Path("/x/fan"), clips), res)
+    assert got.per_section == {("fan", "00"): machine_metrics(
+        [0, 0, 1], ["source", "target", "target"], [0.1, 0.5, 0.3], [0, 1, 1])}

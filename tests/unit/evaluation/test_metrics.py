@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-from automl_asd.metrics import (
+from automl_asd.evaluation.metrics import (
     EPS,
     METRIC_FIELDS,
     MachineMetrics,
@@ -374,20 +374,3 @@ def test_invalid_inputs_raise_clear_errors(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         machine_metrics(y, dom, s, dec)
-
-
-def test_metrics_for_clips_reads_labels_and_rejects_unlabelled() -> None:
-    from pathlib import Path
-
-    from automl_asd.data import Clip, Domain, Label, Split
-    from automl_asd.metrics import metrics_for_clips
-
-    def clip(domain: Domain, label: Label) -> Clip:
-        return Clip(Path("x.wav"), "fan", "00", Split.TEST, domain, label, 0, None)
-
-    clips = [clip(Domain.SOURCE, Label.NORMAL), clip(Domain.TARGET, Label.NORMAL),
-             clip(Domain.TARGET, Label.ANOMALY)]
-    assert metrics_for_clips(clips, [0.1, 0.5, 0.3]) == machine_metrics(
-        [0, 0, 1], ["source", "target", "target"], [0.1, 0.5, 0.3])
-    with pytest.raises(ValueError, match="x.wav: label 'unknown'"):
-        metrics_for_clips([*clips, clip(Domain.UNKNOWN, Label.UNKNOWN)], [0.1, 0.5, 0.3, 0.2])

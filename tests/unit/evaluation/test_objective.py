@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl_asd import objective
+from automl_asd import ground_truth
 from automl_asd.data import Clip, Domain, Label, MachineData, Split
-from automl_asd.metrics import machine_metrics, official_score
+from automl_asd.evaluation import objective
+from automl_asd.evaluation.metrics import machine_metrics, official_score
 from automl_asd.recipe import load_recipe
 
 
@@ -57,11 +58,11 @@ def test_omega_matches_official_score(monkeypatch: pytest.MonkeyPatch) -> None:
         expected[mt] = machine_metrics(y, d, scores(list(m.test)))
     assert res.omega == pytest.approx(official_score(expected), abs=1e-12)
     assert 0.5 < res.omega < 1.0
-    assert res.per_type["a"].auc_source == pytest.approx(expected["a"].auc_source)
-    assert res.per_type["b"].omega == pytest.approx(official_score({"b": expected["b"]}))
+    assert res.per_type[("a", "00")].auc_source == pytest.approx(expected["a"].auc_source)
+    assert res.per_type[("b", "00")].score == pytest.approx(official_score({"b": expected["b"]}))
     assert res.timings == {"features": 1.0, "fit": 2.0}
     flat = res.flat()
-    assert flat["fidelity"] == 0.5 and flat["a/pauc"] == res.per_type["a"].pauc
+    assert flat["fidelity"] == 0.5 and flat["a/pauc"] == res.per_type[("a", "00")].pauc
     assert flat["time/fit"] == 2.0
 
 
@@ -74,13 +75,24 @@ def test_perfect_scores_give_omega_one(monkeypatch: pytest.MonkeyPatch) -> None:
     assert res.omega == pytest.approx(1.0)
 
 
-def test_unlabelled_or_foreign_clips_are_errors() -> None:
+def test_unlabelled_or_foreign_clips_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import automl_asd.pipeline
+
     m = _machine("a")
     unlabelled = replace(m, clips=tuple(replace(c, label=Label.UNKNOWN) for c in m.clips))
-    names = [c.name for c in m.test]
-    with pytest.raises(ValueError, match="label/domain unknown"):
-        objective.labels_for(unlabelled, names, ["00"] * len(names))
-    with pytest.raises(ValueError, match="not a test clip"):
-        objective.labels_for(m, ["other.wav"], ["00"])
-    y, d = objective.labels_for(m, names[:4], ["00"] * 4)
-    assert y.tolist() == [0, 0, 1, 1] and d.tolist() == ["source", "target"] * 2
+    with pytest.raises(ValueError, match="without label/domain"):
+        ground_truth.from_clips(unlabelled)
+    truth = ground_truth.from_clips(m)[("a", "00")]
+    assert truth.labels.tolist()[:4] == [0, 0, 1, 1]
+    assert list(truth.domains[:4]) == ["source", "target"] * 2
+    # A scored clip that is not a test clip of the tree is an error naming it.
+    fake = _fake_run(lambda test: np.zeros(len(test)))
+
+    def foreign(recipe: Any, machine: MachineData, **kwargs: Any) -> Any:
+        res = fake(recipe, machine, **kwargs)
+        res.names[0] = "other.wav"
+        return res
+
+    monkeypatch.setattr(automl_asd.pipeline, "run_machine", foreign)
+    with pytest.raises(ValueError, match="extra row.*other.wav"):
+        objective.evaluate_recipe(load_recipe("fast_default"), {"a": m})

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from automl_asd.data import scan
-from automl_asd.objective import evaluate_recipe
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from automl_asd.data import scan
 from automl_asd.detectors import get_detector_class
-from automl_asd.objective import evaluate_recipe
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.pipeline import derive_seed
 from automl_asd.recipe import Recipe, load_recipe
 from automl_asd.representation_cache import (
@@ -201,7 +201,7 @@ def test_reused_representation_scores_byte_identical(tiny_dev_root: Path,
     d = evaluate_recipe(other, machines, cache_dir=cold_dir, device="cpu",
                         reuse_representations=False)
     assert d.cache == {}
-    assert np.array_equal(d.per_clip["fan"][2], c.per_clip["fan"][2])
+    assert np.array_equal(d.per_clip[("fan", "00")][2], c.per_clip[("fan", "00")][2])
 
 
 def test_reused_autoencoder_scores_byte_identical(tiny_dev_root: Path, tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_reused_autoencoder_scores_byte_identical(tiny_dev_root: Path, tmp_path:
     reused = evaluate_recipe(maha, machines, cache_dir=warm, device="cpu")
     cold = evaluate_recipe(maha, machines, cache_dir=tmp_path / "cold", device="cpu")
     assert reused.cache["hits"] == 1 and cold.cache["misses"] == 1
-    assert reused.per_clip["fan"][2].tobytes() == cold.per_clip["fan"][2].tobytes()
+    assert reused.per_clip[("fan", "00")][2].tobytes() == cold.per_clip[("fan", "00")][2].tobytes()
 
 
 def test_corrupt_entry_is_retrained(tmp_path: Path) -> None:

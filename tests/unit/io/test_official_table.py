@@ -12,12 +12,12 @@ import pytest
 from scipy.stats import hmean
 from sklearn.metrics import roc_auc_score
 
+from automl_asd.evaluation.metrics import machine_metrics
 from automl_asd.io.official_table import (
     OFFICIAL_COLUMNS,
     write_official_csv,
     write_official_markdown,
 )
-from automl_asd.metrics import machine_metrics
 
 #: The header of the official baseline's result CSV (dcase2023_task2_baseline_ae, source/target).
 BASELINE_HEADER = ["section", "AUC (source)", "AUC (target)", "pAUC", "pAUC (source)",

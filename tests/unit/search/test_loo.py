@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from automl_asd.data import MachineData
-from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.evaluation.metrics import MachineMetrics
+from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.recipe import Recipe
 from automl_asd.search.config import SearchConfig, SearchOutcome
 from automl_asd.search.loo import fold_dir, run_leave_one_out
@@ -18,8 +19,8 @@ from automl_asd.search.space import load_space
 
 
 def _result(omega: float, types: Sequence[str]) -> ObjectiveResult:
-    m = TypeMetrics(omega, omega, omega, omega)
-    return ObjectiveResult(omega=omega, per_type={t: m for t in types}, fidelity=1.0,
+    m = MachineMetrics(omega, omega, omega, omega)
+    return ObjectiveResult(omega=omega, per_type={(t, "00"): m for t in types}, fidelity=1.0,
                            wall_s=0.0)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl_asd.metrics import floored_hmean, machine_metrics, official_score
+from automl_asd.evaluation.metrics import floored_hmean, machine_metrics, official_score
 from automl_asd.search.selection import (
     SelectionRule,
     bootstrap_lower_bound,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from automl_asd.data import MachineData
-from automl_asd.objective import ObjectiveResult, TypeMetrics
+from automl_asd.evaluation.metrics import MachineMetrics
+from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.orchestration import tune as tune_layer
 from automl_asd.recipe import Recipe
 from automl_asd.search.space import load_space
@@ -43,8 +44,8 @@ def test_trainable_uses_the_drivers_scan_and_never_rescans(
     def evaluator(recipe: Recipe, got: Mapping[str, MachineData], *, cache_dir: Any = None,
                   device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
         seen.append((got, fidelity, recipe.content_hash()))
-        m = TypeMetrics(0.5 + fidelity / 10, 0.6, 0.55, 0.58)
-        return ObjectiveResult(omega=0.5 + fidelity / 10, per_type={"fan": m},
+        m = MachineMetrics(0.5 + fidelity / 10, 0.6, 0.55, 0.58)
+        return ObjectiveResult(omega=0.5 + fidelity / 10, per_type={("fan", "00"): m},
                                fidelity=fidelity, wall_s=0.0)
 
     space = load_space("smoke")

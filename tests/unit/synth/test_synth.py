@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from automl_asd import synth
 from automl_asd.cli import main
 from automl_asd.data import Clip, Domain, Label, Split, scan
+from automl_asd.ground_truth import attach
 
 TINY = synth.SIZES["tiny"]
 
@@ -199,7 +200,7 @@ def test_eval_layout_ground_truth_is_consistent(tiny_dev_root: Path, tmp_path: P
         assert gt["ground_truth_data"][anon] == ("1" if "_anomaly_" in lab else "0")
         assert gt["ground_truth_domain"][anon] == ("1" if "_target_" in lab else "0")
     assert Counter(gt["ground_truth_data"].values()) == {"0": n_test // 2, "1": n_test // 2}
-    md = scan(tmp_path, ground_truth=tmp_path)["bearing"]
+    md = attach(scan(tmp_path), tmp_path)["bearing"]
     assert Counter(c.label for c in md.test) == {Label.NORMAL: n_test // 2,
                                                  Label.ANOMALY: n_test // 2}
     assert Counter(c.domain for c in md.test) == {Domain.SOURCE: n_test // 2,

@@ -15,6 +15,9 @@ Per machine type and section (``dcase_spec.md`` section 2.1):
 The official score Omega is the harmonic mean over [all AUC-s] + [all AUC-t] + [all pAUC],
 each value first floored at ``sys.float_info.epsilon``. scikit-learn is used on purpose: its tie
 handling (one ROC threshold per tied score, half credit per tied pair) *is* the official one.
+
+Arrays in, numbers out: no file access here (ground truth: :mod:`automl_asd.ground_truth`; the
+scoring loop over sections and submission folders: :mod:`automl_asd.evaluation.evaluate`).
 """
 
 from __future__ import annotations
@@ -25,31 +28,22 @@ import sys
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import hmean as _scipy_hmean
-from sklearn.metrics import confusion_matrix, roc_auc_score
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from automl_asd.data import Clip
-    from automl_asd.io.submission import SectionKey, SectionTruth
 
 __all__ = [
     "EPS",
     "MAX_FPR",
     "METRIC_FIELDS",
     "MachineMetrics",
-    "SubmissionEvaluation",
     "amean_score",
-    "evaluate_submission",
     "floored_hmean",
     "machine_metrics",
-    "metrics_for_clips",
     "official_score",
     "summary_table",
 ]
@@ -115,7 +109,9 @@ def floored_hmean(values: Iterable[float]) -> float:
         raise ValueError("floored_hmean: no values (need at least one machine type/section)")
     if np.isnan(arr).any():
         return math.nan
-    return float(_scipy_hmean(np.maximum(arr, EPS)))
+    from scipy.stats import hmean  # noqa: PLC0415  (heavy; `--help` stays light)
+
+    return float(hmean(np.maximum(arr, EPS)))
 
 
 def _as_labels(y_true: ArrayLike, n: int | None = None) -> NDArray[np.bool_]:
@@ -160,6 +156,8 @@ def _as_is_target(domains: ArrayLike) -> NDArray[np.bool_]:
 def _decision_prf(
     y: NDArray[np.bool_], decided: NDArray[np.bool_]
 ) -> tuple[float, float, float]:
+    from sklearn.metrics import confusion_matrix  # noqa: PLC0415  (heavy)
+
     # labels=[0, 1] keeps the 2x2 shape when a domain holds a single class.
     tn, fp, fn, tp = confusion_matrix(y, decided, labels=[False, True]).ravel()
     precision = float(tp / max(tp + fp, EPS))
@@ -192,6 +190,8 @@ def machine_metrics(
         ValueError: mismatched lengths, non-finite scores, invalid labels/domains/decisions, or
             a section without anomalies or without normal clips of a domain.
     """
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415  (heavy; `--help` stays light)
+
     y = _as_labels(y_true)
     is_target = _as_is_target(domains)
     s = np.asarray(scores, dtype=np.float64)
@@ -248,32 +248,6 @@ def machine_metrics(
                           **per_domain)
 
 
-def metrics_for_clips(
-    clips: Sequence[Clip],
-    scores: ArrayLike,
-    decisions: ArrayLike | None = None,
-    *,
-    max_fpr: float = MAX_FPR,
-) -> MachineMetrics:
-    """:func:`machine_metrics` for labelled test clips (labels and domains read from ``clips``).
-
-    ``scores[i]`` / ``decisions[i]`` belong to ``clips[i]``. Raises ``ValueError`` naming the
-    first clip whose label or domain is unknown.
-    """
-    y = np.zeros(len(clips), dtype=bool)
-    domains: list[str] = []
-    for i, clip in enumerate(clips):
-        label, domain = str(clip.label), str(clip.domain)
-        if label not in ("normal", "anomaly") or domain not in ("source", "target"):
-            raise ValueError(
-                f"{clip.path}: label '{label}' / domain '{domain}' is unknown; metrics need "
-                "labelled test clips (dev names section_XX_<domain>_test_<label>_...)"
-            )
-        y[i] = label == "anomaly"
-        domains.append(domain)
-    return machine_metrics(y, domains, scores, decisions, max_fpr=max_fpr)
-
-
 def _official_inputs(per_machine: Mapping[K, MachineMetrics]) -> list[float]:
     values = list(per_machine.values())
     if not values:
@@ -325,7 +299,7 @@ def summary_table(per_machine: Mapping[K, MachineMetrics]) -> pd.DataFrame:
     ``h-mean`` row floors at eps like the evaluator; decision columns are NaN when absent.
     ``DataFrame.attrs`` holds ``official_score`` and ``amean_score``.
     """
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415  (heavy)
 
     keys = list(per_machine.keys())
     labels = _row_labels(keys)
@@ -348,126 +322,3 @@ def summary_table(per_machine: Mapping[K, MachineMetrics]) -> pd.DataFrame:
     table.attrs["official_score"] = omega
     table.attrs["amean_score"] = amean
     return table
-
-
-@dataclass(frozen=True)
-class SubmissionEvaluation:
-    """Result of :func:`evaluate_submission`.
-
-    ``per_section`` maps ``(machine type, section)`` to its metrics; ``table`` is
-    :func:`summary_table` of it; ``official_score`` is Omega.
-    """
-
-    per_section: Mapping[SectionKey, MachineMetrics]
-    official_score: float
-    table: pd.DataFrame
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """``{"official_score": float, "machine_types": {mt: {metric: value}}}``.
-
-        A machine type with several sections gets the arithmetic mean over its sections
-        (as the evaluator's paper table) plus ``"sections": {ss: {metric: value}}``.
-        NaN (absent decision metrics) becomes ``None``.
-        """
-        by_mt: dict[str, dict[str, MachineMetrics]] = {}
-        for (mt, section), m in sorted(self.per_section.items()):
-            by_mt.setdefault(mt, {})[section] = m
-        out: dict[str, Any] = {}
-        for mt, sections in by_mt.items():
-            dicts = {ss: _json_metrics(m.as_dict()) for ss, m in sections.items()}
-            if len(dicts) == 1:
-                out[mt] = next(iter(dicts.values()))
-                continue
-            mean: dict[str, Any] = {}
-            for name in METRIC_FIELDS:
-                vals = [d[name] for d in dicts.values()]
-                present = [v for v in vals if v is not None]
-                mean[name] = float(np.mean(present)) if len(present) == len(vals) else None
-            mean["sections"] = dicts
-            out[mt] = mean
-        return {"official_score": float(self.official_score), "machine_types": out}
-
-
-def _json_metrics(values: Mapping[str, float | None]) -> dict[str, float | None]:
-    return {
-        k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()
-    }
-
-
-def evaluate_submission(
-    scores_dir: str | Path,
-    ground_truth: str | Path | Mapping[SectionKey, SectionTruth],
-    *,
-    machine_types: Sequence[str] | None = None,
-    require_decisions: bool = True,
-) -> SubmissionEvaluation:
-    """Evaluate a folder of submission CSVs against ground truth, like the official evaluator.
-
-    Args:
-        scores_dir: folder with ``anomaly_score_<mt>_section_<ss>_test.csv`` and
-            ``decision_result_<mt>_section_<ss>_test.csv`` (headerless ``name,value``).
-        ground_truth: the evaluator's layout (a folder holding ``ground_truth_data/`` and
-            ``ground_truth_domain/``), a DCASE data root with labelled test names, or an
-            already-read mapping from :func:`automl_asd.io.submission.read_ground_truth`.
-        machine_types: evaluate only these machine types of the ground truth.
-        require_decisions: if false, a missing decision file leaves the decision metrics None.
-
-    Returns:
-        :class:`SubmissionEvaluation` (per-section metrics, Omega, summary table).
-
-    Raises:
-        SubmissionError: missing files, missing/extra/duplicate clip names (all listed).
-    """
-    from automl_asd.io.submission import (
-        SubmissionError,
-        align_submission,
-        list_submission_sections,
-        read_ground_truth,
-        read_submission,
-    )
-
-    if not Path(scores_dir).is_dir():
-        raise SubmissionError(f"{scores_dir}: submission folder not found")
-
-    truth = (
-        dict(ground_truth)
-        if isinstance(ground_truth, Mapping)
-        else read_ground_truth(ground_truth, machine_types=machine_types)
-    )
-    if machine_types is not None:
-        wanted = set(machine_types)
-        unknown = sorted(wanted - {mt for mt, _ in truth})
-        if unknown:
-            raise SubmissionError(
-                f"machine types {unknown} have no ground truth; "
-                f"known: {sorted({mt for mt, _ in truth})}"
-            )
-        truth = {k: v for k, v in truth.items() if k[0] in wanted}
-    if not truth:
-        raise SubmissionError(f"no ground-truth sections found in {ground_truth}")
-
-    unscored = sorted(set(list_submission_sections(scores_dir)) - set(truth))
-    if unscored:
-        logger.info("%s: no ground truth for %s; those files are not evaluated", scores_dir,
-                    ", ".join(f"{mt} section {ss}" for mt, ss in unscored))
-    problems: list[str] = []
-    per_section: dict[tuple[str, str], MachineMetrics] = {}
-    for key in sorted(truth):
-        section_truth = truth[key]
-        try:
-            sub = read_submission(scores_dir, *key, require_decisions=require_decisions)
-            scores, decisions = align_submission(section_truth, sub)
-        except SubmissionError as exc:
-            problems.append(str(exc))
-            continue
-        per_section[key] = machine_metrics(
-            section_truth.labels, section_truth.domains, scores, decisions
-        )
-    if problems:
-        raise SubmissionError(
-            f"submission {scores_dir} cannot be evaluated:\n  - " + "\n  - ".join(problems)
-        )
-    omega = official_score(per_section)
-    logger.info("evaluated %d sections of %s: official score %.6f",
-                len(per_section), scores_dir, omega)
-    return SubmissionEvaluation(per_section, omega, summary_table(per_section))

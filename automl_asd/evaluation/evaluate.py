@@ -1,0 +1,358 @@
+"""Scores against ground truth: THE one scoring loop over ``(machine type, section)``.
+
+:func:`evaluate_scores` joins each section's scores to its ground truth by clip name and
+computes the official metrics (:mod:`automl_asd.evaluation.metrics`) and Ω. Everything that
+scores a recipe uses it: the search objective (:mod:`automl_asd.evaluation.objective`),
+``apply``'s report (:func:`evaluate_outputs`), ``automl-asd evaluate``
+(:func:`evaluate_submission`) and the benches.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from automl_asd import ground_truth
+from automl_asd.data import Domain, Label, MachineData, scan
+from automl_asd.evaluation.metrics import (
+    METRIC_FIELDS,
+    MachineMetrics,
+    machine_metrics,
+    official_score,
+    summary_table,
+)
+from automl_asd.ground_truth import SectionKey, SectionTruth
+from automl_asd.io.plots import plot_roc, plot_score_histogram
+from automl_asd.io.results import recipe_of_run, write_json, write_results_table
+from automl_asd.io.submission import (
+    SubmissionError,
+    list_submission_sections,
+    read_submission,
+    short_list,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SectionScores",
+    "SubmissionEvaluation",
+    "ScoredClips",
+    "evaluate_outputs",
+    "evaluate_result",
+    "evaluate_scores",
+    "evaluate_submission",
+    "labelled_truth",
+    "section_scores",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SectionScores:
+    """One section's scores (and optional 0/1 decisions) by clip name, in any order.
+
+    ``score_path`` / ``decision_path`` name where they were read from (error messages).
+    """
+
+    names: tuple[str, ...]
+    scores: NDArray[np.float64]
+    decisions: NDArray[np.float64] | None = None
+    score_path: str = ""
+    decision_path: str = ""
+    #: Names of ``decisions`` when they are not in the order of ``names``.
+    decision_names: tuple[str, ...] | None = None
+
+
+def section_scores(machine_type: str, names: Sequence[str], sections: Sequence[str],
+                   scores: ArrayLike, decisions: ArrayLike | None = None
+                   ) -> dict[SectionKey, SectionScores]:
+    """Per-clip arrays of one machine type (e.g. a ``pipeline.MachineResult``) grouped by
+    section, keeping their order."""
+    s = np.asarray(scores, dtype=np.float64)
+    d = None if decisions is None else np.asarray(decisions, dtype=np.float64)
+    secs = np.asarray([str(x) for x in sections])
+    all_names = [str(n) for n in names]
+    if not (len(all_names) == len(secs) == len(s)) or (d is not None and len(d) != len(s)):
+        raise ValueError(f"section_scores {machine_type}: names, sections, scores and decisions "
+                         "differ in length")
+    out: dict[SectionKey, SectionScores] = {}
+    for section in sorted(set(secs.tolist())):
+        sel = secs == section
+        out[(machine_type, section)] = SectionScores(
+            tuple(n for n, keep in zip(all_names, sel, strict=True) if keep), s[sel],
+            None if d is None else d[sel])
+    return out
+
+
+class ScoredClips(Protocol):
+    """Per-clip scores of one machine type (``pipeline.MachineResult`` is one)."""
+
+    @property
+    def names(self) -> Sequence[str]: ...
+    @property
+    def sections(self) -> Sequence[str]: ...
+    @property
+    def scores(self) -> ArrayLike: ...
+    @property
+    def decisions(self) -> ArrayLike: ...
+
+
+@dataclass(frozen=True)
+class SubmissionEvaluation:
+    """Result of :func:`evaluate_scores`.
+
+    ``per_section`` maps ``(machine type, section)`` to its metrics; ``official_score`` is Ω;
+    ``scores`` holds each section's scores in the order of its ground truth's ``names``;
+    ``table`` is :func:`~automl_asd.evaluation.metrics.summary_table` of ``per_section``.
+    """
+
+    per_section: Mapping[SectionKey, MachineMetrics]
+    official_score: float
+    scores: Mapping[SectionKey, NDArray[np.float64]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        return summary_table(self.per_section)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """``{"official_score": float, "machine_types": {mt: {metric: value}}}``.
+
+        A machine type with several sections gets the arithmetic mean over its sections
+        (as the evaluator's paper table) plus ``"sections": {ss: {metric: value}}``.
+        NaN (absent decision metrics) becomes ``None``.
+        """
+        by_mt: dict[str, dict[str, MachineMetrics]] = {}
+        for (mt, section), m in sorted(self.per_section.items()):
+            by_mt.setdefault(mt, {})[section] = m
+        out: dict[str, Any] = {}
+        for mt, sections in by_mt.items():
+            dicts = {ss: _json_metrics(m.as_dict()) for ss, m in sections.items()}
+            if len(dicts) == 1:
+                out[mt] = next(iter(dicts.values()))
+                continue
+            mean: dict[str, Any] = {}
+            for name in METRIC_FIELDS:
+                vals = [d[name] for d in dicts.values()]
+                present = [v for v in vals if v is not None]
+                mean[name] = float(np.mean(present)) if len(present) == len(vals) else None
+            mean["sections"] = dicts
+            out[mt] = mean
+        return {"official_score": float(self.official_score), "machine_types": out}
+
+
+def _json_metrics(values: Mapping[str, float | None]) -> dict[str, float | None]:
+    return {
+        k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()
+    }
+
+
+def _aligned(truth: SectionTruth, names: Sequence[str], values: NDArray[np.float64],
+             source: str) -> NDArray[np.float64]:
+    """``values`` (one per name) in the order of ``truth.names``, joined by name; names may be
+    ground-truth names or their ``aliases``. Raises ``SubmissionError`` listing missing clips,
+    extra rows and names given twice (directly and via an alias)."""
+    mapped: dict[str, float] = {}
+    dups: list[str] = []
+    for name, v in zip(names, values.tolist(), strict=True):
+        key = truth.aliases.get(name, name)
+        if key in mapped:
+            dups.append(key)
+        mapped[key] = v
+    expected = set(truth.names)
+    missing = expected - set(mapped)
+    extra = set(mapped) - expected
+    msgs: list[str] = []
+    if missing:
+        msgs.append(f"{len(missing)} missing clip(s): {short_list(missing)}")
+    if extra:
+        msgs.append(f"{len(extra)} extra row(s) not in the ground truth: {short_list(extra)}")
+    if dups:
+        msgs.append(f"clips given twice (name and labelled alias): {short_list(set(dups))}")
+    if msgs:
+        where = source or f"{truth.machine_type} section {truth.section}"
+        raise SubmissionError(f"{where}: " + "; ".join(msgs))
+    return np.array([mapped[n] for n in truth.names], dtype=np.float64)
+
+
+def evaluate_scores(
+    truth: Mapping[SectionKey, SectionTruth],
+    scores_by_section: Mapping[SectionKey, SectionScores],
+    *,
+    what: str = "scores",
+    problems: Sequence[str] = (),
+) -> SubmissionEvaluation:
+    """Official metrics of every section of ``truth`` and Ω over them (THE scoring loop).
+
+    Each section's scores are joined to its ground truth by clip name (row order is free).
+    Sections of ``scores_by_section`` without ground truth are not evaluated. Raises
+    ``SubmissionError`` listing every problem (a section without scores, missing/extra/
+    duplicate clip names, and the caller's own ``problems`` found while reading them); ``what``
+    names the scores in that message.
+    """
+    problems = list(problems)
+    if not truth and not problems:
+        raise SubmissionError(f"{what}: no ground-truth sections to evaluate")
+    per_section: dict[SectionKey, MachineMetrics] = {}
+    aligned: dict[SectionKey, NDArray[np.float64]] = {}
+    for key in sorted(truth):
+        sec_truth, sub = truth[key], scores_by_section.get(key)
+        if sub is None:
+            problems.append(f"no scores for {key[0]} section {key[1]}")
+            continue
+        try:
+            scores = _aligned(sec_truth, sub.names, np.asarray(sub.scores, dtype=np.float64),
+                              sub.score_path)
+            decisions = (None if sub.decisions is None else
+                         _aligned(sec_truth, sub.decision_names or sub.names, sub.decisions,
+                                  sub.decision_path).astype(np.int8))
+        except SubmissionError as exc:
+            problems.append(str(exc))
+            continue
+        per_section[key] = machine_metrics(sec_truth.labels, sec_truth.domains, scores, decisions)
+        aligned[key] = scores
+    if problems:
+        raise SubmissionError(f"{what} cannot be evaluated:\n  - " + "\n  - ".join(problems))
+    return SubmissionEvaluation(per_section, official_score(per_section), aligned)
+
+
+def evaluate_result(machine: MachineData, result: ScoredClips) -> SubmissionEvaluation:
+    """:func:`evaluate_scores` of one machine type's scored test clips against the labels of
+    its clips (:func:`automl_asd.ground_truth.from_clips`), per section."""
+    return evaluate_scores(
+        ground_truth.from_clips(machine),
+        section_scores(machine.machine_type, result.names, result.sections, result.scores,
+                       result.decisions),
+        what=f"{machine.machine_type} scores")
+
+
+def evaluate_submission(
+    scores_dir: str | Path,
+    truth: str | Path | Mapping[SectionKey, SectionTruth],
+    *,
+    machine_types: Sequence[str] | None = None,
+    require_decisions: bool = True,
+) -> SubmissionEvaluation:
+    """Evaluate a folder of submission CSVs against ground truth, like the official evaluator.
+
+    Args:
+        scores_dir: folder with ``anomaly_score_<mt>_section_<ss>_test.csv`` and
+            ``decision_result_<mt>_section_<ss>_test.csv`` (headerless ``name,value``).
+        truth: ground truth from :mod:`automl_asd.ground_truth`, or a path for
+            :func:`automl_asd.ground_truth.read` (the evaluator's layout or a DCASE data root
+            with labelled test names).
+        machine_types: evaluate only these machine types of the ground truth.
+        require_decisions: if false, a missing decision file leaves the decision metrics None.
+
+    Raises:
+        SubmissionError: missing files, missing/extra/duplicate clip names (all listed).
+        GroundTruthError: unreadable ground truth.
+    """
+    if not Path(scores_dir).is_dir():
+        raise SubmissionError(f"{scores_dir}: submission folder not found")
+    gt = (dict(truth) if isinstance(truth, Mapping)
+          else ground_truth.read(truth, machine_types=machine_types))
+    if machine_types is not None:
+        wanted = set(machine_types)
+        unknown = sorted(wanted - {mt for mt, _ in gt})
+        if unknown:
+            raise SubmissionError(
+                f"machine types {unknown} have no ground truth; "
+                f"known: {sorted({mt for mt, _ in gt})}"
+            )
+        gt = {k: v for k, v in gt.items() if k[0] in wanted}
+    if not gt:
+        raise SubmissionError(f"no ground-truth sections found in {truth}")
+
+    unscored = sorted(set(list_submission_sections(scores_dir)) - set(gt))
+    if unscored:
+        logger.info("%s: no ground truth for %s; those files are not evaluated", scores_dir,
+                    ", ".join(f"{mt} section {ss}" for mt, ss in unscored))
+    problems: list[str] = []
+    subs: dict[SectionKey, SectionScores] = {}
+    for key in sorted(gt):
+        try:
+            sub = read_submission(scores_dir, *key, require_decisions=require_decisions)
+        except SubmissionError as exc:
+            problems.append(str(exc))
+            continue
+        subs[key] = SectionScores(
+            tuple(sub.scores), np.array(list(sub.scores.values()), dtype=np.float64),
+            None if sub.decisions is None else np.array(list(sub.decisions.values()),
+                                                        dtype=np.float64),
+            str(sub.score_path), "" if sub.decision_path is None else str(sub.decision_path),
+            None if sub.decisions is None else tuple(sub.decisions))
+    evaluation = evaluate_scores({k: v for k, v in gt.items() if k in subs}, subs,
+                                 what=f"submission {scores_dir}", problems=problems)
+    logger.info("evaluated %d sections of %s: official score %.6f",
+                len(evaluation.per_section), scores_dir, evaluation.official_score)
+    return evaluation
+
+
+# --------------------------------------------------------------------------- apply's report
+
+
+def labelled_truth(data_root: Path, machine_types: Sequence[str], gt_dir: Path | None
+                   ) -> dict[SectionKey, SectionTruth]:
+    """Ground truth of those ``machine_types`` that have it: the evaluator's layout under
+    ``gt_dir`` if given, else labelled test names under ``data_root`` (a type with any
+    unlabelled test clip is left out)."""
+    if gt_dir is not None:
+        truth = ground_truth.read_official(gt_dir)
+        return {k: v for k, v in truth.items() if k[0] in set(machine_types)}
+    out: dict[SectionKey, SectionTruth] = {}
+    for mt, machine in scan(data_root, machine_types=machine_types).items():
+        if machine.test and all(c.label is not Label.UNKNOWN and c.domain is not Domain.UNKNOWN
+                                for c in machine.test):
+            out.update(ground_truth.from_clips(machine))
+        else:
+            logger.info("%s: test labels unknown; no metrics for this machine type", mt)
+    return out
+
+
+def evaluate_outputs(
+    out_dir: Path,
+    data_root: Path,
+    summaries: Mapping[str, Mapping[str, Any]],
+    *,
+    ground_truth: Path | None = None,
+    plots: bool = True,
+) -> tuple[SubmissionEvaluation | None, list[Path]]:
+    """Score the written submission files against labels, after all tasks have finished.
+
+    Labels come from ``ground_truth`` (the official evaluator layout) or from labelled test
+    names under ``data_root``; machine types without labels are left out. Writes
+    ``results.csv``, ``results.md`` (with the apply seconds per machine type), ``metrics.json``
+    (the ``evaluate --json`` format) and, if ``plots``, ``roc_<mt>.png`` / ``hist_<mt>.png``.
+    Returns ``(evaluation or None, files written)``.
+    """
+    truth = labelled_truth(Path(data_root), sorted(summaries), ground_truth) if summaries else {}
+    if not truth:
+        return None, []
+    evaluation = evaluate_submission(out_dir, truth)
+    files: list[Path] = []
+    if plots:
+        for (mt, ss), sec_truth in sorted(truth.items()):
+            tag = mt if sum(k[0] == mt for k in truth) == 1 else f"{mt}_section_{ss}"
+            y, dom = np.asarray(sec_truth.labels), np.asarray(sec_truth.domains)
+            scores = evaluation.scores[(mt, ss)]
+            files.append(plot_roc(Path(out_dir) / f"roc_{tag}.png", tag, y, dom, scores))
+            files.append(plot_score_histogram(
+                Path(out_dir) / f"hist_{tag}.png", tag, y, dom, scores,
+                threshold=summaries[mt].get("threshold"),
+            ))
+    seconds = {mt: float(s.get("seconds", 0.0)) for mt, s in summaries.items()}
+    files.extend(write_results_table(Path(out_dir), evaluation.per_section, seconds=seconds,
+                                     recipe=recipe_of_run(summaries)))
+    files.append(write_json(Path(out_dir) / "metrics.json", evaluation.to_json_dict()))
+    return evaluation, files
