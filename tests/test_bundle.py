@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from automl_asd import __version__, load_bundle
-from automl_asd.apply import SerialRunner, apply_recipe
+from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 from automl_asd.bundle import MANIFEST, BundleError, read_bundle_files, sha256_bytes
 from automl_asd.cli import main
 from automl_asd.data import scan
@@ -47,8 +47,8 @@ def applied(tiny_dev_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     outs = {}
     for key, recipe in (("fast", load_recipe("fast_default")), ("ae", _ae_recipe())):
         out = tmp_path_factory.mktemp(f"apply_{key}")
-        report = apply_recipe(recipe, tiny_dev_root, out, machine_types=[MT],
-                              runner=SerialRunner(), device="cpu", plots=False)
+        report = apply_recipe(ApplyConfig(recipe, tiny_dev_root, out, machine_types=(MT,),
+                                          device="cpu", plots=False), runner=SerialRunner())
         assert report.ok, report.outcomes
         outs[key] = out
     return outs
