@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -350,3 +351,35 @@ def test_summarize_puts_runs_side_by_side(tmp_path: Path,
     assert main(["summarize", runs[0], str(data)]) == 1
     err = capsys.readouterr().err
     assert f"{data}: not an apply run (no <machine type>.summary.json)" in err
+
+
+def test_jobs_carry_the_frozen_recipe_without_a_dict_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Recipe dataclass itself reaches the model step (and pickles for Ray workers): no job
+    rebuilds it from a dict."""
+    import pickle
+
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"))
+    recipe = _recipe()
+    job = MachineJob(recipe, str(data), "alpha", str(tmp_path / "out"))
+    assert pickle.loads(pickle.dumps(job)) == job
+
+    def no_round_trip(*args: Any, **kwargs: Any) -> Recipe:
+        raise AssertionError("a job rebuilt the recipe from a dict")
+
+    monkeypatch.setattr(Recipe, "from_dict", no_round_trip)
+    seen: list[Recipe] = []
+    fake = FakeRun()
+
+    def spy(recipe: Recipe, machine: MachineData, *, cache_dir: Path | None, device: str,
+            num_threads: int | None, shared: SharedStates | None) -> MachineResult:
+        seen.append(recipe)
+        return fake(recipe, machine)
+
+    report = apply_recipe(ApplyConfig(recipe, data, tmp_path / "out", plots=False),
+                          runner=SerialRunner(run_fn=spy))
+    assert report.ok and [r is recipe for r in seen] == [True, True]
+    summary = json.loads((tmp_path / "out" / "alpha.summary.json").read_text())
+    assert summary["recipe_hash"] == recipe.content_hash()
+    assert summary["counts"] == {"train": 6, "test": 12}

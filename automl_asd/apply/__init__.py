@@ -14,7 +14,7 @@ The Ray runner lives in ``automl_asd.orchestration.ray_runner`` (the only Ray im
 
 from __future__ import annotations
 
-from automl_asd.apply.driver import ApplyConfig, ApplyReport, apply_recipe, evaluate_outputs
+from automl_asd.apply.driver import ApplyConfig, ApplyReport, apply_recipe
 from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob, blind_test_clips
 from automl_asd.apply.outputs import SUMMARY_SCHEMA, is_complete
 from automl_asd.apply.runners import (
@@ -39,7 +39,6 @@ __all__ = [
     "apply_machine",
     "apply_recipe",
     "blind_test_clips",
-    "evaluate_outputs",
     "is_complete",
     "run_job",
     "run_pipeline",
