@@ -38,7 +38,7 @@ from typing import Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from automl_asd.apply import SerialRunner, apply_recipe  # noqa: E402
+from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe  # noqa: E402
 from automl_asd.data import find_machine_dirs, scan  # noqa: E402
 from automl_asd.recipe import Recipe, load_recipe, shipped_recipe_names  # noqa: E402
 
@@ -91,8 +91,8 @@ def _parallel(recipes: Sequence[Recipe], data: Path, mts: Sequence[str], work: P
     import ray
 
     from automl_asd.features import extract
-    from automl_asd.orchestration.apply import RayRunner
     from automl_asd.orchestration.local_ray import init_local_ray
+    from automl_asd.orchestration.ray_runner import RayRunner
 
     machines = scan(data, machine_types=list(mts))
     cache = work / "cache-parallel"
@@ -102,8 +102,9 @@ def _parallel(recipes: Sequence[Recipe], data: Path, mts: Sequence[str], work: P
     init_local_ray(num_cpus=2, log_to_driver=False)  # 127.0.0.1 only
     try:
         # Warm two Ray workers (imports of torch & co. happen once per worker process).
-        apply_recipe(recipes[0], data, work / "warmup", machine_types=mts, cache_dir=cache,
-                     device=device, runner=RayRunner(cpus_per_task=1), evaluate=False)
+        apply_recipe(ApplyConfig(recipes[0], data, work / "warmup", machine_types=tuple(mts),
+                                 cache_dir=cache, device=device, evaluate=False),
+                     runner=RayRunner(cpus_per_task=1))
         print(f"\n== parallel apply on {', '.join(mts)} (2-CPU Ray; warm caches and workers)")
         head = (f"{'recipe':<30} {'serial':>8} {'ray 1x2cpu':>10} {'ray 2x1cpu':>10} "
                 f"{'1x/2x':>6} {'serial/2x':>9}  per-type seconds (2x1cpu)")
@@ -119,9 +120,9 @@ def _parallel(recipes: Sequence[Recipe], data: Path, mts: Sequence[str], work: P
             ]
             for key, runner in runs:
                 t0 = time.perf_counter()
-                report = apply_recipe(rec, data, work / f"out-{key}", machine_types=mts,
-                                      cache_dir=cache, device=device, runner=runner,
-                                      evaluate=False)
+                report = apply_recipe(ApplyConfig(rec, data, work / f"out-{key}",
+                                                  machine_types=tuple(mts), cache_dir=cache,
+                                                  device=device, evaluate=False), runner=runner)
                 walls[key] = time.perf_counter() - t0
                 if not report.ok:
                     raise SystemExit(f"{rec.name} {key}: failed {report.failed}")

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from automl_asd.apply import SerialRunner, apply_recipe
+    from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
     from automl_asd.recipe import load_recipe
 
     if args.threads:
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-fit-") as tmp:
         cache = args.cache or Path(tmp) / "cache"
         t0 = time.perf_counter()
-        report = apply_recipe(rec, args.data, Path(tmp) / "out", runner=SerialRunner(),
-                              cache_dir=cache, device=args.device, plots=False)
+        report = apply_recipe(ApplyConfig(rec, args.data, Path(tmp) / "out", cache_dir=cache,
+                                          device=args.device, plots=False), runner=SerialRunner())
         wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else 0.0
     summary = report.outcomes[0].summary or {}

@@ -51,8 +51,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: deletes each line once the module has moved (test_merge_leftovers_are_still_needed fails on
 #: a line whose module is gone).
 OLD_NAMES: dict[str, str] = {
-    "automl_asd.apply_outputs": "automl_asd.apply",
-    "automl_asd.stages": "automl_asd.apply",
 }
 
 #: TODO(r14 merge): upward imports that other issue-14 branches remove (importer, imported).

@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.apply import Runner, SerialRunner, apply_recipe
+    from automl_asd.apply import ApplyConfig, Runner, SerialRunner, apply_recipe
     from automl_asd.environment import require_torchaudio
     from automl_asd.recipe import load_recipe
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         runner = SerialRunner()
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        from automl_asd.orchestration.apply import RayRunner
+        from automl_asd.orchestration.ray_runner import RayRunner
 
         runner = RayRunner(
             address=args.address,
@@ -92,12 +92,11 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.max_retries,
             verbose=int(getattr(args, "verbose", 0)),
         )
-    report = apply_recipe(
-        recipe,
-        args.data,
-        args.out,
-        machine_types=args.machine_types,
-        runner=runner,
+    cfg = ApplyConfig(
+        recipe=recipe,
+        data=args.data,
+        out=args.out,
+        machine_types=None if args.machine_types is None else tuple(args.machine_types),
         resume=args.resume,
         cache_dir=args.cache_dir,
         device=args.device,
@@ -106,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         storage=args.storage,
     )
+    report = apply_recipe(cfg, runner=runner)
     n = len(report.outcomes)
     n_ok = sum(o.status == "ok" for o in report.outcomes)
     n_skip = sum(o.status == "skipped" for o in report.outcomes)

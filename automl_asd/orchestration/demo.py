@@ -86,9 +86,11 @@ def run_demo(
     import shutil
 
     from automl_asd import synth
-    from automl_asd.apply import apply_recipe
-    from automl_asd.orchestration.apply import RayRunner, init_ray
+    from automl_asd.apply import ApplyConfig, apply_recipe
+    from automl_asd.orchestration.ray_runner import RayRunner
+    from automl_asd.orchestration.session import init_ray
     from automl_asd.orchestration.tune import run_search
+    from automl_asd.recipe import load_recipe
     from automl_asd.search.config import SearchConfig
     from automl_asd.search.space import load_space
 
@@ -124,7 +126,8 @@ def run_demo(
             shutil.rmtree(search_dir)  # a demo rerun is a fresh search (this is a demo folder)
         say(f"[2/4] search: space '{space_obj.name}', {trials} trials, {max_concurrent} at once, "
             f"on the development types only")
-        init_ray(None, log_to_driver=False)  # keep Tune's per-trial chatter off the demo output
+        # keep Tune's per-trial chatter off the demo output
+        init_ray(None, num_cpus=workers, verbose=0)
         outcome = run_search(SearchConfig(
             data=dev_root, space=space_obj, out=search_dir, trials=trials,
             machine_types=dev_types, max_concurrent=max_concurrent, seed=seed, cache_dir=cache,
@@ -138,9 +141,9 @@ def run_demo(
         t = time.perf_counter()
         apply_dir = out / "apply"
         say(f"[3/4] apply --frozen {recipe_path} on the novel types (one Ray task each)")
-        report = apply_recipe(recipe_path, novel_root, apply_dir, runner=RayRunner(),
-                              cache_dir=cache, device="cpu", ground_truth=novel_root,
-                              overwrite=True)
+        report = apply_recipe(ApplyConfig(
+            load_recipe(recipe_path), novel_root, apply_dir, cache_dir=cache, device="cpu",
+            ground_truth=novel_root, overwrite=True), runner=RayRunner())
         times["apply"] = time.perf_counter() - t
         if not report.ok:
             raise RuntimeError(f"apply failed for {', '.join(report.failed)}; see {apply_dir}")
@@ -148,9 +151,10 @@ def run_demo(
         t = time.perf_counter()
         say(f"[4/4] comparison: the space's {space_obj.describe_reference()} on the same novel "
             "types")
-        ref = apply_recipe(space_obj.reference_name, novel_root, ref_dir, runner=RayRunner(),
-                           cache_dir=cache, device="cpu", ground_truth=novel_root, plots=False,
-                           overwrite=True)
+        ref = apply_recipe(ApplyConfig(
+            load_recipe(space_obj.reference_name), novel_root, ref_dir, cache_dir=cache,
+            device="cpu", ground_truth=novel_root, plots=False, overwrite=True),
+            runner=RayRunner())
         times["reference"] = time.perf_counter() - t
 
         return DemoOutcome(

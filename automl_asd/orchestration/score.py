@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from automl_asd.bundle.files import read_bundle_files
 from automl_asd.bundle.format import verify_bundle_files
 from automl_asd.bundle.model import BundleScores
-from automl_asd.orchestration.apply import init_ray
+from automl_asd.orchestration.session import init_ray
 
 __all__ = ["score_paths_ray"]
 
@@ -70,7 +70,7 @@ def score_paths_ray(
     if not items:
         return BundleScores((), np.zeros(0, np.float64), np.zeros(0, np.int8))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = init_ray(address)
+    started = init_ray(address, num_cpus=os.cpu_count() or 1, verbose=1)
     import ray
 
     t0 = time.perf_counter()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import tempfile
 import time
@@ -137,21 +136,9 @@ def _where() -> dict[str, Any]:
 def _ensure_ray(address: str | None, verbose: int) -> bool:
     """Connect to ``address`` (or ``RAY_ADDRESS``) or start a local Ray with the dashboard off.
     Returns True when this call started Ray (the caller shuts it down)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
+    from automl_asd.orchestration.session import init_ray
 
-    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
-
-    quiet_ray(verbose)  # Ray/Tune/Optuna chatter only with -v
-    if ray.is_initialized():
-        return False
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **ray_init_kwargs(verbose))
-    else:
-        from automl_asd.orchestration.local_ray import init_local_ray
-
-        init_local_ray(**ray_init_kwargs(verbose))  # loopback only, dashboard off
-    return True
+    return init_ray(address, verbose=verbose)  # loopback only when local
 
 
 def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
@@ -216,7 +203,7 @@ def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
 
 def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
     """The data, the feature cache and the Tune storage, checked on every node first."""
-    from automl_asd.orchestration.apply import preflight_nodes
+    from automl_asd.orchestration.ray_runner import preflight_nodes
     from automl_asd.storage import PathCheck
 
     preflight_nodes(PathCheck(

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from automl_asd.apply import SerialRunner, apply_recipe
+from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 from automl_asd.cli import main
 from automl_asd.data import MachineData
-from automl_asd.recipe import Recipe
+from automl_asd.pipeline import MachineResult, SharedStates, run_machine
+from automl_asd.recipe import Recipe, load_recipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -90,8 +91,8 @@ def test_cli_apply_evaluate_resume_and_determinism(
                  "--cache-dir", str(tmp_path / "cache2"), "--no-plots"]) == 0
     assert _score_files(out2) == first
     out3 = tmp_path / "out3"
-    apply_recipe(RECIPE, novel_root, out3, runner=SerialRunner(), cache_dir=cache,
-                 evaluate=False)
+    apply_recipe(ApplyConfig(load_recipe(RECIPE), novel_root, out3, cache_dir=cache,
+                             evaluate=False), runner=SerialRunner())
     assert _score_files(out3) == first
 
     # --resume: nothing recomputed, outputs untouched
@@ -133,14 +134,15 @@ class _FlakyRun:
     def __init__(self, marker_dir: Path) -> None:
         self.marker_dir = marker_dir
 
-    def __call__(self, recipe: Recipe, machine: MachineData, **kwargs: Any) -> Any:
-        from automl_asd.pipeline import run_machine
-
+    def __call__(self, recipe: Recipe, machine: MachineData, *, cache_dir: Path | None,
+                 device: str, num_threads: int | None,
+                 shared: SharedStates | None) -> MachineResult:
         marker = self.marker_dir / f"{machine.machine_type}.attempted"
         if not marker.exists():
             marker.write_text("1")
             raise RuntimeError(f"transient failure in {machine.machine_type}")
-        return run_machine(recipe, machine, **kwargs)
+        return run_machine(recipe, machine, cache_dir=cache_dir, device=device,
+                           num_threads=num_threads, shared=shared)
 
 
 def test_ray_retries_transient_failures(
@@ -148,21 +150,22 @@ def test_ray_retries_transient_failures(
 ) -> None:
     from ray import cloudpickle
 
-    from automl_asd.orchestration.apply import RayRunner
+    from automl_asd.orchestration.ray_runner import RayRunner
 
     # The stand-in lives in this test module, which Ray workers cannot import by name.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     mt = _types(novel_root)[0]
     markers = tmp_path / "markers"
     markers.mkdir()
-    common: dict[str, Any] = {"machine_types": [mt], "cache_dir": tmp_path / "cache",
+    common: dict[str, Any] = {"machine_types": (mt,), "cache_dir": tmp_path / "cache",
                               "evaluate": False}
-    report = apply_recipe(RECIPE, novel_root, tmp_path / "retried",
-                          runner=RayRunner(max_retries=1, run_fn=_FlakyRun(markers)), **common)
+    recipe = load_recipe(RECIPE)
+    report = apply_recipe(ApplyConfig(recipe, novel_root, tmp_path / "retried", **common),
+                          runner=RayRunner(max_retries=1, run_fn=_FlakyRun(markers)))
     assert report.ok and (tmp_path / "retried" / f"{mt}.summary.json").is_file()
 
     (markers / f"{mt}.attempted").unlink()
-    report = apply_recipe(RECIPE, novel_root, tmp_path / "no_retry",
-                          runner=RayRunner(max_retries=0, run_fn=_FlakyRun(markers)), **common)
+    report = apply_recipe(ApplyConfig(recipe, novel_root, tmp_path / "no_retry", **common),
+                          runner=RayRunner(max_retries=0, run_fn=_FlakyRun(markers)))
     assert report.failed == (mt,)
     assert "transient failure" in (tmp_path / "no_retry" / f"{mt}.error.txt").read_text()

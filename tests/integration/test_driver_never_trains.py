@@ -41,15 +41,15 @@ def test_apply_shared_stage_and_machine_tasks_run_in_ray_workers(
 ) -> None:
     import ray
 
-    from automl_asd.apply import apply_recipe
-    from automl_asd.orchestration.apply import RayRunner
+    from automl_asd.apply import ApplyConfig, apply_recipe
+    from automl_asd.orchestration.ray_runner import RayRunner
 
     data = tmp_path / "data"
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
     _forbid_training_here(monkeypatch)
-    rep = apply_recipe(shared_margin_recipe(), data, tmp_path / "out", runner=RayRunner(),
-                       plots=False, device="cpu")
+    rep = apply_recipe(ApplyConfig(shared_margin_recipe(), data, tmp_path / "out", plots=False,
+                                   device="cpu"), runner=RayRunner())
     assert rep.ok, [o.error for o in rep.outcomes]
     node_ids = {n["NodeID"] for n in ray.nodes()}
     shared = json.loads((tmp_path / "out" / "shared" / "summary.json").read_text())

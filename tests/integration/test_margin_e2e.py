@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl_asd.apply import apply_recipe
+from automl_asd.apply import ApplyConfig, apply_recipe
 from automl_asd.io.submission import read_submission
 from automl_asd.recipe import Recipe, load_recipe
 
@@ -31,7 +31,7 @@ def test_margin_recipe_applies_with_and_without_supplemental(
     d["supplemental"] = {"clean_as_normal": True, "noise_mix_prob": 0.5,
                          "noise_snr_db": [0.0, 10.0]}
     recipe = Recipe.from_dict(d)
-    report = apply_recipe(recipe, data, tmp_path / "out", plots=False)
+    report = apply_recipe(ApplyConfig(recipe, data, tmp_path / "out", plots=False))
     assert report.ok, report.outcomes
     assert report.official_score is not None and 0.0 < report.official_score <= 1.0
     for mt in ("gearbox", "bearing"):

@@ -211,23 +211,27 @@ def test_permanent_errors_are_not_retried_by_ray_task(fan: Path, tmp_path: Path)
     """The Ray task body turns every PermanentError (data, recipe, non-finite) into a failed
     outcome at once instead of raising it into Ray's retries; other errors still propagate."""
     from automl_asd.apply import MachineJob
+    from automl_asd.data import MachineData
     from automl_asd.errors import NonFiniteError
-    from automl_asd.orchestration.apply import _task
-    from automl_asd.recipe import load_recipe
+    from automl_asd.orchestration.ray_runner import _task
+    from automl_asd.pipeline import MachineResult, SharedStates
+    from automl_asd.recipe import Recipe, load_recipe
 
-    def nonfinite(*args: object, **kwargs: object) -> object:
+    def nonfinite(recipe: Recipe, machine: MachineData, *, cache_dir: Path | None, device: str,
+                  num_threads: int | None, shared: SharedStates | None) -> MachineResult:
         raise NonFiniteError("clip.wav: features contain NaN")
 
-    def crash(*args: object, **kwargs: object) -> object:
+    def crash(recipe: Recipe, machine: MachineData, *, cache_dir: Path | None, device: str,
+              num_threads: int | None, shared: SharedStates | None) -> MachineResult:
         raise RuntimeError("CUDA error: out of memory")
 
-    job = MachineJob(recipe=load_recipe("fast_default").to_dict(), data_root=str(fan.parent),
+    job = MachineJob(recipe=load_recipe("fast_default"), data_root=str(fan.parent),
                      machine_type="fan", out_dir=str(tmp_path / "out"))
-    outcome = _task(job, nonfinite)  # type: ignore[arg-type]
+    outcome = _task(job, nonfinite)
     assert outcome.status == "failed"
     assert outcome.error is not None and "NonFiniteError: clip.wav" in outcome.error
     with pytest.raises(RuntimeError, match="CUDA"):
-        _task(job, crash)  # type: ignore[arg-type]
+        _task(job, crash)
 
 
 # --------------------------------------------------------------------------- determinism

@@ -74,7 +74,7 @@ def test_smoke_search_cli_end_to_end(
     ray_session: None, dev_root: Path, novel_root: Path, cache_dir: Path,  # noqa: F811
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from automl_asd.apply import SerialRunner, apply_recipe
+    from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 
     run = tmp_path / "run"
     assert main(["search", "--data", str(dev_root), "--space", "smoke", "--trials", "4",
@@ -118,8 +118,8 @@ def test_smoke_search_cli_end_to_end(
     assert (run / "omega_over_trials.png").stat().st_size > 5000
 
     # the frozen recipe reproduces its reported Ω with the serial apply runner
-    applied = apply_recipe(run / "recipe.json", dev_root, tmp_path / "dev_apply",
-                           runner=SerialRunner(), cache_dir=cache_dir, plots=False)
+    applied = apply_recipe(ApplyConfig(recipe, dev_root, tmp_path / "dev_apply",
+                                       cache_dir=cache_dir, plots=False), runner=SerialRunner())
     assert applied.official_score == pytest.approx(prov.objective, abs=1e-6)
 
     # apply the frozen recipe to other machine types (Ray tasks), then evaluate the CSVs

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl_asd.apply import apply_recipe
+from automl_asd.apply import ApplyConfig, apply_recipe
 from automl_asd.io.submission import read_submission
 from tests.fixtures.recipes import shared_margin_recipe
 
@@ -20,15 +20,16 @@ def test_ray_runner_uses_the_shared_stage(
     ray_session: None,  # noqa: F811
     tiny_dev_root: Path, tmp_path: Path,
 ) -> None:
-    from automl_asd.orchestration.apply import RayRunner
+    from automl_asd.orchestration.ray_runner import RayRunner
 
     data = tmp_path / "data"
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
     recipe = shared_margin_recipe()
-    ray_rep = apply_recipe(recipe, data, tmp_path / "ray", runner=RayRunner(), plots=False,
-                           device="cpu")
-    ser_rep = apply_recipe(recipe, data, tmp_path / "serial", plots=False, device="cpu")
+    ray_rep = apply_recipe(ApplyConfig(recipe, data, tmp_path / "ray", plots=False, device="cpu"),
+                           runner=RayRunner())
+    ser_rep = apply_recipe(ApplyConfig(recipe, data, tmp_path / "serial", plots=False,
+                                       device="cpu"))
     assert ray_rep.ok and ser_rep.ok
     assert (tmp_path / "ray" / "shared" / "shared.json").is_file()
     for mt in ("gearbox", "bearing"):

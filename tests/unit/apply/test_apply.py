@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from automl_asd.apply import (
+    ApplyConfig,
     MachineJob,
     SerialRunner,
     apply_recipe,
@@ -29,6 +30,7 @@ from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
+from automl_asd.pipeline import MachineResult, SharedStates
 from automl_asd.recipe import Recipe
 
 MTS = ("alpha", "beta", "gamma")
@@ -75,17 +77,6 @@ def _make_tree(root: Path, mts: Sequence[str] = MTS, *, anonymised: bool = False
     return root
 
 
-@dataclass
-class FakeResult:
-    names: list[str]
-    sections: list[str]
-    scores: np.ndarray
-    decisions: np.ndarray
-    threshold: float
-    timings: dict[str, float] = field(default_factory=lambda: {"fit": 0.01, "score": 0.01})
-    counts: dict[str, int] = field(default_factory=dict)
-
-
 class FakeRun:
     """Stand-in for ``pipeline.run_machine``; counts calls and can fail chosen machine types."""
 
@@ -94,7 +85,8 @@ class FakeRun:
         self.fail = set(fail)
 
     def __call__(self, recipe: Recipe, machine: MachineData, *, cache_dir: Path | None = None,
-                 device: str = "auto") -> FakeResult:
+                 device: str = "auto", num_threads: int | None = None,
+                 shared: SharedStates | None = None) -> MachineResult:
         self.calls.append(machine.machine_type)
         if machine.machine_type in self.fail:
             raise RuntimeError(f"boom in {machine.machine_type}")
@@ -109,12 +101,16 @@ class FakeRun:
             int(hashlib.sha256(f"{recipe.seed}/{n}".encode()).hexdigest()[:8], 16) / 2**32
             for n in names
         ])
-        return FakeResult(
-            names=names,
-            sections=[c.section for c in test],
+        return MachineResult(
+            machine_type=machine.machine_type,
+            recipe_hash=recipe.content_hash(),
+            seed=recipe.seed,
+            names=tuple(names),
+            sections=tuple(c.section for c in test),
             scores=scores,
-            decisions=(scores > 0.5).astype(np.int64),
+            decisions=(scores > 0.5).astype(np.int8),
             threshold=0.5,
+            timings={"fit": 0.01, "score": 0.01},
             counts={"train": len(machine.train), "test": len(test)},
         )
 
@@ -125,7 +121,7 @@ def test_serial_apply_writes_submission_summary_and_reports(tmp_path: Path) -> N
     out = tmp_path / "out"
     fake = FakeRun()
     recipe = _recipe()
-    report = apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=fake))
+    report = apply_recipe(ApplyConfig(recipe, data, out), runner=SerialRunner(run_fn=fake))
 
     assert report.ok and [o.status for o in report.outcomes] == ["ok"] * 3
     assert sorted(fake.calls) == list(MTS)
@@ -162,8 +158,8 @@ def test_serial_apply_writes_submission_summary_and_reports(tmp_path: Path) -> N
 def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"
-    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun(["beta"])),
-                          plots=False)
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                          runner=SerialRunner(run_fn=FakeRun(["beta"])))
 
     assert report.failed == ("beta",) and not report.ok
     assert "boom in beta" in (out / "beta.error.txt").read_text()
@@ -181,15 +177,15 @@ def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None
     out = tmp_path / "out"
     recipe = _recipe()
     first = FakeRun(["gamma"])
-    apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=first), plots=False)
+    apply_recipe(ApplyConfig(recipe, data, out, plots=False), runner=SerialRunner(run_fn=first))
     before = (out / "anomaly_score_alpha_section_00_test.csv").stat().st_mtime_ns
 
     # gamma failed -> rerun; a tampered CSV of beta -> rerun; alpha intact -> skipped
     with open(out / "anomaly_score_beta_section_00_test.csv", "a") as fh:
         fh.write("extra.wav,0.1\n")
     second = FakeRun()
-    report = apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=second), resume=True,
-                          plots=False)
+    report = apply_recipe(ApplyConfig(recipe, data, out, resume=True, plots=False),
+                          runner=SerialRunner(run_fn=second))
     assert sorted(second.calls) == ["beta", "gamma"]
     assert {o.machine_type: o.status for o in report.outcomes} == {
         "alpha": "skipped", "beta": "ok", "gamma": "ok"}
@@ -199,37 +195,39 @@ def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None
 
     # nothing left to do
     third = FakeRun()
-    apply_recipe(recipe, data, out, runner=SerialRunner(run_fn=third), resume=True,
-                 evaluate=False)
+    apply_recipe(ApplyConfig(recipe, data, out, resume=True, evaluate=False),
+                 runner=SerialRunner(run_fn=third))
     assert third.calls == []
 
     # another recipe (different hash) is refused: the folder would mix two recipes
     fourth = FakeRun()
     with pytest.raises(ValueError, match=r"holds the outputs of recipe standin .*--overwrite"):
-        apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth),
-                     resume=True, evaluate=False)
+        apply_recipe(ApplyConfig(_recipe(seed=8), data, out, resume=True, evaluate=False),
+                     runner=SerialRunner(run_fn=fourth))
     assert fourth.calls == []
     # --overwrite replaces that run (everything reruns); without --resume everything reruns
-    apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fourth), resume=True,
-                 evaluate=False, overwrite=True)
+    apply_recipe(ApplyConfig(_recipe(seed=8), data, out, resume=True, evaluate=False,
+                             overwrite=True), runner=SerialRunner(run_fn=fourth))
     assert sorted(fourth.calls) == list(MTS)
     fifth = FakeRun()
-    apply_recipe(_recipe(seed=8), data, out, runner=SerialRunner(run_fn=fifth), evaluate=False)
+    apply_recipe(ApplyConfig(_recipe(seed=8), data, out, evaluate=False),
+                 runner=SerialRunner(run_fn=fifth))
     assert sorted(fifth.calls) == list(MTS)
 
 
 def test_anonymised_test_names_use_official_ground_truth(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha", "beta"), anonymised=True)
     out = tmp_path / "out"
-    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()),
-                          plots=False)
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
     assert report.ok and report.official_score is None and report.metrics == {}
     assert not (out / "metrics.json").exists()
     assert (out / "anomaly_score_alpha_section_00_test.csv").read_text().startswith(
         "section_00_0000.wav,")
 
-    report = apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()),
-                          resume=True, ground_truth=tmp_path / "gt", plots=False)
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, resume=True,
+                                      ground_truth=tmp_path / "gt", plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
     expected = evaluate_submission(out, tmp_path / "gt")
     assert report.official_score == pytest.approx(expected.official_score)
     assert set(json.loads((out / "metrics.json").read_text())["machine_types"]) == {
@@ -240,24 +238,24 @@ def test_machine_type_selection_and_errors(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"
     fake = FakeRun()
-    report = apply_recipe(_recipe(), data, out, machine_types=["gamma"],
-                          runner=SerialRunner(run_fn=fake), plots=False)
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, machine_types=("gamma",), plots=False),
+                          runner=SerialRunner(run_fn=fake))
     assert fake.calls == ["gamma"] and [o.machine_type for o in report.outcomes] == ["gamma"]
     assert not list(out.glob("*.png"))
     with pytest.raises(ValueError, match="delta.*not found.*available: alpha, beta, gamma"):
-        apply_recipe(_recipe(), data, out, machine_types=["delta"],
+        apply_recipe(ApplyConfig(_recipe(), data, out, machine_types=("delta",)),
                      runner=SerialRunner(run_fn=fake))
 
 
 def test_run_job_reports_traceback_and_mismatched_results(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha",))
 
-    def short(recipe: Recipe, machine: MachineData, **_: Any) -> FakeResult:
+    def short(recipe: Recipe, machine: MachineData, *, cache_dir: Path | None, device: str,
+              num_threads: int | None, shared: SharedStates | None) -> MachineResult:
         res = FakeRun()(recipe, machine)
-        res.scores = res.scores[:-1]
-        return res
+        return replace(res, scores=res.scores[:-1])
 
-    job = MachineJob(_recipe().to_dict(), str(data), "alpha", str(tmp_path / "out"))
+    job = MachineJob(_recipe(), str(data), "alpha", str(tmp_path / "out"))
     outcome = run_job(job, run_fn=short)
     assert outcome.status == "failed" and outcome.summary is None
     assert "12 names, 12 sections, 11 scores" in (outcome.error or "")
@@ -271,7 +269,8 @@ def test_run_job_reports_traceback_and_mismatched_results(tmp_path: Path) -> Non
 def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha", "beta"))
     out = tmp_path / "out"
-    apply_recipe(_recipe(), data, out, runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                 runner=SerialRunner(run_fn=FakeRun()))
     md = (out / "results.md").read_text()
     for mt in ("alpha", "beta"):
         summary = json.loads((out / f"{mt}.summary.json").read_text())
@@ -315,10 +314,11 @@ def test_summarize_puts_runs_side_by_side(tmp_path: Path,
     data = _make_tree(tmp_path / "data")
     reports = {}
     for seed in (7, 8):
-        reports[seed] = apply_recipe(_recipe(seed=seed), data, tmp_path / f"run{seed}",
-                                     runner=SerialRunner(run_fn=FakeRun()), plots=False)
-    apply_recipe(_recipe(seed=9), data, tmp_path / "nolabels",
-                 runner=SerialRunner(run_fn=FakeRun()), evaluate=False)
+        reports[seed] = apply_recipe(ApplyConfig(_recipe(seed=seed), data, tmp_path / f"run{seed}",
+                                                 plots=False),
+                                     runner=SerialRunner(run_fn=FakeRun()))
+    apply_recipe(ApplyConfig(_recipe(seed=9), data, tmp_path / "nolabels", evaluate=False),
+                 runner=SerialRunner(run_fn=FakeRun()))
     table = tmp_path / "table.md"
     runs = [str(tmp_path / "run7"), str(tmp_path / "run8"), str(tmp_path / "nolabels")]
     assert main(["summarize", *runs, "--out", str(table)]) == 0
@@ -351,3 +351,35 @@ def test_summarize_puts_runs_side_by_side(tmp_path: Path,
     assert main(["summarize", runs[0], str(data)]) == 1
     err = capsys.readouterr().err
     assert f"{data}: not an apply run (no <machine type>.summary.json)" in err
+
+
+def test_jobs_carry_the_frozen_recipe_without_a_dict_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Recipe dataclass itself reaches the model step (and pickles for Ray workers): no job
+    rebuilds it from a dict."""
+    import pickle
+
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"))
+    recipe = _recipe()
+    job = MachineJob(recipe, str(data), "alpha", str(tmp_path / "out"))
+    assert pickle.loads(pickle.dumps(job)) == job
+
+    def no_round_trip(*args: Any, **kwargs: Any) -> Recipe:
+        raise AssertionError("a job rebuilt the recipe from a dict")
+
+    monkeypatch.setattr(Recipe, "from_dict", no_round_trip)
+    seen: list[Recipe] = []
+    fake = FakeRun()
+
+    def spy(recipe: Recipe, machine: MachineData, *, cache_dir: Path | None, device: str,
+            num_threads: int | None, shared: SharedStates | None) -> MachineResult:
+        seen.append(recipe)
+        return fake(recipe, machine)
+
+    report = apply_recipe(ApplyConfig(recipe, data, tmp_path / "out", plots=False),
+                          runner=SerialRunner(run_fn=spy))
+    assert report.ok and [r is recipe for r in seen] == [True, True]
+    summary = json.loads((tmp_path / "out" / "alpha.summary.json").read_text())
+    assert summary["recipe_hash"] == recipe.content_hash()
+    assert summary["counts"] == {"train": 6, "test": 12}

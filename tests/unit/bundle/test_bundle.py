@@ -20,7 +20,7 @@ import pytest
 
 from automl_asd import load_bundle
 from automl_asd._version import __version__
-from automl_asd.apply import SerialRunner, apply_recipe
+from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 from automl_asd.bundle.files import read_bundle_files, save_bundle
 from automl_asd.bundle.format import MANIFEST, BundleError, sha256_bytes
 from automl_asd.bundle.state import bundle_files
@@ -49,8 +49,8 @@ def applied(tiny_dev_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     outs = {}
     for key, recipe in (("fast", load_recipe("fast_default")), ("ae", _ae_recipe())):
         out = tmp_path_factory.mktemp(f"apply_{key}")
-        report = apply_recipe(recipe, tiny_dev_root, out, machine_types=[MT],
-                              runner=SerialRunner(), device="cpu", plots=False)
+        report = apply_recipe(ApplyConfig(recipe, tiny_dev_root, out, machine_types=(MT,),
+                                          device="cpu", plots=False), runner=SerialRunner())
         assert report.ok, report.outcomes
         outs[key] = out
     return outs

@@ -13,7 +13,7 @@ import torch
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-from automl_asd.apply import apply_recipe
+from automl_asd.apply import ApplyConfig, apply_recipe
 from automl_asd.backends import make_backend
 from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.model import load_bundle
@@ -144,7 +144,7 @@ def test_shared_scope_applies_end_to_end_and_resumes(tiny_dev_root: Path,
     recipe = shared_margin_recipe()
     assert needs_shared(recipe) and not needs_shared(load_recipe("fast_default"))
     out = tmp_path / "out"
-    report = apply_recipe(recipe, data, out, plots=False)
+    report = apply_recipe(ApplyConfig(recipe, data, out, plots=False))
     assert report.ok, report.outcomes
     manifest = json.loads((out / "shared" / "shared.json").read_text())
     assert manifest["machine_types"] == ["bearing", "gearbox"]
@@ -165,7 +165,7 @@ def test_shared_scope_applies_end_to_end_and_resumes(tiny_dev_root: Path,
     assert np.array_equal(res.scores, np.array([sub.scores[n] for n in res.names]))
     # resume: nothing to redo, the shared stage is neither retrained nor touched
     mtime = (out / "shared" / "shared.json").stat().st_mtime_ns
-    again = apply_recipe(recipe, data, out, resume=True, plots=False)
+    again = apply_recipe(ApplyConfig(recipe, data, out, resume=True, plots=False))
     assert {o.status for o in again.outcomes} == {"skipped"}
     assert (out / "shared" / "shared.json").stat().st_mtime_ns == mtime
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pyarrow import fs
 
-from automl_asd.apply import SerialRunner, apply_recipe
+from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 from automl_asd.storage import (
     PathCheck,
     check_paths,
@@ -87,19 +87,20 @@ def test_serial_preflight_stops_before_any_job(tmp_path: Path) -> None:
     blocked.write_text("x")
     fake = FakeRun()
     with pytest.raises(ValueError, match=r"this machine: --cache-dir .*file/c: not writable"):
-        apply_recipe(_recipe(), data, tmp_path / "out", runner=SerialRunner(run_fn=fake),
-                     cache_dir=blocked / "c", plots=False)
+        apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "out", cache_dir=blocked / "c",
+                                 plots=False), runner=SerialRunner(run_fn=fake))
     assert fake.calls == []
 
 
 @pytest.mark.slow
 def test_apply_through_file_uri_storage_matches_direct_outputs(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
-    direct = apply_recipe(_recipe(), data, tmp_path / "direct",
-                          runner=SerialRunner(run_fn=FakeRun()), plots=False)
+    direct = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "direct", plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
     store = tmp_path / "store"
-    via = apply_recipe(_recipe(), data, tmp_path / "via", runner=SerialRunner(run_fn=FakeRun()),
-                       plots=False, storage=f"file://{store}")
+    via = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "via", plots=False,
+                                   storage=f"file://{store}"),
+                       runner=SerialRunner(run_fn=FakeRun()))
     assert direct.ok and via.ok
     assert _csvs(tmp_path / "via") == _csvs(tmp_path / "direct") == _csvs(store)
     assert len(_csvs(store)) == 6
@@ -111,14 +112,15 @@ def test_apply_through_file_uri_storage_matches_direct_outputs(tmp_path: Path) -
     assert via.official_score == direct.official_score
     # resume reads the storage back: nothing reruns
     fake = FakeRun()
-    again = apply_recipe(_recipe(), data, tmp_path / "via2", runner=SerialRunner(run_fn=fake),
-                         plots=False, storage=f"file://{store}", resume=True)
+    again = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "via2", plots=False,
+                                     storage=f"file://{store}", resume=True),
+                         runner=SerialRunner(run_fn=fake))
     assert fake.calls == [] and {o.status for o in again.outcomes} == {"skipped"}
     # another recipe: the stale outputs are cleared from the storage before the rerun
     fail = FakeRun(fail=["beta"])
-    rerun = apply_recipe(_recipe(seed=9), data, tmp_path / "via3",
-                         runner=SerialRunner(run_fn=fail), plots=False,
-                         storage=f"file://{store}", resume=True)
+    rerun = apply_recipe(ApplyConfig(_recipe(seed=9), data, tmp_path / "via3", plots=False,
+                                     storage=f"file://{store}", resume=True),
+                         runner=SerialRunner(run_fn=fail))
     assert rerun.failed == ("beta",)
     assert not (store / "beta.summary.json").exists()
     assert not list(store.glob("*_beta_section_*"))
@@ -132,9 +134,10 @@ def test_shared_stage_through_storage(tiny_dev_root: Path, tmp_path: Path) -> No
     for mt in ("gearbox", "bearing"):
         shutil.copytree(tiny_dev_root / mt, data / mt)
     store = tmp_path / "store"
-    rep = apply_recipe(shared_margin_recipe(), data, tmp_path / "out", plots=False, device="cpu",
-                       storage=f"file://{store}")
-    ref = apply_recipe(shared_margin_recipe(), data, tmp_path / "ref", plots=False, device="cpu")
+    rep = apply_recipe(ApplyConfig(shared_margin_recipe(), data, tmp_path / "out", plots=False,
+                                   device="cpu", storage=f"file://{store}"))
+    ref = apply_recipe(ApplyConfig(shared_margin_recipe(), data, tmp_path / "ref", plots=False,
+                                   device="cpu"))
     assert rep.ok and ref.ok
     summary = json.loads((store / "shared" / "summary.json").read_text())
     assert summary["stage"] == "shared" and summary["machine_types"] == ["bearing", "gearbox"]

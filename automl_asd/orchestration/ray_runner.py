@@ -2,8 +2,10 @@
 
 The task body is the plain function :func:`automl_asd.apply.run_job`, wrapped here at the call
 site with ``ray.remote(...).options(num_cpus=..., num_gpus=..., max_retries=...,
-retry_exceptions=True)``. Tasks receive the recipe dict and paths, read their own clips, write
-their own outputs and return a small :class:`~automl_asd.apply.MachineOutcome`.
+retry_exceptions=True)``. Tasks receive the frozen recipe and paths (a
+:class:`~automl_asd.apply.MachineJob`), read their own clips, write their own outputs and
+return a small :class:`~automl_asd.apply.MachineOutcome`. The shared stage
+(:class:`~automl_asd.apply.SharedJob`) runs as one task with the same resource request.
 
 Retries: worker crashes and unexpected exceptions (out of memory, a CUDA error, a lost node)
 are retried by Ray; a ``PermanentError`` (a corrupt or malformed wav, a bad tree, a bad
@@ -20,12 +22,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from automl_asd.apply import MachineJob, MachineOutcome, RunMachineFn, run_job
+from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
+from automl_asd.apply.runners import PipelineFn, run_job
+from automl_asd.apply.shared import run_shared_job
+from automl_asd.errors import PermanentError
+from automl_asd.orchestration.session import init_ray
 from automl_asd.progress import format_seconds
-from automl_asd.stages import SharedJob
-from automl_asd.storage import PathCheck
+from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
+from automl_asd.storage import where as here
 
-__all__ = ["RayRunner", "init_ray", "preflight_nodes"]
+__all__ = ["RayRunner", "preflight_nodes"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,43 +39,10 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_S = 60.0
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None,
-             log_to_driver: bool = True) -> bool:
-    """Connect to Ray unless already connected; returns True when this call started it.
-
-    ``address`` (or ``RAY_ADDRESS``) connects to a running cluster (``"auto"`` finds the local
-    head); otherwise a local runtime with ``num_cpus`` (default: all cores) and no dashboard
-    is started, listening on 127.0.0.1 only (:mod:`automl_asd.orchestration.local_ray`).
-    Usage statistics are off. ``log_to_driver=False`` keeps the workers' log lines (Tune
-    checkpoint chatter) off the console, and Ray's own INFO lines and token-auth notice
-    (:func:`~automl_asd.orchestration.progress.quiet_ray`); errors still reach the driver as
-    exceptions.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
-
-    verbose = int(log_to_driver)  # without the workers' lines, also without Ray's chatter
-    quiet_ray(verbose)
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, **ray_init_kwargs(verbose))
-    else:
-        from automl_asd.orchestration.local_ray import init_local_ray
-
-        init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, **ray_init_kwargs(verbose))
-    return True
-
-
-def _task(job: MachineJob, run_fn: RunMachineFn | None = None) -> MachineOutcome:
+def _task(job: MachineJob, run_fn: PipelineFn | None = None) -> MachineOutcome:
     """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
     recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
     everything else reaches Ray's retries."""
-    from automl_asd.errors import PermanentError
-
     return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=_where())
 
 
@@ -77,15 +50,11 @@ def _where() -> dict[str, Any]:
     """Ray node id, host and pid of the process running the current task."""
     import ray
 
-    from automl_asd.storage import where
-
-    return where(ray.get_runtime_context().get_node_id())
+    return here(ray.get_runtime_context().get_node_id())
 
 
 def _shared_task(job: SharedJob) -> dict[str, Any]:
-    """Ray task body of the shared stage (``stages.run_shared_job``)."""
-    from automl_asd.stages import run_shared_job
-
+    """Ray task body of the shared stage (:func:`automl_asd.apply.shared.run_shared_job`)."""
     return run_shared_job(job, where=_where())
 
 
@@ -103,8 +72,6 @@ def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from automl_asd.storage import PreflightError, delete_files, write_token
 
     tokens: list[tuple[str, str]] = []
     try:
@@ -142,7 +109,6 @@ def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
     return [str(n["NodeID"]) for n in nodes]
 
 
-
 def _auto_gpus(n_jobs: int) -> float:
     """GPUs per task when not given: share the cluster's GPUs between the tasks (at most one
     each, rounded down to 1/100), or 0 without GPUs."""
@@ -160,7 +126,7 @@ class RayRunner:
 
     ``cpus_per_task`` / ``gpus_per_task`` are Ray resource requests (``gpus_per_task=None``:
     share the GPUs the cluster has, none without); ``max_retries`` is Ray's retry count for a
-    crashed or failing task; ``run_fn`` replaces ``pipeline.run_machine`` (tests; it must be
+    crashed or failing task; ``run_fn`` replaces ``apply.run_pipeline`` (tests; it must be
     picklable). Starts a local Ray (or connects to ``address``) when none is running, and
     shuts down only what it started. The workers' log lines reach the console only with
     ``verbose``; the driver logs a line per finished machine type either way.
@@ -173,7 +139,7 @@ class RayRunner:
         cpus_per_task: float = 1.0,
         gpus_per_task: float | None = None,
         max_retries: int = 2,
-        run_fn: RunMachineFn | None = None,
+        run_fn: PipelineFn | None = None,
         verbose: int = 0,
     ) -> None:
         if cpus_per_task <= 0:
@@ -191,7 +157,8 @@ class RayRunner:
         self._started = False
 
     def _connect(self) -> None:
-        if init_ray(self.address, log_to_driver=self.verbose > 0):
+        # a local Ray gets every core of this machine (os.cpu_count, as documented for apply)
+        if init_ray(self.address, num_cpus=os.cpu_count() or 1, verbose=int(self.verbose > 0)):
             self._started = True
 
     def _disconnect(self) -> None:

@@ -1,0 +1,288 @@
+"""Apply one frozen recipe to machine types and write the submission files: the driver.
+
+:func:`apply_recipe` runs one :class:`ApplyConfig` through a runner
+(:class:`~automl_asd.apply.runners.Runner`; serial by default, ``orchestration.ray_runner``
+for Ray tasks):
+
+1. list the machine types (``data.find_machine_dirs``), skip those already done when resuming;
+2. run the recipe's shared stage, if it has one, as a job of the runner
+   (:class:`~automl_asd.apply.jobs.SharedJob`);
+3. run one job per machine type (:class:`~automl_asd.apply.jobs.MachineJob`): read its clips,
+   ``pipeline.run_machine`` (train on train clips, score test clips, fit the threshold —
+   labels are never looked at), write the submission CSVs and the per-machine summary JSON
+   atomically (:mod:`automl_asd.apply.outputs`);
+4. only after every job has finished, and only when labels exist (labelled test names or
+   ``ground_truth``), read the labels and write ``results.csv``/``results.md``,
+   ``metrics.json`` and ROC / histogram PNGs.
+
+No hyperparameter can be overridden here: the recipe is applied as frozen (first-shot rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
+from automl_asd.apply.outputs import (
+    claim,
+    clear_machine,
+    open_apply_folder,
+    record_outcome,
+    resumable,
+)
+from automl_asd.apply.runners import Runner, SerialRunner
+from automl_asd.apply.shared import SHARED_DIRNAME, clear_storage_outputs
+from automl_asd.bundle.format import BundleError
+from automl_asd.bundle.shared import load_shared
+from automl_asd.data import DataError, find_machine_dirs
+from automl_asd.evaluation.evaluate import evaluate_outputs
+from automl_asd.io.results import write_error
+from automl_asd.io.run_folder import RunFolder
+from automl_asd.pipeline import needs_shared
+from automl_asd.recipe import Recipe
+from automl_asd.storage import PathCheck, download_tree
+
+__all__ = ["ApplyConfig", "ApplyReport", "apply_recipe"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApplyConfig:
+    """Everything one apply needs besides the runner (the CLI builds it from its arguments).
+
+    ``recipe`` is applied unchanged. ``machine_types`` restricts the types under ``data``
+    (``None`` = every one). ``resume`` skips machine types whose outputs are verifiably this
+    recipe's on this data (:func:`automl_asd.apply.outputs.resume_status`); ``overwrite``
+    allows replacing files in ``out`` the tool did not write (and another recipe's run).
+    ``ground_truth`` is the official ground-truth folder for anonymised test names;
+    ``evaluate``/``plots`` control the report written after all jobs. ``storage`` (a path or
+    URI every node reaches, ``automl_asd.storage``): the jobs upload their outputs there and
+    the driver copies them into ``out`` as each one finishes.
+    """
+
+    recipe: Recipe
+    data: Path
+    out: Path
+    machine_types: tuple[str, ...] | None = None
+    resume: bool = False
+    cache_dir: Path | None = None
+    device: str = "auto"
+    ground_truth: Path | None = None
+    evaluate: bool = True
+    plots: bool = True
+    overwrite: bool = False
+    storage: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Result of :func:`apply_recipe`.
+
+    ``metrics`` maps ``(machine type, section)`` -> ``metrics.MachineMetrics`` (empty when no
+    labels);
+    ``official_score`` is Ω over those machine types (``None`` without labels); ``files``
+    names the report files written (results table, metrics.json, plots).
+    """
+
+    out_dir: Path
+    recipe_name: str
+    recipe_hash: str
+    outcomes: tuple[MachineOutcome, ...]
+    official_score: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Machine types whose job failed (after retries)."""
+        return tuple(o.machine_type for o in self.outcomes if o.status == "failed")
+
+    @property
+    def ok(self) -> bool:
+        """True when no machine type failed."""
+        return not self.failed
+
+
+
+
+# ------------------------------------------------------------------ driver
+def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]:
+    """Machine-type folders under ``data_root`` (names only: each task reads its own clips, so
+    one malformed machine type cannot stop the others)."""
+    found = find_machine_dirs(data_root)
+    if not machine_types:
+        return sorted(found)
+    unknown = sorted(set(machine_types) - set(found))
+    if unknown:
+        raise DataError(f"{data_root}: machine type(s) {', '.join(unknown)} not found; "
+                        f"available: {', '.join(found)}")
+    return sorted(set(machine_types))
+
+
+def _abs(path: Path | None) -> str | None:
+    """Absolute path text for a job (tasks on other nodes: no relative paths)."""
+    return None if path is None else str(path.resolve())
+
+
+def _shared_stage(cfg: ApplyConfig, out: Path, names: list[str], runner: Runner) -> Path | None:
+    """Run (or, when resuming, reuse) the recipe's shared stage over every machine type of the
+    run as a job of ``runner`` (never in this process unless the runner is serial);
+    ``<out>/shared`` (with ``cfg.storage``: ``<storage>/shared``). ``None`` when the recipe has
+    no shared stage."""
+    rec = cfg.recipe
+    if not needs_shared(rec):
+        return None
+    path = out / SHARED_DIRNAME
+    rhash = rec.content_hash()
+    if cfg.resume and path.is_dir():
+        try:
+            load_shared(path, recipe_hash=rhash, machine_types=names)
+            logger.info("apply: reusing the shared stage in %s", path)
+            return path
+        except BundleError as exc:
+            logger.warning("apply: shared stage in %s not reusable (%s); training it again",
+                           path, exc)
+    t0 = time.perf_counter()
+    logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
+                rec.name, len(names))
+    summary = runner.run_shared(SharedJob(
+        recipe=rec, data_root=str(cfg.data.resolve()), machine_types=tuple(names),
+        out_dir=str(out.resolve()), cache_dir=_abs(cfg.cache_dir), device=cfg.device,
+        storage=cfg.storage))
+    if cfg.storage is not None:
+        download_tree(cfg.storage, path, SHARED_DIRNAME)
+    logger.info("apply: shared stage done in %.1f s on node %s (host %s, pid %s) -> %s",
+                time.perf_counter() - t0, summary.get("node_id"), summary.get("host"),
+                summary.get("pid"), f"{cfg.storage}/shared" if cfg.storage else path)
+    return path
+
+
+def _stage_text(outcome: MachineOutcome) -> str:
+    """`` (features 1.2 s, fit 30.5 s, score 0.4 s)`` from a finished task's summary."""
+    timings = (outcome.summary or {}).get("timings") or {}
+    stages = [f"{k} {float(v):.1f} s" for k, v in timings.items()
+              if k != "total" and isinstance(v, int | float)]
+    return f" ({', '.join(stages)})" if stages and outcome.status == "ok" else ""
+
+
+def apply_recipe(cfg: ApplyConfig, *, runner: Runner | None = None) -> ApplyReport:
+    """Apply ``cfg.recipe`` to every machine type under ``cfg.data``; write into ``cfg.out``.
+
+    ``runner`` defaults to :class:`~automl_asd.apply.runners.SerialRunner`; pass
+    ``orchestration.ray_runner.RayRunner`` for parallel tasks. Failures are reported
+    (``<out>/<mt>.error.txt``), the others complete. Metrics/plots are computed at the end when
+    ``cfg.evaluate`` and labels exist.
+
+    ``cfg.out`` is locked for the run and keeps a manifest of what its runs wrote
+    (:mod:`automl_asd.io.run_folder`): files the tool did not write are never deleted, and one
+    whose name the run would write is refused (``OutputError``) unless ``cfg.overwrite``; so is
+    a folder holding another recipe's outputs (``overwrite`` replaces that run's own files).
+    Nothing is created when the data root or ``cfg.machine_types`` are wrong.
+    """
+    names = _discover(cfg.data, cfg.machine_types)
+    if not names:
+        raise ValueError(f"{cfg.data}: no machine types found (expected "
+                         "<root>/<machine_type>/test)")
+    with open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
+        return _apply_locked(folder, cfg, names, runner or SerialRunner())
+
+
+def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
+                  runner: Runner) -> ApplyReport:
+    """The body of :func:`apply_recipe`, run while ``folder`` is locked."""
+    t0 = time.perf_counter()
+    rec, root, storage = cfg.recipe, cfg.data, cfg.storage
+    rhash = rec.content_hash()
+    out = folder.path
+    n_total = len(names)
+    done_count = 0
+    outcomes: list[MachineOutcome] = []
+
+    def report(outcome: MachineOutcome) -> None:
+        nonlocal done_count
+        done_count += 1
+        if storage is not None and outcome.status == "ok":
+            download_tree(storage, out)  # the task's outputs and journal, into --out
+        record_outcome(folder, outcome)
+        if outcome.status == "failed":
+            path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
+            folder.record([path.name])
+            last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]
+            logger.error("apply [%d/%d] %s FAILED after %.1f s: %s (traceback: %s)",
+                         done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
+                         path)
+        else:
+            logger.info("apply [%d/%d] %s %s in %.1f s%s", done_count, n_total,
+                        outcome.machine_type, "done" if outcome.status == "ok" else "skipped",
+                        outcome.seconds, _stage_text(outcome))
+
+    jobs: list[MachineJob] = []
+    if storage is not None and cfg.resume:
+        folder.record(download_tree(storage, out))  # what earlier runs uploaded
+    done_before = resumable(folder, root, names, rhash) if cfg.resume else {}
+    pending = [mt for mt in names if mt not in done_before]
+    claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
+          report=cfg.evaluate)
+    if storage is not None and pending:
+        clear_storage_outputs(storage, pending)
+    if pending:
+        runner.preflight(PathCheck(
+            data=str(root.resolve()), machine_types=tuple(names),
+            writable=(("--storage", storage) if storage else ("--out", str(out.resolve())),),
+            cache_dir=_abs(cfg.cache_dir)))
+    shared_dir = _shared_stage(cfg, out, names, runner) if pending else None
+    if shared_dir is not None:
+        folder.record_tree("shared", listed_in="shared.json")
+    for mt in names:
+        previous = done_before.get(mt)
+        if previous is not None:
+            outcome = MachineOutcome(mt, "skipped", 0.0, summary=previous)
+            outcomes.append(outcome)
+            report(outcome)
+            continue
+        clear_machine(folder, mt)
+        jobs.append(
+            MachineJob(
+                recipe=rec,
+                data_root=str(root.resolve()),  # tasks on other nodes: no relative paths
+                machine_type=mt,
+                out_dir=str(out.resolve()),
+                cache_dir=_abs(cfg.cache_dir),
+                device=cfg.device,
+                shared_dir=_abs(shared_dir),
+                overwrite=folder.overwrite,
+                storage=storage,
+            )
+        )
+    if jobs:
+        logger.info("apply: recipe %s (%s) on %d machine type(s)%s", rec.name, rhash[:12],
+                    len(jobs), f", {n_total - len(jobs)} already done" if cfg.resume else "")
+        outcomes.extend(runner.run(jobs, report))
+
+    outcomes.sort(key=lambda o: o.machine_type)
+    evaluation: Any | None = None
+    files: list[Path] = []
+    if cfg.evaluate:
+        summaries = {o.machine_type: o.summary for o in outcomes
+                     if o.status != "failed" and o.summary is not None}
+        evaluation, files = evaluate_outputs(
+            out, root, summaries, ground_truth=cfg.ground_truth, plots=cfg.plots,
+        )
+        folder.record([Path(f).resolve() for f in files])
+    return ApplyReport(
+        out_dir=out,
+        recipe_name=rec.name,
+        recipe_hash=rhash,
+        outcomes=tuple(outcomes),
+        official_score=None if evaluation is None else float(evaluation.official_score),
+        metrics={} if evaluation is None else dict(evaluation.per_section),
+        files=tuple(files),
+        seconds=time.perf_counter() - t0,
+    )
