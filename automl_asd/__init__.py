@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # Lazy, so that ``import automl_asd`` stays light (no numpy/torch) and cycle-free.
     if name in ("load_bundle", "Bundle"):
-        from automl_asd import bundle
+        from automl_asd import bundle  # noqa: PLC0415  (PEP 562 lazy attribute: `import automl_asd` stays light)
 
         return getattr(bundle, name)
     raise AttributeError(f"module 'automl_asd' has no attribute {name!r}")

@@ -12,6 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from automl_asd._version import __version__
+from automl_asd.errors import AutomlAsdError, one_line
+
 __all__ = ["main", "COMMANDS"]
 
 #: sub-command name -> module under ``automl_asd.commands`` (kept in the order shown by --help).
@@ -31,8 +34,6 @@ COMMANDS: dict[str, str] = {
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from automl_asd._version import __version__
-
     parser = argparse.ArgumentParser(
         prog="automl-asd",
         description="AutoML for first-shot anomalous sound detection (DCASE Task 2).",
@@ -58,7 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    from automl_asd.errors import AutomlAsdError, one_line
 
     try:
         return int(args._run(args))

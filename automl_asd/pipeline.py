@@ -36,8 +36,10 @@ from automl_asd.calibration import (
 from automl_asd.components.device import resolve_device, stage_threads
 from automl_asd.data import Clip, MachineData
 from automl_asd.detectors import Detector, TrainSet, make_detector
+from automl_asd.features import extract
 from automl_asd.recipe import Recipe
 from automl_asd.representation_cache import RepresentationCache, fit_member
+from automl_asd.supplemental import mix_noise
 
 __all__ = [
     "MachineResult",
@@ -178,7 +180,6 @@ def _extract(
 ) -> list[NDArray[np.float32]]:
     if not clips:
         return []
-    from automl_asd.features import extract  # type: ignore[attr-defined,unused-ignore]
 
     feats: list[NDArray[np.float32]] = extract(
         list(clips), recipe.features, cache_dir=cache_dir, progress=False
@@ -195,13 +196,6 @@ def _maybe_mix_noise(
     sup = recipe.supplemental
     if sup.noise_mix_prob <= 0.0:
         return features
-    try:
-        from automl_asd.supplemental import mix_noise  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise NotImplementedError(
-            "supplemental.noise_mix_prob > 0 needs automl_asd.supplemental.mix_noise, which is "
-            "not available in this installation; set noise_mix_prob to 0"
-        ) from None
     mixed: list[NDArray[np.float32]] = mix_noise(
         features, noise, sup.noise_mix_prob, sup.noise_snr_db, seed, db=recipe.features.log
     )

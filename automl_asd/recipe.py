@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from automl_asd._version import __version__
+from automl_asd.backends import BACKENDS
 from automl_asd.components.params import ParamError, ParamSpec, check_bounds, validate
 from automl_asd.components.params import type_name as _type_name
+from automl_asd.detectors import REGISTRY
 from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
 from automl_asd.recipe_checks import feature_semantic_errors
@@ -538,8 +540,6 @@ def _validate_param(spec: ParamSpec, value: Any, path: str, *, owner: str) -> An
 
 
 def _parse_backend(value: Any, path: str) -> dict[str, Any]:
-    from automl_asd.backends import BACKENDS
-
     mapping = _require_mapping(value, path)
     col = _Collect()
     col.run(_check_keys, mapping, ("name", "params"), path)
@@ -558,8 +558,6 @@ def _parse_backend(value: Any, path: str) -> dict[str, Any]:
 
 
 def _parse_detector(value: Any, path: str) -> DetectorSpec:
-    from automl_asd.detectors import REGISTRY
-
     mapping = _require_mapping(value, path)
     col = _Collect()
     col.run(_check_keys, mapping, ("name", "params"), path)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl_asd.audio import AudioError, wav_info
+from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.errors import ResourceLimitError
 
 if TYPE_CHECKING:
@@ -183,8 +185,6 @@ def data_clip_seconds(clip_paths: Iterable[Path], train_paths: Iterable[Path] = 
                       ) -> tuple[float, float]:
     """Approximate total and training clip-seconds of wav files from their sizes, scaled by
     the bytes per second of the first readable header (no samples decoded)."""
-    from automl_asd.audio import AudioError, wav_info
-
     paths = list(clip_paths)
     train = list(train_paths)
     rate = None
@@ -217,8 +217,6 @@ def check_cost_for_data(recipe: Recipe, root: Path, machine_types: Iterable[str]
                         source: str = "recipe") -> CostEstimate:
     """:func:`check_cost` on the wav files of ``root`` (only ``machine_types`` if given);
     returns the estimate. A tree that cannot be read is left to the caller's scan."""
-    from automl_asd.data import DataError, find_machine_dirs
-
     try:
         dirs = find_machine_dirs(root)
     except DataError:

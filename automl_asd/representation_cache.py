@@ -38,13 +38,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.detectors import get_detector_class
+from automl_asd.environment import default_cache_dir
 from automl_asd.io.results import stat_fingerprint
 
 if TYPE_CHECKING:
@@ -78,7 +80,6 @@ def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:
     epochs = recipe.detector.params.get("epochs")
     if fidelity >= 1.0 or not isinstance(epochs, int) or isinstance(epochs, bool):
         return recipe
-    from dataclasses import replace
 
     scaled = max(1, int(round(fidelity * epochs)))
     if scaled == epochs:
@@ -89,8 +90,6 @@ def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:
 
 def caches_representation(recipe: Recipe) -> bool:
     """Whether the recipe's family declares a cacheable representation."""
-    from automl_asd.detectors import get_detector_class
-
     return get_detector_class(recipe.detector.name).scoring_params is not None
 
 
@@ -103,8 +102,6 @@ def data_fingerprint(clips: Sequence[Clip | Path | str]) -> str:
 
 def representation_fields(recipe: Recipe) -> dict[str, Any]:
     """The recipe fields that determine the representation (see the module docstring)."""
-    from automl_asd.detectors import get_detector_class
-
     cls = get_detector_class(recipe.detector.name)
     skip = cls.scoring_params or frozenset()
     d = recipe.to_dict()
@@ -168,8 +165,6 @@ class RepresentationCache:
 
     def __post_init__(self) -> None:
         if self.root is None:
-            from automl_asd.features import default_cache_dir
-
             self.root = default_cache_dir()
         self.root = Path(self.root)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_asd.environment import default_cache_dir
 from automl_asd.errors import AutomlAsdError
 
 __all__ = ["is_uri", "open_storage", "upload_tree", "download_tree", "delete_files",
@@ -39,7 +40,7 @@ def is_uri(location: str) -> bool:
 
 def open_storage(location: str) -> tuple[Any, str]:
     """``(pyarrow.fs.FileSystem, base path inside it)`` for a path or URI."""
-    from pyarrow import fs
+    from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     if is_uri(location):
         filesystem, base = fs.FileSystem.from_uri(location)
@@ -72,7 +73,7 @@ def upload_tree(local: str | Path, location: str, sub: str = "") -> list[str]:
 def download_tree(location: str, local: str | Path, sub: str = "") -> list[str]:
     """Copy every file under ``<location>/<sub>/`` to ``local`` (created); ``[]`` when that
     folder does not exist. Returns the relative paths copied."""
-    from pyarrow import fs
+    from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     filesystem, base = open_storage(location)
     src_root = _join(base, sub)
@@ -96,7 +97,7 @@ def download_tree(location: str, local: str | Path, sub: str = "") -> list[str]:
 
 def delete_files(location: str, rels: Iterable[str]) -> None:
     """Delete ``<location>/<rel>`` files or folders that exist (others are ignored)."""
-    from pyarrow import fs
+    from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     filesystem, base = open_storage(location)
     for rel in rels:
@@ -111,7 +112,7 @@ def delete_files(location: str, rels: Iterable[str]) -> None:
 def _probe_write(location: str, token: str | None = None) -> str | None:
     """``None`` when a probe file can be written to and deleted from ``location`` (and, with
     ``token``, the file of that name the driver wrote there is visible), else why."""
-    from pyarrow import fs
+    from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     try:
         filesystem, base = open_storage(location)
@@ -158,8 +159,6 @@ def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
     problems: list[str] = []
     checks = [(option, location, token) for option, location in writable]
     if check_cache:
-        from automl_asd.features import default_cache_dir
-
         checks.append(("--cache-dir", cache_dir or str(default_cache_dir()), None))
     if data is not None:
         root = Path(data)

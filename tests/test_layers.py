@@ -47,19 +47,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("automl_asd.serve", "automl_asd.commands", "automl_asd.cli", "automl_asd"),
 )
 
-#: TODO(r14 merge): today's module names -> the LAYERS entry they move to in issue 14. The lead
-#: deletes each line once the module has moved (test_merge_leftovers_are_still_needed fails on
-#: a line whose module is gone).
-OLD_NAMES: dict[str, str] = {
-}
-
-#: TODO(r14 merge): upward imports that other issue-14 branches remove (importer, imported).
-PENDING_UPWARD: dict[tuple[str, str], str] = {
-}
-
-#: TODO(r14 merge): module-level import cycles that other branches remove (none left).
-PENDING_CYCLES: tuple[frozenset[str], ...] = ()
-
 #: The Ray layer; modules importing it (anywhere) are left out of the Ray-free import check.
 RAY_LAYER = "automl_asd.orchestration"
 
@@ -130,12 +117,8 @@ def imports(module: str, *, module_level_only: bool) -> frozenset[str]:
 
 
 def _entry(module: str) -> str | None:
-    """The LAYERS entry of ``module`` (via OLD_NAMES for a module issue 14 moves)."""
+    """The LAYERS entry of ``module`` (the longest entry that names it or a package above)."""
     name = module
-    for old, new in OLD_NAMES.items():
-        if module == old or module.startswith(old + "."):
-            name = new + module[len(old):]
-            break
     best: str | None = None
     for layer in LAYERS:
         for entry in layer:
@@ -202,12 +185,11 @@ def test_every_module_is_in_a_layer() -> None:
 @pytest.mark.parametrize("entry", [e for layer in LAYERS for e in layer])
 def test_no_module_imports_a_higher_layer(entry: str) -> None:
     members = _entries_present()[entry]
-    if not members:
-        pytest.skip(f"{entry} does not exist on this branch yet (issue 14 creates it)")
+    assert members, f"LAYERS names {entry}, which does not exist: remove it from LAYERS"
     upward = sorted(
         f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})"
         for m in members for t in imports(m, module_level_only=False)
-        if layer_of(t) > layer_of(m) and (m, t) not in PENDING_UPWARD)
+        if layer_of(t) > layer_of(m))
     assert upward == [], "imports of a higher layer:\n" + "\n".join(upward)
 
 
@@ -252,7 +234,7 @@ def _cycles() -> list[frozenset[str]]:
 
 
 def test_no_import_cycles() -> None:
-    cycles = [sorted(c) for c in _cycles() if not any(c <= p for p in PENDING_CYCLES)]
+    cycles = [sorted(c) for c in _cycles()]
     assert cycles == [], f"module-level import cycles: {cycles}"
 
 
@@ -260,22 +242,10 @@ def test_no_import_cycles() -> None:
 def test_the_checks_see_real_imports() -> None:
     """The AST reader finds function-local and TYPE_CHECKING imports, and the layer order
     rejects a known downward-only pair the other way round."""
-    every = imports("automl_asd.cli", module_level_only=False)
-    at_import = imports("automl_asd.cli", module_level_only=True)
-    assert "automl_asd.errors" in every and "automl_asd.errors" not in at_import
+    every = imports("automl_asd.commands.search", module_level_only=False)
+    at_import = imports("automl_asd.commands.search", module_level_only=True)
+    tune = "automl_asd.orchestration.tune"  # loaded only when a search runs
+    assert tune in every and tune not in at_import and "automl_asd.search.space" in at_import
     assert layer_of("automl_asd.pipeline") > layer_of("automl_asd.features")
     assert layer_of("automl_asd.orchestration.local_ray") > layer_of("automl_asd.pipeline")
     assert layer_of("automl_asd.detectors.margin") == layer_of("automl_asd.detectors")
-
-
-def test_merge_leftovers_are_still_needed() -> None:
-    """TODO(r14 merge): every OLD_NAMES / PENDING_* line must still describe the code; once a
-    branch has landed, delete its lines (this test says which)."""
-    known = modules()
-    stale = [f"OLD_NAMES[{old!r}]: module gone" for old in OLD_NAMES if old not in known]
-    stale += [f"PENDING_UPWARD[{m!r}, {t!r}]: import gone" for m, t in PENDING_UPWARD
-              if m not in known or t not in imports(m, module_level_only=False)]
-    cycles = _cycles()
-    stale += [f"PENDING_CYCLES entry {sorted(p)[0]}...: cycle gone" for p in PENDING_CYCLES
-              if not any(c <= p for c in cycles)]
-    assert stale == [], "remove from tests/test_layers.py:\n" + "\n".join(stale)

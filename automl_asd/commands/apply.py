@@ -6,6 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
+from automl_asd.apply import ApplyConfig, Runner, SerialRunner, apply_recipe
+from automl_asd.commands.recipe import add_cost_arguments
+from automl_asd.environment import require_torchaudio
+from automl_asd.orchestration.ray_runner import RayRunner
+from automl_asd.recipe import load_recipe
+from automl_asd.recipe_checks import check_cost_for_data
+
 HELP = "apply a frozen recipe to machine types (one Ray task each) and write submission files"
 
 
@@ -55,16 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serial", action="store_true",
                         help="run machine types one after another in this process, without Ray")
     parser.add_argument("--no-plots", action="store_true", help="skip the ROC/histogram PNGs")
-    from automl_asd.commands.recipe import add_cost_arguments
 
     add_cost_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from automl_asd.apply import ApplyConfig, Runner, SerialRunner, apply_recipe
-    from automl_asd.environment import require_torchaudio
-    from automl_asd.recipe import load_recipe
-
     recipe = load_recipe(args.frozen)  # fail fast on a bad recipe, before Ray starts
     require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per task)
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
@@ -73,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
-    from automl_asd.recipe_checks import check_cost_for_data
 
     # refuse absurd recipes (cache size, training work) before any work, with the estimate
     check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,
@@ -83,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
         runner = SerialRunner()
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        from automl_asd.orchestration.ray_runner import RayRunner
 
         runner = RayRunner(
             address=args.address,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from automl_asd.evaluation.evaluate import evaluate_submission
+from automl_asd.io.official_table import write_official_csv, write_official_markdown
+from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
+
 HELP = "score submission CSVs against ground truth with the official DCASE metrics"
 
 
@@ -30,11 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from automl_asd.evaluation.evaluate import evaluate_submission
-    from automl_asd.io.official_table import write_official_csv, write_official_markdown
-    from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
+    import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     result = evaluate_submission(
         args.scores, args.ground_truth, machine_types=args.machine_types

@@ -6,13 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
+from automl_asd.environment import require_torchaudio
+from automl_asd.io.run_folder import RunFolder
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
+
 HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + ASHA) and "
         "freeze the best to RUN_DIR/recipe.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from automl_asd.search.space import SHIPPED_SPACES_DIR, shipped_space_names
-
     parser.add_argument("--data", required=True, type=Path, metavar="DEV_ROOT",
                         help="development data root (<DEV_ROOT>/<machine_type>/{train,test})")
     parser.add_argument("--space", required=True, metavar="SPACE",
@@ -73,10 +76,6 @@ SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_t
 def run(args: argparse.Namespace) -> int:
     """Lock ``--out`` (one writer), refuse foreign files among the names a new search writes,
     run the search, then list the files it wrote in the folder's run manifest."""
-    from automl_asd.environment import require_torchaudio
-    from automl_asd.io.run_folder import RunFolder
-    from automl_asd.search.space import load_space
-
     load_space(args.space)  # fail fast, before the output folder is created
     require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
     if not args.data.is_dir():
@@ -93,16 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from automl_asd.search.space import load_space
-
     space = load_space(args.space)  # fail fast on a bad space, before Ray starts
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
         os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.orchestration.tune import run_leave_one_out, run_search
-    from automl_asd.search.config import SearchConfig
+    from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
 
     cfg = SearchConfig(
         data=args.data, space=space, out=args.out, trials=args.trials,

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.backends import Backend, make_backend
+from automl_asd.backends.knn import pairwise_distances
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.registry import register
 
@@ -138,7 +139,6 @@ class PooledStatsDetector(Detector):
             own = self.backend_.nearest_domain(emb)
             if own is not None:
                 return np.asarray(own, dtype=np.str_)
-        from automl_asd.backends.knn import pairwise_distances
 
         d = pairwise_distances(emb, self.train_embeddings_, "euclidean")
         return np.asarray(self.train_domains_[d.argmin(axis=1)], dtype=np.str_)

@@ -30,8 +30,9 @@ from automl_asd.evaluation.metrics import (
     summary_table,
 )
 from automl_asd.ground_truth import SectionKey, SectionTruth
+from automl_asd.io.official_table import write_results_table
 from automl_asd.io.plots import plot_roc, plot_score_histogram
-from automl_asd.io.results import recipe_of_run, write_json, write_results_table
+from automl_asd.io.results import recipe_of_run, write_json
 from automl_asd.io.submission import (
     SubmissionError,
     list_submission_sections,

@@ -26,7 +26,7 @@ from automl_asd.evaluation.metrics import MachineMetrics, amean_score, floored_h
 from automl_asd.io.results import atomic_write_text
 
 __all__ = ["OFFICIAL_COLUMNS", "official_blocks", "write_official_csv",
-           "write_official_markdown"]
+           "write_official_markdown", "write_results_table"]
 
 #: The official baseline's result-CSV header (``dcase2023_task2_baseline_ae``, source/target
 #: form), i.e. the columns every DCASE Task 2 participant's tables use.
@@ -158,3 +158,24 @@ def write_official_markdown(
             lines.append(_md_row([mt, label, *(_cell(v) for v in values)]))
     lines += ["", f"Official score (Ω): {omega:.4f}", ""]
     return atomic_write_text(Path(path), "\n".join(lines))
+
+
+def write_results_table(
+    out_dir: Path,
+    per_section: Mapping[Any, Any],
+    *,
+    seconds: Mapping[str, float] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``results.csv`` and ``results.md`` into ``out_dir``; returns both paths.
+
+    ``per_section`` maps ``(machine type, section)`` to ``metrics.MachineMetrics``. Both files
+    carry the official result columns per machine type and section with the arithmetic- and
+    harmonic-mean rows and Ω (:mod:`automl_asd.io.official_table`); the Markdown also names
+    the recipe (``recipe``: name, hash, official_baseline) and the apply ``seconds`` per
+    machine type.
+    """
+    csv_path = write_official_csv(Path(out_dir) / "results.csv", per_section)
+    md_path = write_official_markdown(Path(out_dir) / "results.md", per_section,
+                                      recipe=recipe, seconds=seconds)
+    return csv_path, md_path

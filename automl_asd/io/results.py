@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
@@ -28,7 +30,6 @@ __all__ = [
     "write_machine_summary",
     "read_machine_summary",
     "write_error",
-    "write_results_table",
     "recipe_of_run",
 ]
 
@@ -143,29 +144,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def write_results_table(
-    out_dir: Path,
-    per_section: Mapping[Any, Any],
-    *,
-    seconds: Mapping[str, float] | None = None,
-    recipe: Mapping[str, Any] | None = None,
-) -> tuple[Path, Path]:
-    """Write ``results.csv`` and ``results.md`` into ``out_dir``; returns both paths.
-
-    ``per_section`` maps ``(machine type, section)`` to ``metrics.MachineMetrics``. Both files
-    carry the official result columns per machine type and section with the arithmetic- and
-    harmonic-mean rows and Ω (:mod:`automl_asd.io.official_table`); the Markdown also names
-    the recipe (``recipe``: name, hash, official_baseline) and the apply ``seconds`` per
-    machine type.
-    """
-    from automl_asd.io.official_table import write_official_csv, write_official_markdown
-
-    csv_path = write_official_csv(Path(out_dir) / "results.csv", per_section)
-    md_path = write_official_markdown(Path(out_dir) / "results.md", per_section,
-                                      recipe=recipe, seconds=seconds)
-    return csv_path, md_path
-
-
 def recipe_of_run(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
     """``{"name", "hash", "official_baseline"}`` of the recipe an apply run used, read from its
     per-machine summaries (``None`` when there are none). Summaries written before the
@@ -177,8 +155,6 @@ def recipe_of_run(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] 
     if "official_baseline" in first:
         official = first.get("official_baseline")
     else:
-        from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
-
         official = next((n for n in OFFICIAL_BASELINES
                          if load_recipe(n).content_hash() == rhash), None)
     return {"name": first.get("recipe_name"), "hash": rhash, "official_baseline": official}

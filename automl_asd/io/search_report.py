@@ -79,11 +79,11 @@ def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
 def plot_omega(out_dir: Path, table: pd.DataFrame, *, reference_name: str | None = None) -> Path:
     """``<out>/omega_over_trials.png``: Ω per trial (marker by status), the running best and
     the reference recipe's Ω (``reference_name`` labels it)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     path = out_dir / "omega_over_trials.png"
     fig, ax = plt.subplots(figsize=(7.5, 4.0), dpi=110)

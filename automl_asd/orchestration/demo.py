@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from automl_asd import synth
+from automl_asd.apply import ApplyConfig, apply_recipe
 from automl_asd.io.run_folder import LOCK_FILE, OutputError, RunFolder
+from automl_asd.orchestration.ray_runner import RayRunner
+from automl_asd.orchestration.session import init_ray
+from automl_asd.orchestration.tune import run_search
+from automl_asd.recipe import load_recipe
+from automl_asd.search.config import SearchConfig
+from automl_asd.search.space import load_space
 
 __all__ = ["DemoOutcome", "run_demo", "DEMO_DIRS"]
 
@@ -83,17 +92,6 @@ def run_demo(
             (default: the generator's development and novel catalogues).
         say: progress printer (the CLI passes ``print``).
     """
-    import shutil
-
-    from automl_asd import synth
-    from automl_asd.apply import ApplyConfig, apply_recipe
-    from automl_asd.orchestration.ray_runner import RayRunner
-    from automl_asd.orchestration.session import init_ray
-    from automl_asd.orchestration.tune import run_search
-    from automl_asd.recipe import load_recipe
-    from automl_asd.search.config import SearchConfig
-    from automl_asd.search.space import load_space
-
     out = Path(out).resolve()  # every path the demo prints is absolute
     dev_types = tuple(dev_types or synth.DEV_MACHINE_TYPES)
     novel_types = tuple(novel_types or synth.NOVEL_MACHINE_TYPES)

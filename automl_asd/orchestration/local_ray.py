@@ -30,8 +30,8 @@ def init_local_ray(**kwargs: Any) -> Any:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     previous = os.environ.get(_SWITCH)
     os.environ[_SWITCH] = "0"
-    import ray
-    from ray._private import ray_constants
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from ray._private import ray_constants  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     enabled = ray_constants.ENABLE_RAY_CLUSTER  # read once at import; patch it for this start
     ray_constants.ENABLE_RAY_CLUSTER = False

@@ -44,7 +44,7 @@ def quiet_ray(verbose: int) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger(_AUTH_LOGGER).setLevel(logging.ERROR)
     try:
-        import optuna
+        import optuna  # noqa: PLC0415  (heavy third-party, loaded when used)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     except ImportError:  # pragma: no cover - optuna is a dependency
@@ -84,7 +84,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         self.t0 = time.perf_counter()
         self.session_done = 0
         if self.bar_wanted and self.total:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # noqa: PLC0415  (heavy third-party, loaded when used)
 
             self._bar = tqdm(total=self.total, desc="search", unit="trial", file=sys.stderr,
                              dynamic_ncols=True, leave=False)

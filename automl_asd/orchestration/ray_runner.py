@@ -48,7 +48,7 @@ def _task(job: MachineJob, run_fn: PipelineFn | None = None) -> MachineOutcome:
 
 def _where() -> dict[str, Any]:
     """Ray node id, host and pid of the process running the current task."""
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     return here(ray.get_runtime_context().get_node_id())
 
@@ -70,8 +70,8 @@ def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
     Raises ``storage.PreflightError`` naming the first node and path with a problem, or a node
     that did not answer within ``timeout_s``.
     """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     tokens: list[tuple[str, str]] = []
     try:
@@ -112,7 +112,7 @@ def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
 def _auto_gpus(n_jobs: int) -> float:
     """GPUs per task when not given: share the cluster's GPUs between the tasks (at most one
     each, rounded down to 1/100), or 0 without GPUs."""
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     total = float(resources.get("GPU", 0.0))
@@ -163,7 +163,7 @@ class RayRunner:
 
     def _disconnect(self) -> None:
         if self._started:
-            import ray
+            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
             ray.shutdown()
             self._started = False
@@ -181,7 +181,7 @@ class RayRunner:
         """Run the shared stage as one Ray task with the per-task CPUs/GPUs (never in the
         driver); returns its summary (node id, host, pid included)."""
         self._connect()
-        import ray
+        import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
         try:
             gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(1)
@@ -215,7 +215,7 @@ class RayRunner:
             self._disconnect()
             return []
         self._connect()
-        import ray
+        import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
         try:
             gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(len(jobs))

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from automl_asd.bundle.files import read_bundle_files
 from automl_asd.bundle.format import verify_bundle_files
-from automl_asd.bundle.model import BundleScores
+from automl_asd.bundle.model import Bundle, BundleScores
 from automl_asd.orchestration.session import init_ray
 
 __all__ = ["score_paths_ray"]
@@ -38,8 +38,6 @@ def _score_chunk(
     batch_size: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
     """Ray task body: rebuild the bundle from its bytes and score ``paths``."""
-    from automl_asd.bundle.model import Bundle
-
     bundle = Bundle.from_files(files, where, device=device, strict_versions=strict_versions)
     result = bundle.score(list(paths), resample=resample, batch_size=batch_size)
     return result.scores, result.decisions
@@ -71,7 +69,7 @@ def score_paths_ray(
         return BundleScores((), np.zeros(0, np.float64), np.zeros(0, np.int8))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = init_ray(address, num_cpus=os.cpu_count() or 1, verbose=1)
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     t0 = time.perf_counter()
     try:

@@ -27,10 +27,10 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     reach the driver as exceptions.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     # imports ray.tune: only after the usage-statistics switch above
-    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs
+    from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
     quiet_ray(verbose)
     if ray.is_initialized():

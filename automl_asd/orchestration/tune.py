@@ -31,11 +31,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd.evaluation.objective import ObjectiveResult
-from automl_asd.search.budget import reference_stops, trial_objective
-from automl_asd.search.config import Evaluator, LeaveOneOutOutcome, SearchConfig, SearchOutcome
+from automl_asd.data import scan
+from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
+from automl_asd.io import search_report as io
+from automl_asd.orchestration.ray_runner import preflight_nodes
+from automl_asd.orchestration.session import init_ray
+from automl_asd.provenance import data_fingerprint, package_versions
+from automl_asd.search import loo
+from automl_asd.search.budget import (
+    budget_check,
+    estimate_costs,
+    prewarm,
+    reference_cap,
+    reference_stops,
+    trial_objective,
+)
+from automl_asd.search.config import (
+    Evaluator,
+    LeaveOneOutOutcome,
+    SearchConfig,
+    SearchOutcome,
+    check_start,
+    run_meta,
+)
+from automl_asd.search.freeze import SearchProvenance, freeze_search
+from automl_asd.search.loo import fold_storage
+from automl_asd.search.novel_check import make_picker, novel_check
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
+from automl_asd.storage import PathCheck, where
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -81,7 +105,7 @@ class _TrialContext:
 # --------------------------------------------------------------------------------------------
 def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     """Tune function trainable: config -> recipe -> Ω per fidelity rung -> ``tune.report``."""
-    from ray import tune
+    from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     rungs = ctx.space.fidelity.rungs
     is_reference = dict(config) == dict(ctx.reference_point)
@@ -123,9 +147,7 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
 
 def _where() -> dict[str, Any]:
     """Ray node id, host and pid of this trial's process (reported with every result)."""
-    import ray
-
-    from automl_asd.storage import where
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     return where(ray.get_runtime_context().get_node_id())
 
@@ -136,17 +158,13 @@ def _where() -> dict[str, Any]:
 def _ensure_ray(address: str | None, verbose: int) -> bool:
     """Connect to ``address`` (or ``RAY_ADDRESS``) or start a local Ray with the dashboard off.
     Returns True when this call started Ray (the caller shuts it down)."""
-    from automl_asd.orchestration.session import init_ray
-
     return init_ray(address, verbose=verbose)  # loopback only when local
 
 
 def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
     """:func:`~automl_asd.search.budget.prewarm` as one Ray task with a trial's resources
     (never in the driver)."""
-    import ray
-
-    from automl_asd.search.budget import prewarm
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     task: Any = ray.remote(prewarm).options(num_cpus=cfg.cpus_per_trial,
                                              num_gpus=cfg.gpus_per_trial,
@@ -163,7 +181,7 @@ def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str,
 
 def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
     """``evaluator`` with each call run as one Ray task with a trial's resources."""
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     task: Any = ray.remote(_call_evaluator).options(num_cpus=cfg.cpus_per_trial,
                                                     num_gpus=cfg.gpus_per_trial,
@@ -186,9 +204,7 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
 def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
     """:func:`~automl_asd.search.budget.estimate_costs` (tiny timed fits) as one Ray task with
     a trial's resources, so that the driver never trains anything."""
-    import ray
-
-    from automl_asd.search.budget import estimate_costs
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     task: Any = ray.remote(estimate_costs).options(num_cpus=cfg.cpus_per_trial,
                                                    num_gpus=cfg.gpus_per_trial,
@@ -203,9 +219,6 @@ def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
 
 def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineData]) -> None:
     """The data, the feature cache and the Tune storage, checked on every node first."""
-    from automl_asd.orchestration.ray_runner import preflight_nodes
-    from automl_asd.storage import PathCheck
-
     preflight_nodes(PathCheck(
         data=str(cfg.data.expanduser().resolve()), machine_types=tuple(sorted(machines)),
         writable=(("--storage" if cfg.storage else "--out", storage),),
@@ -216,8 +229,6 @@ def _preflight(cfg: SearchConfig, storage: str, machines: Mapping[str, MachineDa
 # search
 # --------------------------------------------------------------------------------------------
 def _versions() -> dict[str, str]:
-    from automl_asd.provenance import package_versions
-
     return package_versions()
 
 
@@ -235,21 +246,11 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         ValueError: on a run directory that holds another search, a space that changed since
             the search began, or when no trial finished at full fidelity.
     """
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
-    from automl_asd.data import scan
-    from automl_asd.io import search_report as io
-    from automl_asd.provenance import data_fingerprint
-    from automl_asd.search.budget import budget_check, reference_cap
-    from automl_asd.search.config import check_start, run_meta
-    from automl_asd.search.freeze import SearchProvenance, freeze_search
-    from automl_asd.search.novel_check import make_picker, novel_check
+    from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from ray.tune.search.optuna import OptunaSearch  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     if evaluator is None:
-        from automl_asd.evaluation.objective import evaluate_recipe
-
         evaluator = evaluate_recipe
     if cfg.trials < 1:
         raise ValueError(f"--trials: {cfg.trials}; expected at least 1")
@@ -321,7 +322,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 cfg, outcome, in_tasks)})
     finally:
         if started_ray:
-            import ray
+            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
             ray.shutdown()
     return replace(outcome, interrupted=interrupted)
@@ -337,9 +338,9 @@ def _absolute_cache(cfg: SearchConfig) -> SearchConfig:
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
                optuna_search: Any, asha: Any, fifo: Any) -> Any:
-    from ray import tune
+    from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-    from automl_asd.orchestration.progress import TrialProgress
+    from automl_asd.orchestration.progress import TrialProgress  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
     space = cfg.space
     searcher = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
@@ -410,12 +411,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     Folds are written to ``<out>/loo/<held-out type>/``; with ``cfg.resume`` finished folds are
     read back and an interrupted fold is resumed.
     """
-    from automl_asd.data import scan
-    from automl_asd.search import loo
-
     if evaluator is None:
-        from automl_asd.evaluation.objective import evaluate_recipe
-
         evaluator = evaluate_recipe
     cfg = _absolute_cache(cfg)
     machines = scan(cfg.data.expanduser().resolve(),
@@ -436,15 +432,13 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))
     finally:
         if started_ray:
-            import ray
+            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
             ray.shutdown()
 
 
 def _has_state(fold_dir: Path, storage: str | None, held: str) -> bool:
-    from ray import tune
-
-    from automl_asd.search.loo import fold_storage
+    from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     base = fold_storage(storage, held) or str(fold_dir)
     return bool(tune.Tuner.can_restore(f"{base}/{TUNE_DIRNAME}"))
@@ -455,7 +449,7 @@ def _evaluate_remote(evaluator: Evaluator, recipes: Sequence[Recipe],
                      cfg: SearchConfig) -> list[ObjectiveResult]:
     """Evaluate ``recipes`` on ``machines`` (one held-out type, as the driver scanned it) in
     one Ray task with a trial's resources."""
-    import ray
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     task: Callable[..., list[ObjectiveResult]] = _evaluate_all
     ref = ray.remote(task).options(num_cpus=cfg.cpus_per_trial,

@@ -17,7 +17,7 @@ import pytest
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
 
-import automl_asd.features
+import automl_asd.pipeline
 from automl_asd.data import Clip, Domain, Label, MachineData, Split
 from automl_asd.pipeline import (
     MachineResult,
@@ -74,14 +74,15 @@ def _fake_features(clip: Clip) -> NDArray[np.float32]:
 
 @pytest.fixture()
 def fake_extract(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Replace ``automl_asd.features.extract``; returns the log of requested clip names."""
+    """Replace the pipeline's ``extract`` (``automl_asd.features.extract``); returns the log of
+    requested clip names."""
     calls: list[list[str]] = []
 
     def extract(clips: Sequence[Clip], spec: Any, **_: Any) -> list[NDArray[np.float32]]:
         calls.append([c.name for c in clips])
         return [_fake_features(c) for c in clips]
 
-    monkeypatch.setattr(automl_asd.features, "extract", extract)
+    monkeypatch.setattr(automl_asd.pipeline, "extract", extract)
     return calls
 
 
@@ -140,9 +141,8 @@ def test_labels_are_never_read(fake_extract: list[list[str]]) -> None:
 
     # Same features (the stand-in keys on the clip as labelled before), unknown labels.
     orig = {c.path: _fake_features(c) for c in machine.clips}
-    import automl_asd.features as feats
-
-    feats.extract = lambda clips, spec, **_: [orig[c.path] for c in clips]  # type: ignore[assignment]
+    automl_asd.pipeline.extract = (  # type: ignore[assignment]  # fake_extract restores it
+        lambda clips, spec, **_: [orig[c.path] for c in clips])
     hidden = MachineData(machine.machine_type, machine.root,
                          tuple(relabel(c) for c in machine.clips))
     second = run_machine(_recipe(), hidden, device="cpu")
