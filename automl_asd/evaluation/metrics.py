@@ -1,6 +1,6 @@
 """Official DCASE Task 2 metrics (2023-2025 evaluator semantics) and the official score.
 
-Per machine type and section (``dcase_spec.md`` section 2.1):
+Per machine type and section, as the official DCASE 2025 Task 2 evaluator computes them:
 
 * AUC (source) / AUC (target): ``roc_auc_score`` on that domain's normal clips against *all*
   anomalous clips of the section (both domains);
