@@ -112,6 +112,28 @@ def _data(draw: int, args: argparse.Namespace,
     return seed, dev_types, novel_types, dev_root, novel_root, "named types"
 
 
+def _evaluated(recipe: Any, dev: Any, novel: Any, cache: Path, store: Path) -> dict[str, Any]:
+    """Dev per-type AUCs and per-clip scores, dev Ω and novel Ω of ``recipe``; stored under
+    ``store`` by the recipe's content hash, so an interrupted or parallel run reuses them."""
+    key = recipe.content_hash()[:16]
+    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    if meta_path.is_file() and clips_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        with np.load(clips_path, allow_pickle=False) as npz:
+            clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
+        return {"aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips,
+                "dev_omega": meta["dev_omega"], "novel_omega": meta["novel_omega"]}
+    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
+    n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
+    aucs = {k: (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
+    store.mkdir(parents=True, exist_ok=True)
+    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in d.per_clip.items()
+                            for x, a in zip("yds", arrs, strict=True)})
+    meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
+                                     "novel_omega": n.omega}))
+    return {"aucs": aucs, "clips": d.per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
+
+
 def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     seed, dev_types, novel_types, dev_root, novel_root, split = _data(draw, args, work)
@@ -125,11 +147,8 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     for i, point in enumerate(points):
         recipe = space.to_recipe(point, name=f"draw{draw}_cand{i}")
-        d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
-        n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
-        aucs = {k: (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
-        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe, "aucs": aucs,
-                      "clips": d.per_clip, "dev_omega": d.omega, "novel_omega": n.omega})
+        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe,
+                      **_evaluated(recipe, dev, novel, cache, root / "candidates")})
     t_eval = time.perf_counter() - t0
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
