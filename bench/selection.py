@@ -145,10 +145,12 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cache = work / "cache"
     cands: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for i, point in enumerate(points):
-        recipe = space.to_recipe(point, name=f"draw{draw}_cand{i}")
+    order = range(len(points) - 1, -1, -1) if args.reverse else range(len(points))
+    for i in order:
+        recipe = space.to_recipe(points[i], name=f"draw{draw}_cand{i}")
         cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe,
                       **_evaluated(recipe, dev, novel, cache, root / "candidates")})
+    cands.sort(key=lambda c: int(c["order"]))
     t_eval = time.perf_counter() - t0
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
@@ -214,6 +216,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
                         help="run only these draws (e.g. in several processes on one --work)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="evaluate the candidates last to first (a second process on the "
+                             "same --work and draw then shares the work; same results)")
     parser.add_argument("--summarize", action="store_true",
                         help="only print the mean table of every <work>/draw*/result.json")
     args = parser.parse_args()
@@ -231,7 +236,7 @@ def main() -> None:
     rules = list(draws[0]["results"])
     print(f"\n== over {len(draws)} draws ({time.perf_counter() - t0:.0f} s): mean ± std "
           "[min..max]")
-    print(f"  {'rule':<34} {'novel Ω':>27} {'regret':>27} {'ρ':>27}")
+    print(f"  {'rule':<42} {'novel Ω':>27} {'regret':>27} {'ρ':>27}")
     means = {}
     for name in rules:
         nov = [d["results"][name]["novel"] for d in draws]
@@ -239,13 +244,13 @@ def main() -> None:
         rho = [d["results"][name]["rho"] for d in draws]
         means[name] = (float(np.mean(nov)), float(np.mean(reg)), float(np.max(reg)),
                        float(np.nanmean(rho)))
-        print(f"  {name:<34} {_spread(nov)} {_spread(reg)} {_spread(rho)}")
-    print(f"  {'best candidate (oracle)':<34} {_spread([d['best_novel'] for d in draws])}")
-    print(f"  {'reference point of the space':<34} "
+        print(f"  {name:<42} {_spread(nov)} {_spread(reg)} {_spread(rho)}")
+    print(f"  {'best candidate (oracle)':<42} {_spread([d['best_novel'] for d in draws])}")
+    print(f"  {'reference point of the space':<42} "
           f"{_spread([d['reference_novel'] for d in draws])}")
     for name in SHIPPED:
         if all(name in d["shipped"] for d in draws):
-            print(f"  {'shipped ' + name:<34} {_spread([d['shipped'][name] for d in draws])}")
+            print(f"  {'shipped ' + name:<42} {_spread([d['shipped'][name] for d in draws])}")
     winner = min(rules, key=lambda r: (means[r][1], -means[r][0]))
     print(f"\nlowest mean regret: {winner} (novel Ω {means[winner][0]:.4f}, regret "
           f"{means[winner][1]:.4f}, ρ {means[winner][3]:.3f})")
