@@ -1,7 +1,15 @@
 """Which selection rule carries to unseen machine types? Measured over several synthetic draws.
 
-Each draw has its own generator seed AND its own split of the 11 synthetic machine types into
-7 development and 4 novel types. On each draw the same candidate trials — the space's
+Each draw has its own generator seed AND its own development / novel split:
+
+* ``--split named`` (default): the 11 named synthetic types split into 7 development and 4
+  novel types (draw 0 is the generator's own split);
+* ``--split families``: whole machine FAMILIES are held out (``bench/draws.py``): development =
+  random types (``synth --random-types``) of the other families, novel = random types of the
+  held-out families only (``--named`` adds the named types on the matching side); the held-out
+  families rotate so that 4 draws of 2 hold every one of the 8 families out once.
+
+On each draw the same candidate trials — the space's
 reference point plus ``--candidates`` random points of the search space (a random search, so
 every rule chooses from the same table) — are evaluated on the development types (per-type
 metrics and per-clip scores) and on the novel types. Every selection rule (objective x final
@@ -12,13 +20,16 @@ only; we report:
 * ``regret``: best novel Ω among all candidates − the frozen candidate's novel Ω;
 * ``ρ``: Spearman correlation between the rule's objective and the novel Ω over all candidates.
 
-Per draw and averaged over draws; the rule with the lowest mean regret is the measured default.
-Shipped recipes are scored on each draw's novel types for reference.
+Per draw, then mean, standard deviation and min..max over draws; the rule with the lowest mean
+regret is the measured default. The cheap shipped recipes are scored on each draw's novel types
+for reference (``bench/shipped.py`` tabulates every shipped recipe on the same draws).
 
 Usage::
 
     nice -n 10 .venv/bin/python bench/selection.py                     # 4 draws, tiny, demo
     nice -n 10 .venv/bin/python bench/selection.py --draws 6 --size small --candidates 40
+    nice -n 15 .venv/bin/python bench/selection.py --split families --size small --draws 4 \
+        --candidates 20 --work /tmp/sel                      # families held out of dev
 
 Features are cached in ``<work>/cache`` (reruns on the same work dir reuse data and features).
 """
@@ -36,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from draws import family_draws, make_data
 
 from automl_asd import synth
 from automl_asd.data import scan
@@ -52,7 +64,7 @@ from automl_asd.search.selection import (
 from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
-SHIPPED = ("searched_pooled_logz", "fast_default")
+SHIPPED = ("searched_pooled_logz", "fast_default", "searched_pooled_mahalanobis", "hedge_pooled")
 
 
 def _split(draw: int, n_novel: int) -> tuple[list[str], list[str]]:
@@ -64,6 +76,14 @@ def _split(draw: int, n_novel: int) -> tuple[list[str], list[str]]:
     return [t for t in ALL_TYPES if t not in novel], novel
 
 
+def _spread(values: list[float]) -> str:
+    """``mean ± std [min..max]`` of finite values, 27 characters wide."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return f"{'n/a':>27}"
+    return f"{v.mean():7.4f} ±{v.std():6.4f} [{v.min():.3f}..{v.max():.3f}]".rjust(27)
+
+
 def _spearman(a: list[float], b: list[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -72,16 +92,54 @@ def _spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def _data(draw: int, args: argparse.Namespace,
+          work: Path) -> tuple[int, list[str], list[str], Path, Path, str]:
+    """Seed, dev and novel types, their roots, and a label for the draw's split."""
+    if args.split == "families":
+        fd = family_draws(draw + 1, seed0=args.seed0, holdout=args.holdout,
+                          novel_per_family=args.novel_per_family, named=args.named)[draw]
+        dev_root, novel_root = make_data(fd, work, size=args.size)
+        return (fd.seed, list(fd.dev_types), list(fd.novel_types), dev_root, novel_root,
+                f"held-out families {'+'.join(fd.novel_families)}")
     seed = args.seed0 + draw
     dev_types, novel_types = _split(draw, args.novel_types)
     root = work / f"draw{draw}"
     dev_root, novel_root = root / "dev", root / "novel"
-    t0 = time.perf_counter()
     if not dev_root.is_dir():
         synth.generate(dev_root, machine_types=dev_types, size=args.size, seed=seed)
     if not novel_root.is_dir():
         synth.generate(novel_root, machine_types=novel_types, size=args.size, seed=seed + 100)
+    return seed, dev_types, novel_types, dev_root, novel_root, "named types"
+
+
+def _evaluated(recipe: Any, dev: Any, novel: Any, cache: Path, store: Path) -> dict[str, Any]:
+    """Dev per-type AUCs and per-clip scores, dev Ω and novel Ω of ``recipe``; stored under
+    ``store`` by the recipe's content hash, so an interrupted or parallel run reuses them."""
+    key = recipe.content_hash()[:16]
+    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    if meta_path.is_file() and clips_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        with np.load(clips_path, allow_pickle=False) as npz:
+            clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
+        return {"aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips,
+                "dev_omega": meta["dev_omega"], "novel_omega": meta["novel_omega"]}
+    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
+    n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
+    # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
+    aucs = {"/".join(k): (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
+    per_clip = {"/".join(k): arrs for k, arrs in d.per_clip.items()}
+    store.mkdir(parents=True, exist_ok=True)
+    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in per_clip.items()
+                            for x, a in zip("yds", arrs, strict=True)})
+    meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
+                                     "novel_omega": n.omega}))
+    return {"aucs": aucs, "clips": per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
+
+
+def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    seed, dev_types, novel_types, dev_root, novel_root, split = _data(draw, args, work)
+    root = work / f"draw{draw}"
     t_data = time.perf_counter() - t0
     dev, novel = scan(dev_root), scan(novel_root)
     space = load_space(args.space)
@@ -89,13 +147,12 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cache = work / "cache"
     cands: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for i, point in enumerate(points):
-        recipe = space.to_recipe(point, name=f"draw{draw}_cand{i}")
-        d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
-        n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
-        aucs = {k: (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
-        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe, "aucs": aucs,
-                      "clips": d.per_clip, "dev_omega": d.omega, "novel_omega": n.omega})
+    order = range(len(points) - 1, -1, -1) if args.reverse else range(len(points))
+    for i in order:
+        recipe = space.to_recipe(points[i], name=f"draw{draw}_cand{i}")
+        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe,
+                      **_evaluated(recipe, dev, novel, cache, root / "candidates")})
+    cands.sort(key=lambda c: int(c["order"]))
     t_eval = time.perf_counter() - t0
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
@@ -119,7 +176,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for name in SHIPPED:
         shipped[name] = evaluate_recipe(load_recipe(name), novel, cache_dir=cache,
                                         device="cpu").omega
-    print(f"\n== draw {draw}: seed {seed}, dev {', '.join(dev_types)}; novel "
+    print(f"\n== draw {draw}: seed {seed}, {split}; dev {', '.join(dev_types)}; novel "
           f"{', '.join(novel_types)} ({len(cands)} candidates; data {t_data:.0f} s, "
           f"evaluation {t_eval:.0f} s)")
     print(f"  best novel Ω among candidates {best_novel:.4f}; reference (candidate 0) novel Ω "
@@ -129,7 +186,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for name, r in results.items():
         print(f"  {name:<40} {r['dev']:7.4f} {r['novel']:8.4f} {r['regret']:7.4f} "
               f"{r['rho']:6.3f}")
-    out = {"draw": draw, "seed": seed, "dev": dev_types, "novel": novel_types,
+    out = {"draw": draw, "seed": seed, "split": split, "dev": dev_types, "novel": novel_types,
            "results": results, "shipped": shipped, "best_novel": best_novel,
            "reference_novel": cands[0]["novel_omega"]}
     (root / "result.json").write_text(json.dumps(out, indent=2))
@@ -144,13 +201,26 @@ def main() -> None:
     parser.add_argument("--space", default="demo")
     parser.add_argument("--candidates", type=int, default=30,
                         help="random points of the space per draw (plus its reference)")
-    parser.add_argument("--novel-types", type=int, default=4)
+    parser.add_argument("--novel-types", type=int, default=4,
+                        help="--split named: novel types per draw")
+    parser.add_argument("--split", default="named", choices=("named", "families"),
+                        help="named: split the 11 named types; families: hold whole machine "
+                             "families out (random types, bench/draws.py)")
+    parser.add_argument("--holdout", type=int, default=2,
+                        help="--split families: families held out per draw")
+    parser.add_argument("--novel-per-family", type=int, default=2,
+                        help="--split families: random novel types per held-out family")
+    parser.add_argument("--named", action="store_true",
+                        help="--split families: add the named types (by family) to each side")
     parser.add_argument("--top", type=int, default=5, help="bootstrap pick: candidates")
     parser.add_argument("--n-boot", type=int, default=100)
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
                         help="run only these draws (e.g. in several processes on one --work)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="evaluate the candidates last to first (a second process on the "
+                             "same --work and draw then shares the work; same results)")
     parser.add_argument("--summarize", action="store_true",
                         help="only print the mean table of every <work>/draw*/result.json")
     args = parser.parse_args()
@@ -166,8 +236,9 @@ def main() -> None:
         ids = args.draw_ids if args.draw_ids is not None else list(range(args.draws))
         draws = [_draw(d, args, work) for d in ids]
     rules = list(draws[0]["results"])
-    print(f"\n== mean over {len(draws)} draws ({time.perf_counter() - t0:.0f} s)")
-    print(f"  {'rule':<40} {'novel Ω':>8} {'regret':>7} {'max regret':>10} {'ρ':>6}")
+    print(f"\n== over {len(draws)} draws ({time.perf_counter() - t0:.0f} s): mean ± std "
+          "[min..max]")
+    print(f"  {'rule':<42} {'novel Ω':>27} {'regret':>27} {'ρ':>27}")
     means = {}
     for name in rules:
         nov = [d["results"][name]["novel"] for d in draws]
@@ -175,15 +246,13 @@ def main() -> None:
         rho = [d["results"][name]["rho"] for d in draws]
         means[name] = (float(np.mean(nov)), float(np.mean(reg)), float(np.max(reg)),
                        float(np.nanmean(rho)))
-        print(f"  {name:<40} {means[name][0]:8.4f} {means[name][1]:7.4f} "
-              f"{means[name][2]:10.4f} {means[name][3]:6.3f}")
-    print(f"  {'best candidate (oracle)':<40} "
-          f"{np.mean([d['best_novel'] for d in draws]):8.4f}")
-    print(f"  {'reference point of the space':<40} "
-          f"{np.mean([d['reference_novel'] for d in draws]):8.4f}")
+        print(f"  {name:<42} {_spread(nov)} {_spread(reg)} {_spread(rho)}")
+    print(f"  {'best candidate (oracle)':<42} {_spread([d['best_novel'] for d in draws])}")
+    print(f"  {'reference point of the space':<42} "
+          f"{_spread([d['reference_novel'] for d in draws])}")
     for name in SHIPPED:
-        print(f"  {'shipped ' + name:<40} "
-              f"{np.mean([d['shipped'][name] for d in draws]):8.4f}")
+        if all(name in d["shipped"] for d in draws):
+            print(f"  {'shipped ' + name:<42} {_spread([d['shipped'][name] for d in draws])}")
     winner = min(rules, key=lambda r: (means[r][1], -means[r][0]))
     print(f"\nlowest mean regret: {winner} (novel Ω {means[winner][0]:.4f}, regret "
           f"{means[winner][1]:.4f}, ρ {means[winner][3]:.3f})")

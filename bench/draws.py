@@ -1,0 +1,107 @@
+"""Bench draws that hold whole machine FAMILIES out of development (shared by the benches).
+
+A draw is a generator seed, a set of held-out families and the machine types built from them:
+
+* development types: random types (``synth --random-types``) of every family that is NOT held
+  out (``dev_per_family`` each), plus, with ``named=True``, the named synthetic types whose
+  family is not held out;
+* novel types: random types of the held-out families only (``novel_per_family`` each), plus,
+  with ``named=True``, the named types of the held-out families.
+
+The held-out families rotate: a seed-dependent permutation of the eight families is cut into
+consecutive blocks of ``holdout``, draw ``d`` holds out block ``d`` (wrapping), so with 4 draws
+of 2 families every family is novel exactly once. Each draw has its own seed, so even a family
+that is in development in two draws gives different machines in each.
+
+No machine of a held-out family is ever in the draw's development set: that is what
+``tests/test_bench_draws.py`` checks.
+
+Usage (from another bench)::
+
+    from draws import family_draws, make_data
+    for draw in family_draws(4):
+        dev_root, novel_root = make_data(draw, work, size="small")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from automl_asd import synth
+from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
+
+__all__ = ["Draw", "family_draws", "make_data"]
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One bench draw: seed, held-out families, development and novel machine types."""
+
+    index: int
+    seed: int
+    novel_families: tuple[str, ...]
+    dev_types: tuple[str, ...]
+    novel_types: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line: seed, held-out families and the type lists."""
+        return (f"draw {self.index}: seed {self.seed}, held-out families "
+                f"{'+'.join(self.novel_families)}; dev {', '.join(self.dev_types)}; novel "
+                f"{', '.join(self.novel_types)}")
+
+
+def _names_by_family(per_family: int, seed: int) -> dict[str, list[str]]:
+    """``per_family`` random type names of every family under ``seed`` (generator order)."""
+    out: dict[str, list[str]] = {f: [] for f in FAMILIES}
+    for name in random_type_names(per_family * len(FAMILIES), seed):
+        fam = family_of(name)
+        assert fam is not None  # random names always carry their family
+        out[fam].append(name)
+    return out
+
+
+def family_draws(n_draws: int, *, seed0: int = 0, holdout: int = 2, dev_per_family: int = 1,
+                 novel_per_family: int = 2, named: bool = False) -> list[Draw]:
+    """``n_draws`` draws; draw ``d`` has seed ``seed0 + d`` and holds out ``holdout`` families.
+
+    Raises:
+        ValueError: ``holdout`` not in ``1 .. len(FAMILIES) - 1`` or a per-family count < 1.
+    """
+    codes = sorted(FAMILIES)
+    if not 1 <= holdout < len(codes):
+        raise ValueError(f"holdout must be in 1..{len(codes) - 1} families, got {holdout}")
+    if dev_per_family < 1 or novel_per_family < 1:
+        raise ValueError("dev_per_family and novel_per_family must be >= 1")
+    order = [codes[int(i)] for i in np.random.default_rng(seed0).permutation(len(codes))]
+    draws = []
+    for d in range(n_draws):
+        seed = seed0 + d
+        held = tuple(sorted(order[(d * holdout + j) % len(order)] for j in range(holdout)))
+        names = _names_by_family(max(dev_per_family, novel_per_family), seed)
+        dev = [n for f in codes if f not in held for n in names[f][:dev_per_family]]
+        novel = [n for f in held for n in names[f][:novel_per_family]]
+        if named:
+            dev += [t for t in synth.MACHINE_TYPES if NAMED_FAMILY[t] not in held]
+            novel += [t for t in synth.MACHINE_TYPES if NAMED_FAMILY[t] in held]
+        draws.append(Draw(index=d, seed=seed, novel_families=held,
+                          dev_types=tuple(sorted(dev)), novel_types=tuple(sorted(novel))))
+    return draws
+
+
+def make_data(draw: Draw, work: Path, *, size: str = "small",
+              workers: int = 1) -> tuple[Path, Path]:
+    """Generate (or reuse) the draw's ``<work>/draw<d>/{dev,novel}`` trees; return both roots.
+
+    Novel types use the draw's seed too: a random type's bytes depend only on (seed, name), and
+    the novel names are disjoint from the development names.
+    """
+    root = work / f"draw{draw.index}"
+    dev_root, novel_root = root / "dev", root / "novel"
+    synth.generate(dev_root, machine_types=list(draw.dev_types), size=size, seed=draw.seed,
+                   workers=workers)
+    synth.generate(novel_root, machine_types=list(draw.novel_types), size=size,
+                   seed=draw.seed, workers=workers)
+    return dev_root, novel_root

@@ -1,0 +1,81 @@
+"""``bench/draws.py``: bench draws that hold whole machine families out of development."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from automl_asd import synth
+from automl_asd.data import scan
+from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of
+from tests.fixtures.paths import REPO_ROOT
+
+BENCH = REPO_ROOT / "bench" / "draws.py"
+
+
+@pytest.fixture(scope="module")
+def draws() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_draws", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_draws"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("holdout", "named", "seed0"),
+                         [(2, False, 0), (2, True, 0), (1, False, 5), (3, True, 2)])
+def test_held_out_families_are_absent_from_dev(draws: ModuleType, holdout: int, named: bool,
+                                               seed0: int) -> None:
+    for d in draws.family_draws(6, seed0=seed0, holdout=holdout, named=named):
+        held = set(d.novel_families)
+        assert len(held) == holdout and held <= set(FAMILIES)
+        dev_fams = {family_of(t) for t in d.dev_types}
+        novel_fams = {family_of(t) for t in d.novel_types}
+        assert not dev_fams & held, (d.index, dev_fams & held)
+        assert novel_fams == held  # every held-out family and nothing else is novel
+        # every random family that is not held out is in development
+        assert set(FAMILIES) - held <= dev_fams
+        assert not set(d.dev_types) & set(d.novel_types)
+        assert d.seed == seed0 + d.index
+        named_dev = [t for t in d.dev_types if t in synth.MACHINE_TYPES]
+        assert bool(named_dev) == named
+        assert all(NAMED_FAMILY[t] not in held for t in named_dev)
+        # 2 novel random types per held-out family, 1 dev random type per other family
+        rnd_novel = Counter(family_of(t) for t in d.novel_types if t.startswith("rnd"))
+        assert rnd_novel == {f: 2 for f in held}
+        assert len([t for t in d.dev_types if t.startswith("rnd")]) == len(FAMILIES) - holdout
+
+
+def test_families_rotate_and_draws_are_deterministic(draws: ModuleType) -> None:
+    four = draws.family_draws(4)
+    held = [f for d in four for f in d.novel_families]
+    assert sorted(held) == sorted(FAMILIES)  # every family novel exactly once
+    assert four == draws.family_draws(4)
+    assert [d.novel_families for d in four] != [d.novel_families
+                                                for d in draws.family_draws(4, seed0=1)]
+    # same name under another seed is another machine: draw seeds differ
+    assert len({d.seed for d in four}) == 4
+    with pytest.raises(ValueError, match="holdout"):
+        draws.family_draws(1, holdout=len(FAMILIES))
+
+
+def test_make_data_writes_no_held_out_family_into_dev(draws: ModuleType, tmp_path: Path) -> None:
+    full = draws.family_draws(1, seed0=3)[0]
+    # a cut-down draw (one type per side) keeps the test fast; same construction otherwise
+    d = draws.Draw(index=0, seed=full.seed, novel_families=full.novel_families,
+                   dev_types=full.dev_types[:1], novel_types=full.novel_types[:1])
+    dev_root, novel_root = draws.make_data(d, tmp_path, size="tiny")
+    dev_info = json.loads((dev_root / synth.INFO_FILE).read_text())["types"]
+    novel_info = json.loads((novel_root / synth.INFO_FILE).read_text())["types"]
+    assert set(scan(dev_root)) == set(dev_info) == set(d.dev_types)
+    assert set(scan(novel_root)) == set(novel_info) == set(d.novel_types)
+    assert not {v["family"] for v in dev_info.values()} & set(d.novel_families)
+    assert {v["family"] for v in novel_info.values()} <= set(d.novel_families)
+    assert all(v["seed"] == d.seed for v in {**dev_info, **novel_info}.values())
