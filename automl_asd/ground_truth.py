@@ -41,6 +41,7 @@ __all__ = [
     "GroundTruthError",
     "SectionKey",
     "SectionTruth",
+    "read_name_rows",
     "attach",
     "from_clips",
     "read",
@@ -107,31 +108,36 @@ class SectionTruth:
 # --------------------------------------------------------------------------- evaluator's CSVs
 
 
-def _rows(path: Path) -> list[tuple[str, list[str], int]]:
-    """Rows ``(name, values, line number)`` of a headerless ``name,value[,...]`` CSV.
+def read_name_rows(path: Path, *, error: type[Exception] = GroundTruthError,
+                   max_columns: int | None = None) -> list[tuple[str, list[str], int]]:
+    """Rows ``(name, values, line number)`` of a headerless ``name,value[,...]`` CSV: the one
+    reader of the evaluator's ground-truth files and of submission CSVs.
 
     A UTF-8 byte-order mark and blank lines at the end are accepted (editors add them); a blank
-    line between rows, a row with one column and an empty file are errors.
+    line between rows, a row with one column (or more than ``max_columns``) and an empty file
+    raise ``error``.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise GroundTruthError(f"{path}: file not found") from None
+        raise error(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
-        raise GroundTruthError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise error(f"{path}: not UTF-8 text ({exc.reason})") from None
     parsed = list(csv.reader(io.StringIO(text)))
     while parsed and not "".join(parsed[-1]).strip():
         parsed.pop()  # trailing blank lines
     rows: list[tuple[str, list[str], int]] = []
     for lineno, row in enumerate(parsed, start=1):
-        if len(row) < 2:
-            raise GroundTruthError(
+        too_wide = max_columns is not None and len(row) > max_columns
+        if len(row) < 2 or too_wide:
+            raise error(
                 f"{path}, line {lineno}: expected 'name,value', got {','.join(row)!r}"
                 + (" (empty line)" if not row else "")
+                + (f" ({len(row)} columns)" if too_wide else "")
             )
         rows.append((row[0].strip(), [v.strip() for v in row[1:]], lineno))
     if not rows:
-        raise GroundTruthError(f"{path}: file is empty")
+        raise error(f"{path}: file is empty")
     return rows
 
 
@@ -139,7 +145,7 @@ def _flags(path: Path, what: str) -> dict[str, int]:
     """name -> 0/1 of a ground-truth file; ``what`` names the quantity in errors."""
     out: dict[str, int] = {}
     dups: list[str] = []
-    for name, values, lineno in _rows(path):
+    for name, values, lineno in read_name_rows(path):
         raw = values[0]
         try:
             x = float(raw)
@@ -193,7 +199,7 @@ def _read_section(root: Path, mt: str, ss: str, path: Path) -> SectionTruth:
     revealed: dict[str, str] = {}
     attr_path = root / GROUND_TRUTH_ATTRIBUTES_DIR / path.name
     if attr_path.is_file():
-        for name, values, lineno in _rows(attr_path):
+        for name, values, lineno in read_name_rows(attr_path):
             if name not in labels:
                 raise GroundTruthError(f"{attr_path}, line {lineno}: {name!r} is not in {path}")
             aliases[f"{values[0]}.wav"] = name

@@ -11,9 +11,7 @@ never by row order, in :mod:`automl_asd.evaluation.evaluate`.
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import logging
 import math
 import os
@@ -27,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from automl_asd.errors import AutomlAsdError
+from automl_asd.ground_truth import read_name_rows
 
 __all__ = [
     "Submission",
@@ -181,33 +180,6 @@ def write_submission(
     return score_path, decision_path
 
 
-def _read_pairs(path: Path, *, exact_columns: bool = False) -> list[tuple[str, str, int]]:
-    """Rows ``(name, value, line number)`` of a headerless two-column CSV (more columns are
-    refused with ``exact_columns``). A UTF-8 byte-order mark and blank lines at the end of the
-    file are accepted (editors add them); a blank line between rows is an error."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SubmissionError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise SubmissionError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    rows: list[tuple[str, str, int]] = []
-    parsed = list(csv.reader(io.StringIO(text)))
-    while parsed and not "".join(parsed[-1]).strip():
-        parsed.pop()  # trailing blank lines
-    for lineno, row in enumerate(parsed, start=1):
-        if len(row) < 2 or (exact_columns and len(row) > 2):
-            raise SubmissionError(
-                f"{path}, line {lineno}: expected 'name,value', got {','.join(row)!r}"
-                + (" (empty line)" if not row else "")
-                + (f" ({len(row)} columns)" if len(row) > 2 else "")
-            )
-        rows.append((row[0].strip(), row[1].strip(), lineno))
-    if not rows:
-        raise SubmissionError(f"{path}: file is empty")
-    return rows
-
-
 def _parse_float(path: Path, lineno: int, name: str, value: str) -> float:
     try:
         x = float(value)
@@ -226,7 +198,9 @@ def _read_values(path: Path, *, binary: str | None = None,
     """name -> value; ``binary`` names the 0/1 quantity (e.g. ``"decision"``) to enforce."""
     values: dict[str, float] = {}
     dups: list[str] = []
-    for name, raw, lineno in _read_pairs(path, exact_columns=exact_columns):
+    for name, cols, lineno in read_name_rows(path, error=SubmissionError,
+                                             max_columns=2 if exact_columns else None):
+        raw = cols[0]
         x = _parse_float(path, lineno, name, raw)
         if binary and x not in (0.0, 1.0):
             raise SubmissionError(
