@@ -155,12 +155,6 @@ def _where() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Ray session
 # --------------------------------------------------------------------------------------------
-def _ensure_ray(address: str | None, verbose: int) -> bool:
-    """Connect to ``address`` (or ``RAY_ADDRESS``) or start a local Ray with the dashboard off.
-    Returns True when this call started Ray (the caller shuts it down)."""
-    return init_ray(address, verbose=verbose)  # loopback only when local
-
-
 def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> float:
     """:func:`~automl_asd.search.budget.prewarm` as one Ray task with a trial's resources
     (never in the driver)."""
@@ -267,7 +261,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     meta = run_meta(cfg, mtypes, _versions())
     previous = io.read_search_meta(out)
 
-    started_ray = _ensure_ray(cfg.address, cfg.verbose)
+    started_ray = init_ray(cfg.address, verbose=cfg.verbose)  # loopback only when local
     try:
         check_start(cfg, out, exp_path, previous, meta,
                     can_restore=tune.Tuner.can_restore(exp_path))
@@ -420,7 +414,7 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         raise ValueError("--leave-one-out needs at least 2 development types, found "
                          f"{tuple(sorted(machines))}")
     chosen: Evaluator = evaluator
-    started_ray = _ensure_ray(cfg.address, cfg.verbose)
+    started_ray = init_ray(cfg.address, verbose=cfg.verbose)  # loopback only when local
     try:
         if cfg.prewarm:
             _prewarm_task(cfg, machines)

@@ -117,7 +117,7 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
 
 
 def _scan_novel(root: Path) -> dict[str, MachineData]:
-
+    """The novel types under ``root``, labelled from the evaluator's files when it has them."""
     machines = scan(root)
     return (ground_truth.attach(machines, root)
             if (root / ground_truth.GROUND_TRUTH_DATA_DIR).is_dir() else machines)

@@ -126,11 +126,6 @@ def parse_selection(raw: Any, source: str) -> SelectionRule:
                          quantile=float(quantile), n_boot=int(n_boot))
 
 
-def _hmean(values: Sequence[float]) -> float:
-
-    return floored_hmean(values)
-
-
 def objective_value(objective: str, aucs: TypeAucs) -> float:
     """The objective of one trial from its per-type (AUC-s, AUC-t, pAUC)."""
     if objective not in OBJECTIVES:
@@ -139,8 +134,8 @@ def objective_value(objective: str, aucs: TypeAucs) -> float:
         raise ValueError("objective_value: no per-type metrics")
     keys = sorted(aucs)
     if objective == "mean":
-        return _hmean([v for k in keys for v in aucs[k]])
-    per_type = np.array([_hmean(aucs[k]) for k in keys])
+        return floored_hmean([v for k in keys for v in aucs[k]])
+    per_type = np.array([floored_hmean(aucs[k]) for k in keys])
     if objective == "worst_type":
         return float(per_type.min())
     if objective == "mean_minus_std":

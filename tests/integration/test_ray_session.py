@@ -49,13 +49,14 @@ def test_apply_search_and_score_start_ray_through_the_one_initialiser(
     from automl_asd.orchestration import tune as tune_search
 
     assert ray_runner.init_ray is session.init_ray and score.init_ray is session.init_ray
+    assert tune_search.init_ray is session.init_ray
     ray_runner.RayRunner(verbose=0)._connect()
-    assert tune_search._ensure_ray(None, 2) is True
+    assert tune_search.init_ray(None, verbose=2) is True
     assert [(k, kw.get("num_cpus"), kw["log_to_driver"]) for k, kw in calls] == [
         ("loopback", os.cpu_count(), False), ("loopback", None, True)]
     # already connected: nobody starts a second runtime
     import ray
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
-    assert tune_search._ensure_ray("auto", 0) is False
+    assert tune_search.init_ray("auto", verbose=0) is False
     assert len(calls) == 2
