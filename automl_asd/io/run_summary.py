@@ -12,13 +12,13 @@ import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from automl_asd.errors import AutomlAsdError
+from automl_asd.evaluation.metrics import floored_hmean
 from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
 
 __all__ = ["RunError", "ApplyRun", "read_apply_run", "summary_markdown", "summary_csv"]
@@ -49,17 +49,12 @@ class ApplyRun:
         secs = self.sections.get(mt)
         if not secs:
             return None
-        return _hmean([s[k] for s in secs for k in _OFFICIAL])
+        return floored_hmean([s[k] for s in secs for k in _OFFICIAL])
 
     def column(self, metric: str) -> dict[str, float]:
         """Machine type -> the mean over its sections of ``metric`` (the baseline's table)."""
         return {mt: sum(s[metric] for s in secs) / len(secs)
                 for mt, secs in self.sections.items() if secs}
-
-
-def _hmean(values: Sequence[float]) -> float:
-    """Harmonic mean with the evaluator's floor at ``sys.float_info.epsilon``."""
-    return len(values) / sum(1.0 / max(v, sys.float_info.epsilon) for v in values)
 
 
 def _read_json(path: Path) -> Any:
@@ -159,7 +154,7 @@ def summary_markdown(runs: Sequence[ApplyRun]) -> str:
         for metric in _OFFICIAL:
             vals = [s[metric] for secs in r.sections.values() for s in secs]
             col = r.column(metric)
-            md.append("| " + " | ".join([f"`{r.label}`", _LABELS[metric], _f(_hmean(vals)),
+            md.append("| " + " | ".join([f"`{r.label}`", _LABELS[metric], _f(floored_hmean(vals)),
                                          _f(sum(vals) / len(vals)),
                                          *(_f(col.get(mt)) for mt in types)]) + " |")
         every = [s[k] for secs in r.sections.values() for s in secs for k in _OFFICIAL]
