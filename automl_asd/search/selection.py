@@ -200,9 +200,9 @@ def section_aucs(y_true: NDArray[Any], domains: NDArray[Any], scores: NDArray[An
     return out[0], out[1], _pauc(y, s, MAX_FPR)
 
 
-def _aucs_of(clips: ClipScores, index: Mapping[str, NDArray[np.int64]] | None = None
-             ) -> dict[str, tuple[float, float, float]]:
-    out: dict[str, tuple[float, float, float]] = {}
+def _aucs_of(clips: ClipScores, index: Mapping[Any, NDArray[np.int64]] | None = None
+             ) -> dict[Any, tuple[float, float, float]]:
+    out: dict[Any, tuple[float, float, float]] = {}
     for key in sorted(clips):
         y, dom, s = clips[key]
         if index is not None:
@@ -212,11 +212,11 @@ def _aucs_of(clips: ClipScores, index: Mapping[str, NDArray[np.int64]] | None = 
 
 
 def _resamples(clips: ClipScores, n_boot: int, seed: int
-               ) -> list[dict[str, NDArray[np.int64]]]:
+               ) -> list[dict[Any, NDArray[np.int64]]]:
     """Stratified (per type, domain, label) bootstrap indices, the same for every trial."""
     rng = np.random.default_rng(seed)
-    out: list[dict[str, NDArray[np.int64]]] = []
-    groups: dict[str, list[NDArray[np.int64]]] = {}
+    out: list[dict[Any, NDArray[np.int64]]] = []
+    groups: dict[Any, list[NDArray[np.int64]]] = {}
     for key in sorted(clips):
         y, dom, _ = clips[key]
         strata = [np.flatnonzero((np.asarray(dom).astype(str) == d) & (np.asarray(y) == lab))
