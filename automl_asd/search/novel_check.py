@@ -28,7 +28,7 @@ import pandas as pd
 from automl_asd import ground_truth
 from automl_asd.data import scan
 from automl_asd.io import search_report as io
-from automl_asd.search.selection import pick_trial
+from automl_asd.search.selection import pick_trial, ranked_distinct
 from automl_asd.search.trials import TrialRecord, is_missing, rank_key, trial_recipe
 
 if TYPE_CHECKING:
@@ -95,8 +95,10 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
         if rule.pick == "best":
             return best
         scores: dict[str, Any] = {}
+        # The candidates pick_trial considers: the top distinct recipes, not copies of one.
+        top_ids = {str(row["trial_id"]) for row in ranked_distinct(rows)[:rule.top]}
         try:
-            for record in _ranked(done)[:rule.top]:
+            for record in (r for r in _ranked(done) if r.trial_id in top_ids):
                 recipe = trial_recipe(cfg.space, record.config, name="rescore")
                 result = evaluator(recipe, machines, cache_dir=cfg.cache_dir,
                                    device=cfg.device, fidelity=1.0)

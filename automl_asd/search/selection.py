@@ -34,10 +34,12 @@ Final pick:
 ``best``
     The trial with the highest objective (ties: the earliest trial).
 ``bootstrap_lower_bound``
-    Among the ``top`` complete trials by objective, the one whose objective has the highest
-    lower bound (``quantile``) over ``n_boot`` bootstrap resamples of the development test
-    clips. The resamples are drawn within each type and each (domain, label) group, so each
-    keeps every group the metrics need, and they are the same for every candidate (paired).
+    Among the ``top`` complete trials by objective (counting each recipe once: a recipe that
+    ran in several trials is represented by its best-ranked one), the one whose objective has
+    the highest lower bound (``quantile``) over ``n_boot`` bootstrap resamples of the
+    development test clips. The resamples are drawn within each type and each (domain,
+    label) group, so each keeps every group the metrics need, and they are the same for every
+    candidate (paired).
 
 Pure: numpy only (the AUCs are recomputed here for speed; a test checks them against
 :mod:`automl_asd.evaluation.metrics`).
@@ -64,6 +66,7 @@ __all__ = [
     "objective_from_row",
     "bootstrap_lower_bound",
     "pick_trial",
+    "ranked_distinct",
     "section_aucs",
 ]
 
@@ -242,12 +245,15 @@ def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
     """The chosen trial id among complete ``candidates`` (rows with ``trial_id``, ``order``
     and ``objective``), and each considered trial's lower bound (empty for ``best``).
 
+    The ``top`` candidates of ``bootstrap_lower_bound`` are distinct recipes
+    (:func:`ranked_distinct`): copies of one recipe would only compare it with itself.
+
     ``clip_scores``: per trial id, its per-clip dev scores (``bootstrap_lower_bound`` only; a
     candidate without them is skipped; when none has them the pick falls back to ``best``).
     """
     if not candidates:
         raise ValueError("pick_trial: no complete trials to choose from")
-    ranked = sorted(candidates, key=lambda r: (-_num(r["objective"]), int(r["order"])))
+    ranked = ranked_distinct(candidates)
     best = str(ranked[0]["trial_id"])
     if rule.pick == "best" or not clip_scores:
         return best, {}
@@ -263,6 +269,26 @@ def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
     order = {str(r["trial_id"]): i for i, r in enumerate(ranked)}
     chosen = max(bounds, key=lambda t: (bounds[t], -order[t]))
     return chosen, bounds
+
+
+def ranked_distinct(candidates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``candidates`` ranked by objective (highest first, NaN last; ties: the lowest
+    ``order``), keeping only the best-ranked row of each ``recipe_hash``.
+
+    Rows without a ``recipe_hash`` (missing, ``None`` or NaN: a trial from an older version)
+    are all kept.
+    """
+    ranked = sorted(candidates, key=lambda r: (-_num(r["objective"]), int(r["order"])))
+    seen: set[str] = set()
+    out: list[Mapping[str, Any]] = []
+    for row in ranked:
+        key = row.get("recipe_hash")
+        if isinstance(key, str) and key:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(row)
+    return out
 
 
 def _num(value: Any) -> float:

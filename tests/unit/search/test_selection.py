@@ -17,6 +17,7 @@ from automl_asd.search.selection import (
     objective_value,
     parse_selection,
     pick_trial,
+    ranked_distinct,
 )
 from automl_asd.search.space import SpaceError, load_space
 
@@ -159,6 +160,28 @@ def test_bootstrap_lower_bound_prefers_the_stable_trial() -> None:
     top1 = SelectionRule(pick="bootstrap_lower_bound", top=1, n_boot=50)
     assert pick_trial(rows, top1, clip_scores={"fragile": fragile, "stable": stable})[0] \
         == "fragile"
+
+
+def test_bootstrap_candidates_are_distinct_recipes() -> None:
+    # Issue 15: TPE re-ran one recipe; its copies must not crowd the other recipes out of the
+    # top candidates. Each recipe counts once, through its best-ranked trial.
+    stable = _clips(np.random.default_rng(10), sep=0.8)
+    other = _clips(np.random.default_rng(11), sep=0.8)
+    rows = [{"trial_id": "a1", "order": 1, "objective": 0.90, "recipe_hash": "A"},
+            {"trial_id": "a2", "order": 2, "objective": 0.91, "recipe_hash": "A"},
+            {"trial_id": "a3", "order": 3, "objective": 0.90, "recipe_hash": "A"},
+            {"trial_id": "b", "order": 4, "objective": 0.85, "recipe_hash": "B"},
+            {"trial_id": "old", "order": 5, "objective": 0.80, "recipe_hash": None},
+            {"trial_id": "old2", "order": 6, "objective": 0.79},
+            {"trial_id": "nan", "order": 7, "objective": 0.78, "recipe_hash": math.nan}]
+    assert [r["trial_id"] for r in ranked_distinct(rows)] == ["a2", "b", "old", "old2", "nan"]
+    rule = SelectionRule(pick="bootstrap_lower_bound", top=2, n_boot=20)
+    scores = {"a1": stable, "a2": stable, "a3": stable, "b": other}
+    chosen, bounds = pick_trial(rows, rule, clip_scores=scores)
+    assert set(bounds) == {"a2", "b"}
+    assert chosen in bounds
+    # "best" still returns the best-ranked trial.
+    assert pick_trial(rows, SelectionRule())[0] == "a2"
 
 
 @pytest.mark.parametrize(("raw", "message"), [
