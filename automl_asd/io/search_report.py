@@ -24,6 +24,9 @@ __all__ = [
     "META_NAME",
     "read_search_meta",
     "write_search_meta",
+    "DUPLICATES_NAME",
+    "write_duplicates",
+    "read_duplicates",
     "write_recipe",
     "write_trials",
     "plot_omega",
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 META_NAME = "search.json"
+#: Skipped duplicate proposals of the searcher (:func:`write_duplicates`).
+DUPLICATES_NAME = "duplicates.json"
 _PARAM = "param:"
 
 
@@ -56,6 +61,24 @@ def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
 def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     return _atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
+
+
+def write_duplicates(out_dir: Path, skipped: int) -> Path:
+    """``<out>/duplicates.json``: how many proposals of the search's searcher were not
+    launched because they repeated a recipe already run or running."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _atomic_write_text(out_dir / DUPLICATES_NAME,
+                              json.dumps({"duplicates_skipped": int(skipped)}) + "\n")
+
+
+def read_duplicates(out_dir: Path) -> int | None:
+    """The count :func:`write_duplicates` wrote, or ``None`` (a search without the count)."""
+    path = out_dir / DUPLICATES_NAME
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    value = data.get("duplicates_skipped") if isinstance(data, dict) else None
+    return int(value) if isinstance(value, int) else None
 
 
 def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
@@ -153,10 +176,12 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                         best_trial_id: str, meta: Mapping[str, Any],
                         reference_omega: float | None, reference: str = "",
                         plot: Path | None = None, top: int = 10) -> Path:
-    """``<out>/search_report.md``: provenance, counts, the reference recipe (``reference``
+    """``<out>/search_report.md``: provenance, counts (with the skipped duplicate proposals
+    of ``duplicates.json`` when the search wrote it), the reference recipe (``reference``
     names it and says whether it is the official baseline), top trials with a one-line recipe
     summary each, per-type metrics of the best."""
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
+    skipped = read_duplicates(out_dir)
     best = table[table["trial_id"] == best_trial_id].iloc[0]
     lines = [f"# Search report: space `{meta.get('space_name')}`", "",
              f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
@@ -166,6 +191,8 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              f"- started {meta.get('started', '?')}, finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
              "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+             *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
+                "or running, not launched)"] if skipped is not None else []),
              f"- {reference or 'reference recipe'}: the first trial"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
                 " (did not finish)"),

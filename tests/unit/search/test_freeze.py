@@ -138,6 +138,12 @@ def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     full = pd.read_csv(out / "trials.csv")
     assert "param:detector.pooled_stats.backend.knn.k" in full.columns and len(full) == 4
     assert "- started ?, finished now; " in report
+    # A search whose searcher skipped duplicate proposals (issue 15) says how many.
+    assert "duplicate proposals skipped" not in report
+    search_report.write_duplicates(out, 3)
+    assert search_report.read_duplicates(out) == 3
+    freeze_search(cfg, out, records, _PROV, finished="now")
+    assert "\n- duplicate proposals skipped: 3 (" in (out / "search_report.md").read_text()
 
 
 def test_freeze_rebuilds_from_the_native_config_not_the_table() -> None:
