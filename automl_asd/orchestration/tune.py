@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,6 +297,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
             grid = tuner.fit()
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
+        skipped = io.read_duplicates(out)
+        if skipped:
+            logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
+                        "run or running)", skipped)
         records = records_from_grid(grid, space)
         n_done = sum(r.status in ("complete", "stopped_early", "error") for r in records)
         interrupted = cfg.time_budget_s is None and n_done < cfg.trials
@@ -334,11 +339,15 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
                optuna_search: Any, asha: Any, fifo: Any) -> Any:
     from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    from automl_asd.orchestration.dedup import DedupSearcher  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
     from automl_asd.orchestration.progress import TrialProgress  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
     space = cfg.space
-    searcher = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
-                             seed=cfg.seed, points_to_evaluate=[space.reference_point()])
+    tpe = optuna_search(space.optuna_function(), metric=_OBJECTIVE, mode="max",
+                        seed=cfg.seed, points_to_evaluate=[space.reference_point()])
+    # TPE re-proposes recipes it has already run (issue 15): those are not launched.
+    searcher = DedupSearcher(tpe, partial(_recipe_key, space),
+                             out_dir=cfg.out.expanduser().resolve())
     n_rungs = len(space.fidelity.rungs)
     scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
                       max_t=n_rungs, grace_period=1,
@@ -355,6 +364,12 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
             callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs))],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
+
+
+def _recipe_key(space: SearchSpace, config: Mapping[str, Any]) -> str:
+    """A proposal's identity for :class:`~automl_asd.orchestration.dedup.DedupSearcher`: the
+    content hash of the recipe the trial would run (the ``recipe_hash`` it reports)."""
+    return trial_recipe(space, config).content_hash()
 
 
 def _now() -> str:

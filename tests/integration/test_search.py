@@ -93,6 +93,9 @@ def test_smoke_search_cli_end_to_end(
     assert bool(first["is_reference"]) and first["status"] == "complete"
     assert first["fidelity"] == 1.0
     assert set(trials["status"]) <= {"complete", "stopped_early", "error"}
+    # Issue 15: the searcher does not launch a recipe that already ran or is running.
+    complete_hashes = trials.loc[trials["status"] == "complete", "recipe_hash"]
+    assert not complete_hashes.duplicated().any()
     mtypes = _types(dev_root)
     for mt in mtypes:
         assert trials[f"{mt}/auc_source"].notna().all()
@@ -115,6 +118,7 @@ def test_smoke_search_cli_end_to_end(
     assert "| trial_id | status | omega | fidelity | wall_s | recipe |" in report
     assert "reference recipe `fast_default` (not the official DCASE baseline)" in report
     assert "baseline Ω" not in report
+    assert "- duplicate proposals skipped: " in report
     assert (run / "omega_over_trials.png").stat().st_size > 5000
 
     # the frozen recipe reproduces its reported Ω with the serial apply runner

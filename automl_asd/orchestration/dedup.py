@@ -1,0 +1,193 @@
+"""A Ray Tune searcher wrapper that does not launch a recipe the search has already run.
+
+In a mostly categorical space (``demo``) Optuna's TPE proposes the same point again and again:
+in a pilot search 9 of the top 10 trials were one recipe. :class:`DedupSearcher` sits between
+Tune and the wrapped searcher (OptunaSearch) and maps each proposal to its recipe's content
+hash (``key``). A proposal whose recipe
+
+* already finished at full fidelity is not launched: the wrapped searcher is told the known
+  final result for that proposal (so TPE learns the point once more) and asked again;
+* is still running (or was stopped or failed while a proposal waited on it: the wrapped
+  searcher is told then, see below) is not launched either. TPE cannot be told a value
+  that is not known yet, so the proposal is left open in the wrapped searcher and asked
+  again; when the running trial completes, each proposal that waited on it is told exactly
+  what the trial itself was told (its final result, a stopped trial's last result, or an
+  error).
+
+A recipe that was stopped early by ASHA or failed is not "known": TPE may propose it again and
+it runs again. After ``retries`` duplicates in a row the last proposal is launched anyway (a
+warning, once: the space may be exhausted), so a search never stalls. With one trial at a time
+and a seed the trial sequence is deterministic (every rule here is).
+
+Skipped proposals are counted (:attr:`DedupSearcher.skipped`) and, with ``out_dir``, the count
+is written to ``<out>/duplicates.json`` at every launch (``search_report.md`` shows "duplicate
+proposals skipped: N"; after ``--resume`` the count goes on from the restored checkpoint).
+
+The wrapper follows Tune's own wrappers (``ConcurrencyLimiter``, ``Repeater``): the wrapped
+searcher is its ``searcher`` attribute, so Tune checkpoints the wrapped searcher itself and
+this wrapper's :meth:`get_state` beside it, and ``--resume`` restores both.
+
+Imports Ray: import this module only where Ray is used anyway.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from ray.tune.search import Searcher
+
+from automl_asd.io import search_report as io
+
+__all__ = ["DedupSearcher", "DEFAULT_RETRIES"]
+
+logger = logging.getLogger(__name__)
+
+#: Proposals asked for in a row before a duplicate is launched anyway.
+DEFAULT_RETRIES = 25
+
+#: Attributes that are not search state: the wrapped searcher (Tune saves it itself) and the
+#: construction arguments (the restored object keeps its own).
+_NOT_STATE = ("searcher", "_key", "_out_dir")
+
+
+class DedupSearcher(Searcher):
+    """Wrap ``searcher`` so that no proposal re-runs a recipe already run or running.
+
+    Args:
+        searcher: the wrapped searcher (OptunaSearch), with its metric and mode set.
+        key: config -> recipe identity (the recipe content hash); a config it cannot map
+            (it raises) is launched as proposed, and the trial reports the error.
+        retries: proposals asked for in a row before a duplicate is launched anyway.
+        full_fidelity: a result at this ``fidelity`` (or one without the key) is final.
+        out_dir: where to write ``duplicates.json`` (``None``: nowhere).
+    """
+
+    def __init__(self, searcher: Searcher, key: Callable[[Mapping[str, Any]], str], *,
+                 retries: int = DEFAULT_RETRIES, full_fidelity: float = 1.0,
+                 out_dir: Path | None = None) -> None:
+        if retries < 0:
+            raise ValueError(f"retries: {retries}; expected >= 0")
+        self.searcher = searcher
+        self._key = key
+        self._out_dir = out_dir
+        self._retries = retries
+        self._full_fidelity = full_fidelity
+        #: recipe key -> the final result of a trial that ran it at full fidelity.
+        self._known: dict[str, dict[str, Any]] = {}
+        #: launched trial id -> (its recipe key or None, the wrapped searcher's id for it).
+        self._live: dict[str, tuple[str | None, str]] = {}
+        #: recipe key of a running trial -> wrapped-searcher ids of proposals waiting on it.
+        self._waiting: dict[str, list[str]] = {}
+        self._skipped = 0
+        self._warned = False
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+
+    # ----------------------------------------------------------------------------- counts
+    @property
+    def skipped(self) -> int:
+        """Proposals not launched because they duplicated a run or running recipe."""
+        return self._skipped
+
+    # ------------------------------------------------------------------------ Searcher API
+    def set_search_properties(self, metric: str | None, mode: str | None,
+                              config: dict[str, Any], **spec: Any) -> bool:
+        ok = bool(self.searcher.set_search_properties(metric, mode, config, **spec))
+        self._metric, self._mode = self.searcher.metric, self.searcher.mode
+        return ok
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return bool(self.searcher.set_max_concurrency(max_concurrent))
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        running = {k for k, _ in self._live.values() if k is not None}
+        for attempt in range(self._retries + 1):
+            inner_id = trial_id if attempt == 0 else f"{trial_id}#dup{attempt}"
+            raw: Any = self.searcher.suggest(inner_id)
+            if not isinstance(raw, dict):  # None (nothing to propose now) or FINISHED
+                return cast("dict[str, Any] | None", raw)
+            config: dict[str, Any] = raw
+            key = self._key_of(config)
+            duplicate = key is not None and (key in self._known or key in running)
+            if not duplicate or attempt == self._retries:
+                if duplicate and not self._warned:
+                    self._warned = True
+                    logger.warning("TPE keeps proposing evaluated recipes; the space may be "
+                                   "exhausted (launching a duplicate after %d retries)",
+                                   self._retries)
+                self._live[trial_id] = (key, inner_id)
+                self._write_counts()
+                return dict(config)
+            assert key is not None
+            self._skipped += 1
+            if key in self._known:
+                # TPE learns the known value for this proposal too, then proposes again.
+                self.searcher.on_trial_complete(inner_id, result=dict(self._known[key]))
+            else:
+                self._waiting.setdefault(key, []).append(inner_id)
+            logger.debug("trial %s: proposal %d duplicates recipe %s; asking again",
+                         trial_id, attempt + 1, key[:12])
+        return None  # unreachable: the last attempt always returns
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._live:
+            self.searcher.on_trial_result(self._live[trial_id][1], result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        if trial_id not in self._live:
+            return
+        key, inner_id = self._live.pop(trial_id)
+        self.searcher.on_trial_complete(inner_id, result=result, error=error)
+        if key is None:
+            return
+        if not error and result is not None and self._is_final(result):
+            self._known.setdefault(key, dict(result))
+        # Proposals that waited on this trial are told what it was told.
+        for waiting_id in self._waiting.pop(key, []):
+            self.searcher.on_trial_complete(
+                waiting_id, result=None if result is None else dict(result), error=error)
+
+    def add_evaluated_point(self, parameters: dict[str, Any], value: float,
+                            error: bool = False, pruned: bool = False,
+                            intermediate_values: list[float] | None = None) -> None:
+        self.searcher.add_evaluated_point(parameters, value, error, pruned,
+                                          intermediate_values)
+
+    # --------------------------------------------------------------------- checkpointing
+    def get_state(self) -> dict[str, Any]:
+        """This wrapper's state (Tune saves the wrapped searcher separately)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_STATE}
+        return copy.deepcopy(state)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+    # --------------------------------------------------------------------------- helpers
+    def _key_of(self, config: Mapping[str, Any]) -> str | None:
+        try:
+            return self._key(config)
+        except Exception as exc:  # the trial itself reports why its config is invalid
+            logger.debug("no recipe key for a proposal (%s); launching it as proposed", exc)
+            return None
+
+    def _is_final(self, result: Mapping[str, Any]) -> bool:
+        value = result.get(self.searcher.metric)
+        if not isinstance(value, int | float) or math.isnan(float(value)):
+            return False
+        fidelity = result.get("fidelity")
+        return fidelity is None or float(fidelity) >= self._full_fidelity
+
+    def _write_counts(self) -> None:
+        if self._out_dir is not None:
+            io.write_duplicates(self._out_dir, self._skipped)

@@ -1,0 +1,175 @@
+"""DedupSearcher (issue 15): a proposal that repeats a recipe already run at full fidelity, or
+still running, is not launched; the wrapped searcher is told the known result and asked again.
+
+Ray's ``Searcher`` is plain Python: no Ray runtime is started here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl_asd.io import search_report as io
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    return f"recipe-{config['x']}"
+
+
+def _fake(proposals: list[int]) -> Any:
+    """A wrapped searcher that proposes ``{"x": p}`` for ``proposals`` in order and records
+    what it is told."""
+    from ray.tune.search import Searcher
+
+    class Fake(Searcher):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(metric="objective", mode="max")
+            self.queue = list(proposals)
+            self.asked: dict[str, dict[str, Any]] = {}
+            self.told: list[tuple[str, Any, bool]] = []
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            if not self.queue:
+                return None
+            self.asked[trial_id] = {"x": self.queue.pop(0)}
+            return self.asked[trial_id]
+
+        def on_trial_complete(self, trial_id: str, result: Any = None,
+                              error: bool = False) -> None:
+            self.told.append((trial_id, None if result is None else result["objective"], error))
+
+    return Fake()
+
+
+def _final(value: float) -> dict[str, Any]:
+    return {"objective": value, "fidelity": 1.0, "training_iteration": 1}
+
+
+def test_a_known_recipe_is_fed_back_and_not_launched(tmp_path: Path) -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1, 2, 1, 1, 3])
+    dedup = DedupSearcher(inner, _key, out_dir=tmp_path)
+    assert dedup.suggest("t0") == {"x": 1}
+    dedup.on_trial_complete("t0", result=_final(0.7))
+    assert dedup.suggest("t1") == {"x": 2}
+    dedup.on_trial_complete("t1", result={"objective": 0.5, "fidelity": 0.25})  # ASHA-stopped
+    # t2: x=1 (twice) already ran at full fidelity: TPE is told 0.7 for each, then x=3 runs.
+    assert dedup.suggest("t2") == {"x": 3}
+    assert dedup.skipped == 2
+    assert inner.told == [("t0", 0.7, False), ("t1", 0.5, False),
+                          ("t2", 0.7, False), ("t2#dup1", 0.7, False)]
+    assert io.read_duplicates(tmp_path) == 2
+    # The launched trial's results and completion reach the proposal that was launched.
+    dedup.on_trial_complete("t2", result=_final(0.9))
+    assert inner.told[-1] == ("t2#dup2", 0.9, False)
+
+
+def test_a_stopped_or_failed_recipe_may_run_again() -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    dedup = DedupSearcher(_fake([1, 1, 2, 2]), _key)
+    dedup.suggest("t0")
+    dedup.on_trial_complete("t0", result={"objective": 0.4, "fidelity": 0.5})
+    assert dedup.suggest("t1") == {"x": 1}
+    dedup.suggest("t1b")
+    dedup.on_trial_complete("t1b", result=None, error=True)
+    dedup.on_trial_complete("t1", result=None, error=True)
+    assert dedup.suggest("t2") == {"x": 2}
+    assert dedup.skipped == 0
+
+
+def test_a_running_duplicate_waits_for_its_result() -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1, 1, 2])
+    dedup = DedupSearcher(inner, _key)
+    assert dedup.suggest("t0") == {"x": 1}
+    # t0 still runs: its duplicate is not launched and not told anything yet.
+    assert dedup.suggest("t1") == {"x": 2}
+    assert dedup.skipped == 1
+    assert inner.told == []
+    dedup.on_trial_complete("t0", result=_final(0.6))
+    assert inner.told == [("t0", 0.6, False), ("t1", 0.6, False)]
+
+
+def test_retries_run_out_and_the_last_proposal_runs(caplog: pytest.LogCaptureFixture) -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    dedup = DedupSearcher(_fake([1] * 10), _key, retries=3)
+    dedup.suggest("t0")
+    dedup.on_trial_complete("t0", result=_final(0.5))
+    with caplog.at_level(logging.WARNING):
+        assert dedup.suggest("t1") == {"x": 1}
+        dedup.on_trial_complete("t1", result=_final(0.5))
+        assert dedup.suggest("t2") == {"x": 1}
+    assert dedup.skipped == 6
+    warnings = [r for r in caplog.records if "keeps proposing evaluated recipes" in r.message]
+    assert len(warnings) == 1
+
+
+def test_finished_and_unmappable_proposals_pass_through() -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    def bad_key(config: Mapping[str, Any]) -> str:
+        raise ValueError("not a recipe")
+
+    dedup = DedupSearcher(_fake([1, 1]), bad_key)
+    assert dedup.suggest("t0") == {"x": 1}
+    assert dedup.suggest("t1") == {"x": 1}  # no key: launched (the trial reports the error)
+    assert dedup.suggest("t2") is None
+
+
+def _tpe_run(seed: int, n: int) -> tuple[list[int], int]:
+    """A short sequential search of OptunaSearch (TPE) over 6 categorical points."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    tpe = OptunaSearch({"x": tune.choice([0, 1, 2, 3, 4, 5])}, metric="objective",
+                       mode="max", seed=seed, points_to_evaluate=[{"x": 4}])
+    dedup = DedupSearcher(tpe, _key)
+    seen = []
+    for i in range(n):
+        config = dedup.suggest(f"t{i}")
+        assert config is not None
+        seen.append(int(config["x"]))
+        dedup.on_trial_complete(f"t{i}", result=_final(1.0 - abs(config["x"] - 2) / 10))
+    return seen, dedup.skipped
+
+
+def test_optuna_tpe_runs_each_point_once_while_it_can() -> None:
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seen, skipped = _tpe_run(seed=3, n=6)
+    assert seen[0] == 4  # the reference point runs first
+    assert sorted(seen) == [0, 1, 2, 3, 4, 5]  # no point twice
+    assert skipped > 0
+    assert _tpe_run(seed=3, n=6) == (seen, skipped)  # same seed, same sequence
+
+
+def test_state_survives_a_tune_checkpoint(tmp_path: Path) -> None:
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.search_generator import SearchGenerator
+
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1, 1, 2])
+    inner.save = lambda path: Path(path).write_text("inner")
+    dedup = DedupSearcher(inner, _key)
+    dedup.suggest("t0")
+    dedup.on_trial_complete("t0", result=_final(0.7))
+    SearchGenerator(ConcurrencyLimiter(dedup, 1)).save_to_dir(str(tmp_path), "s")
+
+    fresh_inner = _fake([1, 2])
+    fresh_inner.restore = lambda path: None
+    fresh = DedupSearcher(fresh_inner, _key)
+    SearchGenerator(ConcurrencyLimiter(fresh, 1)).restore_from_dir(str(tmp_path))
+    assert fresh.searcher is fresh_inner
+    assert fresh.suggest("t1") == {"x": 2}  # x=1 is known after the restore
+    assert fresh.skipped == 1
