@@ -7,6 +7,9 @@ reference recipe (its starting point; the official DCASE baseline only in spaces
 ``reference: baseline_ae_mse``) is queued first and always evaluated at full fidelity (ASHA
 never stops it), so the frozen recipe is never worse than the reference recipe on the
 development objective.
+TPE's proposals pass through :class:`~automl_asd.orchestration.dedup.DedupSearcher`: a recipe
+that already finished at full fidelity (or is running) is not launched again; TPE is told its
+known result and asked for another point (``duplicates.json`` counts the skipped proposals).
 A failing trial is recorded and the search goes on; ``resume`` continues a killed search from
 its run directory without rerunning finished trials.
 
