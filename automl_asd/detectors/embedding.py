@@ -1,7 +1,11 @@
 """Clip-embedding family: pooled per-band statistics of the feature matrix -> a backend.
 
 Embedding of a clip with features ``(n_frames, n_bins)``: per-band mean and standard deviation
-over time (optionally also the max, or the 10/50/90 % quantiles), concatenated. With
+over time (optionally also the max, or the 10/50/90 % quantiles, or the standard deviation of
+the frame-to-frame differences), concatenated. ``detrended_mean_std_dstd`` replaces the mean
+spectrum by its deviation from its own smooth envelope (a Gaussian of ``DETREND_SIGMA`` bands
+across frequency): a microphone or room response is smooth across frequency in log-mel, so
+this drops most of it while keeping tonal peaks and narrow resonances. With
 ``standardize`` every embedding dimension is z-scored by the mean/std of the training
 embeddings. Any registered backend (``automl_asd.backends.BACKENDS``) then scores the
 embeddings; "extract once, score many" makes this family cheap to search.
@@ -21,11 +25,14 @@ from automl_asd.backends.knn import pairwise_distances
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.registry import register
 
-__all__ = ["PooledStatsDetector", "pool_features"]
+__all__ = ["PooledStatsDetector", "pool_features", "smooth_bins"]
 
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("mean", "mean_std", "mean_std_max", "mean_std_quantiles")
+POOLINGS = ("mean", "mean_std", "mean_std_max", "mean_std_quantiles", "mean_std_dstd",
+            "detrended_mean_std_dstd")
+#: Width (in bins) of the Gaussian that gives ``detrended_*`` poolings the smooth envelope.
+DETREND_SIGMA = 4.0
 #: How a test clip's domain is chosen for per-domain score normalisation.
 DOMAIN_RULES = ("nearest_clip", "backend")
 
@@ -35,7 +42,10 @@ def pool_features(
 ) -> NDArray[np.float32]:
     """Pooled statistics per clip: ``(n_clips, n_bins * n_stats)`` float32.
 
-    ``n_stats`` is 1 (mean), 2 (mean, std), 3 (mean, std, max) or 5 (mean, std, q10, q50, q90).
+    ``n_stats`` is 1 (mean), 2 (mean, std), 3 (mean, std, max; or mean, std, std of the
+    frame differences) or 5 (mean, std, q10, q50, q90). ``detrended_mean_std_dstd`` subtracts
+    from the mean its smooth envelope across bins (:func:`smooth_bins`); a clip with a single
+    frame has zero difference statistics.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r}: must be one of {', '.join(POOLINGS)}")
@@ -44,15 +54,32 @@ def pool_features(
         x = np.asarray(feat, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"clip {i}: expected a (n_frames>0, n_bins) matrix, got {x.shape}")
-        stats = [x.mean(axis=0)]
+        mean = x.mean(axis=0)
+        if pooling.startswith("detrended_"):
+            mean = mean - smooth_bins(mean, DETREND_SIGMA)
+        stats = [mean]
         if pooling != "mean":
             stats.append(x.std(axis=0))
         if pooling == "mean_std_max":
             stats.append(x.max(axis=0))
         elif pooling == "mean_std_quantiles":
             stats.extend(np.quantile(x, [0.1, 0.5, 0.9], axis=0))
+        elif pooling.endswith("_dstd"):
+            stats.append(np.diff(x, axis=0).std(axis=0) if len(x) > 1
+                         else np.zeros(x.shape[1]))
         rows.append(np.concatenate(stats))
     return np.stack(rows).astype(np.float32)
+
+
+def smooth_bins(v: NDArray[np.float64], sigma: float) -> NDArray[np.float64]:
+    """``v`` (1-D) smoothed by a Gaussian of ``sigma`` bins, edges extended (nearest value)."""
+    if sigma <= 0:
+        return v.copy()
+    radius = int(np.ceil(4.0 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(v, radius, mode="edge")
+    return np.convolve(padded, taps, mode="valid")
 
 
 @register

@@ -271,6 +271,46 @@ def test_pool_features_shapes() -> None:
     np.testing.assert_allclose(out[0, :3], [4.5, 5.5, 6.5])
 
 
+
+def test_pool_features_frame_difference_statistics() -> None:
+    from automl_asd.detectors.embedding import pool_features
+
+    # Frame differences per band: [1, 1, 1] (std 0) and [0, 3, 0] (std sqrt(2)).
+    x = [np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 3.0], [3.0, 3.0]], np.float32)]
+    out = pool_features(x, "mean_std_dstd")
+    assert out.shape == (1, 6)
+    np.testing.assert_allclose(out[0, :2], [1.5, 1.5])
+    np.testing.assert_allclose(out[0, 4:], [0.0, np.sqrt(2.0)], rtol=1e-6)
+    single = pool_features([np.ones((1, 2), np.float32)], "detrended_mean_std_dstd")
+    np.testing.assert_array_equal(single[0, 4:], [0.0, 0.0])
+
+
+def test_detrended_pooling_drops_a_smooth_response_and_keeps_a_tone() -> None:
+    """A microphone response (a broad bump across bins, the same in every frame) moves the
+    plain mean by up to 5 dB but the detrended mean by < 10 % of that; a one-bin tone stays;
+    std and frame-difference statistics do not move at all."""
+    from automl_asd.detectors.embedding import pool_features, smooth_bins
+
+    rng = np.random.default_rng(0)
+    n_bins = 64
+    base = rng.normal(0.0, 1.0, (200, n_bins))
+    bins = np.arange(n_bins)
+    mic = 5.0 * np.exp(-0.5 * ((bins - 30) / 12.0) ** 2)  # smooth: ~Q 1 peaking EQ
+    shifted = base + mic
+    plain = pool_features([base, shifted], "mean_std_dstd")
+    flat = pool_features([base, shifted], "detrended_mean_std_dstd")
+    assert np.abs(plain[1, :n_bins] - plain[0, :n_bins]).max() > 4.5
+    assert np.abs(flat[1, :n_bins] - flat[0, :n_bins]).max() < 0.5
+    np.testing.assert_allclose(flat[1, n_bins:], flat[0, n_bins:], atol=1e-5)
+    tone = base.copy()
+    tone[:, 40] += 6.0
+    peaked = pool_features([base, tone], "detrended_mean_std_dstd")
+    assert peaked[1, 40] - peaked[0, 40] > 4.0
+    # smooth_bins keeps a constant and is the identity for sigma 0.
+    np.testing.assert_allclose(smooth_bins(np.full(9, 2.0), 3.0), np.full(9, 2.0))
+    v = rng.normal(size=9)
+    np.testing.assert_array_equal(smooth_bins(v, 0.0), v)
+
 def test_dcase_ae_architecture_matches_baseline() -> None:
     import torch
 
