@@ -19,7 +19,7 @@ from automl_asd.recipe import (
 
 SHIPPED = ("baseline_ae_mahalanobis", "baseline_ae_mse", "fast_default", "margin_default",
            "searched_pooled_mahalanobis", "searched_pooled_logz", "margin_knn",
-           "searched_random_types")
+           "searched_random_types", "knn_detrended")
 
 
 def _base() -> dict[str, Any]:
