@@ -155,7 +155,8 @@ def test_bootstrap_lower_bound_prefers_the_stable_trial() -> None:
     assert bounds["fragile"] < point["fragile"]
     # Deterministic for a seed; "best" ignores the clip scores.
     assert bootstrap_lower_bound("mean", stable, n_boot=100) == bounds["stable"]
-    assert pick_trial(rows, SelectionRule(), clip_scores={"stable": stable})[0] == "fragile"
+    best = SelectionRule(pick="best")
+    assert pick_trial(rows, best, clip_scores={"stable": stable})[0] == "fragile"
     # Only the top trials are candidates.
     top1 = SelectionRule(pick="bootstrap_lower_bound", top=1, n_boot=50)
     assert pick_trial(rows, top1, clip_scores={"fragile": fragile, "stable": stable})[0] \
@@ -212,3 +213,12 @@ def test_space_file_declares_selection(tmp_path: Path) -> None:
     bad.write_text(text + "selection: {objective: best_type}\n")
     with pytest.raises(SpaceError, match="bad.yaml: selection.objective"):
         load_space(bad)
+
+
+def test_measured_default_rule_is_mean_with_bootstrap_pick() -> None:
+    """The default is the rule with the lowest mean regret over the bench draws (README):
+    objective ``mean``, pick ``bootstrap_lower_bound`` among the top 5 distinct recipes."""
+    rule = parse_selection(None, "x.yaml")
+    assert rule == SelectionRule()
+    assert (rule.objective, rule.pick, rule.top) == ("mean", "bootstrap_lower_bound", 5)
+    assert parse_selection({"top": 3}, "x.yaml").pick == "bootstrap_lower_bound"
