@@ -9,6 +9,9 @@ and worst gap. Targets (issue 15): mean gap <= 0.02 and worst gap <= 0.05.
 
     nice .venv/bin/python bench/hedge.py --root /tmp/hedge-bench --seeds 0 1 --random-types 8
     nice .venv/bin/python bench/hedge.py --recipe path/to/recipe.json ...   # another hedge
+    nice .venv/bin/python bench/hedge.py --recipe hedge_logz_knn --family-draws 6 --root /tmp/small
+        # the novel types of the family-held-out bench draws (bench/draws.py; the same
+        # ROOT/draw<d>/novel trees bench/shipped.py and bench/selection.py write)
 
 Data are generated under ``ROOT/seed<S>`` (reused when present); features are cached in
 ``--cache-dir`` (default: ``ROOT/cache``), so every recipe after the first reads them.
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from draws import family_draws, make_data
 
 from automl_asd import synth
 from automl_asd.data import scan
@@ -48,7 +52,8 @@ def member_recipes(hedge: Recipe) -> dict[str, Recipe]:
 
 def _short(member: str) -> str:
     """Column label of a member: mahalanobis -> maha, local_density -> ld, ... (16 chars)."""
-    for long, short in (("mahalanobis_pooled", "mahaP"), ("mahalanobis", "maha"),
+    for long, short in (("mahalanobis_pooled", "mahaP"), ("mahalanobis_logz", "mahaLogz"),
+                        ("mahalanobis", "maha"), ("knn_detrended", "knnDetr"),
                         ("local_density", "ld"), ("knn_euclidean", "knnE")):
         member = member.replace(long, short)
     return member[:16]
@@ -64,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="named novel types ('' for none)")
     ap.add_argument("--random-types", type=int, default=8)
     ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--family-draws", type=int, default=0,
+                    help="instead of --seeds/--named/--random-types: the novel types of this "
+                         "many family-held-out bench draws (ROOT/draw<d>/novel)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -80,14 +88,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     per: dict[str, dict[str, MachineMetrics]] = {n: {} for n in names}  # key: seed/type
     gaps: list[float] = []
     t_all = time.process_time()
-    for seed in args.seeds:
-        root = args.root / f"seed{seed}"
-        types = [t for t in args.named.split(",") if t]
-        types += synth.random_type_names(args.random_types, seed)
+    groups = (list(range(args.family_draws)) if args.family_draws
+              else list(args.seeds))
+    draws = family_draws(args.family_draws) if args.family_draws else []
+    for seed in groups:
         t0 = time.perf_counter()
-        synth.generate(root, machine_types=types, size=args.size, seed=seed)
-        print(f"seed {seed}: data for {len(types)} types ready in "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        if args.family_draws:
+            _, root = make_data(draws[seed], args.root, size=args.size)
+            types = list(draws[seed].novel_types)
+        else:
+            root = args.root / f"seed{seed}"
+            types = [t for t in args.named.split(",") if t]
+            types += synth.random_type_names(args.random_types, seed)
+            synth.generate(root, machine_types=types, size=args.size, seed=seed)
+        print(f"{'draw' if args.family_draws else 'seed'} {seed}: data for {len(types)} types "
+              f"ready in {time.perf_counter() - t0:.0f} s", flush=True)
         machines = scan(root, machine_types=types)
         head = f"{'seed/type':<16} {'hedge':>6} | " + " ".join(f"{_short(m):>16}" for m in members)
         print(head + f" | {'best':>6} {'gap':>6}")

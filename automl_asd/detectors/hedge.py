@@ -9,15 +9,24 @@ The recipe's feature matrix ``(n_frames, n_bins)`` of a clip is turned into one 
   the bands), so slow modulation (operating cycles, strokes) shapes its statistics;
 - ``delta``: absolute frame-to-frame differences (how impulsive each band is).
 
-Every (view, backend) pair is one member: pooled statistics of the view (``pooling``),
-standardised on the training clips, scored by the backend with fixed parameters
-(``MEMBER_BACKENDS``: the registry defaults, Euclidean kNN, or a Mahalanobis distance with one
-covariance pooled over both domains; the same path as
+Every (view, backend) pair is one member: pooled statistics of the view (``pooling``, unless
+the member names its own), standardised on the training clips, scored by the backend with fixed
+parameters (``MEMBER_BACKENDS``: the registry defaults, Euclidean kNN, a Mahalanobis distance
+with one covariance pooled over both domains, or Euclidean kNN on the detrended pooling —
+``knn_detrended``, as the shipped recipe of that name; the same path as
 :class:`~automl_asd.detectors.embedding.PooledStatsDetector`). Each member's scores are
 z-normalised by the mean and standard deviation of its own out-of-sample training self-scores
 and the z-scores are combined by a fixed rule (``mean``, ``median``, ``min`` or ``max``). No
 labels and no per-machine choice: a hedge that is never far from its best member, whichever
 member that is on a given machine.
+
+A member of ``MEMBER_BACKENDS`` may also carry its own ``pooling``, ``standardize``,
+``domain_rule`` and ``normalization`` (a :data:`~automl_asd.calibration.NORMALIZATION_METHODS`
+method): such a member is a whole single-detector recipe — its scores are first normalised per
+domain by its own self-scores (the test clip's domain from that member, as the pipeline does
+for a single detector) and only then z-scored and combined. ``mahalanobis_logz`` +
+``knn_detrended`` fuses the two families behind ``searched_pooled_logz`` and ``knn_detrended``
+this way.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.backends.fusion import combine_members, member_states, set_member_states
+from automl_asd.calibration import DomainNormalizer
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
 from automl_asd.detectors.registry import register
@@ -47,11 +57,28 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
     "mahalanobis_pooled": {"name": "mahalanobis", "params": {
         "covariance": "empirical", "target_covariance": "pooled", "ridge": 0.008}},
     "local_density": {"name": "local_density", "params": {}},
+    # Euclidean kNN on the microphone-robust detrended pooling (as the knn_detrended recipe):
+    # a member of another family and another representation than the Mahalanobis ones.
+    "knn_detrended": {"name": "knn", "params": {"metric": "euclidean"},
+                      "pooling": "detrended_mean_std_dstd"},
+    # Whole single-detector recipes as members, each normalised per domain before the fusion:
+    # searched_pooled_logz's detector (raw pooled mean+std, pooled-covariance Mahalanobis,
+    # domain from the backend, log z-scores per domain) and knn_detrended's.
+    "mahalanobis_logz": {"name": "mahalanobis", "params": {
+        "covariance": "empirical", "target_covariance": "pooled", "ridge": 0.008},
+        "pooling": "mean_std", "standardize": False, "domain_rule": "backend",
+        "normalization": "domain_log_zscore"},
+    "knn_detrended_z": {"name": "knn", "params": {"n_centers": 16, "k": 1, "metric": "euclidean"},
+                        "pooling": "detrended_mean_std_dstd", "normalization": "domain_zscore"},
 }
+#: Keys a MEMBER_BACKENDS entry may hold besides the backend's ``name`` and ``params``.
+MEMBER_OVERRIDES = ("pooling", "standardize", "domain_rule", "normalization")
 #: Allowed member backend sets ("+"-joined keys of MEMBER_BACKENDS).
 BACKEND_SETS = (
     "knn+mahalanobis+local_density",
     "mahalanobis+mahalanobis_pooled",
+    "mahalanobis_pooled+knn_detrended",
+    "mahalanobis_logz+knn_detrended_z",
     "knn_euclidean+mahalanobis_pooled",
     "knn+mahalanobis",
     "knn+local_density",
@@ -62,6 +89,9 @@ BACKEND_SETS = (
     "mahalanobis",
     "mahalanobis_pooled",
     "local_density",
+    "knn_detrended",
+    "mahalanobis_logz",
+    "knn_detrended_z",
 )
 COMBINES = ("mean", "median", "min", "max")
 
@@ -125,12 +155,18 @@ class HedgeDetector(Detector):
         out = []
         for i, (_, backend) in enumerate(self._pairs()):
             spec = MEMBER_BACKENDS[backend]
-            det = PooledStatsDetector(seed=self.seed + 7919 * i, pooling=self.pooling,
-                                      standardize=True,
+            det = PooledStatsDetector(seed=self.seed + 7919 * i,
+                                      pooling=str(spec.get("pooling", self.pooling)),
+                                      standardize=bool(spec.get("standardize", True)),
+                                      domain_rule=str(spec.get("domain_rule", "nearest_clip")),
                                       backend={"name": spec["name"],
                                                "params": dict(spec["params"])})
             out.append(det)
         return out
+
+    def _member_norms(self) -> list[str | None]:
+        """Per member, its own per-domain normalisation method (``None``: none)."""
+        return [MEMBER_BACKENDS[b].get("normalization") for _, b in self._pairs()]
 
     def _view(self, features: Sequence[NDArray[np.float32]],
               view: str) -> list[NDArray[np.float32]]:
@@ -145,12 +181,18 @@ class HedgeDetector(Detector):
             raise ValueError(f"{self.name}: no training clips")
         views = self._views(train.features)
         self.members_ = self._make_members()
+        self.norms_: list[DomainNormalizer | None] = []
         own = []
-        for (view, _), member in zip(self._pairs(), self.members_, strict=True):
+        domains = np.asarray(train.domains).astype(str)
+        for (view, _), member, method in zip(self._pairs(), self.members_,
+                                             self._member_norms(), strict=True):
             sub = TrainSet(views[view], train.domains, train.attributes, train.sections,
                            train.machine_types, train.names)
             member.fit(sub)
-            own.append(member.self_scores(sub))
+            scores = member.self_scores(sub)
+            norm = None if method is None else DomainNormalizer.fit(method, scores, domains)
+            self.norms_.append(norm)
+            own.append(scores if norm is None else norm.transform(scores, domains))
         raw = np.stack(own, axis=1)
         self.mean_ = raw.mean(axis=0)
         self.std_ = np.maximum(raw.std(axis=0), 1e-12)
@@ -160,11 +202,14 @@ class HedgeDetector(Detector):
         return self
 
     def member_scores(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
-        """Raw scores ``(n_clips, n_members)`` in member order (views outer, backends inner)."""
+        """Member scores ``(n_clips, n_members)`` in member order (views outer, backends
+        inner): raw, or normalised per domain for a member with its own ``normalization``."""
         self._check_fitted()
         views = self._views(features)
-        cols = [m.score_samples(views[v])
-                for (v, _), m in zip(self._pairs(), self.members_, strict=True)]
+        cols = []
+        for (v, _), m, norm in zip(self._pairs(), self.members_, self.norms_, strict=True):
+            raw = m.score_samples(views[v])
+            cols.append(raw if norm is None else norm.transform(raw, m.nearest_domain(views[v])))
         return np.stack(cols, axis=1)
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
@@ -186,12 +231,22 @@ class HedgeDetector(Detector):
 
     def get_state(self) -> dict[str, NDArray[Any]]:
         self._check_fitted()
-        return {"mean": self.mean_, "std": self.std_, "self_scores": self.self_scores_,
-                "n_train": np.asarray(self.n_train_), **member_states(self.members_)}
+        state = {"mean": self.mean_, "std": self.std_, "self_scores": self.self_scores_,
+                 "n_train": np.asarray(self.n_train_), **member_states(self.members_)}
+        for i, norm in enumerate(self.norms_):
+            if norm is not None:
+                state.update({f"norm{i}.{k}": v for k, v in norm.get_state().items()})
+        return state
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         self.members_ = self._make_members()
         set_member_states(self.members_, state)
+        self.norms_ = []
+        for i, method in enumerate(self._member_norms()):
+            prefix = f"norm{i}."
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            self.norms_.append(None if method is None
+                               else DomainNormalizer.from_state(method, sub))
         self.mean_ = np.asarray(state["mean"], dtype=np.float64)
         self.std_ = np.asarray(state["std"], dtype=np.float64)
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)
