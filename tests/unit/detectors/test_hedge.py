@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from automl_asd.data import scan
 from automl_asd.detectors import TrainSet, make_detector
 from automl_asd.detectors.hedge import make_view
-from automl_asd.evaluation.evaluate import evaluate_result
 from automl_asd.evaluation.metrics import official_score
-from automl_asd.pipeline import run_machine
 from automl_asd.recipe import load_recipe
 from automl_asd.search.space import load_space
+from tests.fixtures.scoring import deterministic_metrics
 
 
 def _train(seed: int = 0) -> tuple[TrainSet, list[np.ndarray]]:
@@ -80,13 +78,7 @@ def test_hedge_pooled_recipe_floor_and_determinism(tiny_novel_root: Path) -> Non
     assert recipe.detector.name == "hedge" and recipe.provenance.source == "shipped"
     assert recipe.detector.params["views"] == "fine"
     assert recipe.detector.params["backends"] == "mahalanobis+mahalanobis_pooled"
-    machines = scan(tiny_novel_root)
-    per = {}
-    for mt, md in machines.items():
-        res = run_machine(recipe, md, device="cpu")
-        per[mt] = evaluate_result(md, res).per_section[(mt, "00")]
-        again = run_machine(recipe, md, device="cpu")
-        np.testing.assert_array_equal(again.scores, res.scores)
+    per = deterministic_metrics(recipe, tiny_novel_root)
     # measured: compressor AUC-s 0.60, Ω 0.60; grinder Ω 0.50 (hard for every recipe at tiny
     # size: fast_default 0.54); the pair's official score 0.55
     assert per["compressor"].auc_source >= 0.55 and per["compressor"].score >= 0.55, per
@@ -140,13 +132,7 @@ def test_hedge_logz_knn_recipe_floor_and_determinism(tiny_novel_root: Path) -> N
     recipe = load_recipe("hedge_logz_knn")
     assert recipe.detector.params["backends"] == "mahalanobis_logz+knn_detrended_z"
     assert recipe.normalization.method == "none"  # the members normalise themselves
-    machines = scan(tiny_novel_root)
-    per = {}
-    for mt, md in machines.items():
-        res = run_machine(recipe, md, device="cpu")
-        per[mt] = evaluate_result(md, res).per_section[(mt, "00")]
-        again = run_machine(recipe, md, device="cpu")
-        np.testing.assert_array_equal(again.scores, res.scores)
+    per = deterministic_metrics(recipe, tiny_novel_root)
     # measured: compressor Ω 0.694, grinder 0.568, official 0.624 (hedge_pooled 0.55)
     assert per["compressor"].score >= 0.65 and per["grinder"].score >= 0.53, per
     assert official_score(per) >= 0.59, per
