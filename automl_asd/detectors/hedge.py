@@ -11,9 +11,8 @@ The recipe's feature matrix ``(n_frames, n_bins)`` of a clip is turned into one 
 
 Every (view, backend) pair is one member: pooled statistics of the view (``pooling``, unless
 the member names its own), standardised on the training clips, scored by the backend with fixed
-parameters (``MEMBER_BACKENDS``: the registry defaults, Euclidean kNN, a Mahalanobis distance
-with one covariance pooled over both domains, or Euclidean kNN on the detrended pooling —
-``knn_detrended``, as the shipped recipe of that name; the same path as
+parameters (``MEMBER_BACKENDS``: the registry defaults, Euclidean kNN, or a Mahalanobis distance
+with one covariance pooled over both domains; the same path as
 :class:`~automl_asd.detectors.embedding.PooledStatsDetector`). Each member's scores are
 z-normalised by the mean and standard deviation of its own out-of-sample training self-scores
 and the z-scores are combined by a fixed rule (``mean``, ``median``, ``min`` or ``max``). No
@@ -25,7 +24,7 @@ A member of ``MEMBER_BACKENDS`` may also carry its own ``pooling``, ``standardiz
 method): such a member is a whole single-detector recipe — its scores are first normalised per
 domain by its own self-scores (the test clip's domain from that member, as the pipeline does
 for a single detector) and only then z-scored and combined. ``mahalanobis_logz`` +
-``knn_detrended`` fuses the two families behind ``searched_pooled_logz`` and ``knn_detrended``
+``knn_detrended_z`` fuses the two families behind ``searched_pooled_logz`` and ``knn_detrended``
 this way.
 """
 
@@ -57,10 +56,6 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
     "mahalanobis_pooled": {"name": "mahalanobis", "params": {
         "covariance": "empirical", "target_covariance": "pooled", "ridge": 0.008}},
     "local_density": {"name": "local_density", "params": {}},
-    # Euclidean kNN on the microphone-robust detrended pooling (as the knn_detrended recipe):
-    # a member of another family and another representation than the Mahalanobis ones.
-    "knn_detrended": {"name": "knn", "params": {"metric": "euclidean"},
-                      "pooling": "detrended_mean_std_dstd"},
     # Whole single-detector recipes as members, each normalised per domain before the fusion:
     # searched_pooled_logz's detector (raw pooled mean+std, pooled-covariance Mahalanobis,
     # domain from the backend, log z-scores per domain) and knn_detrended's.
@@ -71,13 +66,14 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
     "knn_detrended_z": {"name": "knn", "params": {"n_centers": 16, "k": 1, "metric": "euclidean"},
                         "pooling": "detrended_mean_std_dstd", "normalization": "domain_zscore"},
 }
-#: Keys a MEMBER_BACKENDS entry may hold besides the backend's ``name`` and ``params``.
-MEMBER_OVERRIDES = ("pooling", "standardize", "domain_rule", "normalization")
+#: Detector parameters a MEMBER_BACKENDS entry may set for its member (besides the backend's
+#: ``name`` and ``params``, and its own ``normalization``); the hedge's ``pooling`` and
+#: ``standardize: true`` otherwise.
+_MEMBER_DETECTOR_KEYS = ("pooling", "standardize", "domain_rule")
 #: Allowed member backend sets ("+"-joined keys of MEMBER_BACKENDS).
 BACKEND_SETS = (
     "knn+mahalanobis+local_density",
     "mahalanobis+mahalanobis_pooled",
-    "mahalanobis_pooled+knn_detrended",
     "mahalanobis_logz+knn_detrended_z",
     "knn_euclidean+mahalanobis_pooled",
     "knn+mahalanobis",
@@ -89,7 +85,6 @@ BACKEND_SETS = (
     "mahalanobis",
     "mahalanobis_pooled",
     "local_density",
-    "knn_detrended",
     "mahalanobis_logz",
     "knn_detrended_z",
 )
@@ -155,10 +150,9 @@ class HedgeDetector(Detector):
         out = []
         for i, (_, backend) in enumerate(self._pairs()):
             spec = MEMBER_BACKENDS[backend]
+            own = {k: spec[k] for k in _MEMBER_DETECTOR_KEYS if k in spec}
             det = PooledStatsDetector(seed=self.seed + 7919 * i,
-                                      pooling=str(spec.get("pooling", self.pooling)),
-                                      standardize=bool(spec.get("standardize", True)),
-                                      domain_rule=str(spec.get("domain_rule", "nearest_clip")),
+                                      **{"pooling": self.pooling, "standardize": True, **own},
                                       backend={"name": spec["name"],
                                                "params": dict(spec["params"])})
             out.append(det)
