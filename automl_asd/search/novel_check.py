@@ -95,10 +95,11 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
         if rule.pick == "best":
             return best
         scores: dict[str, Any] = {}
-        # The candidates pick_trial considers: the top distinct recipes, not copies of one.
-        top_ids = {str(row["trial_id"]) for row in ranked_distinct(rows)[:rule.top]}
+        by_id = {r.trial_id: r for r in done}
         try:
-            for record in (r for r in _ranked(done) if r.trial_id in top_ids):
+            # The candidates pick_trial considers: the top distinct recipes, not copies of one.
+            for row in ranked_distinct(rows)[:rule.top]:
+                record = by_id[str(row["trial_id"])]
                 recipe = trial_recipe(cfg.space, record.config, name="rescore")
                 result = evaluator(recipe, machines, cache_dir=cfg.cache_dir,
                                    device=cfg.device, fidelity=1.0)

@@ -116,15 +116,15 @@ def parse_selection(raw: Any, source: str) -> SelectionRule:
     pick = raw.get("pick", SelectionRule.pick)
     if pick not in PICKS:
         raise ValueError(f"{source}: selection.pick: {pick!r}; expected one of {list(PICKS)}")
-    top = raw.get("top", 5)
+    top = raw.get("top", SelectionRule.top)
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise ValueError(f"{source}: selection.top: {top!r}; expected an integer in [1, 100]")
-    quantile = raw.get("quantile", 0.1)
+    quantile = raw.get("quantile", SelectionRule.quantile)
     if (isinstance(quantile, bool) or not isinstance(quantile, int | float)
             or not 0.0 < float(quantile) < 0.5):
         raise ValueError(f"{source}: selection.quantile: {quantile!r}; expected a number in "
                          "(0, 0.5)")
-    n_boot = raw.get("n_boot", 100)
+    n_boot = raw.get("n_boot", SelectionRule.n_boot)
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 10 <= n_boot <= 10000:
         raise ValueError(f"{source}: selection.n_boot: {n_boot!r}; expected an integer in "
                          "[10, 10000]")
