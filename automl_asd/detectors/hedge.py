@@ -21,7 +21,9 @@ member that is on a given machine.
 
 A member of ``MEMBER_BACKENDS`` may also carry its own ``pooling``, ``standardize``,
 ``domain_rule`` and ``normalization`` (a :data:`~automl_asd.calibration.NORMALIZATION_METHODS`
-method): such a member is a whole single-detector recipe — its scores are first normalised per
+method), or instead name another detector ``family`` with its ``params`` (the frame-level
+Gaussian of :mod:`~automl_asd.detectors.frame_gaussian`): such a member is a whole
+single-detector recipe — its scores are first normalised per
 domain by its own self-scores (the test clip's domain from that member, as the pipeline does
 for a single detector) and only then z-scored and combined. ``mahalanobis_logz`` +
 ``knn_detrended_z`` fuses the two families behind ``searched_pooled_logz`` and ``knn_detrended``
@@ -40,7 +42,7 @@ from automl_asd.backends.fusion import combine_members, member_states, set_membe
 from automl_asd.calibration import DomainNormalizer
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
-from automl_asd.detectors.registry import register
+from automl_asd.detectors.registry import make_detector, register
 
 __all__ = ["HedgeDetector", "make_view", "VIEW_SETS", "BACKEND_SETS", "MEMBER_BACKENDS",
            "COMBINES"]
@@ -65,6 +67,11 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
         "normalization": "domain_log_zscore"},
     "knn_detrended_z": {"name": "knn", "params": {"n_centers": 16, "k": 1, "metric": "euclidean"},
                         "pooling": "detrended_mean_std_dstd", "normalization": "domain_zscore"},
+    # A member of another detector family (``family``: a registered detector, ``params`` its
+    # parameters): the frame-level Gaussian on 16-frame windows of 4-bin bands, log z-scores
+    # per domain.
+    "frame_gaussian_logz": {"family": "frame_gaussian", "params": {
+        "context": 16, "band_pool": 4, "ridge": 0.01}, "normalization": "domain_log_zscore"},
 }
 #: Detector parameters a MEMBER_BACKENDS entry may set for its member (besides the backend's
 #: ``name`` and ``params``, and its own ``normalization``); the hedge's ``pooling`` and
@@ -87,6 +94,9 @@ BACKEND_SETS = (
     "local_density",
     "mahalanobis_logz",
     "knn_detrended_z",
+    "mahalanobis_logz+frame_gaussian_logz",
+    "mahalanobis_logz+knn_detrended_z+frame_gaussian_logz",
+    "frame_gaussian_logz",
 )
 COMBINES = ("mean", "median", "min", "max")
 
@@ -146,16 +156,20 @@ class HedgeDetector(Detector):
     def _pairs(self) -> list[tuple[str, str]]:
         return [(v, b) for v in self.views.split("+") for b in self.backends.split("+")]
 
-    def _make_members(self) -> list[PooledStatsDetector]:
-        out = []
+    def _make_members(self) -> list[Detector]:
+        out: list[Detector] = []
         for i, (_, backend) in enumerate(self._pairs()):
             spec = MEMBER_BACKENDS[backend]
+            seed = self.seed + 7919 * i
+            if "family" in spec:
+                out.append(make_detector(str(spec["family"]), dict(spec["params"]), seed))
+                continue
             own = {k: spec[k] for k in _MEMBER_DETECTOR_KEYS if k in spec}
-            det = PooledStatsDetector(seed=self.seed + 7919 * i,
-                                      **{"pooling": self.pooling, "standardize": True, **own},
-                                      backend={"name": spec["name"],
-                                               "params": dict(spec["params"])})
-            out.append(det)
+            out.append(PooledStatsDetector(seed=seed,
+                                           **{"pooling": self.pooling, "standardize": True,
+                                              **own},
+                                           backend={"name": spec["name"],
+                                                    "params": dict(spec["params"])}))
         return out
 
     def _member_norms(self) -> list[str | None]:
@@ -217,7 +231,8 @@ class HedgeDetector(Detector):
             return np.asarray(self.self_scores_, dtype=np.float64)
         return self.score_samples(train.features)
 
-    def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
+    def nearest_domain(self, features: Sequence[NDArray[np.float32]]
+                       ) -> NDArray[np.str_] | None:
         """Domain of the nearest training clip in the first member's embedding space."""
         self._check_fitted()
         first = self._pairs()[0][0]
