@@ -148,7 +148,7 @@ def test_bootstrap_lower_bound_prefers_the_stable_trial() -> None:
     assert point["fragile"] > point["stable"]
     rows = [{"trial_id": "fragile", "order": 1, "objective": point["fragile"]},
             {"trial_id": "stable", "order": 2, "objective": point["stable"]}]
-    rule = SelectionRule(pick="bootstrap_lower_bound", top=2, n_boot=100)
+    rule = SelectionRule(objective="mean", pick="bootstrap_lower_bound", top=2, n_boot=100)
     chosen, bounds = pick_trial(rows, rule, clip_scores={"fragile": fragile, "stable": stable})
     assert chosen == "stable"
     assert bounds["stable"] > bounds["fragile"]
@@ -215,10 +215,12 @@ def test_space_file_declares_selection(tmp_path: Path) -> None:
         load_space(bad)
 
 
-def test_measured_default_rule_is_mean_with_bootstrap_pick() -> None:
+def test_measured_default_rule_is_leave_one_type_out_with_bootstrap_pick() -> None:
     """The default is the rule with the lowest mean regret over the bench draws (README):
-    objective ``mean``, pick ``bootstrap_lower_bound`` among the top 5 distinct recipes."""
+    objective ``leave_one_type_out``, pick ``bootstrap_lower_bound`` among the top 5 distinct
+    recipes."""
     rule = parse_selection(None, "x.yaml")
     assert rule == SelectionRule()
-    assert (rule.objective, rule.pick, rule.top) == ("mean", "bootstrap_lower_bound", 5)
+    assert (rule.objective, rule.pick, rule.top) == ("leave_one_type_out",
+                                                     "bootstrap_lower_bound", 5)
     assert parse_selection({"top": 3}, "x.yaml").pick == "bootstrap_lower_bound"
