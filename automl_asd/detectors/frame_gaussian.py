@@ -20,6 +20,7 @@ threshold) are cross-fitted: leave-one-clip-out for a domain of up to 20 clips, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -52,19 +53,23 @@ def context_windows(feat: NDArray[np.float32], context: int,
     return np.concatenate([x[i:i + n] for i in range(context)], axis=1)
 
 
+@dataclass(frozen=True)
 class _Moments:
-    """Per-clip window count, sum and scatter (``sum x x^T``), summed over groups of clips."""
+    """Per training clip: window count and window sum; per domain: the scatter ``sum x x^T``
+    of its windows. Enough to refit the means and the pooled covariance without any subset of
+    clips (the clips' windows are not kept: recomputed when needed)."""
 
-    def __init__(self, windows: Sequence[NDArray[np.float64]]) -> None:
-        self.count = np.array([len(w) for w in windows], dtype=np.float64)
-        self.sums = np.stack([w.sum(axis=0) for w in windows])
-        self.windows = windows
+    count: NDArray[np.float64]
+    sums: NDArray[np.float64]
+    domains: NDArray[np.str_]
+    scatters: dict[str, NDArray[np.float64]]
 
-    def scatter(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
-        out = np.zeros((self.sums.shape[1], self.sums.shape[1]))
-        for i in idx:
-            out += self.windows[i].T @ self.windows[i]
-        return out
+
+def _scatter(windows: Sequence[NDArray[np.float64]], dim: int) -> NDArray[np.float64]:
+    out = np.zeros((dim, dim))
+    for w in windows:
+        out += w.T @ w
+    return out
 
 
 @register
@@ -88,11 +93,12 @@ class FrameGaussianDetector(Detector):
     band_pool: int
 
     # ------------------------------------------------------------------ statistics
-    def _stats(self, moments: _Moments, domains: NDArray[np.str_], keep: NDArray[np.bool_],
+    def _stats(self, moments: _Moments, keep: NDArray[np.bool_],
                scatters: dict[str, NDArray[np.float64]],
                ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
         """Domains, means and precision from the clips in ``keep``; ``scatters`` holds the
         scatter of each domain's kept clips."""
+        domains = moments.domains
         present = [d for d in _DOMAINS if np.any(keep & (domains == d))]
         dim = moments.sums.shape[1]
         within = np.zeros((dim, dim))
@@ -130,13 +136,18 @@ class FrameGaussianDetector(Detector):
         domains = np.asarray(train.domains).astype(str)
         if not np.isin(domains, _DOMAINS).all():
             raise ValueError(f"{self.name}: domains must be 'source' or 'target'")
-        windows = self._windows(train.features)
-        moments = _Moments(windows)
-        keep = np.ones(len(windows), dtype=bool)
-        scatters = {d: moments.scatter(np.flatnonzero(domains == d)) for d in _DOMAINS}
-        self.domains_, self.means_, self.precision_ = self._stats(moments, domains, keep,
-                                                                  scatters)
-        self._train = (moments, domains, scatters)
+        count, sums, scatters = [], [], {}
+        for i, feat in enumerate(train.features):  # one clip's windows at a time
+            w = context_windows(feat, self.context, self.band_pool)
+            if i == 0:
+                scatters = {d: np.zeros((w.shape[1], w.shape[1])) for d in _DOMAINS}
+            count.append(float(len(w)))
+            sums.append(w.sum(axis=0))
+            scatters[str(domains[i])] += w.T @ w
+        moments = _Moments(np.asarray(count), np.stack(sums), domains, scatters)
+        keep = np.ones(len(domains), dtype=bool)
+        self.domains_, self.means_, self.precision_ = self._stats(moments, keep, scatters)
+        self._moments = moments
         self.fitted_ = True
         return self
 
@@ -152,11 +163,13 @@ class FrameGaussianDetector(Detector):
         return np.asarray(np.array(self.domains_)[dist.argmin(axis=1)], dtype=np.str_)
 
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
-        """Cross-fitted training scores (see the module docstring); the fitted set only."""
+        """Cross-fitted training scores (see the module docstring) when ``train`` is the fitted
+        set; in-sample scores otherwise (e.g. after ``set_state``)."""
         self._check_fitted()
-        if not hasattr(self, "_train") or len(train) != len(self._train[0].windows):
+        moments: _Moments | None = getattr(self, "_moments", None)
+        if moments is None or len(train) != len(moments.count):
             return self.score_samples(train.features)
-        moments, domains, scatters = self._train
+        domains = moments.domains
         out = np.empty(len(domains))
         for d in _DOMAINS:
             idx = np.flatnonzero(domains == d)
@@ -166,17 +179,17 @@ class FrameGaussianDetector(Detector):
             folds = np.arange(len(idx)) % n_folds
             for f in range(n_folds):
                 held = idx[folds == f]
+                windows = self._windows([train.features[i] for i in held])
                 if len(idx) < 3:  # too few clips of this domain to leave any out
-                    out[held] = self._distances([moments.windows[i] for i in held],
-                                                self.means_, self.precision_).min(axis=1)
+                    out[held] = self._distances(windows, self.means_,
+                                                self.precision_).min(axis=1)
                     continue
                 keep = np.ones(len(domains), dtype=bool)
                 keep[held] = False
-                fold_scatters = dict(scatters)
-                fold_scatters[d] = scatters[d] - moments.scatter(held)
-                _, means, precision = self._stats(moments, domains, keep, fold_scatters)
-                out[held] = self._distances([moments.windows[i] for i in held], means,
-                                            precision).min(axis=1)
+                fold_scatters = dict(moments.scatters)
+                fold_scatters[d] = moments.scatters[d] - _scatter(windows, moments.sums.shape[1])
+                _, means, precision = self._stats(moments, keep, fold_scatters)
+                out[held] = self._distances(windows, means, precision).min(axis=1)
         return out
 
     def get_state(self) -> dict[str, NDArray[Any]]:

@@ -125,3 +125,17 @@ def test_hedge_logz_frame_recipe_floor_and_determinism(tiny_novel_root: Path) ->
 def test_frame_member_is_searchable(space: str) -> None:
     names = {d.name: d for d in load_space(space).dimensions()}
     assert "mahalanobis_logz+frame_gaussian_logz" in names["detector.hedge.backends"].choices
+
+
+def test_hedge_with_a_frame_member_round_trips_its_state() -> None:
+    rng = np.random.default_rng(3)
+    train = _train(rng, n_source=30, n_target=5)
+    test = [_clip(rng, swapped=bool(i % 2)) for i in range(10)]
+    params = {"views": "fine", "backends": "mahalanobis_logz+frame_gaussian_logz"}
+    hedge = make_detector("hedge", params, seed=4).fit(train)
+    scores = hedge.score_samples(test)
+    restored = make_detector("hedge", params, seed=4).set_state(hedge.get_state())
+    np.testing.assert_array_equal(restored.score_samples(test), scores)
+    assert any(k.startswith("m1.precision") for k in hedge.get_state())
+    # the swapped-band anomaly reaches the fusion through the frame member
+    assert roc_auc_score([i % 2 for i in range(10)], scores) >= 0.9
