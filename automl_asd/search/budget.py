@@ -52,7 +52,8 @@ _N_POINTS = 24
 
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
-    """The space's selection objective of one evaluation (Ω for ``mean``; the mean per-type Ω for the default ``leave_one_type_out``)."""
+    """The space's selection objective of one evaluation (Ω for ``mean``; the mean per-type Ω
+    for the default ``leave_one_type_out``)."""
 
     if objective == "mean":
         return float(result.omega)

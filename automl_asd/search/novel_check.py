@@ -29,7 +29,7 @@ from automl_asd import ground_truth
 from automl_asd.data import scan
 from automl_asd.io import search_report as io
 from automl_asd.search.selection import pick_trial, ranked_distinct
-from automl_asd.search.trials import TrialRecord, is_missing, rank_key, trial_recipe
+from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -41,33 +41,22 @@ logger = logging.getLogger(__name__)
 NOVEL_TABLE = "novel_check.parquet"
 
 
-def _ranked(done: Sequence[TrialRecord]) -> list[TrialRecord]:
-    return sorted(done, key=rank_key)
-
-
 def top_distinct(done: Sequence[TrialRecord], k: int, frozen_id: str
                  ) -> tuple[list[TrialRecord], str | None]:
     """The ``k`` best complete trials with distinct recipes, plus the frozen trial's recipe.
 
     TPE proposes the same point again once it has converged; re-scoring identical recipes on
     the novel types would only repeat rows and inflate Spearman's ρ. Trials are told apart by
-    their recipe content hash (``recipe_hash``) where every record has one. Returns the records
-    and the frozen trial's recipe hash (None without hashes).
+    their recipe content hash as in the final pick (:func:`~automl_asd.search.selection.
+    ranked_distinct`: the best-ranked trial of each hash; trials without a hash, from an older
+    version, are all kept). Returns the records and the frozen trial's recipe hash (None when
+    it has none).
     """
-    ranked = _ranked(done)
-    frozen = [r for r in ranked if r.trial_id == frozen_id]
-    frozen_hash: str | None = None
-    hashed = bool(ranked) and all(r.recipe_hash is not None for r in ranked)
-    if hashed:
-        if frozen:
-            frozen_hash = frozen[0].recipe_hash
-        seen: set[str | None] = set()
-        distinct = []
-        for r in ranked:
-            if r.recipe_hash not in seen:
-                seen.add(r.recipe_hash)
-                distinct.append(r)
-        ranked = distinct
+    rows = [{"objective": r.objective, "order": r.order, "recipe_hash": r.recipe_hash,
+             "record": r} for r in done]
+    ranked: list[TrialRecord] = [row["record"] for row in ranked_distinct(rows)]
+    frozen = [r for r in done if r.trial_id == frozen_id]
+    frozen_hash = frozen[0].recipe_hash if frozen else None
     top = ranked[:max(1, k)]
     if frozen_hash is not None:
         have_frozen = frozen_hash in {r.recipe_hash for r in top}

@@ -106,3 +106,6 @@ def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None
     assert [r.trial_id for r in top] == ["b", "d"]
     top, frozen_hash = top_distinct(done([None] * 5), 2, frozen_id="e")
     assert frozen_hash is None and [r.trial_id for r in top] == ["b", "c", "e"]
+    # trials without a hash (an older version, resumed) are kept; hashed copies still merge
+    top, _ = top_distinct(done(["h1", None, "h2", None, "h2"]), 3, frozen_id="e")
+    assert [r.trial_id for r in top] == ["b", "c", "a"]
