@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,13 +88,20 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
         by_id = {r.trial_id: r for r in done}
         try:
             # The candidates pick_trial considers: the top distinct recipes, not copies of one.
-            for row in ranked_distinct(rows)[:rule.top]:
+            candidates = ranked_distinct(rows)[:rule.top]
+            logger.info("final pick %s: re-scoring the top %d distinct recipes on the %d "
+                        "development types (per-clip scores for the bootstrap)", rule.pick,
+                        len(candidates), len(machines))
+            for k, row in enumerate(candidates, 1):
                 record = by_id[str(row["trial_id"])]
                 recipe = trial_recipe(cfg.space, record.config, name="rescore")
+                t0 = time.perf_counter()
                 result = evaluator(recipe, machines, cache_dir=cfg.cache_dir,
                                    device=cfg.device, fidelity=1.0)
                 if getattr(result, "per_clip", None):
                     scores[record.trial_id] = result.per_clip
+                logger.info("final pick: %d/%d trial %s re-scored in %.0f s", k,
+                            len(candidates), record.trial_id, time.perf_counter() - t0)
             chosen, bounds = pick_trial(rows, rule, clip_scores=scores, seed=cfg.seed)
         except Exception as exc:  # the pick must not lose a finished search
             logger.warning("final pick %s failed (%s); freezing the best trial", rule.pick, exc)
