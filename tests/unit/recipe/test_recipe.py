@@ -19,7 +19,8 @@ from automl_asd.recipe import (
 
 SHIPPED = ("baseline_ae_mahalanobis", "baseline_ae_mse", "fast_default", "margin_default",
            "searched_pooled_mahalanobis", "searched_pooled_logz", "margin_knn",
-           "searched_random_types", "knn_detrended", "hedge_logz_knn")
+           "searched_random_types", "knn_detrended", "hedge_logz_knn", "hedge_logz_frame",
+           "searched_random_types_hedge")
 
 
 def _base() -> dict[str, Any]:
