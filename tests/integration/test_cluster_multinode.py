@@ -10,6 +10,7 @@ the task is retried on the other worker and the outputs are byte-identical to a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -172,8 +173,12 @@ def test_killed_worker_node_tasks_retry_on_the_other(
     assert task is not None, "no apply task ever ran on the worker node to kill"
     time.sleep(1.0)  # well inside the task (torch import + training take seconds)
     still_running = _cmdline(task).startswith("ray::automl-asd-apply")
+    # The node dies with its workers: a task process outliving a SIGKILLed raylet can still
+    # finish and hand its result back (seen on a 2-core CI box), which is not a node loss.
     os.kill(raylet, signal.SIGKILL)
-    print(f"\nkilled raylet {raylet} of node {victim.node_id} while its task pid {task} ran "
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(task, signal.SIGKILL)
+    print(f"\nkilled raylet {raylet} of node {victim.node_id} and its task pid {task} "
           f"(still running: {still_running})")
     log, _ = driver.communicate(timeout=300)
     print("\n".join(ln for ln in log.splitlines() if "apply [" in ln or "recipe " in ln
