@@ -134,10 +134,15 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
     done = [r for r in outcome.records if r.status == "complete"]
     top, frozen_hash = top_distinct(done, int(cfg.novel_top_k), outcome.best_trial_id)
     rows: list[dict[str, Any]] = []
-    for record in top:
+    logger.info("does the choice carry? applying the top %d distinct recipes and the reference "
+                "to the %d novel types", len(top), len(novel))
+    for k, record in enumerate(top, 1):
         recipe = trial_recipe(space, record.config, name="novel_check")
+        t0 = time.perf_counter()
         result = evaluator(recipe, novel, cache_dir=cfg.cache_dir, device=cfg.device,
                            fidelity=1.0)
+        logger.info("does the choice carry? %d/%d trial %s: novel Ω %.4f (%.0f s)", k,
+                    len(top), record.trial_id, float(result.omega), time.perf_counter() - t0)
         rows.append({"trial_id": record.trial_id, "detector": recipe.detector.name,
                      "in_search_omega": record.omega,
                      "in_search_objective": record.objective,
