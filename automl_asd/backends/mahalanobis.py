@@ -11,6 +11,7 @@ baseline's fallback) or ``"pooled"`` (within-domain scatter of all clips). A sma
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -19,9 +20,25 @@ from numpy.typing import NDArray
 from automl_asd.backends.base import Backend, ParamSpec
 from automl_asd.backends.registry import register_backend
 
-__all__ = ["MahalanobisBackend"]
+__all__ = ["MahalanobisBackend", "domain_folds"]
 
 _DOMAINS = ("source", "target")
+
+
+def domain_folds(domains: NDArray[np.str_], order: Sequence[str]
+                 ) -> Iterator[tuple[str, NDArray[np.intp], bool]]:
+    """The held-out folds of a cross-fitted self-score, domain by domain in ``order``:
+    leave-one-out for up to 20 clips of a domain, else 5 folds in a fixed order. Yields
+    ``(domain, held indices, refit)``; ``refit`` is False for a domain of fewer than 3 clips,
+    too few to leave any out (its clips are scored by the full fit)."""
+    for d in order:
+        idx = np.flatnonzero(domains == d)
+        if len(idx) == 0:
+            continue
+        n_folds = len(idx) if len(idx) <= 20 else 5
+        folds = np.arange(len(idx)) % n_folds
+        for f in range(n_folds):
+            yield d, idx[folds == f], len(idx) >= 3
 
 
 def _covariance(x: NDArray[np.float64], method: str) -> NDArray[np.float64]:
@@ -124,28 +141,23 @@ class MahalanobisBackend(Backend):
         x, dom = self.train_emb_, self.train_domains_
         out = np.empty(x.shape[0])
         base = self.domains_[0]
-        for j, d in enumerate(self.domains_):
-            idx = np.flatnonzero(dom == d)
-            n_folds = len(idx) if len(idx) <= 20 else 5
-            folds = np.arange(len(idx)) % n_folds
-            for f in range(n_folds):
-                held = idx[folds == f]
-                if len(idx) < 3:
-                    # too few clips of this domain to leave any out: use the full fit
-                    out[held] = self._distances(x[held], self.means_, self.precisions_)
-                    continue
-                keep = np.ones(x.shape[0], dtype=bool)
-                keep[held] = False
-                if d != base and self.target_covariance != "pooled":
-                    # only this domain's mean (and its own covariance) change
-                    means, precs = self.means_.copy(), self.precisions_.copy()
-                    rest = x[keep & (dom == d)]
-                    means[j] = rest.mean(axis=0)
-                    if self.target_covariance == "own":
-                        precs[j] = self._precision(_covariance(rest, "ledoit_wolf"))
-                else:
-                    _, means, precs = self._fit_stats(x[keep], dom[keep])
-                out[held] = self._distances(x[held], means, precs)
+        for d, held, refit in domain_folds(dom, self.domains_):
+            if not refit:
+                out[held] = self._distances(x[held], self.means_, self.precisions_)
+                continue
+            keep = np.ones(x.shape[0], dtype=bool)
+            keep[held] = False
+            if d != base and self.target_covariance != "pooled":
+                # only this domain's mean (and its own covariance) change
+                j = self.domains_.index(d)
+                means, precs = self.means_.copy(), self.precisions_.copy()
+                rest = x[keep & (dom == d)]
+                means[j] = rest.mean(axis=0)
+                if self.target_covariance == "own":
+                    precs[j] = self._precision(_covariance(rest, "ledoit_wolf"))
+            else:
+                _, means, precs = self._fit_stats(x[keep], dom[keep])
+            out[held] = self._distances(x[held], means, precs)
         return out
 
     def get_state(self) -> dict[str, NDArray[Any]]:

@@ -14,7 +14,9 @@ Unlike :class:`~automl_asd.detectors.embedding.PooledStatsDetector` (one pooled 
 clip), the covariance here is estimated from tens of thousands of windows, so it captures how
 neighbouring frames move together (strokes, impulses, modulation) at a dimension pooled
 statistics over 200 clips cannot afford. Self-scores (for per-domain normalisation and the
-threshold) are cross-fitted: leave-one-clip-out for a domain of up to 20 clips, else 5 folds.
+threshold) are cross-fitted on the folds of the ``mahalanobis`` backend
+(:func:`~automl_asd.backends.mahalanobis.domain_folds`: leave-one-clip-out for a domain of up
+to 20 clips, else 5 folds).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.backends.mahalanobis import domain_folds
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.registry import register
 
@@ -171,25 +174,17 @@ class FrameGaussianDetector(Detector):
             return self.score_samples(train.features)
         domains = moments.domains
         out = np.empty(len(domains))
-        for d in _DOMAINS:
-            idx = np.flatnonzero(domains == d)
-            if len(idx) == 0:
+        for d, held, refit in domain_folds(domains, _DOMAINS):
+            windows = self._windows([train.features[i] for i in held])
+            if not refit:
+                out[held] = self._distances(windows, self.means_, self.precision_).min(axis=1)
                 continue
-            n_folds = len(idx) if len(idx) <= 20 else 5
-            folds = np.arange(len(idx)) % n_folds
-            for f in range(n_folds):
-                held = idx[folds == f]
-                windows = self._windows([train.features[i] for i in held])
-                if len(idx) < 3:  # too few clips of this domain to leave any out
-                    out[held] = self._distances(windows, self.means_,
-                                                self.precision_).min(axis=1)
-                    continue
-                keep = np.ones(len(domains), dtype=bool)
-                keep[held] = False
-                fold_scatters = dict(moments.scatters)
-                fold_scatters[d] = moments.scatters[d] - _scatter(windows, moments.sums.shape[1])
-                _, means, precision = self._stats(moments, keep, fold_scatters)
-                out[held] = self._distances(windows, means, precision).min(axis=1)
+            keep = np.ones(len(domains), dtype=bool)
+            keep[held] = False
+            fold_scatters = dict(moments.scatters)
+            fold_scatters[d] = moments.scatters[d] - _scatter(windows, moments.sums.shape[1])
+            _, means, precision = self._stats(moments, keep, fold_scatters)
+            out[held] = self._distances(windows, means, precision).min(axis=1)
         return out
 
     def get_state(self) -> dict[str, NDArray[Any]]:
