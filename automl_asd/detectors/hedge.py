@@ -72,6 +72,12 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
     # per domain.
     "frame_gaussian_logz": {"family": "frame_gaussian", "params": {
         "context": 16, "band_pool": 4, "ridge": 0.01}, "normalization": "domain_log_zscore"},
+    # The modulation spectrum (how fast each band's level moves), pooled-covariance
+    # Mahalanobis, log z-scores per domain.
+    "modulation_logz": {"name": "mahalanobis", "params": {
+        "covariance": "empirical", "target_covariance": "pooled", "ridge": 0.05},
+        "pooling": "modulation", "standardize": True, "domain_rule": "backend",
+        "normalization": "domain_log_zscore"},
 }
 #: Detector parameters a MEMBER_BACKENDS entry may set for its member (besides the backend's
 #: ``name`` and ``params``, and its own ``normalization``); the hedge's ``pooling`` and
@@ -97,6 +103,9 @@ BACKEND_SETS = (
     "mahalanobis_logz+frame_gaussian_logz",
     "mahalanobis_logz+knn_detrended_z+frame_gaussian_logz",
     "frame_gaussian_logz",
+    "modulation_logz",
+    "mahalanobis_logz+frame_gaussian_logz+modulation_logz",
+    "mahalanobis_logz+modulation_logz",
 )
 COMBINES = ("mean", "median", "min", "max")
 
