@@ -25,7 +25,8 @@ from automl_asd.backends.knn import pairwise_distances
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.registry import register
 
-__all__ = ["PooledStatsDetector", "pool_features", "smooth_bins"]
+__all__ = ["PooledStatsDetector", "modulation_spectrum", "pool_bands", "pool_features",
+           "smooth_bins"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def pool_features(
     """Pooled statistics per clip: ``(n_clips, n_bins * n_stats)`` float32.
 
     ``n_stats`` is 1 (mean), 2 (mean, std), 3 (mean, std, max; or mean, std, std of the
-    frame differences) or 5 (mean, std, q10, q50, q90). ``detrended_mean_std_dstd`` subtracts
+    frame differences) or 5 (mean, std, q10, q50, q90); ``modulation`` is
+    :func:`modulation_spectrum` instead. ``detrended_mean_std_dstd`` subtracts
     from the mean its smooth envelope across bins (:func:`smooth_bins`); a clip with a single
     frame has zero difference statistics.
     """
@@ -86,9 +88,8 @@ def modulation_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
     At hop 512 / 16 kHz that is 0.98 .. 15.6 Hz in 0.98 Hz steps: the rates of operating cycles,
     strokes, rattles and beats that pooled means and standard deviations do not keep.
     """
-    n_t, n_f = x.shape
-    width = MOD_BAND_BINS if n_f >= MOD_BAND_BINS else n_f
-    bands = x[:, : (n_f // width) * width].reshape(n_t, -1, width).mean(axis=2)
+    n_t = x.shape[0]
+    bands = pool_bands(x, MOD_BAND_BINS)
     env = bands - bands.mean(axis=0, keepdims=True)
     if n_t < MOD_SEGMENT:
         env = np.vstack([env, np.zeros((MOD_SEGMENT - n_t, env.shape[1]))])
@@ -98,6 +99,15 @@ def modulation_spectrum(x: NDArray[np.float64]) -> NDArray[np.float64]:
     power = np.mean([np.abs(np.fft.rfft(env[s:s + MOD_SEGMENT] * window, axis=0)) ** 2
                      for s in starts], axis=0)[1:hop + 1]  # (hop, n_bands)
     out: NDArray[np.float64] = np.log(power.T.ravel() + 1e-6)
+    return out
+
+
+def pool_bands(x: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    """``(n_frames, n_bins // w)``: each group of ``w = min(width, n_bins)`` adjacent bins of a
+    ``(n_frames, n_bins)`` matrix averaged (trailing bins dropped; at least one band)."""
+    w = min(width, x.shape[1])
+    n_bands = x.shape[1] // w
+    out: NDArray[np.float64] = x[:, :n_bands * w].reshape(x.shape[0], n_bands, w).mean(axis=2)
     return out
 
 

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from automl_asd.backends.mahalanobis import domain_folds
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
+from automl_asd.detectors.embedding import pool_bands
 from automl_asd.detectors.registry import register
 
 __all__ = ["FrameGaussianDetector", "context_windows"]
@@ -47,9 +48,7 @@ def context_windows(feat: NDArray[np.float32], context: int,
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"expected a (n_frames>0, n_bins) matrix, got {x.shape}")
     if band_pool > 1:
-        g = min(band_pool, x.shape[1])
-        n_bands = x.shape[1] // g
-        x = x[:, :n_bands * g].reshape(x.shape[0], n_bands, g).mean(axis=2)
+        x = pool_bands(x, band_pool)
     if x.shape[0] < context:
         x = np.concatenate([x, np.repeat(x[-1:], context - x.shape[0], axis=0)])
     n = x.shape[0] - context + 1
