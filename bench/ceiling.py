@@ -43,10 +43,9 @@ import argparse
 import collections
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
-from draws import family_draws, make_data
+from draws import add_draw_args, draws_from_args, make_data
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -110,10 +109,7 @@ def _sup(train: np.ndarray, test: np.ndarray, y: np.ndarray, seed: int) -> np.nd
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--draws", type=int, default=6)
-    parser.add_argument("--seed0", type=int, default=0)
-    parser.add_argument("--size", default="small", choices=("tiny", "small", "full"))
-    parser.add_argument("--work", type=Path, required=True, help="scratch dir (data, cache)")
+    add_draw_args(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cache = args.work / "cache"
@@ -121,7 +117,7 @@ def main() -> None:
     tertiles: dict[tuple[str, str], list[list[float]]] = collections.defaultdict(list)
     per_kind: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)
     t0 = time.perf_counter()
-    for draw in family_draws(args.draws, seed0=args.seed0):
+    for draw in draws_from_args(args):
         _, novel_root = make_data(draw, args.work, size=args.size)
         metrics: dict[tuple[str, str], dict[str, object]] = collections.defaultdict(dict)
         for mt, md in scan(novel_root).items():

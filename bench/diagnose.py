@@ -24,10 +24,9 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-from pathlib import Path
 
 import numpy as np
-from draws import family_draws, make_data
+from draws import add_draw_args, draws_from_args, make_data
 from sklearn.metrics import roc_auc_score
 
 from automl_asd import synth
@@ -43,13 +42,10 @@ def _auc(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=["searched_pooled_logz"])
-    parser.add_argument("--draws", type=int, default=6)
-    parser.add_argument("--seed0", type=int, default=0)
-    parser.add_argument("--size", default="small", choices=("tiny", "small", "full"))
-    parser.add_argument("--work", type=Path, required=True, help="scratch dir (data, cache)")
+    add_draw_args(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    draws = family_draws(args.draws, seed0=args.seed0)
+    draws = draws_from_args(args)
     cache = args.work / "cache"
     for name in args.recipes:
         recipe = load_recipe(name)

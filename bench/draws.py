@@ -25,6 +25,7 @@ Usage (from another bench)::
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 from automl_asd import synth
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "family_draws", "make_data"]
+__all__ = ["Draw", "add_draw_args", "draws_from_args", "family_draws", "make_data"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,30 @@ def make_data(draw: Draw, work: Path, *, size: str = "small",
     synth.generate(novel_root, machine_types=list(draw.novel_types), size=size,
                    seed=draw.seed, workers=workers)
     return dev_root, novel_root
+
+
+def add_draw_args(parser: argparse.ArgumentParser, *, draws: int = 6, size: str = "small",
+                  work_required: bool = True) -> None:
+    """The bench options that choose the draws and where their data lives (one definition).
+
+    ``--draws``, ``--seed0``, ``--size``, ``--holdout``, ``--novel-per-family``, ``--named`` and
+    ``--work``; :func:`draws_from_args` turns them into the :class:`Draw` list.
+    """
+    parser.add_argument("--draws", type=int, default=draws, help=f"number of draws ({draws})")
+    parser.add_argument("--seed0", type=int, default=0, help="seed of draw 0 (0)")
+    parser.add_argument("--size", default=size, choices=tuple(synth.SIZES),
+                        help=f"synthetic size ({size})")
+    parser.add_argument("--holdout", type=int, default=2, help="families held out per draw (2)")
+    parser.add_argument("--novel-per-family", type=int, default=2,
+                        help="novel types per held-out family (2)")
+    parser.add_argument("--named", action="store_true",
+                        help="also the named synthetic types, by family")
+    parser.add_argument("--work", type=Path, required=work_required,
+                        default=None, help="scratch dir (data, cache)"
+                        + ("" if work_required else "; default: temp"))
+
+
+def draws_from_args(args: argparse.Namespace) -> list[Draw]:
+    """The draws chosen by the options of :func:`add_draw_args`."""
+    return family_draws(args.draws, seed0=args.seed0, holdout=args.holdout,
+                        novel_per_family=args.novel_per_family, named=args.named)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from draws import family_draws, make_data
+from draws import add_draw_args, draws_from_args, make_data
 
 from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
@@ -39,25 +39,18 @@ NETWORK_PREFIXES = ("baseline_ae_", "margin_")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--draws", type=int, default=4)
-    parser.add_argument("--seed0", type=int, default=0)
-    parser.add_argument("--size", default="small", choices=("tiny", "small", "full"))
-    parser.add_argument("--holdout", type=int, default=2)
-    parser.add_argument("--novel-per-family", type=int, default=2)
-    parser.add_argument("--named", action="store_true")
+    add_draw_args(parser, draws=4)
     parser.add_argument("--recipes", nargs="+", default=None,
                         help="recipe names or files (default: every shipped recipe without a "
                              "network; --networks adds those)")
     parser.add_argument("--networks", action="store_true",
                         help="also the network recipes (baseline_ae_*, margin_*)")
-    parser.add_argument("--work", type=Path, required=True, help="scratch dir (data, cache)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     names = args.recipes or [n for n in shipped_recipe_names()
                              if args.networks or not n.startswith(NETWORK_PREFIXES)]
-    draws = family_draws(args.draws, seed0=args.seed0, holdout=args.holdout,
-                         novel_per_family=args.novel_per_family, named=args.named)
+    draws = draws_from_args(args)
     cache = args.work / "cache"
     omega: dict[str, list[float]] = {n: [] for n in names}
     t0 = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -79,3 +80,21 @@ def test_make_data_writes_no_held_out_family_into_dev(draws: ModuleType, tmp_pat
     assert not {v["family"] for v in dev_info.values()} & set(d.novel_families)
     assert {v["family"] for v in novel_info.values()} <= set(d.novel_families)
     assert all(v["seed"] == d.seed for v in {**dev_info, **novel_info}.values())
+
+
+def test_draw_options_parse_to_the_same_draws(draws: ModuleType, tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    draws.add_draw_args(parser, draws=4)
+    args = parser.parse_args(["--seed0", "3", "--holdout", "1", "--novel-per-family", "1",
+                              "--named", "--size", "tiny", "--work", str(tmp_path)])
+    assert (args.draws, args.size, args.work) == (4, "tiny", tmp_path)
+    assert draws.draws_from_args(args) == draws.family_draws(
+        4, seed0=3, holdout=1, novel_per_family=1, named=True)
+    with pytest.raises(SystemExit):  # --work is required unless the bench says otherwise
+        parser.parse_args([])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--work", str(tmp_path), "--size", "huge"])
+    optional = argparse.ArgumentParser()
+    draws.add_draw_args(optional, work_required=False)
+    assert optional.parse_args([]).work is None
+    assert optional.parse_args([]).draws == 6
