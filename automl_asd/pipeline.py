@@ -283,13 +283,16 @@ def score_clips(
     """Normalised anomaly scores ``(n,)`` and decisions ``(n,)`` for feature matrices."""
     if not features:
         return np.zeros(0, np.float64), np.zeros(0, np.int8)
-    raw = [np.asarray(m.score_samples(features), dtype=np.float64) for m in fitted.members]
-    combined = combine_scores(raw, fitted.member_stats, fitted.recipe.ensemble.combine)
     domains: NDArray[np.str_] | None = None
-    if fitted.normalizer.per_domain:
-        nearest = fitted.members[0].nearest_domain(features)
-        if nearest is not None:
-            domains = np.asarray(nearest, dtype=str)
+    raw = []
+    for i, member in enumerate(fitted.members):
+        if i == 0 and fitted.normalizer.per_domain:  # the first member's domains, same pass
+            own, nearest = member.score_with_domain(features)
+            domains = None if nearest is None else np.asarray(nearest, dtype=str)
+        else:
+            own = member.score_samples(features)
+        raw.append(np.asarray(own, dtype=np.float64))
+    combined = combine_scores(raw, fitted.member_stats, fitted.recipe.ensemble.combine)
     scores = fitted.normalizer.transform(combined, domains)
     return scores, decide(scores, fitted.threshold)
 

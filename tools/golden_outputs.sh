@@ -19,7 +19,7 @@ rec["name"] = "margin_tiny"
 rec["detector"]["params"].update(epochs=2, crop_frames=32, batch_size=32, device="cpu", amp=False)
 open(sys.argv[1], "w").write(json.dumps(rec, indent=2))
 PY
-for recipe in fast_default searched_pooled_logz hedge_pooled "$out/margin_tiny.json"; do
+for recipe in fast_default searched_pooled_logz hedge_pooled hedge_logz_frame "$out/margin_tiny.json"; do
   name="$(basename "$recipe" .json)"
   "$py" -m automl_asd.cli apply --frozen "$recipe" --data "$out/data" --out "$out/$name" \
     --serial --no-plots --device cpu >"$out/$name.log" 2>&1 || { cat "$out/$name.log"; exit 1; }

@@ -92,6 +92,16 @@ class Detector(ABC):
         del features
         return None
 
+    def score_with_domain(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.str_] | None]:
+        """``(score_samples(features), nearest_domain(features))`` in one call.
+
+        The same two arrays as the two methods; families whose domain comes from the same
+        representation or distances as the score override it to compute them once (extract
+        once, score many)."""
+        return self.score_samples(features), self.nearest_domain(features)
+
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """Scores of the training clips themselves, used for normalisation and thresholds.
 

@@ -343,6 +343,17 @@ class DcaseAE(Detector):
         ds, dt = self._mahalanobis(blocks)
         return np.where(ds <= dt, "source", "target")
 
+    def score_with_domain(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.str_]]:
+        """Scores and nearest domains from one pass of the network over the clips."""
+        mse, blocks = self._clip_stats(features)
+        ds, dt = self._mahalanobis(blocks)
+        scores = mse if self.score == "mse" else np.minimum(ds, dt)
+        if not self.has_target_:
+            return scores, np.full(len(features), "source")
+        return scores, np.where(ds <= dt, "source", "target")
+
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, NDArray[Any]]:
         self._check_fitted()

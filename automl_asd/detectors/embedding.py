@@ -201,7 +201,20 @@ class PooledStatsDetector(Detector):
         self._check_fitted()
         if not (self.train_domains_ == "target").any():
             return np.full(len(features), "source")
+        return self._domain_of(self._embed(features))
+
+    def score_with_domain(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.str_]]:
+        """Scores and nearest domains from one pooling of the clips."""
+        self._check_fitted()
         emb = self._embed(features)
+        scores = np.asarray(self.backend_.score(emb), dtype=np.float64)
+        if not (self.train_domains_ == "target").any():
+            return scores, np.full(len(features), "source")
+        return scores, self._domain_of(emb)
+
+    def _domain_of(self, emb: NDArray[np.float32]) -> NDArray[np.str_]:
         if self.domain_rule == "backend":
             own = self.backend_.nearest_domain(emb)
             if own is not None:

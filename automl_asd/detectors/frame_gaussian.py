@@ -164,6 +164,15 @@ class FrameGaussianDetector(Detector):
         dist = self._distances(self._windows(features), self.means_, self.precision_)
         return np.asarray(np.array(self.domains_)[dist.argmin(axis=1)], dtype=np.str_)
 
+    def score_with_domain(
+        self, features: Sequence[NDArray[np.float32]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.str_]]:
+        """Scores and nearest domains from one pass of the window distances."""
+        self._check_fitted()
+        dist = self._distances(self._windows(features), self.means_, self.precision_)
+        return (np.asarray(dist.min(axis=1), dtype=np.float64),
+                np.asarray(np.array(self.domains_)[dist.argmin(axis=1)], dtype=np.str_))
+
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """Cross-fitted training scores (see the module docstring) when ``train`` is the fitted
         set; in-sample scores otherwise (e.g. after ``set_state``)."""

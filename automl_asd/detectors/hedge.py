@@ -221,17 +221,37 @@ class HedgeDetector(Detector):
     def member_scores(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         """Member scores ``(n_clips, n_members)`` in member order (views outer, backends
         inner): raw, or normalised per domain for a member with its own ``normalization``."""
+        return self._member_scores(features, first_domain=False)[0]
+
+    def _member_scores(self, features: Sequence[NDArray[np.float32]], *, first_domain: bool
+                       ) -> tuple[NDArray[np.float64], NDArray[np.str_] | None]:
+        """Member scores and, with ``first_domain``, the first member's nearest domains; a
+        member's score and domain come from one pass (``score_with_domain``) where both are
+        needed."""
         self._check_fitted()
         views = self._views(features)
         cols = []
-        for (v, _), m, norm in zip(self._pairs(), self.members_, self.norms_, strict=True):
-            raw = m.score_samples(views[v])
-            cols.append(raw if norm is None else norm.transform(raw, m.nearest_domain(views[v])))
-        return np.stack(cols, axis=1)
+        first: NDArray[np.str_] | None = None
+        for i, ((v, _), m, norm) in enumerate(zip(self._pairs(), self.members_, self.norms_,
+                                                  strict=True)):
+            if norm is None and not (first_domain and i == 0):
+                cols.append(m.score_samples(views[v]))
+                continue
+            raw, domains = m.score_with_domain(views[v])
+            if i == 0:
+                first = domains
+            cols.append(raw if norm is None else norm.transform(raw, domains))
+        return np.stack(cols, axis=1), first
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
         raw = self.member_scores(features)
         return combine_members((raw - self.mean_) / self.std_, self.combine)
+
+    def score_with_domain(self, features: Sequence[NDArray[np.float32]]
+                          ) -> tuple[NDArray[np.float64], NDArray[np.str_] | None]:
+        """Fused scores and the first member's nearest domains, every member scored once."""
+        raw, first = self._member_scores(features, first_domain=True)
+        return combine_members((raw - self.mean_) / self.std_, self.combine), first
 
     def self_scores(self, train: TrainSet) -> NDArray[np.float64]:
         """Fused out-of-sample self-scores when ``train`` is the fitted set."""

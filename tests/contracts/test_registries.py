@@ -165,6 +165,34 @@ def test_state_round_trip(name: str) -> None:
     np.testing.assert_array_equal(clone.score_samples(feats), det.score_samples(feats))
 
 
+#: Hedges whose members carry their own per-domain normalisation (the path where a member's
+#: score and nearest domain come from one pass), on top of each family's test parameters.
+_ONE_PASS_CASES = [(name, None) for name in FAMILIES] + [
+    ("hedge", {"views": "fine",
+               "backends": "mahalanobis_logz+frame_gaussian_logz+modulation_logz"}),
+    ("hedge", {"views": "fine+coarse", "backends": "knn+mahalanobis_logz"}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "params"), _ONE_PASS_CASES)
+def test_score_with_domain_is_score_samples_and_nearest_domain(
+        name: str, params: dict[str, Any] | None) -> None:
+    """The one-pass hook returns exactly the two separate calls' arrays, for every family."""
+    det = (_fitted(name) if params is None
+           else make_detector(name, params, seed=7).fit(_train_set()))
+    feats, _ = _test_clips()
+    scores, domains = det.score_with_domain(feats)
+    np.testing.assert_array_equal(scores, det.score_samples(feats))
+    expected = det.nearest_domain(feats)
+    if expected is None:
+        assert domains is None
+    else:
+        assert domains is not None
+        np.testing.assert_array_equal(domains, expected)
+        assert set(domains.tolist()) <= {"source", "target"}
+
+
 # ------------------------------------------------------------------ backends
 def _embeddings(seed: int) -> tuple[NDArray[np.float32], NDArray[np.str_]]:
     rng = np.random.default_rng(seed)
