@@ -262,6 +262,22 @@ class Recipe:
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
+    def behaviour_hash(self) -> str:
+        """sha256 hex digest of what decides the scores and decisions: :meth:`content_hash`
+        of this recipe without ``name`` / ``description``, with the detector's parameters in
+        their canonical form (:meth:`Detector.canonical_params`: inert ones at their defaults)
+        and ``supplemental.noise_snr_db`` at its default when no clip is mixed with noise.
+
+        Two recipes with the same behaviour hash score every clip the same; the search's
+        duplicate check keys proposals by it."""
+        params = REGISTRY[self.detector.name].canonical_params(self.detector.params)
+        sup = self.supplemental
+        if sup.noise_mix_prob <= 0.0:
+            sup = dataclasses.replace(sup, noise_snr_db=SupplementalSpec().noise_snr_db)
+        same = dataclasses.replace(self, name="", description="", supplemental=sup,
+                                   detector=DetectorSpec(self.detector.name, params))
+        return same.content_hash()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         """Strictly parse a recipe dict (see module docstring). Raises :class:`RecipeError`."""

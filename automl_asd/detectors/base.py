@@ -10,7 +10,7 @@ that it can be saved without pickle.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -68,6 +68,16 @@ class Detector(ABC):
 
     def get_params(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.params}
+
+    @classmethod
+    def canonical_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with every schema parameter present (defaults filled in) and each one
+        that cannot change this family's scores, given the others, set to its default.
+
+        Two parameter sets with the same canonical form give the same scores: the search uses
+        it to recognise a proposal it has already run (:meth:`Recipe.behaviour_hash`). The base
+        class knows no inert parameter; a family with conditional parameters overrides it."""
+        return {key: params.get(key, spec.default) for key, spec in cls.params.items()}
 
     @abstractmethod
     def fit(self, train: TrainSet) -> Self:

@@ -32,7 +32,7 @@ this way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -161,6 +161,24 @@ class HedgeDetector(Detector):
     pooling: str
     coarse_frames: int
     coarse_bands: int
+
+    @classmethod
+    def canonical_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults for the parameters that cannot act: ``coarse_frames`` / ``coarse_bands``
+        without a ``coarse`` view, ``pooling`` when every member brings its own (or is another
+        family), ``combine`` with a single member."""
+        out = super().canonical_params(params)
+        views = str(out["views"]).split("+")
+        backends = str(out["backends"]).split("+")
+        inert = set()
+        if "coarse" not in views:
+            inert |= {"coarse_frames", "coarse_bands"}
+        if all("pooling" in MEMBER_BACKENDS[b] or "family" in MEMBER_BACKENDS[b]
+               for b in backends if b in MEMBER_BACKENDS):
+            inert.add("pooling")
+        if len(views) * len(backends) == 1:
+            inert.add("combine")
+        return {k: cls.params[k].default if k in inert else v for k, v in out.items()}
 
     def _pairs(self) -> list[tuple[str, str]]:
         return [(v, b) for v in self.views.split("+") for b in self.backends.split("+")]

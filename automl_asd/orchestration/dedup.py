@@ -2,8 +2,10 @@
 
 In a mostly categorical space (``demo``) Optuna's TPE proposes the same point again and again:
 in a pilot search 9 of the top 10 trials were one recipe. :class:`DedupSearcher` sits between
-Tune and the wrapped searcher (OptunaSearch) and maps each proposal to its recipe's content
-hash (``key``). A proposal whose recipe
+Tune and the wrapped searcher (OptunaSearch) and maps each proposal to its recipe's behaviour
+hash (``key``; :meth:`~automl_asd.recipe.Recipe.behaviour_hash`: the content hash with inert
+parameters at their defaults, so two proposals that differ only there are one recipe). A
+proposal whose recipe
 
 * already finished at full fidelity is not launched: the wrapped searcher is told the known
   final result for that proposal (so TPE learns the point once more) and asked again;

@@ -371,8 +371,9 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
 
 def _recipe_key(space: SearchSpace, config: Mapping[str, Any]) -> str:
     """A proposal's identity for :class:`~automl_asd.orchestration.dedup.DedupSearcher`: the
-    content hash of the recipe the trial would run (the ``recipe_hash`` it reports)."""
-    return trial_recipe(space, config).content_hash()
+    behaviour hash of the recipe the trial would run (its content hash with inert parameters,
+    e.g. a hedge's coarse-view sizes without a coarse view, at their defaults)."""
+    return trial_recipe(space, config).behaviour_hash()
 
 
 def _now() -> str:

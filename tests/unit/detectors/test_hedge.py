@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from automl_asd.detectors import TrainSet, make_detector
-from automl_asd.detectors.hedge import make_view
+from automl_asd.detectors.hedge import HedgeDetector, make_view
 from automl_asd.evaluation.metrics import official_score
 from automl_asd.recipe import load_recipe
 from automl_asd.search.space import load_space
@@ -136,3 +136,27 @@ def test_hedge_logz_knn_recipe_floor_and_determinism(tiny_novel_root: Path) -> N
     # measured: compressor Ω 0.694, grinder 0.568, official 0.624 (hedge_pooled 0.55)
     assert per["compressor"].score >= 0.65 and per["grinder"].score >= 0.53, per
     assert official_score(per) >= 0.59, per
+
+
+def test_inert_parameters_take_their_defaults_and_cannot_change_scores() -> None:
+    canon = HedgeDetector.canonical_params
+    fine = {"views": "fine", "backends": "knn+mahalanobis"}
+    assert canon({**fine, "coarse_frames": 16, "coarse_bands": 4}) == canon(fine)
+    assert canon(fine)["coarse_frames"] == 8 and set(canon(fine)) == set(HedgeDetector.params)
+    coarse = {"views": "fine+coarse", "backends": "knn+mahalanobis"}
+    assert canon({**coarse, "coarse_frames": 16}) != canon(coarse)  # the coarse view uses it
+    own = {"views": "fine", "backends": "mahalanobis_logz+frame_gaussian_logz"}
+    assert canon({**own, "pooling": "mean_std_max"}) == canon(own)  # members pool themselves
+    assert canon({**fine, "pooling": "mean_std_max"}) != canon(fine)
+    single = {"views": "fine", "backends": "mahalanobis"}
+    assert canon({**single, "combine": "max"}) == canon(single)
+    assert canon({**fine, "combine": "max"}) != canon(fine)
+    # What the canonical form calls inert really is: same scores, bit for bit.
+    train, test = _train()
+    variants = [{**own, "pooling": "mean_std_max", "coarse_frames": 4, "combine": "median"},
+                {**own, "pooling": "mean_std", "coarse_frames": 16, "combine": "mean"}]
+    scores = [make_detector("hedge", v, 3).fit(train).score_samples(test) for v in variants]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    live = [{**coarse, "coarse_frames": 4}, {**coarse, "coarse_frames": 16}]
+    scores = [make_detector("hedge", v, 3).fit(train).score_samples(test) for v in live]
+    assert not np.array_equal(scores[0], scores[1])

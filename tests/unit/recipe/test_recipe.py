@@ -83,6 +83,33 @@ def test_hash_ignores_provenance_but_not_content() -> None:
         json.loads(load_recipe("baseline_ae_mse").to_json())).content_hash()
 
 
+def test_behaviour_hash_ignores_only_what_cannot_change_scores() -> None:
+    r = load_recipe("hedge_logz_frame")  # views "fine": the coarse-view sizes are inert
+    h = r.behaviour_hash()
+
+    def variant(edit: Any) -> Recipe:
+        d = r.to_dict()
+        edit(d)
+        return Recipe.from_dict(d)
+
+    same = [variant(lambda d: d.update(name="other", description="other")),
+            variant(lambda d: d["detector"]["params"].update(coarse_frames=16, coarse_bands=4)),
+            variant(lambda d: d["supplemental"].update(noise_snr_db=[5.0, 20.0]))]
+    for v in same:
+        assert v.behaviour_hash() == h
+    assert same[1].content_hash() != r.content_hash()  # the file differs, the behaviour not
+    different = [variant(lambda d: d.update(seed=1)),
+                 variant(lambda d: d["detector"]["params"].update(views="fine+coarse")),
+                 variant(lambda d: d["supplemental"].update(noise_mix_prob=0.5)),
+                 variant(lambda d: d["threshold"].update(quantile=0.95))]
+    for v in different:
+        assert v.behaviour_hash() != h
+    mixed = variant(lambda d: d["supplemental"].update(noise_mix_prob=0.5))
+    louder = Recipe.from_dict({**mixed.to_dict(), "supplemental": {
+        **mixed.to_dict()["supplemental"], "noise_snr_db": [5.0, 20.0]}})
+    assert louder.behaviour_hash() != mixed.behaviour_hash()  # noise is mixed: SNR acts
+
+
 def test_recipes_are_hashable() -> None:
     a, b = load_recipe("fast_default"), load_recipe("fast_default")
     assert hash(a) == hash(b) and len({a, b, load_recipe("baseline_ae_mse")}) == 2

@@ -95,3 +95,21 @@ def test_a_relative_cache_folder_is_made_absolute_before_trials_change_folder(
                        cache_dir=Path("cache"))
     assert tune_layer._absolute_cache(cfg).cache_dir == tmp_path.resolve() / "cache"
     assert tune_layer._absolute_cache(replace(cfg, cache_dir=None)).cache_dir is None
+
+
+def test_proposals_differing_only_in_inert_parameters_are_one_recipe() -> None:
+    """The duplicate check's key: a hedge without a coarse view ignores the coarse sizes."""
+    sp = load_space("demo")
+    point = sp.reference_point()
+    point.update({"detector.name": "hedge", "detector.hedge.views": "fine",
+                  "detector.hedge.backends": "mahalanobis_logz+frame_gaussian_logz",
+                  "detector.hedge.combine": "mean", "detector.hedge.coarse_frames": 4})
+    keys = {tune_layer._recipe_key(sp, {**point, "detector.hedge.coarse_frames": n})
+            for n in (4, 8, 16)}
+    assert len(keys) == 1
+    hashes = {trial_recipe(sp, {**point, "detector.hedge.coarse_frames": n}).content_hash()
+              for n in (4, 8, 16)}
+    assert len(hashes) == 3  # the trials still report their own recipe
+    coarse = {**point, "detector.hedge.views": "fine+coarse"}
+    assert len({tune_layer._recipe_key(sp, {**coarse, "detector.hedge.coarse_frames": n})
+                for n in (4, 8, 16)}) == 3
