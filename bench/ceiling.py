@@ -26,8 +26,10 @@ Representations (all from the official log-mel, n_fft 1024 / hop 512 / 128 mels,
 
 * ``pooled``: per-bin mean and std over time (what ``searched_pooled_logz`` sees), 256 values;
 * ``pooled_delta``: ``pooled`` + per-bin std of frame-to-frame differences, 384;
-* ``modulation``: 16 bands (8 mel bins averaged), log magnitude of each band envelope's
-  spectrum at 1..24 frame-rate bins (0.5–12 Hz modulation at hop 512), 16 × 12 values;
+* ``modulation``: the ``modulation`` pooling of the package
+  (:func:`automl_asd.detectors.embedding.modulation_spectrum`, what the hedge member
+  ``modulation_logz`` sees): 16 bands of 8 mel bins, log modulation power of each band's
+  envelope at 0.98–15.6 Hz (Hann segments of 32 frames, hop 512), 16 × 16 values;
 * ``stft_fine``: mean log power of a 4096-point STFT (3.9 Hz bins) 0–4 kHz, 1025 values —
   the fine tonal structure (harmonics, squeal lines) the 128-mel bands blur;
 * ``all``: the four concatenated.
@@ -53,6 +55,7 @@ from sklearn.preprocessing import StandardScaler
 
 from automl_asd import synth
 from automl_asd.data import scan
+from automl_asd.detectors.embedding import modulation_spectrum
 from automl_asd.evaluation.metrics import machine_metrics, official_score
 from automl_asd.features import FeatureSpec, extract
 
@@ -61,18 +64,11 @@ FINE = FeatureSpec(kind="stft", n_fft=4096, hop_length=1024, power=2.0, log=True
 REPS = ("pooled", "pooled_delta", "modulation", "stft_fine", "all")
 
 
-def _modulation(x: np.ndarray) -> np.ndarray:
-    bands = x[:, : (x.shape[1] // 8) * 8].reshape(len(x), -1, 8).mean(axis=2)  # (T, 16)
-    env = bands - bands.mean(axis=0, keepdims=True)
-    spec = np.abs(np.fft.rfft(env, n=48, axis=0))[1:25]  # (24, 16)
-    return np.log(spec.reshape(12, 2, -1).mean(axis=1) + 1e-3).ravel()
-
-
 def represent(logmel: list[np.ndarray], fine: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Every representation of a clip list: name -> ``(n_clips, dim)``."""
     pooled = np.stack([np.concatenate([x.mean(0), x.std(0)]) for x in logmel])
     delta = np.stack([np.diff(x, axis=0).std(0) for x in logmel])
-    mod = np.stack([_modulation(x) for x in logmel])
+    mod = np.stack([modulation_spectrum(x.astype(np.float64)) for x in logmel])
     n_keep = 1025  # 0 .. 4 kHz of a 4096-point STFT at 16 kHz
     stft = np.stack([x[:, :n_keep].mean(0) for x in fine])
     reps = {"pooled": pooled, "pooled_delta": np.hstack([pooled, delta]), "modulation": mod,
