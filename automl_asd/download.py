@@ -40,13 +40,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from automl_asd.components.locks import file_lock
 from automl_asd.errors import AutomlAsdError
 
 __all__ = [
@@ -640,22 +641,14 @@ def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
 @contextmanager
 def _exclusive(lock_path: Path, what: str) -> Iterator[None]:
     """Hold an advisory lock so two processes never write the same ``.part`` or members."""
-    try:
-        import fcntl  # noqa: PLC0415 (POSIX only)
-    except ImportError:  # not on POSIX: no locking
-        yield
-        return
-    with lock_path.open("a") as handle:
+    with ExitStack() as stack:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stack.enter_context(file_lock(lock_path, wait=False))
         except BlockingIOError as exc:
             raise DownloadError(
                 f"{what}: another automl-asd download holds {lock_path}; wait for it to finish"
             ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def _fetch_one(

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from automl_asd.audio import AudioError, load_wav
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
+from automl_asd.components.locks import file_lock
 from automl_asd.data import Clip
 from automl_asd.environment import default_cache_dir, require_torchaudio
 from automl_asd.errors import NonFiniteError
@@ -489,29 +490,11 @@ def _read_exact(entry: Path, idents: Sequence[Ident],
 
 @contextlib.contextmanager
 def _file_lock(spec_dir: Path, key: str) -> Iterator[None]:
-    """Exclusive ``flock`` on ``<spec_dir>/.lock-<key>`` (released if the holder dies);
-    a no-op where locking is unavailable (the atomic rename still keeps entries whole)."""
-    try:
-        import fcntl  # noqa: PLC0415 (POSIX only)
-    except ImportError:  # not POSIX
+    """Exclusive lock on ``<spec_dir>/.lock-<key>`` (released if the holder dies); unlocked
+    where locking is unavailable (the atomic rename still keeps entries whole)."""
+    with file_lock(spec_dir / f".lock-{key}",
+                   waiting=f"waiting for another process computing the same features ({key})"):
         yield
-        return
-    try:
-        spec_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(spec_dir / f".lock-{key}", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        logger.debug("feature cache lock unavailable (%s)", exc)
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            logger.info("waiting for another process computing the same features (%s)", key)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from automl_asd.components.locks import file_lock
 from automl_asd.synth._dsp import Array, peaking_eq, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
 from automl_asd.synth._random import is_random_type, random_model, write_info
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
 GENERATOR_VERSION = 4
 _MARKER = ".synth.json"
+#: Lock file in the output folder while a generator writes it (one generator at a time).
+LOCK_FILE = ".synth.lock"
 _LEVEL_DB = (-40.0, -30.0)  # clip RMS in dBFS, stratified per group; impulsive types peak < 1
 
 @dataclass(frozen=True)
@@ -317,10 +320,14 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
     # "spawn": the caller may hold threads (torch, Ray) that make fork unsafe.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
+    # Two generators on one folder (two benches sharing a --work) take turns: the second one
+    # then finds the first one's complete machine folders and reuses them instead of clearing
+    # what is still being written.
     try:
-        result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite, pool)
-                  for mt in types}
-        write_info(root, models, seed)
+        with file_lock(root / LOCK_FILE, waiting=f"waiting for another generator writing {root}"):
+            result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite,
+                                         pool) for mt in types}
+            write_info(root, models, seed)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -264,3 +264,78 @@ def test_reference_detector_finds_anomalies_and_target_is_harder(
             aucs[mt] = _official_aucs(y, tgt, score)
     assert all(0.6 <= s <= 0.97 for s, _ in aucs.values()), aucs
     assert np.mean([t for _, t in aucs.values()]) < np.mean([s for s, _ in aucs.values()]) - 0.1
+
+
+def test_two_generators_on_one_folder_take_turns_and_write_one_tree(tmp_path: Path) -> None:
+    """Two processes (two benches sharing a work folder) generating the same types at once:
+    both succeed, and the tree is byte-identical to one generator's. The second one starts
+    while the first is writing its first machine folder (unlocked, it could clear it)."""
+    import hashlib
+    import subprocess
+    import sys
+    import time
+
+    types = ["fan", "valve"]
+    code = ("import sys; from automl_asd import synth\n"
+            "print('ready', flush=True); sys.stdin.readline()\n"
+            f"synth.generate(sys.argv[1], machine_types={types!r}, size='tiny', seed=3)")
+    shared = tmp_path / "shared"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(shared)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        for p in procs:  # both imported and waiting
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        first, second = procs
+        assert first.stdin is not None and second.stdin is not None
+        first.stdin.write("go\n")
+        first.stdin.flush()
+        marker = shared / "fan" / ".synth.json"  # written first, marked complete last
+        deadline = time.monotonic() + 120
+        while not marker.is_file() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert '"complete": false' in marker.read_text()  # the first is mid-way through fan
+        second.stdin.write("go\n")
+        second.stdin.flush()
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err
+    finally:
+        for p in procs:
+            p.kill()
+    alone = tmp_path / "alone"
+    synth.generate(alone, machine_types=types, size="tiny", seed=3)
+
+    def digest(root: Path) -> dict[str, str]:
+        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(root.rglob("*")) if f.is_file() and f.suffix != ".lock"}
+
+    assert digest(shared) == digest(alone)
+    assert set(scan(shared)) == set(types)
+
+
+def test_a_generator_waits_while_another_holds_the_folder(tmp_path: Path) -> None:
+    """``generate`` takes the folder's lock before it touches any machine folder."""
+    import subprocess
+    import sys
+    import time
+
+    from automl_asd.components.locks import file_lock
+    from automl_asd.synth._generate import LOCK_FILE
+
+    root = tmp_path / "data"
+    code = ("import sys; from automl_asd import synth\n"
+            "synth.generate(sys.argv[1], machine_types=['fan'], size='tiny', seed=3)")
+    with file_lock(root / LOCK_FILE) as held:
+        assert held
+        proc = subprocess.Popen([sys.executable, "-c", code, str(root)],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4.0)  # ample time to import and to start writing, were it not waiting
+            assert proc.poll() is None and not (root / "fan").exists()
+        except BaseException:
+            proc.kill()
+            raise
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert set(scan(root)) == {"fan"}
