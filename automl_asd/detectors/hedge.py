@@ -67,6 +67,10 @@ MEMBER_BACKENDS: dict[str, dict[str, Any]] = {
         "normalization": "domain_log_zscore"},
     "knn_detrended_z": {"name": "knn", "params": {"n_centers": 16, "k": 1, "metric": "euclidean"},
                         "pooling": "detrended_mean_std_dstd", "normalization": "domain_zscore"},
+    # fast_default's detector (kNN on pooled mean/std/max, z-scores per domain): the hand-set
+    # recipe that led on real machine audio while the log-z Mahalanobis led on synthetic types.
+    "knn_fast_z": {"name": "knn", "params": {"n_centers": 16, "k": 1, "metric": "euclidean"},
+                   "pooling": "mean_std_max", "normalization": "domain_zscore"},
     # A member of another detector family (``family``: a registered detector, ``params`` its
     # parameters): the frame-level Gaussian on 16-frame windows of 4-bin bands, log z-scores
     # per domain.
@@ -106,6 +110,8 @@ BACKEND_SETS = (
     "modulation_logz",
     "mahalanobis_logz+frame_gaussian_logz+modulation_logz",
     "mahalanobis_logz+modulation_logz",
+    "mahalanobis_logz+frame_gaussian_logz+knn_fast_z",
+    "mahalanobis_logz+knn_fast_z",
 )
 COMBINES = ("mean", "median", "min", "max")
 

@@ -160,3 +160,29 @@ def test_inert_parameters_take_their_defaults_and_cannot_change_scores() -> None
     live = [{**coarse, "coarse_frames": 4}, {**coarse, "coarse_frames": 16}]
     scores = [make_detector("hedge", v, 3).fit(train).score_samples(test) for v in live]
     assert not np.array_equal(scores[0], scores[1])
+
+
+def test_knn_fast_z_member_is_fast_default_s_detector() -> None:
+    """``knn_fast_z`` alone in a hedge scores exactly like ``fast_default``'s detector
+    normalised per domain (the shipped recipe, its parameters read from the file)."""
+    from automl_asd.calibration import DomainNormalizer
+
+    fast = load_recipe("fast_default")
+    assert fast.normalization.method == "domain_zscore"
+    train, test = _train()
+    alone = make_detector("hedge", {"views": "fine", "backends": "knn_fast_z"}, 3).fit(train)
+    plain = make_detector(fast.detector.name, dict(fast.detector.params), 3).fit(train)
+    own = plain.self_scores(train)
+    norm = DomainNormalizer.fit("domain_zscore", own, np.asarray(train.domains))
+    expected = norm.transform(plain.score_samples(test), plain.nearest_domain(test))
+    np.testing.assert_allclose(alone.member_scores(test)[:, 0], expected, rtol=1e-9)
+
+
+def test_every_backend_set_names_known_members() -> None:
+    from automl_asd.detectors.hedge import BACKEND_SETS, MEMBER_BACKENDS
+
+    assert len(set(BACKEND_SETS)) == len(BACKEND_SETS)
+    for backends in BACKEND_SETS:
+        members = backends.split("+")
+        assert set(members) <= set(MEMBER_BACKENDS), backends
+        assert len(set(members)) == len(members), backends
