@@ -48,12 +48,17 @@ def file_lock(path: Path, *, wait: bool = True, waiting: str | None = None) -> I
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             if not wait:
                 raise
             if waiting:
                 logger.info("%s", waiting)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
+            locked = True
+        except OSError as exc:  # e.g. a file system without flock (ENOLCK, EOPNOTSUPP)
+            logger.debug("lock %s unavailable (%s)", path, exc)
+            locked = False
+        yield locked
     finally:
         os.close(fd)  # releases the lock

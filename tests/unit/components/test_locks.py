@@ -50,3 +50,16 @@ def test_an_unwritable_lock_runs_unlocked(tmp_path: Path) -> None:
     blocker.write_text("")
     with file_lock(blocker / "x.lock") as held:  # the parent is a file: no lock possible
         assert held is False
+
+
+def test_a_file_system_without_flock_runs_unlocked(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "no locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with file_lock(tmp_path / "x.lock") as held:
+        assert held is False
