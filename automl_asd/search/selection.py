@@ -33,7 +33,8 @@ Default: ``leave_one_type_out`` / ``bootstrap_lower_bound``, the rule with the l
 regret over the 24 family-held-out bench draws measured (6 ``tiny`` with 9 candidates, 18
 ``small`` with 13): 0.0210 against 0.0223 for ``mean`` / ``bootstrap_lower_bound`` (the
 default before) and 0.0235 for ``mean`` / ``best``; see the README's "Results" and
-``docs/benchmarks.md``, "Search economics and selection rules". Every trial still records the official Ω beside its objective.
+``docs/benchmarks.md``, "Search economics and selection rules". Every trial still records
+the official Ω beside its objective.
 
 Final pick:
 
