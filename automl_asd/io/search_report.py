@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from automl_asd.components.files import atomic_write_text
+
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
 
@@ -42,13 +44,6 @@ DUPLICATES_NAME = "duplicates.json"
 _PARAM = "param:"
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
     """The run's ``search.json`` (space name/sha256, seed, dev types, versions) or ``None``."""
     path = out_dir / META_NAME
@@ -60,14 +55,14 @@ def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
 
 def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
+    return atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
 
 
 def write_duplicates(out_dir: Path, skipped: int) -> Path:
     """``<out>/duplicates.json``: how many proposals of the search's searcher were not
     launched because they repeated a recipe already run or running."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _atomic_write_text(out_dir / DUPLICATES_NAME,
+    return atomic_write_text(out_dir / DUPLICATES_NAME,
                               json.dumps({"duplicates_skipped": int(skipped)}) + "\n")
 
 
@@ -84,7 +79,7 @@ def read_duplicates(out_dir: Path) -> int | None:
 def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
     """``<out>/recipe.json``: the frozen best recipe."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _atomic_write_text(out_dir / "recipe.json", recipe.to_json())
+    return atomic_write_text(out_dir / "recipe.json", recipe.to_json())
 
 
 def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
@@ -95,7 +90,7 @@ def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     table.to_parquet(tmp, index=False)
     os.replace(tmp, path)
-    _atomic_write_text(out_dir / "trials.csv", table.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out_dir / "trials.csv", table.to_csv(index=False, lineterminator="\n"))
     return path
 
 
@@ -239,7 +234,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     if plot is not None:
         lines += ["## Ω over trials", "", f"![Ω over trials]({plot.name})", ""]
     lines += _extra_sections(table, meta)
-    return _atomic_write_text(out_dir / "search_report.md", "\n".join(lines))
+    return atomic_write_text(out_dir / "search_report.md", "\n".join(lines))
 
 
 def family_costs(table: pd.DataFrame) -> pd.DataFrame:
@@ -310,7 +305,7 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
         lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
-    return _atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
 def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
@@ -335,5 +330,5 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
                   f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "
                   f"mean reference-recipe held-out Ω "
                   f"{table['reference_held_out_omega'].mean():.4f}.", ""]
-    md = _atomic_write_text(out_dir / "leave_one_out.md", "\n".join(lines))
+    md = atomic_write_text(out_dir / "leave_one_out.md", "\n".join(lines))
     return pq, md

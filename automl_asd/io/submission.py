@@ -11,10 +11,8 @@ never by row order, in :mod:`automl_asd.evaluation.evaluate`.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.errors import AutomlAsdError
 from automl_asd.ground_truth import read_name_rows
 
@@ -93,20 +92,6 @@ def decision_file_name(machine_type: str, section: str | int) -> str:
     return f"decision_result_{mt}_section_{normalize_section(section)}_test.csv"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave the temp file behind
-        raise
-
-
 def _format_score(value: float) -> str:
     # repr() is the shortest string that round-trips the float64 exactly.
     return repr(float(value))
@@ -170,10 +155,10 @@ def write_submission(
         )
     score_path = out / score_file_name(machine_type, section)
     decision_path = out / decision_file_name(machine_type, section)
-    _atomic_write_text(
+    atomic_write_text(
         score_path, "".join(f"{n},{_format_score(v)}\n" for n, v in zip(base, s, strict=True))
     )
-    _atomic_write_text(
+    atomic_write_text(
         decision_path, "".join(f"{n},{int(v)}\n" for n, v in zip(base, d_float, strict=True))
     )
     logger.debug("wrote %s and %s (%d clips)", score_path, decision_path, len(base))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
 from automl_asd.synth._dsp import Array, peaking_eq, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
@@ -228,7 +229,7 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
     t0 = time.perf_counter()
     for sub in ("train", "test", "supplemental"):
         (mdir / sub).mkdir(parents=True, exist_ok=True)
-    (mdir / _MARKER).write_text(json.dumps({**marker, "complete": False}, sort_keys=True))
+    atomic_write_text(mdir / _MARKER, json.dumps({**marker, "complete": False}, sort_keys=True))
     jobs = []
     for p in plans:
         name = eval_names[p.labelled_name] if (eval_layout and p.split == "test") else \
@@ -243,7 +244,7 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
         written = sum(f.result() for f in futures)
         assert written == len(jobs)
     _write_attributes(mdir, machine_type, model, plans, eval_layout)
-    (mdir / _MARKER).write_text(json.dumps({**marker, "complete": True}, sort_keys=True))
+    atomic_write_text(mdir / _MARKER, json.dumps({**marker, "complete": True}, sort_keys=True))
     logger.info("%s: %d clips of %.1f s in %.1f s -> %s", machine_type, len(plans),
                 spec.duration_s, time.perf_counter() - t0, mdir)
     return mdir
