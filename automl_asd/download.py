@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
 from automl_asd.errors import AutomlAsdError
 
@@ -348,19 +349,12 @@ def fetch_record_files(
     meta = _get_json(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
     files = _parse_files(url, base_url, record_id, meta)
     if cache_path is not None:
-        _atomic_write_text(cache_path, json.dumps({"url": url, "record": meta}, indent=1))
+        atomic_write_text(cache_path, json.dumps({"url": url, "record": meta}, indent=1))
     return files
 
 
 # --------------------------------------------------------------------------------------------
 # Files on disk
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def md5sum(path: Path) -> str:
@@ -691,7 +685,7 @@ def _fetch_one(
     if any(not rel.startswith(f"{machine_type}/") for rel in members):
         logger.warning("%s: some members are not under %s/; scan(dest) may not find them",
                        remote.key, machine_type)
-    _atomic_write_text(marker, json.dumps(
+    atomic_write_text(marker, json.dumps(
         {"key": remote.key, "md5": remote.md5, "size": remote.size, "members": members},
         indent=0, sort_keys=True,
     ))

@@ -54,16 +54,14 @@ def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
 
 
 def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
 
 
 def write_duplicates(out_dir: Path, skipped: int) -> Path:
     """``<out>/duplicates.json``: how many proposals of the search's searcher were not
     launched because they repeated a recipe already run or running."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(out_dir / DUPLICATES_NAME,
-                              json.dumps({"duplicates_skipped": int(skipped)}) + "\n")
+                             json.dumps({"duplicates_skipped": int(skipped)}) + "\n")
 
 
 def read_duplicates(out_dir: Path) -> int | None:
@@ -78,7 +76,6 @@ def read_duplicates(out_dir: Path) -> int | None:
 
 def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
     """``<out>/recipe.json``: the frozen best recipe."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(out_dir / "recipe.json", recipe.to_json())
 
 
