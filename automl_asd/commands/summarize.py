@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from automl_asd.io.results import atomic_write_text
+from automl_asd.components.files import atomic_write_text
 from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
 
 HELP = ("put several apply runs side by side: official score per machine type and overall, "

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.evaluation.metrics import MachineMetrics, amean_score, floored_hmean, official_score
-from automl_asd.io.results import atomic_write_text
 
 __all__ = ["OFFICIAL_COLUMNS", "official_blocks", "write_official_csv",
            "write_official_markdown", "write_results_table"]

@@ -11,17 +11,14 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
 
 __all__ = [
-    "atomic_write_bytes",
-    "atomic_write_text",
     "write_json",
     "write_evaluation_json",
     "sha256_file",
@@ -34,25 +31,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Atomic UTF-8 text write (``\\n`` line ends on every platform)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> Path:

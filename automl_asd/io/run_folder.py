@@ -38,8 +38,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.errors import AutomlAsdError
-from automl_asd.io.results import atomic_write_text, sha256_file, stat_fingerprint
+from automl_asd.io.results import sha256_file, stat_fingerprint
 
 __all__ = [
     "RUN_MANIFEST",

@@ -1,13 +1,15 @@
-"""components.files.atomic_write_text: whole file or old file, never a partial one."""
+"""components.files.atomic_write_bytes / atomic_write_text: whole file or old file, never a
+partial one."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from automl_asd.components import files
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_bytes, atomic_write_text
 
 
 def test_writes_creates_parent_and_replaces(tmp_path: Path) -> None:
@@ -38,3 +40,25 @@ def test_a_folder_in_the_way_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     with pytest.raises(IsADirectoryError):
         atomic_write_text(tmp_path / "x", "text")
+
+
+def test_bytes_are_written_as_given_and_threads_never_share_a_temp(tmp_path: Path) -> None:
+    path = tmp_path / "blob.bin"
+    payloads = [bytes([i]) * 200_000 for i in range(8)]
+    errors: list[BaseException] = []
+
+    def write(data: bytes) -> None:
+        try:
+            for _ in range(5):
+                atomic_write_bytes(path, data)
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert path.read_bytes() in payloads  # one writer's whole payload, never a mix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin"]
