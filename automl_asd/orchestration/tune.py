@@ -14,9 +14,10 @@ A failing trial is recorded and the search goes on; ``resume`` continues a kille
 its run directory without rerunning finished trials.
 
 This module is the Ray layer only: the trainable, the Tuner/OptunaSearch/ASHA wiring, the
-ResultGrid -> :class:`~automl_asd.search.trials.TrialRecord` conversion and the Ray tasks that
-prewarm the cache, estimate costs, re-score for the final pick, run the novel check and score
-leave-one-out's held-out types. Freezing, trial tables and leave-one-out live in
+ResultGrid -> :class:`~automl_asd.search.trials.TrialRecord` conversion (with the per-clip scores
+each full-fidelity trial saves in its last checkpoint, for the final pick) and the Ray tasks that
+prewarm the cache, estimate costs, re-score final-pick candidates that kept no scores, run the
+novel check (its recipes all at once) and score leave-one-out's held-out types. Freezing, trial tables and leave-one-out live in
 :mod:`automl_asd.search` and never see a Tune object.
 """
 
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from automl_asd.data import scan
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
+from automl_asd.io.clip_scores import load_clip_scores, save_clip_scores
 from automl_asd.orchestration.ray_runner import preflight_nodes
 from automl_asd.orchestration.session import init_ray
 from automl_asd.provenance import data_fingerprint, package_versions
@@ -51,8 +53,10 @@ from automl_asd.search.budget import (
     trial_objective,
 )
 from automl_asd.search.config import (
+    BatchEvaluator,
     Evaluator,
     LeaveOneOutOutcome,
+    OnDone,
     SearchConfig,
     SearchOutcome,
     check_start,
@@ -146,6 +150,10 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
+            if i == len(rungs) - 1 and getattr(result, "per_clip", None):
+                # The full-fidelity per-clip scores travel with the last checkpoint: the final
+                # pick's bootstrap reads them instead of scoring the recipe again.
+                save_clip_scores(tmp, result.per_clip)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -177,8 +185,9 @@ def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str,
     return evaluator(recipe, machines, **kwargs)
 
 
-def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
-    """``evaluator`` with each call run as one Ray task with a trial's resources."""
+def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> BatchEvaluator:
+    """``evaluator`` over a batch of recipes, each one Ray task with a trial's resources, all
+    submitted at once (Ray runs as many as the cluster's free CPUs/GPUs allow)."""
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     task: Any = ray.remote(_call_evaluator).options(num_cpus=cfg.cpus_per_trial,
@@ -187,14 +196,29 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> Evaluator:
 
     stored: dict[int, tuple[Mapping[str, MachineData], Any]] = {}
 
-    def run(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
-            ) -> ObjectiveResult:
+    def run(recipes: Sequence[Recipe], machines: Mapping[str, MachineData], *,
+            on_done: OnDone | None = None, **kwargs: Any) -> list[ObjectiveResult]:
         # Each data mapping goes to the object store once, however many recipes are scored.
         if id(machines) not in stored:
             stored[id(machines)] = (machines, ray.put(machines))
         ref = stored[id(machines)][1]
-        result: ObjectiveResult = ray.get(task.remote(evaluator, recipe, ref, kwargs))
-        return result
+        t0 = time.perf_counter()
+        refs = [task.remote(evaluator, recipe, ref, kwargs) for recipe in recipes]
+        index = {r: i for i, r in enumerate(refs)}
+        pending = list(refs)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                result: ObjectiveResult = ray.get(ready[0])
+                if on_done is not None:  # the task's own time, not its wait for a slot
+                    on_done(index[ready[0]], result,
+                            float(getattr(result, "wall_s", time.perf_counter() - t0)))
+        except BaseException:
+            for r in pending:  # one failed: the others are not waited for
+                ray.cancel(r)
+            raise
+        results: list[ObjectiveResult] = ray.get(refs)
+        return results
 
     return run
 
@@ -310,9 +334,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, cfg.trials)
-        # The final pick may re-score the top trials and the novel check scores them on the
-        # novel types: both through Ray tasks (on this Ray session, before it shuts down), so
-        # the driver only plans, waits and writes reports.
+        # The final pick may re-score top trials that kept no per-clip scores and the novel
+        # check scores the top trials on the novel types: both as batches of parallel Ray tasks
+        # (on this Ray session, before it shuts down), so the driver only plans, waits and
+        # writes reports.
         in_tasks = _evaluator_in_tasks(evaluator, cfg)
         provenance = SearchProvenance(seed=cfg.seed, machine_types=mtypes,
                                       versions=_versions(), created=_now(),
@@ -401,8 +426,25 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
         records.append(record_from_result(
             trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
-            _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity))
+            _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
+            clip_scores=_clip_scores(res, trial_id)))
     return sorted(records, key=lambda r: r.order)
+
+
+def _clip_scores(res: Any, trial_id: str) -> Any:
+    """The per-clip scores saved with a trial's last checkpoint (``None`` without them: a
+    trial that stopped early, failed, or ran under an older version; the final pick then
+    re-scores it). An unreadable file is logged and treated as missing."""
+    checkpoint = getattr(res, "checkpoint", None)
+    if checkpoint is None or res.error is not None:
+        return None
+    try:
+        with checkpoint.as_directory() as folder:
+            return load_clip_scores(folder)
+    except (OSError, ValueError) as exc:
+        logger.warning("trial %s: per-clip scores unreadable (%s); the final pick re-scores "
+                       "it if it needs them", trial_id, exc)
+        return None
 
 
 def _short_error(error: BaseException | None) -> str | None:

@@ -4,7 +4,8 @@ what a search or a leave-one-out run returns."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from automl_asd.evaluation.objective import ObjectiveResult
     from automl_asd.recipe import Recipe
 
-__all__ = ["Evaluator", "SearchConfig", "SearchOutcome", "LeaveOneOutOutcome", "run_meta",
-           "check_start"]
+__all__ = ["Evaluator", "BatchEvaluator", "OnDone", "one_by_one", "SearchConfig",
+           "SearchOutcome", "LeaveOneOutOutcome", "run_meta", "check_start"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,38 @@ class Evaluator(Protocol):
     def __call__(self, recipe: Recipe, machines: Mapping[str, MachineData], *,
                  cache_dir: Any = None, device: str = "auto",
                  fidelity: float = 1.0) -> ObjectiveResult: ...
+
+
+#: Called as each recipe of a batch finishes: ``(index in the batch, result, seconds)``.
+OnDone = Callable[[int, "ObjectiveResult", float], None]
+
+
+class BatchEvaluator(Protocol):
+    """Several recipes on one data set: the results in the recipes' order, whatever order they
+    finish in (an executor may run them at once); ``on_done`` hears of each as it finishes."""
+
+    def __call__(self, recipes: Sequence[Recipe], machines: Mapping[str, MachineData], *,
+                 cache_dir: Any = None, device: str = "auto", fidelity: float = 1.0,
+                 on_done: OnDone | None = None) -> list[ObjectiveResult]: ...
+
+
+def one_by_one(evaluator: Evaluator) -> BatchEvaluator:
+    """A :class:`BatchEvaluator` that calls ``evaluator`` on each recipe in turn (no executor)."""
+
+    def run(recipes: Sequence[Recipe], machines: Mapping[str, MachineData], *,
+            cache_dir: Any = None, device: str = "auto", fidelity: float = 1.0,
+            on_done: OnDone | None = None) -> list[ObjectiveResult]:
+        results = []
+        for i, recipe in enumerate(recipes):
+            t0 = time.perf_counter()
+            result = evaluator(recipe, machines, cache_dir=cache_dir, device=device,
+                               fidelity=fidelity)
+            if on_done is not None:
+                on_done(i, result, time.perf_counter() - t0)
+            results.append(result)
+        return results
+
+    return run
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """After a search: the final pick (:mod:`automl_asd.search.selection`) and "does the choice carry?".
 
 :func:`make_picker` applies the space's final-pick rule to the complete trials; for
-``bootstrap_lower_bound`` it re-scores the top trials on the development types (their trained
-networks come from the representation cache) to get per-clip scores.
+``bootstrap_lower_bound`` it resamples the top trials' per-clip development scores, which each
+trial keeps with its last checkpoint (only a trial without them is re-scored; trained networks
+come from the representation cache).
 
 :func:`novel_check` runs only after ``recipe.json`` is written, on labelled novel machine types
 that the search never sees (``search --novel ROOT``): the top-K complete trials, the frozen
@@ -11,15 +12,16 @@ next to its novel Ω, the Spearman ρ between them, the frozen recipe's novel Ω
 among those trials and the regret (best − frozen). Nothing it computes flows back into the
 choice.
 
-Pure library code (no Ray): the evaluator runs in the calling process. Both read the
-search's :class:`~automl_asd.search.trials.TrialRecord` objects, never the trial table.
+Pure library code (no Ray): both take a :class:`~automl_asd.search.config.BatchEvaluator`
+(the Ray layer runs a batch as parallel tasks; :func:`~automl_asd.search.config.one_by_one`
+runs it in the calling process). Both read the search's
+:class:`~automl_asd.search.trials.TrialRecord` objects, never the trial table.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ import pandas as pd
 from automl_asd import ground_truth
 from automl_asd.data import scan
 from automl_asd.io import search_report as io
+from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import pick_trial, ranked_distinct
 from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 
@@ -68,12 +71,16 @@ def top_distinct(done: Sequence[TrialRecord], k: int, frozen_id: str
     return top, frozen_hash
 
 
-def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
+def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEvaluator
                 ) -> Callable[[Sequence[TrialRecord]], str]:
     """The final-pick function ``complete trials -> trial id`` of ``cfg.space.selection``.
 
-    Per-trial lower bounds of a bootstrap pick are added to ``<out>/search.json`` (the report
-    shows them). A failure while re-scoring falls back to the best trial, with a warning.
+    A ``bootstrap_lower_bound`` pick resamples each candidate's per-clip development scores:
+    those a trial kept with its last checkpoint (:attr:`TrialRecord.clip_scores`) are used as
+    they are; only candidates without them (e.g. trials of an older version, resumed) are
+    re-scored, all in one batch. Per-trial lower bounds are added to ``<out>/search.json`` (the
+    report shows them). A failure while re-scoring falls back to the best trial, with a
+    warning.
     """
 
     rule = cfg.space.selection
@@ -84,24 +91,30 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
         best, _ = pick_trial(rows, rule)
         if rule.pick == "best":
             return best
-        scores: dict[str, Any] = {}
         by_id = {r.trial_id: r for r in done}
         try:
             # The candidates pick_trial considers: the top distinct recipes, not copies of one.
-            candidates = ranked_distinct(rows)[:rule.top]
-            logger.info("final pick %s: re-scoring the top %d distinct recipes on the %d "
-                        "development types (per-clip scores for the bootstrap)", rule.pick,
-                        len(candidates), len(machines))
-            for k, row in enumerate(candidates, 1):
-                record = by_id[str(row["trial_id"])]
-                recipe = trial_recipe(cfg.space, record.config, name="rescore")
-                t0 = time.perf_counter()
-                result = evaluator(recipe, machines, cache_dir=cfg.cache_dir,
-                                   device=cfg.device, fidelity=1.0)
-                if getattr(result, "per_clip", None):
-                    scores[record.trial_id] = result.per_clip
-                logger.info("final pick: %d/%d trial %s re-scored in %.0f s", k,
-                            len(candidates), record.trial_id, time.perf_counter() - t0)
+            candidates = [by_id[str(row["trial_id"])]
+                          for row in ranked_distinct(rows)[:rule.top]]
+            scores: dict[str, Any] = {r.trial_id: r.clip_scores for r in candidates
+                                      if r.clip_scores}
+            missing = [r for r in candidates if r.trial_id not in scores]
+            logger.info("final pick %s among the top %d distinct recipes: %d with per-clip "
+                        "scores kept by their trial, %d to re-score on the %d development "
+                        "types", rule.pick, len(candidates), len(scores), len(missing),
+                        len(machines))
+            if missing:
+                def done_one(i: int, result: Any, seconds: float) -> None:
+                    logger.info("final pick: trial %s re-scored in %.0f s",
+                                missing[i].trial_id, seconds)
+
+                results = evaluate(
+                    [trial_recipe(cfg.space, r.config, name="rescore") for r in missing],
+                    machines, cache_dir=cfg.cache_dir, device=cfg.device, fidelity=1.0,
+                    on_done=done_one)
+                for record, result in zip(missing, results, strict=True):
+                    if getattr(result, "per_clip", None):
+                        scores[record.trial_id] = result.per_clip
             chosen, bounds = pick_trial(rows, rule, clip_scores=scores, seed=cfg.seed)
         except Exception as exc:  # the pick must not lose a finished search
             logger.warning("final pick %s failed (%s); freezing the best trial", rule.pick, exc)
@@ -109,7 +122,7 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluator: Any
         meta = io.read_search_meta(out) or {}
         io.write_search_meta(out, {**meta, "selection": {
             "rule": rule.describe(), "best_by_objective": best, "chosen": chosen,
-            "lower_bounds": bounds}})
+            "lower_bounds": bounds, "rescored": [r.trial_id for r in missing]}})
         logger.info("final pick %s: trial %s (best by objective: %s)", rule.pick, chosen, best)
         return chosen
 
@@ -123,26 +136,34 @@ def _scan_novel(root: Path) -> dict[str, MachineData]:
             if (root / ground_truth.GROUND_TRUTH_DATA_DIR).is_dir() else machines)
 
 
-def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
+def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator) -> dict[str, Path]:
     """Apply the top ``cfg.novel_top_k`` complete trials, the frozen recipe and the reference
-    recipe to the labelled novel types under ``cfg.novel``; write ``novel_check.parquet`` and
-    append "does the choice carry?" to ``search_report.md``. Returns the written files."""
+    recipe to the labelled novel types under ``cfg.novel`` (one batch: an executor runs them
+    at once); write ``novel_check.parquet`` and append "does the choice carry?" to
+    ``search_report.md``. Returns the written files."""
 
     space = cfg.space
     root = Path(cfg.novel).expanduser().resolve()
     novel = _scan_novel(root)
     done = [r for r in outcome.records if r.status == "complete"]
     top, frozen_hash = top_distinct(done, int(cfg.novel_top_k), outcome.best_trial_id)
-    rows: list[dict[str, Any]] = []
+    recipes = [trial_recipe(space, record.config, name="novel_check") for record in top]
+    recipes.append(space.to_recipe(space.reference_point(), name=space.reference_name))
     logger.info("does the choice carry? applying the top %d distinct recipes and the reference "
                 "to the %d novel types", len(top), len(novel))
-    for k, record in enumerate(top, 1):
-        recipe = trial_recipe(space, record.config, name="novel_check")
-        t0 = time.perf_counter()
-        result = evaluator(recipe, novel, cache_dir=cfg.cache_dir, device=cfg.device,
-                           fidelity=1.0)
-        logger.info("does the choice carry? %d/%d trial %s: novel Ω %.4f (%.0f s)", k,
-                    len(top), record.trial_id, float(result.omega), time.perf_counter() - t0)
+    finished = 0
+
+    def done_one(i: int, result: Any, seconds: float) -> None:
+        nonlocal finished
+        finished += 1
+        what = f"trial {top[i].trial_id}" if i < len(top) else "the reference"
+        logger.info("does the choice carry? %d/%d %s: novel Ω %.4f (%.0f s)", finished,
+                    len(recipes), what, float(result.omega), seconds)
+
+    results = evaluate(recipes, novel, cache_dir=cfg.cache_dir, device=cfg.device,
+                       fidelity=1.0, on_done=done_one)
+    rows: list[dict[str, Any]] = []
+    for record, recipe, result in zip(top, recipes, results, strict=False):
         rows.append({"trial_id": record.trial_id, "detector": recipe.detector.name,
                      "in_search_omega": record.omega,
                      "in_search_objective": record.objective,
@@ -153,9 +174,7 @@ def novel_check(cfg: Any, outcome: Any, evaluator: Any) -> dict[str, Path]:
                      "is_reference": record.is_reference,
                      "params": str(space.coerce_point(
                          {k: v for k, v in record.config.items() if not is_missing(v)}))})
-    reference = space.to_recipe(space.reference_point(), name=space.reference_name)
-    ref_omega = float(evaluator(reference, novel, cache_dir=cfg.cache_dir, device=cfg.device,
-                                fidelity=1.0).omega)
+    ref_omega = float(results[-1].omega)
     df = pd.DataFrame(rows)
     summary = carry_summary(df, reference_novel_omega=ref_omega)
     out = Path(outcome.run_dir)

@@ -49,7 +49,9 @@ class TrialRecord:
 
     ``order`` is the creation index (the reference recipe is the first trial);
     ``recipe_hash`` is the content hash of the recipe the trial ran (:func:`trial_recipe`),
-    ``None`` when it never reported.
+    ``None`` when it never reported. ``clip_scores``: per ``(machine type, section)`` the
+    ``(y_true, domains, scores)`` of the development test clips at full fidelity, when the
+    executor kept them (the bootstrap final pick then needs no re-scoring); ``None`` otherwise.
     """
 
     trial_id: str
@@ -60,6 +62,8 @@ class TrialRecord:
     recipe_hash: str | None = None
     error: str | None = None
     is_reference: bool = False
+    clip_scores: Mapping[Any, tuple[Any, Any, Any]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def omega(self) -> float:
@@ -103,12 +107,15 @@ class TrialRecord:
 def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | None,
                        metrics: Mapping[str, Any] | None, error: str | None, *,
                        reference_point: Mapping[str, Any] | None = None,
-                       max_fidelity: float = 1.0) -> TrialRecord:
+                       max_fidelity: float = 1.0,
+                       clip_scores: Mapping[Any, tuple[Any, Any, Any]] | None = None
+                       ) -> TrialRecord:
     """A :class:`TrialRecord` from one trial's config, last metrics and error message.
 
     The status follows from them: ``error`` when there is an error, ``not_run`` without an Ω,
     ``stopped_early`` below ``max_fidelity``, else ``complete``. A trial is the reference when
     it reported so, or (with ``reference_point``) when its config is the reference point.
+    ``clip_scores`` are kept for complete trials only.
     """
     metrics = dict(metrics or {})
     config = dict(config or {})
@@ -128,7 +135,8 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
     recipe_hash = metrics.get("recipe_hash")
     return TrialRecord(trial_id=trial_id, order=order, status=status, config=config,
                        metrics=metrics, recipe_hash=None if recipe_hash is None
-                       else str(recipe_hash), error=error, is_reference=is_reference)
+                       else str(recipe_hash), error=error, is_reference=is_reference,
+                       clip_scores=clip_scores if status == "complete" else None)
 
 
 def trial_recipe(space: SearchSpace, config: Mapping[str, Any], *, name: str | None = None

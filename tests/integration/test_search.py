@@ -121,6 +121,25 @@ def test_smoke_search_cli_end_to_end(
     assert "- duplicate proposals skipped: " in report
     assert (run / "omega_over_trials.png").stat().st_size > 5000
 
+    # The final pick read each candidate's per-clip scores from its trial's last checkpoint
+    # (nothing re-scored), and those stored scores are exactly what scoring the frozen recipe
+    # again gives.
+    selection = json.loads((run / "search.json").read_text())["selection"]
+    assert selection["rescored"] == [] and prov.trial_id in selection["lower_bounds"]
+    from automl_asd.data import scan
+    from automl_asd.evaluation.objective import evaluate_recipe
+    from automl_asd.io.clip_scores import load_clip_scores
+
+    saved = sorted((run / "tune").glob(f"*{prov.trial_id}*/checkpoint_*/clip_scores.npz"))
+    assert len(saved) == 1, saved  # only the full-fidelity rung keeps them
+    stored = load_clip_scores(saved[0].parent)
+    fresh = evaluate_recipe(recipe, scan(dev_root), cache_dir=cache_dir, device="cpu").per_clip
+    assert stored is not None and list(stored) == list(fresh)
+    for key, (y, domains, scores) in fresh.items():
+        assert stored[key][0].tolist() == y.tolist()
+        assert stored[key][1].tolist() == domains.tolist()
+        assert stored[key][2].tobytes() == scores.astype("float64").tobytes()
+
     # the frozen recipe reproduces its reported Ω with the serial apply runner
     applied = apply_recipe(ApplyConfig(recipe, dev_root, tmp_path / "dev_apply",
                                        cache_dir=cache_dir, plots=False), runner=SerialRunner())

@@ -1,0 +1,114 @@
+"""The bootstrap final pick uses the per-clip scores trials kept and re-scores only the others,
+in one batch; the choice equals the one made from re-scoring every candidate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_asd.search.config import one_by_one
+from automl_asd.search.novel_check import make_picker
+from automl_asd.search.selection import SelectionRule
+from automl_asd.search.trials import TrialRecord
+
+
+def _clips(strength: float, seed: int) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for mt in ("fan", "valve", "pump"):
+        y = np.r_[np.zeros(30), np.ones(30), np.zeros(30), np.ones(30)].astype(np.int64)
+        dom = np.array(["source"] * 60 + ["target"] * 60)
+        out[(mt, "00")] = (y, dom, y * strength + rng.normal(size=120))
+    return out
+
+
+# Per trial: its objective (ranking) and how well its clip scores separate (the bootstrap).
+# "b" ranks below "a" but its scores are far better: the bootstrap pick chooses it.
+TRIALS = {"a": (0.80, 0.3), "b": (0.79, 2.0), "c": (0.78, 0.5), "d": (0.70, 3.0)}
+
+
+@dataclass
+class _Result:
+    per_clip: Mapping[tuple[str, str], tuple[Any, Any, Any]]
+    omega: float = 0.5
+    wall_s: float = 0.0
+
+
+@dataclass
+class _Space:
+    selection: SelectionRule
+
+    def to_recipe(self, config: Mapping[str, Any], name: str) -> Any:
+        return dict(config)
+
+
+@dataclass
+class _Cfg:
+    space: _Space
+    out: Path
+    cache_dir: Path | None = None
+    device: str = "cpu"
+    seed: int = 0
+
+
+def _records(keep: set[str]) -> list[TrialRecord]:
+    return [TrialRecord(trial_id=t, order=i, status="complete", config={"trial": t},
+                        metrics={"omega": obj, "objective": obj}, recipe_hash=f"h{t}",
+                        clip_scores=_clips(strength, i) if t in keep else None)
+            for i, (t, (obj, strength)) in enumerate(TRIALS.items())]
+
+
+def _pick(keep: set[str], tmp_path: Path) -> tuple[str, list[str], dict[str, Any]]:
+    calls: list[str] = []
+    index = {t: i for i, t in enumerate(TRIALS)}
+
+    def evaluator(recipe: Any, machines: Any, **kwargs: Any) -> _Result:
+        calls.append(recipe["trial"])
+        return _Result(_clips(TRIALS[recipe["trial"]][1], index[recipe["trial"]]))
+
+    out = tmp_path / f"run_{''.join(sorted(keep))}"
+    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), out)
+    chosen = make_picker(cfg, {"fan": object()}, one_by_one(evaluator))(_records(keep))
+    meta = json.loads((out / "search.json").read_text())["selection"]
+    return chosen, calls, meta
+
+
+def test_kept_scores_are_not_rescored_and_the_pick_is_the_same(tmp_path: Path) -> None:
+    every, calls_all, meta_all = _pick(set(), tmp_path)
+    assert every == "b"  # the bootstrap overrules the objective's ranking
+    assert calls_all == ["a", "b", "c"] and meta_all["rescored"] == ["a", "b", "c"]
+    kept, calls_kept, meta_kept = _pick({"a", "b", "c", "d"}, tmp_path)
+    assert calls_kept == [] and meta_kept["rescored"] == []
+    some, calls_some, meta_some = _pick({"b"}, tmp_path)
+    assert calls_some == ["a", "c"] and meta_some["rescored"] == ["a", "c"]
+    assert every == kept == some
+    assert meta_all["lower_bounds"] == meta_kept["lower_bounds"] == meta_some["lower_bounds"]
+    assert set(meta_all["lower_bounds"]) == {"a", "b", "c"}  # "d" is outside the top 3
+
+
+def test_a_failing_rescore_freezes_the_best_trial(tmp_path: Path) -> None:
+    def evaluator(recipe: Any, machines: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), tmp_path)
+    pick = make_picker(cfg, {"fan": object()}, one_by_one(evaluator))
+    assert pick(_records({"b"})) == "a"
+
+
+def test_one_by_one_reports_each_recipe_in_order() -> None:
+    seen: list[tuple[int, float]] = []
+
+    def evaluator(recipe: Any, machines: Any, **kwargs: Any) -> _Result:
+        return _Result({}, omega=float(recipe))
+
+    results = one_by_one(evaluator)([0.1, 0.2, 0.3], {}, on_done=lambda i, r, s: seen.append(
+        (i, r.omega)))
+    assert [r.omega for r in results] == [0.1, 0.2, 0.3]
+    assert seen == [(0, 0.1), (1, 0.2), (2, 0.3)]
+
+
