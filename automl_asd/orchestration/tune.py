@@ -17,8 +17,8 @@ This module is the Ray layer only: the trainable, the Tuner/OptunaSearch/ASHA wi
 ResultGrid -> :class:`~automl_asd.search.trials.TrialRecord` conversion (with the per-clip scores
 each full-fidelity trial saves in its last checkpoint, for the final pick) and the Ray tasks that
 prewarm the cache, estimate costs, re-score final-pick candidates that kept no scores, run the
-novel check (its recipes all at once) and score leave-one-out's held-out types. Freezing, trial tables and leave-one-out live in
-:mod:`automl_asd.search` and never see a Tune object.
+novel check (its recipes all at once) and score leave-one-out's held-out types. Freezing,
+trial tables and leave-one-out live in :mod:`automl_asd.search` and never see a Tune object.
 """
 
 from __future__ import annotations
