@@ -52,7 +52,13 @@ from typing import TYPE_CHECKING, Any
 from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
 
 if TYPE_CHECKING:
-    from automl_asd.synth._generate import ClipPlan, generate, plan_machine, render_clip
+    from automl_asd.synth._generate import (
+        ClipPlan,
+        generate,
+        plan_extra,
+        plan_machine,
+        render_clip,
+    )
     from automl_asd.synth._machines import MODELS as MODELS
     from automl_asd.synth._machines import MachineModel
     from automl_asd.synth._random import (
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "generate",
     "plan_machine",
+    "plan_extra",
     "render_clip",
     "MACHINE_TYPES",
     "DEV_MACHINE_TYPES",
@@ -98,7 +105,7 @@ NOVEL_MACHINE_TYPES: tuple[str, ...] = ("pump", "compressor", "grinder", "convey
 #: Every synthetic type, dev types first.
 MACHINE_TYPES: tuple[str, ...] = DEV_MACHINE_TYPES + NOVEL_MACHINE_TYPES
 
-_GENERATOR_NAMES = ("generate", "plan_machine", "render_clip", "ClipPlan")
+_GENERATOR_NAMES = ("generate", "plan_machine", "plan_extra", "render_clip", "ClipPlan")
 _RANDOM_NAMES = ("FAMILIES", "INFO_FILE", "NAMED_FAMILY", "family_of", "is_random_type",
                  "random_type_names")
 

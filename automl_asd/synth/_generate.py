@@ -125,6 +125,24 @@ def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0) -> list[C
     return plans
 
 
+def plan_extra(machine_type: str, size: str, seed: int, *, domain: str, label: str,
+               count: int) -> list[ClipPlan]:
+    """``count`` more test-like clips of one (domain, label) group of the tree that
+    ``generate(..., size=size, seed=seed)`` writes: the same machine, environments, SNRs and
+    anomaly kinds, drawn from the same random streams at clip indices past the tree's own
+    test clips, so no extra clip repeats one of them. Not written by :func:`generate`; for
+    studies that need many labelled clips (``bench/ceiling.py --labelled``). Render each with
+    :func:`render_clip`."""
+    if domain not in ("source", "target") or label not in ("normal", "anomaly"):
+        raise ValueError(f"plan_extra: domain {domain!r} / label {label!r}; expected "
+                         "source|target and normal|anomaly")
+    if count < 1:
+        raise ValueError(f"plan_extra: count {count}; expected at least 1")
+    n_test = _size(size).n_test_per_group
+    model = _model(machine_type, seed)
+    return _group(model, seed, "test", domain, label, n_test + count)[n_test:]
+
+
 def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
                 sample_rate: int = SAMPLE_RATE) -> NDArrayF32:
     """Synthesise one clip: float32 ``(n_samples,)`` with RMS at ``plan.level_db`` dBFS."""

@@ -339,3 +339,26 @@ def test_a_generator_waits_while_another_holds_the_folder(tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert set(scan(root)) == {"fan"}
+
+
+def test_plan_extra_adds_new_clips_of_the_same_machine_repeatably() -> None:
+    tree = [p for p in synth.plan_machine("rndfan00", "tiny", 3)
+            if p.split == "test" and p.domain == "target" and p.label == "anomaly"]
+    extra = synth.plan_extra("rndfan00", "tiny", 3, domain="target", label="anomaly", count=12)
+    again = synth.plan_extra("rndfan00", "tiny", 3, domain="target", label="anomaly", count=12)
+    assert [p.seed_key for p in extra] == [p.seed_key for p in again]  # repeatable
+    assert len(extra) == 12
+    assert not {p.seed_key for p in extra} & {p.seed_key for p in tree}  # no clip repeated
+    assert {p.anomaly for p in extra} == {p.anomaly for p in tree}  # the same fault kinds
+    assert all(p.split == "test" and p.domain == "target" and p.label == "anomaly"
+               and p.severity > 0 for p in extra)
+    spec = synth.SIZES["tiny"]
+    a = synth.render_clip("rndfan00", extra[0], spec.duration_s)
+    b = synth.render_clip("rndfan00", again[0], spec.duration_s)
+    assert a.tobytes() == b.tobytes()
+    normal = synth.plan_extra("rndfan00", "tiny", 3, domain="source", label="normal", count=2)
+    assert all(p.anomaly is None and p.severity == 0.0 for p in normal)
+    with pytest.raises(ValueError, match="domain 'both'"):
+        synth.plan_extra("rndfan00", "tiny", 3, domain="both", label="normal", count=1)
+    with pytest.raises(ValueError, match="count 0"):
+        synth.plan_extra("rndfan00", "tiny", 3, domain="source", label="normal", count=0)
