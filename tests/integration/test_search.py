@@ -126,6 +126,7 @@ def test_smoke_search_cli_end_to_end(
     # again gives.
     selection = json.loads((run / "search.json").read_text())["selection"]
     assert selection["rescored"] == [] and prov.trial_id in selection["lower_bounds"]
+    assert "Per-clip scores: kept by every candidate's trial, nothing re-scored." in report
     from automl_asd.data import scan
     from automl_asd.evaluation.objective import evaluate_recipe
     from automl_asd.io.clip_scores import load_clip_scores

@@ -112,3 +112,20 @@ def test_one_by_one_reports_each_recipe_in_order() -> None:
     assert seen == [(0, 0.1), (1, 0.2), (2, 0.3)]
 
 
+
+
+def test_the_report_says_which_candidates_were_rescored() -> None:
+    import pandas as pd
+
+    from automl_asd.io.search_report import _extra_sections
+
+    def section(rescored: list[str]) -> str:
+        meta = {"selection": {"rule": "r", "best_by_objective": "a", "chosen": "b",
+                              "lower_bounds": {"a": 0.6, "b": 0.7}, "rescored": rescored}}
+        return "\n".join(_extra_sections(pd.DataFrame(), meta))
+
+    assert "kept by every candidate's trial, nothing re-scored" in section([])
+    assert "re-scored for `a` (no scores kept by their trial)" in section(["a"])
+    old = {"selection": {"rule": "r", "best_by_objective": "a", "chosen": "a",
+                         "lower_bounds": {"a": 0.6}}}  # a search.json from before the field
+    assert "Per-clip scores" not in "\n".join(_extra_sections(pd.DataFrame(), old))
