@@ -172,7 +172,8 @@ class HedgeDetector(Detector):
     def canonical_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults for the parameters that cannot act: ``coarse_frames`` / ``coarse_bands``
         without a ``coarse`` view, ``pooling`` when every member brings its own (or is another
-        family), ``combine`` with a single member."""
+        family), ``combine`` with a single member; with two members ``median`` is written
+        ``mean`` (the median of two values is their mean, bit for bit)."""
         out = super().canonical_params(params)
         views = str(out["views"]).split("+")
         backends = str(out["backends"]).split("+")
@@ -182,9 +183,13 @@ class HedgeDetector(Detector):
         if all("pooling" in MEMBER_BACKENDS[b] or "family" in MEMBER_BACKENDS[b]
                for b in backends if b in MEMBER_BACKENDS):
             inert.add("pooling")
-        if len(views) * len(backends) == 1:
+        n_members = len(views) * len(backends)
+        if n_members == 1:
             inert.add("combine")
-        return {k: cls.params[k].default if k in inert else v for k, v in out.items()}
+        out = {k: cls.params[k].default if k in inert else v for k, v in out.items()}
+        if n_members == 2 and out["combine"] == "median":
+            out["combine"] = "mean"
+        return out
 
     def _pairs(self) -> list[tuple[str, str]]:
         return [(v, b) for v in self.views.split("+") for b in self.backends.split("+")]

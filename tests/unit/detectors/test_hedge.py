@@ -151,6 +151,10 @@ def test_inert_parameters_take_their_defaults_and_cannot_change_scores() -> None
     single = {"views": "fine", "backends": "mahalanobis"}
     assert canon({**single, "combine": "max"}) == canon(single)
     assert canon({**fine, "combine": "max"}) != canon(fine)
+    # two members: their median is their mean (the variants below score identically)
+    assert canon({**own, "combine": "median"}) == canon({**own, "combine": "mean"})
+    three = {"views": "fine", "backends": "mahalanobis_logz+frame_gaussian_logz+knn_fast_z"}
+    assert canon({**three, "combine": "median"}) != canon({**three, "combine": "mean"})
     # What the canonical form calls inert really is: same scores, bit for bit.
     train, test = _train()
     variants = [{**own, "pooling": "mean_std_max", "coarse_frames": 4, "combine": "median"},
