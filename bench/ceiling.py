@@ -46,7 +46,7 @@ ceiling and dropped: 1–3.5 min per fit on 2 cores, too slow for a bench over d
 Usage::
 
     nice -n 10 .venv/bin/python bench/ceiling.py --work /tmp/small --draws 6
-    nice -n 10 .venv/bin/python bench/ceiling.py --work /tmp/small --draws 2 --labelled 300
+    nice -n 5 .venv/bin/python bench/ceiling.py --work /tmp/small --draws 3 --labelled 120
 """
 
 from __future__ import annotations
