@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from automl_asd.data import scan
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
-from automl_asd.io.clip_scores import load_clip_scores, save_clip_scores
+from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
 from automl_asd.orchestration.ray_runner import preflight_nodes
 from automl_asd.orchestration.session import init_ray
 from automl_asd.provenance import data_fingerprint, package_versions
@@ -419,6 +419,8 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
     results is still known as the reference from its config.
     """
     reference = space.reference_point() if space is not None else None
+    # Only a bootstrap final pick reads the kept per-clip scores.
+    want_clips = space is None or space.selection.pick != "best"
     max_fidelity = 1.0
     records = []
     for res in grid:
@@ -427,11 +429,11 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
         records.append(record_from_result(
             trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
             _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
-            clip_scores=_clip_scores(res, trial_id)))
+            clip_scores=_clip_scores(res, trial_id) if want_clips else None))
     return sorted(records, key=lambda r: r.order)
 
 
-def _clip_scores(res: Any, trial_id: str) -> Any:
+def _clip_scores(res: Any, trial_id: str) -> ClipScores | None:
     """The per-clip scores saved with a trial's last checkpoint (``None`` without them: a
     trial that stopped early, failed, or ran under an older version; the final pick then
     re-scores it). An unreadable file is logged and treated as missing."""
@@ -479,11 +481,15 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     try:
         if cfg.prewarm:
             _prewarm_task(cfg, machines)
+        # Each fold's frozen recipe and the reference on the held-out type: Ray tasks with a
+        # trial's resources, never the driver.
+        held_out = _evaluator_in_tasks(chosen, cfg)
         return loo.run_leave_one_out(
             cfg, machines,
             search=lambda fold_cfg: run_search(fold_cfg, evaluator=chosen,
                                                callbacks=callbacks),
-            evaluate_on=lambda recipes, data: _evaluate_remote(chosen, recipes, data, cfg),
+            evaluate_on=lambda recipes, data: held_out(recipes, data, cache_dir=cfg.cache_dir,
+                                                       device=cfg.device, fidelity=1.0),
             has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))
     finally:
         if started_ray:
@@ -497,26 +503,3 @@ def _has_state(fold_dir: Path, storage: str | None, held: str) -> bool:
 
     base = fold_storage(storage, held) or str(fold_dir)
     return bool(tune.Tuner.can_restore(f"{base}/{TUNE_DIRNAME}"))
-
-
-def _evaluate_remote(evaluator: Evaluator, recipes: Sequence[Recipe],
-                     machines: Mapping[str, MachineData],
-                     cfg: SearchConfig) -> list[ObjectiveResult]:
-    """Evaluate ``recipes`` on ``machines`` (one held-out type, as the driver scanned it) in
-    one Ray task with a trial's resources."""
-    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
-
-    task: Callable[..., list[ObjectiveResult]] = _evaluate_all
-    ref = ray.remote(task).options(num_cpus=cfg.cpus_per_trial,
-                                   num_gpus=cfg.gpus_per_trial).remote(
-        evaluator, list(recipes), machines, str(cfg.cache_dir) if cfg.cache_dir else None,
-        cfg.device)
-    results: list[ObjectiveResult] = ray.get(ref)
-    return results
-
-
-def _evaluate_all(evaluator: Evaluator, recipes: list[Recipe],
-                  machines: Mapping[str, MachineData], cache_dir: str | None,
-                  device: str) -> list[ObjectiveResult]:
-    return [evaluator(r, machines, cache_dir=cache_dir, device=device, fidelity=1.0)
-            for r in recipes]
