@@ -24,7 +24,7 @@ import numpy as np
 
 from automl_asd.components.files import atomic_write_bytes
 
-__all__ = ["CLIP_SCORES_FILE", "save_clip_scores", "load_clip_scores"]
+__all__ = ["CLIP_SCORES_FILE", "ClipScores", "save_clip_scores", "load_clip_scores"]
 
 #: File name inside a trial's checkpoint folder.
 CLIP_SCORES_FILE = "clip_scores.npz"
@@ -60,8 +60,7 @@ def save_clip_scores(folder: Path | str, per_clip: ClipScores) -> Path:
     return atomic_write_bytes(Path(folder) / CLIP_SCORES_FILE, buffer.getvalue())
 
 
-def load_clip_scores(folder: Path | str
-                     ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+def load_clip_scores(folder: Path | str) -> ClipScores | None:
     """The per-clip scores saved in ``folder``, in their saved order; ``None`` when the folder
     has none (a trial that never reached full fidelity, or from an older version).
 
@@ -76,7 +75,7 @@ def load_clip_scores(folder: Path | str
             index: dict[str, Any] = json.loads(str(data["index"]))
             if index.get("format") != _FORMAT:
                 raise ValueError(f"format {index.get('format')!r}, expected {_FORMAT}")
-            out = {}
+            out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             for i, (mt, section) in enumerate(index["keys"]):
                 out[(str(mt), str(section))] = (data[f"y{i}"], data[f"d{i}"], data[f"s{i}"])
             return out

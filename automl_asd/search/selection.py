@@ -63,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.evaluation.metrics import MAX_FPR, floored_hmean
+from automl_asd.io.clip_scores import ClipScores
 
 __all__ = [
     "OBJECTIVES",
@@ -83,8 +84,6 @@ _KEYS = {"objective", "pick", "top", "quantile", "n_boot"}
 
 #: Per (machine type, section) key, or a trial table's ``<type>`` label: (AUC-s, AUC-t, pAUC).
 TypeAucs = Mapping[Any, tuple[float, float, float]]
-#: Per the same keys: (y_true 1=anomaly, domains "source"/"target", scores) of the test clips.
-ClipScores = Mapping[Any, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from automl_asd.recipe_summary import trial_summary
 if TYPE_CHECKING:
     import pandas as pd
 
+    from automl_asd.io.clip_scores import ClipScores
     from automl_asd.recipe import Recipe
     from automl_asd.search.space import SearchSpace
 
@@ -62,7 +63,7 @@ class TrialRecord:
     recipe_hash: str | None = None
     error: str | None = None
     is_reference: bool = False
-    clip_scores: Mapping[Any, tuple[Any, Any, Any]] | None = field(
+    clip_scores: ClipScores | None = field(
         default=None, repr=False, compare=False)
 
     @property
@@ -108,7 +109,7 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
                        metrics: Mapping[str, Any] | None, error: str | None, *,
                        reference_point: Mapping[str, Any] | None = None,
                        max_fidelity: float = 1.0,
-                       clip_scores: Mapping[Any, tuple[Any, Any, Any]] | None = None
+                       clip_scores: ClipScores | None = None
                        ) -> TrialRecord:
     """A :class:`TrialRecord` from one trial's config, last metrics and error message.
 
