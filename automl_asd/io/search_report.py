@@ -279,13 +279,13 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
         lines += ["## Final pick", "", f"Rule: {sel.get('rule')}. Best by objective: "
                   f"`{sel.get('best_by_objective')}`; chosen: `{sel.get('chosen')}`.", ""]
         rescored = sel.get("rescored")
-        if bounds and isinstance(rescored, list):
-            lines += [("Per-clip scores: kept by every candidate's trial, nothing re-scored."
-                       if not rescored else
-                       f"Per-clip scores: re-scored for {', '.join(f'`{t}`' for t in rescored)}"
-                       " (no scores kept by their trial); the others' kept by their trial."),
-                      ""]
         if bounds:
+            if isinstance(rescored, list):  # a search.json from before the field has none
+                lines += [("Per-clip scores: kept by every candidate's trial, nothing "
+                           "re-scored." if not rescored else
+                           "Per-clip scores: re-scored for "
+                           f"{', '.join(f'`{t}`' for t in rescored)} (no scores kept by "
+                           "their trial); the others' kept by their trial."), ""]
             lines += [_md_table(pd.DataFrame({"trial_id": list(bounds),
                                               "lower bound": list(bounds.values())})), ""]
     return lines
