@@ -149,7 +149,6 @@ def main() -> None:
                              "(domain, label) of each novel type (default 0: out-of-fold over "
                              "the test clips)")
     args = parser.parse_args()
-    hows = ("unsup", "sup")
     logging.basicConfig(level=logging.WARNING)
     cache = args.work / "cache"
     omega: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
@@ -178,13 +177,9 @@ def main() -> None:
                 extra = represent(lm, fi)
             for rep, x in reps.items():
                 train, test = x[:n_tr], x[n_tr:]
-                for how in hows:
-                    if how == "unsup":
-                        s = _unsup(train, tgt_tr, test)
-                    elif not args.labelled:
-                        s = _sup(train, test, y, draw.seed)
-                    else:
-                        s = _sup_many(train, extra[rep], y_extra, test)
+                sup = (_sup_many(train, extra[rep], y_extra, test) if args.labelled
+                       else _sup(train, test, y, draw.seed))
+                for how, s in (("unsup", _unsup(train, tgt_tr, test)), ("sup", sup)):
                     metrics[(rep, how)][mt] = machine_metrics(y, dom, s)
                     edges = np.quantile(sev[y], [1 / 3, 2 / 3])
                     bins = np.digitize(sev, edges)
@@ -202,21 +197,22 @@ def main() -> None:
                "(domain, label)" if args.labelled else "out-of-fold logistic regression")
     print(f"\n== Ω on the novel types of {args.draws} family-held-out draws (size {args.size}): "
           f"label-free Mahalanobis vs labelled ceiling ({ceiling})")
-    print(f"| {'representation':<14} | " + " | ".join(f"{h} Ω ± std" for h in hows)
-          + " | AUC by severity tertile faint/mid/strong: " + " | ".join(hows) + " |")
+    print(f"| {'representation':<14} | unsup Ω ± std | sup Ω ± std   | AUC by severity tertile "
+          "faint/mid/strong: unsup | sup |")
     for rep in REPS:
-        cells = [f"{np.mean(omega[(rep, h)]):.3f} ± {np.std(omega[(rep, h)]):.3f}" for h in hows]
-        terts = ["/".join(f"{v:.2f}" for v in np.mean(tertiles[(rep, h)], axis=0)) for h in hows]
-        print(f"| {rep:<14} | " + " | ".join(cells) + " | " + " | ".join(terts) + " |")
-    best = hows[-1]
-    print(f"\n== per (family, kind): AUC vs all normals, mean over types (rep 'pooled' and "
-          f"'all'; {' | '.join(hows)})")
+        u, s = np.array(omega[(rep, "unsup")]), np.array(omega[(rep, "sup")])
+        tu = np.mean(tertiles[(rep, "unsup")], axis=0)
+        ts = np.mean(tertiles[(rep, "sup")], axis=0)
+        print(f"| {rep:<14} | {u.mean():.3f} ± {u.std():.3f} | {s.mean():.3f} ± {s.std():.3f} | "
+              f"{'/'.join(f'{v:.2f}' for v in tu)} | {'/'.join(f'{v:.2f}' for v in ts)} |")
+    print("\n== per (family, kind): AUC vs all normals, mean over types (rep 'pooled' and "
+          "'all'; unsup | sup)")
     keys = sorted({k[2] for k in per_kind},
-                  key=lambda k: np.mean(per_kind[("all", best, k)]))
+                  key=lambda k: np.mean(per_kind[("all", "sup", k)]))
     for k in keys:
         row = " | ".join(f"{np.mean(per_kind[(rep, how, k)]):.2f}"
-                         for rep in ("pooled", "all") for how in hows)
-        print(f"   {k:<22} n={len(per_kind[('all', best, k)]):2d}  pooled {row}")
+                         for rep in ("pooled", "all") for how in ("unsup", "sup"))
+        print(f"   {k:<22} n={len(per_kind[('all', 'sup', k)]):2d}  pooled {row}")
 
 
 if __name__ == "__main__":
