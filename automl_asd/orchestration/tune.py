@@ -144,7 +144,8 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         objective = trial_objective(ctx.space.selection.objective, result)
         metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
                                    "is_reference": int(is_reference),
-                                   "recipe_hash": recipe.content_hash(), **where,
+                                   "recipe_hash": recipe.content_hash(),
+                                   "behaviour_hash": recipe.behaviour_hash(), **where,
                                    _OBJECTIVE: objective}
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
@@ -429,8 +430,21 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
         records.append(record_from_result(
             trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
             _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
-            clip_scores=_clip_scores(res, trial_id) if want_clips else None))
+            clip_scores=_clip_scores(res, trial_id) if want_clips else None,
+            behaviour_hash=_behaviour_of(space, res.config)))
     return sorted(records, key=lambda r: r.order)
+
+
+def _behaviour_of(space: SearchSpace | None, config: Mapping[str, Any] | None) -> str | None:
+    """The behaviour hash of the recipe a trial's config runs in ``space`` (for trials of an
+    older version, which did not report one); ``None`` without a space or when the config no
+    longer fits it (the space file changed)."""
+    if space is None or not config:
+        return None
+    try:
+        return _recipe_key(space, config)
+    except Exception:  # noqa: BLE001  (an old config that no longer builds: keep content hash)
+        return None
 
 
 def _clip_scores(res: Any, trial_id: str) -> ClipScores | None:

@@ -32,7 +32,7 @@ from automl_asd import ground_truth
 from automl_asd.data import scan
 from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
-from automl_asd.search.selection import pick_trial, ranked_distinct
+from automl_asd.search.selection import distinct_key, pick_trial, ranked_distinct
 from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 
 if TYPE_CHECKING:
@@ -50,25 +50,29 @@ def top_distinct(done: Sequence[TrialRecord], k: int, frozen_id: str
     """The ``k`` best complete trials with distinct recipes, plus the frozen trial's recipe.
 
     TPE proposes the same point again once it has converged; re-scoring identical recipes on
-    the novel types would only repeat rows and inflate Spearman's ρ. Trials are told apart by
-    their recipe content hash as in the final pick (:func:`~automl_asd.search.selection.
-    ranked_distinct`: the best-ranked trial of each hash; trials without a hash, from an older
-    version, are all kept). Returns the records and the frozen trial's recipe hash (None when
-    it has none).
+    the novel types would only repeat rows and inflate Spearman's ρ. Trials are told apart as
+    in the final pick (:func:`~automl_asd.search.selection.ranked_distinct`: the best-ranked
+    trial of each behaviour hash, else recipe hash; trials with neither, from an older
+    version, are all kept). Returns the records and the frozen trial's key
+    (:func:`~automl_asd.search.selection.distinct_key`; None when it has none).
     """
-    rows = [{"objective": r.objective, "order": r.order, "recipe_hash": r.recipe_hash,
-             "record": r} for r in done]
+    rows = [{**_keys(r), "objective": r.objective, "order": r.order, "record": r}
+            for r in done]
     ranked: list[TrialRecord] = [row["record"] for row in ranked_distinct(rows)]
     frozen = [r for r in done if r.trial_id == frozen_id]
-    frozen_hash = frozen[0].recipe_hash if frozen else None
+    frozen_hash = distinct_key(_keys(frozen[0])) if frozen else None
     top = ranked[:max(1, k)]
     if frozen_hash is not None:
-        have_frozen = frozen_hash in {r.recipe_hash for r in top}
+        have_frozen = frozen_hash in {distinct_key(_keys(r)) for r in top}
     else:
         have_frozen = frozen_id in {r.trial_id for r in top}
     if not have_frozen:
         top = [*top, *frozen]
     return top, frozen_hash
+
+
+def _keys(record: TrialRecord) -> dict[str, str | None]:
+    return {"recipe_hash": record.recipe_hash, "behaviour_hash": record.behaviour_hash}
 
 
 def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEvaluator
@@ -170,7 +174,7 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator) -> dict[str, P
                      "novel_omega": float(result.omega),
                      "frozen": (record.trial_id == outcome.best_trial_id
                                 or (frozen_hash is not None
-                                    and record.recipe_hash == frozen_hash)),
+                                    and distinct_key(_keys(record)) == frozen_hash)),
                      "is_reference": record.is_reference,
                      "params": str(space.coerce_point(
                          {k: v for k, v in record.config.items() if not is_missing(v)}))})

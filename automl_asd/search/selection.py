@@ -75,6 +75,7 @@ __all__ = [
     "bootstrap_lower_bound",
     "pick_trial",
     "ranked_distinct",
+    "distinct_key",
     "section_aucs",
 ]
 
@@ -279,22 +280,33 @@ def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
 
 def ranked_distinct(candidates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """``candidates`` ranked by objective (highest first, NaN last; ties: the lowest
-    ``order``), keeping only the best-ranked row of each ``recipe_hash``.
+    ``order``), keeping only the best-ranked row of each recipe (:func:`distinct_key`).
 
-    Rows without a ``recipe_hash`` (missing, ``None`` or NaN: a trial from an older version)
-    are all kept.
+    Rows with neither hash (missing, ``None`` or NaN: a trial from an older version) are all
+    kept.
     """
     ranked = sorted(candidates, key=lambda r: (-_num(r["objective"]), int(r["order"])))
     seen: set[str] = set()
     out: list[Mapping[str, Any]] = []
     for row in ranked:
-        key = row.get("recipe_hash")
-        if isinstance(key, str) and key:
+        key = distinct_key(row)
+        if key is not None:
             if key in seen:
                 continue
             seen.add(key)
         out.append(row)
     return out
+
+
+def distinct_key(row: Mapping[str, Any]) -> str | None:
+    """What tells two trials' recipes apart: the ``behaviour_hash`` (two recipes that differ
+    only in inert parameters, e.g. a two-member hedge's ``mean`` vs ``median``, are one) when
+    the row has it, else the ``recipe_hash``; ``None`` without either."""
+    for name in ("behaviour_hash", "recipe_hash"):
+        key = row.get(name)
+        if isinstance(key, str) and key:
+            return key
+    return None
 
 
 def _num(value: Any) -> float:

@@ -50,9 +50,12 @@ class TrialRecord:
 
     ``order`` is the creation index (the reference recipe is the first trial);
     ``recipe_hash`` is the content hash of the recipe the trial ran (:func:`trial_recipe`),
-    ``None`` when it never reported. ``clip_scores``: per ``(machine type, section)`` the
-    ``(y_true, domains, scores)`` of the development test clips at full fidelity, when the
-    executor kept them (the bootstrap final pick then needs no re-scoring); ``None`` otherwise.
+    ``None`` when it never reported; ``behaviour_hash`` is that recipe's
+    :meth:`~automl_asd.recipe.Recipe.behaviour_hash` (inert parameters at their defaults: two
+    trials with the same one score every clip the same), ``None`` when unknown.
+    ``clip_scores``: per ``(machine type, section)`` the ``(y_true, domains, scores)`` of the
+    development test clips at full fidelity, when the executor kept them (the bootstrap final
+    pick then needs no re-scoring); ``None`` otherwise.
     """
 
     trial_id: str
@@ -62,6 +65,7 @@ class TrialRecord:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     recipe_hash: str | None = None
     error: str | None = None
+    behaviour_hash: str | None = None
     is_reference: bool = False
     clip_scores: ClipScores | None = field(
         default=None, repr=False, compare=False)
@@ -92,7 +96,7 @@ class TrialRecord:
             "rung": m.get("rung", 0), "is_reference": self.is_reference,
             "wall_s": float(m.get("time_total_s", np.nan)),
             "finished_at": float(m.get("timestamp", np.nan)),  # last report, epoch s
-            "recipe_hash": self.recipe_hash,
+            "recipe_hash": self.recipe_hash, "behaviour_hash": self.behaviour_hash,
         }
         for key in ("node_id", "host", "pid"):  # where the trial's last result came from
             row[key] = m.get(key)
@@ -109,14 +113,17 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
                        metrics: Mapping[str, Any] | None, error: str | None, *,
                        reference_point: Mapping[str, Any] | None = None,
                        max_fidelity: float = 1.0,
-                       clip_scores: ClipScores | None = None
+                       clip_scores: ClipScores | None = None,
+                       behaviour_hash: str | None = None
                        ) -> TrialRecord:
     """A :class:`TrialRecord` from one trial's config, last metrics and error message.
 
     The status follows from them: ``error`` when there is an error, ``not_run`` without an Ω,
     ``stopped_early`` below ``max_fidelity``, else ``complete``. A trial is the reference when
     it reported so, or (with ``reference_point``) when its config is the reference point.
-    ``clip_scores`` are kept for complete trials only.
+    ``clip_scores`` are kept for complete trials only. ``behaviour_hash``: the one the trial
+    reported, else the argument (e.g. computed from the config for a trial of an older
+    version).
     """
     metrics = dict(metrics or {})
     config = dict(config or {})
@@ -134,10 +141,12 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
     is_reference = bool(metrics.get("is_reference", metrics.get("is_baseline", 0))) \
         or (reference_point is not None and config == dict(reference_point))
     recipe_hash = metrics.get("recipe_hash")
+    reported = metrics.get("behaviour_hash")
     return TrialRecord(trial_id=trial_id, order=order, status=status, config=config,
                        metrics=metrics, recipe_hash=None if recipe_hash is None
                        else str(recipe_hash), error=error, is_reference=is_reference,
-                       clip_scores=clip_scores if status == "complete" else None)
+                       clip_scores=clip_scores if status == "complete" else None,
+                       behaviour_hash=str(reported) if reported else behaviour_hash)
 
 
 def trial_recipe(space: SearchSpace, config: Mapping[str, Any], *, name: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,9 @@ def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None
     # trials without a hash (an older version, resumed) are kept; hashed copies still merge
     top, _ = top_distinct(done(["h1", None, "h2", None, "h2"]), 3, frozen_id="e")
     assert [r.trial_id for r in top] == ["b", "c", "a"]
+    # behavioural twins (different content hashes, one behaviour hash) count once, and the
+    # frozen trial's twin stands for it
+    twins = [replace(r, behaviour_hash="B" if r.trial_id in "bc" else None)
+             for r in done(["h1", "h2", "h4", "h3", "h5"])]
+    top, frozen_hash = top_distinct(twins, 2, frozen_id="c")
+    assert frozen_hash == "B" and [r.trial_id for r in top] == ["b", "e"]

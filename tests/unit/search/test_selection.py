@@ -13,6 +13,7 @@ from automl_asd.evaluation.metrics import floored_hmean, machine_metrics, offici
 from automl_asd.search.selection import (
     SelectionRule,
     bootstrap_lower_bound,
+    distinct_key,
     objective_from_row,
     objective_value,
     parse_selection,
@@ -224,3 +225,19 @@ def test_measured_default_rule_is_leave_one_type_out_with_bootstrap_pick() -> No
     assert (rule.objective, rule.pick, rule.top) == ("leave_one_type_out",
                                                      "bootstrap_lower_bound", 5)
     assert parse_selection({"top": 3}, "x.yaml").pick == "bootstrap_lower_bound"
+
+
+def test_behavioural_twins_count_once() -> None:
+    # Two trials whose recipes differ only in an inert parameter (e.g. a two-member hedge's
+    # mean vs median: same scores) have different content hashes but one behaviour hash.
+    rows = [{"trial_id": "mean", "order": 1, "objective": 0.70, "recipe_hash": "C1",
+             "behaviour_hash": "B"},
+            {"trial_id": "median", "order": 2, "objective": 0.71, "recipe_hash": "C2",
+             "behaviour_hash": "B"},
+            {"trial_id": "other", "order": 3, "objective": 0.60, "recipe_hash": "C3",
+             "behaviour_hash": "D"},
+            {"trial_id": "old", "order": 4, "objective": 0.65, "recipe_hash": "C4",
+             "behaviour_hash": None}]
+    assert [r["trial_id"] for r in ranked_distinct(rows)] == ["median", "old", "other"]
+    assert distinct_key(rows[0]) == "B" and distinct_key(rows[3]) == "C4"
+    assert distinct_key({"recipe_hash": math.nan}) is None

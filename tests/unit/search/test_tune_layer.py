@@ -59,6 +59,8 @@ def test_trainable_uses_the_drivers_scan_and_never_rescans(
     assert all(got is machines for got, _, _ in seen)  # ... on the driver's scan itself
     expected = trial_recipe(space, config).content_hash()
     assert [r["recipe_hash"] for r in reports] == [expected] * len(rungs)
+    assert {r["behaviour_hash"] for r in reports} == {
+        trial_recipe(space, config).behaviour_hash()}
     assert [r["rung"] for r in reports] == [1, 2]
     assert reports[-1]["omega"] == pytest.approx(0.6)
 
@@ -80,6 +82,13 @@ def test_result_grid_becomes_records_in_creation_order() -> None:
     assert [(r.trial_id, r.order, r.status) for r in records] == [
         ("aaaa", 1, "complete"), ("bbbb", 2, "stopped_early"), ("cccc", 3, "error")]
     assert records[0].recipe_hash == "h" and records[1].recipe_hash is None
+    # Trials that did not report a behaviour hash (an older version) get it from their config.
+    assert {r.behaviour_hash for r in records} == {trial_recipe(space, ref).behaviour_hash()}
+    reported = result(4, "dddd", {"omega": 0.5, "fidelity": 1.0, "behaviour_hash": "b"})
+    assert tune_layer.records_from_grid([reported], space)[0].behaviour_hash == "b"
+    odd = SimpleNamespace(metrics={"trial_id": "eeee"}, config={"no_such_param": 1},
+                          error=None, path="/runs/tune/_trainable_eeee_5_x")
+    assert tune_layer.records_from_grid([odd], space)[0].behaviour_hash is None
     assert records[2].error == "ValueError: bad"  # the last line of Ray's wrapped error
     assert all(r.is_reference for r in records)  # the reference point, known from its config
     assert records[0].config == ref and records[0].config is not ref
