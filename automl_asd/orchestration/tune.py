@@ -23,6 +23,7 @@ trial tables and leave-one-out live in :mod:`automl_asd.search` and never see a 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -417,11 +418,11 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
 
     Each record holds the trial's config as Tune handed it to the trainable (native values),
     its last reported metrics and the last line of its error. With ``space``, a trial without
-    results is still known as the reference from its config.
+    results is still known as the reference from its config, and a trial of an older version
+    gets its behaviour hash from its config. Kept per-clip scores are not read here: each
+    record's ``clip_scores_loader`` reads its checkpoint when the final pick asks.
     """
     reference = space.reference_point() if space is not None else None
-    # Only a bootstrap final pick reads the kept per-clip scores.
-    want_clips = space is None or space.selection.pick != "best"
     max_fidelity = 1.0
     records = []
     for res in grid:
@@ -430,7 +431,8 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
         records.append(record_from_result(
             trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
             _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
-            clip_scores=_clip_scores(res, trial_id) if want_clips else None,
+            # Read only when asked: a bootstrap final pick reads its few candidates' scores.
+            clip_scores_loader=functools.partial(_clip_scores, res, trial_id),
             behaviour_hash=_behaviour_of(space, res.config)))
     return sorted(records, key=lambda r: r.order)
 

@@ -80,11 +80,11 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
     """The final-pick function ``complete trials -> trial id`` of ``cfg.space.selection``.
 
     A ``bootstrap_lower_bound`` pick resamples each candidate's per-clip development scores:
-    those a trial kept with its last checkpoint (:attr:`TrialRecord.clip_scores`) are used as
-    they are; only candidates without them (e.g. trials of an older version, resumed) are
-    re-scored, all in one batch. Per-trial lower bounds are added to ``<out>/search.json`` (the
-    report shows them). A failure while re-scoring falls back to the best trial, with a
-    warning.
+    those a trial kept with its last checkpoint (:meth:`TrialRecord.kept_clip_scores`, read for
+    the candidates only) are used as they are; only candidates without them (e.g. trials of an
+    older version, resumed) are re-scored, all in one batch. Per-trial lower bounds are added
+    to ``<out>/search.json`` (the report shows them). A failure while re-scoring falls back to
+    the best trial, with a warning.
     """
 
     rule = cfg.space.selection
@@ -100,8 +100,9 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
             # The candidates pick_trial considers: the top distinct recipes, not copies of one.
             candidates = [by_id[str(row["trial_id"])]
                           for row in ranked_distinct(rows)[:rule.top]]
-            scores: dict[str, Any] = {r.trial_id: r.clip_scores for r in candidates
-                                      if r.clip_scores}
+            # Read only the candidates' kept scores (one checkpoint each, maybe remote).
+            kept = {r.trial_id: r.kept_clip_scores() for r in candidates}
+            scores: dict[str, Any] = {t: c for t, c in kept.items() if c}
             missing = [r for r in candidates if r.trial_id not in scores]
             logger.info("final pick %s among the top %d distinct recipes: %d with per-clip "
                         "scores kept by their trial, %d to re-score on the %d development "

@@ -9,7 +9,7 @@ per-trial ``DataFrame`` of ``trials.parquet`` and ``search_report.md`` -- for re
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,9 @@ class TrialRecord:
     trials with the same one score every clip the same), ``None`` when unknown.
     ``clip_scores``: per ``(machine type, section)`` the ``(y_true, domains, scores)`` of the
     development test clips at full fidelity, when the executor kept them (the bootstrap final
-    pick then needs no re-scoring); ``None`` otherwise.
+    pick then needs no re-scoring); ``None`` otherwise. ``clip_scores_loader``: instead, a
+    function that reads them when asked (an executor whose scores sit in remote checkpoints:
+    the final pick reads only its candidates'); :meth:`kept_clip_scores` gives either.
     """
 
     trial_id: str
@@ -69,6 +71,15 @@ class TrialRecord:
     is_reference: bool = False
     clip_scores: ClipScores | None = field(
         default=None, repr=False, compare=False)
+    clip_scores_loader: Callable[[], ClipScores | None] | None = field(
+        default=None, repr=False, compare=False)
+
+    def kept_clip_scores(self) -> ClipScores | None:
+        """The per-clip dev scores the trial kept: :attr:`clip_scores`, else what
+        :attr:`clip_scores_loader` reads (each call reads again), else ``None``."""
+        if self.clip_scores is not None:
+            return self.clip_scores
+        return self.clip_scores_loader() if self.clip_scores_loader is not None else None
 
     @property
     def omega(self) -> float:
@@ -114,14 +125,16 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
                        reference_point: Mapping[str, Any] | None = None,
                        max_fidelity: float = 1.0,
                        clip_scores: ClipScores | None = None,
-                       behaviour_hash: str | None = None
+                       behaviour_hash: str | None = None,
+                       clip_scores_loader: Callable[[], ClipScores | None] | None = None
                        ) -> TrialRecord:
     """A :class:`TrialRecord` from one trial's config, last metrics and error message.
 
     The status follows from them: ``error`` when there is an error, ``not_run`` without an Ω,
     ``stopped_early`` below ``max_fidelity``, else ``complete``. A trial is the reference when
     it reported so, or (with ``reference_point``) when its config is the reference point.
-    ``clip_scores`` are kept for complete trials only. ``behaviour_hash``: the one the trial
+    ``clip_scores`` (or ``clip_scores_loader``) are kept for complete trials only.
+    ``behaviour_hash``: the one the trial
     reported, else the argument (e.g. computed from the config for a trial of an older
     version).
     """
@@ -146,6 +159,8 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
                        metrics=metrics, recipe_hash=None if recipe_hash is None
                        else str(recipe_hash), error=error, is_reference=is_reference,
                        clip_scores=clip_scores if status == "complete" else None,
+                       clip_scores_loader=(clip_scores_loader if status == "complete"
+                                           else None),
                        behaviour_hash=str(reported) if reported else behaviour_hash)
 
 

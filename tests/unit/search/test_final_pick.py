@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,31 @@ def test_kept_scores_are_not_rescored_and_the_pick_is_the_same(tmp_path: Path) -
     assert every == kept == some
     assert meta_all["lower_bounds"] == meta_kept["lower_bounds"] == meta_some["lower_bounds"]
     assert set(meta_all["lower_bounds"]) == {"a", "b", "c"}  # "d" is outside the top 3
+
+
+def test_only_the_candidates_kept_scores_are_read(tmp_path: Path) -> None:
+    # Scores kept in (maybe remote) checkpoints are read lazily: the top-3 candidates' only.
+    read: list[str] = []
+
+    def loader(t: str, i: int) -> Any:
+        def load() -> Any:
+            read.append(t)
+            return _clips(TRIALS[t][1], i)
+        return load
+
+    lazy = [replace(r, clip_scores_loader=loader(r.trial_id, i))
+            for i, r in enumerate(_records(set()))]
+    assert read == []  # building the records reads nothing
+    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), tmp_path)
+    chosen = make_picker(cfg, {"fan": object()}, one_by_one(_never))(lazy)
+    assert sorted(read) == ["a", "b", "c"]  # not "d", outside the top 3
+    meta = json.loads((tmp_path / "search.json").read_text())["selection"]
+    assert meta["rescored"] == []
+    assert chosen == _pick({"a", "b", "c", "d"}, tmp_path)[0]
+
+
+def _never(recipe: Any, machines: Any, **kwargs: Any) -> Any:
+    raise AssertionError("nothing should be re-scored")
 
 
 def test_a_failing_rescore_freezes_the_best_trial(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from automl_asd.data import MachineData
@@ -82,6 +83,9 @@ def test_result_grid_becomes_records_in_creation_order() -> None:
     assert [(r.trial_id, r.order, r.status) for r in records] == [
         ("aaaa", 1, "complete"), ("bbbb", 2, "stopped_early"), ("cccc", 3, "error")]
     assert records[0].recipe_hash == "h" and records[1].recipe_hash is None
+    assert records[2].error == "ValueError: bad"  # the last line of Ray's wrapped error
+    assert all(r.is_reference for r in records)  # the reference point, known from its config
+    assert records[0].config == ref and records[0].config is not ref
     # Trials that did not report a behaviour hash (an older version) get it from their config.
     assert {r.behaviour_hash for r in records} == {trial_recipe(space, ref).behaviour_hash()}
     reported = result(4, "dddd", {"omega": 0.5, "fidelity": 1.0, "behaviour_hash": "b"})
@@ -89,9 +93,33 @@ def test_result_grid_becomes_records_in_creation_order() -> None:
     odd = SimpleNamespace(metrics={"trial_id": "eeee"}, config={"no_such_param": 1},
                           error=None, path="/runs/tune/_trainable_eeee_5_x")
     assert tune_layer.records_from_grid([odd], space)[0].behaviour_hash is None
-    assert records[2].error == "ValueError: bad"  # the last line of Ray's wrapped error
-    assert all(r.is_reference for r in records)  # the reference point, known from its config
-    assert records[0].config == ref and records[0].config is not ref
+
+
+def test_result_grid_records_read_kept_scores_only_when_asked(tmp_path: Path) -> None:
+    from contextlib import contextmanager
+
+    from automl_asd.io.clip_scores import save_clip_scores
+
+    space = load_space("smoke")
+    kept = {("fan", "00"): (np.array([0, 1]), np.array(["source", "target"]),
+                            np.array([0.1, 0.9]))}
+    save_clip_scores(tmp_path, kept)
+    opened: list[str] = []
+
+    class _Checkpoint:
+        @contextmanager
+        def as_directory(self) -> Any:
+            opened.append("x")
+            yield str(tmp_path)
+
+    res = SimpleNamespace(metrics={"trial_id": "aaaa", "omega": 0.6, "fidelity": 1.0},
+                          config=space.reference_point(), error=None,
+                          path="/runs/tune/_trainable_aaaa_1_x", checkpoint=_Checkpoint())
+    record = tune_layer.records_from_grid([res], space)[0]
+    assert opened == [] and record.clip_scores is None  # nothing read yet
+    scores = record.kept_clip_scores()
+    assert opened == ["x"] and scores is not None
+    np.testing.assert_array_equal(scores[("fan", "00")][2], [0.1, 0.9])
 
 
 def test_a_relative_cache_folder_is_made_absolute_before_trials_change_folder(
