@@ -8,7 +8,10 @@ Gaussian per training domain: its own mean, and one covariance pooled over both 
 within-domain scatter; 10 target clips cannot give their own), plus a ridge
 ``ridge * trace / dim``. A clip's distance to a domain is the mean over its windows of the
 squared Mahalanobis distance; its score is the smaller of the two (the domain it is scored in
-is the one returned by :meth:`FrameGaussianDetector.nearest_domain`).
+is the one returned by :meth:`FrameGaussianDetector.nearest_domain`). With ``top_fraction`` < 1
+the mean runs over the clip's farthest windows only (the top ``top_fraction`` of them, at least
+one): a fault that lives in a few frames (an impact, a missed stroke) is not averaged away by
+the normal frames around it.
 
 Unlike :class:`~automl_asd.detectors.embedding.PooledStatsDetector` (one pooled vector per
 clip), the covariance here is estimated from tens of thousands of windows, so it captures how
@@ -33,7 +36,7 @@ from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import pool_bands
 from automl_asd.detectors.registry import register
 
-__all__ = ["FrameGaussianDetector", "context_windows"]
+__all__ = ["FrameGaussianDetector", "context_windows", "top_mean"]
 
 _DOMAINS = ("source", "target")
 
@@ -53,6 +56,16 @@ def context_windows(feat: NDArray[np.float32], context: int,
         x = np.concatenate([x, np.repeat(x[-1:], context - x.shape[0], axis=0)])
     n = x.shape[0] - context + 1
     return np.concatenate([x[i:i + n] for i in range(context)], axis=1)
+
+
+def top_mean(values: NDArray[np.float64], fraction: float) -> float:
+    """Mean of the largest ``ceil(fraction * n)`` of ``values`` (at least one); the plain mean
+    for ``fraction`` >= 1."""
+    v = np.asarray(values, dtype=np.float64)
+    if fraction >= 1.0:
+        return float(v.mean())
+    k = max(1, int(np.ceil(fraction * len(v))))
+    return float(np.partition(v, len(v) - k)[len(v) - k:].mean())
 
 
 @dataclass(frozen=True)
@@ -88,11 +101,15 @@ class FrameGaussianDetector(Detector):
                                 "variance"),
         "band_pool": ParamSpec("int", 1, low=1, high=16,
                                help="adjacent bins averaged into one band before windowing"),
+        "top_fraction": ParamSpec("float", 1.0, low=0.01, high=1.0,
+                                  help="a clip's distance is the mean over this fraction of "
+                                       "its farthest windows (1 = all windows)"),
     }
     test_params = {"context": 3}
     context: int
     ridge: float
     band_pool: int
+    top_fraction: float
 
     # ------------------------------------------------------------------ statistics
     def _stats(self, moments: _Moments, keep: NDArray[np.bool_],
@@ -117,15 +134,16 @@ class FrameGaussianDetector(Detector):
         precision = np.asarray(np.linalg.pinv(cov, hermitian=True), dtype=np.float64)
         return present, np.stack(means), precision
 
-    @staticmethod
-    def _distances(windows: Sequence[NDArray[np.float64]], means: NDArray[np.float64],
+    def _distances(self, windows: Sequence[NDArray[np.float64]], means: NDArray[np.float64],
                    precision: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``(n_clips, n_domains)``: mean squared Mahalanobis distance of each clip's windows."""
+        """``(n_clips, n_domains)``: mean squared Mahalanobis distance of each clip's windows
+        (of its farthest ``top_fraction`` of them)."""
         out = np.empty((len(windows), len(means)))
         for i, w in enumerate(windows):
             for j, mu in enumerate(means):
                 diff = w - mu
-                out[i, j] = float(((diff @ precision) * diff).sum(axis=1).mean())
+                out[i, j] = top_mean(((diff @ precision) * diff).sum(axis=1),
+                                     self.top_fraction)
         return out
 
     def _windows(self, features: Sequence[NDArray[np.float32]]) -> list[NDArray[np.float64]]:
