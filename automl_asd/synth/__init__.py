@@ -53,7 +53,9 @@ from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
 
 if TYPE_CHECKING:
     from automl_asd.synth._generate import (
+        ClipParts,
         ClipPlan,
+        clip_parts,
         generate,
         plan_extra,
         plan_machine,
@@ -78,6 +80,8 @@ __all__ = [
     "plan_machine",
     "plan_extra",
     "render_clip",
+    "clip_parts",
+    "ClipParts",
     "MACHINE_TYPES",
     "DEV_MACHINE_TYPES",
     "NOVEL_MACHINE_TYPES",
@@ -105,7 +109,8 @@ NOVEL_MACHINE_TYPES: tuple[str, ...] = ("pump", "compressor", "grinder", "convey
 #: Every synthetic type, dev types first.
 MACHINE_TYPES: tuple[str, ...] = DEV_MACHINE_TYPES + NOVEL_MACHINE_TYPES
 
-_GENERATOR_NAMES = ("generate", "plan_machine", "plan_extra", "render_clip", "ClipPlan")
+_GENERATOR_NAMES = ("generate", "plan_machine", "plan_extra", "render_clip", "ClipPlan",
+                    "clip_parts", "ClipParts")
 _RANDOM_NAMES = ("FAMILIES", "INFO_FILE", "NAMED_FAMILY", "family_of", "is_random_type",
                  "random_type_names")
 

@@ -170,6 +170,46 @@ def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
 NDArrayF32 = np.ndarray[tuple[int], np.dtype[np.float32]]
 
 
+@dataclass(frozen=True)
+class ClipParts:
+    """What one generated clip is made of, at the scale the clip mixes them (before the
+    per-clip and target-domain microphone EQs and the final level): ``machine`` (the normal
+    machine sound), ``fault`` (what the anomaly adds or changes: the anomalous machine minus the
+    same machine rendered without it from the same random stream; zeros for a normal clip) and
+    ``background`` (the clip's own background at its SNR; zeros for supplemental clips)."""
+
+    machine: Array
+    fault: Array
+    background: Array
+
+
+def clip_parts(machine_type: str, plan: ClipPlan, duration_s: float,
+               sample_rate: int = SAMPLE_RATE) -> ClipParts:
+    """Split the clip :func:`render_clip` makes from ``plan`` into :class:`ClipParts`, for
+    studies of how audible the generated faults are (``bench/fault_energy.py``). ``machine +
+    fault`` is the clip's machine sound exactly and ``background`` its background exactly (the
+    same random streams as :func:`render_clip`); the EQs are left out."""
+    model = _model(machine_type, plan.seed_key[0])
+    n = int(round(duration_s * sample_rate))
+    attrs = dict(plan.attributes)
+    if plan.split == "supplemental" and plan.label == "noise":
+        bg = render_background(Ctx(_rng(*plan.seed_key, 1), n, sample_rate), plan.env)
+        return ClipParts(np.zeros(n), np.zeros(n), bg)
+    ctx = Ctx(_rng(*plan.seed_key, 1), n, sample_rate)
+    raw = model.render(ctx, attrs, plan.anomaly, plan.severity)
+    scale = float(np.sqrt(np.mean(raw ** 2)))
+    scale = 1.0 / scale if scale > 1e-12 else 1.0  # what unit() divides by
+    if plan.anomaly is None:
+        clean = raw
+    else:  # the same machine from the same stream, without the fault
+        clean = model.render(Ctx(_rng(*plan.seed_key, 1), n, sample_rate), attrs, None, 0.0)
+    ctx.u(1500.0, 4500.0)  # the per-clip EQ's draws in render_clip, so the background matches
+    ctx.u(-2.0, 2.0)
+    bg = (render_background(ctx, plan.env) * 10.0 ** (-plan.snr_db / 20.0)
+          if plan.split != "supplemental" else np.zeros(n))
+    return ClipParts(clean * scale, (raw - clean) * scale, bg)
+
+
 def _model(machine_type: str, seed: int) -> MachineModel:
     """A named type's model, or a random type's (``rnd<family><index>``, drawn from ``seed``)."""
     if machine_type in MODELS:

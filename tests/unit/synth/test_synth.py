@@ -362,3 +362,37 @@ def test_plan_extra_adds_new_clips_of_the_same_machine_repeatably() -> None:
         synth.plan_extra("rndfan00", "tiny", 3, domain="both", label="normal", count=1)
     with pytest.raises(ValueError, match="count 0"):
         synth.plan_extra("rndfan00", "tiny", 3, domain="source", label="normal", count=0)
+
+
+def test_clip_parts_split_a_clip_into_machine_fault_and_background() -> None:
+    import dataclasses
+
+    mt = "rndrail00"
+    plans = synth.plan_machine(mt, "tiny", 0)
+    normal = next(p for p in plans if p.split == "test" and p.anomaly is None)
+    faulty = [p for p in plans if p.split == "test" and p.anomaly == "damage"][0]
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x ** 2)))
+
+    parts = synth.clip_parts(mt, normal, 2.0)
+    assert not parts.fault.any()
+    assert rms(parts.machine) == pytest.approx(1.0)  # the unit-RMS machine sound of the clip
+    assert rms(parts.background) == pytest.approx(10.0 ** (-normal.snr_db / 20.0), rel=1e-6)
+    bad = synth.clip_parts(mt, faulty, 2.0)
+    assert rms(bad.machine + bad.fault) == pytest.approx(1.0)
+    # the fault vanishes with its severity and grows with it; the same plan, the same parts
+    faint = synth.clip_parts(mt, dataclasses.replace(faulty, severity=1e-7), 2.0)
+    louder = synth.clip_parts(mt, dataclasses.replace(faulty, severity=4 * faulty.severity), 2.0)
+    assert rms(faint.fault) < 1e-6 * rms(faint.machine)
+    assert 0.0 < rms(bad.fault) < rms(louder.fault)
+    again = synth.clip_parts(mt, faulty, 2.0)
+    for a, b in zip(dataclasses.astuple(bad), dataclasses.astuple(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the background is the clip's own: without the EQs and level, render_clip mixes exactly
+    # these (checked on a supplemental noise clip, which has neither EQ nor machine)
+    noise = next(p for p in plans if p.split == "supplemental" and p.label == "noise")
+    only = synth.clip_parts(mt, noise, 2.0)
+    wave = synth.render_clip(mt, noise, 2.0)
+    np.testing.assert_allclose(wave, only.background / rms(only.background)
+                               * 10.0 ** (noise.level_db / 20.0), atol=1e-4)
