@@ -1,14 +1,15 @@
 """What a search can afford: trial-cost estimates before it starts, and the reference's cap.
 
-Before the trials start, :func:`budget_check` times one tiny fit of every detector family of the
-space on the given development data (one machine type, about 32 training clips, one epoch) and
-turns it into per-clip(-epoch) constants. With them it estimates the cost of the space's
-reference recipe and of an average trial (random points of the space, weighted by
-ASHA's rungs), and says — in the log and in ``search.json`` — when the time budget cannot
-finish the reference or TPE's start-up trials (Optuna's TPE samples its first
-:data:`TPE_STARTUP` trials at random). The estimates are orders of magnitude (a family's
-cost also depends on its sampled size, features and backend), good enough to say "this budget
-is 10x too small".
+Before the trials start, :func:`budget_check` times tiny fits of every detector family of the
+space on the given development data (one machine type; after an untimed warm-up, two fits:
+1 and 3 epochs on about 32 training clips for network families, about 32 and 96 clips for the
+others) and turns them into a per-type and a per-clip(-epoch) constant. With them it
+estimates the cost of the space's reference recipe and of an average trial (random points of
+the space, weighted by ASHA's rungs), and says — in the log and in ``search.json`` — when the
+time budget cannot finish the reference or TPE's start-up trials (Optuna's TPE samples its
+first :data:`TPE_STARTUP` trials at random). The estimates are orders of magnitude (a family's
+cost also depends on its sampled size, features and backend; one random point per family is
+timed), good enough to say "this budget is 10x too small".
 
 The reference never holds a slot for the whole budget: with a time budget it climbs the rungs
 like any trial and stops before a rung projected to end after :func:`reference_cap` seconds
@@ -140,16 +141,20 @@ def _train_clips(machines: Mapping[str, MachineData]) -> int:
 
 
 def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
-                      device: str, epochs: int) -> tuple[float, float]:
-    """(seconds, cost units) of one tiny fit on one type: ~32 train clips, ``epochs`` epochs
-    (network families), 1 member, every test clip scored."""
+                      device: str, epochs: int, clips: int = _TINY_CLIPS
+                      ) -> tuple[float, float]:
+    """(seconds, cost units) of one tiny fit on one type: about ``clips`` source train clips,
+    about ``epochs`` epochs (network families; the recipe's epochs are set so that the fidelity
+    scaling of a trial leaves that many), 1 member, every test clip scored."""
 
+    fid = min(1.0, clips / max(1, len(machine.train)))
     params = dict(recipe.detector.params)
     if "epochs" in params:
-        params["epochs"] = epochs
+        # A trial at fidelity f trains max(1, round(f x epochs)) epochs: without this, 1 and 3
+        # epochs at f = 0.16 would both train one.
+        params["epochs"] = max(1, math.ceil(epochs / fid))
     tiny = replace(recipe, detector=replace(recipe.detector, params=params),
                    ensemble=replace(recipe.ensemble, size=1))
-    fid = min(1.0, _TINY_CLIPS / max(1, len(machine.train)))
     t0 = time.perf_counter()
     evaluate_recipe(tiny, {machine.machine_type: machine}, cache_dir=cache_dir,
                     device=device, fidelity=fid,
@@ -159,14 +164,25 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
 
 def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
                       device: str) -> tuple[float, float]:
-    """(seconds per machine type, seconds per clip-epoch) of a family: two tiny fits (1 and
-    3 epochs) for network families give the slope and the per-type overhead (features,
-    scoring the test clips); other families cost one per-type constant."""
+    """(seconds per machine type, seconds per cost unit) of a family, from two timed tiny fits
+    after an untimed one (which pays what a search pays once: the features of this spec, the
+    libraries' start-up). Network families: 1 and 3 epochs on the same clips; the others: about
+    32 and 96 training clips (their fit and self-scores grow with the clips). The slope is the
+    per-unit cost, the rest (scoring the test clips, set-up) the per-type cost; a type with too
+    few clips for two sizes gets one per-type constant."""
+    network = "epochs" in recipe.detector.params
+    _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)  # warm-up, not timed
     t1, u1 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)
-    if "epochs" not in recipe.detector.params:
+    if network:
+        t2, u2 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 3)
+    elif len(machine.train) >= 2 * _TINY_CLIPS:
+        t2, u2 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 1,
+                                   clips=3 * _TINY_CLIPS)
+    else:
         return t1, 0.0
-    t3, u3 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 3)
-    slope = max(0.0, (t3 - t1) / max(u3 - u1, 1e-9))
+    if u2 <= u1:  # the two fits did not differ in size: one per-type constant
+        return t1, 0.0
+    slope = max(0.0, (t2 - t1) / (u2 - u1))
     return max(0.0, t1 - slope * u1), slope
 
 
@@ -214,9 +230,15 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "seconds_per_clip_epoch": {k: v[1] for k, v in consts.items()},
         "reference_s": cost(reference, 1.0),
         "reference_family": reference.detector.name,
-        "mean_trial_s": float(np.nanmean(trial_costs)) if trial_costs else math.nan,
-        "family_trial_s": {f: float(np.nanmean(v)) for f, v in sorted(by_family.items())},
+        "mean_trial_s": _finite_mean(trial_costs),
+        "family_trial_s": {f: _finite_mean(v) for f, v in sorted(by_family.items())},
     }
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN: a family whose timing failed); NaN when none is."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,

@@ -1,0 +1,254 @@
+"""search.budget: the reference's time cap and stop rule (also inside the trainable), the cost
+model behind the pre-search estimates (hand-computed from given fit timings), the budget
+warnings and what they write to ``search.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from automl_asd.evaluation.metrics import MachineMetrics, floored_hmean
+from automl_asd.evaluation.objective import ObjectiveResult
+from automl_asd.recipe import Recipe, load_recipe
+from automl_asd.search import budget
+from automl_asd.search.space import load_space
+
+
+def _network(epochs: int = 10, size: int = 1) -> Recipe:
+    recipe = load_recipe("baseline_ae_mse")
+    params = {**recipe.detector.params, "epochs": epochs}
+    return recipe.replace(detector={"name": recipe.detector.name, "params": params},
+                          ensemble={"size": size, "combine": "mean_z"})
+
+
+def test_reference_cap_is_half_the_budget() -> None:
+    assert budget.reference_cap(None) is None
+    assert budget.reference_cap(600) == pytest.approx(300.0)
+
+
+@pytest.mark.parametrize(("cap", "elapsed", "network", "stops"), [
+    (None, 1e9, False, False),  # no budget: never stops
+    (50.0, 10.0, False, False),  # 10 s at 0.1 -> 30 s at 0.3: ends at 40 s <= 50
+    (35.0, 10.0, False, True),  # ... ends at 40 s > 35
+    (50.0, 10.0, True, True),  # a network also trains 3x the epochs: 90 s more
+    (100.0, 10.0, True, False),  # 10 + 90 <= 100
+])
+def test_reference_stops_before_a_rung_projected_past_its_cap(
+    cap: float | None, elapsed: float, network: bool, stops: bool,
+) -> None:
+    recipe = _network() if network else load_recipe("fast_default")
+    assert budget.reference_stops(cap, elapsed, (0.1, 10.0), 0.3, recipe) is stops
+
+
+def test_units_are_clips_times_epochs_times_members() -> None:
+    assert budget._units(load_recipe("fast_default"), 200, 0.5) == pytest.approx(100.0)
+    # 30 epochs at fidelity 0.3 train round(9) epochs on 30 % of the clips, 3 members
+    assert budget._units(_network(epochs=30, size=3), 200, 0.3) == pytest.approx(
+        200 * 0.3 * 9 * 3)
+    assert budget._units(_network(epochs=2), 100, 0.1) == pytest.approx(100 * 0.1 * 1)
+
+
+def test_trial_objective_follows_the_space_rule() -> None:
+    per_type = {("fan", "00"): MachineMetrics(0.9, 0.7, 0.6, 0.0),
+                ("pump", "00"): MachineMetrics(0.6, 0.5, 0.55, 0.0)}
+    result = ObjectiveResult(omega=0.61, per_type=per_type, fidelity=1.0, wall_s=0.0)
+    assert budget.trial_objective("mean", result) == pytest.approx(0.61)
+    fan, pump = floored_hmean([0.9, 0.7, 0.6]), floored_hmean([0.6, 0.5, 0.55])
+    assert budget.trial_objective("worst_type", result) == pytest.approx(min(fan, pump))
+    assert budget.trial_objective("leave_one_type_out", result) == pytest.approx(
+        (fan + pump) / 2)
+
+
+def test_random_points_are_repeatable_valid_and_cover_the_families() -> None:
+    space = load_space("default")
+    points = budget.random_points(space, 24, seed=3)
+    assert points == budget.random_points(space, 24, seed=3)
+    assert points != budget.random_points(space, 24, seed=4)
+    families = {space.to_recipe(p, name="p").detector.name for p in points}
+    assert len(families) >= 3, families
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_family_constants_separate_per_type_and_per_unit_cost(
+    monkeypatch: pytest.MonkeyPatch, network: bool,
+) -> None:
+    # Fake fits: 0.5 s per type + 0.01 s per unit (clip or clip-epoch); the first fit is cold
+    # (30 s: features, library start-up) and must not bias either constant.
+    calls: list[tuple[int, int]] = []
+
+    def fit(recipe: Recipe, machine: Any, cache_dir: Any, device: str, epochs: int,
+            clips: int = budget._TINY_CLIPS) -> tuple[float, float]:
+        calls.append((epochs, clips))
+        units = clips * (epochs if network else 1)
+        return (30.0 if len(calls) == 1 else 0.5 + 0.01 * units), float(units)
+
+    monkeypatch.setattr(budget, "_tiny_fit_seconds", fit)
+    recipe = _network() if network else load_recipe("fast_default")
+    machine = SimpleNamespace(machine_type="fan", train=[None] * 200)
+    per_type, per_unit = budget._family_constants(recipe, machine, None, "cpu")  # type: ignore[arg-type]
+    assert per_type == pytest.approx(0.5) and per_unit == pytest.approx(0.01)
+    assert calls == ([(1, 32), (1, 32), (3, 32)] if network else [(1, 32), (1, 32), (1, 96)])
+    calls.clear()
+    few = SimpleNamespace(machine_type="fan", train=[None] * 40)  # too few for two sizes
+    if not network:
+        assert budget._family_constants(recipe, few, None, "cpu") == (  # type: ignore[arg-type]
+            pytest.approx(0.5 + 0.01 * 32), 0.0)
+
+
+def test_tiny_network_fits_train_the_epochs_they_are_timed_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A trial at fidelity f trains max(1, round(f x epochs)) epochs; the tiny fit (32 of 200
+    # clips, f = 0.16) must still train 1 and 3 epochs, or both sizes are one epoch and the
+    # per-epoch cost cannot be measured.
+    trained: list[int] = []
+
+    def evaluate(recipe: Recipe, machines: Any, *, fidelity: float, **kwargs: Any) -> None:
+        from automl_asd.representation_cache import at_fidelity
+
+        trained.append(at_fidelity(recipe, fidelity).detector.params["epochs"])
+
+    monkeypatch.setattr(budget, "evaluate_recipe", evaluate)
+    machine = SimpleNamespace(machine_type="fan", train=[None] * 200)
+    units = [budget._tiny_fit_seconds(_network(), machine, None, "cpu", e)[1]  # type: ignore[arg-type]
+             for e in (1, 3)]
+    assert trained == [1, 3]
+    assert units == [pytest.approx(32.0), pytest.approx(96.0)]
+
+
+def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given per-family fit timings, the estimate is: types x seconds-per-type x members +
+    # seconds-per-clip-epoch x units, summed over ASHA's rungs weighted 1 / eta**i.
+    space = load_space("demo")
+    timed: list[tuple[str, float]] = []
+
+    def fake_constants(recipe: Recipe, machine: Any, cache_dir: Any, device: str
+                       ) -> tuple[float, float]:
+        timed.append((recipe.detector.name, machine.machine_type))
+        return (2.0, 0.0) if recipe.detector.name != "margin_cnn" else (5.0, 0.01)
+
+    monkeypatch.setattr(budget, "_family_constants", fake_constants)
+    machines = {mt: SimpleNamespace(machine_type=mt, train=[None] * 50)
+                for mt in ("fan", "pump", "valve")}
+    est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
+    families = [f for f, _ in timed]
+    assert len(families) == len(set(families))  # one timing per family ...
+    assert {mt for _, mt in timed} == {"fan"}  # ... on the first type only
+    assert est["train_clips"] == 150
+    reference = space.to_recipe(space.reference_point(), name="r")
+    assert est["reference_family"] == reference.detector.name
+    assert est["reference_s"] == pytest.approx(3 * 2.0 * reference.ensemble.size)
+    rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
+    recipes = [space.to_recipe(p, name="e")
+               for p in budget.random_points(space, budget._N_POINTS, 0)]
+
+    def expected(r: Recipe) -> float:
+        per_type, per_unit = (5.0, 0.01) if r.detector.name == "margin_cnn" else (2.0, 0.0)
+        return sum((3 * per_type * r.ensemble.size
+                    + per_unit * budget._units(r, 150, f)) / eta**i
+                   for i, f in enumerate(rungs))
+
+    assert est["mean_trial_s"] == pytest.approx(
+        sum(expected(r) for r in recipes) / len(recipes))
+    assert set(est["family_trial_s"]) == {r.detector.name for r in recipes}
+
+
+def test_a_failing_family_estimate_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    space = load_space("demo")
+
+    def boom(recipe: Recipe, *args: Any) -> tuple[float, float]:
+        raise RuntimeError("no such device")
+
+    monkeypatch.setattr(budget, "_family_constants", boom)
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 10)}
+    est = budget.estimate_costs(space, machines)  # type: ignore[arg-type]
+    assert math.isnan(est["reference_s"]) and math.isnan(est["mean_trial_s"])
+    with pytest.raises(ValueError, match="no machine types"):
+        budget.estimate_costs(space, {})
+
+
+@dataclass
+class _Cfg:
+    space: Any
+    time_budget_s: float | None
+    max_concurrent: int = 2
+    trials: int = 40
+    cache_dir: Path | None = None
+    device: str = "cpu"
+    seed: int = 0
+
+
+@pytest.mark.parametrize(("budget_s", "warned"), [
+    (None, []),
+    (10_000.0, []),
+    (500.0, ["cannot finish the reference"]),  # reference ~800 s
+    (300.0, ["cannot finish the reference", "cannot finish TPE's 10 random start-up"]),
+])
+def test_budget_check_warns_and_records_the_estimate(
+    tmp_path: Path, budget_s: float | None, warned: list[str],
+) -> None:
+    # startup: 10 trials x 70 s / 2 slots = 350 s
+    est = {"reference_s": 800.0, "reference_family": "dcase_ae", "mean_trial_s": 70.0,
+           "family_trial_s": {"dcase_ae": 120.0, "pooled_stats": 20.0}}
+    calls: list[dict[str, Any]] = []
+
+    def estimate(space: Any, machines: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return dict(est)
+
+    cfg = _Cfg(load_space("demo"), budget_s)
+    warnings = budget.budget_check(cfg, {}, tmp_path, estimate=estimate)
+    assert len(warnings) == len(warned)
+    for w, expected in zip(warnings, warned, strict=True):
+        assert expected in w
+    assert calls[0]["device"] == "cpu" and calls[0]["seed"] == 0
+    saved = json.loads((tmp_path / "search.json").read_text())["estimates"]
+    assert saved["reference_s"] == 800.0 and saved["warnings"] == warnings
+    assert saved["estimate_s"] >= 0.0
+
+
+def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Inside the trainable: a reference trial without a cap skips the cheap rungs; with one it
+    # climbs them and stops before a rung projected past the cap (fake clock: a rung at
+    # fidelity f takes 100 f seconds).
+    from ray import tune
+
+    from automl_asd.orchestration import tune as tune_layer
+
+    clock = [0.0]
+    monkeypatch.setattr(tune_layer, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
+    monkeypatch.setattr(tune_layer, "_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+
+    def evaluator(recipe: Recipe, machines: Any, *, fidelity: float = 1.0,
+                  **kwargs: Any) -> ObjectiveResult:
+        clock[0] += 100.0 * fidelity
+        m = MachineMetrics(0.6, 0.6, 0.6, 0.6)
+        return ObjectiveResult(omega=0.6, per_type={("fan", "00"): m}, fidelity=fidelity,
+                               wall_s=100.0 * fidelity)
+
+    space = load_space("smoke")  # rungs 0.5, 1.0
+    ref = space.reference_point()
+
+    def run(cap: float | None) -> list[float]:
+        reports.clear()
+        ctx = tune_layer._TrialContext(space=space, reference_point=ref, machines={},
+                                       cache_dir=None, device="cpu", evaluator=evaluator,
+                                       reference_cap_s=cap)
+        tune_layer._trainable(dict(ref), ctx)
+        return [r["fidelity"] for r in reports]
+
+    assert run(None) == [1.0]  # no budget: one report, at full fidelity
+    assert run(200.0) == [0.5, 1.0]  # 50 s, then 100 s more: 150 <= 200
+    assert run(120.0) == [0.5]  # 50 + 100 > 120: stops before full fidelity
+    assert all(r["is_reference"] == 1 for r in reports)
