@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_asd.detectors.registry import get_detector_class
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.features import extract
 from automl_asd.io import search_report as io
@@ -151,8 +152,11 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
     params = dict(recipe.detector.params)
     if "epochs" in params:
         # A trial at fidelity f trains max(1, round(f x epochs)) epochs: without this, 1 and 3
-        # epochs at f = 0.16 would both train one.
-        params["epochs"] = max(1, math.ceil(epochs / fid))
+        # epochs at f = 0.16 would both train one. Kept within the family's range (a type with
+        # thousands of clips then trains fewer; the units below count what it trains).
+        high = get_detector_class(recipe.detector.name).params["epochs"].high
+        wanted = max(1, math.ceil(epochs / fid))
+        params["epochs"] = int(min(wanted, high)) if high is not None else wanted
     tiny = replace(recipe, detector=replace(recipe.detector, params=params),
                    ensemble=replace(recipe.ensemble, size=1))
     t0 = time.perf_counter()

@@ -120,6 +120,13 @@ def test_tiny_network_fits_train_the_epochs_they_are_timed_for(
              for e in (1, 3)]
     assert trained == [1, 3]
     assert units == [pytest.approx(32.0), pytest.approx(96.0)]
+    # 32 of 20000 clips would need 1875 epochs for 3: above margin_cnn's limit of 500, so the
+    # fit asks for 500 (0.5 epochs -> 1 trained) and counts the units it trains
+    trained.clear()
+    margin = load_recipe("margin_knn")
+    huge = SimpleNamespace(machine_type="fan", train=[None] * 20000)
+    _, u = budget._tiny_fit_seconds(margin, huge, None, "cpu", 3)  # type: ignore[arg-type]
+    assert trained == [1] and u == pytest.approx(32.0)
 
 
 def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
