@@ -7,9 +7,10 @@ others) and turns them into a per-type and a per-clip(-epoch) constant. With the
 estimates the cost of the space's reference recipe and of an average trial (random points of
 the space, weighted by ASHA's rungs), and says — in the log and in ``search.json`` — when the
 time budget cannot finish the reference or TPE's start-up trials (Optuna's TPE samples its
-first :data:`TPE_STARTUP` trials at random). The estimates are orders of magnitude (a family's
-cost also depends on its sampled size, features and backend; one random point per family is
-timed), good enough to say "this budget is 10x too small".
+first :data:`TPE_STARTUP` trials at random). The reference and one random point per family
+are timed; with a time budget, up to three points per family within a small allowance. The
+estimates are orders of magnitude (a family's cost depends on its sampled size, features,
+backend and ensemble), good enough to say "this budget is 10x too small".
 
 The reference never holds a slot for the whole budget: with a time budget it climbs the rungs
 like any trial and stops before a rung projected to end after :func:`reference_cap` seconds
@@ -51,6 +52,10 @@ logger = logging.getLogger(__name__)
 TPE_STARTUP = 10
 _TINY_CLIPS = 32
 _N_POINTS = 24
+#: Random points timed per family at most, and at most the seconds the points beyond the
+#: first of each family may take together (also at most what the first ones took).
+_POINTS_PER_FAMILY = 3
+_EXTRA_POINTS_S = 30.0
 
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
@@ -167,15 +172,17 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
 
 
 def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | None,
-                      device: str) -> tuple[float, float]:
+                      device: str, *, warm_up: bool = True) -> tuple[float, float]:
     """(seconds per machine type, seconds per cost unit) of a family, from two timed tiny fits
     after an untimed one (which pays what a search pays once: the features of this spec, the
     libraries' start-up). Network families: 1 and 3 epochs on the same clips; the others: about
     32 and 96 training clips (their fit and self-scores grow with the clips). The slope is the
     per-unit cost, the rest (scoring the test clips, set-up) the per-type cost; a type with too
-    few clips for two sizes gets one per-type constant."""
+    few clips for two sizes gets one per-type constant. ``warm_up=False`` skips the untimed fit
+    (the features and the family are warm from an earlier point)."""
     network = "epochs" in recipe.detector.params
-    _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)  # warm-up, not timed
+    if warm_up:
+        _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)  # not timed
     t1, u1 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 1)
     if network:
         t2, u2 = _tiny_fit_seconds(recipe, machine, cache_dir, device, 3)
@@ -192,9 +199,17 @@ def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | No
 
 def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
                    cache_dir: Path | None = None, device: str = "cpu",
-                   seed: int = 0) -> dict[str, Any]:
-    """Per-family seconds per cost unit (timed tiny fits), and the estimated seconds of the
-    reference recipe (full fidelity) and of an average trial (ASHA-weighted rungs)."""
+                   seed: int = 0, time_budget_s: float | None = None) -> dict[str, Any]:
+    """Per-family seconds per type and per cost unit (timed tiny fits), and the estimated
+    seconds of the reference recipe (full fidelity) and of an average trial (ASHA-weighted
+    rungs).
+
+    The reference and the first random point of every family are always timed; with a
+    ``time_budget_s``, more random points (up to :data:`_POINTS_PER_FAMILY` per family,
+    distinct recipes) are started while the extra timings have taken less than the first ones,
+    :data:`_EXTRA_POINTS_S` and 2 % of the budget. A timed point is costed with its own
+    constants, the others with their family's mean (a family's cost depends on its sampled
+    size, backend and ensemble, which one point cannot represent)."""
     if not machines:
         raise ValueError("estimate_costs: no machine types")
     first = machines[sorted(machines)[0]]
@@ -202,36 +217,69 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     reference = space.to_recipe(space.reference_point(), name="reference")
     recipes = [space.to_recipe(p, name="estimate")
                for p in random_points(space, _N_POINTS, seed)]
-    consts: dict[str, tuple[float, float]] = {}
-    for recipe in [reference, *recipes]:
+    timed: dict[str, tuple[float, float]] = {}  # behaviour hash -> its constants
+    tried: dict[str, int] = {}
+    failed: set[str] = set()
+    warm: set[Any] = set()
+    by_family_consts: dict[str, list[tuple[float, float]]] = {}
+
+    def time_point(recipe: Recipe) -> None:
         family = recipe.detector.name
-        if family in consts:
-            continue
+        tried[family] = tried.get(family, 0) + 1
+        key = (recipe.features, family)  # a new feature spec or family pays a warm-up fit
         try:
-            consts[family] = _family_constants(recipe, first, cache_dir, device)
+            consts = _family_constants(recipe, first, cache_dir, device,
+                                       warm_up=key not in warm)
         except Exception as exc:  # an estimate must never stop the search
+            failed.add(family)
             logger.warning("cost estimate of %s failed (%s); skipped", family, exc)
+            return
+        warm.add(key)
+        timed[recipe.behaviour_hash()] = consts
+        by_family_consts.setdefault(family, []).append(consts)
+
+    t0 = time.perf_counter()
+    time_point(reference)
+    for recipe in recipes:  # one point of every other family
+        if recipe.detector.name not in tried:
+            time_point(recipe)
+    # Extra points only sharpen the budget warnings: none without a budget.
+    allowance = (0.0 if time_budget_s is None else
+                 min(_EXTRA_POINTS_S, time.perf_counter() - t0, 0.02 * float(time_budget_s)))
+    t0 = time.perf_counter()
+    for recipe in recipes:  # more, within the allowance
+        family = recipe.detector.name
+        if (family in failed or tried.get(family, 0) >= _POINTS_PER_FAMILY
+                or recipe.behaviour_hash() in timed):
+            continue
+        if time.perf_counter() - t0 >= allowance:
+            break
+        time_point(recipe)
+    family_mean = {f: (float(np.mean([c[0] for c in cs])), float(np.mean([c[1] for c in cs])))
+                   for f, cs in by_family_consts.items()}
     rungs = list(space.fidelity.rungs)
     eta = float(space.fidelity.reduction_factor)
     n_types = len(machines)
 
     def cost(recipe: Recipe, fidelity: float) -> float:
-        per_type, per_unit = consts.get(recipe.detector.name, (math.nan, math.nan))
+        per_type, per_unit = timed.get(recipe.behaviour_hash()) or family_mean.get(
+            recipe.detector.name, (math.nan, math.nan))
         return (n_types * per_type * recipe.ensemble.size
                 + per_unit * _units(recipe, n_clips, fidelity))
 
     def expected(recipe: Recipe) -> float:
         # ASHA promotes ~1/eta of the trials from each rung to the next.
-        return sum(cost(recipe, f) / eta**i for i, f in enumerate(rungs))
+        return sum(cost(recipe, f) / eta**k for k, f in enumerate(rungs))
 
     trial_costs = [expected(r) for r in recipes]
     by_family: dict[str, list[float]] = {}
-    for r, c in zip(recipes, trial_costs, strict=True):
-        by_family.setdefault(r.detector.name, []).append(c)
+    for r, seconds in zip(recipes, trial_costs, strict=True):
+        by_family.setdefault(r.detector.name, []).append(seconds)
     return {
         "train_clips": n_clips,
-        "seconds_per_type": {k: v[0] for k, v in consts.items()},
-        "seconds_per_clip_epoch": {k: v[1] for k, v in consts.items()},
+        "seconds_per_type": {k: v[0] for k, v in family_mean.items()},
+        "seconds_per_clip_epoch": {k: v[1] for k, v in family_mean.items()},
+        "timed_points": {f: len(cs) for f, cs in sorted(by_family_consts.items())},
         "reference_s": cost(reference, 1.0),
         "reference_family": reference.detector.name,
         "mean_trial_s": _finite_mean(trial_costs),
@@ -255,7 +303,8 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     t0 = time.perf_counter()
     est = (estimate or estimate_costs)(
         cfg.space, machines, cache_dir=cfg.cache_dir,
-        device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed)
+        device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed,
+        time_budget_s=cfg.time_budget_s)
     est["estimate_s"] = time.perf_counter() - t0
     warnings: list[str] = []
     budget = cfg.time_budget_s

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from automl_asd.evaluation.metrics import MachineMetrics, floored_hmean
@@ -129,36 +130,59 @@ def test_tiny_network_fits_train_the_epochs_they_are_timed_for(
     assert trained == [1] and u == pytest.approx(32.0)
 
 
-def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given per-family fit timings, the estimate is: types x seconds-per-type x members +
-    # seconds-per-clip-epoch x units, summed over ASHA's rungs weighted 1 / eta**i.
-    space = load_space("demo")
-    timed: list[tuple[str, float]] = []
+def _consts(recipe: Recipe) -> tuple[float, float]:
+    """Fake timed constants that differ from point to point (per type, per unit)."""
+    h = int(recipe.behaviour_hash()[:6], 16)
+    return 1.0 + h % 7, (0.001 * (h % 5)) if "epochs" in recipe.detector.params else 0.0
 
-    def fake_constants(recipe: Recipe, machine: Any, cache_dir: Any, device: str
-                       ) -> tuple[float, float]:
-        timed.append((recipe.detector.name, machine.machine_type))
-        return (2.0, 0.0) if recipe.detector.name != "margin_cnn" else (5.0, 0.01)
+
+def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given timed constants, the estimate is: types x seconds-per-type x members +
+    # seconds-per-unit x units, summed over ASHA's rungs weighted 1 / eta**i; a timed point
+    # uses its own constants, the others their family's mean.
+    space = load_space("default")
+    timed: list[tuple[Recipe, str, bool]] = []
+    clock = [0.0]  # each timing takes 1 s: the extra points get as long as the first ones
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def fake_constants(recipe: Recipe, machine: Any, cache_dir: Any, device: str, *,
+                       warm_up: bool = True) -> tuple[float, float]:
+        clock[0] += 1.0
+        timed.append((recipe, machine.machine_type, warm_up))
+        return _consts(recipe)
 
     monkeypatch.setattr(budget, "_family_constants", fake_constants)
     machines = {mt: SimpleNamespace(machine_type=mt, train=[None] * 50)
                 for mt in ("fan", "pump", "valve")}
-    est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
-    families = [f for f, _ in timed]
-    assert len(families) == len(set(families))  # one timing per family ...
-    assert {mt for _, mt in timed} == {"fan"}  # ... on the first type only
-    assert est["train_clips"] == 150
-    reference = space.to_recipe(space.reference_point(), name="r")
-    assert est["reference_family"] == reference.detector.name
-    assert est["reference_s"] == pytest.approx(3 * 2.0 * reference.ensemble.size)
-    rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
+    est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
+                                time_budget_s=1e6)
+    assert {mt for _, mt, _ in timed} == {"fan"}  # timed on the first type only
+    hashes = [r.behaviour_hash() for r, _, _ in timed]
+    assert len(hashes) == len(set(hashes))  # distinct recipes
+    families = [r.detector.name for r, _, _ in timed]
+    assert all(families.count(f) <= budget._POINTS_PER_FAMILY for f in families)
     recipes = [space.to_recipe(p, name="e")
                for p in budget.random_points(space, budget._N_POINTS, 0)]
+    assert set(families) == {r.detector.name for r in recipes}  # every family timed
+    assert len(timed) > len(set(families))  # and some more than once
+    assert est["timed_points"] == {f: families.count(f) for f in set(families)}
+    # a warm-up fit only for the first point of each (feature spec, family)
+    keys = [(r.features, r.detector.name) for r, _, _ in timed]
+    assert [w for _, _, w in timed] == [k not in keys[:i] for i, k in enumerate(keys)]
+    assert est["train_clips"] == 150
+    reference = space.to_recipe(space.reference_point(), name="r")
+    per_type, per_unit = _consts(reference)
+    assert est["reference_family"] == reference.detector.name
+    assert est["reference_s"] == pytest.approx(3 * per_type * reference.ensemble.size
+                                               + per_unit * budget._units(reference, 150, 1.0))
+    own = {r.behaviour_hash(): _consts(r) for r, _, _ in timed}
+    mean = {f: tuple(np.mean([_consts(r) for r, _, _ in timed if r.detector.name == f],
+                             axis=0)) for f in set(families)}
+    rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
 
     def expected(r: Recipe) -> float:
-        per_type, per_unit = (5.0, 0.01) if r.detector.name == "margin_cnn" else (2.0, 0.0)
-        return sum((3 * per_type * r.ensemble.size
-                    + per_unit * budget._units(r, 150, f)) / eta**i
+        a, b = own.get(r.behaviour_hash(), mean[r.detector.name])
+        return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) / eta**i
                    for i, f in enumerate(rungs))
 
     assert est["mean_trial_s"] == pytest.approx(
@@ -166,10 +190,42 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
     assert set(est["family_trial_s"]) == {r.detector.name for r in recipes}
 
 
+def test_extra_points_stop_when_their_allowance_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each timing takes 20 s of a fake clock: after the first point of every family (100 s and
+    # more), extra points are started until 30 s have gone by -- two of them (a 10,000 s
+    # budget allows 200 s).
+    clock = [0.0]
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def slow(recipe: Recipe, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        clock[0] += 20.0
+        return 1.0, 0.0
+
+    monkeypatch.setattr(budget, "_family_constants", slow)
+    space = load_space("default")
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50)}
+    est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
+                                time_budget_s=10_000.0)
+    reference = space.to_recipe(space.reference_point(), name="r")
+    recipes = [space.to_recipe(p, name="e")
+               for p in budget.random_points(space, budget._N_POINTS, 0)]
+    n_families = len({r.detector.name for r in [reference, *recipes]})
+    assert sum(est["timed_points"].values()) == n_families + 2
+    # without a budget there is nothing for extra points to sharpen: none
+    est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
+    assert sum(est["timed_points"].values()) == n_families
+    # with a 1000 s budget the extra points may take 2 % of it: 20 s, one point
+    est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
+                                time_budget_s=1000.0)
+    assert sum(est["timed_points"].values()) == n_families + 1
+
+
 def test_a_failing_family_estimate_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     space = load_space("demo")
 
-    def boom(recipe: Recipe, *args: Any) -> tuple[float, float]:
+    def boom(recipe: Recipe, *args: Any, **kwargs: Any) -> tuple[float, float]:
         raise RuntimeError("no such device")
 
     monkeypatch.setattr(budget, "_family_constants", boom)
@@ -215,6 +271,7 @@ def test_budget_check_warns_and_records_the_estimate(
     for w, expected in zip(warnings, warned, strict=True):
         assert expected in w
     assert calls[0]["device"] == "cpu" and calls[0]["seed"] == 0
+    assert calls[0]["time_budget_s"] == budget_s
     saved = json.loads((tmp_path / "search.json").read_text())["estimates"]
     assert saved["reference_s"] == 800.0 and saved["warnings"] == warnings
     assert saved["estimate_s"] >= 0.0
