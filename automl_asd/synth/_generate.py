@@ -19,7 +19,7 @@ import soundfile as sf
 
 from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
-from automl_asd.synth._dsp import Array, peaking_eq, unit
+from automl_asd.synth._dsp import Array, peaking_eq, rms, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
 from automl_asd.synth._random import is_random_type, random_model, write_info
 from automl_asd.synth._sizes import SAMPLE_RATE, SIZES, SizeSpec, SynthError
@@ -143,24 +143,47 @@ def plan_extra(machine_type: str, size: str, seed: int, *, domain: str, label: s
     return _group(model, seed, "test", domain, label, n_test + count)[n_test:]
 
 
-def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
-                sample_rate: int = SAMPLE_RATE) -> NDArrayF32:
-    """Synthesise one clip: float32 ``(n_samples,)`` with RMS at ``plan.level_db`` dBFS."""
+@dataclass(frozen=True)
+class _Drawn:
+    """The random draws of one clip, in the order :func:`render_clip` makes them from the
+    clip's stream: the raw machine sound (``None`` for a noise-only clip), the per-clip EQ's
+    (frequency, gain) and the unit-RMS background (``None`` for clean machine clips)."""
+
+    model: MachineModel
+    n: int
+    raw: Array | None
+    eq: tuple[float, float]
+    background: Array | None
+
+
+def _draw(machine_type: str, plan: ClipPlan, duration_s: float, sample_rate: int) -> _Drawn:
     model = _model(machine_type, plan.seed_key[0])  # seed_key starts with the tree's seed
     n = int(round(duration_s * sample_rate))
     ctx = Ctx(_rng(*plan.seed_key, 1), n, sample_rate)
-    attrs = dict(plan.attributes)
     if plan.split == "supplemental" and plan.label == "noise":
-        x = render_background(ctx, plan.env)
+        return _Drawn(model, n, None, (0.0, 0.0), render_background(ctx, plan.env))
+    raw = model.render(ctx, dict(plan.attributes), plan.anomaly, plan.severity)
+    # Small per-clip microphone/placement variation (normal nuisance).
+    freq = ctx.u(1500.0, 4500.0)
+    eq = (freq, ctx.u(-2.0, 2.0))
+    # clean machine supplemental clips have no background
+    bg = render_background(ctx, plan.env) if plan.split != "supplemental" else None
+    return _Drawn(model, n, raw, eq, bg)
+
+
+def render_clip(machine_type: str, plan: ClipPlan, duration_s: float,
+                sample_rate: int = SAMPLE_RATE) -> NDArrayF32:
+    """Synthesise one clip: float32 ``(n_samples,)`` with RMS at ``plan.level_db`` dBFS."""
+    drawn = _draw(machine_type, plan, duration_s, sample_rate)
+    if drawn.raw is None:
+        assert drawn.background is not None
+        x = drawn.background
     else:
-        x = unit(model.render(ctx, attrs, plan.anomaly, plan.severity))
-        # Small per-clip microphone/placement variation (normal nuisance).
-        x = peaking_eq(x, ctx.u(1500.0, 4500.0), ctx.u(-2.0, 2.0), 1.0, sample_rate)
-        if plan.split != "supplemental":  # clean machine supplemental clips have no background
-            bg = render_background(ctx, plan.env)
-            x = unit(x) + bg * 10.0 ** (-plan.snr_db / 20.0)
+        x = peaking_eq(unit(drawn.raw), drawn.eq[0], drawn.eq[1], 1.0, sample_rate)
+        if drawn.background is not None:
+            x = unit(x) + drawn.background * 10.0 ** (-plan.snr_db / 20.0)
         if plan.domain == "target":
-            freq, gain = model.target_mic
+            freq, gain = drawn.model.target_mic
             x = peaking_eq(x, freq, gain, 1.2, sample_rate)
     x = unit(x) * 10.0 ** (plan.level_db / 20.0)
     out: NDArrayF32 = np.clip(x, -0.999, 0.999).astype(np.float32)
@@ -188,26 +211,22 @@ def clip_parts(machine_type: str, plan: ClipPlan, duration_s: float,
     """Split the clip :func:`render_clip` makes from ``plan`` into :class:`ClipParts`, for
     studies of how audible the generated faults are (``bench/fault_energy.py``). ``machine +
     fault`` is the clip's machine sound exactly and ``background`` its background exactly (the
-    same random streams as :func:`render_clip`); the EQs are left out."""
-    model = _model(machine_type, plan.seed_key[0])
-    n = int(round(duration_s * sample_rate))
-    attrs = dict(plan.attributes)
-    if plan.split == "supplemental" and plan.label == "noise":
-        bg = render_background(Ctx(_rng(*plan.seed_key, 1), n, sample_rate), plan.env)
-        return ClipParts(np.zeros(n), np.zeros(n), bg)
-    ctx = Ctx(_rng(*plan.seed_key, 1), n, sample_rate)
-    raw = model.render(ctx, attrs, plan.anomaly, plan.severity)
-    scale = float(np.sqrt(np.mean(raw ** 2)))
-    scale = 1.0 / scale if scale > 1e-12 else 1.0  # what unit() divides by
+    same draws as :func:`render_clip`); the EQs are left out."""
+    drawn = _draw(machine_type, plan, duration_s, sample_rate)
+    silent = np.zeros(drawn.n)
+    if drawn.raw is None:
+        assert drawn.background is not None
+        return ClipParts(silent, silent, drawn.background)
+    level = rms(drawn.raw)
+    scale = 1.0 / level if level > 1e-12 else 1.0  # what unit() divides by
     if plan.anomaly is None:
-        clean = raw
+        clean = drawn.raw
     else:  # the same machine from the same stream, without the fault
-        clean = model.render(Ctx(_rng(*plan.seed_key, 1), n, sample_rate), attrs, None, 0.0)
-    ctx.u(1500.0, 4500.0)  # the per-clip EQ's draws in render_clip, so the background matches
-    ctx.u(-2.0, 2.0)
-    bg = (render_background(ctx, plan.env) * 10.0 ** (-plan.snr_db / 20.0)
-          if plan.split != "supplemental" else np.zeros(n))
-    return ClipParts(clean * scale, (raw - clean) * scale, bg)
+        ctx = Ctx(_rng(*plan.seed_key, 1), drawn.n, sample_rate)
+        clean = drawn.model.render(ctx, dict(plan.attributes), None, 0.0)
+    bg = (silent if drawn.background is None
+          else drawn.background * 10.0 ** (-plan.snr_db / 20.0))
+    return ClipParts(clean * scale, (drawn.raw - clean) * scale, bg)
 
 
 def _model(machine_type: str, seed: int) -> MachineModel:
