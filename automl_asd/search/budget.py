@@ -35,6 +35,7 @@ from automl_asd.detectors.registry import get_detector_class
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.features import extract
 from automl_asd.io import search_report as io
+from automl_asd.representation_cache import at_fidelity
 from automl_asd.search.selection import objective_value
 
 if TYPE_CHECKING:
@@ -136,9 +137,10 @@ def random_points(space: SearchSpace, n: int, seed: int = 0) -> list[dict[str, A
 
 
 def _units(recipe: Recipe, n_clips: float, fidelity: float) -> float:
-    """Cost units of a recipe: clips x epochs x ensemble members at ``fidelity``."""
-    epochs = recipe.detector.params.get("epochs")
-    eff = max(1, round(fidelity * epochs)) if isinstance(epochs, int) else 1
+    """Cost units of a recipe: clips x epochs x ensemble members at ``fidelity`` (the epochs a
+    trial trains there: :func:`~automl_asd.representation_cache.at_fidelity`)."""
+    epochs = at_fidelity(recipe, fidelity).detector.params.get("epochs")
+    eff = epochs if isinstance(epochs, int) else 1
     return n_clips * fidelity * eff * recipe.ensemble.size
 
 
@@ -156,9 +158,10 @@ def _tiny_fit_seconds(recipe: Recipe, machine: MachineData, cache_dir: Path | No
     fid = min(1.0, clips / max(1, len(machine.train)))
     params = dict(recipe.detector.params)
     if "epochs" in params:
-        # A trial at fidelity f trains max(1, round(f x epochs)) epochs: without this, 1 and 3
-        # epochs at f = 0.16 would both train one. Kept within the family's range (a type with
-        # thousands of clips then trains fewer; the units below count what it trains).
+        # A trial at fidelity f trains max(1, round(f x epochs)) epochs (at_fidelity): without
+        # this, 1 and 3 epochs at f = 0.16 would both train one. Kept within the family's
+        # range (a type with thousands of clips then trains fewer; the units below count what
+        # it trains).
         high = get_detector_class(recipe.detector.name).params["epochs"].high
         wanted = max(1, math.ceil(epochs / fid))
         params["epochs"] = int(min(wanted, high)) if high is not None else wanted
