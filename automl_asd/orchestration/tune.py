@@ -433,14 +433,15 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
             _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
             # Read only when asked: a bootstrap final pick reads its few candidates' scores.
             clip_scores_loader=functools.partial(_clip_scores, res, trial_id),
-            behaviour_hash=_behaviour_of(space, res.config)))
+            behaviour_hash=(None if metrics.get("behaviour_hash")
+                            else _behaviour_of(space, res.config))))
     return sorted(records, key=lambda r: r.order)
 
 
 def _behaviour_of(space: SearchSpace | None, config: Mapping[str, Any] | None) -> str | None:
-    """The behaviour hash of the recipe a trial's config runs in ``space`` (for trials of an
-    older version, which did not report one); ``None`` without a space or when the config no
-    longer fits it (the space file changed)."""
+    """The behaviour hash of the recipe a trial's config runs in ``space`` (for trials that did
+    not report one: an older version, or no result); ``None`` without a space or when the
+    config no longer fits it (the space file changed)."""
     if space is None or not config:
         return None
     try:
