@@ -26,15 +26,20 @@ Usage (from another bench)::
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from automl_asd import synth
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "add_draw_args", "draws_from_args", "family_draws", "make_data"]
+__all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
+           "make_data", "make_novel", "spearman"]
 
 
 @dataclass(frozen=True)
@@ -99,13 +104,54 @@ def make_data(draw: Draw, work: Path, *, size: str = "small",
     Novel types use the draw's seed too: a random type's bytes depend only on (seed, name), and
     the novel names are disjoint from the development names.
     """
-    root = work / f"draw{draw.index}"
-    dev_root, novel_root = root / "dev", root / "novel"
+    dev_root = work / f"draw{draw.index}" / "dev"
     synth.generate(dev_root, machine_types=list(draw.dev_types), size=size, seed=draw.seed,
                    workers=workers)
+    return dev_root, make_novel(draw, work, size=size, workers=workers)
+
+
+def make_novel(draw: Draw, work: Path, *, size: str = "small", workers: int = 1) -> Path:
+    """Only the draw's novel tree ``<work>/draw<d>/novel`` (generated or reused): the same
+    machines as :func:`make_data`'s novel types at any ``size``."""
+    novel_root = work / f"draw{draw.index}" / "novel"
     synth.generate(novel_root, machine_types=list(draw.novel_types), size=size,
                    seed=draw.seed, workers=workers)
-    return dev_root, novel_root
+    return novel_root
+
+
+def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,
+                     store: Path) -> dict[str, Any]:
+    """Dev per-section AUCs and per-clip scores, dev Ω and novel Ω of ``recipe`` (the benches'
+    candidate table); stored under ``store`` by the recipe's content hash, so an interrupted or
+    parallel run, or another bench on the same ``--work``, reuses them."""
+    key = recipe.content_hash()[:16]
+    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    if meta_path.is_file() and clips_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        with np.load(clips_path, allow_pickle=False) as npz:
+            clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
+        return {"aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips,
+                "dev_omega": meta["dev_omega"], "novel_omega": meta["novel_omega"]}
+    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
+    n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
+    # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
+    aucs = {"/".join(k): (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
+    per_clip = {"/".join(k): arrs for k, arrs in d.per_clip.items()}
+    store.mkdir(parents=True, exist_ok=True)
+    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in per_clip.items()
+                            for x, a in zip("yds", arrs, strict=True)})
+    meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
+                                     "novel_omega": n.omega}))
+    return {"aucs": aucs, "clips": per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's ρ of two equally long lists; NaN when either is constant."""
+    from scipy.stats import spearmanr
+
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
 
 
 def add_draw_args(parser: argparse.ArgumentParser, *, draws: int = 6, size: str = "small",

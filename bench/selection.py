@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from draws import family_draws, make_data
+from draws import candidate_scores, family_draws, make_data, spearman
 
 from automl_asd import synth
 from automl_asd.data import scan
@@ -84,14 +84,6 @@ def _spread(values: list[float]) -> str:
     return f"{v.mean():7.4f} ±{v.std():6.4f} [{v.min():.3f}..{v.max():.3f}]".rjust(27)
 
 
-def _spearman(a: list[float], b: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    if len(set(a)) < 2 or len(set(b)) < 2:
-        return math.nan
-    return float(spearmanr(a, b).statistic)
-
-
 def _data(draw: int, args: argparse.Namespace,
           work: Path) -> tuple[int, list[str], list[str], Path, Path, str]:
     """Seed, dev and novel types, their roots, and a label for the draw's split."""
@@ -112,30 +104,6 @@ def _data(draw: int, args: argparse.Namespace,
     return seed, dev_types, novel_types, dev_root, novel_root, "named types"
 
 
-def _evaluated(recipe: Any, dev: Any, novel: Any, cache: Path, store: Path) -> dict[str, Any]:
-    """Dev per-type AUCs and per-clip scores, dev Ω and novel Ω of ``recipe``; stored under
-    ``store`` by the recipe's content hash, so an interrupted or parallel run reuses them."""
-    key = recipe.content_hash()[:16]
-    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
-    if meta_path.is_file() and clips_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        with np.load(clips_path, allow_pickle=False) as npz:
-            clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
-        return {"aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips,
-                "dev_omega": meta["dev_omega"], "novel_omega": meta["novel_omega"]}
-    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
-    n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
-    # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
-    aucs = {"/".join(k): (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
-    per_clip = {"/".join(k): arrs for k, arrs in d.per_clip.items()}
-    store.mkdir(parents=True, exist_ok=True)
-    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in per_clip.items()
-                            for x, a in zip("yds", arrs, strict=True)})
-    meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
-                                     "novel_omega": n.omega}))
-    return {"aucs": aucs, "clips": per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
-
-
 def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     seed, dev_types, novel_types, dev_root, novel_root, split = _data(draw, args, work)
@@ -151,7 +119,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for i in order:
         recipe = space.to_recipe(points[i], name=f"draw{draw}_cand{i}")
         cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe,
-                      **_evaluated(recipe, dev, novel, cache, root / "candidates")})
+                      **candidate_scores(recipe, dev, novel, cache, root / "candidates")})
     cands.sort(key=lambda c: int(c["order"]))
     t_eval = time.perf_counter() - t0
     best_novel = max(c["novel_omega"] for c in cands)
@@ -167,7 +135,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         name = f"{objective}/{pick}"
         results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
                          "regret": best_novel - c["novel_omega"],
-                         "rho": _spearman([r["objective"] for r in rows],
+                         "rho": spearman([r["objective"] for r in rows],
                                           [x["novel_omega"] for x in cands])}
         frozen[name] = c["recipe"]
         path = root / f"recipe_{objective}_{pick}.json"

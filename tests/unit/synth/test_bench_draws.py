@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from automl_asd import synth
@@ -98,3 +99,57 @@ def test_draw_options_parse_to_the_same_draws(draws: ModuleType, tmp_path: Path)
     draws.add_draw_args(optional, work_required=False)
     assert optional.parse_args([]).work is None
     assert optional.parse_args([]).draws == 6
+
+
+def test_make_novel_writes_the_novel_tree_of_make_data_alone(draws: ModuleType,
+                                                              tmp_path: Path) -> None:
+    full = draws.family_draws(1, seed0=2)[0]
+    d = draws.Draw(index=0, seed=full.seed, novel_families=full.novel_families,
+                   dev_types=full.dev_types[:1], novel_types=full.novel_types[:1])
+    alone = draws.make_novel(d, tmp_path / "a", size="tiny")
+    assert alone == tmp_path / "a" / "draw0" / "novel"
+    assert not (tmp_path / "a" / "draw0" / "dev").exists()
+    _, novel = draws.make_data(d, tmp_path / "b", size="tiny")
+    files = sorted(p.relative_to(novel) for p in novel.rglob("*.wav"))
+    assert files and files == sorted(p.relative_to(alone) for p in alone.rglob("*.wav"))
+    assert all((alone / f).read_bytes() == (novel / f).read_bytes() for f in files[::7])
+
+
+def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_asd.recipe import load_recipe
+
+    class Metrics:
+        auc_source, auc_target, pauc = 0.7, 0.6, 0.55
+
+    class Result:
+        def __init__(self, omega: float) -> None:
+            self.omega = omega
+            self.per_type = {("pump", "00"): Metrics()}
+            self.per_clip = {("pump", "00"): (np.array([0, 1]), np.array(["source", "target"]),
+                                              np.array([0.25, 2.5]))}
+
+    calls: list[float] = []
+
+    def fake(recipe: object, machines: str, **_: object) -> Result:
+        calls.append(1.0)
+        return Result(0.61 if machines == "dev" else 0.52)
+
+    monkeypatch.setattr(draws, "evaluate_recipe", fake)
+    recipe = load_recipe("fast_default")
+    first = draws.candidate_scores(recipe, "dev", "novel", tmp_path / "cache", tmp_path / "s")
+    assert len(calls) == 2 and (first["dev_omega"], first["novel_omega"]) == (0.61, 0.52)
+    again = draws.candidate_scores(recipe, "dev", "novel", tmp_path / "cache", tmp_path / "s")
+    assert len(calls) == 2  # read back, not re-evaluated
+    assert again["aucs"] == first["aucs"] == {"pump/00": (0.7, 0.6, 0.55)}
+    y, dom, s = again["clips"]["pump/00"]
+    assert y.tolist() == [0, 1] and dom.tolist() == ["source", "target"]
+    assert s.tolist() == [0.25, 2.5]
+    assert (again["dev_omega"], again["novel_omega"]) == (0.61, 0.52)
+
+
+def test_spearman(draws: ModuleType) -> None:
+    assert draws.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert draws.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert draws.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)  # 1 - 6*2/(3*8)
+    assert np.isnan(draws.spearman([1, 1, 1], [1, 2, 3]))

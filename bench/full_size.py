@@ -1,0 +1,187 @@
+"""Does a choice made on small development data carry to novel machines at the DCASE size?
+
+The other benches score novel machine types at the ``small`` size (200 training clips of 6 s
+per type) to stay within minutes on 2 cores. The product's real setting is the DCASE one: 990
+source + 10 target training clips of 10 s, 200 test clips (``synth --size full``). This bench
+keeps each family-held-out draw's development side and candidate table exactly as
+``bench/selection.py --split families`` builds them (same seeds, same ``--work``, same stored
+candidate scores), and additionally scores every candidate on the SAME novel machines rendered
+at ``--novel-size`` (a random type's machine depends only on (seed, name), not on the size).
+
+Per draw and as mean ± std over draws:
+
+* the default rule's frozen candidate (``SelectionRule()``: ``leave_one_type_out`` /
+  ``bootstrap_lower_bound``), its novel Ω at the small size and at ``--novel-size``;
+* the space's reference point and the shipped recipes (``--recipes``) at both sizes;
+* ρ between the small-size and the ``--novel-size`` novel Ω of every recipe scored at both
+  (does the small bench rank recipes the way the DCASE-sized data does?);
+* regret and ρ(objective, novel Ω) at the small size; with ``--all-candidates`` (every
+  candidate at ``--novel-size``: a frame-level hedge member costs minutes per full-size type
+  on 2 cores) also the oracle, regret and ρ at ``--novel-size``.
+
+Full-size candidate results are stored under ``<full-work>/draw<d>/candidates/`` by content hash,
+so a rerun only adds what is missing.
+
+Usage::
+
+    nice -n 5 .venv/bin/python bench/full_size.py --work /tmp/small --full-work /tmp/full \\
+        --draws 4 --candidates 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from draws import (
+    add_draw_args,
+    candidate_scores,
+    draws_from_args,
+    make_data,
+    make_novel,
+    spearman,
+)
+
+from automl_asd.data import scan
+from automl_asd.evaluation.objective import evaluate_recipe
+from automl_asd.recipe import load_recipe
+from automl_asd.search.budget import random_points
+from automl_asd.search.selection import SelectionRule, objective_value, pick_trial
+from automl_asd.search.space import load_space
+
+RECIPES = ("hedge_logz_frame", "searched_pooled_logz", "searched_random_types_hedge",
+           "fast_default")
+
+
+def _omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
+    """Official Ω of ``recipe`` on ``machines``, kept in ``store/<content hash>.json``."""
+    path = store / f"{recipe.content_hash()[:16]}.json"
+    if path.is_file():
+        return float(json.loads(path.read_text())["omega"])
+    omega = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu").omega
+    store.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
+    return float(omega)
+
+
+def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    dev_root, novel_root = make_data(draw, args.work, size=args.size)
+    big_root = make_novel(draw, args.full_work, size=args.novel_size, workers=args.workers)
+    t_data = time.perf_counter() - t0
+    dev, novel, big = scan(dev_root), scan(novel_root), scan(big_root)
+    space = load_space(args.space)
+    points = [space.reference_point(), *random_points(space, args.candidates, seed=draw.seed)]
+    small_cache, big_cache = args.work / "cache", args.full_work / "cache"
+    big_store = args.full_work / f"draw{draw.index}" / "candidates"
+    cands: list[dict[str, Any]] = []
+    recipes = {}
+    t0 = time.perf_counter()
+    for i, point in enumerate(points):
+        # the name bench/selection.py gives it: same content hash, same stored scores
+        recipe = space.to_recipe(point, name=f"draw{draw.index}_cand{i}")
+        recipes[f"c{i}"] = recipe
+        scores = candidate_scores(recipe, dev, novel, small_cache,
+                                  args.work / f"draw{draw.index}" / "candidates")
+        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe.name, **scores,
+                      "objective": objective_value(SelectionRule().objective, scores["aucs"])})
+    rows = [{k: c[k] for k in ("trial_id", "order", "objective")} for c in cands]
+    chosen, _ = pick_trial(rows, SelectionRule(),
+                           clip_scores={c["trial_id"]: c["clips"] for c in cands}, seed=draw.seed)
+    frozen = next(c for c in cands if c["trial_id"] == chosen)
+    # At the big size: the frozen candidate and the reference, every candidate only on request
+    # (a frame-level hedge member costs minutes per full-size type on 2 cores).
+    for c in cands if args.all_candidates else [frozen, cands[0]]:
+        c["big_omega"] = _omega(recipes[c["trial_id"]], big, big_cache, big_store)
+        print(f"  draw {draw.index} {c['recipe']}: objective {c['objective']:.4f}, novel Ω "
+              f"{args.size} {c['novel_omega']:.4f} / {args.novel_size} {c['big_omega']:.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    shipped = {name: (_omega(load_recipe(name), novel, small_cache,
+                             args.work / f"draw{draw.index}" / "shipped"),
+                      _omega(load_recipe(name), big, big_cache, big_store))
+               for name in args.recipes}
+    t_eval = time.perf_counter() - t0
+    # every recipe scored at both sizes: does the small bench rank them as the big one does?
+    pairs = [(c["novel_omega"], c["big_omega"]) for c in cands if "big_omega" in c]
+    pairs += list(shipped.values())
+    out: dict[str, Any] = {
+        "draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),
+        "novel": list(draw.novel_types), "frozen": frozen["recipe"],
+        "frozen_small": frozen["novel_omega"], "frozen_big": frozen["big_omega"],
+        "reference_small": cands[0]["novel_omega"], "reference_big": cands[0]["big_omega"],
+        "oracle_small": max(c["novel_omega"] for c in cands),
+        "rho_objective_small": spearman([c["objective"] for c in cands],
+                                        [c["novel_omega"] for c in cands]),
+        "rho_small_big": spearman([a for a, _ in pairs], [b for _, b in pairs]),
+        "n_rho_small_big": len(pairs),
+        "shipped": shipped, "seconds_data": t_data, "seconds_eval": t_eval,
+    }
+    out["regret_small"] = out["oracle_small"] - out["frozen_small"]
+    if args.all_candidates:
+        out["oracle_big"] = max(c["big_omega"] for c in cands)
+        out["regret_big"] = out["oracle_big"] - out["frozen_big"]
+        out["rho_objective_big"] = spearman([c["objective"] for c in cands],
+                                            [c["big_omega"] for c in cands])
+    print(f"draw {draw.index} ({'+'.join(draw.novel_families)} held out; data {t_data:.0f} s, "
+          f"scoring {t_eval:.0f} s): frozen {frozen['recipe']} novel Ω {args.size} "
+          f"{out['frozen_small']:.4f} / {args.novel_size} {out['frozen_big']:.4f}; ρ({args.size}, "
+          f"{args.novel_size}) over {len(pairs)} recipes {out['rho_small_big']:.3f}; shipped "
+          + ", ".join(f"{k} {a:.4f}/{b:.4f}" for k, (a, b) in shipped.items()), flush=True)
+    return out
+
+
+def _ms(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return f"{v.mean():.4f} ± {v.std():.4f}" if v.size else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_draw_args(parser, draws=4)
+    parser.add_argument("--full-work", type=Path, required=True,
+                        help="scratch dir for the novel types at --novel-size (+ their cache)")
+    parser.add_argument("--novel-size", default="full", help="size of the novel types (full)")
+    parser.add_argument("--space", default="demo")
+    parser.add_argument("--candidates", type=int, default=12,
+                        help="random points of the space per draw (plus its reference)")
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES),
+                        help="shipped recipes to score at both sizes")
+    parser.add_argument("--all-candidates", action="store_true",
+                        help="score every candidate at --novel-size (oracle, regret, ρ there)")
+    parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
+    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    draws = [_draw(d, args) for d in draws_from_args(args)]
+    s, b = args.size, args.novel_size
+    print(f"\n== {len(draws)} family-held-out draws: development at {s}, novel machines at "
+          f"{s} and {b} ({args.candidates} + 1 candidates of space {args.space}, rule "
+          f"{SelectionRule().describe()}; {time.perf_counter() - t0:.0f} s)")
+    print(f"| | novel Ω at {s} | novel Ω at {b} |")
+    print("|---|---|---|")
+    table = [("frozen by the default rule", "frozen_small", "frozen_big"),
+             ("reference point of the space", "reference_small", "reference_big"),
+             ("best candidate (oracle)", "oracle_small", "oracle_big"),
+             ("regret (oracle − frozen)", "regret_small", "regret_big"),
+             ("ρ(objective, novel Ω)", "rho_objective_small", "rho_objective_big")]
+    for label, small_key, big_key in table:
+        print(f"| {label} | {_ms([d[small_key] for d in draws])} | "
+              f"{_ms([d[big_key] for d in draws if big_key in d])} |")
+    for name in args.recipes:
+        print(f"| shipped `{name}` | {_ms([d['shipped'][name][0] for d in draws])} | "
+              f"{_ms([d['shipped'][name][1] for d in draws])} |")
+    print(f"ρ between the novel Ω at {s} and at {b} of the recipes scored at both, per draw: "
+          + ", ".join(f"{d['rho_small_big']:.3f} (n={d['n_rho_small_big']})" for d in draws))
+    if args.json:
+        args.json.write_text(json.dumps(draws, indent=2))
+
+
+if __name__ == "__main__":
+    main()
