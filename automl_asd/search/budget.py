@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -57,6 +58,8 @@ _N_POINTS = 24
 #: first of each family may take together (also at most what the first ones took).
 _POINTS_PER_FAMILY = 3
 _EXTRA_POINTS_S = 30.0
+#: Clips whose cold feature extraction is timed for the cost of a new feature spec.
+_EXTRACT_CLIPS = 16
 
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
@@ -200,6 +203,19 @@ def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | No
     return max(0.0, t1 - slope * u1), slope
 
 
+def _extract_seconds_per_clip(spec: Any, machine: MachineData) -> float:
+    """Seconds to extract one clip's features with ``spec`` from scratch: about
+    :data:`_EXTRACT_CLIPS` clips of one type into a throw-away cache (the real one is neither
+    read nor written, so the clips are cold even where the search's cache is warm)."""
+    clips = list(machine.clips)[:_EXTRACT_CLIPS]
+    if not clips:
+        return 0.0
+    with tempfile.TemporaryDirectory(prefix="automl_asd_estimate_") as tmp:
+        t0 = time.perf_counter()
+        extract(clips, spec, cache_dir=Path(tmp), progress=False)
+        return (time.perf_counter() - t0) / len(clips)
+
+
 def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
                    cache_dir: Path | None = None, device: str = "cpu",
                    seed: int = 0, time_budget_s: float | None = None) -> dict[str, Any]:
@@ -212,7 +228,13 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     distinct recipes) are started while the extra timings have taken less than the first ones,
     :data:`_EXTRA_POINTS_S` and 2 % of the budget. A timed point is costed with its own
     constants, the others with their family's mean (a family's cost depends on its sampled
-    size, backend and ensemble, which one point cannot represent)."""
+    size, backend and ensemble, which one point cannot represent).
+
+    Feature extraction is not in those constants (the warm-up fit pays it). A trial whose
+    feature spec no earlier trial used extracts it for every development clip (the reference's
+    spec is extracted before the trials start, :func:`prewarm`), so the first random point with
+    each new spec is charged that many clips at the cold per-clip time measured on one type
+    (an upper bound: a trial stopped at a low rung extracts only the clips it used)."""
     if not machines:
         raise ValueError("estimate_costs: no machine types")
     first = machines[sorted(machines)[0]]
@@ -274,7 +296,18 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         # ASHA promotes ~1/eta of the trials from each rung to the next.
         return sum(cost(recipe, f) / eta**k for k, f in enumerate(rungs))
 
-    trial_costs = [expected(r) for r in recipes]
+    try:
+        per_clip = _extract_seconds_per_clip(reference.features, first)
+    except Exception as exc:  # an estimate must never stop the search
+        logger.warning("timing feature extraction failed (%s); not counted", exc)
+        per_clip = 0.0
+    new_spec_s = per_clip * sum(len(m.clips) for m in machines.values())
+    seen = {reference.features}
+    extraction = []
+    for recipe in recipes:
+        extraction.append(0.0 if recipe.features in seen else new_spec_s)
+        seen.add(recipe.features)
+    trial_costs = [expected(r) + e for r, e in zip(recipes, extraction, strict=True)]
     by_family: dict[str, list[float]] = {}
     for r, seconds in zip(recipes, trial_costs, strict=True):
         by_family.setdefault(r.detector.name, []).append(seconds)
@@ -283,6 +316,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "seconds_per_type": {k: v[0] for k, v in family_mean.items()},
         "seconds_per_clip_epoch": {k: v[1] for k, v in family_mean.items()},
         "timed_points": {f: len(cs) for f, cs in sorted(by_family_consts.items())},
+        "new_spec_s": new_spec_s,
+        "new_specs": sum(1 for e in extraction if e > 0.0),
         "reference_s": cost(reference, 1.0),
         "reference_family": reference.detector.name,
         "mean_trial_s": _finite_mean(trial_costs),
@@ -315,10 +350,11 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     ref = est["reference_s"]
     startup = min(TPE_STARTUP, int(cfg.trials)) * est["mean_trial_s"] / slots
     logger.info("cost estimate (%.1f s to measure): reference %s ~%.0f s; average trial ~%.0f "
-                "s; per family %s", est["estimate_s"], est["reference_family"], ref,
-                est["mean_trial_s"],
+                "s; per family %s; %d new feature spec(s) ~%.0f s each", est["estimate_s"],
+                est["reference_family"], ref, est["mean_trial_s"],
                 {k: round(v) if math.isfinite(v) else None
-                 for k, v in est["family_trial_s"].items()})
+                 for k, v in est["family_trial_s"].items()},
+                est.get("new_specs", 0), est.get("new_spec_s", 0.0))
     if budget is not None:
         if math.isfinite(ref) and ref > budget:
             warnings.append(f"the time budget ({budget:.0f} s) cannot finish the reference "

@@ -152,8 +152,15 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
         return _consts(recipe)
 
     monkeypatch.setattr(budget, "_family_constants", fake_constants)
-    machines = {mt: SimpleNamespace(machine_type=mt, train=[None] * 50)
+    machines = {mt: SimpleNamespace(machine_type=mt, train=[None] * 50, clips=[None] * 80)
                 for mt in ("fan", "pump", "valve")}
+    extracted: list[Any] = []
+
+    def extract_time(spec: Any, machine: Any) -> float:
+        extracted.append((spec, machine.machine_type))
+        return 0.01
+
+    monkeypatch.setattr(budget, "_extract_seconds_per_clip", extract_time)
     est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
                                 time_budget_s=1e6)
     assert {mt for _, mt, _ in timed} == {"fan"}  # timed on the first type only
@@ -185,8 +192,17 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
         return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) / eta**i
                    for i, f in enumerate(rungs))
 
+    # feature extraction: timed once (reference spec, first type); the first point with each
+    # spec the reference does not use pays 0.01 s x 240 clips, later points with it nothing
+    assert extracted == [(reference.features, "fan")]
+    assert est["new_spec_s"] == pytest.approx(2.4)
+    new = {r.features for r in recipes} - {reference.features}
+    assert est["new_specs"] == len(new) >= 2
+    assert sum(r.features in new for r in recipes) > len(new)  # some spec recurs: paid once
+    first = [i for i, r in enumerate(recipes)
+             if r.features in new and r.features not in {q.features for q in recipes[:i]}]
     assert est["mean_trial_s"] == pytest.approx(
-        sum(expected(r) for r in recipes) / len(recipes))
+        (sum(expected(r) for r in recipes) + 2.4 * len(first)) / len(recipes))
     assert set(est["family_trial_s"]) == {r.detector.name for r in recipes}
 
 
@@ -205,7 +221,7 @@ def test_extra_points_stop_when_their_allowance_is_spent(
 
     monkeypatch.setattr(budget, "_family_constants", slow)
     space = load_space("default")
-    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50)}
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50, clips=[])}
     est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
                                 time_budget_s=10_000.0)
     reference = space.to_recipe(space.reference_point(), name="r")
@@ -229,7 +245,7 @@ def test_a_failing_family_estimate_is_skipped(monkeypatch: pytest.MonkeyPatch) -
         raise RuntimeError("no such device")
 
     monkeypatch.setattr(budget, "_family_constants", boom)
-    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 10)}
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 10, clips=[])}
     est = budget.estimate_costs(space, machines)  # type: ignore[arg-type]
     assert math.isnan(est["reference_s"]) and math.isnan(est["mean_trial_s"])
     with pytest.raises(ValueError, match="no machine types"):
@@ -316,3 +332,34 @@ def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
     assert run(200.0) == [0.5, 1.0]  # 50 s, then 100 s more: 150 <= 200
     assert run(120.0) == [0.5]  # 50 + 100 > 120: stops before full fidelity
     assert all(r["is_reference"] == 1 for r in reports)
+
+
+def test_extraction_is_timed_cold_in_a_throwaway_cache(
+    tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl_asd.data import scan
+
+    machine = next(iter(scan(tiny_dev_root).values()))
+    spec = load_recipe("fast_default").features
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    per_clip = budget._extract_seconds_per_clip(spec, machine)
+    assert 0.0 < per_clip < 5.0
+    assert list(tmp_path.iterdir()) == []  # the throw-away cache is gone
+    empty = SimpleNamespace(machine_type="x", clips=())
+    assert budget._extract_seconds_per_clip(spec, empty) == 0.0  # type: ignore[arg-type]
+
+
+def test_the_report_says_how_much_extraction_the_estimate_counts() -> None:
+    import pandas as pd
+
+    from automl_asd.io import search_report
+
+    est = {"reference_family": "pooled_stats", "reference_s": 12.0, "mean_trial_s": 30.0,
+           "family_trial_s": {"pooled_stats": 30.0}, "estimate_s": 2.0, "warnings": []}
+    lines = search_report._extra_sections(pd.DataFrame(), {"estimates": {
+        **est, "new_specs": 3, "new_spec_s": 16.4}})
+    text = "\n".join(lines)
+    assert "average trial ~30 s" in text
+    assert "3 of the sampled feature specs are new, ~16 s each" in text
+    without = "\n".join(search_report._extra_sections(pd.DataFrame(), {"estimates": est}))
+    assert "average trial ~30 s" in without and "feature specs" not in without
