@@ -13,8 +13,8 @@ Per draw and as mean ± std over draws:
 * the default rule's frozen candidate (``SelectionRule()``: ``leave_one_type_out`` /
   ``bootstrap_lower_bound``), its novel Ω at the small size and at ``--novel-size``;
 * the space's reference point and the shipped recipes (``--recipes``) at both sizes;
-* ρ between the small-size and the ``--novel-size`` novel Ω of every recipe scored at both
-  (does the small bench rank recipes the way the DCASE-sized data does?);
+* ρ between the small-size and the ``--novel-size`` novel Ω of every distinct recipe scored
+  at both (does the small bench rank recipes the way the DCASE-sized data does?);
 * regret and ρ(objective, novel Ω) at the small size; with ``--all-candidates`` (every
   candidate at ``--novel-size``: a frame-level hedge member costs minutes per full-size type
   on 2 cores) also the oracle, regret and ρ at ``--novel-size``.
@@ -106,9 +106,12 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
                       _omega(load_recipe(name), big, big_cache, big_store))
                for name in args.recipes}
     t_eval = time.perf_counter() - t0
-    # every recipe scored at both sizes: does the small bench rank them as the big one does?
-    pairs = [(c["novel_omega"], c["big_omega"]) for c in cands if "big_omega" in c]
-    pairs += list(shipped.values())
+    # every recipe scored at both sizes, each behaviour once (the reference point is
+    # fast_default): does the small bench rank them as the big one does?
+    both = {recipes[c["trial_id"]].behaviour_hash(): (c["novel_omega"], c["big_omega"])
+            for c in cands if "big_omega" in c}
+    both.update({load_recipe(k).behaviour_hash(): v for k, v in shipped.items()})
+    pairs = list(both.values())
     out: dict[str, Any] = {
         "draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),
         "novel": list(draw.novel_types), "frozen": frozen["recipe"],
@@ -155,11 +158,14 @@ def main() -> None:
     parser.add_argument("--all-candidates", action="store_true",
                         help="score every candidate at --novel-size (oracle, regret, ρ there)")
     parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
+    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
+                        help="only these of the --draws draws (e.g. --all-candidates on a few)")
     parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    draws = [_draw(d, args) for d in draws_from_args(args)]
+    draws = [_draw(d, args) for d in draws_from_args(args)
+             if args.draw_ids is None or d.index in args.draw_ids]
     s, b = args.size, args.novel_size
     print(f"\n== {len(draws)} family-held-out draws: development at {s}, novel machines at "
           f"{s} and {b} ({args.candidates} + 1 candidates of space {args.space}, rule "
