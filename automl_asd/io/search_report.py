@@ -271,9 +271,10 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
                   f"Reference `{est.get('reference_family')}` ~{est.get('reference_s', 0):.0f} s "
                   f"at full fidelity; average trial ~{est.get('mean_trial_s', 0):.0f} s "
                   f"(per family: {fam}); measured in {est.get('estimate_s', 0):.1f} s."
-                  + (f" Includes feature extraction: {est['new_specs']} of the sampled feature "
-                     f"specs are new, ~{est.get('new_spec_s', 0):.0f} s each for the first "
-                     "trial that uses one." if est.get("new_specs") else ""), ""]
+                  + (f" Includes feature extraction of {est['new_specs']} new feature "
+                     f"spec{'s' if est['new_specs'] != 1 else ''} among the sampled points "
+                     f"(~{est.get('new_spec_s', 0):.0f} s each, paid by the first trial that "
+                     "uses it)." if est.get("new_specs") else ""), ""]
         lines += [f"- **warning**: {w}" for w in est.get("warnings", [])]
         lines += [""] if est.get("warnings") else []
     sel = meta.get("selection")

@@ -360,6 +360,9 @@ def test_the_report_says_how_much_extraction_the_estimate_counts() -> None:
         **est, "new_specs": 3, "new_spec_s": 16.4}})
     text = "\n".join(lines)
     assert "average trial ~30 s" in text
-    assert "3 of the sampled feature specs are new, ~16 s each" in text
+    assert "extraction of 3 new feature specs among the sampled points (~16 s each" in text
+    one = "\n".join(search_report._extra_sections(pd.DataFrame(), {"estimates": {
+        **est, "new_specs": 1, "new_spec_s": 8.0}}))
+    assert "extraction of 1 new feature spec among the sampled points (~8 s each" in one
     without = "\n".join(search_report._extra_sections(pd.DataFrame(), {"estimates": est}))
     assert "average trial ~30 s" in without and "feature specs" not in without
