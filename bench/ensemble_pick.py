@@ -43,7 +43,7 @@ from automl_asd.evaluation.metrics import machine_metrics, official_score
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
 from automl_asd.search.budget import random_points
-from automl_asd.search.selection import objective_value
+from automl_asd.search.selection import objective_value, ranked_distinct
 from automl_asd.search.space import load_space
 
 
@@ -97,16 +97,12 @@ def main() -> None:
         cands = []
         for i, point in enumerate(points):
             recipe = space.to_recipe(point, name=f"draw{draw.index}_cand{i}")
-            cands.append({"order": i, "behaviour": recipe.behaviour_hash(),
+            cands.append({"order": i, "behaviour_hash": recipe.behaviour_hash(),
                           **_scored(recipe, dev, novel, args.work / "cache",
                                     args.work / f"draw{draw.index}" / "ensemble_candidates")})
         for c in cands:
             c["objective"] = objective_value("leave_one_type_out", c["aucs"])
-        ranked, seen = [], set()
-        for c in sorted(cands, key=lambda c: (-c["objective"], c["order"])):
-            if c["behaviour"] not in seen:
-                seen.add(c["behaviour"])
-                ranked.append(c)
+        ranked = ranked_distinct(cands)
         row = {"single": ranked[0]["novel_omega"],
                "oracle": max(c["novel_omega"] for c in cands)}
         for k in args.ks:

@@ -101,16 +101,16 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  draw {draw.index} {c['recipe']}: objective {c['objective']:.4f}, novel Ω "
               f"{args.size} {c['novel_omega']:.4f} / {args.novel_size} {c['big_omega']:.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    shipped = {name: (_omega(load_recipe(name), novel, small_cache,
-                             args.work / f"draw{draw.index}" / "shipped"),
-                      _omega(load_recipe(name), big, big_cache, big_store))
-               for name in args.recipes}
+    named = {name: load_recipe(name) for name in args.recipes}
+    shipped = {name: (_omega(r, novel, small_cache, args.work / f"draw{draw.index}" / "shipped"),
+                      _omega(r, big, big_cache, big_store))
+               for name, r in named.items()}
     t_eval = time.perf_counter() - t0
     # every recipe scored at both sizes, each behaviour once (the reference point is
     # fast_default): does the small bench rank them as the big one does?
     both = {recipes[c["trial_id"]].behaviour_hash(): (c["novel_omega"], c["big_omega"])
             for c in cands if "big_omega" in c}
-    both.update({load_recipe(k).behaviour_hash(): v for k, v in shipped.items()})
+    both.update({named[k].behaviour_hash(): v for k, v in shipped.items()})
     pairs = list(both.values())
     out: dict[str, Any] = {
         "draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),

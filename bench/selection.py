@@ -136,7 +136,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
                          "regret": best_novel - c["novel_omega"],
                          "rho": spearman([r["objective"] for r in rows],
-                                          [x["novel_omega"] for x in cands])}
+                                         [x["novel_omega"] for x in cands])}
         frozen[name] = c["recipe"]
         path = root / f"recipe_{objective}_{pick}.json"
         path.write_text(c["recipe"].to_json())
