@@ -65,7 +65,7 @@ from automl_asd.search.config import (
 )
 from automl_asd.search.freeze import SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
-from automl_asd.search.novel_check import make_picker, novel_check
+from automl_asd.search.novel_check import check_novel, make_picker, novel_check
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
 from automl_asd.storage import PathCheck, where
@@ -287,6 +287,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     if not machines:
         raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
     mtypes = tuple(sorted(machines))
+    # Before Ray starts: a bad --novel must not cost a finished search its check.
+    novel = check_novel(cfg.novel, mtypes) if cfg.novel is not None else None
     space = cfg.space
     meta = run_meta(cfg, mtypes, _versions())
     previous = io.read_search_meta(out)
@@ -348,7 +350,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                 pick=make_picker(cfg, machines, in_tasks))
         if cfg.novel is not None:
             outcome = replace(outcome, files={**outcome.files, **novel_check(
-                cfg, outcome, in_tasks)})
+                cfg, outcome, in_tasks, novel)})
     finally:
         if started_ray:
             import ray  # noqa: PLC0415  (heavy third-party, loaded when used)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from automl_asd import ground_truth
-from automl_asd.data import scan
+from automl_asd.data import DataError, Domain, Label, scan
 from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import distinct_key, pick_trial, ranked_distinct
@@ -38,7 +38,8 @@ from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
 
-__all__ = ["make_picker", "novel_check", "carry_summary", "top_distinct", "NOVEL_TABLE"]
+__all__ = ["make_picker", "check_novel", "novel_check", "carry_summary", "top_distinct",
+           "NOVEL_TABLE"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,15 +142,62 @@ def _scan_novel(root: Path) -> dict[str, MachineData]:
             if (root / ground_truth.GROUND_TRUTH_DATA_DIR).is_dir() else machines)
 
 
-def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator) -> dict[str, Path]:
+def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, MachineData]:
+    """The labelled novel types under ``root`` (``search --novel``), checked before the search
+    starts so that a bad ``--novel`` cannot cost a finished search its check.
+
+    Raises :class:`~automl_asd.data.DataError` (one line, naming ``root``) when ``root`` holds
+    no machine type, a type the search develops on (``dev_types``: the check would measure
+    development performance and call it "novel"), a type without test clips, a test clip
+    without label or domain (neither a labelled name nor the evaluator's
+    ``ground_truth_data/`` + ``ground_truth_domain/`` under ``root``), or a type whose test
+    clips are all normal or all anomalous (no AUC)."""
+    where = Path(root).expanduser().resolve()
+    try:
+        machines = _scan_novel(where)
+    except DataError as exc:  # an empty tree, a bad name, bad evaluator files
+        raise DataError(f"--novel {root}: {exc}") from exc
+    if not machines:
+        raise DataError(f"--novel {root}: no machine types found (expected <type>/train, "
+                        "test)")
+    shared = sorted(set(machines) & set(dev_types))
+    if shared:
+        raise DataError(
+            f"--novel {root}: {', '.join(shared)} {'is a' if len(shared) == 1 else 'are'} "
+            f"development type{'' if len(shared) == 1 else 's'} of this search; 'does the "
+            "choice carry?' needs machine types the search never sees")
+    for mt, machine in sorted(machines.items()):
+        if not machine.test:
+            raise DataError(f"--novel {root}: {mt} has no test clips")
+        unlabelled = [c for c in machine.test
+                      if c.label is Label.UNKNOWN or c.domain is Domain.UNKNOWN]
+        if unlabelled:
+            raise DataError(
+                f"--novel {root}: {len(unlabelled)} test clip(s) of {mt} without label or "
+                f"domain (e.g. {unlabelled[0].path.name}); the check needs labelled test "
+                "names (section_XX_<domain>_test_<label>_...) or the evaluator's "
+                f"{ground_truth.GROUND_TRUTH_DATA_DIR}/ and "
+                f"{ground_truth.GROUND_TRUTH_DOMAIN_DIR}/ folders under {root}")
+        labels = {c.label for c in machine.test}
+        if labels != {Label.NORMAL, Label.ANOMALY}:
+            only = next(iter(labels)).value
+            raise DataError(f"--novel {root}: every test clip of {mt} is {only}; AUC needs "
+                            "normal and anomalous test clips")
+    return machines
+
+
+def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
+                novel: Mapping[str, MachineData] | None = None) -> dict[str, Path]:
     """Apply the top ``cfg.novel_top_k`` complete trials, the frozen recipe and the reference
     recipe to the labelled novel types under ``cfg.novel`` (one batch: an executor runs them
     at once); write ``novel_check.parquet`` and append "does the choice carry?" to
-    ``search_report.md``. Returns the written files."""
+    ``search_report.md``. ``novel``: those types as :func:`check_novel` returned them before
+    the search (default: checked here). Returns the written files."""
 
     space = cfg.space
     root = Path(cfg.novel).expanduser().resolve()
-    novel = _scan_novel(root)
+    if novel is None:
+        novel = check_novel(root, outcome.machine_types)
     done = [r for r in outcome.records if r.status == "complete"]
     top, frozen_hash = top_distinct(done, int(cfg.novel_top_k), outcome.best_trial_id)
     recipes = [trial_recipe(space, record.config, name="novel_check") for record in top]
