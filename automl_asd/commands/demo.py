@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
+    if args.max_concurrent < 1:
+        raise ValueError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.seed < 0:  # before the output folder is created
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     t0 = time.perf_counter()
     res = run_demo(args.out, size=args.size, space=args.space, trials=args.trials,
                    max_concurrent=args.max_concurrent, seed=args.seed)

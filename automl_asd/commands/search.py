@@ -76,40 +76,42 @@ SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_t
 def run(args: argparse.Namespace) -> int:
     """Lock ``--out`` (one writer), refuse foreign files among the names a new search writes,
     run the search, then list the files it wrote in the folder's run manifest."""
-    load_space(args.space)  # fail fast, before the output folder is created
+    cfg = _config(args)  # fail fast on a bad space or setting, before the folder is created
     require_torchaudio()  # and on a broken torch/torchaudio pair (one line, not per trial)
     if not args.data.is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
+    if args.novel is not None and not args.novel.is_dir():
+        raise FileNotFoundError(f"--novel {args.novel}: no such folder")
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             folder.check_free(SEARCH_PATTERNS)
         try:
-            return _run(args)
+            return _run(args, cfg)
         finally:
             folder.manifest["dirs"] = [d for d in ("tune", "loo") if (args.out / d).is_dir()]
             folder.record(p.name for p in sorted(args.out.iterdir())
                           if p.is_file() and p.name in SEARCH_PATTERNS)
 
 
-def _run(args: argparse.Namespace) -> int:
-    space = load_space(args.space)  # fail fast on a bad space, before Ray starts
-    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
-        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
-    if not args.data.is_dir():
-        raise FileNotFoundError(f"--data {args.data}: no such folder")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
-
-    cfg = SearchConfig(
-        data=args.data, space=space, out=args.out, trials=args.trials,
+def _config(args: argparse.Namespace) -> SearchConfig:
+    """The search's settings from the command line (ValueError on a bad space or setting)."""
+    return SearchConfig(
+        data=args.data, space=load_space(args.space), out=args.out, trials=args.trials,
         machine_types=tuple(args.machine_types) if args.machine_types else None,
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
         resume=args.resume, seed=args.seed, cache_dir=args.cache_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         device=args.device, storage=args.storage, verbose=int(getattr(args, "verbose", 0)),
         novel=args.novel, novel_top_k=args.novel_top_k)
-    if args.novel is not None and not args.novel.is_dir():
-        raise FileNotFoundError(f"--novel {args.novel}: no such folder")
+
+
+def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
+    space = cfg.space
+    if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
+        os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
+
     if args.leave_one_out:
         loo = run_leave_one_out(cfg)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "

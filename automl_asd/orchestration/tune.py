@@ -276,8 +276,6 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     if evaluator is None:
         evaluator = evaluate_recipe
-    if cfg.trials < 1:
-        raise ValueError(f"--trials: {cfg.trials}; expected at least 1")
     cfg = _absolute_cache(cfg)
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)

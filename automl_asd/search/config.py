@@ -4,6 +4,7 @@ what a search or a leave-one-out run returns."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,32 @@ class SearchConfig:
     #: scored there ("does the choice carry?"); never used to choose.
     novel: Path | None = None
     novel_top_k: int = 10
+
+    def __post_init__(self) -> None:
+        """Refuse settings no search can run with, before anything starts (named by their
+        command-line option: the CLI passes them through unchanged)."""
+        def positive(value: float | None) -> bool:
+            return value is not None and math.isfinite(value) and value > 0
+
+        problems = []
+        if self.trials < 1:
+            problems.append(f"--trials: {self.trials}; expected at least 1")
+        if self.max_concurrent < 1:
+            problems.append(f"--max-concurrent: {self.max_concurrent}; expected at least 1")
+        if self.time_budget_s is not None and not positive(self.time_budget_s):
+            problems.append(f"--time-budget: {self.time_budget_s}; expected seconds > 0 "
+                            "(leave it out for no budget)")
+        if self.seed < 0:
+            problems.append(f"--seed: {self.seed}; expected a non-negative integer")
+        if not positive(self.cpus_per_trial):
+            problems.append(f"--cpus-per-trial: {self.cpus_per_trial}; expected > 0 "
+                            "(fractions such as 0.5 share a CPU)")
+        if not (math.isfinite(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            problems.append(f"--gpus-per-trial: {self.gpus_per_trial}; expected >= 0")
+        if self.novel_top_k < 1:
+            problems.append(f"--novel-top-k: {self.novel_top_k}; expected at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from automl_asd._version import __version__
@@ -30,3 +32,19 @@ def test_each_package_imports_on_its_own(module: str) -> None:
     proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--trials", "0"], "--trials must be >= 1, got 0"),
+    (["--max-concurrent", "0"], "--max-concurrent must be >= 1, got 0"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+])
+def test_demo_refuses_bad_settings_before_writing_anything(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str],
+        message: str) -> None:
+    """Found by probing (2026-12-03): `demo --max-concurrent 0` generated the data set before
+    failing, `demo --seed -1` left an output folder behind."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *flags]) == 1
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -29,3 +29,45 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with caplog.at_level("WARNING"):
         check_start(replace(resume, trials=9), tmp_path, "st", meta, meta, can_restore=True)
     assert "original 4 trials (--trials 9 is ignored" in caplog.text
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"trials": 0}, r"--trials: 0; expected at least 1"),
+    ({"max_concurrent": 0}, r"--max-concurrent: 0; expected at least 1"),
+    ({"time_budget_s": 0.0}, r"--time-budget: 0.0; expected seconds > 0"),
+    ({"time_budget_s": -5.0}, r"--time-budget: -5.0"),
+    ({"time_budget_s": float("nan")}, r"--time-budget: nan"),
+    ({"seed": -1}, r"--seed: -1; expected a non-negative integer"),
+    ({"cpus_per_trial": 0.0}, r"--cpus-per-trial: 0.0; expected > 0"),
+    ({"gpus_per_trial": -1.0}, r"--gpus-per-trial: -1.0; expected >= 0"),
+    ({"novel_top_k": 0}, r"--novel-top-k: 0; expected at least 1"),
+])
+def test_settings_no_search_can_run_with_are_refused(tmp_path: Path, setting: dict[str, object],
+                                                     message: str) -> None:
+    """Found by probing the CLI (2026-12-03): `--seed -1` ended in a numpy traceback,
+    `--cpus-per-trial 0` / `--gpus-per-trial -1` in Ray errors after the cost estimate,
+    `--time-budget -5` in "no trial finished", and `--time-budget 0`, `--max-concurrent 0` and
+    `--novel-top-k 0 / -3` were taken silently."""
+    base = {"data": tmp_path, "space": load_space("smoke"), "out": tmp_path, "trials": 4}
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**{**base, **setting})  # type: ignore[arg-type]
+    cfg = SearchConfig(**base)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        replace(cfg, **setting)  # type: ignore[arg-type]
+    # The boundary values themselves are fine (fractional CPUs share a core).
+    SearchConfig(**{**base, "trials": 1, "max_concurrent": 1, "time_budget_s": 0.5, "seed": 0,
+                    "cpus_per_trial": 0.5, "gpus_per_trial": 0.0, "novel_top_k": 1})
+
+
+def test_cli_refuses_a_bad_setting_before_creating_the_run_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from automl_asd.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["search", "--data", str(tmp_path), "--space", "smoke", "--trials", "2",
+               "--out", str(out), "--seed", "-1"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "--seed: -1; expected a non-negative integer" in err
+    assert "Traceback" not in err
+    assert not out.exists()
