@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from automl_asd.data import DataError, scan
 from automl_asd.recipe import DataFingerprint
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
+    from automl_asd.recipe import Recipe
 
-__all__ = ["TRACKED_PACKAGES", "package_versions", "data_fingerprint"]
+__all__ = ["TRACKED_PACKAGES", "package_versions", "data_fingerprint", "development_overlap"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +72,26 @@ def data_fingerprint(machines: Mapping[str, MachineData]) -> DataFingerprint:
     digest = hashlib.sha256("\n".join(rel).encode("utf-8")).hexdigest()
     return DataFingerprint(machine_types=tuple(sorted(machines)), clip_counts=counts,
                            n_files=len(rel), files_sha256=digest)
+
+
+def development_overlap(recipe: Recipe, data_root: Path, names: Sequence[str]
+                        ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Which of the machine types ``names`` under ``data_root`` a searched recipe was chosen
+    on: ``(by name, same data)``. *By name*: listed in the recipe's
+    ``provenance.dev_machine_types``. *Same data*: of those, the ones whose clip counts per
+    split/domain/label equal the counts the search saw (``provenance.dev_data``) — then their
+    scores are in-sample, not a figure for machines the search never saw. A type that cannot
+    be scanned here is left to its own task (counted by name only)."""
+    shared = tuple(sorted(set(names) & set(recipe.provenance.dev_machine_types)))
+    seen = recipe.provenance.dev_data
+    if not shared or seen is None:
+        return shared, ()
+    same = []
+    for mt in shared:
+        try:
+            here = data_fingerprint(scan(data_root, machine_types=[mt])).clip_counts.get(mt)
+        except (DataError, OSError):
+            continue
+        if here is not None and dict(here) == dict(seen.clip_counts.get(mt, {})):
+            same.append(mt)
+    return shared, tuple(same)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from automl_asd.evaluation.evaluate import evaluate_outputs
 from automl_asd.io.results import write_error
 from automl_asd.io.run_folder import RunFolder
 from automl_asd.pipeline import needs_shared
+from automl_asd.provenance import development_overlap
 from automl_asd.recipe import Recipe
 from automl_asd.storage import PathCheck, download_tree
 
@@ -98,6 +99,11 @@ class ApplyReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     seconds: float = 0.0
+    #: Applied machine types that the recipe's search developed on, by name, and those of
+    #: them with the clip counts the search saw (in-sample scores):
+    #: :func:`~automl_asd.provenance.development_overlap`.
+    dev_types: tuple[str, ...] = ()
+    dev_types_same_data: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -190,8 +196,18 @@ def apply_recipe(cfg: ApplyConfig, *, runner: Runner | None = None) -> ApplyRepo
     if not names:
         raise ValueError(f"{cfg.data}: no machine types found (expected "
                          "<root>/<machine_type>/test)")
+    dev, same = development_overlap(cfg.recipe, cfg.data, names)
+    if same:
+        logger.warning("apply: %s: the recipe was chosen by a search on these machine types "
+                       "(same clip counts): their scores are in-sample, not a figure for "
+                       "machines the search never saw", ", ".join(same))
+    if set(dev) - set(same):
+        logger.warning("apply: %s: development type name(s) of the search that chose the "
+                       "recipe, with other clips (other data, or a changed tree)",
+                       ", ".join(sorted(set(dev) - set(same))))
     with open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
-        return _apply_locked(folder, cfg, names, runner or SerialRunner())
+        report = _apply_locked(folder, cfg, names, runner or SerialRunner())
+    return replace(report, dev_types=dev, dev_types_same_data=same)
 
 
 def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],

@@ -121,4 +121,12 @@ def run(args: argparse.Namespace) -> int:
               f"machine type(s)" + (f" of {n}" if len(report.metrics) != n else ""))
     else:
         print("no labels or ground truth: metrics not computed")
+    if report.dev_types_same_data:
+        print(f"note: the recipe was chosen by a search on "
+              f"{', '.join(report.dev_types_same_data)} (same clip counts): in-sample scores, "
+              "not a figure for machines the search never saw")
+    other = sorted(set(report.dev_types) - set(report.dev_types_same_data))
+    if other:
+        print(f"note: {', '.join(other)}: development type name(s) of the search that chose "
+              "the recipe, with other clips than it saw")
     return 1 if report.failed else 0

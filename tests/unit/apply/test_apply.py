@@ -383,3 +383,38 @@ def test_jobs_carry_the_frozen_recipe_without_a_dict_round_trip(
     summary = json.loads((tmp_path / "out" / "alpha.summary.json").read_text())
     assert summary["recipe_hash"] == recipe.content_hash()
     assert summary["counts"] == {"train": 6, "test": 12}
+
+
+def test_development_types_of_the_recipes_search_are_flagged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by probing (2026-12-03): applying a searched recipe to the types its search
+    developed on printed an Ω like any other, with nothing saying it is in-sample."""
+    from automl_asd.data import scan
+    from automl_asd.provenance import data_fingerprint, development_overlap
+    from automl_asd.recipe import Provenance
+
+    data = _make_tree(tmp_path / "data")
+    seen = scan(data, machine_types=["alpha", "beta"])
+    searched = replace(_recipe(), provenance=Provenance(
+        source="search", dev_machine_types=("alpha", "beta", "zeta"),
+        dev_data=data_fingerprint(seen)))
+    assert development_overlap(searched, data, MTS) == (("alpha", "beta"), ("alpha", "beta"))
+    # Same name, other clips: flagged by name only.
+    (data / "beta" / "train" / "section_00_source_train_normal_0000_noAttribute.wav").unlink()
+    assert development_overlap(searched, data, MTS) == (("alpha", "beta"), ("alpha",))
+    # A hand-set recipe (no search) and a search without a data fingerprint.
+    assert development_overlap(_recipe(), data, MTS) == ((), ())
+    no_fp = replace(searched, provenance=replace(searched.provenance, dev_data=None))
+    assert development_overlap(no_fp, data, MTS) == (("alpha", "beta"), ())
+
+    with caplog.at_level("WARNING"):
+        report = apply_recipe(ApplyConfig(searched, data, tmp_path / "out", plots=False),
+                              runner=SerialRunner(run_fn=FakeRun()))
+    assert (report.dev_types, report.dev_types_same_data) == (("alpha", "beta"), ("alpha",))
+    text = caplog.text
+    assert "alpha: the recipe was chosen by a search on these machine types" in text
+    assert "beta: development type name(s) of the search that chose the recipe" in text
+    assert "gamma" not in text
+    plain = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "out2", plots=False),
+                         runner=SerialRunner(run_fn=FakeRun()))
+    assert (plain.dev_types, plain.dev_types_same_data) == ((), ())
