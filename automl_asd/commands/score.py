@@ -80,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give either PATH... or --watch DIR, not both")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.workers is not None and args.workers < 1:  # 0 silently meant the default
+        raise ValueError(f"--workers {args.workers}: must be >= 1 (leave it out for the "
+                         "usable cores)")
+    if args.chunk_size < 1:  # with --address: files per Ray task
+        raise ValueError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    if args.watch is None and (args.max_files is not None or args.timeout is not None):
+        raise ValueError("--max-files and --timeout apply to --watch only")
+    if args.max_files is not None and args.max_files < 1:
+        raise ValueError(f"--max-files {args.max_files}: must be >= 1")
+    if args.timeout is not None and not args.timeout >= 0:
+        raise ValueError(f"--timeout {args.timeout}: must be >= 0 seconds")
     strict = not args.allow_version_mismatch
     items = collect_wavs(args.paths) if args.paths else []  # fail fast on missing paths
     if args.out is not None:

@@ -194,3 +194,31 @@ def test_address_scores_chunks_in_ray_tasks(ray_session: None,  # noqa: F811
     want = bundle.score(test_wavs, batch_size=15)
     np.testing.assert_array_equal(np.array([r[1] for r in rows]), want.scores)
     assert [r[2] for r in rows] == want.decisions.tolist()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+    (["--chunk-size", "0"], "--chunk-size 0: must be >= 1"),
+    (["--max-files", "3"], "--max-files and --timeout apply to --watch only"),
+    (["--timeout", "5"], "--max-files and --timeout apply to --watch only"),
+])
+def test_batch_settings_that_would_be_ignored_are_refused(
+        bundle_dir: Path, test_wavs: list[Path], capsys: pytest.CaptureFixture[str],
+        flags: list[str], message: str) -> None:
+    """Found by probing (2026-12-03): `--workers 0` silently meant the default, and the
+    watch-only limits were accepted (and ignored) in batch mode."""
+    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), *flags]) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--max-files", "0"], "--max-files 0: must be >= 1"),
+    (["--timeout", "-1"], "--timeout -1.0: must be >= 0 seconds"),
+])
+def test_watch_limits_that_stop_before_starting_are_refused(
+        bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        flags: list[str], message: str) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    assert main(["score", "--model", str(bundle_dir), "--watch", str(inbox), *flags]) == 1
+    assert message in capsys.readouterr().err
