@@ -255,6 +255,30 @@ def family_costs(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _measured_phases(table: pd.DataFrame, startup: int) -> str:
+    """What the estimate predicts, as measured: the average trial is over random points of
+    the space, i.e. TPE's random start-up (``startup`` trials, the reference among them);
+    later trials follow the best-scoring families, whose cost a random point does not
+    predict. Mean wall seconds per trial of both phases ('' when no start-up trial ran)."""
+    need = {"order", "status", "wall_s", "is_reference"}
+    if table.empty or not need <= set(table.columns):
+        return ""
+    ran = table[table["status"].isin(["complete", "stopped_early", "error"])
+                & ~table["is_reference"].astype(bool)].sort_values("order", kind="stable")
+    n_random = max(0, startup - 1)
+    first, later = ran.iloc[:n_random], ran.iloc[n_random:]
+    if first.empty:
+        return ""
+    text = (f" Measured: the {len(first)} trial{'s' if len(first) != 1 else ''} of TPE's random "
+            f"start-up after the reference averaged {float(first['wall_s'].mean()):.0f} s "
+            "(what the average above estimates)")
+    if not later.empty:
+        text += (f"; the {len(later)} later trial{'s' if len(later) != 1 else ''} "
+                 f"{float(later['wall_s'].mean()):.0f} s (TPE follows the best-scoring "
+                 "families, whose cost a random point does not predict)")
+    return text + "."
+
+
 def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     costs = family_costs(table)
@@ -274,7 +298,8 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
                   + (f" Includes feature extraction of {est['new_specs']} new feature "
                      f"spec{'s' if est['new_specs'] != 1 else ''} among the sampled points "
                      f"(~{est.get('new_spec_s', 0):.0f} s each, paid by the first trial that "
-                     "uses it)." if est.get("new_specs") else ""), ""]
+                     "uses it)." if est.get("new_specs") else "")
+                  + _measured_phases(table, int(est.get("tpe_startup", 10))), ""]
         lines += [f"- **warning**: {w}" for w in est.get("warnings", [])]
         lines += [""] if est.get("warnings") else []
     sel = meta.get("selection")

@@ -322,6 +322,7 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "reference_family": reference.detector.name,
         "mean_trial_s": _finite_mean(trial_costs),
         "family_trial_s": {f: _finite_mean(v) for f, v in sorted(by_family.items())},
+        "tpe_startup": TPE_STARTUP,
     }
 
 
