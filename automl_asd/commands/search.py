@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from automl_asd.environment import require_torchaudio
@@ -134,8 +135,12 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
     print(f"report: {outcome.files['report']}")
     if "novel" in outcome.files:
         print(f"novel check (does the choice carry?): {outcome.files['novel']}")
+    if outcome.novel_error is not None:
+        print(f"automl-asd search: error: the novel check (does the choice carry?) failed: "
+              f"{outcome.novel_error}; the frozen recipe and the report above are unaffected",
+              file=sys.stderr)
     if outcome.interrupted:
         print("search interrupted before all trials ran: continue it with the same command "
               "and --resume")
         return 130
-    return 0
+    return 1 if outcome.novel_error is not None else 0

@@ -33,6 +33,7 @@ __all__ = [
     "write_trials",
     "plot_omega",
     "write_search_report",
+    "append_novel_failure",
     "write_leave_one_out",
     "append_novel_section",
     "family_costs",
@@ -338,6 +339,16 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
         lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
+    return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+
+
+def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Path:
+    """Append "does the choice carry?" as failed (the recipe above it is unaffected)."""
+    path = out_dir / "search_report.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    lines = ["", "## Does the choice carry?", "",
+             f"**Not measured**: scoring the novel types under `{novel_root}` failed after "
+             f"`recipe.json` was written (which it does not change): {message}"]
     return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 

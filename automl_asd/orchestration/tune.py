@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_asd.data import scan
+from automl_asd.errors import one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
@@ -215,9 +216,12 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> BatchEvaluat
                 if on_done is not None:  # the task's own time, not its wait for a slot
                     on_done(index[ready[0]], result,
                             float(getattr(result, "wall_s", time.perf_counter() - t0)))
-        except BaseException:
+        except BaseException as exc:
             for r in pending:  # one failed: the others are not waited for
                 ray.cancel(r)
+            cause = getattr(exc, "cause", None)  # a task's own error, without Ray's wrapping
+            if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
+                raise cause from exc
             raise
         results: list[ObjectiveResult] = ray.get(refs)
         return results
@@ -347,8 +351,16 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         outcome = freeze_search(cfg, out, records, provenance, finished=_now(),
                                 pick=make_picker(cfg, machines, in_tasks))
         if cfg.novel is not None:
-            outcome = replace(outcome, files={**outcome.files, **novel_check(
-                cfg, outcome, in_tasks, novel)})
+            try:
+                outcome = replace(outcome, files={**outcome.files, **novel_check(
+                    cfg, outcome, in_tasks, novel)})
+            except Exception as exc:  # the frozen recipe and the report are already written
+                logger.debug("novel check failed", exc_info=True)
+                logger.error("does the choice carry? failed: %s (recipe.json and the search "
+                             "report are written and unaffected)", one_line(exc))
+                outcome = replace(outcome, novel_error=one_line(exc))
+                io.append_novel_failure(out, novel_root=str(cfg.novel),
+                                        message=one_line(exc))
     finally:
         if started_ray:
             import ray  # noqa: PLC0415  (heavy third-party, loaded when used)

@@ -146,6 +146,9 @@ class SearchOutcome:
     reference: str = ""
     #: The trials as records (empty for a leave-one-out fold read back from its files).
     records: tuple[TrialRecord, ...] = ()
+    #: Why ``--novel``'s check failed after the recipe was frozen (``None``: it ran, or none
+    #: was asked for); the recipe and the report are unaffected.
+    novel_error: str | None = None
 
 
 @dataclass(frozen=True)

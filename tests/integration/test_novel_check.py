@@ -81,12 +81,38 @@ def test_novel_labels_cannot_change_the_recipe(
         assert "## Does the choice carry?" in report
         assert "regret (best − frozen)" in report
         assert "## Time and representation cache per family" in report
+        assert "of TPE's random start-up after the reference averaged" in report
     assert recipes[0] == recipes[1]
     plain, shuf = tables
     assert len(plain) == len(shuf)
     assert plain["frozen"].sum() == 1
     assert not np.allclose(plain["novel_omega"], shuf["novel_omega"])
     assert np.allclose(plain["in_search_omega"], shuf["in_search_omega"])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_failing_novel_check_keeps_the_search_and_says_why(
+        ray_session: None, tiny_dev_root: Path, tiny_novel_root: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """Found by probing (2026-12-03): a corrupt wav among the novel clips ended the search
+    command with Ray's wrapped traceback after recipe.json was written."""
+    bad = tmp_path / "novel_bad"
+    shutil.copytree(tiny_novel_root, bad)
+    wav = sorted((bad / "grinder" / "test").glob("*.wav"))[0]
+    wav.write_bytes(b"not a wav file at all")
+    cfg = SearchConfig(data=tiny_dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=2, max_concurrent=1, seed=0, cache_dir=tmp_path / "cache",
+                       device="cpu", novel=bad, novel_top_k=2)
+    outcome = run_search(cfg)
+    assert outcome.novel_error is not None
+    assert wav.name in outcome.novel_error and "corrupt or unsupported audio" in outcome.novel_error
+    assert "Traceback" not in outcome.novel_error and "ray::" not in outcome.novel_error
+    assert "novel" not in outcome.files
+    assert (tmp_path / "run" / "recipe.json").is_file()
+    report = (tmp_path / "run" / "search_report.md").read_text()
+    assert "## Does the choice carry?" in report and "**Not measured**" in report
+    assert wav.name in report
 
 
 def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None:
