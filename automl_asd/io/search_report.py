@@ -348,7 +348,8 @@ def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Pat
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     lines = ["", "## Does the choice carry?", "",
              f"**Not measured**: scoring the novel types under `{novel_root}` failed after "
-             f"`recipe.json` was written (which it does not change): {message}"]
+             f"`recipe.json` was written (which it does not change): {message}. Fix it and "
+             "run the same command with `--resume`: the finished trials are not run again."]
     return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
