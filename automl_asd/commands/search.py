@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
     if outcome.novel_error is not None:
         print(f"automl-asd search: error: the novel check (does the choice carry?) failed: "
               f"{outcome.novel_error}; the frozen recipe and the report above are unaffected "
-              "(fix it and run the same command with --resume: only the check runs again)",
+              "(fix it and run the same command with --resume: finished trials are not run again)",
               file=sys.stderr)
     if outcome.interrupted:
         print("search interrupted before all trials ran: continue it with the same command "
