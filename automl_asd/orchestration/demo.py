@@ -25,6 +25,7 @@ from automl_asd.orchestration.session import init_ray
 from automl_asd.orchestration.tune import run_search
 from automl_asd.recipe import load_recipe
 from automl_asd.search.config import SearchConfig
+from automl_asd.search.freeze import FreezeError
 from automl_asd.search.space import load_space
 
 __all__ = ["DemoOutcome", "run_demo", "DEMO_DIRS"]
@@ -126,10 +127,16 @@ def run_demo(
             f"on the development types only")
         # keep Tune's per-trial chatter off the demo output
         init_ray(None, num_cpus=workers, verbose=0)
-        outcome = run_search(SearchConfig(
-            data=dev_root, space=space_obj, out=search_dir, trials=trials,
-            machine_types=dev_types, max_concurrent=max_concurrent, seed=seed, cache_dir=cache,
-            device="cpu", novel=novel_root))
+        try:
+            outcome = run_search(SearchConfig(
+                data=dev_root, space=space_obj, out=search_dir, trials=trials,
+                machine_types=dev_types, max_concurrent=max_concurrent, seed=seed,
+                cache_dir=cache, device="cpu", novel=novel_root))
+        except FreezeError as exc:  # `demo` has no --resume: say what it does instead
+            raise FreezeError(
+                f"{search_dir}: the search stopped before any trial finished at full "
+                "fidelity (interrupted?); run the same demo command again: the data and the "
+                "feature cache are kept, the search starts afresh") from exc
         times["search"] = time.perf_counter() - t
         base = (f" ({outcome.reference}: Ω {outcome.reference_omega:.4f})"
                 if outcome.reference_omega is not None else "")

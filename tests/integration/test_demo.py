@@ -47,3 +47,24 @@ def test_demo_refuses_overlapping_type_lists(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="novel types must not be development types"):
         run_demo(tmp_path, size="tiny", space="smoke", dev_types=("fan",),
                  novel_types=("fan",), say=lambda _: None)
+
+
+def test_an_interrupted_demo_search_says_to_rerun_the_demo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-03): Ctrl-C during the demo's search ended in "continue it
+    with --resume", an option `demo` does not have (a rerun starts the search afresh)."""
+    from automl_asd.orchestration import demo
+    from automl_asd.search.freeze import FreezeError
+
+    def stopped(cfg: object) -> None:
+        raise FreezeError("no trial finished at full fidelity (2 trials; errors: []); if the "
+                          "search was interrupted, continue it with --resume")
+
+    monkeypatch.setattr(demo, "init_ray", lambda *a, **k: False)
+    monkeypatch.setattr(demo, "run_search", stopped)
+    with pytest.raises(FreezeError) as exc:
+        run_demo(tmp_path / "demo", size="tiny", space="smoke", trials=2,
+                 dev_types=("fan",), novel_types=("pump",), say=lambda _: None)
+    text = str(exc.value)
+    assert "run the same demo command again" in text and "--resume" not in text
+    assert (tmp_path / "demo" / "data" / "dev" / "fan").is_dir()  # the data is kept
