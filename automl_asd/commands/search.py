@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.novel is not None and not args.novel.is_dir():
         raise FileNotFoundError(f"--novel {args.novel}: no such folder")
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if address:  # a wrong address fails in seconds, before the run folder is created
+        from automl_asd.orchestration.session import check_reachable  # noqa: PLC0415  (the Ray layer, loaded when used)
+
+        check_reachable(address)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             folder.check_free(SEARCH_PATTERNS)

@@ -8,10 +8,48 @@ starts a local runtime bound to 127.0.0.1 with the dashboard off
 from __future__ import annotations
 
 import os
+import re
+import socket
 
+from automl_asd.errors import AutomlAsdError
 from automl_asd.orchestration.local_ray import init_local_ray
 
-__all__ = ["init_ray"]
+__all__ = ["init_ray", "ClusterUnreachableError", "check_reachable"]
+
+#: Seconds to wait for a TCP connection to the cluster's head before giving up
+#: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.
+CONNECT_TIMEOUT_S = 10.0
+
+
+class ClusterUnreachableError(AutomlAsdError, ConnectionError):
+    """``--address`` names a Ray head that does not answer (one line, with the fix)."""
+
+
+def check_reachable(address: str, timeout_s: float | None = None) -> None:
+    """Refuse an ``--address`` whose head cannot be reached within ``timeout_s`` seconds: a
+    TCP connection to ``host:port`` (the GCS port, or the Ray Client port of ``ray://``), so
+    that a wrong address fails in seconds with the fix instead of Ray's minutes-long wait. Not
+    checked: ``auto``/``local`` and forms without a port (Ray resolves those itself).
+
+    Raises:
+        ClusterUnreachableError: nothing accepts connections there.
+    """
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("AUTOML_ASD_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = (f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError)
+               else (exc.strerror or str(exc)))
+        raise ClusterUnreachableError(
+            f"--address {address}: cannot reach a Ray head at {host}:{port} ({why}); start "
+            "one there (`ray start --head` or `ray up cluster.yaml`), check the host and "
+            "port, or leave --address out to run on a local Ray") from exc
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
@@ -37,6 +75,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
+        check_reachable(address)
         ray.init(address=address, **ray_init_kwargs(verbose))
     elif num_cpus is None:
         init_local_ray(**ray_init_kwargs(verbose))

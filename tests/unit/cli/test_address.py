@@ -1,0 +1,65 @@
+"""``--address`` of a Ray head that does not answer fails in seconds, in one line, with the fix.
+
+Found by probing (2026-12-03): ``apply --address 127.0.0.1:6399`` with nothing listening there
+waited in Ray's GCS client for more than three minutes without a word. Every socket here is
+on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from automl_asd.cli import main
+from automl_asd.orchestration.session import ClusterUnreachableError, check_reachable
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+def test_a_listening_head_passes_and_other_forms_are_left_to_ray(listening_port: int) -> None:
+    check_reachable(f"127.0.0.1:{listening_port}", timeout_s=5)
+    check_reachable(f"ray://127.0.0.1:{listening_port}", timeout_s=5)
+    for form in ("auto", "local", "ray://head-node", "head-node"):
+        check_reachable(form, timeout_s=0.01)  # no port: not checked, no error
+
+
+def test_nothing_listening_is_refused_with_the_fix(closed_port: int) -> None:
+    with pytest.raises(ClusterUnreachableError) as exc:
+        check_reachable(f"ray://127.0.0.1:{closed_port}", timeout_s=5)
+    text = str(exc.value)
+    assert f"--address ray://127.0.0.1:{closed_port}: cannot reach a Ray head at " \
+           f"127.0.0.1:{closed_port}" in text
+    assert "ray start --head" in text and "leave --address out" in text
+
+
+@pytest.mark.parametrize("command", ["apply", "search"])
+def test_cli_fails_in_seconds_and_writes_nothing(
+        command: str, closed_port: int, tiny_dev_root: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    argv = (["apply", "--frozen", "fast_default", "--data", str(tiny_dev_root)]
+            if command == "apply" else
+            ["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2"])
+    rc = main([*argv, "--out", str(out), "--address", f"127.0.0.1:{closed_port}"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach a Ray head at 127.0.0.1:{closed_port}" in err
+    assert "Traceback" not in err
+    assert not out.exists()
