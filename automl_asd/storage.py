@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -23,9 +24,9 @@ from typing import Any
 from automl_asd.environment import default_cache_dir
 from automl_asd.errors import AutomlAsdError
 
-__all__ = ["is_uri", "open_storage", "upload_tree", "download_tree", "delete_files",
-           "check_paths", "where", "PathCheck", "PreflightError",
-           "write_token"]
+__all__ = ["is_uri", "check_location", "StorageError", "open_storage", "upload_tree",
+           "download_tree", "delete_files", "check_paths", "where", "PathCheck",
+           "PreflightError", "write_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,29 @@ _LAST_SUFFIXES = (".summary.json", "summary.json")
 def is_uri(location: str) -> bool:
     """True for ``scheme://...`` (anything pyarrow's filesystems resolve), False for paths."""
     return "://" in location
+
+
+_SCHEME_TYPO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+
+
+def check_location(location: str, option: str = "--storage") -> str:
+    """``location`` unchanged if it is a path or a ``scheme://`` URI; a
+    :class:`StorageError` for an empty value or a URI whose ``://`` is malformed
+    (``s3:/bucket``, ``gs:bucket``: as a path it would silently become a local folder named
+    ``s3:``)."""
+    if not location.strip():
+        raise StorageError(f"{option}: empty; give a shared path or a URI such as "
+                           "s3://BUCKET/runs/r1")
+    match = _SCHEME_TYPO.match(location)
+    if match and not is_uri(location):
+        scheme = match.group(1)
+        rest = location[match.end():].lstrip("/")
+        meant = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+        raise StorageError(f"{option} {location}: looks like a {scheme} URI without '://' "
+                           f"(as a path it would be a local folder named '{scheme}:'); did "
+                           f"you mean {meant}? (a local folder of that name: "
+                           f"./{location})")
+    return location
 
 
 def open_storage(location: str) -> tuple[Any, str]:
@@ -202,6 +226,10 @@ class PathCheck:
         return check_paths(data=self.data, machine_types=self.machine_types,
                            writable=self.writable, cache_dir=self.cache_dir,
                            check_cache=self.check_cache, token=self.token)
+
+
+class StorageError(AutomlAsdError, ValueError):
+    """A ``--storage`` value that cannot be what was meant (one line, with the fix)."""
 
 
 class PreflightError(AutomlAsdError, ValueError):

@@ -12,6 +12,7 @@ from automl_asd.environment import require_torchaudio
 from automl_asd.orchestration.ray_runner import RayRunner
 from automl_asd.recipe import load_recipe
 from automl_asd.recipe_checks import check_cost_for_data
+from automl_asd.storage import check_location
 
 HELP = "apply a frozen recipe to machine types (one Ray task each) and write submission files"
 
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.ground_truth is not None and not args.ground_truth.is_dir():
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
+    if args.storage is not None:
+        check_location(args.storage)
 
     # refuse absurd recipes (cache size, training work) before any work, with the estimate
     check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,

@@ -11,6 +11,7 @@ from automl_asd.environment import require_torchaudio
 from automl_asd.io.run_folder import RunFolder
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
+from automl_asd.storage import check_location
 
 HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + ASHA) and "
         "freeze the best to RUN_DIR/recipe.json")
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {args.data}: no such folder")
     if args.novel is not None and not args.novel.is_dir():
         raise FileNotFoundError(f"--novel {args.novel}: no such folder")
+    if args.storage is not None:
+        check_location(args.storage)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if address:  # a wrong address fails in seconds, before the run folder is created
         from automl_asd.orchestration.session import check_reachable  # noqa: PLC0415  (the Ray layer, loaded when used)
