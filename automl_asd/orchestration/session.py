@@ -71,11 +71,15 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
     quiet_ray(verbose)
+    if address:  # checked even when connected: a wrong address is an error, not ignored
+        check_reachable(address)
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    env = os.environ.get("RAY_ADDRESS") or None
+    if not address and env:
+        check_reachable(env)
+    address = address or env
     if address:
-        check_reachable(address)
         ray.init(address=address, **ray_init_kwargs(verbose))
     elif num_cpus is None:
         init_local_ray(**ray_init_kwargs(verbose))
