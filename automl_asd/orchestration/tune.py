@@ -218,7 +218,11 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> BatchEvaluat
                             float(getattr(result, "wall_s", time.perf_counter() - t0)))
         except BaseException as exc:
             for r in pending:  # one failed: the others are not waited for
-                ray.cancel(r)
+                # force: a plain cancel raises KeyboardInterrupt inside the running task,
+                # which can leave a half-imported module (torch) in that worker, and Ray
+                # reuses the worker: every later task there failed with "partially
+                # initialized module 'torch'". Killing the worker leaves nothing behind.
+                ray.cancel(r, force=True)
             cause = getattr(exc, "cause", None)  # a task's own error, without Ray's wrapping
             if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
                 raise cause from exc
