@@ -370,8 +370,8 @@ def test_the_report_says_how_much_extraction_the_estimate_counts() -> None:
 
 def test_the_report_sets_the_estimate_beside_the_measured_start_up() -> None:
     """The average trial the estimate gives is over random points: TPE's start-up. The report
-    measures that phase apart from the TPE-guided trials after it (in the 2026-12-03 main job
-    the start-up averaged ~8 s per trial against an estimate of 7 s, the later trials ~25 s)."""
+    measures that phase apart from the TPE-guided trials after it, per trial in creation order
+    (in the main job at 8d81235: 22 s per start-up trial against an estimate of 9 s)."""
     import pandas as pd
 
     from automl_asd.io import search_report
