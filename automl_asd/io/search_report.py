@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from automl_asd.components.files import atomic_write_text
+from automl_asd.io.trial_table import PARAM_PREFIX, RAN_STATUSES
 
 if TYPE_CHECKING:
     from automl_asd.recipe import Recipe
@@ -42,7 +43,6 @@ __all__ = [
 META_NAME = "search.json"
 #: Skipped duplicate proposals of the searcher (:func:`write_duplicates`).
 DUPLICATES_NAME = "duplicates.json"
-_PARAM = "param:"
 
 
 def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
@@ -213,9 +213,9 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
         how = ("`recipe`: the trial's family → scoring backend · normalisation, with the "
                "parameters it searched; every column is in `trials.parquet` / `trials.csv`.")
     else:  # a table written before the summary column existed
-        params = [c for c in table.columns if c.startswith(_PARAM)]
+        params = [c for c in table.columns if c.startswith(PARAM_PREFIX)]
         show = ["trial_id", "status", "omega", "fidelity", "wall_s", *params]
-        top_df = done[show].rename(columns={c: c[len(_PARAM):] for c in params})
+        top_df = done[show].rename(columns={c: c[len(PARAM_PREFIX):] for c in params})
         how = ""
     lines += [f"## Top {len(top_df)} trials", "",
               "Complete trials first (full fidelity), then trials ASHA stopped early "
@@ -240,10 +240,10 @@ def family_costs(table: pd.DataFrame) -> pd.DataFrame:
     misses and hit rate (``cache/hits`` / ``cache/misses`` columns of the trial table)."""
     if table.empty:
         return pd.DataFrame()
-    fam_col = _PARAM + "detector.name"
+    fam_col = PARAM_PREFIX + "detector.name"
     fam = table[fam_col] if fam_col in table.columns else pd.Series(["(fixed)"] * len(table))
     df = table.assign(family=fam.fillna("?").astype(str).values)
-    ran = df[df["status"].isin(["complete", "stopped_early", "error"])]
+    ran = df[df["status"].isin(RAN_STATUSES)]
     rows = []
     for name, g in ran.groupby("family", sort=True):
         hits = float(g["cache/hits"].fillna(0).sum()) if "cache/hits" in g else 0.0
@@ -264,7 +264,7 @@ def _measured_phases(table: pd.DataFrame, startup: int) -> str:
     need = {"order", "status", "wall_s", "is_reference"}
     if table.empty or not need <= set(table.columns):
         return ""
-    ran = table[table["status"].isin(["complete", "stopped_early", "error"])
+    ran = table[table["status"].isin(RAN_STATUSES)
                 & ~table["is_reference"].astype(bool)].sort_values("order", kind="stable")
     n_random = max(0, startup - 1)
     first, later = ran.iloc[:n_random], ran.iloc[n_random:]
@@ -324,8 +324,6 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,
                          novel_root: str, novel_types: list[str]) -> Path:
     """Append "does the choice carry?" (``search --novel``) to ``search_report.md``."""
-    path = out_dir / "search_report.md"
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
     shown = df.drop(columns=["params"], errors="ignore")
     ref = summary.get("reference_novel_omega")
     lines = ["", "## Does the choice carry?", "",
@@ -339,17 +337,22 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
         lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
-    return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    return _append_section(out_dir, lines)
 
 
 def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Path:
     """Append "does the choice carry?" as failed (the recipe above it is unaffected)."""
-    path = out_dir / "search_report.md"
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
     lines = ["", "## Does the choice carry?", "",
              f"**Not measured**: scoring the novel types under `{novel_root}` failed after "
              f"`recipe.json` was written (which it does not change): {message}. Fix it and "
              "run the same command with `--resume`: the finished trials are not run again."]
+    return _append_section(out_dir, lines)
+
+
+def _append_section(out_dir: Path, lines: list[str]) -> Path:
+    """Append ``lines`` to ``<out_dir>/search_report.md`` (created if missing), atomically."""
+    path = out_dir / "search_report.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
     return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 

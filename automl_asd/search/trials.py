@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_asd.io.trial_table import PARAM_PREFIX, RAN_STATUSES, STATUSES
 from automl_asd.recipe_summary import trial_summary
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARAM_PREFIX",
+    "RAN_STATUSES",
     "STATUSES",
     "TrialRecord",
     "record_from_result",
@@ -35,11 +37,6 @@ __all__ = [
     "is_missing",
 ]
 
-#: Column prefix of the sampled parameters in :func:`table`.
-PARAM_PREFIX = "param:"
-#: ``complete`` (full fidelity), ``stopped_early`` (a scheduler stopped it at a cheaper rung),
-#: ``error``, ``not_run`` (no result, e.g. the time budget ran out first).
-STATUSES = ("complete", "stopped_early", "error", "not_run")
 _NAN = float("nan")
 
 
