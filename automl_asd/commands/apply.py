@@ -10,7 +10,7 @@ from automl_asd.apply import ApplyConfig, Runner, SerialRunner, apply_recipe
 from automl_asd.commands.recipe import add_cost_arguments
 from automl_asd.environment import require_torchaudio
 from automl_asd.orchestration.ray_runner import RayRunner
-from automl_asd.orchestration.session import check_reachable
+from automl_asd.orchestration.session import check_address
 from automl_asd.recipe import load_recipe
 from automl_asd.recipe_checks import check_cost_for_data
 from automl_asd.storage import check_location
@@ -79,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--ground-truth {args.ground_truth}: no such folder")
     if args.storage is not None:
         check_location(args.storage)
-    address = None if args.serial else (args.address or os.environ.get("RAY_ADDRESS"))
-    if address:  # a wrong address fails in seconds, before any work
-        check_reachable(address)
+    if not args.serial:  # a wrong address (or $RAY_ADDRESS) fails in seconds, before any work
+        check_address(args.address)
 
     # refuse absurd recipes (cache size, training work) before any work, with the estimate
     check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,

@@ -86,11 +86,10 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--novel {args.novel}: no such folder")
     if args.storage is not None:
         check_location(args.storage)
-    address = args.address or os.environ.get("RAY_ADDRESS")
-    if address:  # a wrong address fails in seconds, before the run folder is created
-        from automl_asd.orchestration.session import check_reachable  # noqa: PLC0415  (the Ray layer, loaded when used)
+    # a wrong address (or $RAY_ADDRESS) fails in seconds, before the run folder is created
+    from automl_asd.orchestration.session import check_address  # noqa: PLC0415  (the Ray layer, loaded when used)
 
-        check_reachable(address)
+    check_address(args.address)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             folder.check_free(SEARCH_PATTERNS)

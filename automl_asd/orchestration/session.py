@@ -14,7 +14,7 @@ import socket
 from automl_asd.errors import AutomlAsdError
 from automl_asd.orchestration.local_ray import init_local_ray
 
-__all__ = ["init_ray", "ClusterUnreachableError", "check_reachable"]
+__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable"]
 
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
 #: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.
@@ -52,6 +52,20 @@ def check_reachable(address: str, timeout_s: float | None = None) -> None:
             "port, or leave --address out to run on a local Ray") from exc
 
 
+def check_address(address: str | None) -> str | None:
+    """The cluster address a command will use, checked: ``address`` (``--address``), else
+    ``$RAY_ADDRESS``, else ``None`` (a local Ray). A set address must answer
+    (:func:`check_reachable`); commands call this before any work, :func:`init_ray` again.
+
+    Raises:
+        ClusterUnreachableError: the address is set and nothing accepts connections there.
+    """
+    resolved = address or os.environ.get("RAY_ADDRESS") or None
+    if resolved:
+        check_reachable(resolved)
+    return resolved
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
              verbose: int = 0) -> bool:
     """Connect to Ray unless already connected; returns True when this call started it (the
@@ -71,14 +85,10 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     from automl_asd.orchestration.progress import quiet_ray, ray_init_kwargs  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
     quiet_ray(verbose)
-    if address:  # checked even when connected: a wrong address is an error, not ignored
-        check_reachable(address)
+    # checked even when connected: a wrong address is an error, not ignored
+    address = check_address(address)
     if ray.is_initialized():
         return False
-    env = os.environ.get("RAY_ADDRESS") or None
-    if not address and env:
-        check_reachable(env)
-    address = address or env
     if address:
         ray.init(address=address, **ray_init_kwargs(verbose))
     elif num_cpus is None:

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from automl_asd.cli import main
-from automl_asd.orchestration.session import ClusterUnreachableError, check_reachable
+from automl_asd.orchestration.session import (
+    ClusterUnreachableError,
+    check_address,
+    check_reachable,
+)
 
 
 @pytest.fixture
@@ -63,3 +67,32 @@ def test_cli_fails_in_seconds_and_writes_nothing(
     assert f"cannot reach a Ray head at 127.0.0.1:{closed_port}" in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_check_address_resolves_the_flag_then_ray_address(
+        listening_port: int, closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert check_address(None) is None  # neither: a local Ray, nothing to check
+    head = f"127.0.0.1:{listening_port}"
+    assert check_address(head) == head
+    monkeypatch.setenv("RAY_ADDRESS", head)
+    assert check_address(None) == head  # the environment's address when no flag
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port}")
+    assert check_address(head) == head  # the flag wins: the environment's is not used
+    with pytest.raises(ClusterUnreachableError, match=f"127.0.0.1:{closed_port}"):
+        check_address(None)
+
+
+def test_an_unreachable_ray_address_fails_apply_unless_serial(
+        closed_port: int, tiny_dev_root: Path, tiny_dev_types: tuple[str, ...], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port}")
+    out = tmp_path / "out"
+    argv = ["apply", "--frozen", "fast_default", "--data", str(tiny_dev_root)]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert f"cannot reach a Ray head at 127.0.0.1:{closed_port}" in capsys.readouterr().err
+    assert not out.exists()
+    # --serial uses no Ray: the environment's address is not needed, the run goes ahead
+    assert main([*argv, "--out", str(out), "--serial"]) == 0
+    scored = sorted(f.name for f in out.glob("anomaly_score_*_test.csv"))
+    assert scored == [f"anomaly_score_{t}_section_00_test.csv" for t in sorted(tiny_dev_types)]
