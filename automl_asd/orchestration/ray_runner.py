@@ -31,7 +31,7 @@ from automl_asd.progress import format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
 
-__all__ = ["RayRunner", "preflight_nodes"]
+__all__ = ["RayRunner", "preflight_nodes", "node_where"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +43,28 @@ def _task(job: MachineJob, run_fn: PipelineFn | None = None) -> MachineOutcome:
     """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
     recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
     everything else reaches Ray's retries."""
-    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=_where())
+    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=node_where())
 
 
-def _where() -> dict[str, Any]:
-    """Ray node id, host and pid of the process running the current task."""
+def node_where() -> dict[str, Any]:
+    """Ray node id, host and pid of the process running the current task or trial (node id ``None``
+    outside a Ray process: ``ray.get_runtime_context()`` would start a local Ray there, on
+    every interface, and leave it running)."""
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    if not ray.is_initialized():
+        return here(None)
     return here(ray.get_runtime_context().get_node_id())
 
 
 def _shared_task(job: SharedJob) -> dict[str, Any]:
     """Ray task body of the shared stage (:func:`automl_asd.apply.shared.run_shared_job`)."""
-    return run_shared_job(job, where=_where())
+    return run_shared_job(job, where=node_where())
 
 
 def _check_task(check: PathCheck) -> tuple[dict[str, Any], list[str]]:
     """Ray task body of the pre-flight check on one node."""
-    return _where(), check.problems()
+    return node_where(), check.problems()
 
 
 def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:

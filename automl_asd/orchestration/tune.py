@@ -42,7 +42,7 @@ from automl_asd.errors import one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
-from automl_asd.orchestration.ray_runner import preflight_nodes
+from automl_asd.orchestration.ray_runner import node_where, preflight_nodes
 from automl_asd.orchestration.session import init_ray
 from automl_asd.provenance import data_fingerprint, package_versions
 from automl_asd.search import loo
@@ -68,8 +68,13 @@ from automl_asd.search.freeze import SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
 from automl_asd.search.novel_check import check_novel, make_picker, novel_check
 from automl_asd.search.space import SearchSpace
-from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
-from automl_asd.storage import PathCheck, where
+from automl_asd.search.trials import (
+    RAN_STATUSES,
+    TrialRecord,
+    record_from_result,
+    trial_recipe,
+)
+from automl_asd.storage import PathCheck
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -121,7 +126,7 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     is_reference = dict(config) == dict(ctx.reference_point)
     recipe = trial_recipe(ctx.space, config)
     machines = ctx.machines  # scanned once by the driver, never in a trial
-    where = _where()
+    where = node_where()  # reported with every result
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -158,13 +163,6 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
                 # pick's bootstrap reads them instead of scoring the recipe again.
                 save_clip_scores(tmp, result.per_clip)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-
-def _where() -> dict[str, Any]:
-    """Ray node id, host and pid of this trial's process (reported with every result)."""
-    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
-
-    return where(ray.get_runtime_context().get_node_id())
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +337,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
                         "run or running)", skipped)
         records = records_from_grid(grid, space)
-        n_done = sum(r.status in ("complete", "stopped_early", "error") for r in records)
+        n_done = sum(r.status in RAN_STATUSES for r in records)
         interrupted = cfg.time_budget_s is None and n_done < cfg.trials
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "

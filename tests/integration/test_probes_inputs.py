@@ -232,6 +232,11 @@ def test_permanent_errors_are_not_retried_by_ray_task(fan: Path, tmp_path: Path)
     assert outcome.error is not None and "NonFiniteError: clip.wav" in outcome.error
     with pytest.raises(RuntimeError, match="CUDA"):
         _task(job, crash)
+    # called outside Ray, the task body starts no Ray (ray.get_runtime_context() would start
+    # one on every interface and leave it to the rest of the suite)
+    import ray
+
+    assert not ray.is_initialized()
 
 
 # --------------------------------------------------------------------------- determinism

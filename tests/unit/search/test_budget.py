@@ -308,7 +308,7 @@ def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
-    monkeypatch.setattr(tune_layer, "_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+    monkeypatch.setattr(tune_layer, "node_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
 
     def evaluator(recipe: Recipe, machines: Any, *, fidelity: float = 1.0,
                   **kwargs: Any) -> ObjectiveResult:

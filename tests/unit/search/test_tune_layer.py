@@ -37,7 +37,7 @@ def test_trainable_uses_the_drivers_scan_and_never_rescans(
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
     monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
-    monkeypatch.setattr(tune_layer, "_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+    monkeypatch.setattr(tune_layer, "node_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
 
     machines: dict[str, MachineData] = {}  # the driver's scan, as the context carries it
     seen: list[tuple[Mapping[str, MachineData], float, str]] = []
