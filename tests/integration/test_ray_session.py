@@ -23,6 +23,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kw: seen.append(("cluster", kw)))
     monkeypatch.setattr(session, "init_local_ray", lambda **kw: seen.append(("loopback", kw)))
+    # no connection attempt leaves this machine: the head check is recorded, not made
+    monkeypatch.setattr(session, "check_reachable", lambda address: seen.append(("check", {
+        "address": address, "log_to_driver": None})))
     return seen
 
 
@@ -37,7 +40,9 @@ def test_init_ray_local_is_loopback_and_address_connects(
     kinds = [(kind, kw.get("address"), kw.get("num_cpus"), kw["log_to_driver"])
              for kind, kw in calls]
     assert kinds == [("loopback", None, None, False), ("loopback", None, 3, True),
-                     ("cluster", "auto", None, False), ("cluster", "10.0.0.5:6379", None, False)]
+                     ("check", "auto", None, None), ("cluster", "auto", None, False),
+                     ("check", "10.0.0.5:6379", None, None),
+                     ("cluster", "10.0.0.5:6379", None, False)]
 
 
 def test_apply_search_and_score_start_ray_through_the_one_initialiser(
@@ -59,4 +64,4 @@ def test_apply_search_and_score_start_ray_through_the_one_initialiser(
 
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     assert tune_search.init_ray("auto", verbose=0) is False
-    assert len(calls) == 2
+    assert [k for k, _ in calls] == ["loopback", "loopback", "check"]  # checked, not started
