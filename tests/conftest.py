@@ -18,7 +18,9 @@ train clips, 10 clips in each test group (source/target x normal/anomaly, 40 in 
 
 Fixtures from ``tests/fixtures/`` (registered below as plugins, so any test may request them):
 ``ray_session`` (one local Ray runtime per session, ``fixtures/ray_fixture.py``) and
-``two_node_cluster`` (a real multi-node Ray cluster, ``fixtures/cluster_fixture.py``). Helpers
+``two_node_cluster`` (a real multi-node Ray cluster, ``fixtures/cluster_fixture.py``);
+``fixtures/loopback_guard.py`` refuses and fails any connection of a test off this machine and
+any test not marked ``ray`` that leaves Ray running (``loopback_guard`` fixture). Helpers
 shared by several test modules live in ``tests/fixtures/`` too (e.g. ``fixtures/recipes.py``).
 
 Layout: ``tests/unit/<area>/`` mirrors the package (one folder per package or module),
@@ -46,7 +48,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 _CACHE_DIR = tempfile.mkdtemp(prefix="automl-asd-test-cache-")
 os.environ["AUTOML_ASD_CACHE"] = _CACHE_DIR
 
-pytest_plugins = ("tests.fixtures.ray_fixture", "tests.fixtures.cluster_fixture")
+pytest_plugins = ("tests.fixtures.ray_fixture", "tests.fixtures.cluster_fixture",
+                  "tests.fixtures.loopback_guard")
 
 TINY_DEV_TYPES: tuple[str, ...] = ("fan", "gearbox", "bearing")
 TINY_NOVEL_TYPES: tuple[str, ...] = ("compressor", "grinder")

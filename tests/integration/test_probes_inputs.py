@@ -232,11 +232,19 @@ def test_permanent_errors_are_not_retried_by_ray_task(fan: Path, tmp_path: Path)
     assert outcome.error is not None and "NonFiniteError: clip.wav" in outcome.error
     with pytest.raises(RuntimeError, match="CUDA"):
         _task(job, crash)
-    # called outside Ray, the task body starts no Ray (ray.get_runtime_context() would start
-    # one on every interface and leave it to the rest of the suite)
-    import ray
 
-    assert not ray.is_initialized()
+
+def test_a_task_body_called_outside_ray_starts_no_ray() -> None:
+    """``ray.get_runtime_context()`` starts a local Ray (on every interface) when none runs;
+    the task bodies' ``node_where`` must not. A fresh process: the suite may hold a Ray."""
+    code = ("import ray\n"
+            "from automl_asd.orchestration.ray_runner import node_where\n"
+            "w = node_where()\n"
+            "print(w['node_id'], ray.is_initialized())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "False"]
 
 
 # --------------------------------------------------------------------------- determinism
