@@ -270,9 +270,15 @@ def _measured_phases(table: pd.DataFrame, startup: int) -> str:
     first, later = ran.iloc[:n_random], ran.iloc[n_random:]
     if first.empty:
         return ""
+    wall = first["wall_s"].astype(float)
+    slowest = f"slowest {float(wall.max()):.0f} s"
+    fam_col = PARAM_PREFIX + "detector.name"
+    if fam_col in first.columns and isinstance(first.loc[wall.idxmax(), fam_col], str):
+        slowest += f" ({first.loc[wall.idxmax(), fam_col]})"
     text = (f" Measured: the {len(first)} trial{'s' if len(first) != 1 else ''} of TPE's random "
-            f"start-up after the reference averaged {float(first['wall_s'].mean()):.0f} s "
-            "(what the average above estimates)")
+            f"start-up after the reference averaged {float(wall.mean()):.0f} s (what the "
+            f"average above estimates; median {float(wall.median()):.0f} s, {slowest}: one "
+            "timed point per family misses a family's costly settings)")
     if not later.empty:
         text += (f"; the {len(later)} later trial{'s' if len(later) != 1 else ''} "
                  f"{float(later['wall_s'].mean()):.0f} s (TPE follows the best-scoring "

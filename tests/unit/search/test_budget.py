@@ -376,17 +376,24 @@ def test_the_report_sets_the_estimate_beside_the_measured_start_up() -> None:
 
     from automl_asd.io import search_report
 
-    rows = [{"order": 0, "status": "complete", "wall_s": 2.0, "is_reference": True}]
+    fam = "param:detector.name"
+    rows = [{"order": 0, "status": "complete", "wall_s": 2.0, "is_reference": True,
+             fam: "pooled_stats"}]
+    # start-up: eight 3 s trials and one 48 s hedge (mean 8, median 3); later: 26 s each
     rows += [{"order": i, "status": "stopped_early" if i % 2 else "complete",
-              "wall_s": 8.0 if i <= 9 else 26.0, "is_reference": False} for i in range(1, 15)]
-    rows += [{"order": 15, "status": "running", "wall_s": 500.0, "is_reference": False}]
+              "wall_s": (48.0 if i == 4 else 3.0) if i <= 9 else 26.0, "is_reference": False,
+              fam: "hedge" if i == 4 else "pooled_stats"} for i in range(1, 15)]
+    rows += [{"order": 15, "status": "running", "wall_s": 500.0, "is_reference": False,
+              fam: "hedge"}]
     table = pd.DataFrame(rows)
     est = {"reference_family": "pooled_stats", "reference_s": 2.0, "mean_trial_s": 7.0,
            "family_trial_s": {"hedge": 10.0}, "estimate_s": 4.8, "warnings": [],
            "tpe_startup": 10}
     text = "\n".join(search_report._extra_sections(table, {"estimates": est}))
     assert ("Measured: the 9 trials of TPE's random start-up after the reference averaged "
-            "8 s (what the average above estimates); the 5 later trials 26 s") in text
+            "8 s (what the average above estimates; median 3 s, slowest 48 s (hedge): one "
+            "timed point per family misses a family's costly settings); the 5 later trials "
+            "26 s") in text
     # Only start-up trials ran: no later phase; none ran: no sentence.
     assert "later trial" not in "\n".join(search_report._extra_sections(
         table.iloc[:4], {"estimates": est}))
