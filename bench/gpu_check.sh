@@ -8,6 +8,8 @@
 #      (torch.cuda.max_memory_allocated, bench/gpu_fit.py), Ω of each; the AE pair runs
 #      AE_EPOCHS epochs (default 5, not the shipped 100: on the H200 of 2026-12-04 one epoch
 #      took 6.9 s on the GPU, so 100 epochs would take more than a lent machine's command);
+#   2b. bench/ae_step.py: the AE's training step eager vs captured as a CUDA graph, and at
+#      batch 4096 (is the AE launch-bound? by how much would a graph cut it?);
 #   3. a 4-trial search of the margin space on 2 small synthetic dev types with
 #      --gpus-per-trial 0.25 and with --gpus-per-trial 1 (4 trials may run at once), each with
 #      its own empty feature/representation cache (a shared one makes the second search
@@ -39,13 +41,13 @@ export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled AUTOML_ASD_CACHE="$WORK/
 NCPU=$(nproc)
 
 if (( DRY )); then
-  SIZE=tiny; SEARCH_SIZE=tiny; DEV=cpu; MARGIN_EP=2; AE_EP=${AE_EPOCHS:-3}
+  SIZE=tiny; SEARCH_SIZE=tiny; DEV=cpu; MARGIN_EP=2; AE_EP=${AE_EPOCHS:-3}; AE_STEPS=20
   GPU_FRACTIONS=("0.25" "1"); STEP_TIMEOUT=300
   echo "== CPU DRY RUN: tiny data, 'GPU' steps run on the CPU, --gpus-per-trial 0 with the"
   echo "   concurrency a 0.25 / 1 GPU split would give (4 / 1 trials at once); numbers are NOT"
   echo "   GPU measurements"
 else
-  SIZE=full; SEARCH_SIZE=small; DEV=cuda; MARGIN_EP=""
+  SIZE=full; SEARCH_SIZE=small; DEV=cuda; MARGIN_EP=""; AE_STEPS=300
   AE_EP=${AE_EPOCHS:-5}; GPU_FRACTIONS=("0.25" "1"); STEP_TIMEOUT=420
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RES/nvidia_smi.csv"
   if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
@@ -80,6 +82,11 @@ step() {  # step NAME CMD...: run with a timeout, keep going on failure, record 
 # 1. CUDA tests
 step cuda_tests "$PY" -m pytest -q -rs -p no:cacheprovider tests -k cuda
 grep -E "passed|skipped|failed" "$RES/cuda_tests.log" | tail -2
+
+# 1b. where the AE's step time goes (eager vs CUDA graph, batch 256 vs 4096): seconds
+step ae_step "$PY" bench/ae_step.py --device "$DEV" --steps "$AE_STEPS" --threads "$NCPU" \
+  --json "$RES/ae_step.json"
+grep -E "^\||^ratios" "$RES/ae_step.log"
 
 # 2. data
 step synth_full "$PY" -m automl_asd.cli synth --out "$WORK/full" --size "$SIZE" \
@@ -189,11 +196,19 @@ if tph.get("0_25") and tph.get("1"):
 lines += ["", "steps failed: " + (", ".join(failed) if failed else "none"),
           "steps skipped (deadline): " + (", ".join(skipped) if skipped else "none"),
           "step seconds: " + ", ".join(f"{r[0]} {r[2]}" for r in rows_ if len(r) > 2)]
+ae = load("ae_step")
+if ae is not None:
+    lines += ["", f"AE training step on {ae['device']} (bench/ae_step.py), ms per 256 vectors: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in ae["ms_per_256"].items())
+              + "; ratios: " + ", ".join(f"{k} x{v:.2f}" for k, v in ae["ratios"].items())
+              + ("; failed: " + "; ".join(f"{k}: {v}" for k, v in ae["errors"].items())
+                 if ae["errors"] else "")]
 text = "\n".join(lines)
 (res / "results.md").write_text(text + "\n")
 (res / "results.json").write_text(json.dumps({"dry_run": dry, "fits": fits, "search": tph,
                                                "failed_steps": failed,
-                                               "skipped_steps": skipped}, indent=2) + "\n")
+                                               "skipped_steps": skipped,
+                                               "ae_step": ae}, indent=2) + "\n")
 print(text)
 EOF
 log "done; results in $RES"
