@@ -19,6 +19,9 @@
 # results.md) and prints the table.
 #
 #   bash bench/gpu_check.sh                 # on a machine with a CUDA GPU
+#   PY=python3 PYTHONPATH=$PWD bash bench/gpu_check.sh   # with that machine's own torch, the
+#                                           # package not installed (ray, optuna, soundfile must
+#                                           # import; how they were carried: docs/benchmarks.md)
 #   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (2 min on
 #                                           # 2 cores): proves the script, measures nothing
 #
