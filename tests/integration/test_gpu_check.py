@@ -1,0 +1,73 @@
+"""The prepared GPU check keeps working between the rare sessions that have a GPU.
+
+``bench/gpu_check.sh`` runs only where a GPU is lent (once so far, 2026-12-04); its Python
+drivers run here on the CPU at tiny size, so a change that breaks them fails CI instead of a
+lease. (The whole script's CPU dry run, ~2 min, is ``bash bench/gpu_check.sh --cpu-dry-run``.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+BENCH = REPO_ROOT / "bench"
+
+
+def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=REPO_ROOT)
+
+
+def test_the_script_parses() -> None:
+    done = subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_ae_step_times_the_eager_modes_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "ae_step.json"
+    done = _run([str(BENCH / "ae_step.py"), "--device", "cpu", "--steps", "4", "--repeat", "1",
+                 "--n-vec", "8192", "--threads", "1", "--json", str(out)])
+    assert done.returncode == 0, done.stderr
+    res = json.loads(out.read_text())
+    assert res["errors"] == {}
+    assert set(res["ms_per_256"]) == {"eager", "eager_nondet", "eager_b4096"}  # no graph on CPU
+    assert all(v > 0 for v in res["ms_per_256"].values())
+    assert res["ratios"]["eager/eager_b4096"] == pytest.approx(
+        res["ms_per_256"]["eager"] / res["ms_per_256"]["eager_b4096"])
+    assert "| eager |" in done.stdout and "ratios:" in done.stdout
+
+
+def test_gpu_fit_runs_a_shortened_network_recipe_on_cpu(tiny_dev_root: Path,
+                                                        tmp_path: Path) -> None:
+    out = tmp_path / "fit.json"
+    done = _run([str(BENCH / "gpu_fit.py"), "--recipe", "margin_knn", "--data",
+                 str(tiny_dev_root), "--device", "cpu", "--epochs", "1", "--threads", "1",
+                 "--json", str(out)])
+    assert done.returncode == 0, done.stderr
+    row = json.loads(out.read_text())
+    assert row["recipe"] == "margin_knn@1ep" and row["epochs"] == 1
+    assert row["shipped_epochs"] == 28 and row["device"] == "cpu" and row["ok"] is True
+    assert 0.0 < row["omega"] < 1.0 and row["seconds"] > 0 and row["peak_gpu_mib"] == 0.0
+
+
+def test_cuda_asked_without_cuda_is_one_line() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for script in ("ae_step.py", "gpu_fit.py"):
+        args = [str(BENCH / script), "--device", "cuda"]
+        if script == "gpu_fit.py":
+            args += ["--recipe", "fast_default", "--data", "."]
+        done = _run(args, timeout=120)
+        assert done.returncode == 2, (script, done.stderr)
+        assert "torch sees no CUDA device" in done.stderr and "Traceback" not in done.stderr
