@@ -26,6 +26,7 @@ mode is reported as FAILED and the others still print). ``bench/gpu_check.sh`` r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -41,7 +42,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _setup(device: str, batch: int, n_vec: int, seed: int = 0) -> dict[str, Any]:
+def _setup(device: str, n_vec: int, seed: int = 0) -> dict[str, Any]:
     import torch
 
     from automl_asd.detectors.dcase_ae import DcaseAE, _build_net, _init_weights
@@ -54,8 +55,7 @@ def _setup(device: str, batch: int, n_vec: int, seed: int = 0) -> dict[str, Any]
     net = _build_net(n_mels * det.n_frames, det.hidden, det.bottleneck, det.n_layers)
     _init_weights(net, gen)
     net.to(device).train()
-    return {"det": det, "frames": frames, "starts": starts, "net": net, "gen": gen,
-            "batch": batch, "n_vec": n_vec}
+    return {"det": det, "frames": frames, "starts": starts, "net": net, "gen": gen}
 
 
 def _eager(device: str, batch: int, n_vec: int, deterministic: bool) -> Callable[[int], None]:
@@ -63,7 +63,7 @@ def _eager(device: str, batch: int, n_vec: int, deterministic: bool) -> Callable
 
     from automl_asd.components.device import deterministic_torch
 
-    s = _setup(device, batch, n_vec)
+    s = _setup(device, n_vec)
     det, frames, starts, net = s["det"], s["frames"], s["starts"], s["net"]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=device.startswith("cuda"))
     loss_fn = torch.nn.MSELoss()
@@ -71,7 +71,7 @@ def _eager(device: str, batch: int, n_vec: int, deterministic: bool) -> Callable
 
     def run(steps: int) -> None:
         total = torch.zeros((), device=device)
-        ctx = deterministic_torch(device) if deterministic else _null()
+        ctx = deterministic_torch(device) if deterministic else contextlib.nullcontext()
         with ctx:
             for i in range(steps):
                 b = (i * batch) % max(1, n_vec - batch)
@@ -89,7 +89,7 @@ def _eager(device: str, batch: int, n_vec: int, deterministic: bool) -> Callable
 def _graph(device: str, batch: int, n_vec: int) -> Callable[[int], None]:
     import torch
 
-    s = _setup(device, batch, n_vec)
+    s = _setup(device, n_vec)
     det, frames, starts, net = s["det"], s["frames"], s["starts"], s["net"]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=True)
     loss_fn = torch.nn.MSELoss()
@@ -125,14 +125,6 @@ def _graph(device: str, batch: int, n_vec: int) -> Callable[[int], None]:
         float(total)
 
     return run
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _time(run: Callable[[int], None], steps: int, device: str, repeat: int) -> float:

@@ -273,8 +273,9 @@ def _measured_phases(table: pd.DataFrame, startup: int) -> str:
     wall = first["wall_s"].astype(float)
     slowest = f"slowest {float(wall.max()):.0f} s"
     fam_col = PARAM_PREFIX + "detector.name"
-    if fam_col in first.columns and isinstance(first.loc[wall.idxmax(), fam_col], str):
-        slowest += f" ({first.loc[wall.idxmax(), fam_col]})"
+    family = first.at[wall.idxmax(), fam_col] if fam_col in first.columns else None
+    if isinstance(family, str):
+        slowest += f" ({family})"
     text = (f" Measured: the {len(first)} trial{'s' if len(first) != 1 else ''} of TPE's random "
             f"start-up after the reference averaged {float(wall.mean()):.0f} s (what the "
             f"average above estimates; median {float(wall.median()):.0f} s, {slowest}: one "

@@ -42,6 +42,7 @@ from automl_asd.errors import one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
+from automl_asd.io.trial_table import RAN_STATUSES
 from automl_asd.orchestration.ray_runner import node_where, preflight_nodes
 from automl_asd.orchestration.session import init_ray
 from automl_asd.provenance import data_fingerprint, package_versions
@@ -68,12 +69,7 @@ from automl_asd.search.freeze import SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
 from automl_asd.search.novel_check import check_novel, make_picker, novel_check
 from automl_asd.search.space import SearchSpace
-from automl_asd.search.trials import (
-    RAN_STATUSES,
-    TrialRecord,
-    record_from_result,
-    trial_recipe,
-)
+from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
 from automl_asd.storage import PathCheck
 
 if TYPE_CHECKING:

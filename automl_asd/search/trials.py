@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from automl_asd.io.trial_table import PARAM_PREFIX, RAN_STATUSES, STATUSES
+from automl_asd.io.trial_table import PARAM_PREFIX, STATUSES
 from automl_asd.recipe_summary import trial_summary
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARAM_PREFIX",
-    "RAN_STATUSES",
     "STATUSES",
     "TrialRecord",
     "record_from_result",
