@@ -2,14 +2,14 @@
 # GPU proof for automl-asd, one prepared run (about 6.5 min on one H200 with 16 cores):
 #
 #   1. the CUDA tests (pytest -k cuda: they skip without CUDA, run with it);
+#   1b. bench/ae_step.py: the AE's training step eager vs captured as a CUDA graph, and at
+#      batch 4096 (is the AE launch-bound? by how much would a graph cut it?);
 #   2. margin_knn and baseline_ae_mse trained and scored on one full-size synthetic type
 #      (synth --size full --machine-types pump: 1000 train + 200 test clips of 10 s) on the GPU
 #      and on the CPU with the same recipe and seed: wall time, peak GPU memory
 #      (torch.cuda.max_memory_allocated, bench/gpu_fit.py), Ω of each; the AE pair runs
 #      AE_EPOCHS epochs (default 5, not the shipped 100: on the H200 of 2026-12-04 one epoch
 #      took 6.9 s on the GPU, so 100 epochs would take more than a lent machine's command);
-#   2b. bench/ae_step.py: the AE's training step eager vs captured as a CUDA graph, and at
-#      batch 4096 (is the AE launch-bound? by how much would a graph cut it?);
 #   3. a 4-trial search of the margin space on 2 small synthetic dev types with
 #      --gpus-per-trial 0.25 and with --gpus-per-trial 1 (4 trials may run at once), each with
 #      its own empty feature/representation cache (a shared one makes the second search
