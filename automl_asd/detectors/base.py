@@ -54,6 +54,10 @@ class Detector(ABC):
     #: ``None``: the family has no cacheable learned representation
     #: (:mod:`automl_asd.representation_cache`).
     scoring_params: ClassVar[frozenset[str] | None] = None
+    #: Parameters that change what a fit costs beyond its size (clips, epochs, members), e.g.
+    #: which backends run: the search's cost estimate times one point per distinct setting of
+    #: them before it times a setting twice (:func:`automl_asd.search.budget.cost_class`).
+    cost_params: ClassVar[tuple[str, ...]] = ()
     #: Small parameters for the registry-wide contract tests (seconds on CPU); ``{}``: the
     #: tests' defaults for the family.
     test_params: ClassVar[dict[str, Any]] = {}

@@ -142,6 +142,7 @@ class PooledStatsDetector(Detector):
         ),
     }
 
+    cost_params = ("backend",)
     pooling: str
     standardize: bool
     backend: dict[str, Any]

@@ -161,6 +161,7 @@ class HedgeDetector(Detector):
         "coarse_bands": ParamSpec("int", 2, low=1, high=16,
                                   help="adjacent bins averaged in the coarse view"),
     }
+    cost_params = ("backends",)
     views: str
     backends: str
     combine: str

@@ -187,6 +187,8 @@ class MarginDetector(Detector):
 
     #: The backend and the domain rule act on the trained network's embeddings.
     scoring_params: ClassVar[frozenset[str] | None] = frozenset({"backend", "domain_rule"})
+    #: The network's width and depth set the cost of an epoch.
+    cost_params: ClassVar[tuple[str, ...]] = ("size",)
 
     crop_frames: int
     size: str

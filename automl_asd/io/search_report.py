@@ -256,7 +256,18 @@ def family_costs(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _measured_phases(table: pd.DataFrame, startup: int) -> str:
+def _coverage(est: Mapping[str, Any]) -> str:
+    """Which of the sampled cost classes the estimate timed ('' for an older search.json)."""
+    sampled, uncovered = est.get("sampled_classes"), est.get("uncovered_classes")
+    if not isinstance(sampled, int) or not isinstance(uncovered, int):
+        return "one timed point per family misses a family's costly settings"
+    if uncovered == 0:
+        return f"its timed points covered all {sampled} cost classes sampled"
+    return (f"its timed points covered {sampled - uncovered} of the {sampled} cost classes "
+            "sampled, the others were costed at their family's mean")
+
+
+def _measured_phases(table: pd.DataFrame, startup: int, coverage: str = "") -> str:
     """What the estimate predicts, as measured: the average trial is over random points of
     the space, i.e. TPE's random start-up (``startup`` trials, the reference among them);
     later trials follow the best-scoring families, whose cost a random point does not
@@ -278,8 +289,8 @@ def _measured_phases(table: pd.DataFrame, startup: int) -> str:
         slowest += f" ({family})"
     text = (f" Measured: the {len(first)} trial{'s' if len(first) != 1 else ''} of TPE's random "
             f"start-up after the reference averaged {float(wall.mean()):.0f} s (what the "
-            f"average above estimates; median {float(wall.median()):.0f} s, {slowest}: one "
-            "timed point per family misses a family's costly settings)")
+            f"average above estimates; median {float(wall.median()):.0f} s, {slowest}"
+            + (f": {coverage})" if coverage else ")"))
     if not later.empty:
         text += (f"; the {len(later)} later trial{'s' if len(later) != 1 else ''} "
                  f"{float(later['wall_s'].mean()):.0f} s (TPE follows the best-scoring "
@@ -307,7 +318,8 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
                      f"spec{'s' if est['new_specs'] != 1 else ''} among the sampled points "
                      f"(~{est.get('new_spec_s', 0):.0f} s each, paid by the first trial that "
                      "uses it)." if est.get("new_specs") else "")
-                  + _measured_phases(table, int(est.get("tpe_startup", 10))), ""]
+                  + _measured_phases(table, int(est.get("tpe_startup", 10)),
+                                     _coverage(est)), ""]
         lines += [f"- **warning**: {w}" for w in est.get("warnings", [])]
         lines += [""] if est.get("warnings") else []
     sel = meta.get("selection")

@@ -8,9 +8,12 @@ estimates the cost of the space's reference recipe and of an average trial (rand
 the space, weighted by ASHA's rungs), and says — in the log and in ``search.json`` — when the
 time budget cannot finish the reference or TPE's start-up trials (Optuna's TPE samples its
 first :data:`TPE_STARTUP` trials at random). The reference and one random point per family
-are timed; with a time budget, up to three points per family within a small allowance. The
-estimates are orders of magnitude (a family's cost depends on its sampled size, features,
-backend and ensemble), good enough to say "this budget is 10x too small".
+are timed, then up to three points per family within a small allowance (at most what the
+first points took, and 2 % of a time budget), first
+those of cost classes no timed point covers (:func:`cost_class`: a hedge with a frame-level
+member costs more than one without). The estimates are orders of magnitude (a family's cost
+depends on its sampled size, features, backend and ensemble), good enough to say "this
+budget is 10x too small".
 
 The reference never holds a slot for the whole budget: with a time budget it climbs the rungs
 like any trial and stops before a rung projected to end after :func:`reference_cap` seconds
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from automl_asd.search.space import SearchSpace
 
 __all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
-           "estimate_costs", "budget_check", "random_points", "prewarm"]
+           "estimate_costs", "budget_check", "random_points", "prewarm", "cost_class"]
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +206,39 @@ def _family_constants(recipe: Recipe, machine: MachineData, cache_dir: Path | No
     return max(0.0, t1 - slope * u1), slope
 
 
+def cost_class(recipe: Recipe) -> tuple[str, ...]:
+    """The family and its :attr:`~automl_asd.detectors.base.Detector.cost_params` settings
+    (a backend by its name): points of one class cost about the same per clip (and epoch)."""
+    family = recipe.detector.name
+    cls = get_detector_class(family)
+    params = cls.canonical_params(recipe.detector.params)
+    out = [family]
+    for key in cls.cost_params:
+        value = params.get(key)
+        if isinstance(value, Mapping) and "name" in value:
+            value = value["name"]
+        out.append(f"{key}={value}")
+    return tuple(out)
+
+
+def _uncovered_first(recipes: list[Recipe], covered: set[tuple[str, ...]]) -> list[Recipe]:
+    """``recipes`` with one point of every cost class not in ``covered`` first (the classes
+    sampled most often first, ties in sampled order), then the rest in sampled order."""
+    classes = [cost_class(r) for r in recipes]
+    counts = {k: classes.count(k) for k in classes}
+    first: dict[tuple[str, ...], int] = {}
+    for i, k in enumerate(classes):
+        if k not in covered:
+            first.setdefault(k, i)
+    lead = sorted(first.values(), key=lambda i: (-counts[classes[i]], i))
+    rest = [r for i, r in enumerate(recipes) if i not in set(lead)]
+    return [recipes[i] for i in lead] + rest
+
+
+def _mean_consts(consts: list[tuple[float, float]]) -> tuple[float, float]:
+    return float(np.mean([c[0] for c in consts])), float(np.mean([c[1] for c in consts]))
+
+
 def _extract_seconds_per_clip(spec: Any, machine: MachineData) -> float:
     """Seconds to extract one clip's features with ``spec`` from scratch: about
     :data:`_EXTRACT_CLIPS` clips of one type into a throw-away cache (the real one is neither
@@ -223,11 +259,13 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     seconds of the reference recipe (full fidelity) and of an average trial (ASHA-weighted
     rungs).
 
-    The reference and the first random point of every family are always timed; with a
-    ``time_budget_s``, more random points (up to :data:`_POINTS_PER_FAMILY` per family,
-    distinct recipes) are started while the extra timings have taken less than the first ones,
-    :data:`_EXTRA_POINTS_S` and 2 % of the budget. A timed point is costed with its own
-    constants, the others with their family's mean (a family's cost depends on its sampled
+    The reference and the first random point of every family are always timed; more random
+    points (up to :data:`_POINTS_PER_FAMILY` per family, distinct recipes) are started while
+    the extra timings have taken less than the first ones, :data:`_EXTRA_POINTS_S` and, with
+    a ``time_budget_s``, 2 % of the budget. Extra points go first to cost classes
+    (:func:`cost_class`: e.g. a hedge with a frame-level member) that no timed point covers,
+    the classes most sampled first. A timed point is costed with its own constants, the others
+    with their cost class's mean, else their family's (a family's cost depends on its sampled
     size, backend and ensemble, which one point cannot represent).
 
     Feature extraction is not in those constants (the warm-up fit pays it). A trial whose
@@ -247,6 +285,7 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     failed: set[str] = set()
     warm: set[Any] = set()
     by_family_consts: dict[str, list[tuple[float, float]]] = {}
+    by_class_consts: dict[tuple[str, ...], list[tuple[float, float]]] = {}
 
     def time_point(recipe: Recipe) -> None:
         family = recipe.detector.name
@@ -262,17 +301,20 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         warm.add(key)
         timed[recipe.behaviour_hash()] = consts
         by_family_consts.setdefault(family, []).append(consts)
+        by_class_consts.setdefault(cost_class(recipe), []).append(consts)
 
     t0 = time.perf_counter()
     time_point(reference)
     for recipe in recipes:  # one point of every other family
         if recipe.detector.name not in tried:
             time_point(recipe)
-    # Extra points only sharpen the budget warnings: none without a budget.
-    allowance = (0.0 if time_budget_s is None else
-                 min(_EXTRA_POINTS_S, time.perf_counter() - t0, 0.02 * float(time_budget_s)))
+    # Extra points sharpen the budget warnings and the average the report sets beside the
+    # measured trials: at most as long as the first points took (and 2 % of a budget).
+    allowance = min(_EXTRA_POINTS_S, time.perf_counter() - t0)
+    if time_budget_s is not None:
+        allowance = min(allowance, 0.02 * float(time_budget_s))
     t0 = time.perf_counter()
-    for recipe in recipes:  # more, within the allowance
+    for recipe in _uncovered_first(recipes, set(by_class_consts)):  # more, within the allowance
         family = recipe.detector.name
         if (family in failed or tried.get(family, 0) >= _POINTS_PER_FAMILY
                 or recipe.behaviour_hash() in timed):
@@ -280,15 +322,16 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         if time.perf_counter() - t0 >= allowance:
             break
         time_point(recipe)
-    family_mean = {f: (float(np.mean([c[0] for c in cs])), float(np.mean([c[1] for c in cs])))
-                   for f, cs in by_family_consts.items()}
+    family_mean = {f: _mean_consts(cs) for f, cs in by_family_consts.items()}
+    class_mean = {k: _mean_consts(cs) for k, cs in by_class_consts.items()}
     rungs = list(space.fidelity.rungs)
     eta = float(space.fidelity.reduction_factor)
     n_types = len(machines)
 
     def cost(recipe: Recipe, fidelity: float) -> float:
-        per_type, per_unit = timed.get(recipe.behaviour_hash()) or family_mean.get(
-            recipe.detector.name, (math.nan, math.nan))
+        per_type, per_unit = (timed.get(recipe.behaviour_hash())
+                              or class_mean.get(cost_class(recipe))
+                              or family_mean.get(recipe.detector.name, (math.nan, math.nan)))
         return (n_types * per_type * recipe.ensemble.size
                 + per_unit * _units(recipe, n_clips, fidelity))
 
@@ -316,6 +359,10 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "seconds_per_type": {k: v[0] for k, v in family_mean.items()},
         "seconds_per_clip_epoch": {k: v[1] for k, v in family_mean.items()},
         "timed_points": {f: len(cs) for f, cs in sorted(by_family_consts.items())},
+        "timed_classes": {f: sum(1 for k in by_class_consts if k[0] == f)
+                          for f in sorted(by_family_consts)},
+        "sampled_classes": len({cost_class(r) for r in recipes}),
+        "uncovered_classes": len({cost_class(r) for r in recipes} - set(by_class_consts)),
         "new_spec_s": new_spec_s,
         "new_specs": sum(1 for e in extraction if e > 0.0),
         "reference_s": cost(reference, 1.0),

@@ -185,10 +185,16 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
     own = {r.behaviour_hash(): _consts(r) for r, _, _ in timed}
     mean = {f: tuple(np.mean([_consts(r) for r, _, _ in timed if r.detector.name == f],
                              axis=0)) for f in set(families)}
+    classes = {budget.cost_class(r) for r, _, _ in timed}
+    class_mean = {k: tuple(np.mean([_consts(r) for r, _, _ in timed
+                                    if budget.cost_class(r) == k], axis=0)) for k in classes}
+    assert est["timed_classes"] == {f: sum(1 for k in classes if k[0] == f)
+                                    for f in set(families)}
     rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
 
     def expected(r: Recipe) -> float:
-        a, b = own.get(r.behaviour_hash(), mean[r.detector.name])
+        a, b = own.get(r.behaviour_hash(), class_mean.get(budget.cost_class(r),
+                                                          mean[r.detector.name]))
         return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) / eta**i
                    for i, f in enumerate(rungs))
 
@@ -230,12 +236,66 @@ def test_extra_points_stop_when_their_allowance_is_spent(
     n_families = len({r.detector.name for r in [reference, *recipes]})
     assert sum(est["timed_points"].values()) == n_families + 2
     # without a budget there is nothing for extra points to sharpen: none
+    # without a budget they may take as long as the first points did, 30 s at most: two
     est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
-    assert sum(est["timed_points"].values()) == n_families
+    assert sum(est["timed_points"].values()) == n_families + 2
     # with a 1000 s budget the extra points may take 2 % of it: 20 s, one point
     est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
                                 time_budget_s=1000.0)
     assert sum(est["timed_points"].values()) == n_families + 1
+
+
+def test_extra_points_go_first_to_cost_classes_no_timed_point_covers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # In the demo space a hedge with a frame-level member costs far more than one without. The
+    # extra points time a point of every uncovered class before a second point of any class
+    # (most sampled classes first), and each untimed point is costed by its class's mean: the
+    # average trial sees the costly class even when the family's first timed point was cheap.
+    space = load_space("demo")
+    frame = "mahalanobis_logz+frame_gaussian_logz"
+
+    def consts(recipe: Recipe, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        costly = recipe.detector.params.get("backends") == frame
+        return (100.0 if costly else 1.0), 0.0
+
+    timed: list[Recipe] = []
+
+    def fake(recipe: Recipe, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        timed.append(recipe)
+        return consts(recipe)
+
+    monkeypatch.setattr(budget, "_family_constants", fake)
+    monkeypatch.setattr(budget, "_extract_seconds_per_clip", lambda spec, m: 0.0)
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50, clips=[])}
+    est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
+                                time_budget_s=1e6)
+    recipes = [space.to_recipe(p, name="e")
+               for p in budget.random_points(space, budget._N_POINTS, 0)]
+    classes = [budget.cost_class(r) for r in recipes]
+    by_family: dict[str, list[tuple[str, ...]]] = {}
+    for r in timed[1:]:  # after the reference
+        by_family.setdefault(r.detector.name, []).append(budget.cost_class(r))
+    for family, seen in by_family.items():
+        n_classes = len({k for k in classes if k[0] == family})
+        # distinct classes until every class of the family is covered or the cap is reached
+        assert len(set(seen)) == min(len(seen), n_classes), (family, seen)
+    assert ("hedge", f"backends={frame}") in {budget.cost_class(r) for r in timed}
+    assert est["timed_classes"]["hedge"] == len(set(by_family["hedge"]))
+    rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
+    timed_classes = {budget.cost_class(r) for r in timed}
+
+    def per_type(r: Recipe) -> float:  # its class's cost, else its family's mean
+        if budget.cost_class(r) in timed_classes:
+            return consts(r)[0]
+        return float(np.mean([consts(q)[0] for q in timed
+                              if q.detector.name == r.detector.name]))
+
+    want = [sum(per_type(r) * r.ensemble.size / eta**i for i in range(len(rungs)))
+            for r in recipes]
+    assert est["mean_trial_s"] == pytest.approx(float(np.mean(want)))
+    assert budget.cost_class(space.to_recipe(space.reference_point(), name="r")) == (
+        "pooled_stats", "backend=knn")
 
 
 def test_a_failing_family_estimate_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,6 +454,13 @@ def test_the_report_sets_the_estimate_beside_the_measured_start_up() -> None:
             "8 s (what the average above estimates; median 3 s, slowest 48 s (hedge): one "
             "timed point per family misses a family's costly settings); the 5 later trials "
             "26 s") in text
+    # A search.json with the estimate's cost-class coverage says what its points covered.
+    for uncovered, said in ((3, "its timed points covered 7 of the 10 cost classes sampled, "
+                                "the others were costed at their family's mean)"),
+                            (0, "its timed points covered all 10 cost classes sampled)")):
+        covered = {**est, "sampled_classes": 10, "uncovered_classes": uncovered}
+        text = "\n".join(search_report._extra_sections(table, {"estimates": covered}))
+        assert f"slowest 48 s (hedge): {said}; the 5 later" in text
     # Only start-up trials ran: no later phase; none ran: no sentence.
     assert "later trial" not in "\n".join(search_report._extra_sections(
         table.iloc[:4], {"estimates": est}))
