@@ -148,6 +148,34 @@ def test_parallel_workers_write_the_same_bytes(tiny_dev_root: Path, tmp_path: Pa
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, ref, strict=True))
 
 
+@pytest.mark.slow  # two fresh interpreters with two spawned workers each: ~10 s
+def test_workers_in_a_script_without_a_main_guard_fail_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    # Each spawned worker re-imports the calling script; without a main guard it would call
+    # generate() again and wait for ever on the folder lock its parent holds. The workers are
+    # started before the lock, so Python's bootstrapping error stops them and the parent says
+    # what to do; with the guard the same call writes the tree.
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    call = (f"synth.generate({str(tmp_path / 'out')!r}, machine_types=['fan'], size='tiny', "
+            "seed=0, workers=2)")
+    script = tmp_path / "noguard.py"
+    script.write_text(f"from automl_asd import synth\n{call}\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 1
+    assert "guard the call with 'if __name__ == \"__main__\":'" in res.stderr
+    assert not list((tmp_path / "out").rglob("*.wav"))
+    guarded = tmp_path / "guard.py"
+    guarded.write_text(f"from automl_asd import synth\nif __name__ == '__main__':\n    {call}\n")
+    res = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert len(list((tmp_path / "out" / "fan").rglob("*.wav"))) > 0
+
+
 def test_different_seed_gives_different_audio() -> None:
     p0 = synth.plan_machine("fan", "tiny", 0)[0]
     p1 = synth.plan_machine("fan", "tiny", 1)[0]
