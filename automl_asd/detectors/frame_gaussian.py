@@ -19,7 +19,7 @@ neighbouring frames move together (strokes, impulses, modulation) at a dimension
 statistics over 200 clips cannot afford. Self-scores (for per-domain normalisation and the
 threshold) are cross-fitted on the folds of the ``mahalanobis`` backend
 (:func:`~automl_asd.backends.mahalanobis.domain_folds`: leave-one-clip-out for a domain of up
-to 20 clips, else 5 folds).
+to 20 clips, else 20 folds).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from automl_asd.backends.mahalanobis import MAX_FOLDS
 from automl_asd.detectors import TrainSet, make_detector
 from automl_asd.detectors.frame_gaussian import context_windows, top_mean
 from automl_asd.evaluation.metrics import official_score
@@ -131,7 +132,8 @@ def test_self_scores_are_explicit_refits_without_the_held_clips() -> None:
     own = det.self_scores(train)
     n = len(train)
     source = np.flatnonzero(train.domains == "source")
-    fold0 = source[np.arange(len(source)) % 5 == 0]  # 25 source clips: 5 folds
+    fold0 = source[np.arange(len(source)) % MAX_FOLDS == 0]  # 25 source clips: 20 folds
+    assert len(fold0) == 2
     target0 = np.flatnonzero(train.domains == "target")[:1]  # 6 target clips: leave-one-out
     for held in (fold0, target0):
         keep = np.setdiff1d(np.arange(n), held)
