@@ -29,7 +29,7 @@ _DOMAINS = ("source", "target")
 #: inflates the held-out distances, so the source domain's normaliser sat above its test
 #: normals (by 0.05 in log distance, a third of their spread, on the `small` bench draws) and
 #: target normals scored above source normals. 20 folds (95 %) remove that offset; exact
-#: leave-one-out scores the same (docs/benchmarks.md, "Cross-fitted with 20 folds").
+#: leave-one-out scores the same (docs/benchmarks.md, "Cross-fitted on 20 folds").
 MAX_FOLDS = 20
 
 
@@ -144,8 +144,9 @@ class MahalanobisBackend(Backend):
 
     def self_scores(self) -> NDArray[np.float64]:
         """Cross-fitted scores: each clip is scored by statistics fitted without its fold
-        (leave-one-out for up to 20 clips of a domain, else 20 folds in a fixed order). Only the
-        statistics that depend on the held-out clips are refitted."""
+        (:func:`domain_folds`: leave-one-out for a domain of up to :data:`MAX_FOLDS` clips,
+        else that many folds). Only the statistics that depend on the held-out clips are
+        refitted."""
         self._check_fitted()
         x, dom = self.train_emb_, self.train_domains_
         out = np.empty(x.shape[0])

@@ -9,11 +9,10 @@ the space, weighted by ASHA's rungs), and says — in the log and in ``search.js
 time budget cannot finish the reference or TPE's start-up trials (Optuna's TPE samples its
 first :data:`TPE_STARTUP` trials at random). The reference and one random point per family
 are timed, then up to three points per family within a small allowance (at most what the
-first points took, and 2 % of a time budget), first
-those of cost classes no timed point covers (:func:`cost_class`: a hedge with a frame-level
-member costs more than one without). The estimates are orders of magnitude (a family's cost
-depends on its sampled size, features, backend and ensemble), good enough to say "this
-budget is 10x too small".
+first points took, and 2 % of a time budget), first those of cost classes no timed point
+covers (:func:`cost_class`: a hedge with a frame-level member costs more than one without).
+The estimates are orders of magnitude (a family's cost depends on its sampled size, features,
+backend and ensemble), good enough to say "this budget is 10x too small".
 
 The reference never holds a slot for the whole budget: with a time budget it climbs the rungs
 like any trial and stops before a rung projected to end after :func:`reference_cap` seconds
@@ -231,8 +230,8 @@ def _uncovered_first(recipes: list[Recipe], covered: set[tuple[str, ...]]) -> li
         if k not in covered:
             first.setdefault(k, i)
     lead = sorted(first.values(), key=lambda i: (-counts[classes[i]], i))
-    rest = [r for i, r in enumerate(recipes) if i not in set(lead)]
-    return [recipes[i] for i in lead] + rest
+    led = set(lead)
+    return [recipes[i] for i in lead] + [r for i, r in enumerate(recipes) if i not in led]
 
 
 def _mean_consts(consts: list[tuple[float, float]]) -> tuple[float, float]:
@@ -351,6 +350,7 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         extraction.append(0.0 if recipe.features in seen else new_spec_s)
         seen.add(recipe.features)
     trial_costs = [expected(r) + e for r, e in zip(recipes, extraction, strict=True)]
+    sampled = {cost_class(r) for r in recipes}
     by_family: dict[str, list[float]] = {}
     for r, seconds in zip(recipes, trial_costs, strict=True):
         by_family.setdefault(r.detector.name, []).append(seconds)
@@ -361,8 +361,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "timed_points": {f: len(cs) for f, cs in sorted(by_family_consts.items())},
         "timed_classes": {f: sum(1 for k in by_class_consts if k[0] == f)
                           for f in sorted(by_family_consts)},
-        "sampled_classes": len({cost_class(r) for r in recipes}),
-        "uncovered_classes": len({cost_class(r) for r in recipes} - set(by_class_consts)),
+        "sampled_classes": len(sampled),
+        "uncovered_classes": len(sampled - set(by_class_consts)),
         "new_spec_s": new_spec_s,
         "new_specs": sum(1 for e in extraction if e > 0.0),
         "reference_s": cost(reference, 1.0),

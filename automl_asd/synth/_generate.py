@@ -399,27 +399,23 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
     # "spawn": the caller may hold threads (torch, Ray) that make fork unsafe.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
-    if pool is not None:
-        # Start the workers before taking the folder's lock: a script that calls this without
-        # an ``if __name__ == "__main__":`` guard is re-run by every spawned worker, and there
-        # Python's own "bootstrapping phase" error must stop it, not a wait for the lock that
-        # its parent holds (which never ends).
-        try:
-            pool.submit(int).result()
-        except BrokenProcessPool as exc:
-            pool.shutdown(cancel_futures=True)
-            raise SynthError(
-                f"the {workers} worker processes could not start (see their error above); "
-                "a script that calls generate(workers > 1) must guard the call with "
-                "'if __name__ == \"__main__\":' (each worker re-imports the script), or use "
-                "workers=1") from exc
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
-    # Two generators on one folder (two benches sharing a --work) take turns: the second one
-    # then finds the first one's complete machine folders and reuses them instead of clearing
-    # what is still being written.
     try:
+        if pool is not None:
+            # Start the workers before taking the folder's lock: a script that calls this
+            # without an ``if __name__ == "__main__":`` guard is re-run by every spawned worker,
+            # and there Python's own "bootstrapping phase" error must stop it, not a wait for
+            # the lock that its parent holds (which never ends).
+            try:
+                pool.submit(int).result()
+            except BrokenProcessPool as exc:
+                raise SynthError(
+                    f"the {workers} worker processes could not start (see their error above); "
+                    "a script that calls generate(workers > 1) must guard the call with "
+                    "'if __name__ == \"__main__\":' (each worker re-imports the script), or "
+                    "use workers=1") from exc
+        # Two generators on one folder (two benches sharing a --work) take turns: the second
+        # one then finds the first one's complete machine folders and reuses them instead of
+        # clearing what is still being written.
         with file_lock(root / LOCK_FILE, waiting=f"waiting for another generator writing {root}"):
             result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite,
                                          pool) for mt in types}
