@@ -83,6 +83,17 @@ class Detector(ABC):
         class knows no inert parameter; a family with conditional parameters overrides it."""
         return {key: params.get(key, spec.default) for key, spec in cls.params.items()}
 
+    @classmethod
+    def cost_scale(cls, params: Mapping[str, Any], n_bins: int) -> float:
+        """Relative work of a fit with ``params`` on features of ``n_bins`` bins per frame,
+        against other points of the same cost class (:func:`automl_asd.search.budget.cost_class`):
+        the search's cost estimate divides a timed point's constants by its scale and multiplies
+        them by the scale of each point it costs. ``1.0`` (the base class): what a fit costs does
+        not grow with the feature dimension beyond what the timed fits already see; a family
+        whose work grows with it (a covariance over windows of frames) overrides this."""
+        del params, n_bins
+        return 1.0
+
     @abstractmethod
     def fit(self, train: TrainSet) -> Self:
         """Learn from normal training clips. Returns ``self``."""

@@ -42,7 +42,7 @@ from automl_asd.backends.fusion import combine_members, member_states, set_membe
 from automl_asd.calibration import DomainNormalizer
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
-from automl_asd.detectors.registry import make_detector, register
+from automl_asd.detectors.registry import get_detector_class, make_detector, register
 
 __all__ = ["HedgeDetector", "make_view", "VIEW_SETS", "BACKEND_SETS", "MEMBER_BACKENDS",
            "COMBINES"]
@@ -191,6 +191,27 @@ class HedgeDetector(Detector):
         if n_members == 2 and out["combine"] == "median":
             out["combine"] = "mean"
         return out
+
+    @classmethod
+    def cost_scale(cls, params: Mapping[str, Any], n_bins: int) -> float:
+        """The summed cost scales of the members that are other detector families (e.g. the
+        frame-level Gaussian, whose work grows with the square of its window), each on its
+        view's bins (a ``coarse`` view averages ``coarse_bands`` bins and ``coarse_frames``
+        frames); 1.0 for a hedge of pooled-statistics members only (they cost about the same
+        at any feature dimension the spaces use)."""
+        p = cls.canonical_params(params)
+        total = 0.0
+        for view in str(p["views"]).split("+"):
+            bins, frames = n_bins, 1.0
+            if view == "coarse":
+                bins = max(1, n_bins // int(p["coarse_bands"]))
+                frames = 1.0 / int(p["coarse_frames"])
+            for backend in str(p["backends"]).split("+"):
+                spec = MEMBER_BACKENDS.get(backend, {})
+                if "family" in spec:
+                    member = get_detector_class(str(spec["family"]))
+                    total += frames * member.cost_scale(spec["params"], bins)
+        return total if total > 0.0 else 1.0
 
     def _pairs(self) -> list[tuple[str, str]]:
         return [(v, b) for v in self.views.split("+") for b in self.backends.split("+")]

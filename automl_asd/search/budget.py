@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from automl_asd.search.space import SearchSpace
 
 __all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
-           "estimate_costs", "budget_check", "random_points", "prewarm", "cost_class"]
+           "estimate_costs", "budget_check", "random_points", "prewarm", "cost_class",
+           "cost_scale"]
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,13 @@ def cost_class(recipe: Recipe) -> tuple[str, ...]:
     return tuple(out)
 
 
+def cost_scale(recipe: Recipe) -> float:
+    """The recipe's relative work within its cost class
+    (:meth:`~automl_asd.detectors.base.Detector.cost_scale` on its feature dimension)."""
+    cls = get_detector_class(recipe.detector.name)
+    return max(1e-6, float(cls.cost_scale(recipe.detector.params, recipe.features.n_bins)))
+
+
 def _uncovered_first(recipes: list[Recipe], covered: set[tuple[str, ...]]) -> list[Recipe]:
     """``recipes`` with one point of every cost class not in ``covered`` first (the classes
     sampled most often first, ties in sampled order), then the rest in sampled order."""
@@ -254,7 +262,8 @@ def _extract_seconds_per_clip(spec: Any, machine: MachineData) -> float:
 def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
                    cache_dir: Path | None = None, device: str = "cpu",
                    seed: int = 0, time_budget_s: float | None = None) -> dict[str, Any]:
-    """Per-family seconds per type and per cost unit (timed tiny fits), and the estimated
+    """Per-family seconds per type and per cost unit (timed tiny fits, at cost scale 1:
+    :func:`cost_scale`), and the estimated
     seconds of the reference recipe (full fidelity) and of an average trial (ASHA-weighted
     rungs).
 
@@ -265,7 +274,9 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     (:func:`cost_class`: e.g. a hedge with a frame-level member) that no timed point covers,
     the classes most sampled first. A timed point is costed with its own constants, the others
     with their cost class's mean, else their family's (a family's cost depends on its sampled
-    size, backend and ensemble, which one point cannot represent).
+    size, backend and ensemble, which one point cannot represent), each scaled by the point's
+    :func:`cost_scale` (e.g. a frame-level member on 128 mels costs four times what it costs
+    on 64: the means hold each timed point's constants divided by its own scale).
 
     Feature extraction is not in those constants (the warm-up fit pays it). A trial whose
     feature spec no earlier trial used extracts it for every development clip (the reference's
@@ -299,8 +310,10 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
             return
         warm.add(key)
         timed[recipe.behaviour_hash()] = consts
-        by_family_consts.setdefault(family, []).append(consts)
-        by_class_consts.setdefault(cost_class(recipe), []).append(consts)
+        scale = cost_scale(recipe)  # the class and family means hold scale-1 constants
+        unit = (consts[0] / scale, consts[1] / scale)
+        by_family_consts.setdefault(family, []).append(unit)
+        by_class_consts.setdefault(cost_class(recipe), []).append(unit)
 
     t0 = time.perf_counter()
     time_point(reference)
@@ -328,9 +341,15 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     n_types = len(machines)
 
     def cost(recipe: Recipe, fidelity: float) -> float:
-        per_type, per_unit = (timed.get(recipe.behaviour_hash())
-                              or class_mean.get(cost_class(recipe))
-                              or family_mean.get(recipe.detector.name, (math.nan, math.nan)))
+        own = timed.get(recipe.behaviour_hash())
+        if own is not None:
+            per_type, per_unit = own
+        else:
+            scale = cost_scale(recipe)
+            per_type, per_unit = (
+                class_mean.get(cost_class(recipe))
+                or family_mean.get(recipe.detector.name, (math.nan, math.nan)))
+            per_type, per_unit = per_type * scale, per_unit * scale
         return (n_types * per_type * recipe.ensemble.size
                 + per_unit * _units(recipe, n_clips, fidelity))
 

@@ -119,6 +119,15 @@ def test_schema_defaults_validate(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", FAMILIES)
+def test_cost_scale_is_positive_and_never_falls_with_the_dimension(name: str) -> None:
+    # The search's cost estimate multiplies class constants by it (search.budget.cost_scale).
+    cls = REGISTRY[name]
+    scales = [cls.cost_scale({}, n_bins) for n_bins in (32, 64, 128, 513)]
+    assert all(np.isfinite(s) and s > 0 for s in scales), (name, scales)
+    assert scales == sorted(scales), (name, scales)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_not_fitted_error(name: str) -> None:
     det = make_detector(name, _family_params(name), seed=0)
     feats, _ = _test_clips()

@@ -183,18 +183,25 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
     assert est["reference_s"] == pytest.approx(3 * per_type * reference.ensemble.size
                                                + per_unit * budget._units(reference, 150, 1.0))
     own = {r.behaviour_hash(): _consts(r) for r, _, _ in timed}
-    mean = {f: tuple(np.mean([_consts(r) for r, _, _ in timed if r.detector.name == f],
+
+    def unit(r: Recipe) -> np.ndarray:  # a timed point's constants at cost scale 1
+        return np.asarray(_consts(r)) / budget.cost_scale(r)
+
+    mean = {f: tuple(np.mean([unit(r) for r, _, _ in timed if r.detector.name == f],
                              axis=0)) for f in set(families)}
     classes = {budget.cost_class(r) for r, _, _ in timed}
-    class_mean = {k: tuple(np.mean([_consts(r) for r, _, _ in timed
+    class_mean = {k: tuple(np.mean([unit(r) for r, _, _ in timed
                                     if budget.cost_class(r) == k], axis=0)) for k in classes}
     assert est["timed_classes"] == {f: sum(1 for k in classes if k[0] == f)
                                     for f in set(families)}
     rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
 
     def expected(r: Recipe) -> float:
-        a, b = own.get(r.behaviour_hash(), class_mean.get(budget.cost_class(r),
-                                                          mean[r.detector.name]))
+        if r.behaviour_hash() in own:
+            a, b = own[r.behaviour_hash()]
+        else:
+            a, b = np.asarray(class_mean.get(budget.cost_class(r), mean[r.detector.name])
+                              ) * budget.cost_scale(r)
         return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) / eta**i
                    for i, f in enumerate(rungs))
 
@@ -283,13 +290,14 @@ def test_extra_points_go_first_to_cost_classes_no_timed_point_covers(
     assert ("hedge", f"backends={frame}") in {budget.cost_class(r) for r in timed}
     assert est["timed_classes"]["hedge"] == len(set(by_family["hedge"]))
     rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
-    timed_classes = {budget.cost_class(r) for r in timed}
 
-    def per_type(r: Recipe) -> float:  # its class's cost, else its family's mean
-        if budget.cost_class(r) in timed_classes:
+    def per_type(r: Recipe) -> float:  # its class's cost, else its family's mean, x its scale
+        if r.behaviour_hash() in {q.behaviour_hash() for q in timed}:
             return consts(r)[0]
-        return float(np.mean([consts(q)[0] for q in timed
-                              if q.detector.name == r.detector.name]))
+        same = [q for q in timed if budget.cost_class(q) == budget.cost_class(r)] or [
+            q for q in timed if q.detector.name == r.detector.name]
+        return float(np.mean([consts(q)[0] / budget.cost_scale(q) for q in same])
+                     ) * budget.cost_scale(r)
 
     want = [sum(per_type(r) * r.ensemble.size / eta**i for i in range(len(rungs)))
             for r in recipes]
@@ -466,3 +474,52 @@ def test_the_report_sets_the_estimate_beside_the_measured_start_up() -> None:
         table.iloc[:4], {"estimates": est}))
     assert "Measured:" not in "\n".join(search_report._extra_sections(
         table.iloc[:1], {"estimates": est}))
+
+
+def test_cost_scale_follows_the_frame_level_window() -> None:
+    # The frame-level Gaussian's work grows with the square of its window (measured 3.3-4.4x
+    # from 64 to 128 mels): 16 frames x 16 bands is the unit; a hedge sums its frame-level
+    # members over its views (a coarse view has fewer bands and 1/coarse_frames the windows);
+    # families without such members scale 1.
+    from automl_asd.detectors.registry import get_detector_class  # noqa: PLC0415
+
+    fg, hedge = get_detector_class("frame_gaussian"), get_detector_class("hedge")
+    frame = {"context": 16, "band_pool": 4, "ridge": 0.01}
+    assert fg.cost_scale(frame, 64) == pytest.approx(1.0)
+    assert fg.cost_scale(frame, 128) == pytest.approx(4.0)
+    assert fg.cost_scale({**frame, "context": 8}, 128) == pytest.approx(1.0)
+    both = "mahalanobis_logz+frame_gaussian_logz"
+    assert hedge.cost_scale({"views": "fine", "backends": both}, 128) == pytest.approx(4.0)
+    assert hedge.cost_scale({"views": "fine+delta", "backends": both}, 64) == pytest.approx(2.0)
+    coarse = {"views": "fine+coarse", "backends": both, "coarse_bands": 2, "coarse_frames": 8}
+    assert hedge.cost_scale(coarse, 128) == pytest.approx(4.0 + 1.0 / 8)
+    assert hedge.cost_scale({"views": "fine+coarse", "backends": "knn+mahalanobis"},
+                            128) == 1.0
+    assert get_detector_class("pooled_stats").cost_scale({}, 128) == 1.0
+
+
+def test_untimed_points_are_costed_at_their_own_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake machine whose hedge fits cost exactly 10 s x the recipe's cost scale (1 s for the
+    # rest): whichever frame-level hedge was timed, every other point of its class (64 or 128
+    # mels, one to three frame-level members) is costed at its own work, so the average trial
+    # is exact. Costing them at the timed point's constants (the old rule) gives 16.1 s
+    # against 25.3 s.
+    space = load_space("demo")
+
+    def true_cost(recipe: Recipe) -> float:
+        return 10.0 * budget.cost_scale(recipe) if recipe.detector.name == "hedge" else 1.0
+
+    monkeypatch.setattr(budget, "_family_constants",
+                        lambda recipe, *a, **k: (true_cost(recipe), 0.0))
+    monkeypatch.setattr(budget, "_extract_seconds_per_clip", lambda spec, m: 0.0)
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50, clips=[])}
+    est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
+    recipes = [space.to_recipe(p, name="e")
+               for p in budget.random_points(space, budget._N_POINTS, 0)]
+    scales = {round(budget.cost_scale(r), 3) for r in recipes
+              if "frame" in str(r.detector.params.get("backends"))}
+    assert len(scales) >= 3  # the class spans several window sizes
+    rungs, eta = list(space.fidelity.rungs), float(space.fidelity.reduction_factor)
+    want = [sum(true_cost(r) * r.ensemble.size / eta**i for i in range(len(rungs)))
+            for r in recipes]
+    assert est["mean_trial_s"] == pytest.approx(float(np.mean(want)))
