@@ -263,9 +263,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
                    cache_dir: Path | None = None, device: str = "cpu",
                    seed: int = 0, time_budget_s: float | None = None) -> dict[str, Any]:
     """Per-family seconds per type and per cost unit (timed tiny fits, at cost scale 1:
-    :func:`cost_scale`), and the estimated
-    seconds of the reference recipe (full fidelity) and of an average trial (ASHA-weighted
-    rungs).
+    :func:`cost_scale`), and the estimated seconds of the reference recipe (full fidelity)
+    and of an average trial (ASHA-weighted rungs).
 
     The reference and the first random point of every family are always timed; more random
     points (up to :data:`_POINTS_PER_FAMILY` per family, distinct recipes) are started while
