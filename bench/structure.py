@@ -20,6 +20,10 @@ domain by training self-scores, the test clip's domain = the nearer one):
   ``hedge_logz_frame``) on the log-mel frames (``raw``), on the frames minus the clip's mean
   spectrum (``demean``: only how the sound moves, not its average spectrum) and on
   frame-to-frame differences (``delta``); ``raw+X`` averages the two members' z-scores.
+* ``windows``: the frame-level Gaussian at other window shapes (``--windows CxB``: C frames of
+  B-bin bands; ``f16x4`` is the shipped member), alone (``fCxB``) and fused with the pooled
+  ``domain`` model (``hCxB``: each member's z-scores divided by their spread over the test
+  clips and added; the shipped hedge divides by the training self-scores' spread instead).
 * ``mixture``: the same windows, K-means centres per domain (``K`` for source, ``K // 4`` for
   target) and one covariance of the within-cluster scatter; a window's distance is the
   smallest over its domain's centres, a clip's the mean over its windows (``K1`` = the shipped
@@ -29,6 +33,8 @@ Usage::
 
     nice -n 5 .venv/bin/python bench/structure.py --work /tmp/small --draws 6
     nice -n 5 .venv/bin/python bench/structure.py --work /tmp/small --draws 6 --groups attr
+    nice -n 5 .venv/bin/python bench/structure.py --work /tmp/small --draws 6 --groups windows \
+        --windows 16x4 4x2 8x4 32x8 64x16 16x8 8x2
 """
 
 from __future__ import annotations
@@ -122,9 +128,9 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def frame_scores(train: list[np.ndarray], test: list[np.ndarray], tdom: np.ndarray
-                 ) -> np.ndarray:
-    det = FrameGaussianDetector(**FRAME)
+def frame_scores(train: list[np.ndarray], test: list[np.ndarray], tdom: np.ndarray,
+                 **params: int) -> np.ndarray:
+    det = FrameGaussianDetector(**{**FRAME, **params})
     n = len(train)
     ts = TrainSet(train, tdom, np.array(["a"] * n), np.array(["00"] * n), np.array(["m"] * n))
     det.fit(ts)
@@ -174,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_draw_args(parser)
     parser.add_argument("--groups", nargs="+", default=["attr", "frame", "mixture"],
-                        choices=("attr", "frame", "mixture"))
+                        choices=("attr", "frame", "windows", "mixture"))
+    parser.add_argument("--windows", nargs="+", default=["16x4", "8x4", "32x8"],
+                        help="windows: frame-level Gaussian shapes CxB (16x4 8x4 32x8)")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 4, 16],
                         help="mixture: K-means centres of the source domain (1 4 16)")
     args = parser.parse_args()
@@ -194,13 +202,14 @@ def main() -> None:
             y = np.array([c.label.value == "anomaly" for c in md.test])
             dom = np.array([c.domain.value for c in md.test])
             scores: dict[str, np.ndarray] = {}
-            if "attr" in args.groups:
+            if "attr" in args.groups or "windows" in args.groups:
                 x = np.stack([np.concatenate([a.mean(0), a.std(0)]) for a in logmel])
-                by_attr = np.array([f"{c.domain.value}|{c.attribute_string}" for c in md.train])
                 by_dom = np.array([f"{c.domain.value}|" for c in md.train])
+                scores["domain"] = group_scores(x[:n], by_dom, tdom, x[n:], 0)
+            if "attr" in args.groups:
+                by_attr = np.array([f"{c.domain.value}|{c.attribute_string}" for c in md.train])
                 test_attr = np.array([f"{c.domain.value}|{c.attribute_string}" for c in md.test])
                 tr, te = x[:n], x[n:]
-                scores["domain"] = group_scores(tr, by_dom, tdom, te, 0)
                 for k in (0, 10, 50):
                     scores[f"attr_k{k}"] = group_scores(tr, by_attr, tdom, te, k)
                 scores["attr_oracle"] = group_scores(tr, by_attr, tdom, te, 0, test_attr)
@@ -210,6 +219,13 @@ def main() -> None:
                     scores[name] = frame_scores(feats[:n], feats[n:], tdom)
                 for name in ("demean", "delta"):
                     scores[f"raw+{name}"] = (scores["raw"] + scores[name]) / 2
+            if "windows" in args.groups:
+                pooled = scores["domain"]
+                for shape in args.windows:
+                    ctx, bands = (int(v) for v in shape.split("x"))
+                    z = frame_scores(logmel[:n], logmel[n:], tdom, context=ctx, band_pool=bands)
+                    scores[f"f{shape}"] = z
+                    scores[f"h{shape}"] = z / z.std() + pooled / pooled.std()
             if "mixture" in args.groups:
                 windows = [context_windows(a, FRAME["context"], FRAME["band_pool"])
                            for a in logmel]
