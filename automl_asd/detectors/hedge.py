@@ -195,7 +195,7 @@ class HedgeDetector(Detector):
     @classmethod
     def cost_scale(cls, params: Mapping[str, Any], n_bins: int) -> float:
         """The summed cost scales of the members that are other detector families (e.g. the
-        frame-level Gaussian, whose work grows with the square of its window), each on its
+        frame-level Gaussian, whose work grows faster than its window's size), each on its
         view's bins (a ``coarse`` view averages ``coarse_bands`` bins and ``coarse_frames``
         frames); 1.0 for a hedge of pooled-statistics members only (they cost about the same
         at any feature dimension the spaces use)."""

@@ -274,8 +274,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     the classes most sampled first. A timed point is costed with its own constants, the others
     with their cost class's mean, else their family's (a family's cost depends on its sampled
     size, backend and ensemble, which one point cannot represent), each scaled by the point's
-    :func:`cost_scale` (e.g. a frame-level member on 128 mels costs four times what it costs
-    on 64: the means hold each timed point's constants divided by its own scale).
+    :func:`cost_scale` (e.g. a frame-level member on 128 mels costs about four times what it
+    costs on 64: the means hold each timed point's constants divided by its own scale).
 
     Feature extraction is not in those constants (the warm-up fit pays it). A trial whose
     feature spec no earlier trial used extracts it for every development clip (the reference's
