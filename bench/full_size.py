@@ -10,8 +10,9 @@ at ``--novel-size`` (a random type's machine depends only on (seed, name), not o
 
 Per draw and as mean ± std over draws:
 
-* the default rule's frozen candidate (``SelectionRule()``: ``leave_one_type_out`` /
-  ``bootstrap_lower_bound``), its novel Ω at the small size and at ``--novel-size``;
+* the default rule's frozen candidate (``SelectionRule()``: ``mean`` / ``best`` since
+  2026-12-04, ``leave_one_type_out`` / ``bootstrap_lower_bound`` before), its novel Ω at the
+  small size and at ``--novel-size``;
 * the space's reference point and the shipped recipes (``--recipes``) at both sizes;
 * ρ between the small-size and the ``--novel-size`` novel Ω of every distinct recipe scored
   at both (does the small bench rank recipes the way the DCASE-sized data does?);

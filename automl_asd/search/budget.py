@@ -66,8 +66,8 @@ _EXTRACT_CLIPS = 16
 
 
 def trial_objective(objective: str, result: ObjectiveResult) -> float:
-    """The space's selection objective of one evaluation (Ω for ``mean``; the mean per-type Ω
-    for the default ``leave_one_type_out``)."""
+    """The space's selection objective of one evaluation (Ω for the default ``mean``; the
+    mean per-type Ω for ``leave_one_type_out``)."""
 
     if objective == "mean":
         return float(result.omega)

@@ -30,6 +30,8 @@ def _clips(strength: float, seed: int) -> dict[tuple[str, str], tuple[Any, Any, 
 # Per trial: its objective (ranking) and how well its clip scores separate (the bootstrap).
 # "b" ranks below "a" but its scores are far better: the bootstrap pick chooses it.
 TRIALS = {"a": (0.80, 0.3), "b": (0.79, 2.0), "c": (0.78, 0.5), "d": (0.70, 3.0)}
+#: The bootstrap pick among the top 3 (the default pick is ``best`` since 2026-12-04).
+BOOT = SelectionRule(objective="mean", pick="bootstrap_lower_bound", top=3, n_boot=50)
 
 
 @dataclass
@@ -72,7 +74,7 @@ def _pick(keep: set[str], tmp_path: Path) -> tuple[str, list[str], dict[str, Any
         return _Result(_clips(TRIALS[recipe["trial"]][1], index[recipe["trial"]]))
 
     out = tmp_path / f"run_{''.join(sorted(keep))}"
-    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), out)
+    cfg = _Cfg(_Space(BOOT), out)
     chosen = make_picker(cfg, {"fan": object()}, one_by_one(evaluator))(_records(keep))
     meta = json.loads((out / "search.json").read_text())["selection"]
     return chosen, calls, meta
@@ -104,7 +106,7 @@ def test_only_the_candidates_kept_scores_are_read(tmp_path: Path) -> None:
     lazy = [replace(r, clip_scores_loader=loader(r.trial_id, i))
             for i, r in enumerate(_records(set()))]
     assert read == []  # building the records reads nothing
-    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), tmp_path)
+    cfg = _Cfg(_Space(BOOT), tmp_path)
     chosen = make_picker(cfg, {"fan": object()}, one_by_one(_never))(lazy)
     assert sorted(read) == ["a", "b", "c"]  # not "d", outside the top 3
     meta = json.loads((tmp_path / "search.json").read_text())["selection"]
@@ -120,7 +122,7 @@ def test_a_failing_rescore_freezes_the_best_trial(tmp_path: Path) -> None:
     def evaluator(recipe: Any, machines: Any, **kwargs: Any) -> Any:
         raise RuntimeError("out of memory")
 
-    cfg = _Cfg(_Space(SelectionRule(objective="mean", top=3, n_boot=50)), tmp_path)
+    cfg = _Cfg(_Space(BOOT), tmp_path)
     pick = make_picker(cfg, {"fan": object()}, one_by_one(evaluator))
     assert pick(_records({"b"})) == "a"
 
