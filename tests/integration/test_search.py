@@ -77,7 +77,12 @@ def test_smoke_search_cli_end_to_end(
     from automl_asd.apply import ApplyConfig, SerialRunner, apply_recipe
 
     run = tmp_path / "run"
-    assert main(["search", "--data", str(dev_root), "--space", "smoke", "--trials", "4",
+    # The smoke space with the bootstrap final pick (the default pick is `best`), so that the
+    # pick's use of the trials' kept per-clip scores is exercised end to end.
+    space_file = tmp_path / "smoke_boot.yaml"
+    space_file.write_text(Path(load_space("smoke").path).read_text()
+                          + "selection: {objective: mean, pick: bootstrap_lower_bound}\n")
+    assert main(["search", "--data", str(dev_root), "--space", str(space_file), "--trials", "4",
                  "--max-concurrent", "2", "--seed", "3", "--out", str(run),
                  "--cache-dir", str(cache_dir)]) == 0
     printed = capsys.readouterr().out
@@ -102,7 +107,8 @@ def test_smoke_search_cli_end_to_end(
 
     recipe = load_recipe(run / "recipe.json")
     prov = recipe.provenance
-    space = load_space("smoke")
+    space = load_space(space_file)
+    assert space.selection.pick == "bootstrap_lower_bound"
     assert prov.source == "search" and prov.space_name == "smoke"
     assert prov.space_sha256 == space.sha256
     assert list(prov.dev_machine_types) == mtypes
