@@ -13,29 +13,17 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.components.params import NotFittedError, ParamSpec
+from automl_asd.components.params import NotFittedError, Parameterized, ParamSpec
 
 __all__ = ["Backend", "ParamSpec"]
 
 
-class Backend(ABC):
-    """``fit(emb (n, d), domains (n,) of "source"/"target")`` then ``score(emb (m, d)) -> (m,)``."""
+class Backend(Parameterized, ABC):
+    """``fit(emb (n, d), domains (n,) of "source"/"target")`` then ``score(emb (m, d)) -> (m,)``.
+    Parameters, ``seed`` and ``get_params`` as in :class:`~automl_asd.components.params.
+    Parameterized`."""
 
-    name: ClassVar[str]
-    params: ClassVar[dict[str, ParamSpec]]
-    #: Small parameters for the registry-wide contract tests; ``{}``: the tests' defaults.
-    test_params: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
-        unknown = set(kwargs) - set(self.params)
-        if unknown:
-            raise TypeError(f"backend {self.name}: unknown parameter(s) {sorted(unknown)}")
-        self.seed = seed
-        for key, spec in self.params.items():
-            setattr(self, key, kwargs.get(key, spec.default))
-
-    def get_params(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.params}
+    _label: ClassVar[str] = "backend "
 
     @abstractmethod
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from automl_asd.errors import AutomlAsdError
 
-__all__ = ["ParamSpec", "ParamError", "NotFittedError", "validate", "check_bounds", "type_name",
-           "PARAM_TYPES"]
+__all__ = ["ParamSpec", "ParamError", "NotFittedError", "Parameterized", "validate",
+           "check_bounds", "type_name", "PARAM_TYPES"]
 
 #: The ``ParamSpec.type`` values.
 PARAM_TYPES = ("int", "float", "bool", "str", "backend")
@@ -115,3 +115,33 @@ def check_bounds(value: float, path: str, low: float | None, high: float | None)
         raise ParamError(f"{path}: {value!r} is below the minimum {_num(low)}")
     if high is not None and value > high:
         raise ParamError(f"{path}: {value!r} is above the maximum {_num(high)}")
+
+
+class Parameterized:
+    """What detector families and scoring backends share (scikit-learn style): ``__init__``
+    takes exactly the keyword arguments of :attr:`params` (plus ``seed``) and stores each as an
+    attribute, defaults filled in, without validating or computing anything; an unknown keyword
+    is a ``TypeError`` naming it. Values are validated by the recipe and space parsers
+    (:func:`validate`), which read the same schema."""
+
+    #: Registry name (stable snake_case; recipes refer to components by this name only).
+    name: ClassVar[str]
+    #: Parameter schema; ``__init__`` takes exactly these keyword arguments plus ``seed``.
+    params: ClassVar[dict[str, ParamSpec]]
+    #: Small parameters for the registry-wide contract tests (seconds on CPU); ``{}``: the
+    #: tests' defaults.
+    test_params: ClassVar[dict[str, Any]] = {}
+    #: What an error message calls the component before its name (``"backend "`` for backends).
+    _label: ClassVar[str] = ""
+
+    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.params)
+        if unknown:
+            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {sorted(unknown)}")
+        self.seed = seed
+        for key, spec in self.params.items():
+            setattr(self, key, kwargs.get(key, spec.default))
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters as stored (``seed`` excluded), one key per :attr:`params` entry."""
+        return {key: getattr(self, key) for key in self.params}

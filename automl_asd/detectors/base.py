@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.components.params import NotFittedError, ParamSpec
+from automl_asd.components.params import NotFittedError, Parameterized, ParamSpec
 
 __all__ = ["ParamSpec", "TrainSet", "Detector", "NotFittedError"]
 
@@ -43,13 +43,10 @@ class TrainSet:
         return len(self.features)
 
 
-class Detector(ABC):
-    """Base class of every registered detector family."""
+class Detector(Parameterized, ABC):
+    """Base class of every registered detector family. ``name``, ``params``, ``test_params``,
+    ``__init__`` and ``get_params`` as in :class:`~automl_asd.components.params.Parameterized`."""
 
-    #: Registry name (stable snake_case; recipes refer to detectors by this name only).
-    name: ClassVar[str]
-    #: Parameter schema; ``__init__`` takes exactly these keyword arguments plus ``seed``.
-    params: ClassVar[dict[str, ParamSpec]]
     #: Parameters that act only after the learned representation (e.g. the scoring backend);
     #: ``None``: the family has no cacheable learned representation
     #: (:mod:`automl_asd.representation_cache`).
@@ -58,20 +55,6 @@ class Detector(ABC):
     #: which backends run: the search's cost estimate times one point per distinct setting of
     #: them before it times a setting twice (:func:`automl_asd.search.budget.cost_class`).
     cost_params: ClassVar[tuple[str, ...]] = ()
-    #: Small parameters for the registry-wide contract tests (seconds on CPU); ``{}``: the
-    #: tests' defaults for the family.
-    test_params: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
-        unknown = set(kwargs) - set(self.params)
-        if unknown:
-            raise TypeError(f"{self.name}: unknown parameter(s) {sorted(unknown)}")
-        self.seed = seed
-        for key, spec in self.params.items():
-            setattr(self, key, kwargs.get(key, spec.default))
-
-    def get_params(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.params}
 
     @classmethod
     def canonical_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:

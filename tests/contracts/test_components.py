@@ -75,6 +75,20 @@ def test_defaults_pass_the_validator(kind: str, name: str, cls: type) -> None:
         assert getattr(inst, key) == spec.default
 
 
+@pytest.mark.parametrize(("kind", "name", "cls"), _FAMILIES, ids=[f[1] for f in _FAMILIES])
+def test_init_stores_exactly_the_schema_and_refuses_unknown_keywords(
+        kind: str, name: str, cls: type) -> None:
+    inst = cls(seed=3)
+    params = inst.get_params()
+    assert set(params) == set(cls.params) and inst.seed == 3  # type: ignore[attr-defined]
+    # get_params feeds __init__ back (scikit-learn's clone contract).
+    assert cls(seed=3, **params).get_params() == params
+    prefix = "backend " if kind == "backend" else ""
+    with pytest.raises(TypeError, match=f"^{prefix}{name}: unknown parameter\\(s\\) "
+                                        r"\['no_such_param'\]"):
+        cls(seed=0, no_such_param=1)
+
+
 def test_validator_accepts_and_refuses_like_a_recipe() -> None:
     spec = ParamSpec("int", 5, low=1, high=10)
     assert validate(spec, 7, "p") == 7
