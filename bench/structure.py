@@ -50,6 +50,7 @@ from draws import add_draw_args, draws_from_args, make_data
 from sklearn.cluster import MiniBatchKMeans
 
 from automl_asd.backends.mahalanobis import domain_folds
+from automl_asd.calibration import DomainNormalizer
 from automl_asd.data import scan
 from automl_asd.detectors.base import TrainSet
 from automl_asd.detectors.frame_gaussian import FrameGaussianDetector, context_windows
@@ -63,13 +64,10 @@ FRAME = {"context": 16, "band_pool": 4, "ridge": 0.01}  # hedge_logz_frame's fra
 
 def log_z(score: np.ndarray, near: np.ndarray, self_scores: np.ndarray,
           train_domains: np.ndarray) -> np.ndarray:
-    """Log score z-scored by the self-scores of the domain each clip is scored in."""
-    out = np.empty(len(score))
-    ls = np.log(self_scores)
-    for d in DOMAINS:
-        mu, sd = ls[train_domains == d].mean(), ls[train_domains == d].std() + 1e-9
-        out[near == d] = (np.log(score[near == d]) - mu) / sd
-    return out
+    """Log score z-scored by the self-scores of the domain each clip is scored in: the
+    package's ``domain_log_zscore`` normaliser, as every shipped ``*_logz`` recipe uses it."""
+    norm = DomainNormalizer.fit("domain_log_zscore", self_scores, train_domains)
+    return norm.transform(score, near)
 
 
 # ------------------------------------------------------------------ attribute groups

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.components.params import NotFittedError, Parameterized, ParamSpec
+from automl_asd.components.params import Parameterized, ParamSpec
 
 __all__ = ["Backend", "ParamSpec"]
 
@@ -52,7 +52,3 @@ class Backend(Parameterized, ABC):
     @abstractmethod
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         """Restore a state produced by ``get_state``."""
-
-    def _check_fitted(self) -> None:
-        if not getattr(self, "fitted_", False):
-            raise NotFittedError(f"backend {self.name}: call fit() first")

@@ -145,3 +145,8 @@ class Parameterized:
     def get_params(self) -> dict[str, Any]:
         """The parameters as stored (``seed`` excluded), one key per :attr:`params` entry."""
         return {key: getattr(self, key) for key in self.params}
+
+    def _check_fitted(self) -> None:
+        """``NotFittedError`` unless ``fit`` has set ``fitted_``."""
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{self._label}{self.name}: call fit() first")

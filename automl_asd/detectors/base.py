@@ -155,7 +155,3 @@ class Detector(Parameterized, ABC):
     @abstractmethod
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         """Restore a state produced by ``get_state`` on an identically configured detector."""
-
-    def _check_fitted(self) -> None:
-        if not getattr(self, "fitted_", False):
-            raise NotFittedError(f"{self.name}: call fit() before score_samples()")
