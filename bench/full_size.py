@@ -18,7 +18,9 @@ Per draw and as mean ± std over draws:
   at both (does the small bench rank recipes the way the DCASE-sized data does?);
 * regret and ρ(objective, novel Ω) at the small size; with ``--all-candidates`` (every
   candidate at ``--novel-size``: a frame-level hedge member costs minutes per full-size type
-  on 2 cores) also the oracle, regret and ρ at ``--novel-size``.
+  on 2 cores) also the oracle, regret and ρ at ``--novel-size``;
+* the same for every selection rule (objective × pick) in one closing table (the ``--novel-size``
+  columns with ``--all-candidates`` only).
 
 Full-size candidate results are stored under ``<full-work>/draw<d>/candidates/`` by content hash,
 so a rerun only adds what is missing.
@@ -32,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import time
@@ -52,7 +55,13 @@ from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
-from automl_asd.search.selection import SelectionRule, objective_value, pick_trial
+from automl_asd.search.selection import (
+    OBJECTIVES,
+    PICKS,
+    SelectionRule,
+    objective_value,
+    pick_trial,
+)
 from automl_asd.search.space import load_space
 
 RECIPES = ("hedge_logz_frame", "searched_pooled_logz", "searched_random_types_hedge",
@@ -68,6 +77,28 @@ def _omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     store.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
     return float(omega)
+
+
+def _rules(cands: list[dict[str, Any]], seed: int, big: bool) -> dict[str, dict[str, float]]:
+    """Every selection rule's pick from the development numbers, scored on the novel types at
+    the small size and (``big``: every candidate has ``big_omega``) at the big one."""
+    out: dict[str, dict[str, float]] = {}
+    for objective, pick in itertools.product(OBJECTIVES, PICKS):
+        rows = [{"trial_id": c["trial_id"], "order": c["order"],
+                 "objective": objective_value(objective, c["aucs"])} for c in cands]
+        chosen, _ = pick_trial(rows, SelectionRule(objective=objective, pick=pick),
+                               clip_scores={c["trial_id"]: c["clips"] for c in cands}, seed=seed)
+        c = next(c for c in cands if c["trial_id"] == chosen)
+        objs = [r["objective"] for r in rows]
+        r = {"small": c["novel_omega"],
+             "regret_small": max(x["novel_omega"] for x in cands) - c["novel_omega"],
+             "rho_small": spearman(objs, [x["novel_omega"] for x in cands])}
+        if big:
+            r.update(big=c["big_omega"],
+                     regret_big=max(x["big_omega"] for x in cands) - c["big_omega"],
+                     rho_big=spearman(objs, [x["big_omega"] for x in cands]))
+        out[f"{objective}/{pick}"] = r
+    return out
 
 
 def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +157,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         "shipped": shipped, "seconds_data": t_data, "seconds_eval": t_eval,
     }
     out["regret_small"] = out["oracle_small"] - out["frozen_small"]
+    out["rules"] = _rules(cands, draw.seed, big=args.all_candidates)
     if args.all_candidates:
         out["oracle_big"] = max(c["big_omega"] for c in cands)
         out["regret_big"] = out["oracle_big"] - out["frozen_big"]
@@ -186,6 +218,15 @@ def main() -> None:
               f"{_ms([d['shipped'][name][1] for d in draws])} |")
     print(f"ρ between the novel Ω at {s} and at {b} of the recipes scored at both, per draw: "
           + ", ".join(f"{d['rho_small_big']:.3f} (n={d['n_rho_small_big']})" for d in draws))
+    print(f"\nEvery selection rule (mean over the draws; at {b} with --all-candidates only):")
+    print(f"| rule | novel Ω {s} | regret {s} | ρ {s} | novel Ω {b} | regret {b} | ρ {b} |")
+    print("|---|---|---|---|---|---|---|")
+    for name in draws[0]["rules"]:
+        rs = [d["rules"][name] for d in draws]
+        print(f"| {name} | " + " | ".join(
+            _ms([r[k] for r in rs if k in r])
+            for k in ("small", "regret_small", "rho_small", "big", "regret_big", "rho_big"))
+            + " |")
     if args.json:
         args.json.write_text(json.dumps(draws, indent=2))
 
