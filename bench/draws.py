@@ -39,7 +39,7 @@ from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
-           "make_data", "make_novel", "spearman"]
+           "make_data", "make_novel", "rule_picks", "spearman"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,33 @@ def spearman(a: list[float], b: list[float]) -> float:
     if len(set(a)) < 2 or len(set(b)) < 2:
         return math.nan
     return float(spearmanr(a, b).statistic)
+
+
+def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = 5, n_boot: int = 100
+               ) -> dict[str, tuple[dict[str, Any], list[float]]]:
+    """What every selection rule freezes from the development numbers alone: ``"<objective>/
+    <pick>"`` -> (the chosen candidate, every candidate's objective value in ``cands`` order).
+    ``cands`` are :func:`candidate_scores` dicts with ``trial_id`` and ``order`` added."""
+    import itertools
+
+    from automl_asd.search.selection import (
+        OBJECTIVES,
+        PICKS,
+        SelectionRule,
+        objective_value,
+        pick_trial,
+    )
+
+    out: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    clips = {c["trial_id"]: c["clips"] for c in cands}
+    for objective, pick in itertools.product(OBJECTIVES, PICKS):
+        rows = [{"trial_id": c["trial_id"], "order": c["order"],
+                 "objective": objective_value(objective, c["aucs"])} for c in cands]
+        rule = SelectionRule(objective=objective, pick=pick, top=top, n_boot=n_boot)
+        chosen, _ = pick_trial(rows, rule, clip_scores=clips, seed=seed)
+        out[f"{objective}/{pick}"] = (next(c for c in cands if c["trial_id"] == chosen),
+                                      [r["objective"] for r in rows])
+    return out
 
 
 def add_draw_args(parser: argparse.ArgumentParser, *, draws: int = 6, size: str = "small",

@@ -34,7 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import time
@@ -48,6 +47,7 @@ from draws import (
     draws_from_args,
     make_data,
     make_novel,
+    rule_picks,
     spearman,
 )
 
@@ -55,13 +55,7 @@ from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
-from automl_asd.search.selection import (
-    OBJECTIVES,
-    PICKS,
-    SelectionRule,
-    objective_value,
-    pick_trial,
-)
+from automl_asd.search.selection import SelectionRule, objective_value, pick_trial
 from automl_asd.search.space import load_space
 
 RECIPES = ("hedge_logz_frame", "searched_pooled_logz", "searched_random_types_hedge",
@@ -83,13 +77,7 @@ def _rules(cands: list[dict[str, Any]], seed: int, big: bool) -> dict[str, dict[
     """Every selection rule's pick from the development numbers, scored on the novel types at
     the small size and (``big``: every candidate has ``big_omega``) at the big one."""
     out: dict[str, dict[str, float]] = {}
-    for objective, pick in itertools.product(OBJECTIVES, PICKS):
-        rows = [{"trial_id": c["trial_id"], "order": c["order"],
-                 "objective": objective_value(objective, c["aucs"])} for c in cands]
-        chosen, _ = pick_trial(rows, SelectionRule(objective=objective, pick=pick),
-                               clip_scores={c["trial_id"]: c["clips"] for c in cands}, seed=seed)
-        c = next(c for c in cands if c["trial_id"] == chosen)
-        objs = [r["objective"] for r in rows]
+    for name, (c, objs) in rule_picks(cands, seed).items():
         r = {"small": c["novel_omega"],
              "regret_small": max(x["novel_omega"] for x in cands) - c["novel_omega"],
              "rho_small": spearman(objs, [x["novel_omega"] for x in cands])}
@@ -97,7 +85,7 @@ def _rules(cands: list[dict[str, Any]], seed: int, big: bool) -> dict[str, dict[
             r.update(big=c["big_omega"],
                      regret_big=max(x["big_omega"] for x in cands) - c["big_omega"],
                      rho_big=spearman(objs, [x["big_omega"] for x in cands]))
-        out[f"{objective}/{pick}"] = r
+        out[name] = r
     return out
 
 

@@ -37,7 +37,6 @@ Features are cached in ``<work>/cache`` (reruns on the same work dir reuse data 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import math
@@ -47,20 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from draws import candidate_scores, family_draws, make_data, spearman
+from draws import candidate_scores, family_draws, make_data, rule_picks, spearman
 
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
-from automl_asd.search.selection import (
-    OBJECTIVES,
-    PICKS,
-    SelectionRule,
-    objective_value,
-    pick_trial,
-)
 from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
@@ -125,20 +117,12 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
     frozen: dict[str, Any] = {}
-    for objective, pick in itertools.product(OBJECTIVES, PICKS):
-        rule = SelectionRule(objective=objective, pick=pick, top=args.top, n_boot=args.n_boot)
-        rows = [{"trial_id": c["trial_id"], "order": c["order"],
-                 "objective": objective_value(objective, c["aucs"])} for c in cands]
-        chosen, _ = pick_trial(rows, rule, clip_scores={c["trial_id"]: c["clips"]
-                                                        for c in cands}, seed=seed)
-        c = next(c for c in cands if c["trial_id"] == chosen)
-        name = f"{objective}/{pick}"
+    for name, (c, objs) in rule_picks(cands, seed, top=args.top, n_boot=args.n_boot).items():
         results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
                          "regret": best_novel - c["novel_omega"],
-                         "rho": spearman([r["objective"] for r in rows],
-                                         [x["novel_omega"] for x in cands])}
+                         "rho": spearman(objs, [x["novel_omega"] for x in cands])}
         frozen[name] = c["recipe"]
-        path = root / f"recipe_{objective}_{pick}.json"
+        path = root / f"recipe_{name.replace('/', '_')}.json"
         path.write_text(c["recipe"].to_json())
     shipped = {}
     for name in SHIPPED:
