@@ -20,8 +20,8 @@ __all__ = ["Backend", "ParamSpec"]
 
 class Backend(Parameterized, ABC):
     """``fit(emb (n, d), domains (n,) of "source"/"target")`` then ``score(emb (m, d)) -> (m,)``.
-    Parameters, ``seed`` and ``get_params`` as in :class:`~automl_asd.components.params.
-    Parameterized`."""
+    ``name``, ``params``, ``__init__`` and ``get_params``: see
+    :class:`~automl_asd.components.params.Parameterized`."""
 
     _label: ClassVar[str] = "backend "
 
