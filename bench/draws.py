@@ -26,6 +26,7 @@ Usage (from another bench)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -36,10 +37,17 @@ import numpy as np
 
 from automl_asd import synth
 from automl_asd.evaluation.objective import evaluate_recipe
+from automl_asd.search.selection import (
+    OBJECTIVES,
+    PICKS,
+    SelectionRule,
+    objective_value,
+    pick_trial,
+)
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
-           "make_data", "make_novel", "rule_picks", "spearman"]
+           "make_data", "make_novel", "rule_name", "rule_picks", "spearman"]
 
 
 @dataclass(frozen=True)
@@ -154,21 +162,18 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = 5, n_boot: int = 100
+def rule_name(rule: SelectionRule) -> str:
+    """``"<objective>/<pick>"``: how the benches name a rule in their tables and JSON."""
+    return f"{rule.objective}/{rule.pick}"
+
+
+def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = SelectionRule.top,
+               n_boot: int = SelectionRule.n_boot
                ) -> dict[str, tuple[dict[str, Any], list[float]]]:
     """What every selection rule freezes from the development numbers alone: ``"<objective>/
-    <pick>"`` -> (the chosen candidate, every candidate's objective value in ``cands`` order).
-    ``cands`` are :func:`candidate_scores` dicts with ``trial_id`` and ``order`` added."""
-    import itertools
-
-    from automl_asd.search.selection import (
-        OBJECTIVES,
-        PICKS,
-        SelectionRule,
-        objective_value,
-        pick_trial,
-    )
-
+    <pick>"`` (:func:`rule_name`) -> (the chosen candidate, every candidate's objective value
+    in ``cands`` order). ``cands`` are :func:`candidate_scores` dicts with ``trial_id`` and
+    ``order`` added."""
     out: dict[str, tuple[dict[str, Any], list[float]]] = {}
     clips = {c["trial_id"]: c["clips"] for c in cands}
     for objective, pick in itertools.product(OBJECTIVES, PICKS):
@@ -176,7 +181,7 @@ def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = 5, n_boot: 
                  "objective": objective_value(objective, c["aucs"])} for c in cands]
         rule = SelectionRule(objective=objective, pick=pick, top=top, n_boot=n_boot)
         chosen, _ = pick_trial(rows, rule, clip_scores=clips, seed=seed)
-        out[f"{objective}/{pick}"] = (next(c for c in cands if c["trial_id"] == chosen),
+        out[rule_name(rule)] = (next(c for c in cands if c["trial_id"] == chosen),
                                       [r["objective"] for r in rows])
     return out
 

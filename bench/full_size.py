@@ -47,6 +47,7 @@ from draws import (
     draws_from_args,
     make_data,
     make_novel,
+    rule_name,
     rule_picks,
     spearman,
 )
@@ -55,7 +56,7 @@ from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
-from automl_asd.search.selection import SelectionRule, objective_value, pick_trial
+from automl_asd.search.selection import SelectionRule
 from automl_asd.search.space import load_space
 
 RECIPES = ("hedge_logz_frame", "searched_pooled_logz", "searched_random_types_hedge",
@@ -73,11 +74,12 @@ def _omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     return float(omega)
 
 
-def _rules(cands: list[dict[str, Any]], seed: int, big: bool) -> dict[str, dict[str, float]]:
-    """Every selection rule's pick from the development numbers, scored on the novel types at
-    the small size and (``big``: every candidate has ``big_omega``) at the big one."""
+def _rules(picks: dict[str, tuple[dict[str, Any], list[float]]], cands: list[dict[str, Any]],
+           big: bool) -> dict[str, dict[str, float]]:
+    """Every selection rule's pick (:func:`draws.rule_picks`), scored on the novel types at the
+    small size and (``big``: every candidate has ``big_omega``) at the big one."""
     out: dict[str, dict[str, float]] = {}
-    for name, (c, objs) in rule_picks(cands, seed).items():
+    for name, (c, objs) in picks.items():
         r = {"small": c["novel_omega"],
              "regret_small": max(x["novel_omega"] for x in cands) - c["novel_omega"],
              "rho_small": spearman(objs, [x["novel_omega"] for x in cands])}
@@ -108,12 +110,11 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         recipes[f"c{i}"] = recipe
         scores = candidate_scores(recipe, dev, novel, small_cache,
                                   args.work / f"draw{draw.index}" / "candidates")
-        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe.name, **scores,
-                      "objective": objective_value(SelectionRule().objective, scores["aucs"])})
-    rows = [{k: c[k] for k in ("trial_id", "order", "objective")} for c in cands]
-    chosen, _ = pick_trial(rows, SelectionRule(),
-                           clip_scores={c["trial_id"]: c["clips"] for c in cands}, seed=draw.seed)
-    frozen = next(c for c in cands if c["trial_id"] == chosen)
+        cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe.name, **scores})
+    picks = rule_picks(cands, draw.seed)
+    frozen, objectives = picks[rule_name(SelectionRule())]  # the default rule's
+    for c, objective in zip(cands, objectives, strict=True):
+        c["objective"] = objective
     # At the big size: the frozen candidate and the reference, every candidate only on request
     # (a frame-level hedge member costs minutes per full-size type on 2 cores).
     for c in cands if args.all_candidates else [frozen, cands[0]]:
@@ -145,7 +146,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         "shipped": shipped, "seconds_data": t_data, "seconds_eval": t_eval,
     }
     out["regret_small"] = out["oracle_small"] - out["frozen_small"]
-    out["rules"] = _rules(cands, draw.seed, big=args.all_candidates)
+    out["rules"] = _rules(picks, cands, big=args.all_candidates)
     if args.all_candidates:
         out["oracle_big"] = max(c["big_omega"] for c in cands)
         out["regret_big"] = out["oracle_big"] - out["frozen_big"]
