@@ -337,7 +337,41 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
                            "their trial); the others' kept by their trial."), ""]
             lines += [_md_table(pd.DataFrame({"trial_id": list(bounds),
                                               "lower bound": list(bounds.values())})), ""]
+        lines += _margin_lines(table, sel)
     return lines
+
+
+def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
+    """"How sure is the pick?": the top recipes' bootstrap interval and how often each beats
+    the chosen trial (``selection.margins`` of ``search.json``; nothing without it)."""
+    margins = sel.get("margins")
+    if not isinstance(margins, Mapping) or len(margins) < 2:
+        return []
+    chosen = str(sel.get("chosen"))
+    near = float(sel.get("near_tie", 0.25))
+    objective = (dict(zip(table["trial_id"].astype(str), table["objective"], strict=True))
+                 if {"trial_id", "objective"} <= set(table.columns) else {})
+    rows = [{"trial_id": f"{t} (chosen)" if t == chosen else t,
+             "objective": objective.get(t, math.nan), "low": m["low"], "high": m["high"],
+             "beats chosen": (f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
+                              else "—")}
+            for t, m in margins.items()]
+    ties = [t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= near]
+    verdict = (f"**{len(ties)} of the other {len(margins) - 1}** beat the chosen trial on at "
+               f"least {100 * near:.0f} % of the resamples: on these development clips they "
+               "are near ties, and the development data do not decide which of them carries "
+               "best to new machines (`search --novel` measures that on labelled machines "
+               "the search never sees)." if ties else
+               f"None of the other {len(margins) - 1} beats the chosen trial on "
+               f"{100 * near:.0f} % of the resamples or more: the development clips separate "
+               "the pick from them.")
+    return ["### How sure is the pick?", "",
+            "The top distinct recipes whose trials kept per-clip scores, each scored on the "
+            "same bootstrap resamples of the development test clips (drawn within each type, "
+            "domain and label): `low` / `high` are quantiles of the objective over the "
+            "resamples (the rule's `quantile` and one minus it); `beats chosen` is how often "
+            "the recipe's objective is above the chosen trial's on the same resample.", "",
+            _md_table(pd.DataFrame(rows)), "", verdict, ""]
 
 
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,

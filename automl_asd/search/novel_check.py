@@ -3,7 +3,8 @@
 :func:`make_picker` applies the space's final-pick rule to the complete trials; for
 ``bootstrap_lower_bound`` it resamples the top trials' per-clip development scores, which each
 trial keeps with its last checkpoint (only a trial without them is re-scored; trained networks
-come from the representation cache).
+come from the representation cache). Whatever the rule, it also records how sure the pick is:
+how often each top recipe beats the chosen one on the same resamples.
 
 :func:`novel_check` runs only after ``recipe.json`` is written, on labelled novel machine types
 that the search never sees (``search --novel ROOT``): the top-K complete trials, the frozen
@@ -32,7 +33,13 @@ from automl_asd import ground_truth
 from automl_asd.data import DataError, Domain, Label, scan
 from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
-from automl_asd.search.selection import distinct_key, pick_trial, ranked_distinct
+from automl_asd.search.selection import (
+    bootstrap_table,
+    distinct_key,
+    pick_margins,
+    pick_trial,
+    ranked_distinct,
+)
 from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 
 if TYPE_CHECKING:
@@ -44,6 +51,9 @@ __all__ = ["make_picker", "check_novel", "novel_check", "carry_summary", "top_di
 logger = logging.getLogger(__name__)
 
 NOVEL_TABLE = "novel_check.parquet"
+#: A top recipe that beats the chosen one on at least this fraction of the bootstrap
+#: resamples is reported as a near tie (the development data cannot tell the two apart).
+NEAR_TIE = 0.25
 
 
 def top_distinct(done: Sequence[TrialRecord], k: int, frozen_id: str
@@ -80,12 +90,16 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
                 ) -> Callable[[Sequence[TrialRecord]], str]:
     """The final-pick function ``complete trials -> trial id`` of ``cfg.space.selection``.
 
-    A ``bootstrap_lower_bound`` pick resamples each candidate's per-clip development scores:
-    those a trial kept with its last checkpoint (:meth:`TrialRecord.kept_clip_scores`, read for
-    the candidates only) are used as they are; only candidates without them (e.g. trials of an
-    older version, resumed) are re-scored, all in one batch. Per-trial lower bounds are added
-    to ``<out>/search.json`` (the report shows them). A failure while re-scoring falls back to
-    the best trial, with a warning.
+    The top distinct candidates' per-clip development scores are those each trial kept with
+    its last checkpoint (:meth:`TrialRecord.kept_clip_scores`, read for the candidates only).
+    A ``bootstrap_lower_bound`` pick resamples them; only candidates without them (e.g. trials
+    of an older version, resumed) are re-scored, all in one batch, and a failure while
+    re-scoring falls back to the best trial, with a warning. Whatever the pick, the kept
+    scores also tell how sure it is (:func:`~automl_asd.search.selection.pick_margins`: how
+    often each candidate beats the chosen trial over paired bootstrap resamples); a ``best``
+    pick re-scores nothing for that (a candidate without kept scores is left out). The rule,
+    the choice, the lower bounds and the margins go to ``<out>/search.json`` (the report shows
+    them).
     """
 
     rule = cfg.space.selection
@@ -94,9 +108,8 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
     def pick(done: Sequence[TrialRecord]) -> str:
         rows = [{**r.row(), "objective": r.objective} for r in done]
         best, _ = pick_trial(rows, rule)
-        if rule.pick == "best":
-            return best
         by_id = {r.trial_id: r for r in done}
+        missing: list[TrialRecord] = []
         try:
             # The candidates pick_trial considers: the top distinct recipes, not copies of one.
             candidates = [by_id[str(row["trial_id"])]
@@ -104,35 +117,54 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
             # Read only the candidates' kept scores (one checkpoint each, maybe remote).
             kept = {r.trial_id: r.kept_clip_scores() for r in candidates}
             scores: dict[str, Any] = {t: c for t, c in kept.items() if c}
-            missing = [r for r in candidates if r.trial_id not in scores]
-            logger.info("final pick %s among the top %d distinct recipes: %d with per-clip "
-                        "scores kept by their trial, %d to re-score on the %d development "
-                        "types", rule.pick, len(candidates), len(scores), len(missing),
-                        len(machines))
-            if missing:
-                def done_one(i: int, result: Any, seconds: float) -> None:
-                    logger.info("final pick: trial %s re-scored in %.0f s",
-                                missing[i].trial_id, seconds)
-
-                results = evaluate(
-                    [trial_recipe(cfg.space, r.config, name="rescore") for r in missing],
-                    machines, cache_dir=cfg.cache_dir, device=cfg.device, fidelity=1.0,
-                    on_done=done_one)
-                for record, result in zip(missing, results, strict=True):
-                    if getattr(result, "per_clip", None):
-                        scores[record.trial_id] = result.per_clip
-            chosen, bounds = pick_trial(rows, rule, clip_scores=scores, seed=cfg.seed)
+            if rule.pick != "best":
+                missing = [r for r in candidates if r.trial_id not in scores]
+                logger.info("final pick %s among the top %d distinct recipes: %d with "
+                            "per-clip scores kept by their trial, %d to re-score on the %d "
+                            "development types", rule.pick, len(candidates), len(scores),
+                            len(missing), len(machines))
+                scores.update(_rescore(cfg, missing, machines, evaluate))
+            table = bootstrap_table(rows, rule, scores, seed=cfg.seed)
+            chosen, bounds = pick_trial(rows, rule, table=table)
         except Exception as exc:  # the pick must not lose a finished search
             logger.warning("final pick %s failed (%s); freezing the best trial", rule.pick, exc)
             return best
+        try:
+            margins = pick_margins(table, chosen, rule.quantile)
+        except Exception as exc:  # a read-out only: it never changes or loses the choice
+            logger.warning("how sure the final pick is could not be measured (%s)", exc)
+            margins = {}
+        ties = [t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= NEAR_TIE]
+        if margins:
+            logger.info("final pick: %d of the other %d top recipes beat the chosen one on "
+                        ">= %.0f %% of %d bootstrap resamples of the development clips",
+                        len(ties), len(margins) - 1, 100 * NEAR_TIE, rule.n_boot)
         meta = io.read_search_meta(out) or {}
         io.write_search_meta(out, {**meta, "selection": {
             "rule": rule.describe(), "best_by_objective": best, "chosen": chosen,
-            "lower_bounds": bounds, "rescored": [r.trial_id for r in missing]}})
+            "lower_bounds": bounds, "rescored": [r.trial_id for r in missing],
+            "margins": margins, "near_tie": NEAR_TIE}})
         logger.info("final pick %s: trial %s (best by objective: %s)", rule.pick, chosen, best)
         return chosen
 
     return pick
+
+
+def _rescore(cfg: Any, missing: Sequence[TrialRecord], machines: Mapping[str, MachineData],
+             evaluate: BatchEvaluator) -> dict[str, Any]:
+    """Per-clip development scores of ``missing`` trials, re-scored in one batch."""
+    if not missing:
+        return {}
+
+    def done_one(i: int, result: Any, seconds: float) -> None:
+        logger.info("final pick: trial %s re-scored in %.0f s", missing[i].trial_id, seconds)
+
+    results = evaluate([trial_recipe(cfg.space, r.config, name="rescore") for r in missing],
+                       machines, cache_dir=cfg.cache_dir, device=cfg.device, fidelity=1.0,
+                       on_done=done_one)
+    return {record.trial_id: result.per_clip
+            for record, result in zip(missing, results, strict=True)
+            if getattr(result, "per_clip", None)}
 
 
 def _scan_novel(root: Path) -> dict[str, MachineData]:

@@ -55,6 +55,10 @@ Final pick:
     label) group, so each keeps every group the metrics need, and they are the same for every
     candidate (paired).
 
+Whatever the pick, :func:`pick_margins` says how sure it is: on the same paired resamples, how
+often each top candidate's objective is above the chosen trial's (the search report's "How sure
+is the pick?").
+
 Pure: numpy only (the AUCs are recomputed here for speed; a test checks them against
 :mod:`automl_asd.evaluation.metrics`).
 """
@@ -80,6 +84,9 @@ __all__ = [
     "objective_value",
     "objective_from_row",
     "bootstrap_lower_bound",
+    "bootstrap_table",
+    "bootstrap_values",
+    "pick_margins",
     "pick_trial",
     "ranked_distinct",
     "distinct_key",
@@ -245,16 +252,41 @@ def _resamples(clips: ClipScores, n_boot: int, seed: int
     return out
 
 
+def bootstrap_values(objective: str, clips: ClipScores, *, n_boot: int = 100, seed: int = 0
+                     ) -> NDArray[np.float64]:
+    """The objective on each of ``n_boot`` stratified bootstrap resamples of the clips (the
+    resamples depend only on ``seed`` and the clips' labels and domains, so two trials scored
+    on the same development clips get the same resamples: paired)."""
+    return np.array([objective_value(objective, _aucs_of(clips, idx))
+                     for idx in _resamples(clips, n_boot, seed)], dtype=np.float64)
+
+
 def bootstrap_lower_bound(objective: str, clips: ClipScores, *, quantile: float = 0.1,
                           n_boot: int = 100, seed: int = 0) -> float:
     """The ``quantile`` of the objective over stratified bootstrap resamples of the clips."""
-    values = [objective_value(objective, _aucs_of(clips, idx))
-              for idx in _resamples(clips, n_boot, seed)]
-    return float(np.quantile(values, quantile))
+    return float(np.quantile(bootstrap_values(objective, clips, n_boot=n_boot, seed=seed),
+                             quantile))
+
+
+def bootstrap_table(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule,
+                    clip_scores: Mapping[str, ClipScores], *, seed: int = 0
+                    ) -> dict[str, NDArray[np.float64]]:
+    """The objective of each of the top ``rule.top`` distinct candidates
+    (:func:`ranked_distinct`) that have clip scores, on each of ``rule.n_boot`` paired
+    bootstrap resamples of the development test clips (:func:`bootstrap_values`); ranked
+    order. What both :func:`pick_trial` and :func:`pick_margins` read."""
+    out: dict[str, NDArray[np.float64]] = {}
+    for row in ranked_distinct(candidates)[:rule.top]:
+        tid = str(row["trial_id"])
+        if tid in clip_scores:
+            out[tid] = bootstrap_values(rule.objective, clip_scores[tid], n_boot=rule.n_boot,
+                                        seed=seed)
+    return out
 
 
 def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
-               clip_scores: Mapping[str, ClipScores] | None = None, seed: int = 0
+               clip_scores: Mapping[str, ClipScores] | None = None, seed: int = 0,
+               table: Mapping[str, NDArray[np.float64]] | None = None,
                ) -> tuple[str, dict[str, float]]:
     """The chosen trial id among complete ``candidates`` (rows with ``trial_id``, ``order``
     and ``objective``), and each considered trial's lower bound (empty for ``best``).
@@ -264,25 +296,49 @@ def pick_trial(candidates: Sequence[Mapping[str, Any]], rule: SelectionRule, *,
 
     ``clip_scores``: per trial id, its per-clip dev scores (``bootstrap_lower_bound`` only; a
     candidate without them is skipped; when none has them the pick falls back to ``best``).
+    ``table``: their :func:`bootstrap_table`, when the caller has it already (then
+    ``clip_scores`` and ``seed`` are not read).
     """
     if not candidates:
         raise ValueError("pick_trial: no complete trials to choose from")
     ranked = ranked_distinct(candidates)
     best = str(ranked[0]["trial_id"])
-    if rule.pick == "best" or not clip_scores:
+    if rule.pick == "best":
         return best, {}
-    bounds: dict[str, float] = {}
-    for row in ranked[:rule.top]:
-        tid = str(row["trial_id"])
-        if tid in clip_scores:
-            bounds[tid] = bootstrap_lower_bound(rule.objective, clip_scores[tid],
-                                                quantile=rule.quantile, n_boot=rule.n_boot,
-                                                seed=seed)
+    if table is None:
+        table = bootstrap_table(ranked, rule, clip_scores or {}, seed=seed)
+    bounds = {t: float(np.quantile(v, rule.quantile)) for t, v in table.items()}
     if not bounds:
         return best, {}
     order = {str(r["trial_id"]): i for i, r in enumerate(ranked)}
     chosen = max(bounds, key=lambda t: (bounds[t], -order[t]))
     return chosen, bounds
+
+
+def pick_margins(table: Mapping[str, NDArray[np.float64]], chosen: str, quantile: float = 0.1
+                 ) -> dict[str, dict[str, float]]:
+    """How sure the final pick is, from the development clips alone (whatever the pick rule).
+
+    ``table``: the top candidates' objective on the same paired bootstrap resamples
+    (:func:`bootstrap_table`). Per trial: ``low`` / ``high``, the ``quantile`` and
+    ``1 - quantile`` quantiles of its values, and, for every trial but the chosen one,
+    ``beats_chosen``: the fraction of resamples on which its objective is strictly above the
+    chosen trial's. A trial that beats the chosen one on a large fraction is a near tie: the
+    development data cannot tell the two apart. Empty when ``chosen`` is not in ``table``
+    (no clip scores).
+    """
+    if chosen not in table:
+        return {}
+    ref = table[chosen]
+    if any(len(v) != len(ref) for v in table.values()):
+        raise ValueError("pick_margins: candidates with different numbers of resamples")
+    out: dict[str, dict[str, float]] = {}
+    for t, v in table.items():
+        out[t] = {"low": float(np.quantile(v, quantile)),
+                  "high": float(np.quantile(v, 1.0 - quantile))}
+        if t != chosen:
+            out[t]["beats_chosen"] = float(np.mean(v > ref))
+    return out
 
 
 def ranked_distinct(candidates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -118,6 +118,40 @@ def _never(recipe: Any, machines: Any, **kwargs: Any) -> Any:
     raise AssertionError("nothing should be re-scored")
 
 
+def test_a_best_pick_reports_how_sure_it_is_and_rescores_nothing(tmp_path: Path) -> None:
+    # "best" freezes "a" (highest objective) though "b"'s kept scores separate far better:
+    # the margins say so. Nothing is re-scored; "c" kept none and is left out; "d" is
+    # outside the top 3.
+    best = replace(BOOT, pick="best")
+    cfg = _Cfg(_Space(best), tmp_path)
+    chosen = make_picker(cfg, {"fan": object()}, one_by_one(_never))(_records({"a", "b", "d"}))
+    assert chosen == "a"
+    meta = json.loads((tmp_path / "search.json").read_text())["selection"]
+    assert meta["chosen"] == meta["best_by_objective"] == "a"
+    assert meta["lower_bounds"] == {} and meta["rescored"] == []
+    assert set(meta["margins"]) == {"a", "b"}
+    assert "beats_chosen" not in meta["margins"]["a"]
+    assert meta["margins"]["b"]["beats_chosen"] == 1.0
+    assert meta["margins"]["b"]["low"] > meta["margins"]["a"]["high"]
+    # The bootstrap pick chooses "b"; then "a" never beats it.
+    _, _, boot = _pick({"a", "b", "c", "d"}, tmp_path)
+    assert boot["chosen"] == "b" and boot["margins"]["a"]["beats_chosen"] == 0.0
+    assert set(boot["margins"]) == set(boot["lower_bounds"]) == {"a", "b", "c"}
+    assert all(boot["margins"][t]["low"] == boot["lower_bounds"][t] for t in "abc")
+
+
+def test_a_failing_margin_read_out_keeps_the_choice(tmp_path: Path, monkeypatch: Any) -> None:
+    import automl_asd.search.novel_check as nc
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("resamples differ")
+
+    monkeypatch.setattr(nc, "pick_margins", broken)
+    chosen, calls, meta = _pick({"a", "b", "c", "d"}, tmp_path)
+    assert chosen == "b" and calls == []  # the bootstrap pick as without the read-out
+    assert meta["margins"] == {} and set(meta["lower_bounds"]) == {"a", "b", "c"}
+
+
 def test_a_failing_rescore_freezes_the_best_trial(tmp_path: Path) -> None:
     def evaluator(recipe: Any, machines: Any, **kwargs: Any) -> Any:
         raise RuntimeError("out of memory")
@@ -156,3 +190,33 @@ def test_the_report_says_which_candidates_were_rescored() -> None:
     old = {"selection": {"rule": "r", "best_by_objective": "a", "chosen": "a",
                          "lower_bounds": {"a": 0.6}}}  # a search.json from before the field
     assert "Per-clip scores" not in "\n".join(_extra_sections(pd.DataFrame(), old))
+
+
+def test_the_report_says_how_sure_the_pick_is() -> None:
+    import pandas as pd
+
+    from automl_asd.io.search_report import _extra_sections, _margin_lines
+
+    table = pd.DataFrame({"trial_id": ["a", "b", "c"], "objective": [0.71, 0.70, 0.65]})
+
+    def selection(beats_b: float) -> dict[str, Any]:
+        return {"rule": "r", "best_by_objective": "a", "chosen": "a", "lower_bounds": {},
+                "rescored": [], "near_tie": 0.25,
+                "margins": {"a": {"low": 0.68, "high": 0.74},
+                            "b": {"low": 0.66, "high": 0.73, "beats_chosen": beats_b},
+                            "c": {"low": 0.61, "high": 0.69, "beats_chosen": 0.02}}}
+
+    tied = "\n".join(_margin_lines(table, selection(0.41)))
+    assert "### How sure is the pick?" in tied
+    assert "| a (chosen) | 0.7100" in tied and "| 41 % |" in tied and "| 2 % |" in tied
+    assert "**1 of the other 2** beat the chosen trial on at least 25 %" in tied
+    assert "None of the other 2 beats the chosen trial" in "\n".join(
+        _margin_lines(table, selection(0.1)))
+    # The final-pick section carries it (a best pick too) ...
+    assert "How sure is the pick?" in "\n".join(
+        _extra_sections(pd.DataFrame(), {"selection": selection(0.41)}))
+    # ... but not from a search.json from before the field, nor with one candidate only.
+    one = {**selection(0.41), "margins": {"a": {"low": 0.68, "high": 0.74}}}
+    assert _margin_lines(table, one) == []
+    assert "How sure" not in "\n".join(_extra_sections(pd.DataFrame(), {"selection": {
+        "rule": "r", "best_by_objective": "a", "chosen": "a", "lower_bounds": {}}}))

@@ -13,10 +13,12 @@ from automl_asd.evaluation.metrics import floored_hmean, machine_metrics, offici
 from automl_asd.search.selection import (
     SelectionRule,
     bootstrap_lower_bound,
+    bootstrap_table,
     distinct_key,
     objective_from_row,
     objective_value,
     parse_selection,
+    pick_margins,
     pick_trial,
     ranked_distinct,
 )
@@ -162,6 +164,45 @@ def test_bootstrap_lower_bound_prefers_the_stable_trial() -> None:
     top1 = SelectionRule(pick="bootstrap_lower_bound", top=1, n_boot=50)
     assert pick_trial(rows, top1, clip_scores={"fragile": fragile, "stable": stable})[0] \
         == "fragile"
+
+
+def test_pick_margins_tell_near_ties_from_clear_wins() -> None:
+    # "near": the same recipe's scores with a little noise (two close recipes); "weak" barely
+    # separates; "copy" has the same scores as "strong" under another hash.
+    strong = _clips(np.random.default_rng(10), sep=0.8)
+    rng = np.random.default_rng(104)
+    near = {k: (y, d, s + rng.normal(0, 0.2, len(s))) for k, (y, d, s) in strong.items()}
+    clips = {"strong": strong, "near": near, "copy": strong,
+             "weak": _clips(np.random.default_rng(3), sep=0.1)}
+    from automl_asd.search.selection import _aucs_of
+
+    rows = [{"trial_id": t, "order": i, "recipe_hash": f"h{t}",
+             "objective": objective_value("mean", _aucs_of(c))}
+            for i, (t, c) in enumerate(clips.items())]
+    rule = SelectionRule(top=4, n_boot=200)
+    table = bootstrap_table(rows, rule, clips, seed=0)
+    assert list(table) == ["strong", "copy", "near", "weak"]  # ranked by objective
+    chosen = pick_trial(rows, rule)[0]
+    assert chosen == "strong"
+    margins = pick_margins(table, chosen, rule.quantile)
+    assert "beats_chosen" not in margins["strong"]
+    assert margins["copy"]["beats_chosen"] == 0.0  # equal is not better
+    assert margins["weak"]["beats_chosen"] == 0.0
+    assert margins["weak"]["high"] < margins["strong"]["low"]
+    # A close recipe wins on a good share of the resamples: a near tie.
+    assert 0.25 <= margins["near"]["beats_chosen"] <= 0.75
+    for t, m in margins.items():
+        assert m["low"] == bootstrap_lower_bound("mean", clips[t], n_boot=200, seed=0)
+        assert m["low"] < m["high"]
+    # The chosen trial outside the table (no clip scores): nothing to say.
+    assert pick_margins(table, "other") == {}
+    # The bootstrap pick reads the same table whether given it or the clip scores.
+    boot = SelectionRule(pick="bootstrap_lower_bound", top=4, n_boot=200)
+    assert (pick_trial(rows, boot, table=bootstrap_table(rows, boot, clips, seed=3))
+            == pick_trial(rows, boot, clip_scores=clips, seed=3))
+    # Only the top distinct candidates with clip scores are in the table.
+    assert list(bootstrap_table(rows, SelectionRule(top=2, n_boot=20), {"copy": strong})) \
+        == ["copy"]
 
 
 def test_bootstrap_candidates_are_distinct_recipes() -> None:
