@@ -35,6 +35,7 @@ from automl_asd._version import __version__
 from automl_asd.backends import BACKENDS
 from automl_asd.components.params import ParamError, ParamSpec, check_bounds, validate
 from automl_asd.components.params import type_name as _type_name
+from automl_asd.components.registry import Registry
 from automl_asd.detectors import REGISTRY
 from automl_asd.errors import PermanentError
 from automl_asd.features import FeatureSpec
@@ -555,39 +556,33 @@ def _validate_param(spec: ParamSpec, value: Any, path: str, *, owner: str) -> An
         raise RecipeError(str(exc)) from None
 
 
-def _parse_backend(value: Any, path: str) -> dict[str, Any]:
+def _parse_named(value: Any, path: str, registry: Registry[Any], owner: str
+                 ) -> tuple[str, dict[str, Any]]:
+    """``{name, params}`` of a component of ``registry`` (detectors or backends), strictly
+    checked; ``owner`` prefixes the name in parameter errors ("backend " for a backend)."""
     mapping = _require_mapping(value, path)
     col = _Collect()
     col.run(_check_keys, mapping, ("name", "params"), path)
     if "name" not in mapping:
-        col.errors.append(f"{path}.name: missing; valid backends: {', '.join(sorted(BACKENDS))}")
+        col.errors.append(f"{path}.name: missing; valid {registry.kind}s: "
+                          f"{', '.join(registry.names())}")
         col.raise_if_any()
     name = _coerce(mapping["name"], str, f"{path}.name")
-    if name not in BACKENDS:
-        col.errors.append(f"{path}.name: {BACKENDS.unknown_message(name)}")
+    if name not in registry:
+        col.errors.append(f"{path}.name: {registry.unknown_message(name)}")
     col.raise_if_any()
-    cls = BACKENDS[name]
-    params = validate_params(
-        cls.params, mapping.get("params", {}), f"{path}.params", owner=f"backend {name}"
-    )
+    params = validate_params(registry[name].params, mapping.get("params", {}),
+                             f"{path}.params", owner=f"{owner}{name}")
+    return name, params
+
+
+def _parse_backend(value: Any, path: str) -> dict[str, Any]:
+    name, params = _parse_named(value, path, BACKENDS, "backend ")
     return {"name": name, "params": params}
 
 
 def _parse_detector(value: Any, path: str) -> DetectorSpec:
-    mapping = _require_mapping(value, path)
-    col = _Collect()
-    col.run(_check_keys, mapping, ("name", "params"), path)
-    valid = ", ".join(sorted(REGISTRY))
-    if "name" not in mapping:
-        col.errors.append(f"{path}.name: missing; valid detectors: {valid}")
-        col.raise_if_any()
-    name = _coerce(mapping["name"], str, f"{path}.name")
-    if name not in REGISTRY:
-        col.errors.append(f"{path}.name: {REGISTRY.unknown_message(name)}")
-    col.raise_if_any()
-    params = validate_params(
-        REGISTRY[name].params, mapping.get("params", {}), f"{path}.params", owner=name
-    )
+    name, params = _parse_named(value, path, REGISTRY, "")
     return DetectorSpec(name=name, params=params)
 
 
