@@ -38,16 +38,20 @@ import numpy as np
 from automl_asd import synth
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.search.selection import (
+    NEAR_TIE,
     OBJECTIVES,
     PICKS,
     SelectionRule,
+    bootstrap_table,
+    near_ties,
     objective_value,
+    pick_margins,
     pick_trial,
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
-           "make_data", "make_novel", "rule_name", "rule_picks", "spearman"]
+           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "ties_line"]
 
 
 @dataclass(frozen=True)
@@ -169,21 +173,40 @@ def rule_name(rule: SelectionRule) -> str:
 
 def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = SelectionRule.top,
                n_boot: int = SelectionRule.n_boot
-               ) -> dict[str, tuple[dict[str, Any], list[float]]]:
+               ) -> dict[str, tuple[dict[str, Any], list[float], int]]:
     """What every selection rule freezes from the development numbers alone: ``"<objective>/
     <pick>"`` (:func:`rule_name`) -> (the chosen candidate, every candidate's objective value
-    in ``cands`` order). ``cands`` are :func:`candidate_scores` dicts with ``trial_id`` and
-    ``order`` added."""
-    out: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    in ``cands`` order, how many of the top candidates are near ties of the chosen one: what
+    the search report's "How sure is the pick?" counts). ``cands`` are
+    :func:`candidate_scores` dicts with ``trial_id`` and ``order`` added."""
+    out: dict[str, tuple[dict[str, Any], list[float], int]] = {}
     clips = {c["trial_id"]: c["clips"] for c in cands}
     for objective, pick in itertools.product(OBJECTIVES, PICKS):
         rows = [{"trial_id": c["trial_id"], "order": c["order"],
                  "objective": objective_value(objective, c["aucs"])} for c in cands]
         rule = SelectionRule(objective=objective, pick=pick, top=top, n_boot=n_boot)
-        chosen, _ = pick_trial(rows, rule, clip_scores=clips, seed=seed)
+        table = bootstrap_table(rows, rule, clips, seed=seed)
+        chosen, _ = pick_trial(rows, rule, table=table)
+        ties = near_ties(pick_margins(table, chosen, rule.quantile))
         out[rule_name(rule)] = (next(c for c in cands if c["trial_id"] == chosen),
-                                      [r["objective"] for r in rows])
+                                [r["objective"] for r in rows], len(ties))
     return out
+
+
+def ties_line(rule: str, draws: list[tuple[int | None, float]]) -> str:
+    """One line: ``rule``'s mean and largest regret over the draws where its pick had near
+    ties (:func:`rule_picks`' third item) and over those where it had none; ``draws`` holds
+    (ties or None when not recorded, regret) per draw."""
+    known = [(t, r) for t, r in draws if t is not None]
+    parts = []
+    for label, group in (("with near ties", [r for t, r in known if t > 0]),
+                         ("without", [r for t, r in known if t == 0])):
+        parts.append(f"{label} {len(group)} draws, regret "
+                     + (f"{np.mean(group):.4f} (max {np.max(group):.4f})" if group else "n/a"))
+    missing = len(draws) - len(known)
+    return (f"{rule}: picks with near ties (a top recipe beats the pick on >= "
+            f"{100 * NEAR_TIE:.0f} % of the dev resamples): " + "; ".join(parts)
+            + (f"; {missing} draws recorded before the count" if missing else ""))
 
 
 def add_draw_args(parser: argparse.ArgumentParser, *, draws: int = 6, size: str = "small",

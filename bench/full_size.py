@@ -50,6 +50,7 @@ from draws import (
     rule_name,
     rule_picks,
     spearman,
+    ties_line,
 )
 
 from automl_asd.data import scan
@@ -74,13 +75,13 @@ def _omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     return float(omega)
 
 
-def _rules(picks: dict[str, tuple[dict[str, Any], list[float]]], cands: list[dict[str, Any]],
-           big: bool) -> dict[str, dict[str, float]]:
+def _rules(picks: dict[str, tuple[dict[str, Any], list[float], int]],
+           cands: list[dict[str, Any]], big: bool) -> dict[str, dict[str, float]]:
     """Every selection rule's pick (:func:`draws.rule_picks`), scored on the novel types at the
     small size and (``big``: every candidate has ``big_omega``) at the big one."""
     out: dict[str, dict[str, float]] = {}
-    for name, (c, objs) in picks.items():
-        r = {"small": c["novel_omega"],
+    for name, (c, objs, ties) in picks.items():
+        r = {"small": c["novel_omega"], "ties": ties,
              "regret_small": max(x["novel_omega"] for x in cands) - c["novel_omega"],
              "rho_small": spearman(objs, [x["novel_omega"] for x in cands])}
         if big:
@@ -112,7 +113,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
                                   args.work / f"draw{draw.index}" / "candidates")
         cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe.name, **scores})
     picks = rule_picks(cands, draw.seed)
-    frozen, objectives = picks[rule_name(SelectionRule())]  # the default rule's
+    frozen, objectives, _ = picks[rule_name(SelectionRule())]  # the default rule's
     for c, objective in zip(cands, objectives, strict=True):
         c["objective"] = objective
     # At the big size: the frozen candidate and the reference, every candidate only on request
@@ -216,6 +217,12 @@ def main() -> None:
             _ms([r[k] for r in rs if k in r])
             for k in ("small", "regret_small", "rho_small", "big", "regret_big", "rho_big"))
             + " |")
+    default = rule_name(SelectionRule())
+    for key, size in (("regret_small", s), ("regret_big", b)):
+        if all(key in d["rules"][default] for d in draws):
+            print(f"at {size}: " + ties_line(default, [(d["rules"][default].get("ties"),
+                                                        d["rules"][default][key])
+                                                       for d in draws]))
     if args.json:
         args.json.write_text(json.dumps(draws, indent=2))
 

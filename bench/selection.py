@@ -46,13 +46,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from draws import candidate_scores, family_draws, make_data, rule_picks, spearman
+from draws import (
+    candidate_scores,
+    family_draws,
+    make_data,
+    rule_name,
+    rule_picks,
+    spearman,
+    ties_line,
+)
 
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
+from automl_asd.search.selection import SelectionRule
 from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
@@ -117,10 +126,12 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
     frozen: dict[str, Any] = {}
-    for name, (c, objs) in rule_picks(cands, seed, top=args.top, n_boot=args.n_boot).items():
+    picks = rule_picks(cands, seed, top=args.top, n_boot=args.n_boot)
+    for name, (c, objs, ties) in picks.items():
         results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
                          "regret": best_novel - c["novel_omega"],
-                         "rho": spearman(objs, [x["novel_omega"] for x in cands])}
+                         "rho": spearman(objs, [x["novel_omega"] for x in cands]),
+                         "ties": ties}
         frozen[name] = c["recipe"]
         path = root / f"recipe_{name.replace('/', '_')}.json"
         path.write_text(c["recipe"].to_json())
@@ -134,10 +145,10 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"  best novel Ω among candidates {best_novel:.4f}; reference (candidate 0) novel Ω "
           f"{cands[0]['novel_omega']:.4f}; shipped: "
           + ", ".join(f"{k} {v:.4f}" for k, v in shipped.items()))
-    print(f"  {'rule':<40} {'dev Ω':>7} {'novel Ω':>8} {'regret':>7} {'ρ':>6}")
+    print(f"  {'rule':<40} {'dev Ω':>7} {'novel Ω':>8} {'regret':>7} {'ρ':>6} {'ties':>5}")
     for name, r in results.items():
         print(f"  {name:<40} {r['dev']:7.4f} {r['novel']:8.4f} {r['regret']:7.4f} "
-              f"{r['rho']:6.3f}")
+              f"{r['rho']:6.3f} {r['ties']:5d}")
     out = {"draw": draw, "seed": seed, "split": split, "dev": dev_types, "novel": novel_types,
            "results": results, "shipped": shipped, "best_novel": best_novel,
            "reference_novel": cands[0]["novel_omega"]}
@@ -205,6 +216,9 @@ def main() -> None:
     for name in SHIPPED:
         if all(name in d["shipped"] for d in draws):
             print(f"  {'shipped ' + name:<42} {_spread([d['shipped'][name] for d in draws])}")
+    default = rule_name(SelectionRule())
+    print(ties_line(default, [(d["results"][default].get("ties"), d["results"][default]["regret"])
+                              for d in draws]))
     winner = min(rules, key=lambda r: (means[r][1], -means[r][0]))
     print(f"\nlowest mean regret: {winner} (novel Ω {means[winner][0]:.4f}, regret "
           f"{means[winner][1]:.4f}, ρ {means[winner][3]:.3f})")

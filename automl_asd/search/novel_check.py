@@ -34,8 +34,10 @@ from automl_asd.data import DataError, Domain, Label, scan
 from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import (
+    NEAR_TIE,
     bootstrap_table,
     distinct_key,
+    near_ties,
     pick_margins,
     pick_trial,
     ranked_distinct,
@@ -51,9 +53,6 @@ __all__ = ["make_picker", "check_novel", "novel_check", "carry_summary", "top_di
 logger = logging.getLogger(__name__)
 
 NOVEL_TABLE = "novel_check.parquet"
-#: A top recipe that beats the chosen one on at least this fraction of the bootstrap
-#: resamples is reported as a near tie (the development data cannot tell the two apart).
-NEAR_TIE = 0.25
 
 
 def top_distinct(done: Sequence[TrialRecord], k: int, frozen_id: str
@@ -134,7 +133,7 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
         except Exception as exc:  # a read-out only: it never changes or loses the choice
             logger.warning("how sure the final pick is could not be measured (%s)", exc)
             margins = {}
-        ties = [t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= NEAR_TIE]
+        ties = near_ties(margins)
         if margins:
             logger.info("final pick: %d of the other %d top recipes beat the chosen one on "
                         ">= %.0f %% of %d bootstrap resamples of the development clips",

@@ -77,6 +77,7 @@ from automl_asd.evaluation.metrics import MAX_FPR, floored_hmean
 from automl_asd.io.clip_scores import ClipScores
 
 __all__ = [
+    "NEAR_TIE",
     "OBJECTIVES",
     "PICKS",
     "SelectionRule",
@@ -86,6 +87,7 @@ __all__ = [
     "bootstrap_lower_bound",
     "bootstrap_table",
     "bootstrap_values",
+    "near_ties",
     "pick_margins",
     "pick_trial",
     "ranked_distinct",
@@ -94,6 +96,9 @@ __all__ = [
 ]
 
 OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
+#: A top recipe that beats the chosen one on at least this fraction of the paired bootstrap
+#: resamples is a near tie (:func:`near_ties`): the development data cannot tell the two apart.
+NEAR_TIE = 0.25
 PICKS = ("best", "bootstrap_lower_bound")
 _KEYS = {"objective", "pick", "top", "quantile", "n_boot"}
 
@@ -339,6 +344,13 @@ def pick_margins(table: Mapping[str, NDArray[np.float64]], chosen: str, quantile
         if t != chosen:
             out[t]["beats_chosen"] = float(np.mean(v > ref))
     return out
+
+
+def near_ties(margins: Mapping[str, Mapping[str, float]], threshold: float = NEAR_TIE
+              ) -> list[str]:
+    """The trials of :func:`pick_margins` that beat the chosen one on at least ``threshold``
+    of the resamples."""
+    return [t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= threshold]
 
 
 def ranked_distinct(candidates: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -153,3 +154,34 @@ def test_spearman(draws: ModuleType) -> None:
     assert draws.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert draws.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)  # 1 - 6*2/(3*8)
     assert np.isnan(draws.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def _bench_clips(seed: int, sep: float, noise_of: dict[str, Any] | None = None,
+                 jitter: float = 0.0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in ("a", "b"):
+        y = np.array([0] * 20 + [1] * 20 + [0] * 20 + [1] * 20)
+        dom = np.array(["source"] * 40 + ["target"] * 40)
+        base = (noise_of[t][2] if noise_of is not None
+                else np.where(y == 1, sep, 0.0) + rng.normal(0, 0.5, len(y)))
+        out[t] = (y, dom, base + rng.normal(0, jitter, len(y)) if jitter else base)
+    return out
+
+
+def test_rule_picks_count_near_ties_and_split_regret(draws: ModuleType) -> None:
+    from automl_asd.search.selection import _aucs_of
+
+    strong = _bench_clips(10, 0.8)
+    cands = []
+    for i, clips in enumerate([strong, _bench_clips(104, 0, strong, 0.2), _bench_clips(3, 0.1)]):
+        cands.append({"trial_id": f"c{i}", "order": i, "clips": clips,
+                      "aucs": _aucs_of(clips), "novel_omega": 0.6 - 0.01 * i})
+    picks = draws.rule_picks(cands, 0, n_boot=200)
+    chosen, objectives, ties = picks["mean/best"]
+    assert chosen["trial_id"] == "c0" and len(objectives) == 3
+    assert ties == 1  # the noisy copy of the chosen scores is a near tie; the weak one is not
+    line = draws.ties_line("mean/best", [(1, 0.05), (2, 0.03), (0, 0.01), (None, 0.2)])
+    assert "with near ties 2 draws, regret 0.0400 (max 0.0500)" in line
+    assert "without 1 draws, regret 0.0100 (max 0.0100)" in line
+    assert "1 draws recorded before the count" in line
