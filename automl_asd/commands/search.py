@@ -118,6 +118,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
         os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from automl_asd.io.search_report import pick_certainty_line  # noqa: PLC0415  (pandas)
     from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
 
     if args.leave_one_out:
@@ -138,6 +139,9 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
     base = (f"; {outcome.reference}: Ω = {outcome.reference_omega:.4f}"
             if outcome.reference_omega is not None else "")
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")
+    certainty = pick_certainty_line(outcome.run_dir)
+    if certainty:
+        print(certainty)
     print(f"frozen recipe: {outcome.files['recipe']}")
     print(f"report: {outcome.files['report']}")
     if "novel" in outcome.files:

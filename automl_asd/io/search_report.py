@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "META_NAME",
+    "pick_certainty_line",
     "read_search_meta",
     "write_search_meta",
     "DUPLICATES_NAME",
@@ -341,12 +342,41 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _tied(sel: Mapping[str, Any]) -> tuple[list[str], int] | None:
+    """(near ties of the chosen trial, other candidates) from ``selection`` of
+    ``search.json``; None without margins for two or more candidates."""
+    margins = sel.get("margins")
+    if not isinstance(margins, Mapping) or len(margins) < 2:
+        return None
+    near = float(sel.get("near_tie", 0.25))
+    return ([t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= near],
+            len(margins) - 1)
+
+
+def pick_certainty_line(out_dir: Path) -> str | None:
+    """One line for the terminal: how many of the top recipes are near ties of the frozen
+    one (``search.json``'s ``selection.margins``); None when the search recorded none."""
+    sel = (read_search_meta(out_dir) or {}).get("selection")
+    if not isinstance(sel, Mapping):
+        return None
+    tied = _tied(sel)
+    if tied is None:
+        return None
+    ties, others = tied
+    near = 100 * float(sel.get("near_tie", 0.25))
+    return (f"how sure is the pick: {len(ties)} of the other {others} top recipes beat it on "
+            f">= {near:.0f} % of bootstrap resamples of the development clips"
+            + (" (near ties: see the search report)" if ties else ""))
+
+
 def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
     """"How sure is the pick?": the top recipes' bootstrap interval and how often each beats
     the chosen trial (``selection.margins`` of ``search.json``; nothing without it)."""
-    margins = sel.get("margins")
-    if not isinstance(margins, Mapping) or len(margins) < 2:
+    tied = _tied(sel)
+    if tied is None:
         return []
+    ties, _ = tied
+    margins = sel["margins"]
     chosen = str(sel.get("chosen"))
     near = float(sel.get("near_tie", 0.25))
     objective = (dict(zip(table["trial_id"].astype(str), table["objective"], strict=True))
@@ -356,7 +386,6 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
              "beats chosen": (f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
                               else "—")}
             for t, m in margins.items()]
-    ties = [t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= near]
     verdict = (f"**{len(ties)} of the other {len(margins) - 1}** beat the chosen trial on at "
                f"least {100 * near:.0f} % of the resamples: on these development clips they "
                "are near ties, and the development data do not decide which of them carries "

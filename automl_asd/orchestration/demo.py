@@ -20,6 +20,7 @@ from pathlib import Path
 from automl_asd import synth
 from automl_asd.apply import ApplyConfig, apply_recipe
 from automl_asd.io.run_folder import LOCK_FILE, OutputError, RunFolder
+from automl_asd.io.search_report import pick_certainty_line
 from automl_asd.orchestration.ray_runner import RayRunner
 from automl_asd.orchestration.session import init_ray
 from automl_asd.orchestration.tune import run_search
@@ -141,6 +142,9 @@ def run_demo(
         base = (f" ({outcome.reference}: Ω {outcome.reference_omega:.4f})"
                 if outcome.reference_omega is not None else "")
         say(f"      best trial {outcome.best_trial_id}: in-search Ω {outcome.best_omega:.4f}{base}")
+        certainty = pick_certainty_line(search_dir)
+        if certainty:
+            say(f"      {certainty}")
         recipe_path = outcome.files["recipe"]
 
         t = time.perf_counter()

@@ -133,6 +133,13 @@ def test_a_best_pick_reports_how_sure_it_is_and_rescores_nothing(tmp_path: Path)
     assert "beats_chosen" not in meta["margins"]["a"]
     assert meta["margins"]["b"]["beats_chosen"] == 1.0
     assert meta["margins"]["b"]["low"] > meta["margins"]["a"]["high"]
+    # ... and `search` / `demo` print it in one line.
+    from automl_asd.io.search_report import pick_certainty_line
+
+    assert pick_certainty_line(tmp_path) == (
+        "how sure is the pick: 1 of the other 1 top recipes beat it on >= 25 % of bootstrap "
+        "resamples of the development clips (near ties: see the search report)")
+    assert pick_certainty_line(tmp_path / "nowhere") is None
     # The bootstrap pick chooses "b"; then "a" never beats it.
     _, _, boot = _pick({"a", "b", "c", "d"}, tmp_path)
     assert boot["chosen"] == "b" and boot["margins"]["a"]["beats_chosen"] == 0.0
