@@ -51,7 +51,8 @@ from automl_asd.search.selection import (
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
-           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "ties_line"]
+           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "stored_omega",
+           "ties_line"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,18 @@ def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,
     meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
                                      "novel_omega": n.omega}))
     return {"aucs": aucs, "clips": per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
+
+
+def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
+    """Official Ω of ``recipe`` on ``machines``, kept in ``store/<content hash>.json`` (a
+    re-run, or another bench on the same ``--work``, reads it back)."""
+    path = store / f"{recipe.content_hash()[:16]}.json"
+    if path.is_file():
+        return float(json.loads(path.read_text())["omega"])
+    omega = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu").omega
+    store.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
+    return float(omega)
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -50,11 +50,11 @@ from draws import (
     rule_name,
     rule_picks,
     spearman,
+    stored_omega,
     ties_line,
 )
 
 from automl_asd.data import scan
-from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import load_recipe
 from automl_asd.search.budget import random_points
 from automl_asd.search.selection import SelectionRule
@@ -62,17 +62,6 @@ from automl_asd.search.space import load_space
 
 RECIPES = ("hedge_logz_frame", "searched_pooled_logz", "searched_random_types_hedge",
            "fast_default")
-
-
-def _omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
-    """Official Ω of ``recipe`` on ``machines``, kept in ``store/<content hash>.json``."""
-    path = store / f"{recipe.content_hash()[:16]}.json"
-    if path.is_file():
-        return float(json.loads(path.read_text())["omega"])
-    omega = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu").omega
-    store.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
-    return float(omega)
 
 
 def _rules(picks: dict[str, tuple[dict[str, Any], list[float], int]],
@@ -119,13 +108,14 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     # At the big size: the frozen candidate and the reference, every candidate only on request
     # (a frame-level hedge member costs minutes per full-size type on 2 cores).
     for c in cands if args.all_candidates else [frozen, cands[0]]:
-        c["big_omega"] = _omega(recipes[c["trial_id"]], big, big_cache, big_store)
+        c["big_omega"] = stored_omega(recipes[c["trial_id"]], big, big_cache, big_store)
         print(f"  draw {draw.index} {c['recipe']}: objective {c['objective']:.4f}, novel Ω "
               f"{args.size} {c['novel_omega']:.4f} / {args.novel_size} {c['big_omega']:.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     named = {name: load_recipe(name) for name in args.recipes}
-    shipped = {name: (_omega(r, novel, small_cache, args.work / f"draw{draw.index}" / "shipped"),
-                      _omega(r, big, big_cache, big_store))
+    small_store = args.work / f"draw{draw.index}" / "shipped"
+    shipped = {name: (stored_omega(r, novel, small_cache, small_store),
+                      stored_omega(r, big, big_cache, big_store))
                for name, r in named.items()}
     t_eval = time.perf_counter() - t0
     # every recipe scored at both sizes, each behaviour once (the reference point is

@@ -147,6 +147,10 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert y.tolist() == [0, 1] and dom.tolist() == ["source", "target"]
     assert s.tolist() == [0.25, 2.5]
     assert (again["dev_omega"], again["novel_omega"]) == (0.61, 0.52)
+    # A shipped recipe's Ω alone, kept the same way (bench/selection.py and full_size.py).
+    assert draws.stored_omega(recipe, "novel", tmp_path / "cache", tmp_path / "sh") == 0.52
+    assert draws.stored_omega(recipe, "dev", tmp_path / "cache", tmp_path / "sh") == 0.52
+    assert len(calls) == 3  # read back: a store holds one data set, keyed by recipe alone
 
 
 def test_spearman(draws: ModuleType) -> None:
