@@ -342,15 +342,16 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _tied(sel: Mapping[str, Any]) -> tuple[list[str], int] | None:
-    """(near ties of the chosen trial, other candidates) from ``selection`` of
-    ``search.json``; None without margins for two or more candidates."""
+def _tied(sel: Mapping[str, Any]) -> tuple[list[str], int, float] | None:
+    """(near ties of the chosen trial, number of other candidates, the near-tie fraction)
+    from ``selection`` of ``search.json`` (the search layer's ``selection.near_ties``, read
+    back); None without margins for two or more candidates."""
     margins = sel.get("margins")
     if not isinstance(margins, Mapping) or len(margins) < 2:
         return None
     near = float(sel.get("near_tie", 0.25))
     return ([t for t, m in margins.items() if m.get("beats_chosen", 0.0) >= near],
-            len(margins) - 1)
+            len(margins) - 1, near)
 
 
 def pick_certainty_line(out_dir: Path) -> str | None:
@@ -362,10 +363,9 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     tied = _tied(sel)
     if tied is None:
         return None
-    ties, others = tied
-    near = 100 * float(sel.get("near_tie", 0.25))
+    ties, others, near = tied
     return (f"how sure is the pick: {len(ties)} of the other {others} top recipes beat it on "
-            f">= {near:.0f} % of bootstrap resamples of the development clips"
+            f">= {100 * near:.0f} % of bootstrap resamples of the development clips"
             + (" (near ties: see the search report)" if ties else ""))
 
 
@@ -375,10 +375,9 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
     tied = _tied(sel)
     if tied is None:
         return []
-    ties, _ = tied
+    ties, others, near = tied
     margins = sel["margins"]
     chosen = str(sel.get("chosen"))
-    near = float(sel.get("near_tie", 0.25))
     objective = (dict(zip(table["trial_id"].astype(str), table["objective"], strict=True))
                  if {"trial_id", "objective"} <= set(table.columns) else {})
     rows = [{"trial_id": f"{t} (chosen)" if t == chosen else t,
@@ -386,12 +385,12 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
              "beats chosen": (f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
                               else "—")}
             for t, m in margins.items()]
-    verdict = (f"**{len(ties)} of the other {len(margins) - 1}** beat the chosen trial on at "
+    verdict = (f"**{len(ties)} of the other {others}** beat the chosen trial on at "
                f"least {100 * near:.0f} % of the resamples: on these development clips they "
                "are near ties, and the development data do not decide which of them carries "
                "best to new machines (`search --novel` measures that on labelled machines "
                "the search never sees)." if ties else
-               f"None of the other {len(margins) - 1} beats the chosen trial on "
+               f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them.")
     return ["### How sure is the pick?", "",
