@@ -364,7 +364,8 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     if tied is None:
         return None
     ties, others, near = tied
-    return (f"how sure is the pick: {len(ties)} of the other {others} top recipes beat it on "
+    return (f"how sure is the pick: {len(ties)} of the other {others} top recipes "
+            f"{'beats' if len(ties) == 1 else 'beat'} it on "
             f">= {100 * near:.0f} % of bootstrap resamples of the development clips"
             + (" (near ties: see the search report)" if ties else ""))
 
@@ -385,7 +386,8 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
              "beats chosen": (f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
                               else "—")}
             for t, m in margins.items()]
-    verdict = (f"**{len(ties)} of the other {others}** beat the chosen trial on at "
+    verdict = (f"**{len(ties)} of the other {others}** "
+               f"{'beats' if len(ties) == 1 else 'beat'} the chosen trial on at "
                f"least {100 * near:.0f} % of the resamples: on these development clips they "
                "are near ties, and the development data do not decide which of them carries "
                "best to new machines (`search --novel` measures that on labelled machines "

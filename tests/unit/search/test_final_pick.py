@@ -137,7 +137,7 @@ def test_a_best_pick_reports_how_sure_it_is_and_rescores_nothing(tmp_path: Path)
     from automl_asd.io.search_report import pick_certainty_line
 
     assert pick_certainty_line(tmp_path) == (
-        "how sure is the pick: 1 of the other 1 top recipes beat it on >= 25 % of bootstrap "
+        "how sure is the pick: 1 of the other 1 top recipes beats it on >= 25 % of bootstrap "
         "resamples of the development clips (near ties: see the search report)")
     assert pick_certainty_line(tmp_path / "nowhere") is None
     # The bootstrap pick chooses "b"; then "a" never beats it.
@@ -216,7 +216,10 @@ def test_the_report_says_how_sure_the_pick_is() -> None:
     tied = "\n".join(_margin_lines(table, selection(0.41)))
     assert "### How sure is the pick?" in tied
     assert "| a (chosen) | 0.7100" in tied and "| 41 % |" in tied and "| 2 % |" in tied
-    assert "**1 of the other 2** beat the chosen trial on at least 25 %" in tied
+    assert "**1 of the other 2** beats the chosen trial on at least 25 %" in tied
+    assert "**2 of the other 2** beat the chosen trial" in "\n".join(_margin_lines(table, {
+        **selection(0.41), "margins": {**selection(0.41)["margins"], "c": {
+            "low": 0.61, "high": 0.69, "beats_chosen": 0.3}}}))
     assert "None of the other 2 beats the chosen trial" in "\n".join(
         _margin_lines(table, selection(0.1)))
     # The final-pick section carries it (a best pick too) ...
