@@ -18,7 +18,10 @@ only; we report:
 
 * ``novel Ω``: the frozen candidate's Ω on the novel types;
 * ``regret``: best novel Ω among all candidates − the frozen candidate's novel Ω;
-* ``ρ``: Spearman correlation between the rule's objective and the novel Ω over all candidates.
+* ``ρ``: Spearman correlation between the rule's objective and the novel Ω over all candidates;
+* ``ties``: how many of the top candidates beat the frozen one on >= 25 % of paired bootstrap
+  resamples of the development clips (near ties, what a search's report counts under "How
+  sure is the pick?"); the summary splits the default rule's regret by draws with and without.
 
 Per draw, then mean, standard deviation and min..max over draws; the rule with the lowest mean
 regret is the measured default. The cheap shipped recipes are scored on each draw's novel types
@@ -31,7 +34,9 @@ Usage::
     nice -n 15 .venv/bin/python bench/selection.py --split families --size small --draws 4 \
         --candidates 20 --work /tmp/sel                      # families held out of dev
 
-Features are cached in ``<work>/cache`` (reruns on the same work dir reuse data and features).
+Features are cached in ``<work>/cache`` (reruns on the same work dir reuse data and features;
+candidates' and shipped recipes' scores are kept under ``<work>/draw<d>/``, so a re-run of a
+draw only recomputes the rules).
 """
 
 from __future__ import annotations
