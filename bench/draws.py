@@ -26,7 +26,6 @@ Usage (from another bench)::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -194,15 +193,18 @@ def rule_picks(cands: list[dict[str, Any]], seed: int, *, top: int = SelectionRu
     :func:`candidate_scores` dicts with ``trial_id`` and ``order`` added."""
     out: dict[str, tuple[dict[str, Any], list[float], int]] = {}
     clips = {c["trial_id"]: c["clips"] for c in cands}
-    for objective, pick in itertools.product(OBJECTIVES, PICKS):
+    for objective in OBJECTIVES:
         rows = [{"trial_id": c["trial_id"], "order": c["order"],
                  "objective": objective_value(objective, c["aucs"])} for c in cands]
-        rule = SelectionRule(objective=objective, pick=pick, top=top, n_boot=n_boot)
-        table = bootstrap_table(rows, rule, clips, seed=seed)
-        chosen, _ = pick_trial(rows, rule, table=table)
-        ties = near_ties(pick_margins(table, chosen, rule.quantile))
-        out[rule_name(rule)] = (next(c for c in cands if c["trial_id"] == chosen),
-                                [r["objective"] for r in rows], len(ties))
+        # the same resamples for both picks of one objective: one table serves them
+        table = bootstrap_table(rows, SelectionRule(objective=objective, top=top, n_boot=n_boot),
+                                clips, seed=seed)
+        for pick in PICKS:
+            rule = SelectionRule(objective=objective, pick=pick, top=top, n_boot=n_boot)
+            chosen, _ = pick_trial(rows, rule, table=table)
+            ties = near_ties(pick_margins(table, chosen, rule.quantile))
+            out[rule_name(rule)] = (next(c for c in cands if c["trial_id"] == chosen),
+                                    [r["objective"] for r in rows], len(ties))
     return out
 
 

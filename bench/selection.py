@@ -130,14 +130,12 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t_eval = time.perf_counter() - t0
     best_novel = max(c["novel_omega"] for c in cands)
     results: dict[str, dict[str, float]] = {}
-    frozen: dict[str, Any] = {}
     picks = rule_picks(cands, seed, top=args.top, n_boot=args.n_boot)
     for name, (c, objs, ties) in picks.items():
         results[name] = {"novel": c["novel_omega"], "dev": c["dev_omega"],
                          "regret": best_novel - c["novel_omega"],
                          "rho": spearman(objs, [x["novel_omega"] for x in cands]),
                          "ties": ties}
-        frozen[name] = c["recipe"]
         path = root / f"recipe_{name.replace('/', '_')}.json"
         path.write_text(c["recipe"].to_json())
     # kept by content hash where bench/full_size.py keeps them: a re-run reads them back
