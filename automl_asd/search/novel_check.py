@@ -37,7 +37,6 @@ from automl_asd.search.selection import (
     NEAR_TIE,
     bootstrap_table,
     distinct_key,
-    near_ties,
     pick_margins,
     pick_trial,
     ranked_distinct,
@@ -133,11 +132,6 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
         except Exception as exc:  # a read-out only: it never changes or loses the choice
             logger.warning("how sure the final pick is could not be measured (%s)", exc)
             margins = {}
-        ties = near_ties(margins)
-        if margins:
-            logger.info("final pick: %d of the other %d top recipes beat the chosen one on "
-                        ">= %.0f %% of %d bootstrap resamples of the development clips",
-                        len(ties), len(margins) - 1, 100 * NEAR_TIE, rule.n_boot)
         meta = io.read_search_meta(out) or {}
         io.write_search_meta(out, {**meta, "selection": {
             "rule": rule.describe(), "best_by_objective": best, "chosen": chosen,
