@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 #: What a search writes into its run folder (``tune/``: Ray Tune's state, ``loo/``: folds).
 SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_trials.png",
                    "search_report.md", "leave_one_out.parquet", "leave_one_out.md", "tune/*",
-                   "loo/*")
+                   "loo/*", "near_ties/*")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _run(args, cfg)
         finally:
-            folder.manifest["dirs"] = [d for d in ("tune", "loo") if (args.out / d).is_dir()]
+            folder.manifest["dirs"] = [d for d in ("tune", "loo", "near_ties")
+                                       if (args.out / d).is_dir()]
             folder.record(p.name for p in sorted(args.out.iterdir())
                           if p.is_file() and p.name in SEARCH_PATTERNS)
 

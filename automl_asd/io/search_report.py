@@ -32,6 +32,9 @@ __all__ = [
     "write_duplicates",
     "read_duplicates",
     "write_recipe",
+    "NEAR_TIES_DIR",
+    "clear_tie_recipes",
+    "write_tie_recipe",
     "write_trials",
     "plot_omega",
     "write_search_report",
@@ -44,6 +47,8 @@ __all__ = [
 META_NAME = "search.json"
 #: Skipped duplicate proposals of the searcher (:func:`write_duplicates`).
 DUPLICATES_NAME = "duplicates.json"
+#: The near ties of the frozen trial, frozen beside ``recipe.json`` (:func:`write_tie_recipe`).
+NEAR_TIES_DIR = "near_ties"
 
 
 def read_search_meta(out_dir: Path) -> dict[str, Any] | None:
@@ -79,6 +84,22 @@ def read_duplicates(out_dir: Path) -> int | None:
 def write_recipe(out_dir: Path, recipe: Recipe) -> Path:
     """``<out>/recipe.json``: the frozen best recipe."""
     return atomic_write_text(out_dir / "recipe.json", recipe.to_json())
+
+
+def clear_tie_recipes(out_dir: Path) -> None:
+    """Remove the near ties an earlier freeze of this run wrote (``<out>/near_ties/*.json``)."""
+    for old in (out_dir / NEAR_TIES_DIR).glob("*.json"):
+        old.unlink()
+
+
+def write_tie_recipe(out_dir: Path, trial_id: str, recipe: Recipe) -> str:
+    """``<out>/near_ties/<trial id>.json``: a near tie of the frozen trial, frozen beside it;
+    returns its path relative to ``out_dir`` (as ``search.json`` records it)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trial_id).lstrip(".")
+    rel = f"{NEAR_TIES_DIR}/{safe or 'trial'}.json"
+    (out_dir / NEAR_TIES_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / rel, recipe.to_json())
+    return rel
 
 
 def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
@@ -364,10 +385,19 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     if tied is None:
         return None
     ties, others, near = tied
+    written = _tie_recipes(sel)
+    where = (f"their recipes in {out_dir / NEAR_TIES_DIR}, " if written else "")
     return (f"how sure is the pick: {len(ties)} of the other {others} top recipes "
             f"{'beats' if len(ties) == 1 else 'beat'} it on "
             f">= {100 * near:.0f} % of bootstrap resamples of the development clips"
-            + (" (near ties: see the search report)" if ties else ""))
+            + (f" (near ties: {where}see the search report)" if ties else ""))
+
+
+def _tie_recipes(sel: Mapping[str, Any]) -> dict[str, str]:
+    """``selection.tie_recipes`` of ``search.json``: near tie -> its recipe file, relative to
+    the run folder (empty for a search that wrote none, or one from before the field)."""
+    written = sel.get("tie_recipes")
+    return {str(t): str(p) for t, p in written.items()} if isinstance(written, Mapping) else {}
 
 
 def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
@@ -395,13 +425,19 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them.")
+    written = _tie_recipes(sel)
+    files = ([f"Their recipes are frozen beside `recipe.json` (same provenance, their own "
+              f"trial id): {', '.join(f'`{p}`' for p in written.values())}. To see which "
+              "carries, apply each beside it to labelled machines of your own that the search "
+              "did not see (`automl-asd apply --frozen RUN/<file> --data ROOT --out DIR`) and "
+              "compare the runs (`automl-asd summarize DIR...`).", ""] if written else [])
     return ["### How sure is the pick?", "",
             "The top distinct recipes whose trials kept per-clip scores, each scored on the "
             "same bootstrap resamples of the development test clips (drawn within each type, "
             "domain and label): `low` / `high` are quantiles of the objective over the "
             "resamples (the rule's `quantile` and one minus it); `beats chosen` is how often "
             "the recipe's objective is above the chosen trial's on the same resample.", "",
-            _md_table(pd.DataFrame(rows)), "", verdict, ""]
+            _md_table(pd.DataFrame(rows)), "", verdict, "", *files]
 
 
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,

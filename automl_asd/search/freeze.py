@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from automl_asd.errors import AutomlAsdError
 from automl_asd.io import search_report as io
 from automl_asd.search.config import SearchConfig, SearchOutcome
+from automl_asd.search.selection import NEAR_TIE, near_ties
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord, rank_key, table, trial_recipe
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from automl_asd.recipe import DataFingerprint, Recipe
 
 __all__ = ["FreezeError", "SearchProvenance", "Pick", "complete", "ranked", "best_record",
-           "reference_omega", "freeze", "freeze_search"]
+           "reference_omega", "freeze", "freeze_near_ties", "freeze_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,12 @@ def best_record(records: Sequence[TrialRecord], pick: Pick | None = None) -> Tri
 
 
 def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: SearchProvenance,
-           *, pick: Pick | None = None) -> Recipe:
+           *, pick: Pick | None = None, name: str | None = None, title: str | None = None
+           ) -> Recipe:
     """The frozen recipe of the best (or picked) trial, with its description and provenance.
+
+    ``name`` (default ``search_<space>``) and ``title`` (the description's opening, default
+    "Best of N trials") serve the near ties frozen beside it (:func:`freeze_near_ties`).
 
     Raises :class:`FreezeError` when no trial is complete, or when the recipe rebuilt from the
     trial's config does not have the content hash the trial reported.
@@ -105,19 +110,63 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
             "Freeze with the space file the search began with, or start a new search")
     ref = reference_omega(records)
     versions = dict(provenance.versions)
-    description = (f"Best of {len(records)} trials of search space {space.name!r} "
+    description = ((title or f"Best of {len(records)} trials")
+                   + f" of search space {space.name!r} "
                    f"(seed {provenance.seed}) on development types "
                    f"{', '.join(provenance.machine_types)}: Ω={best.omega:.4f}"
                    + (f" (reference recipe {space.reference_name} {ref:.4f})"
                       if ref is not None else "")
                    + f"; versions {json.dumps(versions, sort_keys=True)}")
-    named = dataclasses.replace(ran, name=f"search_{space.name}", description=description)
+    named = dataclasses.replace(ran, name=name or f"search_{space.name}",
+                                description=description)
     return named.with_provenance(
         source="search", space_name=space.name, space_sha256=space.sha256,
         dev_machine_types=list(provenance.machine_types), objective=best.omega,
         trial_id=best.trial_id, created=provenance.created, versions=versions,
         dev_data=None if provenance.dev_data is None
         else dataclasses.asdict(provenance.dev_data))
+
+
+def _fixed(trial_id: str) -> Pick:
+    """A final pick that was made already: ``trial_id`` whatever the records."""
+    return lambda _: trial_id
+
+
+def freeze_near_ties(records: Sequence[TrialRecord], space: SearchSpace,
+                     provenance: SearchProvenance, out: Path) -> dict[str, str]:
+    """Freeze the near ties of the chosen trial beside ``recipe.json``; ``{trial id: path}``.
+
+    The ties are the recipes that beat the chosen trial on at least ``selection.near_tie`` of
+    the bootstrap resamples (``selection.margins`` of ``<out>/search.json``,
+    :func:`~automl_asd.search.selection.near_ties`): the development data do not separate
+    them from the pick, so they are written as ``<out>/near_ties/<trial id>.json``, ready to be
+    applied beside it on labelled machines the search did not see. Their paths (relative to
+    ``out``) go to ``selection.tie_recipes``. Files of an earlier freeze of the run are removed
+    first; a tie whose recipe no longer rebuilds as it ran is left out with a warning.
+    """
+    io.clear_tie_recipes(out)
+    meta = io.read_search_meta(out) or {}
+    sel = meta.get("selection")
+    if not isinstance(sel, Mapping):
+        return {}
+    margins = sel.get("margins")
+    margins = margins if isinstance(margins, Mapping) else {}
+    chosen = sel.get("chosen")
+    written: dict[str, str] = {}
+    for tid in near_ties(margins, float(sel.get("near_tie", NEAR_TIE))):
+        share = 100 * float(margins[tid]["beats_chosen"])
+        try:
+            recipe = freeze(records, space, provenance, pick=_fixed(tid),
+                            name=f"search_{space.name}_tie",
+                            title=(f"Near tie of the frozen trial {chosen} (above it on "
+                                   f"{share:.0f} % of bootstrap resamples of the development "
+                                   f"clips) among {len(records)} trials"))
+        except FreezeError as exc:
+            logger.warning("near tie %s not written: %s", tid, exc)
+            continue
+        written[tid] = io.write_tie_recipe(out, tid, recipe)
+    io.write_search_meta(out, {**meta, "selection": {**sel, "tie_recipes": written}})
+    return written
 
 
 def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
@@ -130,7 +179,7 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
     df = table(records, space)
     try:
         best = best_record(records, pick)  # the pick (it may re-score trials) runs once
-        recipe = freeze(records, space, provenance, pick=lambda _: best.trial_id)
+        recipe = freeze(records, space, provenance, pick=_fixed(best.trial_id))
     except FreezeError as exc:
         io.write_trials(out, df)
         raise FreezeError(f"{out}: {exc}") from None
@@ -138,6 +187,11 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
     ref = reference_omega(records)
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, df),
              "plot": io.plot_omega(out, df, reference_name=space.reference_name)}
+    try:
+        if freeze_near_ties(records, space, provenance, out):
+            files["near_ties"] = out / io.NEAR_TIES_DIR
+    except Exception as exc:  # written beside the pick: it never fails a finished search
+        logger.warning("the near ties of trial %s could not be written (%s)", best_id, exc)
     files["report"] = io.write_search_report(
         out, df, recipe=recipe, best_trial_id=best_id,
         meta={**(io.read_search_meta(out) or {}), "finished": finished},

@@ -200,3 +200,82 @@ def test_freeze_without_a_full_fidelity_trial_is_an_error(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="no trial finished at full fidelity"):
         freeze_search(cfg, tmp_path, records, _PROV, finished="now")
     assert (tmp_path / "trials.parquet").is_file()  # the failed trials are still written
+
+
+def test_near_ties_are_frozen_beside_the_pick(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    # The final pick recorded margins in search.json: "eeee" beats the chosen "bbbb" on 40 %
+    # of the resamples (a near tie), "aaaa" on 10 % (not one). The tie's recipe is written
+    # beside recipe.json with its own trial id, the report and the terminal line point at it.
+    space = load_space("default")
+    knn, _ = _points(space)
+    tie = {**knn, "detector.pooled_stats.backend.knn.k": 5}
+    records = [_record(space, 1, "aaaa", space.reference_point(), 0.60, reference=True),
+               _record(space, 2, "bbbb", knn, 0.70), _record(space, 3, "eeee", tie, 0.69)]
+    out = tmp_path / "run"
+    margins = {"bbbb": {"low": 0.66, "high": 0.74},
+               "eeee": {"low": 0.65, "high": 0.73, "beats_chosen": 0.4},
+               "aaaa": {"low": 0.55, "high": 0.65, "beats_chosen": 0.1}}
+    search_report.write_search_meta(out, {"space_name": space.name, "selection": {
+        "rule": "mean / best", "best_by_objective": "bbbb", "chosen": "bbbb",
+        "lower_bounds": {}, "rescored": [], "margins": margins, "near_tie": 0.25}})
+    cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=3, seed=7)
+    outcome = freeze_search(cfg, out, records, _PROV, finished="now", pick=lambda _: "bbbb")
+    assert outcome.best_trial_id == "bbbb"
+    assert sorted(p.name for p in (out / "near_ties").iterdir()) == ["eeee.json"]
+    assert outcome.files["near_ties"] == out / "near_ties"
+    frozen, tied = load_recipe(out / "recipe.json"), load_recipe(out / "near_ties/eeee.json")
+    assert frozen.provenance.trial_id == "bbbb" and tied.provenance.trial_id == "eeee"
+    assert tied.provenance.objective == 0.69 and tied.name == "search_default_tie"
+    assert tied.detector.params["backend"]["params"]["k"] == 5  # what eeee ran
+    assert replace(tied, name=frozen.name, description=frozen.description).content_hash() \
+        != frozen.content_hash()
+    assert tied.description.startswith(
+        "Near tie of the frozen trial bbbb (above it on 40 % of bootstrap resamples of the "
+        "development clips) among 3 trials of search space 'default' (seed 7) on development "
+        "types fan: Ω=0.6900")
+    sel = search_report.read_search_meta(out)["selection"]  # type: ignore[index]
+    assert sel["tie_recipes"] == {"eeee": "near_ties/eeee.json"}
+    assert sel["margins"] == margins and sel["chosen"] == "bbbb"  # the rest as it was
+    report = (out / "search_report.md").read_text()
+    assert "Their recipes are frozen beside `recipe.json` (same provenance, their own trial " \
+           "id): `near_ties/eeee.json`." in report
+    assert search_report.pick_certainty_line(out) == (
+        "how sure is the pick: 1 of the other 2 top recipes beats it on >= 25 % of bootstrap "
+        f"resamples of the development clips (near ties: their recipes in {out / 'near_ties'}, "
+        "see the search report)")
+    # A later freeze of the same run (--resume) whose pick has no near tie removes the file.
+    margins["eeee"]["beats_chosen"] = 0.2
+    meta = search_report.read_search_meta(out) or {}
+    search_report.write_search_meta(out, {**meta, "selection": {**sel, "margins": margins}})
+    outcome = freeze_search(cfg, out, records, _PROV, finished="later", pick=lambda _: "bbbb")
+    assert list((out / "near_ties").iterdir()) == [] and "near_ties" not in outcome.files
+    assert "Their recipes are frozen" not in (out / "search_report.md").read_text()
+    assert search_report.pick_certainty_line(out) == (
+        "how sure is the pick: 0 of the other 2 top recipes beat it on >= 25 % of bootstrap "
+        "resamples of the development clips")
+    # A tie whose recipe no longer rebuilds as it ran is left out with a warning; the pick
+    # and the other files are written as before.
+    margins["eeee"]["beats_chosen"] = margins["aaaa"]["beats_chosen"] = 0.5
+    search_report.write_search_meta(out, {**meta, "selection": {**sel, "margins": margins}})
+    other = trial_recipe(space, {**knn, "detector.pooled_stats.backend.knn.k": 9})
+    changed = [*records[:2], replace(records[2], recipe_hash=other.content_hash())]
+    with caplog.at_level("WARNING", logger="automl_asd.search.freeze"):
+        outcome = freeze_search(cfg, out, changed, _PROV, finished="again",
+                                pick=lambda _: "bbbb")
+    assert sorted(p.name for p in (out / "near_ties").iterdir()) == ["aaaa.json"]
+    assert "near tie eeee not written: trial eeee: the recipe rebuilt" in caplog.text
+    assert load_recipe(out / "recipe.json") == outcome.recipe
+    assert (search_report.read_search_meta(out) or {})["selection"]["tie_recipes"] == {
+        "aaaa": "near_ties/aaaa.json"}
+
+
+def test_a_search_without_margins_writes_no_near_ties(tmp_path: Path) -> None:
+    # An old search.json (or a pick whose read-out failed) has no margins: nothing is written.
+    space = load_space("smoke")
+    records = [_record(space, 1, "aaaa", space.reference_point(), 0.60, reference=True)]
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path, trials=1)
+    search_report.write_search_meta(tmp_path, {"selection": {"chosen": "aaaa", "margins": {}}})
+    outcome = freeze_search(cfg, tmp_path, records, _PROV, finished="now")
+    assert not (tmp_path / "near_ties").exists() and "near_ties" not in outcome.files
+    assert search_report.pick_certainty_line(tmp_path) is None
