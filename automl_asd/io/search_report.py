@@ -349,6 +349,9 @@ def _extra_sections(table: pd.DataFrame, meta: Mapping[str, Any]) -> list[str]:
         bounds = dict(sel.get("lower_bounds", {}))
         lines += ["## Final pick", "", f"Rule: {sel.get('rule')}. Best by objective: "
                   f"`{sel.get('best_by_objective')}`; chosen: `{sel.get('chosen')}`.", ""]
+        if sel.get("failed"):
+            lines += [f"The {sel.get('rule')} pick failed ({sel['failed']}); the best trial by "
+                      "the objective was frozen.", ""]
         rescored = sel.get("rescored")
         if bounds:
             if isinstance(rescored, list):  # a search.json from before the field has none

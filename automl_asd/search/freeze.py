@@ -133,7 +133,7 @@ def _fixed(trial_id: str) -> Pick:
 
 
 def freeze_near_ties(records: Sequence[TrialRecord], space: SearchSpace,
-                     provenance: SearchProvenance, out: Path) -> dict[str, str]:
+                     provenance: SearchProvenance, out: Path, chosen: str) -> dict[str, str]:
     """Freeze the near ties of the chosen trial beside ``recipe.json``; ``{trial id: path}``.
 
     The ties are the recipes that beat the chosen trial on at least ``selection.near_tie`` of
@@ -142,22 +142,23 @@ def freeze_near_ties(records: Sequence[TrialRecord], space: SearchSpace,
     them from the pick, so they are written as ``<out>/near_ties/<trial id>.json``, ready to be
     applied beside it on labelled machines the search did not see. Their paths (relative to
     ``out``) go to ``selection.tie_recipes``. Files of an earlier freeze of the run are removed
-    first; a tie whose recipe no longer rebuilds as it ran is left out with a warning.
+    first; nothing is written when the margins are not those of ``chosen``, the frozen trial
+    (a ``search.json`` of an older version may hold another pick's), and a tie whose recipe no
+    longer rebuilds as it ran is left out with a warning.
     """
     io.clear_tie_recipes(out)
     meta = io.read_search_meta(out) or {}
     sel = meta.get("selection")
-    if not isinstance(sel, Mapping):
+    if not isinstance(sel, Mapping) or sel.get("chosen") != chosen:
         return {}
     margins = sel.get("margins")
     margins = margins if isinstance(margins, Mapping) else {}
-    chosen = sel.get("chosen")
     written: dict[str, str] = {}
     for tid in near_ties(margins, float(sel.get("near_tie", NEAR_TIE))):
         share = 100 * float(margins[tid]["beats_chosen"])
         try:
             recipe = freeze(records, space, provenance, pick=_fixed(tid),
-                            name=f"search_{space.name}_tie",
+                            name=f"search_{space.name}_tie_{tid}",
                             title=(f"Near tie of the frozen trial {chosen} (above it on "
                                    f"{share:.0f} % of bootstrap resamples of the development "
                                    f"clips) among {len(records)} trials"))
@@ -188,7 +189,7 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, df),
              "plot": io.plot_omega(out, df, reference_name=space.reference_name)}
     try:
-        if freeze_near_ties(records, space, provenance, out):
+        if freeze_near_ties(records, space, provenance, out, best_id):
             files["near_ties"] = out / io.NEAR_TIES_DIR
     except Exception as exc:  # written beside the pick: it never fails a finished search
         logger.warning("the near ties of trial %s could not be written (%s)", best_id, exc)

@@ -106,6 +106,12 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
     def pick(done: Sequence[TrialRecord]) -> str:
         rows = [{**r.row(), "objective": r.objective} for r in done]
         best, _ = pick_trial(rows, rule)
+
+        def record(fields: Mapping[str, Any]) -> None:
+            meta = io.read_search_meta(out) or {}
+            io.write_search_meta(out, {**meta, "selection": {
+                "rule": rule.describe(), "best_by_objective": best, **fields,
+                "near_tie": NEAR_TIE}})
         by_id = {r.trial_id: r for r in done}
         missing: list[TrialRecord] = []
         try:
@@ -126,17 +132,17 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
             chosen, bounds = pick_trial(rows, rule, table=table)
         except Exception as exc:  # the pick must not lose a finished search
             logger.warning("final pick %s failed (%s); freezing the best trial", rule.pick, exc)
+            # recorded, so that no earlier pick's figures in search.json stand for this one
+            record({"chosen": best, "lower_bounds": {}, "rescored": [], "margins": {},
+                    "failed": f"{type(exc).__name__}: {exc}"})
             return best
         try:
             margins = pick_margins(table, chosen, rule.quantile)
         except Exception as exc:  # a read-out only: it never changes or loses the choice
             logger.warning("how sure the final pick is could not be measured (%s)", exc)
             margins = {}
-        meta = io.read_search_meta(out) or {}
-        io.write_search_meta(out, {**meta, "selection": {
-            "rule": rule.describe(), "best_by_objective": best, "chosen": chosen,
-            "lower_bounds": bounds, "rescored": [r.trial_id for r in missing],
-            "margins": margins, "near_tie": NEAR_TIE}})
+        record({"chosen": chosen, "lower_bounds": bounds,
+                "rescored": [r.trial_id for r in missing], "margins": margins})
         logger.info("final pick %s: trial %s (best by objective: %s)", rule.pick, chosen, best)
         return chosen
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from automl_asd.search.config import one_by_one
 from automl_asd.search.novel_check import make_picker
@@ -165,7 +166,21 @@ def test_a_failing_rescore_freezes_the_best_trial(tmp_path: Path) -> None:
 
     cfg = _Cfg(_Space(BOOT), tmp_path)
     pick = make_picker(cfg, {"fan": object()}, one_by_one(evaluator))
+    # An earlier pick of the run (e.g. before --resume) left its figures in search.json.
+    (tmp_path / "search.json").write_text(json.dumps({"seed": 3, "selection": {
+        "chosen": "b", "margins": {"b": {}, "a": {"beats_chosen": 0.5}}}}))
     assert pick(_records({"b"})) == "a"
+    meta = json.loads((tmp_path / "search.json").read_text())
+    assert meta["seed"] == 3  # the rest of search.json is kept
+    sel = meta["selection"]
+    assert (sel["chosen"], sel["best_by_objective"], sel["margins"]) == ("a", "a", {})
+    assert sel["failed"].startswith("RuntimeError: out of memory")
+    from automl_asd.io.search_report import _extra_sections, pick_certainty_line
+
+    assert pick_certainty_line(tmp_path) is None  # no stale near ties
+    text = "\n".join(_extra_sections(pd.DataFrame(), meta))
+    assert "pick failed (RuntimeError: out of memory" in text
+    assert "the best trial by the objective was frozen." in text
 
 
 def test_one_by_one_reports_each_recipe_in_order() -> None:

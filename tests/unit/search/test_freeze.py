@@ -226,7 +226,7 @@ def test_near_ties_are_frozen_beside_the_pick(tmp_path: Path,
     assert outcome.files["near_ties"] == out / "near_ties"
     frozen, tied = load_recipe(out / "recipe.json"), load_recipe(out / "near_ties/eeee.json")
     assert frozen.provenance.trial_id == "bbbb" and tied.provenance.trial_id == "eeee"
-    assert tied.provenance.objective == 0.69 and tied.name == "search_default_tie"
+    assert tied.provenance.objective == 0.69 and tied.name == "search_default_tie_eeee"
     assert tied.detector.params["backend"]["params"]["k"] == 5  # what eeee ran
     assert replace(tied, name=frozen.name, description=frozen.description).content_hash() \
         != frozen.content_hash()
@@ -268,6 +268,11 @@ def test_near_ties_are_frozen_beside_the_pick(tmp_path: Path,
     assert load_recipe(out / "recipe.json") == outcome.recipe
     assert (search_report.read_search_meta(out) or {})["selection"]["tie_recipes"] == {
         "aaaa": "near_ties/aaaa.json"}
+    # Margins of another trial than the frozen one (search.json of an older version may hold
+    # an earlier pick's): no near tie is written for them.
+    outcome = freeze_search(cfg, out, records, _PROV, finished="again",
+                            pick=lambda _: "eeee")
+    assert outcome.best_trial_id == "eeee" and list((out / "near_ties").iterdir()) == []
 
 
 def test_a_search_without_margins_writes_no_near_ties(tmp_path: Path) -> None:
