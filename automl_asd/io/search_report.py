@@ -459,6 +459,13 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
         lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
+    tie = summary.get("best_near_tie_novel_omega")
+    if tie is not None:
+        gap = tie - summary.get("frozen_novel_omega", math.nan)
+        side = ("the same as" if gap == 0 else
+                f"{_fmt(abs(gap))} {'above' if gap > 0 else 'below'}")
+        lines.append(f"- best novel Ω among the pick's near ties (`near_tie`, frozen in "
+                     f"`{NEAR_TIES_DIR}/`): {_fmt(tie)}, {side} the frozen recipe's")
     return _append_section(out_dir, lines)
 
 

@@ -246,6 +246,11 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
 
     results = evaluate(recipes, novel, cache_dir=cfg.cache_dir, device=cfg.device,
                        fidelity=1.0, on_done=done_one)
+    out = Path(outcome.run_dir)
+    # the pick's near ties, as frozen beside it (search.json: selection.tie_recipes)
+    selection = (io.read_search_meta(out) or {}).get("selection")
+    tied = (selection or {}).get("tie_recipes") if isinstance(selection, Mapping) else None
+    ties = set(tied) if isinstance(tied, Mapping) else set()
     rows: list[dict[str, Any]] = []
     for record, recipe, result in zip(top, recipes, results, strict=False):
         rows.append({"trial_id": record.trial_id, "detector": recipe.detector.name,
@@ -255,13 +260,13 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
                      "frozen": (record.trial_id == outcome.best_trial_id
                                 or (frozen_hash is not None
                                     and distinct_key(_keys(record)) == frozen_hash)),
+                     "near_tie": record.trial_id in ties,
                      "is_reference": record.is_reference,
                      "params": str(space.coerce_point(
                          {k: v for k, v in record.config.items() if not is_missing(v)}))})
     ref_omega = float(results[-1].omega)
     df = pd.DataFrame(rows)
     summary = carry_summary(df, reference_novel_omega=ref_omega)
-    out = Path(outcome.run_dir)
     path = out / NOVEL_TABLE
     df.to_parquet(path, index=False)
     report = io.append_novel_section(out, df, summary, novel_root=str(root),
@@ -286,6 +291,9 @@ def carry_summary(df: pd.DataFrame, *, reference_novel_omega: float | None = Non
         rho = float(spearmanr(df["in_search_omega"], df["novel_omega"]).statistic)
     out = {"frozen_novel_omega": frozen_omega, "best_novel_omega": best,
            "regret": best - frozen_omega, "spearman_rho": rho, "n_trials": float(len(df))}
+    tied = df[df["near_tie"]] if "near_tie" in df.columns else df.iloc[:0]
+    if len(tied):  # did the pick's near ties (development data could not separate) matter?
+        out["best_near_tie_novel_omega"] = float(tied["novel_omega"].max())
     if reference_novel_omega is not None:
         out["reference_novel_omega"] = float(reference_novel_omega)
     return out

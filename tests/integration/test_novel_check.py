@@ -11,6 +11,7 @@ import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,3 +143,50 @@ def test_top_distinct_scores_each_recipe_once_and_keeps_the_frozen_one() -> None
              for r in done(["h1", "h2", "h4", "h3", "h5"])]
     top, frozen_hash = top_distinct(twins, 2, frozen_id="c")
     assert frozen_hash == "B" and [r.trial_id for r in top] == ["b", "e"]
+
+
+def test_the_carry_check_marks_the_picks_near_ties(tmp_path: Path) -> None:
+    # The pick froze "bbbb"; "eeee" was a near tie frozen beside it (search.json). The novel
+    # check scores both and says how the tie did on the novel types.
+    from types import SimpleNamespace
+
+    from automl_asd.io import search_report
+    from automl_asd.search.config import one_by_one
+    from automl_asd.search.novel_check import novel_check
+    from automl_asd.search.trials import record_from_result, trial_recipe
+
+    space = load_space("smoke")
+    ref = space.reference_point()
+    points = {"aaaa": ref, "bbbb": {**ref, "normalization.method": "none"},
+              "eeee": {**ref, "normalization.method": "domain_log_zscore"}}
+    records = [record_from_result(t, i, c, {"omega": o, "fidelity": 1.0, "recipe_hash":
+                                            trial_recipe(space, c).content_hash()}, None,
+                                  reference_point=ref)
+               for i, ((t, c), o) in enumerate(zip(points.items(), (0.6, 0.8, 0.79),
+                                                   strict=True))]
+    search_report.write_search_meta(tmp_path, {"selection": {
+        "chosen": "bbbb", "tie_recipes": {"eeee": "near_ties/eeee.json"}}})
+    novel_by_norm = {"none": 0.62, "domain_log_zscore": 0.70, ref["normalization.method"]: 0.5}
+
+    def evaluate(recipe: Any, machines: Any, **kwargs: Any) -> Any:
+        return SimpleNamespace(omega=novel_by_norm[recipe.normalization.method])
+
+    cfg = SimpleNamespace(space=space, novel=tmp_path, novel_top_k=3, cache_dir=None,
+                          device="cpu")
+    outcome = SimpleNamespace(records=records, best_trial_id="bbbb", machine_types=["fan"],
+                              run_dir=tmp_path)
+    files = novel_check(cfg, outcome, one_by_one(evaluate), novel={"pump": object()})
+    table = pd.read_parquet(files["novel"]).set_index("trial_id")
+    assert table["near_tie"].to_dict() == {"bbbb": False, "eeee": True, "aaaa": False}
+    assert table.loc["eeee", "novel_omega"] == 0.70
+    report = (tmp_path / "search_report.md").read_text()
+    assert "- best novel Ω among the pick's near ties (`near_tie`, frozen in `near_ties/`): " \
+           "0.7000, 0.0800 above the frozen recipe's" in report
+    assert "- regret (best − frozen): 0.0800" in report
+    # Without near ties the line is absent and the column all False.
+    search_report.write_search_meta(tmp_path, {"selection": {"chosen": "bbbb",
+                                                             "tie_recipes": {}}})
+    (tmp_path / "search_report.md").unlink()
+    files = novel_check(cfg, outcome, one_by_one(evaluate), novel={"pump": object()})
+    assert not pd.read_parquet(files["novel"])["near_tie"].any()
+    assert "near ties" not in (tmp_path / "search_report.md").read_text()
