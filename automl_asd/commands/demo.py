@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from automl_asd.io.search_report import NEAR_TIES_DIR  # noqa: PLC0415 (pandas: when run)
     from automl_asd.orchestration.demo import run_demo  # noqa: PLC0415 (orchestration: only when run)
 
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix, before Ray
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  Ω of the {res.reference} on the novel types: {res.reference_omega:.4f}")
     print("results:")
     print(f"  frozen recipe        {res.recipe_path}")
+    ties = res.recipe_path.parent / NEAR_TIES_DIR
+    if any(ties.glob("*.json")):
+        print(f"  its near ties        {ties}/*.json (apply them beside it: search report, "
+              "'How sure is the pick?')")
     print(f"  search report        {res.search_report}")
     print(f"  novel-type results   {res.apply_dir / 'results.md'}")
     print(f"  submission CSVs      {res.apply_dir}/anomaly_score_*.csv, decision_result_*.csv")

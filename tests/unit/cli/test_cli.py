@@ -48,3 +48,31 @@ def test_demo_refuses_bad_settings_before_writing_anything(
     assert main(["demo", "--out", str(out), *flags]) == 1
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_demo_ends_with_where_each_result_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # The flow itself runs in tests/integration/test_demo.py; here only what `demo` prints
+    # once it is done, with and without near ties of the pick frozen beside its recipe.
+    from types import SimpleNamespace
+
+    import automl_asd.orchestration.demo as flow
+
+    search = tmp_path / "search"
+    search.mkdir()
+    res = SimpleNamespace(
+        stage_seconds={"data": 1.0, "search": 2.0}, in_search_omega=0.7, novel_omega=0.65,
+        reference_omega=0.55, reference="reference recipe `fast_default`",
+        recipe_path=search / "recipe.json", search_report=search / "search_report.md",
+        apply_dir=tmp_path / "apply")
+    monkeypatch.setattr(flow, "run_demo", lambda *a, **k: res)
+    monkeypatch.setattr("automl_asd.commands.demo.require_torchaudio", lambda: None)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  frozen recipe        {search / 'recipe.json'}\n  search report" in out
+    assert "near ties" not in out and f"model bundles        {tmp_path / 'apply' / 'models'}" in out
+    (search / "near_ties").mkdir()
+    (search / "near_ties" / "77aa7c75.json").write_text("{}")
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert (f"  its near ties        {search / 'near_ties'}/*.json (apply them beside it: "
+            "search report, 'How sure is the pick?')") in capsys.readouterr().out
