@@ -34,6 +34,7 @@ __all__ = [
     "write_recipe",
     "NEAR_TIES_DIR",
     "clear_tie_recipes",
+    "tie_recipes",
     "write_tie_recipe",
     "write_trials",
     "plot_omega",
@@ -388,7 +389,7 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     if tied is None:
         return None
     ties, others, near = tied
-    written = _tie_recipes(sel)
+    written = tie_recipes(sel)
     where = (f"their recipes in {out_dir / NEAR_TIES_DIR}, " if written else "")
     return (f"how sure is the pick: {len(ties)} of the other {others} top recipes "
             f"{'beats' if len(ties) == 1 else 'beat'} it on "
@@ -396,7 +397,7 @@ def pick_certainty_line(out_dir: Path) -> str | None:
             + (f" (near ties: {where}see the search report)" if ties else ""))
 
 
-def _tie_recipes(sel: Mapping[str, Any]) -> dict[str, str]:
+def tie_recipes(sel: Mapping[str, Any]) -> dict[str, str]:
     """``selection.tie_recipes`` of ``search.json``: near tie -> its recipe file, relative to
     the run folder (empty for a search that wrote none, or one from before the field)."""
     written = sel.get("tie_recipes")
@@ -428,7 +429,7 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them.")
-    written = _tie_recipes(sel)
+    written = tie_recipes(sel)
     files = ([f"Their recipes are frozen beside `recipe.json` (same provenance, their own "
               f"trial id): {', '.join(f'`{p}`' for p in written.values())}. To see which "
               "carries, apply each beside it to labelled machines of your own that the search "

@@ -249,8 +249,7 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
     out = Path(outcome.run_dir)
     # the pick's near ties, as frozen beside it (search.json: selection.tie_recipes)
     selection = (io.read_search_meta(out) or {}).get("selection")
-    tied = (selection or {}).get("tie_recipes") if isinstance(selection, Mapping) else None
-    ties = set(tied) if isinstance(tied, Mapping) else set()
+    ties = set(io.tie_recipes(selection)) if isinstance(selection, Mapping) else set()
     rows: list[dict[str, Any]] = []
     for record, recipe, result in zip(top, recipes, results, strict=False):
         rows.append({"trial_id": record.trial_id, "detector": recipe.detector.name,
