@@ -290,9 +290,8 @@ def carry_summary(df: pd.DataFrame, *, reference_novel_omega: float | None = Non
         rho = float(spearmanr(df["in_search_omega"], df["novel_omega"]).statistic)
     out = {"frozen_novel_omega": frozen_omega, "best_novel_omega": best,
            "regret": best - frozen_omega, "spearman_rho": rho, "n_trials": float(len(df))}
-    tied = df[df["near_tie"]] if "near_tie" in df.columns else df.iloc[:0]
-    if len(tied):  # did the pick's near ties (development data could not separate) matter?
-        out["best_near_tie_novel_omega"] = float(tied["novel_omega"].max())
+    if "near_tie" in df.columns and df["near_tie"].any():  # how did the pick's near ties do?
+        out["best_near_tie_novel_omega"] = float(df.loc[df["near_tie"], "novel_omega"].max())
     if reference_novel_omega is not None:
         out["reference_novel_omega"] = float(reference_novel_omega)
     return out
