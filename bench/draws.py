@@ -49,9 +49,9 @@ from automl_asd.search.selection import (
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "add_draw_args", "candidate_scores", "draws_from_args", "family_draws",
-           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "stored_omega",
-           "ties_line"]
+__all__ = ["Draw", "add_draw_args", "candidate_scores", "dev_scores", "draws_from_args",
+           "family_draws", "make_data", "make_novel", "rule_name", "rule_picks", "spearman",
+           "stored_omega", "ties_line"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,33 @@ def make_novel(draw: Draw, work: Path, *, size: str = "small", workers: int = 1)
     return novel_root
 
 
+def _read_table(meta_path: Path, clips_path: Path) -> dict[str, Any] | None:
+    """A stored candidate table (``aucs``, ``clips`` and the stored Ω fields), or None."""
+    if not (meta_path.is_file() and clips_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    with np.load(clips_path, allow_pickle=False) as npz:
+        clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
+    return {**meta, "aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips}
+
+
+def _dev_table(recipe: Any, dev: Any, cache: Path) -> dict[str, Any]:
+    """Per-section AUCs, per-clip scores and Ω of ``recipe`` on the development types."""
+    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
+    # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
+    return {"aucs": {"/".join(k): (m.auc_source, m.auc_target, m.pauc)
+                     for k, m in d.per_type.items()},
+            "clips": {"/".join(k): arrs for k, arrs in d.per_clip.items()},
+            "dev_omega": d.omega}
+
+
+def _write_table(table: dict[str, Any], meta_path: Path, clips_path: Path) -> None:
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in table["clips"].items()
+                            for x, a in zip("yds", arrs, strict=True)})
+    meta_path.write_text(json.dumps({k: v for k, v in table.items() if k != "clips"}))
+
+
 def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,
                      store: Path) -> dict[str, Any]:
     """Dev per-section AUCs and per-clip scores, dev Ω and novel Ω of ``recipe`` (the benches'
@@ -138,23 +165,26 @@ def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,
     parallel run, or another bench on the same ``--work``, reuses them."""
     key = recipe.content_hash()[:16]
     meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
-    if meta_path.is_file() and clips_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        with np.load(clips_path, allow_pickle=False) as npz:
-            clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
-        return {"aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips,
-                "dev_omega": meta["dev_omega"], "novel_omega": meta["novel_omega"]}
-    d = evaluate_recipe(recipe, dev, cache_dir=cache, device="cpu")
-    n = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
-    # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
-    aucs = {"/".join(k): (m.auc_source, m.auc_target, m.pauc) for k, m in d.per_type.items()}
-    per_clip = {"/".join(k): arrs for k, arrs in d.per_clip.items()}
-    store.mkdir(parents=True, exist_ok=True)
-    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in per_clip.items()
-                            for x, a in zip("yds", arrs, strict=True)})
-    meta_path.write_text(json.dumps({"aucs": aucs, "dev_omega": d.omega,
-                                     "novel_omega": n.omega}))
-    return {"aucs": aucs, "clips": per_clip, "dev_omega": d.omega, "novel_omega": n.omega}
+    stored = _read_table(meta_path, clips_path)
+    if stored is not None:
+        return stored
+    table = _dev_table(recipe, dev, cache)
+    table["novel_omega"] = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu").omega
+    _write_table(table, meta_path, clips_path)
+    return table
+
+
+def dev_scores(recipe: Any, dev: Any, cache: Path, store: Path) -> dict[str, Any]:
+    """:func:`candidate_scores` without the novel side: the development table only (for
+    ``bench/dev_size.py``, whose novel Ω comes from another store)."""
+    key = recipe.content_hash()[:16]
+    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    stored = _read_table(meta_path, clips_path)
+    if stored is not None:
+        return stored
+    table = _dev_table(recipe, dev, cache)
+    _write_table(table, meta_path, clips_path)
+    return table
 
 
 def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:

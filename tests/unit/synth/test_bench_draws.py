@@ -153,6 +153,41 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert len(calls) == 3  # read back: a store holds one data set, keyed by recipe alone
 
 
+def test_dev_scores_store_the_development_table_alone(draws: ModuleType, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/dev_size.py: the development side only, stored like candidate_scores' tables."""
+    from automl_asd.recipe import load_recipe
+
+    class Metrics:
+        auc_source, auc_target, pauc = 0.8, 0.7, 0.6
+
+    class Result:
+        omega = 0.66
+        per_type = {("rndfan00", "00"): Metrics()}
+        per_clip = {("rndfan00", "00"): (np.array([1, 0, 0]), np.array(["target"] * 3),
+                                         np.array([3.0, 1.0, -1.5]))}
+
+    seen: list[object] = []
+
+    def fake(recipe: object, machines: object, **_: object) -> Result:
+        seen.append(machines)
+        return Result()
+
+    monkeypatch.setattr(draws, "evaluate_recipe", fake)
+    recipe = load_recipe("fast_default")
+    first = draws.dev_scores(recipe, "bigdev", tmp_path / "cache", tmp_path / "s")
+    assert seen == ["bigdev"] and first["dev_omega"] == 0.66 and "novel_omega" not in first
+    key = recipe.content_hash()[:16]
+    assert (tmp_path / "s" / f"{key}.json").is_file() and (tmp_path / "s" / f"{key}.npz").is_file()
+    # read back without the data: a re-run of the bench needs no development tree
+    again = draws.dev_scores(recipe, None, tmp_path / "cache", tmp_path / "s")
+    assert seen == ["bigdev"]
+    assert again["aucs"] == {"rndfan00/00": (0.8, 0.7, 0.6)} and again["dev_omega"] == 0.66
+    y, dom, s = again["clips"]["rndfan00/00"]
+    assert y.tolist() == [1, 0, 0] and dom.tolist() == ["target"] * 3
+    assert s.tolist() == [3.0, 1.0, -1.5]
+
+
 def test_spearman(draws: ModuleType) -> None:
     assert draws.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert draws.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

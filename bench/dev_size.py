@@ -1,0 +1,190 @@
+"""Does a choice made on DCASE-size development data carry better than one made on small data?
+
+``bench/full_size.py`` scores every candidate on novel machines rendered at the DCASE size, but
+its selection rules still choose from development types at the ``small`` size (200 training
+clips of 6 s per type). A user searches on their own development data, usually DCASE-sized
+(990 + 10 training clips of 10 s, 200 test clips). This bench renders each draw's development
+types at ``--dev-size`` too (the same machines: a random type depends only on (seed, name)),
+scores the same candidates there, lets every selection rule choose from those numbers, and
+compares, on the same DCASE-size novel machines:
+
+* the pick from small development data (what ``full_size.py --all-candidates`` reports) and
+  the pick from ``--dev-size`` development data: novel Ω, regret (best candidate − pick), ρ
+  between the rule's objective and the novel Ω, how often both pick the same candidate;
+* ρ between the two development objectives over the candidates (does the small development
+  set rank the candidates as the big one does?).
+
+It reuses what the other benches stored: the small candidate table under ``--work``
+(``bench/selection.py``) and the DCASE-size novel Ω under ``--full-work``
+(``bench/full_size.py --all-candidates``); whatever is missing there is computed and stored.
+The DCASE-size development tree and its feature cache (~3 GB per draw) go under ``--dev-work``
+and are deleted after each draw unless ``--keep``; the development scores are kept
+(``<dev-work>/draw<d>/candidates/``), so a re-run only reads them back.
+
+Usage::
+
+    nice -n 5 .venv/bin/python bench/dev_size.py --work /tmp/small --full-work /tmp/full \\
+        --dev-work /tmp/fulldev --draws 16 --draw-ids 0 1 2 3 --candidates 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from draws import (
+    add_draw_args,
+    candidate_scores,
+    dev_scores,
+    draws_from_args,
+    make_data,
+    make_novel,
+    rule_name,
+    rule_picks,
+    spearman,
+    stored_omega,
+)
+
+from automl_asd import synth
+from automl_asd.data import scan
+from automl_asd.search.budget import random_points
+from automl_asd.search.selection import SelectionRule
+from automl_asd.search.space import load_space
+
+SIDES = ("small", "big")  # where the development numbers come from
+
+
+def _side(picks: dict[str, tuple[dict[str, Any], list[float], int]],
+          cands: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per rule: the pick, its novel Ω at the DCASE size, regret, ρ(objective, novel Ω), ties."""
+    oracle = max(c["novel_omega"] for c in cands)
+    return {name: {"pick": c["trial_id"], "novel": c["novel_omega"],
+                   "regret": oracle - c["novel_omega"], "ties": ties, "objectives": objs,
+                   "rho": spearman(objs, [x["novel_omega"] for x in cands])}
+            for name, (c, objs, ties) in picks.items()}
+
+
+def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    small_dev_root, small_novel_root = make_data(draw, args.work, size=args.size)
+    big_novel_root = make_novel(draw, args.full_work, size=args.novel_size, workers=args.workers)
+    big_dev_root = args.dev_work / f"draw{draw.index}" / "dev"
+    store = args.dev_work / f"draw{draw.index}" / "candidates"
+    space = load_space(args.space)
+    points = [space.reference_point(), *random_points(space, args.candidates, seed=draw.seed)]
+    # the names bench/selection.py gives them: same content hashes, same stored scores
+    recipes = [space.to_recipe(p, name=f"draw{draw.index}_cand{i}") for i, p in enumerate(points)]
+    missing = any(not (store / f"{r.content_hash()[:16]}.json").is_file() for r in recipes)
+    if missing:
+        synth.generate(big_dev_root, machine_types=list(draw.dev_types), size=args.dev_size,
+                       seed=draw.seed, workers=args.workers)
+    t_data = time.perf_counter() - t0
+    small_dev, small_novel = scan(small_dev_root), scan(small_novel_root)
+    big_novel = scan(big_novel_root)
+    big_dev = scan(big_dev_root) if missing else None
+    small_cache, big_cache = args.work / "cache", args.full_work / "cache"
+    dev_cache = args.dev_work / "cache"
+    t0 = time.perf_counter()
+    tables: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    for i, recipe in enumerate(recipes):
+        small = candidate_scores(recipe, small_dev, small_novel, small_cache,
+                                 args.work / f"draw{draw.index}" / "candidates")
+        novel = stored_omega(recipe, big_novel, big_cache,
+                             args.full_work / f"draw{draw.index}" / "candidates")
+        big = dev_scores(recipe, big_dev, dev_cache, store)
+        for side, table in (("small", small), ("big", big)):
+            tables[side].append({"trial_id": f"c{i}", "order": i, **table,
+                                 "novel_omega": novel})
+        print(f"  draw {draw.index} c{i}: dev Ω {args.size} {small['dev_omega']:.4f} / "
+              f"{args.dev_size} {big['dev_omega']:.4f}; novel Ω {args.novel_size} {novel:.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    t_eval = time.perf_counter() - t0
+    if not args.keep:
+        shutil.rmtree(big_dev_root, ignore_errors=True)
+        shutil.rmtree(dev_cache, ignore_errors=True)
+    rules = {side: _side(rule_picks(tables[side], draw.seed), tables[side]) for side in SIDES}
+    default = rule_name(SelectionRule())
+    out = {"draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),
+           "dev": list(draw.dev_types), "novel": list(draw.novel_types),
+           "oracle": max(c["novel_omega"] for c in tables["big"]),
+           "rho_dev_small_big": spearman([c["dev_omega"] for c in tables["small"]],
+                                         [c["dev_omega"] for c in tables["big"]]),
+           "rules": rules, "seconds_data": t_data, "seconds_eval": t_eval}
+    s, b = rules["small"][default], rules["big"][default]
+    print(f"draw {draw.index} ({'+'.join(draw.novel_families)} held out; data {t_data:.0f} s, "
+          f"scoring {t_eval:.0f} s): default rule picks {s['pick']} from {args.size} dev "
+          f"(novel Ω {s['novel']:.4f}, regret {s['regret']:.4f}) and {b['pick']} from "
+          f"{args.dev_size} dev (novel Ω {b['novel']:.4f}, regret {b['regret']:.4f}); ρ of the "
+          f"two dev Ω {out['rho_dev_small_big']:.3f}", flush=True)
+    return out
+
+
+def _ms(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return "n/a"
+    se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
+    return f"{v.mean():.4f} (SE {se:.4f}, max {v.max():.4f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_draw_args(parser, draws=4)
+    parser.add_argument("--full-work", type=Path, required=True,
+                        help="the novel types at --dev-size and their stored scores "
+                             "(bench/full_size.py's --full-work)")
+    parser.add_argument("--dev-work", type=Path, required=True,
+                        help="scratch dir for the development types at --dev-size")
+    parser.add_argument("--dev-size", default="full", choices=tuple(synth.SIZES),
+                        help="size of the big development side (full)")
+    parser.add_argument("--novel-size", default="full", choices=tuple(synth.SIZES),
+                        help="size of the novel types under --full-work (full)")
+    parser.add_argument("--space", default="demo")
+    parser.add_argument("--candidates", type=int, default=12,
+                        help="random points of the space per draw (plus its reference)")
+    parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
+    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
+                        help="only these of the --draws draws")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the big development trees and their feature cache")
+    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    draws = [_draw(d, args) for d in draws_from_args(args)
+             if args.draw_ids is None or d.index in args.draw_ids]
+    s, b = args.size, args.dev_size
+    ids = ", ".join(str(d["draw"]) for d in draws)
+    print(f"\n== {len(draws)} family-held-out draws ({ids}): novel machines at "
+          f"{args.novel_size}, development at {s} or at {b} ({args.candidates} + 1 candidates of "
+          f"space {args.space}; {time.perf_counter() - t0:.0f} s)")
+    print(f"best candidate (oracle) novel Ω {_ms([d['oracle'] for d in draws])}; ρ between the "
+          f"dev Ω at {s} and at {b}, per draw: "
+          + ", ".join(f"{d['rho_dev_small_big']:.2f}" for d in draws))
+    print(f"| rule | regret, dev {s} | regret, dev {b} | ρ, dev {s} | ρ, dev {b} | same pick |")
+    print("|---|---|---|---|---|---|")
+    for name in draws[0]["rules"]["small"]:
+        rs = {side: [d["rules"][side][name] for d in draws] for side in SIDES}
+        same = sum(x["pick"] == y["pick"] for x, y in zip(rs["small"], rs["big"], strict=True))
+        print(f"| {name} | {_ms([r['regret'] for r in rs['small']])} | "
+              f"{_ms([r['regret'] for r in rs['big']])} | "
+              f"{np.nanmean([r['rho'] for r in rs['small']]):.2f} | "
+              f"{np.nanmean([r['rho'] for r in rs['big']]):.2f} | {same}/{len(draws)} |")
+    default = rule_name(SelectionRule())
+    diff = [d["rules"]["big"][default]["regret"] - d["rules"]["small"][default]["regret"]
+            for d in draws]
+    print(f"default rule ({default}): regret with {b} dev − with {s} dev, per draw: "
+          + ", ".join(f"{x:+.4f}" for x in diff) + f"; mean {np.mean(diff):+.4f}")
+    if args.json:
+        args.json.write_text(json.dumps(draws, indent=2))
+
+
+if __name__ == "__main__":
+    main()
