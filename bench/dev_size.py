@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from draws import (
+    add_candidate_args,
     add_draw_args,
     candidate_scores,
     dev_scores,
@@ -146,20 +147,13 @@ def main() -> None:
                         help="size of the big development side (full)")
     parser.add_argument("--novel-size", default="full", choices=tuple(synth.SIZES),
                         help="size of the novel types under --full-work (full)")
-    parser.add_argument("--space", default="demo")
-    parser.add_argument("--candidates", type=int, default=12,
-                        help="random points of the space per draw (plus its reference)")
-    parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
-    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
-                        help="only these of the --draws draws")
+    add_candidate_args(parser)
     parser.add_argument("--keep", action="store_true",
                         help="keep the big development trees and their feature cache")
-    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    draws = [_draw(d, args) for d in draws_from_args(args)
-             if args.draw_ids is None or d.index in args.draw_ids]
+    draws = [_draw(d, args) for d in draws_from_args(args)]
     s, b = args.size, args.dev_size
     ids = ", ".join(str(d["draw"]) for d in draws)
     print(f"\n== {len(draws)} family-held-out draws ({ids}): novel machines at "

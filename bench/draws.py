@@ -49,9 +49,9 @@ from automl_asd.search.selection import (
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "add_draw_args", "candidate_scores", "dev_scores", "draws_from_args",
-           "family_draws", "make_data", "make_novel", "rule_name", "rule_picks", "spearman",
-           "stored_omega", "ties_line"]
+__all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_scores", "dev_scores",
+           "draws_from_args", "family_draws", "make_data", "make_novel", "rule_name",
+           "rule_picks", "spearman", "stored_omega", "ties_line"]
 
 
 @dataclass(frozen=True)
@@ -158,33 +158,35 @@ def _write_table(table: dict[str, Any], meta_path: Path, clips_path: Path) -> No
     meta_path.write_text(json.dumps({k: v for k, v in table.items() if k != "clips"}))
 
 
+def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
+                  store: Path) -> dict[str, Any]:
+    """The development table of ``recipe`` (+ its novel Ω when ``novel`` is given), read from
+    ``store/<content hash>.{json,npz}`` or computed and written there."""
+    key = recipe.content_hash()[:16]
+    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    stored = _read_table(meta_path, clips_path)
+    if stored is not None:
+        return stored
+    table = _dev_table(recipe, dev, cache)
+    if novel is not None:
+        table["novel_omega"] = evaluate_recipe(recipe, novel, cache_dir=cache,
+                                               device="cpu").omega
+    _write_table(table, meta_path, clips_path)
+    return table
+
+
 def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,
                      store: Path) -> dict[str, Any]:
     """Dev per-section AUCs and per-clip scores, dev Ω and novel Ω of ``recipe`` (the benches'
     candidate table); stored under ``store`` by the recipe's content hash, so an interrupted or
     parallel run, or another bench on the same ``--work``, reuses them."""
-    key = recipe.content_hash()[:16]
-    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
-    stored = _read_table(meta_path, clips_path)
-    if stored is not None:
-        return stored
-    table = _dev_table(recipe, dev, cache)
-    table["novel_omega"] = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu").omega
-    _write_table(table, meta_path, clips_path)
-    return table
+    return _stored_table(recipe, dev, novel, cache, store)
 
 
 def dev_scores(recipe: Any, dev: Any, cache: Path, store: Path) -> dict[str, Any]:
     """:func:`candidate_scores` without the novel side: the development table only (for
     ``bench/dev_size.py``, whose novel Ω comes from another store)."""
-    key = recipe.content_hash()[:16]
-    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
-    stored = _read_table(meta_path, clips_path)
-    if stored is not None:
-        return stored
-    table = _dev_table(recipe, dev, cache)
-    _write_table(table, meta_path, clips_path)
-    return table
+    return _stored_table(recipe, dev, None, cache, store)
 
 
 def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
@@ -276,6 +278,22 @@ def add_draw_args(parser: argparse.ArgumentParser, *, draws: int = 6, size: str 
 
 
 def draws_from_args(args: argparse.Namespace) -> list[Draw]:
-    """The draws chosen by the options of :func:`add_draw_args`."""
-    return family_draws(args.draws, seed0=args.seed0, holdout=args.holdout,
-                        novel_per_family=args.novel_per_family, named=args.named)
+    """The draws chosen by the options of :func:`add_draw_args` (and ``--draw-ids`` of
+    :func:`add_candidate_args`, when the bench has it)."""
+    draws = family_draws(args.draws, seed0=args.seed0, holdout=args.holdout,
+                         novel_per_family=args.novel_per_family, named=args.named)
+    ids = getattr(args, "draw_ids", None)
+    return draws if ids is None else [d for d in draws if d.index in ids]
+
+
+def add_candidate_args(parser: argparse.ArgumentParser, *, candidates: int = 12) -> None:
+    """The options of the benches that score a space's candidates on chosen draws (one
+    definition): ``--space``, ``--candidates``, ``--workers``, ``--draw-ids`` and ``--json``."""
+    parser.add_argument("--space", default="demo", help="search space of the candidates (demo)")
+    parser.add_argument("--candidates", type=int, default=candidates,
+                        help=f"random points of the space per draw, plus its reference "
+                             f"({candidates})")
+    parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
+    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
+                        help="only these of the --draws draws (e.g. to add a few)")
+    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from draws import (
+    add_candidate_args,
     add_draw_args,
     candidate_scores,
     draws_from_args,
@@ -163,22 +164,15 @@ def main() -> None:
     parser.add_argument("--full-work", type=Path, required=True,
                         help="scratch dir for the novel types at --novel-size (+ their cache)")
     parser.add_argument("--novel-size", default="full", help="size of the novel types (full)")
-    parser.add_argument("--space", default="demo")
-    parser.add_argument("--candidates", type=int, default=12,
-                        help="random points of the space per draw (plus its reference)")
+    add_candidate_args(parser)
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES),
                         help="shipped recipes to score at both sizes")
     parser.add_argument("--all-candidates", action="store_true",
                         help="score every candidate at --novel-size (oracle, regret, ρ there)")
-    parser.add_argument("--workers", type=int, default=2, help="generator processes (2)")
-    parser.add_argument("--draw-ids", type=int, nargs="+", default=None,
-                        help="only these of the --draws draws (e.g. --all-candidates on a few)")
-    parser.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    draws = [_draw(d, args) for d in draws_from_args(args)
-             if args.draw_ids is None or d.index in args.draw_ids]
+    draws = [_draw(d, args) for d in draws_from_args(args)]
     s, b = args.size, args.novel_size
     print(f"\n== {len(draws)} family-held-out draws: development at {s}, novel machines at "
           f"{s} and {b} ({args.candidates} + 1 candidates of space {args.space}, rule "
