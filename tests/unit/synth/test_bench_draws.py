@@ -100,6 +100,15 @@ def test_draw_options_parse_to_the_same_draws(draws: ModuleType, tmp_path: Path)
     draws.add_draw_args(optional, work_required=False)
     assert optional.parse_args([]).work is None
     assert optional.parse_args([]).draws == 6
+    # the candidate benches' options: --draw-ids keeps only those draws, in draw order
+    cand = argparse.ArgumentParser()
+    draws.add_draw_args(cand, draws=16)
+    draws.add_candidate_args(cand)
+    args = cand.parse_args(["--work", str(tmp_path), "--draw-ids", "9", "2"])
+    assert (args.space, args.candidates, args.workers, args.json) == ("demo", 12, 2, None)
+    assert [d.index for d in draws.draws_from_args(args)] == [2, 9]
+    assert draws.draws_from_args(args)[1] == draws.family_draws(16)[9]
+    assert len(draws.draws_from_args(cand.parse_args(["--work", str(tmp_path)]))) == 16
 
 
 def test_make_novel_writes_the_novel_tree_of_make_data_alone(draws: ModuleType,
