@@ -50,6 +50,7 @@ from draws import (
     rule_picks,
     spearman,
     stored_omega,
+    ties_line,
 )
 
 from automl_asd import synth
@@ -135,6 +136,13 @@ def _ms(values: list[float]) -> str:
     return f"{v.mean():.4f} (SE {se:.4f}, max {v.max():.4f})"
 
 
+def _paired(a: list[float], b: list[float]) -> str:
+    """Mean of ``a - b`` and the standard error of that paired difference."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
+    return f"{d.mean():+.4f} (SE {se:.4f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_draw_args(parser, draws=4)
@@ -162,20 +170,28 @@ def main() -> None:
     print(f"best candidate (oracle) novel Ω {_ms([d['oracle'] for d in draws])}; ρ between the "
           f"dev Ω at {s} and at {b}, per draw: "
           + ", ".join(f"{d['rho_dev_small_big']:.2f}" for d in draws))
-    print(f"| rule | regret, dev {s} | regret, dev {b} | ρ, dev {s} | ρ, dev {b} | same pick |")
-    print("|---|---|---|---|---|---|")
+    default = rule_name(SelectionRule())
+    base = {side: [d["rules"][side][default]["regret"] for d in draws] for side in SIDES}
+    print(f"| rule | novel Ω, dev {s} | novel Ω, dev {b} | regret, dev {s} | regret, dev {b} | "
+          f"vs default, dev {b} | ρ, dev {s} | ρ, dev {b} | same pick |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in draws[0]["rules"]["small"]:
         rs = {side: [d["rules"][side][name] for d in draws] for side in SIDES}
         same = sum(x["pick"] == y["pick"] for x, y in zip(rs["small"], rs["big"], strict=True))
-        print(f"| {name} | {_ms([r['regret'] for r in rs['small']])} | "
+        print(f"| {name} | {np.mean([r['novel'] for r in rs['small']]):.4f} | "
+              f"{np.mean([r['novel'] for r in rs['big']]):.4f} | "
+              f"{_ms([r['regret'] for r in rs['small']])} | "
               f"{_ms([r['regret'] for r in rs['big']])} | "
+              f"{_paired([r['regret'] for r in rs['big']], base['big'])} | "
               f"{np.nanmean([r['rho'] for r in rs['small']]):.2f} | "
               f"{np.nanmean([r['rho'] for r in rs['big']]):.2f} | {same}/{len(draws)} |")
-    default = rule_name(SelectionRule())
-    diff = [d["rules"]["big"][default]["regret"] - d["rules"]["small"][default]["regret"]
-            for d in draws]
     print(f"default rule ({default}): regret with {b} dev − with {s} dev, per draw: "
-          + ", ".join(f"{x:+.4f}" for x in diff) + f"; mean {np.mean(diff):+.4f}")
+          + ", ".join(f"{x - y:+.4f}" for x, y in zip(base["big"], base["small"], strict=True))
+          + f"; mean {_paired(base['big'], base['small'])}")
+    for side, size in (("small", s), ("big", b)):
+        print(f"dev at {size}: " + ties_line(default, [(d["rules"][side][default]["ties"],
+                                                         d["rules"][side][default]["regret"])
+                                                        for d in draws]))
     if args.json:
         args.json.write_text(json.dumps(draws, indent=2))
 
