@@ -82,7 +82,9 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     points = [space.reference_point(), *random_points(space, args.candidates, seed=draw.seed)]
     # the names bench/selection.py gives them: same content hashes, same stored scores
     recipes = [space.to_recipe(p, name=f"draw{draw.index}_cand{i}") for i, p in enumerate(points)]
-    missing = any(not (store / f"{r.content_hash()[:16]}.json").is_file() for r in recipes)
+    # a stored table is its .json and its .npz (draws.dev_scores reads both)
+    missing = any(not (store / f"{r.content_hash()[:16]}{ext}").is_file()
+                  for r in recipes for ext in (".json", ".npz"))
     if missing:
         synth.generate(big_dev_root, machine_types=list(draw.dev_types), size=args.dev_size,
                        seed=draw.seed, workers=args.workers)
