@@ -41,9 +41,11 @@ import numpy as np
 from draws import (
     add_candidate_args,
     add_draw_args,
+    candidate_recipes,
     candidate_scores,
     dev_scores,
     draws_from_args,
+    has_table,
     make_data,
     make_novel,
     rule_name,
@@ -55,7 +57,6 @@ from draws import (
 
 from automl_asd import synth
 from automl_asd.data import scan
-from automl_asd.search.budget import random_points
 from automl_asd.search.selection import SelectionRule
 from automl_asd.search.space import load_space
 
@@ -79,12 +80,8 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     big_dev_root = args.dev_work / f"draw{draw.index}" / "dev"
     store = args.dev_work / f"draw{draw.index}" / "candidates"
     space = load_space(args.space)
-    points = [space.reference_point(), *random_points(space, args.candidates, seed=draw.seed)]
-    # the names bench/selection.py gives them: same content hashes, same stored scores
-    recipes = [space.to_recipe(p, name=f"draw{draw.index}_cand{i}") for i, p in enumerate(points)]
-    # a stored table is its .json and its .npz (draws.dev_scores reads both)
-    missing = any(not (store / f"{r.content_hash()[:16]}{ext}").is_file()
-                  for r in recipes for ext in (".json", ".npz"))
+    recipes = candidate_recipes(space, draw.index, draw.seed, args.candidates)
+    missing = not all(has_table(r, store) for r in recipes)
     if missing:
         synth.generate(big_dev_root, machine_types=list(draw.dev_types), size=args.dev_size,
                        seed=draw.seed, workers=args.workers)

@@ -36,6 +36,7 @@ import numpy as np
 
 from automl_asd import synth
 from automl_asd.evaluation.objective import evaluate_recipe
+from automl_asd.search.budget import random_points
 from automl_asd.search.selection import (
     NEAR_TIE,
     OBJECTIVES,
@@ -49,9 +50,10 @@ from automl_asd.search.selection import (
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_scores", "dev_scores",
-           "draws_from_args", "family_draws", "make_data", "make_novel", "rule_name",
-           "rule_picks", "spearman", "stored_omega", "ties_line"]
+__all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_recipes",
+           "candidate_scores", "dev_scores", "draws_from_args", "family_draws", "has_table",
+           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "stored_omega",
+           "ties_line"]
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,23 @@ def _write_table(table: dict[str, Any], meta_path: Path, clips_path: Path) -> No
     meta_path.write_text(json.dumps({k: v for k, v in table.items() if k != "clips"}))
 
 
+def _table_paths(recipe: Any, store: Path) -> tuple[Path, Path]:
+    """Where ``recipe``'s stored table lives: ``store/<content hash>.json`` and ``.npz``."""
+    key = recipe.content_hash()[:16]
+    return store / f"{key}.json", store / f"{key}.npz"
+
+
+def has_table(recipe: Any, store: Path) -> bool:
+    """Whether :func:`candidate_scores` / :func:`dev_scores` would read ``recipe``'s table back
+    from ``store`` (both of its files are there) rather than compute it."""
+    return all(path.is_file() for path in _table_paths(recipe, store))
+
+
 def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
                   store: Path) -> dict[str, Any]:
     """The development table of ``recipe`` (+ its novel Ω when ``novel`` is given), read from
     ``store/<content hash>.{json,npz}`` or computed and written there."""
-    key = recipe.content_hash()[:16]
-    meta_path, clips_path = store / f"{key}.json", store / f"{key}.npz"
+    meta_path, clips_path = _table_paths(recipe, store)
     stored = _read_table(meta_path, clips_path)
     if stored is not None:
         return stored
@@ -173,6 +186,14 @@ def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
                                                device="cpu").omega
     _write_table(table, meta_path, clips_path)
     return table
+
+
+def candidate_recipes(space: Any, draw_index: int, seed: int, n: int) -> list[Any]:
+    """The candidates every selection bench scores on a draw: the space's reference point, then
+    ``n`` random points of it under ``seed``, named ``draw<d>_cand<i>``. The name is part of
+    the content hash, so every bench finds the others' stored scores under the same key."""
+    points = [space.reference_point(), *random_points(space, n, seed=seed)]
+    return [space.to_recipe(p, name=f"draw{draw_index}_cand{i}") for i, p in enumerate(points)]
 
 
 def candidate_scores(recipe: Any, dev: Any, novel: Any, cache: Path,

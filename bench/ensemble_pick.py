@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from draws import add_draw_args, draws_from_args, make_data
+from draws import add_draw_args, candidate_recipes, draws_from_args, make_data
 
 from automl_asd.data import scan
 from automl_asd.evaluation.metrics import machine_metrics, official_score
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
-from automl_asd.search.budget import random_points
 from automl_asd.search.selection import objective_value, ranked_distinct
 from automl_asd.search.space import load_space
 
@@ -92,11 +91,9 @@ def main() -> None:
     for draw in draws_from_args(args):
         dev_root, novel_root = make_data(draw, args.work, size=args.size)
         dev, novel = scan(dev_root), scan(novel_root)
-        points = [space.reference_point(), *random_points(space, args.candidates,
-                                                          seed=draw.seed)]
         cands = []
-        for i, point in enumerate(points):
-            recipe = space.to_recipe(point, name=f"draw{draw.index}_cand{i}")
+        for i, recipe in enumerate(candidate_recipes(space, draw.index, draw.seed,
+                                                     args.candidates)):
             cands.append({"order": i, "behaviour_hash": recipe.behaviour_hash(),
                           **_scored(recipe, dev, novel, args.work / "cache",
                                     args.work / f"draw{draw.index}" / "ensemble_candidates")})

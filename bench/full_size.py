@@ -44,6 +44,7 @@ import numpy as np
 from draws import (
     add_candidate_args,
     add_draw_args,
+    candidate_recipes,
     candidate_scores,
     draws_from_args,
     make_data,
@@ -57,7 +58,6 @@ from draws import (
 
 from automl_asd.data import scan
 from automl_asd.recipe import load_recipe
-from automl_asd.search.budget import random_points
 from automl_asd.search.selection import SelectionRule
 from automl_asd.search.space import load_space
 
@@ -89,15 +89,13 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     t_data = time.perf_counter() - t0
     dev, novel, big = scan(dev_root), scan(novel_root), scan(big_root)
     space = load_space(args.space)
-    points = [space.reference_point(), *random_points(space, args.candidates, seed=draw.seed)]
     small_cache, big_cache = args.work / "cache", args.full_work / "cache"
     big_store = args.full_work / f"draw{draw.index}" / "candidates"
     cands: list[dict[str, Any]] = []
     recipes = {}
     t0 = time.perf_counter()
-    for i, point in enumerate(points):
-        # the name bench/selection.py gives it: same content hash, same stored scores
-        recipe = space.to_recipe(point, name=f"draw{draw.index}_cand{i}")
+    for i, recipe in enumerate(candidate_recipes(space, draw.index, draw.seed,
+                                                 args.candidates)):
         recipes[f"c{i}"] = recipe
         scores = candidate_scores(recipe, dev, novel, small_cache,
                                   args.work / f"draw{draw.index}" / "candidates")

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 from draws import (
+    candidate_recipes,
     candidate_scores,
     family_draws,
     make_data,
@@ -65,7 +66,6 @@ from draws import (
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.recipe import load_recipe
-from automl_asd.search.budget import random_points
 from automl_asd.search.selection import SelectionRule
 from automl_asd.search.space import load_space
 
@@ -117,13 +117,13 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t_data = time.perf_counter() - t0
     dev, novel = scan(dev_root), scan(novel_root)
     space = load_space(args.space)
-    points = [space.reference_point(), *random_points(space, args.candidates, seed=seed)]
+    recipes = candidate_recipes(space, draw, seed, args.candidates)
     cache = work / "cache"
     cands: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    order = range(len(points) - 1, -1, -1) if args.reverse else range(len(points))
+    order = range(len(recipes) - 1, -1, -1) if args.reverse else range(len(recipes))
     for i in order:
-        recipe = space.to_recipe(points[i], name=f"draw{draw}_cand{i}")
+        recipe = recipes[i]
         cands.append({"trial_id": f"c{i}", "order": i, "recipe": recipe,
                       **candidate_scores(recipe, dev, novel, cache, root / "candidates")})
     cands.sort(key=lambda c: int(c["order"]))

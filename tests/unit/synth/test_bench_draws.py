@@ -197,6 +197,32 @@ def test_dev_scores_store_the_development_table_alone(draws: ModuleType, tmp_pat
     assert s.tolist() == [3.0, 1.0, -1.5]
 
 
+def test_candidate_recipes_are_named_and_drawn_alike_for_every_bench(draws: ModuleType,
+                                                                     tmp_path: Path) -> None:
+    """Every selection bench builds its candidates here: same names, same content hashes, so
+    each finds the others' stored tables (``has_table``)."""
+    from automl_asd.search.space import load_space
+
+    space = load_space("demo")
+    first = draws.candidate_recipes(space, 3, 3, 4)
+    assert [r.name for r in first] == [f"draw3_cand{i}" for i in range(5)]
+    assert first[0].content_hash() == space.to_recipe(space.reference_point(),
+                                                      name="draw3_cand0").content_hash()
+    again = draws.candidate_recipes(space, 3, 3, 6)  # more candidates: the first ones unchanged
+    assert [r.content_hash() for r in again[:5]] == [r.content_hash() for r in first]
+    other = draws.candidate_recipes(space, 3, 4, 4)  # another seed draws other points
+    assert [r.content_hash() for r in other[1:]] != [r.content_hash() for r in first[1:]]
+    assert len({r.content_hash() for r in first}) == 5
+    store = tmp_path / "s"
+    assert not draws.has_table(first[1], store)
+    key = first[1].content_hash()[:16]
+    store.mkdir()
+    (store / f"{key}.json").write_text("{}")
+    assert not draws.has_table(first[1], store)  # the .npz is missing: not readable
+    (store / f"{key}.npz").write_bytes(b"")
+    assert draws.has_table(first[1], store) and not draws.has_table(first[2], store)
+
+
 def test_spearman(draws: ModuleType) -> None:
     assert draws.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert draws.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
