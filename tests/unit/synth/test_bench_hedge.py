@@ -1,0 +1,89 @@
+"""``bench/hedge.py``: per-clip scores stored by behaviour hash, Ω and the gap's standard error."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from automl_asd.data import scan
+from automl_asd.evaluation.evaluate import evaluate_result
+from automl_asd.pipeline import run_machine
+from automl_asd.recipe import Recipe, load_recipe
+from tests.fixtures.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def hedge_bench() -> ModuleType:
+    bench = str(REPO_ROOT / "bench")
+    sys.path.insert(0, bench)  # hedge.py imports its sibling draws.py
+    try:
+        spec = importlib.util.spec_from_file_location("bench_hedge",
+                                                      REPO_ROOT / "bench" / "hedge.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(bench)
+    return module
+
+
+def _renamed(recipe: Recipe, name: str) -> Recipe:
+    d = recipe.to_dict()
+    d["name"], d["description"] = name, "same behaviour, another name"
+    return Recipe.from_dict(d)
+
+
+def test_scores_are_stored_by_behaviour_and_omega_is_the_official_one(
+        hedge_bench: ModuleType, tiny_novel_root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = scan(tiny_novel_root, machine_types=["compressor"])["compressor"]
+    recipe = load_recipe("hedge_pooled")
+    cache, store = tmp_path / "cache", tmp_path / "store"
+    y, d, s = hedge_bench.scored_clips(recipe, machine, cache, store, "draw0_tiny")
+    assert len(y) == len(d) == len(s) == 40 and int(y.sum()) == 20
+    assert sorted(set(d.tolist())) == ["source", "target"]
+    # Ω from the stored arrays is the official per-type score of the same run.
+    official = evaluate_result(machine, run_machine(recipe, machine, cache_dir=cache,
+                                                    device="cpu")).official_score
+    assert hedge_bench.set_omega({"0/compressor": (y, d, s)}) == pytest.approx(official,
+                                                                             abs=1e-12)
+    assert len(list((store / "draw0_tiny").glob("compressor_*.npz"))) == 1
+
+    # A recipe that scores the same (another name) is read back, not run again ...
+    def no_run(*_: object, **__: object) -> None:
+        raise AssertionError("run_machine called for a stored recipe")
+
+    monkeypatch.setattr(hedge_bench, "run_machine", no_run)
+    y2, d2, s2 = hedge_bench.scored_clips(_renamed(recipe, "other"), machine, cache, store,
+                                          "draw0_tiny")
+    assert np.array_equal(y2, y) and np.array_equal(d2, d) and np.array_equal(s2, s)
+    # ... while one that scores otherwise, or the same recipe in another group, is run.
+    other = recipe.to_dict()
+    other["detector"]["params"]["combine"] = "max"
+    with pytest.raises(AssertionError, match="stored recipe"):
+        hedge_bench.scored_clips(Recipe.from_dict(other), machine, cache, store, "draw0_tiny")
+    with pytest.raises(AssertionError, match="stored recipe"):
+        hedge_bench.scored_clips(recipe, machine, cache, store, "draw1_tiny")
+    with pytest.raises(AssertionError, match="stored recipe"):
+        hedge_bench.scored_clips(recipe, machine, cache, None, "draw0_tiny")
+
+
+def test_gap_standard_error_is_paired(hedge_bench: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 0, 1], 25)
+    d = np.repeat(["source", "source", "target", "target"], 25)
+    good = y * 1.0 + rng.normal(0, 1, y.size)
+    # the same clips scored the same: no gap on any resample
+    assert hedge_bench.gap_se((y, d, good), (y, d, good.copy()), 200) == 0.0
+    # a monotone transform of the scores has the same AUCs on every resample
+    assert hedge_bench.gap_se((y, d, good), (y, d, np.exp(good)), 200) == pytest.approx(0.0)
+    noisy = good + rng.normal(0, 1.5, y.size)
+    se = hedge_bench.gap_se((y, d, good), (y, d, noisy), 200)
+    # of the order of an AUC's standard error on 100 clips
+    assert 0.01 < se < 0.1
+    assert np.isnan(hedge_bench.gap_se((y, d, good), (y, d, noisy), 0))
