@@ -17,7 +17,9 @@ Data are generated under ``ROOT/seed<S>`` (reused when present); features are ca
 ``--cache-dir`` (default: ``ROOT/cache``), so every recipe after the first reads them. Each
 recipe's per-clip scores of each type are stored in ``ROOT/hedge_scores`` by the recipe's
 behaviour hash, so a second hedge with the same members (``combine: max`` instead of ``mean``,
-say) scores only itself, and a re-run reads everything back.
+say) scores only itself, and a re-run reads everything back. The key is the recipe, the draw
+(or seed) and the size, not the code: delete ``ROOT/hedge_scores`` after changing a detector
+or the generator.
 
 Per type, the gap's standard error comes from a paired, stratified bootstrap of the type's test
 clips (``--n-boot``, the same resamples for the hedge and its members): with 100-200 test clips
@@ -89,7 +91,7 @@ def scored_clips(recipe: Recipe, machine: MachineData, cache: Path, store: Path 
                   np.asarray(ev.scores[key], dtype=np.float64))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two benches may share
         np.savez(tmp, y=out[0], d=out[1], s=out[2])
         tmp.replace(path)
     return out
