@@ -40,10 +40,9 @@ import numpy as np
 from draws import family_draws, make_novel
 from numpy.typing import NDArray
 
-from automl_asd import ground_truth, synth
+from automl_asd import synth
 from automl_asd.data import MachineData, scan
-from automl_asd.evaluation.evaluate import evaluate_result
-from automl_asd.pipeline import run_machine
+from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import Recipe, load_recipe
 from automl_asd.search.selection import bootstrap_values, objective_value, section_aucs
 
@@ -77,18 +76,18 @@ def scored_clips(recipe: Recipe, machine: MachineData, cache: Path, store: Path 
                  group: str) -> Clips:
     """``recipe``'s per-clip scores of ``machine``'s test clips with their labels and domains,
     read from ``store`` when a recipe with the same behaviour hash stored them (``group``: the
-    seed or draw the machine belongs to), else computed with :func:`run_machine` and stored."""
+    seed or draw the machine belongs to), else computed with :func:`evaluate_recipe` (the
+    search's objective, one machine) and stored."""
     path = (None if store is None else
             store / group / f"{machine.machine_type}_{recipe.behaviour_hash()[:16]}.npz")
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as f:
             return f["y"], f["d"], f["s"]
-    res = run_machine(recipe, machine, cache_dir=cache, device="cpu")
-    ev = evaluate_result(machine, res)
-    (key,) = ev.per_section
-    truth = ground_truth.from_clips(machine)[key]
-    out: Clips = (truth.labels.astype(np.int64), np.asarray(truth.domains).astype(str),
-                  np.asarray(ev.scores[key], dtype=np.float64))
+    res = evaluate_recipe(recipe, {machine.machine_type: machine}, cache_dir=cache,
+                          device="cpu", reuse_representations=False)
+    ((y, d, s),) = res.per_clip.values()
+    out: Clips = (np.asarray(y, dtype=np.int64), np.asarray(d).astype(str),
+                  np.asarray(s, dtype=np.float64))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two benches may share

@@ -56,9 +56,9 @@ def test_scores_are_stored_by_behaviour_and_omega_is_the_official_one(
 
     # A recipe that scores the same (another name) is read back, not run again ...
     def no_run(*_: object, **__: object) -> None:
-        raise AssertionError("run_machine called for a stored recipe")
+        raise AssertionError("evaluate_recipe called for a stored recipe")
 
-    monkeypatch.setattr(hedge_bench, "run_machine", no_run)
+    monkeypatch.setattr(hedge_bench, "evaluate_recipe", no_run)
     y2, d2, s2 = hedge_bench.scored_clips(_renamed(recipe, "other"), machine, cache, store,
                                           "draw0_tiny")
     assert np.array_equal(y2, y) and np.array_equal(d2, d) and np.array_equal(s2, s)
