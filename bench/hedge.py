@@ -30,6 +30,7 @@ by more than two standard errors.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import time
@@ -41,6 +42,7 @@ from draws import family_draws, make_novel
 from numpy.typing import NDArray
 
 from automl_asd import synth
+from automl_asd.components.files import atomic_write_bytes
 from automl_asd.data import MachineData, scan
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.recipe import Recipe, load_recipe
@@ -88,11 +90,10 @@ def scored_clips(recipe: Recipe, machine: MachineData, cache: Path, store: Path 
     ((y, d, s),) = res.per_clip.values()
     out: Clips = (np.asarray(y, dtype=np.int64), np.asarray(d).astype(str),
                   np.asarray(s, dtype=np.float64))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # two benches may share
-        np.savez(tmp, y=out[0], d=out[1], s=out[2])
-        tmp.replace(path)
+    if path is not None:  # whole or not at all: two benches may share a store
+        buffer = io.BytesIO()
+        np.savez(buffer, y=out[0], d=out[1], s=out[2])
+        atomic_write_bytes(path, buffer.getvalue())
     return out
 
 
