@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from automl_asd import synth
 from automl_asd.components.files import atomic_write_bytes
 from automl_asd.data import MachineData, scan
 from automl_asd.detectors.registry import make_detector
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--recipe", default="hedge_logz_frame", help="hedge recipe (name or JSON)")
     ap.add_argument("--draws", type=int, nargs=2, default=(0, 6), metavar=("FIRST", "STOP"),
                     help="family-held-out draws FIRST..STOP-1 (bench/draws.py)")
-    ap.add_argument("--size", default="small", choices=("tiny", "small", "full"))
+    ap.add_argument("--size", default="small", choices=tuple(synth.SIZES))
     ap.add_argument("--kinds", default=",".join(KINDS), help="perturbations averaged")
     ap.add_argument("--levels", default=",".join(f"{g:g}" for g in LEVELS))
     ap.add_argument("--betas", default="10,20", help="softmax sharpness values")
@@ -181,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not set(levels) <= set(LEVELS):
         ap.error(f"--levels: each must be one of {LEVELS}")
     betas = [float(b) for b in args.betas.split(",") if b]
+    first, stop = args.draws
+    if not 0 <= first < stop:
+        ap.error(f"--draws {first} {stop}: need 0 <= FIRST < STOP")
     store = args.root / "pseudo_scores" / recipe.behaviour_hash()[:16]
     cache = args.root / "cache"
     draws = family_draws(args.draws[1])
