@@ -82,19 +82,32 @@ def scored_clips(recipe: Recipe, machine: MachineData, cache: Path, store: Path 
     search's objective, one machine) and stored."""
     path = (None if store is None else
             store / group / f"{machine.machine_type}_{recipe.behaviour_hash()[:16]}.npz")
-    if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            return f["y"], f["d"], f["s"]
+    stored = None if path is None else read_arrays(path)
+    if stored is not None:
+        return stored["y"], stored["d"], stored["s"]
     res = evaluate_recipe(recipe, {machine.machine_type: machine}, cache_dir=cache,
                           device="cpu", reuse_representations=False)
     ((y, d, s),) = res.per_clip.values()
     out: Clips = (np.asarray(y, dtype=np.int64), np.asarray(d).astype(str),
                   np.asarray(s, dtype=np.float64))
-    if path is not None:  # whole or not at all: two benches may share a store
-        buffer = io.BytesIO()
-        np.savez(buffer, y=out[0], d=out[1], s=out[2])
-        atomic_write_bytes(path, buffer.getvalue())
+    if path is not None:
+        write_arrays(path, {"y": out[0], "d": out[1], "s": out[2]})
     return out
+
+
+def read_arrays(path: Path) -> dict[str, NDArray] | None:
+    """The arrays of a stored ``.npz`` (no Python objects), or None when there is none."""
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def write_arrays(path: Path, arrays: dict[str, NDArray]) -> None:
+    """Store ``arrays`` as one ``.npz``, whole or not at all (benches may share a store)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def set_omega(clips: dict[str, Clips]) -> float:

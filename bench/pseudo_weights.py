@@ -35,7 +35,6 @@ difference and their true Ω difference. Per type the arrays are stored under
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import time
 from collections.abc import Sequence
@@ -43,18 +42,17 @@ from pathlib import Path
 
 import numpy as np
 from draws import family_draws, make_novel
+from hedge import read_arrays, set_omega, write_arrays
 from numpy.typing import NDArray
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from automl_asd import synth
-from automl_asd.components.files import atomic_write_bytes
 from automl_asd.data import MachineData, scan
 from automl_asd.detectors.registry import make_detector
 from automl_asd.features import extract
 from automl_asd.pipeline import derive_seed, make_train_set, select_train_clips
 from automl_asd.recipe import Recipe, load_recipe
-from automl_asd.search.selection import objective_value, section_aucs
 
 KINDS = ("tone", "impulse", "band", "am", "shift")
 LEVELS = (0.15, 0.5, 1.0)
@@ -152,11 +150,6 @@ def fused(z: NDArray[np.float64], a: NDArray[np.float64],
     return out
 
 
-def omega(y: NDArray, d: NDArray, s: NDArray) -> float:
-    """Official Ω of one type's test clips."""
-    return objective_value("mean", {"t": section_aucs(y, d, s)})
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, required=True, help="bench folder (draw<d>/novel)")
@@ -187,28 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--draws {first} {stop}: need 0 <= FIRST < STOP")
     store = args.root / "pseudo_scores" / recipe.behaviour_hash()[:16]
     cache = args.root / "cache"
-    draws = family_draws(args.draws[1])
+    draws = family_draws(stop)
     t_cpu = time.process_time()
     rows = []
-    for d in range(*args.draws):
+    for d in range(first, stop):
         root = make_novel(draws[d], args.root, size=args.size)
         machines = scan(root, machine_types=list(draws[d].novel_types))
         for mt in draws[d].novel_types:
             path = store / f"draw{d}_{args.size}" / f"{mt}.npz"
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as f:
-                    arrays = {k: f[k] for k in f.files}
-            else:
+            arrays = read_arrays(path)
+            if arrays is None:
                 arrays = type_arrays(recipe, machines[mt], cache)
-                buffer = io.BytesIO()
-                np.savez(buffer, **arrays)
-                atomic_write_bytes(path, buffer.getvalue())
+                write_arrays(path, arrays)
+            key = f"{d}/{mt}"
             z, y, dom = arrays["z"], arrays["y"], arrays["d"]
             a = pseudo_aucs(arrays, kinds, levels)
-            members = [omega(y, dom, z[:, j]) for j in range(z.shape[1])]
-            rules = {k: omega(y, dom, v) for k, v in fused(z, a, betas).items()}
-            rows.append((f"{d}/{mt}", members, a, rules))
-            print(f"{d}/{mt:<12} members " + " ".join(f"{m:.3f}" for m in members)
+            members = [set_omega({key: (y, dom, z[:, j])}) for j in range(z.shape[1])]
+            rules = {k: set_omega({key: (y, dom, v)}) for k, v in fused(z, a, betas).items()}
+            rows.append((key, members, a, rules))
+            print(f"{key:<14} members " + " ".join(f"{m:.3f}" for m in members)
                   + "  pseudo-AUC " + " ".join(f"{x:.3f}" for x in a) + "  "
                   + " ".join(f"{k} {v:.3f}" for k, v in rules.items()), flush=True)
     best = np.array([max(r[1]) for r in rows])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -17,19 +15,12 @@ import pytest
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of
-from tests.fixtures.paths import REPO_ROOT
-
-BENCH = REPO_ROOT / "bench" / "draws.py"
+from tests.fixtures.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def draws() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_draws", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_draws"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("draws")
 
 
 @pytest.mark.parametrize(("holdout", "named", "seed0"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,22 +12,12 @@ from automl_asd.data import scan
 from automl_asd.evaluation.evaluate import evaluate_result
 from automl_asd.pipeline import run_machine
 from automl_asd.recipe import Recipe, load_recipe
-from tests.fixtures.paths import REPO_ROOT
+from tests.fixtures.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def hedge_bench() -> ModuleType:
-    bench = str(REPO_ROOT / "bench")
-    sys.path.insert(0, bench)  # hedge.py imports its sibling draws.py
-    try:
-        spec = importlib.util.spec_from_file_location("bench_hedge",
-                                                      REPO_ROOT / "bench" / "hedge.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(bench)
-    return module
+    return load_bench("hedge")
 
 
 def _renamed(recipe: Recipe, name: str) -> Recipe:

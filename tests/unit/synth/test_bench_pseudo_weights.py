@@ -3,8 +3,6 @@ arrays against the pipeline's own score of the same hedge."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,22 +13,12 @@ from automl_asd.data import scan
 from automl_asd.evaluation.evaluate import evaluate_result
 from automl_asd.pipeline import run_machine
 from automl_asd.recipe import load_recipe
-from tests.fixtures.paths import REPO_ROOT
+from tests.fixtures.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    folder = str(REPO_ROOT / "bench")
-    sys.path.insert(0, folder)  # pseudo_weights.py imports its sibling draws.py
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_pseudo_weights", REPO_ROOT / "bench" / "pseudo_weights.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-    return module
+    return load_bench("pseudo_weights")
 
 
 def _clip(seed: int = 0) -> np.ndarray:
@@ -83,7 +71,8 @@ def test_type_arrays_mean_rule_is_the_pipelines_hedge(bench: ModuleType, tiny_no
     # the mean of the member z-scores is the shipped hedge, scored as the pipeline scores it
     official = evaluate_result(machine, run_machine(recipe, machine, cache_dir=tmp_path / "cache",
                                                     device="cpu")).official_score
-    assert bench.omega(y, d, z.mean(axis=1)) == pytest.approx(official, abs=1e-12)
+    assert bench.set_omega({"0/compressor": (y, d, z.mean(axis=1))}) == pytest.approx(
+        official, abs=1e-12)
     n_held = len(arrays["clean"])
     assert n_held == 27  # half of the 54 source training clips
     for kind in bench.KINDS:
