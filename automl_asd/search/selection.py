@@ -94,6 +94,8 @@ __all__ = [
     "ranked_distinct",
     "distinct_key",
     "section_aucs",
+    "ranking_reliability",
+    "ranking_variances",
 ]
 
 OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
@@ -265,6 +267,58 @@ def bootstrap_values(objective: str, clips: ClipScores, *, n_boot: int = 100, se
     on the same development clips get the same resamples: paired)."""
     return np.array([objective_value(objective, _aucs_of(clips, idx))
                      for idx in _resamples(clips, n_boot, seed)], dtype=np.float64)
+
+
+def ranking_variances(objective: str, clip_scores: Mapping[str, ClipScores], *,
+                      n_boot: int = 100, seed: int = 0) -> tuple[float, float]:
+    """``(total, noise)`` of :func:`ranking_reliability`: the variance of the trials'
+    ``objective`` over the trials, and the mean over the trials of the variance of their
+    objective minus the mean of all trials on the same paired bootstrap resample of the test
+    clips. NaN, NaN with fewer than 3 trials. All trials must be scored on the same clips."""
+    ids = sorted(clip_scores)
+    if len(ids) < 3:
+        return math.nan, math.nan
+    first = clip_scores[ids[0]]
+    for t in ids[1:]:
+        other = clip_scores[t]
+        if set(other) != set(first) or any(len(other[k][0]) != len(first[k][0]) for k in first):
+            raise ValueError(f"ranking_reliability: trial {t!r} was scored on other clips "
+                             f"than trial {ids[0]!r}")
+    point = np.array([objective_value(objective, _aucs_of(clip_scores[t])) for t in ids])
+    boot = np.stack([bootstrap_values(objective, clip_scores[t], n_boot=n_boot, seed=seed)
+                     for t in ids])  # (trials, resamples), paired: same seed, same clips
+    # Centring on each resample removes the noise the trials share and 1/n of the rest; the
+    # factor n/(n-1) puts the rest back, as the variance over trials (ddof=1) counts it.
+    centred = boot - boot.mean(axis=0, keepdims=True)
+    noise = float(np.mean(np.var(centred, axis=1, ddof=1))) * len(ids) / (len(ids) - 1)
+    return float(np.var(point, ddof=1)), noise
+
+
+def ranking_reliability(objective: str, clip_scores: Mapping[str, ClipScores], *,
+                        n_boot: int = 100, seed: int = 0) -> float:
+    """How much of the spread of the trials' ``objective`` is more than test-clip noise.
+
+    ``max(0, 1 - noise / total)`` (:func:`ranking_variances`): ``total`` is the variance of
+    the trials' objective over the trials; ``noise`` is what the test clips alone would
+    spread them by, from ``n_boot`` paired stratified bootstrap resamples of the clips
+    (:func:`bootstrap_values`); noise the trials share (a hard set of clips) does not change
+    their order and is not counted. 1: the clips rank the trials as endless clips of the same
+    machines would; 0: the spread is no larger than the noise, the order is noise. A ranking
+    measured with reliability ``r_dev`` on development clips and ``r_novel`` on novel clips
+    cannot correlate with the other better than about ``sqrt(r_dev * r_novel)`` (attenuation
+    by measurement noise), whatever the selection rule.
+
+    With few trials the estimate is itself noisy (the variance of 8 values is uncertain by
+    about half of itself): pool ``total`` and ``noise`` over several sets of trials to compare
+    data sets. With about 10 test clips per (domain, label) group and AUCs near chance the
+    bootstrap overstates Ω's noise (1.4-2x in simulation; fine from 25 clips per group), so
+    the value reads low on such small test sets. NaN with fewer than 3 trials or when every
+    trial has the same value.
+    """
+    total, noise = ranking_variances(objective, clip_scores, n_boot=n_boot, seed=seed)
+    if not math.isfinite(total) or total == 0.0:
+        return math.nan
+    return max(0.0, 1.0 - noise / total)
 
 
 def bootstrap_lower_bound(objective: str, clips: ClipScores, *, quantile: float = 0.1,

@@ -1,0 +1,94 @@
+"""How reliably test clips rank trials (search/selection.py ``ranking_variances`` /
+``ranking_reliability``): the share of the trials' spread that is more than test-clip noise,
+which bounds ρ(development, novel)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_asd.search.selection import ranking_reliability, ranking_variances
+
+
+def _section(rng: np.random.Generator, sep: float, n: int) -> tuple[Any, Any, Any]:
+    """One section with ``n`` clips per (domain, label) group; anomalies shifted by ``sep``."""
+    y = np.tile(np.r_[np.zeros(n), np.ones(n)], 2).astype(np.int64)
+    d = np.repeat(np.array(["source", "target"]), 2 * n)
+    return y, d, rng.normal(size=4 * n) + sep * y
+
+
+def _trials(seps: list[float], n: int, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {f"t{i}": {("m", f"0{j}"): _section(rng, s, n) for j in range(2)}
+            for i, s in enumerate(seps)}
+
+
+def test_clearly_different_trials_rank_reliably_and_equal_ones_do_not() -> None:
+    distinct = _trials([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], n=60)
+    r = ranking_reliability("mean", distinct)
+    assert r > 0.9
+    assert r == ranking_reliability("mean", distinct)  # deterministic for a seed
+    # Equal trials: their spread IS the clips' noise, so noise ~ total. One set of 8 gives a
+    # very uncertain variance (reliability 0.00..0.65 over 6 seeds); pool 6 sets of 12.
+    parts = np.array([ranking_variances("mean", _trials([1.0] * 12, n=40, seed=s))
+                      for s in range(6)])
+    total, noise = parts.sum(axis=0)
+    assert noise / total == pytest.approx(1.0, abs=0.35)  # 0.75..1.39 over 6 groups of seeds
+
+
+def test_shared_noise_does_not_count() -> None:
+    # Three recipes scoring the same clips with the same noise, shifted apart only in their
+    # anomalies' margin: every resample moves them together, so their order is sure even
+    # on few clips. Independent noise of the same size leaves much less of it.
+    rng = np.random.default_rng(0)
+    base = _section(rng, 1.0, 6)
+    y, d, s0 = base
+    shared = {f"t{i}": {("m", "00"): (y, d, s0 + 0.4 * i * y)} for i in range(3)}
+    independent = _trials([1.0, 1.4, 1.8], n=6, seed=1)
+    assert ranking_reliability("mean", shared) > 0.75
+    assert ranking_reliability("mean", shared) > ranking_reliability("mean", independent) + 0.3
+    total, noise = ranking_variances("mean", shared)
+    assert ranking_reliability("mean", shared) == pytest.approx(1 - noise / total)
+
+
+def test_fewer_clips_rank_less_reliably() -> None:
+    seps = [0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
+    many = np.mean([ranking_reliability("mean", _trials(seps, 60, s)) for s in range(4)])
+    few = np.mean([ranking_reliability("mean", _trials(seps, 6, s)) for s in range(4)])
+    assert many > 0.8
+    assert many > few + 0.3
+
+
+def test_ranking_reliability_needs_three_trials_on_the_same_clips() -> None:
+    assert math.isnan(ranking_reliability("mean", _trials([0.5, 1.0], n=10)))
+    mixed = {**_trials([0.5, 1.0], n=10), "t9": _trials([1.5], n=11)["t0"]}
+    with pytest.raises(ValueError, match="other clips"):
+        ranking_reliability("mean", mixed)
+    same = _trials([1.0], n=10)["t0"]
+    assert math.isnan(ranking_reliability("mean", {"a": same, "b": same, "c": same}))
+
+
+def test_bootstrap_noise_of_omega_against_its_real_spread() -> None:
+    """The noise ``ranking_variances`` subtracts is the bootstrap variance of Ω. Checked here
+    against Ω's real spread over 60 fresh data sets of 6 sections near chance (Gaussian
+    scores, anomalies shifted by 0.0): with 40 clips per (domain, label) group the two agree
+    (0.86 and 1.16 for two seeds); with 10 (the ``tiny`` preset) the bootstrap overstates the
+    noise (1.4-2.1 over 4 seeds; 0.9-1.7 with anomalies shifted by 1.0), so reliabilities
+    measured on such small test sets read low (docs/benchmarks.md)."""
+    from automl_asd.search.selection import bootstrap_values, objective_value, section_aucs
+
+    def ratio(n: int) -> float:
+        rng = np.random.default_rng(0)
+        point, boot = [], []
+        for k in range(60):
+            clips = {("m", f"{j:02d}"): _section(rng, 0.0, n) for j in range(6)}
+            point.append(objective_value("mean", {key: section_aucs(*v)
+                                                  for key, v in clips.items()}))
+            boot.append(bootstrap_values("mean", clips, n_boot=40, seed=k).var(ddof=1))
+        return float(np.mean(boot) / np.var(point, ddof=1))
+
+    assert 0.7 < ratio(40) < 1.4
+    assert ratio(10) > 1.3
