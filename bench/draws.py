@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from automl_asd import synth
 from automl_asd.evaluation.objective import evaluate_recipe
@@ -153,10 +154,14 @@ def _dev_table(recipe: Any, dev: Any, cache: Path) -> dict[str, Any]:
             "dev_omega": d.omega}
 
 
+def _write_clips(clips: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"{k}|{x}": a for k, arrs in clips.items()
+                      for x, a in zip("yds", arrs, strict=True)})
+
+
 def _write_table(table: dict[str, Any], meta_path: Path, clips_path: Path) -> None:
-    meta_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(clips_path, **{f"{k}|{x}": a for k, arrs in table["clips"].items()
-                            for x, a in zip("yds", arrs, strict=True)})
+    _write_clips(table["clips"], clips_path)
     meta_path.write_text(json.dumps({k: v for k, v in table.items() if k != "clips"}))
 
 
@@ -182,10 +187,25 @@ def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
         return stored
     table = _dev_table(recipe, dev, cache)
     if novel is not None:
-        table["novel_omega"] = evaluate_recipe(recipe, novel, cache_dir=cache,
-                                               device="cpu").omega
+        ev = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
+        table["novel_omega"] = ev.omega
+        _write_clips({"/".join(k): a for k, a in ev.per_clip.items()},
+                     meta_path.with_suffix(".novel.npz"))
     _write_table(table, meta_path, clips_path)
     return table
+
+
+def novel_clips(recipe: Any, store: Path
+                ) -> dict[str, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]] | None:
+    """The novel types' per-clip (labels, domains, scores) of ``recipe`` kept beside its
+    candidate table (``store/<content hash>.novel.npz``), or None (tables stored before they
+    were kept)."""
+    path = _table_paths(recipe, store)[0].with_suffix(".novel.npz")
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        keys = sorted({k.rsplit("|", 1)[0] for k in npz.files})
+        return {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in keys}
 
 
 def candidate_recipes(space: Any, draw_index: int, seed: int, n: int) -> list[Any]:

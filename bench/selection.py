@@ -22,6 +22,12 @@ only; we report:
 * ``ties``: how many of the top candidates beat the frozen one on >= 25 % of paired bootstrap
   resamples of the development clips (near ties, what a search's report counts under "How
   sure is the pick?"); the summary splits the default rule's regret by draws with and without.
+* ranking reliability: on each side (development: the default rule's objective; novel: the
+  official Ω), the share of the candidates' variance that is more than test-clip noise
+  (:func:`~automl_asd.search.selection.ranking_variances`), per draw and pooled over draws, and
+  ``sqrt(dev * novel)``, about the highest ρ that noise allows whatever the rule. Needs the
+  candidates' novel per-clip scores (kept beside their tables since 2026-12-06; NaN for
+  tables stored before).
 
 Per draw, then mean, standard deviation and min..max over draws; the rule with the lowest mean
 regret is the measured default. The cheap shipped recipes are scored on each draw's novel types
@@ -56,6 +62,7 @@ from draws import (
     candidate_scores,
     family_draws,
     make_data,
+    novel_clips,
     rule_name,
     rule_picks,
     spearman,
@@ -66,7 +73,7 @@ from draws import (
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.recipe import load_recipe
-from automl_asd.search.selection import SelectionRule
+from automl_asd.search.selection import SelectionRule, ranking_variances
 from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
@@ -110,6 +117,29 @@ def _data(draw: int, args: argparse.Namespace,
     return seed, dev_types, novel_types, dev_root, novel_root, "named types"
 
 
+def _reliability(cands: list[dict[str, Any]], store: Path,
+                 default: dict[str, float]) -> dict[str, float]:
+    """How reliably the draw's development and novel test clips rank the candidates: the
+    candidates' variance and the test-clip noise in it
+    (:func:`~automl_asd.search.selection.ranking_variances`; the default rule's objective on
+    the development side, the official Ω on the novel side), and the default rule's ρ."""
+    dev = ranking_variances(SelectionRule().objective,
+                            {str(c["trial_id"]): c["clips"] for c in cands})
+    clips = {str(c["trial_id"]): novel_clips(c["recipe"], store) for c in cands}
+    kept = {t: v for t, v in clips.items() if v is not None}
+    novel = (ranking_variances("mean", kept) if len(kept) == len(clips)
+             else (math.nan, math.nan))
+    return {"dev_total": dev[0], "dev_noise": dev[1], "novel_total": novel[0],
+            "novel_noise": novel[1], "rho": default["rho"]}
+
+
+def _pooled(rel: list[dict[str, float]], side: str) -> float:
+    """``max(0, 1 - sum(noise) / sum(total))`` over draws: the reliability of a side, pooled
+    (one draw's 9-13 candidates give a very uncertain variance)."""
+    total = sum(r[f"{side}_total"] for r in rel)
+    return max(0.0, 1.0 - sum(r[f"{side}_noise"] for r in rel) / total) if total else math.nan
+
+
 def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     seed, dev_types, novel_types, dev_root, novel_root, split = _data(draw, args, work)
@@ -138,6 +168,7 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                          "ties": ties}
         path = root / f"recipe_{name.replace('/', '_')}.json"
         path.write_text(c["recipe"].to_json())
+    reliability = _reliability(cands, root / "candidates", results[rule_name(SelectionRule())])
     # kept by content hash where bench/full_size.py keeps them: a re-run reads them back
     shipped = {name: stored_omega(load_recipe(name), novel, cache, root / "shipped")
                for name in SHIPPED}
@@ -151,9 +182,13 @@ def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for name, r in results.items():
         print(f"  {name:<40} {r['dev']:7.4f} {r['novel']:8.4f} {r['regret']:7.4f} "
               f"{r['rho']:6.3f} {r['ties']:5d}")
+    dev_r, novel_r = _pooled([reliability], "dev"), _pooled([reliability], "novel")
+    print(f"  ranking reliability (bootstrap of the test clips): dev {dev_r:.3f}, novel "
+          f"{novel_r:.3f}; ceiling on ρ {math.sqrt(dev_r * novel_r):.3f}; default's ρ "
+          f"{reliability['rho']:.3f}")
     out = {"draw": draw, "seed": seed, "split": split, "dev": dev_types, "novel": novel_types,
            "results": results, "shipped": shipped, "best_novel": best_novel,
-           "reference_novel": cands[0]["novel_omega"]}
+           "reference_novel": cands[0]["novel_omega"], "reliability": reliability}
     (root / "result.json").write_text(json.dumps(out, indent=2))
     return out
 
@@ -218,6 +253,13 @@ def main() -> None:
     for name in SHIPPED:
         if all(name in d["shipped"] for d in draws):
             print(f"  {'shipped ' + name:<42} {_spread([d['shipped'][name] for d in draws])}")
+    rel = [d["reliability"] for d in draws if "reliability" in d]
+    if rel:
+        dev_r, novel_r = _pooled(rel, "dev"), _pooled(rel, "novel")
+        print(f"  ranking reliability, pooled over {len(rel)} draws (bootstrap of the test "
+              f"clips): development {dev_r:.3f}, novel {novel_r:.3f}; ceiling on ρ "
+              f"sqrt(dev * novel) {math.sqrt(dev_r * novel_r):.3f}; default rule's ρ "
+              f"{np.nanmean([r['rho'] for r in rel]):.3f}")
     default = rule_name(SelectionRule())
     print(ties_line(default, [(d["results"][default].get("ties"), d["results"][default]["regret"])
                               for d in draws]))

@@ -147,6 +147,12 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert y.tolist() == [0, 1] and dom.tolist() == ["source", "target"]
     assert s.tolist() == [0.25, 2.5]
     assert (again["dev_omega"], again["novel_omega"]) == (0.61, 0.52)
+    # The novel side's per-clip scores are kept beside the table (bench/selection.py's
+    # ranking reliability); a table stored without them reads back as None.
+    novel = draws.novel_clips(recipe, tmp_path / "s")
+    assert list(novel) == ["pump/00"]
+    assert [a.tolist() for a in novel["pump/00"]] == [[0, 1], ["source", "target"], [0.25, 2.5]]
+    assert draws.novel_clips(load_recipe("margin_knn"), tmp_path / "s") is None
     # A shipped recipe's Ω alone, kept the same way (bench/selection.py and full_size.py).
     assert draws.stored_omega(recipe, "novel", tmp_path / "cache", tmp_path / "sh") == 0.52
     assert draws.stored_omega(recipe, "dev", tmp_path / "cache", tmp_path / "sh") == 0.52
