@@ -137,7 +137,8 @@ def _pooled(rel: list[dict[str, float]], side: str) -> float:
     """``max(0, 1 - sum(noise) / sum(total))`` over draws: the reliability of a side, pooled
     (one draw's 9-13 candidates give a very uncertain variance)."""
     total = sum(r[f"{side}_total"] for r in rel)
-    return max(0.0, 1.0 - sum(r[f"{side}_noise"] for r in rel) / total) if total else math.nan
+    value = 1.0 - sum(r[f"{side}_noise"] for r in rel) / total if total else math.nan
+    return max(0.0, value) if math.isfinite(value) else math.nan
 
 
 def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -260,6 +261,13 @@ def main() -> None:
               f"clips): development {dev_r:.3f}, novel {novel_r:.3f}; ceiling on ρ "
               f"sqrt(dev * novel) {math.sqrt(dev_r * novel_r):.3f}; default rule's ρ "
               f"{np.nanmean([r['rho'] for r in rel]):.3f}")
+        each = {side: [_pooled([r], side) for r in rel] for side in ("dev", "novel")}
+        ceil = [math.sqrt(a * b) for a, b in zip(each["dev"], each["novel"], strict=True)]
+        print(f"  per draw: development {_spread(each['dev'])}, novel {_spread(each['novel'])}")
+        print(f"            ceiling on ρ {_spread(ceil)}, ρ above it on "
+              f"{sum(r['rho'] > c for r, c in zip(rel, ceil, strict=True))} of {len(rel)} "
+              f"draws; Spearman (ceiling, ρ) over the draws "
+              f"{spearman(ceil, [r['rho'] for r in rel]):.2f}")
     default = rule_name(SelectionRule())
     print(ties_line(default, [(d["results"][default].get("ties"), d["results"][default]["regret"])
                               for d in draws]))

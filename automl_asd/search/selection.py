@@ -282,7 +282,7 @@ def ranking_variances(objective: str, clip_scores: Mapping[str, ClipScores], *,
     for t in ids[1:]:
         other = clip_scores[t]
         if set(other) != set(first) or any(len(other[k][0]) != len(first[k][0]) for k in first):
-            raise ValueError(f"ranking_reliability: trial {t!r} was scored on other clips "
+            raise ValueError(f"ranking_variances: trial {t!r} was scored on other clips "
                              f"than trial {ids[0]!r}")
     point = np.array([objective_value(objective, _aucs_of(clip_scores[t])) for t in ids])
     boot = np.stack([bootstrap_values(objective, clip_scores[t], n_boot=n_boot, seed=seed)

@@ -52,3 +52,4 @@ def test_reliability_reads_both_sides_and_pools_over_draws(selection: ModuleType
     (tmp_path / f"{load_recipe(names[0]).content_hash()[:16]}.novel.npz").unlink()
     rel = selection._reliability(cands, tmp_path, {"rho": 0.5})
     assert math.isnan(rel["novel_total"]) and not math.isnan(rel["dev_total"])
+    assert math.isnan(selection._pooled([rel], "novel"))  # unknown, not "no reliability"
