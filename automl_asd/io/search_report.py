@@ -429,6 +429,14 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them.")
+    small, below = sel.get("smallest_group"), sel.get("small_group_below")
+    caution = ([f"Caution: some development (domain, label) groups hold only {small} test "
+                f"clips. Below about {below} per group the bootstrap overstates the noise of "
+                "Ω near chance (up to about twice its variance in simulation), so these "
+                "intervals read wide and near ties are over-counted; more development test "
+                "clips make both sharper (docs/benchmarks.md, \"How much of ρ test-clip "
+                "noise allows\").", ""]
+               if isinstance(small, int) and isinstance(below, int) and small < below else [])
     written = tie_recipes(sel)
     files = ([f"Their recipes are frozen beside `recipe.json` (same provenance, their own "
               f"trial id): {', '.join(f'`{p}`' for p in written.values())}. To see which "
@@ -441,7 +449,7 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
             "domain and label): `low` / `high` are quantiles of the objective over the "
             "resamples (the rule's `quantile` and one minus it); `beats chosen` is how often "
             "the recipe's objective is above the chosen trial's on the same resample.", "",
-            _md_table(pd.DataFrame(rows)), "", verdict, "", *files]
+            _md_table(pd.DataFrame(rows)), "", verdict, "", *caution, *files]
 
 
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,

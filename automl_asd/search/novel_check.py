@@ -35,11 +35,13 @@ from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import (
     NEAR_TIE,
+    SMALL_TEST_GROUP,
     bootstrap_table,
     distinct_key,
     pick_margins,
     pick_trial,
     ranked_distinct,
+    smallest_group,
 )
 from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 
@@ -138,11 +140,14 @@ def make_picker(cfg: Any, machines: Mapping[str, MachineData], evaluate: BatchEv
             return best
         try:
             margins = pick_margins(table, chosen, rule.quantile)
+            smallest = min((smallest_group(c) for t, c in scores.items() if t in table),
+                           default=None)
         except Exception as exc:  # a read-out only: it never changes or loses the choice
             logger.warning("how sure the final pick is could not be measured (%s)", exc)
-            margins = {}
+            margins, smallest = {}, None
         record({"chosen": chosen, "lower_bounds": bounds,
-                "rescored": [r.trial_id for r in missing], "margins": margins})
+                "rescored": [r.trial_id for r in missing], "margins": margins,
+                "smallest_group": smallest, "small_group_below": SMALL_TEST_GROUP})
         logger.info("final pick %s: trial %s (best by objective: %s)", rule.pick, chosen, best)
         return chosen
 

@@ -79,6 +79,7 @@ from automl_asd.io.clip_scores import ClipScores
 
 __all__ = [
     "NEAR_TIE",
+    "SMALL_TEST_GROUP",
     "OBJECTIVES",
     "PICKS",
     "SelectionRule",
@@ -96,6 +97,7 @@ __all__ = [
     "section_aucs",
     "ranking_reliability",
     "ranking_variances",
+    "smallest_group",
 ]
 
 OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
@@ -103,6 +105,13 @@ OBJECTIVES = ("mean", "worst_type", "mean_minus_std", "leave_one_type_out")
 #: resamples is a near tie (:func:`near_ties`): the development data cannot tell the two apart.
 NEAR_TIE = 0.25
 PICKS = ("best", "bootstrap_lower_bound")
+#: Below this many test clips in a (domain, label) group of a development section the
+#: bootstrap overstates Ω's noise near chance (its variance is 1.4-2.1x Ω's real one at 10
+#: clips per group in simulation, 1.0-1.5x at 25, 0.9-1.2x at 40:
+#: tests/unit/search/test_reliability.py and docs/benchmarks.md, "How much of ρ test-clip
+#: noise allows"), so intervals read wide and near ties are over-counted; the search report
+#: says so.
+SMALL_TEST_GROUP = 25
 _KEYS = {"objective", "pick", "top", "quantile", "n_boot"}
 
 #: Per (machine type, section) key, or a trial table's ``<type>`` label: (AUC-s, AUC-t, pAUC).
@@ -243,17 +252,32 @@ def _aucs_of(clips: ClipScores, index: Mapping[Any, NDArray[np.int64]] | None = 
     return out
 
 
-def _resamples(clips: ClipScores, n_boot: int, seed: int
-               ) -> list[dict[Any, NDArray[np.int64]]]:
-    """Stratified (per type, domain, label) bootstrap indices, the same for every trial."""
-    rng = np.random.default_rng(seed)
-    out: list[dict[Any, NDArray[np.int64]]] = []
+def _strata(clips: ClipScores) -> dict[Any, list[NDArray[np.int64]]]:
+    """Per section, the clip indices of each non-empty (domain, label) group."""
     groups: dict[Any, list[NDArray[np.int64]]] = {}
     for key in sorted(clips):
         y, dom, _ = clips[key]
         strata = [np.flatnonzero((np.asarray(dom).astype(str) == d) & (np.asarray(y) == lab))
                   for d in ("source", "target") for lab in (0, 1)]
         groups[key] = [g for g in strata if len(g)]
+    return groups
+
+
+def smallest_group(clips: ClipScores) -> int:
+    """The fewest test clips of any (domain, label) group of any section of ``clips`` (what
+    :data:`SMALL_TEST_GROUP` is compared with)."""
+    sizes = [len(g) for groups in _strata(clips).values() for g in groups]
+    if not sizes:
+        raise ValueError("smallest_group: no test clips")
+    return min(sizes)
+
+
+def _resamples(clips: ClipScores, n_boot: int, seed: int
+               ) -> list[dict[Any, NDArray[np.int64]]]:
+    """Stratified (per type, domain, label) bootstrap indices, the same for every trial."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[Any, NDArray[np.int64]]] = []
+    groups = _strata(clips)
     for _ in range(n_boot):
         out.append({key: np.concatenate([rng.choice(g, size=len(g), replace=True)
                                          for g in groups[key]]) for key in sorted(groups)})
@@ -311,7 +335,7 @@ def ranking_reliability(objective: str, clip_scores: Mapping[str, ClipScores], *
     With few trials the estimate is itself noisy (the variance of 8 values is uncertain by
     about half of itself): pool ``total`` and ``noise`` over several sets of trials to compare
     data sets. With about 10 test clips per (domain, label) group and AUCs near chance the
-    bootstrap overstates Ω's noise (1.4-2x in simulation; fine from 25 clips per group), so
+    bootstrap overstates Ω's noise (1.4-2x in simulation; 1.0-1.5x at 25 clips per group), so
     the value reads low on such small test sets. NaN with fewer than 3 trials or when every
     trial has the same value.
     """

@@ -134,6 +134,9 @@ def test_a_best_pick_reports_how_sure_it_is_and_rescores_nothing(tmp_path: Path)
     assert "beats_chosen" not in meta["margins"]["a"]
     assert meta["margins"]["b"]["beats_chosen"] == 1.0
     assert meta["margins"]["b"]["low"] > meta["margins"]["a"]["high"]
+    # 30 clips in every (domain, label) group: not a small test set (the report adds no
+    # caution; tests/unit/search/test_reliability.py checks the report's side).
+    assert (meta["smallest_group"], meta["small_group_below"]) == (30, 25)
     # ... and `search` / `demo` print it in one line.
     from automl_asd.io.search_report import pick_certainty_line
 
