@@ -391,10 +391,23 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     ties, others, near = tied
     written = tie_recipes(sel)
     where = (f"their recipes in {out_dir / NEAR_TIES_DIR}, " if written else "")
+    small = _small_group(sel)
     return (f"how sure is the pick: {len(ties)} of the other {others} top recipes "
             f"{'beats' if len(ties) == 1 else 'beat'} it on "
             f">= {100 * near:.0f} % of bootstrap resamples of the development clips"
-            + (f" (near ties: {where}see the search report)" if ties else ""))
+            + (f" (near ties: {where}see the search report)" if ties else "")
+            + (f"; only {small[0]} test clips in some development (domain, label) group, "
+               "where the bootstrap overstates the noise" if small else ""))
+
+
+def _small_group(sel: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(fewest test clips of a development (domain, label) group, the threshold) when the
+    picker recorded a group below ``small_group_below`` (the search layer's
+    ``SMALL_TEST_GROUP``); None otherwise or for a search.json from before the fields."""
+    small, below = sel.get("smallest_group"), sel.get("small_group_below")
+    if isinstance(small, int) and isinstance(below, int) and small < below:
+        return small, below
+    return None
 
 
 def tie_recipes(sel: Mapping[str, Any]) -> dict[str, str]:
@@ -429,14 +442,13 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them.")
-    small, below = sel.get("smallest_group"), sel.get("small_group_below")
-    caution = ([f"Caution: some development (domain, label) groups hold only {small} test "
-                f"clips. Below about {below} per group the bootstrap overstates the noise of "
-                "Ω near chance (up to about twice its variance in simulation), so these "
+    small = _small_group(sel)
+    caution = ([f"Caution: some development (domain, label) groups hold only {small[0]} test "
+                f"clips. Below about {small[1]} per group the bootstrap overstates the noise "
+                "of Ω near chance (up to about twice its variance in simulation), so these "
                 "intervals read wide and near ties are over-counted; more development test "
                 "clips make both sharper (docs/benchmarks.md, \"How much of ρ test-clip "
-                "noise allows\").", ""]
-               if isinstance(small, int) and isinstance(below, int) and small < below else [])
+                "noise allows\").", ""] if small else [])
     written = tie_recipes(sel)
     files = ([f"Their recipes are frozen beside `recipe.json` (same provenance, their own "
               f"trial id): {', '.join(f'`{p}`' for p in written.values())}. To see which "

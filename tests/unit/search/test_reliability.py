@@ -5,6 +5,7 @@ which bounds ρ(development, novel)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,10 +97,10 @@ def test_bootstrap_noise_of_omega_against_its_real_spread() -> None:
     assert ratio(10) > 1.3
 
 
-def test_smallest_group_and_the_reports_caution_on_small_test_sets() -> None:
+def test_smallest_group_and_the_reports_caution_on_small_test_sets(tmp_path: Path) -> None:
     import pandas as pd
 
-    from automl_asd.io.search_report import _margin_lines
+    from automl_asd.io.search_report import _margin_lines, pick_certainty_line, write_search_meta
     from automl_asd.search.selection import SMALL_TEST_GROUP, smallest_group
 
     clips = _trials([1.0], n=12)["t0"]
@@ -119,3 +120,11 @@ def test_smallest_group_and_the_reports_caution_on_small_test_sets() -> None:
     for fine in ({**sel, "smallest_group": 50}, {k: v for k, v in sel.items()
                                                  if k != "small_group_below"}):
         assert "Caution" not in "\n".join(_margin_lines(table, fine))
+    # The terminal line says it too.
+    for meta, said in (({**sel, "smallest_group": 10}, True), ({**sel, "smallest_group": 25},
+                                                                False)):
+        out = tmp_path / str(meta["smallest_group"])
+        write_search_meta(out, {"selection": meta})
+        line = pick_certainty_line(out) or ""
+        assert line.startswith("how sure is the pick: 1 of the other 1 top recipes beats it")
+        assert ("only 10 test clips in some development (domain, label) group" in line) is said
