@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -125,6 +126,17 @@ def gap_se(best: Clips, hedge: Clips, n_boot: int) -> float:
     return float(np.std(b - h, ddof=1))
 
 
+def noise_count(mean_gap: float, ses: NDArray[np.float64], limit: float
+                ) -> tuple[float, float]:
+    """How many types would show a gap above ``limit`` from test-clip noise alone if every
+    type's true gap were ``mean_gap`` (the sum over the types of P(N(mean_gap, SE) > limit),
+    each with its own standard error; normal approximation), and the chance that at least
+    one would."""
+    z = (limit - mean_gap) / np.asarray(ses, dtype=np.float64)
+    p = np.array([0.5 * math.erfc(v / math.sqrt(2.0)) for v in z])
+    return float(p.sum()), float(1.0 - np.prod(1.0 - p))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--root", type=Path, required=True, help="data folder (made if missing)")
@@ -215,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"per-type gap standard error (paired bootstrap, {args.n_boot} resamples): "
               f"median {np.median(e):.3f}, max {e.max():.3f}; types beyond 0.05 by more than "
               f"2 SE: {int((g - 2 * e > 0.05).sum())}/{g.size}")
+        count, some = noise_count(g.mean(), e, 0.05)
+        print(f"if every type's true gap were the mean gap, test-clip noise alone would put "
+              f"{count:.1f}/{g.size} types >0.05 below (at least one: {100 * some:.0f} %)")
     print(f"CPU {time.process_time() - t_all:.0f} s")
     return 0
 

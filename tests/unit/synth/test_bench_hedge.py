@@ -75,3 +75,12 @@ def test_gap_standard_error_is_paired(hedge_bench: ModuleType) -> None:
     # of the order of an AUC's standard error on 100 clips
     assert 0.01 < se < 0.1
     assert np.isnan(hedge_bench.gap_se((y, d, good), (y, d, noisy), 0))
+
+
+def test_noise_count_by_hand(hedge_bench: ModuleType) -> None:
+    # gap limit 0.05, true gap 0, SE 0.05: z = 1, P(N > limit) = 0.158655 per type.
+    count, some = hedge_bench.noise_count(0.0, np.array([0.05, 0.05]), 0.05)
+    assert count == pytest.approx(2 * 0.158655, abs=1e-6)
+    assert some == pytest.approx(1 - (1 - 0.158655) ** 2, abs=1e-6)
+    # A tiny standard error: no type crosses from noise.
+    assert hedge_bench.noise_count(0.012, np.array([0.001] * 24), 0.05)[0] < 1e-12
