@@ -190,3 +190,66 @@ def test_the_carry_check_marks_the_picks_near_ties(tmp_path: Path) -> None:
     files = novel_check(cfg, outcome, one_by_one(evaluate), novel={"pump": object()})
     assert not pd.read_parquet(files["novel"])["near_tie"].any()
     assert "near ties" not in (tmp_path / "search_report.md").read_text()
+
+
+def _section_clips(rng: np.random.Generator, sep: float, n: int = 40) -> Any:
+    y = np.tile(np.r_[np.zeros(n), np.ones(n)], 2).astype(np.int64)
+    d = np.repeat(np.array(["source", "target"]), 2 * n)
+    return {("fan", "00"): (y, d, rng.normal(size=4 * n) + sep * y)}
+
+
+def test_the_carry_check_says_how_much_rho_the_test_clips_allow(tmp_path: Path) -> None:
+    # Three recipes, clearly apart on both sides: the ceiling is near 1 and the report says
+    # so. A trial without kept development scores leaves the line out.
+    from types import SimpleNamespace
+
+    from automl_asd.search.config import one_by_one
+    from automl_asd.search.novel_check import novel_check, rho_ceiling
+    from automl_asd.search.selection import ranking_reliability
+    from automl_asd.search.trials import record_from_result
+
+    rng = np.random.default_rng(0)
+    space = load_space("smoke")
+    ref = space.reference_point()
+    norms = {"aaaa": ref["normalization.method"], "bbbb": "none", "eeee": "domain_log_zscore"}
+    sep = {"aaaa": 0.3, "bbbb": 1.0, "eeee": 2.0}
+    dev = {t: _section_clips(rng, sep[t]) for t in norms}
+    novel = {norms[t]: _section_clips(rng, sep[t]) for t in norms}
+    records = [record_from_result(t, i, {**ref, "normalization.method": m},
+                                  {"omega": 0.6 + 0.1 * i, "fidelity": 1.0},
+                                  None, reference_point=ref, clip_scores=dev[t])
+               for i, (t, m) in enumerate(norms.items())]
+
+    def evaluate(recipe: Any, machines: Any, **kwargs: Any) -> Any:
+        m = recipe.normalization.method
+        return SimpleNamespace(omega=0.5 + sep[next(t for t in norms if norms[t] == m)] / 10,
+                               per_clip=novel[m])
+
+    cfg = SimpleNamespace(space=space, novel=tmp_path, novel_top_k=3, cache_dir=None,
+                          device="cpu")
+    outcome = SimpleNamespace(records=records, best_trial_id="eeee", machine_types=["fan"],
+                              run_dir=tmp_path)
+    novel_check(cfg, outcome, one_by_one(evaluate), novel={"pump": object()})
+    report = (tmp_path / "search_report.md").read_text()
+    by_hand = (ranking_reliability("mean", dev),
+               ranking_reliability("mean", {t: novel[norms[t]] for t in norms}))
+    assert min(by_hand) > 0.9
+    line = next(x for x in report.splitlines() if x.startswith("- how much ρ"))
+    assert f"{by_hand[0]:.4f} (development) and {by_hand[1]:.4f} (novel)" in line
+    assert f"ρ can hardly exceed {math.sqrt(by_hand[0] * by_hand[1]):.4f}" in line
+    # No kept development scores for one trial, or fewer than 3 trials: nothing to say.
+    bare = [replace(records[0], clip_scores=None), *records[1:]]
+    results = [SimpleNamespace(per_clip=novel[norms[t]]) for t in norms]
+    assert rho_ceiling(bare, results) == {}
+    assert rho_ceiling(records[:2], results[:2]) == {}
+    full = rho_ceiling(records, results)
+    assert set(full) == {"dev_reliability", "novel_reliability", "rho_ceiling",
+                         "smallest_group", "small_group_below"}
+    assert (full["smallest_group"], full["small_group_below"]) == (40.0, 25.0)
+    assert "overstates" not in line  # 40 clips per group: no caution
+    # Below 25 clips per group the line says the ceiling reads low.
+    from automl_asd.io.search_report import _small_ceiling
+
+    assert "only 10 test clips in some (domain, label) group" in _small_ceiling(
+        {**full, "smallest_group": 10.0})
+    assert _small_ceiling({k: v for k, v in full.items() if k != "small_group_below"}) == ""
