@@ -480,16 +480,6 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
         lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
-    ceiling = summary.get("rho_ceiling")
-    if ceiling is not None:
-        lines.append(
-            f"- how much ρ the test clips allow: of the spread of these trials' Ω, "
-            f"{_fmt(summary.get('dev_reliability'))} (development) and "
-            f"{_fmt(summary.get('novel_reliability'))} (novel) is more than bootstrap noise "
-            f"of the test clips, so ρ can hardly exceed {_fmt(ceiling)} whatever the "
-            "selection rule (a ρ near it says the development types rank these recipes as "
-            "the novel ones do; more test clips raise it; docs/benchmarks.md, \"How much of "
-            "ρ test-clip noise allows\")" + _small_ceiling(summary))
     tie = summary.get("best_near_tie_novel_omega")
     if tie is not None:
         gap = tie - summary.get("frozen_novel_omega", math.nan)
@@ -498,17 +488,6 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
         lines.append(f"- best novel Ω among the pick's near ties (`near_tie`, frozen in "
                      f"`{NEAR_TIES_DIR}/`): {_fmt(tie)}, {side} the frozen recipe's")
     return _append_section(out_dir, lines)
-
-
-def _small_ceiling(summary: Mapping[str, float]) -> str:
-    """The caution for :func:`append_novel_section`'s ceiling line when a (domain, label)
-    group of either side holds fewer test clips than the search layer's threshold."""
-    small, below = summary.get("smallest_group"), summary.get("small_group_below")
-    if small is None or below is None or not small < below:
-        return ""
-    return (f"; with only {small:.0f} test clips in some (domain, label) group the bootstrap "
-            "overstates the noise (up to about twice in simulation), so the real ceiling is "
-            "higher")
 
 
 def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Path:

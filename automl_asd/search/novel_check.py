@@ -41,7 +41,6 @@ from automl_asd.search.selection import (
     pick_margins,
     pick_trial,
     ranked_distinct,
-    ranking_reliability,
     smallest_group,
 )
 from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
@@ -271,8 +270,7 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
                          {k: v for k, v in record.config.items() if not is_missing(v)}))})
     ref_omega = float(results[-1].omega)
     df = pd.DataFrame(rows)
-    summary = {**carry_summary(df, reference_novel_omega=ref_omega),
-               **rho_ceiling(top, results[:len(top)])}
+    summary = carry_summary(df, reference_novel_omega=ref_omega)
     path = out / NOVEL_TABLE
     df.to_parquet(path, index=False)
     report = io.append_novel_section(out, df, summary, novel_root=str(root),
@@ -281,39 +279,6 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
                 summary["frozen_novel_omega"], summary["best_novel_omega"], summary["regret"],
                 summary["spearman_rho"])
     return {"novel": path, "report": report}
-
-
-def rho_ceiling(top: Sequence[TrialRecord], results: Sequence[Any]) -> dict[str, float]:
-    """How much ρ the test clips allow (:func:`~automl_asd.search.selection.ranking_reliability`
-    of the official Ω over the ``top`` trials, on the development clips each trial kept and on
-    the novel clips of ``results``) and ``sqrt(dev * novel)``, about the highest ρ that test-
-    clip noise allows whatever the rule, with the fewest test clips of any (domain, label)
-    group on either side (below :data:`~automl_asd.search.selection.SMALL_TEST_GROUP` the
-    bootstrap overstates the noise and the ceiling reads low). A read-out only: empty when a
-    side lacks per-clip scores for a trial or cannot be measured (with a warning for the
-    latter)."""
-    novel = {r.trial_id: getattr(res, "per_clip", None) for r, res in zip(top, results,
-                                                                          strict=True)}
-    if len(top) < 3 or any(not c for c in novel.values()):
-        return {}
-    try:
-        kept = {r.trial_id: r.kept_clip_scores() for r in top}
-        dev = {t: c for t, c in kept.items() if c}
-        if len(dev) < len(kept):
-            return {}
-        scored = {t: c for t, c in novel.items() if c}
-        dev_r = ranking_reliability("mean", dev)
-        novel_r = ranking_reliability("mean", scored)
-        smallest = min(smallest_group(c) for c in [*dev.values(), *scored.values()])
-    except Exception as exc:  # never loses the check's other figures
-        logger.warning("does the choice carry? how much ρ the test clips allow could not be "
-                       "measured (%s)", exc)
-        return {}
-    if not (math.isfinite(dev_r) and math.isfinite(novel_r)):  # every trial scored alike
-        return {}
-    return {"dev_reliability": dev_r, "novel_reliability": novel_r,
-            "rho_ceiling": math.sqrt(dev_r * novel_r), "smallest_group": float(smallest),
-            "small_group_below": float(SMALL_TEST_GROUP)}
 
 
 def carry_summary(df: pd.DataFrame, *, reference_novel_omega: float | None = None
