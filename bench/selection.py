@@ -25,7 +25,7 @@ only; we report:
 * ranking reliability: on each side (development: the default rule's objective; novel: the
   official Ω), the share of the candidates' variance that is more than test-clip noise
   (:func:`~automl_asd.search.selection.ranking_variances`), per draw and pooled over draws, and
-  ``sqrt(dev * novel)``, about the highest ρ that noise allows whatever the rule. Needs the
+  ``sqrt(dev * novel)``, about the highest mean ρ that noise allows whatever the rule. Needs the
   candidates' novel per-clip scores (kept beside their tables since 2026-12-06; NaN for
   tables stored before).
 

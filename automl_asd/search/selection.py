@@ -329,8 +329,9 @@ def ranking_reliability(objective: str, clip_scores: Mapping[str, ClipScores], *
     their order and is not counted. 1: the clips rank the trials as endless clips of the same
     machines would; 0: the spread is no larger than the noise, the order is noise. A ranking
     measured with reliability ``r_dev`` on development clips and ``r_novel`` on novel clips
-    cannot correlate with the other better than about ``sqrt(r_dev * r_novel)`` (attenuation
-    by measurement noise), whatever the selection rule.
+    cannot correlate with the other better than about ``sqrt(r_dev * r_novel)`` on average
+    over many such sets (attenuation by measurement noise), whatever the selection rule; one
+    set's ρ can exceed it.
 
     With few trials the estimate is itself noisy (the variance of 8 values is uncertain by
     about half of itself): pool ``total`` and ``noise`` over several sets of trials to compare
