@@ -73,7 +73,11 @@ from draws import (
 from automl_asd import synth
 from automl_asd.data import scan
 from automl_asd.recipe import load_recipe
-from automl_asd.search.selection import SelectionRule, ranking_variances
+from automl_asd.search.selection import (
+    SelectionRule,
+    pooled_reliability,
+    ranking_variances,
+)
 from automl_asd.search.space import load_space
 
 ALL_TYPES = tuple(synth.DEV_MACHINE_TYPES) + tuple(synth.NOVEL_MACHINE_TYPES)
@@ -134,11 +138,9 @@ def _reliability(cands: list[dict[str, Any]], store: Path,
 
 
 def _pooled(rel: list[dict[str, float]], side: str) -> float:
-    """``max(0, 1 - sum(noise) / sum(total))`` over draws: the reliability of a side, pooled
-    (one draw's 9-13 candidates give a very uncertain variance)."""
-    total = sum(r[f"{side}_total"] for r in rel)
-    value = 1.0 - sum(r[f"{side}_noise"] for r in rel) / total if total else math.nan
-    return max(0.0, value) if math.isfinite(value) else math.nan
+    """The reliability of a side pooled over draws
+    (:func:`~automl_asd.search.selection.pooled_reliability`)."""
+    return pooled_reliability((r[f"{side}_total"], r[f"{side}_noise"]) for r in rel)
 
 
 def _draw(draw: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:

@@ -67,7 +67,7 @@ Pure: numpy only (the AUCs are recomputed here for speed; a test checks them aga
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,7 @@ __all__ = [
     "ranked_distinct",
     "distinct_key",
     "section_aucs",
+    "pooled_reliability",
     "ranking_reliability",
     "ranking_variances",
     "smallest_group",
@@ -340,10 +341,18 @@ def ranking_reliability(objective: str, clip_scores: Mapping[str, ClipScores], *
     the value reads low on such small test sets. NaN with fewer than 3 trials or when every
     trial has the same value.
     """
-    total, noise = ranking_variances(objective, clip_scores, n_boot=n_boot, seed=seed)
-    if not math.isfinite(total) or total == 0.0:
-        return math.nan
-    return max(0.0, 1.0 - noise / total)
+    return pooled_reliability([ranking_variances(objective, clip_scores, n_boot=n_boot,
+                                                 seed=seed)])
+
+
+def pooled_reliability(parts: Iterable[tuple[float, float]]) -> float:
+    """``max(0, 1 - sum(noise) / sum(total))`` over ``(total, noise)`` pairs of
+    :func:`ranking_variances` (one set of trials, or several pooled: a few trials give a very
+    uncertain variance each); NaN when the result is not finite or the total is 0."""
+    pairs = list(parts)
+    total = sum(t for t, _ in pairs)
+    value = 1.0 - sum(n for _, n in pairs) / total if total else math.nan
+    return max(0.0, value) if math.isfinite(value) else math.nan
 
 
 def bootstrap_lower_bound(objective: str, clips: ClipScores, *, quantile: float = 0.1,
