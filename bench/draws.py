@@ -139,9 +139,17 @@ def _read_table(meta_path: Path, clips_path: Path) -> dict[str, Any] | None:
     if not (meta_path.is_file() and clips_path.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
-    with np.load(clips_path, allow_pickle=False) as npz:
-        clips = {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in meta["aucs"]}
+    clips = _read_clips(clips_path, meta["aucs"])
     return {**meta, "aucs": {k: tuple(v) for k, v in meta["aucs"].items()}, "clips": clips}
+
+
+def _read_clips(path: Path, keys: Any = None) -> dict[str, tuple[NDArray[Any], ...]]:
+    """Per section key, (labels, domains, scores) as :func:`_write_clips` stored them; the
+    ``keys`` given, else every key in the file."""
+    with np.load(path, allow_pickle=False) as npz:
+        if keys is None:
+            keys = sorted({k.rsplit("|", 1)[0] for k in npz.files})
+        return {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in keys}
 
 
 def _dev_table(recipe: Any, dev: Any, cache: Path) -> dict[str, Any]:
@@ -195,17 +203,12 @@ def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
     return table
 
 
-def novel_clips(recipe: Any, store: Path
-                ) -> dict[str, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]] | None:
+def novel_clips(recipe: Any, store: Path) -> dict[str, tuple[NDArray[Any], ...]] | None:
     """The novel types' per-clip (labels, domains, scores) of ``recipe`` kept beside its
     candidate table (``store/<content hash>.novel.npz``), or None (tables stored before they
     were kept)."""
     path = _table_paths(recipe, store)[0].with_suffix(".novel.npz")
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as npz:
-        keys = sorted({k.rsplit("|", 1)[0] for k in npz.files})
-        return {k: (npz[f"{k}|y"], npz[f"{k}|d"], npz[f"{k}|s"]) for k in keys}
+    return _read_clips(path) if path.is_file() else None
 
 
 def candidate_recipes(space: Any, draw_index: int, seed: int, n: int) -> list[Any]:
