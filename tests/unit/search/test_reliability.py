@@ -1,6 +1,6 @@
 """How reliably test clips rank trials (search/selection.py ``ranking_variances`` /
 ``ranking_reliability``): the share of the trials' spread that is more than test-clip noise,
-which bounds ρ(development, novel)."""
+which bounds ρ(development, novel) on average."""
 
 from __future__ import annotations
 
@@ -12,18 +12,12 @@ import numpy as np
 import pytest
 
 from automl_asd.search.selection import ranking_reliability, ranking_variances
-
-
-def _section(rng: np.random.Generator, sep: float, n: int) -> tuple[Any, Any, Any]:
-    """One section with ``n`` clips per (domain, label) group; anomalies shifted by ``sep``."""
-    y = np.tile(np.r_[np.zeros(n), np.ones(n)], 2).astype(np.int64)
-    d = np.repeat(np.array(["source", "target"]), 2 * n)
-    return y, d, rng.normal(size=4 * n) + sep * y
+from tests.fixtures.scoring import gaussian_section
 
 
 def _trials(seps: list[float], n: int, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    return {f"t{i}": {("m", f"0{j}"): _section(rng, s, n) for j in range(2)}
+    return {f"t{i}": {("m", f"0{j}"): gaussian_section(rng, s, n) for j in range(2)}
             for i, s in enumerate(seps)}
 
 
@@ -45,7 +39,7 @@ def test_shared_noise_does_not_count() -> None:
     # anomalies' margin: every resample moves them together, so their order is sure even
     # on few clips. Independent noise of the same size leaves much less of it.
     rng = np.random.default_rng(0)
-    base = _section(rng, 1.0, 6)
+    base = gaussian_section(rng, 1.0, 6)
     y, d, s0 = base
     shared = {f"t{i}": {("m", "00"): (y, d, s0 + 0.4 * i * y)} for i in range(3)}
     independent = _trials([1.0, 1.4, 1.8], n=6, seed=1)
@@ -86,7 +80,7 @@ def test_bootstrap_noise_of_omega_against_its_real_spread() -> None:
         rng = np.random.default_rng(0)
         point, boot = [], []
         for k in range(60):
-            clips = {("m", f"{j:02d}"): _section(rng, 0.0, n) for j in range(6)}
+            clips = {("m", f"{j:02d}"): gaussian_section(rng, 0.0, n) for j in range(6)}
             point.append(objective_value("mean", {key: section_aucs(*v)
                                                   for key, v in clips.items()}))
             boot.append(bootstrap_values("mean", clips, n_boot=40, seed=k).var(ddof=1))

@@ -13,6 +13,7 @@ import pytest
 from automl_asd.recipe import load_recipe
 from automl_asd.search.selection import ranking_variances
 from tests.fixtures.bench import load_bench
+from tests.fixtures.scoring import gaussian_section
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,7 @@ def selection() -> ModuleType:
 
 
 def _clips(rng: np.random.Generator, sep: float) -> dict[str, tuple[object, object, object]]:
-    y = np.tile(np.r_[np.zeros(30), np.ones(30)], 2).astype(np.int64)
-    d = np.repeat(np.array(["source", "target"]), 60)
-    return {"pump/00": (y, d, rng.normal(size=120) + sep * y)}
+    return {"pump/00": gaussian_section(rng, sep, 30)}
 
 
 def test_reliability_reads_both_sides_and_pools_over_draws(selection: ModuleType,
