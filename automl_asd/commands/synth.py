@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace existing machine folders not written by this generator")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes rendering clips (default 1; output bytes are the same)")
+    parser.add_argument("--anomaly-gain", type=float, default=1.0, metavar="G",
+                        help="multiply every anomaly's strength by G (default 1: the calibrated "
+                             "difficulty; 2 = faults 6 dB louder, easier). Normal clips are the "
+                             "same bytes at any G")
     parser.add_argument("--list", action="store_true",
                         help="list the machine types, their attributes and anomalies; exit")
 
@@ -84,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     dirs = synth.generate(args.out, machine_types=types, size=args.size,
                           seed=args.seed, eval_layout=args.eval_layout, overwrite=args.overwrite,
-                          workers=args.workers)
+                          workers=args.workers, anomaly_gain=args.anomaly_gain)
     elapsed = time.perf_counter() - t0
     print(f"wrote {len(dirs)} machine type(s) to {args.out} in {elapsed:.1f} s "
           f"(size {args.size}: {spec.n_source_train}+{spec.n_target_train} train, "
           f"4x{spec.n_test_per_group} test, {spec.n_supplemental} supplemental, "
-          f"{spec.duration_s:g} s clips, seed {args.seed})")
+          f"{spec.duration_s:g} s clips, seed {args.seed}"
+          f"{'' if args.anomaly_gain == 1.0 else f', anomaly gain {args.anomaly_gain:g}'})")
     for mt, path in dirs.items():
         model = synth.machine_model(mt, args.seed)
         attrs = "noAttribute" if model.hidden else "attributes"

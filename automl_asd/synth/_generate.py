@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import math
 import multiprocessing
 import shutil
 import time
@@ -81,8 +82,10 @@ def _rng(*key: int) -> np.random.Generator:
 
 
 def _group(model: MachineModel, seed: int, split: str, domain: str, label: str,
-           count: int) -> list[ClipPlan]:
-    """Plan one (split, domain, label) group; per-clip randomness comes from the clip's key."""
+           count: int, anomaly_gain: float = 1.0) -> list[ClipPlan]:
+    """Plan one (split, domain, label) group; per-clip randomness comes from the clip's key.
+    ``anomaly_gain`` multiplies every anomaly's severity after it is drawn, so it changes no
+    other draw (normal clips are the same bytes at any gain)."""
     gkey = (seed, _mt_code(model.name), _SPLIT_CODE[split], _DOMAIN_CODE[domain],
             _LABEL_CODE[label])
     # Stratified levels: each group covers the level range evenly, in a random order, so clip
@@ -96,7 +99,7 @@ def _group(model: MachineModel, seed: int, split: str, domain: str, label: str,
         attrs = tuple((a.key, str(r.choice(getattr(a, domain)))) for a in model.attributes)
         anomaly = model.anomalies[i % len(model.anomalies)] if label == "anomaly" else None
         # Severity log-uniform from subtle (0.2) to obvious (1.0), times the type's scale.
-        sev = float(np.exp(r.uniform(np.log(0.2), 0.0))) * model.anomaly_scale
+        sev = float(np.exp(r.uniform(np.log(0.2), 0.0))) * model.anomaly_scale * anomaly_gain
         env = str(r.choice(model.envs["source" if split == "supplemental" else domain]))
         snr = float(r.uniform(*model.snr_db[domain]))
         level = lo + (hi - lo) * (perm[i] + float(r.uniform())) / count
@@ -112,22 +115,24 @@ def _group(model: MachineModel, seed: int, split: str, domain: str, label: str,
     return out
 
 
-def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0) -> list[ClipPlan]:
+def plan_machine(machine_type: str, size: str = "tiny", seed: int = 0,
+                 anomaly_gain: float = 1.0) -> list[ClipPlan]:
     """All clips of one machine type, in order train (source, target), test (4 groups), supp."""
     model = _model(machine_type, seed)
     spec = _size(size)
+    gain = check_anomaly_gain(anomaly_gain)
     plans = _group(model, seed, "train", "source", "normal", spec.n_source_train)
     plans += _group(model, seed, "train", "target", "normal", spec.n_target_train)
     for domain in ("source", "target"):
         for label in ("normal", "anomaly"):
-            plans += _group(model, seed, "test", domain, label, spec.n_test_per_group)
+            plans += _group(model, seed, "test", domain, label, spec.n_test_per_group, gain)
     plans += _group(model, seed, "supplemental", "source", model.supplemental,
                     spec.n_supplemental)
     return plans
 
 
 def plan_extra(machine_type: str, size: str, seed: int, *, domain: str, label: str,
-               count: int) -> list[ClipPlan]:
+               count: int, anomaly_gain: float = 1.0) -> list[ClipPlan]:
     """``count`` more test-like clips of one (domain, label) group of the tree that
     ``generate(..., size=size, seed=seed)`` writes: the same machine, environments, SNRs and
     anomaly kinds, drawn from the same random streams at clip indices past the tree's own
@@ -141,7 +146,8 @@ def plan_extra(machine_type: str, size: str, seed: int, *, domain: str, label: s
         raise ValueError(f"plan_extra: count {count}; expected at least 1")
     n_test = _size(size).n_test_per_group
     model = _model(machine_type, seed)
-    return _group(model, seed, "test", domain, label, n_test + count)[n_test:]
+    gain = check_anomaly_gain(anomaly_gain)
+    return _group(model, seed, "test", domain, label, n_test + count, gain)[n_test:]
 
 
 @dataclass(frozen=True)
@@ -264,6 +270,17 @@ def _render_and_write(machine_type: str, jobs: list[tuple[ClipPlan, str]],
     return len(jobs)
 
 
+def check_anomaly_gain(gain: float) -> float:
+    """``gain`` as a float when it is a finite number > 0, else a :class:`SynthError`."""
+    try:
+        value = float(gain)
+    except (TypeError, ValueError):
+        raise SynthError(f"anomaly gain must be a number > 0, got {gain!r}") from None
+    if not (math.isfinite(value) and value > 0.0):
+        raise SynthError(f"anomaly gain must be a finite number > 0, got {gain!r}")
+    return value
+
+
 def _eval_order(machine_type: str, seed: int, n_test: int) -> np.ndarray:
     """Permutation that anonymises the test clips: position k gets eval name ``k``."""
     return _rng(seed, _mt_code(machine_type), 7).permutation(n_test)
@@ -289,13 +306,16 @@ def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool
 
 
 def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed: int,
-                   eval_layout: bool, overwrite: bool, pool: Executor | None) -> Path:
+                   eval_layout: bool, overwrite: bool, pool: Executor | None,
+                   anomaly_gain: float = 1.0) -> Path:
     model = _model(machine_type, seed)
     mdir = out / machine_type
     marker: dict[str, object] = {"generator_version": GENERATOR_VERSION, "machine_type":
                                  machine_type, "size": size, "seed": seed,
                                  "eval_layout": eval_layout}
-    plans = plan_machine(machine_type, size, seed)
+    if anomaly_gain != 1.0:  # trees at the default gain keep the marker they always had
+        marker["anomaly_gain"] = anomaly_gain
+    plans = plan_machine(machine_type, size, seed, anomaly_gain)
     tests = [p for p in plans if p.split == "test"]
     order = _eval_order(machine_type, seed, len(tests))
     eval_names = {tests[j].labelled_name: f"section_00_{k:04d}.wav" for k, j in enumerate(order)}
@@ -364,7 +384,8 @@ def _write_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
 
 def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | None = None,
              size: str = "tiny", seed: int = 0, eval_layout: bool = False,
-             overwrite: bool = False, workers: int = 1) -> dict[str, Path]:
+             overwrite: bool = False, workers: int = 1,
+             anomaly_gain: float = 1.0) -> dict[str, Path]:
     """Write a synthetic DCASE-2025-layout tree; see :mod:`automl_asd.synth` for the layout.
 
     Args:
@@ -381,12 +402,17 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
             wrote are reused when complete with the same parameters, else regenerated.
         workers: processes that render clips (1 = in this process). The bytes written do not
             depend on it.
+        anomaly_gain: multiplies every anomaly's strength (1 = the calibrated default that
+            ``bench/synth_difficulty.py`` checks; 2 = faults 6 dB louder). Only anomalous clips
+            change; normal clips are the same bytes at any gain. For studies of how results
+            depend on how audible the faults are (``bench/fault_gain.py``).
 
     Returns:
         ``{machine_type: <out>/<machine_type>}`` sorted by machine type.
     """
     if seed < 0:
         raise SynthError(f"seed must be >= 0, got {seed}")
+    gain = check_anomaly_gain(anomaly_gain)
     spec = _size(size)
     types = list(MODELS) if machine_types is None else list(machine_types)
     models = {mt: _model(mt, seed) for mt in types}
@@ -418,8 +444,8 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
         # clearing what is still being written.
         with file_lock(root / LOCK_FILE, waiting=f"waiting for another generator writing {root}"):
             result = {mt: _write_machine(root, mt, spec, size, seed, eval_layout, overwrite,
-                                         pool) for mt in types}
-            write_info(root, models, seed)
+                                         pool, gain) for mt in types}
+            write_info(root, models, seed, anomaly_gain=gain)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -414,8 +414,10 @@ def family_of(type_name: str, root: Path | str | None = None) -> str | None:
     return NAMED_FAMILY.get(type_name)
 
 
-def write_info(root: Path, entries: Mapping[str, MachineModel], seed: int) -> None:
-    """Merge the generated types' family and description into ``<root>/synth_info.json``."""
+def write_info(root: Path, entries: Mapping[str, MachineModel], seed: int, *,
+               anomaly_gain: float = 1.0) -> None:
+    """Merge the generated types' family and description into ``<root>/synth_info.json``
+    (with ``anomaly_gain`` when the anomalies were not rendered at the default strength)."""
     path = root / INFO_FILE
     data: dict[str, dict[str, object]] = {}
     if path.is_file():
@@ -428,5 +430,7 @@ def write_info(root: Path, entries: Mapping[str, MachineModel], seed: int) -> No
         data[name] = {"family": family_of(name), "description": model.description,
                       "seed": seed, "random": is_random_type(name),
                       "anomalies": list(model.anomalies), "hidden": model.hidden}
+        if anomaly_gain != 1.0:
+            data[name]["anomaly_gain"] = anomaly_gain
     path.write_text(json.dumps({"types": dict(sorted(data.items()))}, indent=1,
                                sort_keys=True) + "\n")

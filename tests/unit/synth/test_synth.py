@@ -4,6 +4,7 @@ format, eval-layout ground truth, CLI, and the loudness-is-no-giveaway property.
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -424,3 +425,88 @@ def test_clip_parts_split_a_clip_into_machine_fault_and_background() -> None:
     wave = synth.render_clip(mt, noise, 2.0)
     np.testing.assert_allclose(wave, only.background / rms(only.background)
                                * 10.0 ** (noise.level_db / 20.0), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------ anomaly gain
+
+def test_anomaly_gain_scales_only_the_anomalies(tmp_path: Path) -> None:
+    """``anomaly_gain`` multiplies each anomaly's severity and changes nothing else: normal and
+    supplemental clips are the same bytes, every anomalous clip differs, gain 1 is the default
+    tree (reused, not rewritten), and the marker and synth_info.json record the gain."""
+    plain = synth.plan_machine("valve", "tiny", 4)
+    loud = synth.plan_machine("valve", "tiny", 4, anomaly_gain=2.5)
+    assert [p.labelled_name for p in plain] == [p.labelled_name for p in loud]
+    for a, b in zip(plain, loud, strict=True):
+        assert b.severity == pytest.approx(2.5 * a.severity, rel=1e-12)
+        assert (a.anomaly, a.snr_db, a.level_db, a.env) == \
+            (b.anomaly, b.snr_db, b.level_db, b.env)
+    extra = synth.plan_extra("valve", "tiny", 4, domain="target", label="anomaly", count=3,
+                             anomaly_gain=2.5)
+    assert [p.severity for p in extra] == pytest.approx(
+        [2.5 * p.severity for p in synth.plan_extra("valve", "tiny", 4, domain="target",
+                                                     label="anomaly", count=3)])
+
+    ref, gained, same = tmp_path / "ref", tmp_path / "gain", tmp_path / "one"
+    synth.generate(ref, machine_types=["valve"], size="tiny", seed=4)
+    synth.generate(gained, machine_types=["valve"], size="tiny", seed=4, anomaly_gain=2.5)
+    synth.generate(same, machine_types=["valve"], size="tiny", seed=4, anomaly_gain=1.0)
+    for a, b, c in zip(_wavs(ref), _wavs(gained), _wavs(same), strict=True):
+        assert a.name == b.name == c.name
+        assert a.read_bytes() == c.read_bytes()
+        assert (a.read_bytes() == b.read_bytes()) == ("_anomaly_" not in a.name), a.name
+    marker = json.loads((gained / "valve" / ".synth.json").read_text())
+    assert marker["anomaly_gain"] == 2.5
+    assert "anomaly_gain" not in json.loads((ref / "valve" / ".synth.json").read_text())
+    assert json.loads((gained / synth.INFO_FILE).read_text())["types"]["valve"][
+        "anomaly_gain"] == 2.5
+    # The same folder at another gain is regenerated; back at gain 1 it is the default tree.
+    f = next(p for p in _wavs(ref) if "_anomaly_" in p.name)
+    before = f.read_bytes()
+    synth.generate(ref, machine_types=["valve"], size="tiny", seed=4, anomaly_gain=2.5)
+    assert f.read_bytes() != before
+    synth.generate(ref, machine_types=["valve"], size="tiny", seed=4)
+    assert f.read_bytes() == before
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, float("nan"), float("inf"), "loud"])
+def test_anomaly_gain_must_be_a_positive_number(tmp_path: Path, gain: object) -> None:
+    with pytest.raises(synth.SynthError, match="anomaly gain must be"):
+        synth.generate(tmp_path, machine_types=["fan"], size="tiny", anomaly_gain=gain)  # type: ignore[arg-type]
+    assert not _wavs(tmp_path)
+    with pytest.raises(synth.SynthError, match="anomaly gain must be"):
+        synth.plan_machine("fan", "tiny", 0, anomaly_gain=gain)  # type: ignore[arg-type]
+
+
+def test_louder_faults_are_easier_to_detect(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the CLI: the reference Gaussian on mean log-mel separates the anomalies of the
+    same tiny machines better at gain 3 than at the calibrated gain 1."""
+    from sklearn.covariance import LedoitWolf  # noqa: PLC0415
+
+    from automl_asd.features import FeatureSpec, compute  # noqa: PLC0415
+
+    spec = FeatureSpec(n_mels=64)
+    aucs = {}
+    for gain in ("1", "3"):
+        out = tmp_path / gain
+        assert main(["synth", "--out", str(out), "--machine-types", "fan", "valve", "--size",
+                     "tiny", "--seed", "1", "--anomaly-gain", gain]) == 0
+        printed = capsys.readouterr().out
+        assert ("anomaly gain 3" in printed) == (gain == "3")
+        for mt, md in scan(out).items():
+            def feats(clips: Sequence[Clip]) -> np.ndarray:
+                return np.stack([compute(sf.read(str(c.path), dtype="float32")[0],
+                                         spec).mean(axis=0) for c in clips])
+            test = list(md.test)
+            lw = LedoitWolf().fit(feats(list(md.train)))
+            d = feats(test) - lw.location_
+            score = np.einsum("ij,jk,ik->i", d, lw.precision_, d)
+            y = np.array([c.label is Label.ANOMALY for c in test], dtype=int)
+            tgt = np.array([c.domain is Domain.TARGET for c in test])
+            aucs[mt, gain] = _official_aucs(y, tgt, score)
+    rise = [aucs[mt, "3"][dom] - aucs[mt, "1"][dom] for mt in ("fan", "valve") for dom in (0, 1)]
+    assert min(rise) >= 0.0, aucs  # no type or domain gets harder
+    assert float(np.mean(rise)) >= 0.1, aucs  # and on average clearly easier (measured 0.22)
+    assert main(["synth", "--out", str(tmp_path / "x"), "--machine-types", "fan", "--size",
+                 "tiny", "--anomaly-gain", "0"]) == 1
+    assert "anomaly gain must be a finite number > 0, got 0.0" in capsys.readouterr().err
