@@ -112,25 +112,32 @@ def family_draws(n_draws: int, *, seed0: int = 0, holdout: int = 2, dev_per_fami
     return draws
 
 
-def make_data(draw: Draw, work: Path, *, size: str = "small",
-              workers: int = 1) -> tuple[Path, Path]:
+def make_data(draw: Draw, work: Path, *, size: str = "small", workers: int = 1,
+              anomaly_gain: float = 1.0) -> tuple[Path, Path]:
     """Generate (or reuse) the draw's ``<work>/draw<d>/{dev,novel}`` trees; return both roots.
 
     Novel types use the draw's seed too: a random type's bytes depend only on (seed, name), and
-    the novel names are disjoint from the development names.
+    the novel names are disjoint from the development names. ``anomaly_gain`` renders both
+    trees' anomalies that much stronger (the development tree in place: give such a run its
+    own ``work``, as ``bench/selection.py --anomaly-gain`` does).
     """
     dev_root = work / f"draw{draw.index}" / "dev"
     synth.generate(dev_root, machine_types=list(draw.dev_types), size=size, seed=draw.seed,
-                   workers=workers)
-    return dev_root, make_novel(draw, work, size=size, workers=workers)
+                   workers=workers, anomaly_gain=anomaly_gain)
+    return dev_root, make_novel(draw, work, size=size, workers=workers,
+                                anomaly_gain=anomaly_gain)
 
 
-def make_novel(draw: Draw, work: Path, *, size: str = "small", workers: int = 1) -> Path:
+def make_novel(draw: Draw, work: Path, *, size: str = "small", workers: int = 1,
+               anomaly_gain: float = 1.0) -> Path:
     """Only the draw's novel tree ``<work>/draw<d>/novel`` (generated or reused): the same
-    machines as :func:`make_data`'s novel types at any ``size``."""
-    novel_root = work / f"draw{draw.index}" / "novel"
+    machines as :func:`make_data`'s novel types at any ``size``. With ``anomaly_gain`` other
+    than 1 (faults louder or quieter, ``synth.generate``), ``<work>/draw<d>/novel_gain<G>``:
+    the same machines and normal clips, the anomalies scaled."""
+    sub = "novel" if anomaly_gain == 1.0 else f"novel_gain{anomaly_gain:g}"
+    novel_root = work / f"draw{draw.index}" / sub
     synth.generate(novel_root, machine_types=list(draw.novel_types), size=size,
-                   seed=draw.seed, workers=workers)
+                   seed=draw.seed, workers=workers, anomaly_gain=anomaly_gain)
     return novel_root
 
 

@@ -107,7 +107,8 @@ def _data(draw: int, args: argparse.Namespace,
     if args.split == "families":
         fd = family_draws(draw + 1, seed0=args.seed0, holdout=args.holdout,
                           novel_per_family=args.novel_per_family, named=args.named)[draw]
-        dev_root, novel_root = make_data(fd, work, size=args.size)
+        dev_root, novel_root = make_data(fd, work, size=args.size,
+                                         anomaly_gain=args.anomaly_gain)
         return (fd.seed, list(fd.dev_types), list(fd.novel_types), dev_root, novel_root,
                 f"held-out families {'+'.join(fd.novel_families)}")
     seed = args.seed0 + draw
@@ -115,9 +116,11 @@ def _data(draw: int, args: argparse.Namespace,
     root = work / f"draw{draw}"
     dev_root, novel_root = root / "dev", root / "novel"
     if not dev_root.is_dir():
-        synth.generate(dev_root, machine_types=dev_types, size=args.size, seed=seed)
+        synth.generate(dev_root, machine_types=dev_types, size=args.size, seed=seed,
+                       anomaly_gain=args.anomaly_gain)
     if not novel_root.is_dir():
-        synth.generate(novel_root, machine_types=novel_types, size=args.size, seed=seed + 100)
+        synth.generate(novel_root, machine_types=novel_types, size=args.size, seed=seed + 100,
+                       anomaly_gain=args.anomaly_gain)
     return seed, dev_types, novel_types, dev_root, novel_root, "named types"
 
 
@@ -224,13 +227,20 @@ def main() -> None:
     parser.add_argument("--reverse", action="store_true",
                         help="evaluate the candidates last to first (a second process on the "
                              "same --work and draw then shares the work; same results)")
+    parser.add_argument("--anomaly-gain", type=float, default=1.0, metavar="G",
+                        help="render every draw's anomalies G times as strong (development and "
+                             "novel; synth --anomaly-gain); everything of a gain other than 1 "
+                             "lives under <work>/gain<G>/, so stored tables never mix gains")
     parser.add_argument("--summarize", action="store_true",
                         help="only print the mean table of every <work>/draw*/result.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_selection_"))
+    if args.anomaly_gain != 1.0:
+        work = work / f"gain{args.anomaly_gain:g}"
     work.mkdir(parents=True, exist_ok=True)
-    print(f"space {args.space}, size {args.size}, {args.draws} draws, {args.candidates}+1 "
+    gain = "" if args.anomaly_gain == 1.0 else f", anomaly gain {args.anomaly_gain:g}"
+    print(f"space {args.space}, size {args.size}{gain}, {args.draws} draws, {args.candidates}+1 "
           f"candidates per draw; work dir {work}")
     t0 = time.perf_counter()
     if args.summarize:
