@@ -228,9 +228,11 @@ def clip_parts(machine_type: str, plan: ClipPlan, duration_s: float,
     scale = 1.0 / level if level > 1e-12 else 1.0  # what unit() divides by
     if plan.anomaly is None:
         clean = drawn.raw
-    else:  # the same machine from the same stream, without the fault
+    else:  # the same machine from the same stream, without the fault: the same fault kind at
+        # severity 0 makes the same random draws (rendering with no fault would skip the
+        # fault's draws and shift everything drawn after it, e.g. an on/off cycle's phase)
         ctx = Ctx(_rng(*plan.seed_key, 1), drawn.n, sample_rate)
-        clean = drawn.model.render(ctx, dict(plan.attributes), None, 0.0)
+        clean = drawn.model.render(ctx, dict(plan.attributes), plan.anomaly, 0.0)
     bg = (silent if drawn.background is None
           else drawn.background * 10.0 ** (-plan.snr_db / 20.0))
     return ClipParts(clean * scale, (drawn.raw - clean) * scale, bg)

@@ -418,6 +418,17 @@ def test_clip_parts_split_a_clip_into_machine_fault_and_background() -> None:
     again = synth.clip_parts(mt, faulty, 2.0)
     for a, b in zip(dataclasses.astuple(bad), dataclasses.astuple(again), strict=True):
         np.testing.assert_array_equal(a, b)
+    # an on/off machine draws its cycle's phase after the fault: the fault still splits off
+    # (the clean machine is rendered with the same draws) and scales with the severity
+    assert "cycle onoff" in synth.machine_model("rndbelt02", 0).description
+    onoff = next(p for p in synth.plan_machine("rndbelt02", "tiny", 0) if p.anomaly)
+    one = synth.clip_parts("rndbelt02", onoff, 2.0)
+    two = synth.clip_parts("rndbelt02", dataclasses.replace(onoff, severity=2 * onoff.severity),
+                           2.0)
+    faint = synth.clip_parts("rndbelt02", dataclasses.replace(onoff, severity=1e-7), 2.0)
+    assert rms(faint.fault) < 1e-6 * rms(faint.machine)
+    assert rms(two.fault) / rms(two.machine) == pytest.approx(
+        2 * rms(one.fault) / rms(one.machine), rel=0.05)
     # the background is the clip's own: without the EQs and level, render_clip mixes exactly
     # these (checked on a supplemental noise clip, which has neither EQ nor machine)
     noise = next(p for p in plans if p.split == "supplemental" and p.label == "noise")
