@@ -15,12 +15,13 @@ over clips of
   a few frames (an impact) scores high here;
 * the same three for the strongest third of the kind's clips by the generator's severity.
 
-A fault can only be split off where the generator draws its random numbers after the normal
-sound's: the bench renders each clip once more at severity 1e-7 and leaves the clip out when
-that "fault" is not 60 dB below the machine (the fault's code shifted the random stream, e.g.
-the phase of an on/off cycle drawn after it, so the difference is a new realisation of the
-normal sound, not the fault); ``kept`` counts the clips that could be split. Kinds whose every
-clip shifts the stream are listed as ``n/a``. A fault that changes timing (``act`` timing:
+``clip_parts`` renders the clean machine with the clip's fault kind at severity 0, so both
+make the same random draws (an on/off cycle's phase drawn after the fault stays put). As a
+guard the bench renders each clip once more at severity 1e-7 and leaves the clip out when that
+"fault" is not 60 dB below the machine (a fault whose code drew differently with its severity
+would give a new realisation of the normal sound, not the fault); ``kept`` counts the clips
+that could be split (all of them since 2026-12-06). Kinds with no such clip are listed as
+``n/a``. A fault that changes timing (``act`` timing:
 events move) has a large difference energy although its spectrum hardly changes; read that row
 with care.
 
