@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--family-draws", type=int, default=0,
                     help="instead of --seeds/--named/--random-types: the novel types of this "
                          "many family-held-out bench draws (ROOT/draw<d>/novel)")
+    ap.add_argument("--anomaly-gain", type=float, default=1.0, metavar="G",
+                    help="render the types' anomalies G times as strong (synth --anomaly-gain; "
+                         "own trees and stored scores per gain)")
     ap.add_argument("--n-boot", type=int, default=200,
                     help="bootstrap resamples for each type's gap standard error (0: none)")
     ap.add_argument("--no-store", action="store_true",
@@ -177,16 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     draws = family_draws(args.family_draws) if args.family_draws else []
     for seed in groups:
         t0 = time.perf_counter()
+        gain = "" if args.anomaly_gain == 1.0 else f"_gain{args.anomaly_gain:g}"
         if args.family_draws:
-            root = make_novel(draws[seed], args.root, size=args.size)
+            root = make_novel(draws[seed], args.root, size=args.size,
+                              anomaly_gain=args.anomaly_gain)
             types = list(draws[seed].novel_types)
-            group = f"draw{seed}_{args.size}"
+            group = f"draw{seed}_{args.size}{gain}"
         else:
-            root = args.root / f"seed{seed}"
+            root = args.root / f"seed{seed}{gain}"
             types = [t for t in args.named.split(",") if t]
             types += synth.random_type_names(args.random_types, seed)
-            synth.generate(root, machine_types=types, size=args.size, seed=seed)
-            group = f"seed{seed}_{args.size}"
+            synth.generate(root, machine_types=types, size=args.size, seed=seed,
+                           anomaly_gain=args.anomaly_gain)
+            group = f"seed{seed}_{args.size}{gain}"
         print(f"{'draw' if args.family_draws else 'seed'} {seed}: data for {len(types)} types "
               f"ready in {time.perf_counter() - t0:.0f} s", flush=True)
         machines = scan(root, machine_types=types)
