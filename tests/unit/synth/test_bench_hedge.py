@@ -84,3 +84,23 @@ def test_noise_count_by_hand(hedge_bench: ModuleType) -> None:
     assert some == pytest.approx(1 - (1 - 0.158655) ** 2, abs=1e-6)
     # A tiny standard error: no type crosses from noise.
     assert hedge_bench.noise_count(0.012, np.array([0.001] * 24), 0.05)[0] < 1e-12
+
+
+def test_a_gain_gets_its_own_trees_and_stored_scores(hedge_bench: ModuleType, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``--anomaly-gain``: the novel trees and the stored per-clip scores of a gain live apart
+    from gain 1's, so a run at one gain never reads another gain's scores back; the louder
+    faults are found better."""
+    sets = {}
+    for gain in ("1", "3"):
+        assert hedge_bench.main(["--root", str(tmp_path), "--family-draws", "1", "--size",
+                                 "tiny", "--recipe", "hedge_pooled", "--n-boot", "1",
+                                 "--anomaly-gain", gain]) == 0
+        out = capsys.readouterr().out
+        sets[gain] = float(out.split("all seeds: set Ω hedge ")[1].split(";")[0])
+    assert sorted(p.name for p in (tmp_path / "draw0").iterdir()) == ["novel", "novel_gain3"]
+    stored = sorted(p.name for p in (tmp_path / "hedge_scores").iterdir())
+    assert stored == ["draw0_tiny", "draw0_tiny_gain3"]
+    n = len(list((tmp_path / "hedge_scores" / "draw0_tiny").iterdir()))
+    assert n == len(list((tmp_path / "hedge_scores" / "draw0_tiny_gain3").iterdir())) > 0
+    assert sets["3"] > sets["1"] + 0.05, sets
