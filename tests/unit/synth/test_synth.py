@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from automl_asd import synth
 from automl_asd.cli import main
-from automl_asd.data import Clip, Domain, Label, Split, scan
+from automl_asd.data import Clip, Domain, Label, MachineData, Split, scan
 from automl_asd.ground_truth import attach
 
 TINY = synth.SIZES["tiny"]
@@ -34,6 +34,28 @@ def _official_aucs(y: np.ndarray, target: np.ndarray, score: np.ndarray) -> tupl
         keep = (target == dom) | (y == 1)
         out.append(float(roc_auc_score(y[keep], score[keep])))
     return out[0], out[1]
+
+
+def _reference_aucs(md: MachineData) -> tuple[float, float]:
+    """Official AUC-source / AUC-target of the benches' reference detector on one type: a
+    Ledoit-Wolf Gaussian on per-clip mean log-mel (64 mels) of its training clips."""
+    from sklearn.covariance import LedoitWolf  # noqa: PLC0415
+
+    from automl_asd.features import FeatureSpec, compute  # noqa: PLC0415
+
+    spec = FeatureSpec(n_mels=64)
+
+    def feats(clips: Sequence[Clip]) -> np.ndarray:
+        return np.stack([compute(sf.read(str(c.path), dtype="float32")[0], spec).mean(axis=0)
+                         for c in clips])
+
+    test = list(md.test)
+    lw = LedoitWolf().fit(feats(list(md.train)))
+    d = feats(test) - lw.location_
+    score = np.einsum("ij,jk,ik->i", d, lw.precision_, d)
+    y = np.array([c.label is Label.ANOMALY for c in test], dtype=int)
+    tgt = np.array([c.domain is Domain.TARGET for c in test])
+    return _official_aucs(y, tgt, score)
 
 
 # ------------------------------------------------------------------------------ catalogue
@@ -271,26 +293,8 @@ def test_reference_detector_finds_anomalies_and_target_is_harder(
         tiny_dev_root: Path, tiny_novel_root: Path) -> None:
     """A Gaussian on per-clip mean log-mel (the bench's reference detector) detects the
     anomalies on every tiny type, but not perfectly, and does worse on the target domain."""
-    from sklearn.covariance import LedoitWolf
-
-    from automl_asd.features import FeatureSpec, compute
-
-    spec = FeatureSpec(n_mels=64)
-
-    def feats(clips: Sequence[Clip]) -> np.ndarray:
-        return np.stack([compute(sf.read(str(c.path), dtype="float32")[0], spec).mean(axis=0)
-                         for c in clips])
-
-    aucs = {}
-    for root in (tiny_dev_root, tiny_novel_root):
-        for mt, md in scan(root).items():
-            test = list(md.test)
-            lw = LedoitWolf().fit(feats(list(md.train)))
-            d = feats(test) - lw.location_
-            score = np.einsum("ij,jk,ik->i", d, lw.precision_, d)
-            y = np.array([c.label is Label.ANOMALY for c in test], dtype=int)
-            tgt = np.array([c.domain is Domain.TARGET for c in test])
-            aucs[mt] = _official_aucs(y, tgt, score)
+    aucs = {mt: _reference_aucs(md) for root in (tiny_dev_root, tiny_novel_root)
+            for mt, md in scan(root).items()}
     assert all(0.6 <= s <= 0.97 for s, _ in aucs.values()), aucs
     assert np.mean([t for _, t in aucs.values()]) < np.mean([s for s, _ in aucs.values()]) - 0.1
 
@@ -492,11 +496,6 @@ def test_louder_faults_are_easier_to_detect(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """Through the CLI: the reference Gaussian on mean log-mel separates the anomalies of the
     same tiny machines better at gain 3 than at the calibrated gain 1."""
-    from sklearn.covariance import LedoitWolf  # noqa: PLC0415
-
-    from automl_asd.features import FeatureSpec, compute  # noqa: PLC0415
-
-    spec = FeatureSpec(n_mels=64)
     aucs = {}
     for gain in ("1", "3"):
         out = tmp_path / gain
@@ -505,16 +504,7 @@ def test_louder_faults_are_easier_to_detect(tmp_path: Path,
         printed = capsys.readouterr().out
         assert ("anomaly gain 3" in printed) == (gain == "3")
         for mt, md in scan(out).items():
-            def feats(clips: Sequence[Clip]) -> np.ndarray:
-                return np.stack([compute(sf.read(str(c.path), dtype="float32")[0],
-                                         spec).mean(axis=0) for c in clips])
-            test = list(md.test)
-            lw = LedoitWolf().fit(feats(list(md.train)))
-            d = feats(test) - lw.location_
-            score = np.einsum("ij,jk,ik->i", d, lw.precision_, d)
-            y = np.array([c.label is Label.ANOMALY for c in test], dtype=int)
-            tgt = np.array([c.domain is Domain.TARGET for c in test])
-            aucs[mt, gain] = _official_aucs(y, tgt, score)
+            aucs[mt, gain] = _reference_aucs(md)
     rise = [aucs[mt, "3"][dom] - aucs[mt, "1"][dom] for mt in ("fan", "valve") for dom in (0, 1)]
     assert min(rise) >= 0.0, aucs  # no type or domain gets harder
     assert float(np.mean(rise)) >= 0.1, aucs  # and on average clearly easier (measured 0.22)
