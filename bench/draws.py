@@ -52,7 +52,8 @@ from automl_asd.search.selection import (
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_recipes",
-           "candidate_scores", "dev_scores", "draws_from_args", "family_draws", "has_table",
+           "candidate_scores", "dev_scores", "draws_from_args", "family_draws", "gain_tag",
+           "has_table",
            "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "stored_omega",
            "ties_line"]
 
@@ -112,6 +113,13 @@ def family_draws(n_draws: int, *, seed0: int = 0, holdout: int = 2, dev_per_fami
     return draws
 
 
+def gain_tag(anomaly_gain: float) -> str:
+    """How the benches name what they store for an anomaly gain (``gain2``, ``gain1.5``), so
+    trees and stored scores of different gains never mix; ``""`` for the default gain 1,
+    whose data keeps the names it always had."""
+    return "" if anomaly_gain == 1.0 else f"gain{anomaly_gain:g}"
+
+
 def make_data(draw: Draw, work: Path, *, size: str = "small", workers: int = 1,
               anomaly_gain: float = 1.0) -> tuple[Path, Path]:
     """Generate (or reuse) the draw's ``<work>/draw<d>/{dev,novel}`` trees; return both roots.
@@ -134,7 +142,8 @@ def make_novel(draw: Draw, work: Path, *, size: str = "small", workers: int = 1,
     machines as :func:`make_data`'s novel types at any ``size``. With ``anomaly_gain`` other
     than 1 (faults louder or quieter, ``synth.generate``), ``<work>/draw<d>/novel_gain<G>``:
     the same machines and normal clips, the anomalies scaled."""
-    sub = "novel" if anomaly_gain == 1.0 else f"novel_gain{anomaly_gain:g}"
+    tag = gain_tag(anomaly_gain)
+    sub = f"novel_{tag}" if tag else "novel"
     novel_root = work / f"draw{draw.index}" / sub
     synth.generate(novel_root, machine_types=list(draw.novel_types), size=size,
                    seed=draw.seed, workers=workers, anomaly_gain=anomaly_gain)

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from draws import family_draws, make_novel
+from draws import family_draws, gain_tag, make_novel
 from numpy.typing import NDArray
 
 from automl_asd import synth
@@ -180,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     draws = family_draws(args.family_draws) if args.family_draws else []
     for seed in groups:
         t0 = time.perf_counter()
-        gain = "" if args.anomaly_gain == 1.0 else f"_gain{args.anomaly_gain:g}"
+        tag = gain_tag(args.anomaly_gain)
+        gain = f"_{tag}" if tag else ""
         if args.family_draws:
             root = make_novel(draws[seed], args.root, size=args.size,
                               anomaly_gain=args.anomaly_gain)

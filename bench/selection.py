@@ -61,6 +61,7 @@ from draws import (
     candidate_recipes,
     candidate_scores,
     family_draws,
+    gain_tag,
     make_data,
     novel_clips,
     rule_name,
@@ -236,8 +237,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_selection_"))
-    if args.anomaly_gain != 1.0:
-        work = work / f"gain{args.anomaly_gain:g}"
+    if tag := gain_tag(args.anomaly_gain):
+        work = work / tag
     work.mkdir(parents=True, exist_ok=True)
     gain = "" if args.anomaly_gain == 1.0 else f", anomaly gain {args.anomaly_gain:g}"
     print(f"space {args.space}, size {args.size}{gain}, {args.draws} draws, {args.candidates}+1 "
