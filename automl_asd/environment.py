@@ -27,6 +27,9 @@ __all__ = [
     "EnvironmentProblem",
     "Check",
     "FIX",
+    "VERIFY_AUDIO_ENV",
+    "default_cache_dir",
+    "verify_audio_default",
     "installed_version",
     "pinned_versions",
     "require_torchaudio",
@@ -204,6 +207,17 @@ def default_cache_dir() -> Path:
     """``$AUTOML_ASD_CACHE`` if set, else ``~/.cache/automl-asd``."""
     env = os.environ.get("AUTOML_ASD_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "automl-asd"
+
+
+#: Environment switch (CLI ``--verify-audio`` sets it): key input clips by a digest of their bytes
+#: instead of by ``stat`` (:func:`automl_asd.components.files.file_identity`), in the feature
+#: cache, the representation cache and ``apply --resume``.
+VERIFY_AUDIO_ENV = "AUTOML_ASD_VERIFY_AUDIO"
+
+
+def verify_audio_default() -> bool:
+    """Whether ``$AUTOML_ASD_VERIFY_AUDIO`` asks for content digests of the input clips."""
+    return os.environ.get(VERIFY_AUDIO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _check_cache() -> Check:

@@ -48,9 +48,15 @@ from tqdm.auto import tqdm
 
 from automl_asd.audio import AudioError, load_wav
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
+from automl_asd.components.files import file_identity
 from automl_asd.components.locks import file_lock
 from automl_asd.data import Clip
-from automl_asd.environment import default_cache_dir, require_torchaudio
+from automl_asd.environment import (
+    VERIFY_AUDIO_ENV,
+    default_cache_dir,
+    require_torchaudio,
+    verify_audio_default,
+)
 from automl_asd.errors import NonFiniteError
 
 if TYPE_CHECKING:
@@ -66,8 +72,6 @@ logger = logging.getLogger(__name__)
 #: Bumped when the on-disk layout or the numerics of :func:`compute` change
 #: (2: per-clip checksums, stat key with inode and ctime or an audio digest).
 CACHE_VERSION = 2
-#: Environment switch for :func:`extract`'s ``verify_audio`` default (CLI ``--verify-audio``).
-VERIFY_AUDIO_ENV = "AUTOML_ASD_VERIFY_AUDIO"
 #: Floor before the log, as the baseline (``sys.float_info.epsilon``).
 LOG_EPS = sys.float_info.epsilon
 #: Raw little-endian float32 rows of all clips of an entry, concatenated (no header).
@@ -246,18 +250,10 @@ def _digest(data: Any) -> str:
 
 def _ident(path: Path, verify_audio: bool = False) -> Ident:
     try:
-        st = os.stat(path)
-        if verify_audio:
-            with open(path, "rb") as f:
-                return (os.path.abspath(path), st.st_size,
-                        "sha256:" + hashlib.file_digest(f, "sha256").hexdigest())
+        size, stamp = file_identity(path, content=verify_audio)
     except FileNotFoundError as exc:
         raise AudioError(f"{path}: no such file; re-scan the data tree") from exc
-    return (os.path.abspath(path), st.st_size, f"{st.st_mtime_ns}.{st.st_ino}.{st.st_ctime_ns}")
-
-
-def _verify_audio_default() -> bool:
-    return os.environ.get(VERIFY_AUDIO_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return (os.path.abspath(path), size, stamp)
 
 
 def _set_key(spec: FeatureSpec, idents: Sequence[Ident]) -> str:
@@ -530,7 +526,7 @@ def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,
     st = stats if stats is not None else ExtractStats()
     paths = [c.path if isinstance(c, Clip) else Path(c) for c in clips]
     if verify_audio is None:
-        verify_audio = _verify_audio_default()
+        verify_audio = verify_audio_default()
     if verify_audio and len(paths) > 8:  # hashing releases the GIL: use the cores
         with ThreadPoolExecutor(min(default_workers(), 8)) as pool:
             idents_in = list(pool.map(functools.partial(_ident, verify_audio=True), paths,

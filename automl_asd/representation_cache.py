@@ -46,8 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.detectors import get_detector_class
-from automl_asd.environment import default_cache_dir
-from automl_asd.io.results import stat_fingerprint
+from automl_asd.environment import default_cache_dir, verify_audio_default
+from automl_asd.io.results import files_fingerprint
 
 if TYPE_CHECKING:
     from automl_asd.data import Clip
@@ -94,10 +94,13 @@ def caches_representation(recipe: Recipe) -> bool:
 
 
 def data_fingerprint(clips: Sequence[Clip | Path | str]) -> str:
-    """:func:`~automl_asd.io.results.stat_fingerprint` of the clips' files (a changed file, or
-    a different clip set, gives a different fingerprint)."""
-    return stat_fingerprint(
-        Path(c) if isinstance(c, str | Path) else Path(c.path) for c in clips)
+    """:func:`~automl_asd.io.results.files_fingerprint` of the clips' files, keyed like the
+    feature cache (``stat`` with inode and ctime, or a digest of each clip's bytes under
+    ``$AUTOML_ASD_VERIFY_AUDIO``): a changed file, or a different clip set, gives a different
+    fingerprint."""
+    return files_fingerprint(
+        (Path(c) if isinstance(c, str | Path) else Path(c.path) for c in clips),
+        content=verify_audio_default())
 
 
 def representation_fields(recipe: Recipe) -> dict[str, Any]:

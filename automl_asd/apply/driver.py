@@ -31,6 +31,8 @@ from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.outputs import (
     claim,
     clear_machine,
+    input_fingerprint,
+    machine_dir,
     open_apply_folder,
     record_outcome,
     resumable,
@@ -264,6 +266,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             report(outcome)
             continue
         clear_machine(folder, mt)
+        directory = machine_dir(root, mt)  # the data as this driver sees it, for --resume
         jobs.append(
             MachineJob(
                 recipe=rec,
@@ -275,6 +278,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
                 shared_dir=_abs(shared_dir),
                 overwrite=folder.overwrite,
                 storage=storage,
+                fingerprint=None if directory is None else input_fingerprint(directory),
             )
         )
     if jobs:

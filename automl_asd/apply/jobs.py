@@ -47,6 +47,10 @@ class MachineJob:
     #: and uploads its outputs there (and reads the shared stage from there) instead of
     #: writing into ``out_dir``.
     storage: str | None = None
+    #: The type's data fingerprint as the driver saw it before dispatching
+    #: (``apply.outputs.input_fingerprint``), recorded in its summary for ``--resume``; taken
+    #: by the task after the run when ``None``.
+    fingerprint: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

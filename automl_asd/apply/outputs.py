@@ -13,10 +13,16 @@ Used by :func:`automl_asd.apply.apply_recipe` around its runner (see
 * :func:`claim` refuses, before any work, foreign files among the names the run will write;
 * :func:`clear_machine` removes a machine type's previous outputs — only the run's own files;
 * :func:`resume_status` decides whether a machine type can be skipped on ``--resume``: same
-  recipe hash, same data fingerprint (clip names, sizes, mtimes), every file the run recorded
-  for it unchanged (CSVs, summary, bundle manifest), and the bundle's sha256 manifest verified.
-  Otherwise it says why, and the type is rerun. :func:`is_complete` is the storage-free
-  check (recipe hash and CSV checksums only).
+  recipe hash, same data fingerprint (:func:`input_fingerprint`: every file's name, size and
+  ``stat`` identity, or with ``--verify-audio`` a digest of its bytes), every file the run
+  recorded for it unchanged (CSVs, summary, bundle manifest), and the bundle's sha256 manifest
+  verified. Otherwise it says why, and the type is rerun. :func:`is_complete` is the
+  storage-free check (recipe hash and CSV checksums only).
+
+The data fingerprint a summary records is taken by the driver before it dispatches the type
+(:class:`~automl_asd.apply.jobs.MachineJob`), and ``--resume`` compares it with the driver's
+view now: on a cluster whose nodes hold their own copies of the data (other inodes), both sides
+of the comparison are the same node's.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from automl_asd.apply.jobs import MachineOutcome
 from automl_asd.bundle.files import read_bundle_files, save_bundle
 from automl_asd.bundle.format import BundleError, verify_bundle_files
 from automl_asd.data import DataError, MachineData, find_machine_dirs
+from automl_asd.environment import verify_audio_default
 from automl_asd.io.results import read_machine_summary, sha256_file
 from automl_asd.io.run_folder import (
     REPORT_PATTERNS,
@@ -53,7 +60,7 @@ from automl_asd.recipe import Recipe, official_baseline_name
 __all__ = ["SUMMARY_SCHEMA", "write_submission_atomic", "save_model_bundle", "machine_summary",
            "is_complete", "open_apply_folder", "claim", "clear_machine", "resume_status",
            "resumable", "record_outcome", "require_test_clips", "machine_dir",
-           "SHARED_PATTERNS"]
+           "input_fingerprint", "SHARED_PATTERNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +151,12 @@ def machine_summary(
     bundle: str | None,
     started: str,
     where: Mapping[str, Any] | None = None,
+    fingerprint: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The content of ``<mt>.summary.json`` (without ``seconds``, which the caller adds last):
-    recipe hash, timings, counts, file hashes, bundle path, and ``where`` the job ran (Ray
-    node id, host, pid; this process when ``None``)."""
+    recipe hash, timings, counts, file hashes, bundle path, ``where`` the job ran (Ray node
+    id, host, pid; this process when ``None``) and the data ``fingerprint`` the driver took
+    (:func:`input_fingerprint`; taken here, after the run, when ``None``)."""
     return {
         "summary_schema": SUMMARY_SCHEMA,
         "machine_type": machine.machine_type,
@@ -156,7 +165,7 @@ def machine_summary(
         "official_baseline": official_baseline_name(recipe),
         "package_version": __version__,
         "data_root": str(data_root.resolve()),
-        "data_fingerprint": data_fingerprint(machine.root),
+        **(fingerprint if fingerprint is not None else input_fingerprint(machine.root)),
         "sections": sorted({str(s) for s in result.sections}),
         "files": dict(files),
         "bundle": bundle,
@@ -235,6 +244,16 @@ def clear_machine(folder: RunFolder, machine_type: str) -> None:
     folder.remove_matching(machine_patterns(machine_type))
 
 
+def input_fingerprint(directory: Path) -> dict[str, str]:
+    """What a summary records of a machine type's input files (its data folder ``directory``)
+    and ``--resume`` compares: ``{"data_fingerprint": ..., "data_identity": "stat" |
+    "content"}`` (:func:`~automl_asd.io.run_folder.data_fingerprint`; by content under
+    ``--verify-audio``, i.e. ``$AUTOML_ASD_VERIFY_AUDIO``)."""
+    content = verify_audio_default()
+    return {"data_fingerprint": data_fingerprint(directory, content=content),
+            "data_identity": "content" if content else "stat"}
+
+
 def machine_dir(data_root: Path, machine_type: str) -> Path | None:
     """The data folder of ``machine_type`` under ``data_root`` (``None`` if not found)."""
     try:
@@ -266,12 +285,16 @@ def resume_status(folder: RunFolder, data_root: Path, machine_type: str,
     directory = machine_dir(data_root, machine_type)
     if directory is None:
         return None, f"no data folder under {data_root}"
-    recorded = summary.get("data_fingerprint")
-    if recorded is None:
-        return None, "the run recorded no data fingerprint"
-    if recorded != data_fingerprint(directory):
-        return None, (f"the clips under {directory} differ from the run's (names, sizes or "
-                      "modification times)")
+    now = input_fingerprint(directory)
+    recorded = summary.get("data_identity")
+    if recorded is None or summary.get("data_fingerprint") is None:
+        return None, "the run recorded its data fingerprint in an older form"
+    if recorded != now["data_identity"]:
+        return None, (f"the run identified its clips by {recorded}, this one by "
+                      f"{now['data_identity']} (--verify-audio)")
+    if summary["data_fingerprint"] != now["data_fingerprint"]:
+        return None, (f"the files under {directory} differ from the run's (names, sizes or "
+                      "contents)")
     files = summary.get("files")
     if not isinstance(files, dict) or not files:
         return None, "the run wrote no submission CSVs"

@@ -141,7 +141,8 @@ def apply_machine(
     files = write_submission_atomic(out, job.machine_type, result)
     bundle = save_model_bundle(out, job.machine_type, result, job.overwrite)
     summary = machine_summary(rec, machine, result, data_root=Path(job.data_root), files=files,
-                              bundle=bundle, started=started, where=where)
+                              bundle=bundle, started=started, where=where,
+                              fingerprint=job.fingerprint)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     journal(out, job.machine_type, [summary_path(out, job.machine_type).name])
     write_machine_summary(out, job.machine_type, summary)

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, file_identity
 from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
 
 __all__ = [
     "write_json",
     "write_evaluation_json",
+    "files_fingerprint",
     "sha256_file",
     "summary_path",
     "error_path",
@@ -44,28 +45,30 @@ def write_evaluation_json(payload: Mapping[str, Any], path: str | Path) -> Path:
     return atomic_write_text(Path(path), json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
-def stat_fingerprint(paths: Iterable[Path], *, root: Path | None = None,
-                     missing_ok: bool = False) -> str:
-    """sha256 over the sorted ``(name, size, mtime_ns)`` of ``paths`` (``stat`` only, no read).
+def files_fingerprint(paths: Iterable[Path], *, root: Path | None = None,
+                      missing_ok: bool = False, content: bool = False) -> str:
+    """sha256 over the sorted ``(name, size, stamp)`` of ``paths``, the stamp being
+    :func:`~automl_asd.components.files.file_identity`'s (``stat`` only; with ``content``, a
+    digest of each file's bytes).
 
     ``name`` is the path relative to ``root`` (POSIX form) when given, else the resolved path.
-    A file added, removed, renamed, resized or rewritten (new mtime) changes the result; a
-    same-size rewrite that restores the old mtime does not. With ``missing_ok`` a path that
-    vanished is left out instead of raising.
+    A file added, removed, renamed, resized or rewritten changes the result, also a same-size
+    rewrite that restores the old mtime; so does a copy of the tree (new inodes) unless
+    ``content``. With ``missing_ok`` a path that vanished is left out instead of raising.
     """
-    rows: list[tuple[str, int, int]] = []
+    rows: list[tuple[str, int, str]] = []
     for path in paths:
         try:
-            st = path.stat()
+            size, stamp = file_identity(path, content=content)
         except OSError:
             if missing_ok:
                 continue
             raise
         name = path.relative_to(root).as_posix() if root is not None else str(path.resolve())
-        rows.append((name, st.st_size, st.st_mtime_ns))
+        rows.append((name, size, stamp))
     digest = hashlib.sha256()
-    for name, size, mtime in sorted(rows):
-        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
+    for name, size, stamp in sorted(rows):
+        digest.update(f"{name}\0{size}\0{stamp}\n".encode())
     return digest.hexdigest()
 
 

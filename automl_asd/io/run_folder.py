@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from automl_asd.components.files import atomic_write_text
 from automl_asd.errors import AutomlAsdError
-from automl_asd.io.results import sha256_file, stat_fingerprint
+from automl_asd.io.results import files_fingerprint, sha256_file
 
 __all__ = [
     "RUN_MANIFEST",
@@ -169,14 +169,15 @@ def journal(folder: str | Path, tag: str, relpaths: Iterable[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- fingerprint
-def data_fingerprint(directory: str | Path) -> str:
-    """:func:`~automl_asd.io.results.stat_fingerprint` of every file under ``directory``
-    (relative paths): cheap, no audio read; a same-size rewrite that restores the old mtime
-    is not noticed."""
+def data_fingerprint(directory: str | Path, *, content: bool = False) -> str:
+    """:func:`~automl_asd.io.results.files_fingerprint` of every file under ``directory``
+    (relative paths). By ``stat`` (no audio read): any rewrite of a file changes it, also a
+    same-size one that restores the old mtime, and so does a copy of the tree; with ``content``
+    (``--verify-audio``) by a digest of every file's bytes."""
     root = Path(directory)
     files = [Path(dirpath) / name for dirpath, _, filenames in os.walk(root)
              for name in filenames]
-    return stat_fingerprint(files, root=root, missing_ok=True)
+    return files_fingerprint(files, root=root, missing_ok=True, content=content)
 
 
 # ----------------------------------------------------------------------------- run folder

@@ -346,7 +346,7 @@ def test_resume_keeps_intact_outputs(applied: Path, data: Path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["other_data", "bundle_deleted", "threshold_tampered",
-                                  "bundle_manifest_edited", "csv_tampered"])
+                                  "bundle_manifest_edited", "csv_tampered", "old_summary"])
 def test_resume_reruns_what_changed_and_says_why(
         case: str, applied: Path, data: Path, copy_of: Callable[[Path, str], Path],
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -359,7 +359,7 @@ def test_resume_reruns_what_changed_and_says_why(
         for wav in sorted((root / MT / "test").glob("*.wav"))[:5]:
             x, sr = sf.read(str(wav), dtype="int16")
             sf.write(str(wav), np.zeros_like(x), sr, subtype="PCM_16")  # same size, new mtime
-        expect = f"{MT}: the clips under {root / MT} differ from the run's"
+        expect = f"{MT}: the files under {root / MT} differ from the run's"
     elif case == "bundle_deleted":
         shutil.rmtree(out / "models" / MT)
         expect = f"{MT}: models/{MT}/manifest.json is missing since the run; rerunning"
@@ -370,10 +370,15 @@ def test_resume_reruns_what_changed_and_says_why(
         np.save(out / "models" / MT / "scoring" / "threshold.npy", np.float64(-1.0))
         _reseal(out / "models" / MT)  # consistent bundle, but not what the run wrote
         expect = f"{MT}: models/{MT}/manifest.json changed since the run; rerunning"
-    else:
+    elif case == "csv_tampered":
         with open(out / f"anomaly_score_{MT}_section_00_test.csv", "a") as fh:
             fh.write("extra.wav,0.1\n")
         expect = f"{MT}: anomaly_score_{MT}_section_00_test.csv changed since the run"
+    else:  # a summary written before the fingerprint said how it identifies the clips
+        summary = json.loads((out / f"{MT}.summary.json").read_text())
+        del summary["data_identity"]
+        (out / f"{MT}.summary.json").write_text(json.dumps(summary))
+        expect = f"{MT}: the run recorded its data fingerprint in an older form; rerunning"
     printed = _resume_rc(root, out, capsys)
     assert expect in _reasons(caplog)
     assert "1 machine type(s) applied, 0 resumed" in printed
@@ -390,6 +395,72 @@ def test_resume_reruns_what_changed_and_says_why(
         assert main(_apply(root, fresh)) == 0
         assert (json.loads((out / "metrics.json").read_text())["official_score"]
                 == json.loads((fresh / "metrics.json").read_text())["official_score"])
+
+
+def _swap_in_place(root: Path, n: int = 5) -> None:
+    """Overwrite ``n`` source anomaly test clips in place with a normal clip's bytes (same
+    size) and put their old mtimes back: what neither size nor mtime can see."""
+    test = root / MT / "test"
+    normal = sorted(test.glob("*_normal_*.wav"))[0].read_bytes()
+    for wav in sorted(test.glob("*source_test_anomaly_*.wav"))[:n]:
+        st = wav.stat()
+        assert len(normal) == st.st_size
+        with open(wav, "r+b") as fh:  # same inode
+            fh.write(normal)
+        os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert wav.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def _score(out: Path) -> float:
+    return float(json.loads((out / "metrics.json").read_text())["official_score"])
+
+
+@pytest.mark.slow
+def test_resume_sees_same_size_rewrites_with_restored_mtimes(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(data / MT, root / MT)
+    out = tmp_path / "out"
+    assert main(_apply(root, out)) == 0
+    before = _score(out)
+    _swap_in_place(root)
+    printed = _resume_rc(root, out, capsys)
+    assert f"{MT}: the files under {root / MT} differ from the run's" in _reasons(caplog)
+    assert "1 machine type(s) applied, 0 resumed" in printed
+    fresh = tmp_path / "fresh"
+    assert main(_apply(root, fresh)) == 0
+    assert _score(out) == _score(fresh) != before  # the stale scores were not kept
+
+
+@pytest.mark.slow
+def test_resume_with_verify_audio_identifies_clips_by_content(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_asd.environment import VERIFY_AUDIO_ENV
+
+    monkeypatch.setenv(VERIFY_AUDIO_ENV, "0")  # --verify-audio sets it; restored afterwards
+    first = tmp_path / "a"
+    shutil.copytree(data / MT, first / MT)
+    out = tmp_path / "out"
+    assert main(_apply(first, out, "--verify-audio")) == 0
+    assert json.loads((out / f"{MT}.summary.json").read_text())["data_identity"] == "content"
+    moved = tmp_path / "b"  # the same clips elsewhere (other inodes, same bytes)
+    shutil.copytree(first / MT, moved / MT)
+    assert "0 machine type(s) applied, 1 resumed" in _resume_rc(moved, out, capsys)
+
+    monkeypatch.setenv(VERIFY_AUDIO_ENV, "0")
+    assert "1 machine type(s) applied, 0 resumed" in _resume_rc(moved, out, capsys)
+    assert (f"{MT}: the run identified its clips by content, this one by stat "
+            "(--verify-audio)") in _reasons(caplog)
+
+    assert main(_apply(moved, out, "--resume", "--verify-audio")) == 0
+    _swap_in_place(moved)
+    caplog.clear()
+    capsys.readouterr()
+    assert main(_apply(moved, out, "--resume", "--verify-audio")) == 0
+    assert "1 machine type(s) applied, 0 resumed" in capsys.readouterr().out
+    assert f"{MT}: the files under {moved / MT} differ from the run's" in _reasons(caplog)
 
 
 # ============================================================================ inputs of apply

@@ -9,6 +9,7 @@ domain rule, name, description, provenance).
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,28 @@ def test_data_fingerprint_sees_changed_files(tmp_path: Path) -> None:
     assert data_fingerprint([a]) != fp
     b.write_bytes(b"y" * 11)
     assert data_fingerprint([a, b]) != fp
+
+
+def test_data_fingerprint_sees_same_size_rewrites_and_honours_verify_audio(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_asd.environment import VERIFY_AUDIO_ENV
+
+    monkeypatch.delenv(VERIFY_AUDIO_ENV, raising=False)
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"x" * 10)
+    fp = data_fingerprint([a])
+    st = a.stat()
+    with open(a, "r+b") as fh:  # same size, same inode, old mtime put back
+        fh.write(b"z" * 10)
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert a.stat().st_mtime_ns == st.st_mtime_ns
+    assert data_fingerprint([a]) != fp  # the ctime moved: a stale representation is not served
+    monkeypatch.setenv(VERIFY_AUDIO_ENV, "1")  # by content: only the bytes count
+    by_content = data_fingerprint([a])
+    a.write_bytes(b"w" * 10)
+    assert data_fingerprint([a]) != by_content
+    a.write_bytes(b"z" * 10)  # the same bytes again, though new timestamps
+    assert data_fingerprint([a]) == by_content
 
 
 def test_at_fidelity_scales_epochs_of_network_families() -> None:
