@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from automl_asd._version import __version__
 from automl_asd.errors import AutomlAsdError, one_line
@@ -60,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
 
+    previous = _interrupt_on_sigterm()
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
@@ -72,6 +76,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Make SIGTERM (``kill``, a batch scheduler's stop) interrupt the command like Ctrl-C, so
+    its clean-up runs (unfinished cache entries, temporary files, Ray shut down) instead of the
+    process vanishing mid-write. Only where SIGTERM still has its default action and in the main
+    thread; returns the handler to put back (``None``: nothing changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -353,6 +354,47 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_TMP_PREFIX = ".tmp-"
+_HOST = socket.gethostname().replace("/", "_") or "host"
+#: An unfinished entry of another host is removed only after this long (its writer may live).
+STALE_TMP_SECONDS = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_entries(spec_dir: Path, key: str) -> int:
+    """Remove the unfinished entries (``.tmp-<key>-<host>-<pid>-<id>``) that writers of ``key``
+    left when they were killed: this host's whose process is gone, and any older than
+    :data:`STALE_TMP_SECONDS`. Call it holding the key's lock. Returns the bytes freed."""
+    freed = 0
+    now = time.time()
+    for tmp in spec_dir.glob(f"{_TMP_PREFIX}{key}-*"):
+        try:
+            head, pid_text, _ = tmp.name.rsplit("-", 2)
+            host = head[len(f"{_TMP_PREFIX}{key}-"):] or _HOST
+            pid = int(pid_text)
+            age = now - tmp.stat().st_mtime
+        except (ValueError, OSError):
+            continue
+        if age < STALE_TMP_SECONDS and (host != _HOST or pid == os.getpid() or _pid_alive(pid)):
+            continue
+        size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not tmp.exists():
+            freed += size
+            logger.info("feature cache: removed %s, an unfinished entry of a killed writer "
+                        "(%.1f MB)", tmp, size / 1e6)
+    return freed
+
+
 class _EntryWriter:
     """Streams one cache entry into a temp folder; :meth:`commit` renames it into place.
 
@@ -363,7 +405,7 @@ class _EntryWriter:
 
     def __init__(self, spec_dir: Path, key: str, spec: FeatureSpec) -> None:
         self.final = spec_dir / key
-        self.tmp = spec_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tmp = spec_dir / f"{_TMP_PREFIX}{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.spec = spec
         self.lengths: list[int] = []
         self.checksums: list[str] = []
@@ -558,6 +600,7 @@ def extract(clips: Sequence[Clip | Path | str], spec: FeatureSpec, *,
                 n_computed = len(missing)
                 n_workers = min(workers if workers is not None else default_workers(),
                                 len(missing))
+                remove_stale_entries(spec_dir, missing_key)
                 writer = _EntryWriter(spec_dir, missing_key, spec)
                 try:
                     arrays = _compute_many([Path(i[0]) for i in missing], spec,

@@ -75,3 +75,28 @@ def test_torch_free_names_match_the_networks() -> None:
         resnet.EmbeddingNet(resnet.NetConfig(n_bins=16, size=size, emb_dim=8))
     for name in specs.LOSSES:
         losses.make_margin_loss(name, 8, 3)
+
+
+def test_main_puts_the_sigterm_handler_back(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a command runs, SIGTERM interrupts it like Ctrl-C (clean-up runs); afterwards the
+    caller's handler is back (here the default)."""
+    import signal
+
+    from automl_asd import cli
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    seen: list[object] = []
+    real = cli._interrupt_on_sigterm
+
+    def spy() -> object:
+        previous = real()
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return previous
+
+    monkeypatch.setattr(cli, "_interrupt_on_sigterm", spy)
+    assert cli.main(["info", "--data", str(tmp_path)]) in (0, 1)
+    assert seen and callable(seen[0]) and seen[0] is not signal.SIG_DFL
+    with pytest.raises(KeyboardInterrupt):
+        seen[0](signal.SIGTERM, None)  # type: ignore[operator]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

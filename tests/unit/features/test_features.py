@@ -263,3 +263,75 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert default_workers() == 1
     assert extract([], FeatureSpec(), cache_dir=tmp_path / "c") == []
+
+
+def test_unfinished_entries_of_killed_writers_are_removed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A writer killed mid-entry leaves ``.tmp-<key>-<host>-<pid>-<id>``; the next writer of
+    that key removes it when its process is gone (this host) or it is a day old (any host),
+    and leaves live writers' and other keys' folders alone."""
+    import socket
+    import subprocess
+    import time
+
+    from automl_asd import features
+
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    key, other = "a" * 32, "b" * 32
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    old = time.time() - features.STALE_TMP_SECONDS - 60
+    made = {
+        "dead_here": f".tmp-{key}-{host}-{dead.pid}-00000000",
+        "dead_old_format": f".tmp-{key}-{dead.pid}-00000001",  # before hosts were named
+        "alive_here": f".tmp-{key}-{host}-{os.getpid()}-00000002",
+        "other_host_fresh": f".tmp-{key}-other-host-{dead.pid}-00000003",
+        "other_host_old": f".tmp-{key}-other-host-{dead.pid}-00000004",
+        "other_key": f".tmp-{other}-{host}-{dead.pid}-00000005",
+    }
+    for name in made.values():
+        (spec_dir / name).mkdir()
+        (spec_dir / name / "data.f32").write_bytes(b"\0" * 1000)
+    os.utime(spec_dir / made["other_host_old"], (old, old))
+    with caplog.at_level("INFO", logger="automl_asd.features"):
+        freed = features.remove_stale_entries(spec_dir, key)
+    left = {p.name for p in spec_dir.iterdir()}
+    assert left == {made["alive_here"], made["other_host_fresh"], made["other_key"]}
+    assert freed == 3000
+    assert sum("unfinished entry of a killed writer" in r.getMessage()
+               for r in caplog.records) == 3
+
+
+def test_sigterm_during_extraction_leaves_no_unfinished_entry(tmp_path: Path) -> None:
+    """``kill`` (SIGTERM) of a command while it writes a cache entry interrupts it like Ctrl-C:
+    the entry's temporary folder is removed, nothing half-written is left. Runs in a child
+    process (a regression would kill pytest itself)."""
+    import subprocess
+
+    clips = _clips(tmp_path / "wavs", 4)
+    cache = tmp_path / "cache"
+    script = f"""
+import os, signal
+from automl_asd import cli, features
+
+real = features._EntryWriter.add
+def add(self, arr):
+    real(self, arr)
+    assert list(self.tmp.iterdir()), "the entry is being written"
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill <pid>` would, mid-entry
+features._EntryWriter.add = add
+
+cli._interrupt_on_sigterm()  # what cli.main does first
+try:
+    features.extract({[str(c) for c in clips]!r}, features.FeatureSpec(),
+                     cache_dir={str(cache)!r}, progress=False, workers=1)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "interrupted"
+    assert cache.is_dir() and not list(cache.rglob(".tmp-*"))
