@@ -4,9 +4,9 @@ Cache integrity (a cache must never serve wrong features silently):
 
 - **Entry checksums.** Every entry's manifest holds a sha256 digest (128 bits) of each clip's
   stored rows and of ``offsets.npy``; a read verifies the digest of every row it uses (in the
-  worker threads: hashlib releases the GIL). Rows are only written when finite, so a verified
-  row is finite. A mismatch discards the entry with a WARNING naming it and the clip, and
-  the features are recomputed. Writes ``fsync`` the data files and the manifest before the
+  worker threads: hashlib releases the GIL) and that it is finite (rows are only written
+  when finite: a NaN behind a valid digest means a forged entry). A mismatch discards the
+  entry with a WARNING naming it and the clip, and the features are recomputed. Writes ``fsync`` the data files and the manifest before the
   atomic rename and ``fsync`` the folder after it, so a crash cannot leave a complete-looking
   entry with zero-filled data. Cost: hashing the stored bytes once per read (~0.15 ms of CPU
   per 10 s clip), measured in ``bench/features.py`` (cached vs cold with checksums verified).
@@ -286,12 +286,16 @@ class _Manifest:
 def _verified_rows(manifest: _Manifest, data: np.ndarray, offsets: np.ndarray,
                    index: Sequence[int]) -> list[np.ndarray]:
     """Rows of the clips ``index``, each checked against the manifest's checksum (hashed in
-    up to :func:`default_workers` threads; hashlib releases the GIL on large buffers)."""
+    up to :func:`default_workers` threads; hashlib releases the GIL on large buffers) and for
+    finiteness (rows are written only when finite, so a non-finite row with a valid checksum
+    comes from an entry written by something else)."""
     def one(i: int) -> np.ndarray:
         rows = data[offsets[i]:offsets[i + 1]]
         if _digest(np.ascontiguousarray(rows)) != manifest.checksums[i]:
             raise ValueError(f"checksum mismatch in the rows of {manifest.idents[i][0]}; the "
                              "entry was modified or damaged after it was written")
+        if not np.isfinite(rows).all():  # never written so: a forged entry, not ours
+            raise ValueError(f"non-finite values in the rows of {manifest.idents[i][0]}")
         return rows
 
     workers = min(default_workers(), len(index) // 8)

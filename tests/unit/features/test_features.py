@@ -236,6 +236,36 @@ def test_corrupt_entry_is_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFi
     np.testing.assert_array_equal(out[2], ref[2])
 
 
+def test_forged_non_finite_rows_are_recomputed(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """NaN rows behind a recomputed (forged) checksum are never served: the entry is discarded
+    with a WARNING naming the clip and the features recomputed (before, the NaN reached the
+    detector, which failed without naming a file, and Ray retried it)."""
+    import json
+
+    from automl_asd import features
+
+    paths = _clips(tmp_path / "wav", 3)
+    stats = ExtractStats()
+    ref = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=stats)
+    entry = stats.written[0]
+    n_bins = FeatureSpec().n_bins
+    data = np.fromfile(entry / "data.f32", dtype="<f4").reshape(-1, n_bins)
+    rows = ref[1].shape[0]
+    start = ref[0].shape[0]
+    data[start:start + rows] = np.nan
+    data.tofile(entry / "data.f32")
+    doc = json.loads((entry / "manifest.json").read_text())
+    doc["checksums"][1] = features._digest(np.ascontiguousarray(data[start:start + rows]))
+    (entry / "manifest.json").write_text(json.dumps(doc))
+    again = ExtractStats()
+    out = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=again)
+    assert again.n_computed == 3
+    assert f"non-finite values in the rows of {os.path.abspath(paths[1])}" in caplog.text
+    for a, b in zip(out, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_extract_reports_bad_wav(tmp_path: Path) -> None:
     paths = _clips(tmp_path / "wav", 3)
     bad = tmp_path / "wav" / "stereo.wav"
