@@ -4,7 +4,10 @@
 ``"json.path: message"`` strings; the recipe parser (``recipe.feature_errors``) collects them
 with all its other problems into one :class:`~automl_asd.recipe.RecipeError`:
 ``f_min < f_max <= sample_rate / 2``, ``hop_length <= win_length``,
-``n_mels <= n_fft // 2 + 1`` (``win_length <= n_fft`` is checked by the parser itself).
+``n_mels <= n_fft // 2 + 1``, and no mel filter without an FFT bin in it
+(:func:`empty_mel_filters`: a band ``f_min..f_max`` too narrow for ``n_mels`` at
+``sample_rate / n_fft`` resolution gives constant, information-free features)
+(``win_length <= n_fft`` is checked by the parser itself).
 
 :func:`estimate_cost` estimates what a recipe costs on a data set: feature-cache bytes
 (``sample_rate / hop_length`` frames per clip-second x ``n_bins`` x 4 bytes) and training work
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
     from automl_asd.features import FeatureSpec
     from automl_asd.recipe import Recipe
 
-__all__ = ["semantic_errors", "feature_semantic_errors", "CostEstimate", "estimate_cost",
+__all__ = ["semantic_errors", "feature_semantic_errors", "empty_mel_filters", "CostEstimate",
+           "estimate_cost",
            "check_cost", "cost_limits", "REFERENCE_CLIP_SECONDS", "data_clip_seconds",
            "check_cost_for_data"]
 
@@ -75,7 +79,56 @@ def feature_semantic_errors(f: FeatureSpec, path: str = "features") -> list[str]
         errors.append(f"{path}.n_mels: {f.n_mels} mel bands for only {f.n_fft // 2 + 1} "
                       f"FFT bins (n_fft {f.n_fft}) leaves empty filters; use n_mels <= "
                       f"{f.n_fft // 2 + 1} or a larger n_fft")
+    elif f.kind == "logmel" and not errors:
+        empty = empty_mel_filters(f)
+        if empty:
+            top = f.f_max if f.f_max is not None else nyquist
+            errors.append(f"{path}.n_mels: {empty} of {f.n_mels} mel filters over "
+                          f"{f.f_min:g}..{top:g} Hz hold no FFT bin (bins are "
+                          f"{f.sample_rate / f.n_fft:g} Hz apart at n_fft {f.n_fft}); their "
+                          "bands would be constant: widen f_min..f_max, lower n_mels or raise "
+                          "n_fft")
     return errors
+
+
+def _hz_to_mel(hz: float, scale: str) -> float:
+    if scale == "htk":
+        return 2595.0 * math.log10(1.0 + hz / 700.0)
+    if hz < 1000.0:  # slaney: linear below 1 kHz, logarithmic above
+        return 3.0 * hz / 200.0
+    return 15.0 + math.log(hz / 1000.0) * 27.0 / math.log(6.4)
+
+
+def _mel_to_hz(mel: float, scale: str) -> float:
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    if mel < 15.0:
+        return 200.0 * mel / 3.0
+    return 1000.0 * math.exp((mel - 15.0) * math.log(6.4) / 27.0)
+
+
+def empty_mel_filters(f: FeatureSpec) -> int:
+    """How many of the ``n_mels`` triangular filters (torchaudio's ``melscale_fbanks`` layout:
+    ``n_mels + 2`` points evenly spaced in mel between ``f_min`` and ``f_max``, the filter of
+    point ``i`` rising from point ``i`` to ``i + 1`` and falling to ``i + 2``) have no FFT bin
+    with a weight of at least 1 % of the filter's peak, i.e. are zero (or all but) everywhere."""
+    top = f.f_max if f.f_max is not None else f.sample_rate / 2
+    lo, hi = _hz_to_mel(f.f_min, f.mel_scale), _hz_to_mel(top, f.mel_scale)
+    pts = [_mel_to_hz(lo + (hi - lo) * k / (f.n_mels + 1), f.mel_scale)
+           for k in range(f.n_mels + 2)]
+    step = f.sample_rate / f.n_fft  # FFT bin k is at k * step Hz (k = 0 .. n_fft // 2)
+    empty = 0
+    for left, mid, right in zip(pts[:-2], pts[1:-1], pts[2:], strict=True):
+        peak = 0.0
+        for k in range(max(0, math.floor(left / step)),
+                       min(f.n_fft // 2, math.ceil(right / step)) + 1):
+            hz = k * step
+            up = (hz - left) / (mid - left) if mid > left else 0.0
+            down = (right - hz) / (right - mid) if right > mid else 0.0
+            peak = max(peak, min(up, down))
+        if peak < 0.01:
+            empty += 1
+    return empty
 
 
 @dataclass(frozen=True)

@@ -361,6 +361,9 @@ _BASE_TEXT = json.dumps({"schema_version": 1, "name": "x", "detector": {"name": 
      ["features.win_length: 2048 exceeds n_fft 1024"]),
     ("n_mels_above_bins", _set("features.n_mels", 600), None,
      ["features.n_mels: 600 mel bands for only 513 FFT bins"]),
+    ("mel_band_too_narrow", _set("features.f_min", 7999.0), None,  # applied as Ω 0.5000
+     ["features.n_mels: 128 of 128 mel filters over 7999..8000 Hz hold no FFT bin",
+      "15.625 Hz apart"]),
     ("hop_length_1", _set("features.hop_length", 1), None,
      ["features.hop_length: the feature cache would need ~688 GB", "--max-cache-gb"]),
     ("ensemble_64_x_10000_epochs", lambda d: (_set("ensemble.size", 64)(d),

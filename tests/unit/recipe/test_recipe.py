@@ -262,3 +262,36 @@ def test_cli_validate_show_list(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["recipe", "list"]) == 0
     listing = capsys.readouterr().out
     assert all(n in listing for n in SHIPPED)
+
+
+def test_empty_mel_filters_match_torchaudio() -> None:
+    """The check counts the filters torchaudio's filter bank leaves (all but) zero: never one
+    that has a real weight, never misses an all-zero one; shipped settings have none."""
+    import itertools
+    import warnings
+
+    import torchaudio.functional as AF
+
+    from automl_asd.features import FeatureSpec
+    from automl_asd.recipe_checks import empty_mel_filters
+
+    checked = flagged = 0
+    for sr, n_fft, n_mels, f_min, f_max, scale in itertools.product(
+            [16000, 44100], [256, 1024, 4096], [32, 128, 256], [0.0, 50.0, 1000.0, 7999.0],
+            [None, 4000.0, 8000.0], ["slaney", "htk"]):
+        top = f_max if f_max is not None else sr / 2
+        if f_min >= top or n_mels > n_fft // 2 + 1:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchaudio warns about the zero filters
+            peak = AF.melscale_fbanks(n_fft // 2 + 1, f_min, top, n_mels, sr, norm=None,
+                                      mel_scale=scale).double().max(dim=0).values
+        n = empty_mel_filters(FeatureSpec(sample_rate=sr, n_fft=n_fft, n_mels=n_mels,
+                                          f_min=f_min, f_max=f_max, mel_scale=scale))
+        assert int((peak <= 0).sum()) <= n <= int((peak < 0.01).sum()), (sr, n_fft, n_mels,
+                                                                          f_min, f_max, scale)
+        checked += 1
+        flagged += n > 0
+    assert checked > 150 and 20 < flagged < checked  # both outcomes exercised
+    for name in ("fast_default", "baseline_ae_mse", "hedge_logz_frame", "margin_knn"):
+        assert empty_mel_filters(load_recipe(name).features) == 0
