@@ -79,16 +79,20 @@ def feature_semantic_errors(f: FeatureSpec, path: str = "features") -> list[str]
         errors.append(f"{path}.n_mels: {f.n_mels} mel bands for only {f.n_fft // 2 + 1} "
                       f"FFT bins (n_fft {f.n_fft}) leaves empty filters; use n_mels <= "
                       f"{f.n_fft // 2 + 1} or a larger n_fft")
-    elif f.kind == "logmel" and not errors:
-        empty = empty_mel_filters(f)
+    elif f.kind == "logmel" and not errors and 0 <= f.f_min < _top(f) <= nyquist:
+        empty = empty_mel_filters(f)  # needs a valid band (the parser reports the others)
         if empty:
-            top = f.f_max if f.f_max is not None else nyquist
+            top = _top(f)
             errors.append(f"{path}.n_mels: {empty} of {f.n_mels} mel filters over "
                           f"{f.f_min:g}..{top:g} Hz hold no FFT bin (bins are "
                           f"{f.sample_rate / f.n_fft:g} Hz apart at n_fft {f.n_fft}); their "
                           "bands would be constant: widen f_min..f_max, lower n_mels or raise "
                           "n_fft")
     return errors
+
+
+def _top(f: FeatureSpec) -> float:
+    return f.f_max if f.f_max is not None else f.sample_rate / 2
 
 
 def _hz_to_mel(hz: float, scale: str) -> float:
@@ -112,8 +116,7 @@ def empty_mel_filters(f: FeatureSpec) -> int:
     ``n_mels + 2`` points evenly spaced in mel between ``f_min`` and ``f_max``, the filter of
     point ``i`` rising from point ``i`` to ``i + 1`` and falling to ``i + 2``) have no FFT bin
     with a weight of at least 1 % of the filter's peak, i.e. are zero (or all but) everywhere."""
-    top = f.f_max if f.f_max is not None else f.sample_rate / 2
-    lo, hi = _hz_to_mel(f.f_min, f.mel_scale), _hz_to_mel(top, f.mel_scale)
+    lo, hi = _hz_to_mel(f.f_min, f.mel_scale), _hz_to_mel(_top(f), f.mel_scale)
     pts = [_mel_to_hz(lo + (hi - lo) * k / (f.n_mels + 1), f.mel_scale)
            for k in range(f.n_mels + 2)]
     step = f.sample_rate / f.n_fft  # FFT bin k is at k * step Hz (k = 0 .. n_fft // 2)
