@@ -6,10 +6,12 @@ Cache integrity (a cache must never serve wrong features silently):
   stored rows and of ``offsets.npy``; a read verifies the digest of every row it uses (in the
   worker threads: hashlib releases the GIL) and that it is finite (rows are only written
   when finite: a NaN behind a valid digest means a forged entry). A mismatch discards the
-  entry with a WARNING naming it and the clip, and the features are recomputed. Writes ``fsync`` the data files and the manifest before the
-  atomic rename and ``fsync`` the folder after it, so a crash cannot leave a complete-looking
-  entry with zero-filled data. Cost: hashing the stored bytes once per read (~0.15 ms of CPU
-  per 10 s clip), measured in ``bench/features.py`` (cached vs cold with checksums verified).
+  entry with a WARNING naming it and the clip, and the features are recomputed. Writes
+  ``fsync`` the data files and the manifest before the atomic rename and ``fsync`` the folder
+  after it, so a crash cannot leave a complete-looking entry with zero-filled data. Cost:
+  hashing the stored bytes once per read (~0.15 ms of CPU per 10 s clip), measured in
+  ``bench/features.py`` (cached vs cold with checksums verified); the finiteness check adds
+  ~5 us per clip.
 - **Clip identity.** A clip is keyed by its absolute path, size, ``mtime_ns``, inode and
   ``ctime_ns``. The ``ctime`` cannot be set back by a user (``touch -d``/``os.utime`` change it),
   so replacing a clip's content in place, even with the same size and a restored ``mtime``,

@@ -92,7 +92,7 @@ def feature_semantic_errors(f: FeatureSpec, path: str = "features") -> list[str]
 
 
 def _top(f: FeatureSpec) -> float:
-    return f.f_max if f.f_max is not None else f.sample_rate / 2
+    return float(f.f_max) if f.f_max is not None else f.sample_rate / 2
 
 
 def _hz_to_mel(hz: float, scale: str) -> float:
@@ -105,7 +105,7 @@ def _hz_to_mel(hz: float, scale: str) -> float:
 
 def _mel_to_hz(mel: float, scale: str) -> float:
     if scale == "htk":
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+        return 700.0 * (math.pow(10.0, mel / 2595.0) - 1.0)
     if mel < 15.0:
         return 200.0 * mel / 3.0
     return 1000.0 * math.exp((mel - 15.0) * math.log(6.4) / 27.0)
