@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from automl_asd.audio import AudioError, downmix, load_downmixed, load_wav, resample_wave, wav_info
 from automl_asd.bundle.files import read_bundle_files
-from automl_asd.bundle.format import verify_bundle_files
+from automl_asd.bundle.format import BundleError, verify_bundle_files
 from automl_asd.bundle.state import fitted_from_files
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
 from automl_asd.errors import AutomlAsdError
@@ -93,6 +93,7 @@ class Bundle:
         p = Path(where)
         manifest = verify_bundle_files(files, p, strict_versions=strict_versions)
         fitted = fitted_from_files(files, manifest, p, device)
+        _self_test(fitted, p)
         logger.info("loaded bundle %s: %s, recipe %s (%s), %d member(s) on %s", p,
                     fitted.machine_type, fitted.recipe.name, str(manifest["recipe_hash"])[:12],
                     len(fitted.members), fitted.device)
@@ -268,6 +269,22 @@ def check_finite_scores(names: Sequence[str], scores: NDArray[Any], bundle: str 
             f"{names[i]}: non-finite anomaly score ({float(scores[i])!r}) with bundle "
             f"{bundle}{more}; the clip's samples may be out of range (e.g. a float wav far "
             "beyond +-1) or the bundle is damaged; nothing was written for it")
+
+
+def _self_test(fitted: FittedMachine, where: Path) -> None:
+    """Score one made-up clip (2 s of silence-level features of the spec's shape), so a bundle
+    whose arrays pass their checksums but do not fit together (resealed by hand, or written by
+    another version) fails here, naming the bundle, instead of at the first real clip with a
+    bare numpy error."""
+    spec = fitted.recipe.features
+    probe = np.zeros((1 + 2 * spec.sample_rate // spec.hop_length, spec.n_bins), np.float32)
+    try:
+        score_clips(fitted, [probe])
+    except AutomlAsdError:
+        raise
+    except (ValueError, IndexError, RuntimeError, TypeError) as exc:
+        raise BundleError(f"{where}: its arrays do not fit together ({exc}); the bundle is "
+                          "damaged or from another version") from exc
 
 
 def load_bundle(
