@@ -362,7 +362,8 @@ def _fsync_dir(path: Path) -> None:
 
 _TMP_PREFIX = ".tmp-"
 _HOST = socket.gethostname().replace("/", "_") or "host"
-#: An unfinished entry of another host is removed only after this long (its writer may live).
+#: An unfinished entry of another host is removed only after this long (its writer may live;
+#: this host's are removed as soon as their process is gone).
 STALE_TMP_SECONDS = 24 * 3600
 
 
@@ -378,8 +379,9 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_entries(spec_dir: Path, key: str) -> int:
     """Remove the unfinished entries (``.tmp-<key>-<host>-<pid>-<id>``) that writers of ``key``
-    left when they were killed: this host's whose process is gone, and any older than
-    :data:`STALE_TMP_SECONDS`. Call it holding the key's lock. Returns the bytes freed."""
+    left when they were killed: this host's whose process is gone, and another host's once
+    older than :data:`STALE_TMP_SECONDS`. Call it holding the key's lock. Returns the bytes
+    freed."""
     freed = 0
     now = time.time()
     for tmp in spec_dir.glob(f"{_TMP_PREFIX}{key}-*"):
@@ -390,8 +392,11 @@ def remove_stale_entries(spec_dir: Path, key: str) -> int:
             age = now - tmp.stat().st_mtime
         except (ValueError, OSError):
             continue
-        if age < STALE_TMP_SECONDS and (host != _HOST or pid == os.getpid() or _pid_alive(pid)):
-            continue
+        if host == _HOST:
+            if pid == os.getpid() or _pid_alive(pid):
+                continue  # a live writer here, however long it takes
+        elif age < STALE_TMP_SECONDS:
+            continue  # another host's: its process cannot be asked
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         shutil.rmtree(tmp, ignore_errors=True)
         if not tmp.exists():

@@ -298,8 +298,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_unfinished_entries_of_killed_writers_are_removed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A writer killed mid-entry leaves ``.tmp-<key>-<host>-<pid>-<id>``; the next writer of
-    that key removes it when its process is gone (this host) or it is a day old (any host),
-    and leaves live writers' and other keys' folders alone."""
+    that key removes it when its process is gone (this host) or it is a day old (another
+    host), and leaves live writers' and other keys' folders alone."""
     import socket
     import subprocess
     import time
@@ -317,6 +317,7 @@ def test_unfinished_entries_of_killed_writers_are_removed(
         "dead_here": f".tmp-{key}-{host}-{dead.pid}-00000000",
         "dead_old_format": f".tmp-{key}-{dead.pid}-00000001",  # before hosts were named
         "alive_here": f".tmp-{key}-{host}-{os.getpid()}-00000002",
+        "alive_here_old": f".tmp-{key}-{host}-{os.getpid()}-00000006",  # a long writer
         "other_host_fresh": f".tmp-{key}-other-host-{dead.pid}-00000003",
         "other_host_old": f".tmp-{key}-other-host-{dead.pid}-00000004",
         "other_key": f".tmp-{other}-{host}-{dead.pid}-00000005",
@@ -325,10 +326,12 @@ def test_unfinished_entries_of_killed_writers_are_removed(
         (spec_dir / name).mkdir()
         (spec_dir / name / "data.f32").write_bytes(b"\0" * 1000)
     os.utime(spec_dir / made["other_host_old"], (old, old))
+    os.utime(spec_dir / made["alive_here_old"], (old, old))
     with caplog.at_level("INFO", logger="automl_asd.features"):
         freed = features.remove_stale_entries(spec_dir, key)
     left = {p.name for p in spec_dir.iterdir()}
-    assert left == {made["alive_here"], made["other_host_fresh"], made["other_key"]}
+    assert left == {made["alive_here"], made["alive_here_old"], made["other_host_fresh"],
+                    made["other_key"]}
     assert freed == 3000
     assert sum("unfinished entry of a killed writer" in r.getMessage()
                for r in caplog.records) == 3
