@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from automl_asd.orchestration.session import check_address
 from automl_asd.recipe import load_recipe
 from automl_asd.recipe_checks import check_cost_for_data
 from automl_asd.storage import check_location
+
+logger = logging.getLogger(__name__)
 
 HELP = "apply a frozen recipe to machine types (one Ray task each) and write submission files"
 
@@ -83,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
         check_address(args.address)
 
     # refuse absurd recipes (cache size, training work) before any work, with the estimate
-    check_cost_for_data(recipe, args.data, args.machine_types, max_cache_gb=args.max_cache_gb,
-                        max_member_epochs=args.max_member_epochs, source=str(args.frozen))
+    estimate = check_cost_for_data(recipe, args.data, args.machine_types,
+                                   max_cache_gb=args.max_cache_gb,
+                                   max_member_epochs=args.max_member_epochs,
+                                   source=str(args.frozen))
+    logger.info("estimated cost: %s", estimate.describe())
     runner: Runner
     if args.serial:
         runner = SerialRunner()

@@ -426,6 +426,20 @@ def test_probe_apply_refuses_costly_recipe_before_work(
     assert rc == 1 and not out.exists() and not (tmp_path / "cache").exists()
 
 
+def test_probe_apply_says_what_a_recipe_under_the_limits_costs(
+        fan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Under the limits the estimate was silent; now it is logged before the work."""
+    with caplog.at_level("INFO", logger="automl_asd.commands.apply"):
+        rc, _, _ = _cli(capsys, "apply", "--frozen", "fast_default", "--data", str(fan.parent),
+                        "--out", str(tmp_path / "out"), "--serial", "--no-plots",
+                        "--cache-dir", str(tmp_path / "cache"))
+    assert rc == 0
+    (line,) = [r.getMessage() for r in caplog.records
+               if r.getMessage().startswith("estimated cost: ")]
+    assert "per clip-second" in line and f"{fan.parent} (108 clips, ~216 clip-seconds)" in line
+
+
 def test_semantic_errors_lists_every_problem() -> None:
     from automl_asd.recipe import load_recipe
     from automl_asd.recipe_checks import semantic_errors
