@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,4 +97,14 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summaries))
     print("S/T = source/target domain, n/a = normal/anomaly, test-? = label or domain unknown "
           "(anonymised eval clips; pass --ground-truth to fill them)")
+    for problem in incomplete(summaries):
+        print(f"automl-asd info: warning: {problem}", file=sys.stderr)
     return 0
+
+
+def incomplete(summaries: Sequence[MachineSummary]) -> list[str]:
+    """One line per machine type without test clips: ``apply`` cannot score it and a search
+    cannot measure it. (A type without training clips is already refused by the scan.)"""
+    return [f"{s.machine_type}: no test clips; apply cannot score it and a search cannot "
+            "measure it (extract its test zip, or leave it out with --machine-types)"
+            for s in summaries if s.count(Split.TEST) == 0]

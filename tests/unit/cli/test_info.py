@@ -44,3 +44,21 @@ def test_info_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["info", "--data", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "automl-asd info: error:" in err and "does not exist" in err
+
+
+def test_info_warns_about_a_type_without_test_clips(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The probes found `info` showing 0 test clips with rc 0 and no word (apply then fails)."""
+    import shutil
+
+    _dev_machine(tmp_path / "ToyCar")
+    _dev_machine(tmp_path / "bearing", attr="noAttribute")
+    assert main(["info", "--data", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == ""
+    shutil.rmtree(tmp_path / "bearing" / "test")
+    assert main(["info", "--data", str(tmp_path)]) == 0  # still a report, not an error
+    out, err = capsys.readouterr()
+    assert out.splitlines()[4].split()[:9] == ["bearing", "00", "3", "1", "0", "0", "0", "0", "0"]
+    assert err.splitlines() == [
+        "automl-asd info: warning: bearing: no test clips; apply cannot score it and a search "
+        "cannot measure it (extract its test zip, or leave it out with --machine-types)"]
