@@ -22,6 +22,7 @@ for the DCASE 2025 development set (7 machine types x 1200 clips x 10 s; plus su
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterable
@@ -111,11 +112,14 @@ def _mel_to_hz(mel: float, scale: str) -> float:
     return 1000.0 * math.exp((mel - 15.0) * math.log(6.4) / 27.0)
 
 
+@functools.lru_cache(maxsize=256)
 def empty_mel_filters(f: FeatureSpec) -> int:
     """How many of the ``n_mels`` triangular filters (torchaudio's ``melscale_fbanks`` layout:
     ``n_mels + 2`` points evenly spaced in mel between ``f_min`` and ``f_max``, the filter of
     point ``i`` rising from point ``i`` to ``i + 1`` and falling to ``i + 2``) have no FFT bin
-    with a weight of at least 1 % of the filter's peak, i.e. are zero (or all but) everywhere."""
+    with a weight of at least 1 % of the filter's peak, i.e. are zero (or all but) everywhere.
+    Cached per spec: every recipe parse asks (a search space's load probes each value, trial
+    tables parse every trial), and the answer depends on the spec alone."""
     lo, hi = _hz_to_mel(f.f_min, f.mel_scale), _hz_to_mel(_top(f), f.mel_scale)
     pts = [_mel_to_hz(lo + (hi - lo) * k / (f.n_mels + 1), f.mel_scale)
            for k in range(f.n_mels + 2)]
