@@ -244,7 +244,10 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
     jobs: list[MachineJob] = []
     if storage is not None and cfg.resume:
         folder.record(download_tree(storage, out))  # what earlier runs uploaded
-    done_before = resumable(folder, root, names, rhash) if cfg.resume else {}
+    # the data as this driver sees it, taken once: compared on --resume, recorded by each job
+    fingerprints = {mt: input_fingerprint(d) for mt in names
+                    if (d := machine_dir(root, mt)) is not None}
+    done_before = resumable(folder, root, names, rhash, fingerprints) if cfg.resume else {}
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
           report=cfg.evaluate)
@@ -266,7 +269,6 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             report(outcome)
             continue
         clear_machine(folder, mt)
-        directory = machine_dir(root, mt)  # the data as this driver sees it, for --resume
         jobs.append(
             MachineJob(
                 recipe=rec,
@@ -278,7 +280,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
                 shared_dir=_abs(shared_dir),
                 overwrite=folder.overwrite,
                 storage=storage,
-                fingerprint=None if directory is None else input_fingerprint(directory),
+                fingerprint=fingerprints.get(mt),
             )
         )
     if jobs:

@@ -273,9 +273,11 @@ def _bundle_problem(out: Path, rel: str, recipe_hash: str) -> str | None:
 
 
 def resume_status(folder: RunFolder, data_root: Path, machine_type: str,
-                  recipe_hash: str) -> tuple[dict[str, Any] | None, str | None]:
+                  recipe_hash: str, now: Mapping[str, str] | None = None,
+                  ) -> tuple[dict[str, Any] | None, str | None]:
     """``(summary, None)`` when ``machine_type``'s outputs can be kept on ``--resume``;
-    ``(None, reason)`` when it must be rerun (``reason`` is ``None`` when it never ran)."""
+    ``(None, reason)`` when it must be rerun (``reason`` is ``None`` when it never ran).
+    ``now``: the type's :func:`input_fingerprint` if the caller took it already."""
     out = folder.path
     summary = read_machine_summary(out, machine_type)
     if summary is None:
@@ -285,7 +287,8 @@ def resume_status(folder: RunFolder, data_root: Path, machine_type: str,
     directory = machine_dir(data_root, machine_type)
     if directory is None:
         return None, f"no data folder under {data_root}"
-    now = input_fingerprint(directory)
+    if now is None:
+        now = input_fingerprint(directory)
     recorded = summary.get("data_identity")
     if recorded is None or summary.get("data_fingerprint") is None:
         return None, "the run recorded its data fingerprint in an older form"
@@ -314,12 +317,15 @@ def resume_status(folder: RunFolder, data_root: Path, machine_type: str,
 
 
 def resumable(folder: RunFolder, data_root: Path, machine_types: Sequence[str],
-              recipe_hash: str) -> dict[str, dict[str, Any]]:
+              recipe_hash: str, fingerprints: Mapping[str, Mapping[str, str]] | None = None,
+              ) -> dict[str, dict[str, Any]]:
     """``{machine type: summary}`` of the types ``--resume`` may skip; every other type that
-    ran before is logged with the reason it is rerun."""
+    ran before is logged with the reason it is rerun. ``fingerprints``: the types'
+    :func:`input_fingerprint` the caller took already (each is taken once per run)."""
     keep: dict[str, dict[str, Any]] = {}
     for mt in machine_types:
-        summary, reason = resume_status(folder, data_root, mt, recipe_hash)
+        summary, reason = resume_status(folder, data_root, mt, recipe_hash,
+                                        (fingerprints or {}).get(mt))
         if summary is not None:
             keep[mt] = summary
         elif reason is not None:
