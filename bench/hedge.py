@@ -178,10 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = (list(range(args.family_draws)) if args.family_draws
               else list(args.seeds))
     draws = family_draws(args.family_draws) if args.family_draws else []
+    tag = gain_tag(args.anomaly_gain)
+    gain = f"_{tag}" if tag else ""
     for seed in groups:
         t0 = time.perf_counter()
-        tag = gain_tag(args.anomaly_gain)
-        gain = f"_{tag}" if tag else ""
         if args.family_draws:
             root = make_novel(draws[seed], args.root, size=args.size,
                               anomaly_gain=args.anomaly_gain)
