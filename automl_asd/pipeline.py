@@ -34,6 +34,7 @@ from automl_asd.calibration import (
     fit_threshold,
 )
 from automl_asd.components.device import resolve_device, stage_threads
+from automl_asd.components.files import digests_remembered
 from automl_asd.data import Clip, MachineData
 from automl_asd.detectors import Detector, TrainSet, make_detector
 from automl_asd.features import extract
@@ -355,6 +356,7 @@ def fit_shared(
 
 
 @stage_threads  # torch threads set explicitly for this stage (automl_asd.components.device)
+@digests_remembered()  # one type reads each clip once under --verify-audio
 def run_machine(
     recipe: Recipe,
     machine: MachineData,

@@ -8,17 +8,53 @@ changed.
   per-clip scores.
 * :func:`file_identity`: the one definition of "the same file" behind every cache key and
   ``--resume`` check on input data (feature cache, representation cache, ``apply --resume``).
+  :func:`digests_remembered` scopes one unit of work (a trial, a machine type) in which each
+  file's bytes are hashed once, however many caches ask.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_identity"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "digests_remembered", "file_identity"]
+
+#: The open :func:`digests_remembered` scope's digests by stat key (``None``: no scope open).
+_remembered: dict[tuple[int, int, int, int, int], str] | None = None
+_depth = 0
+_scope_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def digests_remembered() -> Iterator[None]:
+    """Inside this block, :func:`file_identity` with ``content`` reads each file once.
+
+    A file hashed earlier in the block whose ``stat`` (device, inode, size, mtime, ctime) has
+    not changed since gets the digest taken then. One trial keys its clips for the feature
+    cache and again for the representation cache (and once more per ensemble member): with
+    ``--verify-audio`` each key read every clip's bytes again. The memory lives only as long
+    as the outermost block (one unit of work), so a file changed between two commands, or
+    between two trials, is hashed afresh even where its timestamps cannot be trusted. Blocks
+    nest; every thread of the process shares the open scope.
+    """
+    global _remembered, _depth
+    with _scope_lock:
+        _depth += 1
+        if _remembered is None:
+            _remembered = {}
+    try:
+        yield
+    finally:
+        with _scope_lock:
+            _depth -= 1
+            if _depth == 0:
+                _remembered = None
 
 
 def file_identity(path: Path | str, *, content: bool = False) -> tuple[int, str]:
@@ -29,16 +65,23 @@ def file_identity(path: Path | str, *, content: bool = False) -> tuple[int, str]
     file in place, even with the same size and a restored ``mtime``, changes it; so does writing
     a new file over it (new inode). A copy of the file (another inode) has another stamp, and
     ``chmod``/``chown`` change the ``ctime``: both only cost a recomputation. With ``content``
-    the stamp is ``"sha256:<hex digest of the bytes>"`` (reads the whole file), for file
-    systems whose timestamps cannot be trusted.
+    the stamp is ``"sha256:<hex digest of the bytes>"`` (reads the whole file, once per
+    :func:`digests_remembered` scope), for file systems whose timestamps cannot be trusted.
 
     Raises:
         OSError: the file cannot be stat'ed or read (``FileNotFoundError`` when it is gone).
     """
     st = os.stat(path)
     if content:
+        memo = _remembered
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if memo is not None and key in memo:
+            return st.st_size, memo[key]
         with open(path, "rb") as fh:
-            return st.st_size, "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+            stamp = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+        if memo is not None:
+            memo[key] = stamp
+        return st.st_size, stamp
     return st.st_size, f"{st.st_mtime_ns}.{st.st_ino}.{st.st_ctime_ns}"
 
 

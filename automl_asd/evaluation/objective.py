@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from automl_asd import ground_truth, pipeline, representation_cache
+from automl_asd.components.files import digests_remembered
 from automl_asd.data import MachineData
 from automl_asd.evaluation.evaluate import SectionScores, evaluate_scores, section_scores
 from automl_asd.evaluation.metrics import MachineMetrics
@@ -74,6 +75,7 @@ class ObjectiveResult:
         return out
 
 
+@digests_remembered()  # one trial reads each clip once under --verify-audio
 def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
                     cache_dir: Any = None, device: str = "auto",
                     fidelity: float = 1.0,

@@ -3,6 +3,7 @@ partial one."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,3 +56,56 @@ def test_bytes_are_written_as_given_and_threads_never_share_a_temp(tmp_path: Pat
             done.result()  # re-raises a writer's error here
     assert path.read_bytes() in payloads  # one writer's whole payload, never a mix
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin"]
+
+
+def test_file_identity_changes_with_a_same_size_rewrite_that_restores_mtime(tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(b"a" * 64)
+    before = files.file_identity(path)
+    st = path.stat()
+    path.write_bytes(b"b" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = files.file_identity(path)
+    assert before[0] == after[0] == 64 and before[1] != after[1]
+
+
+def test_digests_remembered_reads_each_file_once_per_scope(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(b"a" * 64)
+    reads: list[str] = []
+    real_open = open
+
+    def counting_open(p, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(str(p))
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    digest_a = files.file_identity(path, content=True)
+    assert files.file_identity(path, content=True) == digest_a and len(reads) == 2  # no scope
+    reads.clear()
+    with files.digests_remembered():
+        assert files.file_identity(path, content=True) == digest_a
+        with files.digests_remembered():  # nested: the same memory
+            assert files.file_identity(path, content=True) == digest_a
+        assert files.file_identity(path, content=True) == digest_a
+        assert len(reads) == 1
+        path.write_bytes(b"b" * 64)  # changed inside the scope: its stat changed, read again
+        digest_b = files.file_identity(path, content=True)
+        assert digest_b != digest_a and len(reads) == 2
+    reads.clear()
+    assert files.file_identity(path, content=True) == digest_b and len(reads) == 1  # forgotten
+    assert files._remembered is None
+
+
+def test_digests_remembered_as_a_decorator_scopes_each_call(tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(b"a" * 64)
+
+    @files.digests_remembered()
+    def work() -> int:
+        files.file_identity(path, content=True)
+        assert files._remembered is not None
+        return len(files._remembered)
+
+    assert work() == 1 and work() == 1 and files._remembered is None
