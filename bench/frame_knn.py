@@ -27,32 +27,18 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import torch
 from draws import add_draw_args, draws_from_args, make_data
-from sklearn.metrics import roc_auc_score
 
 from automl_asd.data import MachineData, scan
-from automl_asd.evaluation.metrics import floored_hmean
+from automl_asd.evaluation.metrics import floored_hmean, machine_metrics
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.features import FeatureSpec, extract
 from automl_asd.recipe import load_recipe
 
 Array = np.ndarray
-
-
-def official(y: Array, domains: Array, s: Array) -> tuple[float, float, float]:
-    """(AUC-s, AUC-t, pAUC) of one section: each domain's normals against all anomalies."""
-    an = y == 1
-
-    def auc(normals: Array) -> float:
-        sel = normals | an
-        return float(roc_auc_score(y[sel], s[sel]))
-
-    return (auc((domains == "source") & ~an), auc((domains == "target") & ~an),
-            float(roc_auc_score(y, s, max_fpr=0.1)))
 
 
 def frames(mats: list[Array], band_pool: int) -> list[Array]:
@@ -131,7 +117,7 @@ def main() -> None:
         _, novel_root = make_data(draw, args.work, size=args.size)
         novel: dict[str, MachineData] = scan(novel_root)
         ref = evaluate_recipe(recipe, novel, cache_dir=cache)
-        for mt, machine in sorted(novel.items()):
+        for machine in novel.values():
             train = frames(extract(machine.train, spec, cache_dir=cache, progress=False),
                            args.band_pool)
             test = frames(extract(machine.test, spec, cache_dir=cache, progress=False),
@@ -142,9 +128,9 @@ def main() -> None:
                                 pca=args.pca, bank=args.bank, n_cal=args.n_cal,
                                 seed=draw.seed)
             for name, s in scores.items():
-                rows.setdefault(name, []).append(official(y, domains, s))
-            per = [m for k, m in ref.per_type.items() if _type_of(k) == mt]
-            rows.setdefault(args.reference, []).extend(m.official_values for m in per)
+                rows.setdefault(name, []).append(machine_metrics(y, domains, s).official_values)
+        rows.setdefault(args.reference, []).extend(
+            m.official_values for m in ref.per_type.values())
         print(f"{draw.describe()}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"\n| scorer ({len(rows[args.reference])} novel types) | AUC-s | AUC-t | pAUC | Ω |")
     print("|---|---|---|---|---|")
@@ -152,11 +138,6 @@ def main() -> None:
         a = np.array(vals)
         s, t, p = a.mean(0)
         print(f"| {name} | {s:.3f} | {t:.3f} | {p:.3f} | {floored_hmean(a.ravel()):.3f} |")
-
-
-def _type_of(key: Any) -> str:
-    """The machine type of a per-section key (``(type, section)`` or a type name)."""
-    return str(key[0] if isinstance(key, tuple) else key)
 
 
 if __name__ == "__main__":
