@@ -71,6 +71,7 @@ def score_type(train: list[Array], train_domains: Array, test: list[Array], *, p
     def z(m: Array) -> Array:
         return np.asarray(((m - mu) / sd) @ proj, dtype=np.float32)
 
+    projected = [z(m) for m in train]  # each training clip projected once, used by every bank
     src = [i for i, d in enumerate(train_domains) if d == "source"]
     tgt = [i for i, d in enumerate(train_domains) if d == "target"]
     rng.shuffle(src)
@@ -79,12 +80,12 @@ def score_type(train: list[Array], train_domains: Array, test: list[Array], *, p
     def subsample(rows: Array) -> torch.Tensor:
         return torch.from_numpy(rows[rng.choice(len(rows), min(len(rows), bank), replace=False)])
 
-    tgt_clips = [z(train[i]) for i in tgt]
+    tgt_clips = [projected[i] for i in tgt]
     tgt_bank = torch.from_numpy(np.concatenate(tgt_clips))
     owner = np.concatenate([[j] * len(c) for j, c in enumerate(tgt_clips)])
-    one = torch.cat([subsample(np.concatenate([z(train[i]) for i in src])), tgt_bank])
-    s_bank = subsample(np.concatenate([z(train[i]) for i in src_bank]))
-    self_s = np.log([mean_nn(z(train[i]), s_bank) for i in cal])
+    one = torch.cat([subsample(np.concatenate([projected[i] for i in src])), tgt_bank])
+    s_bank = subsample(np.concatenate([projected[i] for i in src_bank]))
+    self_s = np.log([mean_nn(projected[i], s_bank) for i in cal])
     self_t = np.log([mean_nn(c, tgt_bank, torch.from_numpy(owner == j))
                      for j, c in enumerate(tgt_clips)])
     raw, logz = [], []
