@@ -12,7 +12,15 @@ compares, on the same DCASE-size novel machines:
   the pick from ``--dev-size`` development data: novel Ω, regret (best candidate − pick), ρ
   between the rule's objective and the novel Ω, how often both pick the same candidate;
 * ρ between the two development objectives over the candidates (does the small development
-  set rank the candidates as the big one does?).
+  set rank the candidates as the big one does?);
+* the ranking reliability of each development side (the share of the candidates' spread in
+  the default rule's objective that is more than test-clip noise,
+  :func:`~automl_asd.search.selection.ranking_variances`), per draw and pooled over draws: how
+  much of ρ the development test clips allow at each size (``bench/selection.py`` measures it
+  for both sides of its own draws).
+
+``--dev-only`` skips the novel side (no DCASE-size novel trees, rules or regret): it renders
+and scores the development types at ``--dev-size`` and prints the two reliabilities only.
 
 It reuses what the other benches stored: the small candidate table under ``--work``
 (``bench/selection.py``) and the DCASE-size novel Ω under ``--full-work``
@@ -25,6 +33,8 @@ Usage::
 
     nice -n 5 .venv/bin/python bench/dev_size.py --work /tmp/small --full-work /tmp/full \\
         --dev-work /tmp/fulldev --draws 16 --draw-ids 0 1 2 3 --candidates 12
+    nice -n 5 .venv/bin/python bench/dev_size.py --work /tmp/small --full-work /tmp/full \\
+        --dev-work /tmp/fulldev --draws 6 --candidates 12 --dev-only
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -57,7 +68,7 @@ from draws import (
 
 from automl_asd import synth
 from automl_asd.data import scan
-from automl_asd.search.selection import SelectionRule
+from automl_asd.search.selection import SelectionRule, pooled_reliability, ranking_variances
 from automl_asd.search.space import load_space
 
 SIDES = ("small", "big")  # where the development numbers come from
@@ -73,10 +84,19 @@ def _side(picks: dict[str, tuple[dict[str, Any], list[float], int]],
             for name, (c, objs, ties) in picks.items()}
 
 
+def _variances(table: list[dict[str, Any]]) -> tuple[float, float]:
+    """(candidates' variance, test-clip noise in it) of the default rule's objective on one
+    development side (:func:`~automl_asd.search.selection.ranking_variances`)."""
+    return ranking_variances(SelectionRule().objective,
+                             {str(c["trial_id"]): c["clips"] for c in table})
+
+
 def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     small_dev_root, small_novel_root = make_data(draw, args.work, size=args.size)
-    big_novel_root = make_novel(draw, args.full_work, size=args.novel_size, workers=args.workers)
+    big_novel_root = (None if args.dev_only else
+                      make_novel(draw, args.full_work, size=args.novel_size,
+                                 workers=args.workers))
     big_dev_root = args.dev_work / f"draw{draw.index}" / "dev"
     store = args.dev_work / f"draw{draw.index}" / "candidates"
     space = load_space(args.space)
@@ -87,7 +107,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
                        seed=draw.seed, workers=args.workers)
     t_data = time.perf_counter() - t0
     small_dev, small_novel = scan(small_dev_root), scan(small_novel_root)
-    big_novel = scan(big_novel_root)
+    big_novel = None if big_novel_root is None else scan(big_novel_root)
     big_dev = scan(big_dev_root) if missing else None
     small_cache, big_cache = args.work / "cache", args.full_work / "cache"
     dev_cache = args.dev_work / "cache"
@@ -96,8 +116,9 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     for i, recipe in enumerate(recipes):
         small = candidate_scores(recipe, small_dev, small_novel, small_cache,
                                  args.work / f"draw{draw.index}" / "candidates")
-        novel = stored_omega(recipe, big_novel, big_cache,
-                             args.full_work / f"draw{draw.index}" / "candidates")
+        novel = (math.nan if big_novel is None else
+                 stored_omega(recipe, big_novel, big_cache,
+                              args.full_work / f"draw{draw.index}" / "candidates"))
         big = dev_scores(recipe, big_dev, dev_cache, store)
         for side, table in (("small", small), ("big", big)):
             tables[side].append({"trial_id": f"c{i}", "order": i, **table,
@@ -109,21 +130,43 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     if not args.keep:
         shutil.rmtree(big_dev_root, ignore_errors=True)
         shutil.rmtree(dev_cache, ignore_errors=True)
+    variances = {side: _variances(tables[side]) for side in SIDES}
+    rel = {side: pooled_reliability([variances[side]]) for side in SIDES}
+    rho_dev = spearman([c["dev_omega"] for c in tables["small"]],
+                       [c["dev_omega"] for c in tables["big"]])
+    if args.dev_only:
+        print(f"draw {draw.index} (data {t_data:.0f} s, scoring {t_eval:.0f} s): development "
+              f"reliability {args.size} {rel['small']:.3f}, {args.dev_size} {rel['big']:.3f}; "
+              f"ρ of the two dev Ω {rho_dev:.3f}", flush=True)
+        return {"draw": draw.index, "seed": draw.seed, "dev": list(draw.dev_types),
+                "variances": variances, "rho_dev_small_big": rho_dev,
+                "seconds_data": t_data, "seconds_eval": t_eval}
     rules = {side: _side(rule_picks(tables[side], draw.seed), tables[side]) for side in SIDES}
     default = rule_name(SelectionRule())
     out = {"draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),
            "dev": list(draw.dev_types), "novel": list(draw.novel_types),
            "oracle": max(c["novel_omega"] for c in tables["big"]),
-           "rho_dev_small_big": spearman([c["dev_omega"] for c in tables["small"]],
-                                         [c["dev_omega"] for c in tables["big"]]),
+           "rho_dev_small_big": rho_dev, "variances": variances,
            "rules": rules, "seconds_data": t_data, "seconds_eval": t_eval}
     s, b = rules["small"][default], rules["big"][default]
     print(f"draw {draw.index} ({'+'.join(draw.novel_families)} held out; data {t_data:.0f} s, "
           f"scoring {t_eval:.0f} s): default rule picks {s['pick']} from {args.size} dev "
           f"(novel Ω {s['novel']:.4f}, regret {s['regret']:.4f}) and {b['pick']} from "
           f"{args.dev_size} dev (novel Ω {b['novel']:.4f}, regret {b['regret']:.4f}); ρ of the "
-          f"two dev Ω {out['rho_dev_small_big']:.3f}", flush=True)
+          f"two dev Ω {out['rho_dev_small_big']:.3f}; development reliability "
+          f"{rel['small']:.3f} / {rel['big']:.3f}", flush=True)
     return out
+
+
+def _reliability_lines(draws: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The development reliability of each side, per draw and pooled over the draws."""
+    for side, size in (("small", args.size), ("big", args.dev_size)):
+        parts = [tuple(d["variances"][side]) for d in draws]
+        per = [pooled_reliability([p]) for p in parts]
+        print(f"development reliability at {size}: pooled over {len(draws)} draws "
+              f"{pooled_reliability(parts):.3f}; per draw mean {np.nanmean(per):.3f} "
+              f"(min {np.nanmin(per):.3f}, max {np.nanmax(per):.3f}): "
+              + ", ".join(f"{x:.2f}" for x in per))
 
 
 def _ms(values: list[float]) -> str:
@@ -157,12 +200,24 @@ def main() -> None:
     add_candidate_args(parser)
     parser.add_argument("--keep", action="store_true",
                         help="keep the big development trees and their feature cache")
+    parser.add_argument("--dev-only", action="store_true",
+                        help="only the development reliability at both sizes (no novel side)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     draws = [_draw(d, args) for d in draws_from_args(args)]
     s, b = args.size, args.dev_size
     ids = ", ".join(str(d["draw"]) for d in draws)
+    if args.dev_only:
+        print(f"\n== {len(draws)} family-held-out draws ({ids}): development at {s} and at {b} "
+              f"({args.candidates} + 1 candidates of space {args.space}; "
+              f"{time.perf_counter() - t0:.0f} s)")
+        print("ρ between the dev Ω at the two sizes, per draw: "
+              + ", ".join(f"{d['rho_dev_small_big']:.2f}" for d in draws))
+        _reliability_lines(draws, args)
+        if args.json:
+            args.json.write_text(json.dumps(draws, indent=2))
+        return
     print(f"\n== {len(draws)} family-held-out draws ({ids}): novel machines at "
           f"{args.novel_size}, development at {s} or at {b} ({args.candidates} + 1 candidates of "
           f"space {args.space}; {time.perf_counter() - t0:.0f} s)")
@@ -191,6 +246,7 @@ def main() -> None:
         print(f"dev at {size}: " + ties_line(default, [(d["rules"][side][default]["ties"],
                                                          d["rules"][side][default]["regret"])
                                                         for d in draws]))
+    _reliability_lines(draws, args)
     if args.json:
         args.json.write_text(json.dumps(draws, indent=2))
 

@@ -1,0 +1,75 @@
+"""bench/dev_size.py's ``--dev-only`` path: the development reliability at both sizes, from
+the candidates' stored per-clip scores, without ever touching the novel side."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl_asd.search.selection import pooled_reliability, ranking_variances
+from tests.fixtures.bench import load_bench
+from tests.fixtures.scoring import gaussian_section
+
+
+@pytest.fixture(scope="module")
+def dev_size() -> ModuleType:
+    return load_bench("dev_size")
+
+
+def _table(rng: np.random.Generator, sep: float, n: int) -> dict[str, Any]:
+    return {"dev_omega": sep, "clips": {"pump/00": gaussian_section(rng, sep, n),
+                                        "fan/00": gaussian_section(rng, sep, n)}}
+
+
+def test_dev_only_scores_both_development_sides_and_never_the_novel_one(
+        dev_size: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    seps = [0.0, 0.4, 0.8, 1.2]
+    # small side: few test clips; big side: many, so its ranking is the more reliable one
+    small = {f"r{i}": _table(rng, s, 8) for i, s in enumerate(seps)}
+    big = {f"r{i}": _table(rng, s, 80) for i, s in enumerate(seps)}
+    rendered: list[Path] = []
+
+    def forbidden(*_: object, **__: object) -> None:
+        raise AssertionError("--dev-only must not touch the novel side")
+
+    monkeypatch.setattr(dev_size, "make_data", lambda *a, **k: (tmp_path / "sd", tmp_path / "sn"))
+    monkeypatch.setattr(dev_size, "make_novel", forbidden)
+    monkeypatch.setattr(dev_size, "stored_omega", forbidden)
+    monkeypatch.setattr(dev_size, "load_space", lambda name: name)
+    monkeypatch.setattr(dev_size, "candidate_recipes", lambda *a: list(small))
+    monkeypatch.setattr(dev_size, "has_table", lambda r, store: False)
+    monkeypatch.setattr(dev_size.synth, "generate", lambda root, **k: rendered.append(root))
+    monkeypatch.setattr(dev_size, "scan", lambda root: root)
+    monkeypatch.setattr(dev_size, "candidate_scores", lambda r, *a: small[r])
+    monkeypatch.setattr(dev_size, "dev_scores", lambda r, *a: big[r])
+    draw = dev_size.draws_from_args(argparse.Namespace(
+        draws=1, seed0=0, holdout=2, novel_per_family=2, named=False, draw_ids=None))[0]
+    args = argparse.Namespace(work=tmp_path, full_work=tmp_path / "full",
+                              dev_work=tmp_path / "dev", size="small", dev_size="full",
+                              novel_size="full", space="demo", candidates=3, workers=1,
+                              keep=False, dev_only=True)
+    out = dev_size._draw(draw, args)
+    assert rendered == [tmp_path / "dev" / "draw0" / "dev"]  # the big development tree only
+    for side, tables in (("small", small), ("big", big)):
+        want = ranking_variances("mean", {f"c{i}": t["clips"]
+                                          for i, t in enumerate(tables.values())})
+        assert out["variances"][side] == pytest.approx(want)
+    assert out["rho_dev_small_big"] == pytest.approx(1.0)  # same order of dev Ω on both sides
+    assert "rules" not in out
+    rel = {side: pooled_reliability([out["variances"][side]]) for side in ("small", "big")}
+    assert rel["big"] > rel["small"]  # ten times the test clips rank the candidates better
+    # The summary pools the draws as sums of variances, per side.
+    other = {"variances": {"small": (1.0, 2.0), "big": (3.0, 0.3)}}
+    dev_size._reliability_lines([out, other], args)
+    text = capsys.readouterr().out
+    pooled_big = pooled_reliability([out["variances"]["big"], (3.0, 0.3)])
+    assert f"development reliability at full: pooled over 2 draws {pooled_big:.3f}" in text
+    assert not math.isnan(pooled_big)
