@@ -123,8 +123,9 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         for side, table in (("small", small), ("big", big)):
             tables[side].append({"trial_id": f"c{i}", "order": i, **table,
                                  "novel_omega": novel})
+        novel_part = "" if big_novel is None else f"; novel Ω {args.novel_size} {novel:.4f}"
         print(f"  draw {draw.index} c{i}: dev Ω {args.size} {small['dev_omega']:.4f} / "
-              f"{args.dev_size} {big['dev_omega']:.4f}; novel Ω {args.novel_size} {novel:.4f} "
+              f"{args.dev_size} {big['dev_omega']:.4f}{novel_part} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     t_eval = time.perf_counter() - t0
     if not args.keep:
