@@ -16,8 +16,10 @@ compares, on the same DCASE-size novel machines:
 * the ranking reliability of each development side (the share of the candidates' spread in
   the default rule's objective that is more than test-clip noise,
   :func:`~automl_asd.search.selection.ranking_variances`), per draw and pooled over draws: how
-  much of ρ the development test clips allow at each size (``bench/selection.py`` measures it
-  for both sides of its own draws).
+  much of ρ the development test clips allow at each size; and the novel side's (official Ω
+  on the DCASE-size novel machines; needs their per-clip scores, kept by ``stored_omega`` since
+  2026-12-06), with ``sqrt(dev × novel)``, about the highest mean ρ that test-clip noise
+  allows on average over draws (``bench/selection.py`` measures the same for its own draws).
 
 ``--dev-only`` skips the novel side (no DCASE-size novel trees, rules or regret): it renders
 and scores the development types at ``--dev-size`` and prints the two reliabilities only.
@@ -59,6 +61,7 @@ from draws import (
     has_table,
     make_data,
     make_novel,
+    novel_clips,
     rule_name,
     rule_picks,
     spearman,
@@ -142,6 +145,10 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         return {"draw": draw.index, "seed": draw.seed, "dev": list(draw.dev_types),
                 "variances": variances, "rho_dev_small_big": rho_dev,
                 "seconds_data": t_data, "seconds_eval": t_eval}
+    kept = [novel_clips(r, args.full_work / f"draw{draw.index}" / "candidates")
+            for r in recipes]
+    variances["novel"] = (ranking_variances("mean", {f"c{i}": c for i, c in enumerate(kept)})
+                          if all(c is not None for c in kept) else (math.nan, math.nan))
     rules = {side: _side(rule_picks(tables[side], draw.seed), tables[side]) for side in SIDES}
     default = rule_name(SelectionRule())
     out = {"draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),
@@ -154,20 +161,33 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
           f"scoring {t_eval:.0f} s): default rule picks {s['pick']} from {args.size} dev "
           f"(novel Ω {s['novel']:.4f}, regret {s['regret']:.4f}) and {b['pick']} from "
           f"{args.dev_size} dev (novel Ω {b['novel']:.4f}, regret {b['regret']:.4f}); ρ of the "
-          f"two dev Ω {out['rho_dev_small_big']:.3f}; development reliability "
-          f"{rel['small']:.3f} / {rel['big']:.3f}", flush=True)
+          f"two dev Ω {out['rho_dev_small_big']:.3f}; reliability: development "
+          f"{rel['small']:.3f} / {rel['big']:.3f}, novel "
+          f"{pooled_reliability([variances['novel']]):.3f}", flush=True)
     return out
 
 
 def _reliability_lines(draws: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """The development reliability of each side, per draw and pooled over the draws."""
-    for side, size in (("small", args.size), ("big", args.dev_size)):
+    """The reliability of each development side (and of the novel side, when its per-clip
+    scores are kept), per draw and pooled over the draws; with the novel side, the ceiling on
+    the mean ρ that test-clip noise allows, ``sqrt(dev × novel)``, for each development size."""
+    pooled = {}
+    sides = [("small", f"development at {args.size}"), ("big", f"development at {args.dev_size}")]
+    if not args.dev_only:
+        sides.append(("novel", f"novel at {args.novel_size}"))
+    for side, what in sides:
         parts = [tuple(d["variances"][side]) for d in draws]
         per = [pooled_reliability([p]) for p in parts]
-        print(f"development reliability at {size}: pooled over {len(draws)} draws "
-              f"{pooled_reliability(parts):.3f}; per draw mean {np.nanmean(per):.3f} "
-              f"(min {np.nanmin(per):.3f}, max {np.nanmax(per):.3f}): "
-              + ", ".join(f"{x:.2f}" for x in per))
+        pooled[side] = pooled_reliability(parts)
+        known = [x for x in per if math.isfinite(x)]
+        spread = (f"per draw mean {np.mean(known):.3f} (min {min(known):.3f}, max "
+                  f"{max(known):.3f})" if known else "per draw")
+        print(f"reliability, {what}: pooled over {len(draws)} draws {pooled[side]:.3f}; "
+              f"{spread}: " + ", ".join(f"{x:.2f}" for x in per))
+    if "novel" in pooled:
+        print("ceiling on the mean ρ that test-clip noise allows, sqrt(dev × novel): "
+              f"development at {args.size} {math.sqrt(pooled['small'] * pooled['novel']):.3f}, "
+              f"at {args.dev_size} {math.sqrt(pooled['big'] * pooled['novel']):.3f}")
 
 
 def _ms(values: list[float]) -> str:

@@ -251,12 +251,15 @@ def dev_scores(recipe: Any, dev: Any, cache: Path, store: Path) -> dict[str, Any
 
 def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     """Official Ω of ``recipe`` on ``machines``, kept in ``store/<content hash>.json`` (a
-    re-run, or another bench on the same ``--work``, reads it back)."""
+    re-run, or another bench on the same ``--work``, reads it back), its per-clip scores
+    beside it as :func:`novel_clips` reads them (kept since 2026-12-06)."""
     path = store / f"{recipe.content_hash()[:16]}.json"
     if path.is_file():
         return float(json.loads(path.read_text())["omega"])
-    omega = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu").omega
-    store.mkdir(parents=True, exist_ok=True)
+    ev = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu")
+    omega = ev.omega
+    _write_clips({"/".join(k): a for k, a in ev.per_clip.items()},
+                 path.with_suffix(".novel.npz"))
     path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
     return float(omega)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from automl_asd.search.selection import pooled_reliability, ranking_variances
+from automl_asd.search.selection import pooled_reliability, ranking_variances, section_aucs
 from tests.fixtures.bench import load_bench
 from tests.fixtures.scoring import gaussian_section
 
@@ -23,8 +23,9 @@ def dev_size() -> ModuleType:
 
 
 def _table(rng: np.random.Generator, sep: float, n: int) -> dict[str, Any]:
-    return {"dev_omega": sep, "clips": {"pump/00": gaussian_section(rng, sep, n),
-                                        "fan/00": gaussian_section(rng, sep, n)}}
+    clips = {"pump/00": gaussian_section(rng, sep, n), "fan/00": gaussian_section(rng, sep, n)}
+    return {"dev_omega": sep, "clips": clips,
+            "aucs": {k: section_aucs(*arrs) for k, arrs in clips.items()}}
 
 
 def test_dev_only_scores_both_development_sides_and_never_the_novel_one(
@@ -71,5 +72,50 @@ def test_dev_only_scores_both_development_sides_and_never_the_novel_one(
     dev_size._reliability_lines([out, other], args)
     text = capsys.readouterr().out
     pooled_big = pooled_reliability([out["variances"]["big"], (3.0, 0.3)])
-    assert f"development reliability at full: pooled over 2 draws {pooled_big:.3f}" in text
+    assert f"reliability, development at full: pooled over 2 draws {pooled_big:.3f}" in text
     assert not math.isnan(pooled_big)
+
+
+def test_full_mode_adds_the_novel_reliability_and_the_ceiling_on_rho(
+        dev_size: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --dev-only the novel side's per-clip scores (kept beside each stored Ω) give its
+    reliability, and the summary prints sqrt(dev × novel) for each development size."""
+    rng = np.random.default_rng(1)
+    seps = [0.0, 0.5, 1.0, 1.5]
+    small = {f"r{i}": _table(rng, s, 8) for i, s in enumerate(seps)}
+    big = {f"r{i}": _table(rng, s, 80) for i, s in enumerate(seps)}
+    novel = {f"r{i}": _table(rng, s, 40)["clips"] for i, s in enumerate(seps)}
+    stores: list[Path] = []
+    monkeypatch.setattr(dev_size, "make_data", lambda *a, **k: (tmp_path / "sd", tmp_path / "sn"))
+    monkeypatch.setattr(dev_size, "make_novel", lambda *a, **k: tmp_path / "bn")
+    monkeypatch.setattr(dev_size, "stored_omega", lambda r, *a: 0.6 + 0.1 * seps[int(r[1:])])
+    monkeypatch.setattr(dev_size, "load_space", lambda name: name)
+    monkeypatch.setattr(dev_size, "candidate_recipes", lambda *a: list(small))
+    monkeypatch.setattr(dev_size, "has_table", lambda r, store: True)  # all stored: no render
+    monkeypatch.setattr(dev_size, "scan", lambda root: root)
+    monkeypatch.setattr(dev_size, "candidate_scores", lambda r, *a: small[r])
+    monkeypatch.setattr(dev_size, "dev_scores", lambda r, *a: big[r])
+    monkeypatch.setattr(dev_size, "novel_clips",
+                        lambda r, store: stores.append(store) or novel[r])
+    draw = dev_size.draws_from_args(argparse.Namespace(
+        draws=1, seed0=0, holdout=2, novel_per_family=2, named=False, draw_ids=None))[0]
+    args = argparse.Namespace(work=tmp_path, full_work=tmp_path / "full",
+                              dev_work=tmp_path / "dev", size="small", dev_size="full",
+                              novel_size="full", space="demo", candidates=3, workers=1,
+                              keep=True, dev_only=False)
+    out = dev_size._draw(draw, args)
+    assert set(stores) == {tmp_path / "full" / "draw0" / "candidates"}
+    want = ranking_variances("mean", {f"c{i}": c for i, c in enumerate(novel.values())})
+    assert out["variances"]["novel"] == pytest.approx(want)
+    assert out["rules"]["big"]["mean/best"]["rho"] == pytest.approx(1.0)
+    dev_size._reliability_lines([out], args)
+    text = capsys.readouterr().out
+    r = {side: pooled_reliability([out["variances"][side]]) for side in ("small", "big", "novel")}
+    assert f"reliability, novel at full: pooled over 1 draws {r['novel']:.3f}" in text
+    assert (f"development at small {math.sqrt(r['small'] * r['novel']):.3f}, at full "
+            f"{math.sqrt(r['big'] * r['novel']):.3f}") in text
+    # A candidate whose novel per-clip scores were never kept: the novel side is unknown.
+    monkeypatch.setattr(dev_size, "novel_clips", lambda r, store: None if r == "r0" else novel[r])
+    again = dev_size._draw(draw, args)
+    assert all(math.isnan(x) for x in again["variances"]["novel"])

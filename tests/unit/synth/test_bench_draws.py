@@ -157,6 +157,8 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert draws.stored_omega(recipe, "novel", tmp_path / "cache", tmp_path / "sh") == 0.52
     assert draws.stored_omega(recipe, "dev", tmp_path / "cache", tmp_path / "sh") == 0.52
     assert len(calls) == 3  # read back: a store holds one data set, keyed by recipe alone
+    kept = draws.novel_clips(recipe, tmp_path / "sh")  # its per-clip scores beside it
+    assert [a.tolist() for a in kept["pump/00"]] == [[0, 1], ["source", "target"], [0.25, 2.5]]
 
 
 def test_dev_scores_store_the_development_table_alone(draws: ModuleType, tmp_path: Path,
