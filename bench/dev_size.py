@@ -114,14 +114,14 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     big_dev = scan(big_dev_root) if missing else None
     small_cache, big_cache = args.work / "cache", args.full_work / "cache"
     dev_cache = args.dev_work / "cache"
+    novel_store = args.full_work / f"draw{draw.index}" / "candidates"
     t0 = time.perf_counter()
     tables: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     for i, recipe in enumerate(recipes):
         small = candidate_scores(recipe, small_dev, small_novel, small_cache,
                                  args.work / f"draw{draw.index}" / "candidates")
         novel = (math.nan if big_novel is None else
-                 stored_omega(recipe, big_novel, big_cache,
-                              args.full_work / f"draw{draw.index}" / "candidates"))
+                 stored_omega(recipe, big_novel, big_cache, novel_store))
         big = dev_scores(recipe, big_dev, dev_cache, store)
         for side, table in (("small", small), ("big", big)):
             tables[side].append({"trial_id": f"c{i}", "order": i, **table,
@@ -145,8 +145,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         return {"draw": draw.index, "seed": draw.seed, "dev": list(draw.dev_types),
                 "variances": variances, "rho_dev_small_big": rho_dev,
                 "seconds_data": t_data, "seconds_eval": t_eval}
-    kept = [novel_clips(r, args.full_work / f"draw{draw.index}" / "candidates")
-            for r in recipes]
+    kept = [novel_clips(r, novel_store) for r in recipes]
     variances["novel"] = (ranking_variances("mean", {f"c{i}": c for i, c in enumerate(kept)})
                           if all(c is not None for c in kept) else (math.nan, math.nan))
     rules = {side: _side(rule_picks(tables[side], draw.seed), tables[side]) for side in SIDES}

@@ -174,8 +174,14 @@ def _dev_table(recipe: Any, dev: Any, cache: Path) -> dict[str, Any]:
     # (machine type, section) keys as "<mt>/<section>" strings: JSON and .npz names
     return {"aucs": {"/".join(k): (m.auc_source, m.auc_target, m.pauc)
                      for k, m in d.per_type.items()},
-            "clips": {"/".join(k): arrs for k, arrs in d.per_clip.items()},
+            "clips": _keyed_clips(d),
             "dev_omega": d.omega}
+
+
+def _keyed_clips(result: Any) -> dict[str, Any]:
+    """An evaluation's per-clip (labels, domains, scores) keyed ``"<mt>/<section>"`` (JSON and
+    .npz names)."""
+    return {"/".join(k): arrs for k, arrs in result.per_clip.items()}
 
 
 def _write_clips(clips: dict[str, Any], path: Path) -> None:
@@ -213,7 +219,7 @@ def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
     if novel is not None:
         ev = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
         table["novel_omega"] = ev.omega
-        _write_clips({"/".join(k): a for k, a in ev.per_clip.items()},
+        _write_clips(_keyed_clips(ev),
                      meta_path.with_suffix(".novel.npz"))
     _write_table(table, meta_path, clips_path)
     return table
@@ -258,7 +264,7 @@ def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
         return float(json.loads(path.read_text())["omega"])
     ev = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu")
     omega = ev.omega
-    _write_clips({"/".join(k): a for k, a in ev.per_clip.items()},
+    _write_clips(_keyed_clips(ev),
                  path.with_suffix(".novel.npz"))
     path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
     return float(omega)
