@@ -57,11 +57,12 @@ from draws import (
     candidate_recipes,
     candidate_scores,
     dev_scores,
+    dev_variances,
     draws_from_args,
     has_table,
     make_data,
     make_novel,
-    novel_clips,
+    novel_variances,
     rule_name,
     rule_picks,
     spearman,
@@ -71,7 +72,7 @@ from draws import (
 
 from automl_asd import synth
 from automl_asd.data import scan
-from automl_asd.search.selection import SelectionRule, pooled_reliability, ranking_variances
+from automl_asd.search.selection import SelectionRule, pooled_reliability
 from automl_asd.search.space import load_space
 
 SIDES = ("small", "big")  # where the development numbers come from
@@ -85,13 +86,6 @@ def _side(picks: dict[str, tuple[dict[str, Any], list[float], int]],
                    "regret": oracle - c["novel_omega"], "ties": ties, "objectives": objs,
                    "rho": spearman(objs, [x["novel_omega"] for x in cands])}
             for name, (c, objs, ties) in picks.items()}
-
-
-def _variances(table: list[dict[str, Any]]) -> tuple[float, float]:
-    """(candidates' variance, test-clip noise in it) of the default rule's objective on one
-    development side (:func:`~automl_asd.search.selection.ranking_variances`)."""
-    return ranking_variances(SelectionRule().objective,
-                             {str(c["trial_id"]): c["clips"] for c in table})
 
 
 def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -134,7 +128,7 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     if not args.keep:
         shutil.rmtree(big_dev_root, ignore_errors=True)
         shutil.rmtree(dev_cache, ignore_errors=True)
-    variances = {side: _variances(tables[side]) for side in SIDES}
+    variances = {side: dev_variances(tables[side]) for side in SIDES}
     rel = {side: pooled_reliability([variances[side]]) for side in SIDES}
     rho_dev = spearman([c["dev_omega"] for c in tables["small"]],
                        [c["dev_omega"] for c in tables["big"]])
@@ -145,9 +139,8 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
         return {"draw": draw.index, "seed": draw.seed, "dev": list(draw.dev_types),
                 "variances": variances, "rho_dev_small_big": rho_dev,
                 "seconds_data": t_data, "seconds_eval": t_eval}
-    kept = [novel_clips(r, novel_store) for r in recipes]
-    variances["novel"] = (ranking_variances("mean", {f"c{i}": c for i, c in enumerate(kept)})
-                          if all(c is not None for c in kept) else (math.nan, math.nan))
+    variances["novel"] = novel_variances({f"c{i}": r for i, r in enumerate(recipes)},
+                                         novel_store)
     rules = {side: _side(rule_picks(tables[side], draw.seed), tables[side]) for side in SIDES}
     default = rule_name(SelectionRule())
     out = {"draw": draw.index, "seed": draw.seed, "held_out": list(draw.novel_families),

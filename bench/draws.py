@@ -48,13 +48,14 @@ from automl_asd.search.selection import (
     objective_value,
     pick_margins,
     pick_trial,
+    ranking_variances,
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_recipes",
-           "candidate_scores", "dev_scores", "draws_from_args", "family_draws", "gain_tag",
-           "has_table",
-           "make_data", "make_novel", "rule_name", "rule_picks", "spearman", "stored_omega",
+           "candidate_scores", "dev_scores", "dev_variances", "draws_from_args",
+           "family_draws", "gain_tag", "has_table", "make_data", "make_novel", "novel_clips",
+           "novel_variances", "rule_name", "rule_picks", "spearman", "stored_omega",
            "ties_line"]
 
 
@@ -219,8 +220,7 @@ def _stored_table(recipe: Any, dev: Any, novel: Any | None, cache: Path,
     if novel is not None:
         ev = evaluate_recipe(recipe, novel, cache_dir=cache, device="cpu")
         table["novel_omega"] = ev.omega
-        _write_clips(_keyed_clips(ev),
-                     meta_path.with_suffix(".novel.npz"))
+        _write_clips(_keyed_clips(ev), meta_path.with_suffix(".novel.npz"))
     _write_table(table, meta_path, clips_path)
     return table
 
@@ -231,6 +231,23 @@ def novel_clips(recipe: Any, store: Path) -> dict[str, tuple[NDArray[Any], ...]]
     were kept)."""
     path = _table_paths(recipe, store)[0].with_suffix(".novel.npz")
     return _read_clips(path) if path.is_file() else None
+
+
+def dev_variances(cands: list[dict[str, Any]]) -> tuple[float, float]:
+    """``(total, noise)`` of the candidates' ranking on the development clips: the default
+    rule's objective over their stored per-clip scores (``c["clips"]`` of each table)
+    (:func:`~automl_asd.search.selection.ranking_variances`)."""
+    return ranking_variances(SelectionRule().objective,
+                             {str(c["trial_id"]): c["clips"] for c in cands})
+
+
+def novel_variances(recipes: dict[str, Any], store: Path) -> tuple[float, float]:
+    """``(total, noise)`` of the official Ω's ranking of ``recipes`` (trial id -> recipe) on the
+    novel clips whose per-clip scores are kept in ``store`` (:func:`novel_clips`); NaN, NaN
+    when any recipe's were never kept."""
+    clips = {t: novel_clips(r, store) for t, r in recipes.items()}
+    kept = {t: v for t, v in clips.items() if v is not None}
+    return ranking_variances("mean", kept) if len(kept) == len(clips) else (math.nan, math.nan)
 
 
 def candidate_recipes(space: Any, draw_index: int, seed: int, n: int) -> list[Any]:
@@ -263,11 +280,9 @@ def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     if path.is_file():
         return float(json.loads(path.read_text())["omega"])
     ev = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu")
-    omega = ev.omega
-    _write_clips(_keyed_clips(ev),
-                 path.with_suffix(".novel.npz"))
-    path.write_text(json.dumps({"recipe": recipe.name, "omega": omega}))
-    return float(omega)
+    _write_clips(_keyed_clips(ev), path.with_suffix(".novel.npz"))
+    path.write_text(json.dumps({"recipe": recipe.name, "omega": ev.omega}))
+    return float(ev.omega)
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -60,10 +60,11 @@ import numpy as np
 from draws import (
     candidate_recipes,
     candidate_scores,
+    dev_variances,
     family_draws,
     gain_tag,
     make_data,
-    novel_clips,
+    novel_variances,
     rule_name,
     rule_picks,
     spearman,
@@ -77,7 +78,6 @@ from automl_asd.recipe import load_recipe
 from automl_asd.search.selection import (
     SelectionRule,
     pooled_reliability,
-    ranking_variances,
 )
 from automl_asd.search.space import load_space
 
@@ -129,14 +129,9 @@ def _reliability(cands: list[dict[str, Any]], store: Path,
                  default: dict[str, float]) -> dict[str, float]:
     """How reliably the draw's development and novel test clips rank the candidates: the
     candidates' variance and the test-clip noise in it
-    (:func:`~automl_asd.search.selection.ranking_variances`; the default rule's objective on
-    the development side, the official Ω on the novel side), and the default rule's ρ."""
-    dev = ranking_variances(SelectionRule().objective,
-                            {str(c["trial_id"]): c["clips"] for c in cands})
-    clips = {str(c["trial_id"]): novel_clips(c["recipe"], store) for c in cands}
-    kept = {t: v for t, v in clips.items() if v is not None}
-    novel = (ranking_variances("mean", kept) if len(kept) == len(clips)
-             else (math.nan, math.nan))
+    (:func:`draws.dev_variances`, :func:`draws.novel_variances`), and the default rule's ρ."""
+    dev = dev_variances(cands)
+    novel = novel_variances({str(c["trial_id"]): c["recipe"] for c in cands}, store)
     return {"dev_total": dev[0], "dev_noise": dev[1], "novel_total": novel[0],
             "novel_noise": novel[1], "rho": default["rho"]}
 
