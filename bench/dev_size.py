@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 from draws import (
+    Lazy,
     add_candidate_args,
     add_draw_args,
     candidate_recipes,
@@ -91,9 +92,9 @@ def _side(picks: dict[str, tuple[dict[str, Any], list[float], int]],
 def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     small_dev_root, small_novel_root = make_data(draw, args.work, size=args.size)
-    big_novel_root = (None if args.dev_only else
-                      make_novel(draw, args.full_work, size=args.novel_size,
-                                 workers=args.workers))
+    # rendered only if some candidate's novel Ω is not stored yet (a read-back needs no tree)
+    big_novel = None if args.dev_only else Lazy(lambda: scan(make_novel(
+        draw, args.full_work, size=args.novel_size, workers=args.workers)))
     big_dev_root = args.dev_work / f"draw{draw.index}" / "dev"
     store = args.dev_work / f"draw{draw.index}" / "candidates"
     space = load_space(args.space)
@@ -104,7 +105,6 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
                        seed=draw.seed, workers=args.workers)
     t_data = time.perf_counter() - t0
     small_dev, small_novel = scan(small_dev_root), scan(small_novel_root)
-    big_novel = None if big_novel_root is None else scan(big_novel_root)
     big_dev = scan(big_dev_root) if missing else None
     small_cache, big_cache = args.work / "cache", args.full_work / "cache"
     dev_cache = args.dev_work / "cache"

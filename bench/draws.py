@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from automl_asd.search.selection import (
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
-__all__ = ["Draw", "add_candidate_args", "add_draw_args", "candidate_recipes",
+__all__ = ["Draw", "Lazy", "add_candidate_args", "add_draw_args", "candidate_recipes",
            "candidate_scores", "dev_scores", "dev_variances", "draws_from_args",
            "family_draws", "gain_tag", "has_table", "make_data", "make_novel", "novel_clips",
            "novel_variances", "rule_name", "rule_picks", "spearman", "stored_omega",
@@ -272,13 +273,31 @@ def dev_scores(recipe: Any, dev: Any, cache: Path, store: Path) -> dict[str, Any
     return _stored_table(recipe, dev, None, cache, store)
 
 
+class Lazy:
+    """Machines built on first use, then kept: a DCASE-size novel tree (1.6 GB, minutes to
+    render) is rendered and scanned only when some recipe's Ω on it is not stored yet, so a
+    read-back needs no tree on disk."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        if self._build is not None:
+            self._value, self._build = self._build(), None
+        return self._value
+
+
 def stored_omega(recipe: Any, machines: Any, cache: Path, store: Path) -> float:
     """Official Ω of ``recipe`` on ``machines``, kept in ``store/<content hash>.json`` (a
     re-run, or another bench on the same ``--work``, reads it back), its per-clip scores
-    beside it as :func:`novel_clips` reads them (kept since 2026-12-06)."""
+    beside it as :func:`novel_clips` reads them (kept since 2026-12-06). ``machines`` may be a
+    :class:`Lazy`: it is then built only when the Ω is not stored yet."""
     path = store / f"{recipe.content_hash()[:16]}.json"
     if path.is_file():
         return float(json.loads(path.read_text())["omega"])
+    if isinstance(machines, Lazy):
+        machines = machines()
     ev = evaluate_recipe(recipe, machines, cache_dir=cache, device="cpu")
     _write_clips(_keyed_clips(ev), path.with_suffix(".novel.npz"))
     path.write_text(json.dumps({"recipe": recipe.name, "omega": ev.omega}))

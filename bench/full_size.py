@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from draws import (
+    Lazy,
     add_candidate_args,
     add_draw_args,
     candidate_recipes,
@@ -85,9 +86,11 @@ def _rules(picks: dict[str, tuple[dict[str, Any], list[float], int]],
 def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     dev_root, novel_root = make_data(draw, args.work, size=args.size)
-    big_root = make_novel(draw, args.full_work, size=args.novel_size, workers=args.workers)
+    # the big tree is rendered only if some recipe's Ω on it is not stored yet
+    big = Lazy(lambda: scan(make_novel(draw, args.full_work, size=args.novel_size,
+                                       workers=args.workers)))
     t_data = time.perf_counter() - t0
-    dev, novel, big = scan(dev_root), scan(novel_root), scan(big_root)
+    dev, novel = scan(dev_root), scan(novel_root)
     space = load_space(args.space)
     small_cache, big_cache = args.work / "cache", args.full_work / "cache"
     big_store = args.full_work / f"draw{draw.index}" / "candidates"

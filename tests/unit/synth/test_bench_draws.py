@@ -159,6 +159,17 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert len(calls) == 3  # read back: a store holds one data set, keyed by recipe alone
     kept = draws.novel_clips(recipe, tmp_path / "sh")  # its per-clip scores beside it
     assert [a.tolist() for a in kept["pump/00"]] == [[0, 1], ["source", "target"], [0.25, 2.5]]
+    # Lazy machines (a DCASE-size tree): built once, on the first Ω not stored, never for a
+    # read-back, so the benches re-read their stored Ω with no tree on disk.
+    built: list[str] = []
+    lazy = draws.Lazy(lambda: built.append("tree") or "novel")
+    assert draws.stored_omega(recipe, lazy, tmp_path / "cache", tmp_path / "sh") == 0.52
+    assert built == [] and len(calls) == 3
+    other = load_recipe("margin_knn")
+    assert draws.stored_omega(other, lazy, tmp_path / "cache", tmp_path / "sh") == 0.52
+    assert draws.stored_omega(load_recipe("searched_pooled_logz"), lazy, tmp_path / "cache",
+                              tmp_path / "sh") == 0.52
+    assert built == ["tree"] and len(calls) == 5  # two misses scored, one tree built
 
 
 def test_dev_scores_store_the_development_table_alone(draws: ModuleType, tmp_path: Path,
