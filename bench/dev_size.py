@@ -57,6 +57,7 @@ from draws import (
     add_draw_args,
     candidate_recipes,
     candidate_scores,
+    ceiling_line,
     dev_scores,
     dev_variances,
     draws_from_args,
@@ -180,6 +181,12 @@ def _reliability_lines(draws: list[dict[str, Any]], args: argparse.Namespace) ->
         print("ceiling on the mean ρ that test-clip noise allows, sqrt(dev × novel): "
               f"development at {args.size} {math.sqrt(pooled['small'] * pooled['novel']):.3f}, "
               f"at {args.dev_size} {math.sqrt(pooled['big'] * pooled['novel']):.3f}")
+        default = rule_name(SelectionRule())
+        for side, size in (("small", args.size), ("big", args.dev_size)):
+            line = ceiling_line([tuple(d["variances"][side]) for d in draws],
+                                [tuple(d["variances"]["novel"]) for d in draws],
+                                [d["rules"][side][default]["rho"] for d in draws])
+            print(f"development at {size}, {line}")
 
 
 def _ms(values: list[float]) -> str:

@@ -49,12 +49,13 @@ from automl_asd.search.selection import (
     objective_value,
     pick_margins,
     pick_trial,
+    pooled_reliability,
     ranking_variances,
 )
 from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_names
 
 __all__ = ["Draw", "Lazy", "add_candidate_args", "add_draw_args", "candidate_recipes",
-           "candidate_scores", "dev_scores", "dev_variances", "draws_from_args",
+           "candidate_scores", "ceiling_line", "dev_scores", "dev_variances", "draws_from_args",
            "family_draws", "gain_tag", "has_table", "make_data", "make_novel", "novel_clips",
            "novel_variances", "rule_name", "rule_picks", "spearman", "stored_omega",
            "ties_line"]
@@ -249,6 +250,25 @@ def novel_variances(recipes: dict[str, Any], store: Path) -> tuple[float, float]
     clips = {t: novel_clips(r, store) for t, r in recipes.items()}
     kept = {t: v for t, v in clips.items() if v is not None}
     return ranking_variances("mean", kept) if len(kept) == len(clips) else (math.nan, math.nan)
+
+
+def ceiling_line(dev: list[tuple[float, float]], novel: list[tuple[float, float]],
+                 rho: list[float]) -> str:
+    """Per draw, the ceiling on ρ that test-clip noise allows, ``sqrt(dev × novel)`` of the
+    two sides' reliabilities (``(total, noise)`` variances of each draw), against the default
+    rule's ρ: mean and range of the ceilings, ρ's mean, on how many draws ρ is above its own
+    ceiling (a single draw's ceiling is too uncertain to bound it) and the Spearman of the
+    two over the draws (do the draws with noisier test clips rank worse?)."""
+    ceil = [math.sqrt(pooled_reliability([a]) * pooled_reliability([b]))
+            for a, b in zip(dev, novel, strict=True)]
+    pairs = [(c, r) for c, r in zip(ceil, rho, strict=True) if math.isfinite(c + r)]
+    if not pairs:
+        return "ceiling on ρ per draw: n/a (no draw with both sides' per-clip scores)"
+    cs, rs = [c for c, _ in pairs], [r for _, r in pairs]
+    return (f"ceiling on ρ per draw: mean {np.mean(cs):.3f} ({min(cs):.2f}..{max(cs):.2f}), "
+            f"ρ mean {np.mean(rs):.3f} ({min(rs):.2f}..{max(rs):.2f}), ρ above it on "
+            f"{sum(r > c for c, r in pairs)} of {len(pairs)} draws; Spearman (ceiling, ρ) over "
+            f"the draws {spearman(cs, rs):.2f}")
 
 
 def candidate_recipes(space: Any, draw_index: int, seed: int, n: int) -> list[Any]:

@@ -60,6 +60,7 @@ import numpy as np
 from draws import (
     candidate_recipes,
     candidate_scores,
+    ceiling_line,
     dev_variances,
     family_draws,
     gain_tag,
@@ -270,12 +271,10 @@ def main() -> None:
               f"sqrt(dev * novel) {math.sqrt(dev_r * novel_r):.3f}; default rule's ρ "
               f"{np.nanmean([r['rho'] for r in rel]):.3f}")
         each = {side: [_pooled([r], side) for r in rel] for side in ("dev", "novel")}
-        ceil = [math.sqrt(a * b) for a, b in zip(each["dev"], each["novel"], strict=True)]
         print(f"  per draw: development {_spread(each['dev'])}, novel {_spread(each['novel'])}")
-        print(f"            ceiling on ρ {_spread(ceil)}, ρ above it on "
-              f"{sum(r['rho'] > c for r, c in zip(rel, ceil, strict=True))} of {len(rel)} "
-              f"draws; Spearman (ceiling, ρ) over the draws "
-              f"{spearman(ceil, [r['rho'] for r in rel]):.2f}")
+        parts = {side: [(r[f"{side}_total"], r[f"{side}_noise"]) for r in rel]
+                 for side in ("dev", "novel")}
+        print("  " + ceiling_line(parts["dev"], parts["novel"], [r["rho"] for r in rel]))
     default = rule_name(SelectionRule())
     print(ties_line(default, [(d["results"][default].get("ties"), d["results"][default]["regret"])
                               for d in draws]))

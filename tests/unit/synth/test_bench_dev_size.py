@@ -124,6 +124,11 @@ def test_full_mode_adds_the_novel_reliability_and_the_ceiling_on_rho(
     assert f"reliability, novel at full: pooled over 1 draws {r['novel']:.3f}" in text
     assert (f"development at small {math.sqrt(r['small'] * r['novel']):.3f}, at full "
             f"{math.sqrt(r['big'] * r['novel']):.3f}") in text
+    # and per draw, each development size's ρ against its own ceiling (one draw here)
+    ceil_big = math.sqrt(r["big"] * r["novel"])
+    assert (f"development at full, ceiling on ρ per draw: mean {ceil_big:.3f} "
+            f"({ceil_big:.2f}..{ceil_big:.2f}), ρ mean 1.000 (1.00..1.00), ρ above it on "
+            f"{int(ceil_big < 1)} of 1 draws") in text
     # A candidate whose novel per-clip scores were never kept: the novel side is unknown.
     (store / f"{_Cand('r0').content_hash()}.novel.npz").unlink()
     again, _ = _run_draw(dev_size, monkeypatch, tmp_path, small, big, dev_only=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -269,3 +270,16 @@ def test_rule_picks_count_near_ties_and_split_regret(draws: ModuleType) -> None:
     assert "with near ties 2 draws, regret 0.0400 (max 0.0500)" in line
     assert "without 1 draws, regret 0.0100 (max 0.0100)" in line
     assert "1 draws recorded before the count" in line
+
+
+def test_ceiling_line_compares_each_draws_rho_with_its_own_ceiling(draws: ModuleType) -> None:
+    """Per draw sqrt(r_dev * r_novel), r = 1 - noise / total clipped at 0; draws whose novel
+    side is unknown (NaN) are left out of every figure."""
+    dev = [(1.0, 0.19), (1.0, 0.36), (2.0, 0.0), (1.0, 0.0)]
+    novel = [(1.0, 0.0), (1.0, 0.0), (1.0, 1.5), (math.nan, math.nan)]
+    # ceilings 0.9, 0.8, 0 (novel noise above its spread: reliability clipped to 0), unknown
+    line = draws.ceiling_line(dev, novel, [0.95, 0.5, 0.2, 0.99])
+    assert line == ("ceiling on ρ per draw: mean 0.567 (0.00..0.90), ρ mean 0.550 "
+                    "(0.20..0.95), ρ above it on 2 of 3 draws; Spearman (ceiling, ρ) over the "
+                    "draws 1.00")
+    assert "n/a" in draws.ceiling_line(dev[3:], novel[3:], [0.5])
