@@ -27,6 +27,8 @@ and scores the development types at ``--dev-size`` and prints the two reliabilit
 It reuses what the other benches stored: the small candidate table under ``--work``
 (``bench/selection.py``) and the DCASE-size novel Ω under ``--full-work``
 (``bench/full_size.py --all-candidates``); whatever is missing there is computed and stored.
+A draw's DCASE-size novel tree is rendered only when one of its candidates' novel Ω is missing,
+so once all are stored the tree can be deleted and the numbers still read back.
 The DCASE-size development tree and its feature cache (~3 GB per draw) go under ``--dev-work``
 and are deleted after each draw unless ``--keep``; the development scores are kept
 (``<dev-work>/draw<d>/candidates/``), so a re-run only reads them back.
