@@ -57,7 +57,7 @@ from automl_asd.synth import FAMILIES, NAMED_FAMILY, family_of, random_type_name
 __all__ = ["Draw", "Lazy", "add_candidate_args", "add_draw_args", "candidate_recipes",
            "candidate_scores", "ceiling_line", "dev_scores", "dev_variances", "draws_from_args",
            "family_draws", "gain_tag", "has_table", "make_data", "make_novel", "novel_clips",
-           "novel_variances", "rule_name", "rule_picks", "spearman", "stored_omega",
+           "novel_variances", "read_table", "rule_name", "rule_picks", "spearman", "stored_omega",
            "ties_line"]
 
 
@@ -204,6 +204,12 @@ def _table_paths(recipe: Any, store: Path) -> tuple[Path, Path]:
     return store / f"{key}.json", store / f"{key}.npz"
 
 
+def read_table(recipe: Any, store: Path) -> dict[str, Any] | None:
+    """``recipe``'s table as :func:`candidate_scores` / :func:`dev_scores` stored it in
+    ``store`` (per-section ``aucs`` and ``clips``, the stored Ω fields), or None."""
+    return _read_table(*_table_paths(recipe, store))
+
+
 def has_table(recipe: Any, store: Path) -> bool:
     """Whether :func:`candidate_scores` / :func:`dev_scores` would read ``recipe``'s table back
     from ``store`` (both of its files are there) rather than compute it."""
@@ -294,9 +300,10 @@ def dev_scores(recipe: Any, dev: Any, cache: Path, store: Path) -> dict[str, Any
 
 
 class Lazy:
-    """Machines built on first use, then kept: a DCASE-size novel tree (1.6 GB, minutes to
-    render) is rendered and scanned only when some recipe's Ω on it is not stored yet, so a
-    read-back needs no tree on disk."""
+    """A value built on first use, then kept. As :func:`stored_omega`'s machines: a
+    DCASE-size novel tree (1.6 GB, minutes to render) is rendered and scanned only when some
+    recipe's Ω on it is not stored yet, so a read-back needs no tree on disk (or, built by a
+    function that stops with a message, a bench that only reads stored numbers)."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build: Callable[[], Any] | None = build
