@@ -136,11 +136,11 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
               "full": args.dev_work / f"draw{draw.index}" / "candidates"}
     out: dict[str, Any] = {"draw": draw.index}
     for side, store in stores.items():
-        tables = [read_table(r, store) for r in recipes]
-        if any(t is None for t in tables):
+        tables = [t for t in (read_table(r, store) for r in recipes) if t is not None]
+        if len(tables) < len(recipes):
             sys.exit(f"dev_families.py: draw {draw.index}'s development tables are not all "
                      f"stored under {store}; run bench/dev_size.py first")
-        out[side] = by_families(tables, novel, reliability=args.reliability)  # type: ignore[arg-type]
+        out[side] = by_families(tables, novel, reliability=args.reliability)
     print(f"draw {draw.index}: ρ by families, " + "; ".join(
         f"{side} " + " ".join(f"{v['rho']:.2f}" for v in out[side].values()) for side in SIDES),
         flush=True)
