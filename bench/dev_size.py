@@ -166,14 +166,14 @@ def _reliability_lines(draws: list[dict[str, Any]], args: argparse.Namespace) ->
     """The reliability of each development side (and of the novel side, when its per-clip
     scores are kept), per draw and pooled over the draws; with the novel side, the ceiling on
     the mean ρ that test-clip noise allows, ``sqrt(dev × novel)``, for each development size."""
-    pooled = {}
+    pooled, parts = {}, {}
     sides = [("small", f"development at {args.size}"), ("big", f"development at {args.dev_size}")]
     if not args.dev_only:
         sides.append(("novel", f"novel at {args.novel_size}"))
     for side, what in sides:
-        parts = [tuple(d["variances"][side]) for d in draws]
-        per = [pooled_reliability([p]) for p in parts]
-        pooled[side] = pooled_reliability(parts)
+        parts[side] = [tuple(d["variances"][side]) for d in draws]
+        per = [pooled_reliability([p]) for p in parts[side]]
+        pooled[side] = pooled_reliability(parts[side])
         known = [x for x in per if math.isfinite(x)]
         spread = (f"per draw mean {np.mean(known):.3f} (min {min(known):.3f}, max "
                   f"{max(known):.3f})" if known else "per draw")
@@ -185,8 +185,7 @@ def _reliability_lines(draws: list[dict[str, Any]], args: argparse.Namespace) ->
               f"at {args.dev_size} {math.sqrt(pooled['big'] * pooled['novel']):.3f}")
         default = rule_name(SelectionRule())
         for side, size in (("small", args.size), ("big", args.dev_size)):
-            line = ceiling_line([tuple(d["variances"][side]) for d in draws],
-                                [tuple(d["variances"]["novel"]) for d in draws],
+            line = ceiling_line(parts[side], parts["novel"],
                                 [d["rules"][side][default]["rho"] for d in draws])
             print(f"development at {size}, {line}")
 

@@ -270,10 +270,10 @@ def main() -> None:
               f"clips): development {dev_r:.3f}, novel {novel_r:.3f}; ceiling on ρ "
               f"sqrt(dev * novel) {math.sqrt(dev_r * novel_r):.3f}; default rule's ρ "
               f"{np.nanmean([r['rho'] for r in rel]):.3f}")
-        each = {side: [_pooled([r], side) for r in rel] for side in ("dev", "novel")}
-        print(f"  per draw: development {_spread(each['dev'])}, novel {_spread(each['novel'])}")
         parts = {side: [(r[f"{side}_total"], r[f"{side}_noise"]) for r in rel]
                  for side in ("dev", "novel")}
+        each = {side: [pooled_reliability([p]) for p in parts[side]] for side in parts}
+        print(f"  per draw: development {_spread(each['dev'])}, novel {_spread(each['novel'])}")
         print("  " + ceiling_line(parts["dev"], parts["novel"], [r["rho"] for r in rel]))
     default = rule_name(SelectionRule())
     print(ties_line(default, [(d["results"][default].get("ties"), d["results"][default]["regret"])
