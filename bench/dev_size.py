@@ -128,6 +128,8 @@ def _draw(draw: Any, args: argparse.Namespace) -> dict[str, Any]:
               f"{args.dev_size} {big['dev_omega']:.4f}{novel_part} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     t_eval = time.perf_counter() - t0
+    if big_novel is not None:  # rendering the novel tree is data preparation, not scoring
+        t_data, t_eval = t_data + big_novel.seconds, t_eval - big_novel.seconds
     if not args.keep:
         shutil.rmtree(big_dev_root, ignore_errors=True)
         shutil.rmtree(dev_cache, ignore_errors=True)

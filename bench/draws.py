@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,15 +304,20 @@ class Lazy:
     """A value built on first use, then kept. As :func:`stored_omega`'s machines: a
     DCASE-size novel tree (1.6 GB, minutes to render) is rendered and scanned only when some
     recipe's Ω on it is not stored yet, so a read-back needs no tree on disk (or, built by a
-    function that stops with a message, a bench that only reads stored numbers)."""
+    function that stops with a message, a bench that only reads stored numbers).
+    ``seconds`` is the wall time the build took (0 until it runs), so a bench can count it
+    as data preparation rather than as the scoring that triggered it."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build: Callable[[], Any] | None = build
         self._value: Any = None
+        self.seconds = 0.0
 
     def __call__(self) -> Any:
         if self._build is not None:
+            t0 = time.perf_counter()
             self._value, self._build = self._build(), None
+            self.seconds = time.perf_counter() - t0
         return self._value
 
 

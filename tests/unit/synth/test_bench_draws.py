@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -171,6 +172,11 @@ def test_candidate_scores_are_stored_and_reused(draws: ModuleType, tmp_path: Pat
     assert draws.stored_omega(load_recipe("searched_pooled_logz"), lazy, tmp_path / "cache",
                               tmp_path / "sh") == 0.52
     assert built == ["tree"] and len(calls) == 5  # two misses scored, one tree built
+    # Its build time is kept apart (bench/dev_size.py counts it as data, not scoring).
+    slow = draws.Lazy(lambda: time.sleep(0.05) or "tree")
+    assert slow.seconds == 0.0
+    assert slow() == "tree" and slow() == "tree"
+    assert 0.05 <= slow.seconds < 5.0
 
 
 def test_dev_scores_store_the_development_table_alone(draws: ModuleType, tmp_path: Path,
