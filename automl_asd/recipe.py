@@ -33,7 +33,13 @@ from typing import Any, Literal
 
 from automl_asd._version import __version__
 from automl_asd.backends import BACKENDS
-from automl_asd.components.params import ParamError, ParamSpec, check_bounds, validate
+from automl_asd.components.params import (
+    ParamError,
+    ParamSpec,
+    check_bounds,
+    finite_number,
+    validate,
+)
 from automl_asd.components.params import type_name as _type_name
 from automl_asd.components.registry import Registry
 from automl_asd.detectors import REGISTRY
@@ -146,6 +152,13 @@ class SupplementalSpec:
     clean_as_normal: bool = False
     noise_mix_prob: float = 0.0
     noise_snr_db: tuple[float, float] = (0.0, 10.0)
+
+    def canonical(self) -> SupplementalSpec:
+        """The same use of the clips with inert settings at their defaults: the noise SNR
+        range means nothing when no clip is mixed with noise."""
+        if self.noise_mix_prob > 0.0:
+            return self
+        return dataclasses.replace(self, noise_snr_db=SupplementalSpec.noise_snr_db)
 
 
 @dataclass(frozen=True)
@@ -272,10 +285,8 @@ class Recipe:
         Two recipes with the same behaviour hash score every clip the same; the search's
         duplicate check keys proposals by it."""
         params = REGISTRY[self.detector.name].canonical_params(self.detector.params)
-        sup = self.supplemental
-        if sup.noise_mix_prob <= 0.0:
-            sup = dataclasses.replace(sup, noise_snr_db=SupplementalSpec().noise_snr_db)
-        same = dataclasses.replace(self, name="", description="", supplemental=sup,
+        same = dataclasses.replace(self, name="", description="",
+                                   supplemental=self.supplemental.canonical(),
                                    detector=DetectorSpec(self.detector.name, params))
         return same.content_hash()
 
@@ -487,10 +498,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{path}: expected a number, got {_type_name(value)} {value!r}")
-        fval = float(value)
-        if fval != fval or fval in (float("inf"), float("-inf")):
-            raise RecipeError(f"{path}: {value!r} is not a finite number")
-        return fval
+        try:
+            return finite_number(value, path)
+        except ParamError as exc:
+            raise RecipeError(str(exc)) from None
     if tp is str:
         if not isinstance(value, str):
             raise RecipeError(f"{path}: expected a string, got {_type_name(value)} {value!r}")

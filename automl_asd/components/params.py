@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from automl_asd.errors import AutomlAsdError
 
 __all__ = ["ParamSpec", "ParamError", "NotFittedError", "Parameterized", "validate",
-           "check_bounds", "type_name", "PARAM_TYPES"]
+           "check_bounds", "finite_number", "type_name", "PARAM_TYPES"]
 
 #: The ``ParamSpec.type`` values.
 PARAM_TYPES = ("int", "float", "bool", "str", "backend")
@@ -96,9 +96,7 @@ def validate(spec: ParamSpec, value: Any, path: str, *, owner: str = "") -> Any:
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamError(f"{path}: expected a number, got {type_name(value)} {value!r}")
-        result = float(value)
-        if not math.isfinite(result):
-            raise ParamError(f"{path}: {value!r} is not a finite number")
+        result = finite_number(value, path)
     elif kind == "backend":
         raise ParamError(f"{path}: a backend parameter is a nested {{name, params}} component; "
                          "validate it against the backend registry")
@@ -107,6 +105,20 @@ def validate(spec: ParamSpec, value: Any, path: str, *, owner: str = "") -> Any:
                          f"type {kind!r}")
     check_bounds(result, path, spec.low, spec.high)
     return result
+
+
+def finite_number(value: int | float, path: str) -> float:
+    """``value`` as a finite float (``-0.0`` read as ``0.0``, so equal recipes hash alike);
+    :class:`ParamError` for NaN, infinities and integers too large for a float (JSON and YAML
+    allow thousands of digits)."""
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ParamError(f"{path}: an integer of {len(str(abs(int(value))))} digits is not a "
+                         "finite number") from None
+    if not math.isfinite(result):
+        raise ParamError(f"{path}: {value!r} is not a finite number")
+    return result + 0.0  # -0.0 + 0.0 == 0.0
 
 
 def check_bounds(value: float, path: str, low: float | None, high: float | None) -> None:

@@ -176,6 +176,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("threshold.method", "otsu", "threshold.method: 'otsu' is not one of"),
     ("threshold.quantile", 1.5, "threshold.quantile: 1.5 is above the maximum"),
     ("threshold.quantile", float("nan"), "threshold.quantile: nan is not a finite number"),
+    # JSON allows thousands of digits; float() of them overflows
+    ("threshold.quantile", 10**400,
+     "threshold.quantile: an integer of 401 digits is not a finite number"),
     ("supplemental.noise_mix_prob", -0.1, "supplemental.noise_mix_prob: -0.1 is below"),
     ("supplemental.noise_snr_db", [0.0], "supplemental.noise_snr_db: expected a list of 2"),
     ("supplemental.noise_snr_db", [10.0, 0.0], "supplemental.noise_snr_db: [10.0, 0.0] must"),
@@ -309,3 +312,25 @@ def test_empty_mel_filters_match_torchaudio() -> None:
     assert checked > 150 and 20 < flagged < checked  # both outcomes exercised
     for name in ("fast_default", "baseline_ae_mse", "hedge_logz_frame", "margin_knn"):
         assert empty_mel_filters(load_recipe(name).features) == 0
+
+
+def test_huge_integers_are_listed_with_every_other_problem() -> None:
+    d = copy.deepcopy(_base())
+    _set(d, "threshold.quantile", 10**400)
+    _set(d, "features.f_min", -10**500)
+    _set(d, "ensemble.size", 0)
+    with pytest.raises(RecipeError) as exc:
+        Recipe.from_json(json.dumps(d))
+    assert len(exc.value.errors) == 3, exc.value.errors
+    assert "features.f_min: an integer of 501 digits is not a finite number" in str(exc.value)
+
+
+def test_negative_zero_reads_as_zero() -> None:
+    """Equal recipes hash alike: -0.0 (which JSON can spell) is stored as 0.0."""
+    d = copy.deepcopy(_base())
+    _set(d, "features.f_min", 0.0)
+    plain = Recipe.from_dict(d)
+    _set(d, "features.f_min", -0.0)
+    negative = Recipe.from_dict(d)
+    assert negative == plain and negative.content_hash() == plain.content_hash()
+    assert negative.to_json() == plain.to_json()
