@@ -562,23 +562,45 @@ def _parse_dimension(raw: dict[str, Any], path: Path, dotted: str,
     if (not isinstance(bounds, list) or len(bounds) != 2
             or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)):
         raise SpaceError(f"{where}: {kind}: expected [low, high]")
-    low, high = bounds
-    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+    low, high = (_finite(b, where, kind) for b in bounds)
+    if kind == "int" and not all(b.is_integer() for b in (low, high)):
         raise SpaceError(f"{where}: int bounds must be integers, got {bounds}")
     if low > high:
-        raise SpaceError(f"{where}: low {low} is above high {high}")
+        raise SpaceError(f"{where}: low {low:g} is above high {high:g}")
     log = raw.get("log", False)
     if not isinstance(log, bool):
         raise SpaceError(f"{where}: log: expected true or false")
     if log and low <= 0:
-        raise SpaceError(f"{where}: log scale needs low > 0, got {low}")
+        raise SpaceError(f"{where}: log scale needs low > 0, got {low:g}")
     step = raw.get("step")
-    if step is not None and (not isinstance(step, int | float) or step <= 0
-                             or (log and step != 1)):
-        raise SpaceError(f"{where}: step: expected a positive number (and no step with log)")
-    return Dimension(dotted, recipe_path, "int" if kind == "int" else "float", low=float(low),
-                     high=float(high), log=log,
-                     step=None if step is None else float(step))
+    if step is not None:
+        # What Optuna accepts: an int step is a whole number >= 1 (exactly 1 on a log
+        # scale); a float step is positive and never combined with log.
+        if not isinstance(step, int | float) or isinstance(step, bool):
+            raise SpaceError(f"{where}: step: expected a positive number, got {step!r}")
+        step = _finite(step, where, "step")
+        if kind == "int" and (step < 1 or not step.is_integer() or (log and step != 1)):
+            raise SpaceError(f"{where}: step: an int dimension's step must be a whole number "
+                             f">= 1{' and exactly 1 with log' if log else ''}, got {step:g}")
+        if kind == "float" and (step <= 0 or log):
+            raise SpaceError(f"{where}: step: a float dimension's step must be positive and "
+                             "cannot be combined with log")
+    return Dimension(dotted, recipe_path, "int" if kind == "int" else "float", low=low,
+                     high=high, log=log, step=step)
+
+
+def _finite(value: int | float, where: str, what: str) -> float:
+    """``value`` of a space file as a finite float, or :class:`SpaceError` (NaN, infinities
+    and integers too large for a float: YAML allows thousands of digits)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise SpaceError(f"{where}: {what}: {str(value)[:20]}... is not a finite number"
+                         if len(str(value)) > 20 else f"{where}: {what}: {value!r} is not a "
+                         "finite number")
+    return number
 
 
 def _parse_component(raw: Any, path: Path, dotted: str, recipe_path: tuple[str, ...],
@@ -674,16 +696,17 @@ def _probe(space: SearchSpace) -> None:
                 point[name_dim.name] = parts[i]
         return point
 
+    def check(point: dict[str, Any], what: str) -> None:
+        def get(d: Dimension, _: dict[str, Any]) -> Any:
+            return point[d.name] if d.name in point else d.probe_values()[0]
+
+        try:
+            Recipe.from_dict(space._build(get))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SpaceError(f"{space.path}: {what} gives an invalid recipe: {exc}") from None
+
+    # The reference point first: a space of constants alone has no edges to probe.
+    check(dict(base_point), "its reference point")
     for dim in dims:
         for value in dim.probe_values():
-            point = point_for(dim, value)
-
-            def get(d: Dimension, _: dict[str, Any], point: dict[str, Any] = point) -> Any:
-                return point[d.name] if d.name in point else d.probe_values()[0]
-
-            data = space._build(get)
-            try:
-                Recipe.from_dict(data)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise SpaceError(f"{space.path}: space.{dim.name} = {value!r} gives an invalid "
-                                 f"recipe: {exc}") from None
+            check(point_for(dim, value), f"space.{dim.name} = {value!r}")

@@ -145,6 +145,21 @@ def test_unsearched_params_come_from_reference_then_defaults(tmp_path: Path) -> 
     ("features: {n_mels: {int: [0, 128], log: true}}", ["log scale needs low > 0"]),
     ("features: {n_mels: {int: [128, 64]}}", ["low 128 is above high 64"]),
     ("features: {n_mels: {between: [64, 128]}}", ["space.features.n_mels", "dimension"]),
+    # steps Optuna would refuse (or truncate) once the search runs are refused at load time
+    ("detector: {choose: {dcase_ae: {epochs: {int: [10, 100], step: 0.5}}}}",
+     ["space.detector.dcase_ae.epochs", "whole number >= 1, got 0.5"]),
+    ("detector: {choose: {dcase_ae: {epochs: {int: [10, 100], step: 1.5}}}}",
+     ["whole number >= 1, got 1.5"]),
+    ("detector: {choose: {dcase_ae: {epochs: {int: [10, 100], log: true, step: 2}}}}",
+     ["exactly 1 with log, got 2"]),
+    ("threshold: {quantile: {float: [0.5, 0.99], log: true, step: 1}}",
+     ["space.threshold.quantile", "cannot be combined with log"]),
+    ("detector: {choose: {dcase_ae: {epochs: {int: [1, 1" + "0" * 400 + "]}}}}",
+     ["space.detector.dcase_ae.epochs", "int: 10000000000000000000... is not a finite"]),
+    # a space of constants alone: its reference point is still checked
+    ("threshold: {quantile: 5.0}", ["its reference point gives an invalid recipe",
+                                    "above the maximum"]),
+    ("ensemble: {combine: bogus}", ["its reference point gives an invalid recipe", "bogus"]),
 ])
 def test_space_errors_name_the_yaml_path(tmp_path: Path, body: str,
                                          needles: Sequence[str]) -> None:
