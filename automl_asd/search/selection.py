@@ -188,15 +188,17 @@ def objective_value(objective: str, aucs: TypeAucs) -> float:
 
 def objective_from_row(objective: str, row: Mapping[str, Any]) -> float:
     """The objective from a trial-table row (``<type>/auc_source``, ``/auc_target``, ``/pauc``
-    columns); NaN when the row has none."""
+    columns); NaN when the row has none, or when any of its types lacks a metric (a row that
+    misses its worst type must not outrank a complete one)."""
     types = sorted({str(k).rsplit("/", 1)[0] for k in row
                     if str(k).endswith("/auc_source") and not str(k).startswith("time/")})
     aucs: dict[str, tuple[float, float, float]] = {}
     for t in types:
         vals = tuple(float(row.get(f"{t}/{m}", math.nan))
                      for m in ("auc_source", "auc_target", "pauc"))
-        if not any(math.isnan(v) for v in vals):
-            aucs[t] = (vals[0], vals[1], vals[2])
+        if any(math.isnan(v) for v in vals):
+            return math.nan
+        aucs[t] = (vals[0], vals[1], vals[2])
     return objective_value(objective, aucs) if aucs else math.nan
 
 

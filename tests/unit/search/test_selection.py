@@ -101,6 +101,17 @@ def test_objective_values_by_hand() -> None:
     assert objective_from_row("leave_one_type_out", spread) == pytest.approx((hi + lo) / 2)
 
 
+def test_a_row_missing_a_metric_scores_nan() -> None:
+    """A row that lost its worst type's metric must not outrank a complete one."""
+    full = {"a/auc_source": 0.9, "a/auc_target": 0.9, "a/pauc": 0.9,
+            "b/auc_source": 0.5, "b/auc_target": 0.5, "b/pauc": 0.5}
+    missing = {**full, "b/auc_source": math.nan}
+    for objective in ("mean", "worst_type", "mean_minus_std", "leave_one_type_out"):
+        assert objective_from_row(objective, full) <= 0.9
+        assert math.isnan(objective_from_row(objective, missing)), objective
+    assert math.isnan(objective_from_row("mean", {"trial_id": "t0"}))
+
+
 def test_leave_one_type_out_scores_each_held_out_type() -> None:
     # A fixed recipe is not refitted per fold: fold k's score is type k's own Ω.
     table = [
