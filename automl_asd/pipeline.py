@@ -259,7 +259,7 @@ def fit_machine(
         if shared is not None and det.needs_shared():
             det.use_shared(dict(shared[i]))
         fit_member(det, train, rep_cache, recipe=recipe, member_seed=member_seed,
-                   clips=clips + noise_clips, fidelity=fidelity)
+                   clips=clips + (noise_clips if noise else []), fidelity=fidelity)
         own = np.asarray(det.self_scores(train), dtype=np.float64)
         if own.shape != (len(train),):
             raise RuntimeError(f"{spec.name}.self_scores returned shape {own.shape}")

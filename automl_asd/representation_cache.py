@@ -11,7 +11,9 @@ embedding network, per machine type or in the shared stage). It is stored on dis
   parameter except the family's ``scoring_params`` (:attr:`Detector.scoring_params`), and the
   supplemental-data settings (they change the training clips and the noise mixing);
 * the data fingerprint: ``(path, size, mtime_ns)`` of the training (and noise) clips used;
-* the fidelity and the member's derived seed (``recipe.seed``, machine type, member index).
+* the fidelity and the member's derived seed (``recipe.seed``, machine type, member index);
+* the kind of device that trains it (``cpu`` or ``cuda``: a GPU trains with other kernels, in
+  bf16 under ``amp``), so a CUDA run never reuses a network a CPU run trained, or the reverse.
 
 Nothing else enters the key (normalisation, threshold, ensemble size/combine, backend, name,
 description, provenance do not), so a trial that changes only those reuses the stored network
@@ -38,7 +40,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +65,7 @@ __all__ = [
     "representation_fields",
     "representation_key",
     "shared_key",
+    "device_kind",
     "caches_representation",
     "fit_member",
 ]
@@ -70,7 +73,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bump when the stored state of a family changes meaning (old entries are then ignored).
-REPRESENTATION_VERSION = 1
+REPRESENTATION_VERSION = 2  # 2: the device kind joined the key
 _SUBDIR = "representations"
 
 
@@ -113,7 +116,8 @@ def representation_fields(recipe: Recipe) -> dict[str, Any]:
         "detector": {"name": d["detector"]["name"],
                      "params": {k: v for k, v in d["detector"]["params"].items()
                                 if k not in skip}},
-        "supplemental": d["supplemental"],
+        # the noise SNR range is inert when no clip is mixed with noise
+        "supplemental": asdict(recipe.supplemental.canonical()),
     }
 
 
@@ -122,21 +126,31 @@ def _digest(doc: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def device_kind(device: str) -> str:
+    """``"cpu"`` or ``"cuda"`` from a resolved device (``"cuda:1"`` -> ``"cuda"``)."""
+    kind = device.split(":", 1)[0]
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: expected cpu or cuda[:N] (resolve 'auto' first)")
+    return kind
+
+
 def representation_key(recipe: Recipe, *, member_seed: int, fingerprint: str,
-                       fidelity: float) -> str:
+                       fidelity: float, device: str = "cpu") -> str:
     """Cache key of one ensemble member's per-machine representation."""
     return _digest({"v": REPRESENTATION_VERSION, "kind": "member",
                     "fields": representation_fields(recipe), "seed": int(member_seed),
-                    "data": fingerprint, "fidelity": float(fidelity)})
+                    "data": fingerprint, "fidelity": float(fidelity),
+                    "device": device_kind(device)})
 
 
-def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float) -> str:
+def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float,
+               device: str = "cpu") -> str:
     """Cache key of the shared stage (one network per member over every machine type). The
     stage trains every member at once, so the ensemble size is part of this key."""
     return _digest({"v": REPRESENTATION_VERSION, "kind": "shared",
                     "fields": representation_fields(recipe), "seed": int(recipe.seed),
                     "size": int(recipe.ensemble.size), "data": fingerprint,
-                    "fidelity": float(fidelity)})
+                    "fidelity": float(fidelity), "device": device_kind(device)})
 
 
 @dataclass
@@ -158,9 +172,11 @@ class RepresentationCache:
     written atomically) with a small in-process LRU in front.
 
     ``root``: the feature cache root (``None``: :func:`features.default_cache_dir`).
+    ``device``: the resolved device the representations are trained on (part of every key).
     """
 
     root: Path | None = None
+    device: str = "cpu"
     memory_items: int = 8
     stats: CacheStats = field(default_factory=CacheStats)
     _memory: OrderedDict[str, dict[str, NDArray[Any]]] = field(default_factory=OrderedDict)
@@ -170,6 +186,7 @@ class RepresentationCache:
         if self.root is None:
             self.root = default_cache_dir()
         self.root = Path(self.root)
+        self.device = device_kind(self.device)
 
     def _path(self, family: str, key: str) -> Path:
         assert self.root is not None
@@ -222,7 +239,8 @@ class RepresentationCache:
                build: Callable[[], list[dict[str, NDArray[Any]]]]
                ) -> list[dict[str, NDArray[Any]]]:
         """The shared-stage states for ``recipe`` (built by ``build`` on a miss)."""
-        key = shared_key(recipe, fingerprint=fingerprint, fidelity=fidelity)
+        key = shared_key(recipe, fingerprint=fingerprint, fidelity=fidelity,
+                         device=self.device)
         family = recipe.detector.name
         stored = self.get(family, key)
         if stored is not None:
@@ -254,7 +272,8 @@ def fit_member(det: Detector, train: TrainSet, cache: RepresentationCache | None
         det.fit(train)
         return
     key = representation_key(recipe, member_seed=member_seed,
-                             fingerprint=data_fingerprint(clips), fidelity=fidelity)
+                             fingerprint=data_fingerprint(clips), fidelity=fidelity,
+                             device=cache.device)
     state = cache.get(det.name, key)
     if state is not None:
         cache.stats.hits += 1

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from automl_asd import ground_truth, pipeline, representation_cache
+from automl_asd.components.device import resolve_device
 from automl_asd.components.files import digests_remembered
 from automl_asd.data import MachineData
 from automl_asd.evaluation.evaluate import SectionScores, evaluate_scores, section_scores
@@ -101,7 +102,8 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
         raise ValueError("evaluate_recipe: no machine types to evaluate")
     recipe = representation_cache.at_fidelity(recipe, fidelity)
     rep_cache = (representation_cache.RepresentationCache(
-        None if cache_dir is None else Path(cache_dir)) if reuse_representations else None)
+        None if cache_dir is None else Path(cache_dir), device=resolve_device(device))
+        if reuse_representations else None)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     type_timings: dict[str, dict[str, float]] = {}
@@ -116,9 +118,10 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
         if rep_cache is None:
             shared = build()
         else:
+            mixes_noise = recipe.supplemental.noise_mix_prob > 0
             used = [c for m in machines.values()
                     for c in pipeline.select_train_clips(recipe, m, fidelity=fidelity)[0]
-                    + [c for c in m.supplemental if c.kind == "noise"]]
+                    + [c for c in m.supplemental if mixes_noise and c.kind == "noise"]]
             shared = rep_cache.shared(recipe, representation_cache.data_fingerprint(used),
                                       fidelity, build)
         timings["shared"] = time.perf_counter() - t0

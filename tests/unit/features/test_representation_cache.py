@@ -102,7 +102,8 @@ _RECIPE_FIELDS: list[tuple[tuple[str, ...], Any, bool]] = [
     (("features", "mel_scale"), "htk", True),
     (("supplemental", "clean_as_normal"), True, True),
     (("supplemental", "noise_mix_prob"), 0.3, True),
-    (("supplemental", "noise_snr_db"), [5.0, 15.0], True),
+    # inert while no clip is mixed with noise (the shipped recipes mix none); see below
+    (("supplemental", "noise_snr_db"), [5.0, 15.0], False),
     (("seed",), 7, True),
     (("normalization", "method"), "domain_log_zscore", False),
     (("threshold", "method"), "quantile", False),
@@ -126,12 +127,35 @@ def test_key_covers_recipe_fields(base: str, path: tuple[str, ...], value: Any,
     assert (_key(changed) != _key(recipe)) is changes
 
 
-def test_key_changes_with_data_fingerprint_fidelity_and_member() -> None:
+def test_noise_snr_changes_the_key_only_when_noise_is_mixed() -> None:
+    recipe = load_recipe("margin_default")
+    assert recipe.supplemental.noise_mix_prob == 0.0
+    mixing = _changed(recipe, ("supplemental", "noise_mix_prob"), 0.3)
+    louder = _changed(mixing, ("supplemental", "noise_snr_db"), [5.0, 15.0])
+    assert _key(louder) != _key(mixing)
+    # the same normalisation as the behaviour hash: equal behaviour, equal key
+    inert = _changed(recipe, ("supplemental", "noise_snr_db"), [5.0, 15.0])
+    assert inert.behaviour_hash() == recipe.behaviour_hash()
+    assert louder.behaviour_hash() != mixing.behaviour_hash()
+
+
+def test_key_changes_with_data_fingerprint_fidelity_member_and_device() -> None:
     recipe = load_recipe("margin_default")
     assert _key(recipe, fingerprint="1" * 64) != _key(recipe)
     assert _key(recipe, fidelity=0.5) != _key(recipe)
     assert _key(recipe, member=1) != _key(recipe)
     assert _key(recipe) == _key(load_recipe("margin_default"))
+    # A GPU trains other kernels (bf16 under amp): never reuse a CPU-trained network there.
+    seed = derive_seed(derive_seed(recipe.seed, "fan"), "member", 0)
+    on = {d: representation_key(recipe, member_seed=seed, fingerprint=_FP, fidelity=1.0,
+                                device=d) for d in ("cpu", "cuda", "cuda:1")}
+    assert on["cpu"] == _key(recipe) and on["cuda"] != on["cpu"]
+    assert on["cuda:1"] == on["cuda"]  # the device kind, not the card
+    assert (shared_key(recipe, fingerprint=_FP, fidelity=1.0, device="cuda")
+            != shared_key(recipe, fingerprint=_FP, fidelity=1.0))
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        representation_key(recipe, member_seed=seed, fingerprint=_FP, fidelity=1.0,
+                            device="auto")
 
 
 def test_shared_key_excludes_scoring_fields() -> None:
