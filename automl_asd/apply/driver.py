@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -139,8 +139,25 @@ def _abs(path: Path | None) -> str | None:
     return None if path is None else str(path.resolve())
 
 
-def _shared_stage(cfg: ApplyConfig, out: Path, names: list[str], runner: Runner) -> Path | None:
-    """Run (or, when resuming, reuse) the recipe's shared stage over every machine type of the
+def _reusable_shared(cfg: ApplyConfig, out: Path, names: list[str],
+                     fingerprints: Mapping[str, Any]) -> str | None:
+    """Why the shared stage in ``<out>/shared`` cannot be reused by a resumed run (``None``:
+    it can): it must come from this recipe, over exactly these machine types, trained on data
+    with these input fingerprints."""
+    path = out / SHARED_DIRNAME
+    if not path.is_dir():
+        return f"{path}: missing"
+    try:
+        load_shared(path, recipe_hash=cfg.recipe.content_hash(), machine_types=names,
+                    fingerprints=fingerprints)
+    except BundleError as exc:
+        return str(exc)
+    return None
+
+
+def _shared_stage(cfg: ApplyConfig, out: Path, names: list[str], runner: Runner, *,
+                  reuse: bool, fingerprints: Mapping[str, Any]) -> Path | None:
+    """Run (or, with ``reuse``, keep) the recipe's shared stage over every machine type of the
     run as a job of ``runner`` (never in this process unless the runner is serial);
     ``<out>/shared`` (with ``cfg.storage``: ``<storage>/shared``). ``None`` when the recipe has
     no shared stage."""
@@ -148,22 +165,16 @@ def _shared_stage(cfg: ApplyConfig, out: Path, names: list[str], runner: Runner)
     if not needs_shared(rec):
         return None
     path = out / SHARED_DIRNAME
-    rhash = rec.content_hash()
-    if cfg.resume and path.is_dir():
-        try:
-            load_shared(path, recipe_hash=rhash, machine_types=names)
-            logger.info("apply: reusing the shared stage in %s", path)
-            return path
-        except BundleError as exc:
-            logger.warning("apply: shared stage in %s not reusable (%s); training it again",
-                           path, exc)
+    if reuse:
+        logger.info("apply: reusing the shared stage in %s", path)
+        return path
     t0 = time.perf_counter()
     logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
                 rec.name, len(names))
     summary = runner.run_shared(SharedJob(
         recipe=rec, data_root=str(cfg.data.resolve()), machine_types=tuple(names),
         out_dir=str(out.resolve()), cache_dir=_abs(cfg.cache_dir), device=cfg.device,
-        storage=cfg.storage))
+        storage=cfg.storage, fingerprints=dict(fingerprints)))
     if cfg.storage is not None:
         download_tree(cfg.storage, path, SHARED_DIRNAME)
     logger.info("apply: shared stage done in %.1f s on node %s (host %s, pid %s) -> %s",
@@ -248,6 +259,16 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
     fingerprints = {mt: input_fingerprint(d) for mt in names
                     if (d := machine_dir(root, mt)) is not None}
     done_before = resumable(folder, root, names, rhash, fingerprints) if cfg.resume else {}
+    shared_kept = False
+    if cfg.resume and needs_shared(rec):
+        # every type's scores come from the shared stage: one trained again (other types, or
+        # any type's files changed) means every type runs again, never a mixed submission
+        why = _reusable_shared(cfg, out, names, fingerprints)
+        shared_kept = why is None
+        if why is not None and done_before:
+            logger.warning("apply: the shared stage is trained again (%s); %s run(s) again "
+                           "with it", why, ", ".join(sorted(done_before)))
+            done_before = {}
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
           report=cfg.evaluate)
@@ -258,7 +279,8 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             data=str(root.resolve()), machine_types=tuple(names),
             writable=(("--storage", storage) if storage else ("--out", str(out.resolve())),),
             cache_dir=_abs(cfg.cache_dir)))
-    shared_dir = _shared_stage(cfg, out, names, runner) if pending else None
+    shared_dir = (_shared_stage(cfg, out, names, runner, reuse=shared_kept,
+                                fingerprints=fingerprints) if pending else None)
     if shared_dir is not None:
         folder.record_tree("shared", listed_in="shared.json")
     for mt in names:

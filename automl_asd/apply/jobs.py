@@ -10,6 +10,7 @@ trip) and plain paths. :class:`MachineOutcome` is what a runner reports back per
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,9 @@ class SharedJob:
     device: str = "auto"
     num_threads: int | None = None
     storage: str | None = None
+    #: each machine type's input fingerprint as the driver saw it, kept in ``shared.json`` so
+    #: a resumed run reuses the stage only for the same data
+    fingerprints: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def run_shared_job(job: SharedJob, *, where: Mapping[str, Any] | None = None) ->
         target = base / SHARED_DIRNAME
         # listed in shared.json with the states: the run folder owns it like them
         save_shared(target, states, recipe_hash=rec.content_hash(), machine_types=names,
+                    fingerprints=job.fingerprints,
                     extra={SHARED_SUMMARY: (json.dumps(summary, indent=2) + "\n").encode()})
         if job.storage:
             upload_tree(target, job.storage, SHARED_DIRNAME)

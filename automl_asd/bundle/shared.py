@@ -38,9 +38,11 @@ SHARED_MANIFEST = "shared.json"
 
 def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
                 recipe_hash: str, machine_types: list[str],
+                fingerprints: Mapping[str, Any] | None = None,
                 extra: Mapping[str, bytes] | None = None) -> Path:
     """Save the shared-stage states of a run (``pipeline.fit_shared``) as ``.npy`` files plus
-    ``shared.json`` (recipe hash, machine types, sha256 per file), atomically. ``extra``
+    ``shared.json`` (recipe hash, machine types, sha256 per file, and ``fingerprints``: each
+    machine type's input fingerprint as the run saw it), atomically. ``extra``
     (``{name: bytes}``, e.g. the stage's ``summary.json``) is saved and listed with them.
 
     Files already in ``out_dir`` that the previous ``shared.json`` does not list (not ours)
@@ -64,6 +66,8 @@ def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
         "format": "automl-asd-shared", "package_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "recipe_hash": recipe_hash, "machine_types": sorted(machine_types),
+        **({} if fingerprints is None else
+           {"data_fingerprints": {k: fingerprints[k] for k in sorted(fingerprints)}}),
         "members": members,
         "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
     })
@@ -84,9 +88,12 @@ def save_shared(out_dir: str | Path, states: list[dict[str, NDArray[Any]]], *,
 
 
 def load_shared(path: str | Path, *, recipe_hash: str,
-                machine_types: list[str] | None = None) -> list[dict[str, NDArray[Any]]]:
+                machine_types: list[str] | None = None,
+                fingerprints: Mapping[str, Any] | None = None
+                ) -> list[dict[str, NDArray[Any]]]:
     """Load states saved by :func:`save_shared`; ``BundleError`` when the folder is damaged,
-    was made by another recipe, or (when given) for other machine types."""
+    was made by another recipe, or (when given) for other machine types or from data with
+    other ``fingerprints`` (a stage saved without them never matches given ones)."""
     root = Path(path)
     man_path = root / SHARED_MANIFEST
     try:
@@ -101,6 +108,16 @@ def load_shared(path: str | Path, *, recipe_hash: str,
     if machine_types is not None and manifest.get("machine_types") != sorted(machine_types):
         raise BundleError(f"{root}: shared stage trained on {manifest.get('machine_types')}, "
                           f"this run has {sorted(machine_types)}")
+    if fingerprints is not None:
+        stored = manifest.get("data_fingerprints")
+        if not isinstance(stored, dict):
+            raise BundleError(f"{root}: shared stage saved without the fingerprints of its "
+                              "data, so it cannot be shown to match this data")
+        changed = sorted(k for k in set(stored) | set(fingerprints)
+                         if stored.get(k) != fingerprints.get(k))
+        if changed:
+            raise BundleError(f"{root}: shared stage trained on other data for "
+                              f"{', '.join(changed)} (the files differ)")
     files: dict[str, bytes] = {}
     for name, digest in dict(manifest.get("files", {})).items():
         rel = Path(str(name))

@@ -168,6 +168,22 @@ def test_shared_scope_applies_end_to_end_and_resumes(tiny_dev_root: Path,
     again = apply_recipe(ApplyConfig(recipe, data, out, resume=True, plots=False))
     assert {o.status for o in again.outcomes} == {"skipped"}
     assert (out / "shared" / "shared.json").stat().st_mtime_ns == mtime
+    fresh = {mt: read_submission(out, mt, "00").scores for mt in ("gearbox", "bearing")}
+    # a run over gearbox alone, resumed over both types: the shared stage is trained again
+    # over both, so gearbox runs again too (never a submission from two shared stages)
+    part = tmp_path / "part"
+    apply_recipe(ApplyConfig(recipe, data, part, machine_types=("gearbox",), plots=False))
+    grown = apply_recipe(ApplyConfig(recipe, data, part, resume=True, plots=False))
+    assert {o.machine_type: o.status for o in grown.outcomes} == {
+        "bearing": "ok", "gearbox": "ok"}
+    for mt in ("gearbox", "bearing"):
+        assert read_submission(part, mt, "00").scores == fresh[mt]
+    # one type's training files change: the stage is trained again and every type reruns
+    next(iter(sorted((data / "bearing" / "train").glob("*.wav")))).unlink()
+    changed = apply_recipe(ApplyConfig(recipe, data, out, resume=True, plots=False))
+    assert {o.status for o in changed.outcomes} == {"ok"}
+    assert (out / "shared" / "shared.json").stat().st_mtime_ns != mtime
+    assert read_submission(out, "gearbox", "00").scores != fresh["gearbox"]
 
 
 def test_shared_storage_refuses_damage_and_other_recipes(tmp_path: Path) -> None:
@@ -179,6 +195,14 @@ def test_shared_storage_refuses_damage_and_other_recipes(tmp_path: Path) -> None
         load_shared(path, recipe_hash="r2")
     with pytest.raises(BundleError, match="trained on"):
         load_shared(path, recipe_hash="r1", machine_types=["x"])
+    with pytest.raises(BundleError, match="saved without the fingerprints"):
+        load_shared(path, recipe_hash="r1", fingerprints={"x": {"n": "1"}, "y": {"n": "2"}})
+    prints = {"x": {"n": "1"}, "y": {"n": "2"}}
+    path = save_shared(tmp_path / "shared", states, recipe_hash="r1", machine_types=["x", "y"],
+                       fingerprints=prints)
+    load_shared(path, recipe_hash="r1", machine_types=["x", "y"], fingerprints=prints)
+    with pytest.raises(BundleError, match="other data for y"):
+        load_shared(path, recipe_hash="r1", fingerprints={**prints, "y": {"n": "3"}})
     victim = next((path / "members").rglob("*.npy"))
     victim.write_bytes(victim.read_bytes()[:-1] + b"\x01")
     with pytest.raises(BundleError, match="sha256"):
