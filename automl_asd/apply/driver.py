@@ -44,7 +44,7 @@ from automl_asd.bundle.shared import load_shared
 from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.evaluation.evaluate import evaluate_outputs
 from automl_asd.io.results import write_error
-from automl_asd.io.run_folder import RunFolder
+from automl_asd.io.run_folder import REPORT_PATTERNS, RunFolder
 from automl_asd.pipeline import needs_shared
 from automl_asd.provenance import development_overlap
 from automl_asd.recipe import Recipe
@@ -98,7 +98,7 @@ class ApplyReport:
     recipe_hash: str
     outcomes: tuple[MachineOutcome, ...]
     official_score: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[tuple[str, str], Any] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     seconds: float = 0.0
     #: Applied machine types that the recipe's search developed on, by name, and those of
@@ -272,6 +272,10 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
           report=cfg.evaluate)
+    if pending or cfg.evaluate:
+        # a past run's results.md / metrics.json describe outputs this run replaces: gone
+        # now, written again at the end from this run's outputs (none if every type fails)
+        folder.remove_matching(REPORT_PATTERNS)
     if storage is not None and pending:
         clear_storage_outputs(storage, pending)
     if pending:

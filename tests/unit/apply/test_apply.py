@@ -170,6 +170,13 @@ def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
     # Ω over the machine types that succeeded
     assert set(json.loads((out / "metrics.json").read_text())["machine_types"]) == {
         "alpha", "gamma"}
+    # A rerun where every type fails leaves no report of the outputs it deleted.
+    again = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                         runner=SerialRunner(run_fn=FakeRun(MTS)))
+    assert again.failed == MTS and again.official_score is None
+    assert not [p.name for p in out.iterdir()
+                if p.name in ("results.csv", "results.md", "metrics.json")]
+    assert sorted(p.name for p in out.glob("*.error.txt")) == [f"{mt}.error.txt" for mt in MTS]
 
 
 def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
