@@ -7,7 +7,13 @@ import logging
 import os
 from pathlib import Path
 
-from automl_asd.apply import ApplyConfig, Runner, SerialRunner, apply_recipe
+from automl_asd.apply import (
+    ApplyConfig,
+    ApplyReport,
+    Runner,
+    SerialRunner,
+    apply_recipe,
+)
 from automl_asd.commands.recipe import add_cost_arguments
 from automl_asd.environment import require_torchaudio
 from automl_asd.orchestration.ray_runner import RayRunner
@@ -118,27 +124,39 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
     )
     report = apply_recipe(cfg, runner=runner)
+    for line in summary_lines(report):
+        print(line)
+    return 1 if report.failed else 0
+
+
+def summary_lines(report: ApplyReport) -> list[str]:
+    """What ``apply`` prints when it ends: counts, where the outputs are, Ω over the machine
+    types with labels (with their sections when there are more), and why there is none."""
     n = len(report.outcomes)
     n_ok = sum(o.status == "ok" for o in report.outcomes)
     n_skip = sum(o.status == "skipped" for o in report.outcomes)
-    print(f"recipe {report.recipe_name} ({report.recipe_hash[:12]}): {n_ok} machine type(s) "
-          f"applied, {n_skip} resumed, {len(report.failed)} failed, in {report.seconds:.1f} s")
-    print(f"outputs: {report.out_dir}")
-    for o in report.outcomes:
-        if o.status == "failed":
-            print(f"  FAILED {o.machine_type}: see {report.out_dir}/{o.machine_type}.error.txt")
+    out = [f"recipe {report.recipe_name} ({report.recipe_hash[:12]}): {n_ok} machine type(s) "
+           f"applied, {n_skip} resumed, {len(report.failed)} failed, in {report.seconds:.1f} s",
+           f"outputs: {report.out_dir}"]
+    out += [f"  FAILED {o.machine_type}: see {report.out_dir}/{o.machine_type}.error.txt"
+            for o in report.outcomes if o.status == "failed"]
     if report.official_score is not None:
-        print(f"results: {report.out_dir / 'results.md'} (+ results.csv, metrics.json, PNGs)")
-        print(f"official score Ω = {report.official_score:.4f} over {len(report.metrics)} "
-              f"machine type(s)" + (f" of {n}" if len(report.metrics) != n else ""))
+        scored = len({mt for mt, _ in report.metrics})
+        sections = len(report.metrics)
+        out += [f"results: {report.out_dir / 'results.md'} (+ results.csv, metrics.json, PNGs)",
+                f"official score Ω = {report.official_score:.4f} over {scored} machine type(s)"
+                + (f" of {n}" if scored != n else "")
+                + (f" ({sections} sections)" if sections != scored else "")]
+    elif n_ok + n_skip == 0:
+        out.append("every machine type failed: no metrics")
     else:
-        print("no labels or ground truth: metrics not computed")
+        out.append("no labels or ground truth: metrics not computed")
     if report.dev_types_same_data:
-        print(f"note: the recipe was chosen by a search on "
-              f"{', '.join(report.dev_types_same_data)} (same clip counts): in-sample scores, "
-              "not a figure for machines the search never saw")
+        out.append(f"note: the recipe was chosen by a search on "
+                   f"{', '.join(report.dev_types_same_data)} (same clip counts): in-sample "
+                   "scores, not a figure for machines the search never saw")
     other = sorted(set(report.dev_types) - set(report.dev_types_same_data))
     if other:
-        print(f"note: {', '.join(other)}: development type name(s) of the search that chose "
-              "the recipe, with other clips than it saw")
-    return 1 if report.failed else 0
+        out.append(f"note: {', '.join(other)}: development type name(s) of the search that "
+                   "chose the recipe, with other clips than it saw")
+    return out
