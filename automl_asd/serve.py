@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,12 @@ import numpy as np
 
 from automl_asd.audio import AudioError
 from automl_asd.io.run_folder import FolderLock, OutputError
-from automl_asd.io.score_csv import SCORE_CSV_HEADER, append_score_rows, read_score_csv
+from automl_asd.io.score_csv import (
+    SCORE_CSV_HEADER,
+    append_score_rows,
+    read_score_csv,
+    write_score_rows,
+)
 
 if TYPE_CHECKING:
     from automl_asd.bundle.model import Bundle
@@ -61,11 +67,8 @@ def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
     """Write score rows ``(name, score, decision)``: to stdout (with the header unless
     ``append``) when ``out`` is ``None``; else appended to the CSV ``out`` (``append``) or
     written to a temporary file renamed over ``out`` (batch mode: all or nothing)."""
-    if out is None:
-        if not append:
-            print(",".join(SCORE_CSV_HEADER))
-        for name, score, decision in rows:
-            print(f"{name},{score!r},{decision}", flush=True)
+    if out is None:  # quoted as in the file: a clip name may hold a comma
+        write_score_rows(sys.stdout, rows, header=not append)
         return
     if append:
         append_score_rows(out, rows)

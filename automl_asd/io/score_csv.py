@@ -10,8 +10,9 @@ import csv
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
-__all__ = ["SCORE_CSV_HEADER", "append_score_rows", "read_score_csv"]
+__all__ = ["SCORE_CSV_HEADER", "append_score_rows", "read_score_csv", "write_score_rows"]
 
 #: Header of the CSV written by ``automl-asd score``.
 SCORE_CSV_HEADER = ("name", "score", "decision")
@@ -24,16 +25,26 @@ def append_score_rows(path: str | Path, rows: Iterable[tuple[str, float, int]]) 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     new = not p.exists() or p.stat().st_size == 0
-    n = 0
     with p.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if new:
-            writer.writerow(SCORE_CSV_HEADER)
-        for name, score, decision in rows:
-            writer.writerow((name, repr(float(score)), int(decision)))
-            n += 1
-        f.flush()
+        n = write_score_rows(f, rows, header=new)
         os.fsync(f.fileno())
+    return n
+
+
+def write_score_rows(stream: IO[str], rows: Iterable[tuple[str, float, int]], *,
+                     header: bool) -> int:
+    """Write ``name,score,decision`` rows (CSV-quoted: a name may hold a comma) to
+    ``stream``, the header first if ``header``; flushed after every row (a watcher's reader
+    sees each clip as it is scored). Returns the number of rows."""
+    writer = csv.writer(stream, lineterminator="\n")
+    if header:
+        writer.writerow(SCORE_CSV_HEADER)
+        stream.flush()
+    n = 0
+    for name, score, decision in rows:
+        writer.writerow((name, repr(float(score)), int(decision)))
+        stream.flush()
+        n += 1
     return n
 
 

@@ -222,3 +222,22 @@ def test_watch_limits_that_stop_before_starting_are_refused(
     inbox.mkdir()
     assert main(["score", "--model", str(bundle_dir), "--watch", str(inbox), *flags]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_stdout_rows_are_quoted_like_the_file(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A clip name with a comma reads back as one field from stdout as from ``--out``."""
+    from automl_asd.serve import emit_rows
+
+    rows = [("dir/clip,one.wav", 0.4312345678901234, 0), ('say "hi".wav', 1.5, 1)]
+    emit_rows(rows, None, append=False)
+    printed = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert printed == [["name", "score", "decision"],
+                       ["dir/clip,one.wav", "0.4312345678901234", "0"],
+                       ['say "hi".wav', "1.5", "1"]]
+    emit_rows(rows, tmp_path / "s.csv", append=False)
+    assert read_score_csv(tmp_path / "s.csv") == rows
+    assert (tmp_path / "s.csv").read_text().splitlines() == [
+        ",".join(r) for r in ([["name", "score", "decision"]] + [
+            ['"dir/clip,one.wav"', "0.4312345678901234", "0"],
+            ['"say ""hi"".wav"', "1.5", "1"]])]
