@@ -69,8 +69,9 @@ class GmmBackend(Backend):
         return gmm
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
-        if len(emb) == 0:
-            raise ValueError(f"backend {self.name}: no training embeddings")
+        if len(emb) < 2:  # a Gaussian needs two points
+            raise ValueError(f"backend {self.name}: needs at least 2 training embeddings, "
+                             f"got {len(emb)}")
         emb64 = np.asarray(emb, dtype=np.float64)
         domains = np.asarray(domains).astype(str)
 
@@ -80,7 +81,8 @@ class GmmBackend(Backend):
             g = self._fit_gmm(np.asarray(tr, dtype=np.float64), dom)
             return -np.asarray(g.score_samples(np.asarray(held, dtype=np.float64)), np.float64)
 
-        self.self_scores_ = crossfit_self_scores(fit_score, emb, domains, seed=self.seed)
+        self.self_scores_ = crossfit_self_scores(fit_score, emb, domains, seed=self.seed,
+                                                 min_train=2)
         self.gmm_ = self._fit_gmm(emb64, domains)
         self.fitted_ = True
         return self

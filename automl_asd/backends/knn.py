@@ -26,13 +26,17 @@ logger = logging.getLogger(__name__)
 
 def fold_ids(domains: NDArray[np.str_], n_folds: int, seed: int) -> NDArray[np.int64]:
     """Deterministic fold id per row, stratified by domain (each domain dealt round-robin
-    over the folds after a seeded shuffle). Shape ``(n,)``."""
+    over the folds after a seeded shuffle). Shape ``(n,)``. When that puts every row in one
+    fold (each domain holds a single row, e.g. 1 source + 1 target clip), the rows are dealt
+    over the folds regardless of domain, so no fold is left to train on nothing."""
     rng = np.random.default_rng(seed)
     out = np.zeros(len(domains), dtype=np.int64)
     for dom in sorted(set(domains.tolist())):
         idx = np.flatnonzero(domains == dom)
         idx = idx[rng.permutation(len(idx))]
         out[idx] = np.arange(len(idx)) % n_folds
+    if len(out) > 1 and n_folds > 1 and np.all(out == out[0]):
+        out[rng.permutation(len(out))] = np.arange(len(out)) % n_folds
     return out
 
 
@@ -48,23 +52,32 @@ def crossfit_self_scores(
     *,
     n_folds: int = 5,
     seed: int = 0,
+    min_train: int = 1,
 ) -> NDArray[np.float64]:
     """Out-of-fold scores of the training embeddings, shape ``(n,)``.
 
     ``fit_score(train_emb, train_domains, held_emb)`` fits a fresh model and scores
     ``held_emb``. It is called once per domain-stratified fold (``min(n_folds, n)`` folds), so
-    no row is scored by a model that saw it. With a single row it is scored in-sample.
+    no row is scored by a model that saw it. Rows whose fold would leave fewer than
+    ``min_train`` rows to fit on (a single row; 2 rows for a model that needs 2) are scored
+    in-sample, by a model fitted on every row.
     """
     n = len(emb)
     if n == 0:
         raise ValueError("crossfit_self_scores: no training embeddings")
-    if n == 1:
+    if n == 1 or n - 1 < min_train:
         return fit_score(emb, domains, emb)
     folds = fold_ids(domains, min(n_folds, n), seed)
     scores = np.empty(n, dtype=np.float64)
+    in_sample = np.zeros(n, dtype=bool)
     for f in np.unique(folds):
         held = folds == f
+        if int((~held).sum()) < min_train:
+            in_sample |= held
+            continue
         scores[held] = fit_score(emb[~held], domains[~held], emb[held])
+    if in_sample.any():
+        scores[in_sample] = fit_score(emb, domains, emb[in_sample])
     return scores
 
 

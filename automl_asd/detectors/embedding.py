@@ -7,8 +7,10 @@ spectrum by its deviation from its own smooth envelope (a Gaussian of ``DETREND_
 across frequency): a microphone or room response is smooth across frequency in log-mel, so
 this drops most of it while keeping tonal peaks and narrow resonances. With
 ``standardize`` every embedding dimension is z-scored by the mean/std of the training
-embeddings. Any registered backend (``automl_asd.backends.BACKENDS``) then scores the
-embeddings; "extract once, score many" makes this family cheap to search.
+embeddings (not with a single training clip: centred on itself it would be the zero vector,
+which a cosine backend cannot rank against). Any registered backend
+(``automl_asd.backends.BACKENDS``) then scores the embeddings; "extract once, score many"
+makes this family cheap to search.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class PooledStatsDetector(Detector):
         if len(train) == 0:
             raise ValueError(f"{self.name}: no training clips")
         raw = pool_features(train.features, self.pooling)
-        if self.standardize:
+        if self.standardize and len(raw) > 1:
             self.mean_ = raw.mean(axis=0).astype(np.float32)
             # Floor keeps constant dimensions (e.g. silent bands) from exploding.
             self.scale_ = np.maximum(raw.std(axis=0), 1e-3 * float(raw.std()) + 1e-8).astype(

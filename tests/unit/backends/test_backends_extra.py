@@ -198,3 +198,38 @@ def test_mahalanobis_self_scores_sit_where_new_normal_clips_score() -> None:
                      seed=0).fit(train, domains)
     gap = float(np.log(b.self_scores()).mean() - np.log(b.score(new)).mean())
     assert abs(gap) < 0.08, gap
+
+
+# -------------------------------------------------------------- tiny training sets
+def test_fold_ids_never_leave_a_fold_training_on_nothing() -> None:
+    from automl_asd.backends.knn import fold_ids
+
+    one_each = np.array(["source", "target"])
+    folds = fold_ids(one_each, 2, 0)
+    assert sorted(folds.tolist()) == [0, 1]
+    # the usual case is untouched: each domain dealt round-robin over the folds
+    doms = np.array(["source"] * 7 + ["target"] * 3)
+    folds = fold_ids(doms, 5, 3)
+    assert sorted(folds[:7].tolist()) == [0, 0, 1, 1, 2, 3, 4]
+    assert sorted(folds[7:].tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["knn", "fusion", "gmm", "mahalanobis", "local_density",
+                                  "knn_smote"])
+def test_one_source_and_one_target_clip(name: str) -> None:
+    emb = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+    doms = np.array(["source", "target"])
+    b = make_backend(name, {}, 0).fit(emb, doms)
+    own = b.self_scores()
+    assert own.shape == (2,) and np.all(np.isfinite(own))
+    far = b.score(np.array([[9.0, 9.0, 9.0]], np.float32))
+    assert np.isfinite(far).all()
+
+
+def test_gmm_on_two_and_three_clips_and_refusing_one() -> None:
+    for emb, doms in ((np.eye(3, dtype=np.float32)[:2], np.array(["source", "source"])),
+                      (np.eye(3, dtype=np.float32), np.array(["source", "source", "target"]))):
+        b = make_backend("gmm", {}, 0).fit(emb, doms)
+        assert np.all(np.isfinite(b.self_scores()))
+    with pytest.raises(ValueError, match="gmm: needs at least 2 training embeddings, got 1"):
+        make_backend("gmm", {}, 0).fit(np.eye(3, dtype=np.float32)[:1], np.array(["source"]))

@@ -68,3 +68,16 @@ def test_knn_detrended_recipe_floor_and_determinism(tiny_novel_root: Path) -> No
     assert per["compressor"].score >= 0.65 and per["grinder"].score >= 0.57, per
     assert official_score(per) >= 0.62, per
     assert official_score(per) >= official_score(base) + 0.03, (per, base)
+
+
+def test_pooled_stats_ranks_with_a_single_training_clip() -> None:
+    """One training clip: no standardisation (centred on itself it would be the zero vector,
+    to which a cosine backend finds every test clip equally far)."""
+    rng = np.random.default_rng(0)
+    train = TrainSet([rng.normal(size=(40, 16)).astype(np.float32)], np.array(["source"]),
+                     np.array(["a"]), np.array(["00"]), np.array(["fan"]))
+    test = [rng.normal(size=(40, 16)).astype(np.float32) + s for s in (0.0, 5.0, 50.0)]
+    for backend in ("knn", "knn_smote"):
+        det = make_detector("pooled_stats", {"backend": {"name": backend, "params": {}}}, 0)
+        scores = det.fit(train).score_samples(test)
+        assert scores[0] < scores[1] < scores[2], (backend, scores)
