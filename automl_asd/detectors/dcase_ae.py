@@ -278,6 +278,7 @@ class DcaseAE(Detector):
         self.inv_cov_source_ = inv["s"]
         self.inv_cov_target_ = inv["t"]
         self.has_target_ = counts["t"] > 0
+        self.has_source_ = counts["s"] > 0
 
     # ------------------------------------------------------------------ scoring
     def _clip_stats(
@@ -336,11 +337,17 @@ class DcaseAE(Detector):
         return np.minimum(ds, dt)
 
     def nearest_domain(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.str_]:
-        """``"source"`` where D_s <= D_t else ``"target"`` (``"source"`` without target data)."""
+        """``"source"`` where D_s <= D_t else ``"target"`` (the one domain trained on when
+        the training clips held only one)."""
         _, blocks = self._clip_stats(features)
-        if not self.has_target_:
-            return np.full(len(features), "source")
         ds, dt = self._mahalanobis(blocks)
+        return self._domains(ds, dt)
+
+    def _domains(self, ds: NDArray[np.float64], dt: NDArray[np.float64]) -> NDArray[np.str_]:
+        if not self.has_target_:
+            return np.full(len(ds), "source")
+        if not self.has_source_:
+            return np.full(len(ds), "target")
         return np.where(ds <= dt, "source", "target")
 
     def score_with_domain(
@@ -350,9 +357,7 @@ class DcaseAE(Detector):
         mse, blocks = self._clip_stats(features)
         ds, dt = self._mahalanobis(blocks)
         scores = mse if self.score == "mse" else np.minimum(ds, dt)
-        if not self.has_target_:
-            return scores, np.full(len(features), "source")
-        return scores, np.where(ds <= dt, "source", "target")
+        return scores, self._domains(ds, dt)
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, NDArray[Any]]:
@@ -364,6 +369,7 @@ class DcaseAE(Detector):
         state["inv_cov_source"] = self.inv_cov_source_.copy()
         state["inv_cov_target"] = self.inv_cov_target_.copy()
         state["has_target"] = np.asarray(self.has_target_)
+        state["has_source"] = np.asarray(self.has_source_)
         state["train_losses"] = self.train_losses_.copy()
         return state
 
@@ -389,6 +395,8 @@ class DcaseAE(Detector):
         self.inv_cov_source_ = np.asarray(state["inv_cov_source"], dtype=np.float64)
         self.inv_cov_target_ = np.asarray(state["inv_cov_target"], dtype=np.float64)
         self.has_target_ = bool(state["has_target"])
+        # bundles saved before 2026-12-06 did not record it: they had source clips
+        self.has_source_ = bool(state["has_source"]) if "has_source" in state else True
         self.train_losses_ = np.asarray(state["train_losses"], dtype=np.float64)
         self.val_loss_ = float("nan")
         self.fitted_ = True

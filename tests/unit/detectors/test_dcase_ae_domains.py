@@ -1,0 +1,39 @@
+"""``dcase_ae``'s nearest training domain when the training clips hold only one domain."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automl_asd.detectors import TrainSet, make_detector
+
+_PARAMS = {"epochs": 1, "hidden": 8, "bottleneck": 2, "n_layers": 1}
+
+
+def _train(domain: str, n: int = 4) -> TrainSet:
+    rng = np.random.default_rng(0)
+    return TrainSet([rng.normal(size=(40, 16)).astype(np.float32) for _ in range(n)],
+                    np.array([domain] * n), np.array(["a"] * n), np.array(["00"] * n),
+                    np.array(["fan"] * n))
+
+
+def test_a_single_trained_domain_is_every_clip_s_nearest() -> None:
+    rng = np.random.default_rng(1)
+    test = [rng.normal(size=(40, 16)).astype(np.float32) for _ in range(3)]
+    for domain in ("source", "target"):
+        det = make_detector("dcase_ae", dict(_PARAMS), 0).fit(_train(domain))
+        assert det.nearest_domain(test).tolist() == [domain] * 3
+        scores, domains = det.score_with_domain(test)
+        assert domains.tolist() == [domain] * 3
+        np.testing.assert_array_equal(scores, det.score_samples(test))
+        back = make_detector("dcase_ae", dict(_PARAMS), 0).set_state(det.get_state())
+        assert back.nearest_domain(test).tolist() == [domain] * 3
+
+
+def test_a_bundle_state_from_before_has_source_reads_as_source_trained() -> None:
+    det = make_detector("dcase_ae", dict(_PARAMS), 0).fit(_train("source"))
+    state = det.get_state()
+    del state["has_source"]
+    rng = np.random.default_rng(1)
+    test = [rng.normal(size=(40, 16)).astype(np.float32) for _ in range(2)]
+    back = make_detector("dcase_ae", dict(_PARAMS), 0).set_state(state)
+    assert back.nearest_domain(test).tolist() == ["source", "source"]
