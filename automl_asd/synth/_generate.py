@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -11,6 +12,7 @@ import multiprocessing
 import shutil
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -321,9 +323,18 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
     tests = [p for p in plans if p.split == "test"]
     order = _eval_order(machine_type, seed, len(tests))
     eval_names = {tests[j].labelled_name: f"section_00_{k:04d}.wav" for k, j in enumerate(order)}
-    if eval_layout:
-        _write_ground_truth(out, machine_type, tests, eval_names)
-    if _prepare_dir(mdir, marker, overwrite):
+    # Checked before anything is written or removed: ground truth for this type that no tree
+    # of the generator sits beside is someone else's (a refused run changes nothing).
+    truth = [out / sub / f"ground_truth_{machine_type}_section_00_test.csv"
+             for sub in _TRUTH_DIRS]
+    ours = (mdir / _MARKER).is_file()
+    if not (ours or overwrite) and (found := [p for p in truth if p.exists()]):
+        raise SynthError(f"{found[0]}: ground truth for {machine_type} that the generator did "
+                         "not write; choose another output folder or pass overwrite=True "
+                         "(--overwrite) to replace it")
+    up_to_date = _prepare_dir(mdir, marker, overwrite)
+    if up_to_date:
+        _place_ground_truth(out, machine_type, tests, eval_names if eval_layout else None)
         logger.info("%s: up to date in %s", machine_type, mdir)
         return mdir
     t0 = time.perf_counter()
@@ -335,6 +346,9 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
         name = eval_names[p.labelled_name] if (eval_layout and p.split == "test") else \
             p.labelled_name
         jobs.append((p, str(mdir / p.split / name)))
+    if eval_layout:  # written in anonymised-name order: write order (mtimes, inodes) tells
+        # nothing of a clip's domain or label
+        jobs.sort(key=lambda job: (job[0].split != "test", Path(job[1]).name))
     if pool is None:
         _render_and_write(machine_type, jobs, spec.duration_s)
     else:
@@ -344,6 +358,7 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
         written = sum(f.result() for f in futures)
         assert written == len(jobs)
     _write_attributes(mdir, machine_type, model, plans, eval_layout)
+    _place_ground_truth(out, machine_type, tests, eval_names if eval_layout else None)
     atomic_write_text(mdir / _MARKER, json.dumps({**marker, "complete": True}, sort_keys=True))
     logger.info("%s: %d clips of %.1f s in %.1f s -> %s", machine_type, len(plans),
                 spec.duration_s, time.perf_counter() - t0, mdir)
@@ -368,14 +383,32 @@ def _write_attributes(mdir: Path, machine_type: str, model: MachineModel, plans:
             w.writerow([f"{machine_type}/{p.split}/{p.labelled_name}", *pairs])
 
 
+#: The evaluator's ground-truth folders under the tree's root.
+_TRUTH_DIRS = ("ground_truth_data", "ground_truth_domain", "ground_truth_attributes")
+
+
+def _place_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
+                        eval_names: dict[str, str] | None) -> None:
+    """The type's ground-truth CSVs as its tree needs them: written for the eval layout
+    (``eval_names``), removed for a labelled tree (they would describe names it lacks)."""
+    if eval_names is not None:
+        _write_ground_truth(out, machine_type, tests, eval_names)
+        return
+    for sub in _TRUTH_DIRS:
+        (out / sub / f"ground_truth_{machine_type}_section_00_test.csv").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # an empty folder reads as "no ground truth here"
+            (out / sub).rmdir()  # only when empty (other types' files keep it)
+
+
 def _write_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
                         eval_names: dict[str, str]) -> None:
     """Headerless evaluator CSVs: label, domain and labelled name per anonymised test clip."""
     rows = sorted((eval_names[p.labelled_name], p) for p in tests)
     fname = f"ground_truth_{machine_type}_section_00_test.csv"
-    for sub, value in (("ground_truth_data", lambda p: str(int(p.label == "anomaly"))),
-                       ("ground_truth_domain", lambda p: str(int(p.domain == "target"))),
-                       ("ground_truth_attributes", lambda p: p.labelled_name[:-4])):
+    columns: tuple[Callable[[ClipPlan], str], ...] = (
+        lambda p: str(int(p.label == "anomaly")), lambda p: str(int(p.domain == "target")),
+        lambda p: p.labelled_name[:-4])
+    for sub, value in zip(_TRUTH_DIRS, columns, strict=True):
         d = out / sub
         d.mkdir(parents=True, exist_ok=True)
         with open(d / fname, "w", newline="") as fh:

@@ -18,6 +18,7 @@ from automl_asd import synth
 from automl_asd.cli import main
 from automl_asd.data import Clip, Domain, Label, MachineData, Split, scan
 from automl_asd.ground_truth import attach
+from automl_asd.ground_truth import read as read_truth
 
 TINY = synth.SIZES["tiny"]
 
@@ -256,6 +257,47 @@ def test_eval_layout_ground_truth_is_consistent(tiny_dev_root: Path, tmp_path: P
                                                  Label.ANOMALY: n_test // 2}
     assert Counter(c.domain for c in md.test) == {Domain.SOURCE: n_test // 2,
                                                   Domain.TARGET: n_test // 2}
+
+
+def test_eval_layout_writes_test_clips_in_anonymised_name_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Write order (mtimes, inodes) must not group the clips by domain and label."""
+    import automl_asd.synth._generate as gen
+
+    written: list[str] = []
+    real = gen._write_wav
+    monkeypatch.setattr(gen, "_write_wav", lambda path, x: (written.append(path.name),
+                                                            real(path, x))[1])
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0, eval_layout=True)
+    tests = [n for n in written if n.startswith("section_00_0")]
+    assert len(tests) == 4 * TINY.n_test_per_group and tests == sorted(tests)
+
+
+def test_ground_truth_follows_the_layout_and_a_refused_run_changes_nothing(
+        tmp_path: Path) -> None:
+    truth = [tmp_path / sub / "ground_truth_fan_section_00_test.csv"
+             for sub in ("ground_truth_data", "ground_truth_domain", "ground_truth_attributes")]
+    synth.generate(tmp_path, machine_types=["fan"], size="tiny", seed=5, eval_layout=True)
+    assert all(p.is_file() for p in truth)
+    # the same tree regenerated labelled: its ground truth would name clips it no longer has
+    synth.generate(tmp_path, machine_types=["fan"], size="tiny", seed=5)
+    assert not any(p.exists() for p in truth)
+    assert not (tmp_path / "ground_truth_data").exists()  # empty folders go too
+    truth_now = read_truth(tmp_path)[("fan", "00")]  # from the labelled names now
+    assert sum(truth_now.labels) == 2 * TINY.n_test_per_group
+    # ground truth beside a folder the generator did not write: refused, nothing written
+    real = tmp_path / "real"
+    (real / "fan" / "test").mkdir(parents=True)
+    (real / "fan" / "test" / "section_00_0000.wav").write_bytes(b"x")
+    (real / "ground_truth_data").mkdir()
+    mine = real / "ground_truth_data" / "ground_truth_fan_section_00_test.csv"
+    mine.write_text("section_00_0000.wav,1\n")
+    for eval_layout in (True, False):
+        with pytest.raises(synth.SynthError, match="ground truth for fan that the generator"):
+            synth.generate(real, machine_types=["fan"], size="tiny", eval_layout=eval_layout)
+        assert mine.read_text() == "section_00_0000.wav,1\n"
+        assert not (real / "ground_truth_domain").exists()
+        assert [p.name for p in (real / "fan" / "test").iterdir()] == ["section_00_0000.wav"]
 
 
 # ------------------------------------------------------------------------------ CLI
