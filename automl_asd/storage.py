@@ -16,7 +16,7 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,9 +94,11 @@ def upload_tree(local: str | Path, location: str, sub: str = "") -> list[str]:
     return done
 
 
-def download_tree(location: str, local: str | Path, sub: str = "") -> list[str]:
-    """Copy every file under ``<location>/<sub>/`` to ``local`` (created); ``[]`` when that
-    folder does not exist. Returns the relative paths copied."""
+def download_tree(location: str, local: str | Path, sub: str = "", *,
+                  include: Callable[[str], bool] | None = None) -> list[str]:
+    """Copy every file under ``<location>/<sub>/`` (or those whose relative path ``include``
+    accepts) to ``local`` (created); ``[]`` when that folder does not exist. Returns the
+    relative paths copied."""
     from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     filesystem, base = open_storage(location)
@@ -109,6 +111,8 @@ def download_tree(location: str, local: str | Path, sub: str = "") -> list[str]:
         if entry.type != fs.FileType.File:
             continue
         rel = entry.path[len(src_root):].lstrip("/")
+        if include is not None and not include(rel):
+            continue
         target = Path(local) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")

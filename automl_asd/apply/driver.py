@@ -20,9 +20,10 @@ No hyperparameter can be overridden here: the recipe is applied as frozen (first
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from automl_asd.apply.outputs import (
     open_apply_folder,
     record_outcome,
     resumable,
+    storage_patterns,
 )
 from automl_asd.apply.runners import Runner, SerialRunner
 from automl_asd.apply.shared import SHARED_DIRNAME, clear_storage_outputs
@@ -132,6 +134,12 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
         raise DataError(f"{data_root}: machine type(s) {', '.join(unknown)} not found; "
                         f"available: {', '.join(found)}")
     return sorted(set(machine_types))
+
+
+def _matching(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a relative path matches one of ``patterns`` (``fnmatch``; ``*`` crosses
+    ``/``)."""
+    return lambda rel: any(fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
 def _abs(path: Path | None) -> str | None:
@@ -238,7 +246,9 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         nonlocal done_count
         done_count += 1
         if storage is not None and outcome.status == "ok":
-            download_tree(storage, out)  # the task's outputs and journal, into --out
+            # the task's own outputs and journal, into --out (claim() checked their names)
+            download_tree(storage, out, include=_matching(
+                storage_patterns([outcome.machine_type], shared=False)))
         record_outcome(folder, outcome)
         if outcome.status == "failed":
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
@@ -254,7 +264,11 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
 
     jobs: list[MachineJob] = []
     if storage is not None and cfg.resume:
-        folder.record(download_tree(storage, out))  # what earlier runs uploaded
+        # what earlier runs uploaded for these machine types, never over a file the tool did
+        # not write (refused first, as for the names a run writes)
+        patterns = storage_patterns(names, shared=needs_shared(rec))
+        folder.check_free(patterns)
+        folder.record(download_tree(storage, out, include=_matching(patterns)))
     # the data as this driver sees it, taken once: compared on --resume, recorded by each job
     fingerprints = {mt: input_fingerprint(d) for mt in names
                     if (d := machine_dir(root, mt)) is not None}

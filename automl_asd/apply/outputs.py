@@ -47,6 +47,7 @@ from automl_asd.data import DataError, MachineData, find_machine_dirs
 from automl_asd.environment import verify_audio_default
 from automl_asd.io.results import read_machine_summary, sha256_file
 from automl_asd.io.run_folder import (
+    JOURNAL_PREFIX,
     REPORT_PATTERNS,
     RunFolder,
     data_fingerprint,
@@ -60,12 +61,23 @@ from automl_asd.recipe import Recipe, official_baseline_name
 __all__ = ["SUMMARY_SCHEMA", "write_submission_atomic", "save_model_bundle", "machine_summary",
            "is_complete", "open_apply_folder", "claim", "clear_machine", "resume_status",
            "resumable", "record_outcome", "require_test_clips", "machine_dir",
-           "input_fingerprint", "SHARED_PATTERNS"]
+           "input_fingerprint", "SHARED_PATTERNS", "storage_patterns"]
 
 logger = logging.getLogger(__name__)
 
 #: The shared stage of ``scope: all`` recipes.
 SHARED_PATTERNS = ("shared/shared.json", "shared/members/*")
+
+
+
+def storage_patterns(machine_types: Sequence[str], *, shared: bool) -> tuple[str, ...]:
+    """What ``apply --storage`` may copy back from the run storage into ``--out`` for
+    ``machine_types``: each type's outputs and journal (plus the shared stage folder when
+    ``shared``). Nothing of other machine types, nothing else."""
+    per_type = [p for mt in machine_types
+                for p in (*machine_patterns(mt), f"{JOURNAL_PREFIX}{mt}")]
+    return (*per_type, *(("shared/*",) if shared else ()))
+
 
 #: Version of the per-machine summary JSON layout.
 SUMMARY_SCHEMA = 1

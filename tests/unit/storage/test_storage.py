@@ -126,6 +126,34 @@ def test_apply_through_file_uri_storage_matches_direct_outputs(tmp_path: Path) -
     assert not list(store.glob("*_beta_section_*"))
 
 
+def test_storage_read_back_copies_only_this_run_s_types_and_never_over_user_files(
+        tmp_path: Path) -> None:
+    data = _make_tree(tmp_path / "data")
+    store = f"file://{tmp_path / 'store'}"
+    first = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "o1", plots=False,
+                                     storage=store), runner=SerialRunner(run_fn=FakeRun()))
+    assert first.ok
+    # another run on gamma alone: alpha's and beta's outputs in the storage stay there
+    mine = tmp_path / "o2"
+    mine.mkdir()
+    (mine / "alpha.summary.json").write_text("my own notes")
+    apply_recipe(ApplyConfig(_recipe(), data, mine, machine_types=("gamma",), plots=False,
+                             storage=store), runner=SerialRunner(run_fn=FakeRun()))
+    assert (mine / "alpha.summary.json").read_text() == "my own notes"
+    assert not list(mine.glob("*_alpha_section_*")) and not (mine / "models" / "alpha").exists()
+    assert not list(mine.glob("*beta*"))
+    assert (mine / "gamma.summary.json").is_file()
+    # --resume reads back this run's types, but refuses to copy over a user's file
+    theirs = tmp_path / "o3"
+    theirs.mkdir()
+    (theirs / "beta.summary.json").write_text("my own notes")
+    fake = FakeRun()
+    with pytest.raises(ValueError, match="beta.summary.json: exists and was not written"):
+        apply_recipe(ApplyConfig(_recipe(), data, theirs, plots=False, storage=store,
+                                 resume=True), runner=SerialRunner(run_fn=fake))
+    assert (theirs / "beta.summary.json").read_text() == "my own notes" and fake.calls == []
+
+
 @pytest.mark.slow
 def test_shared_stage_through_storage(tiny_dev_root: Path, tmp_path: Path) -> None:
     from tests.fixtures.recipes import shared_margin_recipe
