@@ -25,7 +25,14 @@ def append_score_rows(path: str | Path, rows: Iterable[tuple[str, float, int]]) 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     new = not p.exists() or p.stat().st_size == 0
+    unterminated = False
+    if not new:
+        with p.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            unterminated = fh.read(1) != b"\n"
     with p.open("a", newline="", encoding="utf-8") as f:
+        if unterminated:  # never glue a row onto an unterminated last line
+            f.write("\n")
         n = write_score_rows(f, rows, header=new)
         os.fsync(f.fileno())
     return n
@@ -61,4 +68,17 @@ def read_score_csv(path: str | Path) -> list[tuple[str, float, int]]:
         if tuple(header) != SCORE_CSV_HEADER:
             raise ValueError(f"{p}: header {header} is not {list(SCORE_CSV_HEADER)}; not a "
                              "score CSV written by `automl-asd score`; pick another --out")
-        return [(r[0], float(r[1]), int(r[2])) for r in reader if r]
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            try:
+                if len(row) != 3:
+                    raise ValueError(f"{len(row)} field(s)")
+                rows.append((row[0], float(row[1]), int(row[2])))
+            except ValueError:
+                raise ValueError(
+                    f"{p}, line {reader.line_num}: {','.join(row)[:80]!r} is not a "
+                    "name,score,decision row (a run stopped while writing it?); delete that "
+                    "line and run again (its clip is scored again)") from None
+        return rows

@@ -241,3 +241,16 @@ def test_stdout_rows_are_quoted_like_the_file(tmp_path: Path,
         ",".join(r) for r in ([["name", "score", "decision"]] + [
             ['"dir/clip,one.wav"', "0.4312345678901234", "0"],
             ['"say ""hi"".wav"', "1.5", "1"]])]
+
+
+def test_appending_after_an_unterminated_line_and_reading_a_broken_row(tmp_path: Path) -> None:
+    from automl_asd.io.score_csv import append_score_rows
+
+    csv_path = tmp_path / "nonl.csv"
+    csv_path.write_text("name,score,decision\nold.wav,0.5,0")  # no newline at the end
+    append_score_rows(csv_path, [("new.wav", 0.25, 1)])
+    assert read_score_csv(csv_path) == [("old.wav", 0.5, 0), ("new.wav", 0.25, 1)]
+    cut = tmp_path / "cut.csv"
+    cut.write_text("name,score,decision\na.wav,0.5,0\nfoo.wav,0.")  # killed mid-row
+    with pytest.raises(ValueError, match=r"cut.csv, line 3: 'foo.wav,0.' is not a name,score"):
+        read_score_csv(cut)
