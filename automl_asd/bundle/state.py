@@ -158,6 +158,29 @@ def _read_normalizer(files: Mapping[str, bytes], scoring: Mapping[str, Any], met
         raise BundleError(f"{root / rel}: {problem}; the bundle is damaged") from None
 
 
+def _check_layout(scoring: Mapping[str, Any], members_doc: Any, root: Path) -> None:
+    """The manifest names each array where :func:`bundle_files` puts it: the checksums cover
+    the files, not which role the manifest gives them, so a swapped or re-pointed entry
+    (another domain's normaliser, one state array read as another) is refused here."""
+    expected = {"member_stats": _STATS, "threshold": _THRESHOLD,
+                **{entry: _normalizer_file(key) for key, entry in _NORMALIZER_ENTRIES.items()}}
+    for entry, rel in expected.items():
+        if entry in scoring and scoring[entry] != rel:
+            raise BundleError(f"{root / MANIFEST}: scoring.{entry} is {scoring[entry]!r}, "
+                              f"not {rel!r}; the bundle is damaged")
+    for domain, rel in dict(scoring["normalizer_domains"]).items():
+        if rel != _normalizer_file(str(domain)):
+            raise BundleError(f"{root / MANIFEST}: scoring.normalizer_domains.{domain} is "
+                              f"{rel!r}, not {_normalizer_file(str(domain))!r}; the bundle is "
+                              "damaged")
+    for i, doc in enumerate(members_doc):
+        for j, (key, rel) in enumerate(dict(doc["arrays"]).items()):
+            if rel != state_file_name(i, j, str(key)):
+                raise BundleError(f"{root / MANIFEST}: members[{i}].arrays.{key} is {rel!r}, "
+                                  f"not {state_file_name(i, j, str(key))!r}; the bundle is "
+                                  "damaged")
+
+
 def fitted_from_files(
     files: Mapping[str, bytes], manifest: Mapping[str, Any], root: Path, device: str
 ) -> FittedMachine:
@@ -168,12 +191,13 @@ def fitted_from_files(
     try:
         scoring = manifest["scoring"]
         members_doc = manifest["members"]
+        _check_layout(scoring, members_doc, root)
         stats_arr = np.asarray(load_npy(files, scoring["member_stats"], root), np.float64)
         threshold = float(load_npy(files, scoring["threshold"], root))
         normalizer = _read_normalizer(files, scoring, recipe.normalization.method, root)
         seed = int(manifest["seed"])
         counts = {str(k): int(v) for k, v in manifest.get("counts", {}).items()}
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, BundleError):
             raise
         raise BundleError(f"{root / MANIFEST}: malformed scoring/member section ({exc!r}); the "
@@ -193,7 +217,7 @@ def fitted_from_files(
     for i, doc in enumerate(members_doc):
         try:
             arrays, member_seed = dict(doc["arrays"]), int(doc["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{root / MANIFEST}: members[{i}] is malformed ({exc!r}); the "
                               "bundle is damaged") from None
         state: dict[str, NDArray[Any]] = {str(k): load_npy(files, str(f), root)

@@ -342,8 +342,36 @@ def test_malformed_member_table_is_refused(bundle_copy: Path) -> None:
         load_bundle(bundle_copy)
     m = _manifest(bundle_copy)
     m["members"][0]["seed"] = 1
-    first = next(iter(m["members"][0]["arrays"]))
-    del m["members"][0]["arrays"][first]  # a state key missing: set_state cannot rebuild
+    last = list(m["members"][0]["arrays"])[-1]
+    del m["members"][0]["arrays"][last]  # a state key missing: set_state cannot rebuild
     _write_manifest(bundle_copy, m)
     with pytest.raises(BundleError, match="set_state failed"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", ["swap_arrays", "swap_domains", "repoint_threshold",
+                                  "counts_not_a_mapping"])
+def test_manifest_edits_that_change_scoring_are_refused(bundle_copy: Path, edit: str) -> None:
+    """Checksums cover the files, not the role the manifest gives each: a swapped or
+    re-pointed entry is refused, not scored."""
+    m = _manifest(bundle_copy)
+    if edit == "swap_arrays":
+        arrays = m["members"][0]["arrays"]
+        a, b = list(arrays)[:2]
+        arrays[a], arrays[b] = arrays[b], arrays[a]
+        match = rf"members\[0\]\.arrays\.{a} is"
+    elif edit == "swap_domains":
+        domains = m["scoring"]["normalizer_domains"]
+        assert set(domains) == {"source", "target"}
+        domains["source"], domains["target"] = domains["target"], domains["source"]
+        match = "scoring.normalizer_domains.source is 'scoring/normalizer_target.npy'"
+    elif edit == "repoint_threshold":
+        m["scoring"]["threshold"] = m["scoring"]["normalizer_global"]
+        match = "scoring.threshold is 'scoring/normalizer_global.npy'"
+    else:
+        m["counts"] = []
+        match = "malformed scoring/member section"
+    _write_manifest(bundle_copy, m)
+    with pytest.raises(BundleError, match=match):
         load_bundle(bundle_copy)
