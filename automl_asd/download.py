@@ -39,6 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -609,11 +610,32 @@ def safe_extract(
     return members
 
 
+def _extracted_crcs(archive: Path, dest: Path) -> dict[str, int]:
+    """``{relpath: CRC-32}`` of the files :func:`safe_extract` wrote from ``archive`` (the
+    zip's own checksums, which ``zipfile`` checked while extracting)."""
+    dest = Path(os.path.abspath(dest))
+    with zipfile.ZipFile(archive) as zf:
+        return {target.relative_to(dest).as_posix(): info.CRC for info in zf.infolist()
+                if not info.is_dir() and (target := _member_target(info, dest, archive))
+                is not None}
+
+
+def _file_crc(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
 def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
-    """Whether ``marker`` records an extraction of this exact file whose members are intact."""
+    """Whether ``marker`` records an extraction of this exact file whose members are intact:
+    present with their sizes and, for a record that lists them (since 2026-12-06), with the
+    zip's CRC-32 of their bytes (an edit that keeps the size is found too)."""
     try:
         info = json.loads(marker.read_text())
         members: dict[str, int] = info["members"]
+        crcs: dict[str, int] = info.get("crc32") or {}
         if remote.md5 is not None and info.get("md5") != remote.md5:
             return False
         if remote.size is not None and info.get("size") != remote.size:
@@ -622,6 +644,10 @@ def _marker_ok(marker: Path, dest: Path, remote: RemoteFile) -> bool:
             path = dest / rel
             if not path.is_file() or path.stat().st_size != size:
                 logger.info("%s: %s is missing or changed; extracting again", remote.key, path)
+                return False
+        for rel, crc in crcs.items():
+            if _file_crc(dest / rel) != crc:
+                logger.info("%s: %s changed (CRC-32); extracting again", remote.key, dest / rel)
                 return False
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
@@ -686,7 +712,8 @@ def _fetch_one(
         logger.warning("%s: some members are not under %s/; scan(dest) may not find them",
                        remote.key, machine_type)
     atomic_write_text(marker, json.dumps(
-        {"key": remote.key, "md5": remote.md5, "size": remote.size, "members": members},
+        {"key": remote.key, "md5": remote.md5, "size": remote.size, "members": members,
+         "crc32": _extracted_crcs(zip_path, dest)},
         indent=0, sort_keys=True,
     ))
     if not keep_zips:

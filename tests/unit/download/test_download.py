@@ -281,6 +281,11 @@ def test_second_run_without_zips_and_offline(server: FakeRecords, tmp_path: Path
     results = _run(server, dest, ("fan",))
     assert [r.status for r in results] == ["downloaded"]
     assert (dest / "fan" / "attributes_00.csv").read_bytes() == b"file_name,d1p,d1v\n"
+    # So does one with the same size and other bytes (the record keeps each member's CRC-32).
+    (dest / "fan" / "attributes_00.csv").write_bytes(b"file_name,d1p,d1V\n")
+    results = _run(server, dest, ("fan",), keep_zips=False)
+    assert [r.status for r in results] == ["extracted"]  # the kept zip, no network
+    assert (dest / "fan" / "attributes_00.csv").read_bytes() == b"file_name,d1p,d1v\n"
 
 
 def test_partial_file_is_resumed_with_range(server: FakeRecords, tmp_path: Path) -> None:
