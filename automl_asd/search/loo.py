@@ -8,6 +8,7 @@ passes Ray Tune and a Ray task), so this module runs no trial itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.io import search_report as io
 from automl_asd.recipe import load_recipe
 from automl_asd.search.config import LeaveOneOutOutcome, SearchConfig, SearchOutcome
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["run_leave_one_out", "fold_dir", "fold_storage", "SearchFn", "EvaluateOnFn"]
 
 logger = logging.getLogger(__name__)
+
+#: Written into a fold's folder once its search finished uninterrupted (``--resume`` reuses
+#: only such folds).
+FOLD_DONE = "fold_done.json"
 
 #: Runs (or resumes) one fold's search.
 SearchFn = Callable[[SearchConfig], SearchOutcome]
@@ -70,7 +76,10 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
     for held in mtypes:
         fdir = fold_dir(out, held)
         others = tuple(m for m in mtypes if m != held)
-        done = (fdir / "recipe.json").is_file() and (fdir / "trials.parquet").is_file()
+        # an interrupted fold also wrote recipe.json and trials.parquet (its partial pick):
+        # only the marker written after an uninterrupted search says the fold is finished
+        done = all((fdir / name).is_file() for name in ("recipe.json", "trials.parquet",
+                                                        FOLD_DONE))
         if cfg.resume and done:
             recipe = load_recipe(fdir / "recipe.json")
             outcome = SearchOutcome(run_dir=fdir, recipe=recipe,
@@ -90,6 +99,9 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         if outcome.interrupted:
             raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                     "--resume")
+        if not done:
+            atomic_write_text(fdir / FOLD_DONE, json.dumps(
+                {"held_out": held, "trials": len(outcome.trials)}) + "\n")
         folds[held] = outcome
         held_result, ref_result = evaluate_on([outcome.recipe, reference],
                                               {held: machines[held]})

@@ -77,3 +77,42 @@ def test_leave_one_out_needs_two_types(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="at least 2 development types"):
         run_leave_one_out(cfg, one, search=never, evaluate_on=never, has_state=never)
+
+
+def test_resume_reuses_only_folds_that_finished(tmp_path: Path) -> None:
+    """An interrupted fold leaves recipe.json and trials.parquet behind too (its partial
+    pick); --resume searches it again instead of reusing that pick."""
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"bearing": object(), "fan": object()}
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3)
+    searched: list[str] = []
+    interrupt = {"fan"}
+
+    def search(fold: SearchConfig) -> SearchOutcome:
+        held = fold.out.name
+        searched.append(held)
+        recipe = space.to_recipe(space.reference_point(), name="fold")
+        fold.out.mkdir(parents=True, exist_ok=True)
+        (fold.out / "recipe.json").write_text(recipe.to_json())
+        trials = pd.DataFrame({"trial_id": ["a", "b"]})
+        trials.to_parquet(fold.out / "trials.parquet")
+        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
+                             best_trial_id="a", reference_omega=0.6, trials=trials,
+                             machine_types=fold.machine_types or (),
+                             interrupted=held in interrupt)
+
+    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                    ) -> list[ObjectiveResult]:
+        return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+    with pytest.raises(KeyboardInterrupt, match="fold fan interrupted"):
+        run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+                          has_state=lambda held, d: True)
+    assert searched == ["bearing", "fan"]
+    interrupt.clear()
+    resumed = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
+                           resume=True)
+    loo = run_leave_one_out(resumed, machines, search=search, evaluate_on=evaluate_on,
+                            has_state=lambda held, d: True)
+    assert searched == ["bearing", "fan", "fan"]  # bearing finished: read back, not searched
+    assert sorted(loo.table["held_out"]) == ["bearing", "fan"]
