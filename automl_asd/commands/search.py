@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from automl_asd.environment import require_torchaudio
-from automl_asd.io.run_folder import RunFolder
+from automl_asd.io.run_folder import OutputError, RunFolder
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
 from automl_asd.storage import check_location
@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     check_address(args.address)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
-            folder.check_free(SEARCH_PATTERNS)
+            if folder.owns("search.json"):  # its tune/ and near_ties/ files are ours too
+                raise OutputError(f"{args.out} already holds a search; pass --resume to "
+                                  "continue it or choose a new --out")
+            folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
         try:
             return _run(args, cfg)
         finally:

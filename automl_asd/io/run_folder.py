@@ -375,9 +375,10 @@ class RunFolder:
         """Existing files matching ``patterns`` that the folder's runs did not write."""
         return [rel for rel in self._existing(patterns) if not self.owns(rel)]
 
-    def check_free(self, patterns: Sequence[str]) -> None:
+    def check_free(self, patterns: Sequence[str], *, can_overwrite: bool = True) -> None:
         """Refuse (:class:`OutputError`) foreign files among the names a run may write, unless
-        ``overwrite``."""
+        ``overwrite``. ``can_overwrite``: whether the command offers ``--overwrite`` (the
+        message suggests it only then)."""
         found = self.foreign(patterns)
         if not found:
             return
@@ -389,9 +390,11 @@ class RunFolder:
         if len(found) > 1:
             more = f" and {len(found) - 3} more" if len(found) > 3 else ""
             also = f" (also {', '.join(found[1:3])}{more})"
+        fixes = ("move it away, choose another output folder, or pass --overwrite"
+                 if can_overwrite else "move it away or choose another output folder")
         raise OutputError(f"{self.path / found[0]}: exists and was not written by automl-asd "
-                          f"into this folder{also}; the run would replace or mix with it: move "
-                          "it away, choose another output folder, or pass --overwrite")
+                          f"into this folder{also}; the run would replace or mix with it: "
+                          f"{fixes}")
 
     def remove_owned(self, keep_if_not: Callable[[str], bool]) -> list[str]:
         """Delete the run's own files whose relative path satisfies the predicate; foreign files

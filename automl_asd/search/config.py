@@ -161,31 +161,43 @@ class LeaveOneOutOutcome:
     files: Mapping[str, Path] = field(default_factory=dict)
 
 
-def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mapping[str, str]
-             ) -> dict[str, Any]:
-    """The run's ``search.json`` contents: what a resume must find unchanged, and more."""
+def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mapping[str, str],
+             dev_files_sha256: str | None = None) -> dict[str, Any]:
+    """The run's ``search.json`` contents: what a resume must find unchanged, and more.
+    ``dev_files_sha256``: the development data's file list digest
+    (:func:`~automl_asd.provenance.data_fingerprint`)."""
     space = cfg.space
     return {"space_name": space.name, "space_path": str(space.path),
             "space_sha256": space.sha256, "seed": cfg.seed, "trials": cfg.trials,
+            "time_budget_s": cfg.time_budget_s,
             "data": str(cfg.data), "machine_types": list(machine_types),
+            **({} if dev_files_sha256 is None else {"dev_files_sha256": dev_files_sha256}),
             "rungs": list(space.fidelity.rungs), "versions": dict(versions)}
+
+
+#: What a resumed search must find as the search began (a search.json from before a key was
+#: recorded is not checked for it), and how to say it.
+_RESUME_SAME = {"space_sha256": "the space file", "machine_types": "the development types",
+                "dev_files_sha256": "the development data's files", "seed": "--seed"}
 
 
 def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,
                 meta: Mapping[str, Any], *, can_restore: bool) -> None:
     """Refuse a new search where one already is (``can_restore``: the executor's state at
-    ``state`` exists), a resume without state, or a resume whose space or development types
-    changed since the search began (``previous``: the run's ``search.json``)."""
+    ``state`` exists), a resume without state, or a resume whose space, development types,
+    development files or seed changed since the search began (``previous``: the run's
+    ``search.json``): its trials would mix two searches, and the frozen recipe's provenance
+    would name data or a seed its trials did not use."""
     if cfg.resume:
         if not can_restore:
             raise ValueError(f"{state}: no search state to resume; run without --resume")
         if previous is not None:
-            for key in ("space_sha256", "machine_types"):
-                if previous.get(key) != meta[key]:
+            for key, what in _RESUME_SAME.items():
+                if key in previous and previous.get(key) != meta.get(key):
                     raise ValueError(
-                        f"{out}: cannot resume: {key} changed since the search began "
-                        f"({previous.get(key)} -> {meta[key]}); resume with the same space "
-                        "file and data, or start a new --out")
+                        f"{out}: cannot resume: {key} ({what}) changed since the search began "
+                        f"({previous.get(key)} -> {meta.get(key)}); resume with the same "
+                        "space file, data and --seed, or start a new --out")
             if previous.get("trials") != cfg.trials:
                 logger.warning("resuming with the search's original %s trials (--trials %d "
                                "is ignored on --resume)", previous.get("trials"), cfg.trials)

@@ -24,8 +24,22 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with pytest.raises(ValueError, match="st: no search state to resume"):
         check_start(resume, tmp_path, "st", meta, meta, can_restore=False)
     changed = {**meta, "machine_types": ["fan"]}
-    with pytest.raises(ValueError, match="cannot resume: machine_types changed"):
+    with pytest.raises(ValueError, match=r"cannot resume: machine_types \(the development "
+                                         r"types\) changed"):
         check_start(resume, tmp_path, "st", changed, meta, can_restore=True)
+    # other data or another seed: the trials would mix two searches (found 2026-12-06)
+    with_data = run_meta(cfg, ("bearing", "fan"), {"numpy": "1"}, "a" * 64)
+    assert with_data["dev_files_sha256"] == "a" * 64 and with_data["time_budget_s"] is None
+    other = run_meta(cfg, ("bearing", "fan"), {"numpy": "1"}, "b" * 64)
+    with pytest.raises(ValueError, match="dev_files_sha256 .the development data's files. "
+                                         "changed"):
+        check_start(resume, tmp_path, "st", with_data, other, can_restore=True)
+    with pytest.raises(ValueError, match=r"seed \(--seed\) changed since the search began "
+                                         r"\(3 -> 5\)"):
+        check_start(replace(resume, seed=5), tmp_path, "st", with_data,
+                    run_meta(replace(cfg, seed=5), ("bearing", "fan"), {}, "a" * 64),
+                    can_restore=True)
+    check_start(resume, tmp_path, "st", meta, with_data, can_restore=True)  # older search.json
     with caplog.at_level("WARNING"):
         check_start(replace(resume, trials=9), tmp_path, "st", meta, meta, can_restore=True)
     assert "original 4 trials (--trials 9 is ignored" in caplog.text
@@ -71,3 +85,31 @@ def test_cli_refuses_a_bad_setting_before_creating_the_run_folder(
     assert "--seed: -1; expected a non-negative integer" in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_cli_rerun_into_its_own_search_folder_says_resume(
+        tiny_dev_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-06: the search's own tune/ and near_ties/ files read as foreign, and the
+    message offered --overwrite, which `search` does not have."""
+    from automl_asd.cli import main
+    from automl_asd.io.run_folder import RunFolder
+
+    out = tmp_path / "run"
+    with RunFolder.open(out, command="search") as folder:
+        (out / "search.json").write_text("{}")
+        (out / "near_ties").mkdir()
+        (out / "near_ties" / "t1.json").write_text("{}")
+        folder.record(["search.json"])
+    rc = main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+               "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "already holds a search; pass --resume" in err and "--overwrite" not in err
+    # a foreign file among a new search's names: the fixes offered exist for `search`
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "recipe.json").write_text("mine")
+    rc = main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+               "--out", str(other)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "recipe.json: exists and was not written by automl-asd" in err
+    assert "move it away or choose another output folder" in err and "--overwrite" not in err
