@@ -26,8 +26,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -67,7 +70,12 @@ from automl_asd.search.config import (
 )
 from automl_asd.search.freeze import SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
-from automl_asd.search.novel_check import check_novel, make_picker, novel_check
+from automl_asd.search.novel_check import (
+    check_novel,
+    check_scorable,
+    make_picker,
+    novel_check,
+)
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
 from automl_asd.storage import PathCheck
@@ -124,10 +132,15 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     machines = ctx.machines  # scanned once by the driver, never in a trial
     where = node_where()  # reported with every result
     start = 0
+    # representation-cache counters summed over every rung the trial ran (each report then
+    # carries the trial's totals, as its wall time does), kept across a resume
+    cache_totals: dict[str, float] = {}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
-            start = int(json.loads((Path(ckpt_dir) / "rung.json").read_text())["next"])
+            state = json.loads((Path(ckpt_dir) / "rung.json").read_text())
+            start = int(state["next"])
+            cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
     # Without a time cap the reference skips the cheap rungs: it reports once, at full
     # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
     # end past the cap, so it never holds a slot for the whole budget.
@@ -145,7 +158,10 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
                                fidelity=rungs[i])
         last = (rungs[i], time.perf_counter() - t_rung)
         objective = trial_objective(ctx.space.selection.objective, result)
-        metrics: dict[str, Any] = {**result.flat(), "rung": i + 1,
+        flat = result.flat()
+        for key in [k for k in flat if k.startswith("cache/")]:
+            cache_totals[key] = cache_totals.get(key, 0.0) + float(flat[key])
+        metrics: dict[str, Any] = {**flat, **cache_totals, "rung": i + 1,
                                    "is_reference": int(is_reference),
                                    "recipe_hash": recipe.content_hash(),
                                    "behaviour_hash": recipe.behaviour_hash(), **where,
@@ -153,7 +169,8 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1}))
+            (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1,
+                                                              "cache": cache_totals}))
             if i == len(rungs) - 1 and getattr(result, "per_clip", None):
                 # The full-fidelity per-clip scores travel with the last checkpoint: the final
                 # pick's bootstrap reads them instead of scoring the recipe again.
@@ -287,10 +304,13 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     if not machines:
         raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
     mtypes = tuple(sorted(machines))
-    # Before Ray starts: a bad --novel must not cost a finished search its check.
+    # Before Ray starts: development types every trial could only fail on, and a bad --novel
+    # (it must not cost a finished search its check).
+    check_scorable(machines, f"--data {cfg.data}", evaluator_files=False)
     novel = check_novel(cfg.novel, mtypes) if cfg.novel is not None else None
     space = cfg.space
-    meta = run_meta(cfg, mtypes, _versions())
+    dev_data = data_fingerprint(machines)
+    meta = run_meta(cfg, mtypes, _versions(), dev_data.files_sha256)
     previous = io.read_search_meta(out)
 
     started_ray = init_ray(cfg.address, verbose=cfg.verbose)  # loopback only when local
@@ -326,7 +346,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         with warnings.catch_warnings():
             # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
             warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
-            grid = tuner.fit()
+            grid, signalled = _fit_watching_sigint(tuner)
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
         skipped = io.read_duplicates(out)
         if skipped:
@@ -334,10 +354,15 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                         "run or running)", skipped)
         records = records_from_grid(grid, space)
         n_done = sum(r.status in RAN_STATUSES for r in records)
-        interrupted = cfg.time_budget_s is None and n_done < cfg.trials
+        began = previous if cfg.resume and previous is not None else meta  # what the run set
+        target = int(began.get("trials", cfg.trials))
+        if signalled is None:  # Tune's handler not watched: guess from the trials that ran
+            signalled = began.get("time_budget_s", cfg.time_budget_s) is None and \
+                n_done < target
+        interrupted = signalled
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
-                           "finished trials; continue with --resume", n_done, cfg.trials)
+                           "finished trials; continue with --resume", n_done, target)
         # The final pick may re-score top trials that kept no per-clip scores and the novel
         # check scores the top trials on the novel types: both as batches of parallel Ray tasks
         # (on this Ray session, before it shuts down), so the driver only plans, waits and
@@ -345,7 +370,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         in_tasks = _evaluator_in_tasks(evaluator, cfg)
         provenance = SearchProvenance(seed=cfg.seed, machine_types=mtypes,
                                       versions=_versions(), created=_now(),
-                                      dev_data=data_fingerprint(machines))
+                                      dev_data=dev_data)
         outcome = freeze_search(cfg, out, records, provenance, finished=_now(),
                                 pick=make_picker(cfg, machines, in_tasks))
         if cfg.novel is not None:
@@ -365,6 +390,33 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
             ray.shutdown()
     return replace(outcome, interrupted=interrupted)
+
+
+def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
+    """``tuner.fit()`` and whether a SIGINT (Ctrl+C) or SIGUSR1 stopped it early (``None``:
+    cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60) installs its
+    own SIGINT handler for the run and, when the signal comes, ends the run gracefully and
+    puts back the handler it found: a sentinel installed before ``fit()`` is back in place
+    after it exactly when the run was stopped by the signal. A time budget or a finished
+    search leaves Tune's handler in place."""
+    if (threading.current_thread() is not threading.main_thread()
+            or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
+        return tuner.fit(), None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def sentinel(sig: int, frame: Any) -> None:  # outside fit(): behave as before
+        if callable(previous):
+            previous(sig, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, sentinel)
+    try:
+        grid = tuner.fit()
+        stopped = signal.getsignal(signal.SIGINT) is sentinel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return grid, stopped
 
 
 def _absolute_cache(cfg: SearchConfig) -> SearchConfig:

@@ -48,8 +48,8 @@ from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
 
-__all__ = ["make_picker", "check_novel", "novel_check", "carry_summary", "top_distinct",
-           "NOVEL_TABLE"]
+__all__ = ["make_picker", "check_novel", "check_scorable", "novel_check", "carry_summary",
+           "top_distinct", "NOVEL_TABLE"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,33 @@ def _scan_novel(root: Path) -> dict[str, MachineData]:
             if (root / ground_truth.GROUND_TRUTH_DATA_DIR).is_dir() else machines)
 
 
+def check_scorable(machines: Mapping[str, MachineData], where: str, *,
+                   evaluator_files: bool) -> None:
+    """:class:`~automl_asd.data.DataError` (one line, starting with ``where``, e.g.
+    ``--data ROOT``) unless every machine type has test clips, each with a label and a domain,
+    and both normal and anomalous ones: what the official score needs. ``evaluator_files``:
+    the evaluator's ground-truth folders are an accepted source of labels there."""
+    for mt, machine in sorted(machines.items()):
+        if not machine.test:
+            raise DataError(f"{where}: {mt} has no test clips (the official score needs "
+                            "labelled test clips)")
+        unlabelled = [c for c in machine.test
+                      if c.label is Label.UNKNOWN or c.domain is Domain.UNKNOWN]
+        if unlabelled:
+            raise DataError(
+                f"{where}: {len(unlabelled)} test clip(s) of {mt} without label or domain "
+                f"(e.g. {unlabelled[0].path.name}); scoring needs labelled test names "
+                "(section_XX_<domain>_test_<label>_...)"
+                + (f" or the evaluator's {ground_truth.GROUND_TRUTH_DATA_DIR}/ and "
+                   f"{ground_truth.GROUND_TRUTH_DOMAIN_DIR}/ folders beside the machine types"
+                   if evaluator_files else ""))
+        labels = {c.label for c in machine.test}
+        if labels != {Label.NORMAL, Label.ANOMALY}:
+            only = next(iter(labels)).value
+            raise DataError(f"{where}: every test clip of {mt} is {only}; AUC needs normal and "
+                            "anomalous test clips")
+
+
 def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, MachineData]:
     """The labelled novel types under ``root`` (``search --novel``), checked before the search
     starts so that a bad ``--novel`` cannot cost a finished search its check.
@@ -202,23 +229,7 @@ def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, Machine
             f"--novel {root}: {', '.join(shared)} {'is a' if len(shared) == 1 else 'are'} "
             f"development type{'' if len(shared) == 1 else 's'} of this search; 'does the "
             "choice carry?' needs machine types the search never sees")
-    for mt, machine in sorted(machines.items()):
-        if not machine.test:
-            raise DataError(f"--novel {root}: {mt} has no test clips")
-        unlabelled = [c for c in machine.test
-                      if c.label is Label.UNKNOWN or c.domain is Domain.UNKNOWN]
-        if unlabelled:
-            raise DataError(
-                f"--novel {root}: {len(unlabelled)} test clip(s) of {mt} without label or "
-                f"domain (e.g. {unlabelled[0].path.name}); the check needs labelled test "
-                "names (section_XX_<domain>_test_<label>_...) or the evaluator's "
-                f"{ground_truth.GROUND_TRUTH_DATA_DIR}/ and "
-                f"{ground_truth.GROUND_TRUTH_DOMAIN_DIR}/ folders under {root}")
-        labels = {c.label for c in machine.test}
-        if labels != {Label.NORMAL, Label.ANOMALY}:
-            only = next(iter(labels)).value
-            raise DataError(f"--novel {root}: every test clip of {mt} is {only}; AUC needs "
-                            "normal and anomalous test clips")
+    check_scorable(machines, f"--novel {root}", evaluator_files=True)
     return machines
 
 

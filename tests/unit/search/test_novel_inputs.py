@@ -98,3 +98,22 @@ def test_run_search_refuses_before_ray_starts(tiny_dev_root: Path, tmp_path: Pat
     with pytest.raises(DataError, match="development types of this search"):
         tune.run_search(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_run_search_refuses_development_types_it_cannot_score_before_ray_starts(
+        tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-06: a development type without test clips started Ray, failed every
+    trial with a traceback each, and ended in "no trial finished ... --resume"."""
+    from automl_asd.orchestration import tune
+
+    def no_ray(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("Ray started although --data cannot be scored")
+
+    monkeypatch.setattr(tune, "init_ray", no_ray)
+    root = _copy(tiny_dev_root, tmp_path / "dev", ("fan", "gearbox"))
+    for wav in (root / "fan" / "test").glob("*.wav"):
+        wav.unlink()
+    cfg = SearchConfig(data=root, space=load_space("smoke"), out=tmp_path / "run", trials=2)
+    with pytest.raises(DataError, match=rf"^--data {root}: fan has no test clips"):
+        tune.run_search(cfg)
+    assert not (tmp_path / "run").exists()

@@ -66,6 +66,65 @@ def test_trainable_uses_the_drivers_scan_and_never_rescans(
     assert reports[-1]["omega"] == pytest.approx(0.6)
 
 
+def test_each_report_carries_the_trial_s_cache_counters_over_all_its_rungs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Found 2026-12-06: each rung reported its own counters only, so the search report's
+    per-family hits and misses counted the last rung of each trial."""
+    import json
+
+    from ray import tune
+
+    reports: list[dict[str, Any]] = []
+    saved: list[dict[str, Any]] = []
+
+    def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        reports.append(metrics)
+
+    def from_directory(path: str) -> str:
+        saved.append(json.loads((Path(path) / "rung.json").read_text()))
+        return path
+
+    monkeypatch.setattr(tune, "report", report)
+    monkeypatch.setattr(tune.Checkpoint, "from_directory", staticmethod(from_directory))
+    monkeypatch.setattr(tune_layer, "node_where", lambda: {})
+
+    def evaluator(recipe: Recipe, got: Mapping[str, MachineData], *, cache_dir: Any = None,
+                  device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
+        m = MachineMetrics(0.6, 0.6, 0.6, 0.6)
+        return ObjectiveResult(omega=0.6, per_type={("fan", "00"): m}, fidelity=fidelity,
+                               wall_s=0.0, cache={"hits": 2.0, "misses": 1.0})
+
+    space = load_space("smoke")
+    config = {**space.reference_point(), "normalization.method": "none"}
+    ctx = tune_layer._TrialContext(space=space, reference_point=space.reference_point(),
+                                   machines={}, cache_dir=None, device="cpu",
+                                   evaluator=evaluator)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    tune_layer._trainable(config, ctx)
+    assert [(r["cache/hits"], r["cache/misses"]) for r in reports] == [(2.0, 1.0), (4.0, 2.0)]
+    # resumed after the first rung: the totals come back from its checkpoint
+    first = tmp_path / "ckpt"
+    first.mkdir()
+    (first / "rung.json").write_text(json.dumps(saved[0]))
+    monkeypatch.setattr(tune, "get_checkpoint",
+                        lambda: SimpleNamespace(as_directory=lambda: _Dir(first)))
+    reports.clear()
+    tune_layer._trainable(config, ctx)
+    assert [(r["rung"], r["cache/hits"], r["cache/misses"]) for r in reports] == [(2, 4.0, 2.0)]
+
+
+class _Dir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> str:
+        return str(self.path)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def test_result_grid_becomes_records_in_creation_order() -> None:
     space = load_space("smoke")
     ref = space.reference_point()
@@ -150,3 +209,34 @@ def test_proposals_differing_only_in_inert_parameters_are_one_recipe() -> None:
     coarse = {**point, "detector.hedge.views": "fine+coarse"}
     assert len({tune_layer._recipe_key(sp, {**coarse, "detector.hedge.coarse_frames": n})
                 for n in (4, 8, 16)}) == 3
+
+
+class _TuneLikeTuner:
+    """``fit()`` as Ray Tune 2.60 handles SIGINT: its own handler for the run, which on the
+    signal puts back the handler it found and lets the run end early."""
+
+    def __init__(self, interrupt: bool) -> None:
+        self.interrupt = interrupt
+
+    def fit(self) -> str:
+        import os
+        import signal
+
+        found = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, lambda sig, frame: signal.signal(signal.SIGINT, found))
+        if self.interrupt:
+            os.kill(os.getpid(), signal.SIGINT)
+        return "grid"
+
+
+@pytest.mark.parametrize("interrupt", [True, False])
+def test_a_sigint_during_fit_is_told_apart_from_a_run_that_ended(interrupt: bool) -> None:
+    """Found 2026-12-06: interruption was guessed from the trial count, so Ctrl+C during a
+    --time-budget search read as success and a finished search resumed with another --trials
+    read as interrupted for ever."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    grid, stopped = tune_layer._fit_watching_sigint(_TuneLikeTuner(interrupt))
+    assert grid == "grid" and stopped is interrupt
+    assert signal.getsignal(signal.SIGINT) is before
