@@ -75,6 +75,20 @@ def trial_objective(objective: str, result: ObjectiveResult) -> float:
     return objective_value(objective, aucs)
 
 
+def asha_fractions(n_rungs: int, reduction_factor: float) -> list[float]:
+    """The share of trials that reach each of ``n_rungs`` rungs under the search's ASHA
+    (``max_t = n_rungs``, ``grace_period = 1``): Ray cuts only at its milestones
+    ``1, rf, rf², … < max_t`` (``ray.tune.schedulers.async_hyperband``), keeping ``1/rf`` of
+    the trials at each, so a rung between two milestones costs as much as the one before it
+    (rungs 0.1 / 0.3 / 1.0 with ``rf = 3``: shares 1, 1/3, 1/3, not 1, 1/3, 1/9)."""
+    if n_rungs <= 1:
+        return [1.0] * max(n_rungs, 0)
+    rf = float(reduction_factor)
+    n_milestones = int(np.log(n_rungs) / np.log(rf) + 1)  # Ray's MAX_RUNGS with s = 0
+    milestones = [rf**k for k in range(n_milestones)]
+    return [rf ** -sum(1 for m in milestones if m < j) for j in range(1, n_rungs + 1)]
+
+
 def reference_cap(time_budget_s: float | None) -> float | None:
     """Seconds the reference trial may plan to run: half the budget (``None``: no budget)."""
     return None if time_budget_s is None else 0.5 * float(time_budget_s)
@@ -352,9 +366,11 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         return (n_types * per_type * recipe.ensemble.size
                 + per_unit * _units(recipe, n_clips, fidelity))
 
+    reach = asha_fractions(len(rungs), eta)
+
     def expected(recipe: Recipe) -> float:
-        # ASHA promotes ~1/eta of the trials from each rung to the next.
-        return sum(cost(recipe, f) / eta**k for k, f in enumerate(rungs))
+        # the share of trials ASHA lets reach each rung (it cuts at its milestones only)
+        return sum(cost(recipe, f) * share for f, share in zip(rungs, reach, strict=True))
 
     try:
         per_clip = _extract_seconds_per_clip(reference.features, first)
@@ -384,6 +400,8 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "new_spec_s": new_spec_s,
         "new_specs": sum(1 for e in extraction if e > 0.0),
         "reference_s": cost(reference, 1.0),
+        # a budgeted reference climbs every rung (the search caps its run time)
+        "reference_rungs_s": sum(cost(reference, f) for f in rungs),
         "reference_family": reference.detector.name,
         "mean_trial_s": _finite_mean(trial_costs),
         "family_trial_s": {f: _finite_mean(v) for f, v in sorted(by_family.items())},
@@ -422,10 +440,14 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                  for k, v in est["family_trial_s"].items()},
                 est.get("new_specs", 0), est.get("new_spec_s", 0.0))
     if budget is not None:
-        if math.isfinite(ref) and ref > budget:
+        climb = float(est.get("reference_rungs_s", ref))
+        cap = reference_cap(budget)
+        if math.isfinite(climb) and cap is not None and climb > cap:
             warnings.append(f"the time budget ({budget:.0f} s) cannot finish the reference "
-                            f"recipe ({est['reference_family']}, ~{ref:.0f} s at full "
-                            "fidelity); it will stop at a lower rung")
+                            f"recipe ({est['reference_family']}, ~{climb:.0f} s over its "
+                            f"rungs, ~{ref:.0f} s of them at full fidelity; it may use at "
+                            f"most {cap:.0f} s, half the budget): it will stop at a lower "
+                            "rung and the report cannot compare the pick with it")
         if math.isfinite(startup) and startup > budget:
             warnings.append(f"the time budget ({budget:.0f} s) cannot finish TPE's "
                             f"{min(TPE_STARTUP, int(cfg.trials))} random start-up trials "

@@ -202,8 +202,11 @@ def test_estimate_costs_follows_the_cost_model(monkeypatch: pytest.MonkeyPatch) 
         else:
             a, b = np.asarray(class_mean.get(budget.cost_class(r), mean[r.detector.name])
                               ) * budget.cost_scale(r)
-        return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) / eta**i
-                   for i, f in enumerate(rungs))
+        # ASHA (max_t 3, rf 3) cuts at iteration 1 only: shares 1, 1/3, 1/3 of the trials
+        shares = {3: [1.0, 1 / 3, 1 / 3], 2: [1.0, 1 / 3]}[len(rungs)]
+        assert eta == 3.0
+        return sum((3 * a * r.ensemble.size + b * budget._units(r, 150, f)) * share
+                   for f, share in zip(rungs, shares, strict=True))
 
     # feature extraction: timed once (reference spec, first type); the first point with each
     # spec the reference does not use pays 0.01 s x 240 clips, later points with it nothing
@@ -335,6 +338,7 @@ class _Cfg:
     (None, []),
     (10_000.0, []),
     (500.0, ["cannot finish the reference"]),  # reference ~800 s
+    (1_000.0, ["cannot finish the reference"]),  # it may use half the budget: 500 s
     (300.0, ["cannot finish the reference", "cannot finish TPE's 10 random start-up"]),
 ])
 def test_budget_check_warns_and_records_the_estimate(
@@ -529,3 +533,52 @@ def test_untimed_points_are_costed_at_their_own_scale(monkeypatch: pytest.Monkey
     want = [sum(true_cost(r) * r.ensemble.size / eta**i for i in range(len(rungs)))
             for r in recipes]
     assert est["mean_trial_s"] == pytest.approx(float(np.mean(want)))
+
+
+@pytest.mark.parametrize(("n_rungs", "rf"), [(1, 3), (2, 3), (3, 3), (3, 2), (4, 2), (4, 3),
+                                             (5, 2), (9, 3), (10, 3)])
+def test_asha_shares_follow_ray_s_own_milestones(n_rungs: int, rf: int) -> None:
+    """Found 2026-12-06: the estimate assumed a cut at every rung (1/rf**k); Ray cuts only at
+    its milestones, so with rungs 0.1/0.3/1.0 a third of the trials run at full fidelity."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    shares = budget.asha_fractions(n_rungs, rf)
+    assert len(shares) == n_rungs and shares[0] == 1.0
+    sched = ASHAScheduler(time_attr="training_iteration", metric="m", mode="max",
+                          max_t=n_rungs, grace_period=1, reduction_factor=rf)
+    milestones = [m for m, _ in sched._brackets[0]._rungs]
+    assert shares == [rf ** -sum(1 for m in milestones if m < j) for j in range(1, n_rungs + 1)]
+    if (n_rungs, rf) == (3, 3):
+        assert shares == [1.0, 1 / 3, 1 / 3]
+
+
+def test_the_reference_warning_counts_every_rung_it_climbs(tmp_path: Path) -> None:
+    est = {"reference_s": 300.0, "reference_rungs_s": 420.0, "reference_family": "dcase_ae",
+           "mean_trial_s": 1.0, "family_trial_s": {}}
+    cfg = _Cfg(load_space("demo"), 800.0)  # cap 400 s: 300 s at full fidelity, 420 s climbed
+    warnings = budget.budget_check(cfg, {}, tmp_path, estimate=lambda *a, **k: dict(est))
+    assert len(warnings) == 1 and "~420 s over its rungs" in warnings[0]
+    assert "at most 400 s" in warnings[0]
+
+
+def test_start_up_trials_that_failed_before_reporting_do_not_break_the_report() -> None:
+    """Found 2026-12-06: every start-up trial erroring before its first report (no wall
+    time) made the report raise after recipe.json was written."""
+    import pandas as pd
+
+    from automl_asd.io import search_report
+
+    fam = "param:detector.name"
+    table = pd.DataFrame([
+        {"order": 0, "status": "complete", "wall_s": 2.0, "is_reference": True, fam: "a"},
+        {"order": 1, "status": "error", "wall_s": float("nan"), "is_reference": False,
+         fam: "b"}])
+    est = {"reference_family": "a", "reference_s": 2.0, "mean_trial_s": 7.0,
+           "family_trial_s": {}, "estimate_s": 1.0, "warnings": [], "tpe_startup": 10}
+    text = "\n".join(search_report._extra_sections(table, {"estimates": est}))
+    assert "Measured: the" not in text
+    table.loc[2] = {"order": 2, "status": "complete", "wall_s": 5.0, "is_reference": False,
+                    fam: "c"}
+    text = "\n".join(search_report._extra_sections(table, {"estimates": est}))
+    assert "Measured: the 1 trial of TPE's random start-up after the reference averaged 5 s" \
+        in text
