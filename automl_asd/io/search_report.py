@@ -302,9 +302,11 @@ def _measured_phases(table: pd.DataFrame, startup: int, coverage: str = "") -> s
                 & ~table["is_reference"].astype(bool)].sort_values("order", kind="stable")
     n_random = max(0, startup - 1)
     first, later = ran.iloc[:n_random], ran.iloc[n_random:]
-    if first.empty:
+    # a trial that failed before its first report has no wall time
+    wall = first["wall_s"].astype(float).dropna()
+    if wall.empty:
         return ""
-    wall = first["wall_s"].astype(float)
+    first = first.loc[wall.index]
     slowest = f"slowest {float(wall.max()):.0f} s"
     fam_col = PARAM_PREFIX + "detector.name"
     family = first.at[wall.idxmax(), fam_col] if fam_col in first.columns else None
@@ -314,9 +316,10 @@ def _measured_phases(table: pd.DataFrame, startup: int, coverage: str = "") -> s
             f"start-up after the reference averaged {float(wall.mean()):.0f} s (what the "
             f"average above estimates; median {float(wall.median()):.0f} s, {slowest}"
             + (f": {coverage})" if coverage else ")"))
-    if not later.empty:
-        text += (f"; the {len(later)} later trial{'s' if len(later) != 1 else ''} "
-                 f"{float(later['wall_s'].mean()):.0f} s (TPE follows the best-scoring "
+    later_wall = later["wall_s"].astype(float).dropna()
+    if not later_wall.empty:
+        text += (f"; the {len(later_wall)} later trial{'s' if len(later_wall) != 1 else ''} "
+                 f"{float(later_wall.mean()):.0f} s (TPE follows the best-scoring "
                  "families, whose cost a random point does not predict)")
     return text + "."
 
