@@ -75,9 +75,12 @@ class ScoreStats:
         s = np.asarray(scores, dtype=np.float64)
         if s.size == 0:
             raise ValueError("ScoreStats.of: no scores")
+        # identical scores: their own value as the mean (np.mean can be off by rounding, and
+        # the floored std would then turn that rounding into a spread of normalised scores)
+        mean = float(s[0]) if float(s.min()) == float(s.max()) else float(s.mean())
         scale = float(s.std())
-        floor = max(1e-6 * abs(float(s.mean())), _EPS)
-        return cls(float(s.mean()), max(scale, floor))
+        floor = max(1e-6 * abs(mean), _EPS)
+        return cls(mean, max(scale, floor))
 
     def z(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.std
@@ -231,8 +234,11 @@ def fit_threshold(scores: NDArray[np.float64], method: str, quantile: float) -> 
     """Decision threshold from train self-scores ``(n,)``.
 
     ``gamma``: ``scipy.stats.gamma.fit`` then ``ppf(quantile)``; falls back to the empirical
-    quantile (with a warning) when the fit fails or gives a non-finite value, e.g. for constant
-    scores. ``quantile``: the empirical quantile (linear interpolation).
+    quantile (with a warning) when the fit fails, gives a non-finite value, or a threshold the
+    training scores themselves contradict (far more or fewer of them above it than
+    ``1 - quantile``: a free-``loc`` fit to a tight source cluster plus a few spread target
+    scores can put it below the median), and for scores without spread.
+    ``quantile``: the empirical quantile (linear interpolation).
     """
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]
@@ -245,7 +251,7 @@ def fit_threshold(scores: NDArray[np.float64], method: str, quantile: float) -> 
         return empirical
     if method != "gamma":
         raise ValueError(f"threshold.method {method!r}: must be 'gamma' or 'quantile'")
-    if s.size < 3 or float(s.std()) <= _EPS:
+    if s.size < 3 or float(s.std()) <= max(_EPS, 1e-9 * max(1.0, abs(float(s.mean())))):
         logger.warning("gamma threshold: %d scores with no spread; using the empirical "
                        "quantile", s.size)
         return empirical
@@ -261,6 +267,13 @@ def fit_threshold(scores: NDArray[np.float64], method: str, quantile: float) -> 
         return empirical
     if not np.isfinite(value):
         logger.warning("gamma threshold: non-finite ppf; using the empirical quantile")
+        return empirical
+    expected = (1.0 - quantile) * s.size  # training clips above a sound threshold
+    above = int((s > value).sum())
+    if not 0.5 * expected - 2 <= above <= 2.0 * expected + 2:
+        logger.warning("gamma threshold: the fit puts %d of %d training scores above it "
+                       "(about %.0f expected at quantile %g); using the empirical quantile",
+                       above, s.size, expected, quantile)
         return empirical
     return value
 

@@ -43,6 +43,37 @@ def test_threshold_fallbacks_and_errors() -> None:
         fit_threshold(np.arange(10.0), "otsu", 0.9)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_gamma_fit_the_training_scores_contradict_falls_back(seed: int) -> None:
+    """Found 2026-12-06: raw self-scores of 990 tight source clips and 10 spread target clips
+    (the DCASE shape) gave gamma fits with 0.5 % or 99 % of the training clips above a 0.9
+    threshold; the empirical quantile is used instead."""
+    rng = np.random.default_rng(seed)
+    s = np.r_[rng.lognormal(0, 0.05, 990), 3 * rng.lognormal(0, 0.5, 10)]
+    thr = fit_threshold(s, "gamma", 0.9)
+    assert 0.05 <= decide(s, thr).mean() <= 0.2
+    assert thr > np.median(s)
+
+
+@pytest.mark.parametrize(("method", "value"), [("domain_zscore", -0.7),
+                                               ("domain_log_zscore", 100.0),
+                                               ("domain_log_zscore", 7.3),
+                                               ("domain_log_zscore", -3.0)])
+def test_identical_self_scores_normalise_to_zero_and_flag_nothing_equal(
+        method: str, value: float) -> None:
+    """Found 2026-12-06: np.mean of identical scores is off by rounding, the floored std
+    turned that into a spread, and a test clip equal to every training clip was flagged."""
+    doms = np.array(["source"] * 990 + ["target"] * 10)
+    scores = np.full(1000, value)
+    norm = DomainNormalizer.fit(method, scores, doms)
+    train = norm.transform(scores, doms)
+    assert np.all(train == 0.0)
+    thr = fit_threshold(train, "gamma", 0.9)
+    assert thr == 0.0
+    test = norm.transform(np.array([value, value]), np.array(["source", "target"]))
+    np.testing.assert_array_equal(decide(test, thr), [0, 0])
+
+
 def test_decide_is_strictly_greater() -> None:
     np.testing.assert_array_equal(decide(np.array([0.5, 1.0, 1.5]), 1.0), [0, 0, 1])
     assert decide(np.array([2.0]), 1.0).dtype == np.int8
