@@ -276,6 +276,8 @@ class _Manifest:
     def __init__(self, entry: Path) -> None:
         with (entry / "manifest.json").open() as f:
             doc = json.load(f)
+        if not isinstance(doc, dict):  # valid JSON of another shape: an unusable entry
+            raise ValueError(f"manifest is a JSON {type(doc).__name__}, not an object")
         if doc.get("cache_version") != CACHE_VERSION:
             raise ValueError(f"cache_version {doc.get('cache_version')} != {CACHE_VERSION}")
         self.idents: list[Ident] = [(str(p), int(s), str(m)) for p, s, m in doc["files"]]

@@ -236,6 +236,26 @@ def test_corrupt_entry_is_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFi
     np.testing.assert_array_equal(out[2], ref[2])
 
 
+@pytest.mark.parametrize("manifest", ["[]", "7", "null"])
+def test_a_manifest_of_another_json_shape_is_an_unusable_entry(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, manifest: str) -> None:
+    """Found 2026-12-06: valid JSON that is not an object raised AttributeError on every
+    later extraction of the spec, exact or partial, and the entry was never discarded."""
+    paths = _clips(tmp_path / "wav", 4)
+    stats = ExtractStats()
+    ref = extract(paths[:3], FeatureSpec(), cache_dir=tmp_path / "c", progress=False,
+                  stats=stats)
+    (stats.written[0] / "manifest.json").write_text(manifest)
+    again = ExtractStats()
+    out = extract(paths[:3], FeatureSpec(), cache_dir=tmp_path / "c", progress=False,
+                  stats=again)
+    assert again.n_computed == 3 and "unusable" in caplog.text
+    np.testing.assert_array_equal(out[0], ref[0])
+    (again.written[0] / "manifest.json").write_text(manifest)  # and a superset's lookup
+    more = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(more[2], ref[2])
+
+
 def test_forged_non_finite_rows_are_recomputed(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     """NaN rows behind a recomputed (forged) checksum are never served: the entry is discarded
