@@ -198,7 +198,8 @@ def _maybe_mix_noise(
     if sup.noise_mix_prob <= 0.0:
         return features
     mixed: list[NDArray[np.float32]] = mix_noise(
-        features, noise, sup.noise_mix_prob, sup.noise_snr_db, seed, db=recipe.features.log
+        features, noise, sup.noise_mix_prob, sup.noise_snr_db, seed, db=recipe.features.log,
+        power=recipe.features.power,
     )
     return mixed
 

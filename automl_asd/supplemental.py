@@ -70,6 +70,7 @@ def mix_noise(
     seed: int,
     *,
     db: bool = True,
+    power: float = 2.0,
 ) -> list[NDArray[np.float32]]:
     """Mix random noise clips into training clips at a random SNR (feature/power domain).
 
@@ -80,7 +81,9 @@ def mix_noise(
         snr_db: ``(low, high)``: the SNR of a mixed clip is uniform in this range (dB, clip
             power over scaled noise power, both averaged over the whole matrix).
         seed: seed of the draws (clip selection, noise clip, window, SNR).
-        db: features are dB (``10*log10(power)``); ``False`` for linear power features.
+        db: features are dB (``10*log10(power)``); ``False`` for linear features.
+        power: the exponent of linear features (``|X| ** power``: 2 = power, 1 = magnitude),
+            turned into power for mixing and back; unused for dB features.
 
     Returns:
         A new list, same order and shapes: mixed copies for the selected clips and the input
@@ -111,10 +114,12 @@ def mix_noise(
         x = np.asarray(feat, dtype=np.float64)
         n = _fit_length(np.asarray(noise_features[j], dtype=np.float64), x.shape[0],
                         np.random.default_rng(window_seed))
-        p_x = 10.0 ** (x / 10.0) if db else np.maximum(x, 0.0)
-        p_n = 10.0 ** (n / 10.0) if db else np.maximum(n, 0.0)
+        to_power = 2.0 / float(power)
+        p_x = 10.0 ** (x / 10.0) if db else np.maximum(x, 0.0) ** to_power
+        p_n = 10.0 ** (n / 10.0) if db else np.maximum(n, 0.0) ** to_power
         gain = (p_x.mean() / max(p_n.mean(), _TINY)) / 10.0 ** (snr / 10.0)
         p_mix = p_x + gain * p_n
-        mixed = 10.0 * np.log10(np.maximum(p_mix, _TINY)) if db else p_mix
+        mixed = (10.0 * np.log10(np.maximum(p_mix, _TINY)) if db
+                 else p_mix ** (1.0 / to_power))
         out.append(mixed.astype(np.float32))
     return out

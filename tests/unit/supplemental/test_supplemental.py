@@ -42,6 +42,23 @@ def test_mix_noise_snr_controls_the_change() -> None:
     assert (lin - p).mean() == pytest.approx(p.mean(), rel=0.05)
 
 
+def test_linear_magnitude_features_are_mixed_at_the_requested_snr() -> None:
+    """Found 2026-12-06: magnitude features (power 1, no log) were mixed as if they were
+    power, so a 10 dB request gave about 30 dB."""
+    rng = np.random.default_rng(2)
+    mag = rng.uniform(0.5, 2.0, (40, 6)).astype(np.float32)
+    noise_mag = rng.uniform(0.1, 0.3, (40, 6)).astype(np.float32)
+    for snr in (0.0, 10.0):
+        (mixed,) = mix_noise([mag], [noise_mag], 1.0, (snr, snr), seed=3, db=False, power=1.0)
+        clip_power = float((mag.astype(np.float64) ** 2).mean())
+        added = float((mixed.astype(np.float64) ** 2).mean()) - clip_power
+        assert 10 * math.log10(clip_power / added) == pytest.approx(snr, abs=0.01)
+    # the same clip as power features (power 2) gives the same mixture, squared
+    (as_power,) = mix_noise([mag ** 2], [noise_mag ** 2], 1.0, (10.0, 10.0), seed=3, db=False)
+    (as_mag,) = mix_noise([mag], [noise_mag], 1.0, (10.0, 10.0), seed=3, db=False, power=1.0)
+    np.testing.assert_allclose(as_mag.astype(np.float64) ** 2, as_power, rtol=1e-5)
+
+
 def test_mix_noise_probability_seed_and_graceful_fallbacks() -> None:
     clips = [np.full((5, 2), float(i), np.float32) for i in range(400)]
     noise = [np.zeros((7, 2), np.float32)]
