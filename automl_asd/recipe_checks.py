@@ -49,6 +49,10 @@ REFERENCE_TRAIN_CLIP_SECONDS = 7 * 1000 * 10.0
 REFERENCE_NAME = "the DCASE 2025 dev set (84,000 clip-seconds)"
 DEFAULT_MAX_CACHE_GB = 200.0
 DEFAULT_MAX_MEMBER_EPOCHS = 20000
+#: About 300 times the official baseline's training on the DCASE 2025 development set
+#: (~3.5e14 FLOPs); the default search space's largest autoencoder stays far below it.
+DEFAULT_MAX_TRAIN_FLOPS = 1e17
+ENV_MAX_TRAIN_FLOPS = "AUTOML_ASD_MAX_TRAIN_FLOPS"
 ENV_MAX_CACHE_GB = "AUTOML_ASD_MAX_CACHE_GB"
 ENV_MAX_MEMBER_EPOCHS = "AUTOML_ASD_MAX_MEMBER_EPOCHS"
 
@@ -200,13 +204,16 @@ def estimate_cost(recipe: Recipe, *, clip_seconds: float | None = None,
 
 
 def cost_limits(max_cache_gb: float | None = None,
-                max_member_epochs: int | None = None) -> tuple[float, int]:
+                max_member_epochs: int | None = None,
+                max_train_flops: float | None = None) -> tuple[float, int, float]:
     """Effective limits: the arguments, else the environment, else the defaults."""
     if max_cache_gb is None:
         max_cache_gb = _env_number(ENV_MAX_CACHE_GB, DEFAULT_MAX_CACHE_GB)
     if max_member_epochs is None:
         max_member_epochs = int(_env_number(ENV_MAX_MEMBER_EPOCHS, DEFAULT_MAX_MEMBER_EPOCHS))
-    return max_cache_gb, max_member_epochs
+    if max_train_flops is None:
+        max_train_flops = _env_number(ENV_MAX_TRAIN_FLOPS, DEFAULT_MAX_TRAIN_FLOPS)
+    return max_cache_gb, max_member_epochs, max_train_flops
 
 
 def _env_number(name: str, default: float) -> float:
@@ -223,9 +230,11 @@ def _env_number(name: str, default: float) -> float:
 
 
 def check_cost(recipe: Recipe, estimate: CostEstimate, *, max_cache_gb: float | None = None,
-               max_member_epochs: int | None = None, source: str = "recipe") -> None:
+               max_member_epochs: int | None = None, max_train_flops: float | None = None,
+               source: str = "recipe") -> None:
     """Raise :class:`ResourceLimitError` when ``estimate`` exceeds a limit."""
-    cache_gb, member_epochs = cost_limits(max_cache_gb, max_member_epochs)
+    cache_gb, member_epochs, train_flops = cost_limits(max_cache_gb, max_member_epochs,
+                                                       max_train_flops)
     problems = []
     if estimate.cache_bytes > cache_gb * 1e9:
         problems.append(f"features.hop_length: the feature cache would need "
@@ -236,6 +245,11 @@ def check_cost(recipe: Recipe, estimate: CostEstimate, *, max_cache_gb: float | 
         problems.append(f"detector.params.epochs: ensemble.size x epochs = "
                         f"{estimate.member_epochs:,} member-epochs exceeds the limit "
                         f"{member_epochs:,} (--max-member-epochs or ${ENV_MAX_MEMBER_EPOCHS})")
+    if estimate.train_flops is not None and estimate.train_flops > train_flops:
+        problems.append(f"detector.params: training would take ~{estimate.train_flops:.2g} "
+                        f"FLOPs on {estimate.data_name}, over the limit {train_flops:.2g} "
+                        f"(--max-train-flops or ${ENV_MAX_TRAIN_FLOPS}); lower epochs, hidden, "
+                        "n_layers, n_frames or ensemble.size")
     if problems:
         raise ResourceLimitError(f"{source}: refused, estimated cost too high: "
                                  + "; ".join(problems) + f" [estimate: {estimate.describe()}]")
@@ -274,6 +288,7 @@ def data_clip_seconds(clip_paths: Iterable[Path], train_paths: Iterable[Path] = 
 def check_cost_for_data(recipe: Recipe, root: Path, machine_types: Iterable[str] | None = None,
                         *, max_cache_gb: float | None = None,
                         max_member_epochs: int | None = None,
+                        max_train_flops: float | None = None,
                         source: str = "recipe") -> CostEstimate:
     """:func:`check_cost` on the wav files of ``root`` (only ``machine_types`` if given);
     returns the estimate. A tree that cannot be read is left to the caller's scan."""
@@ -299,6 +314,6 @@ def check_cost_for_data(recipe: Recipe, root: Path, machine_types: Iterable[str]
         estimate = estimate_cost(recipe, clip_seconds=seconds, train_clip_seconds=train_seconds,
                                  data_name=f"{root} ({len(clips):,} clips, "
                                            f"~{seconds:,.0f} clip-seconds)")
-    check_cost(recipe, estimate, max_cache_gb=max_cache_gb,
+    check_cost(recipe, estimate, max_cache_gb=max_cache_gb, max_train_flops=max_train_flops,
                max_member_epochs=max_member_epochs, source=source)
     return estimate

@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     estimate = check_cost_for_data(recipe, args.data, args.machine_types,
                                    max_cache_gb=args.max_cache_gb,
                                    max_member_epochs=args.max_member_epochs,
+                                   max_train_flops=args.max_train_flops,
                                    source=str(args.frozen))
     logger.info("estimated cost: %s", estimate.describe())
     runner: Runner

@@ -23,13 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--max-cache-gb`` / ``--max-member-epochs`` (see :mod:`automl_asd.recipe_checks`)."""
+    """``--max-cache-gb`` / ``--max-member-epochs`` / ``--max-train-flops`` (see
+    :mod:`automl_asd.recipe_checks`)."""
     parser.add_argument("--max-cache-gb", type=float, default=None, metavar="GB",
                         help="refuse recipes whose feature cache for the data would exceed this "
                              "(default: $AUTOML_ASD_MAX_CACHE_GB or 200)")
     parser.add_argument("--max-member-epochs", type=int, default=None, metavar="N",
                         help="refuse recipes with more ensemble.size x epochs (default: "
                              "$AUTOML_ASD_MAX_MEMBER_EPOCHS or 20000)")
+    parser.add_argument("--max-train-flops", type=float, default=None, metavar="F",
+                        help="refuse autoencoder recipes whose training on the data would "
+                             "take more floating-point operations (default: "
+                             "$AUTOML_ASD_MAX_TRAIN_FLOPS or 1e17, ~300x the official "
+                             "baseline on the DCASE 2025 development set)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             recipe = load_recipe(item)
             estimate = estimate_cost(recipe)
             check_cost(recipe, estimate, max_cache_gb=args.max_cache_gb,
-                       max_member_epochs=args.max_member_epochs, source=item)
+                       max_member_epochs=args.max_member_epochs,
+                       max_train_flops=args.max_train_flops, source=item)
         except (RecipeError, FileNotFoundError, ResourceLimitError) as exc:
             print(f"INVALID {exc}")
             failures += 1

@@ -369,6 +369,14 @@ _BASE_TEXT = json.dumps({"schema_version": 1, "name": "x", "detector": {"name": 
     ("ensemble_64_x_10000_epochs", lambda d: (_set("ensemble.size", 64)(d),
                                              _set("detector.params.epochs", 10000)(d)), None,
      ["640,000 member-epochs exceeds the limit 20,000", "--max-member-epochs"]),
+    # found 2026-12-06: ~430,000 times the baseline's training work passed
+    ("huge_autoencoder", lambda d: (_set("ensemble.size", 2)(d),
+                                   _set("detector.params.epochs", 10000)(d),
+                                   _set("detector.params.hidden", 4096)(d),
+                                   _set("detector.params.n_layers", 16)(d),
+                                   _set("detector.params.n_frames", 64)(d)), None,
+     ["detector.params: training would take ~1.5e+20 FLOPs", "over the limit 1e+17",
+      "--max-train-flops"]),
 ])
 def test_probe_recipe_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
                                edit: Callable[[dict], None] | None, text: str | None,
@@ -390,12 +398,19 @@ def test_probe_cost_limits_are_configurable(tmp_path: Path, capsys: pytest.Captu
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     hop1 = _recipe_file(tmp_path, "hop1", _set("features.hop_length", 1))
     rc, out, _ = _cli(capsys, "recipe", "validate", str(hop1), "--max-cache-gb", "1000")
+    assert rc == 1 and "~1.8e+17 FLOPs" in out  # 256 times the frames: the training is too
+    assert "--max-train-flops" in out
+    rc, out, _ = _cli(capsys, "recipe", "validate", str(hop1), "--max-cache-gb", "1000",
+                      "--max-train-flops", "1e18")
     assert rc == 0 and "~688 GB for the DCASE 2025 dev set" in out
     big = _recipe_file(tmp_path, "big", _set("detector.params.epochs", 10000))
     big64 = _recipe_file(tmp_path, "big64", lambda d: (_set("ensemble.size", 64)(d),
                                                        _set("detector.params.epochs", 10000)(d)))
     monkeypatch.setenv("AUTOML_ASD_MAX_MEMBER_EPOCHS", "1000000")
     rc, out, _ = _cli(capsys, "recipe", "validate", str(big), str(big64))
+    assert rc == 1 and "big64.json: refused" in out and "--max-train-flops" in out
+    rc, out, _ = _cli(capsys, "recipe", "validate", str(big), str(big64),
+                      "--max-train-flops", "1e19")
     assert rc == 0, out
     monkeypatch.setenv("AUTOML_ASD_MAX_MEMBER_EPOCHS", "5000")
     rc, out, _ = _cli(capsys, "recipe", "validate", str(big))
