@@ -116,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if args.address:
         from automl_asd.orchestration.score import score_paths_ray  # noqa: PLC0415 (Ray: only with --address)
 
-        address = None if args.address == "local" else args.address
-        result = score_paths_ray(args.model, paths, address=address,
+        result = score_paths_ray(args.model, paths, address=args.address,
+                                 verbose=int(getattr(args, "verbose", 0)),
                                  chunk_size=args.chunk_size, resample=args.resample,
                                  device="cuda" if args.device == "cuda" else "cpu",
                                  strict_versions=strict, batch_size=args.batch_size)

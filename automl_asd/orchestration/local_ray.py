@@ -30,6 +30,8 @@ def init_local_ray(**kwargs: Any) -> Any:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     previous = os.environ.get(_SWITCH)
     os.environ[_SWITCH] = "0"
+    # ray.init() without an address connects to $RAY_ADDRESS when set: a local start never does
+    ray_address = os.environ.pop("RAY_ADDRESS", None)
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
     from ray._private import ray_constants  # noqa: PLC0415  (heavy third-party, loaded when used)
 
@@ -40,6 +42,8 @@ def init_local_ray(**kwargs: Any) -> Any:
         return ray.init(_node_ip_address=LOOPBACK, **kwargs)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = enabled
+        if ray_address is not None:
+            os.environ["RAY_ADDRESS"] = ray_address
         if previous is None:
             os.environ.pop(_SWITCH, None)
         else:

@@ -53,6 +53,7 @@ def score_paths_ray(
     device: str = "cpu",
     strict_versions: bool = True,
     batch_size: int = 1024,
+    verbose: int = 0,
 ) -> BundleScores:
     """Score ``paths`` in Ray tasks of ``chunk_size`` files each (input order kept).
 
@@ -68,7 +69,7 @@ def score_paths_ray(
     if not items:
         return BundleScores((), np.zeros(0, np.float64), np.zeros(0, np.int8))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = init_ray(address, num_cpus=os.cpu_count() or 1, verbose=1)
+    started = init_ray(address, num_cpus=os.cpu_count() or 1, verbose=verbose)
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     t0 = time.perf_counter()

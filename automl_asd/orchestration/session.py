@@ -14,7 +14,10 @@ import socket
 from automl_asd.errors import AutomlAsdError
 from automl_asd.orchestration.local_ray import init_local_ray
 
-__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable"]
+__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable", "LOCAL"]
+
+#: ``--address local``: start a new local runtime (loopback only), as with no address.
+LOCAL = "local"
 
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
 #: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.
@@ -54,13 +57,19 @@ def check_reachable(address: str, timeout_s: float | None = None) -> None:
 
 def check_address(address: str | None) -> str | None:
     """The cluster address a command will use, checked: ``address`` (``--address``), else
-    ``$RAY_ADDRESS``, else ``None`` (a local Ray). A set address must answer
-    (:func:`check_reachable`); commands call this before any work, :func:`init_ray` again.
+    ``$RAY_ADDRESS``, else ``None`` (a local Ray). ``"local"`` (given, not from the
+    environment) asks for a new local Ray, bound to 127.0.0.1 like ``None``, whatever
+    ``$RAY_ADDRESS`` says. A set address must answer (:func:`check_reachable`); commands call
+    this before any work, :func:`init_ray` again.
 
     Raises:
         ClusterUnreachableError: the address is set and nothing accepts connections there.
     """
+    if address == LOCAL:
+        return LOCAL
     resolved = address or os.environ.get("RAY_ADDRESS") or None
+    if resolved == LOCAL:  # $RAY_ADDRESS=local: a new local runtime, loopback-bound too
+        return LOCAL
     if resolved:
         check_reachable(resolved)
     return resolved
@@ -89,7 +98,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     address = check_address(address)
     if ray.is_initialized():
         return False
-    if address:
+    if address and address != LOCAL:
         ray.init(address=address, **ray_init_kwargs(verbose))
     elif num_cpus is None:
         init_local_ray(**ray_init_kwargs(verbose))

@@ -96,3 +96,39 @@ def test_an_unreachable_ray_address_fails_apply_unless_serial(
     assert main([*argv, "--out", str(out), "--serial"]) == 0
     scored = sorted(f.name for f in out.glob("anomaly_score_*_test.csv"))
     assert scored == [f"anomaly_score_{t}_section_00_test.csv" for t in sorted(tiny_dev_types)]
+
+
+def test_address_local_starts_a_loopback_ray_whatever_ray_address_says(
+        closed_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-06: `--address local` went straight to ray.init(address="local"), which
+    starts a runtime on every interface, and `score --address local` let $RAY_ADDRESS win."""
+    import ray
+
+    from automl_asd.orchestration import local_ray, session
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port}")
+    assert check_address("local") == "local"  # not checked, not replaced by the environment
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(session, "init_local_ray", lambda **kw: started.append(kw))
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: pytest.fail("ray.init called directly"))
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert session.init_ray("local", num_cpus=2) is True
+    assert started and started[0]["num_cpus"] == 2
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    assert check_address(None) == "local"
+    # the local start hides $RAY_ADDRESS from ray.init (which would connect there) and binds
+    # 127.0.0.1; the variable is back afterwards
+    seen: dict[str, object] = {}
+
+    def fake_init(**kw: object) -> None:
+        import os
+
+        seen.update(kw, address_env=os.environ.get("RAY_ADDRESS"))
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{closed_port}")
+    local_ray.init_local_ray(num_cpus=1)
+    assert seen["address_env"] is None and seen["_node_ip_address"] == "127.0.0.1"
+    import os
+
+    assert os.environ["RAY_ADDRESS"] == f"127.0.0.1:{closed_port}"
