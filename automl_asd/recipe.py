@@ -394,7 +394,12 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
     """
     path = Path(path_or_name)
     if path.is_file():
-        return Recipe.from_json(path.read_text(encoding="utf-8"), source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); a recipe is "
+                              "a JSON file", source=str(path)) from None
+        return Recipe.from_json(text, source=str(path))
     name = str(path_or_name)
     if name in shipped_recipe_names():
         res = resources.files("automl_asd") / "recipes" / f"{name}.json"

@@ -334,3 +334,17 @@ def test_negative_zero_reads_as_zero() -> None:
     negative = Recipe.from_dict(d)
     assert negative == plain and negative.content_hash() == plain.content_hash()
     assert negative.to_json() == plain.to_json()
+
+
+def test_a_recipe_file_that_is_not_utf8_is_named_and_validate_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-06: a UTF-16 file stopped `recipe validate` with a message naming no
+    file, and the recipes after it were never checked."""
+    bad = tmp_path / "utf16.json"
+    bad.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(RecipeError, match=r"utf16\.json.*not UTF-8 text \(byte 0"):
+        load_recipe(bad)
+    assert main(["recipe", "validate", str(bad), "fast_default"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"INVALID {bad}") and "not UTF-8 text" in out[0]
+    assert out[1].startswith("OK fast_default")
