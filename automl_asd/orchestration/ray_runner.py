@@ -25,13 +25,17 @@ from typing import Any
 from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
-from automl_asd.errors import PermanentError
+from automl_asd.errors import AutomlAsdError, PermanentError, one_line
 from automl_asd.orchestration.session import init_ray
 from automl_asd.progress import format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
 
-__all__ = ["RayRunner", "preflight_nodes", "node_where"]
+__all__ = ["RayRunner", "preflight_nodes", "node_where", "SharedStageError"]
+
+
+class SharedStageError(AutomlAsdError, RuntimeError):
+    """The shared stage's Ray task failed on every attempt (one line: the last cause)."""
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +62,13 @@ def node_where() -> dict[str, Any]:
 
 
 def _shared_task(job: SharedJob) -> dict[str, Any]:
-    """Ray task body of the shared stage (:func:`automl_asd.apply.shared.run_shared_job`)."""
-    return run_shared_job(job, where=node_where())
+    """Ray task body of the shared stage (:func:`automl_asd.apply.shared.run_shared_job`).
+    A permanent error (bad data, bad recipe) comes back as ``{"permanent_error": exc}``
+    instead of being raised, so Ray does not retry what a retry cannot fix."""
+    try:
+        return run_shared_job(job, where=node_where())
+    except PermanentError as exc:
+        return {"permanent_error": exc}
 
 
 def _check_task(check: PathCheck) -> tuple[dict[str, Any], list[str]]:
@@ -202,8 +211,11 @@ class RayRunner:
                 ray.cancel(ref, force=True)
                 raise
             except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
-                raise RuntimeError(f"the shared stage failed after {self.max_retries} "
-                                   f"retries: {exc}") from None
+                cause = getattr(exc, "cause", None) or exc
+                raise SharedStageError(f"the shared stage failed after {self.max_retries} "
+                                       f"retries: {one_line(cause)}") from exc
+            if "permanent_error" in summary:  # failed at once, as in a serial run
+                raise summary["permanent_error"]
             return summary
         except BaseException:
             self._disconnect()

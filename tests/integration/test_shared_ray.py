@@ -42,3 +42,22 @@ def test_ray_runner_uses_the_shared_stage(
         b = read_submission(tmp_path / "serial", mt, "00").scores
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-4, atol=1e-6)
+
+
+def test_a_bad_clip_fails_the_shared_stage_at_once_in_one_line(
+    ray_session: None,  # noqa: F811
+    tiny_dev_root: Path, tmp_path: Path,
+) -> None:
+    """Found 2026-12-06: a truncated wav ran the shared stage three times (Ray's retries) and
+    ended in a RuntimeError traceback; serially it fails once, naming the file."""
+    from automl_asd.audio import AudioError
+    from automl_asd.orchestration.ray_runner import RayRunner
+
+    data = tmp_path / "data"
+    for mt in ("gearbox", "bearing"):
+        shutil.copytree(tiny_dev_root / mt, data / mt)
+    bad = sorted((data / "bearing" / "train").glob("*.wav"))[0]
+    bad.write_bytes(bad.read_bytes()[:44 + 5000])
+    with pytest.raises(AudioError, match=bad.name):
+        apply_recipe(ApplyConfig(shared_margin_recipe(), data, tmp_path / "out", plots=False,
+                                 device="cpu"), runner=RayRunner(max_retries=2))
