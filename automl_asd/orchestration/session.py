@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import threading
 
 from automl_asd.errors import AutomlAsdError
 from automl_asd.orchestration.local_ray import init_local_ray
@@ -98,10 +100,18 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     address = check_address(address)
     if ray.is_initialized():
         return False
-    if address and address != LOCAL:
-        ray.init(address=address, **ray_init_kwargs(verbose))
-    elif num_cpus is None:
-        init_local_ray(**ray_init_kwargs(verbose))
-    else:
-        init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
+    # ray.init installs its own SIGTERM handler (exit at once); the command's own one (the CLI
+    # turns SIGTERM into an interrupt, whose clean-up cancels tasks and shuts Ray down) stays
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        if address and address != LOCAL:
+            ray.init(address=address, **ray_init_kwargs(verbose))
+        elif num_cpus is None:
+            init_local_ray(**ray_init_kwargs(verbose))
+        else:
+            init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
+    finally:
+        if main and sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
     return True

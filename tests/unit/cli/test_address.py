@@ -132,3 +132,30 @@ def test_address_local_starts_a_loopback_ray_whatever_ray_address_says(
     import os
 
     assert os.environ["RAY_ADDRESS"] == f"127.0.0.1:{closed_port}"
+
+
+def test_starting_ray_keeps_the_command_s_sigterm_handler(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Found 2026-12-06: ray.init replaced the CLI's SIGTERM handler (interrupt, clean up)
+    by its own exit, so `kill` skipped the cancelling of pending tasks."""
+    import signal
+
+    import ray
+
+    from automl_asd.orchestration import session
+
+    def ray_like_start(**kw: object) -> None:
+        signal.signal(signal.SIGTERM, lambda *a: None)  # what ray.init does
+
+    def mine(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(session, "init_local_ray", ray_like_start)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert session.init_ray(None) is True
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
