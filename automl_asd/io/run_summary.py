@@ -43,6 +43,8 @@ class ApplyRun:
     machine_types: tuple[str, ...]
     official_score: float | None
     sections: Mapping[str, list[dict[str, float]]] = field(default_factory=dict)
+    #: Machine types whose job failed (``<type>.error.txt``): Ω covers the others only.
+    failed: tuple[str, ...] = ()
 
     def machine_omega(self, mt: str) -> float | None:
         """Ω of one machine type: h-mean of its sections' AUC (source), AUC (target), pAUC."""
@@ -71,6 +73,7 @@ def read_apply_run(folder: str | Path, label: str | None = None) -> ApplyRun:
     if not root.is_dir():
         raise RunError(f"{root}: no such folder; give the --out folder of `automl-asd apply`")
     summaries = sorted(root.glob("*.summary.json"))
+    failed = tuple(sorted(p.name[: -len(".error.txt")] for p in root.glob("*.error.txt")))
     if not summaries:
         raise RunError(f"{root}: not an apply run (no <machine type>.summary.json); give the "
                        "--out folder of `automl-asd apply`")
@@ -107,8 +110,8 @@ def read_apply_run(folder: str | Path, label: str | None = None) -> ApplyRun:
                 from None
     return ApplyRun(label=label or str(folder), recipe_name=str(first.get("recipe_name")),
                     recipe_hash=rhash, official_baseline=official,
-                    machine_types=tuple(sorted(set(types) | set(sections))),
-                    official_score=omega, sections=sections)
+                    machine_types=tuple(sorted(set(types) | set(sections) | set(failed))),
+                    official_score=omega, sections=sections, failed=failed)
 
 
 def _f(v: float | None) -> str:
@@ -124,9 +127,14 @@ def _overview_rows(runs: Sequence[ApplyRun]) -> tuple[list[str], list[list[str]]
     head = ["run", "recipe", "hash", "official baseline", "Ω", *types]
     rows = []
     for r in runs:
+        omega = _f(r.official_score)
+        if r.failed and r.official_score is not None:  # not comparable with a full run's
+            omega += f" (partial: {len(r.machine_types) - len(r.failed)} of " \
+                     f"{len(r.machine_types)} types)"
         rows.append([r.label, r.recipe_name, r.recipe_hash[:12],
-                     r.official_baseline or "no", _f(r.official_score),
-                     *(_f(r.machine_omega(mt)) for mt in types)])
+                     r.official_baseline or "no", omega,
+                     *("FAILED" if mt in r.failed else _f(r.machine_omega(mt))
+                       for mt in types)])
     return head, rows
 
 
@@ -138,7 +146,9 @@ def summary_markdown(runs: Sequence[ApplyRun]) -> str:
     md = ["# Apply runs side by side", "",
           "Ω: official score (harmonic mean of AUC (source), AUC (target) and pAUC over every "
           "machine type and section); per machine type: the same over that type's sections. "
-          "— : no labels for that run or type.", "",
+          "— : no labels for that run or type (or not in it); FAILED: the type's job failed "
+          "(`<type>.error.txt`), and the run's Ω, marked partial, covers the other types "
+          "only.", "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"`{row[0]}`", f"`{row[1]}`", f"`{row[2]}`", *row[3:]]

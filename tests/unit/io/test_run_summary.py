@@ -53,3 +53,22 @@ def test_folders_that_are_not_one_apply_run(tmp_path: Path) -> None:
     (bad / "metrics.json").write_text('{"machine_types": {}}')
     with pytest.raises(RunError, match="metrics.json: not the metrics.json of an apply run"):
         read_apply_run(bad)
+
+
+def test_a_failed_type_is_shown_and_its_run_s_omega_marked_partial(tmp_path: Path) -> None:
+    """Found 2026-12-06: a run whose fan job failed showed Ω over valve alone as if it were
+    the whole run (and ranked above a complete run); fan read as "no labels"."""
+    from automl_asd.io.run_summary import summary_csv
+
+    run = tmp_path / "run"
+    _summary(run, "valve", "r", "1" * 64, official_baseline=None)
+    (run / "fan.error.txt").write_text("Traceback ... truncated wav\n")
+    (run / "metrics.json").write_text(json.dumps({"official_score": 0.7331, "machine_types": {
+        "valve": {"auc_source": 0.8, "auc_target": 0.7, "pauc": 0.7}}}))
+    r = read_apply_run(run, label="half")
+    assert r.failed == ("fan",) and r.machine_types == ("fan", "valve")
+    md = summary_markdown([r])
+    assert "| 0.7331 (partial: 1 of 2 types) | FAILED | " in md
+    assert "FAILED: the type's job failed" in md
+    row = summary_csv([r]).splitlines()[1].split(",")
+    assert row[4:] == ["0.7331 (partial: 1 of 2 types)", "FAILED", row[6]] and row[6]
