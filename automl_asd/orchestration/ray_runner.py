@@ -25,7 +25,7 @@ from typing import Any
 from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
-from automl_asd.errors import AutomlAsdError, PermanentError, one_line
+from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
 from automl_asd.orchestration.session import init_ray
 from automl_asd.progress import format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
@@ -59,6 +59,13 @@ def node_where() -> dict[str, Any]:
     if not ray.is_initialized():
         return here(None)
     return here(ray.get_runtime_context().get_node_id())
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    """``ray.nodes()`` of the connected Ray, alive ones only."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    return [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
 
 
 def _shared_task(job: SharedJob) -> dict[str, Any]:
@@ -97,7 +104,7 @@ def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
                                      f"({type(exc).__name__}: {exc})") from None
             tokens.append((location, token))
         check = dataclasses.replace(check, token=token)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        nodes = alive_nodes()
         task: Any = ray.remote(_check_task)
         refs = {task.options(num_cpus=0, max_retries=0, name="automl-asd-preflight",
                              scheduling_strategy=NodeAffinitySchedulingStrategy(
@@ -174,6 +181,23 @@ class RayRunner:
         if init_ray(self.address, num_cpus=os.cpu_count() or 1, verbose=int(self.verbose > 0)):
             self._started = True
 
+    def _check_fits(self, cpus: float, gpus: float, what: str) -> None:
+        """Refuse a per-task request no node of this Ray can ever hold: a local Ray started
+        here cannot grow, so the tasks would wait for ever (apply printed "still running"
+        once a minute). On a cluster the autoscaler may add such a node: a warning only."""
+        nodes = [n.get("Resources", {}) for n in alive_nodes()]
+        if not nodes or any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus
+                            for r in nodes):
+            return
+        most = max(nodes, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)))
+        text = (f"{what}: each task asks {cpus:g} CPU and {gpus:g} GPU, but no node of this "
+                f"Ray has that much (the largest: {most.get('CPU', 0.0):g} CPU, "
+                f"{most.get('GPU', 0.0):g} GPU)")
+        if self._started:
+            raise ResourceLimitError(text + "; lower --cpus-per-task / --gpus-per-task, or run "
+                                     "on a cluster that has such nodes (--address)")
+        logger.warning("%s; the tasks wait until the cluster adds such a node", text)
+
     def _disconnect(self) -> None:
         if self._started:
             import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
@@ -198,6 +222,7 @@ class RayRunner:
 
         try:
             gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(1)
+            self._check_fits(self.cpus_per_task, gpus, "apply (shared stage)")
             remote: Any = ray.remote(_shared_task).options(
                 num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=self.max_retries,
                 retry_exceptions=True, name="automl-asd-shared")
@@ -235,6 +260,7 @@ class RayRunner:
 
         try:
             gpus = self.gpus_per_task if self.gpus_per_task is not None else _auto_gpus(len(jobs))
+            self._check_fits(self.cpus_per_task, gpus, "apply")
             remote: Any = ray.remote(_task).options(
                 num_cpus=self.cpus_per_task,
                 num_gpus=gpus,
