@@ -69,7 +69,6 @@ logger = logging.getLogger(__name__)
 SHARED_PATTERNS = ("shared/shared.json", "shared/members/*")
 
 
-
 def storage_patterns(machine_types: Sequence[str], *, shared: bool) -> tuple[str, ...]:
     """What ``apply --storage`` may copy back from the run storage into ``--out`` for
     ``machine_types``: each type's outputs and journal (plus the shared stage folder when
