@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     check_address(args.address)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
-            if folder.owns("search.json"):  # its tune/ and near_ties/ files are ours too
+            # its tune/, near_ties/ and loo/ files are ours too
+            if folder.owns("search.json") or folder.owns("leave_one_out.parquet"):
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
