@@ -26,7 +26,7 @@ from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
-from automl_asd.orchestration.session import init_ray
+from automl_asd.orchestration.session import init_ray, is_local
 from automl_asd.progress import format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
@@ -193,7 +193,7 @@ class RayRunner:
         text = (f"{what}: each task asks {cpus:g} CPU and {gpus:g} GPU, but no node of this "
                 f"Ray has that much (the largest: {most.get('CPU', 0.0):g} CPU, "
                 f"{most.get('GPU', 0.0):g} GPU)")
-        if self._started:
+        if self._started and is_local(self.address):
             raise ResourceLimitError(text + "; lower --cpus-per-task / --gpus-per-task, or run "
                                      "on a cluster that has such nodes (--address)")
         logger.warning("%s; the tasks wait until the cluster adds such a node", text)

@@ -16,7 +16,8 @@ import threading
 from automl_asd.errors import AutomlAsdError
 from automl_asd.orchestration.local_ray import init_local_ray
 
-__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable", "LOCAL"]
+__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable", "LOCAL",
+           "is_local"]
 
 #: ``--address local``: start a new local runtime (loopback only), as with no address.
 LOCAL = "local"
@@ -77,6 +78,13 @@ def check_address(address: str | None) -> str | None:
     return resolved
 
 
+def is_local(address: str | None) -> bool:
+    """Whether ``address`` (``--address``; ``None``: ``$RAY_ADDRESS`` or nothing) means a new
+    local runtime started here rather than a running cluster."""
+    resolved = address or os.environ.get("RAY_ADDRESS") or None
+    return resolved is None or resolved == LOCAL or address == LOCAL
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
              verbose: int = 0) -> bool:
     """Connect to Ray unless already connected; returns True when this call started it (the
@@ -112,6 +120,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
         else:
             init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
     finally:
-        if main and sigterm is not None:
+        # a Python handler only: with none (SIG_DFL) Ray's own exit, which still runs the
+        # clean-up of finally blocks and atexit, is better than dying on the spot
+        if main and callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
     return True

@@ -18,6 +18,7 @@ def test_a_request_no_node_can_hold_is_refused_on_a_local_ray(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Found 2026-12-06: the tasks waited for ever, apply printing "still running"."""
     monkeypatch.setattr(ray_runner, "alive_nodes", lambda: _NODES)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     runner: Any = ray_runner.RayRunner()
     runner._check_fits(16.0, 1.0, "apply")  # the second node holds it
     runner._check_fits(2.0, 0.0, "apply")
@@ -26,6 +27,17 @@ def test_a_request_no_node_can_hold_is_refused_on_a_local_ray(
                                                  r"no node of this Ray has that much \(the "
                                                  r"largest: 16 CPU, 1 GPU\); lower"):
         runner._check_fits(4.0, 2.0, "apply")
-    runner._started = False  # a cluster: its autoscaler may add the node
+    runner._started = False  # a Ray this run did not start: it may be a cluster
     runner._check_fits(4.0, 2.0, "apply")
     assert "the tasks wait until the cluster adds such a node" in caplog.text
+    # connected to a cluster by this run (init_ray returns True there too): still a warning
+    cluster: Any = ray_runner.RayRunner(address="10.1.2.3:6379")
+    cluster._started = True
+    caplog.clear()
+    cluster._check_fits(4.0, 2.0, "apply")
+    assert "the tasks wait until the cluster adds such a node" in caplog.text
+    monkeypatch.setenv("RAY_ADDRESS", "10.1.2.3:6379")  # the same through the environment
+    caplog.clear()
+    runner._started = True
+    runner._check_fits(4.0, 2.0, "apply")
+    assert "the tasks wait" in caplog.text

@@ -157,5 +157,9 @@ def test_starting_ray_keeps_the_command_s_sigterm_handler(monkeypatch: pytest.Mo
     try:
         assert session.init_ray(None) is True
         assert signal.getsignal(signal.SIGTERM) is mine
+        # no Python handler before (a library caller): Ray's exit, which still cleans up, stays
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        assert session.init_ray(None) is True
+        assert callable(signal.getsignal(signal.SIGTERM))
     finally:
         signal.signal(signal.SIGTERM, previous)
