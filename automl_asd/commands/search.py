@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     check_address(args.address)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
-            # its tune/, near_ties/ and loo/ files are ours too
-            if folder.owns("search.json") or folder.owns("leave_one_out.parquet"):
+            # its tune/, near_ties/ and loo/ files are ours too (an interrupted leave-one-out
+            # search has only its folders, recorded in the manifest)
+            if (folder.owns("search.json") or folder.owns("leave_one_out.parquet")
+                    or {"tune", "loo"} & set(folder.manifest.get("dirs") or ())):
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)

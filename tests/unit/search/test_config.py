@@ -104,6 +104,17 @@ def test_cli_rerun_into_its_own_search_folder_says_resume(
                "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 1 and "already holds a search; pass --resume" in err and "--overwrite" not in err
+    # an interrupted leave-one-out search: only its folders, recorded as the search's own
+    loo = tmp_path / "loo_run"
+    with RunFolder.open(loo, command="search") as folder:
+        (loo / "loo" / "fan").mkdir(parents=True)
+        (loo / "loo" / "fan" / "recipe.json").write_text("{}")
+        folder.manifest["dirs"] = ["loo"]
+        folder.save()
+    rc = main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+               "--out", str(loo), "--leave-one-out"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "already holds a search; pass --resume" in err
     # a foreign file among a new search's names: the fixes offered exist for `search`
     other = tmp_path / "other"
     other.mkdir()
