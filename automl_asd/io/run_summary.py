@@ -175,11 +175,15 @@ def summary_markdown(runs: Sequence[ApplyRun]) -> str:
 
 
 def summary_csv(runs: Sequence[ApplyRun]) -> str:
-    """The overview table as CSV (4 decimals, empty cell = no labels)."""
-    head, rows = _overview_rows(runs)
+    """The overview table as CSV: numbers with 4 decimals, an empty cell where there is none
+    (no labels, or the type's job failed), and a last column ``failed`` naming the failed
+    types (space-separated; the run's Ω then covers the others only)."""
+    types = _types(runs)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(head)
-    for row in rows:
-        writer.writerow(["" if c == "—" else c for c in row])
+    writer.writerow(["run", "recipe", "hash", "official baseline", "Ω", *types, "failed"])
+    for r in runs:
+        cells = [_f(r.official_score), *(_f(r.machine_omega(mt)) for mt in types)]
+        writer.writerow([r.label, r.recipe_name, r.recipe_hash[:12], r.official_baseline or "no",
+                         *("" if c == "—" else c for c in cells), " ".join(r.failed)])
     return buf.getvalue()

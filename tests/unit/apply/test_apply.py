@@ -351,7 +351,7 @@ def test_summarize_puts_runs_side_by_side(tmp_path: Path,
     csv_out = tmp_path / "table.csv"
     assert main(["summarize", *runs[:2], "--out", str(csv_out)]) == 0
     lines = csv_out.read_text().splitlines()
-    assert lines[0] == "run,recipe,hash,official baseline,Ω,alpha,beta,gamma"
+    assert lines[0] == "run,recipe,hash,official baseline,Ω,alpha,beta,gamma,failed"
     assert lines[1].split(",")[4] == f"{reports[7].official_score:.4f}"
 
     capsys.readouterr()
