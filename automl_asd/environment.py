@@ -228,7 +228,8 @@ def _check_cache() -> Check:
             fh.write(b"ok")
     except OSError as exc:
         return Check("cache", False, f"{folder} is not writable ({exc}); set AUTOML_ASD_CACHE "
-                                     "to a writable folder or pass --cache-dir")
+                                     "to a writable folder (search and apply also take "
+                                     "--cache-dir)")
     return Check("cache", True, f"{folder} writable"
                                 + ("" if os.environ.get("AUTOML_ASD_CACHE") else
                                    " (set AUTOML_ASD_CACHE to move it)"))

@@ -24,7 +24,24 @@ pin() {  # the locked version of one package, or fail
   echo "$1==$v"
 }
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# The interpreter: $PYTHON if set, else the first of python3.11 / python3 that is Python 3.11
+# (the lock is made for it; Ubuntu 22.04's python3, for one, is 3.10).
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 \
+        && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      python="$cand"; break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "tools/install.sh: needs Python 3.11 (python3.11, or a python3 that is 3.11, on PATH; or PYTHON=/path/to/python3.11)" >&2; exit 1; }
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+elif ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then  # half made: no pip in it
+  echo "tools/install.sh: $venv has no pip (an interrupted venv?); recreating it" >&2
+  "$python" -m venv --clear "$venv"
+fi
 py="$venv/bin/python"
 "$py" -m pip install --quiet "$(pin pip)"
 "$py" -m pip install --quiet -c "$lock" setuptools wheel

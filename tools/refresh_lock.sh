@@ -11,7 +11,7 @@ python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
 "$tmp/venv/bin/python" -m pip install --quiet "$here[dev,cluster]"
 {
-  echo "# The lock: exact versions of every direct and transitive dependency of automl-asd[dev],"
+  echo "# The lock: exact versions of every direct and transitive dependency of automl-asd[dev,cluster],"
   echo "# plus pip and the build back-end. Resolved on $(date -u +%Y-%m-%d) with"
   echo "# $("$tmp/venv/bin/python" --version) on $(uname -s) $(uname -m) by: bash tools/refresh_lock.sh"
   echo "# Installed with: bash tools/install.sh VENV [dev]   (pip -c constraints.txt)"
