@@ -75,6 +75,24 @@ def pinned_versions() -> dict[str, str]:
     return pins or dict(_DEFAULT_PINS)
 
 
+def checkout_lock() -> Path:
+    """``constraints.txt`` of the checkout this package runs from (an editable install); a
+    wheel install has none there."""
+    return Path(__file__).resolve().parents[1] / "constraints.txt"
+
+
+def lock_pins(path: Path | None = None) -> dict[str, str]:
+    """The torch / torchaudio pins of the checkout's lock (``{}`` without one): after a
+    ``git pull`` that moves the lock, an editable install's metadata still holds the old pins."""
+    lock = checkout_lock() if path is None else path
+    try:
+        text = lock.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(
+        r"^(torch|torchaudio)==([^\s;#]+)", text, flags=re.MULTILINE | re.IGNORECASE)}
+
+
 def _public(version: str | None) -> str | None:
     """``2.11.0+cu128`` -> ``2.11.0``."""
     return None if version is None else version.split("+", 1)[0]
@@ -134,7 +152,7 @@ def _check_python() -> Check:
 
 
 def _check_pair() -> Check:
-    pins = pinned_versions()
+    pins = {**pinned_versions(), **lock_pins()}  # the checkout's lock wins over old metadata
     found = {d: installed_version(d) for d in ("torch", "torchaudio")}
     wrong = [f"{d} {found[d] or 'missing'} (lock: {pins[d]})" for d in ("torch", "torchaudio")
              if d in pins and _public(found[d]) != pins[d]]

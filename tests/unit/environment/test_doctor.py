@@ -101,3 +101,20 @@ def test_require_torchaudio_converts_the_load_error(broken_torchaudio: Path) -> 
     assert res.returncode == 3, res.stderr
     assert res.stdout.startswith("PROBLEM torchaudio does not load") and BROKEN in res.stdout
     assert "\n" not in res.stdout.strip()
+
+
+def test_the_pair_is_checked_against_the_checkout_s_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-06: after a pull that moved the lock, doctor compared the pair with the
+    editable install's old metadata and said OK."""
+    from automl_asd import environment
+
+    assert environment.lock_pins() == {"torch": "2.11.0", "torchaudio": "2.11.0"}  # this checkout
+    assert environment._check_pair().ok
+    moved = tmp_path / "constraints.txt"
+    moved.write_text("numpy==2.0.0\ntorch==2.12.0\ntorchaudio==2.12.0\n")
+    monkeypatch.setattr(environment, "checkout_lock", lambda: moved)
+    check = environment._check_pair()
+    assert not check.ok and "torch 2.11.0 (lock: 2.12.0)" in check.detail
+    monkeypatch.setattr(environment, "checkout_lock", lambda: tmp_path / "none.txt")  # a wheel
+    assert environment.lock_pins() == {} and environment._check_pair().ok
