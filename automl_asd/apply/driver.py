@@ -20,10 +20,9 @@ No hyperparameter can be overridden here: the recipe is applied as frozen (first
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from automl_asd.bundle.shared import load_shared
 from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.evaluation.evaluate import evaluate_outputs
 from automl_asd.io.results import write_error
-from automl_asd.io.run_folder import REPORT_PATTERNS, RunFolder
+from automl_asd.io.run_folder import REPORT_PATTERNS, RunFolder, matches
 from automl_asd.pipeline import needs_shared
 from automl_asd.provenance import development_overlap
 from automl_asd.recipe import Recipe
@@ -134,12 +133,6 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
         raise DataError(f"{data_root}: machine type(s) {', '.join(unknown)} not found; "
                         f"available: {', '.join(found)}")
     return sorted(set(machine_types))
-
-
-def _matching(patterns: Sequence[str]) -> Callable[[str], bool]:
-    """Whether a relative path matches one of ``patterns`` (``fnmatch``; ``*`` crosses
-    ``/``)."""
-    return lambda rel: any(fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
 def _abs(path: Path | None) -> str | None:
@@ -247,8 +240,8 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         done_count += 1
         if storage is not None and outcome.status == "ok":
             # the task's own outputs and journal, into --out (claim() checked their names)
-            download_tree(storage, out, include=_matching(
-                storage_patterns([outcome.machine_type], shared=False)))
+            own = storage_patterns([outcome.machine_type], shared=False)
+            download_tree(storage, out, include=lambda rel: matches(rel, own))
         record_outcome(folder, outcome)
         if outcome.status == "failed":
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
@@ -268,7 +261,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         # not write (refused first, as for the names a run writes)
         patterns = storage_patterns(names, shared=needs_shared(rec))
         folder.check_free(patterns)
-        folder.record(download_tree(storage, out, include=_matching(patterns)))
+        folder.record(download_tree(storage, out, include=lambda rel: matches(rel, patterns)))
     # the data as this driver sees it, taken once: compared on --resume, recorded by each job
     fingerprints = {mt: input_fingerprint(d) for mt in names
                     if (d := machine_dir(root, mt)) is not None}

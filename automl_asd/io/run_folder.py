@@ -53,6 +53,7 @@ __all__ = [
     "data_fingerprint",
     "machine_patterns",
     "REPORT_PATTERNS",
+    "matches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,12 @@ _TOOL_NAMES = (RUN_MANIFEST, LOCK_FILE)
 
 #: Files ``apply`` writes once per run when labels exist (metrics, tables).
 REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
+
+
+def matches(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether the relative path ``rel`` matches one of ``patterns`` (``fnmatch``, case
+    sensitive; ``*`` crosses ``/``)."""
+    return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
 def machine_patterns(machine_type: str,
@@ -368,7 +375,7 @@ class RunFolder:
         for rel in sorted(seen):
             if rel in _TOOL_NAMES or rel.startswith(JOURNAL_PREFIX):
                 continue
-            if any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
+            if matches(rel, patterns):
                 yield rel
 
     def foreign(self, patterns: Sequence[str]) -> list[str]:
@@ -415,13 +422,13 @@ class RunFolder:
 
     def remove_matching(self, patterns: Sequence[str]) -> list[str]:
         """:meth:`remove_owned` of the files matching ``patterns``."""
-        return self.remove_owned(lambda rel: any(fnmatch.fnmatchcase(rel, p) for p in patterns))
+        return self.remove_owned(lambda rel: matches(rel, patterns))
 
     def changed(self, patterns: Sequence[str]) -> str | None:
         """The first of the run's own files matching ``patterns`` that is missing or whose
         sha256 differs from the manifest (``None`` when all match)."""
         for rel, digest in sorted(self.files.items()):
-            if not any(fnmatch.fnmatchcase(rel, p) for p in patterns):
+            if not matches(rel, patterns):
                 continue
             path = self.path / rel
             if not path.is_file():
