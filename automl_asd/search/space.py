@@ -51,7 +51,7 @@ from typing import Any, Literal
 import yaml
 
 from automl_asd.backends import get_backend_class
-from automl_asd.components.params import ParamError, ParamSpec, validate
+from automl_asd.components.params import ParamError, ParamSpec, finite_number, validate
 from automl_asd.detectors import get_detector_class
 from automl_asd.errors import AutomlAsdError
 from automl_asd.recipe import Recipe, load_recipe, official_baseline_name
@@ -591,16 +591,12 @@ def _parse_dimension(raw: dict[str, Any], path: Path, dotted: str,
 
 def _finite(value: int | float, where: str, what: str) -> float:
     """``value`` of a space file as a finite float, or :class:`SpaceError` (NaN, infinities
-    and integers too large for a float: YAML allows thousands of digits)."""
+    and integers too large for a float: YAML allows thousands of digits); the check and its
+    wording are the recipe fields' (:func:`finite_number`)."""
     try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise SpaceError(f"{where}: {what}: {str(value)[:20]}... is not a finite number"
-                         if len(str(value)) > 20 else f"{where}: {what}: {value!r} is not a "
-                         "finite number")
-    return number
+        return finite_number(value, f"{where}: {what}")
+    except ParamError as exc:
+        raise SpaceError(str(exc)) from None
 
 
 def _parse_component(raw: Any, path: Path, dotted: str, recipe_path: tuple[str, ...],

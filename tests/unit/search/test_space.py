@@ -155,7 +155,7 @@ def test_unsearched_params_come_from_reference_then_defaults(tmp_path: Path) -> 
     ("threshold: {quantile: {float: [0.5, 0.99], log: true, step: 1}}",
      ["space.threshold.quantile", "cannot be combined with log"]),
     ("detector: {choose: {dcase_ae: {epochs: {int: [1, 1" + "0" * 400 + "]}}}}",
-     ["space.detector.dcase_ae.epochs", "int: 10000000000000000000... is not a finite"]),
+     ["space.detector.dcase_ae.epochs", "int: an integer of 401 digits is not a finite number"]),
     # a space of constants alone: its reference point is still checked
     ("threshold: {quantile: 5.0}", ["its reference point gives an invalid recipe",
                                     "above the maximum"]),
