@@ -21,6 +21,8 @@ so a bundle from an untrusted source cannot run code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,7 +131,8 @@ def _read_recipe(files: Mapping[str, bytes], manifest: Mapping[str, Any], root: 
         raise BundleError(f"{root / RECIPE_FILE}: missing") from None
     except (RecipeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{root / RECIPE_FILE}: {exc}") from None
-    if recipe.content_hash() != manifest.get("recipe_hash"):
+    if recipe.content_hash() != manifest.get("recipe_hash") \
+            and _written_hash(files[RECIPE_FILE]) != manifest.get("recipe_hash"):
         raise BundleError(f"{root / RECIPE_FILE}: content hash {recipe.content_hash()[:12]} does "
                           f"not match the manifest's recipe_hash "
                           f"{str(manifest.get('recipe_hash'))[:12]}; refusing the bundle")
@@ -137,6 +140,25 @@ def _read_recipe(files: Mapping[str, bytes], manifest: Mapping[str, Any], root: 
         raise BundleError(f"{root / MANIFEST}: feature_spec differs from {RECIPE_FILE}'s "
                           "features; refusing the bundle")
     return recipe
+
+
+def _written_hash(text: bytes) -> str | None:
+    """The content hash of the recipe file as written, before reading normalised it: a bundle
+    written when the reader still kept ``-0.0`` (before the search/recipe fix that reads it as
+    ``0.0``) hashed the file's own values, so its recipe_hash matches this and not the read
+    recipe's. The file is the writer's ``to_json``, so this is that writer's canonical form."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    raw.pop("provenance", None)
+    try:
+        blob = json.dumps(raw, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return None
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _read_normalizer(files: Mapping[str, bytes], scoring: Mapping[str, Any], method: str,

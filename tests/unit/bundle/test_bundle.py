@@ -8,6 +8,7 @@ machine type's test clips equal, bit for bit on CPU, the scores ``apply`` wrote 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -299,6 +300,34 @@ def test_recipe_edit_with_updated_checksum_is_refused(bundle_copy: Path) -> None
     _write_manifest(bundle_copy, m)
     with pytest.raises(BundleError, match="recipe.json: content hash .* does not match"):
         load_bundle(bundle_copy)
+
+
+@pytest.mark.slow
+def test_bundle_written_when_minus_zero_was_kept_still_loads(bundle_copy: Path,
+                                                             tiny_dev_root: Path) -> None:
+    """Recipes once kept ``-0.0``, and bundles hashed it; reading it as ``0.0`` since must not
+    make such a bundle's own recipe_hash fail (an edit still does, see the test above)."""
+    want = load_bundle(bundle_copy)
+    doc = json.loads((bundle_copy / "recipe.json").read_text())
+    assert doc["features"]["f_min"] == 0.0
+    doc["features"]["f_min"] = -0.0
+    text = json.dumps(doc, indent=2) + "\n"
+    assert '"f_min": -0.0' in text
+    (bundle_copy / "recipe.json").write_text(text)
+    del doc["provenance"]
+    old_hash = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"))
+                              .encode()).hexdigest()
+    m = _manifest(bundle_copy)
+    assert old_hash != m["recipe_hash"]
+    m["recipe_hash"] = old_hash
+    m["feature_spec"]["f_min"] = -0.0
+    m["files"]["recipe.json"] = sha256_bytes((bundle_copy / "recipe.json").read_bytes())
+    _write_manifest(bundle_copy, m)
+    got = load_bundle(bundle_copy)
+    assert got.recipe.features.f_min == 0.0
+    assert got.recipe.content_hash() == want.recipe.content_hash()
+    test = [c.path for c in scan(tiny_dev_root, machine_types=[MT])[MT].test][:6]
+    np.testing.assert_array_equal(got.score(test).scores, want.score(test).scores)
 
 
 @pytest.mark.slow
