@@ -382,6 +382,16 @@ def _tied(sel: Mapping[str, Any]) -> tuple[list[str], int, float] | None:
             len(margins) - 1, near)
 
 
+def _twins(sel: Mapping[str, Any]) -> list[str]:
+    """The top recipes equal to the chosen one on every resample (``ties_chosen`` 1 in
+    ``selection.margins``): they score the development clips like it."""
+    margins = sel.get("margins")
+    if not isinstance(margins, Mapping):
+        return []
+    return [str(t) for t, m in margins.items()
+            if isinstance(m, Mapping) and m.get("ties_chosen", 0.0) == 1.0]
+
+
 def pick_certainty_line(out_dir: Path) -> str | None:
     """One line for the terminal: how many of the top recipes are near ties of the frozen
     one (``search.json``'s ``selection.margins``); None when the search recorded none."""
@@ -395,10 +405,13 @@ def pick_certainty_line(out_dir: Path) -> str | None:
     written = tie_recipes(sel)
     where = (f"their recipes in {out_dir / NEAR_TIES_DIR}, " if written else "")
     small = _small_group(sel)
+    twins = _twins(sel)
     return (f"how sure is the pick: {len(ties)} of the other {others} top recipes "
             f"{'beats' if len(ties) == 1 else 'beat'} it on "
             f">= {100 * near:.0f} % of bootstrap resamples of the development clips"
             + (f" (near ties: {where}see the search report)" if ties else "")
+            + (f"; {len(twins)} {'scores' if len(twins) == 1 else 'score'} them exactly "
+               "like it" if twins else "")
             + (f"; only {small[0]} test clips in some development (domain, label) group, "
                "where the bootstrap overstates the noise" if small else ""))
 
@@ -433,9 +446,17 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                  if {"trial_id", "objective"} <= set(table.columns) else {})
     rows = [{"trial_id": f"{t} (chosen)" if t == chosen else t,
              "objective": objective.get(t, math.nan), "low": m["low"], "high": m["high"],
-             "beats chosen": (f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
+             "beats chosen": ("same scores" if m.get("ties_chosen", 0.0) == 1.0
+                              else f"{100 * m['beats_chosen']:.0f} %" if "beats_chosen" in m
                               else "—")}
             for t, m in margins.items()]
+    twins = _twins(sel)
+    separated = others - len(ties) - len(twins)
+    twin_line = (f"{len(twins)} of the other {others} "
+                 f"{'scores' if len(twins) == 1 else 'score'} every resample exactly like the "
+                 "chosen trial: the development clips cannot tell them apart at all (a "
+                 "recipe that differs from the pick only in its decision threshold is such a "
+                 "twin everywhere: Ω does not depend on the threshold)." if twins else "")
     verdict = (f"**{len(ties)} of the other {others}** "
                f"{'beats' if len(ties) == 1 else 'beat'} the chosen trial on at "
                f"least {100 * near:.0f} % of the resamples: on these development clips they "
@@ -444,7 +465,10 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                "the search never sees)." if ties else
                f"None of the other {others} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
-               "the pick from them.")
+               "the pick from them." if separated == others else
+               f"None of the other {separated} beats the chosen trial on "
+               f"{100 * near:.0f} % of the resamples or more: the development clips separate "
+               "the pick from them." if separated else "")
     small = _small_group(sel)
     caution = ([f"Caution: some development (domain, label) groups hold only {small[0]} test "
                 f"clips. Below about {small[1]} per group the bootstrap overstates the noise "
@@ -464,7 +488,9 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
             "domain and label): `low` / `high` are quantiles of the objective over the "
             "resamples (the rule's `quantile` and one minus it); `beats chosen` is how often "
             "the recipe's objective is above the chosen trial's on the same resample.", "",
-            _md_table(pd.DataFrame(rows)), "", verdict, "", *caution, *files]
+            _md_table(pd.DataFrame(rows)), "",
+            *([verdict, ""] if verdict else []), *([twin_line, ""] if twin_line else []),
+            *caution, *files]
 
 
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,

@@ -419,9 +419,12 @@ def pick_margins(table: Mapping[str, NDArray[np.float64]], chosen: str, quantile
     (:func:`bootstrap_table`). Per trial: ``low`` / ``high``, the ``quantile`` and
     ``1 - quantile`` quantiles of its values, and, for every trial but the chosen one,
     ``beats_chosen``: the fraction of resamples on which its objective is strictly above the
-    chosen trial's. A trial that beats the chosen one on a large fraction is a near tie: the
-    development data cannot tell the two apart. Empty when ``chosen`` is not in ``table``
-    (no clip scores).
+    chosen trial's, and ``ties_chosen``: the fraction on which the two are exactly equal. A
+    trial that beats the chosen one on a large fraction is a near tie: the development data
+    cannot tell the two apart; one equal on every resample (``ties_chosen`` 1: it scores the
+    clips like the chosen one, e.g. a recipe that differs only in its decision threshold) is
+    the chosen one's twin on the development clips, neither beaten nor separated. Empty when
+    ``chosen`` is not in ``table`` (no clip scores).
     """
     if chosen not in table:
         return {}
@@ -434,6 +437,7 @@ def pick_margins(table: Mapping[str, NDArray[np.float64]], chosen: str, quantile
                   "high": float(np.quantile(v, 1.0 - quantile))}
         if t != chosen:
             out[t]["beats_chosen"] = float(np.mean(v > ref))
+            out[t]["ties_chosen"] = float(np.mean(v == ref))
     return out
 
 

@@ -240,6 +240,17 @@ def test_the_report_says_how_sure_the_pick_is() -> None:
             "low": 0.61, "high": 0.69, "beats_chosen": 0.3}}}))
     assert "None of the other 2 beats the chosen trial" in "\n".join(
         _margin_lines(table, selection(0.1)))
+    # A twin (equal on every resample: e.g. another threshold) is neither beaten nor
+    # "separated".
+    twin = {**selection(0.0), "margins": {**selection(0.0)["margins"], "b": {
+        "low": 0.68, "high": 0.74, "beats_chosen": 0.0, "ties_chosen": 1.0}}}
+    text = "\n".join(_margin_lines(table, twin))
+    assert "| same scores |" in text
+    assert "None of the other 1 beats the chosen trial" in text
+    assert "1 of the other 2 scores every resample exactly like the chosen trial" in text
+    only_twins = {**twin, "margins": {k: v for k, v in twin["margins"].items() if k != "c"}}
+    text = "\n".join(_margin_lines(table, only_twins))
+    assert "separate" not in text and "1 of the other 1 scores every resample" in text
     # The final-pick section carries it (a best pick too) ...
     assert "How sure is the pick?" in "\n".join(
         _extra_sections(pd.DataFrame(), {"selection": selection(0.41)}))

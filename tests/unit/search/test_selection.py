@@ -197,7 +197,9 @@ def test_pick_margins_tell_near_ties_from_clear_wins() -> None:
     assert chosen == "strong"
     margins = pick_margins(table, chosen, rule.quantile)
     assert "beats_chosen" not in margins["strong"]
-    assert margins["copy"]["beats_chosen"] == 0.0  # equal is not better
+    assert margins["copy"]["beats_chosen"] == 0.0  # equal is not better ...
+    assert margins["copy"]["ties_chosen"] == 1.0  # ... it is a twin
+    assert margins["near"]["ties_chosen"] < 0.5 and margins["weak"]["ties_chosen"] == 0.0
     assert margins["weak"]["beats_chosen"] == 0.0
     assert margins["weak"]["high"] < margins["strong"]["low"]
     # A close recipe wins on a good share of the resamples: a near tie.
