@@ -28,6 +28,7 @@ from automl_asd.evaluation.metrics import (
     machine_metrics,
     official_score,
     summary_table,
+    undefined_reason,
 )
 from automl_asd.ground_truth import SectionKey, SectionTruth
 from automl_asd.io.official_table import write_results_table
@@ -220,6 +221,10 @@ def evaluate_scores(
         except SubmissionError as exc:
             problems.append(str(exc))
             continue
+        reason = undefined_reason(sec_truth.labels, sec_truth.domains)
+        if reason is not None:
+            problems.append(f"{key[0]} section {key[1]}: {reason}")
+            continue
         per_section[key] = machine_metrics(sec_truth.labels, sec_truth.domains, scores, decisions)
         aligned[key] = scores
     if problems:
@@ -307,17 +312,28 @@ def labelled_truth(data_root: Path, machine_types: Sequence[str], gt_dir: Path |
                    ) -> dict[SectionKey, SectionTruth]:
     """Ground truth of those ``machine_types`` that have it: the evaluator's layout under
     ``gt_dir`` if given, else labelled test names under ``data_root`` (a type with any
-    unlabelled test clip is left out)."""
+    unlabelled test clip is left out). A section whose labels leave the official metrics
+    undefined (no anomalous clips, or no normal clips of a domain: e.g. a user's own machine
+    recorded in good condition only) is left out with a warning naming it."""
     if gt_dir is not None:
         truth = ground_truth.read_official(gt_dir)
-        return {k: v for k, v in truth.items() if k[0] in set(machine_types)}
+        truth = {k: v for k, v in truth.items() if k[0] in set(machine_types)}
+    else:
+        truth = {}
+        for mt, machine in scan(data_root, machine_types=machine_types).items():
+            if machine.test and all(c.label is not Label.UNKNOWN
+                                    and c.domain is not Domain.UNKNOWN for c in machine.test):
+                truth.update(ground_truth.from_clips(machine))
+            else:
+                logger.info("%s: test labels unknown; no metrics for this machine type", mt)
     out: dict[SectionKey, SectionTruth] = {}
-    for mt, machine in scan(data_root, machine_types=machine_types).items():
-        if machine.test and all(c.label is not Label.UNKNOWN and c.domain is not Domain.UNKNOWN
-                                for c in machine.test):
-            out.update(ground_truth.from_clips(machine))
+    for key, sec in sorted(truth.items()):
+        reason = undefined_reason(sec.labels, sec.domains)
+        if reason is None:
+            out[key] = sec
         else:
-            logger.info("%s: test labels unknown; no metrics for this machine type", mt)
+            logger.warning("%s section %s: %s; no metrics for this section", key[0], key[1],
+                           reason)
     return out
 
 

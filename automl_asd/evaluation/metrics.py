@@ -114,6 +114,18 @@ def floored_hmean(values: Iterable[float]) -> float:
     return float(hmean(np.maximum(arr, EPS)))
 
 
+def undefined_reason(y_true: ArrayLike, domains: ArrayLike) -> str | None:
+    """Why a section's official metrics are undefined (no anomalous clips, or no normal clips
+    of a domain), or None when they are defined."""
+    y, is_target = _as_labels(y_true), _as_is_target(domains)
+    if not y.any():
+        return "no anomalous clips; AUC and pAUC are undefined"
+    for name, normal_mask in (("source", ~is_target & ~y), ("target", is_target & ~y)):
+        if not normal_mask.any():
+            return f"no {name}-domain normal clips; AUC ({name}) is undefined"
+    return None
+
+
 def _as_labels(y_true: ArrayLike, n: int | None = None) -> NDArray[np.bool_]:
     arr = np.asarray(y_true)
     if arr.ndim != 1:
@@ -207,13 +219,9 @@ def machine_metrics(
         raise ValueError(f"machine_metrics: non-finite scores at positions {idx}")
     if not 0.0 < max_fpr <= 1.0:
         raise ValueError(f"machine_metrics: max_fpr must be in (0, 1], got {max_fpr}")
-    if not y.any():
-        raise ValueError("machine_metrics: no anomalous clips; AUC and pAUC are undefined")
-    for name, normal_mask in (("source", ~is_target & ~y), ("target", is_target & ~y)):
-        if not normal_mask.any():
-            raise ValueError(
-                f"machine_metrics: no {name}-domain normal clips; AUC ({name}) is undefined"
-            )
+    reason = undefined_reason(y, is_target)
+    if reason is not None:
+        raise ValueError(f"machine_metrics: {reason}")
 
     auc: dict[str, float] = {}
     for name, in_domain in (("source", ~is_target), ("target", is_target)):

@@ -31,6 +31,7 @@ import pandas as pd
 
 from automl_asd import ground_truth
 from automl_asd.data import DataError, Domain, Label, scan
+from automl_asd.evaluation.metrics import undefined_reason
 from automl_asd.io import search_report as io
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import (
@@ -203,6 +204,12 @@ def check_scorable(machines: Mapping[str, MachineData], where: str, *,
             only = next(iter(labels)).value
             raise DataError(f"{where}: every test clip of {mt} is {only}; AUC needs normal and "
                             "anomalous test clips")
+        for section in sorted({c.section for c in machine.test}):
+            clips = [c for c in machine.test if c.section == section]
+            reason = undefined_reason([c.label is Label.ANOMALY for c in clips],
+                                      [c.domain.value for c in clips])
+            if reason is not None:
+                raise DataError(f"{where}: {mt} section {section}: {reason}")
 
 
 def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, MachineData]:

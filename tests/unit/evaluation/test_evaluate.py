@@ -442,6 +442,41 @@ def test_evaluate_scores_lists_every_problem() -> None:
     ]
 
 
+def test_sections_with_undefined_metrics_are_listed_by_name(tmp_path: Path) -> None:
+    """No anomalies in one section, no source normals in another: both named in one error
+    (it used to stop at the first, naming neither); apply's labelled truth leaves them out."""
+    ok = [("a.wav", 0, "source"), ("b.wav", 1, "source"), ("c.wav", 0, "target")]
+    normal_only = [("a.wav", 0, "source"), ("c.wav", 0, "target")]
+    no_source = [("b.wav", 1, "source"), ("c.wav", 0, "target")]
+    truth = {("fan", "00"): _truth("fan", "00", ok),
+             ("fan", "01"): _truth("fan", "01", no_source),
+             ("ToyCar", "00"): _truth("ToyCar", "00", normal_only)}
+    scores = {k: SectionScores(tuple(t.names), np.arange(len(t.names), dtype=float))
+              for k, t in truth.items()}
+    with pytest.raises(SubmissionError) as exc:
+        evaluate_scores(truth, scores)
+    assert str(exc.value).splitlines()[1:] == [
+        "  - ToyCar section 00: no anomalous clips; AUC and pAUC are undefined",
+        "  - fan section 01: no source-domain normal clips; AUC (source) is undefined",
+    ]
+    # A labelled data root whose valve type has normal test clips only: left out with a
+    # warning, the other types keep their metrics.
+    root = tmp_path / "root"
+    for mt in ("fan", "valve"):
+        test = root / mt / "test"
+        test.mkdir(parents=True)
+        for name in ("section_00_source_test_normal_0000.wav",
+                     "section_00_target_test_normal_0001.wav",
+                     "section_00_source_test_anomaly_0002.wav"):
+            if mt == "valve" and "anomaly" in name:
+                continue
+            (test / name).write_bytes(b"")
+        (root / mt / "train").mkdir()
+        (root / mt / "train" / "section_00_source_train_normal_0000.wav").write_bytes(b"")
+    from automl_asd.evaluation.evaluate import labelled_truth
+    assert sorted(labelled_truth(root, ["fan", "valve"], None)) == [("fan", "00")]
+
+
 def test_evaluate_result_equals_machine_metrics_of_the_clips() -> None:
     from types import SimpleNamespace
 

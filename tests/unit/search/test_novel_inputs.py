@@ -76,6 +76,12 @@ def test_a_type_without_both_labels_or_without_test_clips_is_refused(
         wav.unlink()
     with pytest.raises(DataError, match="grinder has no test clips"):
         check_novel(root, ("fan",))
+    # Both labels, but no target-domain normal clip: AUC (target) is undefined.
+    root = _copy(tiny_novel_root, tmp_path / "no_target_normals", ("grinder",))
+    for wav in (root / "grinder" / "test").glob("*_target_test_normal_*.wav"):
+        wav.unlink()
+    with pytest.raises(DataError, match="grinder section 00: no target-domain normal clips"):
+        check_novel(root, ("fan",))
 
 
 def test_an_empty_root_names_the_option(tmp_path: Path) -> None:
