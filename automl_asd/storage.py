@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.environment import default_cache_dir
 from automl_asd.errors import AutomlAsdError
 
@@ -177,11 +178,12 @@ def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
                 check_cache: bool = False, token: str | None = None) -> list[str]:
     """Problems with the run's paths as seen from this process's machine (``[]`` = fine).
 
-    ``data`` must be a readable folder holding ``<data>/<mt>`` for every machine type in
-    ``machine_types``; each ``(option, location)`` in ``writable`` (a path or URI) must accept
-    a probe file (and hold the file ``token`` the driver wrote there, when given: shared
-    storage); with ``check_cache`` the feature cache (``cache_dir``, default
-    ``$AUTOML_ASD_CACHE`` or ``~/.cache/automl-asd`` of this machine) too. Every problem is one
+    ``data`` must be a readable folder holding every machine type in ``machine_types`` where
+    the data layer finds it (:func:`~automl_asd.data.find_machine_dirs`); each ``(option,
+    location)`` in ``writable`` (a path or URI) must accept a probe file (and hold the file
+    ``token`` the driver wrote there, when given: shared storage); with ``check_cache`` the
+    feature cache (``cache_dir``, default ``$AUTOML_ASD_CACHE`` or ``~/.cache/automl-asd`` of
+    this machine) too. Every problem is one
     line naming the option and the path.
     """
     problems: list[str] = []
@@ -194,8 +196,14 @@ def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
             problems.append(f"--data {root}: no such folder")
         elif not os.access(root, os.R_OK | os.X_OK):
             problems.append(f"--data {root}: not readable")
-        else:
-            missing = [mt for mt in machine_types if not (root / mt).is_dir()]
+        elif machine_types:
+            # The folders as the data layer finds them: <data>/<mt>, the baseline's
+            # <data>/{dev_data,eval_data}/raw/<mt>, or <data> itself as one machine's folder.
+            try:
+                found = find_machine_dirs(root)
+            except DataError:
+                found = {}
+            missing = [mt for mt in machine_types if mt not in found]
             if missing:
                 problems.append(f"--data {root}: machine type folder(s) {', '.join(missing)} "
                                 "missing")

@@ -64,6 +64,16 @@ def test_check_paths_names_the_option_and_path(tmp_path: Path) -> None:
     assert missing == [f"--data {tmp_path / 'nope'}: no such folder"]
     no_type = check_paths(data=str(data), machine_types=["alpha", "beta"])
     assert no_type == [f"--data {data}: machine type folder(s) beta missing"]
+    # The official baseline's ROOT/{dev_data,eval_data}/raw/<mt> form, as the data layer
+    # reads it (it used to be refused here before a run started), and one machine's folder.
+    base = tmp_path / "dcase2025t2"
+    _make_tree(base / "dev_data" / "raw", ("alpha",))
+    _make_tree(base / "eval_data" / "raw", ("beta",))
+    for root in (base, base / "eval_data"):
+        assert check_paths(data=str(root), machine_types=["beta"]) == []
+    assert check_paths(data=str(base), machine_types=["alpha", "beta", "gamma"]) == [
+        f"--data {base}: machine type folder(s) gamma missing"]
+    assert check_paths(data=str(data / "alpha"), machine_types=["alpha"]) == []
     blocked = tmp_path / "file"
     blocked.write_text("a file, not a folder")
     bad = check_paths(writable=[("--storage", str(blocked / "sub"))],
