@@ -237,6 +237,12 @@ def read_official(
     return {(mt, ss): _read_section(root, mt, ss, path) for (mt, ss), path in sorted(files.items())}
 
 
+def official_types(gt_dir: str | Path) -> set[str]:
+    """The machine types the evaluator's layout under ``gt_dir`` has ground truth for (file
+    names only; :class:`GroundTruthError` without ``ground_truth_data/`` files)."""
+    return {mt for mt, _ in _section_files(Path(gt_dir))}
+
+
 # --------------------------------------------------------------------------- from clips
 
 

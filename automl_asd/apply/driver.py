@@ -43,7 +43,7 @@ from automl_asd.apply.shared import SHARED_DIRNAME, clear_storage_outputs
 from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
 from automl_asd.data import DataError, find_machine_dirs
-from automl_asd.evaluation.evaluate import evaluate_outputs
+from automl_asd.evaluation.evaluate import evaluate_outputs, labelled_truth
 from automl_asd.io.results import write_error
 from automl_asd.io.run_folder import REPORT_PATTERNS, RunFolder, matches
 from automl_asd.pipeline import needs_shared
@@ -276,6 +276,9 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             logger.warning("apply: the shared stage is trained again (%s); %s run(s) again "
                            "with it", why, ", ".join(sorted(done_before)))
             done_before = {}
+    if cfg.evaluate and cfg.ground_truth is not None:
+        # a bad ground-truth file of these types fails now, not after every type is trained
+        labelled_truth(root, names, cfg.ground_truth)
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
           report=cfg.evaluate)

@@ -311,21 +311,28 @@ def evaluate_submission(
 def labelled_truth(data_root: Path, machine_types: Sequence[str], gt_dir: Path | None
                    ) -> dict[SectionKey, SectionTruth]:
     """Ground truth of those ``machine_types`` that have it: the evaluator's layout under
-    ``gt_dir`` if given, else labelled test names under ``data_root`` (a type with any
-    unlabelled test clip is left out). A section whose labels leave the official metrics
-    undefined (no anomalous clips, or no normal clips of a domain: e.g. a user's own machine
-    recorded in good condition only) is left out with a warning naming it."""
+    ``gt_dir`` (if given) for the types it covers, read for those types only; labelled test
+    names under ``data_root`` for the others (a type with any unlabelled test clip is left
+    out, with a warning when ``gt_dir`` was given). A section whose labels leave the official
+    metrics undefined (no anomalous clips, or no normal clips of a domain: e.g. a user's own
+    machine recorded in good condition only) is left out with a warning naming it.
+    :class:`~automl_asd.ground_truth.GroundTruthError` for a bad file of those types."""
+    truth: dict[SectionKey, SectionTruth] = {}
+    rest = list(machine_types)
     if gt_dir is not None:
-        truth = ground_truth.read_official(gt_dir)
-        truth = {k: v for k, v in truth.items() if k[0] in set(machine_types)}
-    else:
-        truth = {}
-        for mt, machine in scan(data_root, machine_types=machine_types).items():
-            if machine.test and all(c.label is not Label.UNKNOWN
-                                    and c.domain is not Domain.UNKNOWN for c in machine.test):
-                truth.update(ground_truth.from_clips(machine))
-            else:
-                logger.info("%s: test labels unknown; no metrics for this machine type", mt)
+        covered = sorted(ground_truth.official_types(gt_dir) & set(machine_types))
+        if covered:
+            truth.update(ground_truth.read_official(gt_dir, machine_types=covered))
+        rest = [mt for mt in machine_types if mt not in covered]
+    for mt, machine in (scan(data_root, machine_types=rest).items() if rest else ()):
+        if machine.test and all(c.label is not Label.UNKNOWN
+                                and c.domain is not Domain.UNKNOWN for c in machine.test):
+            truth.update(ground_truth.from_clips(machine))
+        elif gt_dir is not None:
+            logger.warning("%s: not in --ground-truth %s and its test names carry no labels; "
+                           "no metrics for this machine type", mt, gt_dir)
+        else:
+            logger.info("%s: test labels unknown; no metrics for this machine type", mt)
     out: dict[SectionKey, SectionTruth] = {}
     for key, sec in sorted(truth.items()):
         reason = undefined_reason(sec.labels, sec.domains)

@@ -27,6 +27,7 @@ from automl_asd.apply import (
 )
 from automl_asd.data import Domain, Label, MachineData
 from automl_asd.evaluation.evaluate import evaluate_submission
+from automl_asd.ground_truth import GroundTruthError
 from automl_asd.io.official_table import OFFICIAL_COLUMNS
 from automl_asd.io.results import sha256_file
 from automl_asd.io.submission import read_submission
@@ -239,6 +240,32 @@ def test_anonymised_test_names_use_official_ground_truth(tmp_path: Path) -> None
     assert report.official_score == pytest.approx(expected.official_score)
     assert set(json.loads((out / "metrics.json").read_text())["machine_types"]) == {
         "alpha", "beta"}
+
+
+def test_ground_truth_covers_its_types_and_labelled_names_the_rest(tmp_path: Path) -> None:
+    """--ground-truth for the anonymised types, labelled test names for a dev type beside
+    them (its metrics used to be dropped); another type's broken file in the evaluator folder
+    does not matter, a broken file of a run type fails before any type is trained."""
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"), anonymised=True)
+    _make_tree(tmp_path / "dev", ("gamma",))
+    (tmp_path / "dev" / "gamma").rename(data / "gamma")
+    gt = tmp_path / "gt"
+    # a type that is not part of the run, with its domain file missing
+    (gt / "ground_truth_data" / "ground_truth_delta_section_00_test.csv").write_text("x.wav,0\n")
+    out = tmp_path / "out"
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, ground_truth=gt, plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
+    assert report.ok
+    assert sorted(json.loads((out / "metrics.json").read_text())["machine_types"]) == [
+        "alpha", "beta", "gamma"]
+
+    bad = gt / "ground_truth_domain" / "ground_truth_beta_section_00_test.csv"
+    bad.write_text("name,domain\n" + bad.read_text())  # a header row
+    fake = FakeRun()
+    with pytest.raises(GroundTruthError, match="ground_truth_beta_section_00_test.csv"):
+        apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "out2", ground_truth=gt,
+                                 plots=False), runner=SerialRunner(run_fn=fake))
+    assert fake.calls == []
 
 
 def test_machine_type_selection_and_errors(tmp_path: Path) -> None:
