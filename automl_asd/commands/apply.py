@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "there (and a previous run of another recipe); default: refuse")
     parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
-                             "ground_truth_domain/) for metrics on anonymised test names")
+                             "ground_truth_domain/) for metrics on anonymised test names; "
+                             "types it does not cover use their labelled test names")
     parser.add_argument("--verify-audio", action="store_true",
                         help="key the feature cache by a sha256 of each clip's bytes instead of "
                              "by size/mtime/inode/ctime (reads every clip; for file systems "
