@@ -109,3 +109,19 @@ def test_digests_remembered_as_a_decorator_scopes_each_call(tmp_path: Path) -> N
         return len(files._remembered)
 
     assert work() == 1 and work() == 1 and files._remembered is None
+
+
+def test_files_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    """mkstemp's 0600 used to stay on every output (submissions, recipe.json): unreadable to
+    teammates on shared storage whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        new = atomic_write_text(tmp_path / "a.csv", "x\n")
+        assert new.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        assert atomic_write_text(tmp_path / "b.csv", "x\n").stat().st_mode & 0o777 == 0o600
+        # a replaced file keeps its mode
+        os.chmod(new, 0o640)
+        assert atomic_write_text(new, "y\n").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
