@@ -8,6 +8,7 @@ from pathlib import Path
 from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.io.official_table import write_official_csv, write_official_markdown
 from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
+from automl_asd.io.run_folder import check_report_file
 
 HELP = "score submission CSVs against ground truth with the official DCASE metrics"
 
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    for option, path in (("--json", args.json), ("--out", args.out)):
+        if path is not None:  # before any work, never over an input or a run's file
+            check_report_file(path, option, inputs=[("--ground-truth", args.ground_truth)])
     result = evaluate_submission(
         args.scores, args.ground_truth, machine_types=args.machine_types
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from automl_asd.environment import require_torchaudio
-from automl_asd.io.run_folder import OutputError, RunFolder
+from automl_asd.io.run_folder import OutputError, RunFolder, check_apart
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
 from automl_asd.storage import check_location
@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: What a search writes into its run folder (``tune/``: Ray Tune's state, ``loo/``: folds).
-SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "omega_over_trials.png",
+SEARCH_PATTERNS = ("search.json", "recipe.json", "trials.parquet", "trials.csv",
+                   "duplicates.json", "novel_check.parquet", "omega_over_trials.png",
                    "search_report.md", "leave_one_out.parquet", "leave_one_out.md", "tune/*",
                    "loo/*", "near_ties/*")
 
@@ -90,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.orchestration.session import check_address  # noqa: PLC0415  (the Ray layer, loaded when used)
 
     check_address(args.address)
+    check_apart(args.out, "--out", [("--data", args.data), ("--novel", args.novel)])
+    # the development and --novel data, checked before the run folder is created
+    from automl_asd.data import scan  # noqa: PLC0415  (loaded when used)
+    from automl_asd.search.novel_check import check_novel, check_scorable  # noqa: PLC0415  (loaded when used)
+
+    dev = scan(args.data, machine_types=args.machine_types or None)
+    check_scorable(dev, f"--data {args.data}", evaluator_files=False)
+    if args.novel is not None:
+        check_novel(args.novel, tuple(sorted(dev)))
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             # its tune/, near_ties/ and loo/ files are ours too (an interrupted leave-one-out

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from automl_asd.components.files import atomic_write_text
+from automl_asd.io.run_folder import check_report_file
 from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
 
 HELP = ("put several apply runs side by side: official score per machine type and overall, "
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:  # before any work, never over a run's own file
+        check_report_file(args.out, "--out")
     runs = [read_apply_run(path) for path in args.runs]
     text = summary_markdown(runs)
     print(text, end="")

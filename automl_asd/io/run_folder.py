@@ -54,6 +54,8 @@ __all__ = [
     "machine_patterns",
     "REPORT_PATTERNS",
     "matches",
+    "check_report_file",
+    "check_apart",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,53 @@ def machine_patterns(machine_type: str,
 class OutputError(AutomlAsdError, ValueError):
     """An output folder or file that cannot be written safely; the message names it and the
     fix (the CLI prints it as one line)."""
+
+
+def check_report_file(out: Path, option: str, *, inputs: Iterable[tuple[str, Path]] = ()
+                      ) -> None:
+    """Refuse a report file (``evaluate --json/--out``, ``summarize --out``) that would replace
+    what the command reads or what a run wrote: a folder, a ``.wav`` name, a path inside a
+    folder of ``inputs`` (``(option, folder)``: trees the command reads, e.g. the ground truth),
+    a submission CSV's name, or a file listed in the run manifest of a folder above it.
+    :class:`OutputError` (one line naming the path), before any work."""
+    if out.is_dir():
+        raise OutputError(f"{option} {out}: is a folder; give the file to write")
+    if out.suffix.lower() == ".wav":
+        raise OutputError(f"{option} {out}: a .wav name; choose another file (it would "
+                          "replace a recording)")
+    target = out.expanduser().resolve()
+    for opt, folder in inputs:
+        root = Path(folder).expanduser().resolve()
+        if target == root or target.is_relative_to(root):
+            raise OutputError(f"{option} {out}: inside {opt} {folder}, which this command "
+                              "reads; choose a file outside it")
+    if target.name.startswith(("anomaly_score_", "decision_result_")):
+        raise OutputError(f"{option} {out}: a submission CSV's name; choose another file")
+    for parent in target.parents:
+        manifest = parent / RUN_MANIFEST
+        if manifest.is_file():
+            try:
+                files = json.loads(manifest.read_text(encoding="utf-8")).get("files") or {}
+            except (OSError, ValueError, AttributeError):
+                files = {}
+            if target.relative_to(parent).as_posix() in files:
+                raise OutputError(f"{option} {out}: written by an automl-asd run (listed in "
+                                  f"{manifest}); choose another file")
+            break
+
+
+def check_apart(out: Path, option: str, inputs: Iterable[tuple[str, Path | None]]) -> None:
+    """Refuse an output folder ``out`` that is one of the input folders (``(option, path)``)
+    or inside one: a run never writes into the tree it reads. :class:`OutputError`."""
+    target = out.expanduser().resolve()
+    for opt, folder in inputs:
+        if folder is None:
+            continue
+        root = Path(folder).expanduser().resolve()
+        if target == root or target.is_relative_to(root):
+            raise OutputError(f"{option} {out}: {'is' if target == root else 'inside'} {opt} "
+                              f"{folder}; outputs are never written into the input tree, "
+                              f"choose another {option}")
 
 
 def _now() -> str:

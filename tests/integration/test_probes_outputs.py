@@ -120,6 +120,73 @@ def test_score_out_refuses_the_model_tar_and_bundle_files(
     assert notes.read_text().startswith("name,score,decision\n")
 
 
+def test_report_files_never_replace_inputs_or_a_runs_files(
+        applied: Path, data: Path, copy_of: Callable[[Path, str], Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate --out/--json and summarize --out used to overwrite the submission CSVs, a
+    training wav of the ground-truth tree and apply's own metrics.json (rc 0)."""
+    run = copy_of(applied, "run")
+    before = _snapshot(run)
+    wav_before = _snapshot(data)
+    cases = [
+        (["evaluate", "--scores", str(run), "--ground-truth", str(data), "--out",
+          str(run / f"anomaly_score_{MT}_section_00_test.csv")], "a submission CSV's name"),
+        (["evaluate", "--scores", str(run), "--ground-truth", str(data), "--json",
+          str(data / MT / TRAIN_CLIP)], "a .wav name"),
+        (["evaluate", "--scores", str(run), "--ground-truth", str(data), "--json",
+          str(data / MT / "x.json")], "inside --ground-truth"),
+        (["evaluate", "--scores", str(run), "--ground-truth", str(data), "--json", str(run)],
+         "is a folder"),
+        (["summarize", str(run), "--out", str(run / f"{MT}.summary.json")],
+         "written by an automl-asd run"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        out = capsys.readouterr()
+        assert needle in out.err.strip().splitlines()[-1], (argv, out.err)
+        assert "official score" not in out.out  # refused before any work
+    assert _snapshot(run) == before and _snapshot(data) == wav_before
+    # a report file of its own beside the run is fine
+    assert main(["evaluate", "--scores", str(run), "--ground-truth", str(data), "--json",
+                 str(run / "eval.json")]) == 0
+
+
+def test_outputs_are_never_written_into_the_input_tree(
+        data: Path, copy_of: Callable[[Path, str], Path], capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    tree = copy_of(data, "tree")
+    before = _snapshot(tree)
+    for out, how in ((tree, "is"), (tree / "runs" / "x", "inside")):
+        assert main(_apply(tree, out)) == 1
+        assert f"--out {out}: {how} --data {tree}; outputs are never written into the input " \
+            "tree" in _err_line(capsys)
+        assert main(["search", "--data", str(tree), "--space", "smoke", "--trials", "1",
+                     "--out", str(out)]) == 1
+        assert f"--out {out}: {how} --data {tree}" in _err_line(capsys)
+    assert _snapshot(tree) == before
+
+
+@pytest.mark.parametrize("name", ["trials.csv", "duplicates.json", "novel_check.parquet"])
+def test_search_refuses_a_foreign_file_among_its_names(
+        data: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / name).write_text("my precious data")
+    assert main(["search", "--data", str(data), "--space", "smoke", "--trials", "1",
+                 "--out", str(out)]) == 1
+    assert name in _err_line(capsys)
+    assert (out / name).read_text() == "my precious data"
+
+
+def test_a_refused_novel_root_creates_no_run_folder(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s"
+    assert main(["search", "--data", str(data), "--space", "smoke", "--trials", "1",
+                 "--out", str(out), "--novel", str(data)]) == 1
+    assert "is a development type of this search" in _err_line(capsys)
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_demo_refuses_a_foreign_folder_and_keeps_its_search(tmp_path: Path) -> None:
     from automl_asd.orchestration.demo import run_demo
