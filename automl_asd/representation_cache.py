@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import time
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -204,7 +205,9 @@ class RepresentationCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 state = {name: np.array(npz[name]) for name in npz.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            # a damaged entry (a torn write, a flipped byte: the zip's CRC catches it) is
+            # discarded and rebuilt, never fatal to the evaluations that would use it
             logger.warning("representation cache entry %s is unusable (%s); retraining",
                            path, exc)
             path.unlink(missing_ok=True)
@@ -223,6 +226,8 @@ class RepresentationCache:
             with open(tmp, "wb") as fh:
                 save: Any = np.savez  # numpy's stub types **kwds as allow_pickle's bool
                 save(fh, **plain)
+                fh.flush()
+                os.fsync(fh.fileno())  # a crash leaves the old entry or the whole new one
             os.replace(tmp, path)
         except OSError as exc:
             logger.warning("could not store representation %s (%s); continuing", path, exc)

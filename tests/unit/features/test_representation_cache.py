@@ -275,3 +275,17 @@ def test_corrupt_entry_is_retrained(tmp_path: Path) -> None:
     assert got is not None and np.array_equal(got["w"], np.arange(3.0))
     (tmp_path / "representations" / "fam" / "k.npz").write_bytes(b"garbage")
     assert RepresentationCache(tmp_path).get("fam", "k") is None
+    # damage inside a valid zip (the CRC catches it), a torn file, an empty one: all discarded
+    path = tmp_path / "representations" / "fam" / "k.npz"
+    for damage in ("flip", "truncate", "empty"):
+        RepresentationCache(tmp_path).put("fam", "k", {"w": np.arange(4096.0)})
+        raw = bytearray(path.read_bytes())
+        if damage == "flip":
+            raw[len(raw) // 2] ^= 0xFF
+        elif damage == "truncate":
+            raw = raw[: len(raw) // 2]
+        else:
+            raw = bytearray()
+        path.write_bytes(bytes(raw))
+        assert RepresentationCache(tmp_path).get("fam", "k") is None, damage
+        assert not path.exists(), damage
