@@ -145,7 +145,8 @@ def summary_lines(report: ApplyReport) -> list[str]:
     if report.official_score is not None:
         scored = len({mt for mt, _ in report.metrics})
         sections = len(report.metrics)
-        out += [f"results: {report.out_dir / 'results.md'} (+ results.csv, metrics.json, PNGs)",
+        pngs = ", PNGs" if any(Path(f).suffix == ".png" for f in report.files) else ""
+        out += [f"results: {report.out_dir / 'results.md'} (+ results.csv, metrics.json{pngs})",
                 f"official score Ω = {report.official_score:.4f} over {scored} machine type(s)"
                 + (f" of {n}" if scored != n else "")
                 + (f" ({sections} sections)" if sections != scored else "")]

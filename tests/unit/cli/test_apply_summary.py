@@ -36,3 +36,12 @@ def test_no_metrics_says_why() -> None:
     assert failed[-1] == "every machine type failed: no metrics"
     unlabelled = summary_lines(_report({"fan": "ok", "pump": "failed"}))
     assert unlabelled[-1] == "no labels or ground truth: metrics not computed"
+
+
+def test_pngs_are_named_only_when_written() -> None:
+    from dataclasses import replace
+
+    report = _report({"fan": "ok"}, score=0.6, metrics={("fan", "00"): None})
+    assert summary_lines(report)[-2] == "results: /o/results.md (+ results.csv, metrics.json)"
+    with_plots = replace(report, files=(Path("/o/results.md"), Path("/o/roc_fan.png")))
+    assert summary_lines(with_plots)[-2].endswith("(+ results.csv, metrics.json, PNGs)")
