@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from automl_asd._version import __version__
+from automl_asd.commands.args import check_numbers
 from automl_asd.errors import AutomlAsdError, one_line
 
 __all__ = ["main", "COMMANDS"]
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    check_numbers(parser, args)  # NaN/inf anywhere, and the shared ranges: exit 2 at once
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

@@ -14,6 +14,7 @@ from automl_asd.apply import (
     SerialRunner,
     apply_recipe,
 )
+from automl_asd.commands.args import path_arg
 from automl_asd.commands.recipe import add_cost_arguments
 from automl_asd.environment import require_torchaudio
 from automl_asd.orchestration.ray_runner import RayRunner
@@ -31,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frozen", required=True, metavar="RECIPE",
                         help="recipe.json path or shipped recipe name (e.g. baseline_ae_mse); "
                              "applied unchanged: no hyperparameter can be overridden")
-    parser.add_argument("--data", required=True, type=Path, metavar="ROOT",
+    parser.add_argument("--data", required=True, type=path_arg, metavar="ROOT",
                         help="DCASE data root (<ROOT>/<machine_type>/{train,test,...})")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+    parser.add_argument("--out", required=True, type=path_arg, metavar="DIR",
                         help="output folder for submission CSVs, summaries, tables and plots")
     parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
                         help="only these machine types (default: every one under ROOT)")
@@ -55,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="allow replacing files in --out that automl-asd did not write "
                              "there (and a previous run of another recipe); default: refuse")
-    parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--ground-truth", type=path_arg, default=None, metavar="DIR",
                         help="official ground-truth folder (ground_truth_data/, "
                              "ground_truth_domain/) for metrics on anonymised test names; "
                              "types it does not cover use their labelled test names")
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="key the feature cache by a sha256 of each clip's bytes instead of "
                              "by size/mtime/inode/ctime (reads every clip; for file systems "
                              "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
-    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--cache-dir", type=path_arg, default=None, metavar="DIR",
                         help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="torch device inside each task (default auto: CUDA when visible)")

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
 from automl_asd.search.space import shipped_space_names
 
@@ -15,7 +16,7 @@ HELP = ("end-to-end demo on synthetic data: search on development types → reci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo_out"),
+    parser.add_argument("--out", type=path_arg, default=Path("demo_out"),
                         help="demo folder (default: demo_out)")
     parser.add_argument("--size", default="small", choices=("tiny", "small", "full"),
                         help="synthetic data set size (default: small)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from automl_asd.commands.args import path_arg
 from automl_asd.download import (
     DEFAULT_BASE_URL,
     RECORDS,
@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=SPLITS,
                         help="dev: development data; add: additional training data of the "
                              "evaluation machine types; eval: evaluation test data")
-    parser.add_argument("--dest", type=Path,
+    parser.add_argument("--dest", type=path_arg,
                         help="data root; gets <dest>/<machine_type>/{train,test,...}")
     parser.add_argument("--machine-types", nargs="+", metavar="MT",
                         help="only these machine types (default: all of the record)")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
                         help="records API or mirror; <base-url>/<record id> must return the "
                              f"record JSON (default: {DEFAULT_BASE_URL})")
-    parser.add_argument("--zip-dir", type=Path,
+    parser.add_argument("--zip-dir", type=path_arg,
                         help="where zips and partial downloads are kept "
                              "(default: <dest>/.downloads)")
     parser.add_argument("--remove-zips", action="store_true",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from automl_asd.commands.args import path_arg
 from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.io.official_table import write_official_csv, write_official_markdown
 from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
@@ -15,11 +15,11 @@ HELP = "score submission CSVs against ground truth with the official DCASE metri
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--scores", type=Path, required=True, metavar="DIR",
+        "--scores", type=path_arg, required=True, metavar="DIR",
         help="folder with anomaly_score_<mt>_section_<ss>_test.csv and decision_result_...csv",
     )
     parser.add_argument(
-        "--ground-truth", type=Path, required=True, metavar="DIR",
+        "--ground-truth", type=path_arg, required=True, metavar="DIR",
         help="the official evaluator's folder (ground_truth_data/, ground_truth_domain/, "
         "optional ground_truth_attributes/) or a DCASE data root with labelled test names",
     )
@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--machine-types", nargs="+", default=None, metavar="MT",
         help="evaluate only these machine types of the ground truth (default: all)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--json", type=path_arg, default=None, metavar="FILE",
                         help="also write {official_score, machine_types: {...}} as JSON")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--out", type=path_arg, default=None, metavar="FILE",
                         help="also write the official result columns per machine type and "
                              "section (the results.csv layout), or Markdown if FILE ends in .md")
 

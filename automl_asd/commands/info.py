@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from automl_asd import ground_truth
+from automl_asd.commands.args import path_arg
 from automl_asd.data import Domain, Label, MachineSummary, Split, scan, summarize
 
 HELP = "show the clips of a DCASE data tree per machine type (split/domain/label counts)"
@@ -29,10 +29,10 @@ _COLUMNS: tuple[tuple[str, Split, Domain | None, Label | None], ...] = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, metavar="ROOT",
+    parser.add_argument("--data", type=path_arg, required=True, metavar="ROOT",
                         help="data root: <ROOT>/<machine_type>/{train,test,supplemental}/ or "
                              "<ROOT>/{dev_data,eval_data}/raw/<machine_type>/")
-    parser.add_argument("--ground-truth", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--ground-truth", type=path_arg, default=None, metavar="DIR",
                         help="official evaluator folder with ground_truth_data/ and "
                              "ground_truth_domain/ (labels for anonymised eval test clips)")
     parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",

@@ -16,9 +16,9 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from automl_asd.bundle.model import BundleScores, check_finite_scores, load_bundle
+from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
 from automl_asd.serve import check_out, collect_wavs, csv_lock, emit_rows, watch_folder
 
@@ -28,11 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+    parser.add_argument("paths", nargs="*", type=path_arg, metavar="PATH",
                         help="wav files and/or folders (searched recursively for *.wav)")
-    parser.add_argument("--model", required=True, type=Path, metavar="BUNDLE",
+    parser.add_argument("--model", required=True, type=path_arg, metavar="BUNDLE",
                         help="bundle folder (<apply out>/models/<machine type>) or its .tar")
-    parser.add_argument("--out", type=Path, default=None, metavar="CSV",
+    parser.add_argument("--out", type=path_arg, default=None, metavar="CSV",
                         help="CSV to write (batch: replaced; --watch: appended); default stdout. "
                              "Never an input wav or the model; an existing file that is not a "
                              "score CSV is refused unless --overwrite")
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-version-mismatch", action="store_true",
                         help="accept a bundle made with another automl-asd/torch version "
                              "(scores may differ slightly); checksums are still enforced")
-    parser.add_argument("--watch", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--watch", type=path_arg, default=None, metavar="DIR",
                         help="score new wav files as they appear in DIR (Ctrl-C stops)")
     parser.add_argument("--poll", type=float, default=2.0, metavar="S",
                         help="--watch poll interval in seconds (default 2)")

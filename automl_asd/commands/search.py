@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
+from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
 from automl_asd.io.run_folder import OutputError, RunFolder, check_apart
 from automl_asd.search.config import SearchConfig
@@ -18,7 +18,7 @@ HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + AS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, metavar="DEV_ROOT",
+    parser.add_argument("--data", required=True, type=path_arg, metavar="DEV_ROOT",
                         help="development data root (<DEV_ROOT>/<machine_type>/{train,test})")
     parser.add_argument("--space", required=True, metavar="SPACE",
                         help="search-space YAML file or shipped name: "
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(in {SHIPPED_SPACES_DIR})")
     parser.add_argument("--trials", required=True, type=int, metavar="N",
                         help="number of trials (the space's reference recipe is the first)")
-    parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+    parser.add_argument("--out", required=True, type=path_arg, metavar="RUN_DIR",
                         help="run folder: recipe.json, trials.parquet, search_report.md, "
                              "omega_over_trials.png, Tune state (for --resume)")
     parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="key the feature cache by a sha256 of each clip's bytes instead of "
                              "by size/mtime/inode/ctime (reads every clip; for file systems "
                              "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
-    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--cache-dir", type=path_arg, default=None, metavar="DIR",
                         help="feature cache shared by all trials (default: $AUTOML_ASD_CACHE "
                              "or ~/.cache/automl-asd)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N",
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, metavar="URI",
                         help="Tune storage shared by all nodes on a multi-node cluster "
                              "(NFS path or s3://...; default RUN_DIR)")
-    parser.add_argument("--novel", type=Path, default=None, metavar="ROOT",
+    parser.add_argument("--novel", type=path_arg, default=None, metavar="ROOT",
                         help="labelled novel machine types, never used to choose: after the "
                              "search the top trials and the reference recipe are scored there "
                              "(search_report.md: 'does the choice carry?')")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from automl_asd.commands.args import path_arg
 from automl_asd.components.files import atomic_write_text
 from automl_asd.io.run_folder import check_report_file
 from automl_asd.io.run_summary import read_apply_run, summary_csv, summary_markdown
@@ -14,10 +14,10 @@ HELP = ("put several apply runs side by side: official score per machine type an
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+    parser.add_argument("runs", nargs="+", type=path_arg, metavar="RUN_DIR",
                         help="--out folders of `automl-asd apply` (with <mt>.summary.json and, "
                              "when labels existed, metrics.json)")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--out", type=path_arg, default=None, metavar="FILE",
                         help="also write the table: Markdown, or CSV if FILE ends in .csv")
 
 

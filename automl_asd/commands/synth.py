@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from automl_asd import synth
+from automl_asd.commands.args import path_arg
 
 HELP = "write a synthetic machine-sound data set in the DCASE 2025 Task 2 layout"
 
@@ -16,7 +16,7 @@ _GROUPS = {"dev": synth.DEV_MACHINE_TYPES, "novel": synth.NOVEL_MACHINE_TYPES,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--out", type=path_arg, default=None, metavar="DIR",
                         help="output root: DIR/<machine_type>/{train,test,supplemental}/")
     parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",
                         help="types to write (default: all); 'dev' and 'novel' name the two "
@@ -101,5 +101,6 @@ def run(args: argparse.Namespace) -> int:
         fam = f"family {synth.family_of(mt)}, " if synth.is_random_type(mt) else ""
         print(f"  {mt:<11} {path}  ({fam}{attrs}, supplemental={model.supplemental})")
     if args.eval_layout:
-        print(f"  ground truth: {Path(args.out) / 'ground_truth_data'}")
+        print(f"  ground truth: {args.out} (its ground_truth_data/ + ground_truth_domain/; pass "
+              f"--ground-truth {args.out})")
     return 0

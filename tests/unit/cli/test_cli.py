@@ -76,3 +76,38 @@ def test_demo_ends_with_where_each_result_is(tmp_path: Path, monkeypatch: pytest
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert (f"  its near ties        {search / 'near_ties'}/*.json (apply them beside it: "
             "search report, 'How sure is the pick?')") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["recipe", "validate", "fast_default", "--max-cache-gb", "nan"],
+     "--max-cache-gb: nan is not a finite number"),
+    (["recipe", "validate", "fast_default", "--max-train-flops", "inf"],
+     "--max-train-flops: inf is not a finite number"),
+    (["recipe", "validate", "fast_default", "--max-cache-gb", "-1"],
+     "--max-cache-gb: must be positive, got -1"),
+    (["recipe", "validate", "fast_default", "--max-member-epochs", "-5"],
+     "--max-member-epochs: must be positive, got -5"),
+    (["apply", "--frozen", "fast_default", "--data", "d", "--out", "o", "--serial",
+      "--max-retries", "-1"], "--max-retries: must not be negative, got -1"),
+    (["apply", "--frozen", "fast_default", "--data", "d", "--out", "o",
+      "--gpus-per-task", "nan"], "--gpus-per-task: nan is not a finite number"),
+    (["apply", "--frozen", "fast_default", "--data", "d", "--out", "", "--serial"],
+     "--out: empty path"),
+    (["synth", "--out", "", "--size", "tiny"], "--out: empty path"),
+    (["score", "--model", "m", "--watch", "w", "--poll", "nan"],
+     "--poll: nan is not a finite number"),
+    (["download", "--split", "dev", "--dest", "x", "--timeout", "nan"],
+     "--timeout: nan is not a finite number"),
+    (["synth", "--list", "--random-types", "100000000"], "--random-types: at most 10000"),
+])
+def test_bad_numbers_and_empty_paths_are_usage_errors(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-06): NaN limits disabled the cost checks (every x > nan is
+    False), `--out ""` wrote a run into the current folder, --random-types had no bound."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

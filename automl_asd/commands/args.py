@@ -1,0 +1,41 @@
+"""Argument types and checks every sub-command shares (argparse level: a bad value is a usage
+error, exit status 2, before any work)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+#: options whose number must be > 0 (attribute names of the parsed arguments; the commands
+#: check their other options themselves, with their own messages)
+POSITIVE = ("max_cache_gb", "max_member_epochs", "max_train_flops", "cpus_per_task")
+#: options whose number must be >= 0
+NON_NEGATIVE = ("gpus_per_task", "max_retries", "random_types", "retries")
+#: at most this many random machine types (``synth --random-types``)
+MAX_RANDOM_TYPES = 10_000
+
+
+def path_arg(text: str) -> Path:
+    """A path option's value; an empty string (``--out "$UNSET"``) is refused instead of
+    silently meaning the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return Path(text)
+
+
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``parser.error`` (exit 2) for a NaN or infinite number in any option, and for values
+    out of range in :data:`POSITIVE` / :data:`NON_NEGATIVE`."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            parser.error(f"{option}: {value} is not a finite number")
+        if name in POSITIVE and value <= 0:
+            parser.error(f"{option}: must be positive, got {value:g}")
+        if name in NON_NEGATIVE and value < 0:
+            parser.error(f"{option}: must not be negative, got {value:g}")
+    if getattr(args, "random_types", 0) > MAX_RANDOM_TYPES:
+        parser.error(f"--random-types: at most {MAX_RANDOM_TYPES}, got {args.random_types}")
