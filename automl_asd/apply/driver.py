@@ -246,6 +246,9 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             download_tree(storage, out, include=lambda rel: matches(rel, own))
         record_outcome(folder, outcome)
         if outcome.status == "failed":
+            # what the task wrote before it failed (the CSVs before a bundle save that ran
+            # out of disk) must not be read as a result: only the error file stays
+            clear_machine(folder, outcome.machine_type)
             path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
             folder.record([path.name])
             last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]

@@ -268,6 +268,29 @@ def test_ground_truth_covers_its_types_and_labelled_names_the_rest(tmp_path: Pat
     assert fake.calls == []
 
 
+def test_a_type_that_fails_after_its_csvs_leaves_only_its_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-06): a bundle save that hit a full disk left the type's
+    submission CSVs, and `evaluate` scored them as a complete run."""
+    import errno
+
+    import automl_asd.apply.runners as runners
+
+    def full_disk(out: Path, machine_type: str, *args: object) -> None:
+        if machine_type == "beta":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "models"))
+    monkeypatch.setattr(runners, "save_model_bundle", full_disk)
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
+    assert list(report.failed) == ["beta"]
+    assert sorted(p.name for p in out.glob("*beta*")) == ["beta.error.txt"]
+    assert (out / "anomaly_score_alpha_section_00_test.csv").is_file()
+    assert sorted(json.loads((out / "metrics.json").read_text())["machine_types"]) == [
+        "alpha", "gamma"]
+
+
 def test_machine_type_selection_and_errors(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"
