@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "by size/mtime/inode/ctime (reads every clip; for file systems "
                              "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=path_arg, default=None, metavar="DIR",
-                        help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd)")
+                        help="feature cache (default: $AUTOML_ASD_CACHE or ~/.cache/automl-asd; "
+                             "on a cluster, each node's own)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="torch device inside each task (default auto: CUDA when visible)")
     parser.add_argument("--storage", default=None, metavar="URI",

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "whose timestamps cannot be trusted; $AUTOML_ASD_VERIFY_AUDIO=1)")
     parser.add_argument("--cache-dir", type=path_arg, default=None, metavar="DIR",
                         help="feature cache shared by all trials (default: $AUTOML_ASD_CACHE "
-                             "or ~/.cache/automl-asd)")
+                             "or ~/.cache/automl-asd; on a cluster, each node's own)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N",
                         help="CPUs per trial (default 1)")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="F",

@@ -26,7 +26,7 @@ from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
-from automl_asd.orchestration.session import init_ray, is_local
+from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
 from automl_asd.progress import format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
@@ -200,9 +200,8 @@ class RayRunner:
 
     def _disconnect(self) -> None:
         if self._started:
-            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-            ray.shutdown()
+            shutdown_ray()
             self._started = False
 
     def preflight(self, check: PathCheck) -> None:

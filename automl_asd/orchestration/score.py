@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from automl_asd.bundle.files import read_bundle_files
 from automl_asd.bundle.format import verify_bundle_files
 from automl_asd.bundle.model import Bundle, BundleScores
-from automl_asd.orchestration.session import init_ray
+from automl_asd.orchestration.session import init_ray, shutdown_ray
 
 __all__ = ["score_paths_ray"]
 
@@ -91,7 +91,7 @@ def score_paths_ray(
             raise
     finally:
         if started:
-            ray.shutdown()
+            shutdown_ray()
     logger.info("score: Ray scoring took %.2f s", time.perf_counter() - t0)
     return BundleScores(
         tuple(items),

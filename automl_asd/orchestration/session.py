@@ -20,6 +20,9 @@ __all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reacha
            "is_local"]
 
 #: ``--address local``: start a new local runtime (loopback only), as with no address.
+#: environment switches a cluster job carries to its workers (``runtime_env``)
+FORWARDED_ENV = ("AUTOML_ASD_VERIFY_AUDIO",)
+
 LOCAL = "local"
 
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
@@ -114,7 +117,11 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address and address != LOCAL:
-            ray.init(address=address, **ray_init_kwargs(verbose))
+            # a cluster's workers inherit their raylet's environment, not this driver's: the
+            # switches that change what a task computes travel with the job
+            env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            ray.init(address=address, runtime_env={"env_vars": env} if env else None,
+                     **ray_init_kwargs(verbose))
         elif num_cpus is None:
             init_local_ray(**ray_init_kwargs(verbose))
         else:
@@ -125,3 +132,18 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
         if main and callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
     return True
+
+
+def shutdown_ray() -> None:
+    """``ray.shutdown()``, keeping the command's own Python SIGTERM handler: shutting down puts
+    back the OS-level default while ``signal.getsignal`` still names the Python handler, so a
+    later SIGTERM (the report stage of ``apply``) killed the process on the spot."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.shutdown()
+    finally:
+        if main and callable(sigterm):
+            signal.signal(signal.SIGTERM, sigterm)

@@ -47,7 +47,7 @@ from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
 from automl_asd.io.trial_table import RAN_STATUSES
 from automl_asd.orchestration.ray_runner import node_where, preflight_nodes
-from automl_asd.orchestration.session import init_ray
+from automl_asd.orchestration.session import init_ray, shutdown_ray
 from automl_asd.provenance import data_fingerprint, package_versions
 from automl_asd.search import loo
 from automl_asd.search.budget import (
@@ -386,9 +386,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                         message=one_line(exc))
     finally:
         if started_ray:
-            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-            ray.shutdown()
+            shutdown_ray()
     return replace(outcome, interrupted=interrupted)
 
 
@@ -572,9 +571,8 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))
     finally:
         if started_ray:
-            import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-            ray.shutdown()
+            shutdown_ray()
 
 
 def _has_state(fold_dir: Path, storage: str | None, held: str) -> bool:

@@ -7,6 +7,7 @@ on the loopback interface.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,33 @@ def test_starting_ray_keeps_the_command_s_sigterm_handler(monkeypatch: pytest.Mo
         assert callable(signal.getsignal(signal.SIGTERM))
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.ray
+def test_shutting_ray_down_keeps_the_command_s_sigterm_handler(tmp_path: Path) -> None:
+    """Found 2026-12-06: after ray.shutdown() the OS-level SIGTERM action was the default again
+    while signal.getsignal still named the CLI's handler, so `kill` during apply's report stage
+    ended the process at once (rc 143, no clean-up, no "interrupted")."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "term.py"
+    script.write_text(
+        "import os, signal, ray\n"
+        "from automl_asd.orchestration.session import init_ray, shutdown_ray\n"
+        "def mine(signum, frame):\n"
+        "    raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "init_ray(None)\n"
+        "ray.get(ray.remote(lambda: 1).remote())\n"
+        "shutdown_ray()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted cleanly')\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "interrupted cleanly" in proc.stdout
