@@ -194,3 +194,23 @@ def test_shutting_ray_down_keeps_the_command_s_sigterm_handler(tmp_path: Path) -
                           timeout=300, env=env)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "interrupted cleanly" in proc.stdout
+
+
+def test_a_cluster_job_carries_verify_audio_to_its_workers(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """Found 2026-12-06: --verify-audio only set the driver's environment; a cluster's workers
+    (their raylet's environment) keyed the feature cache by timestamps."""
+    import ray
+
+    from automl_asd.orchestration import session
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(session, "check_address", lambda a: a)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.append(kw))
+    monkeypatch.delenv("AUTOML_ASD_VERIFY_AUDIO", raising=False)
+    session.init_ray("10.0.0.1:6379")
+    monkeypatch.setenv("AUTOML_ASD_VERIFY_AUDIO", "1")
+    session.init_ray("10.0.0.1:6379")
+    assert seen[0]["runtime_env"] is None
+    assert seen[1]["runtime_env"] == {"env_vars": {"AUTOML_ASD_VERIFY_AUDIO": "1"}}
