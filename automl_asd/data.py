@@ -5,6 +5,7 @@ All file-name parsing of the project lives in this module.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
@@ -273,6 +274,26 @@ def find_machine_dirs(root: str | Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+#: the marker ``automl-asd synth`` keeps in each machine folder it writes ("complete": false
+#: while it writes, true once every clip is there)
+SYNTH_MARKER = ".synth.json"
+
+
+def _refuse_interrupted_synth(directory: Path) -> None:
+    """:class:`DataError` for a machine folder ``automl-asd synth`` did not finish (killed, or
+    out of disk): its clips are a partial data set that would score as a whole one."""
+    marker = directory / SYNTH_MARKER
+    if not marker.is_file():
+        return
+    try:
+        complete = json.loads(marker.read_text(encoding="utf-8")).get("complete", True)
+    except (OSError, ValueError, AttributeError):
+        return
+    if complete is False:
+        raise DataError(f"{directory}: an interrupted `automl-asd synth` (its {SYNTH_MARKER} "
+                        "says incomplete): run the same synth command again to finish it")
+
+
 def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> MachineData:
     """Read every wav of one machine-type folder into :class:`Clip` records (sorted by path).
 
@@ -284,6 +305,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
     if "_" in mt or not mt:
         raise DataError(f"{directory}: machine type {mt!r} must be non-empty and contain no '_' "
                         "(the official evaluator splits file names on '_'); rename the folder")
+    _refuse_interrupted_synth(directory)
     if (directory / "test_rename").is_dir():
         logger.warning("%s: ignoring test_rename/ (labelled copies); pass the official ground "
                        "truth with --ground-truth instead", directory / "test_rename")

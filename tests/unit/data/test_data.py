@@ -167,6 +167,19 @@ def test_scan_flat_layout(tmp_path: Path) -> None:
     assert all(c.attributes is None for c in machines["bearing"].train)
 
 
+def test_an_interrupted_synth_folder_is_refused(tmp_path: Path) -> None:
+    """Found by probing (2026-12-06): a synth killed part-way left 5 of 40 test clips, read
+    (info, apply: Ω 0.75) as a whole data set; its marker said incomplete."""
+    _dev_machine(tmp_path / "ToyCar")
+    marker = tmp_path / "ToyCar" / ".synth.json"
+    marker.write_text('{"complete": true, "seed": 0}')
+    assert list(scan(tmp_path)) == ["ToyCar"]
+    marker.write_text('{"complete": false, "seed": 0}')
+    with pytest.raises(DataError, match="ToyCar: an interrupted `automl-asd synth`.*run the "
+                                        "same synth command again"):
+        scan(tmp_path)
+
+
 def test_scan_baseline_layout_and_filter(tmp_path: Path) -> None:
     _dev_machine(tmp_path / "dev_data" / "raw" / "fan")
     _dev_machine(tmp_path / "dev_data" / "raw" / "valve")
