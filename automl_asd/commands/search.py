@@ -109,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
+        # claimed before any trial: a search killed outright (SIGKILL, a node lost) never
+        # reaches the listing below, and its folder must still read as a search to --resume
+        folder.manifest["dirs"] = sorted({*(folder.manifest.get("dirs") or ()),
+                                          "loo" if args.leave_one_out else "tune"})
+        folder.save()
         try:
             return _run(args, cfg)
         finally:

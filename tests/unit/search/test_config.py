@@ -124,3 +124,34 @@ def test_cli_rerun_into_its_own_search_folder_says_resume(
     err = capsys.readouterr().err
     assert rc == 1 and "recipe.json: exists and was not written by automl-asd" in err
     assert "move it away or choose another output folder" in err and "--overwrite" not in err
+
+
+def test_a_search_claims_its_tune_folder_before_any_trial(
+        tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by probing (2026-12-06): a search SIGKILLed mid-trial never listed its files, so a
+    rerun called its own search.json and tune/ foreign instead of saying --resume."""
+    import json
+
+    import automl_asd.commands.search as command
+    from automl_asd.cli import main
+    from automl_asd.io.run_folder import RUN_MANIFEST
+
+    out = tmp_path / "run"
+    seen: list[list[str]] = []
+
+    def killed(args: object, cfg: object) -> int:
+        seen.append(json.loads((out / RUN_MANIFEST).read_text())["dirs"])
+        (out / "tune").mkdir()
+        (out / "search.json").write_text("{}")
+        raise KeyboardInterrupt  # stands in for the kill; the manifest on disk is what counts
+
+    monkeypatch.setattr(command, "_run", killed)
+    assert main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+                 "--out", str(out)]) == 130
+    assert seen == [["tune"]]
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+                 "--out", str(out)]) == 1
+    assert "already holds a search; pass --resume" in capsys.readouterr().err
