@@ -363,6 +363,16 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
+        elif n_done < target and began.get("time_budget_s", cfg.time_budget_s) is None:
+            # neither an interrupt nor the budget: Tune lost trials (an experiment state it
+            # could not restore, e.g. cut short by a full disk, is logged above and skipped)
+            # or the searcher ran out of distinct recipes
+            logger.warning("search ran %d of %d trials without an interrupt or a time budget"
+                           "%s; outputs reflect the trials that ran. If Tune reported above "
+                           "that it failed to restore the run state, that state is damaged: "
+                           "start again with a new --out", n_done, target,
+                           f" ({skipped} duplicate proposal(s) skipped: the space may hold "
+                           "fewer distinct recipes)" if skipped else "")
         # The final pick may re-score top trials that kept no per-clip scores and the novel
         # check scores the top trials on the novel types: both as batches of parallel Ray tasks
         # (on this Ray session, before it shuts down), so the driver only plans, waits and
