@@ -83,6 +83,25 @@ def _check_task(check: PathCheck) -> tuple[dict[str, Any], list[str]]:
     return node_where(), check.problems()
 
 
+def check_fits(cpus: float, gpus: float, what: str, *, local: bool, options: str) -> None:
+    """Refuse a per-task request no node of this Ray can ever hold: a local Ray started here
+    (``local``) cannot grow, so the tasks would wait for ever (apply printed "still running"
+    once a minute, search printed nothing). On a cluster the autoscaler may add such a node: a
+    warning only. ``options`` names the settings to lower."""
+    nodes = [n.get("Resources", {}) for n in alive_nodes()]
+    if not nodes or any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus
+                        for r in nodes):
+        return
+    most = max(nodes, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)))
+    text = (f"{what}: each task asks {cpus:g} CPU and {gpus:g} GPU, but no node of this "
+            f"Ray has that much (the largest: {most.get('CPU', 0.0):g} CPU, "
+            f"{most.get('GPU', 0.0):g} GPU)")
+    if local:
+        raise ResourceLimitError(f"{text}; lower {options}, or run on a cluster that has such "
+                                 "nodes (--address)")
+    logger.warning("%s; the tasks wait until the cluster adds such a node", text)
+
+
 def preflight_nodes(check: PathCheck, *, timeout_s: float = 300.0) -> list[str]:
     """Run ``check`` on every alive node of the connected cluster (one zero-CPU task pinned
     to each node with ``NodeAffinitySchedulingStrategy(soft=False)``); returns the node ids.
@@ -182,21 +201,8 @@ class RayRunner:
             self._started = True
 
     def _check_fits(self, cpus: float, gpus: float, what: str) -> None:
-        """Refuse a per-task request no node of this Ray can ever hold: a local Ray started
-        here cannot grow, so the tasks would wait for ever (apply printed "still running"
-        once a minute). On a cluster the autoscaler may add such a node: a warning only."""
-        nodes = [n.get("Resources", {}) for n in alive_nodes()]
-        if not nodes or any(r.get("CPU", 0.0) >= cpus and r.get("GPU", 0.0) >= gpus
-                            for r in nodes):
-            return
-        most = max(nodes, key=lambda r: (r.get("GPU", 0.0), r.get("CPU", 0.0)))
-        text = (f"{what}: each task asks {cpus:g} CPU and {gpus:g} GPU, but no node of this "
-                f"Ray has that much (the largest: {most.get('CPU', 0.0):g} CPU, "
-                f"{most.get('GPU', 0.0):g} GPU)")
-        if self._started and is_local(self.address):
-            raise ResourceLimitError(text + "; lower --cpus-per-task / --gpus-per-task, or run "
-                                     "on a cluster that has such nodes (--address)")
-        logger.warning("%s; the tasks wait until the cluster adds such a node", text)
+        check_fits(cpus, gpus, what, local=self._started and is_local(self.address),
+                   options="--cpus-per-task / --gpus-per-task")
 
     def _disconnect(self) -> None:
         if self._started:

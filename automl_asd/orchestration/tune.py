@@ -46,8 +46,8 @@ from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
 from automl_asd.io.trial_table import RAN_STATUSES
-from automl_asd.orchestration.ray_runner import node_where, preflight_nodes
-from automl_asd.orchestration.session import init_ray, shutdown_ray
+from automl_asd.orchestration.ray_runner import check_fits, node_where, preflight_nodes
+from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
 from automl_asd.provenance import data_fingerprint, package_versions
 from automl_asd.search import loo
 from automl_asd.search.budget import (
@@ -322,6 +322,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             io.write_search_meta(out, {**meta, "started": _now()})
         elif previous is not None:
             io.write_search_meta(out, {**previous, "resumed": _now()})
+        check_fits(cfg.cpus_per_trial, cfg.gpus_per_trial, "search", options="--cpus-per-trial "
+                   "/ --gpus-per-trial", local=started_ray and is_local(cfg.address))
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)

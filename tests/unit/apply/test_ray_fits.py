@@ -41,3 +41,21 @@ def test_a_request_no_node_can_hold_is_refused_on_a_local_ray(
     runner._started = True
     runner._check_fits(4.0, 2.0, "apply")
     assert "the tasks wait" in caplog.text
+
+
+
+@pytest.mark.ray
+def test_search_refuses_a_per_trial_request_its_local_ray_cannot_hold(
+        tiny_dev_root: Any, tmp_path: Any) -> None:
+    """Found 2026-12-06: `search --cpus-per-trial 8` on a 2-CPU Ray printed the pre-flight line
+    and then nothing, for ever (apply already refused)."""
+    from automl_asd.orchestration.tune import run_search
+    from automl_asd.search.config import SearchConfig
+    from automl_asd.search.space import load_space
+
+    cfg = SearchConfig(data=tiny_dev_root, space=load_space("smoke"), out=tmp_path / "s",
+                       trials=1, cpus_per_trial=512.0, cache_dir=tmp_path / "cache")
+    with pytest.raises(ResourceLimitError, match="search: each task asks 512 CPU and 0 GPU.*"
+                                                 "lower --cpus-per-trial / --gpus-per-trial"):
+        run_search(cfg)
+    assert not (tmp_path / "s" / "trials.parquet").exists()
