@@ -74,7 +74,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bump when the stored state of a family changes meaning (old entries are then ignored).
-REPRESENTATION_VERSION = 2  # 2: the device kind joined the key
+REPRESENTATION_VERSION = 3  # 2: the device kind joined the key; 3: the CPU thread count
 _SUBDIR = "representations"
 
 
@@ -135,23 +135,38 @@ def device_kind(device: str) -> str:
     return kind
 
 
+def training_threads(device: str) -> int:
+    """The torch intra-op thread count a representation is trained with on CPU (0 on CUDA):
+    part of every key, because float sums taken in another order train another network
+    (the official AE's scores moved by up to 6 % between 1 and 2 threads), so a network
+    stored by a 1-CPU trial must not answer a 2-CPU one."""
+    if device_kind(device) != "cpu":
+        return 0
+    import torch  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    return int(torch.get_num_threads())
+
+
 def representation_key(recipe: Recipe, *, member_seed: int, fingerprint: str,
-                       fidelity: float, device: str = "cpu") -> str:
-    """Cache key of one ensemble member's per-machine representation."""
+                       fidelity: float, device: str = "cpu", threads: int | None = None) -> str:
+    """Cache key of one ensemble member's per-machine representation (``threads``: the
+    training thread count, default :func:`training_threads` now)."""
     return _digest({"v": REPRESENTATION_VERSION, "kind": "member",
                     "fields": representation_fields(recipe), "seed": int(member_seed),
                     "data": fingerprint, "fidelity": float(fidelity),
-                    "device": device_kind(device)})
+                    "device": device_kind(device),
+                    "threads": training_threads(device) if threads is None else int(threads)})
 
 
 def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float,
-               device: str = "cpu") -> str:
+               device: str = "cpu", threads: int | None = None) -> str:
     """Cache key of the shared stage (one network per member over every machine type). The
     stage trains every member at once, so the ensemble size is part of this key."""
     return _digest({"v": REPRESENTATION_VERSION, "kind": "shared",
                     "fields": representation_fields(recipe), "seed": int(recipe.seed),
                     "size": int(recipe.ensemble.size), "data": fingerprint,
-                    "fidelity": float(fidelity), "device": device_kind(device)})
+                    "fidelity": float(fidelity), "device": device_kind(device),
+                    "threads": training_threads(device) if threads is None else int(threads)})
 
 
 @dataclass

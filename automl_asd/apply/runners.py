@@ -41,6 +41,7 @@ from automl_asd.apply.outputs import (
 from automl_asd.apply.shared import SHARED_DIRNAME, run_shared_job
 from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
+from automl_asd.components.device import default_workers
 from automl_asd.data import MachineData
 from automl_asd.io.results import summary_path, write_machine_summary
 from automl_asd.io.run_folder import journal
@@ -143,6 +144,10 @@ def apply_machine(
     summary = machine_summary(rec, machine, result, data_root=Path(job.data_root), files=files,
                               bundle=bundle, started=started, where=where,
                               fingerprint=job.fingerprint)
+    # CPU training threads order the float sums (a network family's scores depend on them):
+    # recorded, so two runs that differ can be told apart
+    summary["torch_threads"] = job.num_threads if job.num_threads is not None \
+        else default_workers()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     journal(out, job.machine_type, [summary_path(out, job.machine_type).name])
     write_machine_summary(out, job.machine_type, summary)

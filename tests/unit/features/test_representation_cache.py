@@ -156,6 +156,17 @@ def test_key_changes_with_data_fingerprint_fidelity_member_and_device() -> None:
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         representation_key(recipe, member_seed=seed, fingerprint=_FP, fidelity=1.0,
                             device="auto")
+    # CPU training threads order the float sums: a 1-thread network never answers a 2-thread
+    # trial (found 2026-12-06: warm and cold scores differed); on CUDA the count is moot.
+    import torch
+
+    def key(threads: int | None, device: str = "cpu") -> str:
+        return representation_key(recipe, member_seed=seed, fingerprint=_FP, fidelity=1.0,
+                                  device=device, threads=threads)
+    assert key(1) != key(2) and key(None) == key(torch.get_num_threads())
+    assert key(None, "cuda") == key(0, "cuda")
+    assert (shared_key(recipe, fingerprint=_FP, fidelity=1.0, threads=1)
+            != shared_key(recipe, fingerprint=_FP, fidelity=1.0, threads=2))
 
 
 def test_shared_key_excludes_scoring_fields() -> None:
