@@ -478,11 +478,16 @@ class _EntryWriter:
             try:
                 os.replace(self.tmp, self.final)
             except OSError:
-                if not (self.final / "manifest.json").is_file():
+                if (self.final / "manifest.json").is_file():
+                    shutil.rmtree(self.tmp, ignore_errors=True)  # a concurrent writer won
+                    return self.final
+                if not self.final.is_dir():
                     raise
-                shutil.rmtree(self.tmp, ignore_errors=True)  # a concurrent writer won
-            else:
-                _fsync_dir(self.final.parent)
+                # a folder without a manifest (lost or deleted) is no entry and was never
+                # read: replaced, or every later run would recompute and fail to store it
+                _discard(self.final, "no manifest.json")
+                os.replace(self.tmp, self.final)
+            _fsync_dir(self.final.parent)
             return self.final
         except OSError as exc:
             self._fail(exc)

@@ -256,6 +256,22 @@ def test_a_manifest_of_another_json_shape_is_an_unusable_entry(
     np.testing.assert_array_equal(more[2], ref[2])
 
 
+def test_an_entry_folder_without_its_manifest_is_written_again(tmp_path: Path) -> None:
+    """Found by probing (2026-12-06): an entry whose manifest.json was lost was recomputed on
+    every run and never stored again ("Directory not empty ... continuing uncached")."""
+    paths = _clips(tmp_path / "wav", 4)
+    stats = ExtractStats()
+    ref = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=stats)
+    (stats.written[0] / "manifest.json").unlink()
+    again = ExtractStats()
+    extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=again)
+    assert (again.n_computed, again.entries_written) == (4, 1)
+    third = ExtractStats()
+    out = extract(paths, FeatureSpec(), cache_dir=tmp_path / "c", progress=False, stats=third)
+    assert (third.n_computed, third.n_cached) == (0, 4)
+    np.testing.assert_array_equal(out[3], ref[3])
+
+
 def test_forged_non_finite_rows_are_recomputed(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     """NaN rows behind a recomputed (forged) checksum are never served: the entry is discarded
