@@ -63,6 +63,24 @@ _EPS = 1e-12
 NORMALIZATION_METHODS = ("none", "domain_zscore", "domain_log_zscore")
 
 
+def spread_scale(mean: NDArray[np.float64], std: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The scale to z-score by, per column: ``std``, or where it has no spread (``std <=
+    1e-6 |mean|``: identical training clips, one clip per domain, whose cross-fit self-scores
+    mirror each other) the scores' own size ``max(|mean|, 1)``, so a test score becomes its
+    (relative, for large scores) distance from the training scores instead of a number near
+    1e30 (self-scores near 0, e.g. a kNN distance between copies, are not divided by their
+    size: that would blow them up the same way)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    std = np.asarray(std, dtype=np.float64)
+    flat = std <= np.maximum(1e-6 * np.abs(mean), _EPS)
+    if np.any(flat):
+        logger.warning("training self-scores with no spread (identical clips, or too few per "
+                       "domain): scaled by their size instead of their spread; the decisions "
+                       "are unreliable")
+    size = np.maximum(np.abs(mean), 1.0)
+    return np.asarray(np.where(flat, size, std), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class ScoreStats:
     """Mean and standard deviation (floored) of a set of scores."""
@@ -78,9 +96,7 @@ class ScoreStats:
         # identical scores: their own value as the mean (np.mean can be off by rounding, and
         # the floored std would then turn that rounding into a spread of normalised scores)
         mean = float(s[0]) if float(s.min()) == float(s.max()) else float(s.mean())
-        scale = float(s.std())
-        floor = max(1e-6 * abs(mean), _EPS)
-        return cls(mean, max(scale, floor))
+        return cls(mean, float(spread_scale(np.asarray(mean), np.asarray(s.std()))))
 
     def z(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.std

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.calibration import (
+    MIN_DOMAIN_CLIPS,
     DomainNormalizer,
     ScoreStats,
     combine_scores,
@@ -204,6 +205,22 @@ def _maybe_mix_noise(
     return mixed
 
 
+def _warn_thin_training(machine_type: str, domains: Sequence[Any]) -> None:
+    """WARNING for training data the recipe cannot be calibrated on: a domain without clips
+    (its test clips are scored against the other domain only) or fewer than
+    ``MIN_DOMAIN_CLIPS`` clips in all (no spread to normalise or threshold by)."""
+    names = [str(getattr(d, "value", d)) for d in domains]
+    n = {d: names.count(d) for d in ("source", "target")}
+    if len(names) < MIN_DOMAIN_CLIPS:
+        logger.warning("%s: only %d training clip(s) (%d source, %d target): too few to "
+                       "calibrate the scores; they and the decisions are unreliable",
+                       machine_type, len(names), n["source"], n["target"])
+    elif not n["target"] or not n["source"]:
+        missing = "target" if not n["target"] else "source"
+        logger.warning("%s: no %s-domain training clips: its %s test clips are scored "
+                       "against the other domain only", machine_type, missing, missing)
+
+
 def fit_machine(
     recipe: Recipe,
     machine: MachineData,
@@ -229,6 +246,8 @@ def fit_machine(
     seed = derive_seed(recipe.seed, mt)
     dev = resolve_device(device)
     clips, domains, counts = select_train_clips(recipe, machine, fidelity=fidelity)
+    if fidelity >= 1.0:
+        _warn_thin_training(mt, domains)
     noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
     feats = list(train_features) if train_features is not None else _extract(
         clips, recipe, cache_dir)

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from automl_asd.backends.base import Backend, ParamSpec
 from automl_asd.backends.registry import make_backend, register_backend
+from automl_asd.calibration import spread_scale
 
 __all__ = ["FusionBackend", "MEMBER_SETS"]
 
@@ -88,7 +89,7 @@ class FusionBackend(Backend):
         self.members_ = [m.fit(emb, domains) for m in self._make_members()]
         self_scores = np.stack([m.self_scores() for m in self.members_], axis=1)
         self.mean_ = self_scores.mean(axis=0)
-        self.std_ = np.maximum(self_scores.std(axis=0), 1e-12)
+        self.std_ = spread_scale(self.mean_, self_scores.std(axis=0))
         self.self_scores_ = combine_members((self_scores - self.mean_) / self.std_, self.combine)
         self.fitted_ = True
         return self

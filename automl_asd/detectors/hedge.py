@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.backends.fusion import combine_members, member_states, set_member_states
-from automl_asd.calibration import DomainNormalizer
+from automl_asd.calibration import DomainNormalizer, spread_scale
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import POOLINGS, PooledStatsDetector
 from automl_asd.detectors.registry import get_detector_class, make_detector, register
@@ -263,7 +263,7 @@ class HedgeDetector(Detector):
             own.append(scores if norm is None else norm.transform(scores, domains))
         raw = np.stack(own, axis=1)
         self.mean_ = raw.mean(axis=0)
-        self.std_ = np.maximum(raw.std(axis=0), 1e-12)
+        self.std_ = spread_scale(self.mean_, raw.std(axis=0))
         self.self_scores_ = combine_members((raw - self.mean_) / self.std_, self.combine)
         self.n_train_ = len(train)
         self.fitted_ = True

@@ -124,3 +124,23 @@ def test_combine_rules() -> None:
 def test_score_stats_floor() -> None:
     st = ScoreStats.of(np.full(5, 3.0))
     assert st.std > 0 and np.isfinite(st.z(np.array([4.0]))).all()
+
+
+def test_self_scores_without_spread_are_scaled_by_their_size(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by probing (2026-12-06): one training clip per domain (mirrored cross-fit
+    self-scores) or identical clips left a std floor of 1e-6 |mean|, and every test score came
+    out at 1e6..1e38, all flagged. Without spread the scale is the scores' size (>= 1)."""
+    from automl_asd.calibration import ScoreStats, spread_scale
+
+    big = ScoreStats.of(np.array([250.0, 250.0]))
+    assert (big.mean, big.std) == (250.0, 250.0)
+    assert big.z(np.array([500.0]))[0] == pytest.approx(1.0)
+    tiny = ScoreStats.of(np.array([3e-9, 3e-9, 3e-9]))
+    assert tiny.std == 1.0 and tiny.z(np.array([5.0]))[0] == pytest.approx(5.0)
+    assert "no spread" in caplog.text
+    # a real spread is kept as it is, column by column
+    np.testing.assert_array_equal(spread_scale(np.array([1.0, 40.0]), np.array([0.5, 0.0])),
+                                  [0.5, 40.0])
+    ok = ScoreStats.of(np.array([1.0, 2.0, 3.0]))
+    assert ok.std == pytest.approx(np.std([1.0, 2.0, 3.0]))
