@@ -84,6 +84,11 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     if not integer_pcm and not np.isfinite(wave).all():
         bad = int(np.count_nonzero(~np.isfinite(wave)))
         raise AudioError(f"{p}: {bad} NaN/inf samples; the file is damaged, re-download it")
+    if not integer_pcm:
+        peak = float(np.max(np.abs(wave)))
+        if peak > 1.0 + 1e-6:  # float wavs hold [-1, 1]; beyond it is scored as it is
+            logger.warning("%s: float samples reach %.3g, beyond the [-1, 1] of a float wav; "
+                           "scored as they are (a clip so loud ranks as anomalous)", p, peak)
     return wave, rate
 
 
@@ -173,7 +178,9 @@ def load_wav(path: str | Path, *, sample_rate: int | None = None,
         return wave
     if not resample:
         raise AudioError(f"{path}: {rate} Hz, expected {sample_rate} Hz; resample the data set "
-                         "or ask for resampling (load_wav(..., resample=True))")
+                         f"first, e.g. `sox {Path(path).name} -r {sample_rate} "
+                         f"out_{Path(path).name}` (`score --resample` and load_wav(..., "
+                         "resample=True) resample on the fly)")
     return resample_wave(wave, rate, sample_rate)
 
 

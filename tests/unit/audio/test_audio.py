@@ -47,6 +47,7 @@ def test_wrong_rate_errors_unless_resample(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match="8000 Hz, expected 16000 Hz") as exc:
         load_wav(p, sample_rate=16000)
     assert str(p) in str(exc.value)
+    assert "`sox slow.wav -r 16000 out_slow.wav`" in str(exc.value)  # a fix a CLI user can run
     y = load_wav(p, sample_rate=16000, resample=True)
     assert y.dtype == np.float32 and y.shape == (8000,)
     # the 440 Hz tone survives: spectral peak at 440 Hz at the new rate
@@ -119,3 +120,19 @@ def test_truncated_non_pcm16(tmp_path: Path) -> None:
     cut = tmp_path / "cut24.wav"
     cut.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     assert "truncated wav" in _error(cut)
+
+
+def test_float_samples_beyond_full_scale_are_warned_about(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by probing (2026-12-06): a float wav at 50x full scale was scored without a word."""
+    import soundfile as sf
+
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, np.full(1600, 50.0, np.float32), 16000, subtype="FLOAT")
+    wave, _ = read_wav(loud)
+    assert float(wave.max()) == 50.0
+    assert "loud.wav: float samples reach 50" in caplog.text
+    caplog.clear()
+    sf.write(loud, np.full(1600, 0.5, np.float32), 16000, subtype="FLOAT")
+    read_wav(loud)
+    assert caplog.text == ""
