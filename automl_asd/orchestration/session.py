@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 
-from automl_asd.errors import AutomlAsdError
+from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.orchestration.local_ray import init_local_ray
 
 __all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable", "LOCAL",
@@ -28,6 +28,10 @@ LOCAL = "local"
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
 #: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.
 CONNECT_TIMEOUT_S = 10.0
+
+
+class RayStartError(AutomlAsdError):
+    """Ray failed to start or connect (one line; its logs hold the rest)."""
 
 
 class ClusterUnreachableError(AutomlAsdError, ConnectionError):
@@ -126,6 +130,12 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
             init_local_ray(**ray_init_kwargs(verbose))
         else:
             init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
+    except (AutomlAsdError, ValueError, OSError):
+        raise  # already one line naming the problem
+    except Exception as exc:  # Ray's own start-up failures are bare Exceptions (a traceback)
+        where = "connect to" if address and address != LOCAL else "start"
+        raise RayStartError(f"Ray could not {where} its runtime: {one_line(exc)} (Ray's logs: "
+                            "/tmp/ray/session_latest/logs; -v shows the traceback)") from exc
     finally:
         # a Python handler only: with none (SIG_DFL) Ray's own exit, which still runs the
         # clean-up of finally blocks and atexit, is better than dying on the spot

@@ -214,3 +214,22 @@ def test_a_cluster_job_carries_verify_audio_to_its_workers(monkeypatch: pytest.M
     session.init_ray("10.0.0.1:6379")
     assert seen[0]["runtime_env"] is None
     assert seen[1]["runtime_env"] == {"env_vars": {"AUTOML_ASD_VERIFY_AUDIO": "1"}}
+
+
+def test_a_ray_that_fails_to_start_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by probing (2026-12-06): under a file-size limit Ray's start-up raised a bare
+    Exception, which the CLI printed as a 30-line traceback."""
+    import ray
+
+    from automl_asd.orchestration import session
+
+    def stuck(**kw: object) -> None:
+        raise Exception("The current node timed out during startup. This could happen "
+                        "because some of the Ray processes failed to startup.")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(session, "init_local_ray", stuck)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(session.RayStartError, match="Ray could not start its runtime: The "
+                                                    "current node timed out during startup"):
+        session.init_ray(None)
