@@ -453,10 +453,10 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
     models = {mt: _model(mt, seed) for mt in types}
     if len(set(types)) != len(types):
         raise SynthError(f"machine_types has duplicates: {types}")
+    if workers < 1:  # before the folder exists: a refused run leaves nothing
+        raise SynthError(f"workers must be >= 1, got {workers}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    if workers < 1:
-        raise SynthError(f"workers must be >= 1, got {workers}")
     # "spawn": the caller may hold threads (torch, Ray) that make fork unsafe.
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers > 1 else None)
