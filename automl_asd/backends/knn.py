@@ -145,6 +145,10 @@ class KnnBackend(Backend):
             n_centers = min(self.n_centers, len(src))
             if n_centers == len(src):
                 centers = src
+            elif len(distinct := np.unique(src, axis=0)) <= n_centers:
+                # copies among the clips (identical recordings): no more centres than there
+                # are distinct points (k-means warned, and its centres are those points)
+                centers = distinct
             else:
                 from sklearn.cluster import KMeans  # noqa: PLC0415
 

@@ -233,3 +233,16 @@ def test_gmm_on_two_and_three_clips_and_refusing_one() -> None:
         assert np.all(np.isfinite(b.self_scores()))
     with pytest.raises(ValueError, match="gmm: needs at least 2 training embeddings, got 1"):
         make_backend("gmm", {}, 0).fit(np.eye(3, dtype=np.float32)[:1], np.array(["source"]))
+
+
+def test_knn_centres_of_copies_are_the_distinct_points() -> None:
+    """Found by probing (2026-12-06): identical training clips made k-means ask for 16 centres
+    of one point (sklearn ConvergenceWarnings on stderr, one per fold)."""
+    import warnings
+
+    emb = np.repeat(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], np.float32), 20, axis=0)
+    doms = np.array(["source"] * 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = make_backend("knn", {"n_centers": 16}, 0).fit(emb, doms)
+        assert np.allclose(b.self_scores(), 0.0)
