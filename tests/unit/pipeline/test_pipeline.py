@@ -274,3 +274,22 @@ def test_thin_training_data_is_warned_about(caplog: pytest.LogCaptureFixture) ->
     caplog.clear()
     _warn_thin_training("pump", ["source"] * 20 + ["target"])
     assert caplog.text == ""
+
+
+def test_static_training_clips_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    """Found by probing (2026-12-06): one silent (or DC) training clip lowered a type's
+    target AUC from 0.61 to 0.37 without a word."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from automl_asd.pipeline import _warn_static_clips
+
+    rng = np.random.default_rng(0)
+    clips: Any = [SimpleNamespace(path=Path(f"c{i}.wav")) for i in range(3)]
+    dc = np.zeros((50, 8), np.float32)
+    dc[:, 0] = 30.0  # energy in the lowest band only, constant over time
+    feats = [rng.normal(size=(50, 8)).astype(np.float32), np.full((50, 8), -100.0, np.float32),
+             dc]
+    _warn_static_clips("pump", clips, feats)
+    assert "pump: 2 training clip(s) whose features never change over time" in caplog.text
+    assert "c1.wav, c2.wav" in caplog.text and "c0.wav" not in caplog.text
