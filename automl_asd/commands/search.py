@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
@@ -104,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             # its tune/, near_ties/ and loo/ files are ours too (an interrupted leave-one-out
             # search has only its folders, recorded in the manifest)
-            if (folder.owns("search.json") or folder.owns("leave_one_out.parquet")
-                    or {"tune", "loo"} & set(folder.manifest.get("dirs") or ())):
+            claimed = (folder.owns("search.json") or folder.owns("leave_one_out.parquet")
+                       or {"tune", "loo"} & set(folder.manifest.get("dirs") or ()))
+            # a search stopped before its first trial (refused, or killed at start-up) left
+            # nothing --resume could continue: it simply starts again
+            if claimed and (args.storage is not None or _holds_state(args.out)):
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
@@ -121,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
                                        if (args.out / d).is_dir()]
             folder.record(p.name for p in sorted(args.out.iterdir())
                           if p.is_file() and p.name in SEARCH_PATTERNS)
+
+
+def _holds_state(out: Path) -> bool:
+    """Whether ``out`` holds what ``--resume`` continues: Tune's experiment state, the trial
+    table, or leave-one-out folds."""
+    return ((out / "trials.parquet").is_file()
+            or any((out / "tune").rglob("experiment_state*.json"))
+            or any(p.is_dir() and any(p.iterdir()) for p in (out / "loo").glob("*")))
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:

@@ -315,6 +315,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     started_ray = init_ray(cfg.address, verbose=cfg.verbose)  # loopback only when local
     try:
+        # before anything is written: a refused request leaves no search behind
+        check_fits(cfg.cpus_per_trial, cfg.gpus_per_trial, "search", options="--cpus-per-trial "
+                   "/ --gpus-per-trial", local=started_ray and is_local(cfg.address))
         check_start(cfg, out, exp_path, previous, meta,
                     can_restore=tune.Tuner.can_restore(exp_path))
         out.mkdir(parents=True, exist_ok=True)
@@ -322,8 +325,6 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             io.write_search_meta(out, {**meta, "started": _now()})
         elif previous is not None:
             io.write_search_meta(out, {**previous, "resumed": _now()})
-        check_fits(cfg.cpus_per_trial, cfg.gpus_per_trial, "search", options="--cpus-per-trial "
-                   "/ --gpus-per-trial", local=started_ray and is_local(cfg.address))
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)

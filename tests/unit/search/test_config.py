@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,8 @@ def test_cli_rerun_into_its_own_search_folder_says_resume(
     out = tmp_path / "run"
     with RunFolder.open(out, command="search") as folder:
         (out / "search.json").write_text("{}")
+        (out / "tune").mkdir()
+        (out / "tune" / "experiment_state-2026-12-06.json").write_text("{}")
         (out / "near_ties").mkdir()
         (out / "near_ties" / "t1.json").write_text("{}")
         folder.record(["search.json"])
@@ -130,7 +133,9 @@ def test_a_search_claims_its_tune_folder_before_any_trial(
         tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """Found by probing (2026-12-06): a search SIGKILLed mid-trial never listed its files, so a
-    rerun called its own search.json and tune/ foreign instead of saying --resume."""
+    rerun called its own search.json and tune/ foreign instead of saying --resume; and one
+    stopped before Tune wrote any state must simply start again (neither a plain rerun nor
+    --resume accepted it)."""
     import json
 
     import automl_asd.commands.search as command
@@ -140,18 +145,25 @@ def test_a_search_claims_its_tune_folder_before_any_trial(
     out = tmp_path / "run"
     seen: list[list[str]] = []
 
-    def killed(args: object, cfg: object) -> int:
-        seen.append(json.loads((out / RUN_MANIFEST).read_text())["dirs"])
-        (out / "tune").mkdir()
-        (out / "search.json").write_text("{}")
-        raise KeyboardInterrupt  # stands in for the kill; the manifest on disk is what counts
+    def killed(state: bool) -> Any:
+        def run(args: object, cfg: object) -> int:
+            seen.append(json.loads((out / RUN_MANIFEST).read_text())["dirs"])
+            (out / "tune").mkdir(exist_ok=True)
+            (out / "search.json").write_text("{}")
+            if state:
+                (out / "tune" / "experiment_state-x.json").write_text("{}")
+            raise KeyboardInterrupt  # stands in for the kill: the manifest on disk counts
+        return run
 
-    monkeypatch.setattr(command, "_run", killed)
-    assert main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
-                 "--out", str(out)]) == 130
+    argv = ["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+            "--out", str(out)]
+    monkeypatch.setattr(command, "_run", killed(state=False))
+    assert main(argv) == 130
     assert seen == [["tune"]]
-    monkeypatch.undo()
+    # nothing --resume could continue: a plain rerun starts again (reaches the search)
+    assert main(argv) == 130 and len(seen) == 2
+    monkeypatch.setattr(command, "_run", killed(state=True))
+    assert main(argv) == 130
     capsys.readouterr()
-    assert main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
-                 "--out", str(out)]) == 1
+    assert main(argv) == 1
     assert "already holds a search; pass --resume" in capsys.readouterr().err
