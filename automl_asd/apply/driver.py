@@ -45,7 +45,13 @@ from automl_asd.bundle.shared import load_shared
 from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.evaluation.evaluate import evaluate_outputs, labelled_truth
 from automl_asd.io.results import write_error
-from automl_asd.io.run_folder import REPORT_PATTERNS, RunFolder, check_apart, matches
+from automl_asd.io.run_folder import (
+    REPORT_PATTERNS,
+    RunFolder,
+    check_apart,
+    local_storage,
+    matches,
+)
 from automl_asd.pipeline import needs_shared
 from automl_asd.provenance import development_overlap
 from automl_asd.recipe import Recipe
@@ -219,8 +225,10 @@ def apply_recipe(cfg: ApplyConfig, *, runner: Runner | None = None) -> ApplyRepo
         logger.warning("apply: %s: development type name(s) of the search that chose the "
                        "recipe, with other clips (other data, or a changed tree)",
                        ", ".join(sorted(set(dev) - set(same))))
-    check_apart(Path(cfg.out), "--out", [("--data", Path(cfg.data)),
-                                         ("--ground-truth", cfg.ground_truth)])
+    inputs = [("--data", Path(cfg.data)), ("--ground-truth", cfg.ground_truth)]
+    check_apart(Path(cfg.out), "--out", inputs)
+    if (store := local_storage(cfg.storage)) is not None:
+        check_apart(store, "--storage", inputs)
     with open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
         report = _apply_locked(folder, cfg, names, runner or SerialRunner())
     return replace(report, dev_types=dev, dev_types_same_data=same)

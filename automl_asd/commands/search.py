@@ -9,7 +9,7 @@ from pathlib import Path
 
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
-from automl_asd.io.run_folder import OutputError, RunFolder, check_apart
+from automl_asd.io.run_folder import OutputError, RunFolder, check_apart, local_storage
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
 from automl_asd.storage import check_location
@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.orchestration.session import check_address  # noqa: PLC0415  (the Ray layer, loaded when used)
 
     check_address(args.address)
-    check_apart(args.out, "--out", [("--data", args.data), ("--novel", args.novel)])
+    inputs = [("--data", args.data), ("--novel", args.novel)]
+    check_apart(args.out, "--out", inputs)
+    if (store := local_storage(args.storage)) is not None:
+        check_apart(store, "--storage", inputs)
     # the development and --novel data, checked before the run folder is created
     from automl_asd.data import scan  # noqa: PLC0415  (loaded when used)
     from automl_asd.search.novel_check import check_novel, check_scorable  # noqa: PLC0415  (loaded when used)

@@ -56,6 +56,7 @@ __all__ = [
     "matches",
     "check_report_file",
     "check_apart",
+    "local_storage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,28 @@ class OutputError(AutomlAsdError, ValueError):
     fix (the CLI prints it as one line)."""
 
 
-def check_report_file(out: Path, option: str, *, inputs: Iterable[tuple[str, Path]] = ()
+#: the official evaluator's ground-truth folders: what ``--ground-truth`` protects in an
+#: evaluator folder, whose teams/ and teams_result/ hold submissions and results
+_GROUND_TRUTH_DIRS = ("ground_truth_data", "ground_truth_domain", "ground_truth_attributes")
+
+
+def _input_trees(inputs: Iterable[tuple[str, Path | None]]) -> list[tuple[str, Path]]:
+    """The folders ``inputs`` name that outputs must stay out of: each folder, except that an
+    evaluator folder given as ``--ground-truth`` is only its ground-truth folders."""
+    trees: list[tuple[str, Path]] = []
+    for opt, folder in inputs:
+        if folder is None:
+            continue
+        root = Path(folder)
+        if opt == "--ground-truth" and (root / _GROUND_TRUTH_DIRS[0]).is_dir():
+            trees += [(opt, root / sub) for sub in _GROUND_TRUTH_DIRS]
+        else:
+            trees.append((opt, root))
+    return trees
+
+
+def check_report_file(out: Path, option: str, *,
+                      inputs: Iterable[tuple[str, Path | None]] = ()
                       ) -> None:
     """Refuse a report file (``evaluate --json/--out``, ``summarize --out``) that would replace
     what the command reads or what a run wrote: a folder, a ``.wav`` name, a path inside a
@@ -110,8 +132,8 @@ def check_report_file(out: Path, option: str, *, inputs: Iterable[tuple[str, Pat
         raise OutputError(f"{option} {out}: a .wav name; choose another file (it would "
                           "replace a recording)")
     target = out.expanduser().resolve()
-    for opt, folder in inputs:
-        root = Path(folder).expanduser().resolve()
+    for opt, folder in _input_trees(inputs):
+        root = folder.expanduser().resolve()
         if target == root or target.is_relative_to(root):
             raise OutputError(f"{option} {out}: inside {opt} {folder}, which this command "
                               "reads; choose a file outside it")
@@ -134,14 +156,21 @@ def check_apart(out: Path, option: str, inputs: Iterable[tuple[str, Path | None]
     """Refuse an output folder ``out`` that is one of the input folders (``(option, path)``)
     or inside one: a run never writes into the tree it reads. :class:`OutputError`."""
     target = out.expanduser().resolve()
-    for opt, folder in inputs:
-        if folder is None:
-            continue
-        root = Path(folder).expanduser().resolve()
+    for opt, folder in _input_trees(inputs):
+        root = folder.expanduser().resolve()
         if target == root or target.is_relative_to(root):
             raise OutputError(f"{option} {out}: {'is' if target == root else 'inside'} {opt} "
                               f"{folder}; outputs are never written into the input tree, "
                               f"choose another {option}")
+
+
+def local_storage(location: str | None) -> Path | None:
+    """The local folder a ``--storage`` value names (a path or ``file://`` URI), else None."""
+    if not location:
+        return None
+    if location.startswith("file://"):
+        return Path(location[len("file://"):])
+    return None if "://" in location else Path(location)
 
 
 def _now() -> str:

@@ -166,6 +166,35 @@ def test_outputs_are_never_written_into_the_input_tree(
     assert _snapshot(tree) == before
 
 
+def test_the_official_evaluator_layout_is_not_an_input_tree(tmp_path: Path) -> None:
+    """Review of the checks above (2026-12-06): in an evaluator folder only its ground-truth
+    folders are inputs; submissions go to its teams/, results to teams_result/."""
+    from automl_asd.io.run_folder import check_apart, check_report_file
+
+    ev = tmp_path / "evaluator"
+    for sub in ("ground_truth_data", "ground_truth_domain"):
+        (ev / sub).mkdir(parents=True)
+    gt = [("--ground-truth", ev)]
+    check_apart(ev / "teams" / "me" / "sys1", "--out", gt)
+    check_report_file(ev / "teams_result" / "me.json", "--json", inputs=gt)
+    with pytest.raises(OutputError, match="inside --ground-truth"):
+        check_report_file(ev / "ground_truth_data" / "x.csv", "--out", inputs=gt)
+    # a labelled data root given as --ground-truth stays an input as a whole
+    with pytest.raises(OutputError, match="inside --ground-truth"):
+        check_apart(tmp_path / "root" / "out", "--out", [("--ground-truth", tmp_path / "root")])
+
+
+def test_apply_storage_inside_data_is_refused(
+        data: Path, copy_of: Callable[[Path, str], Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tree = copy_of(data, "tree_s")
+    before = _snapshot(tree)
+    for store in (str(tree / MT / "store"), f"file://{tree / MT / 'store'}"):
+        assert main(_apply(tree, tmp_path / "o", "--storage", store)) == 1
+        assert "--storage" in _err_line(capsys)
+    assert _snapshot(tree) == before
+
+
 @pytest.mark.parametrize("name", ["trials.csv", "duplicates.json", "novel_check.parquet"])
 def test_search_refuses_a_foreign_file_among_its_names(
         data: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
