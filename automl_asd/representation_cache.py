@@ -256,11 +256,12 @@ class RepresentationCache:
                 self._memory.popitem(last=False)
 
     def shared(self, recipe: Recipe, fingerprint: str, fidelity: float,
-               build: Callable[[], list[dict[str, NDArray[Any]]]]
-               ) -> list[dict[str, NDArray[Any]]]:
-        """The shared-stage states for ``recipe`` (built by ``build`` on a miss)."""
+               build: Callable[[], list[dict[str, NDArray[Any]]]], *,
+               threads: int | None = None) -> list[dict[str, NDArray[Any]]]:
+        """The shared-stage states for ``recipe`` (built by ``build`` on a miss); ``threads``:
+        the torch threads ``build`` trains with (default: the caller's current count)."""
         key = shared_key(recipe, fingerprint=fingerprint, fidelity=fidelity,
-                         device=self.device)
+                         device=self.device, threads=threads)
         family = recipe.detector.name
         stored = self.get(family, key)
         if stored is not None:

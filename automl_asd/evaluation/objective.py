@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from automl_asd import ground_truth, pipeline, representation_cache
-from automl_asd.components.device import resolve_device
+from automl_asd.components.device import default_workers, resolve_device
 from automl_asd.components.files import digests_remembered
 from automl_asd.data import MachineData
 from automl_asd.evaluation.evaluate import SectionScores, evaluate_scores, section_scores
@@ -122,8 +122,12 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
             used = [c for m in machines.values()
                     for c in pipeline.select_train_clips(recipe, m, fidelity=fidelity)[0]
                     + [c for c in m.supplemental if mixes_noise and c.kind == "noise"]]
+            # keyed by the threads fit_shared trains with (its stage sets them), not by
+            # this caller's count
+            trains_with = None if rep_cache.device != "cpu" else (
+                num_threads if num_threads is not None else default_workers())
             shared = rep_cache.shared(recipe, representation_cache.data_fingerprint(used),
-                                      fidelity, build)
+                                      fidelity, build, threads=trains_with)
         timings["shared"] = time.perf_counter() - t0
     scored: dict[SectionKey, SectionScores] = {}
     for mt in sorted(machines):

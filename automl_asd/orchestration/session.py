@@ -16,14 +16,14 @@ import threading
 from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.orchestration.local_ray import init_local_ray
 
-__all__ = ["init_ray", "ClusterUnreachableError", "check_address", "check_reachable", "LOCAL",
-           "is_local"]
+__all__ = ["init_ray", "shutdown_ray", "ClusterUnreachableError", "RayStartError",
+           "check_address", "check_reachable", "LOCAL", "FORWARDED_ENV", "is_local"]
 
 #: ``--address local``: start a new local runtime (loopback only), as with no address.
+LOCAL = "local"
+
 #: environment switches a cluster job carries to its workers (``runtime_env``)
 FORWARDED_ENV = ("AUTOML_ASD_VERIFY_AUDIO",)
-
-LOCAL = "local"
 
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
 #: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.

@@ -99,6 +99,8 @@ def test_demo_ends_with_where_each_result_is(tmp_path: Path, monkeypatch: pytest
     (["download", "--split", "dev", "--dest", "x", "--timeout", "nan"],
      "--timeout: nan is not a finite number"),
     (["synth", "--list", "--random-types", "100000000"], "--random-types: at most 10000"),
+    (["download", "--split", "dev", "--dest", "x", "--retries", "0"],
+     "--retries: must be positive, got 0"),
 ])
 def test_bad_numbers_and_empty_paths_are_usage_errors(
         argv: list[str], message: str, capsys: pytest.CaptureFixture[str],

@@ -300,3 +300,22 @@ def test_corrupt_entry_is_retrained(tmp_path: Path) -> None:
         path.write_bytes(bytes(raw))
         assert RepresentationCache(tmp_path).get("fam", "k") is None, damage
         assert not path.exists(), damage
+
+
+def test_the_shared_stage_is_keyed_by_the_threads_it_trains_with(tmp_path: Path) -> None:
+    """Review (2026-12-06): the shared key read the caller's torch thread count while
+    fit_shared trained under its own, so a 2-thread network answered a 1-thread call."""
+    recipe = load_recipe("margin_knn")
+    cache = RepresentationCache(tmp_path)
+    built: list[int] = []
+
+    def build(n: int) -> Any:
+        def go() -> list[dict[str, np.ndarray]]:
+            built.append(n)
+            return [{"w": np.full(3, float(n))}]
+        return go
+
+    for n in (2, 1, 2, 1):
+        got = cache.shared(recipe, _FP, 1.0, build(n), threads=n)
+        assert float(got[0]["w"][0]) == n
+    assert built == [2, 1]
