@@ -212,7 +212,13 @@ class SearchSpace:
     selection: SelectionRule = field(default_factory=SelectionRule)
 
     def describe_reference(self) -> str:
-        """E.g. ``reference recipe `fast_default` (not the official DCASE baseline)``."""
+        """E.g. ``reference recipe `fast_default` (not the official DCASE baseline)``; when the
+        space fixes or constrains values of its own, the first point is not that recipe and
+        says so (``reference point (`baseline_ae_mse` as this space sets it: not the recipe
+        itself)``), never claiming the official baseline for another recipe."""
+        if not self.reference_is_exact():
+            return (f"reference point (`{self.reference_name}` as this space sets it: not the "
+                    "recipe itself)")
         kind = ("the official DCASE baseline" if self.reference_official
                 else "not the official DCASE baseline")
         return f"reference recipe `{self.reference_name}` ({kind})"
@@ -430,9 +436,9 @@ def load_space(space: str | Path) -> SearchSpace:
     path = resolve_space_path(space)
     raw = path.read_bytes()
     try:
-        doc = yaml.safe_load(raw)
+        doc = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML: {exc}") from None
+        raise SpaceError(f"{path}: {_yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise SpaceError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}")
     if _OLD_REFERENCE_KEY in doc:
@@ -453,8 +459,11 @@ def load_space(space: str | Path) -> SearchSpace:
     name = doc["name"]
     if not isinstance(name, str) or not name:
         raise SpaceError(f"{path}: name: expected a non-empty string")
+    ref = str(doc["reference"])
+    beside = path.parent / ref  # a recipe file named relative to the space file
     try:
-        reference = load_recipe(str(doc["reference"]))
+        reference = load_recipe(str(beside) if ref.endswith(".json") and beside.is_file()
+                                else ref)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise SpaceError(f"{path}: reference: cannot load recipe {doc['reference']!r}: {exc}") \
             from None
@@ -508,7 +517,8 @@ def _parse_fidelity(raw: Any, path: Path) -> Fidelity:
         raise SpaceError(f"{path}: fidelity: expected {{rungs: [..], reduction_factor: N}}")
     rungs = raw.get("rungs", [1.0])
     if (not isinstance(rungs, list) or not rungs
-            or not all(isinstance(r, int | float) and 0 < r <= 1 for r in rungs)
+            or not all(isinstance(r, int | float) and not isinstance(r, bool) and 0 < r <= 1
+                       for r in rungs)
             or any(b <= a for a, b in zip(rungs, rungs[1:], strict=False))
             or rungs[-1] != 1):
         raise SpaceError(f"{path}: fidelity.rungs: {rungs!r}; expected increasing fractions in "
@@ -587,6 +597,33 @@ def _parse_dimension(raw: dict[str, Any], path: Path, dotted: str,
                              "cannot be combined with log")
     return Dimension(dotted, recipe_path, "int" if kind == "int" else "float", low=low,
                      high=high, log=log, step=step)
+
+
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last one
+    silently: a space whose searched dimension was overridden below it searched nothing)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {mark.line + 1}, column "
+                    f"{mark.column + 1}); give each key once", mark)
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: line, column and the problem (not PyYAML's several lines
+    quoting ``<byte string>``)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"not valid YAML: {where}{problem}"
 
 
 def _finite(value: int | float, where: str, what: str) -> float:

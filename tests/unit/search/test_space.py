@@ -177,6 +177,7 @@ def test_space_errors_name_the_yaml_path(tmp_path: Path, body: str,
     ("fidelity: {rungs: [0.25, 0.5]}\n", "ending with 1.0"),
     ("fidelity: {rungs: [1.0], reduction_factor: 1}\n", "reduction_factor"),
     ("colour: red\n", "unknown top-level key"),
+    ("fidelity: {rungs: [true]}\n", "fidelity.rungs"),
 ])
 def test_top_level_errors(tmp_path: Path, extra: str, needle: str) -> None:
     path = _write(tmp_path, "normalization: {method: {choice: [none, domain_zscore]}}",
@@ -264,8 +265,9 @@ def test_old_baseline_key_is_read_with_a_deprecation_warning(
     assert "the key 'baseline' is deprecated" in caplog.text and "'reference'" in caplog.text
     assert old.reference_name == "fast_default" and old.reference_official is None
     assert old.reference_point() == new.reference_point()
-    assert old.describe_reference() == (
-        "reference recipe `fast_default` (not the official DCASE baseline)")
+    # the space sets seed 1 (fast_default has another): its first point is not the recipe
+    assert old.describe_reference() == new.describe_reference() == (
+        "reference point (`fast_default` as this space sets it: not the recipe itself)")
     both = tmp_path / "both.yaml"
     both.write_text(new.path.read_text() + "baseline: fast_default\n")
     with pytest.raises(SpaceError, match="both 'reference' and its old name 'baseline'"):
@@ -280,3 +282,45 @@ def test_shipped_spaces_name_their_reference_recipe() -> None:
         assert space.reference_name == ref
         assert (space.reference_official is not None) == (ref == "baseline_ae_mse")
         assert not any(ln.startswith("baseline:") for ln in space.path.read_text().splitlines())
+
+
+def test_yaml_mistakes_are_one_line_naming_the_place(tmp_path: Path) -> None:
+    """Found by a review (2026-12-06): a key given twice kept the last one silently (a searched
+    dimension overridden by a constant: the search ran identical trials), and a tab gave five
+    lines quoting "<byte string>"."""
+    path = _write(tmp_path, "normalization: {method: {choice: [none, domain_zscore]}}\n"
+                            "normalization: {method: none}")
+    with pytest.raises(SpaceError, match=r"duplicate key 'normalization' \(line 5, column 3\)"):
+        load_space(path)
+    path.write_text("name: t\nreference: fast_default\nspace:\n\tfeatures: {}\n")
+    with pytest.raises(SpaceError) as exc:
+        load_space(path)
+    assert "\n" not in str(exc.value) and "line 4, column 1" in str(exc.value)
+
+
+def test_a_reference_recipe_file_is_found_beside_the_space(tmp_path: Path,
+                                                            monkeypatch: Any) -> None:
+    """Found by a review (2026-12-06): `reference: myref.json` was read from the current
+    folder, so the same space failed when run from elsewhere."""
+    from automl_asd.recipe import load_recipe
+
+    sub = tmp_path / "spaces"
+    sub.mkdir()
+    (sub / "myref.json").write_text(load_recipe("fast_default").to_json())
+    path = _write(sub, "normalization: {method: {choice: [none, domain_zscore]}}",
+                  reference="myref.json")
+    monkeypatch.chdir(tmp_path)
+    assert load_space(path).reference_point() is not None
+
+
+def test_a_space_that_changes_its_reference_does_not_claim_it(tmp_path: Path) -> None:
+    """Found by a review (2026-12-06): a space that set its own n_mels and epochs still called
+    its first trial "reference recipe `baseline_ae_mse` (the official DCASE baseline)"."""
+    exact = load_space(_write(tmp_path, "normalization: {method: {choice: [none, "
+                                        "domain_zscore]}}"))
+    assert exact.describe_reference() == (
+        "reference recipe `baseline_ae_mse` (the official DCASE baseline)")
+    changed = load_space(_write(tmp_path, "features: {n_mels: 64}"))
+    assert not changed.reference_is_exact()
+    assert changed.describe_reference() == (
+        "reference point (`baseline_ae_mse` as this space sets it: not the recipe itself)")
