@@ -301,8 +301,14 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
     first = machines[sorted(machines)[0]]
     n_clips = _train_clips(machines)
     reference = space.to_recipe(space.reference_point(), name="reference")
-    recipes = [space.to_recipe(p, name="estimate")
-               for p in random_points(space, _N_POINTS, seed)]
+    recipes = []
+    for point in random_points(space, _N_POINTS, seed):
+        try:
+            recipes.append(space.to_recipe(point, name="estimate"))
+        except ValueError as exc:  # a combination the space allows but no recipe can hold
+            # (e.g. a hop longer than a sampled window): its trial fails on its own, the
+            # estimate goes on
+            logger.debug("cost estimate: point skipped (%s)", exc)
     timed: dict[str, tuple[float, float]] = {}  # behaviour hash -> its constants
     tried: dict[str, int] = {}
     failed: set[str] = set()

@@ -582,3 +582,24 @@ def test_start_up_trials_that_failed_before_reporting_do_not_break_the_report() 
     text = "\n".join(search_report._extra_sections(table, {"estimates": est}))
     assert "Measured: the 1 trial of TPE's random start-up after the reference averaged 5 s" \
         in text
+
+
+def test_a_point_no_recipe_can_hold_is_skipped_by_the_estimate(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Found by a review (2026-12-06): a space searching n_fft and hop_length separately drew
+    a hop longer than the window in the estimate, which failed the whole search with a Ray
+    traceback before any trial (the trial itself only errors)."""
+    from pathlib import Path
+
+    monkeypatch.setattr(budget, "_family_constants", lambda *a, **k: (1.0, 0.0))
+    monkeypatch.setattr(budget, "_extract_seconds_per_clip", lambda *a: 0.01)
+    path = Path(tmp_path) / "clash.yaml"
+    path.write_text("name: clash\nreference: fast_default\nspace:\n  features:\n"
+                    "    n_fft: {choice: [512, 1024]}\n    hop_length: {choice: [512, 1024]}\n")
+    space = load_space(path)
+    points = budget.random_points(space, budget._N_POINTS, 0)
+    bad = [p for p in points if p["features.n_fft"] < p["features.hop_length"]]
+    assert bad  # the draw holds such a point
+    machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50, clips=[])}
+    est = budget.estimate_costs(space, machines, seed=0)  # type: ignore[arg-type]
+    assert est["timed_points"]
