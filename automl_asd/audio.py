@@ -163,6 +163,29 @@ def _read_plain_wav(p: Path) -> tuple[np.ndarray, int, bool] | None:
     return wave, rate, True
 
 
+def header_unfinished(path: str | Path) -> bool:
+    """True when a RIFF/WAVE file's header still declares an unknown length (a RIFF or data
+    size of 0 or 0xFFFFFFFF: what libsndfile and streaming recorders write until they close
+    the file), i.e. it is probably still being written. False for anything else, unreadable
+    files included (the decoder reports those)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    if int.from_bytes(head[4:8], "little") in _STREAMING_SIZES:
+        return True
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8], "little")
+        if cid == b"data":
+            return size in _STREAMING_SIZES
+        pos += 8 + size + (size & 1)
+    return False
+
+
 def load_wav(path: str | Path, *, sample_rate: int | None = None,
              resample: bool = False) -> np.ndarray:
     """Load a mono clip as float32 ``(n_samples,)``.

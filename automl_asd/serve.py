@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from automl_asd.audio import AudioError
+from automl_asd.audio import AudioError, header_unfinished
 from automl_asd.io.run_folder import FolderLock, OutputError
 from automl_asd.io.score_csv import (
     SCORE_CSV_HEADER,
@@ -152,11 +152,15 @@ def watch_folder(
 ) -> WatchStats:
     """Score wav files appearing in ``folder`` until Ctrl-C, ``max_files`` or ``timeout``.
 
-    A file is scored once its size is non-zero and unchanged between two polls; names
-    already in ``out`` are skipped (a restarted watcher resumes). Each poll's ready files are
-    scored as one batch and their rows appended to ``out`` (or printed). A file that cannot be
-    decoded or has the wrong format is logged and skipped; the watcher goes on, and tries it
-    again only if its size changes (or after a restart, since only scored rows are recorded).
+    A file is scored once its size and modification time are unchanged between two polls, its
+    size is non-zero and its wav header declares its length (a writer that has not closed the
+    file yet leaves it unknown); names already in ``out`` are skipped (a restarted watcher
+    resumes). A scored file that changes afterwards is not scored again: a WARNING names it
+    (write recordings elsewhere and move them in, as a rename is atomic). Each poll's ready
+    files are scored as one batch and their rows appended to ``out`` (or printed). A file
+    that cannot be decoded or has the wrong format is logged and skipped; the watcher goes on,
+    and tries it again only if its size changes (or after a restart, since only scored rows
+    are recorded).
     """
     if poll <= 0:
         raise ValueError(f"--poll {poll}: must be > 0 seconds")
@@ -168,7 +172,8 @@ def watch_folder(
     if out is None:
         emit_rows([], None, append=False)  # header once
     stats = WatchStats()
-    sizes: dict[str, int] = {}
+    sizes: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) at the last poll
+    scored_as: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) when scored
     bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
 
     def skip(path: Path) -> None:
@@ -188,24 +193,33 @@ def watch_folder(
             stats.polls += 1
             ready: list[Path] = []
             for path in _list_wavs(folder):
-                if path.name in done:
-                    continue
                 try:
-                    size = path.stat().st_size
+                    st = path.stat()
                 except FileNotFoundError:
+                    continue
+                size, sig = st.st_size, (st.st_size, st.st_mtime_ns)
+                if path.name in done:
+                    if scored_as.get(path.name, sig) != sig:
+                        logger.warning("watch: %s changed after it was scored (was it still "
+                                       "being written?); its row holds the earlier content: "
+                                       "write recordings elsewhere and move them in",
+                                       path.name)
+                        scored_as.pop(path.name)
                     continue
                 if bad.get(path.name) == size:
                     continue  # skipped before and unchanged since
-                if size > 0 and sizes.get(path.name) == size:
+                if size > 0 and sizes.get(path.name) == sig and not header_unfinished(path):
                     ready.append(path)
-                sizes[path.name] = size
+                sizes[path.name] = sig
             if max_files is not None:
                 ready = ready[:max(0, max_files - stats.scored - len(stats.skipped))]
             good: list[Path] = []
             feats = []
             for path in ready:
                 done.add(path.name)
-                sizes.pop(path.name, None)
+                signature = sizes.pop(path.name, None)
+                if signature is not None:
+                    scored_as[path.name] = signature
                 try:
                     feats.extend(bundle.features([path], resample=resample, workers=1))
                     good.append(path)

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept a bundle made with another automl-asd/torch version "
                              "(scores may differ slightly); checksums are still enforced")
     parser.add_argument("--watch", type=path_arg, default=None, metavar="DIR",
-                        help="score new wav files as they appear in DIR (Ctrl-C stops)")
+                        help="score new wav files as they appear in DIR (Ctrl-C stops); "
+                             "write them elsewhere and move them in (a rename is atomic)")
     parser.add_argument("--poll", type=float, default=2.0, metavar="S",
                         help="--watch poll interval in seconds (default 2)")
     parser.add_argument("--max-files", type=int, default=None, metavar="N",

@@ -155,6 +155,51 @@ def test_watch_scores_new_stable_files_and_skips_malformed(
     assert [r[0] for r in read_score_csv(out)] == names + ["broken.wav", "c3.wav"]
 
 
+def test_watch_waits_for_an_open_recording_and_names_one_changed_after_scoring(
+    bundle: Bundle, test_wavs: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by a review (2026-12-06): a recording still being written (libsndfile leaves the
+    header's length unknown until it closes the file) was scored on its first second and
+    flagged, and never looked at again."""
+    import soundfile as sf
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    out = tmp_path / "live.csv"
+    wave, rate = sf.read(test_wavs[0], dtype="float32")
+    writer = sf.SoundFile(inbox / "rec.wav", "w", rate, 1, "PCM_16")
+    writer.write(wave[:rate])
+    writer.flush()
+    polls: list[int] = []
+
+    def fake_sleep(_: float) -> None:
+        polls.append(1)
+        if len(polls) == 3:  # the recorder finishes after two quiet polls
+            writer.write(wave[rate:])
+            writer.close()
+
+    stats = watch_folder(bundle, inbox, out, poll=0.01, max_files=1, sleep=fake_sleep)
+    assert stats.scored == 1 and stats.polls >= 5
+    want = bundle.score([test_wavs[0]])
+    assert read_score_csv(out)[0][1] == float(want.scores[0])  # the whole recording
+
+    # a file rewritten after it was scored: named, not silently ignored
+    shutil.copy(test_wavs[1], inbox / "b.wav")
+    step: list[int] = []
+
+    def rewrite(_: float) -> None:  # b.wav is scored at poll 2, rewritten after poll 3
+        step.append(1)
+        if len(step) == 3:
+            shutil.copy(test_wavs[2], inbox / "b.wav")
+        if len(step) == 5:
+            raise KeyboardInterrupt  # Ctrl-C ends the watch
+
+    with caplog.at_level(logging.WARNING):
+        stats = watch_folder(bundle, inbox, out, poll=0.01, sleep=rewrite)
+    assert stats.reason == "interrupted" and stats.scored == 1
+    assert "b.wav changed after it was scored" in caplog.text
+
+
 def test_watch_stops_cleanly_on_ctrl_c(bundle: Bundle, tmp_path: Path) -> None:
     def interrupt(_: float) -> None:
         raise KeyboardInterrupt
