@@ -159,7 +159,22 @@ class Bundle:
                 return compute(wave, spec)
             except ValueError as exc:
                 raise AudioError(f"{path}: {exc}") from exc
-        arr = np.asarray(item, dtype=np.float32)
+        raw = np.asarray(item)
+        if raw.dtype.kind in "iu":
+            # integer PCM, as soundfile/wave/scipy read it: to [-1, 1) as the file loader does
+            # (scored unscaled, an int16 clip came out about 1000x more anomalous)
+            bits = 8 * raw.dtype.itemsize
+            centre = 2.0 ** (bits - 1) if raw.dtype.kind == "u" else 0.0
+            arr = ((raw.astype(np.float64) - centre) / 2.0 ** (bits - 1)).astype(np.float32)
+        elif raw.dtype.kind == "f":
+            arr = raw.astype(np.float32, copy=False)
+        else:
+            raise AudioError(f"waveform of dtype {raw.dtype}: expected float samples in [-1, 1] "
+                             "or integer PCM")
+        if arr.size and arr.ndim >= 1 and raw.dtype.kind == "f" \
+                and float(np.max(np.abs(arr))) > 1.0 + 1e-6:
+            logger.warning("waveform samples reach %.3g, beyond the [-1, 1] of float audio; "
+                           "scored as they are", float(np.max(np.abs(arr))))
         if arr.ndim != 1:
             if not resample:
                 raise AudioError(f"waveform of shape {arr.shape}: expected mono (n_samples,) "
@@ -228,8 +243,11 @@ class Bundle:
         batch reproduces its scores bit for bit on CPU; other batchings agree to ~1e-15
         relative (BLAS blocking depends on the batch shape).
         """
-        if isinstance(inputs, (str, Path)) or (isinstance(inputs, np.ndarray)
-                                               and inputs.ndim == 1):
+        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
+            raise AudioError(f"an array of shape {inputs.shape}: pass one waveform as a 1-D "
+                             "array, or several as a list (a 2-D array could be clips or "
+                             "channels)")
+        if isinstance(inputs, (str, Path)) or isinstance(inputs, np.ndarray):
             items: list[str | Path | NDArray[Any]] = [inputs]
         else:
             items = list(inputs)

@@ -82,6 +82,27 @@ def test_wrong_rate_and_channels_refused_or_resampled(bundle_dir: Path, bundle: 
     assert np.isfinite(bundle.score([at_8k], sample_rate=8000, resample=True).scores).all()
 
 
+def test_integer_arrays_score_like_their_file_and_2d_arrays_are_refused(
+        bundle: Bundle, test_wavs: list[Path], caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-06): an int16 array (soundfile.read(..., dtype="int16"))
+    was scored unscaled (486 against 0.47, flagged), and a (2, n) array was split into two
+    clips silently."""
+    import soundfile as sf
+
+    from automl_asd.audio import AudioError
+
+    want = bundle.score([test_wavs[0]]).scores
+    pcm, rate = sf.read(test_wavs[0], dtype="int16")
+    assert bundle.score([pcm], sample_rate=rate).scores.tolist() == want.tolist()
+    as32, _ = sf.read(test_wavs[0], dtype="int32")
+    np.testing.assert_allclose(bundle.score([as32]).scores, want, rtol=1e-6)
+    wave, _ = sf.read(test_wavs[0], dtype="float32")
+    with pytest.raises(AudioError, match=r"shape \(2, \d+\).*as a list"):
+        bundle.score(np.stack([wave, wave]))
+    bundle.score([wave * 50])
+    assert "beyond the [-1, 1] of float audio" in caplog.text
+
+
 def test_collect_wavs_names(tmp_path: Path) -> None:
     (tmp_path / "a" / "sub").mkdir(parents=True)
     for rel in ("a/x.wav", "a/sub/y.WAV", "a/.hidden.wav", "a/notes.txt", "b.wav"):
