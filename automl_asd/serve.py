@@ -177,8 +177,10 @@ def watch_folder(
     bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
 
     def skip(path: Path) -> None:
-        """Count ``path`` as skipped; retry it only once its size changes."""
-        stats.skipped.append(path.name)
+        """Count ``path`` as skipped (once, however often it is retried); retry it only once
+        its size changes."""
+        if path.name not in stats.skipped:
+            stats.skipped.append(path.name)
         done.discard(path.name)
         try:
             bad[path.name] = path.stat().st_size
@@ -238,6 +240,8 @@ def watch_folder(
                 good = [p for p, ok in zip(good, finite, strict=True) if ok]
                 scores, decisions = scores[finite], decisions[finite]
             if good:
+                # a file skipped before (e.g. while being copied) and scored now is not skipped
+                stats.skipped[:] = [n for n in stats.skipped if n not in {p.name for p in good}]
                 rows = [(p.name, float(s), int(d))
                         for p, s, d in zip(good, scores, decisions, strict=True)]
                 emit_rows(rows, out, append=True)

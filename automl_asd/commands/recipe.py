@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from automl_asd.errors import ResourceLimitError
 from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.recipe_action == "show":
         recipe = load_recipe(args.recipe)
-        print(f"# content hash: {recipe.content_hash()}")
+        # on stderr: `recipe show X > r.json` is a recipe file `recipe validate` accepts
+        print(f"# content hash: {recipe.content_hash()}", file=sys.stderr)
         print(recipe.to_json(), end="")
         return 0
     failures = 0

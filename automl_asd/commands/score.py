@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
                               workers=args.workers)
     dt = time.perf_counter() - t1
     check_finite_scores(names, result.scores, args.model)
-    emit_rows(_rows(names, result), args.out, append=False)
+    with csv_lock(args.out):  # never under a watcher appending to the same CSV
+        emit_rows(_rows(names, result), args.out, append=False)
     n_anom = int(result.decisions.sum())
     print(f"scored {len(result)} clip(s) with bundle {bundle.machine_type} "
           f"({bundle.recipe.name}): {n_anom} anomalous (threshold {bundle.threshold:.4g}); "
