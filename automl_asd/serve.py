@@ -190,9 +190,16 @@ def watch_folder(
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
                 bundle.machine_type)
+    gone = False  # the folder vanished (said once, and again when it is back)
     try:
         while True:
             stats.polls += 1
+            if folder.is_dir() == gone:
+                gone = not gone
+                if gone:
+                    logger.warning("watch: %s is gone; waiting for it to come back", folder)
+                else:
+                    logger.info("watch: %s is back", folder)
             ready: list[Path] = []
             for path in _list_wavs(folder):
                 try:

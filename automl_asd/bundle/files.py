@@ -54,8 +54,9 @@ def _read_tar(path: Path) -> dict[str, bytes]:
                     raise BundleError(f"{path}: cannot read member {member.name!r}")
                 files[rel] = f.read()
     except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{path}: not a readable tar archive ({exc}); re-export the bundle") \
-            from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # tarfile: 5 lines
+        raise BundleError(f"{path}: not a readable tar archive ({first}); re-export the bundle "
+                          "or give its folder") from None
     # Accept one top-level folder (``tar -cf m.tar fan/``) as well as a flat archive.
     if MANIFEST not in files:
         tops = {PurePosixPath(k).parts[0] for k in files}

@@ -240,8 +240,10 @@ class Bundle:
         paths as given (``"<array i>"`` for waveforms).
 
         Scoring the clips ``apply`` scored (a machine type's test clips, path order) in one
-        batch reproduces its scores bit for bit on CPU; other batchings agree to ~1e-15
-        relative (BLAS blocking depends on the batch shape).
+        batch reproduces its scores bit for bit on CPU; other batchings agree to ~1e-14
+        relative for the pooled families and to float32 precision (~1e-6) for the network
+        ones (BLAS blocking depends on the batch shape). A 2-D array is refused (clips or
+        channels?); integer arrays are PCM, scaled to [-1, 1) like a wav file.
         """
         if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
             raise AudioError(f"an array of shape {inputs.shape}: pass one waveform as a 1-D "

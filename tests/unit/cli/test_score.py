@@ -221,6 +221,28 @@ def test_watch_waits_for_an_open_recording_and_names_one_changed_after_scoring(
     assert "b.wav changed after it was scored" in caplog.text
 
 
+def test_watch_says_when_its_folder_vanishes_and_returns(
+        bundle: Bundle, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-06): a removed watch folder was polled silently for ever."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    step: list[int] = []
+
+    def sleep(_: float) -> None:
+        step.append(1)
+        if len(step) == 1:
+            inbox.rmdir()
+        elif len(step) == 3:
+            inbox.mkdir()
+        elif len(step) == 4:
+            raise KeyboardInterrupt
+
+    with caplog.at_level(logging.INFO):
+        watch_folder(bundle, inbox, None, poll=0.01, sleep=sleep)
+    assert caplog.text.count("is gone; waiting for it to come back") == 1
+    assert caplog.text.count(f"{inbox} is back") == 1
+
+
 def test_watch_stops_cleanly_on_ctrl_c(bundle: Bundle, tmp_path: Path) -> None:
     def interrupt(_: float) -> None:
         raise KeyboardInterrupt
