@@ -3,6 +3,8 @@ what a search or a leave-one-out run returns."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -167,8 +169,11 @@ def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mappin
     ``dev_files_sha256``: the development data's file list digest
     (:func:`~automl_asd.provenance.data_fingerprint`)."""
     space = cfg.space
+    # the reference recipe a space names is a file of its own: a resume must see it unchanged
+    reference = hashlib.sha256(json.dumps(dict(space.base), sort_keys=True).encode()).hexdigest()
     return {"space_name": space.name, "space_path": str(space.path),
-            "space_sha256": space.sha256, "seed": cfg.seed, "trials": cfg.trials,
+            "space_sha256": space.sha256, "reference_sha256": reference,
+            "seed": cfg.seed, "trials": cfg.trials,
             "time_budget_s": cfg.time_budget_s,
             "data": str(cfg.data), "machine_types": list(machine_types),
             **({} if dev_files_sha256 is None else {"dev_files_sha256": dev_files_sha256}),
@@ -177,7 +182,9 @@ def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mappin
 
 #: What a resumed search must find as the search began (a search.json from before a key was
 #: recorded is not checked for it), and how to say it.
-_RESUME_SAME = {"space_sha256": "the space file", "machine_types": "the development types",
+_RESUME_SAME = {"space_sha256": "the space file",
+                "reference_sha256": "the space's reference recipe",
+                "machine_types": "the development types",
                 "dev_files_sha256": "the development data's files", "seed": "--seed"}
 
 

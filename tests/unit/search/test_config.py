@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from automl_asd.recipe import load_recipe
 from automl_asd.search.config import SearchConfig, check_start, run_meta
 from automl_asd.search.space import load_space
 
@@ -40,6 +42,20 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         check_start(replace(resume, seed=5), tmp_path, "st", with_data,
                     run_meta(replace(cfg, seed=5), ("bearing", "fan"), {}, "a" * 64),
                     can_restore=True)
+    # the reference recipe is a file of its own: edited since, it is named (review, 2026-12-06)
+    ref_space = tmp_path / "s.yaml"
+    (tmp_path / "myref.json").write_text(load_recipe("fast_default").to_json())
+    ref_space.write_text("name: r\nreference: myref.json\nspace:\n  normalization: {method: "
+                         "{choice: [none, domain_zscore]}}\n")
+    before = run_meta(replace(cfg, space=load_space(ref_space)), ("fan",), {})
+    edited = json.loads((tmp_path / "myref.json").read_text())
+    edited["seed"] = 7
+    (tmp_path / "myref.json").write_text(json.dumps(edited))
+    after = run_meta(replace(cfg, space=load_space(ref_space)), ("fan",), {})
+    assert before["space_sha256"] == after["space_sha256"]
+    with pytest.raises(ValueError, match=r"reference_sha256 \(the space's reference recipe\) "
+                                         "changed"):
+        check_start(resume, tmp_path, "st", before, after, can_restore=True)
     check_start(resume, tmp_path, "st", meta, with_data, can_restore=True)  # older search.json
     with caplog.at_level("WARNING"):
         check_start(replace(resume, trials=9), tmp_path, "st", meta, meta, can_restore=True)
