@@ -390,7 +390,10 @@ def _default_params(kind: str, name: str) -> dict[str, Any]:
 def _apply_node(recipe: dict[str, Any], node: Node,
                 get: Callable[[Dimension, dict[str, Any]], Any], base: Mapping[str, Any]) -> None:
     if isinstance(node, Fixed):
-        _assign(recipe, node.recipe_path, copy.deepcopy(node.value))
+        # a fixed component of the reference's own kind keeps the reference's values for the
+        # parameters it does not list, as `choose:` does (it fell back to registry defaults)
+        _assign(recipe, node.recipe_path,
+                _merge_component(_lookup(base, node.recipe_path), copy.deepcopy(node.value)))
     elif isinstance(node, Dimension):
         _assign(recipe, node.recipe_path, get(node, recipe))
     else:
@@ -624,6 +627,19 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"not valid YAML: {where}{problem}"
+
+
+def _merge_component(base: Any, value: Any) -> Any:
+    """``value`` (a fixed leaf or component ``{name, params}``) over ``base`` (the reference's
+    value there): a component of the same name keeps the base's parameters it does not set,
+    nested components (a backend) likewise; anything else is ``value`` as given."""
+    if not (isinstance(value, Mapping) and isinstance(base, Mapping)
+            and value.get("name") is not None and base.get("name") == value.get("name")):
+        return value
+    params = dict(base.get("params") or {})
+    for key, sub in dict(value.get("params") or {}).items():
+        params[key] = _merge_component(params.get(key), sub)
+    return {**value, "params": params}
 
 
 def _finite(value: int | float, where: str, what: str) -> float:

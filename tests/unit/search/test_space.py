@@ -324,3 +324,18 @@ def test_a_space_that_changes_its_reference_does_not_claim_it(tmp_path: Path) ->
     assert not changed.reference_is_exact()
     assert changed.describe_reference() == (
         "reference point (`baseline_ae_mse` as this space sets it: not the recipe itself)")
+
+
+def test_a_fixed_component_keeps_the_reference_values_it_does_not_set(tmp_path: Path) -> None:
+    """Found by a review (2026-12-06): `detector: {fixed: {name: pooled_stats, params:
+    {pooling: ...}}}` over fast_default dropped its kNN backend settings for the registry's
+    (cosine instead of euclidean: Ω 0.48 against 0.67), unlike `choose:`."""
+    from automl_asd.recipe import load_recipe
+
+    ref = load_recipe("fast_default")
+    pooling = ref.detector.params["pooling"]
+    space = load_space(_write(tmp_path, f"detector: {{fixed: {{name: pooled_stats, params: "
+                                        f"{{pooling: {pooling}}}}}}}", reference="fast_default"))
+    point = space.to_recipe(space.reference_point(), name="p")
+    assert point.detector == ref.detector
+    assert space.reference_is_exact()
