@@ -25,9 +25,10 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
 Each dimension is named by its path, with component choices spelled out
 (``detector.name``, ``detector.dcase_ae.epochs``, ``detector.pooled_knn.backend.name``,
 ``detector.pooled_knn.backend.knn.k``), so every Optuna name keeps one distribution.
-Values not in the space come from the reference recipe when it uses the same component, else
-from the component's ``ParamSpec`` defaults. The reference recipe (any shipped name or recipe
-file) is the search's starting point; it is the official DCASE baseline only when it is one of
+Values not in the space come from the reference recipe when it uses the same component (for a
+``{fixed: {name, params}}`` component too), else from the component's ``ParamSpec`` defaults.
+The reference recipe (any shipped name, or a recipe file, looked up beside the space file
+first) is the search's starting point; it is the official DCASE baseline only when it is one of
 ``recipe.OFFICIAL_BASELINES`` (``describe_reference`` says which). Files written before the
 key was renamed may still say ``baseline:`` (read with a deprecation warning). Adding a new
 registered family or backend to a search is a YAML edit only.
