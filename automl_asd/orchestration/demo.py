@@ -158,10 +158,10 @@ def run_demo(
             raise RuntimeError(f"apply failed for {', '.join(report.failed)}; see {apply_dir}")
 
         t = time.perf_counter()
-        say(f"[4/4] comparison: the space's {space_obj.describe_reference()} on the same novel "
-            "types")
+        say(f"[4/4] comparison: the space's {space_obj.describe_reference_recipe()} on the "
+            "same novel types")
         ref = apply_recipe(ApplyConfig(
-            load_recipe(space_obj.reference_name), novel_root, ref_dir, cache_dir=cache,
+            space_obj.reference_recipe(), novel_root, ref_dir, cache_dir=cache,
             device="cpu", ground_truth=novel_root, plots=False, overwrite=True),
             runner=RayRunner())
         times["reference"] = time.perf_counter() - t
@@ -171,4 +171,4 @@ def run_demo(
             search_report=outcome.files["report"], apply_dir=apply_dir, reference_dir=ref_dir,
             in_search_omega=outcome.best_omega, novel_omega=report.official_score,
             reference_omega=ref.official_score if ref.ok else None, stage_seconds=times,
-            reference=space_obj.describe_reference())
+            reference=space_obj.describe_reference_recipe())

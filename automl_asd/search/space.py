@@ -211,6 +211,9 @@ class SearchSpace:
     reference_official: str | None = None
     #: The search's objective and final pick (``selection:``; :mod:`automl_asd.search.selection`).
     selection: SelectionRule = field(default_factory=SelectionRule)
+    #: What the reference was loaded from (a shipped name, or the path of a recipe file beside
+    #: the space file); empty: ``reference_name``.
+    reference_source: str = ""
 
     def describe_reference(self) -> str:
         """E.g. ``reference recipe `fast_default` (not the official DCASE baseline)``; when the
@@ -220,9 +223,19 @@ class SearchSpace:
         if not self.reference_is_exact():
             return (f"reference point (`{self.reference_name}` as this space sets it: not the "
                     "recipe itself)")
+        return self.describe_reference_recipe()
+
+    def describe_reference_recipe(self) -> str:
+        """The reference recipe itself, e.g. ``reference recipe `fast_default` (not the
+        official DCASE baseline)`` (what ``demo`` applies for comparison)."""
         kind = ("the official DCASE baseline" if self.reference_official
                 else "not the official DCASE baseline")
         return f"reference recipe `{self.reference_name}` ({kind})"
+
+    def reference_recipe(self) -> Recipe:
+        """The reference recipe itself, loaded as the space file named it (a recipe file
+        beside the space file first)."""
+        return load_recipe(self.reference_source or self.reference_name)
 
     # -- walking ---------------------------------------------------------------------------
     def _build(self, get: Callable[[Dimension, dict[str, Any]], Any]) -> dict[str, Any]:
@@ -465,9 +478,9 @@ def load_space(space: str | Path) -> SearchSpace:
         raise SpaceError(f"{path}: name: expected a non-empty string")
     ref = str(doc["reference"])
     beside = path.parent / ref  # a recipe file named relative to the space file
+    source = str(beside.resolve()) if ref.endswith(".json") and beside.is_file() else ref
     try:
-        reference = load_recipe(str(beside) if ref.endswith(".json") and beside.is_file()
-                                else ref)
+        reference = load_recipe(source)
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise SpaceError(f"{path}: reference: cannot load recipe {doc['reference']!r}: {exc}") \
             from None
@@ -505,7 +518,7 @@ def load_space(space: str | Path) -> SearchSpace:
                          sha256=hashlib.sha256(raw).hexdigest(),
                          reference_name=str(doc["reference"]), fidelity=fidelity, base=base,
                          nodes=nodes, reference_official=official_baseline_name(reference),
-                         selection=selection)
+                         selection=selection, reference_source=source)
     _check_names_unique(result)
     result.reference_point()  # raises when the reference recipe lies outside the space
     _probe(result)
@@ -610,12 +623,13 @@ class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; keys given beside it override, as in YAML
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {mark.line + 1}, column "
-                    f"{mark.column + 1}); give each key once", mark)
+                    None, None, f"duplicate key {key!r}; give each key once", mark)
             seen.add(key)
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping

@@ -290,8 +290,15 @@ def test_yaml_mistakes_are_one_line_naming_the_place(tmp_path: Path) -> None:
     lines quoting "<byte string>"."""
     path = _write(tmp_path, "normalization: {method: {choice: [none, domain_zscore]}}\n"
                             "normalization: {method: none}")
-    with pytest.raises(SpaceError, match=r"duplicate key 'normalization' \(line 5, column 3\)"):
+    with pytest.raises(SpaceError, match=r"line 5, column 3: duplicate key .normalization.; "
+                                         "give each key once"):
         load_space(path)
+    # YAML merge keys stay allowed, with keys beside them overriding (review, 2026-12-06)
+    merged = _write(tmp_path, "features: {<<: {n_mels: {choice: [64, 128]}, n_fft: 1024}, "
+                              "n_fft: 2048}", reference="fast_default")
+    space = load_space(merged)
+    assert [d.name for d in space.dimensions()] == ["features.n_mels"]
+    assert space.to_recipe(space.reference_point(), name="m").features.n_fft == 2048
     path.write_text("name: t\nreference: fast_default\nspace:\n\tfeatures: {}\n")
     with pytest.raises(SpaceError) as exc:
         load_space(path)
@@ -310,7 +317,12 @@ def test_a_reference_recipe_file_is_found_beside_the_space(tmp_path: Path,
     path = _write(sub, "normalization: {method: {choice: [none, domain_zscore]}}",
                   reference="myref.json")
     monkeypatch.chdir(tmp_path)
-    assert load_space(path).reference_point() is not None
+    space = load_space(path)
+    assert space.reference_point() is not None
+    # demo applies the recipe itself for comparison: found from anywhere, described as such
+    assert space.reference_recipe().content_hash() == load_recipe("fast_default").content_hash()
+    assert space.describe_reference_recipe() == (
+        "reference recipe `myref.json` (not the official DCASE baseline)")
 
 
 def test_a_space_that_changes_its_reference_does_not_claim_it(tmp_path: Path) -> None:
