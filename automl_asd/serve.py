@@ -11,6 +11,7 @@ skipping malformed files; ``csv_lock`` keeps one watcher per CSV. The command mo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -139,6 +140,23 @@ def _list_wavs(folder: Path) -> list[Path]:
             and p.is_file()]
 
 
+#: polls a file whose wav header leaves its length unknown must hold still before it is scored
+UNFINISHED_POLLS = 3
+
+
+def _digest(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return ""
+
+
+def _changed(path: Path, digest: str | None) -> bool:
+    """Whether ``path``'s bytes differ from ``digest`` (taken when it was scored)."""
+    return digest is None or _digest(path) != digest
+
+
 def watch_folder(
     bundle: Bundle,
     folder: Path,
@@ -154,9 +172,10 @@ def watch_folder(
 
     A file is scored once its size and modification time are unchanged between two polls, its
     size is non-zero and its wav header declares its length (a writer that has not closed the
-    file yet leaves it unknown); names already in ``out`` are skipped (a restarted watcher
-    resumes). A scored file that changes afterwards is not scored again: a WARNING names it
-    (write recordings elsewhere and move them in, as a rename is atomic). Each poll's ready
+    file yet leaves it unknown; such a file is scored once it has held still for
+    :data:`UNFINISHED_POLLS` polls); names already in ``out`` are skipped (a restarted watcher
+    resumes). A scored file whose bytes change afterwards is not scored again: a WARNING
+    names it (write recordings elsewhere and move them in, as a rename is atomic). Each poll's ready
     files are scored as one batch and their rows appended to ``out`` (or printed). A file
     that cannot be decoded or has the wrong format is logged and skipped; the watcher goes on,
     and tries it again only if its size changes (or after a restart, since only scored rows
@@ -173,7 +192,9 @@ def watch_folder(
         emit_rows([], None, append=False)  # header once
     stats = WatchStats()
     sizes: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) at the last poll
+    still: dict[str, int] = {}  # name -> polls it has held still
     scored_as: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) when scored
+    digests: dict[str, str] = {}  # name -> sha256 of its bytes when scored
     bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
 
     def skip(path: Path) -> None:
@@ -209,15 +230,24 @@ def watch_folder(
                 size, sig = st.st_size, (st.st_size, st.st_mtime_ns)
                 if path.name in done:
                     if scored_as.get(path.name, sig) != sig:
-                        logger.warning("watch: %s changed after it was scored (was it still "
-                                       "being written?); its row holds the earlier content: "
-                                       "write recordings elsewhere and move them in",
-                                       path.name)
-                        scored_as.pop(path.name)
+                        if _changed(path, digests.get(path.name)):
+                            logger.warning("watch: %s changed after it was scored (was it "
+                                           "still being written?); its row holds the earlier "
+                                           "content: write recordings elsewhere and move "
+                                           "them in", path.name)
+                            scored_as.pop(path.name)
+                        else:  # touched, same bytes
+                            scored_as[path.name] = sig
                     continue
                 if bad.get(path.name) == size:
                     continue  # skipped before and unchanged since
-                if size > 0 and sizes.get(path.name) == sig and not header_unfinished(path):
+                still[path.name] = still.get(path.name, 0) + 1 if sizes.get(path.name) == sig \
+                    else 0
+                # an unknown length in the header means a writer still has the file open,
+                # unless the file holds still for UNFINISHED_POLLS polls (ffmpeg writing to a
+                # pipe leaves such a header in a finished file)
+                if size > 0 and still[path.name] >= 1 and (
+                        still[path.name] >= UNFINISHED_POLLS or not header_unfinished(path)):
                     ready.append(path)
                 sizes[path.name] = sig
             if max_files is not None:
@@ -227,8 +257,10 @@ def watch_folder(
             for path in ready:
                 done.add(path.name)
                 signature = sizes.pop(path.name, None)
+                still.pop(path.name, None)
                 if signature is not None:
                     scored_as[path.name] = signature
+                    digests[path.name] = _digest(path)
                 try:
                     feats.extend(bundle.features([path], resample=resample, workers=1))
                     good.append(path)
@@ -271,13 +303,14 @@ def watch_folder(
 
 
 @contextlib.contextmanager
-def csv_lock(out: Path | None) -> Iterator[None]:
-    """Hold an advisory lock on the ``--watch`` CSV (one appender at a time); a second
-    watcher on the same CSV fails at once naming the holder's pid and host."""
+def csv_lock(out: Path | None, command: str = "score --watch") -> Iterator[None]:
+    """Hold an advisory lock on a score CSV (one writer at a time: a watcher appending, or a
+    batch run replacing it); a second writer fails at once naming the holder's command, pid
+    and host. The lock file is ``.NAME.lock`` beside the CSV."""
     if out is None:
         yield
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FolderLock(out, f"score --watch --out {out.name}",
+    with FolderLock(out, f"{command} --out {out.name}",
                     lock_path=out.with_name(f".{out.name}.lock")):
         yield

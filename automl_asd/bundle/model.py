@@ -160,6 +160,12 @@ class Bundle:
             except ValueError as exc:
                 raise AudioError(f"{path}: {exc}") from exc
         raw = np.asarray(item)
+        if raw.dtype.kind in "iu" and raw.dtype.itemsize > 4:
+            # no wav holds 64-bit PCM: such an array is almost always `astype(int)` of 16-bit
+            # samples, which scaled by 2**63 became silence (every clip alike, all flagged)
+            raise AudioError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
+                             "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "
+                             "samples)")
         if raw.dtype.kind in "iu":
             # integer PCM, as soundfile/wave/scipy read it: to [-1, 1) as the file loader does
             # (scored unscaled, an int16 clip came out about 1000x more anomalous)
@@ -202,7 +208,7 @@ class Bundle:
         ``workers`` decode threads (default: usable cores — the Ray task's CPUs inside a task —
         at most 8).
         """
-        items = list(inputs)
+        items = _as_items(inputs)
         if not items:
             return []
         n = workers if workers is not None else min(8, default_workers())
@@ -245,14 +251,7 @@ class Bundle:
         ones (BLAS blocking depends on the batch shape). A 2-D array is refused (clips or
         channels?); integer arrays are PCM, scaled to [-1, 1) like a wav file.
         """
-        if isinstance(inputs, np.ndarray) and inputs.ndim != 1:
-            raise AudioError(f"an array of shape {inputs.shape}: pass one waveform as a 1-D "
-                             "array, or several as a list (a 2-D array could be clips or "
-                             "channels)")
-        if isinstance(inputs, (str, Path)) or isinstance(inputs, np.ndarray):
-            items: list[str | Path | NDArray[Any]] = [inputs]
-        else:
-            items = list(inputs)
+        items = _as_items(inputs)
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: must be >= 1")
         names = tuple(str(x) if isinstance(x, (str, Path)) else f"<array {i}>"
@@ -272,6 +271,22 @@ class Bundle:
             np.concatenate(scores) if scores else np.zeros(0, np.float64),
             np.concatenate(decisions) if decisions else np.zeros(0, np.int8),
         )
+
+
+def _as_items(inputs: Any) -> list[Any]:
+    """The clips of ``inputs``: one path, one 1-D waveform (numpy array, torch tensor, ...) or
+    a sequence of them. A bare array of more dimensions is refused: it could be clips or
+    channels (torchaudio loads ``(channels, n)``)."""
+    if isinstance(inputs, (str, Path)):
+        return [inputs]
+    ndim = getattr(inputs, "ndim", None)
+    if ndim is not None:
+        if ndim != 1:
+            raise AudioError(f"an array of shape {tuple(inputs.shape)}: pass one waveform as a "
+                             "1-D array, or several as a list (a 2-D array could be clips or "
+                             "channels)")
+        return [inputs]
+    return list(inputs)
 
 
 class NonFiniteScoreError(AutomlAsdError, ValueError):

@@ -16,6 +16,8 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from automl_asd.bundle.model import BundleScores, check_finite_scores, load_bundle
 from automl_asd.commands.args import path_arg
@@ -109,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
               f"skipped in {stats.seconds:.1f} s" + (f" -> {args.out}" if args.out else ""),
               file=sys.stderr)
         return 0
+    with csv_lock(args.out, "score"):  # before any work: never under a watcher's CSV
+        return _score_batch(args, bundle, items, strict, t_load)
+
+
+def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, Path]],
+                 strict: bool, t_load: float) -> int:
     names = [n for n, _ in items]
     paths = [p for _, p in items]
     for p in paths:  # refuse wrong rate/channels before any work, naming the file
@@ -127,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
                               workers=args.workers)
     dt = time.perf_counter() - t1
     check_finite_scores(names, result.scores, args.model)
-    with csv_lock(args.out):  # never under a watcher appending to the same CSV
-        emit_rows(_rows(names, result), args.out, append=False)
+    emit_rows(_rows(names, result), args.out, append=False)
     n_anom = int(result.decisions.sum())
     print(f"scored {len(result)} clip(s) with bundle {bundle.machine_type} "
           f"({bundle.recipe.name}): {n_anom} anomalous (threshold {bundle.threshold:.4g}); "
