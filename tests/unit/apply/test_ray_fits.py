@@ -44,18 +44,29 @@ def test_a_request_no_node_can_hold_is_refused_on_a_local_ray(
 
 
 
-@pytest.mark.ray
-def test_search_refuses_a_per_trial_request_its_local_ray_cannot_hold(
-        tiny_dev_root: Any, tmp_path: Any) -> None:
+def test_search_checks_its_per_trial_request_before_writing_anything(
+        tiny_dev_root: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found 2026-12-06: `search --cpus-per-trial 8` on a 2-CPU Ray printed the pre-flight line
-    and then nothing, for ever (apply already refused)."""
-    from automl_asd.orchestration.tune import run_search
+    and then nothing, for ever (apply already refused). No Ray is started here: whether a Ray
+    this process started counts as local is what is checked, and that nothing is written."""
+    from automl_asd.orchestration import tune
     from automl_asd.search.config import SearchConfig
     from automl_asd.search.space import load_space
 
+    asked: list[dict[str, Any]] = []
+
+    def refuse(cpus: float, gpus: float, what: str, **kw: Any) -> None:
+        asked.append({"cpus": cpus, "gpus": gpus, "what": what, **kw})
+        raise ResourceLimitError(f"{what}: each task asks {cpus:g} CPU")
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(tune, "init_ray", lambda *a, **k: True)  # "this run started Ray"
+    monkeypatch.setattr(tune, "shutdown_ray", lambda: None)
+    monkeypatch.setattr(tune, "check_fits", refuse)
     cfg = SearchConfig(data=tiny_dev_root, space=load_space("smoke"), out=tmp_path / "s",
                        trials=1, cpus_per_trial=512.0, cache_dir=tmp_path / "cache")
-    with pytest.raises(ResourceLimitError, match="search: each task asks 512 CPU and 0 GPU.*"
-                                                 "lower --cpus-per-trial / --gpus-per-trial"):
-        run_search(cfg)
+    with pytest.raises(ResourceLimitError, match="search: each task asks 512 CPU"):
+        tune.run_search(cfg)
+    assert asked == [{"cpus": 512.0, "gpus": 0.0, "what": "search",
+                      "options": "--cpus-per-trial / --gpus-per-trial", "local": True}]
     assert not (tmp_path / "s").exists()  # refused before anything is written
