@@ -11,7 +11,6 @@ skipping malformed files; ``csv_lock`` keeps one watcher per CSV. The command mo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from automl_asd.audio import AudioError, header_unfinished
+from automl_asd.io.results import sha256_file
 from automl_asd.io.run_folder import FolderLock, OutputError
 from automl_asd.io.score_csv import (
     SCORE_CSV_HEADER,
@@ -145,16 +145,11 @@ UNFINISHED_POLLS = 3
 
 
 def _digest(path: Path) -> str:
+    """sha256 of ``path``'s bytes ("" when it cannot be read: it vanished or is unreadable)."""
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return sha256_file(path)
     except OSError:
         return ""
-
-
-def _changed(path: Path, digest: str | None) -> bool:
-    """Whether ``path``'s bytes differ from ``digest`` (taken when it was scored)."""
-    return digest is None or _digest(path) != digest
 
 
 def watch_folder(
@@ -193,8 +188,8 @@ def watch_folder(
     stats = WatchStats()
     sizes: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) at the last poll
     still: dict[str, int] = {}  # name -> polls it has held still
-    scored_as: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns) when scored
-    digests: dict[str, str] = {}  # name -> sha256 of its bytes when scored
+    # name -> ((size, mtime_ns), sha256 of its bytes) when it was scored
+    scored_as: dict[str, tuple[tuple[int, int], str]] = {}
     bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
 
     def skip(path: Path) -> None:
@@ -229,15 +224,16 @@ def watch_folder(
                     continue
                 size, sig = st.st_size, (st.st_size, st.st_mtime_ns)
                 if path.name in done:
-                    if scored_as.get(path.name, sig) != sig:
-                        if _changed(path, digests.get(path.name)):
+                    then = scored_as.get(path.name)
+                    if then is not None and then[0] != sig:
+                        if _digest(path) != then[1]:
                             logger.warning("watch: %s changed after it was scored (was it "
                                            "still being written?); its row holds the earlier "
                                            "content: write recordings elsewhere and move "
                                            "them in", path.name)
-                            scored_as.pop(path.name)
+                            del scored_as[path.name]
                         else:  # touched, same bytes
-                            scored_as[path.name] = sig
+                            scored_as[path.name] = (sig, then[1])
                     continue
                 if bad.get(path.name) == size:
                     continue  # skipped before and unchanged since
@@ -256,11 +252,8 @@ def watch_folder(
             feats = []
             for path in ready:
                 done.add(path.name)
-                signature = sizes.pop(path.name, None)
                 still.pop(path.name, None)
-                if signature is not None:
-                    scored_as[path.name] = signature
-                    digests[path.name] = _digest(path)
+                scored_as[path.name] = (sizes.pop(path.name), _digest(path))  # ready: seen
                 try:
                     feats.extend(bundle.features([path], resample=resample, workers=1))
                     good.append(path)
