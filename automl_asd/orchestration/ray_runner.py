@@ -206,7 +206,6 @@ class RayRunner:
 
     def _disconnect(self) -> None:
         if self._started:
-
             shutdown_ray()
             self._started = False
 

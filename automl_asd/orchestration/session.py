@@ -7,11 +7,13 @@ starts a local runtime bound to 127.0.0.1 with the dashboard off
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 
 from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.orchestration.local_ray import init_local_ray
@@ -117,43 +119,48 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
         return False
     # ray.init installs its own SIGTERM handler (exit at once); the command's own one (the CLI
     # turns SIGTERM into an interrupt, whose clean-up cancels tasks and shuts Ray down) stays
-    main = threading.current_thread() is threading.main_thread()
-    sigterm = signal.getsignal(signal.SIGTERM) if main else None
-    try:
-        if address and address != LOCAL:
-            # a cluster's workers inherit their raylet's environment, not this driver's: the
-            # switches that change what a task computes travel with the job
-            env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-            ray.init(address=address, runtime_env={"env_vars": env} if env else None,
-                     **ray_init_kwargs(verbose))
-        elif num_cpus is None:
-            init_local_ray(**ray_init_kwargs(verbose))
-        else:
-            init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
-    except (AutomlAsdError, ValueError, OSError):
-        raise  # already one line naming the problem
-    except Exception as exc:  # Ray's own start-up failures are bare Exceptions (a traceback)
-        where = "connect to" if address and address != LOCAL else "start"
-        raise RayStartError(f"Ray could not {where} its runtime: {one_line(exc)} (Ray's logs: "
-                            "/tmp/ray/session_latest/logs; -v shows the traceback)") from exc
-    finally:
-        # a Python handler only: with none (SIG_DFL) Ray's own exit, which still runs the
-        # clean-up of finally blocks and atexit, is better than dying on the spot
-        if main and callable(sigterm):
-            signal.signal(signal.SIGTERM, sigterm)
+    with _keeping_sigterm():
+        try:
+            if address and address != LOCAL:
+                # a cluster's workers inherit their raylet's environment, not this driver's:
+                # the switches that change what a task computes travel with the job
+                env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+                ray.init(address=address, runtime_env={"env_vars": env} if env else None,
+                         **ray_init_kwargs(verbose))
+            elif num_cpus is None:
+                init_local_ray(**ray_init_kwargs(verbose))
+            else:
+                init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
+        except (AutomlAsdError, ValueError, OSError):
+            raise  # already one line naming the problem
+        except Exception as exc:  # Ray's own start-up failures are bare Exceptions
+            where = "connect to" if address and address != LOCAL else "start"
+            raise RayStartError(f"Ray could not {where} its runtime: {one_line(exc)} (Ray's "
+                                "logs: /tmp/ray/session_latest/logs; -v shows the traceback)"
+                                ) from exc
     return True
 
 
-def shutdown_ray() -> None:
-    """``ray.shutdown()``, keeping the command's own Python SIGTERM handler: shutting down puts
-    back the OS-level default while ``signal.getsignal`` still names the Python handler, so a
-    later SIGTERM (the report stage of ``apply``) killed the process on the spot."""
-    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
-
+@contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """Run a block that may replace the SIGTERM action (``ray.init`` installs its own exit;
+    ``ray.shutdown`` puts back the OS default while ``signal.getsignal`` still names the old
+    Python handler) and reinstall the command's Python handler afterwards. Only a Python
+    handler: with none (SIG_DFL) Ray's own exit, which still runs the clean-up of finally
+    blocks and atexit, is better than dying on the spot. Main thread only."""
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
-        ray.shutdown()
+        yield
     finally:
         if main and callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
+
+
+def shutdown_ray() -> None:
+    """``ray.shutdown()``, keeping the command's own Python SIGTERM handler (without it a later
+    SIGTERM, e.g. in the report stage of ``apply``, killed the process on the spot)."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    with _keeping_sigterm():
+        ray.shutdown()

@@ -399,7 +399,6 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                         message=one_line(exc))
     finally:
         if started_ray:
-
             shutdown_ray()
     return replace(outcome, interrupted=interrupted)
 
@@ -584,7 +583,6 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))
     finally:
         if started_ray:
-
             shutdown_ray()
 
 
