@@ -118,6 +118,17 @@ def _input_trees(inputs: Iterable[tuple[str, Path | None]]) -> list[tuple[str, P
     return trees
 
 
+def _inside(target: Path, inputs: Iterable[tuple[str, Path | None]]
+            ) -> tuple[str, Path, bool] | None:
+    """The first input tree (:func:`_input_trees`) the resolved ``target`` is or lies in:
+    ``(option, folder, target is the folder itself)``; None when it is outside all."""
+    for opt, folder in _input_trees(inputs):
+        root = folder.expanduser().resolve()
+        if target == root or target.is_relative_to(root):
+            return opt, folder, target == root
+    return None
+
+
 def check_report_file(out: Path, option: str, *,
                       inputs: Iterable[tuple[str, Path | None]] = ()
                       ) -> None:
@@ -132,11 +143,9 @@ def check_report_file(out: Path, option: str, *,
         raise OutputError(f"{option} {out}: a .wav name; choose another file (it would "
                           "replace a recording)")
     target = out.expanduser().resolve()
-    for opt, folder in _input_trees(inputs):
-        root = folder.expanduser().resolve()
-        if target == root or target.is_relative_to(root):
-            raise OutputError(f"{option} {out}: inside {opt} {folder}, which this command "
-                              "reads; choose a file outside it")
+    if (hit := _inside(target, inputs)) is not None:
+        raise OutputError(f"{option} {out}: inside {hit[0]} {hit[1]}, which this command "
+                          "reads; choose a file outside it")
     if target.name.startswith(("anomaly_score_", "decision_result_")):
         raise OutputError(f"{option} {out}: a submission CSV's name; choose another file")
     for parent in target.parents:
@@ -156,12 +165,11 @@ def check_apart(out: Path, option: str, inputs: Iterable[tuple[str, Path | None]
     """Refuse an output folder ``out`` that is one of the input folders (``(option, path)``)
     or inside one: a run never writes into the tree it reads. :class:`OutputError`."""
     target = out.expanduser().resolve()
-    for opt, folder in _input_trees(inputs):
-        root = folder.expanduser().resolve()
-        if target == root or target.is_relative_to(root):
-            raise OutputError(f"{option} {out}: {'is' if target == root else 'inside'} {opt} "
-                              f"{folder}; outputs are never written into the input tree, "
-                              f"choose another {option}")
+    if (hit := _inside(target, inputs)) is not None:
+        opt, folder, same = hit
+        raise OutputError(f"{option} {out}: {'is' if same else 'inside'} {opt} {folder}; "
+                          f"outputs are never written into the input tree, choose another "
+                          f"{option}")
 
 
 def local_storage(location: str | None) -> Path | None:

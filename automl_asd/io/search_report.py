@@ -463,9 +463,6 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
                "are near ties, and the development data do not decide which of them carries "
                "best to new machines (`search --novel` measures that on labelled machines "
                "the search never sees)." if ties else
-               f"None of the other {others} beats the chosen trial on "
-               f"{100 * near:.0f} % of the resamples or more: the development clips separate "
-               "the pick from them." if separated == others else
                f"None of the other {separated} beats the chosen trial on "
                f"{100 * near:.0f} % of the resamples or more: the development clips separate "
                "the pick from them." if separated else "")
