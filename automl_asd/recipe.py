@@ -49,6 +49,7 @@ from automl_asd.recipe_checks import feature_semantic_errors
 
 __all__ = [
     "SCHEMA_VERSION",
+    "content_digest",
     "RecipeError",
     "DetectorSpec",
     "NormalizationSpec",
@@ -271,10 +272,7 @@ class Recipe:
 
     def content_hash(self) -> str:
         """sha256 hex digest of the canonical JSON of every section except ``provenance``."""
-        d = self.to_dict()
-        del d["provenance"]
-        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return content_digest(self.to_dict())
 
     def behaviour_hash(self) -> str:
         """sha256 hex digest of what decides the scores and decisions: :meth:`content_hash`
@@ -349,6 +347,15 @@ class Recipe:
 #: Provenance fields added after schema 1 was published: written only when set, so recipes
 #: without them keep their exact canonical JSON.
 _OPTIONAL_PROVENANCE = ("dev_data", "versions")
+
+
+def content_digest(doc: Mapping[str, Any]) -> str:
+    """:meth:`Recipe.content_hash` of a recipe document (``to_dict`` form, or a recipe file's
+    JSON as written): sha256 of its canonical JSON (sorted keys, no spaces) without
+    ``provenance``. ``ValueError`` for NaN/infinity."""
+    d = {k: v for k, v in doc.items() if k != "provenance"}
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _provenance_dict(prov: Provenance) -> dict[str, Any]:

@@ -21,7 +21,6 @@ so a bundle from an untrusted source cannot run code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,7 +48,7 @@ from automl_asd.calibration import DomainNormalizer, ScoreStats
 from automl_asd.components.device import resolve_device
 from automl_asd.detectors import make_detector
 from automl_asd.pipeline import FittedMachine
-from automl_asd.recipe import Recipe, RecipeError
+from automl_asd.recipe import Recipe, RecipeError, content_digest
 
 __all__ = ["bundle_files", "fitted_from_files"]
 
@@ -149,16 +148,9 @@ def _written_hash(text: bytes) -> str | None:
     recipe's. The file is the writer's ``to_json``, so this is that writer's canonical form."""
     try:
         raw = json.loads(text)
+        return content_digest(raw) if isinstance(raw, dict) else None
     except ValueError:
         return None
-    if not isinstance(raw, dict):
-        return None
-    raw.pop("provenance", None)
-    try:
-        blob = json.dumps(raw, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return None
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def _read_normalizer(files: Mapping[str, bytes], scoring: Mapping[str, Any], method: str,

@@ -3,8 +3,6 @@ what a search or a leave-one-out run returns."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -13,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from automl_asd.recipe import content_digest
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord
 
@@ -170,7 +169,8 @@ def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mappin
     (:func:`~automl_asd.provenance.data_fingerprint`)."""
     space = cfg.space
     # the reference recipe a space names is a file of its own: a resume must see it unchanged
-    reference = hashlib.sha256(json.dumps(dict(space.base), sort_keys=True).encode()).hexdigest()
+    # (its content hash: ``base`` is the reference recipe's document without provenance)
+    reference = content_digest(space.base)
     return {"space_name": space.name, "space_path": str(space.path),
             "space_sha256": space.sha256, "reference_sha256": reference,
             "seed": cfg.seed, "trials": cfg.trials,
