@@ -135,13 +135,16 @@ def device_kind(device: str) -> str:
     return kind
 
 
-def training_threads(device: str) -> int:
-    """The torch intra-op thread count a representation is trained with on CPU (0 on CUDA):
-    part of every key, because float sums taken in another order train another network
-    (the official AE's scores moved by up to 6 % between 1 and 2 threads), so a network
-    stored by a 1-CPU trial must not answer a 2-CPU one."""
+def training_threads(device: str, threads: int | None = None) -> int:
+    """The torch intra-op thread count a representation is trained with on CPU (``threads``,
+    default the current count; 0 on CUDA, where it does not apply): part of every key,
+    because float sums taken in another order train another network (the official AE's
+    scores moved by up to 6 % between 1 and 2 threads), so a network stored by a 1-CPU trial
+    must not answer a 2-CPU one."""
     if device_kind(device) != "cpu":
         return 0
+    if threads is not None:
+        return int(threads)
     import torch  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     return int(torch.get_num_threads())
@@ -155,7 +158,7 @@ def representation_key(recipe: Recipe, *, member_seed: int, fingerprint: str,
                     "fields": representation_fields(recipe), "seed": int(member_seed),
                     "data": fingerprint, "fidelity": float(fidelity),
                     "device": device_kind(device),
-                    "threads": training_threads(device) if threads is None else int(threads)})
+                    "threads": training_threads(device, threads)})
 
 
 def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float,
@@ -166,7 +169,7 @@ def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float,
                     "fields": representation_fields(recipe), "seed": int(recipe.seed),
                     "size": int(recipe.ensemble.size), "data": fingerprint,
                     "fidelity": float(fidelity), "device": device_kind(device),
-                    "threads": training_threads(device) if threads is None else int(threads)})
+                    "threads": training_threads(device, threads)})
 
 
 @dataclass

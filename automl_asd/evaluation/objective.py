@@ -124,10 +124,9 @@ def evaluate_recipe(recipe: Recipe, machines: Mapping[str, MachineData], *,
                     + [c for c in m.supplemental if mixes_noise and c.kind == "noise"]]
             # keyed by the threads fit_shared trains with (its stage sets them), not by
             # this caller's count
-            trains_with = None if rep_cache.device != "cpu" else (
-                num_threads if num_threads is not None else default_workers())
-            shared = rep_cache.shared(recipe, representation_cache.data_fingerprint(used),
-                                      fidelity, build, threads=trains_with)
+            shared = rep_cache.shared(
+                recipe, representation_cache.data_fingerprint(used), fidelity, build,
+                threads=num_threads if num_threads is not None else default_workers())
         timings["shared"] = time.perf_counter() - t0
     scored: dict[SectionKey, SectionScores] = {}
     for mt in sorted(machines):
