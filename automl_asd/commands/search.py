@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
@@ -13,6 +14,9 @@ from automl_asd.io.run_folder import OutputError, RunFolder, check_apart, local_
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
 from automl_asd.storage import check_location
+
+if TYPE_CHECKING:
+    from automl_asd.search.novel_check import SearchData
 
 HELP = ("search recipes on development machine types (Ray Tune + Optuna TPE + ASHA) and "
         "freeze the best to RUN_DIR/recipe.json")
@@ -96,14 +100,10 @@ def run(args: argparse.Namespace) -> int:
     check_apart(args.out, "--out", inputs)
     if (store := local_storage(args.storage)) is not None:
         check_apart(store, "--storage", inputs)
-    # the development and --novel data, checked before the run folder is created
-    from automl_asd.data import scan  # noqa: PLC0415  (loaded when used)
-    from automl_asd.search.novel_check import check_novel, check_scorable  # noqa: PLC0415  (loaded when used)
+    # the development and --novel data, checked (once) before the run folder is created
+    from automl_asd.search.novel_check import check_search_data  # noqa: PLC0415  (loaded when used)
 
-    dev = scan(args.data, machine_types=args.machine_types or None)
-    check_scorable(dev, f"--data {args.data}", evaluator_files=False)
-    if args.novel is not None:
-        check_novel(args.novel, tuple(sorted(dev)))
+    data = check_search_data(args.data, args.machine_types, args.novel)
     with RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             # its tune/, near_ties/ and loo/ files are ours too (an interrupted leave-one-out
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                                           "loo" if args.leave_one_out else "tune"})
         folder.save()
         try:
-            return _run(args, cfg)
+            return _run(args, cfg, data)
         finally:
             folder.manifest["dirs"] = [d for d in ("tune", "loo", "near_ties")
                                        if (args.out / d).is_dir()]
@@ -150,7 +150,7 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         novel=args.novel, novel_top_k=args.novel_top_k)
 
 
-def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
+def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
     space = cfg.space
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
         os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
     from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
 
     if args.leave_one_out:
-        loo = run_leave_one_out(cfg)
+        loo = run_leave_one_out(cfg, data=data)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
               f"{args.trials} trials per fold; {space.describe_reference()}):")
         for _, row in loo.table.iterrows():
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig) -> int:
         print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
         print(f"table: {loo.files['report']}")
         return 0
-    outcome = run_search(cfg)
+    outcome = run_search(cfg, data=data)
     counts = outcome.trials["status"].value_counts().to_dict()
     status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"{len(outcome.trials)} trials ({status}) on {', '.join(outcome.machine_types)}")

@@ -40,7 +40,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd.data import scan
 from automl_asd.errors import one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
@@ -71,8 +70,8 @@ from automl_asd.search.config import (
 from automl_asd.search.freeze import SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
 from automl_asd.search.novel_check import (
-    check_novel,
-    check_scorable,
+    SearchData,
+    check_search_data,
     make_picker,
     novel_check,
 )
@@ -276,13 +275,16 @@ def _versions() -> dict[str, str]:
 
 
 def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
-               callbacks: Sequence[Any] = ()) -> SearchOutcome:
+               callbacks: Sequence[Any] = (), data: SearchData | None = None) -> SearchOutcome:
     """Run (or resume) one search and write its outputs to ``cfg.out``.
 
     Args:
         cfg: search settings.
         evaluator: objective (default :func:`automl_asd.evaluation.objective.evaluate_recipe`).
         callbacks: extra Ray Tune callbacks (tests use one to interrupt a search).
+        data: ``cfg``'s development and ``--novel`` types as
+            :func:`~automl_asd.search.novel_check.check_search_data` returned them (default:
+            scanned and checked here).
     Returns:
         The frozen best recipe (also written to ``<out>/recipe.json``) and the trial table.
     Raises:
@@ -299,15 +301,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)
     exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
-    machines = scan(cfg.data.expanduser().resolve(),
-                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
-    if not machines:
-        raise ValueError(f"{cfg.data}: no machine types found (expected <type>/train, test)")
-    mtypes = tuple(sorted(machines))
     # Before Ray starts: development types every trial could only fail on, and a bad --novel
-    # (it must not cost a finished search its check).
-    check_scorable(machines, f"--data {cfg.data}", evaluator_files=False)
-    novel = check_novel(cfg.novel, mtypes) if cfg.novel is not None else None
+    # (it must not cost a finished search its check); the command checked them already.
+    if data is None:
+        data = check_search_data(cfg.data, cfg.machine_types, cfg.novel)
+    machines, novel = data.machines, data.novel
+    mtypes = tuple(sorted(machines))
     space = cfg.space
     dev_data = data_fingerprint(machines)
     meta = run_meta(cfg, mtypes, _versions(), dev_data.files_sha256)
@@ -551,7 +550,8 @@ def _short_error(error: BaseException | None) -> str | None:
 # leave-one-out
 # --------------------------------------------------------------------------------------------
 def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
-                      callbacks: Sequence[Any] = ()) -> LeaveOneOutOutcome:
+                      callbacks: Sequence[Any] = (),
+                      data: SearchData | None = None) -> LeaveOneOutOutcome:
     """:func:`automl_asd.search.loo.run_leave_one_out` with one Ray Tune search per fold and
     each held-out evaluation as one Ray task with a trial's resources.
 
@@ -561,8 +561,9 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     if evaluator is None:
         evaluator = evaluate_recipe
     cfg = _absolute_cache(cfg)
-    machines = scan(cfg.data.expanduser().resolve(),
-                    machine_types=list(cfg.machine_types) if cfg.machine_types else None)
+    if data is None:
+        data = check_search_data(cfg.data, cfg.machine_types)
+    machines = data.machines
     if len(machines) < 2:
         raise ValueError("--leave-one-out needs at least 2 development types, found "
                          f"{tuple(sorted(machines))}")
@@ -576,8 +577,9 @@ def run_leave_one_out(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         held_out = _evaluator_in_tasks(chosen, cfg)
         return loo.run_leave_one_out(
             cfg, machines,
-            search=lambda fold_cfg: run_search(fold_cfg, evaluator=chosen,
-                                               callbacks=callbacks),
+            search=lambda fold_cfg: run_search(
+                fold_cfg, evaluator=chosen, callbacks=callbacks,
+                data=data.only(fold_cfg.machine_types or ())),
             evaluate_on=lambda recipes, data: held_out(recipes, data, cache_dir=cfg.cache_dir,
                                                        device=cfg.device, fidelity=1.0),
             has_state=lambda held, fold_dir: _has_state(fold_dir, cfg.storage, held))

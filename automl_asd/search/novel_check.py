@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,8 @@ from automl_asd.search.trials import TrialRecord, is_missing, trial_recipe
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
 
-__all__ = ["make_picker", "check_novel", "check_scorable", "novel_check", "carry_summary",
-           "top_distinct", "NOVEL_TABLE"]
+__all__ = ["make_picker", "check_novel", "check_scorable", "check_search_data", "SearchData",
+           "novel_check", "carry_summary", "top_distinct", "NOVEL_TABLE"]
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,35 @@ def check_scorable(machines: Mapping[str, MachineData], where: str, *,
                                       [c.domain.value for c in clips])
             if reason is not None:
                 raise DataError(f"{where}: {mt} section {section}: {reason}")
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """A search's development types and its ``--novel`` types (``None`` without
+    ``--novel``), scanned and checked once: the command checks them before it creates the run
+    folder and hands them on, so that the search does not scan both trees again."""
+
+    machines: dict[str, MachineData]
+    novel: dict[str, MachineData] | None = None
+
+    def only(self, machine_types: Sequence[str]) -> SearchData:
+        """These development types alone (a leave-one-out fold), without ``--novel``."""
+        return SearchData({mt: self.machines[mt] for mt in machine_types})
+
+
+def check_search_data(data: str | Path, machine_types: Sequence[str] | None = None,
+                      novel: str | Path | None = None) -> SearchData:
+    """Scan the development root ``data`` (only ``machine_types`` when given) and ``novel``;
+    :class:`~automl_asd.data.DataError` (one line) unless every development type can be
+    scored (:func:`check_scorable`) and ``novel`` passes :func:`check_novel`. Paths are
+    resolved: the clips' paths must hold in workers whose current folder differs."""
+    machines = scan(Path(data).expanduser().resolve(),
+                    machine_types=list(machine_types) if machine_types else None)
+    if not machines:
+        raise DataError(f"--data {data}: no machine types found (expected <type>/train, test)")
+    check_scorable(machines, f"--data {data}", evaluator_files=False)
+    checked_novel = check_novel(novel, tuple(sorted(machines))) if novel is not None else None
+    return SearchData(machines, checked_novel)
 
 
 def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, MachineData]:

@@ -123,3 +123,36 @@ def test_run_search_refuses_development_types_it_cannot_score_before_ray_starts(
     with pytest.raises(DataError, match=rf"^--data {root}: fan has no test clips"):
         tune.run_search(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_search_command_scans_each_tree_once(tiny_dev_root: Path, tiny_novel_root: Path,
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command checks --data and --novel before it creates the run folder and hands the
+    checked types to the search (until 2026-12-07 both were scanned and checked twice)."""
+    from automl_asd import cli
+    from automl_asd.orchestration import tune
+    from automl_asd.search import novel_check
+
+    scanned: list[Path] = []
+    real_scan = novel_check.scan
+
+    def counting_scan(root: Path, **kwargs: object) -> object:
+        scanned.append(Path(root))
+        return real_scan(root, **kwargs)  # type: ignore[arg-type]
+
+    given: list[object] = []
+
+    def stop(cfg: SearchConfig, **kwargs: object) -> object:
+        given.append(kwargs.get("data"))
+        raise KeyboardInterrupt  # stop here: the command's checks are done by now
+
+    monkeypatch.setattr(novel_check, "scan", counting_scan)
+    monkeypatch.setattr(tune, "run_search", stop)
+    assert cli.main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+                     "--novel", str(tiny_novel_root), "--out", str(tmp_path / "run")]) == 130
+    assert sorted(scanned) == sorted([tiny_dev_root.resolve(), tiny_novel_root.resolve()])
+    data = given[0]
+    assert isinstance(data, novel_check.SearchData)
+    assert sorted(data.machines) == ["bearing", "fan", "gearbox"]
+    assert data.novel is not None and sorted(data.novel) == ["compressor", "grinder"]
