@@ -19,7 +19,7 @@ from automl_asd.data import DataError
 from automl_asd.environment import require_torchaudio
 
 __all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info", "load_downmixed",
-           "downmix", "resample_wave"]
+           "downmix", "resample_wave", "pcm_to_float", "warn_beyond_full_scale"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,31 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         bad = int(np.count_nonzero(~np.isfinite(wave)))
         raise AudioError(f"{p}: {bad} NaN/inf samples; the file is damaged, re-download it")
     if not integer_pcm:
-        peak = float(np.max(np.abs(wave)))
-        if peak > 1.0 + 1e-6:  # float wavs hold [-1, 1]; beyond it is scored as it is
-            logger.warning("%s: float samples reach %.3g, beyond the [-1, 1] of a float wav; "
-                           "scored as they are (a clip so loud ranks as anomalous)", p, peak)
+        warn_beyond_full_scale(wave, str(p))
     return wave, rate
+
+
+def pcm_to_float(raw: np.ndarray) -> np.ndarray:
+    """Integer PCM samples (8-bit unsigned, 16/24-in-32/32-bit signed, as wav files hold them)
+    as float32 in [-1, 1]: divided by 2**(bits-1) after centring unsigned ones, exactly as a
+    16-bit wav file is read (an in-memory int16 clip scores bit for bit like its file)."""
+    bits = 8 * raw.dtype.itemsize
+    wave = raw.astype(np.float32)
+    if raw.dtype.kind == "u":
+        wave -= np.float32(1 << (bits - 1))
+    wave *= np.float32(1.0 / (1 << (bits - 1)))
+    return wave
+
+
+def warn_beyond_full_scale(wave: np.ndarray, what: str) -> None:
+    """Warn when float samples leave [-1, 1] (float audio's full scale): such a clip is scored
+    as it is and ranks as anomalous for its loudness alone. ``what`` names it (a path)."""
+    if not wave.size:
+        return
+    peak = float(np.max(np.abs(wave)))
+    if peak > 1.0 + 1e-6:
+        logger.warning("%s: float samples reach %.3g, beyond the [-1, 1] of float audio; "
+                       "scored as they are (a clip so loud ranks as anomalous)", what, peak)
 
 
 def _not_mono(p: Path, channels: int) -> AudioError:
@@ -158,9 +178,7 @@ def _read_plain_wav(p: Path) -> tuple[np.ndarray, int, bool] | None:
         raw = np.fromfile(f, dtype=dtype, count=size // (bits // 8))
     if code == _FLOAT:
         return raw.astype(np.float32, copy=False), rate, False
-    wave = raw.astype(np.float32)
-    wave *= np.float32(1.0 / (1 << (bits - 1)))
-    return wave, rate, True
+    return pcm_to_float(raw), rate, True
 
 
 def header_unfinished(path: str | Path) -> bool:

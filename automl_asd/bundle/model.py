@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.audio import AudioError, downmix, load_downmixed, load_wav, resample_wave, wav_info
+from automl_asd.audio import (
+    AudioError,
+    downmix,
+    load_downmixed,
+    load_wav,
+    pcm_to_float,
+    resample_wave,
+    warn_beyond_full_scale,
+    wav_info,
+)
 from automl_asd.bundle.files import read_bundle_files
 from automl_asd.bundle.format import BundleError, verify_bundle_files
 from automl_asd.bundle.state import fitted_from_files
@@ -169,18 +178,14 @@ class Bundle:
         if raw.dtype.kind in "iu":
             # integer PCM, as soundfile/wave/scipy read it: to [-1, 1) as the file loader does
             # (scored unscaled, an int16 clip came out about 1000x more anomalous)
-            bits = 8 * raw.dtype.itemsize
-            centre = 2.0 ** (bits - 1) if raw.dtype.kind == "u" else 0.0
-            arr = ((raw.astype(np.float64) - centre) / 2.0 ** (bits - 1)).astype(np.float32)
+            arr = pcm_to_float(raw)
         elif raw.dtype.kind == "f":
             arr = raw.astype(np.float32, copy=False)
+            if arr.ndim >= 1:
+                warn_beyond_full_scale(arr, "waveform")
         else:
             raise AudioError(f"waveform of dtype {raw.dtype}: expected float samples in [-1, 1] "
                              "or integer PCM")
-        if arr.size and arr.ndim >= 1 and raw.dtype.kind == "f" \
-                and float(np.max(np.abs(arr))) > 1.0 + 1e-6:
-            logger.warning("waveform samples reach %.3g, beyond the [-1, 1] of float audio; "
-                           "scored as they are", float(np.max(np.abs(arr))))
         if arr.ndim != 1:
             if not resample:
                 raise AudioError(f"waveform of shape {arr.shape}: expected mono (n_samples,) "

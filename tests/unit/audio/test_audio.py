@@ -136,3 +136,25 @@ def test_float_samples_beyond_full_scale_are_warned_about(
     sf.write(loud, np.full(1600, 0.5, np.float32), 16000, subtype="FLOAT")
     read_wav(loud)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("subtype,dtype", [("PCM_U8", np.uint8), ("PCM_16", np.int16),
+                                           ("PCM_32", np.int32)])
+def test_pcm_to_float_matches_what_the_file_reader_gives(tmp_path: Path, subtype: str,
+                                                         dtype: type) -> None:
+    """One helper scales integer PCM for files and for in-memory arrays (Bundle.score):
+    the same samples give the same floats both ways, and libsndfile agrees."""
+    from automl_asd.audio import pcm_to_float
+
+    info = np.iinfo(dtype)
+    raw = np.array([info.min, info.min + 1, (int(info.min) + int(info.max)) // 2, info.max - 1,
+                    info.max], dtype=dtype)
+    path = tmp_path / "pcm.wav"
+    # soundfile writes no uint8 array: 8-bit clips are written from their exact float values
+    sf.write(path, (raw.astype(np.float64) - 128) / 128 if dtype is np.uint8 else raw, 16000,
+             subtype=subtype)
+    from_file, _ = read_wav(path)
+    np.testing.assert_array_equal(pcm_to_float(raw), from_file)
+    np.testing.assert_allclose(pcm_to_float(raw), sf.read(path, dtype="float64")[0], atol=1e-7)
+    assert pcm_to_float(raw).dtype == np.float32
+    assert pcm_to_float(raw)[0] == -1.0 and pcm_to_float(raw)[-1] <= 1.0
