@@ -17,7 +17,7 @@ from typing import Any
 
 from automl_asd._version import __version__
 from automl_asd.commands.args import check_numbers
-from automl_asd.errors import AutomlAsdError, one_line
+from automl_asd.errors import AutomlAsdError, UsageError, one_line
 
 __all__ = ["main", "COMMANDS"]
 
@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UsageError as exc:  # options that cannot run together: argparse's status
+        if args.verbose:
+            raise
+        print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     except (AutomlAsdError, ValueError, KeyError, OSError, RecursionError, MemoryError) as exc:
         # Library errors carry a message naming the file/field and the fix; OS errors name
         # their path; no traceback for any expected error (-v shows it).

@@ -17,7 +17,7 @@ Errors a retry cannot fix (bad data, bad recipes, non-finite features) derive fr
 from __future__ import annotations
 
 __all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
-           "one_line"]
+           "UsageError", "one_line"]
 
 
 class AutomlAsdError(Exception):
@@ -36,6 +36,12 @@ class NonFiniteError(PermanentError, ValueError):
 class ResourceLimitError(PermanentError, ValueError):
     """A recipe whose estimated cost (cache bytes, training work) exceeds a configured limit;
     the message gives the estimate and the setting that raises the limit."""
+
+
+class UsageError(AutomlAsdError, ValueError):
+    """A request that cannot run as given: contradictory options, or a value out of range
+    that argparse's types cannot see. The message names the options; the CLI exits with
+    status 2, as argparse does for its own usage errors."""
 
 
 def one_line(exc: BaseException) -> str:

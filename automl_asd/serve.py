@@ -163,7 +163,9 @@ def watch_folder(
     resample: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WatchStats:
-    """Score wav files appearing in ``folder`` until Ctrl-C, ``max_files`` or ``timeout``.
+    """Score wav files appearing in ``folder`` until Ctrl-C, ``max_files`` or ``timeout``
+    seconds (its last poll falls on the deadline; give at least ``poll``: a file is scored
+    once it holds still between two polls).
 
     A file is scored once its size and modification time are unchanged between two polls, its
     size is non-zero and its wav header declares its length (a writer that has not closed the
@@ -285,10 +287,12 @@ def watch_folder(
             if max_files is not None and stats.scored + len(stats.skipped) >= max_files:
                 stats.reason = "max-files"
                 break
-            if timeout is not None and time.monotonic() - t0 >= timeout:
+            left = None if timeout is None else timeout - (time.monotonic() - t0)
+            if left is not None and left <= 0:
                 stats.reason = "timeout"
                 break
-            sleep(poll)
+            # the last poll falls on the deadline, not up to a whole poll after it
+            sleep(poll if left is None else min(poll, left))
     except KeyboardInterrupt:
         stats.reason = "interrupted"
     stats.seconds = time.monotonic() - t0

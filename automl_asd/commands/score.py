@@ -22,11 +22,15 @@ from typing import Any
 from automl_asd.bundle.model import BundleScores, check_finite_scores, load_bundle
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
+from automl_asd.errors import UsageError
 from automl_asd.serve import check_out, collect_wavs, csv_lock, emit_rows, watch_folder
 
 HELP = "score wav files (or watch a folder) with a saved model bundle from `apply`"
 
 logger = logging.getLogger(__name__)
+
+#: batch mode's defaults: clips per scoring batch, files per Ray task (with --address)
+BATCH_SIZE, CHUNK_SIZE = 1024, 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,12 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None, metavar="ADDR",
                         help="score file chunks as Ray tasks on this cluster ('auto', "
                              "'ray://host:10001'; 'local' = a local Ray); default: in process")
-    parser.add_argument("--chunk-size", type=int, default=256, metavar="N",
+    parser.add_argument("--chunk-size", type=int, default=None, metavar="N",
                         help="files per Ray task with --address (default 256)")
     parser.add_argument("--resample", action="store_true",
                         help="resample/downmix clips whose rate/channels differ from the "
                              "bundle's feature spec (default: refuse them)")
-    parser.add_argument("--batch-size", type=int, default=1024, metavar="N",
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="clips per scoring batch (default 1024; one batch over a machine "
                              "type's test clips reproduces apply's scores bit for bit)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
@@ -66,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-files", type=int, default=None, metavar="N",
                         help="--watch: stop after N files (scored or skipped)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help="--watch: stop after S seconds")
+                        help="--watch: stop after S seconds (at least --poll: a file is "
+                             "scored once it holds still between two polls)")
 
 
 def _rows(names: Sequence[str], result: BundleScores) -> list[tuple[str, float, int]]:
@@ -78,22 +83,31 @@ def run(args: argparse.Namespace) -> int:
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix
 
     if not args.paths and args.watch is None:
-        raise ValueError("give wav files/folders (PATH...) or --watch DIR")
+        raise UsageError("give wav files/folders (PATH...) or --watch DIR")
     if args.paths and args.watch is not None:
-        raise ValueError("give either PATH... or --watch DIR, not both")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+        raise UsageError("give either PATH... or --watch DIR, not both")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
     if args.workers is not None and args.workers < 1:  # 0 silently meant the default
-        raise ValueError(f"--workers {args.workers}: must be >= 1 (leave it out for the "
+        raise UsageError(f"--workers {args.workers}: must be >= 1 (leave it out for the "
                          "usable cores)")
-    if args.chunk_size < 1:  # with --address: files per Ray task
-        raise ValueError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    if args.chunk_size is not None and args.chunk_size < 1:  # --address: files per Ray task
+        raise UsageError(f"--chunk-size {args.chunk_size}: must be >= 1")
     if args.watch is None and (args.max_files is not None or args.timeout is not None):
-        raise ValueError("--max-files and --timeout apply to --watch only")
+        raise UsageError("--max-files and --timeout apply to --watch only")
     if args.max_files is not None and args.max_files < 1:
-        raise ValueError(f"--max-files {args.max_files}: must be >= 1")
-    if args.timeout is not None and not args.timeout >= 0:
-        raise ValueError(f"--timeout {args.timeout}: must be >= 0 seconds")
+        raise UsageError(f"--max-files {args.max_files}: must be >= 1")
+    if args.timeout is not None and not args.timeout >= args.poll:
+        raise UsageError(f"--timeout {args.timeout:g}: must be at least --poll ({args.poll:g} "
+                         "s): a file is scored once it holds still between two polls")
+    if args.watch is not None:  # watch mode scores in this process, file by file
+        given = [option for option, value in (
+            ("--address", args.address), ("--workers", args.workers),
+            ("--batch-size", args.batch_size), ("--chunk-size", args.chunk_size))
+            if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: batch mode only; --watch scores each "
+                             "file as it arrives, in this process")
     strict = not args.allow_version_mismatch
     items = collect_wavs(args.paths) if args.paths else []  # fail fast on missing paths
     if args.out is not None:
@@ -127,11 +141,14 @@ def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, P
 
         result = score_paths_ray(args.model, paths, address=args.address,
                                  verbose=int(getattr(args, "verbose", 0)),
-                                 chunk_size=args.chunk_size, resample=args.resample,
+                                 chunk_size=args.chunk_size or CHUNK_SIZE,
+                                 resample=args.resample,
                                  device="cuda" if args.device == "cuda" else "cpu",
-                                 strict_versions=strict, batch_size=args.batch_size)
+                                 strict_versions=strict,
+                                 batch_size=args.batch_size or BATCH_SIZE)
     else:
-        result = bundle.score(paths, resample=args.resample, batch_size=args.batch_size,
+        result = bundle.score(paths, resample=args.resample,
+                              batch_size=args.batch_size or BATCH_SIZE,
                               workers=args.workers)
     dt = time.perf_counter() - t1
     check_finite_scores(names, result.scores, args.model)

@@ -7,6 +7,7 @@ import time
 
 from automl_asd import synth
 from automl_asd.commands.args import path_arg
+from automl_asd.errors import UsageError
 
 HELP = "write a synthetic machine-sound data set in the DCASE 2025 Task 2 layout"
 
@@ -74,13 +75,13 @@ def _catalogue(random_types: list[str], seed: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.random_types < 0:
-        raise ValueError(f"--random-types must be >= 0, got {args.random_types}")
+        raise UsageError(f"--random-types must be >= 0, got {args.random_types}")
     randoms = synth.random_type_names(args.random_types, args.seed)
     if args.list:
         print(_catalogue(randoms, args.seed))
         return 0
     if args.out is None:
-        raise ValueError("--out DIR is required (where to write the data set)")
+        raise UsageError("--out DIR is required (where to write the data set)")
     spec = synth.SIZES[args.size]
     types = _expand(args.machine_types)
     if randoms:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from automl_asd.errors import UsageError
 from automl_asd.recipe import content_digest
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord
@@ -123,7 +124,7 @@ class SearchConfig:
         if self.novel_top_k < 1:
             problems.append(f"--novel-top-k: {self.novel_top_k}; expected at least 1")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise UsageError("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_demo_refuses_bad_settings_before_writing_anything(
     """Found by probing (2026-12-03): `demo --max-concurrent 0` generated the data set before
     failing, `demo --seed -1` left an output folder behind."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), *flags]) == 1
+    assert main(["demo", "--out", str(out), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 

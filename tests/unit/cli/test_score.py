@@ -132,7 +132,7 @@ def test_collect_wavs_names(tmp_path: Path) -> None:
 
 
 def test_score_needs_paths_or_watch(bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["score", "--model", str(bundle_dir)]) == 1
+    assert main(["score", "--model", str(bundle_dir)]) == 2
     assert "(PATH...) or --watch DIR" in capsys.readouterr().err
 
 
@@ -182,6 +182,12 @@ def test_watch_scores_new_stable_files_and_skips_malformed(
     shutil.copy(test_wavs[3], inbox / "c3.wav")
     stats2 = watch_folder(bundle, inbox, out, poll=0.01, timeout=0.0, sleep=fake_sleep)
     assert stats2.reason == "timeout" and stats2.scored == 0 and stats2.polls == 1
+    # the last sleep ends on the deadline (found 2026-12-06: it overshot by up to one poll)
+    naps: list[float] = []
+    (tmp_path / "empty").mkdir()
+    stats_t = watch_folder(bundle, tmp_path / "empty", None, poll=10.0, timeout=0.05,
+                           sleep=naps.append)
+    assert stats_t.reason == "timeout" and naps and all(0 < n <= 0.05 for n in naps)
     stats3 = watch_folder(bundle, inbox, out, poll=0.01, max_files=1, sleep=lambda _: None)
     assert stats3.scored == 1
     assert [r[0] for r in read_score_csv(out)] == names + ["broken.wav", "c3.wav"]
@@ -344,21 +350,28 @@ def test_batch_settings_that_would_be_ignored_are_refused(
         bundle_dir: Path, test_wavs: list[Path], capsys: pytest.CaptureFixture[str],
         flags: list[str], message: str) -> None:
     """Found by probing (2026-12-03): `--workers 0` silently meant the default, and the
-    watch-only limits were accepted (and ignored) in batch mode."""
-    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), *flags]) == 1
+    watch-only limits were accepted (and ignored) in batch mode. Usage errors: status 2."""
+    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), *flags]) == 2
     assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--max-files", "0"], "--max-files 0: must be >= 1"),
-    (["--timeout", "-1"], "--timeout -1.0: must be >= 0 seconds"),
+    (["--timeout", "-1"], "--timeout -1: must be at least --poll (2 s)"),
+    # found 2026-12-06: --timeout 0 (or below one poll) stopped before any file held still
+    (["--timeout", "0"], "--timeout 0: must be at least --poll (2 s)"),
+    (["--timeout", "0.5", "--poll", "1"], "--timeout 0.5: must be at least --poll (1 s)"),
+    # found 2026-12-06: batch-mode settings were accepted with --watch and ignored
+    (["--address", "auto"], "--address: batch mode only"),
+    (["--workers", "2", "--batch-size", "8"], "--workers, --batch-size: batch mode only"),
+    (["--chunk-size", "4"], "--chunk-size: batch mode only"),
 ])
 def test_watch_limits_that_stop_before_starting_are_refused(
         bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         flags: list[str], message: str) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    assert main(["score", "--model", str(bundle_dir), "--watch", str(inbox), *flags]) == 1
+    assert main(["score", "--model", str(bundle_dir), "--watch", str(inbox), *flags]) == 2
     assert message in capsys.readouterr().err
 
 

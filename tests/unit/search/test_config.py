@@ -97,7 +97,7 @@ def test_cli_refuses_a_bad_setting_before_creating_the_run_folder(
     out = tmp_path / "run"
     rc = main(["search", "--data", str(tmp_path), "--space", "smoke", "--trials", "2",
                "--out", str(out), "--seed", "-1"])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert "--seed: -1; expected a non-negative integer" in err
     assert "Traceback" not in err
@@ -162,7 +162,7 @@ def test_a_search_claims_its_tune_folder_before_any_trial(
     seen: list[list[str]] = []
 
     def killed(state: bool) -> Any:
-        def run(args: object, cfg: object) -> int:
+        def run(args: object, cfg: object, data: object) -> int:
             seen.append(json.loads((out / RUN_MANIFEST).read_text())["dirs"])
             (out / "tune").mkdir(exist_ok=True)
             (out / "search.json").write_text("{}")
