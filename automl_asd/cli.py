@@ -49,6 +49,12 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"automl_asd.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # also after the sub-command (`automl-asd apply ... -v`); SUPPRESS keeps the value
+        # given before it when none is given after
+        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="more log output")
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only warnings and errors")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

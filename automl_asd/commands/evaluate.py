@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from automl_asd.commands.args import path_arg
 from automl_asd.evaluation.evaluate import evaluate_submission
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
           f"a-mean: {result.table.attrs['amean_score']:.6f}   "
           f"({len(result.per_section)} machine type/section(s))")
     if args.json is not None:
-        print(f"wrote {write_evaluation_json(result.to_json_dict(), args.json)}")
+        print(f"wrote {write_evaluation_json(result.to_json_dict(), args.json)}", file=sys.stderr)
     if args.out is not None:
         if args.out.suffix.lower() == ".md":
             # An apply output folder names its recipe in <mt>.summary.json.
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
                                            recipe=recipe_of_run(summaries))
         else:
             path = write_official_csv(args.out, result.per_section)
-        print(f"wrote {path}")
+        print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from automl_asd.commands.args import path_arg
 from automl_asd.components.files import atomic_write_text
@@ -29,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.out is not None:
         body = summary_csv(runs) if args.out.suffix.lower() == ".csv" else text
-        print(f"wrote {atomic_write_text(args.out, body)}")
+        print(f"wrote {atomic_write_text(args.out, body)}", file=sys.stderr)
     return 0

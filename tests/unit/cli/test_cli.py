@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,20 @@ def test_bad_numbers_and_empty_paths_are_usage_errors(
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "level"), [
+    (["recipe", "list"], logging.INFO),
+    (["-q", "recipe", "list"], logging.WARNING),
+    (["recipe", "-q", "list"], logging.WARNING),
+    (["-v", "recipe", "list"], logging.DEBUG),
+    (["recipe", "-v", "list"], logging.DEBUG),
+])
+def test_verbosity_flags_work_before_and_after_the_sub_command(
+        argv: list[str], level: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review (2026-12-06): `automl-asd apply ... -v` was a usage error; -v/-q were
+    only accepted before the sub-command."""
+    seen: list[int] = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: seen.append(kw["level"]))
+    assert main(argv) == 0
+    assert seen == [level]

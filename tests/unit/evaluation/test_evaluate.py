@@ -301,7 +301,10 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     js, csv_out, md_out = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.md"
     argv = ["evaluate", "--scores", str(sub), "--ground-truth", str(gt)]
     assert main([*argv, "--json", str(js), "--out", str(csv_out)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # stdout holds the table alone (found 2026-12-06: "wrote FILE" lines were mixed into it)
+    assert "wrote" not in out and f"wrote {js}" in captured.err
     omega = evaluate_submission(sub, gt).official_score
     assert f"official score (Ω): {omega:.6f}" in out
     assert "ToyCar" in out and "h-mean" in out and "a-mean" in out
