@@ -196,8 +196,10 @@ class DataFingerprint:
 class Provenance:
     """How the recipe was made. Not part of :meth:`Recipe.content_hash`.
 
-    ``dev_data`` and ``versions`` (package -> version) were added later: recipes without them
-    still load (``None`` / empty).
+    ``objective`` is the chosen trial's Ω over the development types, whatever the space's
+    selection objective (a ``worst_type`` search ranks trials by their worst type, and its
+    recipe's description gives that value too). ``dev_data`` and ``versions`` (package ->
+    version) were added later: recipes without them still load (``None`` / empty).
     """
 
     package_version: str = ""

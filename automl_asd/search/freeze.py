@@ -114,6 +114,8 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
                    + f" of search space {space.name!r} "
                    f"(seed {provenance.seed}) on development types "
                    f"{', '.join(provenance.machine_types)}: Ω={best.omega:.4f}"
+                   + (f" (selection objective {space.selection.objective} "
+                      f"{best.objective:.4f})" if space.selection.objective != "mean" else "")
                    + (f" (reference recipe {space.reference_name} {ref:.4f})"
                       if ref is not None else "")
                    + f"; versions {json.dumps(versions, sort_keys=True)}")

@@ -284,3 +284,23 @@ def test_a_search_without_margins_writes_no_near_ties(tmp_path: Path) -> None:
     outcome = freeze_search(cfg, tmp_path, records, _PROV, finished="now")
     assert not (tmp_path / "near_ties").exists() and "near_ties" not in outcome.files
     assert search_report.pick_certainty_line(tmp_path) is None
+
+
+def test_a_non_mean_objective_is_named_in_the_frozen_description(tmp_path: Path) -> None:
+    """Found by a review (2026-12-06): a `worst_type` search froze its pick with only its Ω;
+    provenance.objective holds Ω (documented), and the description now also gives the value
+    the search ranked by."""
+    from automl_asd.search.selection import SelectionRule
+
+    space = replace(load_space("default"), selection=SelectionRule(objective="worst_type"))
+    base = space.reference_point()
+    knn, _ = _points(space)
+    records = [_record(space, 1, "aaaa", base, 0.60, reference=True),
+               _record(space, 2, "bbbb", knn, 0.70)]
+    records = [replace(r, metrics={**r.metrics, "objective": r.omega - 0.2}) for r in records]
+    out = tmp_path / "run"
+    search_report.write_search_meta(out, {"space_name": space.name, "machine_types": ["fan"]})
+    cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=2, seed=7)
+    recipe = freeze_search(cfg, out, records, _PROV, finished="now").recipe
+    assert recipe.provenance.objective == 0.70
+    assert "Ω=0.7000 (selection objective worst_type 0.5000)" in recipe.description
