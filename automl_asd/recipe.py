@@ -212,6 +212,10 @@ class Provenance:
     trial_id: str | None = None
     dev_data: DataFingerprint | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
+    #: :meth:`Recipe.behaviour_hash` of the recipe as its search froze it (searched recipes
+    #: frozen since 2026-12-07): a recipe whose behaviour differs was edited afterwards, and the
+    #: search's provenance (space, trial, Ω) no longer describes it.
+    behaviour_sha256: str | None = None
 
     def __hash__(self) -> int:
         return _json_hash(self)
@@ -290,6 +294,12 @@ class Recipe:
                                    detector=DetectorSpec(self.detector.name, params))
         return same.content_hash()
 
+    def edited_since_frozen(self) -> bool:
+        """Whether this recipe scores otherwise than the one its search froze (its provenance
+        records that one's :meth:`behaviour_hash`); ``False`` when it records none."""
+        frozen = self.provenance.behaviour_sha256
+        return frozen is not None and frozen != self.behaviour_hash()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         """Strictly parse a recipe dict (see module docstring). Raises :class:`RecipeError`."""
@@ -348,7 +358,7 @@ class Recipe:
 
 #: Provenance fields added after schema 1 was published: written only when set, so recipes
 #: without them keep their exact canonical JSON.
-_OPTIONAL_PROVENANCE = ("dev_data", "versions")
+_OPTIONAL_PROVENANCE = ("dev_data", "versions", "behaviour_sha256")
 
 
 def content_digest(doc: Mapping[str, Any]) -> str:
@@ -408,7 +418,16 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
         except UnicodeDecodeError as exc:
             raise RecipeError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); a recipe is "
                               "a JSON file", source=str(path)) from None
-        return Recipe.from_json(text, source=str(path))
+        recipe = Recipe.from_json(text, source=str(path))
+        if recipe.edited_since_frozen():
+            prov = recipe.provenance
+            logger.warning(
+                "%s: this recipe scores otherwise than the one search froze as trial %s of "
+                "space %r (edited since, or frozen by another automl-asd version): its "
+                "provenance (objective Ω %s on %s) describes that recipe, not this one", path,
+                prov.trial_id, prov.space_name, prov.objective,
+                ", ".join(prov.dev_machine_types) or "-")
+        return recipe
     name = str(path_or_name)
     if name in shipped_recipe_names():
         res = resources.files("automl_asd") / "recipes" / f"{name}.json"

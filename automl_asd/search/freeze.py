@@ -125,6 +125,7 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
         source="search", space_name=space.name, space_sha256=space.sha256,
         dev_machine_types=list(provenance.machine_types), objective=best.omega,
         trial_id=best.trial_id, created=provenance.created, versions=versions,
+        behaviour_sha256=named.behaviour_hash(),
         dev_data=None if provenance.dev_data is None
         else dataclasses.asdict(provenance.dev_data))
 

@@ -304,3 +304,38 @@ def test_a_non_mean_objective_is_named_in_the_frozen_description(tmp_path: Path)
     recipe = freeze_search(cfg, out, records, _PROV, finished="now").recipe
     assert recipe.provenance.objective == 0.70
     assert "Ω=0.7000 (selection objective worst_type 0.5000)" in recipe.description
+
+
+def test_a_frozen_recipe_edited_afterwards_is_named_when_loaded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-06): a searched recipe.json edited by hand kept its search
+    provenance (space, trial, Ω) unchallenged. The freeze records the recipe's behaviour
+    hash; a recipe that scores otherwise is named in a warning when loaded."""
+    import json
+    import logging
+
+    space = load_space("default")
+    knn, _ = _points(space)
+    records = [_record(space, 1, "aaaa", space.reference_point(), 0.60, reference=True),
+               _record(space, 2, "bbbb", knn, 0.70)]
+    out = tmp_path / "run"
+    search_report.write_search_meta(out, {"space_name": space.name, "machine_types": ["fan"]})
+    cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=2, seed=7)
+    frozen = freeze_search(cfg, out, records, _PROV, finished="now").recipe
+    assert frozen.provenance.behaviour_sha256 == frozen.behaviour_hash()
+    with caplog.at_level(logging.WARNING):
+        assert load_recipe(out / "recipe.json") == frozen
+    assert "scores otherwise" not in caplog.text
+    doc = json.loads((out / "recipe.json").read_text())
+    doc["description"] = "renamed and re-described: still the same scores"
+    (out / "recipe.json").write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING):
+        assert not load_recipe(out / "recipe.json").edited_since_frozen()
+    assert "scores otherwise" not in caplog.text
+    doc["detector"]["params"]["backend"]["params"]["k"] = 5
+    (out / "recipe.json").write_text(json.dumps(doc))
+    with caplog.at_level(logging.WARNING):
+        edited = load_recipe(out / "recipe.json")
+    assert edited.edited_since_frozen()
+    assert ("this recipe scores otherwise than the one search froze as trial bbbb of space "
+            "'default'") in caplog.text
