@@ -447,7 +447,10 @@ class _EntryWriter:
 
     def abort(self) -> None:
         if self.file is not None:
-            self.file.close()
+            # closing flushes what a failed write left buffered, which fails the same way
+            # (found with `ulimit -f`: the cache's EFBIG failed the whole machine type)
+            with contextlib.suppress(OSError):
+                self.file.close()
             self.file = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -404,3 +404,35 @@ except KeyboardInterrupt:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "interrupted"
     assert cache.is_dir() and not list(cache.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("limit_kb", [1, 12, 40])
+def test_a_full_file_size_limit_while_caching_leaves_features_and_no_entry(
+        tmp_path: Path, limit_kb: int) -> None:
+    """Found with `ulimit -f` (2026-12-07): the cache writer's clean-up closed a file whose
+    buffered write had failed, the close failed again (EFBIG), and a cache write that should
+    only warn failed the whole machine type. Runs in a child process under RLIMIT_FSIZE."""
+    import subprocess
+
+    clips = _clips(tmp_path / "wavs", 6, seconds=1.0)
+    cache = tmp_path / "cache"
+    script = f"""
+import resource
+import numpy as np
+from automl_asd import features
+
+spec = features.FeatureSpec()
+want = features.extract({[str(c) for c in clips]!r}, spec, cache_dir=None, progress=False,
+                        workers=1)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_kb * 1024}, {limit_kb * 1024}))
+got = features.extract({[str(c) for c in clips]!r}, spec, cache_dir={str(cache)!r},
+                       progress=False, workers=1)
+assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    assert "could not write feature cache entry" in proc.stderr
+    assert not list(cache.rglob(".tmp-*"))  # nothing half-written left behind
