@@ -16,6 +16,8 @@ Errors a retry cannot fix (bad data, bad recipes, non-finite features) derive fr
 
 from __future__ import annotations
 
+import errno
+
 __all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
            "UsageError", "one_line"]
 
@@ -53,7 +55,12 @@ def one_line(exc: BaseException) -> str:
                 NotADirectoryError: "a parent of this path is a file, not a folder",
                 FileExistsError: "already exists as a file; choose another path",
                 PermissionError: "permission denied; check the path's owner and mode"}
-        text = f"{where}: {hint.get(type(exc), exc.strerror)}"
+        by_errno = {errno.ENOSPC: "no space left on the device; free space or write "
+                                  "elsewhere",
+                    errno.EFBIG: "file too large for the file-size limit (`ulimit -f`) or "
+                                 "the file system",
+                    errno.EDQUOT: "disk quota exceeded; free space or write elsewhere"}
+        text = f"{where}: {hint.get(type(exc)) or by_errno.get(exc.errno or 0, exc.strerror)}"
     elif isinstance(exc, RecursionError):
         text = f"input nested too deeply to process ({exc})"
     elif isinstance(exc, MemoryError):

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from automl_asd.bundle.format import MANIFEST, MAX_BUNDLE_BYTES, BundleError, check_relpath
 from automl_asd.bundle.state import bundle_files
+from automl_asd.components.files import naming_path
 from automl_asd.io.run_folder import OutputError
 from automl_asd.pipeline import FittedMachine
 
@@ -110,14 +111,15 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, data in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        with naming_path(path):
+            path.write_bytes(data)
 
 
 def write_bundle_tar(files: Mapping[str, bytes], path: Path) -> Path:
     """Write bundle files into one uncompressed ``.tar`` (flat, no top folder), atomically."""
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
     try:
-        with tarfile.open(tmp, "w") as tar:
+        with naming_path(path), tarfile.open(tmp, "w") as tar:
             for rel, data in sorted(files.items()):
                 info = tarfile.TarInfo(rel)
                 info.size = len(data)

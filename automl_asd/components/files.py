@@ -24,7 +24,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "digests_remembered", "file_identity"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "digests_remembered", "file_identity",
+           "naming_path"]
 
 #: The open :func:`digests_remembered` scope's digests by stat key (``None``: no scope open).
 _remembered: dict[tuple[int, int, int, int, int], str] | None = None
@@ -101,6 +102,19 @@ def _umask() -> int:
     return old
 
 
+@contextlib.contextmanager
+def naming_path(path: Path | str) -> Iterator[None]:
+    """Give an ``OSError`` raised inside without a file name the ``path`` being written: a
+    write that fails for lack of space or the file-size limit (ENOSPC, EFBIG) names no file,
+    and the CLI's one-line error would not say which output failed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
+        raise
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; return ``path``.
 
@@ -123,7 +137,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         except OSError:
             mode = 0o666 & ~_umask()
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
+        with naming_path(path), os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, naming_path
 from automl_asd.io.trial_table import PARAM_PREFIX, RAN_STATUSES
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "trials.parquet"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    table.to_parquet(tmp, index=False)
+    with naming_path(path):
+        table.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     atomic_write_text(out_dir / "trials.csv", table.to_csv(index=False, lineterminator="\n"))
     return path

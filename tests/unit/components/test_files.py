@@ -125,3 +125,47 @@ def test_files_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
         assert atomic_write_text(new, "y\n").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_a_write_error_without_a_file_name_names_the_output(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Found by a review (2026-12-06): EFBIG/ENOSPC from a write name no file, so the CLI's
+    one-line error said only "[Errno 27] File too large"."""
+    import errno
+    import os
+
+    from automl_asd.components.files import atomic_write_bytes, naming_path
+    from automl_asd.errors import one_line
+
+    with pytest.raises(OSError) as info, naming_path(tmp_path / "out.csv"):
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    assert info.value.errno == errno.EFBIG and info.value.filename == str(tmp_path / "out.csv")
+    assert one_line(info.value) == (f"{tmp_path / 'out.csv'}: file too large for the "
+                                    "file-size limit (`ulimit -f`) or the file system")
+    with pytest.raises(FileNotFoundError) as named, naming_path(tmp_path / "x"):
+        open(tmp_path / "missing" / "y")  # already named: left as it is
+    assert named.value.filename == str(tmp_path / "missing" / "y")
+
+    real_fdopen = os.fdopen
+
+    class Full:  # a file on a full disk
+        def __init__(self, fd: int, mode: str) -> None:
+            self.fh = real_fdopen(fd, mode)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fdopen", Full)
+    with pytest.raises(OSError) as disk:
+        atomic_write_bytes(tmp_path / "r.json", b"x" * 100)
+    assert one_line(disk.value) == (f"{tmp_path / 'r.json'}: no space left on the device; "
+                                    "free space or write elsewhere")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary file left
