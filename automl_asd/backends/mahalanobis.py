@@ -105,7 +105,11 @@ class MahalanobisBackend(Backend):
 
     def _precision(self, cov: NDArray[np.float64]) -> NDArray[np.float64]:
         dim = cov.shape[0]
-        c = cov + np.eye(dim) * (self.ridge * max(np.trace(cov) / dim, 1e-12) + 1e-9)
+        if not np.trace(cov) / dim > 1e-12:
+            # no spread (one clip per domain, or identical clips): no shape to learn, and the
+            # ridge's floor alone sent distances to ~1e13; the Euclidean distance instead
+            return np.eye(dim)
+        c = cov + np.eye(dim) * (self.ridge * np.trace(cov) / dim + 1e-9)
         return np.asarray(np.linalg.pinv(c, hermitian=True), dtype=np.float64)
 
     @staticmethod

@@ -114,6 +114,17 @@ def test_mahalanobis_matches_closed_form() -> None:
     np.testing.assert_allclose(b.score(q.astype(np.float32)), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("params", [{}, {"covariance": "empirical", "target_covariance": "pooled"}])
+def test_mahalanobis_without_spread_is_the_euclidean_distance(params: dict[str, str]) -> None:
+    """Found by a review (2026-12-06): one training clip per domain left a zero covariance,
+    whose ridge floor (1e-9) sent `hedge_pooled`'s scores to ~1e13. Without spread the
+    distance is the squared Euclidean one."""
+    emb = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 0.0]], dtype=np.float32)
+    b = make_backend("mahalanobis", params, seed=0).fit(emb, np.array(["source", "target"]))
+    q = np.array([[0.0, 1.0, 3.0], [3.0, 1.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(b.score(q), [1.0, 4.0])
+
+
 def test_mahalanobis_min_over_domains_and_crossfit_self_scores() -> None:
     emb, domains, new_src, new_tgt = _two_domains()
     b = make_backend("mahalanobis", {"target_covariance": "pooled"}, seed=0)
