@@ -189,6 +189,10 @@ def _reference_mask(table: pd.DataFrame) -> pd.Series:
     return table[col].fillna(False).astype(bool)
 
 
+def _budget(seconds: Any) -> str:
+    return "none" if seconds is None else f"{float(seconds):g} s"
+
+
 def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                         best_trial_id: str, meta: Mapping[str, Any],
                         reference_omega: float | None, reference: str = "",
@@ -204,8 +208,13 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
              f"- development types: {', '.join(meta.get('machine_types', []))}",
              f"- seed: {meta.get('seed')}; trials requested: {meta.get('trials')}; "
+             f"time budget: {_budget(meta.get('time_budget_s'))}; "
              f"fidelity rungs: {meta.get('rungs')}",
-             f"- started {meta.get('started', '?')}, finished {meta.get('finished', '?')}; "
+             f"- started {meta.get('started', '?')}, "
+             + (f"resumed {meta['resumed']} (time budget "
+                f"{_budget(meta.get('resume_time_budget_s'))}), " if meta.get("resumed")
+                else "")
+             + f"finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
              "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "

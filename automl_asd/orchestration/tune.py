@@ -323,7 +323,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if not cfg.resume:
             io.write_search_meta(out, {**meta, "started": _now()})
         elif previous is not None:
-            io.write_search_meta(out, {**previous, "resumed": _now()})
+            io.write_search_meta(out, {**previous, "resumed": _now(),
+                                       "resume_time_budget_s": cfg.time_budget_s})
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)
@@ -344,6 +345,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         else:
             tuner = _new_tuner(cfg, trainable, storage, callbacks, OptunaSearch,
                                ASHAScheduler, FIFOScheduler)
+        from automl_asd.orchestration.budget import set_deadline  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
+
+        set_deadline(cfg.time_budget_s)  # this invocation's budget, on a resume too
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
@@ -358,14 +362,15 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         n_done = sum(r.status in RAN_STATUSES for r in records)
         began = previous if cfg.resume and previous is not None else meta  # what the run set
         target = int(began.get("trials", cfg.trials))
+        # this invocation's budget (a resume runs under the one it is given)
+        budgeted = cfg.time_budget_s is not None
         if signalled is None:  # Tune's handler not watched: guess from the trials that ran
-            signalled = began.get("time_budget_s", cfg.time_budget_s) is None and \
-                n_done < target
+            signalled = not budgeted and n_done < target
         interrupted = signalled
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
-        elif n_done < target and began.get("time_budget_s", cfg.time_budget_s) is None:
+        elif n_done < target and not budgeted:
             # neither an interrupt nor the budget: Tune lost trials (an experiment state it
             # could not restore, e.g. cut short by a full disk, is logged above and skipped)
             # or the searcher ran out of distinct recipes
@@ -440,7 +445,9 @@ def _absolute_cache(cfg: SearchConfig) -> SearchConfig:
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],
                optuna_search: Any, asha: Any, fifo: Any) -> Any:
     from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from ray.tune.search import ConcurrencyLimiter  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    from automl_asd.orchestration.budget import BudgetStopper, ResumableSearchGenerator  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
     from automl_asd.orchestration.dedup import DedupSearcher  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
     from automl_asd.orchestration.progress import TrialProgress  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
@@ -455,14 +462,17 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
                       max_t=n_rungs, grace_period=1,
                       reduction_factor=space.fidelity.reduction_factor)
                  if n_rungs > 1 else fifo())
+    # what Tune builds from max_concurrent_trials, but a generator a resume can continue
+    # after the time budget stopped the search (Tune saves the budget's "finished")
+    search_alg = ResumableSearchGenerator(ConcurrencyLimiter(searcher, cfg.max_concurrent))
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=cfg.trials,
-                                    max_concurrent_trials=cfg.max_concurrent,
-                                    time_budget_s=cfg.time_budget_s, reuse_actors=True),
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=cfg.trials, reuse_actors=True),
         run_config=tune.RunConfig(
             name=TUNE_DIRNAME, storage_path=storage, verbose=min(cfg.verbose, 1),
+            # not TuneConfig's time_budget_s: Tuner.restore brings that back already spent
+            stop=BudgetStopper(),
             callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs))],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )

@@ -176,6 +176,9 @@ def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mappin
             "space_sha256": space.sha256, "reference_sha256": reference,
             "seed": cfg.seed, "trials": cfg.trials,
             "time_budget_s": cfg.time_budget_s,
+            # each invocation (a --resume too) runs under its own --time-budget; searches
+            # without this key kept Tune's budget, which a resume brings back already spent
+            "budget_rule": "per_invocation",
             "data": str(cfg.data), "machine_types": list(machine_types),
             **({} if dev_files_sha256 is None else {"dev_files_sha256": dev_files_sha256}),
             "rungs": list(space.fidelity.rungs), "versions": dict(versions)}
@@ -206,6 +209,11 @@ def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str,
                         f"{out}: cannot resume: {key} ({what}) changed since the search began "
                         f"({previous.get(key)} -> {meta.get(key)}); resume with the same "
                         "space file, data and --seed, or start a new --out")
+            if previous.get("time_budget_s") is not None and "budget_rule" not in previous:
+                logger.warning(
+                    "%s was started by an older automl-asd with --time-budget, which Ray Tune "
+                    "keeps with its state: the resumed search stops at once, already over "
+                    "that budget. To run more trials, start a new --out", out)
             if previous.get("trials") != cfg.trials:
                 logger.warning("resuming with the search's original %s trials (--trials %d "
                                "is ignored on --resume)", previous.get("trials"), cfg.trials)

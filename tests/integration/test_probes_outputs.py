@@ -400,7 +400,7 @@ def test_a_second_writer_fails_at_once_naming_the_holder(
         elif command == "watch":
             (tmp_path / "inbox").mkdir()
             rc = main(["score", "--model", str(applied / "models" / MT), "--watch",
-                       str(tmp_path / "inbox"), "--out", str(target), "--timeout", "0"])
+                       str(tmp_path / "inbox"), "--out", str(target), "--timeout", "2"])
         else:
             from automl_asd.orchestration.demo import run_demo
 

@@ -257,3 +257,35 @@ def test_leave_one_out_records_failing_trials(
         assert table.loc[held, "reference_held_out_omega"] == pytest.approx(0.651)
     md = (tmp_path / "loo" / "leave_one_out.md").read_text()
     assert "held_out_omega" in md and all(t in md for t in types)
+
+
+def _slow_stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *,
+                   cache_dir: Any = None, device: str = "auto",
+                   fidelity: float = 1.0) -> ObjectiveResult:
+    time.sleep(1.0)
+    return _stand_in(recipe, machines, cache_dir=cache_dir, device=device, fidelity=fidelity)
+
+
+def test_a_search_stopped_by_its_time_budget_resumes_under_the_new_budget(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Found by a review (2026-12-07): Tune keeps TuneConfig's time budget with its state, so a
+    search stopped by its budget came back already over it: `--resume` (with any budget or
+    none) finished at once with the same trials, and the remaining ones never ran."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=12, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False, time_budget_s=15.0)
+    first = run_search(cfg, evaluator=_slow_stand_in)
+    ran = first.trials["status"].isin(["complete", "stopped_early", "error"])
+    assert not first.interrupted and 1 <= int(ran.sum()) < 12
+    second = run_search(replace(cfg, resume=True, time_budget_s=None), evaluator=_slow_stand_in)
+    assert not second.interrupted and len(second.trials) == 12
+    # every trial ran but one the budget stopped before it started (Tune counts it as made)
+    ran_now = second.trials["status"].isin(["complete", "stopped_early", "error"])
+    assert int(ran_now.sum()) >= 11 and int(ran_now.sum()) > int(ran.sum())
+    report = (cfg.out / "search_report.md").read_text()
+    assert "time budget: 15 s" in report and "(time budget none)" in report
