@@ -67,7 +67,7 @@ class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         self._finished = False
-        searcher = self.searcher
+        searcher: Any = self.searcher
         while searcher is not None:
             if isinstance(searcher, ConcurrencyLimiter):
                 searcher.live_trials = set()
