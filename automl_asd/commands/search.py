@@ -168,6 +168,9 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
                   f"{row['reference_held_out_omega']:.4f})")
         print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
         print(f"table: {loo.files['report']}")
+        if args.novel is not None:
+            print(f"novel check (does the choice carry?) of each fold: "
+                  f"{args.out / 'loo'}/<held-out type>/search_report.md")
         return 0
     outcome = run_search(cfg, data=data)
     counts = outcome.trials["status"].value_counts().to_dict()

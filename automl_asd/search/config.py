@@ -192,6 +192,19 @@ _RESUME_SAME = {"space_sha256": "the space file",
                 "dev_files_sha256": "the development data's files", "seed": "--seed"}
 
 
+def check_same_search(out: Path, previous: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first of the space, its reference recipe, the development
+    types, their files or the seed that differs between the ``search.json`` a search began
+    with (``previous``) and the one a resume would write (``meta``): the resumed trials, or a
+    finished leave-one-out fold reused, would belong to another search."""
+    for key, what in _RESUME_SAME.items():
+        if key in previous and previous.get(key) != meta.get(key):
+            raise ValueError(
+                f"{out}: cannot resume: {key} ({what}) changed since the search began "
+                f"({previous.get(key)} -> {meta.get(key)}); resume with the same space file, "
+                "data and --seed, or start a new --out")
+
+
 def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,
                 meta: Mapping[str, Any], *, can_restore: bool) -> None:
     """Refuse a new search where one already is (``can_restore``: the executor's state at
@@ -203,12 +216,7 @@ def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str,
         if not can_restore:
             raise ValueError(f"{state}: no search state to resume; run without --resume")
         if previous is not None:
-            for key, what in _RESUME_SAME.items():
-                if key in previous and previous.get(key) != meta.get(key):
-                    raise ValueError(
-                        f"{out}: cannot resume: {key} ({what}) changed since the search began "
-                        f"({previous.get(key)} -> {meta.get(key)}); resume with the same "
-                        "space file, data and --seed, or start a new --out")
+            check_same_search(out, previous, meta)
             if previous.get("time_budget_s") is not None and "budget_rule" not in previous:
                 logger.warning(
                     "%s was started by an older automl-asd with --time-budget, which Ray Tune "

@@ -19,8 +19,15 @@ import numpy as np
 
 from automl_asd.components.files import atomic_write_text
 from automl_asd.io import search_report as io
+from automl_asd.provenance import data_fingerprint
 from automl_asd.recipe import load_recipe
-from automl_asd.search.config import LeaveOneOutOutcome, SearchConfig, SearchOutcome
+from automl_asd.search.config import (
+    LeaveOneOutOutcome,
+    SearchConfig,
+    SearchOutcome,
+    check_same_search,
+    run_meta,
+)
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -81,6 +88,16 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         done = all((fdir / name).is_file() for name in ("recipe.json", "trials.parquet",
                                                         FOLD_DONE))
         if cfg.resume and done:
+            # a finished fold is reused only for the same search (space, seed, types, files)
+            previous = io.read_search_meta(fdir) or {}
+            files = (data_fingerprint({mt: machines[mt] for mt in others}).files_sha256
+                     if "dev_files_sha256" in previous else None)
+            check_same_search(fdir, previous, run_meta(replace(cfg, machine_types=others),
+                                                       others, {}, files))
+            ran = previous.get("trials")
+            if ran is not None and ran != cfg.trials:
+                logger.warning("fold %s: finished with %s trials, reused as it is (--trials %d "
+                               "applies to folds searched now)", held, ran, cfg.trials)
             recipe = load_recipe(fdir / "recipe.json")
             outcome = SearchOutcome(run_dir=fdir, recipe=recipe,
                                     best_omega=float(recipe.provenance.objective or np.nan),

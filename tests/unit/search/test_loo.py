@@ -116,3 +116,45 @@ def test_resume_reuses_only_folds_that_finished(tmp_path: Path) -> None:
                             has_state=lambda held, d: True)
     assert searched == ["bearing", "fan", "fan"]  # bearing finished: read back, not searched
     assert sorted(loo.table["held_out"]) == ["bearing", "fan"]
+
+
+def test_resume_refuses_a_finished_fold_of_another_search(tmp_path: Path) -> None:
+    """Found by a review (2026-12-07): `--leave-one-out --resume` reused finished folds
+    whatever changed (another space, seed or development types), and the table then named
+    the new settings next to the old folds' results."""
+    from dataclasses import replace
+
+    from automl_asd.io import search_report as io
+    from automl_asd.search.config import run_meta
+
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"bearing": object(), "fan": object()}
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3)
+
+    def search(fold: SearchConfig) -> SearchOutcome:
+        recipe = fold.space.to_recipe(fold.space.reference_point(), name="fold")
+        fold.out.mkdir(parents=True, exist_ok=True)
+        io.write_search_meta(fold.out, run_meta(fold, fold.machine_types or (), {}))
+        (fold.out / "recipe.json").write_text(recipe.to_json())
+        trials = pd.DataFrame({"trial_id": ["a"]})
+        trials.to_parquet(fold.out / "trials.parquet")
+        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
+                             best_trial_id="a", reference_omega=0.6, trials=trials,
+                             machine_types=fold.machine_types or ())
+
+    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                    ) -> list[ObjectiveResult]:
+        return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+    def run(c: SearchConfig, types: Mapping[str, Any] = machines) -> Any:
+        return run_leave_one_out(c, types, search=search, evaluate_on=evaluate_on,
+                                 has_state=lambda held, d: False)
+
+    run(cfg)
+    assert len(run(replace(cfg, resume=True)).table) == 2  # the same search: reused
+    with pytest.raises(ValueError, match=r"loo/bearing: cannot resume: seed \(--seed\)"):
+        run(replace(cfg, resume=True, seed=7))
+    with pytest.raises(ValueError, match=r"space_sha256 \(the space file\)"):
+        run(replace(cfg, resume=True, space=load_space("demo")))
+    with pytest.raises(ValueError, match=r"machine_types \(the development types\)"):
+        run(replace(cfg, resume=True), {**machines, "valve": object()})
