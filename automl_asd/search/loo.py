@@ -90,10 +90,10 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         if cfg.resume and done:
             # a finished fold is reused only for the same search (space, seed, types, files)
             previous = io.read_search_meta(fdir) or {}
-            files = (data_fingerprint({mt: machines[mt] for mt in others}).files_sha256
+            digest = (data_fingerprint({mt: machines[mt] for mt in others}).files_sha256
                      if "dev_files_sha256" in previous else None)
             check_same_search(fdir, previous, run_meta(replace(cfg, machine_types=others),
-                                                       others, {}, files))
+                                                       others, {}, digest))
             ran = previous.get("trials")
             if ran is not None and ran != cfg.trials:
                 logger.warning("fold %s: finished with %s trials, reused as it is (--trials %d "
