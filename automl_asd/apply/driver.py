@@ -51,6 +51,7 @@ from automl_asd.io.run_folder import (
     check_apart,
     local_storage,
     matches,
+    storage_lock,
 )
 from automl_asd.pipeline import needs_shared
 from automl_asd.provenance import development_overlap
@@ -229,7 +230,8 @@ def apply_recipe(cfg: ApplyConfig, *, runner: Runner | None = None) -> ApplyRepo
     check_apart(Path(cfg.out), "--out", inputs)
     if (store := local_storage(cfg.storage)) is not None:
         check_apart(store, "--storage", inputs)
-    with open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
+    with storage_lock(cfg.storage, "apply"), \
+            open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
         report = _apply_locked(folder, cfg, names, runner or SerialRunner())
     return replace(report, dev_types=dev, dev_types_same_data=same)
 

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
-from automl_asd.io.run_folder import OutputError, RunFolder, check_apart, local_storage
+from automl_asd.io.run_folder import (
+    OutputError,
+    RunFolder,
+    check_apart,
+    local_storage,
+    storage_lock,
+)
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
 from automl_asd.storage import check_location
@@ -104,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.search.novel_check import check_search_data  # noqa: PLC0415  (loaded when used)
 
     data = check_search_data(args.data, args.machine_types, args.novel)
-    with RunFolder.open(args.out, command="search") as folder:
+    with storage_lock(args.storage, "search"), \
+            RunFolder.open(args.out, command="search") as folder:
         if not args.resume:
             # its tune/, near_ties/ and loo/ files are ours too (an interrupted leave-one-out
             # search has only its folders, recorded in the manifest)

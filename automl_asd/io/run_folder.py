@@ -25,6 +25,7 @@ existing foreign file among them is refused (:class:`OutputError`, one line nami
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import fnmatch
@@ -179,6 +180,27 @@ def local_storage(location: str | None) -> Path | None:
     if location.startswith("file://"):
         return Path(location[len("file://"):])
     return None if "://" in location else Path(location)
+
+
+#: lock file of a local ``--storage`` folder (apart from a run folder's own lock, so that
+#: ``--storage`` may also be ``--out``)
+STORAGE_LOCK = ".automl-asd-storage.lock"
+
+
+@contextlib.contextmanager
+def storage_lock(location: str | None, command: str) -> Iterator[None]:
+    """Hold a lock on a local ``--storage`` folder while a run uses it: two runs sharing one
+    storage at once read each other's uploads (``apply`` took another recipe's scores for its
+    own) or run in one Tune experiment folder (``search``). A second run fails at once naming
+    the holder. Remote storage (``s3://...``) cannot be locked from here: give each run its
+    own."""
+    store = local_storage(location)
+    if store is None:
+        yield
+        return
+    store.mkdir(parents=True, exist_ok=True)
+    with FolderLock(store, f"{command} --storage", lock_path=store / STORAGE_LOCK):
+        yield
 
 
 def _now() -> str:

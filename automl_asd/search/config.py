@@ -226,5 +226,8 @@ def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str,
                 logger.warning("resuming with the search's original %s trials (--trials %d "
                                "is ignored on --resume)", previous.get("trials"), cfg.trials)
     elif can_restore:
+        if cfg.storage is not None:  # the state is in the storage, not in --out
+            raise ValueError(f"--storage {cfg.storage} already holds a search ({state}); pass "
+                             "--resume to continue it, or give this search its own --storage")
         raise ValueError(f"{out} already holds a search; pass --resume to continue it or "
                          "choose a new --out")
