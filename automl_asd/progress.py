@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["EpochLog", "format_seconds", "types_label"]
+__all__ = ["EpochLog", "few_names", "format_seconds", "types_label"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -64,3 +64,10 @@ class EpochLog:
         eta = "" if epoch == self.epochs else f", ETA {format_seconds(left)}"
         self.logger.info("%s: epoch %d/%d loss %.4f (%s%s)", self.what, epoch, self.epochs,
                          loss, format_seconds(elapsed), eta)
+
+
+def few_names(names: Sequence[str], shown: int = 8) -> str:
+    """``a, b, c`` or ``a, b, ... (N more)``: a list of names kept to one readable log line
+    (a run over 200 machine types listed every one)."""
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head}, ... ({len(names) - shown} more)"

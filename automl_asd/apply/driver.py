@@ -53,7 +53,9 @@ from automl_asd.io.run_folder import (
     matches,
     storage_lock,
 )
+from automl_asd.io.submission import list_submission_sections
 from automl_asd.pipeline import needs_shared
+from automl_asd.progress import few_names
 from automl_asd.provenance import development_overlap
 from automl_asd.recipe import Recipe
 from automl_asd.storage import PathCheck, download_tree
@@ -340,6 +342,14 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         outcomes.extend(runner.run(jobs, report))
 
     outcomes.sort(key=lambda o: o.machine_type)
+    # submission files of types this run did not ask for (an earlier run into this --out
+    # with other --machine-types): not in this run's report, but `evaluate` reads them
+    others = sorted({mt for mt, _ in list_submission_sections(out)} - set(names))
+    if others:
+        logger.warning("apply: %s also hold(s) submission files of %d machine type(s) this run "
+                       "did not apply (%s): an earlier run's, left as they are; this run's "
+                       "results cover %s only, while `evaluate` scores every submission file "
+                       "in the folder", out, len(others), few_names(others), few_names(names))
     evaluation: Any | None = None
     files: list[Path] = []
     if cfg.evaluate:

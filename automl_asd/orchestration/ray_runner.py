@@ -27,7 +27,7 @@ from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
 from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
-from automl_asd.progress import format_seconds
+from automl_asd.progress import few_names, format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
 
@@ -273,7 +273,7 @@ class RayRunner:
                 name="automl-asd-apply",
             )
             logger.info("apply: %d Ray task(s) submitted (%s), %.2g CPU and %.2g GPU each, "
-                        "%d retries", len(jobs), ", ".join(j.machine_type for j in jobs),
+                        "%d retries", len(jobs), few_names([j.machine_type for j in jobs]),
                         self.cpus_per_task, gpus, self.max_retries)
             t_submit = time.perf_counter()
             # torch threads = the CPUs Ray reserved for the task (no oversubscription on a node)

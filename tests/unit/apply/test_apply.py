@@ -475,3 +475,31 @@ def test_development_types_of_the_recipes_search_are_flagged(
     plain = apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "out2", plots=False),
                          runner=SerialRunner(run_fn=FakeRun()))
     assert (plain.dev_types, plain.dev_types_same_data) == ((), ())
+
+
+def test_a_rerun_with_other_types_names_the_earlier_runs_files(
+        tiny_dev_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-07): a second apply into the same --out with other
+    --machine-types rewrote results.md for its types only, silently leaving the first run's
+    CSVs, which `evaluate` then scored with the rest."""
+    import logging
+
+    from automl_asd.cli import main
+
+    out = tmp_path / "out"
+    argv = ["apply", "--frozen", "fast_default", "--data", str(tiny_dev_root), "--out",
+            str(out), "--serial", "--no-plots", "--machine-types"]
+    assert main([*argv, "fan"]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "gearbox"]) == 0
+    assert ("also hold(s) submission files of 1 machine type(s) this run did not apply (fan)"
+            in caplog.text)
+    assert "this run's results cover gearbox only" in caplog.text
+
+
+def test_few_names_keeps_a_long_list_to_one_line() -> None:
+    from automl_asd.progress import few_names
+
+    assert few_names(["a", "b"]) == "a, b"
+    names = [f"t{i:03d}" for i in range(200)]
+    assert few_names(names) == "t000, t001, t002, t003, t004, t005, t006, t007, ... (192 more)"
