@@ -294,6 +294,14 @@ def _refuse_interrupted_synth(directory: Path) -> None:
                         "says incomplete): run the same synth command again to finish it")
 
 
+#: longest machine-type name, in UTF-8 bytes: decision_result_<type>_section_XX_test.csv
+#: (36 bytes more) and the temporary names around it must fit a file name's 255 bytes
+MAX_TYPE_BYTES = 200
+#: characters no clip name may hold: the submission CSV (and the official evaluator) would
+#: split or misread it
+_UNWRITABLE = ',"\\\r\n'
+
+
 def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> MachineData:
     """Read every wav of one machine-type folder into :class:`Clip` records (sorted by path).
 
@@ -305,6 +313,11 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
     if "_" in mt or not mt:
         raise DataError(f"{directory}: machine type {mt!r} must be non-empty and contain no '_' "
                         "(the official evaluator splits file names on '_'); rename the folder")
+    if len(mt.encode("utf-8")) > MAX_TYPE_BYTES:
+        raise DataError(f"{directory}: machine type name of {len(mt.encode('utf-8'))} bytes; at "
+                        f"most {MAX_TYPE_BYTES} (the submission files "
+                        f"decision_result_<type>_section_XX_test.csv must fit a file name's "
+                        "255 bytes); rename the folder")
     _refuse_interrupted_synth(directory)
     if (directory / "test_rename").is_dir():
         logger.warning("%s: ignoring test_rename/ (labelled copies); pass the official ground "
@@ -315,13 +328,18 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
         if not folder.is_dir():
             continue
         skipped = 0
+        not_files: list[str] = []
         for path in sorted(folder.iterdir()):
             if not (path.is_file() and path.suffix.lower() == ".wav"):
                 if path.suffix.lower() == ".wav":  # a folder or a dangling link named *.wav
-                    logger.warning("%s: not a regular file (folder or broken link); skipped",
-                                   path)
-                skipped += 1
+                    not_files.append(path.name)
+                else:
+                    skipped += 1
                 continue
+            if any(ch in path.name for ch in _UNWRITABLE):
+                raise DataError(f"{path}: a comma, quote, backslash or line break in a clip "
+                                "name cannot be written to the official submission CSV; "
+                                "rename the file")
             try:
                 parsed = parse_name(path.name, split)
             except DataError as exc:
@@ -329,6 +347,11 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
             clips.append(Clip(path=path, machine_type=mt, section=parsed.section, split=split,
                               domain=parsed.domain, label=parsed.label, index=parsed.index,
                               attributes=parsed.attributes, kind=parsed.kind))
+        if not_files:
+            logger.warning("%s: %d entr%s named *.wav but not a regular file (a folder or a "
+                           "broken link), skipped: %s", folder, len(not_files),
+                           "y" if len(not_files) == 1 else "ies",
+                           ", ".join(not_files[:3]) + (", ..." if len(not_files) > 3 else ""))
         if skipped:
             logger.info("%s: %d non-wav entries ignored", folder, skipped)
     train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})

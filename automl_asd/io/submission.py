@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from automl_asd.components.files import atomic_write_text
-from automl_asd.errors import AutomlAsdError
+from automl_asd.errors import PermanentError
 from automl_asd.ground_truth import read_name_rows
 
 __all__ = [
@@ -47,7 +47,7 @@ _SUBMISSION_RE = re.compile(
 _MAX_LISTED = 10
 
 
-class SubmissionError(AutomlAsdError, ValueError):
+class SubmissionError(PermanentError, ValueError):
     """A submission that cannot be used; the message names the file and the fix."""
 
 
@@ -132,7 +132,7 @@ def write_submission(
         )
     bad_names = [n for n in base if not n or any(ch in n for ch in ',"\n\r/\\')]
     if bad_names:
-        raise ValueError(
+        raise SubmissionError(
             f"write_submission {machine_type}: clip names must be plain base names without "
             f"commas, quotes or separators: {short_list(bad_names)}"
         )

@@ -248,3 +248,48 @@ def test_summarize_counts(tmp_path: Path) -> None:
     assert dict(s.supplemental_kinds) == {"machine": 1, "noise": 1, "unknown": 1}
     _dev_machine(tmp_path / "x" / "bearing", attr="noAttribute")
     assert summarize(scan(tmp_path / "x")["bearing"]).attribute_mode == "hidden"
+
+
+@pytest.mark.parametrize("odd", [",", '"', "\\"])
+def test_a_clip_name_the_submission_cannot_hold_is_refused_at_the_scan(
+        tmp_path: Path, odd: str) -> None:
+    """Found by a review (2026-12-07): a comma in a test clip's name passed the scan and
+    `info`; apply trained and scored the type, then failed writing the CSV (three times:
+    Ray retried the error)."""
+    _dev_machine(tmp_path / "fan")
+    name = f"section_00_source_test_normal_5002_wt_a{odd}b.wav"
+    _touch(tmp_path / "fan" / "test", name)
+    with pytest.raises(DataError, match="cannot be written to the official submission CSV") \
+            as exc:
+        scan(tmp_path)
+    assert name in str(exc.value)
+
+
+def test_a_machine_type_name_too_long_for_its_output_files_is_refused(tmp_path: Path) -> None:
+    """Found by a review (2026-12-07): a 225-byte type name passed the scan and failed with
+    'File name too long' after training."""
+    from automl_asd.data import MAX_TYPE_BYTES
+
+    _dev_machine(tmp_path / ("m" * MAX_TYPE_BYTES))  # the longest accepted
+    assert list(scan(tmp_path)) == ["m" * MAX_TYPE_BYTES]
+    _dev_machine(tmp_path / ("é" * 101))  # 202 bytes
+    with pytest.raises(DataError, match="machine type name of 202 bytes; at most 200"):
+        scan(tmp_path)
+
+
+def test_broken_wav_links_are_summed_up_in_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-07): 2000 dangling *.wav links gave 2000 warnings, then were
+    counted again among the 'non-wav entries ignored'."""
+    _dev_machine(tmp_path / "fan")
+    for i in range(50):
+        (tmp_path / "fan" / "test" / f"section_00_source_test_normal_{9000 + i}_x_1.wav"
+         ).symlink_to(tmp_path / "nowhere.wav")
+    with caplog.at_level("INFO", logger="automl_asd.data"):
+        machines = scan(tmp_path)
+    assert len(machines["fan"].test) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "50 entries named *.wav but not a regular file" in warnings[0]
+    assert not any("/test: " in r.getMessage() and "non-wav" in r.getMessage()
+                   for r in caplog.records)
