@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from automl_asd.io.submission import (
     read_submission,
     short_list,
 )
+from automl_asd.progress import format_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -366,7 +368,16 @@ def evaluate_outputs(
     evaluation = evaluate_submission(out_dir, truth)
     files: list[Path] = []
     if plots:
-        for (mt, ss), sec_truth in sorted(truth.items()):
+        t0, last = time.monotonic(), time.monotonic()
+        n = len(truth)
+        if n > 1:  # a few seconds each: on many types the longest step of a run
+            logger.info("plotting ROC curves and score histograms of %d section(s) "
+                        "(--no-plots skips them)", n)
+        for i, ((mt, ss), sec_truth) in enumerate(sorted(truth.items()), 1):
+            if time.monotonic() - last > 20:
+                last = time.monotonic()
+                logger.info("plots: %d/%d section(s) in %s", i - 1, n,
+                            format_seconds(last - t0))
             tag = mt if sum(k[0] == mt for k in truth) == 1 else f"{mt}_section_{ss}"
             y, dom = np.asarray(sec_truth.labels), np.asarray(sec_truth.domains)
             scores = evaluation.scores[(mt, ss)]
