@@ -163,6 +163,13 @@ def plot_omega(out_dir: Path, table: pd.DataFrame, *, reference_name: str | None
     return path
 
 
+def _rho(value: Any) -> str:
+    """ρ, or why there is none (fewer than 3 trials, or all tied on one side)."""
+    text = _fmt(value)
+    return text or ("undefined (needs at least 3 complete trials whose in-search and novel Ω "
+                    "are not all tied)")
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -510,7 +517,7 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              "by the search, scored only after `recipe.json` was written. Each row: a complete "
              "trial, its in-search Ω on the development types and its Ω on the novel types.", "",
              _md_table(shown), "",
-             f"- Spearman ρ (in-search Ω vs novel Ω): {_fmt(summary.get('spearman_rho'))}",
+             f"- Spearman ρ (in-search Ω vs novel Ω): {_rho(summary.get('spearman_rho'))}",
              f"- frozen recipe's novel Ω: {_fmt(summary.get('frozen_novel_omega'))}",
              f"- best novel Ω among these trials: {_fmt(summary.get('best_novel_omega'))}",
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
