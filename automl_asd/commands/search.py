@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trials running at once (default 1)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="S",
                         help="end the search after S seconds (running trials are stopped; the "
-                             "best finished trial is frozen)")
+                             "best finished trial is frozen; --resume continues it under its "
+                             "own budget; with --leave-one-out: S per fold)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed search in RUN_DIR (finished trials are kept)")
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default 0)")
