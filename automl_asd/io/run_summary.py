@@ -122,8 +122,14 @@ def _types(runs: Sequence[ApplyRun]) -> list[str]:
     return sorted({mt for r in runs for mt in r.machine_types})
 
 
-def _overview_rows(runs: Sequence[ApplyRun]) -> tuple[list[str], list[list[str]]]:
-    types = _types(runs)
+#: above this many machine types the markdown lists them as rows (one column per run), not as
+#: columns: 200 random types made every line of the tables 2,000+ characters wide
+MAX_TYPE_COLUMNS = 12
+
+
+def _overview_rows(runs: Sequence[ApplyRun], *, type_columns: bool = True
+                   ) -> tuple[list[str], list[list[str]]]:
+    types = _types(runs) if type_columns else []
     head = ["run", "recipe", "hash", "official baseline", "Ω", *types]
     rows = []
     for r in runs:
@@ -142,6 +148,9 @@ def summary_markdown(runs: Sequence[ApplyRun]) -> str:
     """The overview table (Ω overall and per machine type, recipe) and the baseline-style
     detail table (h-mean, a-mean and per machine type of AUC (source), AUC (target), pAUC and
     the TOTAL score per run)."""
+    wide = len(_types(runs)) > MAX_TYPE_COLUMNS
+    if wide:
+        return _summary_markdown_by_rows(runs)
     head, rows = _overview_rows(runs)
     md = ["# Apply runs side by side", "",
           "Ω: official score (harmonic mean of AUC (source), AUC (target) and pAUC over every "
@@ -187,3 +196,29 @@ def summary_csv(runs: Sequence[ApplyRun]) -> str:
         writer.writerow([r.label, r.recipe_name, r.recipe_hash[:12], r.official_baseline or "no",
                          *("" if c == "—" else c for c in cells), " ".join(r.failed)])
     return buf.getvalue()
+
+
+def _summary_markdown_by_rows(runs: Sequence[ApplyRun]) -> str:
+    """:func:`summary_markdown` for many machine types: the overview without type columns, then
+    one row per machine type with each run's Ω (its AUC and pAUC: each run's results.md)."""
+    head, rows = _overview_rows(runs, type_columns=False)
+    types = _types(runs)
+    md = ["# Apply runs side by side", "",
+          "Ω: official score (harmonic mean of AUC (source), AUC (target) and pAUC over every "
+          "machine type and section). Per machine type below: the same over that type's "
+          f"sections ({len(types)} types: one row each; AUC and pAUC per type are in each "
+          "run's results.md). — : no labels for that run or type (or not in it); FAILED: the "
+          "type's job failed (`<type>.error.txt`), and the run's Ω, marked partial, covers "
+          "the other types only.", "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        md.append("| " + " | ".join([f"`{row[0]}`", f"`{row[1]}`", f"`{row[2]}`", *row[3:]])
+                  + " |")
+    thead = ["machine type", *(f"`{r.label}`" for r in runs)]
+    md += ["", "## Per machine type (Ω)", "", "| " + " | ".join(thead) + " |",
+           "|" + "---|" * len(thead)]
+    for mt in types:
+        md.append("| " + " | ".join([mt, *("FAILED" if mt in r.failed
+                                            else _f(r.machine_omega(mt)) for r in runs)])
+                  + " |")
+    return "\n".join(md) + "\n"

@@ -73,3 +73,33 @@ def test_a_failed_type_is_shown_and_its_run_s_omega_marked_partial(tmp_path: Pat
     head, row = (line.split(",") for line in summary_csv([r]).splitlines())
     assert head[4:] == ["Ω", "fan", "valve", "failed"]
     assert row[4:6] == ["0.7331", ""] and float(row[6]) > 0 and row[7] == "fan"  # numeric
+
+
+def test_many_machine_types_are_rows_not_columns(tmp_path: Path) -> None:
+    """Found by a review (2026-12-07): 200 machine types made 205-column markdown tables with
+    lines of 2,400 characters. Above MAX_TYPE_COLUMNS types they are rows, one column per
+    run."""
+    from automl_asd.io.run_summary import MAX_TYPE_COLUMNS
+
+    runs = []
+    n = MAX_TYPE_COLUMNS + 1
+    for label, value in (("a", 0.6), ("b", 0.7)):
+        run = tmp_path / label
+        types = [f"t{i:02d}" for i in range(n)]
+        for mt in types:
+            _summary(run, mt, f"rec{label}", label * 64, official_baseline=None)
+        (run / "metrics.json").write_text(json.dumps({"official_score": value, "machine_types": {
+            mt: {"auc_source": value, "auc_target": value, "pauc": value} for mt in types}}))
+        runs.append(read_apply_run(run, label=label))
+    md = summary_markdown(runs)
+    assert max(len(line) for line in md.splitlines() if line.startswith("|")) < 120
+    assert "| machine type | `a` | `b` |" in md
+    assert "| t00 | 0.6000 | 0.7000 |" in md and f"| t{n - 1:02d} | 0.6000 | 0.7000 |" in md
+    assert "| `a` | `reca` | " in md and "| 0.6000 |" in md
+    # at the limit the types stay columns (the baseline's layout)
+    at_limit = tmp_path / "c"
+    for i in range(MAX_TYPE_COLUMNS):
+        _summary(at_limit, f"t{i:02d}", "recc", "c" * 64, official_baseline=None)
+    few = summary_markdown([read_apply_run(at_limit, label="c")])
+    assert "| machine type |" not in few
+    assert "| Ω | t00 |" in few and f"t{MAX_TYPE_COLUMNS - 1:02d} |" in few
