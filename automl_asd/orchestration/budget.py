@@ -9,8 +9,9 @@ one the current process set (:func:`set_deadline`, called before every fit), so 
 search runs under the budget it is resumed with (none without ``--time-budget``).
 
 When a stopper ends the experiment, Tune also marks its search generator finished and saves
-that: restored, it would propose no further trial. :class:`ResumableSearchGenerator` comes back
-finished only once it has created every trial the search asked for.
+that (restored, it would propose no further trial), and ends the running trials without
+telling the searcher (restored, its concurrency limiter would wait for them for ever):
+:class:`ResumableSearchGenerator` mends both.
 
 Imports Ray: import this module only where Ray is used anyway. The stopper runs in the
 driver, where Tune's controller runs.
@@ -25,7 +26,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
-__all__ = ["BudgetStopper", "ResumableSearchGenerator", "set_deadline"]
+__all__ = ["BudgetStopper", "ResumableSearchGenerator", "budget_spent", "set_deadline"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ def set_deadline(budget_s: float | None) -> None:
     _deadline = None if budget_s is None else time.monotonic() + budget_s
 
 
+def budget_spent() -> bool:
+    """Whether this process's search budget has run out."""
+    return _deadline is not None and time.monotonic() >= _deadline
+
+
 class BudgetStopper(tune.Stopper):  # type: ignore[misc]
     """Stops every trial once the deadline :func:`set_deadline` set has passed."""
 
@@ -48,7 +54,7 @@ class BudgetStopper(tune.Stopper):  # type: ignore[misc]
         return False
 
     def stop_all(self) -> bool:
-        if _deadline is None or time.monotonic() < _deadline:
+        if not budget_spent():
             return False
         logger.info("time budget of %.3g s spent: stopping the search (the best finished "
                     "trial is frozen)", _budget_s)
@@ -56,20 +62,26 @@ class BudgetStopper(tune.Stopper):  # type: ignore[misc]
 
 
 class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
-    """Tune's :class:`SearchGenerator` whose restored state is finished only when every trial
-    was created (``is_finished`` still compares the count with the trials asked for).
+    """Tune's :class:`SearchGenerator`, made resumable after a time budget stopped the search.
 
-    Its concurrency limiter also forgets the trials it held as live: a trial the budget stopped
-    before it started never reports back to the searcher, and the restored limiter would wait
-    for it for ever. Restored unfinished trials run again without the limiter's count (Tune's
-    resources still bound how many run at once)."""
+    - Restored, it is finished only when every trial was created (``is_finished`` still
+      compares the count with the trials asked for): Tune saves the budget stop's "finished".
+    - When the budget stops the search, Tune terminates the running and waiting trials without
+      telling the searcher: the concurrency limiter would hold them as live for ever (a resume
+      then waits for them) and TPE as running. They are reported to the searcher chain as
+      ended without a result (TPE: pruned). An interrupt (Ctrl-C, SIGTERM) is left alone: its
+      running trials run again on ``--resume`` and report then."""
+
+    def set_finished(self) -> None:
+        super().set_finished()  # type: ignore[no-untyped-call]
+        if budget_spent():
+            limiter: Any = self.searcher
+            while limiter is not None and not isinstance(limiter, ConcurrencyLimiter):
+                limiter = getattr(limiter, "searcher", None)
+            if limiter is not None:
+                for trial_id in sorted(limiter.live_trials):
+                    self.searcher.on_trial_complete(trial_id, result=None, error=False)
 
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         self._finished = False
-        searcher: Any = self.searcher
-        while searcher is not None:
-            if isinstance(searcher, ConcurrencyLimiter):
-                searcher.live_trials = set()
-                searcher.num_unfinished_live_trials = 0
-            searcher = getattr(searcher, "searcher", None)

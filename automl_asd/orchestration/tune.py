@@ -360,17 +360,23 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                         "run or running)", skipped)
         records = records_from_grid(grid, space)
         n_done = sum(r.status in RAN_STATUSES for r in records)
+        # trials Tune made, run or not: one a time budget stopped before it reported counts
+        # among the search's trials and is not run again by a resume
+        n_made = len(records)
         began = previous if cfg.resume and previous is not None else meta  # what the run set
         target = int(began.get("trials", cfg.trials))
         # this invocation's budget (a resume runs under the one it is given)
         budgeted = cfg.time_budget_s is not None
         if signalled is None:  # Tune's handler not watched: guess from the trials that ran
-            signalled = not budgeted and n_done < target
+            signalled = not budgeted and n_made < target
         interrupted = signalled
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
-        elif n_done < target and not budgeted:
+        elif n_made > n_done and n_made >= target:
+            logger.info("%d of the %d trials ended without a result (stopped by a time budget "
+                        "before they reported)", n_made - n_done, target)
+        elif n_made < target and not budgeted:
             # neither an interrupt nor the budget: Tune lost trials (an experiment state it
             # could not restore, e.g. cut short by a full disk, is logged above and skipped)
             # or the searcher ran out of distinct recipes
