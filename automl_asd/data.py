@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from automl_asd.errors import PermanentError
+from automl_asd.progress import few_names
 
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
@@ -297,9 +298,9 @@ def _refuse_interrupted_synth(directory: Path) -> None:
 #: longest machine-type name, in UTF-8 bytes: decision_result_<type>_section_XX_test.csv
 #: (36 bytes more) and the temporary names around it must fit a file name's 255 bytes
 MAX_TYPE_BYTES = 200
-#: characters no clip name may hold: the submission CSV (and the official evaluator) would
-#: split or misread it
-_UNWRITABLE = ',"\\\r\n'
+#: characters no test clip's name may hold: the submission CSV (and the official evaluator)
+#: would split or misread it
+UNWRITABLE_CHARS = ',"\\\r\n'
 
 
 def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> MachineData:
@@ -336,9 +337,9 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                 else:
                     skipped += 1
                 continue
-            if any(ch in path.name for ch in _UNWRITABLE):
-                raise DataError(f"{path}: a comma, quote, backslash or line break in a clip "
-                                "name cannot be written to the official submission CSV; "
+            if split is Split.TEST and any(ch in path.name for ch in UNWRITABLE_CHARS):
+                raise DataError(f"{path}: a comma, quote, backslash or line break in a test "
+                                "clip's name cannot be written to the official submission CSV; "
                                 "rename the file")
             try:
                 parsed = parse_name(path.name, split)
@@ -351,7 +352,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
             logger.warning("%s: %d entr%s named *.wav but not a regular file (a folder or a "
                            "broken link), skipped: %s", folder, len(not_files),
                            "y" if len(not_files) == 1 else "ies",
-                           ", ".join(not_files[:3]) + (", ..." if len(not_files) > 3 else ""))
+                           few_names(not_files, 3))
         if skipped:
             logger.info("%s: %d non-wav entries ignored", folder, skipped)
     train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})

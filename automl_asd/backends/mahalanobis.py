@@ -6,7 +6,8 @@ Mahalanobis mode. With ~10 target clips in a 128-d space the target covariance c
 estimated on its own, so ``target_covariance`` picks a fixed rule: ``"own"`` (Ledoit-Wolf
 shrinkage of the target clips), ``"source"`` (the source covariance around the target mean, the
 baseline's fallback) or ``"pooled"`` (within-domain scatter of all clips). A small ridge
-``ridge * trace(Sigma)/d`` keeps every covariance invertible.
+``ridge * trace(Sigma)/d`` keeps every covariance invertible; a covariance without spread (one
+clip per domain, identical clips) is replaced by the identity (squared Euclidean distance).
 """
 
 from __future__ import annotations

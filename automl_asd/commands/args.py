@@ -10,9 +10,10 @@ from pathlib import Path
 #: options whose number must be > 0 (attribute names of the parsed arguments; the commands
 #: check their other options themselves, with their own messages)
 POSITIVE = ("max_cache_gb", "max_member_epochs", "max_train_flops", "cpus_per_task",
-            "retries", "poll")
+            "retries", "poll", "trials", "max_concurrent", "workers", "anomaly_gain",
+            "novel_top_k")
 #: options whose number must be >= 0
-NON_NEGATIVE = ("gpus_per_task", "max_retries", "random_types")
+NON_NEGATIVE = ("gpus_per_task", "max_retries", "random_types", "seed")
 #: at most this many random machine types (``synth --random-types``)
 MAX_RANDOM_TYPES = 10_000
 

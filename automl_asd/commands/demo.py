@@ -9,7 +9,6 @@ from pathlib import Path
 
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
-from automl_asd.errors import UsageError
 from automl_asd.search.space import shipped_space_names
 
 HELP = ("end-to-end demo on synthetic data: search on development types → recipe.json → "
@@ -37,12 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     require_torchaudio()  # a broken torch/torchaudio pair: one line and the fix, before Ray
 
-    if args.trials < 1:
-        raise UsageError(f"--trials must be >= 1, got {args.trials}")
-    if args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
-    if args.seed < 0:  # before the output folder is created
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     t0 = time.perf_counter()
     res = run_demo(args.out, size=args.size, space=args.space, trials=args.trials,
                    max_concurrent=args.max_concurrent, seed=args.seed)

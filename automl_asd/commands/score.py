@@ -88,9 +88,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either PATH... or --watch DIR, not both")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
-    if args.workers is not None and args.workers < 1:  # 0 silently meant the default
-        raise UsageError(f"--workers {args.workers}: must be >= 1 (leave it out for the "
-                         "usable cores)")
     if args.chunk_size is not None and args.chunk_size < 1:  # --address: files per Ray task
         raise UsageError(f"--chunk-size {args.chunk_size}: must be >= 1")
     if args.watch is None and (args.max_files is not None or args.timeout is not None):

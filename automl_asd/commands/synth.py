@@ -74,8 +74,6 @@ def _catalogue(random_types: list[str], seed: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.random_types < 0:
-        raise UsageError(f"--random-types must be >= 0, got {args.random_types}")
     randoms = synth.random_type_names(args.random_types, args.seed)
     if args.list:
         print(_catalogue(randoms, args.seed))

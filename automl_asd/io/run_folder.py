@@ -199,7 +199,8 @@ def storage_lock(location: str | None, command: str) -> Iterator[None]:
         yield
         return
     store.mkdir(parents=True, exist_ok=True)
-    with FolderLock(store, f"{command} --storage", lock_path=store / STORAGE_LOCK):
+    with FolderLock(store, f"{command} --storage", lock_path=store / STORAGE_LOCK,
+                    other="--storage for this run"):
         yield
 
 
@@ -216,10 +217,12 @@ class FolderLock:
     would race with a waiting writer); it is not a user file and never listed.
     """
 
-    def __init__(self, folder: Path, command: str, *, lock_path: Path | None = None) -> None:
+    def __init__(self, folder: Path, command: str, *, lock_path: Path | None = None,
+                 other: str = "output") -> None:
         self.target = Path(folder)
         self.path = lock_path if lock_path is not None else self.target / LOCK_FILE
         self.command = command
+        self.other = other  # what the refusal asks to choose instead
         self._fh: IO[str] | None = None
 
     def acquire(self) -> FolderLock:
@@ -239,7 +242,7 @@ class FolderLock:
             except ValueError:
                 who = "another process"
             raise OutputError(f"{self.target}: another automl-asd run is writing it ({who}); "
-                              "wait for it to finish or choose another output") from None
+                              f"wait for it to finish or choose another {self.other}") from None
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),

@@ -23,8 +23,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from automl_asd.components.files import atomic_write_text
+from automl_asd.data import UNWRITABLE_CHARS
 from automl_asd.errors import PermanentError
 from automl_asd.ground_truth import read_name_rows
+from automl_asd.progress import few_names
 
 __all__ = [
     "Submission",
@@ -52,11 +54,9 @@ class SubmissionError(PermanentError, ValueError):
 
 
 def short_list(names: Iterable[str]) -> str:
-    """Sorted names joined by ``, `` (the first ten, then ``(+N more)``) for error messages."""
-    items = sorted(names)
-    shown = ", ".join(items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f" (+{more} more)" if more > 0 else "")
+    """Sorted names for error messages: :func:`~automl_asd.progress.few_names` of the first
+    ten."""
+    return few_names(sorted(names), _MAX_LISTED)
 
 
 def normalize_section(section: str | int) -> str:
@@ -130,7 +130,7 @@ def write_submission(
             f"write_submission {machine_type} section {section}: names, scores and decisions "
             f"differ in length ({len(base)}, {len(s)}, {len(d)})"
         )
-    bad_names = [n for n in base if not n or any(ch in n for ch in ',"\n\r/\\')]
+    bad_names = [n for n in base if not n or any(ch in n for ch in UNWRITABLE_CHARS + "/")]
     if bad_names:
         raise SubmissionError(
             f"write_submission {machine_type}: clip names must be plain base names without "

@@ -292,7 +292,7 @@ class RayRunner:
                     if not done:  # a line a minute while tasks run (their logs stay hidden)
                         logger.info("apply: %d of %d machine type(s) done, still running: %s "
                                     "(%s)", len(outcomes), len(jobs),
-                                    ", ".join(sorted(refs[r].machine_type for r in pending)),
+                                    few_names(sorted(refs[r].machine_type for r in pending)),
                                     format_seconds(time.perf_counter() - t_submit))
                         continue
                     ref = done[0]

@@ -223,8 +223,9 @@ class SearchData:
     novel: dict[str, MachineData] | None = None
 
     def only(self, machine_types: Sequence[str]) -> SearchData:
-        """These development types alone (a leave-one-out fold), without ``--novel``."""
-        return SearchData({mt: self.machines[mt] for mt in machine_types})
+        """These development types alone (a leave-one-out fold), with the same ``--novel``
+        (checked against every development type, so against the fold's too)."""
+        return SearchData({mt: self.machines[mt] for mt in machine_types}, self.novel)
 
 
 def check_search_data(data: str | Path, machine_types: Sequence[str] | None = None,

@@ -341,7 +341,6 @@ def test_address_scores_chunks_in_ray_tasks(ray_session: None,  # noqa: F811
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--workers", "0"], "--workers 0: must be >= 1"),
     (["--chunk-size", "0"], "--chunk-size 0: must be >= 1"),
     (["--max-files", "3"], "--max-files and --timeout apply to --watch only"),
     (["--timeout", "5"], "--max-files and --timeout apply to --watch only"),

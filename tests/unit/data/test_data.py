@@ -263,6 +263,11 @@ def test_a_clip_name_the_submission_cannot_hold_is_refused_at_the_scan(
             as exc:
         scan(tmp_path)
     assert name in str(exc.value)
+    # a training clip's name never reaches the submission: accepted (a self-review found the
+    # first version of this check refusing it)
+    (tmp_path / "fan" / "test" / name).unlink()
+    _touch(tmp_path / "fan" / "train", f"section_00_source_train_normal_0009_wt_a{odd}b.wav")
+    assert len(scan(tmp_path)["fan"].train) == 5
 
 
 def test_a_machine_type_name_too_long_for_its_output_files_is_refused(tmp_path: Path) -> None:
@@ -291,5 +296,6 @@ def test_broken_wav_links_are_summed_up_in_one_warning(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "50 entries named *.wav but not a regular file" in warnings[0]
+    assert warnings[0].endswith(", ... (47 more)")
     assert not any("/test: " in r.getMessage() and "non-wav" in r.getMessage()
                    for r in caplog.records)

@@ -96,10 +96,10 @@ def test_cli_refuses_a_bad_setting_before_creating_the_run_folder(
 
     out = tmp_path / "run"
     rc = main(["search", "--data", str(tmp_path), "--space", "smoke", "--trials", "2",
-               "--out", str(out), "--seed", "-1"])
+               "--out", str(out), "--time-budget", "-5"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "--seed: -1; expected a non-negative integer" in err
+    assert "--time-budget: -5.0; expected seconds > 0" in err
     assert "Traceback" not in err
     assert not out.exists()
 

@@ -29,6 +29,7 @@ def test_a_second_run_on_the_same_storage_fails_at_once(
     assert rc == 1
     err = capsys.readouterr().err
     assert f"{store}: another automl-asd run is writing it" in err and "apply --storage" in err
+    assert "choose another --storage for this run" in err
     assert not (out / RUN_MANIFEST).exists()
 
 

@@ -550,6 +550,10 @@ def test_louder_faults_are_easier_to_detect(tmp_path: Path,
     rise = [aucs[mt, "3"][dom] - aucs[mt, "1"][dom] for mt in ("fan", "valve") for dom in (0, 1)]
     assert min(rise) >= 0.0, aucs  # no type or domain gets harder
     assert float(np.mean(rise)) >= 0.1, aucs  # and on average clearly easier (measured 0.22)
-    assert main(["synth", "--out", str(tmp_path / "x"), "--machine-types", "fan", "--size",
-                 "tiny", "--anomaly-gain", "0"]) == 1
-    assert "anomaly gain must be a finite number > 0, got 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a usage error (status 2), named by its option
+        main(["synth", "--out", str(tmp_path / "x"), "--machine-types", "fan", "--size",
+              "tiny", "--anomaly-gain", "0"])
+    assert exc.value.code == 2
+    assert "--anomaly-gain: must be positive, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="anomaly gain must be a finite number > 0, got 0.0"):
+        synth.generate(tmp_path / "y", machine_types=["fan"], size="tiny", anomaly_gain=0.0)
