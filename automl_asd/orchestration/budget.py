@@ -35,10 +35,13 @@ _deadline: float | None = None
 _budget_s: float | None = None
 
 
+_announced = False
+
+
 def set_deadline(budget_s: float | None) -> None:
     """Start this process's search budget: ``budget_s`` seconds from now (``None``: none)."""
-    global _deadline, _budget_s
-    _budget_s = budget_s
+    global _deadline, _budget_s, _announced
+    _budget_s, _announced = budget_s, False
     _deadline = None if budget_s is None else time.monotonic() + budget_s
 
 
@@ -54,10 +57,13 @@ class BudgetStopper(tune.Stopper):  # type: ignore[misc]
         return False
 
     def stop_all(self) -> bool:
+        global _announced
         if not budget_spent():
             return False
-        logger.info("time budget of %.3g s spent: stopping the search (the best finished "
-                    "trial is frozen)", _budget_s)
+        if not _announced:  # Tune asks at every step until the trials have stopped
+            _announced = True
+            logger.info("time budget of %.3g s spent: stopping the search (the best finished "
+                        "trial is frozen)", _budget_s)
         return True
 
 

@@ -240,3 +240,53 @@ def test_a_sigint_during_fit_is_told_apart_from_a_run_that_ended(interrupt: bool
     grid, stopped = tune_layer._fit_watching_sigint(_TuneLikeTuner(interrupt))
     assert grid == "grid" and stopped is interrupt
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The time budget is this process's deadline (a resume sets its own); when it stops the
+    search, the trials Tune ends without a word reach the searcher chain as ended without a
+    result (they held the concurrency limiter for ever on --resume), an interrupt's do not."""
+    import logging
+
+    from ray.tune.search import ConcurrencyLimiter, Searcher
+
+    from automl_asd.orchestration import budget
+
+    class Recording(Searcher):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(metric="objective", mode="max")
+            self.ended: list[tuple[str, object]] = []
+            self.n = 0
+
+        def suggest(self, trial_id: str) -> dict[str, int]:
+            self.n += 1
+            return {"x": self.n}
+
+        def on_trial_complete(self, trial_id: str, result: object = None,
+                              error: bool = False) -> None:
+            self.ended.append((trial_id, result))
+
+    def generator() -> tuple[Recording, ConcurrencyLimiter, budget.ResumableSearchGenerator]:
+        inner = Recording()
+        limiter = ConcurrencyLimiter(inner, max_concurrent=2)
+        for trial_id in ("a", "b"):
+            limiter.suggest(trial_id)
+        return inner, limiter, budget.ResumableSearchGenerator(limiter)
+
+    stopper = budget.BudgetStopper()
+    budget.set_deadline(None)
+    assert not stopper.stop_all() and not budget.budget_spent()
+    inner, limiter, gen = generator()
+    gen.set_finished()  # an interrupt: the trials run again on --resume and report then
+    assert inner.ended == [] and limiter.live_trials == {"a", "b"}
+
+    budget.set_deadline(0.0)
+    with caplog.at_level(logging.INFO, logger="automl_asd.orchestration.budget"):
+        assert stopper.stop_all() and stopper.stop_all()
+    assert caplog.text.count("time budget of 0 s spent") == 1
+    inner, limiter, gen = generator()
+    gen.set_finished()
+    assert inner.ended == [("a", None), ("b", None)] and limiter.live_trials == set()
+    assert gen.is_finished()
+    budget.set_deadline(None)
