@@ -75,8 +75,9 @@ def best_record(records: Sequence[TrialRecord], pick: Pick | None = None) -> Tri
     if not done:
         errors = list(dict.fromkeys(r.error for r in records if r.error is not None))
         raise FreezeError(f"no trial finished at full fidelity ({len(records)} trials; "
-                          f"errors: {errors[:3]}); if the search was interrupted, continue "
-                          "it with --resume")
+                          f"errors: {errors[:3]}); if the search was interrupted or its "
+                          "time budget ran out, continue it with --resume (with a larger "
+                          "--time-budget, or none)")
     if pick is None:
         return done[0]
     chosen = pick(sorted(complete(records), key=lambda r: r.order))
