@@ -77,18 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UsageError as exc:  # options that cannot run together: argparse's status
-        if args.verbose:
-            raise
-        print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 2
     except (AutomlAsdError, ValueError, KeyError, OSError, RecursionError, MemoryError) as exc:
         # Library errors carry a message naming the file/field and the fix; OS errors name
-        # their path; no traceback for any expected error (-v shows it).
+        # their path; no traceback for any expected error (-v shows it). Options that cannot
+        # run together (UsageError) get argparse's usage status.
         if args.verbose:
             raise
         print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -39,6 +39,7 @@ from automl_asd.components.files import digests_remembered
 from automl_asd.data import Clip, MachineData
 from automl_asd.detectors import Detector, TrainSet, make_detector
 from automl_asd.features import extract
+from automl_asd.progress import few_names
 from automl_asd.recipe import Recipe
 from automl_asd.representation_cache import RepresentationCache, fit_member
 from automl_asd.supplemental import mix_noise
@@ -231,7 +232,7 @@ def _warn_static_clips(machine_type: str, clips: Sequence[Clip],
     if static:
         logger.warning("%s: %d training clip(s) whose features never change over time "
                        "(silence or a DC offset?), e.g. %s; check or remove them", machine_type,
-                       len(static), ", ".join(static[:3]))
+                       len(static), few_names(static, 3))
 
 
 def fit_machine(

@@ -29,9 +29,6 @@ HELP = "score wav files (or watch a folder) with a saved model bundle from `appl
 
 logger = logging.getLogger(__name__)
 
-#: batch mode's defaults: clips per scoring batch, files per Ray task (with --address)
-BATCH_SIZE, CHUNK_SIZE = 1024, 256
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", type=path_arg, metavar="PATH",
@@ -132,21 +129,21 @@ def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, P
     paths = [p for _, p in items]
     for p in paths:  # refuse wrong rate/channels before any work, naming the file
         bundle.check_wav(p, resample=args.resample)
+    # the sizes given on the command line; the others keep the library's defaults
+    given = {k: v for k, v in (("batch_size", args.batch_size),
+                               ("chunk_size", args.chunk_size)) if v is not None}
     t1 = time.perf_counter()
     if args.address:
         from automl_asd.orchestration.score import score_paths_ray  # noqa: PLC0415 (Ray: only with --address)
 
         result = score_paths_ray(args.model, paths, address=args.address,
                                  verbose=int(getattr(args, "verbose", 0)),
-                                 chunk_size=args.chunk_size or CHUNK_SIZE,
                                  resample=args.resample,
                                  device="cuda" if args.device == "cuda" else "cpu",
-                                 strict_versions=strict,
-                                 batch_size=args.batch_size or BATCH_SIZE)
+                                 strict_versions=strict, **given)
     else:
-        result = bundle.score(paths, resample=args.resample,
-                              batch_size=args.batch_size or BATCH_SIZE,
-                              workers=args.workers)
+        given.pop("chunk_size", None)  # files per Ray task: --address only
+        result = bundle.score(paths, resample=args.resample, workers=args.workers, **given)
     dt = time.perf_counter() - t1
     check_finite_scores(names, result.scores, args.model)
     emit_rows(_rows(names, result), args.out, append=False)
