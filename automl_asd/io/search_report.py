@@ -223,10 +223,13 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                 else "")
              + f"finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
-             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+             "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+             + ("; `not_run`: stopped by the time budget before their first result "
+                "(`--resume` runs each again, as one trial more)" if counts.get("not_run")
+                else ""),
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
                 "or running, not launched)"] if skipped is not None else []),
-             f"- {reference or 'reference recipe'}: the first trial"
+             f"- {reference or 'reference recipe'}: queued first"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
                 " (did not finish)"),
              "", "## Best recipe", "",

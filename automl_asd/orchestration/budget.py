@@ -11,7 +11,9 @@ search runs under the budget it is resumed with (none without ``--time-budget``)
 When a stopper ends the experiment, Tune also marks its search generator finished and saves
 that (restored, it would propose no further trial), and ends the running trials without
 telling the searcher (restored, its concurrency limiter would wait for them for ever):
-:class:`ResumableSearchGenerator` mends both.
+:class:`ResumableSearchGenerator` mends both. A trial stopped before its first report ran
+nothing the search can use (it may be the reference trial): its config is kept and a resume
+runs it again, as one trial more than ``--trials``.
 
 Imports Ray: import this module only where Ray is used anyway. The stopper runs in the
 driver, where Tune's controller runs.
@@ -75,19 +77,48 @@ class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
     - When the budget stops the search, Tune terminates the running and waiting trials without
       telling the searcher: the concurrency limiter would hold them as live for ever (a resume
       then waits for them) and TPE as running. They are reported to the searcher chain as
-      ended without a result (TPE: pruned). An interrupt (Ctrl-C, SIGTERM) is left alone: its
-      running trials run again on ``--resume`` and report then."""
+      ended without a result (TPE: pruned). Those that had not reported yet are kept by the
+      chain's ``requeue_unreported`` (:class:`~automl_asd.orchestration.dedup.DedupSearcher`)
+      and run again on ``--resume``, each as one trial more than asked for. An interrupt
+      (Ctrl-C, SIGTERM) is left alone: its running trials run again on ``--resume`` and report
+      then."""
+
+    def __init__(self, searcher: Any) -> None:
+        super().__init__(searcher)
+        #: trials added to ``num_samples`` for the re-runs of budget-stopped trials
+        self._extra_samples = 0
 
     def set_finished(self) -> None:
         super().set_finished()  # type: ignore[no-untyped-call]
         if budget_spent():
-            limiter: Any = self.searcher
-            while limiter is not None and not isinstance(limiter, ConcurrencyLimiter):
-                limiter = getattr(limiter, "searcher", None)
+            limiter = _in_chain(self.searcher, lambda s: isinstance(s, ConcurrencyLimiter))
+            requeuer = _in_chain(self.searcher, lambda s: hasattr(s, "requeue_unreported"))
             if limiter is not None:
-                for trial_id in sorted(limiter.live_trials):
+                live = sorted(limiter.live_trials)
+                if requeuer is not None:
+                    self._extra_samples += requeuer.requeue_unreported(live)
+                for trial_id in live:
                     self.searcher.on_trial_complete(trial_id, result=None, error=False)
+
+    def is_finished(self) -> bool:
+        extra = getattr(self, "_extra_samples", 0)  # a generator pickled before re-runs existed
+        return bool(self._counter >= self._total_samples + extra or self._finished)
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "extra_samples": getattr(self, "_extra_samples", 0)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._extra_samples = int(state.get("extra_samples", 0))
 
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         self._finished = False
+
+
+def _in_chain(searcher: Any, match: Any) -> Any:
+    """The first searcher in ``searcher``'s wrapper chain (itself, then each ``.searcher``)
+    for which ``match`` is true, else ``None``."""
+    while searcher is not None and not match(searcher):
+        searcher = getattr(searcher, "searcher", None)
+    return searcher

@@ -21,6 +21,12 @@ it runs again. After ``retries`` duplicates in a row the last proposal is launch
 warning, once: the space may be exhausted), so a search never stalls. With one trial at a time
 and a seed the trial sequence is deterministic (every rule here is).
 
+A trial the search's time budget stopped before its first report ran nothing the search can use
+(it may be the space's reference trial). :meth:`DedupSearcher.requeue_unreported` keeps its
+config, and the next ``--resume`` launches it again before asking the wrapped searcher (TPE was
+told the original trial ended without a result; it cannot be handed a define-by-run point, so
+the re-run's result reaches it only if it proposes that recipe again, as a known duplicate).
+
 Skipped proposals are counted (:attr:`DedupSearcher.skipped`) and, with ``out_dir``, the count
 is written to ``<out>/duplicates.json`` at every launch (``search_report.md`` shows "duplicate
 proposals skipped: N"; after ``--resume`` the count goes on from the restored checkpoint).
@@ -37,7 +43,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -81,10 +87,15 @@ class DedupSearcher(Searcher):
         self._full_fidelity = full_fidelity
         #: recipe key -> the final result of a trial that ran it at full fidelity.
         self._known: dict[str, dict[str, Any]] = {}
-        #: launched trial id -> (its recipe key or None, the wrapped searcher's id for it).
-        self._live: dict[str, tuple[str | None, str]] = {}
+        #: launched trial id -> (its recipe key or None, the wrapped searcher's id for it: None for
+        #: a re-run, which no proposal of the wrapped searcher waits on).
+        self._live: dict[str, tuple[str | None, str | None]] = {}
         #: recipe key of a running trial -> wrapped-searcher ids of proposals waiting on it.
         self._waiting: dict[str, list[str]] = {}
+        #: launched trial id -> its config, until the trial's first result.
+        self._unreported: dict[str, dict[str, Any]] = {}
+        #: configs of trials the time budget stopped before they reported: launched again first.
+        self._reruns: list[dict[str, Any]] = []
         self._skipped = 0
         self._warned = False
         super().__init__(metric=searcher.metric, mode=searcher.mode)
@@ -107,6 +118,15 @@ class DedupSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         running = {k for k, _ in self._live.values() if k is not None}
+        while self._reruns:
+            again = self._reruns.pop(0)
+            again_key = self._key_of(again)
+            if again_key is not None and (again_key in self._known or again_key in running):
+                continue  # run since, or running: nothing left to run again
+            self._live[trial_id] = (again_key, None)
+            self._unreported[trial_id] = dict(again)
+            logger.info("running again a trial the time budget stopped before it reported")
+            return dict(again)
         for attempt in range(self._retries + 1):
             inner_id = trial_id if attempt == 0 else f"{trial_id}#dup{attempt}"
             raw: Any = self.searcher.suggest(inner_id)
@@ -122,6 +142,7 @@ class DedupSearcher(Searcher):
                                    "exhausted (launching a duplicate after %d retries)",
                                    self._retries)
                 self._live[trial_id] = (key, inner_id)
+                self._unreported[trial_id] = dict(config)
                 self._write_counts()
                 return dict(config)
             assert key is not None
@@ -136,15 +157,19 @@ class DedupSearcher(Searcher):
         return None  # unreachable: the last attempt always returns
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._live:
-            self.searcher.on_trial_result(self._live[trial_id][1], result)
+        self._unreported.pop(trial_id, None)
+        inner_id = self._live[trial_id][1] if trial_id in self._live else None
+        if inner_id is not None:  # a re-run (None) has no proposal in the wrapped searcher
+            self.searcher.on_trial_result(inner_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
+        self._unreported.pop(trial_id, None)
         if trial_id not in self._live:
             return
         key, inner_id = self._live.pop(trial_id)
-        self.searcher.on_trial_complete(inner_id, result=result, error=error)
+        if inner_id is not None:  # a re-run (None) has no proposal open in the wrapped searcher
+            self.searcher.on_trial_complete(inner_id, result=result, error=error)
         if key is None:
             return
         if not error and result is not None and self._is_final(result):
@@ -153,6 +178,14 @@ class DedupSearcher(Searcher):
         for waiting_id in self._waiting.pop(key, []):
             self.searcher.on_trial_complete(
                 waiting_id, result=None if result is None else dict(result), error=error)
+
+    def requeue_unreported(self, trial_ids: Iterable[str]) -> int:
+        """Keep the configs of those of ``trial_ids`` that have not reported yet, to launch
+        them again first on ``--resume`` (call it when the time budget stops them, before
+        their completion is reported). Returns how many were kept."""
+        kept = [self._unreported[t] for t in sorted(trial_ids) if t in self._unreported]
+        self._reruns.extend(kept)
+        return len(kept)
 
     def add_evaluated_point(self, parameters: dict[str, Any], value: float,
                             error: bool = False, pruned: bool = False,
@@ -168,6 +201,9 @@ class DedupSearcher(Searcher):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.__dict__.update({k: v for k, v in state.items() if k not in _NOT_STATE})
+        # a search saved before re-runs existed
+        self.__dict__.setdefault("_unreported", {})
+        self.__dict__.setdefault("_reruns", [])
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)

@@ -361,8 +361,11 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         records = records_from_grid(grid, space)
         n_done = sum(r.status in RAN_STATUSES for r in records)
         # trials Tune made, run or not: one a time budget stopped before it reported counts
-        # among the search's trials and is not run again by a resume
+        # among them, and a resume runs its config again as one more trial
         n_made = len(records)
+        ran_configs = [dict(r.config) for r in records if r.status in RAN_STATUSES]
+        n_lost = sum(r.status == "not_run" and dict(r.config) not in ran_configs
+                     for r in records)
         began = previous if cfg.resume and previous is not None else meta  # what the run set
         target = int(began.get("trials", cfg.trials))
         # this invocation's budget (a resume runs under the one it is given)
@@ -373,9 +376,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
-        elif n_made > n_done and n_made >= target:
+        elif n_lost:
             logger.info("%d of the %d trials ended without a result (stopped by a time budget "
-                        "before they reported)", n_made - n_done, target)
+                        "before they reported; --resume runs them again)", n_lost, target)
         elif n_made < target and not budgeted:
             # neither an interrupt nor the budget: Tune lost trials (an experiment state it
             # could not restore, e.g. cut short by a full disk, is logged above and skipped)
@@ -512,18 +515,31 @@ def records_from_grid(grid: Any, space: SearchSpace | None = None) -> list[Trial
     """
     reference = space.reference_point() if space is not None else None
     max_fidelity = 1.0
+    made = _trials_by_path(grid)
     records = []
     for res in grid:
         metrics = dict(res.metrics or {})
-        trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name)
+        # a trial without a result (the time budget stopped it first) has no metrics to
+        # carry its id and config: Tune's own trial object has them
+        trial = made.get(str(res.path))
+        trial_id = str(metrics.get("trial_id") or getattr(trial, "trial_id", None)
+                       or Path(str(res.path)).name)
+        config = dict(res.config or {}) or dict(getattr(trial, "config", None) or {})
         records.append(record_from_result(
-            trial_id, _trial_order(trial_id, str(res.path)), dict(res.config or {}), metrics,
+            trial_id, _trial_order(trial_id, str(res.path)), config, metrics,
             _short_error(res.error), reference_point=reference, max_fidelity=max_fidelity,
             # Read only when asked: a bootstrap final pick reads its few candidates' scores.
             clip_scores_loader=functools.partial(_clip_scores, res, trial_id),
             behaviour_hash=(None if metrics.get("behaviour_hash")
-                            else _behaviour_of(space, res.config))))
+                            else _behaviour_of(space, config))))
     return sorted(records, key=lambda r: r.order)
+
+
+def _trials_by_path(grid: Any) -> dict[str, Any]:
+    """Tune's trial objects behind a ``ResultGrid``, by trial folder (empty when this Ray
+    version keeps them elsewhere: trials without results then lose their config)."""
+    analysis = getattr(grid, "_experiment_analysis", None)
+    return {str(t.path): t for t in getattr(analysis, "trials", None) or []}
 
 
 def _behaviour_of(space: SearchSpace | None, config: Mapping[str, Any] | None) -> str | None:

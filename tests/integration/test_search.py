@@ -287,11 +287,57 @@ def test_a_search_stopped_by_its_time_budget_resumes_under_the_new_budget(
     with caplog.at_level(logging.WARNING):
         second = run_search(replace(cfg, resume=True, time_budget_s=None),
                             evaluator=_slow_stand_in)
-    assert not second.interrupted and len(second.trials) == 12
-    # every trial ran but those the budget stopped before they reported (Tune counts them
-    # as made: at most max_concurrent = 1)
+    assert not second.interrupted
+    # every trial ran; one the budget stopped before it reported (at most max_concurrent = 1)
+    # stays in the table and ran again, as one trial more
     ran_now = second.trials["status"].isin(["complete", "stopped_early", "error"])
-    assert int(ran_now.sum()) >= 11 and int(ran_now.sum()) > int(ran.sum())
+    n_lost = int((first.trials["status"] == "not_run").sum())
+    assert n_lost <= 1 and len(second.trials) == 12 + n_lost
+    assert int(ran_now.sum()) == 12 and int(ran_now.sum()) > int(ran.sum())
     assert "without an interrupt or a time budget" not in caplog.text  # not "damaged"
     report = (cfg.out / "search_report.md").read_text()
     assert "time budget: 15 s" in report and "(time budget none)" in report
+
+
+def _reference_outlasts_the_budget(recipe: Recipe, machines: Mapping[str, MachineData], *,
+                                   cache_dir: Any = None, device: str = "auto",
+                                   fidelity: float = 1.0) -> ObjectiveResult:
+    from automl_asd.search.trials import trial_recipe
+
+    space = load_space("smoke")
+    if recipe.behaviour_hash() == trial_recipe(space, space.reference_point()).behaviour_hash():
+        time.sleep(6.0)
+    return _stand_in(recipe, machines, cache_dir=cache_dir, device=device, fidelity=fidelity)
+
+
+def test_a_reference_the_budget_stopped_before_it_reported_runs_on_resume(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a review (2026-12-07): a trial the time budget stopped before its first
+    report was counted as made and a resume never ran it; when it was the reference trial,
+    the resumed search froze without its reference ("did not finish")."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    space = load_space("smoke")
+    cfg = SearchConfig(data=dev_root, space=space, out=tmp_path / "run", trials=3,
+                       machine_types=types, cache_dir=cache_dir, seed=3, prewarm=False,
+                       max_concurrent=1, time_budget_s=2.0)
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(Exception, match="no trial finished"):
+            run_search(cfg, evaluator=_reference_outlasts_the_budget)
+    assert "--resume runs them again" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        second = run_search(replace(cfg, resume=True, time_budget_s=None),
+                            evaluator=_stand_in)
+    assert "ended without a result" not in caplog.text
+    table = second.trials
+    refs = table[table["is_reference"]]
+    assert list(refs["status"]) == ["not_run", "complete"]
+    assert list(table["order"]) == [1, 2, 3, 4]
+    assert len(table) == 3 + 1 and int((table["status"] != "not_run").sum()) == 3
+    assert second.reference_omega == pytest.approx(0.55 + 0.1 + 0.002)  # k = 1, two types
+    assert "did not finish" not in (cfg.out / "search_report.md").read_text()

@@ -173,3 +173,61 @@ def test_state_survives_a_tune_checkpoint(tmp_path: Path) -> None:
     assert fresh.searcher is fresh_inner
     assert fresh.suggest("t1") == {"x": 2}  # x=1 is known after the restore
     assert fresh.skipped == 1
+
+
+def test_a_trial_stopped_before_it_reported_runs_again_first() -> None:
+    """Found by a review (2026-12-07): a trial the time budget stopped before its first report
+    (it can be the reference) was counted as made and never run by --resume."""
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1, 2, 3, 4])
+    dedup = DedupSearcher(inner, _key)
+    dedup.suggest("t0")
+    dedup.suggest("t1")
+    dedup.on_trial_result("t1", {"objective": 0.5, "fidelity": 0.5, "training_iteration": 1})
+    # the budget stops both: t0 never reported, t1 did (its result stands as stopped early)
+    assert dedup.requeue_unreported(["t1", "t0"]) == 1
+    dedup.on_trial_complete("t0", result=None)
+    dedup.on_trial_complete("t1", result=None)
+    assert inner.told == [("t0", None, False), ("t1", None, False)]
+    state = dedup.get_state()
+
+    resumed = DedupSearcher(_fake([2, 3]), _key)
+    resumed.set_state(state)
+    assert resumed.suggest("t2") == {"x": 1}  # the re-run, not asked of the wrapped searcher
+    assert resumed.searcher.asked == {}
+    assert resumed.suggest("t3") == {"x": 2}
+    resumed.on_trial_result("t2", _final(0.8))
+    resumed.on_trial_complete("t2", result=_final(0.8))
+    # the wrapped searcher has no proposal for the re-run; the recipe is known from now on
+    assert resumed.searcher.told == []
+    resumed.on_trial_complete("t3", result=_final(0.6))
+    assert resumed.searcher.told == [("t3", 0.6, False)]
+    resumed.searcher.queue = [1, 3]
+    assert resumed.suggest("t4") == {"x": 3} and resumed.skipped == 1
+
+
+def test_a_re_run_already_covered_is_dropped() -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    dedup = DedupSearcher(_fake([1, 1, 2]), _key)
+    dedup.suggest("t0")
+    dedup.requeue_unreported(["t0"])
+    dedup.on_trial_complete("t0", result=None)
+    # the same recipe ran to the end meanwhile (a duplicate after the stop): no re-run
+    dedup._reruns, pending = [], dedup._reruns
+    assert dedup.suggest("t1") == {"x": 1}
+    dedup.on_trial_complete("t1", result=_final(0.7))
+    dedup._reruns = pending
+    assert dedup.suggest("t2") == {"x": 2}
+
+
+def test_state_saved_before_re_runs_existed_restores() -> None:
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    dedup = DedupSearcher(_fake([1]), _key)
+    old = {k: v for k, v in dedup.get_state().items() if k not in ("_unreported", "_reruns")}
+    restored = DedupSearcher(_fake([1]), _key)
+    del restored.__dict__["_unreported"], restored.__dict__["_reruns"]
+    restored.set_state(old)
+    assert restored.suggest("t0") == {"x": 1}

@@ -290,3 +290,49 @@ def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
     assert inner.ended == [("a", None), ("b", None)] and limiter.live_trials == set()
     assert gen.is_finished()
     budget.set_deadline(None)
+
+
+def test_budget_stopped_trials_that_never_reported_are_run_again_as_extra_trials() -> None:
+    """The generator asks the searcher chain to keep the unreported trials' configs and makes
+    room for their re-runs: the resumed search still makes every trial it was asked for."""
+    from ray.tune.search import ConcurrencyLimiter, Searcher
+
+    from automl_asd.orchestration import budget
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    class Counting(Searcher):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(metric="objective", mode="max")
+            self.n = 0
+
+        def suggest(self, trial_id: str) -> dict[str, int]:
+            self.n += 1
+            return {"x": self.n}
+
+        def on_trial_complete(self, trial_id: str, result: object = None,
+                              error: bool = False) -> None:
+            pass
+
+    dedup = DedupSearcher(Counting(), lambda c: f"r{c['x']}")
+    limiter = ConcurrencyLimiter(dedup, max_concurrent=2)
+    gen = budget.ResumableSearchGenerator(limiter)
+    gen._total_samples, gen._counter = 4, 2
+    limiter.suggest("a")
+    limiter.suggest("b")
+    limiter.on_trial_result("b", {"objective": 0.5, "training_iteration": 1})
+    budget.set_deadline(0.0)
+    try:
+        gen.set_finished()
+    finally:
+        budget.set_deadline(None)
+    assert limiter.live_trials == set() and dedup._reruns == [{"x": 1}]
+    state = gen.get_state()
+    assert state["extra_samples"] == 1
+    again = budget.ResumableSearchGenerator(limiter)
+    again.set_state({**state, "finished": False})
+    assert not again.is_finished()  # 2 made of 4, plus 1 re-run
+    again._counter = 4
+    assert not again.is_finished()
+    again._counter = 5
+    assert again.is_finished()
+    assert limiter.suggest("c") == {"x": 1}  # the re-run comes first
