@@ -121,8 +121,8 @@ def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     assert len(stored) == 4 and stored["omega"].iloc[1] == 0.70
     report = (out / "search_report.md").read_text()
     assert "Δ = +0.1000" in report and "Failed trials" in report and "boom" in report
-    assert "- reference recipe `baseline_ae_mse` (the official DCASE baseline): the first " \
-           "trial, Ω = 0.6000" in report
+    assert "- reference recipe `baseline_ae_mse` (the official DCASE baseline): queued " \
+           "first, Ω = 0.6000" in report
     assert "(reference recipe Ω = 0.6000, Δ = +0.1000)" in report
     # the trial table: one summary column instead of every parameter
     head = next(ln for ln in report.splitlines() if ln.startswith("| trial_id |"))
