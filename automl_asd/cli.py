@@ -49,21 +49,41 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"automl_asd.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        # also after the sub-command (`automl-asd apply ... -v`); SUPPRESS keeps the value
-        # given before it when none is given after
-        p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                       help="more log output")
-        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="only warnings and errors")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
+        _add_log_options(p, depth=1)
     return parser
+
+
+def _add_log_options(parser: argparse.ArgumentParser, depth: int) -> None:
+    """``-v``/``-q`` after the sub-command too (``automl-asd apply ... -v``, ``automl-asd
+    recipe list -v``), each level into its own ``_verbose_<depth>`` / ``_quiet_<depth>``
+    (argparse copies a sub-parser's values over its parent's): :func:`_log_level_args` adds
+    them up. SUPPRESS: a level where none is given sets nothing."""
+    parser.add_argument("-v", "--verbose", action="count", dest=f"_verbose_{depth}",
+                        default=argparse.SUPPRESS, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", dest=f"_quiet_{depth}",
+                        default=argparse.SUPPRESS, help="only warnings and errors")
+    for action in parser._actions:  # noqa: SLF001  (argparse keeps its sub-parsers here)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                _add_log_options(child, depth + 1)
+
+
+def _log_level_args(args: argparse.Namespace) -> None:
+    """``args.verbose``: every ``-v`` wherever given; ``args.quiet``: any ``-q``."""
+    extra = vars(args)
+    args.verbose = int(args.verbose) + sum(int(v) for k, v in extra.items()
+                                           if k.startswith("_verbose_"))
+    args.quiet = bool(args.quiet) or any(bool(v) for k, v in extra.items()
+                                         if k.startswith("_quiet_"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     check_numbers(parser, args)  # NaN/inf anywhere, and the shared ranges: exit 2 at once
+    _log_level_args(args)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

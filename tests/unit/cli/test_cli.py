@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,12 +123,32 @@ def test_bad_numbers_and_empty_paths_are_usage_errors(
     (["recipe", "-q", "list"], logging.WARNING),
     (["-v", "recipe", "list"], logging.DEBUG),
     (["recipe", "-v", "list"], logging.DEBUG),
+    (["recipe", "list", "-v"], logging.DEBUG),
+    (["recipe", "list", "-q"], logging.WARNING),
 ])
 def test_verbosity_flags_work_before_and_after_the_sub_command(
         argv: list[str], level: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a review (2026-12-06): `automl-asd apply ... -v` was a usage error; -v/-q were
-    only accepted before the sub-command."""
+    only accepted before the sub-command (stop 48's review: nor after a nested action)."""
     seen: list[int] = []
     monkeypatch.setattr(logging, "basicConfig", lambda **kw: seen.append(kw["level"]))
     assert main(argv) == 0
     assert seen == [level]
+
+
+def test_verbosity_counts_add_up_wherever_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop 48's review: `-v apply ... -v` counted 1 (the second replaced the first)."""
+    from automl_asd import cli
+
+    seen: list[int] = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)
+    real = cli._log_level_args
+
+    def spy(args: Any) -> None:
+        real(args)
+        seen.append(args.verbose)
+
+    monkeypatch.setattr(cli, "_log_level_args", spy)
+    assert main(["-vv", "recipe", "-v", "list", "-v"]) == 0
+    assert main(["recipe", "list"]) == 0
+    assert seen == [4, 0]
