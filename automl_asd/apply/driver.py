@@ -298,7 +298,8 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         labelled_truth(root, names, cfg.ground_truth)
     pending = [mt for mt in names if mt not in done_before]
     claim(folder, root, pending, shared=bool(pending) and needs_shared(rec),
-          report=cfg.evaluate)
+          report=cfg.evaluate,
+          plots_of=sorted(done_before) if cfg.evaluate and cfg.plots else ())
     if pending or cfg.evaluate:
         # a past run's results.md / metrics.json describe outputs this run replaces: gone
         # now, written again at the end from this run's outputs (none if every type fails)

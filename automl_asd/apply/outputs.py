@@ -53,6 +53,7 @@ from automl_asd.io.run_folder import (
     data_fingerprint,
     journal,
     machine_patterns,
+    plot_patterns,
 )
 from automl_asd.io.submission import write_submission
 from automl_asd.pipeline import MachineResult
@@ -233,14 +234,17 @@ def test_sections(data_root: Path, machine_type: str) -> list[str]:
 
 
 def claim(folder: RunFolder, data_root: Path, machine_types: Sequence[str], *, shared: bool,
-          report: bool) -> None:
+          report: bool, plots_of: Sequence[str] = ()) -> None:
     """Refuse foreign files among the names the run will write for ``machine_types`` (their
     test sections' CSVs and plots, summary, error report, bundle folder; plus the shared stage
-    and the report files when asked), unless the folder allows overwriting. Foreign files
-    under other names (e.g. another section's CSV) are kept and not refused."""
+    and the report files when asked) and the plots of ``plots_of`` (resumed types, whose plots
+    the report draws again), unless the folder allows overwriting. Foreign files under other
+    names (e.g. another section's CSV) are kept and not refused."""
     patterns: list[str] = []
     for mt in machine_types:
         patterns.extend(machine_patterns(mt, test_sections(data_root, mt) or None))
+    for mt in plots_of:
+        patterns.extend(plot_patterns(mt))
     if shared:
         patterns.extend(SHARED_PATTERNS)
     if report:

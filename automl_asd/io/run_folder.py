@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -54,6 +54,7 @@ __all__ = [
     "data_fingerprint",
     "machine_patterns",
     "REPORT_PATTERNS",
+    "plot_patterns",
     "matches",
     "check_report_file",
     "check_apart",
@@ -92,6 +93,12 @@ def machine_patterns(machine_type: str,
         f"roc_{mt}_section_{ss}.png", f"hist_{mt}_section_{ss}.png")]
     return (*per_section, f"{mt}.summary.json", f"{mt}.error.txt", f"roc_{mt}.png",
             f"hist_{mt}.png", f"models/{mt}/*")
+
+
+def plot_patterns(machine_type: str) -> tuple[str, ...]:
+    """The plots of one machine type among :func:`machine_patterns` (every section)."""
+    return tuple(p for p in machine_patterns(machine_type)
+                 if p.startswith(("roc_", "hist_")))
 
 
 class OutputError(AutomlAsdError, ValueError):
@@ -298,6 +305,11 @@ def data_fingerprint(directory: str | Path, *, content: bool = False) -> str:
     return files_fingerprint(files, root=root, missing_ok=True, content=content)
 
 
+def _without_time(manifest: Mapping[str, Any]) -> str:
+    """``manifest`` as canonical JSON without its ``updated`` time (to tell a change)."""
+    return json.dumps({k: v for k, v in manifest.items() if k != "updated"}, sort_keys=True)
+
+
 # ----------------------------------------------------------------------------- run folder
 class RunFolder:
     """A locked output folder and its run manifest; open with :meth:`open`, then ``close``.
@@ -340,6 +352,7 @@ class RunFolder:
         try:
             manifest = cls._read(man_path, overwrite=overwrite)
             existed = bool(manifest)
+            before = _without_time(manifest)
             folder = cls(out, command, manifest, lock, overwrite=overwrite, created=created)
             folder.adopt_journals()
             prev_cmd = manifest.get("command")
@@ -363,8 +376,11 @@ class RunFolder:
             manifest.update({"command": command, "updated": _now()})
             if recipe_hash is not None:
                 manifest.update({"recipe_hash": recipe_hash, "recipe_name": recipe_name})
-            if existed:
-                folder.save()  # a new manifest is written with the run's first file
+            # a new manifest is written with the run's first file; an existing one only when
+            # this run changed more than its time (a command refused after this, e.g. for a
+            # foreign file it would write, leaves the manifest as it was)
+            if existed and _without_time(manifest) != before:
+                folder.save()
         except BaseException:
             lock.release()
             raise

@@ -343,6 +343,25 @@ def test_save_shared_keeps_foreign_files(tmp_path: Path) -> None:
     assert (other / "members/000/000-w.npy").read_bytes() == b"user data"
 
 
+def test_a_command_refused_after_opening_its_folder_leaves_the_manifest_as_it_was(
+        applied: Path, data: Path, copy_of: Callable[[Path, str], Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Stop 48's review: a refused command into a finished run folder rewrote its manifest's
+    `updated` time (the only change)."""
+    out = copy_of(applied, "out")
+    (out / f"roc_{MT}.png").write_text("the user's own")  # a name apply with plots writes
+    before = _snapshot(out)
+    manifest = (out / RUN_MANIFEST).read_bytes()
+    assert main([a for a in _apply(data, out, "--resume") if a != "--no-plots"]) == 1
+    assert f"roc_{MT}.png" in _err_line(capsys)
+    assert _snapshot(out) == before and (out / RUN_MANIFEST).read_bytes() == manifest
+    # a change is still saved at once: --overwrite of another recipe drops the old run's files
+    with RunFolder.open(out, command="apply", recipe_hash="other", recipe_name="x",
+                        overwrite=True):
+        pass
+    assert json.loads((out / RUN_MANIFEST).read_text())["recipe_hash"] == "other"
+
+
 def test_files_of_a_killed_run_are_still_its_own(tmp_path: Path) -> None:
     """A task journals each name before creating the file: after the driver died, the next
     run still knows the file is the tool's (and may replace it), not a user's."""
