@@ -48,8 +48,7 @@ from automl_asd.io.results import write_error
 from automl_asd.io.run_folder import (
     REPORT_PATTERNS,
     RunFolder,
-    check_apart,
-    local_storage,
+    check_outputs_apart,
     matches,
     storage_lock,
 )
@@ -228,10 +227,8 @@ def apply_recipe(cfg: ApplyConfig, *, runner: Runner | None = None) -> ApplyRepo
         logger.warning("apply: %s: development type name(s) of the search that chose the "
                        "recipe, with other clips (other data, or a changed tree)",
                        ", ".join(sorted(set(dev) - set(same))))
-    inputs = [("--data", Path(cfg.data)), ("--ground-truth", cfg.ground_truth)]
-    check_apart(Path(cfg.out), "--out", inputs)
-    if (store := local_storage(cfg.storage)) is not None:
-        check_apart(store, "--storage", inputs)
+    check_outputs_apart(Path(cfg.out), cfg.storage,
+                        [("--data", Path(cfg.data)), ("--ground-truth", cfg.ground_truth)])
     with storage_lock(cfg.storage, "apply"), \
             open_apply_folder(cfg.out, cfg.recipe, overwrite=cfg.overwrite) as folder:
         report = _apply_locked(folder, cfg, names, runner or SerialRunner())

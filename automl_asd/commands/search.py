@@ -13,8 +13,7 @@ from automl_asd.environment import require_torchaudio
 from automl_asd.io.run_folder import (
     OutputError,
     RunFolder,
-    check_apart,
-    local_storage,
+    check_outputs_apart,
     storage_lock,
 )
 from automl_asd.search.config import SearchConfig
@@ -103,10 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.orchestration.session import check_address  # noqa: PLC0415  (the Ray layer, loaded when used)
 
     check_address(args.address)
-    inputs = [("--data", args.data), ("--novel", args.novel)]
-    check_apart(args.out, "--out", inputs)
-    if (store := local_storage(args.storage)) is not None:
-        check_apart(store, "--storage", inputs)
+    check_outputs_apart(args.out, args.storage, [("--data", args.data), ("--novel", args.novel)])
     # the development and --novel data, checked (once) before the run folder is created
     from automl_asd.search.novel_check import check_search_data  # noqa: PLC0415  (loaded when used)
 

@@ -58,6 +58,7 @@ __all__ = [
     "matches",
     "check_report_file",
     "check_apart",
+    "check_outputs_apart",
     "local_storage",
 ]
 
@@ -178,6 +179,16 @@ def check_apart(out: Path, option: str, inputs: Iterable[tuple[str, Path | None]
         raise OutputError(f"{option} {out}: {'is' if same else 'inside'} {opt} {folder}; "
                           f"outputs are never written into the input tree, choose another "
                           f"{option}")
+
+
+def check_outputs_apart(out: Path, storage: str | None,
+                        inputs: Iterable[tuple[str, Path | None]]) -> None:
+    """:func:`check_apart` for a run's ``--out`` and, when it is a local folder, its
+    ``--storage``."""
+    inputs = list(inputs)
+    check_apart(Path(out), "--out", inputs)
+    if (store := local_storage(storage)) is not None:
+        check_apart(store, "--storage", inputs)
 
 
 def local_storage(location: str | None) -> Path | None:
