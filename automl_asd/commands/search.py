@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             return _run(args, cfg, data)
         finally:
-            folder.manifest["dirs"] = [d for d in ("tune", "loo", "near_ties")
-                                       if (args.out / d).is_dir()]
+            folder.manifest["dirs"] = sorted(d for d in ("tune", "loo", "near_ties")
+                                             if (args.out / d).is_dir())
             folder.record(p.name for p in sorted(args.out.iterdir())
                           if p.is_file() and p.name in SEARCH_PATTERNS)
 

@@ -336,6 +336,8 @@ class RunFolder:
         self.overwrite = overwrite
         self._lock = lock
         self._created = created
+        #: the manifest as last read or written, without its time (None: not on disk yet)
+        self._saved = _without_time(manifest) if manifest else None
 
     # -- open / close
     @classmethod
@@ -363,7 +365,6 @@ class RunFolder:
         try:
             manifest = cls._read(man_path, overwrite=overwrite)
             existed = bool(manifest)
-            before = _without_time(manifest)
             folder = cls(out, command, manifest, lock, overwrite=overwrite, created=created)
             folder.adopt_journals()
             prev_cmd = manifest.get("command")
@@ -387,11 +388,8 @@ class RunFolder:
             manifest.update({"command": command, "updated": _now()})
             if recipe_hash is not None:
                 manifest.update({"recipe_hash": recipe_hash, "recipe_name": recipe_name})
-            # a new manifest is written with the run's first file; an existing one only when
-            # this run changed more than its time (a command refused after this, e.g. for a
-            # foreign file it would write, leaves the manifest as it was)
-            if existed and _without_time(manifest) != before:
-                folder.save()
+            if existed:
+                folder.save()  # a new manifest is written with the run's first file
         except BaseException:
             lock.release()
             raise
@@ -444,9 +442,16 @@ class RunFolder:
         return files
 
     def save(self) -> None:
+        """Write the manifest, with the time, when more than its time changed since it was
+        read or last written: a command refused after opening its folder (or a resume that
+        changed nothing) leaves the manifest as it was."""
+        state = _without_time(self.manifest)
+        if state == self._saved and (self.path / RUN_MANIFEST).exists():
+            return
         self.manifest["updated"] = _now()
         atomic_write_text(self.path / RUN_MANIFEST,
                           json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        self._saved = state
 
     def owns(self, relpath: str) -> bool:
         return Path(relpath).as_posix() in self.files

@@ -203,9 +203,11 @@ def _budget(seconds: Any) -> str:
 def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                         best_trial_id: str, meta: Mapping[str, Any],
                         reference_omega: float | None, reference: str = "",
-                        plot: Path | None = None, top: int = 10) -> Path:
+                        plot: Path | None = None, top: int = 10,
+                        pending_reruns: int = 0) -> Path:
     """``<out>/search_report.md``: provenance, counts (with the skipped duplicate proposals
-    of ``duplicates.json`` when the search wrote it), the reference recipe (``reference``
+    of ``duplicates.json`` when the search wrote it; ``pending_reruns``: recipes of trials
+    without a result that ``--resume`` runs again), the reference recipe (``reference``
     names it and says whether it is the official baseline), top trials with a one-line recipe
     summary each, per-type metrics of the best."""
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
@@ -224,9 +226,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              + f"finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
              "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-             + ("; `not_run`: stopped by the time budget before their first result "
-                "(`--resume` runs each again, as one trial more)" if counts.get("not_run")
-                else ""),
+             + _not_run_note(counts.get("not_run", 0), pending_reruns),
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
                 "or running, not launched)"] if skipped is not None else []),
              f"- {reference or 'reference recipe'}: queued first"
@@ -534,6 +534,17 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
         lines.append(f"- best novel Ω among the pick's near ties (`near_tie`, frozen in "
                      f"`{NEAR_TIES_DIR}/`): {_fmt(tie)}, {side} the frozen recipe's")
     return _append_section(out_dir, lines)
+
+
+def _not_run_note(n_not_run: int, pending: int) -> str:
+    """What the trial counts say about trials without a result (``not_run``)."""
+    if not n_not_run:
+        return ""
+    if pending:
+        return (f"; `not_run`: ended before their first result (the time budget or an "
+                f"interrupt stopped them): `--resume` runs {pending} recipe(s) of them again")
+    return ("; `not_run`: ended before their first result (the time budget stopped them); "
+            "each has run again since, as a later trial")
 
 
 def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Path:

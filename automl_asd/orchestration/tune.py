@@ -76,7 +76,12 @@ from automl_asd.search.novel_check import (
     novel_check,
 )
 from automl_asd.search.space import SearchSpace
-from automl_asd.search.trials import TrialRecord, record_from_result, trial_recipe
+from automl_asd.search.trials import (
+    TrialRecord,
+    pending_reruns,
+    record_from_result,
+    trial_recipe,
+)
 from automl_asd.storage import PathCheck
 
 if TYPE_CHECKING:
@@ -363,9 +368,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         # trials Tune made, run or not: one a time budget stopped before it reported counts
         # among them, and a resume runs its config again as one more trial
         n_made = len(records)
-        ran_configs = [dict(r.config) for r in records if r.status in RAN_STATUSES]
-        n_lost = sum(r.status == "not_run" and dict(r.config) not in ran_configs
-                     for r in records)
+        n_lost = pending_reruns(records)
         began = previous if cfg.resume and previous is not None else meta  # what the run set
         target = int(began.get("trials", cfg.trials))
         # this invocation's budget (a resume runs under the one it is given)
@@ -377,8 +380,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
         elif n_lost:
-            logger.info("%d of the %d trials ended without a result (stopped by a time budget "
-                        "before they reported; --resume runs them again)", n_lost, target)
+            logger.info("%d trial(s) ended without a result (stopped by the time budget before "
+                        "they reported; --resume runs them again)", n_lost)
         elif n_made < target and not budgeted:
             # neither an interrupt nor the budget: Tune lost trials (an experiment state it
             # could not restore, e.g. cut short by a full disk, is logged above and skipped)

@@ -22,7 +22,13 @@ from automl_asd.io import search_report as io
 from automl_asd.search.config import SearchConfig, SearchOutcome
 from automl_asd.search.selection import NEAR_TIE, near_ties
 from automl_asd.search.space import SearchSpace
-from automl_asd.search.trials import TrialRecord, rank_key, table, trial_recipe
+from automl_asd.search.trials import (
+    TrialRecord,
+    pending_reruns,
+    rank_key,
+    table,
+    trial_recipe,
+)
 
 if TYPE_CHECKING:
     from automl_asd.recipe import DataFingerprint, Recipe
@@ -200,7 +206,8 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
     files["report"] = io.write_search_report(
         out, df, recipe=recipe, best_trial_id=best_id,
         meta={**(io.read_search_meta(out) or {}), "finished": finished},
-        reference_omega=ref, reference=space.describe_reference(), plot=files["plot"])
+        reference_omega=ref, reference=space.describe_reference(), plot=files["plot"],
+        pending_reruns=pending_reruns(records))
     logger.info("best trial %s: Ω=%.4f (%s: %s); recipe written to %s", best_id, best_omega,
                 space.describe_reference(), ref, files["recipe"])
     return SearchOutcome(run_dir=out, recipe=recipe, best_omega=best_omega,

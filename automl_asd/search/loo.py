@@ -28,6 +28,7 @@ from automl_asd.search.config import (
     check_same_search,
     run_meta,
 )
+from automl_asd.search.trials import pending_reruns
 
 if TYPE_CHECKING:
     from automl_asd.data import MachineData
@@ -116,7 +117,14 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         if outcome.interrupted:
             raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                     "--resume")
-        if not done:
+        # a fold its time budget stopped short (trials not made, or made but stopped before
+        # their first result) is not finished: --resume continues it, as it does a search
+        made, again = len(outcome.trials), pending_reruns(outcome.records)
+        if not done and ((cfg.time_budget_s is not None and made < cfg.trials) or again):
+            logger.info("fold %s: stopped by the time budget (%d of %d trials made%s); "
+                        "--resume continues it", held, made, cfg.trials,
+                        f", {again} to run again" if again else "")
+        elif not done:
             atomic_write_text(fdir / FOLD_DONE, json.dumps(
                 {"held_out": held, "trials": len(outcome.trials)}) + "\n")
         folds[held] = outcome

@@ -8,6 +8,7 @@ per-trial ``DataFrame`` of ``trials.parquet`` and ``search_report.md`` -- for re
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from automl_asd.search.space import SearchSpace
 
 __all__ = [
+    "pending_reruns",
     "PARAM_PREFIX",
     "STATUSES",
     "TrialRecord",
@@ -114,6 +116,19 @@ class TrialRecord:
         for key, value in self.config.items():
             row[PARAM_PREFIX + key] = value
         return row
+
+
+def pending_reruns(records: Sequence[TrialRecord]) -> int:
+    """How many recipes a ``--resume`` still has to run again: configs of trials that ended
+    before their first result (``not_run``: the time budget stopped them, or an interrupt),
+    with no later trial of the same config and none of it complete."""
+    def key(r: TrialRecord) -> str:
+        return json.dumps(dict(r.config), sort_keys=True, default=str)
+
+    last = {key(r): r for r in sorted(records, key=lambda r: r.order)}
+    complete = {key(r) for r in records if r.status == "complete"}
+    return sum(r.status == "not_run" and k not in complete and bool(r.config)
+               for k, r in last.items())
 
 
 def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | None,

@@ -362,6 +362,27 @@ def test_a_command_refused_after_opening_its_folder_leaves_the_manifest_as_it_wa
     assert json.loads((out / RUN_MANIFEST).read_text())["recipe_hash"] == "other"
 
 
+def test_the_manifest_is_written_only_when_more_than_its_time_changes(tmp_path: Path) -> None:
+    """The review of stop 49: a `search --resume` refused for a changed --seed rewrote the
+    manifest's `updated` time (the command saves its folder list before and after)."""
+    with RunFolder.open(tmp_path, command="search") as folder:
+        (tmp_path / "search.json").write_text("{}")
+        folder.manifest["dirs"] = ["near_ties", "tune"]
+        folder.record(["search.json"])
+    path = tmp_path / RUN_MANIFEST
+    before = path.read_bytes()
+    os.utime(path, ns=(1, 1))
+    with RunFolder.open(tmp_path, command="search") as folder:
+        folder.manifest["dirs"] = ["near_ties", "tune"]
+        folder.save()
+        folder.record(["search.json"])
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == 1
+    with RunFolder.open(tmp_path, command="search") as folder:
+        folder.manifest["dirs"] = ["loo"]
+        folder.save()
+    assert json.loads(path.read_text())["dirs"] == ["loo"]
+
+
 def test_files_of_a_killed_run_are_still_its_own(tmp_path: Path) -> None:
     """A task journals each name before creating the file: after the driver died, the next
     run still knows the file is the tool's (and may replace it), not a user's."""

@@ -270,13 +270,18 @@ def test_extra_points_go_first_to_cost_classes_no_timed_point_covers(
         return (100.0 if costly else 1.0), 0.0
 
     timed: list[Recipe] = []
+    # the extra points' allowance is measured time: a clock each timing advances by 1 s keeps
+    # the test off the machine's load (it failed about 1 run in 8 on a loaded machine)
+    clock = [0.0]
 
     def fake(recipe: Recipe, *args: Any, **kwargs: Any) -> tuple[float, float]:
         timed.append(recipe)
+        clock[0] += 1.0
         return consts(recipe)
 
     monkeypatch.setattr(budget, "_family_constants", fake)
     monkeypatch.setattr(budget, "_extract_seconds_per_clip", lambda spec, m: 0.0)
+    monkeypatch.setattr(budget, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     machines = {"fan": SimpleNamespace(machine_type="fan", train=[None] * 50, clips=[])}
     est = budget.estimate_costs(space, machines, seed=0,  # type: ignore[arg-type]
                                 time_budget_s=1e6)

@@ -339,3 +339,27 @@ def test_a_frozen_recipe_edited_afterwards_is_named_when_loaded(
     assert edited.edited_since_frozen()
     assert ("this recipe scores otherwise than the one search froze as trial bbbb of space "
             "'default'") in caplog.text
+
+
+def test_pending_reruns_counts_recipes_a_resume_runs_again() -> None:
+    """Found by a review (2026-12-07): the log counted every `not_run` row (2 recipes cut 3
+    times read "6 trials"), and the report promised re-runs that had already run."""
+    from automl_asd.io.search_report import _not_run_note
+    from automl_asd.search.trials import pending_reruns, record_from_result
+
+    done = {"omega": 0.7, "fidelity": 1.0}
+    x, y, z = {"p": 1}, {"p": 2}, {"p": 3}
+    cut = [record_from_result(f"t{i}", i, c, None, None)
+           for i, c in enumerate([x, y, x, y, x, y], 1)]
+    assert pending_reruns(cut) == 2
+    ran = [*cut, record_from_result("t7", 7, x, done, None)]
+    assert pending_reruns(ran) == 1
+    ran.append(record_from_result("t8", 8, y, {"omega": 0.5, "fidelity": 0.5}, None))
+    assert pending_reruns(ran) == 0  # stopped early by ASHA: it ran; nothing left to re-run
+    # complete anywhere: nothing to run again; a trial without a config is not counted
+    assert pending_reruns([record_from_result("a", 1, z, done, None),
+                           record_from_result("b", 2, z, None, None),
+                           record_from_result("c", 3, {}, None, None)]) == 0
+    assert _not_run_note(0, 0) == ""
+    assert "`--resume` runs 2 recipe(s) of them again" in _not_run_note(6, 2)
+    assert "each has run again since" in _not_run_note(6, 0)

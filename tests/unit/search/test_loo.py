@@ -158,3 +158,67 @@ def test_resume_refuses_a_finished_fold_of_another_search(tmp_path: Path) -> Non
         run(replace(cfg, resume=True, space=load_space("demo")))
     with pytest.raises(ValueError, match=r"machine_types \(the development types\)"):
         run(replace(cfg, resume=True), {**machines, "valve": object()})
+
+
+def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a review (2026-12-07): a fold its budget stopped with trials left, or with
+    trials stopped before their first result, was marked finished, and --resume reused it
+    although its log and report said --resume would run them."""
+    import logging
+
+    from automl_asd.search.trials import record_from_result
+
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"bearing": object(), "fan": object()}
+    ref = space.reference_point()
+    other = {**ref, "normalization.method": "none"}
+    done_metrics = {"omega": 0.7, "fidelity": 1.0}
+    # per held-out type: what each of its searches ends with (records)
+    plans = {
+        "bearing": [[record_from_result("a", 1, ref, done_metrics, None)],  # 1 of 3 made
+                    [record_from_result(t, i, c, done_metrics, None)
+                     for i, (t, c) in enumerate([("a", ref), ("b", other), ("c", ref)], 1)]],
+        # ASHA stopped the reference early, TPE proposed it again, the budget stopped that
+        # trial before its first result: it runs again
+        "fan": [[record_from_result("a", 1, ref, {"omega": 0.6, "fidelity": 0.5}, None),
+                 record_from_result("b", 2, other, done_metrics, None),
+                 record_from_result("c", 3, ref, None, None)],
+                [record_from_result("a", 1, ref, {"omega": 0.6, "fidelity": 0.5}, None),
+                 record_from_result("b", 2, other, done_metrics, None),
+                 record_from_result("c", 3, ref, None, None),
+                 record_from_result("d", 4, ref, done_metrics, None)]],
+    }
+    searched: list[tuple[str, bool]] = []
+
+    def search(fold: SearchConfig) -> SearchOutcome:
+        held = fold.out.name
+        records = plans[held].pop(0)
+        searched.append((held, fold.resume))
+        recipe = space.to_recipe(ref, name="fold")
+        fold.out.mkdir(parents=True, exist_ok=True)
+        (fold.out / "recipe.json").write_text(recipe.to_json())
+        trials = pd.DataFrame({"trial_id": [r.trial_id for r in records]})
+        trials.to_parquet(fold.out / "trials.parquet")
+        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
+                             best_trial_id="a", reference_omega=0.6, trials=trials,
+                             machine_types=fold.machine_types or (), records=tuple(records))
+
+    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                    ) -> list[ObjectiveResult]:
+        return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
+                       time_budget_s=10.0)
+    with caplog.at_level(logging.INFO, logger="automl_asd.search.loo"):
+        run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+                          has_state=lambda held, d: True)
+    assert "fold bearing: stopped by the time budget (1 of 3 trials made)" in caplog.text
+    assert "fold fan: stopped by the time budget (3 of 3 trials made, 1 to run again)" \
+        in caplog.text
+    assert not any((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
+    run_leave_one_out(SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo",
+                                   trials=3, resume=True), machines, search=search,
+                      evaluate_on=evaluate_on, has_state=lambda held, d: True)
+    assert searched == [("bearing", False), ("fan", False), ("bearing", True), ("fan", True)]
+    assert all((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
