@@ -82,15 +82,21 @@ class MahalanobisBackend(Backend):
     ridge: float
 
     def _fit_stats(
-        self, emb: NDArray[np.float64], domains: NDArray[np.str_]
+        self, emb: NDArray[np.float64], domains: NDArray[np.str_],
+        base_precision: NDArray[np.float64] | None = None,
     ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
+        """Domains, means and precisions of ``emb``. ``base_precision``: the base domain's
+        precision when the caller knows it (a cross-fitting fold that holds out only clips of
+        another domain: the base clips, hence their covariance, are those of the full fit);
+        a precision is computed once per distinct covariance (the ``source`` rule shares one)."""
         present = [d for d in _DOMAINS if np.any(domains == d)]
         if not present:
             raise ValueError(f"backend {self.name}: domains must be 'source' or 'target'")
         means = {d: emb[domains == d].mean(axis=0) for d in present}
         covs: dict[str, NDArray[np.float64]] = {}
         base = "source" if "source" in present else present[0]
-        covs[base] = _covariance(emb[domains == base], self.covariance)
+        if base_precision is None or self.target_covariance == "source":
+            covs[base] = _covariance(emb[domains == base], self.covariance)
         for d in present:
             if d == base:
                 continue
@@ -101,7 +107,11 @@ class MahalanobisBackend(Backend):
             else:
                 centred = np.concatenate([emb[domains == e] - means[e] for e in present])
                 covs[d] = _covariance(centred, self.covariance)
-        precs = [self._precision(covs[d]) for d in present]
+        base_prec = (base_precision if base_precision is not None
+                     and self.target_covariance != "source" else self._precision(covs[base]))
+        # the same covariance (the ``source`` rule) gives the same precision: computed once
+        precs = [base_prec if d == base or covs[d] is covs.get(base) else self._precision(covs[d])
+                 for d in present]
         return present, np.stack([means[d] for d in present]), np.stack(precs)
 
     def _precision(self, cov: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -170,6 +180,11 @@ class MahalanobisBackend(Backend):
                 means[j] = rest.mean(axis=0)
                 if self.target_covariance == "own":
                     precs[j] = self._precision(_covariance(rest, "ledoit_wolf"))
+            elif d != base:
+                # pooled: the held clips are not base clips, so the base covariance is that
+                # of the full fit (same rows, same order): only the pooled one is refitted
+                _, means, precs = self._fit_stats(x[keep], dom[keep],
+                                                  base_precision=self.precisions_[0])
             else:
                 _, means, precs = self._fit_stats(x[keep], dom[keep])
             out[held] = self._distances(x[held], means, precs)

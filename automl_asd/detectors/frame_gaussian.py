@@ -176,18 +176,37 @@ class FrameGaussianDetector(Detector):
         domains = np.asarray(train.domains).astype(str)
         if not np.isin(domains, _DOMAINS).all():
             raise ValueError(f"{self.name}: domains must be 'source' or 'target'")
+        # Each refitted fold of the cross-fitted self-scores (self_scores) needs the scatter
+        # of its held-out clips: summed here from the products the domain scatters need
+        # anyway, clip by clip in the order self_scores would sum them (bit for bit the same).
+        fold_of = np.full(len(domains), -1, dtype=np.intp)
+        n_folds = 0
+        for _, held, refit in domain_folds(domains, _DOMAINS):
+            if refit:
+                fold_of[held] = n_folds
+                n_folds += 1
         count, sums, scatters = [], [], {}
+        fold_scatters: list[NDArray[np.float64] | None] = [None] * n_folds
         for i, feat in enumerate(train.features):  # one clip's windows at a time
             w = context_windows(feat, self.context, self.band_pool)
             if i == 0:
                 scatters = {d: np.zeros((w.shape[1], w.shape[1])) for d in _DOMAINS}
             count.append(float(len(w)))
             sums.append(w.sum(axis=0))
-            scatters[str(domains[i])] += w.T @ w
+            product = w.T @ w
+            scatters[str(domains[i])] += product
+            k = int(fold_of[i])
+            if k >= 0:
+                acc = fold_scatters[k]
+                if acc is None:
+                    acc = fold_scatters[k] = np.zeros_like(product)
+                acc += product
         moments = _Moments(np.asarray(count), np.stack(sums), domains, scatters)
         keep = np.ones(len(domains), dtype=bool)
         self.domains_, self.means_, self.precision_ = self._stats(moments, keep, scatters)
         self._moments = moments
+        # used (and released) by the first self_scores call
+        self._fold_scatters: list[NDArray[np.float64] | None] | None = fold_scatters
         self.fitted_ = True
         return self
 
@@ -220,6 +239,10 @@ class FrameGaussianDetector(Detector):
             return self.score_samples(train.features)
         domains = moments.domains
         out = np.empty(len(domains))
+        # the held-out scatters fit() summed (a second call recomputes them: same values)
+        known = getattr(self, "_fold_scatters", None)
+        self._fold_scatters = None
+        k = 0
         for d, held, refit in domain_folds(domains, _DOMAINS):
             windows = self._windows([train.features[i] for i in held])
             if not refit:
@@ -228,7 +251,11 @@ class FrameGaussianDetector(Detector):
             keep = np.ones(len(domains), dtype=bool)
             keep[held] = False
             fold_scatters = dict(moments.scatters)
-            fold_scatters[d] = moments.scatters[d] - _scatter(windows, moments.sums.shape[1])
+            held_scatter = known[k] if known is not None else None
+            k += 1
+            if held_scatter is None:
+                held_scatter = _scatter(windows, moments.sums.shape[1])
+            fold_scatters[d] = moments.scatters[d] - held_scatter
             _, means, precision = self._stats(moments, keep, fold_scatters)
             out[held] = self._distances(windows, means, precision).min(axis=1)
         return out

@@ -257,3 +257,26 @@ def test_knn_centres_of_copies_are_the_distinct_points() -> None:
         warnings.simplefilter("error")
         b = make_backend("knn", {"n_centers": 16}, 0).fit(emb, doms)
         assert np.allclose(b.self_scores(), 0.0)
+
+
+@pytest.mark.parametrize("covariance", ["ledoit_wolf", "empirical"])
+def test_mahalanobis_pooled_target_folds_reuse_the_base_precision_bit_for_bit(
+        covariance: str) -> None:
+    # A fold holding out target clips only keeps every source clip: self_scores reuses the
+    # full fit's source precision instead of inverting the same covariance again; the
+    # scores must be those of a refit from scratch, bit for bit.
+    emb, domains, _, _ = _two_domains(n_src=30, n_tgt=5, dim=6)
+    x = emb.astype(np.float32)
+    params = {"covariance": covariance, "target_covariance": "pooled", "ridge": 0.01}
+    got = make_backend("mahalanobis", params, seed=0).fit(x, domains).self_scores()
+    for i in np.flatnonzero(domains == "target"):
+        keep = np.ones(len(x), dtype=bool)
+        keep[i] = False
+        naive = make_backend("mahalanobis", params, seed=0).fit(x[keep], domains[keep])
+        assert got[i] == naive.score(x[i : i + 1])[0]
+
+
+def test_mahalanobis_source_rule_inverts_one_covariance_for_both_domains() -> None:
+    emb, domains, _, _ = _two_domains(n_src=30, n_tgt=5, dim=6)
+    b = make_backend("mahalanobis", {"target_covariance": "source"}, seed=0).fit(emb, domains)
+    np.testing.assert_array_equal(b.precisions_[0], b.precisions_[1])

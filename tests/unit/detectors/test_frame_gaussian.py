@@ -147,6 +147,17 @@ def test_self_scores_are_explicit_refits_without_the_held_clips() -> None:
     assert det.score_samples(train.features).mean() < own.mean()
 
 
+def test_self_scores_from_the_scatters_fit_kept_equal_a_recompute_bit_for_bit() -> None:
+    # fit() sums each refitted fold's held-out scatter from the products it computes anyway;
+    # the first self_scores call uses (and releases) them, a second one recomputes them.
+    rng = np.random.default_rng(5)
+    train = _train(rng, n_source=45, n_target=6)  # 20 source folds, target leave-one-out
+    det = make_detector("frame_gaussian", {"context": 3, "ridge": 0.02}, seed=0).fit(train)
+    first = det.self_scores(train)
+    assert det._fold_scatters is None  # released
+    np.testing.assert_array_equal(det.self_scores(train), first)
+
+
 def test_hedge_logz_frame_recipe_floor_and_determinism(tiny_novel_root: Path) -> None:
     recipe = load_recipe("hedge_logz_frame")
     assert recipe.detector.params["backends"] == "mahalanobis_logz+frame_gaussian_logz"
