@@ -32,6 +32,11 @@ this way.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -114,6 +119,96 @@ BACKEND_SETS = (
     "mahalanobis_logz+knn_fast_z",
 )
 COMBINES = ("mean", "median", "min", "max")
+
+#: Bytes of fitted members and member scores a search trial's process keeps
+#: (:class:`_MemberMemo`, turned on by :func:`enable_member_memo`; off elsewhere: ``apply``
+#: fits each member once). ``$AUTOML_ASD_HEDGE_MEMO_MB`` overrides it, 0 turns the memo off.
+MEMO_BYTES = 256 * 2**20
+
+
+class _MemberMemo:
+    """Fitted hedge members and their scores, by content, in this process (an LRU bounded by
+    bytes). Search trials that differ only in what follows a member (other views or members
+    beside it, the combination rule, the score normalisation) rebuild the same member on the
+    same clips: a frame-level Gaussian member costs most of such a trial. A member's result
+    is a pure function of its class and parameters, its seed, and the exact bytes of its
+    training view (and domains, names, ...) or of the clips it scores, and the key is a sha256
+    of all of them, so a hit returns the very arrays a refit would compute (same process,
+    same BLAS threads)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        #: what :func:`enable_member_memo` set (0: off), unless the environment overrides it
+        self.configured = max_bytes
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def limit(self) -> int:
+        """The memo's size in bytes: ``$AUTOML_ASD_HEDGE_MEMO_MB`` when set (a bad value is
+        ignored), else what :func:`enable_member_memo` set (0: off)."""
+        env = os.environ.get("AUTOML_ASD_HEDGE_MEMO_MB", "").strip()
+        try:
+            return max(0, int(float(env) * 2**20)) if env else self.configured
+        except ValueError:
+            return self.configured
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: str, value: Any, nbytes: int) -> None:
+        self.max_bytes = self.limit()
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            self._items[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                self._bytes -= self._items.popitem(last=False)[1][1]
+
+
+_MEMO = _MemberMemo(0)
+
+
+def enable_member_memo(max_bytes: int = MEMO_BYTES) -> None:
+    """Keep fitted hedge members in this process (search trials: trials that differ only in
+    what follows a member refit the same member on the same clips); 0 turns it off."""
+    _MEMO.configured = max(0, int(max_bytes))
+
+
+def _digest_arrays(h: Any, arrays: Sequence[Any]) -> None:
+    """Feed each array's dtype, shape and bytes into the hash ``h``."""
+    for a in arrays:
+        x = np.ascontiguousarray(a)
+        h.update(f"|{x.dtype.str}{x.shape}|".encode())
+        h.update(x.data.cast("B") if x.size else b"")
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, Mapping):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v) for v in value)
+    return 64
 
 
 def make_view(feat: NDArray[np.float32], view: str, coarse_frames: int = 8,
@@ -232,6 +327,29 @@ class HedgeDetector(Detector):
                                                     "params": dict(spec["params"])}))
         return out
 
+    def _member_ids(self) -> list[str]:
+        """Per member, what it is besides its data: its spec, the hedge's pooling it may use,
+        its seed, its view (its parameters are in the view's bytes) and this module's memo
+        layout."""
+        out = []
+        for i, (view, backend) in enumerate(self._pairs()):
+            out.append(json.dumps({"memo": 1, "spec": MEMBER_BACKENDS[backend],
+                                   "pooling": self.pooling, "seed": self.seed + 7919 * i,
+                                   "view": view}, sort_keys=True, default=str))
+        return out
+
+    @staticmethod
+    def _view_digests(views: Mapping[str, Sequence[NDArray[np.float32]]],
+                      extra: Sequence[Any] = ()) -> dict[str, str]:
+        """sha256 per view of its feature matrices (and of ``extra`` arrays)."""
+        out = {}
+        for v, feats in views.items():
+            h = hashlib.sha256()
+            _digest_arrays(h, feats)
+            _digest_arrays(h, [np.asarray(e).astype(str) for e in extra])
+            out[v] = h.hexdigest()
+        return out
+
     def _member_norms(self) -> list[str | None]:
         """Per member, its own per-domain normalisation method (``None``: none)."""
         return [MEMBER_BACKENDS[b].get("normalization") for _, b in self._pairs()]
@@ -252,12 +370,29 @@ class HedgeDetector(Detector):
         self.norms_: list[DomainNormalizer | None] = []
         own = []
         domains = np.asarray(train.domains).astype(str)
-        for (view, _), member, method in zip(self._pairs(), self.members_,
-                                             self._member_norms(), strict=True):
-            sub = TrainSet(views[view], train.domains, train.attributes, train.sections,
-                           train.machine_types, train.names)
-            member.fit(sub)
-            scores = member.self_scores(sub)
+        memo = _MEMO.limit() > 0
+        digests = self._view_digests(views, [train.domains, train.attributes, train.sections,
+                                             train.machine_types, train.names]) if memo else {}
+        self.member_keys_: list[str | None] = []
+        for (view, _), member, method, ident in zip(self._pairs(), self.members_,
+                                                    self._member_norms(), self._member_ids(),
+                                                    strict=True):
+            key = (hashlib.sha256(f"fit\0{ident}\0{digests[view]}".encode()).hexdigest()
+                   if memo else None)
+            self.member_keys_.append(key)
+            known = _MEMO.get(key) if key is not None else None
+            if known is not None:
+                state, known_scores = known
+                member.set_state(dict(state))
+                scores = np.array(known_scores)
+            else:
+                sub = TrainSet(views[view], train.domains, train.attributes, train.sections,
+                               train.machine_types, train.names)
+                member.fit(sub)
+                scores = member.self_scores(sub)
+                if key is not None:
+                    value = (member.get_state(), np.array(scores))
+                    _MEMO.put(key, value, _nbytes(value))
             norm = None if method is None else DomainNormalizer.fit(method, scores, domains)
             self.norms_.append(norm)
             own.append(scores if norm is None else norm.transform(scores, domains))
@@ -281,14 +416,30 @@ class HedgeDetector(Detector):
         needed."""
         self._check_fitted()
         views = self._views(features)
+        keys: list[str | None] = list(getattr(self, "member_keys_", None)
+                                      or [None] * len(self.members_))
+        digests = self._view_digests(views) if any(k is not None for k in keys) else {}
         cols = []
         first: NDArray[np.str_] | None = None
-        for i, ((v, _), m, norm) in enumerate(zip(self._pairs(), self.members_, self.norms_,
-                                                  strict=True)):
-            if norm is None and not (first_domain and i == 0):
-                cols.append(m.score_samples(views[v]))
+        for i, ((v, _), m, norm, fit_key) in enumerate(zip(self._pairs(), self.members_,
+                                                           self.norms_, keys, strict=True)):
+            with_domain = not (norm is None and not (first_domain and i == 0))
+            key = (None if fit_key is None else hashlib.sha256(
+                f"score\0{fit_key}\0{int(with_domain)}\0{digests[v]}".encode()).hexdigest())
+            known = _MEMO.get(key) if key is not None else None
+            if known is not None:
+                raw = np.array(known[0])
+                domains = None if known[1] is None else np.array(known[1])
+            elif not with_domain:
+                raw, domains = m.score_samples(views[v]), None
+            else:
+                raw, domains = m.score_with_domain(views[v])
+            if known is None and key is not None:
+                value = (np.array(raw), None if domains is None else np.array(domains))
+                _MEMO.put(key, value, _nbytes(value))
+            if not with_domain:
+                cols.append(raw)
                 continue
-            raw, domains = m.score_with_domain(views[v])
             if i == 0:
                 first = domains
             cols.append(raw if norm is None else norm.transform(raw, domains))
@@ -328,6 +479,7 @@ class HedgeDetector(Detector):
         return state
 
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
+        self.member_keys_ = [None] * len(self._pairs())  # restored: scored without the memo
         self.members_ = self._make_members()
         set_member_states(self.members_, state)
         self.norms_ = []

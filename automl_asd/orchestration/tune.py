@@ -130,6 +130,12 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     """Tune function trainable: config -> recipe -> Ω per fidelity rung -> ``tune.report``."""
     from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    from automl_asd.detectors.hedge import enable_member_memo  # noqa: PLC0415  (in the trial's worker)
+
+    # trials that differ only in what follows a hedge member (other views beside it, the
+    # combination, the normalisation) refit the same member on the same clips: this worker
+    # keeps them (bit for bit what a refit computes)
+    enable_member_memo()
     rungs = ctx.space.fidelity.rungs
     is_reference = dict(config) == dict(ctx.reference_point)
     recipe = trial_recipe(ctx.space, config)

@@ -6,6 +6,7 @@ synthetic data, determinism) and its place in the search spaces. The registry co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,59 @@ def test_every_backend_set_names_known_members() -> None:
         members = backends.split("+")
         assert set(members) <= set(MEMBER_BACKENDS), backends
         assert len(set(members)) == len(members), backends
+
+
+@pytest.mark.parametrize("backends", ["mahalanobis_logz+frame_gaussian_logz",
+                                      "knn+mahalanobis+local_density",
+                                      "mahalanobis_logz+knn_detrended_z"])
+def test_member_memo_returns_what_a_refit_computes(monkeypatch: pytest.MonkeyPatch,
+                                                   backends: str) -> None:
+    # Search trials rebuild the same members on the same clips (a frame-level member costs
+    # most of a trial): the process keeps fitted members and their scores by content. A hit
+    # must give the scores a fit computes, bit for bit; other clips, parameters or seeds
+    # must not hit.
+    from automl_asd.detectors import hedge as hedge_module
+
+    train, test = _train(3)
+    params = {"views": "fine+coarse", "backends": backends, "coarse_frames": 4}
+    n_b = len(backends.split("+"))
+    memo = hedge_module._MEMO
+    memo.clear()
+    assert memo.limit() == 0 or "AUTOML_ASD_HEDGE_MEMO_MB" in os.environ  # off by default
+    monkeypatch.setenv("AUTOML_ASD_HEDGE_MEMO_MB", "0")  # off: what a fit computes
+    plain = make_detector("hedge", params, seed=4).fit(train)
+    want = (plain.self_scores(train), plain.score_samples(test),
+            *plain.score_with_domain(test))
+    assert memo.hits == memo.misses == 0
+    monkeypatch.setenv("AUTOML_ASD_HEDGE_MEMO_MB", "64")
+    for round_ in range(2):  # the first fills the memo, the second hits every member
+        hits = memo.hits
+        hedge = make_detector("hedge", params, seed=4).fit(train)
+        assert memo.hits - hits == (2 * n_b if round_ else 0)
+        got = (hedge.self_scores(train), hedge.score_samples(test),
+               *hedge.score_with_domain(test))
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    hits = memo.hits
+    # another combination over the same members hits them too
+    other = make_detector("hedge", {**params, "combine": "median"}, seed=4).fit(train)
+    assert memo.hits > hits
+    assert other.score_samples(test).shape == (len(test),)
+    # other training clips or another seed: no hit
+    shifted = TrainSet([f + np.float32(0.5) for f in train.features], train.domains,
+                       train.attributes, train.sections, train.machine_types, train.names)
+    for data, seed in ((shifted, 4), (train, 5)):
+        hits = memo.hits
+        make_detector("hedge", params, seed=seed).fit(data)
+        assert memo.hits == hits
+    # another coarse view: its fine-view members hit, its coarse-view ones do not
+    hits, misses = memo.hits, memo.misses
+    make_detector("hedge", {**params, "coarse_frames": 8}, seed=4).fit(train)
+    assert (memo.hits - hits, memo.misses - misses) == (n_b, n_b)
+    # a hedge restored from a state is scored without the memo
+    restored = make_detector("hedge", params, seed=4).set_state(plain.get_state())
+    hits = memo.hits
+    np.testing.assert_array_equal(restored.score_samples(test), want[1])
+    assert memo.hits == hits
+    memo.clear()
