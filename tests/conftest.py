@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,18 @@ TINY_NOVEL_TYPES: tuple[str, ...] = ("compressor", "grinder")
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _member_memo_as_it_was() -> Iterator[None]:
+    """A search trial run in the test process turns its hedge member memo on (as it does in a
+    search worker): put it back, so that later tests see the library's default (off)."""
+    from automl_asd.detectors import hedge
+
+    configured = hedge._MEMO.configured
+    yield
+    hedge._MEMO.configured = configured
+    hedge._MEMO.clear()
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,6 @@ class _MemberMemo:
     def __init__(self, max_bytes: int) -> None:
         #: what :func:`enable_member_memo` set (0: off), unless the environment overrides it
         self.configured = max_bytes
-        self.max_bytes = max_bytes
         self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -172,15 +171,15 @@ class _MemberMemo:
             return item[0]
 
     def put(self, key: str, value: Any, nbytes: int) -> None:
-        self.max_bytes = self.limit()
-        if nbytes > self.max_bytes:
+        max_bytes = self.limit()
+        if nbytes > max_bytes:
             return
         with self._lock:
             if key in self._items:
                 self._bytes -= self._items.pop(key)[1]
             self._items[key] = (value, nbytes)
             self._bytes += nbytes
-            while self._bytes > self.max_bytes:
+            while self._bytes > max_bytes:
                 self._bytes -= self._items.popitem(last=False)[1][1]
 
 

@@ -242,16 +242,10 @@ def test_a_sigint_during_fit_is_told_apart_from_a_run_that_ended(interrupt: bool
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
-        caplog: pytest.LogCaptureFixture) -> None:
-    """The time budget is this process's deadline (a resume sets its own); when it stops the
-    search, the trials Tune ends without a word reach the searcher chain as ended without a
-    result (they held the concurrency limiter for ever on --resume), an interrupt's do not."""
-    import logging
-
-    from ray.tune.search import ConcurrencyLimiter, Searcher
-
-    from automl_asd.orchestration import budget
+def _recording_searcher() -> Any:
+    """A searcher proposing ``{"x": 1}``, ``{"x": 2}``, ... that records what ended
+    (``ended``: ``(trial id, result)``)."""
+    from ray.tune.search import Searcher
 
     class Recording(Searcher):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -267,8 +261,22 @@ def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
                               error: bool = False) -> None:
             self.ended.append((trial_id, result))
 
-    def generator() -> tuple[Recording, ConcurrencyLimiter, budget.ResumableSearchGenerator]:
-        inner = Recording()
+    return Recording()
+
+
+def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The time budget is this process's deadline (a resume sets its own); when it stops the
+    search, the trials Tune ends without a word reach the searcher chain as ended without a
+    result (they held the concurrency limiter for ever on --resume), an interrupt's do not."""
+    import logging
+
+    from ray.tune.search import ConcurrencyLimiter
+
+    from automl_asd.orchestration import budget
+
+    def generator() -> tuple[Any, ConcurrencyLimiter, budget.ResumableSearchGenerator]:
+        inner = _recording_searcher()
         limiter = ConcurrencyLimiter(inner, max_concurrent=2)
         for trial_id in ("a", "b"):
             limiter.suggest(trial_id)
@@ -295,25 +303,12 @@ def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
 def test_budget_stopped_trials_that_never_reported_are_run_again_as_extra_trials() -> None:
     """The generator asks the searcher chain to keep the unreported trials' configs and makes
     room for their re-runs: the resumed search still makes every trial it was asked for."""
-    from ray.tune.search import ConcurrencyLimiter, Searcher
+    from ray.tune.search import ConcurrencyLimiter
 
     from automl_asd.orchestration import budget
     from automl_asd.orchestration.dedup import DedupSearcher
 
-    class Counting(Searcher):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__(metric="objective", mode="max")
-            self.n = 0
-
-        def suggest(self, trial_id: str) -> dict[str, int]:
-            self.n += 1
-            return {"x": self.n}
-
-        def on_trial_complete(self, trial_id: str, result: object = None,
-                              error: bool = False) -> None:
-            pass
-
-    dedup = DedupSearcher(Counting(), lambda c: f"r{c['x']}")
+    dedup = DedupSearcher(_recording_searcher(), lambda c: f"r{c['x']}")
     limiter = ConcurrencyLimiter(dedup, max_concurrent=2)
     gen = budget.ResumableSearchGenerator(limiter)
     gen._total_samples, gen._counter = 4, 2
