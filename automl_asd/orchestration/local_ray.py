@@ -7,15 +7,23 @@ and its GCS, raylet, workers and agents then listen there. Ray keeps a loopback 
 only where it disables multi-node clusters (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the macOS
 and Windows default); :func:`init_local_ray` sets that switch for the duration of the start
 (the processes it spawns inherit it), so every Ray process binds 127.0.0.1. The dashboard
-stays off. Connecting to a cluster (``--address``) does not go through here.
+stays off. Joining a head bound to this machine's loopback interface (``--address
+127.0.0.1:PORT``) uses the same switch (:func:`connect_loopback`); other cluster addresses do
+not go through here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["init_local_ray", "LOOPBACK"]
+__all__ = ["init_local_ray", "connect_loopback", "loopback_head_node_ip",
+           "is_loopback_address", "LOOPBACK"]
 
 LOOPBACK = "127.0.0.1"
 _SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -28,22 +36,105 @@ def init_local_ray(**kwargs: Any) -> Any:
     defaults to False and ``_node_ip_address`` is always 127.0.0.1. Returns ray.init's result.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    previous = os.environ.get(_SWITCH)
-    os.environ[_SWITCH] = "0"
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
     # ray.init() without an address connects to $RAY_ADDRESS when set: a local start never does
     ray_address = os.environ.pop("RAY_ADDRESS", None)
-    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
-    from ray._private import ray_constants  # noqa: PLC0415  (heavy third-party, loaded when used)
-
-    enabled = ray_constants.ENABLE_RAY_CLUSTER  # read once at import; patch it for this start
-    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        kwargs.setdefault("include_dashboard", False)
-        return ray.init(_node_ip_address=LOOPBACK, **kwargs)
+        with _loopback_only():
+            kwargs.setdefault("include_dashboard", False)
+            return ray.init(_node_ip_address=LOOPBACK, **kwargs)
     finally:
-        ray_constants.ENABLE_RAY_CLUSTER = enabled
         if ray_address is not None:
             os.environ["RAY_ADDRESS"] = ray_address
+
+
+def connect_loopback(address: str, node_ip: str = LOOPBACK, **kwargs: Any) -> Any:
+    """``ray.init(address=address, **kwargs)`` for a head bound to this machine's loopback
+    interface (:func:`loopback_head_node_ip`): the driver joins as ``node_ip`` (its raylet's
+    address), on loopback too.
+
+    Without this, Ray 2.60 rewrites the loopback head address to the machine's interface
+    address (``192.0.2.2:PORT``), where a head bound to 127.0.0.1 does not listen, and waits
+    for it for ever (found by probing, 2026-12-07). Returns ray.init's result.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    with _loopback_only():
+        return ray.init(address=address, _node_ip_address=node_ip, **kwargs)
+
+
+def loopback_head_node_ip(address: str, proc: Path = Path("/proc")) -> str | None:
+    """The node address to join ``address`` with when it names a Ray head bound to this
+    machine's loopback interface, else None (Ray's own way is right: a head on the network
+    address, on another machine, or in a container).
+
+    ``address`` must be ``HOST:PORT`` with a loopback host (``127.x.y.z``, ``::1``,
+    ``localhost``), and a raylet of this machine must run with a loopback
+    ``--node_ip_address`` and a loopback ``--gcs-address`` on the same port (read from
+    ``/proc``, as Ray finds its own local raylets). A head started with
+    ``ray start --head`` alone listens on every interface but its raylet has the network
+    address: Ray's own connection is the one that works there.
+    """
+    port = _loopback_port(address)
+    if port is None:
+        return None
+    try:
+        pids = [d for d in proc.iterdir() if d.name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            argv = (pid / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith("raylet"):
+            continue
+        flags = dict(a[2:].split("=", 1) for a in argv[1:] if a.startswith("--") and "=" in a)
+        node_ip, gcs = flags.get("node_ip_address", ""), flags.get("gcs-address", "")
+        if _loopback_host(node_ip) and _loopback_port(gcs) == port:
+            return node_ip
+    return None
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether a ``HOST:PORT`` Ray address (not ``ray://``, ``auto`` or ``local``) names this
+    machine's loopback interface: ``127.x.y.z``, ``::1`` or ``localhost``."""
+    return _loopback_port(address) is not None
+
+
+def _loopback_port(address: str) -> int | None:
+    """The port of a ``HOST:PORT`` address whose host is a loopback one, else None."""
+    match = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
+    if match is None or not _loopback_host(match.group(1)):
+        return None
+    return int(match.group(2))
+
+
+def _loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Ray's "no multi-node cluster" switch, on for a block: the environment variable (the
+    processes Ray spawns inherit it) and the constant Ray read from it at import."""
+    previous = os.environ.get(_SWITCH)
+    os.environ[_SWITCH] = "0"
+    from ray._private import ray_constants  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    enabled = ray_constants.ENABLE_RAY_CLUSTER  # read once at import; patch it for this block
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
         if previous is None:
             os.environ.pop(_SWITCH, None)
         else:

@@ -16,7 +16,11 @@ import threading
 from collections.abc import Iterator
 
 from automl_asd.errors import AutomlAsdError, one_line
-from automl_asd.orchestration.local_ray import init_local_ray
+from automl_asd.orchestration.local_ray import (
+    connect_loopback,
+    init_local_ray,
+    loopback_head_node_ip,
+)
 
 __all__ = ["init_ray", "shutdown_ray", "ClusterUnreachableError", "RayStartError",
            "check_address", "check_reachable", "LOCAL", "FORWARDED_ENV", "is_local"]
@@ -125,13 +129,25 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
                 # a cluster's workers inherit their raylet's environment, not this driver's:
                 # the switches that change what a task computes travel with the job
                 env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-                ray.init(address=address, runtime_env={"env_vars": env} if env else None,
-                         **ray_init_kwargs(verbose))
+                runtime_env = {"env_vars": env} if env else None
+                node_ip = loopback_head_node_ip(address)
+                if node_ip is None:
+                    ray.init(address=address, runtime_env=runtime_env,
+                             **ray_init_kwargs(verbose))
+                else:  # a head bound to loopback: Ray alone would look for it elsewhere
+                    connect_loopback(address, node_ip, runtime_env=runtime_env,
+                                     **ray_init_kwargs(verbose))
             elif num_cpus is None:
                 init_local_ray(**ray_init_kwargs(verbose))
             else:
                 init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
-        except (AutomlAsdError, ValueError, OSError):
+        except (AutomlAsdError, ValueError, OSError) as exc:
+            if _refused_token(exc):
+                raise RayStartError(
+                    f"--address {address}: the Ray head refused this connection's "
+                    "authentication token; that head uses token authentication: export "
+                    "RAY_AUTH_MODE=token here, with the head's token in ~/.ray/auth_token "
+                    "(or $RAY_AUTH_TOKEN / $RAY_AUTH_TOKEN_PATH)") from exc
             raise  # already one line naming the problem
         except Exception as exc:  # Ray's own start-up failures are bare Exceptions
             where = "connect to" if address and address != LOCAL else "start"
@@ -139,6 +155,19 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
                                 "logs: /tmp/ray/session_latest/logs; -v shows the traceback)"
                                 ) from exc
     return True
+
+
+def _refused_token(exc: BaseException) -> bool:
+    """Whether Ray's connection failure was the head refusing the token (token auth on the
+    head, off here): Ray says only "Failed to connect to Ray cluster at ..." on top."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short cause chain; never loop on a cyclic one
+        if seen is None:
+            return False
+        if type(seen).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @contextlib.contextmanager

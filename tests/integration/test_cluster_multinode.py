@@ -118,6 +118,28 @@ def test_shared_stage_runs_on_a_worker_node_through_storage(
     assert (out / "shared" / "shared.json").is_file()
 
 
+def test_a_user_shell_joins_a_loopback_head_by_its_address(
+    two_node_cluster: LocalCluster,  # noqa: F811
+    tiny_novel_root: Path, tmp_path: Path,
+) -> None:
+    """A user's shell has no Ray switches: found 2026-12-07, `--address 127.0.0.1:PORT` to a
+    head bound to 127.0.0.1 then waited for ever on the machine's interface address (Ray
+    rewrote the loopback address). The CLI joins it on loopback, and only there."""
+    c = two_node_cluster
+    env = {k: v for k, v in c.env().items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    out = tmp_path / "apply"
+    args = ["apply", "--frozen", "fast_default", "--data", str(tiny_novel_root), "--out",
+            str(out), "--address", f"localhost:{c.port}", "--cache-dir",
+            str(tmp_path / "cache"), "--no-plots"]
+    proc = subprocess.run([sys.executable, "-m", "automl_asd.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    workers = {w.node_id for w in c.workers}
+    for mt in ("compressor", "grinder"):
+        assert _summary(out, mt)["node_id"] in workers
+    assert len(_csvs(out)) == 4
+
+
 def test_preflight_names_the_node_and_the_path(
     two_node_cluster: LocalCluster,  # noqa: F811
     tiny_novel_root: Path, tmp_path: Path,

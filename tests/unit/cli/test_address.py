@@ -233,3 +233,115 @@ def test_a_ray_that_fails_to_start_is_one_line(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(session.RayStartError, match="Ray could not start its runtime: The "
                                                     "current node timed out during startup"):
         session.init_ray(None)
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1:6379", True), ("127.3.2.1:6379", True), ("localhost:6379", True),
+    ("LOCALHOST:6379", True), ("[::1]:6379", True), ("10.0.0.5:6379", False),
+    ("head-node:6379", False), ("ray://127.0.0.1:10001", False), ("auto", False),
+    ("local", False), ("127.0.0.1", False)])
+def test_loopback_head_addresses_are_recognised(address: str, loopback: bool) -> None:
+    from automl_asd.orchestration.local_ray import is_loopback_address
+
+    assert is_loopback_address(address) is loopback
+
+
+def _fake_proc(root: Path, processes: dict[int, list[str]]) -> Path:
+    for pid, argv in processes.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
+    (root / "self").mkdir()
+    return root
+
+
+def test_a_head_counts_as_loopback_only_when_its_raylet_here_is_on_loopback(
+        tmp_path: Path) -> None:
+    from automl_asd.orchestration.local_ray import loopback_head_node_ip
+
+    raylet = "/venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet"
+    worker = "python default_worker.py --node-ip-address=127.0.0.1 --gcs-address=127.0.0.1:7000"
+    proc = _fake_proc(tmp_path / "proc", {
+        11: [raylet, "--node_ip_address=127.0.0.1", f"--python_worker_command={worker}",
+             "--gcs-address=127.0.0.1:6391"],
+        12: [raylet, "--node_ip_address=192.0.2.2", "--gcs-address=192.0.2.2:6379"],
+        13: [raylet, "--node_ip_address=127.0.0.2", "--gcs-address=127.0.0.2:6392"],
+        14: ["python", "-c", "--node_ip_address=127.0.0.1", "--gcs-address=127.0.0.1:7001"],
+    })
+    assert loopback_head_node_ip("127.0.0.1:6391", proc) == "127.0.0.1"
+    assert loopback_head_node_ip("localhost:6391", proc) == "127.0.0.1"
+    assert loopback_head_node_ip("127.0.0.1:6392", proc) == "127.0.0.2"
+    # a head on the network address (plain `ray start --head`) answers on 127.0.0.1 too, but
+    # its raylet is not there: Ray's own connection is the right one
+    assert loopback_head_node_ip("127.0.0.1:6379", proc) is None
+    assert loopback_head_node_ip("192.0.2.2:6379", proc) is None
+    # only a raylet's own flags count: not one inside its worker command, not another process
+    assert loopback_head_node_ip("127.0.0.1:7000", proc) is None
+    assert loopback_head_node_ip("127.0.0.1:7001", proc) is None
+    assert loopback_head_node_ip("ray://127.0.0.1:6391", proc) is None
+    assert loopback_head_node_ip("127.0.0.1:6391", tmp_path / "no-proc") is None
+
+
+def test_a_loopback_head_is_joined_on_loopback_and_others_directly(
+        listening_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07: `--address 127.0.0.1:PORT` to a head bound to 127.0.0.1 waited for
+    ever: Ray rewrote the address to the machine's interface address (192.0.2.2:PORT)."""
+    import os
+
+    import ray
+    from ray._private import ray_constants
+
+    from automl_asd.orchestration import session
+
+    calls: list[dict[str, object]] = []
+
+    def fake_init(**kw: object) -> None:
+        calls.append({**kw, "switch": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
+                      "multi_node": ray_constants.ENABLE_RAY_CLUSTER})
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    monkeypatch.setattr(session, "loopback_head_node_ip", lambda address: "127.0.0.1")
+    multi_node = ray_constants.ENABLE_RAY_CLUSTER
+    assert session.init_ray(f"127.0.0.1:{listening_port}") is True
+    assert calls[-1]["_node_ip_address"] == "127.0.0.1"
+    assert calls[-1]["switch"] == "0" and calls[-1]["multi_node"] is False
+    # the switch is for the connection only
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
+    assert ray_constants.ENABLE_RAY_CLUSTER == multi_node
+    monkeypatch.setattr(session, "loopback_head_node_ip", lambda address: None)
+    assert session.init_ray(f"127.0.0.1:{listening_port}") is True
+    assert "_node_ip_address" not in calls[-1] and calls[-1]["switch"] is None
+
+
+def test_a_head_that_wants_a_token_is_one_line_with_the_fix(
+        listening_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray says only "Failed to connect to Ray cluster at ..." when the head refuses the
+    connection's token (token auth on there, off here); the cause is in its chain."""
+    import ray
+
+    from automl_asd.orchestration import session
+
+    class AuthenticationError(RuntimeError):  # named like Ray's: matched by name
+        pass
+
+    def refused(**kw: object) -> None:
+        try:
+            raise AuthenticationError("RPC error: InvalidAuthToken: token is missing")
+        except AuthenticationError as exc:
+            raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1") from exc
+
+    monkeypatch.setattr(ray, "init", refused)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(session.RayStartError) as exc:
+        session.init_ray(f"127.0.0.1:{listening_port}")
+    assert "token authentication: export RAY_AUTH_MODE=token" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+    def unreachable(**kw: object) -> None:
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1")
+
+    monkeypatch.setattr(ray, "init", unreachable)
+    with pytest.raises(ConnectionError) as plain:
+        session.init_ray(f"127.0.0.1:{listening_port}")
+    assert not isinstance(plain.value, session.RayStartError)
