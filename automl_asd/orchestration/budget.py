@@ -101,8 +101,14 @@ class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
                     self.searcher.on_trial_complete(trial_id, result=None, error=False)
 
     def is_finished(self) -> bool:
+        return bool(self._counter >= self.total_samples or self._finished)
+
+    @property
+    def total_samples(self) -> int:
+        """Trials asked for plus the re-runs: what Tune's callbacks count to (the progress
+        line read "6/6", then "7/7", when one re-run was added)."""
         extra = getattr(self, "_extra_samples", 0)  # a generator pickled before re-runs existed
-        return bool(self._counter >= self._total_samples + extra or self._finished)
+        return int(self._total_samples) + int(extra)
 
     def get_state(self) -> dict[str, Any]:
         return {**super().get_state(), "extra_samples": getattr(self, "_extra_samples", 0)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -334,6 +335,9 @@ def test_a_reference_the_budget_stopped_before_it_reported_runs_on_resume(
         second = run_search(replace(cfg, resume=True, time_budget_s=None),
                             evaluator=_stand_in)
     assert "ended without a result" not in caplog.text
+    # the progress lines count to the trials asked for plus the re-run from the start
+    counts = re.findall(r"search (\d+)/(\d+) trial", caplog.text)
+    assert counts and {total for _, total in counts} == {"4"}, counts
     table = second.trials
     refs = table[table["is_reference"]]
     assert list(refs["status"]) == ["not_run", "complete"]
