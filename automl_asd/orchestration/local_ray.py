@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["init_local_ray", "connect_loopback", "loopback_head_node_ip",
-           "is_loopback_address", "LOOPBACK"]
+           "recorded_head_address", "is_loopback_address", "LOOPBACK"]
 
 LOOPBACK = "127.0.0.1"
 _SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -96,6 +96,18 @@ def loopback_head_node_ip(address: str, proc: Path = Path("/proc")) -> str | Non
         if _loopback_host(node_ip) and _loopback_port(gcs) == port:
             return node_ip
     return None
+
+
+def recorded_head_address() -> str | None:
+    """The head address the last ``ray start --head`` on this machine recorded (what
+    ``--address auto`` joins), or None when there is none or it cannot be read."""
+    try:
+        from ray._private.utils import read_ray_address  # noqa: PLC0415  (heavy third-party)
+
+        recorded = read_ray_address(None)
+    except Exception:  # noqa: BLE001  (a private Ray helper: any failure means "unknown")
+        return None
+    return str(recorded) if recorded else None
 
 
 def is_loopback_address(address: str) -> bool:

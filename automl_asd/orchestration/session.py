@@ -20,6 +20,7 @@ from automl_asd.orchestration.local_ray import (
     connect_loopback,
     init_local_ray,
     loopback_head_node_ip,
+    recorded_head_address,
 )
 
 __all__ = ["init_ray", "shutdown_ray", "ClusterUnreachableError", "RayStartError",
@@ -130,12 +131,14 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
                 # the switches that change what a task computes travel with the job
                 env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
                 runtime_env = {"env_vars": env} if env else None
-                node_ip = loopback_head_node_ip(address)
+                # `auto` joins the head the last `ray start --head` here recorded
+                head = (recorded_head_address() or address) if address == "auto" else address
+                node_ip = loopback_head_node_ip(head)
                 if node_ip is None:
                     ray.init(address=address, runtime_env=runtime_env,
                              **ray_init_kwargs(verbose))
                 else:  # a head bound to loopback: Ray alone would look for it elsewhere
-                    connect_loopback(address, node_ip, runtime_env=runtime_env,
+                    connect_loopback(head, node_ip, runtime_env=runtime_env,
                                      **ray_init_kwargs(verbose))
             elif num_cpus is None:
                 init_local_ray(**ray_init_kwargs(verbose))

@@ -312,6 +312,17 @@ def test_a_loopback_head_is_joined_on_loopback_and_others_directly(
     monkeypatch.setattr(session, "loopback_head_node_ip", lambda address: None)
     assert session.init_ray(f"127.0.0.1:{listening_port}") is True
     assert "_node_ip_address" not in calls[-1] and calls[-1]["switch"] is None
+    # `auto`: the head the last `ray start --head` recorded, joined on loopback when it is
+    # bound there; Ray's own `auto` otherwise
+    recorded = f"127.0.0.1:{listening_port}"
+    monkeypatch.setattr(session, "recorded_head_address", lambda: recorded)
+    monkeypatch.setattr(session, "loopback_head_node_ip",
+                        lambda address: "127.0.0.1" if address == recorded else None)
+    assert session.init_ray("auto") is True
+    assert calls[-1]["address"] == recorded and calls[-1]["_node_ip_address"] == "127.0.0.1"
+    monkeypatch.setattr(session, "recorded_head_address", lambda: None)
+    assert session.init_ray("auto") is True
+    assert calls[-1]["address"] == "auto" and "_node_ip_address" not in calls[-1]
 
 
 def test_a_head_that_wants_a_token_is_one_line_with_the_fix(
