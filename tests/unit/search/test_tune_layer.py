@@ -215,8 +215,11 @@ class _TuneLikeTuner:
     """``fit()`` as Ray Tune 2.60 handles SIGINT: its own handler for the run, which on the
     signal puts back the handler it found and lets the run end early."""
 
-    def __init__(self, interrupt: bool) -> None:
+    def __init__(self, interrupt: bool, sig: int | None = None) -> None:
+        import signal
+
         self.interrupt = interrupt
+        self.sig = signal.SIGINT if sig is None else sig
 
     def fit(self) -> str:
         import os
@@ -225,7 +228,7 @@ class _TuneLikeTuner:
         found = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, lambda sig, frame: signal.signal(signal.SIGINT, found))
         if self.interrupt:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.sig)
         return "grid"
 
 
@@ -240,6 +243,57 @@ def test_a_sigint_during_fit_is_told_apart_from_a_run_that_ended(interrupt: bool
     grid, stopped = tune_layer._fit_watching_sigint(_TuneLikeTuner(interrupt))
     assert grid == "grid" and stopped is interrupt
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_sigterm_during_fit_stops_the_run_as_a_sigint_does() -> None:
+    """Found 2026-12-07: the CLI's SIGTERM handler raised inside fit(), so `kill` left no
+    trial table, report or recipe, where Ctrl+C wrote them all. Outside fit() the command's
+    own SIGTERM handler is back."""
+    import signal
+
+    def command_handler(sig: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, command_handler)
+    try:
+        grid, stopped = tune_layer._fit_watching_sigint(
+            _TuneLikeTuner(True, signal.SIGTERM))
+        assert grid == "grid" and stopped is True
+        assert signal.getsignal(signal.SIGTERM) is command_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigterm_that_ended_the_local_ray_too_interrupts_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM to the whole process group (`timeout`, a scheduler) ends the local Ray's GCS
+    as well; Tune's graceful stop then waited a minute and exited with rc 1 (found
+    2026-12-07). The command's plain interrupt (KeyboardInterrupt) comes instead."""
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"127.0.0.1:{s.getsockname()[1]}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        alive = f"127.0.0.1:{s.getsockname()[1]}"
+        assert tune_layer._ray_gone(alive, watch_s=0.2) is False
+    assert tune_layer._ray_gone(gone, watch_s=0.2) is True
+    assert tune_layer._ray_gone(None) is False
+
+    def command_handler(sig: int, frame: Any) -> None:
+        raise AssertionError("not reached: the forwarder handles SIGTERM during fit()")
+
+    monkeypatch.setattr(tune_layer, "_gcs_address", lambda: gone)
+    before = signal.signal(signal.SIGTERM, command_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tune_layer._fit_watching_sigint(_TuneLikeTuner(True, signal.SIGTERM))
+        assert signal.getsignal(signal.SIGTERM) is command_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _recording_searcher() -> Any:
