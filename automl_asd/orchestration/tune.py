@@ -201,8 +201,23 @@ def _prewarm_task(cfg: SearchConfig, machines: Mapping[str, MachineData]) -> flo
                                              num_gpus=cfg.gpus_per_trial,
                                              name="automl-asd-prewarm")
     cache = cfg.cache_dir.expanduser().resolve() if cfg.cache_dir else None
-    seconds: float = ray.get(task.remote(machines, cfg.space, cache))
+    seconds: float = _task_result(task.remote(machines, cfg.space, cache))
     return seconds
+
+
+def _task_result(ref: Any) -> Any:
+    """``ray.get(ref)``, raising a failed task's own error (one line: a bad clip names its
+    file) instead of Ray's wrapper with the worker's whole traceback (found 2026-12-07: an
+    empty wav printed 30 coloured lines from the prewarm task)."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from exc
+        raise
 
 
 def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str, MachineData],
@@ -265,7 +280,7 @@ def _remote_estimate(cfg: SearchConfig) -> Callable[..., dict[str, Any]]:
                                                    name="automl-asd-estimate")
 
     def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = ray.get(task.remote(*args, **kwargs))
+        result: dict[str, Any] = _task_result(task.remote(*args, **kwargs))
         return result
 
     return run

@@ -345,3 +345,23 @@ def test_a_reference_the_budget_stopped_before_it_reported_runs_on_resume(
     assert len(table) == 3 + 1 and int((table["status"] != "not_run").sum()) == 3
     assert second.reference_omega == pytest.approx(0.55 + 0.1 + 0.002)  # k = 1, two types
     assert "did not finish" not in (cfg.out / "search_report.md").read_text()
+
+
+def _fails_on_a_clip() -> None:
+    raise ValueError("x.wav: corrupt or unsupported audio file")
+
+
+def test_a_failed_search_task_raises_its_own_error_not_ray_s_wrapper(
+    ray_session: None,  # noqa: F811
+) -> None:
+    """Found 2026-12-07: an empty wav in `search --data` printed the prewarm task's whole
+    traceback (Ray's wrapper, with colour codes) instead of the one line naming the clip."""
+    import ray
+
+    from automl_asd.orchestration.tune import _task_result
+
+    task = ray.remote(_fails_on_a_clip)
+    with pytest.raises(ValueError) as exc:
+        _task_result(task.remote())
+    assert type(exc.value) is ValueError
+    assert str(exc.value) == "x.wav: corrupt or unsupported audio file"
