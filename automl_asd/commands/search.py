@@ -161,11 +161,12 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from automl_asd.io.search_report import pick_certainty_line  # noqa: PLC0415  (pandas)
     from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
+    from automl_asd.search.loo import trials_per_fold  # noqa: PLC0415  (pandas)
 
     if args.leave_one_out:
         loo = run_leave_one_out(cfg, data=data)
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
-              f"{args.trials} trials per fold; {space.describe_reference()}):")
+              f"{trials_per_fold(loo.table)} trials per fold; {space.describe_reference()}):")
         for _, row in loo.table.iterrows():
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
                   f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "

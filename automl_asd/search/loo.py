@@ -60,6 +60,15 @@ def fold_storage(storage: str | None, held: str) -> str | None:
     return f"{storage.rstrip('/')}/loo/{held}" if storage else None
 
 
+def trials_per_fold(table: Any) -> int | str:
+    """The trials asked for per fold: one number, or e.g. "4 to 6" when a ``--resume`` with
+    another ``--trials`` reused finished folds with their own count."""
+    counts = sorted({int(n) for n in table["trials"]}) if len(table) else []
+    if len(counts) == 1:
+        return counts[0]
+    return f"{counts[0]} to {counts[-1]}" if counts else 0
+
+
 def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
                       search: SearchFn, evaluate_on: EvaluateOnFn,
                       has_state: Callable[[str, Path], bool]) -> LeaveOneOutOutcome:
@@ -96,6 +105,7 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
             check_same_search(fdir, previous, run_meta(replace(cfg, machine_types=others),
                                                        others, {}, digest))
             ran = previous.get("trials")
+            asked = int(ran) if isinstance(ran, int) else cfg.trials
             if ran is not None and ran != cfg.trials:
                 logger.warning("fold %s: finished with %s trials, reused as it is (--trials %d "
                                "applies to folds searched now)", held, ran, cfg.trials)
@@ -109,6 +119,7 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
                                     reference=cfg.space.describe_reference())
             logger.info("fold %s: already finished, reusing %s", held, fdir)
         else:
+            asked = cfg.trials
             fold_cfg = replace(cfg, out=fdir, machine_types=others, prewarm=False,
                                resume=cfg.resume and has_state(held, fdir),
                                storage=fold_storage(cfg.storage, held))
@@ -130,7 +141,7 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         folds[held] = outcome
         held_result, ref_result = evaluate_on([outcome.recipe, reference],
                                               {held: machines[held]})
-        rows.append({"held_out": held, "in_search_omega": outcome.best_omega,
+        rows.append({"held_out": held, "trials": asked, "in_search_omega": outcome.best_omega,
                      "held_out_omega": held_result.omega,
                      "gap": outcome.best_omega - held_result.omega,
                      "reference_held_out_omega": ref_result.omega,
@@ -141,6 +152,6 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
     table = pd.DataFrame(rows)
     files = dict(zip(("table", "report"), io.write_leave_one_out(out, table, meta={
         "space_name": cfg.space.name, "space_sha256": cfg.space.sha256, "seed": cfg.seed,
-        "trials_per_fold": cfg.trials, "machine_types": list(mtypes),
+        "trials_per_fold": trials_per_fold(table), "machine_types": list(mtypes),
         "reference": cfg.space.describe_reference()}), strict=True))
     return LeaveOneOutOutcome(run_dir=out, table=table, folds=folds, files=files)

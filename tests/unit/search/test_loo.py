@@ -116,6 +116,16 @@ def test_resume_reuses_only_folds_that_finished(tmp_path: Path) -> None:
                             has_state=lambda held, d: True)
     assert searched == ["bearing", "fan", "fan"]  # bearing finished: read back, not searched
     assert sorted(loo.table["held_out"]) == ["bearing", "fan"]
+    assert loo.table["trials"].tolist() == [3, 3]
+
+
+def test_trials_per_fold_says_when_reused_folds_asked_for_another_count() -> None:
+    """Found 2026-12-07: `--leave-one-out --resume --trials 6` reused folds searched with 4
+    and the summary and leave_one_out.md said "6 trials per fold"."""
+    from automl_asd.search.loo import trials_per_fold
+
+    assert trials_per_fold(pd.DataFrame({"trials": [4, 4, 4]})) == 4
+    assert trials_per_fold(pd.DataFrame({"trials": [4, 6, 4]})) == "4 to 6"
 
 
 def test_resume_refuses_a_finished_fold_of_another_search(tmp_path: Path) -> None:
