@@ -47,12 +47,21 @@ class WavInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+def _unreadable(p: Path) -> str:
+    """The message for a clip this user may not read (found 2026-12-07: it said "corrupt ...;
+    re-download")."""
+    return (f"{p}: cannot be read by this user (permission denied); fix its permissions "
+            "(e.g. chmod a+r)")
+
+
 def wav_info(path: str | Path) -> WavInfo:
     """Read the header of ``path`` (no samples). Raises :class:`AudioError` if unreadable."""
     p = Path(path)
     try:
         info = sf.info(str(p))
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        if p.is_file() and not os.access(p, os.R_OK):
+            raise AudioError(_unreadable(p)) from exc
         raise AudioError(f"{p}: cannot read wav header ({exc}); re-download or re-extract the "
                          "file") from exc
     return WavInfo(p, int(info.samplerate), int(info.channels), int(info.frames))
@@ -77,6 +86,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
         if not p.is_file():
             raise AudioError(f"{p}: no such file; re-scan the data tree") from exc
+        if isinstance(exc, PermissionError) or not os.access(p, os.R_OK):
+            raise AudioError(_unreadable(p)) from exc
         raise AudioError(f"{p}: corrupt or unsupported audio file ({exc}); re-download or "
                          "re-extract it") from exc
     if wave.size == 0:

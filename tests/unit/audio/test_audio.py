@@ -101,6 +101,31 @@ def test_missing(tmp_path: Path) -> None:
     assert "no such file" in _error(tmp_path / "gone.wav")
 
 
+def test_a_clip_this_user_may_not_read_says_so(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07: a chmod 000 clip was called corrupt, with "re-download" advice. The
+    suite may run as root (who reads it anyway): the permission check is stood in for."""
+    import os
+
+    p = _wav(tmp_path / "locked.wav")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == p
+                        else real_access(path, mode))
+    monkeypatch.setattr(sf, "info", lambda *a, **k: (_ for _ in ()).throw(
+        sf.LibsndfileError(2, "Error opening: Permission denied")))
+    import automl_asd.audio as audio
+
+    def denied(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(audio, "_read_plain_wav", denied)
+    for read in (read_wav, wav_info):
+        with pytest.raises(AudioError) as exc:
+            read(p)
+        assert "cannot be read by this user (permission denied)" in str(exc.value)
+        assert "corrupt" not in str(exc.value) and "re-download" not in str(exc.value)
+
+
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
 def test_fast_path_equals_libsndfile(tmp_path: Path, subtype: str) -> None:
     rng = np.random.default_rng(3)
