@@ -24,6 +24,7 @@ import json
 import logging
 import types
 import typing
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -671,6 +672,14 @@ def _checked(parse: typing.Callable[[], _R], checks: typing.Callable[[_R], list[
     return value
 
 
+def printable_name(name: str) -> bool:
+    """Whether ``name`` (a recipe's, a search space's) is one line of printable characters
+    without ``|``: it goes into log lines and Markdown tables (found 2026-12-07: a recipe
+    named "a|b\\nc" split both)."""
+    return "|" not in name and not any(
+        unicodedata.category(ch).startswith(("C", "Zl", "Zp")) for ch in name)
+
+
 def _parse_recipe(data: Any) -> Recipe:
     mapping = _require_mapping(data, "recipe")
     col = _Collect()
@@ -690,6 +699,8 @@ def _parse_recipe(data: Any) -> Recipe:
     name = col.run(_coerce, mapping.get("name", "?"), str, "name")
     if name is not None and not name.strip():
         col.errors.append("name: must not be empty")
+    elif name is not None and not printable_name(name):
+        col.errors.append(f"name: {name!r}: one line of printable characters without '|'")
     seed = col.run(_coerce, mapping.get("seed", 13711), int, "seed")
     if seed is not None:
         col.run(_check_bounds, seed, "seed", *_BOUNDS["seed"])

@@ -55,7 +55,7 @@ from automl_asd.backends import get_backend_class
 from automl_asd.components.params import ParamError, ParamSpec, finite_number, validate
 from automl_asd.detectors import get_detector_class
 from automl_asd.errors import AutomlAsdError
-from automl_asd.recipe import Recipe, load_recipe, official_baseline_name
+from automl_asd.recipe import Recipe, load_recipe, official_baseline_name, printable_name
 from automl_asd.search.selection import SelectionRule, parse_selection
 
 __all__ = [
@@ -476,6 +476,9 @@ def load_space(space: str | Path) -> SearchSpace:
     name = doc["name"]
     if not isinstance(name, str) or not name:
         raise SpaceError(f"{path}: name: expected a non-empty string")
+    if not printable_name(name):  # it names the frozen recipe (search_<name>)
+        raise SpaceError(f"{path}: name: {name!r}: one line of printable characters without "
+                         "'|'")
     ref = str(doc["reference"])
     beside = path.parent / ref  # a recipe file named relative to the space file
     source = str(beside.resolve()) if ref.endswith(".json") and beside.is_file() else ref

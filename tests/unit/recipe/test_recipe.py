@@ -189,6 +189,10 @@ BAD: list[tuple[str, Any, str]] = [
     ("seed", -1, "seed: -1 is below the minimum 0"),
     ("schema_version", 2, "schema_version: 2 is not supported"),
     ("name", "", "name: must not be empty"),
+    ("name", "a|b", "name: 'a|b': one line of printable characters without '|'"),
+    ("name", "a\nb", "name: 'a\\nb': one line of printable characters"),
+    ("name", "a\tb", "name: 'a\\tb': one line of printable characters"),
+    ("name", "a\u2028b", "one line of printable characters"),
     ("provenance.source", "magic", "provenance.source: 'magic' is not one of"),
     ("provenance.objective", "high", "provenance.objective: expected a number"),
 ]
@@ -201,6 +205,11 @@ def test_malformed_field_is_rejected_with_its_path(path: str, value: Any, messag
     with pytest.raises(RecipeError) as exc:
         Recipe.from_dict(d)
     assert message in str(exc.value)
+
+
+def test_ordinary_names_still_pass() -> None:
+    for name in ("search_slow", "my recipe (v2)", "hedge_logz_frame", "pompe à eau", "泵"):
+        assert Recipe.from_dict({**_base(), "name": name}).name == name
 
 
 def test_dcase_ae_params_validated() -> None:

@@ -186,6 +186,19 @@ def test_top_level_errors(tmp_path: Path, extra: str, needle: str) -> None:
         load_space(path)
 
 
+def test_a_space_name_that_would_break_the_frozen_recipe_s_name_is_refused(
+        tmp_path: Path) -> None:
+    """The frozen recipe is named ``search_<space name>``: a name with '|' or a line break
+    would be refused only when the search freezes its pick, after all its trials."""
+    path = _write(tmp_path, "normalization: {method: {choice: [none, domain_zscore]}}")
+    path.write_text(path.read_text().replace("name: t\n", 'name: "a|b"\n'))
+    with pytest.raises(SpaceError, match=r"name: 'a\|b': one line of printable characters"):
+        load_space(path)
+    path.write_text(path.read_text().replace('name: "a|b"\n', 'name: "a\\nb"\n'))
+    with pytest.raises(SpaceError, match="one line of printable characters"):
+        load_space(path)
+
+
 def test_unknown_reference_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="reference: cannot load recipe 'no_such_recipe'"):
         load_space(_write(tmp_path, "seed: 1", reference="no_such_recipe"))
