@@ -122,6 +122,8 @@ class _TrialContext:
     #: The reference trial stops before a rung projected to end after this many
     #: seconds of its own run time (``None``: no cap; it then reports once, at full fidelity).
     reference_cap_s: float | None = None
+    #: The cost estimate's seconds for the reference at each rung (``None``: not estimated).
+    reference_rung_s: tuple[float, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,8 +163,11 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     t_start = time.perf_counter()
     last: tuple[float, float] | None = None
     for i in todo:
+        estimate = (ctx.reference_rung_s[i] if ctx.reference_rung_s is not None
+                    and i < len(ctx.reference_rung_s) else None)
         if capped and last is not None and reference_stops(
-                ctx.reference_cap_s, time.perf_counter() - t_start, last, rungs[i], recipe):
+                ctx.reference_cap_s, time.perf_counter() - t_start, last, rungs[i], recipe,
+                estimate):
             return
         t_rung = time.perf_counter()
         result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir, device=ctx.device,
@@ -361,7 +366,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                             machines=machines,
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
                             device=cfg.device, evaluator=evaluator,
-                            reference_cap_s=reference_cap(cfg.time_budget_s))
+                            reference_cap_s=reference_cap(cfg.time_budget_s),
+                            reference_rung_s=_reference_rung_s(out))
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, ctx=ctx),
             {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
@@ -519,6 +525,17 @@ def _ray_gone(address: str | None, watch_s: float | None = None) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
+
+
+def _reference_rung_s(out: Path) -> tuple[float, ...] | None:
+    """The cost estimate's seconds per rung for the reference (search.json), if measured."""
+    rung_s = ((io.read_search_meta(out) or {}).get("estimates") or {}).get("reference_rung_s")
+    if not isinstance(rung_s, list):
+        return None
+    try:
+        return tuple(float(x) for x in rung_s)
+    except (TypeError, ValueError):
+        return None
 
 
 def _absolute_cache(cfg: SearchConfig) -> SearchConfig:

@@ -99,15 +99,26 @@ def _exponent(recipe: Recipe) -> float:
     return 2.0 if "epochs" in recipe.detector.params else 1.0
 
 
+#: A rung is projected to take at most this many times the cost estimate's own figure for it.
+_ESTIMATE_MARGIN = 2.0
+
+
 def reference_stops(cap_s: float | None, elapsed_s: float, last: tuple[float, float],
-                    next_fidelity: float, recipe: Recipe) -> bool:
+                    next_fidelity: float, recipe: Recipe,
+                    estimate_s: float | None = None) -> bool:
     """Whether the reference trial should stop before the rung at ``next_fidelity``:
     ``last`` = (fidelity, seconds) of its previous rung; the next rung's seconds are projected
-    as ``seconds x (next / fidelity) ** p`` (p = 2 for network families, else 1)."""
+    as ``seconds x (next / fidelity) ** p`` (p = 2 for network families, else 1), and at most
+    twice ``estimate_s``, the search's cost estimate for that rung when it has one: the first
+    rung's seconds hold the worker's one-off start (imports, first reads), which a cheap
+    reference multiplied into a stop (found 2026-12-07: 4 s of start-up projected to 8 s
+    against a 6 s cap, for a recipe estimated at ~0 s)."""
     if cap_s is None:
         return False
     fid, seconds = last
     projected = seconds * (next_fidelity / fid) ** _exponent(recipe)
+    if estimate_s is not None and np.isfinite(estimate_s) and estimate_s >= 0:
+        projected = min(projected, _ESTIMATE_MARGIN * float(estimate_s))
     if elapsed_s + projected <= cap_s:
         return False
     logger.warning("reference recipe stops before fidelity %.2f: projected %.0f s more after "
@@ -408,6 +419,7 @@ def estimate_costs(space: SearchSpace, machines: Mapping[str, MachineData], *,
         "reference_s": cost(reference, 1.0),
         # a budgeted reference climbs every rung (the search caps its run time)
         "reference_rungs_s": sum(cost(reference, f) for f in rungs),
+        "reference_rung_s": [cost(reference, f) for f in rungs],
         "reference_family": reference.detector.name,
         "mean_trial_s": _finite_mean(trial_costs),
         "family_trial_s": {f: _finite_mean(v) for f, v in sorted(by_family.items())},

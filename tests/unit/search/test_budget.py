@@ -47,6 +47,20 @@ def test_reference_stops_before_a_rung_projected_past_its_cap(
     assert budget.reference_stops(cap, elapsed, (0.1, 10.0), 0.3, recipe) is stops
 
 
+def test_a_reference_s_start_up_seconds_are_not_projected_past_its_estimate() -> None:
+    """Found 2026-12-07: a pooled reference estimated at ~0 s took 4 s at rung 0.5 (the
+    worker's start-up), was projected at 8 s more against a 6 s cap and never reached full
+    fidelity; a worse trial was frozen. The estimate bounds the projection (2x margin)."""
+    recipe = load_recipe("fast_default")
+    assert budget.reference_stops(6.0, 4.0, (0.5, 4.0), 1.0, recipe) is True
+    assert budget.reference_stops(6.0, 4.0, (0.5, 4.0), 1.0, recipe, 0.3) is False
+    # an estimate that is itself past the cap still stops it; a bad one is ignored
+    assert budget.reference_stops(6.0, 4.0, (0.5, 4.0), 1.0, recipe, 1.5) is True
+    assert budget.reference_stops(6.0, 4.0, (0.5, 4.0), 1.0, recipe, float("nan")) is True
+    # the measured projection stays when it is the smaller one
+    assert budget.reference_stops(6.0, 4.0, (0.5, 0.5), 1.0, recipe, 50.0) is False
+
+
 def test_units_are_clips_times_epochs_times_members() -> None:
     assert budget._units(load_recipe("fast_default"), 200, 0.5) == pytest.approx(100.0)
     # 30 epochs at fidelity 0.3 train round(9) epochs on 30 % of the clips, 3 members
