@@ -232,6 +232,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              f"- {reference or 'reference recipe'}: queued first"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
                 " (did not finish)"),
+             *_interrupted_note(meta.get("interrupted")),
              "", "## Best recipe", "",
              f"Trial `{best_trial_id}`: **Ω = {float(best['omega']):.4f}**"
              + (f" (reference recipe Ω = {reference_omega:.4f}, Δ = "
@@ -261,8 +262,9 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
         top_df = done[show].rename(columns={c: c[len(PARAM_PREFIX):] for c in params})
         how = ""
     lines += [f"## Top {len(top_df)} trials", "",
-              "Complete trials first (full fidelity), then trials ASHA stopped early "
-              "(their Ω is at a lower fidelity). " + how, "", _md_table(top_df), ""]
+              "Complete trials first (full fidelity), then trials stopped before full "
+              "fidelity — by ASHA, or while running by the time budget or an interrupt (their "
+              "Ω is at a lower fidelity). " + how, "", _md_table(top_df), ""]
     if "node_id" in table.columns and table["node_id"].notna().any():
         counts_by_node = table["node_id"].dropna().astype(str).value_counts().sort_index()
         lines += ["## Ray nodes", "", "Trials per Ray node (full ids in `trials.parquet`, "
@@ -545,6 +547,16 @@ def _not_run_note(n_not_run: int, pending: int) -> str:
                 f"interrupt stopped them): `--resume` runs {pending} recipe(s) of them again")
     return ("; `not_run`: ended before their first result (the time budget stopped them); "
             "each has run again since, as a later trial")
+
+
+def _interrupted_note(mark: Any) -> list[str]:
+    """The report's line for a search an interrupt stopped (search.json's "interrupted")."""
+    if not isinstance(mark, Mapping):
+        return []
+    return [f"- **interrupted** after {mark.get('after', '?')} of {mark.get('of', '?')} "
+            "trials: this report holds the trials that ran (one running then is listed at "
+            "its last rung, as `stopped_early`); the same command with `--resume` continues "
+            "the search"]
 
 
 def append_novel_failure(out_dir: Path, *, novel_root: str, message: str) -> Path:

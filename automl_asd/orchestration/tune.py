@@ -404,6 +404,13 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if signalled is None:  # Tune's handler not watched: guess from the trials that ran
             signalled = not budgeted and n_made < target
         interrupted = signalled
+        # the report says so (search.json's "interrupted"; a run that ends normally drops it)
+        now_meta = io.read_search_meta(out) or {}
+        mark = {"after": n_done, "of": target} if interrupted else None
+        if now_meta.get("interrupted") != mark:
+            io.write_search_meta(out, {**{k: v for k, v in now_meta.items()
+                                          if k != "interrupted"},
+                                       **({"interrupted": mark} if mark else {})})
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)

@@ -193,6 +193,9 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(
                        trials=4, machine_types=types, cache_dir=cache_dir, seed=5)
     first = run_search(cfg, callbacks=[_InterruptAfter(2, str(tmp_path))])
     assert first.interrupted
+    # the report says it is interim (found 2026-12-07: it read like a finished search)
+    report = (cfg.out / "search_report.md").read_text()
+    assert "**interrupted** after" in report and "`--resume` continues" in report
     finished = first.trials[first.trials["status"].isin(["complete", "stopped_early"])]
     assert 2 <= len(finished) < 4
 
@@ -212,6 +215,7 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(
     new = table.drop(index=finished["trial_id"])
     assert len(new) and (new["finished_at"] >= int(resumed_at)).all()
     assert load_recipe(cfg.out / "recipe.json").provenance.objective == second.best_omega
+    assert "**interrupted**" not in (cfg.out / "search_report.md").read_text()
 
 
 def _stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *, cache_dir: Any = None,
