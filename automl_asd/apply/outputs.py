@@ -215,7 +215,8 @@ def is_complete(out_dir: Path, machine_type: str, recipe_hash: str) -> dict[str,
 def open_apply_folder(out: Path, rec: Recipe, *, overwrite: bool = False) -> RunFolder:
     """Create and lock ``out`` for an apply of ``rec`` (see :meth:`RunFolder.open`)."""
     return RunFolder.open(out, command="apply", recipe_hash=rec.content_hash(),
-                          recipe_name=rec.name, overwrite=overwrite)
+                          recipe_name=rec.name, overwrite=overwrite,
+                          behaviour_hash=rec.behaviour_hash())
 
 
 _SECTION = re.compile(r"^section_(\d+)_")

@@ -343,7 +343,8 @@ class RunFolder:
     @classmethod
     def open(cls, path: str | Path, *, command: str, recipe_hash: str | None = None,
              recipe_name: str | None = None, overwrite: bool = False,
-             on_new: Callable[[Path], None] | None = None) -> RunFolder:
+             on_new: Callable[[Path], None] | None = None,
+             behaviour_hash: str | None = None) -> RunFolder:
         """Create (if needed) and lock ``path``, read its manifest and fold in journals.
 
         Refuses (:class:`OutputError`) a path that is a file, a folder holding another
@@ -373,6 +374,16 @@ class RunFolder:
                                   f"(see {RUN_MANIFEST}); choose another output folder")
             prev = manifest.get("recipe_hash")
             if recipe_hash is not None and prev not in (None, recipe_hash) and folder.files:
+                if not overwrite and behaviour_hash is not None \
+                        and manifest.get("behaviour_hash") == behaviour_hash:
+                    raise OutputError(
+                        f"{out}: holds the outputs of recipe {manifest.get('recipe_name')} "
+                        f"({str(prev)[:12]}), which scores exactly as {recipe_name} "
+                        f"({recipe_hash[:12]}) but differs in its name, description or "
+                        "provenance (e.g. the same pick frozen again by `search --resume`); "
+                        "to continue that run, apply the recipe that made it (a copy: "
+                        "recipe.json in any bundle under models/ there), or pass --overwrite "
+                        "to redo it under this one")
                 if not overwrite:
                     raise OutputError(
                         f"{out}: holds the outputs of recipe {manifest.get('recipe_name')} "
@@ -388,6 +399,10 @@ class RunFolder:
             manifest.update({"command": command, "updated": _now()})
             if recipe_hash is not None:
                 manifest.update({"recipe_hash": recipe_hash, "recipe_name": recipe_name})
+                if behaviour_hash is not None:
+                    manifest["behaviour_hash"] = behaviour_hash
+                else:
+                    manifest.pop("behaviour_hash", None)
             if existed:
                 folder.save()  # a new manifest is written with the run's first file
         except BaseException:

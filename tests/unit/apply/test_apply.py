@@ -213,6 +213,18 @@ def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None
         apply_recipe(ApplyConfig(_recipe(seed=8), data, out, resume=True, evaluate=False),
                      runner=SerialRunner(run_fn=fourth))
     assert fourth.calls == []
+    # the same recipe with another description (a search frozen again by --resume) scores
+    # the same: the refusal says so and how to continue (found 2026-12-07: it said only
+    # "another recipe")
+    import dataclasses
+
+    same = dataclasses.replace(recipe, description="Best of 6 trials")
+    assert same.behaviour_hash() == recipe.behaviour_hash()
+    with pytest.raises(ValueError, match=r"which scores exactly as standin .*recipe\.json in "
+                                         r"any bundle under models/.*--overwrite"):
+        apply_recipe(ApplyConfig(same, data, out, resume=True, evaluate=False),
+                     runner=SerialRunner(run_fn=fourth))
+    assert fourth.calls == []
     # --overwrite replaces that run (everything reruns); without --resume everything reruns
     apply_recipe(ApplyConfig(_recipe(seed=8), data, out, resume=True, evaluate=False,
                              overwrite=True), runner=SerialRunner(run_fn=fourth))
