@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["init_local_ray", "connect_loopback", "loopback_head_node_ip",
-           "recorded_head_address", "is_loopback_address", "LOOPBACK"]
+           "recorded_head_address", "LOOPBACK"]
 
 LOOPBACK = "127.0.0.1"
 _SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -110,14 +110,10 @@ def recorded_head_address() -> str | None:
     return str(recorded) if recorded else None
 
 
-def is_loopback_address(address: str) -> bool:
-    """Whether a ``HOST:PORT`` Ray address (not ``ray://``, ``auto`` or ``local``) names this
-    machine's loopback interface: ``127.x.y.z``, ``::1`` or ``localhost``."""
-    return _loopback_port(address) is not None
-
-
 def _loopback_port(address: str) -> int | None:
-    """The port of a ``HOST:PORT`` address whose host is a loopback one, else None."""
+    """The port of a ``HOST:PORT`` Ray address (not ``ray://``, ``auto`` or ``local``) whose
+    host is this machine's loopback interface (``127.x.y.z``, ``::1``, ``localhost``), else
+    None."""
     match = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
     if match is None or not _loopback_host(match.group(1)):
         return None

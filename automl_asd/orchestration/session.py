@@ -131,8 +131,10 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
                 # the switches that change what a task computes travel with the job
                 env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
                 runtime_env = {"env_vars": env} if env else None
-                # `auto` joins the head the last `ray start --head` here recorded
-                head = (recorded_head_address() or address) if address == "auto" else address
+                # `auto` joins $RAY_ADDRESS, else the head the last `ray start --head` here
+                # recorded (as Ray resolves it)
+                head = ((os.environ.get("RAY_ADDRESS") or recorded_head_address() or address)
+                        if address == "auto" else address)
                 node_ip = loopback_head_node_ip(head)
                 if node_ip is None:
                     ray.init(address=address, runtime_env=runtime_env,

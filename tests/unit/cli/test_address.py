@@ -241,9 +241,9 @@ def test_a_ray_that_fails_to_start_is_one_line(monkeypatch: pytest.MonkeyPatch,
     ("head-node:6379", False), ("ray://127.0.0.1:10001", False), ("auto", False),
     ("local", False), ("127.0.0.1", False)])
 def test_loopback_head_addresses_are_recognised(address: str, loopback: bool) -> None:
-    from automl_asd.orchestration.local_ray import is_loopback_address
+    from automl_asd.orchestration.local_ray import _loopback_port
 
-    assert is_loopback_address(address) is loopback
+    assert (_loopback_port(address) is not None) is loopback
 
 
 def _fake_proc(root: Path, processes: dict[int, list[str]]) -> Path:
@@ -315,6 +315,7 @@ def test_a_loopback_head_is_joined_on_loopback_and_others_directly(
     # `auto`: the head the last `ray start --head` recorded, joined on loopback when it is
     # bound there; Ray's own `auto` otherwise
     recorded = f"127.0.0.1:{listening_port}"
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(session, "recorded_head_address", lambda: recorded)
     monkeypatch.setattr(session, "loopback_head_node_ip",
                         lambda address: "127.0.0.1" if address == recorded else None)
@@ -323,6 +324,10 @@ def test_a_loopback_head_is_joined_on_loopback_and_others_directly(
     monkeypatch.setattr(session, "recorded_head_address", lambda: None)
     assert session.init_ray("auto") is True
     assert calls[-1]["address"] == "auto" and "_node_ip_address" not in calls[-1]
+    # as in Ray, $RAY_ADDRESS comes before the recorded head
+    monkeypatch.setenv("RAY_ADDRESS", recorded)
+    assert session.init_ray("auto") is True
+    assert calls[-1]["address"] == recorded and calls[-1]["_node_ip_address"] == "127.0.0.1"
 
 
 def test_a_head_that_wants_a_token_is_one_line_with_the_fix(
