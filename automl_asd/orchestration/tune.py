@@ -455,8 +455,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
 
 def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
-    """``tuner.fit()`` and whether a SIGINT (Ctrl+C), SIGUSR1 or SIGTERM stopped it early (``None``:
-    cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60) installs its
+    """``tuner.fit()`` and whether a SIGINT (Ctrl+C), SIGUSR1 or SIGTERM stopped it early
+    (``None``: cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60) installs its
     own SIGINT handler for the run and, when the signal comes, ends the run gracefully and
     puts back the handler it found: a sentinel installed before ``fit()`` is back in place
     after it exactly when the run was stopped by the signal. A time budget or a finished
