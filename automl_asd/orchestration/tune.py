@@ -456,12 +456,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
 def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
     """``tuner.fit()`` and whether a SIGINT (Ctrl+C), SIGUSR1 or SIGTERM stopped it early
-    (``None``: cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60) installs its
-    own SIGINT handler for the run and, when the signal comes, ends the run gracefully and
-    puts back the handler it found: a sentinel installed before ``fit()`` is back in place
-    after it exactly when the run was stopped by the signal. A time budget or a finished
-    search leaves Tune's handler in place. Where SIGTERM has a Python handler (the CLI's
-    interrupt), SIGTERM is handled as SIGINT during the run."""
+    (``None``: cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60)
+    installs its own SIGINT handler for the run and, when the signal comes, ends the run
+    gracefully and puts back the handler it found: a sentinel installed before ``fit()`` is
+    back in place after it exactly when the run was stopped by the signal. A time budget or a
+    finished search leaves Tune's handler in place. Where SIGTERM has a Python handler (the
+    CLI's interrupt), SIGTERM is handled as SIGINT during the run."""
     if (threading.current_thread() is not threading.main_thread()
             or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
         return tuner.fit(), None
