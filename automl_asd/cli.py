@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_numbers(parser, args)  # NaN/inf anywhere, and the shared ranges: exit 2 at once
     _log_level_args(args)
+    if args.verbose and args.quiet:  # found 2026-12-07: -q won silently
+        parser.error("-v/--verbose and -q/--quiet cannot be used together")
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

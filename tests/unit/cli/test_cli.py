@@ -152,3 +152,14 @@ def test_verbosity_counts_add_up_wherever_given(monkeypatch: pytest.MonkeyPatch)
     assert main(["-vv", "recipe", "-v", "list", "-v"]) == 0
     assert main(["recipe", "list"]) == 0
     assert seen == [4, 0]
+
+
+@pytest.mark.parametrize("argv", [["-v", "recipe", "list", "-q"], ["recipe", "list", "-q", "-v"],
+                                  ["-q", "-v", "recipe", "list"]])
+def test_verbose_and_quiet_together_are_a_usage_error(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: -v and -q together were accepted and -q won silently."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "-v/--verbose and -q/--quiet cannot be used together" in capsys.readouterr().err
