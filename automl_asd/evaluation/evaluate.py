@@ -371,8 +371,8 @@ def evaluate_outputs(
         t0, last = time.monotonic(), time.monotonic()
         n = len(truth)
         if n > 1:  # a few seconds each: on many types the longest step of a run
-            logger.info("plotting ROC curves and score histograms of %d section(s) "
-                        "(--no-plots skips them)", n)
+            logger.info("ROC curves and score histograms of %d section(s): drawing those "
+                        "a PNG does not already show (--no-plots skips them)", n)
         for i, ((mt, ss), sec_truth) in enumerate(sorted(truth.items()), 1):
             if time.monotonic() - last > 20:
                 last = time.monotonic()
