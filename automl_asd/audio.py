@@ -47,11 +47,13 @@ class WavInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def _unreadable(p: Path) -> str:
-    """The message for a clip this user may not read (found 2026-12-07: it said "corrupt ...;
-    re-download")."""
-    return (f"{p}: cannot be read by this user (permission denied); fix its permissions "
-            "(e.g. chmod a+r)")
+def _unreadable(p: Path, exc: BaseException) -> AudioError | None:
+    """The error for a clip this user may not read, or None when that is not why ``exc``
+    came (found 2026-12-07: such a clip was called corrupt, with "re-download" advice)."""
+    if isinstance(exc, PermissionError) or (p.is_file() and not os.access(p, os.R_OK)):
+        return AudioError(f"{p}: cannot be read by this user (permission denied); fix its "
+                          "permissions (e.g. chmod a+r)")
+    return None
 
 
 def wav_info(path: str | Path) -> WavInfo:
@@ -60,8 +62,9 @@ def wav_info(path: str | Path) -> WavInfo:
     try:
         info = sf.info(str(p))
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
-        if p.is_file() and not os.access(p, os.R_OK):
-            raise AudioError(_unreadable(p)) from exc
+        denied = _unreadable(p, exc)
+        if denied is not None:
+            raise denied from exc
         raise AudioError(f"{p}: cannot read wav header ({exc}); re-download or re-extract the "
                          "file") from exc
     return WavInfo(p, int(info.samplerate), int(info.channels), int(info.frames))
@@ -86,8 +89,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
         if not p.is_file():
             raise AudioError(f"{p}: no such file; re-scan the data tree") from exc
-        if isinstance(exc, PermissionError) or not os.access(p, os.R_OK):
-            raise AudioError(_unreadable(p)) from exc
+        denied = _unreadable(p, exc)
+        if denied is not None:
+            raise denied from exc
         raise AudioError(f"{p}: corrupt or unsupported audio file ({exc}); re-download or "
                          "re-extract it") from exc
     if wave.size == 0:

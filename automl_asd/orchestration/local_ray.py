@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["init_local_ray", "connect_loopback", "loopback_head_node_ip",
-           "recorded_head_address", "LOOPBACK"]
+           "recorded_head_address", "host_port", "LOOPBACK"]
 
 LOOPBACK = "127.0.0.1"
 _SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -110,14 +110,20 @@ def recorded_head_address() -> str | None:
     return str(recorded) if recorded else None
 
 
+def host_port(address: str, *, ray_client: bool = False) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``HOST:PORT`` address (``[::1]:PORT`` too; with ``ray_client``
+    also ``ray://HOST:PORT``), else None (``auto``, ``local``, a form without a port)."""
+    prefix = r"(?:ray://)?" if ray_client else ""
+    match = re.fullmatch(prefix + r"\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
+    return None if match is None else (match.group(1), int(match.group(2)))
+
+
 def _loopback_port(address: str) -> int | None:
     """The port of a ``HOST:PORT`` Ray address (not ``ray://``, ``auto`` or ``local``) whose
     host is this machine's loopback interface (``127.x.y.z``, ``::1``, ``localhost``), else
     None."""
-    match = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
-    if match is None or not _loopback_host(match.group(1)):
-        return None
-    return int(match.group(2))
+    parsed = host_port(address)
+    return parsed[1] if parsed is not None and _loopback_host(parsed[0]) else None
 
 
 def _loopback_host(host: str) -> bool:

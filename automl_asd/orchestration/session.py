@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.orchestration.local_ray import (
     connect_loopback,
+    host_port,
     init_local_ray,
     loopback_head_node_ip,
     recorded_head_address,
@@ -54,10 +54,10 @@ def check_reachable(address: str, timeout_s: float | None = None) -> None:
     Raises:
         ClusterUnreachableError: nothing accepts connections there.
     """
-    match = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address.strip())
-    if match is None:
+    parsed = host_port(address, ray_client=True)
+    if parsed is None:
         return
-    host, port = match.group(1), int(match.group(2))
+    host, port = parsed
     if timeout_s is None:
         timeout_s = float(os.environ.get("AUTOML_ASD_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
     try:

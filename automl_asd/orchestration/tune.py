@@ -46,6 +46,7 @@ from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
 from automl_asd.io.trial_table import RAN_STATUSES
+from automl_asd.orchestration.local_ray import host_port
 from automl_asd.orchestration.ray_runner import check_fits, node_where, preflight_nodes
 from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
 from automl_asd.provenance import data_fingerprint, package_versions
@@ -519,15 +520,15 @@ def _gcs_address() -> str | None:
 def _ray_gone(address: str | None, watch_s: float | None = None) -> bool:
     """Whether Ray's GCS at ``address`` stops accepting connections within ``watch_s``
     seconds (polled every 0.1 s); False when there is no address to watch."""
-    if not address or ":" not in address:
+    parsed = host_port(address) if address else None
+    if parsed is None:
         return False
-    host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + (_GCS_WATCH_S if watch_s is None else watch_s)
     while True:
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+            with socket.create_connection(parsed, timeout=1.0):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             return True
         if time.monotonic() >= deadline:
             return False
