@@ -200,4 +200,8 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
         print("search interrupted before all trials ran: continue it with the same command "
               "and --resume")
         return 130
+    if outcome.unfinished:
+        print(f"time budget spent with {outcome.unfinished} trial(s) unfinished: the same "
+              "command with --resume continues them (under the --time-budget it is given, "
+              "none without)")
     return 1 if outcome.novel_error is not None else 0

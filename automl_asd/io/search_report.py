@@ -544,15 +544,22 @@ def _not_run_note(n_not_run: int, pending: int) -> str:
         return ""
     if pending:
         return (f"; `not_run`: ended before their first result (the time budget or an "
-                f"interrupt stopped them): `--resume` runs {pending} recipe(s) of them again")
+                f"interrupt stopped them): `--resume` runs {pending} of them")
     return ("; `not_run`: ended before their first result (the time budget stopped them); "
             "each has run again since, as a later trial")
 
 
 def _interrupted_note(mark: Any) -> list[str]:
-    """The report's line for a search an interrupt stopped (search.json's "interrupted")."""
+    """The report's line for a search an interrupt or its time budget stopped with trials
+    unfinished (search.json's "interrupted")."""
     if not isinstance(mark, Mapping):
         return []
+    if mark.get("by") == "time budget":
+        return [f"- **stopped by the time budget** after {mark.get('after', '?')} of "
+                f"{mark.get('of', '?')} trials, with {mark.get('unfinished', '?')} trial(s) "
+                "running or waiting: they are saved unfinished (one that had reported is "
+                "listed at its last rung, as `stopped_early`); the same command with "
+                "`--resume` continues each from its last rung"]
     return [f"- **interrupted** after {mark.get('after', '?')} of {mark.get('of', '?')} "
             "trials: this report holds the trials that ran (one running then is listed at "
             "its last rung, as `stopped_early`); the same command with `--resume` continues "

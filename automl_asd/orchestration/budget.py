@@ -8,12 +8,19 @@ could never be continued. :class:`BudgetStopper` holds no deadline of its own: i
 one the current process set (:func:`set_deadline`, called before every fit), so a resumed
 search runs under the budget it is resumed with (none without ``--time-budget``).
 
-When a stopper ends the experiment, Tune also marks its search generator finished and saves
-that (restored, it would propose no further trial), and ends the running trials without
-telling the searcher (restored, its concurrency limiter would wait for them for ever):
-:class:`ResumableSearchGenerator` mends both. A trial stopped before its first report ran
-nothing the search can use (it may be the reference trial): its config is kept and a resume
-runs it again, as one trial more than ``--trials``.
+When the deadline passes, the stopper ends the run the way Ctrl+C does: through Tune's
+graceful stop (the handler Tune installs for SIGUSR1 during ``fit()``). Running and waiting
+trials are saved unfinished with the experiment, and ``--resume`` continues each from its last
+checkpoint (its next fidelity rung), as after an interrupt. Stopping them as finished instead
+(a stopper's ``stop_all``) would keep a trial stopped after its first rung at that rung's Ω for
+good: it would read as stopped by ASHA (found 2026-12-07).
+
+Where Tune's handler is not installed (``fit()`` outside the main thread), the stopper falls
+back to ``stop_all``. Tune then marks its search generator finished and saves that, and ends
+the running trials without telling the searcher: :class:`ResumableSearchGenerator` mends both.
+A trial stopped before its first report is run again by a resume, as one trial more than
+``--trials``; one stopped later keeps its last rung. The same re-run queue serves searches
+saved by versions before the graceful stop.
 
 Imports Ray: import this module only where Ray is used anyway. The stopper runs in the
 driver, where Tune's controller runs.
@@ -22,13 +29,16 @@ driver, where Tune's controller runs.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from typing import Any
 
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
-__all__ = ["BudgetStopper", "ResumableSearchGenerator", "budget_spent", "set_deadline"]
+__all__ = ["BudgetStopper", "ResumableSearchGenerator", "UnfinishedAtStop", "budget_spent",
+           "set_deadline", "stopped_by_budget", "unfinished_at_stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +48,40 @@ _budget_s: float | None = None
 
 
 _announced = False
+#: whether the budget ended the running ``fit()`` through Tune's graceful stop
+_stopped = False
+#: trials running or waiting when it did (:class:`UnfinishedAtStop`)
+_unfinished = 0
 
 
 def set_deadline(budget_s: float | None) -> None:
     """Start this process's search budget: ``budget_s`` seconds from now (``None``: none)."""
-    global _deadline, _budget_s, _announced
-    _budget_s, _announced = budget_s, False
+    global _deadline, _budget_s, _announced, _stopped, _unfinished
+    _budget_s, _announced, _stopped, _unfinished = budget_s, False, False, 0
     _deadline = None if budget_s is None else time.monotonic() + budget_s
+
+
+def stopped_by_budget() -> bool:
+    """Whether the budget set last ended its search through Tune's graceful stop (its running
+    and waiting trials were saved unfinished: ``--resume`` continues them)."""
+    return _stopped
+
+
+def unfinished_at_stop() -> int:
+    """How many trials were running or waiting when the budget stopped the search (0 when it
+    did not): Tune saved them unfinished, and ``--resume`` continues them."""
+    return _unfinished
+
+
+class UnfinishedAtStop(tune.Callback):  # type: ignore[misc]
+    """Counts the unfinished trials at the step the budget stopped the search, before Tune's
+    clean-up marks the running ones terminated in memory (the saved state keeps them
+    running: that is what a resume continues)."""
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        global _unfinished
+        if _stopped and not _unfinished:
+            _unfinished = sum(t.status in ("PENDING", "RUNNING", "PAUSED") for t in trials)
 
 
 def budget_spent() -> bool:
@@ -59,18 +96,52 @@ class BudgetStopper(tune.Stopper):  # type: ignore[misc]
         return False
 
     def stop_all(self) -> bool:
-        global _announced
-        if not budget_spent():
+        global _announced, _stopped
+        if _stopped or not budget_spent():
             return False
         if not _announced:  # Tune asks at every step until the trials have stopped
             _announced = True
             logger.info("time budget of %.3g s spent: stopping the search (the best finished "
-                        "trial is frozen)", _budget_s)
-        return True
+                        "trial is frozen; running trials are saved for --resume)", _budget_s)
+        if _graceful_stop():
+            _stopped = True
+            return False
+        return True  # no graceful stop here: end the trials (ResumableSearchGenerator)
+
+
+#: Ray's own warning when its stop handler runs: it names Ctrl+C, not a budget
+_RAY_STOP_WARNING = "Stop signal received"
+
+
+class _WithoutRayStopWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_RAY_STOP_WARNING)
+
+
+def _graceful_stop() -> bool:
+    """Run Tune's graceful-stop handler (what SIGUSR1 or Ctrl+C run during ``fit()``, Ray
+    2.60's ``ray.tune.tune._setup_signal_catching``): the run ends after this step, with every
+    unfinished trial saved as it is. False when it is not installed (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
+                                                                                 "SIGUSR1"):
+        return False
+    handler = signal.getsignal(signal.SIGUSR1)
+    if not callable(handler) or "signal_interrupt_tune_run" not in getattr(
+            handler, "__qualname__", ""):
+        return False
+    ray_logger = logging.getLogger("ray.tune.tune")
+    quiet = _WithoutRayStopWarning()
+    ray_logger.addFilter(quiet)
+    try:
+        handler(signal.SIGUSR1, None)
+    finally:
+        ray_logger.removeFilter(quiet)
+    return True
 
 
 class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
-    """Tune's :class:`SearchGenerator`, made resumable after a time budget stopped the search.
+    """Tune's :class:`SearchGenerator`, made resumable after a time budget stopped the search
+    through ``stop_all`` (the fallback of :class:`BudgetStopper`; before it, every budget stop).
 
     - Restored, it is finished only when every trial was created (``is_finished`` still
       compares the count with the trials asked for): Tune saves the budget stop's "finished".
@@ -90,7 +161,7 @@ class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
 
     def set_finished(self) -> None:
         super().set_finished()  # type: ignore[no-untyped-call]
-        if budget_spent():
+        if budget_spent() and not _stopped:
             limiter = _in_chain(self.searcher, lambda s: isinstance(s, ConcurrencyLimiter))
             requeuer = _in_chain(self.searcher, lambda s: hasattr(s, "requeue_unreported"))
             if limiter is not None:

@@ -23,6 +23,7 @@ trial tables and leave-one-out live in :mod:`automl_asd.search` and never see a 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -34,7 +35,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -379,7 +380,11 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         else:
             tuner = _new_tuner(cfg, trainable, storage, callbacks, OptunaSearch,
                                ASHAScheduler, FIFOScheduler)
-        from automl_asd.orchestration.budget import set_deadline  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
+        from automl_asd.orchestration.budget import (  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
+            set_deadline,
+            stopped_by_budget,
+            unfinished_at_stop,
+        )
 
         set_deadline(cfg.time_budget_s)  # this invocation's budget, on a resume too
         t0 = time.perf_counter()
@@ -402,12 +407,21 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         target = int(began.get("trials", cfg.trials))
         # this invocation's budget (a resume runs under the one it is given)
         budgeted = cfg.time_budget_s is not None
+        # the budget ends a run through Tune's graceful stop, as Ctrl+C does, but it is no
+        # interrupt: the search ends normally, with its unfinished trials saved for --resume
+        by_budget = stopped_by_budget()
         if signalled is None:  # Tune's handler not watched: guess from the trials that ran
             signalled = not budgeted and n_made < target
-        interrupted = signalled
+        interrupted = bool(signalled) and not by_budget
+        unfinished = unfinished_at_stop() if by_budget else 0
         # the report says so (search.json's "interrupted"; a run that ends normally drops it)
         now_meta = io.read_search_meta(out) or {}
-        mark = {"after": n_done, "of": target} if interrupted else None
+        mark: dict[str, Any] | None = None
+        if interrupted:
+            mark = {"after": n_done, "of": target}
+        elif by_budget and unfinished:
+            mark = {"after": n_done, "of": target, "by": "time budget",
+                    "unfinished": unfinished}
         if now_meta.get("interrupted") != mark:
             io.write_search_meta(out, {**{k: v for k, v in now_meta.items()
                                           if k != "interrupted"},
@@ -415,6 +429,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)
+        elif unfinished:
+            logger.info("time budget spent after %d of %d trials: %d trial(s) still running "
+                        "or waiting are saved unfinished (the same command with --resume "
+                        "continues them)", n_done, target, unfinished)
         elif n_lost:
             logger.info("%d trial(s) ended without a result (stopped by the time budget before "
                         "they reported; --resume runs them again)", n_lost)
@@ -452,7 +470,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
     finally:
         if started_ray:
             shutdown_ray()
-    return replace(outcome, interrupted=interrupted)
+    return replace(outcome, interrupted=interrupted, unfinished=unfinished)
 
 
 def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
@@ -460,9 +478,62 @@ def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
     (``None``: cannot tell here). Tune (``ray.tune.tune._setup_signal_catching``, Ray 2.60)
     installs its own SIGINT handler for the run and, when the signal comes, ends the run
     gracefully and puts back the handler it found: a sentinel installed before ``fit()`` is
-    back in place after it exactly when the run was stopped by the signal. A time budget or a
-    finished search leaves Tune's handler in place. Where SIGTERM has a Python handler (the
-    CLI's interrupt), SIGTERM is handled as SIGINT during the run."""
+    back in place after it exactly when the run was stopped by the signal. A finished search
+    leaves Tune's handler in place; the time budget ends the run through that handler too
+    (:func:`~automl_asd.orchestration.budget.stopped_by_budget` tells it from a signal). Where
+    SIGTERM has a Python handler (the CLI's interrupt), SIGTERM is handled as SIGINT during
+    the run."""
+    with _without_ray_restore_hint():
+        return _fit_watching(tuner)
+
+
+class _RayRestoreHint(logging.Filter):
+    """Drops Ray's own lines at the end of a stopped run: its ``Tuner.restore(...)`` hint, the
+    list of unfinished trials and the trials without results it could not read (the command
+    says what stopped the run, lists trials without a result as ``not_run``, and says how
+    ``--resume`` continues; a user of the CLI has no Tuner to restore)."""
+
+    _ALWAYS = ("Experiment has been interrupted, but the most recent state was saved",
+               "Training has been interrupted, but the most recent state was saved")
+    #: kept where nothing stopped the run (failed trials)
+    _WHEN_STOPPED = ("Trials did not complete", "Failed to fetch metrics for")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self._ALWAYS):
+            return False
+        return not (message.startswith(self._WHEN_STOPPED) and _run_stopped())
+
+
+@contextlib.contextmanager
+def _without_ray_restore_hint() -> Iterator[None]:
+    hint = _RayRestoreHint()
+    loggers = [logging.getLogger(name) for name in ("ray.tune.tune",
+                                                    "ray.tune.analysis.experiment_analysis")]
+    for ray_logger in loggers:
+        ray_logger.addFilter(hint)
+    try:
+        yield
+    finally:
+        for ray_logger in loggers:
+            ray_logger.removeFilter(hint)
+
+
+def _run_stopped() -> bool:
+    """Whether the running ``fit()`` was stopped early: by the time budget, or by a signal
+    (Tune's stop handler then put back the SIGINT handler it found)."""
+    from automl_asd.orchestration.budget import stopped_by_budget  # noqa: PLC0415  (imports ray.tune)
+
+    if stopped_by_budget():
+        return True
+    if (threading.current_thread() is not threading.main_thread()
+            or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
+        return False
+    return "signal_interrupt_tune_run" not in getattr(signal.getsignal(signal.SIGINT),
+                                                       "__qualname__", "")
+
+
+def _fit_watching(tuner: Any) -> tuple[Any, bool | None]:
     if (threading.current_thread() is not threading.main_thread()
             or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
         return tuner.fit(), None
@@ -559,7 +630,11 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
     from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
     from ray.tune.search import ConcurrencyLimiter  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-    from automl_asd.orchestration.budget import BudgetStopper, ResumableSearchGenerator  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
+    from automl_asd.orchestration.budget import (  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
+        BudgetStopper,
+        ResumableSearchGenerator,
+        UnfinishedAtStop,
+    )
     from automl_asd.orchestration.dedup import DedupSearcher  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
     from automl_asd.orchestration.progress import TrialProgress  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
 
@@ -585,7 +660,8 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
             name=TUNE_DIRNAME, storage_path=storage, verbose=min(cfg.verbose, 1),
             # not TuneConfig's time_budget_s: Tuner.restore brings that back already spent
             stop=BudgetStopper(),
-            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs))],
+            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs)),
+                       UnfinishedAtStop()],
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
 

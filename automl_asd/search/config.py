@@ -143,6 +143,8 @@ class SearchOutcome:
     files: Mapping[str, Path] = field(default_factory=dict)
     #: True when the search stopped (e.g. Ctrl+C) before all trials ran; ``--resume`` continues.
     interrupted: bool = False
+    #: Trials the time budget left unfinished (running or waiting; ``--resume`` continues them).
+    unfinished: int = 0
     #: Which recipe the reference is, e.g. "reference recipe `fast_default` (not the official
     #: DCASE baseline)".
     reference: str = ""

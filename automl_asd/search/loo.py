@@ -131,9 +131,11 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         # a fold its time budget stopped short (trials not made, or made but stopped before
         # their first result) is not finished: --resume continues it, as it does a search
         made, again = len(outcome.trials), pending_reruns(outcome.records)
-        if not done and ((cfg.time_budget_s is not None and made < cfg.trials) or again):
+        if not done and ((cfg.time_budget_s is not None and made < cfg.trials) or again
+                         or outcome.unfinished):
             logger.info("fold %s: stopped by the time budget (%d of %d trials made%s); "
                         "--resume continues it", held, made, cfg.trials,
+                        f", {outcome.unfinished} unfinished" if outcome.unfinished else
                         f", {again} to run again" if again else "")
         elif not done:
             atomic_write_text(fdir / FOLD_DONE, json.dumps(

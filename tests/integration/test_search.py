@@ -187,12 +187,16 @@ class _InterruptAfter(tune.Callback):
 
 def test_interrupted_search_resumes_without_rerunning_finished_trials(
     ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     types = tuple(_types(dev_root)[:2])
     cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
                        trials=4, machine_types=types, cache_dir=cache_dir, seed=5)
-    first = run_search(cfg, callbacks=[_InterruptAfter(2, str(tmp_path))])
+    with caplog.at_level(logging.INFO):
+        first = run_search(cfg, callbacks=[_InterruptAfter(2, str(tmp_path))])
     assert first.interrupted
+    # ours says how to continue; Ray's Tuner.restore(...) hint is for API users, not the CLI's
+    assert "continue with --resume" in caplog.text and "Tuner.restore" not in caplog.text
     # the report says it is interim (found 2026-12-07: it read like a finished search)
     report = (cfg.out / "search_report.md").read_text()
     assert "**interrupted** after" in report and "`--resume` continues" in report
@@ -292,12 +296,10 @@ def test_a_search_stopped_by_its_time_budget_resumes_under_the_new_budget(
     with caplog.at_level(logging.WARNING):
         second = run_search(replace(cfg, resume=True, time_budget_s=None),
                             evaluator=_slow_stand_in)
-    assert not second.interrupted
-    # every trial ran; one the budget stopped before it reported (at most max_concurrent = 1)
-    # stays in the table and ran again, as one trial more
+    assert not second.interrupted and second.unfinished == 0
+    # every trial ran, the ones the budget stopped continued (not run again as new trials)
     ran_now = second.trials["status"].isin(["complete", "stopped_early", "error"])
-    n_lost = int((first.trials["status"] == "not_run").sum())
-    assert n_lost <= 1 and len(second.trials) == 12 + n_lost
+    assert len(second.trials) == 12
     assert int(ran_now.sum()) == 12 and int(ran_now.sum()) > int(ran.sum())
     assert "without an interrupt or a time budget" not in caplog.text  # not "damaged"
     report = (cfg.out / "search_report.md").read_text()
@@ -333,22 +335,83 @@ def test_a_reference_the_budget_stopped_before_it_reported_runs_on_resume(
     with caplog.at_level(logging.INFO):
         with pytest.raises(Exception, match="no trial finished"):
             run_search(cfg, evaluator=_reference_outlasts_the_budget)
-    assert "--resume runs them again" in caplog.text
+    assert "1 trial(s) still running or waiting are saved unfinished" in caplog.text
+    # the budget is no Ctrl+C: neither Ray's warning about one nor its Tuner.restore hint
+    assert "Stop signal received" not in caplog.text
+    assert "Tuner.restore" not in caplog.text and "Trials did not complete" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
         second = run_search(replace(cfg, resume=True, time_budget_s=None),
                             evaluator=_stand_in)
     assert "ended without a result" not in caplog.text
-    # the progress lines count to the trials asked for plus the re-run from the start
     counts = re.findall(r"search (\d+)/(\d+) trial", caplog.text)
-    assert counts and {total for _, total in counts} == {"4"}, counts
+    assert counts and {total for _, total in counts} == {"3"}, counts
     table = second.trials
     refs = table[table["is_reference"]]
-    assert list(refs["status"]) == ["not_run", "complete"]
-    assert list(table["order"]) == [1, 2, 3, 4]
-    assert len(table) == 3 + 1 and int((table["status"] != "not_run").sum()) == 3
+    assert list(refs["status"]) == ["complete"]
+    assert list(table["order"]) == [1, 2, 3]
+    assert int((table["status"] != "not_run").sum()) == 3
     assert second.reference_omega == pytest.approx(0.55 + 0.1 + 0.002)  # k = 1, two types
     assert "did not finish" not in (cfg.out / "search_report.md").read_text()
+
+
+def _stalls_at_full_fidelity(log: Path, stall: bool, recipe: Recipe,
+                             machines: Mapping[str, MachineData], *, cache_dir: Any = None,
+                             device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
+    """Logs each call; every trial but the reference stalls at full fidelity when ``stall``."""
+    from automl_asd.search.trials import trial_recipe
+
+    space = load_space("smoke")
+    reference = (recipe.behaviour_hash()
+                 == trial_recipe(space, space.reference_point()).behaviour_hash())
+    with log.open("a") as f:
+        f.write(f"{recipe.behaviour_hash()} {fidelity}\n")
+    if stall and not reference and fidelity == 1.0:
+        time.sleep(120.0)
+    value = 0.6 + 0.05 * fidelity
+    per_type = {(mt, "00"): MachineMetrics(value, value, value, value) for mt in machines}
+    return ObjectiveResult(omega=value, per_type=per_type, fidelity=fidelity, wall_s=0.0)
+
+
+def test_a_trial_the_budget_stopped_after_its_first_rung_continues_on_resume(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by a probe (2026-12-07, F2): the budget ended running trials as finished, so one
+    stopped after its first rung kept that rung's Ω for good (listed as `stopped_early`, as if
+    ASHA had stopped it) and `--resume` never continued it. The budget now stops the run as
+    Ctrl+C does: the trial is saved unfinished and `--resume` runs only its missing rung."""
+    import functools
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    log = tmp_path / "calls.txt"
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=2, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False, max_concurrent=1, time_budget_s=12.0)
+    first = run_search(cfg, evaluator=functools.partial(_stalls_at_full_fidelity, log, True))
+    table = first.trials.set_index("trial_id")
+    assert not first.interrupted and first.unfinished == 1
+    other = table[~table["is_reference"]]
+    assert list(other["status"]) == ["stopped_early"] and list(other["fidelity"]) == [0.5]
+    report = (cfg.out / "search_report.md").read_text()
+    assert "stopped by the time budget** after 2 of 2 trials, with 1 trial(s)" in report
+    calls = log.read_text().split()
+    stalled = str(other["behaviour_hash"].iloc[0])
+    assert calls.count(stalled) == 2  # rung 0.5, then the stalled rung 1.0
+
+    log.unlink()
+    second = run_search(replace(cfg, resume=True, time_budget_s=None),
+                        evaluator=functools.partial(_stalls_at_full_fidelity, log, False))
+    again = second.trials.set_index("trial_id")
+    assert list(again.index) == list(table.index)  # the same two trials, no re-run added
+    assert not second.unfinished and (again["status"] == "complete").all()
+    assert float(again.loc[other.index[0], "fidelity"]) == 1.0
+    # only the missing rung ran: continued from its checkpoint, not from the start
+    assert log.read_text().split() == [stalled, "1.0"]
+    assert "stopped by the time budget" not in (cfg.out / "search_report.md").read_text()
 
 
 def _fails_on_a_clip() -> None:

@@ -361,5 +361,5 @@ def test_pending_reruns_counts_recipes_a_resume_runs_again() -> None:
                            record_from_result("b", 2, z, None, None),
                            record_from_result("c", 3, {}, None, None)]) == 0
     assert _not_run_note(0, 0) == ""
-    assert "`--resume` runs 2 recipe(s) of them again" in _not_run_note(6, 2)
+    assert "`--resume` runs 2 of them" in _not_run_note(6, 2)
     assert "each has run again since" in _not_run_note(6, 0)

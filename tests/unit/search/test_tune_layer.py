@@ -336,6 +336,8 @@ def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
             limiter.suggest(trial_id)
         return inner, limiter, budget.ResumableSearchGenerator(limiter)
 
+    import signal
+
     stopper = budget.BudgetStopper()
     budget.set_deadline(None)
     assert not stopper.stop_all() and not budget.budget_spent()
@@ -343,15 +345,69 @@ def test_the_budget_stops_per_invocation_and_tells_the_searcher_what_it_ended(
     gen.set_finished()  # an interrupt: the trials run again on --resume and report then
     assert inner.ended == [] and limiter.live_trials == {"a", "b"}
 
-    budget.set_deadline(0.0)
-    with caplog.at_level(logging.INFO, logger="automl_asd.orchestration.budget"):
-        assert stopper.stop_all() and stopper.stop_all()
-    assert caplog.text.count("time budget of 0 s spent") == 1
-    inner, limiter, gen = generator()
-    gen.set_finished()
-    assert inner.ended == [("a", None), ("b", None)] and limiter.live_trials == set()
-    assert gen.is_finished()
-    budget.set_deadline(None)
+    # outside Tune's fit() (an earlier fit in this process leaves its SIGUSR1 handler): the
+    # stopper's fallback, stop_all
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    try:
+        budget.set_deadline(0.0)
+        with caplog.at_level(logging.INFO, logger="automl_asd.orchestration.budget"):
+            assert stopper.stop_all() and stopper.stop_all()
+        assert caplog.text.count("time budget of 0 s spent") == 1
+        assert not budget.stopped_by_budget()
+        inner, limiter, gen = generator()
+        gen.set_finished()
+        assert inner.ended == [("a", None), ("b", None)] and limiter.live_trials == set()
+        assert gen.is_finished()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        budget.set_deadline(None)
+
+
+def test_the_budget_stops_a_run_through_tune_s_graceful_stop_where_fit_installed_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07, F2): `stop_all` ends running trials as finished, so a
+    trial stopped after its first rung could never be continued. Where Tune's stop handler
+    is installed (SIGUSR1 during fit() in the main thread) the budget runs it instead: once,
+    without Ray's "Stop signal received (e.g. via SIGINT/Ctrl+C)" warning, and the trials
+    still running or waiting at that step are counted."""
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    from automl_asd.orchestration import budget
+
+    calls: list[int] = []
+
+    def _setup_signal_catching() -> Any:  # named as Ray 2.60 names its handler
+        def signal_interrupt_tune_run(sig: int, frame: Any) -> None:
+            logging.getLogger("ray.tune.tune").warning("Stop signal received (e.g. via "
+                                                       "SIGINT/Ctrl+C), ending Ray Tune run.")
+            calls.append(sig)
+        return signal_interrupt_tune_run
+
+    previous = signal.signal(signal.SIGUSR1, _setup_signal_catching())
+    stopper, mark = budget.BudgetStopper(), budget.UnfinishedAtStop()
+    trials = [SimpleNamespace(status=s) for s in ("TERMINATED", "RUNNING", "PENDING", "ERROR")]
+    try:
+        budget.set_deadline(10.0)
+        mark.on_step_end(iteration=1, trials=trials)
+        assert not stopper.stop_all() and not budget.stopped_by_budget()
+        assert budget.unfinished_at_stop() == 0
+        budget.set_deadline(0.0)
+        with caplog.at_level(logging.INFO):
+            assert not stopper.stop_all() and not stopper.stop_all()
+        assert calls == [signal.SIGUSR1] and budget.stopped_by_budget()
+        assert "Stop signal received" not in caplog.text
+        assert caplog.text.count("time budget of 0 s spent") == 1
+        mark.on_step_end(iteration=2, trials=trials)
+        trials[1].status = "TERMINATED"  # Tune's clean-up, after the stop's step
+        mark.on_step_end(iteration=3, trials=trials)
+        assert budget.unfinished_at_stop() == 2
+        budget.set_deadline(None)  # the next invocation starts afresh
+        assert not budget.stopped_by_budget() and budget.unfinished_at_stop() == 0
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        budget.set_deadline(None)
 
 
 def test_budget_stopped_trials_that_never_reported_are_run_again_as_extra_trials() -> None:
