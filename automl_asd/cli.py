@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import select
 import signal
 import sys
 import threading
@@ -70,6 +72,20 @@ def _add_log_options(parser: argparse.ArgumentParser, depth: int) -> None:
                 _add_log_options(child, depth + 1)
 
 
+def _innermost(parser: argparse.ArgumentParser,
+               args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The sub-command's parser ``args`` came through, at the deepest level (``recipe
+    list``'s, not ``recipe``'s or the top level's)."""
+    while True:
+        chosen = None
+        for action in parser._actions:  # noqa: SLF001  (argparse keeps its sub-parsers here)
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                chosen = action.choices.get(getattr(args, action.dest or "", None) or "")
+        if chosen is None:
+            return parser
+        parser = chosen
+
+
 def _log_level_args(args: argparse.Namespace) -> None:
     """``args.verbose``: every ``-v`` wherever given; ``args.quiet``: any ``-q``."""
     extra = vars(args)
@@ -81,7 +97,9 @@ def _log_level_args(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the usage of the (sub-)command they were given to, not the top level's
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     check_numbers(parser, args)  # NaN/inf anywhere, and the shared ranges: exit 2 at once
     _log_level_args(args)
     if args.verbose and args.quiet:  # found 2026-12-07: -q won silently
@@ -103,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Library errors carry a message naming the file/field and the fix; OS errors name
         # their path; no traceback for any expected error (-v shows it). Options that cannot
         # run together (UsageError) get argparse's usage status.
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return _SIGPIPE_STATUS  # `automl-asd recipe list | head -1`: quiet, as `ls` is
         if args.verbose:
             raise
         print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
@@ -110,6 +130,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: what a shell reports for a command that a closed pipe ended (128 + SIGPIPE)
+_SIGPIPE_STATUS = 141
+
+
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe its reader closed (not some other broken pipe, e.g. a
+    socket); if so it is pointed at ``/dev/null``, so that the interpreter's own flush at exit
+    does not fail once more."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poller.poll(0)):
+            return False
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file (captured), or no poll()
+        return False
+    return True
 
 
 def _interrupt_on_sigterm() -> Any:

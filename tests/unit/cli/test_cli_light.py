@@ -111,3 +111,33 @@ def test_main_puts_the_sigterm_handler_back(tmp_path: Path,
         assert seen[1] is theirs and signal.getsignal(signal.SIGTERM) is theirs
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def test_an_unknown_option_gets_the_usage_of_the_command_it_was_given_to(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `recipe list -x` showed the top level's usage line, as if `recipe`
+    were unknown."""
+    from automl_asd.cli import main
+
+    for argv, usage in ((["recipe", "list", "-x"], "automl-asd recipe list"),
+                        (["doctor", "--bogus"], "automl-asd doctor"),
+                        (["--bogus"], "automl-asd")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2
+        assert f"usage: {usage} [-h]" in err, err
+        assert f"{usage}: error: unrecognized arguments: {argv[-1]}" in err, err
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly() -> None:
+    """`automl-asd recipe list | head -1` printed "error: [Errno 32] Broken pipe" and exited 1;
+    now it ends quietly with the shell's status for a closed pipe (141)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom automl_asd.cli import "
+                             "main\nsys.exit(main(['recipe', 'list']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes (it takes ~1 s to start)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
