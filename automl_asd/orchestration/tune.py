@@ -362,7 +362,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         _preflight(cfg, storage, machines)
         if cfg.prewarm:
             _prewarm_task(cfg, machines)
-            budget_check(cfg, machines, out, estimate=_remote_estimate(cfg))
+            # a resume continues the same space on the same data (check_start): the estimate
+            # made when the search started still holds
+            budget_check(cfg, machines, out, estimate=_remote_estimate(cfg),
+                         measured=(previous or {}).get("estimates") if cfg.resume else None)
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),
                             machines=machines,

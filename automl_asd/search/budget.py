@@ -433,26 +433,40 @@ def _finite_mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+#: what a cost estimate in ``search.json`` must hold to be used again
+_ESTIMATE_KEYS = ("reference_s", "reference_family", "mean_trial_s", "family_trial_s")
+
+
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
-                 estimate: Callable[..., dict[str, Any]] | None = None) -> list[str]:
+                 estimate: Callable[..., dict[str, Any]] | None = None,
+                 measured: Mapping[str, Any] | None = None) -> list[str]:
     """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
-    them to ``<out>/search.json``. Returns the warnings."""
+    them to ``<out>/search.json``. Returns the warnings.
 
-    t0 = time.perf_counter()
-    est = (estimate or estimate_costs)(
-        cfg.space, machines, cache_dir=cfg.cache_dir,
-        device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed,
-        time_budget_s=cfg.time_budget_s)
-    est["estimate_s"] = time.perf_counter() - t0
+    ``measured``: the estimate this search made when it started (``search.json``'s, for a
+    resume of the same space on the same data): used again instead of timing fits anew (5 to
+    10 s each time); the warnings follow the budget given now."""
+
+    if isinstance(measured, Mapping) and all(k in measured for k in _ESTIMATE_KEYS):
+        est = {k: v for k, v in measured.items() if k != "warnings"}
+        how = "measured when the search started"
+    else:
+        t0 = time.perf_counter()
+        est = (estimate or estimate_costs)(
+            cfg.space, machines, cache_dir=cfg.cache_dir,
+            device="cpu" if cfg.device == "auto" else cfg.device, seed=cfg.seed,
+            time_budget_s=cfg.time_budget_s)
+        est["estimate_s"] = time.perf_counter() - t0
+        how = f"{est['estimate_s']:.1f} s to measure"
     warnings: list[str] = []
     budget = cfg.time_budget_s
     slots = max(1, int(cfg.max_concurrent))
     ref = est["reference_s"]
     startup = min(TPE_STARTUP, int(cfg.trials)) * est["mean_trial_s"] / slots
-    logger.info("cost estimate (%.1f s to measure): reference %s ~%.0f s; average trial ~%.0f "
-                "s; per family %s; %d new feature spec(s) ~%.0f s each", est["estimate_s"],
+    logger.info("cost estimate (%s): reference %s ~%.0f s; average trial ~%.0f "
+                "s; per family %s; %d new feature spec(s) ~%.0f s each", how,
                 est["reference_family"], ref, est["mean_trial_s"],
                 {k: round(v) if math.isfinite(v) else None
                  for k, v in est["family_trial_s"].items()},

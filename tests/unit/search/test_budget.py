@@ -383,6 +383,16 @@ def test_budget_check_warns_and_records_the_estimate(
     assert saved["reference_s"] == 800.0 and saved["warnings"] == warnings
     assert saved["estimate_s"] >= 0.0
 
+    # a resume uses the estimate the search started with (it measured 5-10 s of fits each
+    # time), with the warnings of the budget it is given now
+    again = budget.budget_check(_Cfg(load_space("demo"), 300.0), {}, tmp_path,
+                                estimate=estimate, measured=saved)
+    assert len(calls) == 1 and len(again) == 2
+    resaved = json.loads((tmp_path / "search.json").read_text())["estimates"]
+    assert resaved == {**saved, "warnings": again}
+    budget.budget_check(cfg, {}, tmp_path, estimate=estimate, measured={"reference_s": 1.0})
+    assert len(calls) == 2  # an estimate without every figure (an older version's): measured
+
 
 def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
     monkeypatch: pytest.MonkeyPatch,
