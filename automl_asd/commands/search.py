@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
+        else:  # the report and the recipe are written anew: an edited one is kept beside
+            folder.keep_edited()
         # claimed before any trial: a search killed outright (SIGKILL, a node lost) never
         # reaches the listing below, and its folder must still read as a search to --resume
         folder.manifest["dirs"] = sorted({*(folder.manifest.get("dirs") or ()),

@@ -5,9 +5,9 @@ files it wrote there, and never deletes or replaces anything else:
 
 * ``<out>/.automl-asd-run.json`` (the *run manifest*): the command, the recipe name and hash,
   and ``files``: every file the runs of that folder wrote, as ``{relative path: sha256}``.
-  A file whose name is listed is the run's own (a rerun may replace it, even if it was edited
-  since; ``--resume`` reruns a machine type whose files no longer match); any other file is
-  *foreign*.
+  A file whose name is listed is the run's own (a rerun may replace it; ``--resume`` reruns a
+  machine type whose files no longer match; a report or the recipe a user edited since is
+  first kept as ``<name>.edited``, :func:`editable`); any other file is *foreign*.
 * ``<out>/.automl-asd-run.lock``: one advisory lock per folder (``fcntl.flock``, held for the
   whole command; the file holds the holder's pid, host and command). A second writer fails at
   once with a one-line error naming that pid and host.
@@ -32,6 +32,7 @@ import fnmatch
 import json
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ __all__ = [
     "data_fingerprint",
     "machine_patterns",
     "REPORT_PATTERNS",
+    "editable",
     "plot_patterns",
     "matches",
     "check_report_file",
@@ -74,6 +76,15 @@ _TOOL_NAMES = (RUN_MANIFEST, LOCK_FILE)
 
 #: Files ``apply`` writes once per run when labels exist (metrics, tables).
 REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
+
+
+
+def editable(rel: str) -> bool:
+    """Whether the run's own file ``rel`` is one people edit: a report (``*.md``) or the
+    recipe at the top of the folder. One edited since the tool wrote it is kept as
+    ``<name>.edited`` before the tool replaces it (:meth:`RunFolder.keep_edited`). Files in
+    model bundles are not: a bundle is saved as a whole, checked against its own manifest."""
+    return "/" not in rel and (rel.endswith(".md") or rel == "recipe.json")
 
 
 def matches(rel: str, patterns: Sequence[str]) -> bool:
@@ -561,10 +572,42 @@ class RunFolder:
                           f"into this folder{also}; the run would replace or mix with it: "
                           f"{fixes}")
 
+    def keep_edited(self) -> list[str]:
+        """Keep a copy of each of the run's own reports and recipe (:func:`editable`) whose
+        content is no longer what the tool wrote (a user edited it) as ``<name>.edited``
+        (``.edited-2``, … when that exists): a file the folder does not own, so nothing ever
+        replaces it. Logs one warning per file and returns the copies' relative paths."""
+        return self._keep_edited([rel for rel in sorted(self.files) if editable(rel)],
+                                 move=False)
+
+    def _keep_edited(self, rels: Sequence[str], *, move: bool) -> list[str]:
+        kept = []
+        for rel in rels:
+            path, digest = self.path / rel, self.files.get(rel)
+            if (digest is None or not path.is_file() or path.is_symlink()
+                    or sha256_file(path) == digest):
+                continue
+            copy = path.with_name(path.name + ".edited")
+            n = 1
+            while copy.exists() or copy.is_symlink():
+                n += 1
+                copy = path.with_name(f"{path.name}.edited-{n}")
+            if move:
+                path.rename(copy)
+            else:
+                shutil.copy2(path, copy)
+            kept.append(copy.relative_to(self.path).as_posix())
+            logger.warning("%s: edited since automl-asd wrote it; the edited version is kept as "
+                           "%s (this run writes %s anew)", path, copy.name, path.name)
+        return kept
+
     def remove_owned(self, keep_if_not: Callable[[str], bool]) -> list[str]:
         """Delete the run's own files whose relative path satisfies the predicate; foreign files
-        are never touched. Empty folders left behind are removed. Returns what was deleted."""
+        are never touched, and a report or recipe a user edited since the tool wrote it is
+        kept as ``<name>.edited`` (:meth:`keep_edited`). Empty folders left behind are removed.
+        Returns what was deleted."""
         gone = [rel for rel in sorted(self.files) if keep_if_not(rel)]
+        self._keep_edited([rel for rel in gone if editable(rel)], move=True)  # renamed: kept
         for rel in gone:
             path = self.path / rel
             if path.is_file() or path.is_symlink():

@@ -400,6 +400,47 @@ def test_files_of_a_killed_run_are_still_its_own(tmp_path: Path) -> None:
     assert not list(out.glob(".automl-asd-run.journal-*"))
 
 
+def test_a_report_or_recipe_a_user_edited_is_kept_when_the_tool_replaces_it(
+        applied: Path, data: Path, copy_of: Callable[[Path, str], Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07, F10): `--resume` rewrote results.md, recipe.json or
+    search_report.md that a user had edited, silently. The edited version is now kept as
+    `<name>.edited` (a file the run does not own: never replaced), with a warning; files
+    nobody edited are replaced without one. A bundle's files are not documents: a bundle is
+    saved whole (a file left in it would block that)."""
+    out = copy_of(applied, "edited")
+    (out / "results.md").write_text((out / "results.md").read_text() + "\nmy notes\n")
+    os.remove(out / f"anomaly_score_{MT}_section_00_test.csv")  # the type runs again
+    with caplog.at_level(logging.WARNING):
+        assert main(_apply(data, out, "--resume")) == 0
+    assert "my notes" in (out / "results.md.edited").read_text()
+    assert "my notes" not in (out / "results.md").read_text()
+    assert caplog.text.count("edited since automl-asd wrote it") == 1
+    with RunFolder.open(out, command="apply") as folder:
+        assert not folder.owns("results.md.edited")  # the user's: never replaced
+        assert folder.keep_edited() == []  # what the tool wrote is unedited
+    caplog.clear()
+    (out / "results.md").write_text("again\n")
+    with caplog.at_level(logging.WARNING):
+        assert main(_apply(data, out, "--resume")) == 0
+    assert (out / "results.md.edited-2").read_text() == "again\n"
+    assert "my notes" in (out / "results.md.edited").read_text()
+
+    # search --resume: the copy is made before the run writes its report anew
+    folder_dir = out.parent / "search_like"
+    folder_dir.mkdir()
+    with RunFolder.open(folder_dir, command="search") as folder:
+        (folder_dir / "search_report.md").write_text("tool\n")
+        (folder_dir / "trials.csv").write_text("a\n")
+        folder.record(["search_report.md", "trials.csv"])
+    (folder_dir / "search_report.md").write_text("tool\nmine\n")
+    (folder_dir / "trials.csv").write_text("b\n")  # not a document people edit: no copy
+    with RunFolder.open(folder_dir, command="search") as folder:
+        assert folder.keep_edited() == ["search_report.md.edited"]
+    assert (folder_dir / "search_report.md").read_text() == "tool\nmine\n"  # still in place
+    assert not (folder_dir / "trials.csv.edited").exists()
+
+
 # ============================================================================ concurrency
 @pytest.mark.slow
 def test_second_recipe_into_the_same_out_is_refused(applied: Path, data: Path,
