@@ -402,8 +402,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                         "run or running)", skipped)
         records = records_from_grid(grid, space)
         n_done = sum(r.status in RAN_STATUSES for r in records)
-        # trials Tune made, run or not: one a time budget stopped before it reported counts
-        # among them, and a resume runs its config again as one more trial
+        # trials Tune made, run or not: one stopped before it reported counts among them (the
+        # budget's fallback stop_all: a resume runs its config again as one more trial)
         n_made = len(records)
         n_lost = pending_reruns(records)
         began = previous if cfg.resume and previous is not None else meta  # what the run set
