@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -156,6 +157,17 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
             state = json.loads((Path(ckpt_dir) / "rung.json").read_text())
             start = int(state["next"])
             cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
+    # a rung that finished while Tune was ending a stopped run (the time budget, Ctrl+C) was
+    # saved to disk after Tune's last record of the run: report it again rather than run it
+    # again (found 2026-12-07: a trial longer than a budget restarted at every resume)
+    later = _later_rung_on_disk(start)
+    if later is not None:
+        state, saved = later
+        start = int(state["next"])
+        cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(saved, tmp, dirs_exist_ok=True)
+            tune.report(dict(state["metrics"]), checkpoint=tune.Checkpoint.from_directory(tmp))
     # Without a time cap the reference skips the cheap rungs: it reports once, at full
     # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
     # end past the cap, so it never holds a slot for the whole budget.
@@ -187,13 +199,43 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
         with tempfile.TemporaryDirectory() as tmp:
+            # the metrics too: a rung saved after Tune's last record is reported from them
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1,
-                                                              "cache": cache_totals}))
+                                                              "cache": cache_totals,
+                                                              "metrics": metrics}))
             if i == len(rungs) - 1 and getattr(result, "per_clip", None):
                 # The full-fidelity per-clip scores travel with the last checkpoint: the final
                 # pick's bootstrap reads them instead of scoring the recipe again.
                 save_clip_scores(tmp, result.per_clip)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:
+    """The latest rung this trial saved in its own folder past rung ``start`` (Tune's
+    restored one), with its metrics, and the checkpoint folder holding it; ``None`` when
+    there is none (the usual case: Tune recorded every rung the trial saved)."""
+    from ray import tune  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    try:  # the trial's folder in the run's storage, where its checkpoints are persisted
+        with warnings.catch_warnings():  # outside a trial Ray warns and returns None
+            warnings.simplefilter("ignore")
+            storage = tune.get_context().get_storage()
+        if getattr(storage.storage_filesystem, "type_name", None) != "local":
+            return None  # object storage: not looked into (the rung runs again)
+        trial_dir = Path(storage.trial_fs_path)
+    except Exception:  # noqa: BLE001  (outside a trial, or an older layout: nothing to find)
+        return None
+    best: tuple[dict[str, Any], Path] | None = None
+    for folder in sorted(trial_dir.glob("checkpoint_*")):
+        try:
+            state = json.loads((folder / "rung.json").read_text())
+            nxt = int(state["next"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (isinstance(state.get("metrics"), dict) and nxt > start
+                and (best is None or nxt > int(best[0]["next"]))):
+            best = (state, folder)
+    return best
 
 
 # --------------------------------------------------------------------------------------------

@@ -435,6 +435,66 @@ def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
     assert all(r["is_reference"] == 1 for r in reports)
 
 
+def test_a_rung_saved_after_tune_s_last_record_is_reported_again_not_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a probe (2026-12-07): a rung that finished while Tune was ending a run the
+    time budget stopped was saved in the trial's folder after Tune's last record of the
+    run; the resumed trial ran it again, so a trial longer than the budget restarted at
+    every `--resume`. The trainable now reports that rung from its saved metrics and goes on
+    from the next one."""
+    from ray import tune
+
+    from automl_asd.orchestration import tune as tune_layer
+
+    reports: list[tuple[dict[str, Any], list[str]]] = []
+
+    def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        with checkpoint.as_directory() as folder:
+            reports.append((dict(metrics), sorted(p.name for p in Path(folder).iterdir())))
+
+    trial_dir = tmp_path / "trial"
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", report)
+    storage = SimpleNamespace(storage_filesystem=SimpleNamespace(type_name="local"),
+                              trial_fs_path=str(trial_dir))
+    monkeypatch.setattr(tune, "get_context",
+                        lambda: SimpleNamespace(get_storage=lambda: storage))
+    monkeypatch.setattr(tune_layer, "node_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+    calls: list[float] = []
+
+    def evaluator(recipe: Recipe, machines: Any, *, fidelity: float = 1.0,
+                  **kwargs: Any) -> ObjectiveResult:
+        calls.append(fidelity)
+        m = MachineMetrics(0.6, 0.6, 0.6, 0.6)
+        return ObjectiveResult(omega=0.6 + fidelity / 10, per_type={("fan", "00"): m},
+                               fidelity=fidelity, wall_s=1.0)
+
+    space = load_space("smoke")  # rungs 0.5, 1.0
+    point = {**space.reference_point()}
+    point["detector.pooled_stats.backend.knn.k"] = 3  # not the reference
+    ctx = tune_layer._TrialContext(space=space, reference_point=space.reference_point(),
+                                   machines={}, cache_dir=None, device="cpu",
+                                   evaluator=evaluator, reference_cap_s=None)
+    tune_layer._trainable(dict(point), ctx)  # a run Tune records: no folder to find
+    assert calls == [0.5, 1.0] and [r["fidelity"] for r, _ in reports] == [0.5, 1.0]
+
+    # what the worker saved for rung 1 while Tune was ending the run (Tune restores nothing)
+    saved = trial_dir / "checkpoint_000000"
+    saved.mkdir(parents=True)
+    first = reports[0][0]
+    (saved / "rung.json").write_text(json.dumps({"next": 1, "cache": {}, "metrics": first}))
+    (trial_dir / "checkpoint_000001").mkdir()  # a folder without a rung: ignored
+    reports.clear()
+    calls.clear()
+    tune_layer._trainable(dict(point), ctx)
+    assert calls == [1.0]  # only the missing rung ran
+    assert [r for r, _ in reports] == [first, reports[1][0]]
+    assert reports[0][1] == ["rung.json"] and reports[1][0]["fidelity"] == 1.0
+    assert reports[1][0]["rung"] == 2
+    assert (saved / "rung.json").is_file()  # reported from a copy: the folder stays as it was
+
+
 def test_extraction_is_timed_cold_in_a_throwaway_cache(
     tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
