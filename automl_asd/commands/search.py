@@ -47,9 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=1, metavar="K",
                         help="trials running at once (default 1)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="S",
-                        help="end the search after S seconds (running trials are stopped; the "
-                             "best finished trial is frozen; --resume continues it under its "
-                             "own budget; with --leave-one-out: S per fold)")
+                        help="end the search after S seconds (the best finished trial is "
+                             "frozen; running trials are saved unfinished and --resume "
+                             "continues them, under its own budget; with --leave-one-out: S "
+                             "per fold)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed search in RUN_DIR (finished trials are kept)")
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default 0)")
@@ -161,7 +162,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
     if args.verify_audio:  # read by features.extract here and in the (local) Ray workers
         os.environ["AUTOML_ASD_VERIFY_AUDIO"] = "1"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from automl_asd.io.search_report import pick_certainty_line  # noqa: PLC0415  (pandas)
+    from automl_asd.io.search_report import pick_certainty_line, unfinished_folds  # noqa: PLC0415  (pandas)
     from automl_asd.orchestration.tune import run_leave_one_out, run_search  # noqa: PLC0415  (loads pandas and Ray only when a search runs)
     from automl_asd.search.loo import trials_per_fold  # noqa: PLC0415  (pandas)
 
@@ -178,6 +179,11 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
         if args.novel is not None:
             print(f"novel check (does the choice carry?) of each fold: "
                   f"{args.out / 'loo'}/<held-out type>/search_report.md")
+        partial = unfinished_folds(loo.table)
+        if partial:
+            print(f"time budget spent before fold(s) {', '.join(partial)} finished (their rows "
+                  "come from the trials that did): the same command with --resume continues "
+                  "them")
         return 0
     outcome = run_search(cfg, data=data)
     counts = outcome.trials["status"].value_counts().to_dict()

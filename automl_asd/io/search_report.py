@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "META_NAME",
     "pick_certainty_line",
+    "unfinished_folds",
     "read_search_meta",
     "write_search_meta",
     "DUPLICATES_NAME",
@@ -557,11 +558,11 @@ def _interrupted_note(mark: Any) -> list[str]:
     if mark.get("by") == "time budget":
         return [f"- **stopped by the time budget** after {mark.get('after', '?')} of "
                 f"{mark.get('of', '?')} trials, with {mark.get('unfinished', '?')} trial(s) "
-                "running or waiting: they are saved unfinished (one that had reported is "
-                "listed at its last rung, as `stopped_early`); the same command with "
+                "running or waiting: they are saved unfinished (any that had reported a "
+                "rung is listed at it, as `stopped_early`); the same command with "
                 "`--resume` continues each from its last rung"]
     return [f"- **interrupted** after {mark.get('after', '?')} of {mark.get('of', '?')} "
-            "trials: this report holds the trials that ran (one running then is listed at "
+            "trials: this report holds the trials that ran (any running then is listed at "
             "its last rung, as `stopped_early`); the same command with `--resume` continues "
             "the search"]
 
@@ -582,6 +583,15 @@ def _append_section(out_dir: Path, lines: list[str]) -> Path:
     return atomic_write_text(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
+def unfinished_folds(table: Any) -> list[str]:
+    """Held-out types whose fold the time budget stopped before it finished (a table written
+    before the ``finished`` column: none)."""
+    if "finished" not in getattr(table, "columns", ()):
+        return []
+    return [str(h) for h, ok in zip(table["held_out"], table["finished"], strict=True)
+            if not bool(ok)]
+
+
 def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
                         meta: Mapping[str, Any]) -> tuple[Path, Path]:
     """``<out>/leave_one_out.parquet`` and ``leave_one_out.md`` (held-out vs in-search Ω)."""
@@ -599,6 +609,11 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
              "AUC-t, pAUC); `reference_held_out_omega` is the space's "
              f"{meta.get('reference') or 'reference recipe'} on that type.", "",
              _md_table(shown), ""]
+    partial = unfinished_folds(table)
+    if partial:
+        lines += [f"**Stopped by the time budget before finishing**: fold(s) "
+                  f"{', '.join(partial)} (their rows are from the trials that finished); the "
+                  "same command with `--resume` continues them.", ""]
     if len(table):
         lines += [f"Mean in-search Ω {table['in_search_omega'].mean():.4f}; mean held-out Ω "
                   f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "

@@ -50,14 +50,14 @@ _budget_s: float | None = None
 _announced = False
 #: whether the budget ended the running ``fit()`` through Tune's graceful stop
 _stopped = False
-#: trials running or waiting when it did (:class:`UnfinishedAtStop`)
-_unfinished = 0
+#: ids of the trials running or waiting at the end of Tune's last step (:class:`UnfinishedAtStop`)
+_unfinished: frozenset[str] = frozenset()
 
 
 def set_deadline(budget_s: float | None) -> None:
     """Start this process's search budget: ``budget_s`` seconds from now (``None``: none)."""
     global _deadline, _budget_s, _announced, _stopped, _unfinished
-    _budget_s, _announced, _stopped, _unfinished = budget_s, False, False, 0
+    _budget_s, _announced, _stopped, _unfinished = budget_s, False, False, frozenset()
     _deadline = None if budget_s is None else time.monotonic() + budget_s
 
 
@@ -67,21 +67,24 @@ def stopped_by_budget() -> bool:
     return _stopped
 
 
-def unfinished_at_stop() -> int:
-    """How many trials were running or waiting when the budget stopped the search (0 when it
-    did not): Tune saved them unfinished, and ``--resume`` continues them."""
+def unfinished_at_stop() -> frozenset[str]:
+    """Ids of the trials running or waiting at the end of the last step of the search this
+    process ran (:func:`set_deadline` clears them): after a run the budget or a signal
+    stopped, the trials Tune saved unfinished, which ``--resume`` continues (empty after a
+    run that finished, or one restored from a version without :class:`UnfinishedAtStop`)."""
     return _unfinished
 
 
 class UnfinishedAtStop(tune.Callback):  # type: ignore[misc]
-    """Counts the unfinished trials at the step the budget stopped the search, before Tune's
-    clean-up marks the running ones terminated in memory (the saved state keeps them
-    running: that is what a resume continues)."""
+    """Notes the unfinished trials at the end of every step of Tune's loop: the last step's
+    are the ones a stopped run saved unfinished. (Tune's clean-up afterwards marks the running
+    ones terminated in memory; the saved state keeps them running, and a resume continues
+    them.)"""
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         global _unfinished
-        if _stopped and not _unfinished:
-            _unfinished = sum(t.status in ("PENDING", "RUNNING", "PAUSED") for t in trials)
+        _unfinished = frozenset(str(t.trial_id) for t in trials
+                                if t.status in ("PENDING", "RUNNING", "PAUSED"))
 
 
 def budget_spent() -> bool:

@@ -210,6 +210,16 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def _trials_made(out: Path) -> int:
+    """Trials the search's last invocation listed in ``trials.parquet`` (0 without one)."""
+    import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    try:
+        return len(pd.read_parquet(out / "trials.parquet", columns=["trial_id"]))
+    except Exception:  # noqa: BLE001  (none yet, or unreadable: count none)
+        return 0
+
+
 def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:
     """The latest rung this trial saved in its own folder past rung ``start`` (Tune's
     restored one), with its metrics, and the checkpoint folder holding it; ``None`` when
@@ -407,7 +417,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             # a resume continues the same space on the same data (check_start): the estimate
             # made when the search started still holds
             budget_check(cfg, machines, out, estimate=_remote_estimate(cfg),
-                         measured=(previous or {}).get("estimates") if cfg.resume else None)
+                         measured=(previous or {}).get("estimates") if cfg.resume else None,
+                         made=_trials_made(out) if cfg.resume else 0)
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),
                             machines=machines,
@@ -443,7 +454,6 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
                         "run or running)", skipped)
         records = records_from_grid(grid, space)
-        n_done = sum(r.status in RAN_STATUSES for r in records)
         # trials Tune made, run or not: one stopped before it reported counts among them (the
         # budget's fallback stop_all: a resume runs its config again as one more trial)
         n_made = len(records)
@@ -452,13 +462,16 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         target = int(began.get("trials", cfg.trials))
         # this invocation's budget (a resume runs under the one it is given)
         budgeted = cfg.time_budget_s is not None
-        # the budget ends a run through Tune's graceful stop, as Ctrl+C does, but it is no
-        # interrupt: the search ends normally, with its unfinished trials saved for --resume
         by_budget = stopped_by_budget()
         if signalled is None:  # Tune's handler not watched: guess from the trials that ran
             signalled = not budgeted and n_made < target
+        # the budget ends a run through Tune's graceful stop, as Ctrl+C does, but it is no
+        # interrupt: the search ends normally, with its unfinished trials saved for --resume
         interrupted = bool(signalled) and not by_budget
-        unfinished = unfinished_at_stop() if by_budget else 0
+        # trials a stopped run saved unfinished: not done, even those that reported a rung
+        open_ids = unfinished_at_stop() if (by_budget or interrupted) else frozenset()
+        n_done = sum(r.status in RAN_STATUSES and r.trial_id not in open_ids for r in records)
+        unfinished = len(open_ids) if by_budget else 0
         # the report says so (search.json's "interrupted"; a run that ends normally drops it)
         now_meta = io.read_search_meta(out) or {}
         mark: dict[str, Any] | None = None

@@ -439,7 +439,7 @@ _ESTIMATE_KEYS = ("reference_s", "reference_family", "mean_trial_s", "family_tri
 
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                  estimate: Callable[..., dict[str, Any]] | None = None,
-                 measured: Mapping[str, Any] | None = None) -> list[str]:
+                 measured: Mapping[str, Any] | None = None, made: int = 0) -> list[str]:
     """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
@@ -447,7 +447,8 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
 
     ``measured``: the estimate this search made when it started (``search.json``'s, for a
     resume of the same space on the same data): used again instead of timing fits anew (5 to
-    10 s each time); the warnings follow the budget given now."""
+    10 s each time); the warnings follow the budget given now. ``made``: trials the search
+    made before (a resume): only TPE's start-up trials still to make are counted."""
 
     if isinstance(measured, Mapping) and all(k in measured for k in _ESTIMATE_KEYS):
         est = {k: v for k, v in measured.items() if k != "warnings"}
@@ -464,7 +465,8 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     budget = cfg.time_budget_s
     slots = max(1, int(cfg.max_concurrent))
     ref = est["reference_s"]
-    startup = min(TPE_STARTUP, int(cfg.trials)) * est["mean_trial_s"] / slots
+    n_startup = max(0, min(TPE_STARTUP, int(cfg.trials)) - max(0, int(made)))
+    startup = n_startup * est["mean_trial_s"] / slots
     logger.info("cost estimate (%s): reference %s ~%.0f s; average trial ~%.0f "
                 "s; per family %s; %d new feature spec(s) ~%.0f s each", how,
                 est["reference_family"], ref, est["mean_trial_s"],
@@ -480,9 +482,9 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                             f"rungs, ~{ref:.0f} s of them at full fidelity; it may use at "
                             f"most {cap:.0f} s, half the budget): it will stop at a lower "
                             "rung and the report cannot compare the pick with it")
-        if math.isfinite(startup) and startup > budget:
+        if n_startup and math.isfinite(startup) and startup > budget:
             warnings.append(f"the time budget ({budget:.0f} s) cannot finish TPE's "
-                            f"{min(TPE_STARTUP, int(cfg.trials))} random start-up trials "
+                            f"{n_startup}{' remaining' if made else ''} random start-up trials "
                             f"(~{startup:.0f} s with {slots} at once): the search will be "
                             "random; raise --time-budget or --max-concurrent")
     for w in warnings:

@@ -80,10 +80,10 @@ def best_record(records: Sequence[TrialRecord], pick: Pick | None = None) -> Tri
     done = ranked(records)
     if not done:
         errors = list(dict.fromkeys(r.error for r in records if r.error is not None))
-        raise FreezeError(f"no trial finished at full fidelity ({len(records)} trials; "
-                          f"errors: {errors[:3]}); if the search was interrupted or its "
-                          "time budget ran out, continue it with --resume (with a larger "
-                          "--time-budget, or none)")
+        raise FreezeError(f"no trial finished at full fidelity ({len(records)} trial(s)"
+                          + (f"; errors: {errors[:3]}" if errors else "")
+                          + "); if the search was interrupted or its time budget ran out, "
+                          "continue it with --resume (with a larger --time-budget, or none)")
     if pick is None:
         return done[0]
     chosen = pick(sorted(complete(records), key=lambda r: r.order))

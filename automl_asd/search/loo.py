@@ -131,8 +131,9 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         # a fold its time budget stopped short (trials not made, or made but stopped before
         # their first result) is not finished: --resume continues it, as it does a search
         made, again = len(outcome.trials), pending_reruns(outcome.records)
-        if not done and ((cfg.time_budget_s is not None and made < cfg.trials) or again
-                         or outcome.unfinished):
+        partial = not done and ((cfg.time_budget_s is not None and made < cfg.trials) or again
+                                or outcome.unfinished > 0)
+        if partial:
             logger.info("fold %s: stopped by the time budget (%d of %d trials made%s); "
                         "--resume continues it", held, made, cfg.trials,
                         f", {outcome.unfinished} unfinished" if outcome.unfinished else
@@ -143,7 +144,8 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
         folds[held] = outcome
         held_result, ref_result = evaluate_on([outcome.recipe, reference],
                                               {held: machines[held]})
-        rows.append({"held_out": held, "trials": asked, "in_search_omega": outcome.best_omega,
+        rows.append({"held_out": held, "trials": asked, "finished": not partial,
+                     "in_search_omega": outcome.best_omega,
                      "held_out_omega": held_result.omega,
                      "gap": outcome.best_omega - held_result.omega,
                      "reference_held_out_omega": ref_result.omega,

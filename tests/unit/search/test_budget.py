@@ -392,6 +392,16 @@ def test_budget_check_warns_and_records_the_estimate(
     assert resaved == {**saved, "warnings": again}
     budget.budget_check(cfg, {}, tmp_path, estimate=estimate, measured={"reference_s": 1.0})
     assert len(calls) == 2  # an estimate without every figure (an older version's): measured
+    # a resume counts only the start-up trials still to make (found by a probe: it warned
+    # about all 10 on a resume with 3 trials left): 3 x 70 s / 2 slots = 105 s
+    tight = _Cfg(load_space("demo"), 120.0)
+    assert not any("TPE" in w for w in budget.budget_check(tight, {}, tmp_path,
+                                                           measured=saved, made=7))
+    [tpe] = [w for w in budget.budget_check(_Cfg(load_space("demo"), 100.0), {}, tmp_path,
+                                            measured=saved, made=7) if "TPE" in w]
+    assert "TPE's 3 remaining random start-up trials" in tpe
+    assert not any("TPE" in w for w in budget.budget_check(tight, {}, tmp_path,
+                                                           measured=saved, made=12))
 
 
 def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(

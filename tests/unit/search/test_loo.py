@@ -177,6 +177,7 @@ def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
     although its log and report said --resume would run them."""
     import logging
 
+    from automl_asd.io.search_report import unfinished_folds
     from automl_asd.search.trials import record_from_result
 
     space = load_space("smoke")
@@ -221,14 +222,20 @@ def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
                        time_budget_s=10.0)
     with caplog.at_level(logging.INFO, logger="automl_asd.search.loo"):
-        run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
-                          has_state=lambda held, d: True)
+        first = run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+                                  has_state=lambda held, d: True)
     assert "fold bearing: stopped by the time budget (1 of 3 trials made)" in caplog.text
     assert "fold fan: stopped by the time budget (3 of 3 trials made, 1 to run again)" \
         in caplog.text
     assert not any((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
-    run_leave_one_out(SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo",
-                                   trials=3, resume=True), machines, search=search,
-                      evaluate_on=evaluate_on, has_state=lambda held, d: True)
+    # the table and leave_one_out.md say so too (found by a probe: only an INFO line did)
+    assert unfinished_folds(first.table) == ["bearing", "fan"]
+    md = (cfg.out / "leave_one_out.md").read_text()
+    assert "Stopped by the time budget before finishing**: fold(s) bearing, fan" in md
+    again = run_leave_one_out(SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo",
+                                           trials=3, resume=True), machines, search=search,
+                              evaluate_on=evaluate_on, has_state=lambda held, d: True)
     assert searched == [("bearing", False), ("fan", False), ("bearing", True), ("fan", True)]
     assert all((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
+    assert unfinished_folds(again.table) == []
+    assert "Stopped by the time budget" not in (cfg.out / "leave_one_out.md").read_text()

@@ -387,24 +387,21 @@ def test_the_budget_stops_a_run_through_tune_s_graceful_stop_where_fit_installed
 
     previous = signal.signal(signal.SIGUSR1, _setup_signal_catching())
     stopper, mark = budget.BudgetStopper(), budget.UnfinishedAtStop()
-    trials = [SimpleNamespace(status=s) for s in ("TERMINATED", "RUNNING", "PENDING", "ERROR")]
+    trials = [SimpleNamespace(trial_id=i, status=s) for i, s in
+              zip("abcd", ("TERMINATED", "RUNNING", "PENDING", "ERROR"), strict=True)]
     try:
         budget.set_deadline(10.0)
-        mark.on_step_end(iteration=1, trials=trials)
         assert not stopper.stop_all() and not budget.stopped_by_budget()
-        assert budget.unfinished_at_stop() == 0
         budget.set_deadline(0.0)
         with caplog.at_level(logging.INFO):
             assert not stopper.stop_all() and not stopper.stop_all()
         assert calls == [signal.SIGUSR1] and budget.stopped_by_budget()
         assert "Stop signal received" not in caplog.text
         assert caplog.text.count("time budget of 0 s spent") == 1
-        mark.on_step_end(iteration=2, trials=trials)
-        trials[1].status = "TERMINATED"  # Tune's clean-up, after the stop's step
-        mark.on_step_end(iteration=3, trials=trials)
-        assert budget.unfinished_at_stop() == 2
+        mark.on_step_end(iteration=2, trials=trials)  # the step the stop came in: the last
+        assert budget.unfinished_at_stop() == {"b", "c"}
         budget.set_deadline(None)  # the next invocation starts afresh
-        assert not budget.stopped_by_budget() and budget.unfinished_at_stop() == 0
+        assert not budget.stopped_by_budget() and budget.unfinished_at_stop() == frozenset()
     finally:
         signal.signal(signal.SIGUSR1, previous)
         budget.set_deadline(None)
