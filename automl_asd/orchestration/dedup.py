@@ -51,7 +51,7 @@ from ray.tune.search import Searcher
 
 from automl_asd.io import search_report as io
 
-__all__ = ["DedupSearcher", "DEFAULT_RETRIES"]
+__all__ = ["DedupSearcher", "DEFAULT_RETRIES", "set_run_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,5 +227,18 @@ class DedupSearcher(Searcher):
         return fidelity is None or float(fidelity) >= self._full_fidelity
 
     def _write_counts(self) -> None:
-        if self._out_dir is not None:
-            io.write_duplicates(self._out_dir, self._skipped)
+        out_dir = _run_folder or self._out_dir
+        if out_dir is not None:
+            io.write_duplicates(out_dir, self._skipped)
+
+
+#: the run folder of the search this process runs (:func:`set_run_folder`)
+_run_folder: Path | None = None
+
+
+def set_run_folder(out_dir: Path | None) -> None:
+    """Where the running search writes ``duplicates.json``: this invocation's ``--out``. A
+    restored searcher keeps the folder it was created for, which is another one when the run
+    folder was moved or copied since (found 2026-12-07: the count went to the old folder)."""
+    global _run_folder
+    _run_folder = out_dir

@@ -407,7 +407,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                     can_restore=tune.Tuner.can_restore(exp_path))
         out.mkdir(parents=True, exist_ok=True)
         if not cfg.resume:
-            io.write_search_meta(out, {**meta, "started": _now()})
+            # where Tune keeps the run's state: its saved state names this place for good
+            io.write_search_meta(out, {**meta, "started": _now(), "tune_state": exp_path})
         elif previous is not None:
             io.write_search_meta(out, {**previous, "resumed": _now(),
                                        "resume_time_budget_s": cfg.time_budget_s})
@@ -443,6 +444,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         )
 
         set_deadline(cfg.time_budget_s)  # this invocation's budget, on a resume too
+        from automl_asd.orchestration.dedup import set_run_folder  # noqa: PLC0415  (imports ray.tune)
+
+        set_run_folder(out)  # this invocation's folder (a restored searcher names its first)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             # ASHA's nanpercentile over a rung holding only the reference trial's NaN.

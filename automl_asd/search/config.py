@@ -219,6 +219,16 @@ def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str,
             raise ValueError(f"{state}: no search state to resume; run without --resume")
         if previous is not None:
             check_same_search(out, previous, meta)
+            began = previous.get("tune_state")
+            if isinstance(began, str) and began != state:
+                # found 2026-12-07: Tune's saved state names the folder the run began in; a
+                # resumed copy wrote its new trials there (or failed, the first folder gone)
+                raise ValueError(
+                    f"{out}: this search keeps its Ray Tune state in {began}, not {state} (the "
+                    "run folder was moved or copied since it began); Tune's saved state names "
+                    "that first place, and a resume here would write its trials there, or "
+                    "fail where it is gone: resume the search where it began (move it back), "
+                    "or start a new one with another --out")
             if previous.get("time_budget_s") is not None and "budget_rule" not in previous:
                 logger.warning(
                     "%s was started by an older automl-asd with --time-budget, which Ray Tune "

@@ -30,6 +30,14 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with pytest.raises(ValueError, match=r"cannot resume: machine_types \(the development "
                                          r"types\) changed"):
         check_start(resume, tmp_path, "st", changed, meta, can_restore=True)
+    # a run folder moved or copied since it began: Tune's state names the first place, and
+    # a resumed copy wrote its new trials there (found 2026-12-07)
+    check_start(resume, tmp_path, "/a/run/tune", {**meta, "tune_state": "/a/run/tune"}, meta,
+                can_restore=True)
+    with pytest.raises(ValueError, match="keeps its Ray Tune state in /a/run/tune, not "
+                                         "/b/run/tune .the run folder was moved or copied"):
+        check_start(resume, tmp_path, "/b/run/tune", {**meta, "tune_state": "/a/run/tune"},
+                    meta, can_restore=True)
     # other data or another seed: the trials would mix two searches (found 2026-12-06)
     with_data = run_meta(cfg, ("bearing", "fan"), {"numpy": "1"}, "a" * 64)
     assert with_data["dev_files_sha256"] == "a" * 64 and with_data["time_budget_s"] is None
