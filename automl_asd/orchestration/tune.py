@@ -172,8 +172,8 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
     # end past the cap, so it never holds a slot for the whole budget.
     capped = is_reference and ctx.reference_cap_s is not None
-    todo = ([len(rungs) - 1] if is_reference and not capped
-            else list(range(start, len(rungs))))
+    todo = ([len(rungs) - 1] if is_reference and not capped and start < len(rungs)
+            else list(range(start, len(rungs))))  # none left: a replayed last rung
     t_start = time.perf_counter()
     last: tuple[float, float] | None = None
     for i in todo:

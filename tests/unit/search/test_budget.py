@@ -504,6 +504,16 @@ def test_a_rung_saved_after_tune_s_last_record_is_reported_again_not_run_again(
     assert reports[1][0]["rung"] == 2
     assert (saved / "rung.json").is_file()  # reported from a copy: the folder stays as it was
 
+    # the last rung saved so (the reference without a cap reports only that one): reported
+    # again, and nothing left to run
+    last = reports[1][0]
+    (saved / "rung.json").write_text(json.dumps({"next": 2, "cache": {}, "metrics": last}))
+    for trial_point in (point, dict(space.reference_point())):
+        reports.clear()
+        calls.clear()
+        tune_layer._trainable(dict(trial_point), ctx)
+        assert calls == [] and [r for r, _ in reports] == [last]
+
 
 def test_extraction_is_timed_cold_in_a_throwaway_cache(
     tiny_dev_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
