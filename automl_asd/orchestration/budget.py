@@ -134,11 +134,18 @@ def _graceful_stop() -> bool:
         return False
     ray_logger = logging.getLogger("ray.tune.tune")
     quiet = _WithoutRayStopWarning()
+    sigint = signal.getsignal(signal.SIGINT)
     ray_logger.addFilter(quiet)
     try:
         handler(signal.SIGUSR1, None)
     finally:
         ray_logger.removeFilter(quiet)
+    if sigint is handler:
+        # Tune's handler puts back the SIGINT handler it found, as after a first Ctrl+C: a
+        # Ctrl+C in the seconds Tune takes to end its trials would then abort at once, before
+        # the report and the recipe are written (found 2026-12-07). The user's first Ctrl+C
+        # is still a graceful one; a second aborts.
+        signal.signal(signal.SIGINT, handler)
     return True
 
 

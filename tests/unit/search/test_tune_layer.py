@@ -385,7 +385,9 @@ def test_the_budget_stops_a_run_through_tune_s_graceful_stop_where_fit_installed
             calls.append(sig)
         return signal_interrupt_tune_run
 
-    previous = signal.signal(signal.SIGUSR1, _setup_signal_catching())
+    tune_handler = _setup_signal_catching()
+    previous = signal.signal(signal.SIGUSR1, tune_handler)
+    previous_int = signal.signal(signal.SIGINT, tune_handler)  # as during Tune's fit()
     stopper, mark = budget.BudgetStopper(), budget.UnfinishedAtStop()
     trials = [SimpleNamespace(trial_id=i, status=s) for i, s in
               zip("abcd", ("TERMINATED", "RUNNING", "PENDING", "ERROR"), strict=True)]
@@ -396,6 +398,8 @@ def test_the_budget_stops_a_run_through_tune_s_graceful_stop_where_fit_installed
         with caplog.at_level(logging.INFO):
             assert not stopper.stop_all() and not stopper.stop_all()
         assert calls == [signal.SIGUSR1] and budget.stopped_by_budget()
+        # a Ctrl+C while Tune ends the trials is still its graceful stop, not an abort
+        assert signal.getsignal(signal.SIGINT) is tune_handler
         assert "Stop signal received" not in caplog.text
         assert caplog.text.count("time budget of 0 s spent") == 1
         mark.on_step_end(iteration=2, trials=trials)  # the step the stop came in: the last
@@ -404,6 +408,7 @@ def test_the_budget_stops_a_run_through_tune_s_graceful_stop_where_fit_installed
         assert not budget.stopped_by_budget() and budget.unfinished_at_stop() == frozenset()
     finally:
         signal.signal(signal.SIGUSR1, previous)
+        signal.signal(signal.SIGINT, previous_int)
         budget.set_deadline(None)
 
 
