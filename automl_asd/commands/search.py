@@ -153,8 +153,22 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
         resume=args.resume, seed=args.seed, cache_dir=args.cache_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        device=args.device, storage=args.storage, verbose=int(getattr(args, "verbose", 0)),
+        device=args.device, storage=_absolute_storage(args.storage),
+        verbose=int(getattr(args, "verbose", 0)),
         novel=args.novel, novel_top_k=args.novel_top_k)
+
+
+def _absolute_storage(location: str | None) -> str | None:
+    """``--storage`` as Ray Tune needs it: a local folder as an absolute, normalised path (a
+    relative one failed in pyarrow with "URI has empty scheme"; ``./st``, ``st/`` and
+    ``file:///…/st`` name one place), a URI unchanged."""
+    if location is None:
+        return None
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    elif "://" in location:
+        return location
+    return str(Path(location).expanduser().resolve())
 
 
 def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:

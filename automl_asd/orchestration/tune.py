@@ -210,6 +210,26 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
+def _saved_tune_location(exp_path: str) -> str | None:
+    """Where the Tune state at ``exp_path`` (a local folder) says its run lives: the
+    experiment folder its trials were set up in, from its newest experiment state (what a
+    restore goes on writing to); ``None`` when it cannot tell (object storage, no trial)."""
+    import ray.cloudpickle  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    if "://" in exp_path:
+        return None
+    try:
+        newest = max(Path(exp_path).glob("experiment_state-*.json"))
+        trials = json.loads(newest.read_text())["trial_data"]
+        first = json.loads(trials[0][0])["storage"]
+        storage = ray.cloudpickle.loads(bytes.fromhex(first["value"]))
+        if getattr(storage.storage_filesystem, "type_name", None) != "local":
+            return None
+        return f"{storage.storage_fs_path}/{storage.experiment_dir_name}"
+    except Exception:  # noqa: BLE001  (another layout: nothing to compare)
+        return None
+
+
 def _trials_made(out: Path) -> int:
     """Trials the search's last invocation listed in ``trials.parquet`` (0 without one)."""
     import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
@@ -403,8 +423,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         # before anything is written: a refused request leaves no search behind
         check_fits(cfg.cpus_per_trial, cfg.gpus_per_trial, "search", options="--cpus-per-trial "
                    "/ --gpus-per-trial", local=started_ray and is_local(cfg.address))
-        check_start(cfg, out, exp_path, previous, meta,
-                    can_restore=tune.Tuner.can_restore(exp_path))
+        can_restore = tune.Tuner.can_restore(exp_path)
+        # where Tune's saved state says the run lives: a moved or copied folder is refused
+        saved_at = _saved_tune_location(exp_path) if cfg.resume and can_restore else None
+        check_start(cfg, out, exp_path,
+                    {**previous, "tune_state": saved_at} if previous and saved_at else previous,
+                    meta, can_restore=can_restore)
         out.mkdir(parents=True, exist_ok=True)
         if not cfg.resume:
             # where Tune keeps the run's state: its saved state names this place for good

@@ -415,6 +415,35 @@ def test_a_trial_the_budget_stopped_after_its_first_rung_continues_on_resume(
     assert "stopped by the time budget" not in (cfg.out / "search_report.md").read_text()
 
 
+def test_a_copied_run_folder_is_not_resumed_into_the_original(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Found by a probe (2026-12-07): Tune's saved state names the folder a run began in, so
+    a resumed copy set its new trials up in the original (or failed once it was gone). The
+    copy is refused, from Tune's own state (a search.json of an older version has no record
+    of the place); the original resumes."""
+    import shutil
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False)
+    run_search(cfg, callbacks=[_InterruptAfter(1, str(tmp_path))], evaluator=_stand_in)
+    copy = tmp_path / "copy"
+    shutil.copytree(cfg.out, copy)
+    meta = json.loads((copy / "search.json").read_text())
+    meta.pop("tune_state")
+    (copy / "search.json").write_text(json.dumps(meta))
+    before = sorted(p.name for p in (cfg.out / "tune").iterdir())
+    with pytest.raises(ValueError, match="moved or copied since it began"):
+        run_search(replace(cfg, out=copy, resume=True), evaluator=_stand_in)
+    assert sorted(p.name for p in (cfg.out / "tune").iterdir()) == before
+    assert len(run_search(replace(cfg, resume=True), evaluator=_stand_in).trials) == 3
+
+
 def _fails_on_a_clip() -> None:
     raise ValueError("x.wav: corrupt or unsupported audio file")
 

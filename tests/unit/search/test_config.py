@@ -38,6 +38,9 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
                                          "/b/run/tune .the run folder was moved or copied"):
         check_start(resume, tmp_path, "/b/run/tune", {**meta, "tune_state": "/a/run/tune"},
                     meta, can_restore=True)
+    for same in ("/a/./run/tune", "/a//run/tune/", "file:///a/run/tune"):  # one place
+        check_start(resume, tmp_path, same, {**meta, "tune_state": "/a/run/tune"}, meta,
+                    can_restore=True)
     # other data or another seed: the trials would mix two searches (found 2026-12-06)
     with_data = run_meta(cfg, ("bearing", "fan"), {"numpy": "1"}, "a" * 64)
     assert with_data["dev_files_sha256"] == "a" * 64 and with_data["time_budget_s"] is None
