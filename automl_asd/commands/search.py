@@ -14,6 +14,7 @@ from automl_asd.io.run_folder import (
     OutputError,
     RunFolder,
     check_outputs_apart,
+    journal,
     storage_lock,
 )
 from automl_asd.search.config import SearchConfig
@@ -121,20 +122,45 @@ def run(args: argparse.Namespace) -> int:
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
             folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
-        else:  # the report and the recipe are written anew: an edited one is kept beside
-            folder.keep_edited()
+        # an edited report or recipe is set aside, and kept beside if the run writes it anew
+        stash = folder.stash_edited()
+        before = _top_files(args.out)
         # claimed before any trial: a search killed outright (SIGKILL, a node lost) never
         # reaches the listing below, and its folder must still read as a search to --resume
+        # (and its journal says the documents it may have rewritten are its own)
         folder.manifest["dirs"] = sorted({*(folder.manifest.get("dirs") or ()),
                                           "loo" if args.leave_one_out else "tune"})
         folder.save()
+        journal(args.out, _JOURNAL, _DOCUMENTS)
         try:
             return _run(args, cfg, data)
         finally:
             folder.manifest["dirs"] = sorted(d for d in ("tune", "loo", "near_ties")
                                              if (args.out / d).is_dir())
-            folder.record(p.name for p in sorted(args.out.iterdir())
-                          if p.is_file() and p.name in SEARCH_PATTERNS)
+            # only what this run wrote: a refused or failed resume leaves an edited file as
+            # the user's (found 2026-12-07: it was recorded as the tool's)
+            after = _top_files(args.out)
+            written = [name for name in sorted(after) if before.get(name) != after[name]]
+            folder.settle_edited(stash, written)
+            folder.record(written)
+            folder.drop_journal(_JOURNAL)
+
+
+#: the search's journal in its run folder, and the documents it names (a run killed before
+#: it lists its files still owns them at the next start; see io/run_folder.py)
+_JOURNAL = "search"
+_DOCUMENTS = ("recipe.json", "search_report.md", "leave_one_out.md")
+
+
+def _top_files(out: Path) -> dict[str, tuple[int, int, int]]:
+    """The search's own names among the files directly in ``out``, with what tells a rewrite
+    (an atomic write gives a new inode)."""
+    found = {}
+    for p in out.iterdir():
+        if p.name in SEARCH_PATTERNS and p.is_file() and not p.is_symlink():
+            st = p.stat()
+            found[p.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return found
 
 
 def _holds_state(out: Path) -> bool:

@@ -79,10 +79,25 @@ REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
 
 
 
+#: suffix of the hidden copy of an edited file a command sets aside while it runs
+_PENDING = ".edited-pending"
+
+
+def _free_edited_name(path: Path) -> Path:
+    """``<path>.edited``, or ``.edited-2``, ``-3``, … where that exists."""
+    copy = path.with_name(path.name + ".edited")
+    n = 1
+    while copy.exists() or copy.is_symlink():
+        n += 1
+        copy = path.with_name(f"{path.name}.edited-{n}")
+    return copy
+
+
 def editable(rel: str) -> bool:
     """Whether the run's own file ``rel`` is one people edit: a report (``*.md``) or the
     recipe at the top of the folder. One edited since the tool wrote it is kept as
-    ``<name>.edited`` before the tool replaces it (:meth:`RunFolder.keep_edited`). Files in
+    ``<name>.edited`` before the tool replaces it (:meth:`RunFolder.remove_owned`,
+    :meth:`RunFolder.stash_edited`). Files in
     model bundles are not: a bundle is saved as a whole, checked against its own manifest."""
     return "/" not in rel and (rel.endswith(".md") or rel == "recipe.json")
 
@@ -529,6 +544,10 @@ class RunFolder:
         for jp in paths:
             jp.unlink(missing_ok=True)
 
+    def drop_journal(self, tag: str) -> None:
+        """Delete writer ``tag``'s journal unread (the command recorded its files itself)."""
+        _journal_path(self.path, tag).unlink(missing_ok=True)
+
     # -- checks and clearing
     def _existing(self, patterns: Sequence[str]) -> Iterator[str]:
         tops = {p.split("/", 1)[0] for p in patterns if "/" in p}
@@ -572,42 +591,63 @@ class RunFolder:
                           f"into this folder{also}; the run would replace or mix with it: "
                           f"{fixes}")
 
-    def keep_edited(self) -> list[str]:
-        """Keep a copy of each of the run's own reports and recipe (:func:`editable`) whose
-        content is no longer what the tool wrote (a user edited it) as ``<name>.edited``
-        (``.edited-2``, … when that exists): a file the folder does not own, so nothing ever
-        replaces it. Logs one warning per file and returns the copies' relative paths."""
-        return self._keep_edited([rel for rel in sorted(self.files) if editable(rel)],
-                                 move=False)
+    def stash_edited(self) -> dict[str, Path]:
+        """Before a command that may write the run's own reports and recipe anew (``search
+        --resume``): copy each one a user edited since the tool wrote it (:func:`editable`) to a
+        hidden ``.<name>.edited-pending``; :meth:`settle_edited` keeps the copies of those the
+        command then rewrote as ``<name>.edited`` and drops the others. Copies a killed command
+        left are kept as ``<name>.edited`` now. Returns ``{name: pending copy}``."""
+        for pending in sorted(self.path.glob(f".*{_PENDING}")):
+            name = pending.name[1:-len(_PENDING)]
+            kept = _free_edited_name(self.path / name)
+            pending.rename(kept)
+            logger.warning("%s: an edited version an interrupted run set aside is kept as %s",
+                           self.path / name, kept.name)
+        stash = {}
+        for rel in sorted(self.files):
+            path = self.path / rel
+            if editable(rel) and self._edited(rel):
+                stash[rel] = path.with_name(f".{path.name}{_PENDING}")
+                shutil.copy2(path, stash[rel])
+        return stash
 
-    def _keep_edited(self, rels: Sequence[str], *, move: bool) -> list[str]:
+    def settle_edited(self, stash: Mapping[str, Path], rewritten: Iterable[str]) -> list[str]:
+        """Keep the pending copies (:meth:`stash_edited`) of the files in ``rewritten`` as
+        ``<name>.edited`` (``.edited-2``, …: files the folder does not own, never replaced),
+        one warning each; drop the others (the edited file is still in place). Returns the
+        copies kept."""
+        done = set(rewritten)
         kept = []
-        for rel in rels:
-            path, digest = self.path / rel, self.files.get(rel)
-            if (digest is None or not path.is_file() or path.is_symlink()
-                    or sha256_file(path) == digest):
+        for rel, pending in stash.items():
+            if rel not in done:
+                pending.unlink(missing_ok=True)
                 continue
-            copy = path.with_name(path.name + ".edited")
-            n = 1
-            while copy.exists() or copy.is_symlink():
-                n += 1
-                copy = path.with_name(f"{path.name}.edited-{n}")
-            if move:
-                path.rename(copy)
-            else:
-                shutil.copy2(path, copy)
+            copy = _free_edited_name(self.path / rel)
+            pending.rename(copy)
             kept.append(copy.relative_to(self.path).as_posix())
             logger.warning("%s: edited since automl-asd wrote it; the edited version is kept as "
-                           "%s (this run writes %s anew)", path, copy.name, path.name)
+                           "%s (this run wrote %s anew)", self.path / rel, copy.name, rel)
         return kept
+
+    def _edited(self, rel: str) -> bool:
+        """Whether the run's own file ``rel`` is no longer what the tool wrote."""
+        path, digest = self.path / rel, self.files.get(rel)
+        return (digest is not None and path.is_file() and not path.is_symlink()
+                and sha256_file(path) != digest)
 
     def remove_owned(self, keep_if_not: Callable[[str], bool]) -> list[str]:
         """Delete the run's own files whose relative path satisfies the predicate; foreign files
         are never touched, and a report or recipe a user edited since the tool wrote it is
-        kept as ``<name>.edited`` (:meth:`keep_edited`). Empty folders left behind are removed.
+        kept as ``<name>.edited``. Empty folders left behind are removed.
         Returns what was deleted."""
         gone = [rel for rel in sorted(self.files) if keep_if_not(rel)]
-        self._keep_edited([rel for rel in gone if editable(rel)], move=True)  # renamed: kept
+        for rel in gone:  # an edited report or recipe is renamed, not deleted
+            if editable(rel) and self._edited(rel):
+                copy = _free_edited_name(self.path / rel)
+                (self.path / rel).rename(copy)
+                logger.warning("%s: edited since automl-asd wrote it; the edited version is "
+                               "kept as %s (this run writes %s anew)", self.path / rel,
+                               copy.name, rel)
         for rel in gone:
             path = self.path / rel
             if path.is_file() or path.is_symlink():

@@ -418,7 +418,7 @@ def test_a_report_or_recipe_a_user_edited_is_kept_when_the_tool_replaces_it(
     assert caplog.text.count("edited since automl-asd wrote it") == 1
     with RunFolder.open(out, command="apply") as folder:
         assert not folder.owns("results.md.edited")  # the user's: never replaced
-        assert folder.keep_edited() == []  # what the tool wrote is unedited
+        assert folder.stash_edited() == {}  # what the tool wrote is unedited
     caplog.clear()
     (out / "results.md").write_text("again\n")
     with caplog.at_level(logging.WARNING):
@@ -426,7 +426,9 @@ def test_a_report_or_recipe_a_user_edited_is_kept_when_the_tool_replaces_it(
     assert (out / "results.md.edited-2").read_text() == "again\n"
     assert "my notes" in (out / "results.md.edited").read_text()
 
-    # search --resume: the copy is made before the run writes its report anew
+    # search --resume: the edited report is set aside and kept only if the run writes it anew
+    # (found by a probe: a refused resume kept a copy and then recorded the edit as the
+    # tool's); a copy a killed run set aside is kept at the next start
     folder_dir = out.parent / "search_like"
     folder_dir.mkdir()
     with RunFolder.open(folder_dir, command="search") as folder:
@@ -436,9 +438,30 @@ def test_a_report_or_recipe_a_user_edited_is_kept_when_the_tool_replaces_it(
     (folder_dir / "search_report.md").write_text("tool\nmine\n")
     (folder_dir / "trials.csv").write_text("b\n")  # not a document people edit: no copy
     with RunFolder.open(folder_dir, command="search") as folder:
-        assert folder.keep_edited() == ["search_report.md.edited"]
-    assert (folder_dir / "search_report.md").read_text() == "tool\nmine\n"  # still in place
+        stash = folder.stash_edited()
+        assert list(stash) == ["search_report.md"]
+        assert folder.settle_edited(stash, []) == []  # refused: nothing written anew
+    assert sorted(p.name for p in folder_dir.iterdir() if "edited" in p.name) == []
+    assert (folder_dir / "search_report.md").read_text() == "tool\nmine\n"
+    with RunFolder.open(folder_dir, command="search") as folder:
+        stash = folder.stash_edited()  # still edited: set aside again
+        (folder_dir / "search_report.md").write_text("tool, again\n")
+        assert folder.settle_edited(stash, ["search_report.md"]) == [
+            "search_report.md.edited"]
+        folder.record(["search_report.md"])
+    assert (folder_dir / "search_report.md.edited").read_text() == "tool\nmine\n"
+    (folder_dir / "search_report.md").write_text("mine too\n")
+    with RunFolder.open(folder_dir, command="search") as folder:
+        folder.stash_edited()
+        journal(folder_dir, "search", ["search_report.md"])  # as the command does
+        # ... then the run is killed: its pending copy and its journal stay
+    with RunFolder.open(folder_dir, command="search") as folder:  # adopts the journal
+        # the copy is kept now; what the killed run left is its own (found by a probe: a
+        # SIGKILLed resume's own report was taken for a user's edit at the next start)
+        assert folder.stash_edited() == {}
+    assert (folder_dir / "search_report.md.edited-2").read_text() == "mine too\n"
     assert not (folder_dir / "trials.csv.edited").exists()
+    assert not list(folder_dir.glob(".*edited-pending"))
 
 
 # ============================================================================ concurrency
