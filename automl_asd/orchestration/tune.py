@@ -230,14 +230,18 @@ def _saved_tune_location(exp_path: str) -> str | None:
         return None
 
 
-def _trials_made(out: Path) -> int:
-    """Trials the search's last invocation listed in ``trials.parquet`` (0 without one)."""
+def _trials_made(out: Path) -> dict[str, Any]:
+    """What the search's last invocation listed in ``trials.parquet``, as
+    :func:`~automl_asd.search.budget.budget_check` takes it: the trials made, and whether the
+    reference finished (nothing without the table)."""
     import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     try:
-        return len(pd.read_parquet(out / "trials.parquet", columns=["trial_id"]))
+        table = pd.read_parquet(out / "trials.parquet", columns=["is_reference", "status"])
     except Exception:  # noqa: BLE001  (none yet, or unreadable: count none)
-        return 0
+        return {}
+    done = table["is_reference"].astype(bool) & (table["status"] == "complete")
+    return {"made": len(table), "reference_done": bool(done.any())}
 
 
 def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:
@@ -443,7 +447,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             # made when the search started still holds
             budget_check(cfg, machines, out, estimate=_remote_estimate(cfg),
                          measured=(previous or {}).get("estimates") if cfg.resume else None,
-                         made=_trials_made(out) if cfg.resume else 0)
+                         **(_trials_made(out) if cfg.resume else {}))
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),
                             machines=machines,

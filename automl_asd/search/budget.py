@@ -439,7 +439,8 @@ _ESTIMATE_KEYS = ("reference_s", "reference_family", "mean_trial_s", "family_tri
 
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                  estimate: Callable[..., dict[str, Any]] | None = None,
-                 measured: Mapping[str, Any] | None = None, made: int = 0) -> list[str]:
+                 measured: Mapping[str, Any] | None = None, made: int = 0,
+                 reference_done: bool = False) -> list[str]:
     """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
@@ -448,7 +449,8 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     ``measured``: the estimate this search made when it started (``search.json``'s, for a
     resume of the same space on the same data): used again instead of timing fits anew (5 to
     10 s each time); the warnings follow the budget given now. ``made``: trials the search
-    made before (a resume): only TPE's start-up trials still to make are counted."""
+    made before (a resume): only TPE's start-up trials still to make are counted;
+    ``reference_done``: the reference trial finished (a resume): no warning about it."""
 
     if isinstance(measured, Mapping) and all(k in measured for k in _ESTIMATE_KEYS):
         est = {k: v for k, v in measured.items() if k != "warnings"}
@@ -476,14 +478,14 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     if budget is not None:
         climb = float(est.get("reference_rungs_s", ref))
         cap = reference_cap(budget)
-        if math.isfinite(climb) and cap is not None and climb > cap:
-            warnings.append(f"the time budget ({budget:.0f} s) cannot finish the reference "
+        if not reference_done and math.isfinite(climb) and cap is not None and climb > cap:
+            warnings.append(f"the time budget ({budget:.3g} s) cannot finish the reference "
                             f"recipe ({est['reference_family']}, ~{climb:.0f} s over its "
                             f"rungs, ~{ref:.0f} s of them at full fidelity; it may use at "
                             f"most {cap:.0f} s, half the budget): it will stop at a lower "
                             "rung and the report cannot compare the pick with it")
         if n_startup and math.isfinite(startup) and startup > budget:
-            warnings.append(f"the time budget ({budget:.0f} s) cannot finish TPE's "
+            warnings.append(f"the time budget ({budget:.3g} s) cannot finish TPE's "
                             f"{n_startup}{' remaining' if made else ''} random start-up trials "
                             f"(~{startup:.0f} s with {slots} at once): the search will be "
                             "random; raise --time-budget or --max-concurrent")

@@ -209,7 +209,8 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
         reference_omega=ref, reference=space.describe_reference(), plot=files["plot"],
         pending_reruns=pending_reruns(records))
     logger.info("best trial %s: Ω=%.4f (%s: %s); recipe written to %s", best_id, best_omega,
-                space.describe_reference(), ref, files["recipe"])
+                space.describe_reference(),
+                "did not finish" if ref is None else f"Ω={ref:.4f}", files["recipe"])
     return SearchOutcome(run_dir=out, recipe=recipe, best_omega=best_omega,
                          best_trial_id=best_id, reference_omega=ref, trials=df,
                          machine_types=provenance.machine_types, files=files,

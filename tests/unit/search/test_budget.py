@@ -402,6 +402,12 @@ def test_budget_check_warns_and_records_the_estimate(
     assert "TPE's 3 remaining random start-up trials" in tpe
     assert not any("TPE" in w for w in budget.budget_check(tight, {}, tmp_path,
                                                            measured=saved, made=12))
+    # nor about a reference that already finished (found by the same probe)
+    assert budget.budget_check(_Cfg(load_space("demo"), 0.3), {}, tmp_path, measured=saved,
+                               made=12, reference_done=True) == []
+    [ref] = budget.budget_check(_Cfg(load_space("demo"), 0.3), {}, tmp_path, measured=saved,
+                                made=12)
+    assert ref.startswith("the time budget (0.3 s) cannot finish the reference")
 
 
 def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
