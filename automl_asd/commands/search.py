@@ -211,6 +211,10 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
         print(f"leave-one-out over {len(loo.table)} development types ({space.name}, "
               f"{trials_per_fold(loo.table)} trials per fold; {space.describe_reference()}):")
         for _, row in loo.table.iterrows():
+            if row["in_search_omega"] != row["in_search_omega"]:  # NaN: nothing finished yet
+                print(f"  held out {row['held_out']:<12} no trial finished within the time "
+                      "budget yet")
+                continue
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
                   f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "
                   f"{row['reference_held_out_omega']:.4f})")

@@ -33,8 +33,9 @@ from automl_asd.search.trials import (
 if TYPE_CHECKING:
     from automl_asd.recipe import DataFingerprint, Recipe
 
-__all__ = ["FreezeError", "SearchProvenance", "Pick", "complete", "ranked", "best_record",
-           "reference_omega", "freeze", "freeze_near_ties", "freeze_search"]
+__all__ = ["FreezeError", "NothingFinishedError", "SearchProvenance", "Pick", "complete",
+           "ranked", "best_record", "reference_omega", "freeze", "freeze_near_ties",
+           "freeze_search"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ Pick = Callable[[Sequence[TrialRecord]], str]
 class FreezeError(AutomlAsdError, ValueError):
     """No trial can be frozen: none finished at full fidelity, or the chosen trial's recipe
     cannot be rebuilt as it ran."""
+
+
+class NothingFinishedError(FreezeError):
+    """No trial finished at full fidelity (yet: an interrupt or the time budget came first)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ def best_record(records: Sequence[TrialRecord], pick: Pick | None = None) -> Tri
     done = ranked(records)
     if not done:
         errors = list(dict.fromkeys(r.error for r in records if r.error is not None))
-        raise FreezeError(f"no trial finished at full fidelity ({len(records)} trial(s)"
+        raise NothingFinishedError(f"no trial finished at full fidelity ({len(records)} "
+                                   "trial(s)"
                           + (f"; errors: {errors[:3]}" if errors else "")
                           + "); if the search was interrupted or its time budget ran out, "
                           "continue it with --resume (with a larger --time-budget, or none)")

@@ -28,6 +28,7 @@ from automl_asd.search.config import (
     check_same_search,
     run_meta,
 )
+from automl_asd.search.freeze import NothingFinishedError
 from automl_asd.search.trials import pending_reruns
 
 if TYPE_CHECKING:
@@ -124,7 +125,19 @@ def run_leave_one_out(cfg: SearchConfig, machines: Mapping[str, MachineData], *,
                                resume=cfg.resume and has_state(held, fdir),
                                storage=fold_storage(cfg.storage, held))
             logger.info("fold %s: searching on %s", held, ", ".join(others))
-            outcome = search(fold_cfg)
+            try:
+                outcome = search(fold_cfg)
+            except NothingFinishedError as exc:
+                if cfg.time_budget_s is None:
+                    raise
+                # the fold's budget ended before any trial finished: the other folds go on
+                # (found 2026-12-07: one such fold ended the whole command)
+                logger.warning("fold %s: %s", held, exc)
+                rows.append({"held_out": held, "trials": asked, "finished": False,
+                             "in_search_omega": np.nan, "held_out_omega": np.nan,
+                             "gap": np.nan, "reference_held_out_omega": np.nan,
+                             "detector": None, "trial_id": None})
+                continue
         if outcome.interrupted:
             raise KeyboardInterrupt(f"leave-one-out fold {held} interrupted; continue with "
                                     "--resume")

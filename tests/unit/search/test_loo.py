@@ -239,3 +239,47 @@ def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
     assert all((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
     assert unfinished_folds(again.table) == []
     assert "Stopped by the time budget" not in (cfg.out / "leave_one_out.md").read_text()
+
+
+def test_a_fold_its_budget_ended_before_any_trial_finished_leaves_the_others_going(
+        tmp_path: Path) -> None:
+    """Found by a probe (2026-12-07): under --time-budget, one fold without a finished trial
+    ("no trial finished at full fidelity") ended the whole leave-one-out command, and the
+    folds already searched were not reported. Without a budget it is still an error."""
+    from dataclasses import replace
+
+    from automl_asd.io.search_report import unfinished_folds
+    from automl_asd.search.freeze import NothingFinishedError
+
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"bearing": object(), "fan": object()}
+    ref = space.reference_point()
+
+    def search(fold: SearchConfig) -> SearchOutcome:
+        if fold.out.name == "bearing":
+            raise NothingFinishedError("no trial finished at full fidelity (2 trial(s))")
+        recipe = space.to_recipe(ref, name="fold")
+        fold.out.mkdir(parents=True, exist_ok=True)
+        (fold.out / "recipe.json").write_text(recipe.to_json())
+        trials = pd.DataFrame({"trial_id": ["a", "b", "c"]})
+        trials.to_parquet(fold.out / "trials.parquet")
+        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
+                             best_trial_id="a", reference_omega=0.6, trials=trials,
+                             machine_types=fold.machine_types or ())
+
+    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                    ) -> list[ObjectiveResult]:
+        return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
+                       time_budget_s=5.0)
+    out = run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+                            has_state=lambda held, d: False)
+    assert list(out.table["held_out"]) == ["bearing", "fan"]
+    assert unfinished_folds(out.table) == ["bearing"]
+    assert out.table.set_index("held_out").loc["fan", "held_out_omega"] == pytest.approx(0.65)
+    assert "fold(s) bearing" in (cfg.out / "leave_one_out.md").read_text()
+    with pytest.raises(NothingFinishedError):
+        run_leave_one_out(replace(cfg, time_budget_s=None, out=tmp_path / "loo2"), machines,
+                          search=search, evaluate_on=evaluate_on,
+                          has_state=lambda held, d: False)
