@@ -476,10 +476,14 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
         set_run_folder(out)  # this invocation's folder (a restored searcher names its first)
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
-            warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
-            grid, signalled = _fit_watching_sigint(tuner)
+        try:
+            with warnings.catch_warnings():
+                # ASHA's nanpercentile over a rung holding only the reference trial's NaN.
+                warnings.filterwarnings("ignore", message="All-NaN slice",
+                                        category=RuntimeWarning)
+                grid, signalled = _fit_watching_sigint(tuner)
+        finally:
+            set_run_folder(None)  # only while this search runs
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
         skipped = io.read_duplicates(out)
         if skipped:
