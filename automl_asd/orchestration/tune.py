@@ -147,27 +147,24 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
     recipe = trial_recipe(ctx.space, config)
     machines = ctx.machines  # scanned once by the driver, never in a trial
     where = node_where()  # reported with every result
-    start = 0
-    # representation-cache counters summed over every rung the trial ran (each report then
-    # carries the trial's totals, as its wall time does), kept across a resume
-    cache_totals: dict[str, float] = {}
+    state: dict[str, Any] = {}  # the last rung's checkpoint (``rung.json``), on a resume
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             state = json.loads((Path(ckpt_dir) / "rung.json").read_text())
-            start = int(state["next"])
-            cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
     # a rung that finished while Tune was ending a stopped run (the time budget, Ctrl+C) was
     # saved to disk after Tune's last record of the run: report it again rather than run it
     # again (found 2026-12-07: a trial longer than a budget restarted at every resume)
-    later = _later_rung_on_disk(start)
+    later = _later_rung_on_disk(int(state.get("next", 0)))
     if later is not None:
         state, saved = later
-        start = int(state["next"])
-        cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(saved, tmp, dirs_exist_ok=True)
             tune.report(dict(state["metrics"]), checkpoint=tune.Checkpoint.from_directory(tmp))
+    start = int(state.get("next", 0))
+    # representation-cache counters summed over every rung the trial ran (each report then
+    # carries the trial's totals, as its wall time does), kept across a resume
+    cache_totals = {str(k): float(v) for k, v in state.get("cache", {}).items()}
     # Without a time cap the reference skips the cheap rungs: it reports once, at full
     # fidelity. With one it climbs the rungs like any trial and stops before a rung that would
     # end past the cap, so it never holds a slot for the whole budget.
@@ -297,10 +294,21 @@ def _task_result(ref: Any) -> Any:
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, Exception):
-            raise cause from exc
+        own = _task_error(exc)
+        if own is not None:
+            raise own from exc
         raise
+
+
+def _task_error(exc: BaseException) -> Exception | None:
+    """The task's own error inside Ray's wrapper ``exc`` (``None``: ``exc`` is no failed
+    task's, or the task's error is no ``Exception``)."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
+        return cause
+    return None
 
 
 def _call_evaluator(evaluator: Evaluator, recipe: Recipe, machines: Mapping[str, MachineData],
@@ -343,9 +351,9 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> BatchEvaluat
                 # reuses the worker: every later task there failed with "partially
                 # initialized module 'torch'". Killing the worker leaves nothing behind.
                 ray.cancel(r, force=True)
-            cause = getattr(exc, "cause", None)  # a task's own error, without Ray's wrapping
-            if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, Exception):
-                raise cause from exc
+            own = _task_error(exc)
+            if own is not None:
+                raise own from exc
             raise
         results: list[ObjectiveResult] = ray.get(refs)
         return results
@@ -577,60 +585,12 @@ def _fit_watching_sigint(tuner: Any) -> tuple[Any, bool | None]:
     (:func:`~automl_asd.orchestration.budget.stopped_by_budget` tells it from a signal). Where
     SIGTERM has a Python handler (the CLI's interrupt), SIGTERM is handled as SIGINT during
     the run."""
-    with _without_ray_restore_hint():
-        return _fit_watching(tuner)
-
-
-class _RayRestoreHint(logging.Filter):
-    """Drops Ray's own lines at the end of a stopped run: its ``Tuner.restore(...)`` hint, the
-    list of unfinished trials and the trials without results it could not read (the command
-    says what stopped the run, lists trials without a result as ``not_run``, and says how
-    ``--resume`` continues; a user of the CLI has no Tuner to restore)."""
-
-    _ALWAYS = ("Experiment has been interrupted, but the most recent state was saved",
-               "Training has been interrupted, but the most recent state was saved")
-    #: kept where nothing stopped the run (failed trials)
-    _WHEN_STOPPED = ("Trials did not complete", "Failed to fetch metrics for")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(self._ALWAYS):
-            return False
-        return not (message.startswith(self._WHEN_STOPPED) and _run_stopped())
-
-
-@contextlib.contextmanager
-def _without_ray_restore_hint() -> Iterator[None]:
-    hint = _RayRestoreHint()
-    loggers = [logging.getLogger(name) for name in ("ray.tune.tune",
-                                                    "ray.tune.analysis.experiment_analysis")]
-    for ray_logger in loggers:
-        ray_logger.addFilter(hint)
-    try:
-        yield
-    finally:
-        for ray_logger in loggers:
-            ray_logger.removeFilter(hint)
-
-
-def _run_stopped() -> bool:
-    """Whether the running ``fit()`` was stopped early: by the time budget, or by a signal
-    (Tune's stop handler then put back the SIGINT handler it found)."""
     from automl_asd.orchestration.budget import stopped_by_budget  # noqa: PLC0415  (imports ray.tune)
 
-    if stopped_by_budget():
-        return True
     if (threading.current_thread() is not threading.main_thread()
             or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
-        return False
-    return "signal_interrupt_tune_run" not in getattr(signal.getsignal(signal.SIGINT),
-                                                       "__qualname__", "")
-
-
-def _fit_watching(tuner: Any) -> tuple[Any, bool | None]:
-    if (threading.current_thread() is not threading.main_thread()
-            or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") not in ("", "0")):
-        return tuner.fit(), None
+        with _without_ray_stop_lines(stopped_by_budget):
+            return tuner.fit(), None
     previous = signal.getsignal(signal.SIGINT)
 
     def sentinel(sig: int, frame: Any) -> None:  # outside fit(): behave as before
@@ -657,13 +617,52 @@ def _fit_watching(tuner: Any) -> tuple[Any, bool | None]:
     if callable(term):
         signal.signal(signal.SIGTERM, forward_term)
     try:
-        grid = tuner.fit()
+        with _without_ray_stop_lines(
+                lambda: stopped_by_budget() or signal.getsignal(signal.SIGINT) is sentinel):
+            grid = tuner.fit()
         stopped = signal.getsignal(signal.SIGINT) is sentinel
     finally:
         signal.signal(signal.SIGINT, previous)
         if callable(term):
             signal.signal(signal.SIGTERM, term)
     return grid, stopped
+
+
+class _RayStopLines(logging.Filter):
+    """Drops Ray's own lines at the end of a stopped run: its ``Tuner.restore(...)`` hint, the
+    list of unfinished trials and the trials without results it could not read (the command
+    says what stopped the run, lists trials without a result as ``not_run``, and says how
+    ``--resume`` continues; a user of the CLI has no Tuner to restore). ``stopped``: whether
+    the budget or a signal stopped the running ``fit()``."""
+
+    _ALWAYS = ("Experiment has been interrupted, but the most recent state was saved",
+               "Training has been interrupted, but the most recent state was saved")
+    #: kept where nothing stopped the run (failed trials)
+    _WHEN_STOPPED = ("Trials did not complete", "Failed to fetch metrics for")
+
+    def __init__(self, stopped: Callable[[], bool]) -> None:
+        super().__init__()
+        self._stopped = stopped
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self._ALWAYS):
+            return False
+        return not (message.startswith(self._WHEN_STOPPED) and self._stopped())
+
+
+@contextlib.contextmanager
+def _without_ray_stop_lines(stopped: Callable[[], bool]) -> Iterator[None]:
+    lines = _RayStopLines(stopped)
+    loggers = [logging.getLogger(name) for name in ("ray.tune.tune",
+                                                    "ray.tune.analysis.experiment_analysis")]
+    for ray_logger in loggers:
+        ray_logger.addFilter(lines)
+    try:
+        yield
+    finally:
+        for ray_logger in loggers:
+            ray_logger.removeFilter(lines)
 
 
 #: Seconds to watch Ray's GCS after a SIGTERM: a process group's SIGTERM closes the local
