@@ -25,7 +25,7 @@ from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.environment import default_cache_dir
 from automl_asd.errors import AutomlAsdError
 
-__all__ = ["is_uri", "check_location", "StorageError", "open_storage", "upload_tree",
+__all__ = ["is_uri", "place", "check_location", "StorageError", "open_storage", "upload_tree",
            "download_tree", "delete_files", "check_paths", "where", "PathCheck",
            "PreflightError", "write_token"]
 
@@ -38,6 +38,18 @@ _LAST_SUFFIXES = (".summary.json", "summary.json")
 def is_uri(location: str) -> bool:
     """True for ``scheme://...`` (anything pyarrow's filesystems resolve), False for paths."""
     return "://" in location
+
+
+def place(location: str) -> str:
+    """``location`` as one place: a local folder (``file://`` or not) as an absolute, resolved
+    path (``./st``, ``st/``, ``//`` and ``file:///…/st`` name one folder; Ray Tune needs it
+    absolute: a relative one failed in pyarrow with "URI has empty scheme"), a URI without a
+    trailing ``/``."""
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    elif is_uri(location):
+        return location.rstrip("/")
+    return str(Path(location).expanduser().resolve())
 
 
 _SCHEME_TYPO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")

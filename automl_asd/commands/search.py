@@ -19,7 +19,7 @@ from automl_asd.io.run_folder import (
 )
 from automl_asd.search.config import SearchConfig
 from automl_asd.search.space import SHIPPED_SPACES_DIR, load_space, shipped_space_names
-from automl_asd.storage import check_location
+from automl_asd.storage import check_location, place
 
 if TYPE_CHECKING:
     from automl_asd.search.novel_check import SearchData
@@ -179,22 +179,9 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget,
         resume=args.resume, seed=args.seed, cache_dir=args.cache_dir, address=args.address,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        device=args.device, storage=_absolute_storage(args.storage),
+        device=args.device, storage=None if args.storage is None else place(args.storage),
         verbose=int(getattr(args, "verbose", 0)),
         novel=args.novel, novel_top_k=args.novel_top_k)
-
-
-def _absolute_storage(location: str | None) -> str | None:
-    """``--storage`` as Ray Tune needs it: a local folder as an absolute, normalised path (a
-    relative one failed in pyarrow with "URI has empty scheme"; ``./st``, ``st/`` and
-    ``file:///…/st`` name one place), a URI unchanged."""
-    if location is None:
-        return None
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    elif "://" in location:
-        return location
-    return str(Path(location).expanduser().resolve())
 
 
 def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:

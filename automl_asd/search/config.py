@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from automl_asd.errors import UsageError
 from automl_asd.recipe import content_digest
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import TrialRecord
+from automl_asd.storage import place
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,16 +208,6 @@ def check_same_search(out: Path, previous: Mapping[str, Any], meta: Mapping[str,
                 "data and --seed, or start a new --out")
 
 
-def _place(location: str) -> str:
-    """A storage location compared as a place: a local path (``file://`` or not) absolute and
-    normalised (``./st``, ``st/``, ``//`` name one folder), a URI as given."""
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    elif "://" in location:
-        return location.rstrip("/")
-    return os.path.normpath(os.path.abspath(os.path.expanduser(location)))
-
-
 def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,
                 meta: Mapping[str, Any], *, can_restore: bool) -> None:
     """Refuse a new search where one already is (``can_restore``: the executor's state at
@@ -231,7 +221,7 @@ def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str,
         if previous is not None:
             check_same_search(out, previous, meta)
             began = previous.get("tune_state")
-            if isinstance(began, str) and _place(began) != _place(state):
+            if isinstance(began, str) and place(began) != place(state):
                 # found 2026-12-07: Tune's saved state names the folder the run began in; a
                 # resumed copy wrote its new trials there (or failed, the first folder gone)
                 raise ValueError(
