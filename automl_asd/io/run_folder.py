@@ -78,7 +78,6 @@ _TOOL_NAMES = (RUN_MANIFEST, LOCK_FILE)
 REPORT_PATTERNS = ("results.csv", "results.md", "metrics.json")
 
 
-
 #: suffix of the hidden copy of an edited file a command sets aside while it runs
 _PENDING = ".edited-pending"
 
@@ -597,12 +596,8 @@ class RunFolder:
         hidden ``.<name>.edited-pending``; :meth:`settle_edited` keeps the copies of those the
         command then rewrote as ``<name>.edited`` and drops the others. Copies a killed command
         left are kept as ``<name>.edited`` now. Returns ``{name: pending copy}``."""
-        for pending in sorted(self.path.glob(f".*{_PENDING}")):
-            name = pending.name[1:-len(_PENDING)]
-            kept = _free_edited_name(self.path / name)
-            pending.rename(kept)
-            logger.warning("%s: an edited version an interrupted run set aside is kept as %s",
-                           self.path / name, kept.name)
+        for pending in sorted(self.path.glob(f".*{_PENDING}")):  # an interrupted run's
+            self._set_aside(pending.name[1:-len(_PENDING)], pending)
         stash = {}
         for rel in sorted(self.files):
             path = self.path / rel
@@ -619,15 +614,21 @@ class RunFolder:
         done = set(rewritten)
         kept = []
         for rel, pending in stash.items():
-            if rel not in done:
+            if rel in done:
+                kept.append(self._set_aside(rel, pending))
+            else:
                 pending.unlink(missing_ok=True)
-                continue
-            copy = _free_edited_name(self.path / rel)
-            pending.rename(copy)
-            kept.append(copy.relative_to(self.path).as_posix())
-            logger.warning("%s: edited since automl-asd wrote it; the edited version is kept as "
-                           "%s (this run wrote %s anew)", self.path / rel, copy.name, rel)
         return kept
+
+    def _set_aside(self, rel: str, edited: Path) -> str:
+        """Rename ``edited`` (the user's version of the run's own file ``rel``) to
+        ``<rel>.edited`` (``.edited-2``, … where taken), with a warning; returns the new
+        relative path."""
+        copy = _free_edited_name(self.path / rel)
+        edited.rename(copy)
+        logger.warning("%s: edited since automl-asd wrote it; the edited version is kept as %s "
+                       "(the run writes %s anew)", self.path / rel, copy.name, rel)
+        return copy.relative_to(self.path).as_posix()
 
     def _edited(self, rel: str) -> bool:
         """Whether the run's own file ``rel`` is no longer what the tool wrote."""
@@ -643,11 +644,7 @@ class RunFolder:
         gone = [rel for rel in sorted(self.files) if keep_if_not(rel)]
         for rel in gone:  # an edited report or recipe is renamed, not deleted
             if editable(rel) and self._edited(rel):
-                copy = _free_edited_name(self.path / rel)
-                (self.path / rel).rename(copy)
-                logger.warning("%s: edited since automl-asd wrote it; the edited version is "
-                               "kept as %s (this run writes %s anew)", self.path / rel,
-                               copy.name, rel)
+                self._set_aside(rel, self.path / rel)
         for rel in gone:
             path = self.path / rel
             if path.is_file() or path.is_symlink():

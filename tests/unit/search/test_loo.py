@@ -24,6 +24,25 @@ def _result(omega: float, types: Sequence[str]) -> ObjectiveResult:
                            wall_s=0.0)
 
 
+def _evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
+                 ) -> list[ObjectiveResult]:
+    """The held-out evaluation: Ω 0.65 for the fold's recipe, 0.5 for the reference."""
+    return [_result(0.65, list(data)), _result(0.5, list(data))]
+
+
+def _fold_written(fold: SearchConfig, recipe: Recipe, trial_ids: Sequence[str],
+                  **outcome: Any) -> SearchOutcome:
+    """What a fold's search leaves: ``recipe.json`` and ``trials.parquet`` in its folder,
+    and its outcome (best trial ``a``, Ω 0.7, reference 0.6; ``outcome``: other fields)."""
+    fold.out.mkdir(parents=True, exist_ok=True)
+    (fold.out / "recipe.json").write_text(recipe.to_json())
+    trials = pd.DataFrame({"trial_id": list(trial_ids)})
+    trials.to_parquet(fold.out / "trials.parquet")
+    return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7, best_trial_id="a",
+                         reference_omega=0.6, trials=trials,
+                         machine_types=fold.machine_types or (), **outcome)
+
+
 def test_one_fold_per_type_searches_the_others_and_scores_the_held_out_one(
     tmp_path: Path,
 ) -> None:
@@ -91,28 +110,18 @@ def test_resume_reuses_only_folds_that_finished(tmp_path: Path) -> None:
     def search(fold: SearchConfig) -> SearchOutcome:
         held = fold.out.name
         searched.append(held)
-        recipe = space.to_recipe(space.reference_point(), name="fold")
-        fold.out.mkdir(parents=True, exist_ok=True)
-        (fold.out / "recipe.json").write_text(recipe.to_json())
-        trials = pd.DataFrame({"trial_id": ["a", "b"]})
-        trials.to_parquet(fold.out / "trials.parquet")
-        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
-                             best_trial_id="a", reference_omega=0.6, trials=trials,
-                             machine_types=fold.machine_types or (),
-                             interrupted=held in interrupt)
+        return _fold_written(fold, space.to_recipe(space.reference_point(), name="fold"),
+                             ["a", "b"], interrupted=held in interrupt)
 
-    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
-                    ) -> list[ObjectiveResult]:
-        return [_result(0.65, list(data)), _result(0.5, list(data))]
 
     with pytest.raises(KeyboardInterrupt, match="fold fan interrupted"):
-        run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+        run_leave_one_out(cfg, machines, search=search, evaluate_on=_evaluate_on,
                           has_state=lambda held, d: True)
     assert searched == ["bearing", "fan"]
     interrupt.clear()
     resumed = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
                            resume=True)
-    loo = run_leave_one_out(resumed, machines, search=search, evaluate_on=evaluate_on,
+    loo = run_leave_one_out(resumed, machines, search=search, evaluate_on=_evaluate_on,
                             has_state=lambda held, d: True)
     assert searched == ["bearing", "fan", "fan"]  # bearing finished: read back, not searched
     assert sorted(loo.table["held_out"]) == ["bearing", "fan"]
@@ -142,22 +151,14 @@ def test_resume_refuses_a_finished_fold_of_another_search(tmp_path: Path) -> Non
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3)
 
     def search(fold: SearchConfig) -> SearchOutcome:
-        recipe = fold.space.to_recipe(fold.space.reference_point(), name="fold")
-        fold.out.mkdir(parents=True, exist_ok=True)
+        outcome = _fold_written(
+            fold, fold.space.to_recipe(fold.space.reference_point(), name="fold"), ["a"])
         io.write_search_meta(fold.out, run_meta(fold, fold.machine_types or (), {}))
-        (fold.out / "recipe.json").write_text(recipe.to_json())
-        trials = pd.DataFrame({"trial_id": ["a"]})
-        trials.to_parquet(fold.out / "trials.parquet")
-        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
-                             best_trial_id="a", reference_omega=0.6, trials=trials,
-                             machine_types=fold.machine_types or ())
+        return outcome
 
-    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
-                    ) -> list[ObjectiveResult]:
-        return [_result(0.65, list(data)), _result(0.5, list(data))]
 
     def run(c: SearchConfig, types: Mapping[str, Any] = machines) -> Any:
-        return run_leave_one_out(c, types, search=search, evaluate_on=evaluate_on,
+        return run_leave_one_out(c, types, search=search, evaluate_on=_evaluate_on,
                                  has_state=lambda held, d: False)
 
     run(cfg)
@@ -206,23 +207,14 @@ def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
         held = fold.out.name
         records = plans[held].pop(0)
         searched.append((held, fold.resume))
-        recipe = space.to_recipe(ref, name="fold")
-        fold.out.mkdir(parents=True, exist_ok=True)
-        (fold.out / "recipe.json").write_text(recipe.to_json())
-        trials = pd.DataFrame({"trial_id": [r.trial_id for r in records]})
-        trials.to_parquet(fold.out / "trials.parquet")
-        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
-                             best_trial_id="a", reference_omega=0.6, trials=trials,
-                             machine_types=fold.machine_types or (), records=tuple(records))
+        return _fold_written(fold, space.to_recipe(ref, name="fold"),
+                             [r.trial_id for r in records], records=tuple(records))
 
-    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
-                    ) -> list[ObjectiveResult]:
-        return [_result(0.65, list(data)), _result(0.5, list(data))]
 
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
                        time_budget_s=10.0)
     with caplog.at_level(logging.INFO, logger="automl_asd.search.loo"):
-        first = run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+        first = run_leave_one_out(cfg, machines, search=search, evaluate_on=_evaluate_on,
                                   has_state=lambda held, d: True)
     assert "fold bearing: stopped by the time budget (1 of 3 trials made)" in caplog.text
     assert "fold fan: stopped by the time budget (3 of 3 trials made, 1 to run again)" \
@@ -234,7 +226,7 @@ def test_a_fold_its_time_budget_stopped_short_is_continued_by_resume(
     assert "Stopped by the time budget before finishing**: fold(s) bearing, fan" in md
     again = run_leave_one_out(SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo",
                                            trials=3, resume=True), machines, search=search,
-                              evaluate_on=evaluate_on, has_state=lambda held, d: True)
+                              evaluate_on=_evaluate_on, has_state=lambda held, d: True)
     assert searched == [("bearing", False), ("fan", False), ("bearing", True), ("fan", True)]
     assert all((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)
     assert unfinished_folds(again.table) == []
@@ -258,22 +250,12 @@ def test_a_fold_its_budget_ended_before_any_trial_finished_leaves_the_others_goi
     def search(fold: SearchConfig) -> SearchOutcome:
         if fold.out.name == "bearing":
             raise NothingFinishedError("no trial finished at full fidelity (2 trial(s))")
-        recipe = space.to_recipe(ref, name="fold")
-        fold.out.mkdir(parents=True, exist_ok=True)
-        (fold.out / "recipe.json").write_text(recipe.to_json())
-        trials = pd.DataFrame({"trial_id": ["a", "b", "c"]})
-        trials.to_parquet(fold.out / "trials.parquet")
-        return SearchOutcome(run_dir=fold.out, recipe=recipe, best_omega=0.7,
-                             best_trial_id="a", reference_omega=0.6, trials=trials,
-                             machine_types=fold.machine_types or ())
+        return _fold_written(fold, space.to_recipe(ref, name="fold"), ["a", "b", "c"])
 
-    def evaluate_on(recipes: Sequence[Recipe], data: Mapping[str, MachineData]
-                    ) -> list[ObjectiveResult]:
-        return [_result(0.65, list(data)), _result(0.5, list(data))]
 
     cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=3,
                        time_budget_s=5.0)
-    out = run_leave_one_out(cfg, machines, search=search, evaluate_on=evaluate_on,
+    out = run_leave_one_out(cfg, machines, search=search, evaluate_on=_evaluate_on,
                             has_state=lambda held, d: False)
     assert list(out.table["held_out"]) == ["bearing", "fan"]
     assert unfinished_folds(out.table) == ["bearing"]
@@ -281,5 +263,5 @@ def test_a_fold_its_budget_ended_before_any_trial_finished_leaves_the_others_goi
     assert "fold(s) bearing" in (cfg.out / "leave_one_out.md").read_text()
     with pytest.raises(NothingFinishedError):
         run_leave_one_out(replace(cfg, time_budget_s=None, out=tmp_path / "loo2"), machines,
-                          search=search, evaluate_on=evaluate_on,
+                          search=search, evaluate_on=_evaluate_on,
                           has_state=lambda held, d: False)
