@@ -85,11 +85,11 @@ def best_record(records: Sequence[TrialRecord], pick: Pick | None = None) -> Tri
     done = ranked(records)
     if not done:
         errors = list(dict.fromkeys(r.error for r in records if r.error is not None))
-        raise NothingFinishedError(f"no trial finished at full fidelity ({len(records)} "
-                                   "trial(s)"
-                          + (f"; errors: {errors[:3]}" if errors else "")
-                          + "); if the search was interrupted or its time budget ran out, "
-                          "continue it with --resume (with a larger --time-budget, or none)")
+        listed = f"; errors: {errors[:3]}" if errors else ""
+        raise NothingFinishedError(
+            f"no trial finished at full fidelity ({len(records)} trial(s){listed}); if the "
+            "search was interrupted or its time budget ran out, continue it with --resume "
+            "(with a larger --time-budget, or none)")
     if pick is None:
         return done[0]
     chosen = pick(sorted(complete(records), key=lambda r: r.order))
