@@ -39,8 +39,18 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that help, version and usage text that cannot be written
+    raise (argparse drops the error, and ``--help > /dev/full`` exited 0); its sub-parsers are
+    of this class too."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            (file or sys.stderr).write(message)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="automl-asd",
         description="AutoML for first-shot anomalous sound detection (DCASE Task 2).",
     )
@@ -96,6 +106,18 @@ def _log_level_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+    except SystemExit as exc:  # argparse's --help and --version print, then exit 0
+        if exc.code not in (0, None):
+            raise
+        status = 0
+    except OSError as exc:  # --help or --version could not be written
+        return _unwritten(exc)
+    return _flushed(status)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the usage of the (sub-)command they were given to, not the top level's
@@ -125,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _SIGPIPE_STATUS  # `automl-asd recipe list | head -1`: quiet, as `ls` is
         if args.verbose:
             raise
-        print(f"automl-asd {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{_innermost(parser, args).prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     finally:
         if previous is not None:
@@ -134,6 +156,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: what a shell reports for a command that a closed pipe ended (128 + SIGPIPE)
 _SIGPIPE_STATUS = 141
+
+
+def _flushed(status: int) -> int:
+    """``status``, once what the command printed has reached standard output. Found
+    2026-12-07: ``automl-asd --help > /dev/full`` exited 0, its output lost (the text waited in
+    Python's buffer, and the interpreter's flush at exit failed unseen); now a full disk says
+    so in one line and exits 1, and a reader that closed the pipe gives 141, as above."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        return _unwritten(exc)
+    return status
+
+
+def _unwritten(exc: OSError) -> int:
+    """The status for output that could not be written: 141, quietly, for a reader that closed
+    the pipe; else one line and 1."""
+    if isinstance(exc, BrokenPipeError) and _stdout_gone():
+        return _SIGPIPE_STATUS
+    _stdout_to_devnull()  # what could not be written would fail again at exit
+    print(f"automl-asd: error: cannot write the output: {one_line(exc)}", file=sys.stderr)
+    return 1
 
 
 def _stdout_gone() -> bool:
@@ -146,12 +190,22 @@ def _stdout_gone() -> bool:
         poller.register(fd, select.POLLOUT)
         if not any(events & select.POLLERR for _, events in poller.poll(0)):
             return False
+    except (OSError, ValueError, AttributeError):  # no real file (captured), or no poll()
+        return False
+    _stdout_to_devnull()
+    return True
+
+
+def _stdout_to_devnull() -> None:
+    """Point standard output's file at ``/dev/null`` and drop what waits in its buffer."""
+    try:
+        fd = sys.stdout.fileno()
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, fd)
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real file (captured), or no poll()
-        return False
-    return True
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _interrupt_on_sigterm() -> Any:

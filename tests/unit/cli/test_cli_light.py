@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,31 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert err == ""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["recipe", "list", "--help"],
+                                  ["recipe", "list"]])
+def test_output_that_cannot_be_written_is_an_error(argv: list[str], unbuffered: str) -> None:
+    """Found 2026-12-07: `automl-asd --help > /dev/full` exited 0 with its text lost (argparse
+    drops the write error; buffered, the interpreter's flush at exit failed unseen)."""
+    code = f"import sys\nfrom automl_asd.cli import main\nsys.exit(main({argv!r}))"
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE,
+                             text=True, cwd=REPO_ROOT, timeout=120,
+                             env={**os.environ, "PYTHONUNBUFFERED": unbuffered})
+    assert res.returncode == 1, res.stderr
+    assert "No space left on device" in res.stderr
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_an_error_names_the_innermost_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: the error line said `automl-asd recipe: error` while the usage line
+    says `automl-asd recipe show`."""
+    from automl_asd.cli import main
+
+    assert main(["recipe", "show", "no_such_recipe_here"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("automl-asd recipe show: error: recipe 'no_such_recipe_here'"), err
