@@ -18,6 +18,15 @@ from automl_asd.components.params import Parameterized, ParamSpec
 __all__ = ["Backend", "ParamSpec"]
 
 
+def _check_finite(name: str, emb: NDArray[Any], what: str) -> None:
+    """ValueError naming the rows of ``emb`` that hold NaN or inf."""
+    if emb.size and not np.isfinite(emb).all():
+        rows = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+        shown = ", ".join(str(i) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise ValueError(f"backend {name}: {len(rows)} of {len(emb)} {what} hold NaN or inf "
+                         f"values (row(s) {shown})")
+
+
 class Backend(Parameterized, ABC):
     """``fit(emb (n, d), domains (n,) of "source"/"target")`` then ``score(emb (m, d)) -> (m,)``.
     ``name``, ``params``, ``__init__`` and ``get_params``: see
@@ -32,6 +41,36 @@ class Backend(Parameterized, ABC):
     @abstractmethod
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         """Anomaly score per row, shape ``(m,)``; higher = more anomalous."""
+
+    def _fit_input(self, emb: NDArray[Any], domains: Any) -> tuple[NDArray[Any], NDArray[np.str_]]:
+        """``emb`` and ``domains`` as the backends read them, or ValueError naming what is
+        wrong. Found 2026-12-07: a domain other than "source"/"target" (``"Source"``,
+        ``"unknown"``) was left out by ``mahalanobis`` (its self-scores: uninitialised memory)
+        and counted as source by ``knn``; a NaN or inf row gave NaN scores or self-scores."""
+        emb = np.asarray(emb)
+        if emb.ndim != 2 or emb.shape[0] < 1 or emb.shape[1] < 1:
+            raise ValueError(f"backend {self.name}: training embeddings must be a 2-D "
+                             f"(clips, dimensions) array with at least one clip, got shape "
+                             f"{emb.shape}")
+        dom = np.asarray(domains).astype(str)
+        if dom.shape != (emb.shape[0],):
+            raise ValueError(f"backend {self.name}: {dom.size} domain(s) for {emb.shape[0]} "
+                             "training embeddings")
+        unknown = sorted(set(dom.tolist()) - {"source", "target"})
+        if unknown:
+            raise ValueError(f"backend {self.name}: domains must be 'source' or 'target', got "
+                             f"{', '.join(map(repr, unknown[:5]))}")
+        _check_finite(self.name, emb, "training embeddings")
+        return emb, dom
+
+    def _score_input(self, emb: NDArray[Any]) -> NDArray[Any]:
+        """``emb`` to score, or ValueError for a wrong shape or non-finite rows."""
+        emb = np.asarray(emb)
+        if emb.ndim != 2:
+            raise ValueError(f"backend {self.name}: embeddings to score must be a 2-D "
+                             f"(clips, dimensions) array, got shape {emb.shape}")
+        _check_finite(self.name, emb, "embeddings to score")
+        return emb
 
     def self_scores(self) -> NDArray[np.float64]:
         """Scores of the training embeddings without self-matching (leave-one-out or

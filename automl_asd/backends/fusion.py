@@ -86,6 +86,7 @@ class FusionBackend(Backend):
                 for i, name in enumerate(self._member_names())]
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        emb, domains = self._fit_input(emb, domains)
         self.members_ = [m.fit(emb, domains) for m in self._make_members()]
         self_scores = np.stack([m.self_scores() for m in self.members_], axis=1)
         self.mean_ = self_scores.mean(axis=0)
@@ -96,6 +97,7 @@ class FusionBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
+        emb = self._score_input(emb)
         raw = np.stack([m.score(emb) for m in self.members_], axis=1)
         return combine_members((raw - self.mean_) / self.std_, self.combine)
 

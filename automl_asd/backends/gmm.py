@@ -69,6 +69,7 @@ class GmmBackend(Backend):
         return gmm
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        emb, domains = self._fit_input(emb, domains)
         if len(emb) < 2:  # a Gaussian needs two points
             raise ValueError(f"backend {self.name}: needs at least 2 training embeddings, "
                              f"got {len(emb)}")
@@ -89,6 +90,7 @@ class GmmBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
+        emb = self._score_input(emb)
         return -np.asarray(self.gmm_.score_samples(np.asarray(emb, dtype=np.float64)), np.float64)
 
     def self_scores(self) -> NDArray[np.float64]:

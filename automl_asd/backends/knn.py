@@ -114,8 +114,8 @@ class KnnBackend(Backend):
     metric: str
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        emb, domains = self._fit_input(emb, domains)
         emb64 = np.asarray(emb, dtype=np.float64)
-        domains = np.asarray(domains).astype(str)
 
         def fit_score(
             tr: NDArray[np.float32], dom: NDArray[np.str_], held: NDArray[np.float32]
@@ -169,6 +169,7 @@ class KnnBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
+        emb = self._score_input(emb)
         return self._distances(np.asarray(emb, dtype=np.float64), self.references_)
 
     def nearest_domain(self, emb: NDArray[np.float32]) -> NDArray[np.str_]:

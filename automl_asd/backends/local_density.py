@@ -35,6 +35,7 @@ class LocalDensityBackend(Backend):
     candidates: int
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        emb, domains = self._fit_input(emb, domains)
         bank = l2_normalize(emb)
         if bank.shape[0] < 2:
             raise ValueError(f"backend {self.name}: needs at least 2 training embeddings")
@@ -51,7 +52,7 @@ class LocalDensityBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
-        return self._score(emb, None)
+        return self._score(self._score_input(emb), None)
 
     def self_scores(self) -> NDArray[np.float64]:
         """Leave-one-out: a training clip never matches itself (the other points' radii are

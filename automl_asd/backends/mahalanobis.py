@@ -146,8 +146,8 @@ class MahalanobisBackend(Backend):
         return np.asarray(np.array(self.domains_)[d.argmin(axis=1)], dtype=np.str_)
 
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
+        emb, dom = self._fit_input(emb, domains)
         x = np.asarray(emb, dtype=np.float64)
-        dom = np.asarray(domains).astype(str)
         self.domains_, self.means_, self.precisions_ = self._fit_stats(x, dom)
         self.train_emb_, self.train_domains_ = x, dom
         self.fitted_ = True
@@ -155,6 +155,7 @@ class MahalanobisBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
+        emb = self._score_input(emb)
         return self._distances(np.asarray(emb, dtype=np.float64), self.means_, self.precisions_)
 
     def self_scores(self) -> NDArray[np.float64]:

@@ -77,6 +77,27 @@ def test_target_clip_is_its_own_reference(name: str) -> None:
     assert np.all(b.self_scores()[domains == "target"] > 1e-4)
 
 
+@pytest.mark.parametrize("n_src", [10, 16, 300])
+def test_knn_smote_self_scores_sit_where_new_normal_clips_score(n_src: int) -> None:
+    """Found 2026-12-07: the source clips were scored against k-means centres made from
+    themselves: with no more source clips than centres each clip was its own centre (self-score
+    0, every one), and at 990 clips a quarter of new normal clips scored above the
+    self-scores' 0.9 quantile. Cross-fitted, about a tenth do (knn: the same)."""
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(n_src + 10, 32)).astype(np.float32)
+    domains = np.array(["source"] * n_src + ["target"] * 10)
+    b = make_backend("knn_smote", {}, seed=0).fit(emb, domains)
+    own = b.self_scores()
+    assert np.all(own > 1e-3)  # no clip matches itself
+    new = b.score(rng.normal(size=(4000, 32)).astype(np.float32))
+    above = float((new > np.quantile(own[domains == "source"], 0.9)).mean())
+    assert 0.02 < above < 0.15, above  # in-sample: 0.25 at 990 clips, 1.0 at 10 and 16
+    # a model saved before the self-scores were cross-fitted makes them again from its clips
+    state = {k: v for k, v in b.get_state().items() if k != "self_scores"}
+    old = make_backend("knn_smote", {}, seed=0).set_state(state)
+    np.testing.assert_array_equal(old.self_scores(), own)
+
+
 def test_knn_smote_bank_sizes_and_synthetic_points_between_targets() -> None:
     emb, domains, _, _ = _two_domains(n_src=400, n_tgt=10)
     b = make_backend("knn_smote", {"smote_ratio": 0.1, "n_centres": 16}, seed=0)
@@ -280,3 +301,34 @@ def test_mahalanobis_source_rule_inverts_one_covariance_for_both_domains() -> No
     emb, domains, _, _ = _two_domains(n_src=30, n_tgt=5, dim=6)
     b = make_backend("mahalanobis", {"target_covariance": "source"}, seed=0).fit(emb, domains)
     np.testing.assert_array_equal(b.precisions_[0], b.precisions_[1])
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_a_backend_refuses_unknown_domains_and_non_finite_rows(name: str) -> None:
+    """Found 2026-12-07: `mahalanobis` left rows of an unknown domain out of its fit and gave
+    them uninitialised memory as self-scores ("Source" fitted on the target clips alone); `knn`
+    counted them as source; a NaN row gave NaN scores. Now each is a ValueError naming it."""
+    emb, domains, new_src, _ = _two_domains()
+    emb32 = emb.astype(np.float32)
+    for wrong in ("Source", "unknown"):
+        bad = domains.copy().astype(object)
+        bad[:5] = wrong
+        with pytest.raises(ValueError,
+                           match=f"domains must be 'source' or 'target', got '{wrong}'"):
+            make_backend(name, {}, seed=0).fit(emb32, bad)
+    with pytest.raises(ValueError, match="3 domain\\(s\\) for 210 training embeddings"):
+        make_backend(name, {}, seed=0).fit(emb32, domains[:3])
+    holed = emb32.copy()
+    holed[[4, 9], 2] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=r"2 of 210 training embeddings hold NaN or inf values "
+                                         r"\(row\(s\) 4, 9\)"):
+        make_backend(name, {}, seed=0).fit(holed, domains)
+    fitted = make_backend(name, {}, seed=0).fit(emb32, domains)
+    query = new_src.astype(np.float32)
+    query[7, 0] = np.nan
+    with pytest.raises(ValueError, match=r"1 of 50 embeddings to score hold NaN or inf values "
+                                         r"\(row\(s\) 7\)"):
+        fitted.score(query)
+    with pytest.raises(ValueError, match="must be a 2-D"):
+        fitted.score(query[0])
+    assert np.all(np.isfinite(fitted.score(new_src.astype(np.float32))))
