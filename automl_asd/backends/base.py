@@ -64,12 +64,12 @@ class Backend(Parameterized, ABC):
         return emb, dom
 
     def _score_input(self, emb: NDArray[Any]) -> NDArray[Any]:
-        """``emb`` to score, or ValueError for a wrong shape or non-finite rows."""
+        """``emb`` to score, or ValueError for a wrong shape. A row holding NaN or inf scores
+        NaN (that row alone): the pipeline refuses a non-finite score naming its clip."""
         emb = np.asarray(emb)
         if emb.ndim != 2:
             raise ValueError(f"backend {self.name}: embeddings to score must be a 2-D "
                              f"(clips, dimensions) array, got shape {emb.shape}")
-        _check_finite(self.name, emb, "embeddings to score")
         return emb
 
     def self_scores(self) -> NDArray[np.float64]:

@@ -90,8 +90,15 @@ class GmmBackend(Backend):
 
     def score(self, emb: NDArray[np.float32]) -> NDArray[np.float64]:
         self._check_fitted()
-        emb = self._score_input(emb)
-        return -np.asarray(self.gmm_.score_samples(np.asarray(emb, dtype=np.float64)), np.float64)
+        x = np.asarray(self._score_input(emb), dtype=np.float64)
+        finite = np.isfinite(x).all(axis=1)
+        if finite.all():
+            return -np.asarray(self.gmm_.score_samples(x), np.float64)
+        # a non-finite row scores NaN, as in the other backends (scikit-learn refuses it)
+        out = np.full(len(x), np.nan)
+        if finite.any():
+            out[finite] = -np.asarray(self.gmm_.score_samples(x[finite]), np.float64)
+        return out
 
     def self_scores(self) -> NDArray[np.float64]:
         self._check_fitted()
