@@ -719,6 +719,8 @@ def _parse_recipe(data: Any) -> Recipe:
     threshold = section(ThresholdSpec, "threshold")
     ensemble = section(EnsembleSpec, "ensemble")
     provenance = section(Provenance, "provenance")
+    if features is not None and detector is not None:  # what the family allows on these bins
+        col.errors += REGISTRY[detector.name].recipe_errors(detector.params, features.n_bins)
     col.raise_if_any()
     assert name is not None and seed is not None and features is not None  # for mypy
     assert supplemental is not None and detector is not None and description is not None

@@ -67,6 +67,14 @@ class Detector(Parameterized, ABC):
         return {key: params.get(key, spec.default) for key, spec in cls.params.items()}
 
     @classmethod
+    def recipe_errors(cls, params: Mapping[str, Any], n_bins: int,
+                      path: str = "detector.params") -> list[str]:
+        """Problems of ``params`` given features of ``n_bins`` bins per frame, each
+        ``"json.path: message"`` (the recipe parser raises them with its own); none here."""
+        del params, n_bins, path
+        return []
+
+    @classmethod
     def cost_scale(cls, params: Mapping[str, Any], n_bins: int) -> float:
         """Relative work of a fit with ``params`` on features of ``n_bins`` bins per frame,
         against other points of the same cost class (:func:`automl_asd.search.budget.cost_class`):

@@ -31,7 +31,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.backends.mahalanobis import domain_folds
+from automl_asd.backends.mahalanobis import MAX_FOLDS, domain_folds
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import pool_bands
 from automl_asd.detectors.registry import register
@@ -113,6 +113,28 @@ class FrameGaussianDetector(Detector):
 
     #: Window dimension the cost scale is relative to (16 frames x 16 bands).
     COST_REFERENCE_DIM = 256
+
+    #: Largest window (``context x n_bands`` values). A fit holds the scatter of each refitted
+    #: fold (up to ``MAX_FOLDS`` per domain) besides the model's own: about
+    #: ``2 * MAX_FOLDS + 5`` matrices of ``dim**2`` float64, ~6 GB at 4,096 values (and
+    #: minutes per inversion); found 2026-12-07: 65,600 passed ``recipe validate`` and
+    #: asked for 32 GiB at the first step of its fit.
+    MAX_WINDOW_DIM = 4096
+
+    @classmethod
+    def recipe_errors(cls, params: Mapping[str, Any], n_bins: int,
+                      path: str = "detector.params") -> list[str]:
+        p = cls.canonical_params(params)
+        bands = max(1, n_bins // max(1, int(p["band_pool"])))
+        dim = int(p["context"]) * bands
+        if dim <= cls.MAX_WINDOW_DIM:
+            return []
+        gb = (2 * MAX_FOLDS + 5) * dim * dim * 8 / 1e9
+        return [f"{path}.context: windows of context x bands = {p['context']} x {bands} = "
+                f"{dim:,} values (features of {n_bins} bins, band_pool {p['band_pool']}); at "
+                f"most {cls.MAX_WINDOW_DIM:,}: fitting would hold ~{gb:,.0f} GB of covariance "
+                "matrices. Lower context or the feature bins (n_mels, n_fft), or raise "
+                "band_pool"]
 
     @staticmethod
     def _work(r: float) -> float:

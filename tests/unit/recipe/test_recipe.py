@@ -357,3 +357,20 @@ def test_a_recipe_file_that_is_not_utf8_is_named_and_validate_goes_on(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"INVALID {bad}") and "not UTF-8 text" in out[0]
     assert out[1].startswith("OK fast_default")
+
+
+def test_a_frame_window_too_large_to_fit_is_refused_at_the_recipe() -> None:
+    """Found 2026-12-07: frame_gaussian with context 64 on 1,025 STFT bins (65,600-value
+    windows) passed `recipe validate` and asked for 32 GiB at the first step of its fit."""
+    d = _base()
+    d["features"].update({"kind": "stft", "n_fft": 2048})
+    d["detector"] = {"name": "frame_gaussian", "params": {"context": 64, "band_pool": 1}}
+    with pytest.raises(RecipeError) as exc:
+        Recipe.from_dict(d)
+    assert ("detector.params.context: windows of context x bands = 64 x 1025 = 65,600 values"
+            in str(exc.value))
+    d["detector"]["params"] = {"context": 16, "band_pool": 4}  # 16 x 256: the largest allowed
+    assert Recipe.from_dict(d).detector.params["context"] == 16
+    d["detector"]["params"] = {"context": 17, "band_pool": 4}
+    with pytest.raises(RecipeError, match="17 x 256 = 4,352 values"):
+        Recipe.from_dict(d)
