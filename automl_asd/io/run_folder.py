@@ -146,10 +146,36 @@ def _input_trees(inputs: Iterable[tuple[str, Path | None]]) -> list[tuple[str, P
             continue
         root = Path(folder)
         if opt == "--ground-truth" and (root / _GROUND_TRUTH_DIRS[0]).is_dir():
-            trees += [(opt, root / sub) for sub in _GROUND_TRUTH_DIRS]
+            parts = [root / sub for sub in _GROUND_TRUTH_DIRS]
         else:
-            trees.append((opt, root))
+            parts = [root]
+        for part in parts:
+            trees += [(opt, part)] + [(opt, link) for link in _linked_folders(part)]
     return trees
+
+
+def _linked_folders(root: Path, depth: int = 4) -> list[Path]:
+    """Symbolic links to folders within ``depth`` levels of ``root`` (a machine folder linked
+    into a data tree): their targets are input too. Found 2026-12-07: with ``--data L`` where
+    ``L/pump`` links to ``T/pump``, ``--out T/pump/train/out`` was let through."""
+    found: list[Path] = []
+    level = [root]
+    for _ in range(depth):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if not entry.is_dir():  # follows a link: a linked folder is a folder
+                        continue
+                    (found if entry.is_symlink() else below).append(Path(entry.path))
+                except OSError:
+                    continue
+        level = below
+    return found
 
 
 def _inside(target: Path, inputs: Iterable[tuple[str, Path | None]]

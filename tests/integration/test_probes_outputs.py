@@ -184,6 +184,24 @@ def test_the_official_evaluator_layout_is_not_an_input_tree(tmp_path: Path) -> N
         check_apart(tmp_path / "root" / "out", "--out", [("--ground-truth", tmp_path / "root")])
 
 
+def test_an_output_inside_a_linked_machine_folder_is_refused(tmp_path: Path) -> None:
+    """Found 2026-12-07: with `--data L`, where `L/pump` links to `T/pump`, `--out
+    T/pump/train/out` was let through and the run was written into the recordings' folder."""
+    from automl_asd.io.run_folder import check_apart
+
+    real = tmp_path / "T" / "pump" / "train"
+    real.mkdir(parents=True)
+    (tmp_path / "L" / "nested").mkdir(parents=True)
+    (tmp_path / "L" / "pump").symlink_to(tmp_path / "T" / "pump")
+    (tmp_path / "L" / "nested" / "fan").symlink_to(tmp_path / "T")  # deeper in the tree
+    data = [("--data", tmp_path / "L")]
+    with pytest.raises(OutputError, match=r"inside --data .*L/pump; outputs are never"):
+        check_apart(real / "out", "--out", data)
+    with pytest.raises(OutputError, match=r"inside --data .*L/nested/fan"):
+        check_apart(tmp_path / "T" / "x", "--out", data)
+    check_apart(tmp_path / "out", "--out", data)  # beside both trees: fine
+
+
 def test_apply_storage_inside_data_is_refused(
         data: Path, copy_of: Callable[[Path, str], Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
