@@ -37,7 +37,7 @@ from automl_asd.calibration import (
 from automl_asd.components.device import resolve_device, stage_threads
 from automl_asd.components.files import digests_remembered
 from automl_asd.data import Clip, MachineData
-from automl_asd.detectors import Detector, TrainSet, make_detector
+from automl_asd.detectors import REGISTRY, Detector, TrainSet, make_detector
 from automl_asd.features import extract
 from automl_asd.progress import few_names
 from automl_asd.recipe import Recipe
@@ -188,6 +188,24 @@ def _extract(
         list(clips), recipe.features, cache_dir=cache_dir, progress=False
     )
     return feats
+
+
+def check_clip_frames(recipe: Recipe, names: Sequence[str],
+                      feats: Sequence[NDArray[np.float32]]) -> None:
+    """ValueError naming the clips with fewer feature frames than the recipe's detector needs
+    (:meth:`~automl_asd.detectors.base.Detector.min_frames`). Found 2026-12-07: a 700-sample
+    test clip let the official autoencoder train for 100 epochs, then failed with "clip 0 has
+    2 frames", naming no file."""
+    need = REGISTRY[recipe.detector.name].min_frames(recipe.detector.params)
+    short = [(n, len(f)) for n, f in zip(names, feats, strict=True) if len(f) < need]
+    if short:
+        f = recipe.features
+        seconds = (need - 1) * f.hop_length / f.sample_rate
+        shown = ", ".join(f"{n} ({k} frame{'s' if k != 1 else ''})" for n, k in short[:3])
+        raise ValueError(f"{len(short)} clip(s) too short for recipe {recipe.name!r}: its "
+                         f"{recipe.detector.name} needs at least {need} frames (clips of at "
+                         f"least {seconds:.3g} s at hop_length {f.hop_length}): {shown}"
+                         + (", ..." if len(short) > 3 else ""))
 
 
 def _maybe_mix_noise(
@@ -431,6 +449,7 @@ def run_machine(
     # One extraction call over every clip keeps the feature cache pass single.
     everything = clips + (noise_clips if use_noise else []) + test
     feats = _extract(everything, recipe, cache_dir)
+    check_clip_frames(recipe, [str(c.path) for c in everything], feats)  # before any fit
     n_tr, n_noise = len(clips), len(noise_clips) if use_noise else 0
     t_feat = time.perf_counter() - t0
     fitted = fit_machine(

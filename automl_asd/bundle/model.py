@@ -44,7 +44,7 @@ from automl_asd.bundle.state import fitted_from_files
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
 from automl_asd.errors import AutomlAsdError
 from automl_asd.features import FeatureSpec, compute
-from automl_asd.pipeline import FittedMachine, score_clips
+from automl_asd.pipeline import FittedMachine, check_clip_frames, score_clips
 from automl_asd.recipe import Recipe
 
 __all__ = [
@@ -267,6 +267,7 @@ class Bundle:
             chunk = items[start:start + batch_size]
             feats = self.features(chunk, resample=resample, sample_rate=sample_rate,
                                   workers=workers)
+            check_clip_frames(self.recipe, names[start:start + batch_size], feats)
             s, d = self.score_features(feats)
             check_finite_scores(names[start:start + batch_size], s, self.path)
             scores.append(s)

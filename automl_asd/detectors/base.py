@@ -67,6 +67,13 @@ class Detector(Parameterized, ABC):
         return {key: params.get(key, spec.default) for key, spec in cls.params.items()}
 
     @classmethod
+    def min_frames(cls, params: Mapping[str, Any]) -> int:
+        """Fewest feature frames a clip needs to be fitted on or scored with ``params``
+        (checked for every clip before any fit, naming the short ones)."""
+        del params
+        return 1
+
+    @classmethod
     def recipe_errors(cls, params: Mapping[str, Any], n_bins: int,
                       path: str = "detector.params") -> list[str]:
         """Problems of ``params`` given features of ``n_bins`` bins per frame, each

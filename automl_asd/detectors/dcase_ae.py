@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -121,6 +121,10 @@ class DcaseAE(Detector):
         self.device = resolve_device(device)
         if getattr(self, "fitted_", False):
             self.net_.to(self.device)
+
+    @classmethod
+    def min_frames(cls, params: Mapping[str, Any]) -> int:
+        return int(cls.canonical_params(params)["n_frames"])
 
     # ------------------------------------------------------------------ data
     def _frames(

@@ -293,3 +293,22 @@ def test_static_training_clips_are_named(caplog: pytest.LogCaptureFixture) -> No
     _warn_static_clips("pump", clips, feats)
     assert "pump: 2 training clip(s) whose features never change over time" in caplog.text
     assert "c1.wav, c2.wav" in caplog.text and "c0.wav" not in caplog.text
+
+
+def test_clips_too_short_for_the_detector_are_named_before_any_fit() -> None:
+    """Found 2026-12-07: a 700-sample test clip (2 frames) let the official autoencoder train
+    for 100 epochs, then failed with "clip 0 has 2 frames", naming no file."""
+    from automl_asd.pipeline import check_clip_frames
+    from automl_asd.recipe import load_recipe
+
+    ae = load_recipe("baseline_ae_mse")  # n_frames 5 at hop 512, 16 kHz
+    feats = [np.zeros((k, 128), np.float32) for k in (313, 2, 5, 4)]
+    names = ["a.wav", "short.wav", "five.wav", "four.wav"]
+    with pytest.raises(ValueError) as exc:
+        check_clip_frames(ae, names, feats)
+    assert str(exc.value) == (
+        "2 clip(s) too short for recipe 'baseline_ae_mse': its dcase_ae needs at least 5 "
+        "frames (clips of at least 0.128 s at hop_length 512): short.wav (2 frames), "
+        "four.wav (4 frames)")
+    check_clip_frames(ae, names[::2], feats[::2])  # 313 and 5 frames: enough
+    check_clip_frames(load_recipe("fast_default"), names, [f[:1] for f in feats])  # 1 frame
