@@ -110,16 +110,16 @@ class MachineData:
 
 #: ``section_00_source_train_normal_0000_<attr>`` (dev and additional-train train/test names).
 _FULL = re.compile(
-    r"^section_(?P<section>\d+)_(?P<domain>source|target)_(?P<split>train|test)_"
+    r"^section_(?P<section>\d{2})_(?P<domain>source|target)_(?P<split>train|test)_"
     r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.*))?$")
 #: 2024 eval RoboticArm labelled names lack the split token:
 #: ``section_00_source_normal_0035_weight15_BckgF``.
 _NO_SPLIT = re.compile(
-    r"^section_(?P<section>\d+)_(?P<domain>source|target)_"
+    r"^section_(?P<section>\d{2})_(?P<domain>source|target)_"
     r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.*))?$")
 #: Anonymised eval test names ``section_00_0000`` (README variant ``section_00_test_0000``).
-_ANON = re.compile(r"^section_(?P<section>\d+)_(?:test_)?(?P<index>\d+)$")
-_SECTION = re.compile(r"^section_(?P<section>\d+)(?:_(?P<rest>.*))?$")
+_ANON = re.compile(r"^section_(?P<section>\d{2})_(?:test_)?(?P<index>\d+)$")
+_SECTION = re.compile(r"^section_(?P<section>\d{2})(?:_(?P<rest>.*))?$")
 #: Attribute keys are plain words (``car``, ``spd``, ``m-n``); anything else stands alone.
 _KEY = re.compile(r"^[A-Za-z][A-Za-z-]*$")
 _NO_ATTRIBUTE = "noAttribute"
@@ -199,6 +199,9 @@ def parse_name(name: str, split: Split | str) -> ParsedName:
                 if split is Split.TRAIN else
                 "section_<ss>_<source|target>_test_<normal|anomaly>_<NNNN>_<attributes>.wav or "
                 "section_<ss>_<NNNN>.wav")
+    if re.match(r"^section_\d{3,}_", stem):  # found 2026-12-07: scanned, then refused late
+        raise DataError(f"{name}: section ids are two digits (section_00 .. section_99); "
+                        "rename the file")
     raise DataError(f"{name}: cannot parse this {split.value} file name; expected {expected} "
                     "(rename or remove the file)")
 

@@ -114,6 +114,10 @@ def test_attribute_round_trip_property(tokens: list[str]) -> None:
         ("section_00_0000.wav", "train", "cannot parse this train file name"),
         ("fan_0001.wav", "test", "cannot parse this test file name"),
         ("section_00_sourc_test_normal_0000.wav", "test", "cannot parse"),
+        # found 2026-12-07: scanned, then refused by the submission writer after the fit
+        ("section_000_source_test_normal_0000_a_1.wav", "test", "section ids are two digits"),
+        ("section_001_0000.wav", "test", "section ids are two digits"),
+        ("section_123_source_train_normal_0000.wav", "train", "section ids are two digits"),
     ],
 )
 def test_parse_name_errors(name: str, split: str, fragment: str) -> None:
