@@ -90,6 +90,11 @@ class FeatureSpec:
     ``kind="logmel"``: ``(n_frames, n_mels)`` log-mel in dB (``10*log10(max(mel, eps))`` for
     power 2, as the baseline's ``20/power*log10``). ``kind="stft"``: ``(n_frames, n_fft//2+1)``
     STFT magnitude (``power``=1) or power, log-compressed in dB when ``log`` is true.
+
+    Frames are centred, and the clip's ends are padded by reflection (torchaudio's default).
+    librosa 0.10 and later, which the baseline uses unpinned, pads with zeros, so the first
+    and last frame of a clip differ from the baseline's (by a few dB); the other frames are
+    the same.
     """
 
     kind: FeatureKind = "logmel"
