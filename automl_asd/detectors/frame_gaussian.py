@@ -223,6 +223,11 @@ class FrameGaussianDetector(Detector):
                 if acc is None:
                     acc = fold_scatters[k] = np.zeros_like(product)
                 acc += product
+        bad = np.flatnonzero(~np.isfinite(np.stack(sums)).all(axis=1))
+        if len(bad):  # found 2026-12-07: one NaN made every score NaN
+            raise ValueError(f"{self.name}: {len(bad)} training clip(s) hold NaN or inf "
+                             f"features (clip(s) {', '.join(map(str, bad[:5]))}"
+                             f"{', ...' if len(bad) > 5 else ''})")
         moments = _Moments(np.asarray(count), np.stack(sums), domains, scatters)
         keep = np.ones(len(domains), dtype=bool)
         self.domains_, self.means_, self.precision_ = self._stats(moments, keep, scatters)

@@ -188,3 +188,17 @@ def test_hedge_with_a_frame_member_round_trips_its_state() -> None:
     assert any(k.startswith("m1.precision") for k in hedge.get_state())
     # the swapped-band anomaly reaches the fusion through the frame member
     assert roc_auc_score([i % 2 for i in range(10)], scores) >= 0.9
+
+
+def test_a_training_clip_with_nan_features_is_refused() -> None:
+    """Found 2026-12-07: one NaN in one training clip made every score NaN, silently."""
+    import dataclasses
+
+    train = _train(np.random.default_rng(0))
+    feats = list(train.features)
+    feats[3] = feats[3].copy()
+    feats[3][7, 2] = np.nan
+    with pytest.raises(ValueError, match=r"1 training clip\(s\) hold NaN or inf features "
+                                         r"\(clip\(s\) 3\)"):
+        make_detector("frame_gaussian", {"context": 3}, seed=0).fit(
+            dataclasses.replace(train, features=feats))
