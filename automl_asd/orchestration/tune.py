@@ -755,8 +755,15 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
             stop=BudgetStopper(),
             callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs)),
                        UnfinishedAtStop()],
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
+            # a trial whose worker or node is lost runs again once, from its last rung
+            # (found 2026-12-07: it stayed an error, and whether --resume re-ran it depended
+            # on what Tune had saved last); a recipe that fails by itself fails twice
+            failure_config=tune.FailureConfig(max_failures=_TRIAL_RETRIES, fail_fast=False)),
     )
+
+
+#: times Tune runs a failed trial again (from its last checkpointed rung) before it is an error
+_TRIAL_RETRIES = 1
 
 
 def _recipe_key(space: SearchSpace, config: Mapping[str, Any]) -> str:
@@ -846,8 +853,9 @@ def _short_error(error: BaseException | None) -> str | None:
     if error is None:
         return None
     text = str(error).strip().splitlines()
-    # Ray wraps the trial's exception; keep its last line (the original message).
-    return (text[-1] if text else type(error).__name__)[:500]
+    # Ray wraps the trial's exception; keep its last line (the original message; a lost
+    # node's ends in a tab-indented line)
+    return (text[-1].strip() if text else type(error).__name__)[:500]
 
 
 # --------------------------------------------------------------------------------------------

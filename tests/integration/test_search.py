@@ -462,3 +462,41 @@ def test_a_failed_search_task_raises_its_own_error_not_ray_s_wrapper(
         _task_result(task.remote())
     assert type(exc.value) is ValueError
     assert str(exc.value) == "x.wav: corrupt or unsupported audio file"
+
+
+def _dies_once(marker: Path) -> Any:
+    """A stand-in objective whose first call ends its worker process, as a lost node does."""
+
+    def evaluate(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
+                 ) -> ObjectiveResult:
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(1)  # the trial's worker dies: Ray reports the actor as lost
+        value = 0.6 + 0.1 * float(kwargs.get("fidelity", 1.0))
+        per_type = {(mt, "00"): MachineMetrics(value, value, value, value) for mt in machines}
+        return ObjectiveResult(omega=value, per_type=per_type,
+                               fidelity=float(kwargs.get("fidelity", 1.0)), wall_s=0.0)
+
+    return evaluate
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_trial_whose_worker_dies_runs_again(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Found by a probe (2026-12-07): a trial whose node died stayed an error (the search kept
+    one configuration fewer), and whether --resume ran it again depended on what Tune had
+    saved last. Now Tune runs it once more, from its last rung."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=2, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False)
+    marker = tmp_path / "died"
+    outcome = run_search(cfg, evaluator=_dies_once(marker))
+    assert marker.exists()  # one worker did die
+    assert len(outcome.trials) == 2
+    assert set(outcome.trials["status"]) <= {"complete", "stopped_early"}  # no error
