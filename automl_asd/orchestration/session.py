@@ -146,6 +146,12 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
                 init_local_ray(**ray_init_kwargs(verbose))
             else:
                 init_local_ray(num_cpus=num_cpus, **ray_init_kwargs(verbose))
+        except KeyboardInterrupt:
+            # stopped while Ray was starting: what it had started goes too (found
+            # 2026-12-07: its dashboard and runtime-env agents outlived the command)
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            raise
         except (AutomlAsdError, ValueError, OSError) as exc:
             if _refused_token(exc):
                 raise RayStartError(
@@ -186,6 +192,14 @@ def _keeping_sigterm() -> Iterator[None]:
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except SystemExit as exc:
+        # Ray's own handler ran (``sys.exit(15)``): the command's handler decides instead
+        # (found 2026-12-07: a SIGTERM during ray.init exited 15 with nothing said)
+        if not (main and callable(sigterm) and exc.code == signal.SIGTERM):
+            raise
+        signal.signal(signal.SIGTERM, sigterm)
+        sigterm(signal.SIGTERM, None)
+        raise
     finally:
         if main and callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)

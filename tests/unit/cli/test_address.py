@@ -361,3 +361,39 @@ def test_a_head_that_wants_a_token_is_one_line_with_the_fix(
     with pytest.raises(ConnectionError) as plain:
         session.init_ray(f"127.0.0.1:{listening_port}")
     assert not isinstance(plain.value, session.RayStartError)
+
+
+def test_a_sigterm_while_ray_starts_is_the_command_s_interrupt() -> None:
+    """Found by a probe (2026-12-07): `ray.init` installs its own SIGTERM exit
+    (``sys.exit(15)``), so a SIGTERM while Ray started ended the command with status 15 and
+    nothing said. Inside the block the command's handler decides (the CLI's: an interrupt),
+    and it is back in place afterwards."""
+    import os
+    import signal
+    import sys
+
+    from automl_asd.orchestration.session import _keeping_sigterm
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def ray_s(signum: int, frame: object) -> None:  # what ray.init installs
+        sys.exit(signum)
+
+    original = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal 15"), _keeping_sigterm():
+            signal.signal(signal.SIGTERM, ray_s)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                pass
+        assert signal.getsignal(signal.SIGTERM) is interrupt
+        # without a handler of the command's own, Ray's exit stands
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with pytest.raises(SystemExit), _keeping_sigterm():
+            signal.signal(signal.SIGTERM, ray_s)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, original)
