@@ -26,7 +26,12 @@ from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
 from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
-from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
+from automl_asd.orchestration.session import (
+    cancel_unfinished,
+    init_ray,
+    is_local,
+    shutdown_ray,
+)
 from automl_asd.progress import few_names, format_seconds
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
@@ -237,7 +242,7 @@ class RayRunner:
             try:
                 summary: dict[str, Any] = ray.get(ref)
             except KeyboardInterrupt:
-                ray.cancel(ref, force=True)
+                cancel_unfinished([ref])
                 raise
             except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
                 cause = getattr(exc, "cause", None) or exc
@@ -312,8 +317,7 @@ class RayRunner:
                         on_done(outcome)
             except KeyboardInterrupt:
                 # On a cluster the tasks would run on after the driver exits: stop them.
-                for ref in pending:
-                    ray.cancel(ref, force=True)
+                cancel_unfinished(pending)
                 raise
             return outcomes
         finally:

@@ -12,7 +12,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.orchestration.local_ray import (
@@ -203,6 +204,27 @@ def _keeping_sigterm() -> Iterator[None]:
     finally:
         if main and callable(sigterm):
             signal.signal(signal.SIGTERM, sigterm)
+
+
+def cancel_unfinished(refs: Iterable[Any]) -> None:
+    """Force-cancel the tasks of ``refs`` whose results have not arrived (force: a plain
+    cancel raises KeyboardInterrupt inside the running task, which can leave a half-imported
+    module (torch) in a worker Ray reuses). A task whose result is in is left alone: found
+    2026-12-07, force-cancelling one that was completing crashed the driver inside Ray 2.60
+    ("Check failed ... Tried to complete task that was not pending") instead of the command
+    saying "interrupted"."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    refs = list(refs)
+    if not refs:
+        return
+    try:
+        _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+    except Exception:  # noqa: BLE001  (Ray already going away: try every one)
+        unfinished = refs
+    for ref in unfinished:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
 
 
 def shutdown_ray() -> None:

@@ -50,7 +50,12 @@ from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_sc
 from automl_asd.io.trial_table import RAN_STATUSES
 from automl_asd.orchestration.local_ray import host_port
 from automl_asd.orchestration.ray_runner import check_fits, node_where, preflight_nodes
-from automl_asd.orchestration.session import init_ray, is_local, shutdown_ray
+from automl_asd.orchestration.session import (
+    cancel_unfinished,
+    init_ray,
+    is_local,
+    shutdown_ray,
+)
 from automl_asd.provenance import data_fingerprint, package_versions
 from automl_asd.search import loo
 from automl_asd.search.budget import (
@@ -345,12 +350,7 @@ def _evaluator_in_tasks(evaluator: Evaluator, cfg: SearchConfig) -> BatchEvaluat
                     on_done(index[ready[0]], result,
                             float(getattr(result, "wall_s", time.perf_counter() - t0)))
         except BaseException as exc:
-            for r in pending:  # one failed: the others are not waited for
-                # force: a plain cancel raises KeyboardInterrupt inside the running task,
-                # which can leave a half-imported module (torch) in that worker, and Ray
-                # reuses the worker: every later task there failed with "partially
-                # initialized module 'torch'". Killing the worker leaves nothing behind.
-                ray.cancel(r, force=True)
+            cancel_unfinished(pending)  # one failed: the others are not waited for
             own = _task_error(exc)
             if own is not None:
                 raise own from exc

@@ -500,3 +500,32 @@ def test_a_trial_whose_worker_dies_runs_again(
     assert marker.exists()  # one worker did die
     assert len(outcome.trials) == 2
     assert set(outcome.trials["status"]) <= {"complete", "stopped_early"}  # no error
+
+
+def _sleeps(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.ray
+def test_only_unfinished_tasks_are_cancelled(ray_session: None,  # noqa: F811
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a probe (2026-12-07): a SIGTERM just as a task finished force-cancelled it while
+    it completed, and the driver crashed inside Ray ("Tried to complete task that was not
+    pending"). A task whose result is in is not cancelled; a running one is."""
+    import ray
+
+    from automl_asd.orchestration.session import cancel_unfinished
+
+    task = ray.remote(_sleeps)
+    done, running = task.remote(0.0), task.remote(60.0)
+    ray.wait([done], timeout=60)
+    cancelled: list[Any] = []
+    real = ray.cancel
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kw: (cancelled.append(ref),
+                                                          real(ref, **kw)))
+    cancel_unfinished([done, running])
+    assert cancelled == [running]
+    assert ray.get(done) == 0.0
+    with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
+        ray.get(running, timeout=60)
