@@ -76,7 +76,7 @@ from automl_asd.search.config import (
     check_start,
     run_meta,
 )
-from automl_asd.search.freeze import SearchProvenance, freeze_search
+from automl_asd.search.freeze import NothingFinishedError, SearchProvenance, freeze_search
 from automl_asd.search.loo import fold_storage
 from automl_asd.search.novel_check import (
     SearchData,
@@ -556,8 +556,16 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         provenance = SearchProvenance(seed=cfg.seed, machine_types=mtypes,
                                       versions=_versions(), created=_now(),
                                       dev_data=dev_data)
-        outcome = freeze_search(cfg, out, records, provenance, finished=_now(),
-                                pick=make_picker(cfg, machines, in_tasks))
+        try:
+            outcome = freeze_search(cfg, out, records, provenance, finished=_now(),
+                                    pick=make_picker(cfg, machines, in_tasks))
+        except NothingFinishedError:
+            if not interrupted:
+                raise
+            # found 2026-12-07: Ctrl+C during the first trials ended as an error (rc 1)
+            logger.warning("search interrupted before any trial finished at full fidelity: "
+                           "the same command with --resume continues it")
+            raise KeyboardInterrupt("search interrupted before any trial finished") from None
         if cfg.novel is not None:
             try:
                 outcome = replace(outcome, files={**outcome.files, **novel_check(

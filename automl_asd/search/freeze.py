@@ -199,7 +199,7 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
         recipe = freeze(records, space, provenance, pick=_fixed(best.trial_id))
     except FreezeError as exc:
         io.write_trials(out, df)
-        raise FreezeError(f"{out}: {exc}") from None
+        raise type(exc)(f"{out}: {exc}") from None  # NothingFinishedError stays one
     best_id, best_omega = best.trial_id, best.omega
     ref = reference_omega(records)
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, df),

@@ -529,3 +529,49 @@ def test_only_unfinished_tasks_are_cancelled(ray_session: None,  # noqa: F811
     assert ray.get(done) == 0.0
     with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
         ray.get(running, timeout=60)
+
+
+class _InterruptAtStart(tune.Callback):
+    """SIGINT (like Ctrl+C) as soon as the first trial starts; once (a marker file: Tune
+    restores its callbacks on resume, and pickled by value they hold their own globals)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any,
+                       **info: Any) -> None:
+        if not self.marker.exists():
+            self.marker.write_text("sent")
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _slow_stand_in(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
+                   ) -> ObjectiveResult:
+    time.sleep(3.0)
+    fidelity = float(kwargs.get("fidelity", 1.0))
+    per_type = {(mt, "00"): MachineMetrics(0.6, 0.6, 0.6, 0.6) for mt in machines}
+    return ObjectiveResult(omega=0.6, per_type=per_type, fidelity=fidelity, wall_s=0.0)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_an_interrupt_before_any_trial_finished_is_an_interrupt(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a probe (2026-12-07): Ctrl+C while the first trials ran ended the command as
+    an error (rc 1, "no trial finished"); it is an interrupt (rc 130), and --resume goes on."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=2, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False)
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        run_search(cfg, callbacks=[_InterruptAtStart(tmp_path / "sent")],
+                   evaluator=_slow_stand_in)
+    assert "interrupted before any trial finished at full fidelity: the same command with " \
+        "--resume continues it" in caplog.text
+    again = run_search(replace(cfg, resume=True), evaluator=_slow_stand_in)
+    assert len(again.trials) == 2 and not again.interrupted
