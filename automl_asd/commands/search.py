@@ -205,7 +205,8 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
                   f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "
                   f"{row['reference_held_out_omega']:.4f})")
-        print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
+        if loo.table["gap"].notna().any():
+            print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")
         print(f"table: {loo.files['report']}")
         if args.novel is not None:
             print(f"novel check (does the choice carry?) of each fold: "

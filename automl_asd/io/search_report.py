@@ -614,7 +614,7 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
         lines += [f"**Stopped by the time budget before finishing**: fold(s) "
                   f"{', '.join(partial)} (their rows are from the trials that finished); the "
                   "same command with `--resume` continues them.", ""]
-    if len(table):
+    if table["gap"].notna().any():  # a fold with nothing finished has no row numbers
         lines += [f"Mean in-search Ω {table['in_search_omega'].mean():.4f}; mean held-out Ω "
                   f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "
                   f"mean reference-recipe held-out Ω "

@@ -265,3 +265,12 @@ def test_a_fold_its_budget_ended_before_any_trial_finished_leaves_the_others_goi
         run_leave_one_out(replace(cfg, time_budget_s=None, out=tmp_path / "loo2"), machines,
                           search=search, evaluate_on=_evaluate_on,
                           has_state=lambda held, d: False)
+    # no fold finished: the report has no means of nothing ("Mean in-search Ω nan")
+    def nothing(fold: SearchConfig) -> SearchOutcome:
+        raise NothingFinishedError("no trial finished at full fidelity (2 trial(s))")
+
+    none = run_leave_one_out(replace(cfg, out=tmp_path / "loo3"), machines, search=nothing,
+                             evaluate_on=_evaluate_on, has_state=lambda held, d: False)
+    assert unfinished_folds(none.table) == ["bearing", "fan"]
+    report = (tmp_path / "loo3" / "leave_one_out.md").read_text()
+    assert "nan" not in report and "Mean in-search" not in report
