@@ -201,11 +201,10 @@ def check_clip_frames(recipe: Recipe, names: Sequence[str],
     if short:
         f = recipe.features
         seconds = (need - 1) * f.hop_length / f.sample_rate
-        shown = ", ".join(f"{n} ({k} frame{'s' if k != 1 else ''})" for n, k in short[:3])
+        shown = few_names([f"{n} ({k} frame{'s' if k != 1 else ''})" for n, k in short], 3)
         raise ValueError(f"{len(short)} clip(s) too short for recipe {recipe.name!r}: its "
                          f"{recipe.detector.name} needs at least {need} frames (clips of at "
-                         f"least {seconds:.3g} s at hop_length {f.hop_length}): {shown}"
-                         + (", ..." if len(short) > 3 else ""))
+                         f"least {seconds:.3g} s at hop_length {f.hop_length}): {shown}")
 
 
 def _maybe_mix_noise(

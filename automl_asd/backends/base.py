@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from automl_asd.components.params import Parameterized, ParamSpec
+from automl_asd.progress import few_names
 
 __all__ = ["Backend", "ParamSpec"]
 
@@ -22,9 +23,8 @@ def _check_finite(name: str, emb: NDArray[Any], what: str) -> None:
     """ValueError naming the rows of ``emb`` that hold NaN or inf."""
     if emb.size and not np.isfinite(emb).all():
         rows = np.flatnonzero(~np.isfinite(emb).all(axis=1))
-        shown = ", ".join(str(i) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
         raise ValueError(f"backend {name}: {len(rows)} of {len(emb)} {what} hold NaN or inf "
-                         f"values (row(s) {shown})")
+                         f"values (row(s) {few_names([str(i) for i in rows], 5)})")
 
 
 class Backend(Parameterized, ABC):

@@ -35,6 +35,7 @@ from automl_asd.backends.mahalanobis import MAX_FOLDS, domain_folds
 from automl_asd.detectors.base import Detector, ParamSpec, TrainSet
 from automl_asd.detectors.embedding import pool_bands
 from automl_asd.detectors.registry import register
+from automl_asd.progress import few_names
 
 __all__ = ["FrameGaussianDetector", "context_windows", "top_mean"]
 
@@ -223,12 +224,12 @@ class FrameGaussianDetector(Detector):
                 if acc is None:
                     acc = fold_scatters[k] = np.zeros_like(product)
                 acc += product
-        bad = np.flatnonzero(~np.isfinite(np.stack(sums)).all(axis=1))
+        clip_sums = np.stack(sums)
+        bad = np.flatnonzero(~np.isfinite(clip_sums).all(axis=1))
         if len(bad):  # found 2026-12-07: one NaN made every score NaN
             raise ValueError(f"{self.name}: {len(bad)} training clip(s) hold NaN or inf "
-                             f"features (clip(s) {', '.join(map(str, bad[:5]))}"
-                             f"{', ...' if len(bad) > 5 else ''})")
-        moments = _Moments(np.asarray(count), np.stack(sums), domains, scatters)
+                             f"features (clip(s) {few_names([str(i) for i in bad], 5)})")
+        moments = _Moments(np.asarray(count), clip_sums, domains, scatters)
         keep = np.ones(len(domains), dtype=bool)
         self.domains_, self.means_, self.precision_ = self._stats(moments, keep, scatters)
         self._moments = moments
