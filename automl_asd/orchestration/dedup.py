@@ -125,7 +125,8 @@ class DedupSearcher(Searcher):
                 continue  # run since, or running: nothing left to run again
             self._live[trial_id] = (again_key, None)
             self._unreported[trial_id] = dict(again)
-            logger.info("running again a trial the time budget stopped before it reported")
+            logger.info("running again a trial the time budget stopped (before it "
+                        "reported, or the reference at its cap)")
             return dict(again)
         for attempt in range(self._retries + 1):
             inner_id = trial_id if attempt == 0 else f"{trial_id}#dup{attempt}"
@@ -186,6 +187,18 @@ class DedupSearcher(Searcher):
         kept = [self._unreported[t] for t in sorted(trial_ids) if t in self._unreported]
         self._reruns.extend(kept)
         return len(kept)
+
+    def queue_again(self, config: Mapping[str, Any]) -> bool:
+        """Launch ``config`` again first (as :meth:`requeue_unreported` does for a trial the
+        budget stopped before it reported), unless its recipe already finished at full
+        fidelity, is running, or is queued already. Returns whether it was queued."""
+        key = self._key_of(config)
+        running = {k for k, _ in self._live.values()}
+        if key is None or key in self._known or key in running \
+                or any(self._key_of(c) == key for c in self._reruns):
+            return False
+        self._reruns.append(dict(config))
+        return True
 
     def add_evaluated_point(self, parameters: dict[str, Any], value: float,
                             error: bool = False, pruned: bool = False,

@@ -475,11 +475,15 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                                ASHAScheduler, FIFOScheduler)
         from automl_asd.orchestration.budget import (  # noqa: PLC0415  (imports ray.tune: after the usage-statistics switch)
             set_deadline,
+            set_run_again,
             stopped_by_budget,
             unfinished_at_stop,
         )
 
         set_deadline(cfg.time_budget_s)  # this invocation's budget, on a resume too
+        # without a budget, a reference its cap stopped at a lower rung runs at full fidelity
+        set_run_again([space.reference_point()] if cfg.resume and cfg.time_budget_s is None
+                      and (previous or {}).get("reference_capped") else [])
         from automl_asd.orchestration.dedup import set_run_folder  # noqa: PLC0415  (imports ray.tune)
 
         set_run_folder(out)  # this invocation's folder (a restored searcher names its first)
@@ -492,6 +496,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                 grid, signalled = _fit_watching_sigint(tuner)
         finally:
             set_run_folder(None)  # only while this search runs
+            set_run_again([])
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
         skipped = io.read_duplicates(out)
         if skipped:
@@ -524,10 +529,18 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         elif by_budget and unfinished:
             mark = {"after": n_done, "of": target, "by": "time budget",
                     "unfinished": unfinished}
-        if now_meta.get("interrupted") != mark:
+        # a reference that stopped itself below full fidelity at its cap (Tune counts it done:
+        # not among the unfinished) while none finished: a resume without a budget runs it
+        # again at full fidelity (set_run_again)
+        refs = [r for r in records if r.is_reference]
+        capped = (any(r.status == "stopped_early" and r.trial_id not in open_ids for r in refs)
+                  and not any(r.status == "complete" or r.trial_id in open_ids for r in refs))
+        if now_meta.get("interrupted") != mark \
+                or bool(now_meta.get("reference_capped")) != capped:
             io.write_search_meta(out, {**{k: v for k, v in now_meta.items()
-                                          if k != "interrupted"},
-                                       **({"interrupted": mark} if mark else {})})
+                                          if k not in ("interrupted", "reference_capped")},
+                                       **({"interrupted": mark} if mark else {}),
+                                       **({"reference_capped": True} if capped else {})})
         if interrupted:
             logger.warning("search interrupted after %d of %d trials; outputs reflect the "
                            "finished trials; continue with --resume", n_done, target)

@@ -293,14 +293,18 @@ def test_a_search_stopped_by_its_time_budget_resumes_under_the_new_budget(
     first = run_search(cfg, evaluator=_slow_stand_in)
     ran = first.trials["status"].isin(["complete", "stopped_early", "error"])
     assert not first.interrupted and 1 <= int(ran.sum()) < 12
+    # a slow first rung (a worker's start) may make the reference stop at its cap (half the
+    # budget): the resume then runs it once more, at full fidelity, as one trial more
+    capped = bool(json.loads((cfg.out / "search.json").read_text()).get("reference_capped"))
     with caplog.at_level(logging.WARNING):
         second = run_search(replace(cfg, resume=True, time_budget_s=None),
                             evaluator=_slow_stand_in)
     assert not second.interrupted and second.unfinished == 0
     # every trial ran, the ones the budget stopped continued (not run again as new trials)
     ran_now = second.trials["status"].isin(["complete", "stopped_early", "error"])
-    assert len(second.trials) == 12
-    assert int(ran_now.sum()) == 12 and int(ran_now.sum()) > int(ran.sum())
+    assert len(second.trials) == 12 + capped
+    assert int(ran_now.sum()) == 12 + capped and int(ran_now.sum()) > int(ran.sum())
+    assert second.reference_omega is not None
     assert "without an interrupt or a time budget" not in caplog.text  # not "damaged"
     report = (cfg.out / "search_report.md").read_text()
     assert "time budget: 15 s" in report and "(time budget none)" in report
@@ -353,6 +357,66 @@ def test_a_reference_the_budget_stopped_before_it_reported_runs_on_resume(
     assert int((table["status"] != "not_run").sum()) == 3
     assert second.reference_omega == pytest.approx(0.55 + 0.1 + 0.002)  # k = 1, two types
     assert "did not finish" not in (cfg.out / "search_report.md").read_text()
+
+
+def _slow_reference(log: Path, recipe: Recipe, machines: Mapping[str, MachineData], *,
+                    cache_dir: Any = None, device: str = "auto",
+                    fidelity: float = 1.0) -> ObjectiveResult:
+    """Logs the reference's calls, each of which takes 3 s; the other trials are instant and
+    score 0.6 (none fails)."""
+    from automl_asd.search.trials import trial_recipe
+
+    space = load_space("smoke")
+    if recipe.behaviour_hash() != trial_recipe(space, space.reference_point()).behaviour_hash():
+        per_type = {(mt, "00"): MachineMetrics(0.6, 0.6, 0.6, 0.6) for mt in machines}
+        return ObjectiveResult(omega=0.6, per_type=per_type, fidelity=fidelity, wall_s=0.0)
+    with log.open("a") as f:
+        f.write(f"{fidelity}\n")
+    time.sleep(3.0)
+    return _stand_in(recipe, machines, cache_dir=cache_dir, device=device, fidelity=fidelity)
+
+
+def test_a_reference_its_cap_stopped_runs_at_full_fidelity_on_a_resume_without_budget(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a probe (2026-12-07, stop 51's F8): under a time budget the reference stops
+    before a rung projected past its cap (half the budget) and Tune counts it as done, so a
+    resume without a budget never finished it: the search froze with its reference "did not
+    finish" and the never-worse-than-the-reference guard off. The resume now runs it once
+    more, at full fidelity, as one trial more than asked for; a later resume adds none."""
+    import functools
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    log = tmp_path / "reference_calls.txt"
+    evaluator = functools.partial(_slow_reference, log)
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False, max_concurrent=1, time_budget_s=14.0)
+    first = run_search(cfg, evaluator=evaluator)
+    refs = first.trials[first.trials["is_reference"]]
+    assert list(refs["status"]) == ["stopped_early"] and first.reference_omega is None
+    assert log.read_text().split() == ["0.5"]
+    assert "did not finish" in (cfg.out / "search_report.md").read_text()
+
+    log.unlink()
+    with caplog.at_level(logging.INFO):
+        second = run_search(replace(cfg, resume=True, time_budget_s=None), evaluator=evaluator)
+    assert "the reference recipe, stopped by its time cap before full fidelity, runs again" \
+        in caplog.text
+    refs = second.trials[second.trials["is_reference"]]
+    assert list(refs["status"]) == ["stopped_early", "complete"]
+    assert len(second.trials) == 4 and not second.unfinished
+    assert second.reference_omega == pytest.approx(0.55 + 0.1 + 0.002)  # k = 1, two types
+    assert log.read_text().split() == ["1.0"]  # uncapped, it runs its full rung only
+    assert "did not finish" not in (cfg.out / "search_report.md").read_text()
+
+    log.unlink()
+    third = run_search(replace(cfg, resume=True, time_budget_s=None), evaluator=evaluator)
+    assert len(third.trials) == 4 and not log.exists()  # nothing left to run again
 
 
 def _stalls_at_full_fidelity(log: Path, stall: bool, recipe: Recipe,
