@@ -14,6 +14,7 @@ from automl_asd.io.run_folder import (
     OutputError,
     RunFolder,
     check_outputs_apart,
+    editable,
     journal,
     storage_lock,
 )
@@ -131,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         folder.manifest["dirs"] = sorted({*(folder.manifest.get("dirs") or ()),
                                           "loo" if args.leave_one_out else "tune"})
         folder.save()
-        journal(args.out, _JOURNAL, _DOCUMENTS)
+        journal(args.out, _JOURNAL, [*_DOCUMENTS, *(
+            f"loo/{mt}/{name}" for mt in (data.machines if args.leave_one_out else ())
+            for name in _FOLD_DOCUMENTS)])
         try:
             return _run(args, cfg, data)
         finally:
@@ -150,16 +153,24 @@ def run(args: argparse.Namespace) -> int:
 #: it lists its files still owns them at the next start; see io/run_folder.py)
 _JOURNAL = "search"
 _DOCUMENTS = ("recipe.json", "search_report.md", "leave_one_out.md")
+#: the documents of each leave-one-out fold's folder (``loo/<held-out type>/``)
+_FOLD_DOCUMENTS = ("recipe.json", "search_report.md")
 
 
 def _top_files(out: Path) -> dict[str, tuple[int, int, int]]:
-    """The search's own names among the files directly in ``out``, with what tells a rewrite
-    (an atomic write gives a new inode)."""
+    """The search's own names among the files directly in ``out``, and the documents of its
+    leave-one-out folds (``loo/<type>/recipe.json``, ``*.md``: :func:`editable`), by relative
+    path, with what tells a rewrite (an atomic write gives a new inode)."""
+    paths = [p for p in out.iterdir() if p.name in SEARCH_PATTERNS]
+    loo = out / "loo"
+    if loo.is_dir() and not loo.is_symlink():
+        paths += [p for fold in loo.iterdir() if fold.is_dir() and not fold.is_symlink()
+                  for p in fold.iterdir() if editable(f"loo/{fold.name}/{p.name}")]
     found = {}
-    for p in out.iterdir():
-        if p.name in SEARCH_PATTERNS and p.is_file() and not p.is_symlink():
+    for p in paths:
+        if p.is_file() and not p.is_symlink():
             st = p.stat()
-            found[p.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
+            found[p.relative_to(out).as_posix()] = (st.st_ino, st.st_mtime_ns, st.st_size)
     return found
 
 

@@ -94,11 +94,14 @@ def _free_edited_name(path: Path) -> Path:
 
 def editable(rel: str) -> bool:
     """Whether the run's own file ``rel`` is one people edit: a report (``*.md``) or the
-    recipe at the top of the folder. One edited since the tool wrote it is kept as
-    ``<name>.edited`` before the tool replaces it (:meth:`RunFolder.remove_owned`,
-    :meth:`RunFolder.stash_edited`). Files in
+    recipe at the top of the folder or of a leave-one-out fold's folder (``loo/<type>/``).
+    One edited since the tool wrote it is kept as ``<name>.edited`` before the tool replaces
+    it (:meth:`RunFolder.remove_owned`, :meth:`RunFolder.stash_edited`). Files in
     model bundles are not: a bundle is saved as a whole, checked against its own manifest."""
-    return "/" not in rel and (rel.endswith(".md") or rel == "recipe.json")
+    parts = rel.split("/")
+    if len(parts) == 3 and parts[0] == "loo":  # a fold's documents (found 2026-12-07: F3)
+        parts = parts[2:]
+    return len(parts) == 1 and (rel.endswith(".md") or parts[0] == "recipe.json")
 
 
 def matches(rel: str, patterns: Sequence[str]) -> bool:
@@ -622,8 +625,10 @@ class RunFolder:
         hidden ``.<name>.edited-pending``; :meth:`settle_edited` keeps the copies of those the
         command then rewrote as ``<name>.edited`` and drops the others. Copies a killed command
         left are kept as ``<name>.edited`` now. Returns ``{name: pending copy}``."""
-        for pending in sorted(self.path.glob(f".*{_PENDING}")):  # an interrupted run's
-            self._set_aside(pending.name[1:-len(_PENDING)], pending)
+        for pending in sorted([*self.path.glob(f".*{_PENDING}"),  # an interrupted run's
+                               *self.path.glob(f"loo/*/.*{_PENDING}")]):
+            rel = pending.relative_to(self.path).with_name(pending.name[1:-len(_PENDING)])
+            self._set_aside(rel.as_posix(), pending)
         stash = {}
         for rel in sorted(self.files):
             path = self.path / rel

@@ -482,6 +482,54 @@ def test_a_report_or_recipe_a_user_edited_is_kept_when_the_tool_replaces_it(
     assert not list(folder_dir.glob(".*edited-pending"))
 
 
+def test_a_leave_one_out_fold_s_edited_documents_are_kept_too(tmp_path: Path) -> None:
+    """Found by a probe (2026-12-07, stop 51's F3): the edit-keeping covered only the top of
+    a search folder, so `search --leave-one-out --resume` rewrote a fold's recipe.json or
+    search_report.md (`loo/<type>/`) that a user had edited, silently. The search now lists
+    the folds' documents among its own (with their sha256) and keeps an edited one as
+    `<name>.edited` when a resumed fold writes it anew."""
+    from automl_asd.commands.search import _top_files
+    from automl_asd.io.run_folder import editable
+
+    assert editable("loo/pump/recipe.json") and editable("loo/pump/search_report.md")
+    assert not editable("loo/pump/trials.csv") and not editable("loo/pump/tune/x.md")
+    assert not editable("models/pump/recipe.json") and not editable("loo/recipe.json")
+    out = tmp_path / "loo_search"
+    fold = out / "loo" / "pump"
+    fold.mkdir(parents=True)
+    (fold / "search_report.md").write_text("tool\n")
+    (fold / "recipe.json").write_text("{}\n")
+    (fold / "trials.csv").write_text("a\n")
+    (out / "leave_one_out.md").write_text("table\n")
+    (out / "loo" / "loose.md").write_text("not a fold's\n")
+    listed = _top_files(out)
+    assert sorted(listed) == ["leave_one_out.md", "loo/pump/recipe.json",
+                              "loo/pump/search_report.md"]
+    with RunFolder.open(out, command="search") as folder:
+        folder.record(listed)
+    (fold / "search_report.md").write_text("tool\nmy notes\n")
+    with RunFolder.open(out, command="search") as folder:
+        stash = folder.stash_edited()
+        assert list(stash) == ["loo/pump/search_report.md"]
+        (fold / "search_report.md").write_text("tool, resumed\n")
+        written = [rel for rel, st in _top_files(out).items() if listed[rel] != st]
+        assert written == ["loo/pump/search_report.md"]
+        assert folder.settle_edited(stash, written) == ["loo/pump/search_report.md.edited"]
+        folder.record(written)
+    assert (fold / "search_report.md.edited").read_text() == "tool\nmy notes\n"
+    # a copy a killed resume set aside in the fold is kept at the next start
+    (fold / "recipe.json").write_text('{"mine": 1}\n')
+    with RunFolder.open(out, command="search") as folder:
+        folder.stash_edited()
+    with RunFolder.open(out, command="search") as folder:
+        stash = folder.stash_edited()  # the killed run's copy is kept; still edited: again
+        assert list(stash) == ["loo/pump/recipe.json"]
+        assert folder.settle_edited(stash, []) == []  # not written anew: nothing kept
+    assert (fold / "recipe.json.edited").read_text() == '{"mine": 1}\n'
+    assert (fold / "recipe.json").read_text() == '{"mine": 1}\n'
+    assert not list(fold.glob(".*edited-pending"))
+
+
 # ============================================================================ concurrency
 @pytest.mark.slow
 def test_second_recipe_into_the_same_out_is_refused(applied: Path, data: Path,
