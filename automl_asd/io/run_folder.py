@@ -627,8 +627,8 @@ class RunFolder:
         left are kept as ``<name>.edited`` now. Returns ``{name: pending copy}``."""
         for pending in sorted([*self.path.glob(f".*{_PENDING}"),  # an interrupted run's
                                *self.path.glob(f"loo/*/.*{_PENDING}")]):
-            rel = pending.relative_to(self.path).with_name(pending.name[1:-len(_PENDING)])
-            self._set_aside(rel.as_posix(), pending)
+            mine = pending.relative_to(self.path).with_name(pending.name[1:-len(_PENDING)])
+            self._set_aside(mine.as_posix(), pending)
         stash = {}
         for rel in sorted(self.files):
             path = self.path / rel
