@@ -39,5 +39,5 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             parser.error(f"{option}: must be positive, got {value:g}")
         if name in NON_NEGATIVE and value < 0:
             parser.error(f"{option}: must not be negative, got {value:g}")
-    if getattr(args, "random_types", 0) > MAX_RANDOM_TYPES:
+    if (getattr(args, "random_types", None) or 0) > MAX_RANDOM_TYPES:
         parser.error(f"--random-types: at most {MAX_RANDOM_TYPES}, got {args.random_types}")

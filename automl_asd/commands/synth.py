@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",
                         help="types to write (default: all); 'dev' and 'novel' name the two "
                              f"groups. Types: {', '.join(synth.MACHINE_TYPES)}")
-    parser.add_argument("--random-types", type=int, default=0, metavar="N",
+    parser.add_argument("--random-types", type=int, default=None, metavar="N",
                         help="also write N random machine types drawn from physical families "
                              "(named rnd<family><index>, e.g. rndfan03; drawn from --seed); "
                              "without --machine-types only the random types are written")
@@ -74,7 +74,12 @@ def _catalogue(random_types: list[str], seed: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    randoms = synth.random_type_names(args.random_types, args.seed)
+    if args.random_types == 0 and not args.machine_types and not args.list:
+        # found 2026-12-07: it wrote all 11 named types, where the help says that without
+        # --machine-types only the random types are written
+        raise UsageError("--random-types 0 without --machine-types writes nothing: give N >= 1 "
+                         "or name the types (--machine-types)")
+    randoms = synth.random_type_names(args.random_types or 0, args.seed)
     if args.list:
         print(_catalogue(randoms, args.seed))
         return 0

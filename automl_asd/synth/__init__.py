@@ -25,7 +25,8 @@ Random types (``random_type_names(n, seed)``, e.g. ``rndfan03``; see ``_random.p
 from eight physical families with random parameters, attributes, operating cycles, domain
 shifts, anomaly kinds and SNRs; ``<out>/synth_info.json`` records every generated type's family
 (:func:`family_of`). A hidden ``<out>/<mt>/.synth.json`` marker lets a rerun with the same
-parameters skip work.
+parameters skip work; it lists the files the generator wrote, the only ones a rerun with other
+parameters replaces (a folder holding anything else is refused unless ``overwrite``).
 
 Sizes (per machine type; test = 4 groups source/target x normal/anomaly):
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import io
 import json
 import logging
@@ -290,17 +291,51 @@ def _eval_order(machine_type: str, seed: int, n_test: int) -> np.ndarray:
     return _rng(seed, _mt_code(machine_type), 7).permutation(n_test)
 
 
+#: what a tree written before its marker listed its files holds of the generator's own
+_OWN_PATTERNS = ("train/*.wav", "test/*.wav", "supplemental/*.wav", "attributes_*.csv")
+
+
+def _settings(marker: object) -> str:
+    """A marker's generator settings as ``seed 0, size tiny`` (for a log line)."""
+    if not isinstance(marker, dict):
+        return "unknown settings"
+    keys = ("seed", "size", "eval_layout", "anomaly_gain", "generator_version")
+    return ", ".join(f"{k.replace('_', ' ')} {marker[k]}" for k in keys if k in marker)
+
+
 def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool:
-    """Return True when ``mdir`` already holds this exact tree; clear it when regenerating."""
+    """Return True when ``mdir`` already holds this exact tree; when regenerating, remove the
+    generator's own files from it (everything with ``overwrite``). A tree of the generator
+    that holds files it did not write is refused without ``overwrite``, naming them (found
+    2026-12-07: a rerun with another seed deleted a user's notes and clips silently)."""
     mfile = mdir / _MARKER
     if mfile.is_file():
         try:
             old = json.loads(mfile.read_text())
         except (OSError, ValueError):
             old = None
-        if old == {**marker, "complete": True}:
+        same = isinstance(old, dict) and {k: v for k, v in old.items() if k != "files"} \
+            == {**marker, "complete": True}
+        if same:
             return True
-        shutil.rmtree(mdir)  # our own (other-parameter or interrupted) tree: safe to replace
+        present = sorted(p.relative_to(mdir).as_posix() for p in mdir.rglob("*")
+                         if p.is_file() or p.is_symlink())
+        listed = old.get("files") if isinstance(old, dict) else None
+        own = ({str(f) for f in listed} if isinstance(listed, list) else
+               {rel for rel in present if any(fnmatch.fnmatchcase(rel, pat)
+                                              for pat in _OWN_PATTERNS)}) | {_MARKER}
+        # a marker's temporary copy a killed write left is the generator's too
+        foreign = [rel for rel in present
+                   if rel not in own and not fnmatch.fnmatchcase(rel, f".{_MARKER}.*.tmp")]
+        if foreign and not overwrite:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise SynthError(f"{mdir / foreign[0]}{more}: not written by the generator, in a "
+                             f"tree it wrote with other settings ({_settings(old)}) that this "
+                             "run would replace; move them away, choose another output folder "
+                             "or pass overwrite=True (--overwrite) to delete them too")
+        if isinstance(old, dict) and old.get("complete"):
+            logger.warning("%s: replacing the tree written with %s", mdir, _settings(old))
+        shutil.rmtree(mdir)  # the generator's own files alone, unless overwrite (above)
     elif mdir.exists() and any(mdir.iterdir()):
         if not overwrite:
             raise SynthError(f"{mdir} exists and was not written by the generator; choose another "
@@ -340,12 +375,16 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
     t0 = time.perf_counter()
     for sub in ("train", "test", "supplemental"):
         (mdir / sub).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(mdir / _MARKER, json.dumps({**marker, "complete": False}, sort_keys=True))
     jobs = []
     for p in plans:
         name = eval_names[p.labelled_name] if (eval_layout and p.split == "test") else \
             p.labelled_name
         jobs.append((p, str(mdir / p.split / name)))
+    # the files this tree will hold, listed before any is written: a rerun with other settings
+    # deletes only these (an interrupted tree's too)
+    marker["files"] = sorted([*(f"{p.split}/{Path(path).name}" for p, path in jobs),
+                              *_ATTRIBUTE_FILES])
+    atomic_write_text(mdir / _MARKER, json.dumps({**marker, "complete": False}, sort_keys=True))
     if eval_layout:  # written in anonymised-name order: write order (mtimes, inodes) tells
         # nothing of a clip's domain or label
         jobs.sort(key=lambda job: (job[0].split != "test", Path(job[1]).name))
@@ -363,6 +402,10 @@ def _write_machine(out: Path, machine_type: str, spec: SizeSpec, size: str, seed
     logger.info("%s: %d clips of %.1f s in %.1f s -> %s", machine_type, len(plans),
                 spec.duration_s, time.perf_counter() - t0, mdir)
     return mdir
+
+
+#: the per-type files the generator writes beside the clips
+_ATTRIBUTE_FILES = ("attributes_00.csv",)
 
 
 def _write_attributes(mdir: Path, machine_type: str, model: MachineModel, plans: list[ClipPlan],

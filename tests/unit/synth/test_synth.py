@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -229,6 +231,60 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
     assert (tmp_path / "fan" / "train" / "mine.txt").is_file()
 
 
+def test_a_rerun_with_other_settings_refuses_files_it_did_not_write(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07): a rerun into a tree the generator wrote with other
+    settings deleted the whole machine folder, with a user's notes and added clips in it,
+    silently. Such files are now named and the run refused (nothing removed) unless
+    overwrite; the generator's own files alone are replaced, with a warning naming the
+    settings they had."""
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)
+    marker = json.loads((tmp_path / "valve" / ".synth.json").read_text())
+    assert len(marker["files"]) == TINY.n_clips + 1  # the clips and attributes_00.csv
+    clip = _wavs(tmp_path / "valve")[0]
+    (tmp_path / "valve" / "notes.txt").write_text("mine")
+    added = clip.with_name("section_00_source_train_normal_9999_x_1.wav")
+    shutil.copy(clip, added)
+    before = clip.read_bytes()
+    with pytest.raises(synth.SynthError, match=r"notes\.txt and 1 more: not written by the "
+                       r"generator, in a tree it wrote with other settings \(seed 0, size "
+                       r"tiny.*--overwrite"):
+        synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
+    assert clip.read_bytes() == before and added.is_file()  # nothing removed
+    # the same settings: up to date, the user's files stay
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)
+    assert (tmp_path / "valve" / "notes.txt").is_file() and added.is_file()
+    (tmp_path / "valve" / "notes.txt").unlink()
+    added.unlink()
+    with caplog.at_level(logging.WARNING):
+        synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
+    assert "replacing the tree written with seed 0, size tiny" in caplog.text
+    assert clip.read_bytes() != before and len(_wavs(tmp_path / "valve")) == TINY.n_clips
+    (tmp_path / "valve" / "notes.txt").write_text("mine")
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0, overwrite=True)
+    assert not (tmp_path / "valve" / "notes.txt").exists()  # --overwrite: replaced whole
+    assert clip.read_bytes() == before
+
+
+def test_a_tree_written_before_its_marker_listed_files_keeps_a_user_s_files(
+        tmp_path: Path) -> None:
+    """A marker without its file list (a tree written before 2026-12-07): the clips and the
+    attributes file are the generator's; anything else is refused as above."""
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)
+    mfile = tmp_path / "valve" / ".synth.json"
+    marker = json.loads(mfile.read_text())
+    del marker["files"]
+    mfile.write_text(json.dumps(marker))
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=0)  # up to date
+    assert "files" not in json.loads(mfile.read_text())
+    (tmp_path / "valve" / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(synth.SynthError, match="notes.txt: not written by the generator"):
+        synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
+    (tmp_path / "valve" / "train" / "notes.txt").unlink()
+    synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
+    assert len(json.loads(mfile.read_text())["files"]) == TINY.n_clips + 1
+
+
 # ------------------------------------------------------------------------------ eval layout
 
 def test_eval_layout_ground_truth_is_consistent(tiny_dev_root: Path, tmp_path: Path) -> None:
@@ -313,6 +369,11 @@ def test_cli_synth_writes_and_lists(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert all(mt in listing for mt in synth.MACHINE_TYPES)
     assert main(["synth", "--out", str(tmp_path), "--machine-types", "nope"]) == 1
     assert "valid: fan" in capsys.readouterr().err
+    # found by a probe (2026-12-07): this wrote all 11 named types
+    empty = tmp_path / "none"
+    assert main(["synth", "--out", str(empty), "--random-types", "0"]) == 2
+    assert "--random-types 0 without --machine-types writes nothing" in capsys.readouterr().err
+    assert not empty.exists()
 
 
 # ------------------------------------------------------------------------------ difficulty
