@@ -11,6 +11,8 @@ skipping malformed files; ``csv_lock`` keeps one watcher per CSV. The command mo
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -23,8 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from automl_asd.audio import AudioError, header_unfinished
+from automl_asd.components.files import atomic_write_text
 from automl_asd.io.results import sha256_file
-from automl_asd.io.run_folder import FolderLock, OutputError
+from automl_asd.io.run_folder import FolderLock, OutputError, check_report_file
 from automl_asd.io.score_csv import (
     SCORE_CSV_HEADER,
     append_score_rows,
@@ -35,7 +38,9 @@ from automl_asd.io.score_csv import (
 if TYPE_CHECKING:
     from automl_asd.bundle.model import Bundle
 
-__all__ = ["WatchStats", "check_out", "collect_wavs", "csv_lock", "emit_rows", "watch_folder"]
+__all__ = ["WatchStats", "bundle_identity", "check_out", "check_scored_by", "collect_wavs",
+           "csv_lock", "emit_rows", "record_scored_by", "scored_by_path", "warn_other_machine_type",
+           "watch_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +62,21 @@ def collect_wavs(paths: Sequence[Path]) -> list[tuple[str, Path]]:
             found.append((arg.name, arg))
         else:
             raise FileNotFoundError(f"{arg}: no such file or folder")
-    names = [n for n, _ in found]
+    # one file given twice (as itself and in its folder, or through a link) is scored once
+    # (found 2026-12-07: it was scored twice and every name became a full path)
+    seen: dict[Path, str] = {}
+    unique = []
+    for name, path in found:
+        real = path.resolve()
+        if real in seen:
+            logger.warning("%s: given more than once (as %s); scored once", path, seen[real])
+            continue
+        seen[real] = name
+        unique.append((name, path))
+    names = [n for n, _ in unique]
     if len(set(names)) != len(names):
-        found = [(str(p), p) for _, p in found]
-    return found
+        unique = [(str(p), p) for _, p in unique]
+    return unique
 
 
 def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
@@ -81,6 +97,22 @@ def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def warn_other_machine_type(paths: Sequence[Path], machine_type: str) -> None:
+    """Warn when recordings lie in another machine type's DCASE folder
+    (``<type>/{train,test,supplemental}/``) than the bundle's (found 2026-12-07: the fan
+    bundle scored pump/test without a word, calling 33 of 40 clips anomalous)."""
+    others: dict[str, int] = {}
+    for p in paths:
+        folder = p.resolve().parent
+        if folder.name in ("train", "test", "supplemental") and \
+                folder.parent.name != machine_type:
+            others[str(folder.parent)] = others.get(str(folder.parent), 0) + 1
+    for where, n in sorted(others.items()):
+        logger.warning("%d recording(s) are in %s, the folder of machine type %r, and are "
+                       "scored with the %r bundle: is that the right model?", n, where,
+                       Path(where).name, machine_type)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -111,12 +143,67 @@ def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | N
             target.is_relative_to(mroot) or any(_same(out, q) for q in model.rglob("*")))):
         raise OutputError(f"--out {out}: is the model bundle {model} or inside it; choose "
                           "another file for the scores")
+    # never, even with --overwrite: a submission CSV's name, a file an automl-asd run wrote
+    # (listed in its manifest) or a file of a DCASE machine folder (found 2026-12-07: all
+    # three were replaced, e.g. attributes_00.csv of the data tree)
+    check_report_file(out, "--out")
+    if target.name.startswith("ground_truth_") or (
+            (target.parent / "train").is_dir() and (target.parent / "test").is_dir()):
+        raise OutputError(f"--out {out}: inside the machine folder {target.parent} of a data "
+                          "tree (or a ground-truth file); choose a file outside it")
     if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
         with out.open("rb") as fh:
             first = fh.readline(4096).decode("utf-8", "replace").strip()
         if first != ",".join(SCORE_CSV_HEADER):
             raise OutputError(f"--out {out}: exists and is not a score CSV written by "
                               "`automl-asd score`; choose another file or pass --overwrite")
+
+
+# ----------------------------------------------------------------------------- scored by
+def bundle_identity(bundle: Bundle) -> dict[str, str]:
+    """What names the bundle that scored a CSV: its machine type and recipe, and a digest of
+    what decides its scores (the recipe hash, the threshold and every file's checksum: the
+    same training gives the same digest, whenever it was saved)."""
+    manifest = bundle.manifest
+    decisive = {k: manifest.get(k) for k in ("recipe_hash", "threshold", "files")}
+    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode())
+    return {"machine_type": bundle.machine_type, "recipe": bundle.recipe.name,
+            "bundle_sha256": digest.hexdigest(), "model": str(bundle.path)}
+
+
+def scored_by_path(out: Path) -> Path:
+    """The hidden file beside a score CSV naming the bundle that scored its rows."""
+    return out.with_name(f".{out.name}.bundle.json")
+
+
+def check_scored_by(out: Path, bundle: Bundle, rows: int) -> None:
+    """Before a watcher appends to ``out`` holding ``rows`` rows: refuse (``OutputError``)
+    when another bundle scored them (found 2026-12-07: a watch with the pump bundle took the
+    fan bundle's rows as its own and skipped those files); a CSV whose bundle is not recorded
+    is named in a warning."""
+    if rows == 0:
+        return
+    try:
+        then = json.loads(scored_by_path(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        then = None
+    now = bundle_identity(bundle)
+    if not isinstance(then, dict) or "bundle_sha256" not in then:
+        logger.warning("watch: %s holds %d row(s) from a run that did not record its bundle; "
+                       "they are taken as scored by %s (%s) and those files are not scored "
+                       "again (move the CSV away to score them anew)", out, rows,
+                       now["model"], now["recipe"])
+    elif then["bundle_sha256"] != now["bundle_sha256"]:
+        raise OutputError(f"--out {out}: its {rows} row(s) were scored by another bundle "
+                          f"({then.get('machine_type')}, {then.get('recipe')}, "
+                          f"{then.get('model')}); this watch scores with "
+                          f"{now['machine_type']} ({now['recipe']}, {now['model']}): choose "
+                          "another --out, or move the CSV away to start it anew")
+
+
+def record_scored_by(out: Path, bundle: Bundle) -> None:
+    """Name ``bundle`` as the one that scored ``out``'s rows (:func:`scored_by_path`)."""
+    atomic_write_text(scored_by_path(out), json.dumps(bundle_identity(bundle), indent=1) + "\n")
 
 
 # ----------------------------------------------------------------------------- watch mode
@@ -183,6 +270,9 @@ def watch_folder(
     if not folder.is_dir():
         raise FileNotFoundError(f"--watch {folder}: no such folder")
     done = {name for name, _, _ in read_score_csv(out)} if out is not None else set()
+    if out is not None:
+        check_scored_by(out, bundle, len(done))
+        record_scored_by(out, bundle)
     if done:
         logger.info("watch: %d file(s) already in %s are not scored again", len(done), out)
     if out is None:
@@ -208,6 +298,7 @@ def watch_folder(
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
                 bundle.machine_type)
+    warn_other_machine_type([folder / "x.wav"], bundle.machine_type)
     gone = False  # the folder vanished (said once, and again when it is back)
     try:
         while True:
@@ -247,6 +338,12 @@ def watch_folder(
                 if size > 0 and still[path.name] >= 1 and (
                         still[path.name] >= UNFINISHED_POLLS or not header_unfinished(path)):
                     ready.append(path)
+                elif size == 0 and still[path.name] >= UNFINISHED_POLLS:
+                    # found 2026-12-07: an empty file was never scored, skipped or named
+                    logger.warning("watch: skipping %s: an empty file (0 bytes) for %d polls; "
+                                   "tried again if it changes", path.name, UNFINISHED_POLLS)
+                    skip(path)
+                    continue
                 sizes[path.name] = sig
             if max_files is not None:
                 ready = ready[:max(0, max_files - stats.scored - len(stats.skipped))]
@@ -260,7 +357,10 @@ def watch_folder(
                     feats.extend(bundle.features([path], resample=resample, workers=1))
                     good.append(path)
                 except (AudioError, ValueError, OSError) as exc:
-                    logger.warning("watch: skipping %s: %s", path, exc)
+                    # tried again if it changes: a file still being copied is scored later
+                    # (the summary then counts it scored, not skipped)
+                    logger.warning("watch: skipping %s: %s (tried again if it changes)", path,
+                                   exc)
                     skip(path)
             if good:
                 scores, decisions = bundle.score_features(feats)
@@ -303,11 +403,12 @@ def watch_folder(
 def csv_lock(out: Path | None, command: str = "score --watch") -> Iterator[None]:
     """Hold an advisory lock on a score CSV (one writer at a time: a watcher appending, or a
     batch run replacing it); a second writer fails at once naming the holder's command, pid
-    and host. The lock file is ``.NAME.lock`` beside the CSV."""
+    and host. The lock file is ``.NAME.lock`` beside the CSV, removed when the command ends
+    (found 2026-12-07: every run left one, also beside a CSV it never wrote)."""
     if out is None:
         yield
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     with FolderLock(out, f"{command} --out {out.name}",
-                    lock_path=out.with_name(f".{out.name}.lock")):
+                    lock_path=out.with_name(f".{out.name}.lock"), remove=True):
         yield

@@ -23,7 +23,15 @@ from automl_asd.bundle.model import BundleScores, check_finite_scores, load_bund
 from automl_asd.commands.args import path_arg
 from automl_asd.environment import require_torchaudio
 from automl_asd.errors import UsageError
-from automl_asd.serve import check_out, collect_wavs, csv_lock, emit_rows, watch_folder
+from automl_asd.serve import (
+    check_out,
+    collect_wavs,
+    csv_lock,
+    emit_rows,
+    record_scored_by,
+    warn_other_machine_type,
+    watch_folder,
+)
 
 HELP = "score wav files (or watch a folder) with a saved model bundle from `apply`"
 
@@ -129,6 +137,7 @@ def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, P
     paths = [p for _, p in items]
     for p in paths:  # refuse wrong rate/channels before any work, naming the file
         bundle.check_wav(p, resample=args.resample)
+    warn_other_machine_type(paths, bundle.machine_type)
     # the sizes given on the command line; the others keep the library's defaults
     given = {k: v for k, v in (("batch_size", args.batch_size),
                                ("chunk_size", args.chunk_size)) if v is not None}
@@ -147,6 +156,8 @@ def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, P
     dt = time.perf_counter() - t1
     check_finite_scores(names, result.scores, args.model)
     emit_rows(_rows(names, result), args.out, append=False)
+    if args.out is not None:  # a watch that goes on with this CSV checks it is the same bundle
+        record_scored_by(args.out, bundle)
     n_anom = int(result.decisions.sum())
     print(f"scored {len(result)} clip(s) with bundle {bundle.machine_type} "
           f"({bundle.recipe.name}): {n_anom} anomalous (threshold {bundle.threshold:.4g}); "

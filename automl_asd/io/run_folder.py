@@ -285,19 +285,45 @@ class FolderLock:
     """Advisory exclusive lock on ``<folder>/.automl-asd-run.lock`` (``fcntl.flock``).
 
     ``acquire`` fails at once (no waiting) with :class:`OutputError` naming the holder's pid
-    and host when another process holds it. The lock file stays after release (removing it
-    would race with a waiting writer); it is not a user file and never listed.
+    and host when another process holds it. The lock file stays after release (it is not a
+    user file and never listed), unless ``remove``: then the holder deletes it before it
+    unlocks, and a process that locked the deleted file meanwhile (it had opened it just
+    before) sees that the path no longer names what it locked and takes the lock again.
     """
 
     def __init__(self, folder: Path, command: str, *, lock_path: Path | None = None,
-                 other: str = "output") -> None:
+                 other: str = "output", remove: bool = False) -> None:
         self.target = Path(folder)
         self.path = lock_path if lock_path is not None else self.target / LOCK_FILE
         self.command = command
         self.other = other  # what the refusal asks to choose instead
+        self.remove = remove
         self._fh: IO[str] | None = None
 
     def acquire(self) -> FolderLock:
+        for _ in range(100):  # a holder that removes its file on release: lock the new one
+            fh = self._lock_once()
+            try:
+                same = os.path.samestat(os.fstat(fh.fileno()), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()
+        else:
+            raise OutputError(f"{self.path}: the lock file keeps being replaced; is another "
+                              "program removing it?")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "command": self.command, "since": _now()}) + "\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def _lock_once(self) -> IO[str]:
+        """Open the lock file and take its lock, or raise :class:`OutputError` naming the
+        holder."""
         fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -315,19 +341,16 @@ class FolderLock:
                 who = "another process"
             raise OutputError(f"{self.target}: another automl-asd run is writing it ({who}); "
                               f"wait for it to finish or choose another {self.other}") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "command": self.command, "since": _now()}) + "\n")
-        fh.flush()
-        self._fh = fh
-        return self
+        return fh
 
     def release(self) -> None:
         if self._fh is not None:
             try:
                 self._fh.seek(0)
                 self._fh.truncate()
+                if self.remove:  # while still held: a waiting locker then sees it is gone
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
                 fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             finally:
                 self._fh.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from automl_asd.bundle.files import save_bundle
 from automl_asd.bundle.model import Bundle, load_bundle
 from automl_asd.cli import main
 from automl_asd.data import scan
+from automl_asd.io.run_folder import OutputError
 from automl_asd.io.score_csv import read_score_csv
 from automl_asd.pipeline import fit_machine
 from automl_asd.recipe import load_recipe
@@ -321,6 +323,132 @@ def test_watch_cli(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
                  "--max-files", "2", "--timeout", "30", "--out", str(out)]) == 0
     assert "watch stopped (max-files): 2 scored" in capsys.readouterr().err
     assert sorted(r[0] for r in read_score_csv(out)) == sorted(p.name for p in test_wavs[:2])
+
+
+def test_a_watch_refuses_a_csv_another_bundle_scored(
+        bundle_dir: Path, tiny_dev_root: Path, test_wavs: list[Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07): a watch with another bundle on an existing CSV took its
+    rows as its own ("9 file(s) already in live.csv are not scored again"): its results were
+    the other bundle's scores. The bundle that scored a CSV is recorded beside it; a watch
+    with another one is refused, and one with the same bundle goes on."""
+    machine = scan(tiny_dev_root, machine_types=["fan"])["fan"]
+    other = save_bundle(fit_machine(load_recipe("fast_default"), machine, device="cpu"),
+                        tmp_path / "models" / "fan")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(test_wavs[0], inbox / "a.wav")
+    out = tmp_path / "live.csv"
+    watch = ["--watch", str(inbox), "--poll", "0.05", "--timeout", "0.2", "--out", str(out)]
+    assert main(["score", "--model", str(bundle_dir), *watch]) == 0
+    assert [r[0] for r in read_score_csv(out)] == ["a.wav"]
+    assert not (tmp_path / ".live.csv.lock").exists()  # removed when the command ends
+    capsys.readouterr()
+    assert main(["score", "--model", str(other), *watch]) == 1
+    err = capsys.readouterr().err
+    assert "its 1 row(s) were scored by another bundle (gearbox, fast_default" in err
+    assert "this watch scores with fan (fast_default" in err
+    assert main(["score", "--model", str(bundle_dir), *watch]) == 0  # the same bundle
+    # a batch run replaces the CSV and records its own bundle: a watch then goes on with it
+    assert main(["score", "--model", str(other), str(inbox), "--out", str(out)]) == 0
+    assert main(["score", "--model", str(other), *watch]) == 0
+    assert not list(tmp_path.glob(".*.lock"))
+    # a CSV whose bundle is not recorded (written before 2026-12-07) is named in a warning
+    (tmp_path / ".live.csv.bundle.json").unlink()
+    with caplog.at_level(logging.WARNING):
+        assert main(["score", "--model", str(bundle_dir), *watch]) == 0
+    assert "holds 1 row(s) from a run that did not record its bundle" in caplog.text
+
+
+def test_score_out_never_replaces_a_run_s_or_a_data_tree_s_files(
+        bundle_dir: Path, tiny_dev_root: Path, test_wavs: list[Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a probe (2026-12-07): `score --out X --overwrite` replaced a run's submission
+    CSV, another bundle's recipe.json and the data tree's attributes_00.csv (leaving its lock
+    file in the data tree). These are refused now, with or without --overwrite."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "fan.summary.json").write_text("{}")
+    (run / ".automl-asd-run.json").write_text(json.dumps(
+        {"files": {"fan.summary.json": "0" * 64}}))
+    tree = tmp_path / "data"
+    shutil.copytree(tiny_dev_root / "fan", tree / "fan")
+    cases = {run / "anomaly_score_fan_section_00_test.csv": "a submission CSV's name",
+             run / "fan.summary.json": "written by an automl-asd run",
+             tree / "fan" / "attributes_00.csv": "inside the machine folder",
+             tmp_path / "ground_truth_fan_section_00_test.csv": "a ground-truth file"}
+    for target, why in cases.items():
+        before = target.read_bytes() if target.exists() else None
+        assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), "--out",
+                     str(target), "--overwrite"]) == 1, target
+        assert why in capsys.readouterr().err
+        assert (target.read_bytes() if target.exists() else None) == before
+    assert not list(tree.rglob(".*.lock")) and not list(run.glob(".*.lock"))
+
+
+def test_one_file_given_twice_is_scored_once(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.wav").write_bytes(b"")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "a" / "x.wav")
+    with caplog.at_level(logging.WARNING):
+        got = collect_wavs([tmp_path / "a" / "x.wav", tmp_path / "a", tmp_path / "link.wav"])
+    assert got == [("x.wav", tmp_path / "a" / "x.wav")]
+    assert caplog.text.count("given more than once (as x.wav); scored once") == 2
+
+
+def test_watch_names_an_empty_file_and_a_folder_of_another_machine_type(
+        bundle: Bundle, test_wavs: list[Path], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07): a 0-byte .wav in a watched folder was never scored,
+    skipped or named; a folder of another machine type was scored without a word."""
+    inbox = tmp_path / "pump" / "test"
+    inbox.mkdir(parents=True)
+    (tmp_path / "pump" / "train").mkdir()
+    (inbox / "empty.wav").write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        stats = watch_folder(bundle, inbox, None, poll=0.01, timeout=0.5,
+                             sleep=lambda _: None)
+    assert stats.skipped == ["empty.wav"] and stats.scored == 0
+    assert caplog.text.count("skipping empty.wav: an empty file (0 bytes)") == 1
+    assert "the folder of machine type 'pump', and are scored with the 'gearbox' bundle" \
+        in caplog.text
+    caplog.clear()
+    shutil.copy(test_wavs[0], inbox / "empty.wav")  # written at last: scored
+    stats = watch_folder(bundle, inbox, None, poll=0.01, max_files=1, sleep=lambda _: None)
+    assert stats.scored == 1 and stats.skipped == []
+
+
+def test_a_lock_that_removes_its_file_is_taken_again_by_a_late_opener(tmp_path: Path) -> None:
+    """``FolderLock(remove=True)`` deletes its file before it unlocks: a process that had
+    opened the old file and locks it after that must not count as holding the lock."""
+    from automl_asd.io.run_folder import FolderLock
+
+    path = tmp_path / ".x.lock"
+    first = FolderLock(tmp_path, "a", lock_path=path, remove=True).acquire()
+    stale = open(path, "a+")  # opened while held, locked after the holder removed the file
+    first.release()
+    assert not path.exists()
+    second = FolderLock(tmp_path, "b", lock_path=path, remove=True)
+    calls = []
+    real = second._lock_once
+
+    def lock_once():  # first the stale file (as a racing opener gets it), then the path
+        calls.append(1)
+        if len(calls) == 1:
+            import fcntl
+
+            fcntl.flock(stale.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return stale
+        return real()
+
+    second._lock_once = lock_once  # type: ignore[method-assign]
+    second.acquire()
+    assert len(calls) == 2 and path.exists()
+    with pytest.raises(OutputError, match="another automl-asd run is writing it"):
+        FolderLock(tmp_path, "c", lock_path=path).acquire()
+    second.release()
+    assert not path.exists()
 
 
 # ----------------------------------------------------------------------------- Ray
