@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import types
 import typing
 import unicodedata
@@ -345,6 +346,8 @@ class Recipe:
         if not current["package_version"]:
             current["package_version"] = __version__
         prov = _parse_dataclass(Provenance, _plain(current), "provenance")
+        if errors := provenance_errors(prov):
+            raise RecipeError(errors)
         return dataclasses.replace(self, provenance=prov)
 
     def replace(self, **changes: Any) -> Recipe:
@@ -663,6 +666,26 @@ def supplemental_errors(spec: SupplementalSpec, path: str = "supplemental") -> l
     return [f"{path}.noise_snr_db: [{lo}, {hi}] must be [low, high]"] if lo > hi else []
 
 
+def provenance_errors(prov: Provenance, path: str = "provenance") -> list[str]:
+    """Checks of a parsed ``provenance`` section: digests are sha256 hex, ``created`` an ISO
+    8601 time and Ω within [0, 1] (found 2026-12-07: ``space_sha256: "xyz"`` and
+    ``created: "yesterday"`` passed ``recipe validate``)."""
+    errors: list[str] = []
+    for key in ("space_sha256", "behaviour_sha256"):
+        value = getattr(prov, key)
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
+            errors.append(f"{path}.{key}: {value!r} is not a sha256 hex digest (64 of 0-9a-f)")
+    if prov.created:
+        try:
+            datetime.fromisoformat(prov.created)
+        except ValueError:
+            errors.append(f"{path}.created: {prov.created!r} is not an ISO 8601 time "
+                          "(e.g. 2026-12-07T12:00:00+00:00)")
+    if prov.objective is not None and not 0.0 <= prov.objective <= 1.0:
+        errors.append(f"{path}.objective: {prov.objective!r} is not an Ω within [0, 1]")
+    return errors
+
+
 def _checked(parse: typing.Callable[[], _R], checks: typing.Callable[[_R], list[str]]) -> _R:
     """``parse()``, then the cross-field ``checks`` of its result (all problems raised)."""
     value = parse()
@@ -718,7 +741,8 @@ def _parse_recipe(data: Any) -> Recipe:
     normalization = section(NormalizationSpec, "normalization")
     threshold = section(ThresholdSpec, "threshold")
     ensemble = section(EnsembleSpec, "ensemble")
-    provenance = section(Provenance, "provenance")
+    provenance = col.run(_checked, lambda: _parse_dataclass(
+        Provenance, mapping.get("provenance", {}), "provenance"), provenance_errors)
     if features is not None and detector is not None:  # what the family allows on these bins
         col.errors += REGISTRY[detector.name].recipe_errors(detector.params, features.n_bins)
     col.raise_if_any()

@@ -138,3 +138,25 @@ def test_official_baseline_is_recognised_by_content() -> None:
     changed = load_recipe("baseline_ae_mse").to_dict()
     changed["detector"]["params"]["epochs"] = 5
     assert official_baseline_name(Recipe.from_dict(changed)) is None
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("space_sha256", "xyz", "is not a sha256 hex digest"),
+    ("behaviour_sha256", "A" * 64, "is not a sha256 hex digest"),
+    ("created", "yesterday", "is not an ISO 8601 time"),
+    ("objective", 1.7, "is not an Ω within [0, 1]"),
+])
+def test_provenance_values_that_cannot_be_true_are_refused(
+        field: str, value: object, why: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a probe (2026-12-07): `recipe validate` took ``space_sha256: "xyz"`` and
+    ``created: "yesterday"`` as OK; the recipe file is strict, its provenance too."""
+    doc = load_recipe("searched_pooled_logz").to_dict()
+    doc["provenance"][field] = value
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    assert main(["recipe", "validate", str(path)]) == 1
+    said = capsys.readouterr()
+    assert f"provenance.{field}: {value!r} {why}" in said.out + said.err
+    with pytest.raises(RecipeError, match=why.replace("[", r"\[").replace("]", r"\]")):
+        load_recipe("fast_default").with_provenance(**{field: value})
