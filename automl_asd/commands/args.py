@@ -26,6 +26,17 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
+def seconds_arg(text: str) -> float:
+    """A duration option's value in seconds; zero or negative is refused (found 2026-12-07:
+    ``download --timeout 0`` failed every request after all its retries, ``--timeout -1`` with
+    "Timeout value out of range"). NaN and inf pass here and are refused by
+    :func:`check_numbers` with its own message."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+    return value
+
+
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``parser.error`` (exit 2) for a NaN or infinite number in any option, and for values
     out of range in :data:`POSITIVE` / :data:`NON_NEGATIVE`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from automl_asd.commands.args import path_arg
+from automl_asd.commands.args import path_arg, seconds_arg
 from automl_asd.download import (
     DEFAULT_BASE_URL,
     RECORDS,
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "an earlier run")
     parser.add_argument("--retries", type=int, default=5,
                         help="attempts per request on transient errors (default: 5)")
-    parser.add_argument("--timeout", type=float, default=60.0,
+    parser.add_argument("--timeout", type=seconds_arg, default=60.0,
                         help="socket timeout in seconds (default: 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -101,6 +101,14 @@ def test_demo_ends_with_where_each_result_is(tmp_path: Path, monkeypatch: pytest
     (["synth", "--list", "--random-types", "100000000"], "--random-types: at most 10000"),
     (["download", "--split", "dev", "--dest", "x", "--retries", "0"],
      "--retries: must be positive, got 0"),
+    # found 2026-12-07: 0 failed after every retry with "Operation now in progress", -1 with
+    # "Timeout value out of range", both exit 1 after touching the network
+    (["download", "--split", "dev", "--dest", "x", "--timeout", "0"],
+     "argument --timeout: must be positive, got 0"),
+    (["download", "--split", "dev", "--dest", "x", "--timeout", "-1"],
+     "argument --timeout: must be positive, got -1"),
+    (["download", "--split", "dev", "--dest", "x", "--timeout", "soon"],
+     "argument --timeout: invalid seconds_arg value: 'soon'"),
 ])
 def test_bad_numbers_and_empty_paths_are_usage_errors(
         argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
