@@ -237,7 +237,8 @@ def _request(url: str, headers: Mapping[str, str] | None = None) -> urllib.reque
 
 def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: float,
                   hint: str = "run the command again to resume") -> _T:
-    """Call ``fn()`` until it does not raise :class:`_TransientError`, at most ``retries`` times.
+    """Call ``fn()`` until it does not raise :class:`_TransientError`, at most ``retries`` times
+    in all (the first try included: ``retries`` counts attempts, not repeats).
 
     The delay before attempt ``k + 1`` is ``backoff_s * 2**(k - 1)`` seconds; ``hint`` ends
     the final error message.
@@ -255,8 +256,10 @@ def _with_retries(what: str, fn: Callable[[], _T], *, retries: int, backoff_s: f
             delay = min(backoff_s * 2 ** (attempt - 1), _MAX_DELAY_S)
             if exc.retry_after_s is not None:
                 delay = min(max(delay, exc.retry_after_s), _MAX_DELAY_S)
-            logger.warning("%s: %s; retry %d/%d in %.1f s", what, exc, attempt, retries - 1,
-                           delay)
+            # "attempt k of N", as --retries counts them (found 2026-12-07: "--retries 2" logged
+            # "retry 1/1" and the final error "giving up after 2 attempts")
+            logger.warning("%s: %s; attempt %d of %d failed, trying again in %.1f s", what, exc,
+                           attempt, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 

@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read the record's file list again instead of the copy cached by "
                              "an earlier run")
     parser.add_argument("--retries", type=int, default=5,
-                        help="attempts per request on transient errors (default: 5)")
+                        help="attempts per request, the first one included, on transient "
+                             "errors; 1 = no retry (default: 5)")
     parser.add_argument("--timeout", type=seconds_arg, default=60.0,
                         help="socket timeout in seconds (default: 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -399,6 +399,27 @@ def test_retries_are_capped_and_404_is_not_retried(server: FakeRecords, tmp_path
     assert len(server.file_requests("nope.zip")) == 1
 
 
+def test_retry_log_counts_attempts_as_the_flag_does(server: FakeRecords, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `--retries 2` (2 attempts: "giving up after 2 attempts") logged
+    "retry 1/1"; the help, the log and the final error all count attempts now."""
+    _serve_dev(server, ("fan", "valve"))
+    server.fail["dev_fan.zip"] = 1
+    server.fail["dev_valve.zip"] = 5
+    with caplog.at_level("WARNING", logger="automl_asd.download"), \
+            pytest.raises(dl.DownloadError, match="valve.zip: giving up after 2 attempts"):
+        _run(server, tmp_path / "data", ("fan", "valve"), retries=2)
+    tries = [m.split(": ", 1)[0] + ": " + m.rsplit("; ", 1)[1].split(",")[0]
+             for m in caplog.messages if "HTTP 500" in m and "giving up" not in m]
+    assert tries == ["dev_fan.zip: attempt 1 of 2 failed",
+                     "dev_valve.zip: attempt 1 of 2 failed"]
+    assert (tmp_path / "data" / "fan" / "train").is_dir()  # fan's second attempt succeeded
+    assert main(["download", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--retries RETRIES attempts per request, the first one included" in help_text
+
+
 def test_concurrent_run_on_same_file_is_refused(server: FakeRecords, tmp_path: Path) -> None:
     fcntl = pytest.importorskip("fcntl")
     _serve_dev(server, ("fan",))
