@@ -749,7 +749,8 @@ def download_dataset(
     Args:
         year, split: select the record (see :data:`RECORDS`).
         dest: data root; afterwards ``dest/<machine_type>/{train,test,...}`` exist.
-        machine_types: subset of the record's machine types (default: all).
+        machine_types: subset of the record's machine types (default: all); a repeated name
+            counts once.
         base_url: records API; ``<base_url>/<record_id>`` must return the record JSON.
         zip_dir: where zips, ``.part`` files and markers live (default ``dest/.downloads``).
         keep_zips: keep verified zips after extraction (a later run re-checks their md5).
@@ -765,7 +766,9 @@ def download_dataset(
         verified stay in place.
     """
     record = find_record(year, split)
-    wanted = list(machine_types) if machine_types else list(record.machine_types)
+    # each type once, in the order given (found 2026-12-07: "fan fan" fetched fan twice and
+    # reported 2 machine types ready)
+    wanted = list(dict.fromkeys(machine_types or record.machine_types))
     for mt in wanted:
         record.zip_name(mt)  # validates the name
     dest = Path(dest)

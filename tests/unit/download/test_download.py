@@ -531,6 +531,21 @@ def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
                  "ToyPet", "--base-url", server.base_url]) == 1
 
 
+def test_repeated_machine_type_is_fetched_once(server: FakeRecords, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `--machine-types fan fan` processed fan twice and printed
+    "2 machine types ready"."""
+    _serve_dev(server)
+    results = _run(server, tmp_path / "data", ("valve", "fan", "valve"))
+    assert [r.machine_type for r in results] == ["valve", "fan"]
+    assert len(server.file_requests("dev_valve.zip")) == 1
+    assert main(["download", "--split", "dev", "--dest", str(tmp_path / "data"),
+                 "--machine-types", "fan", "fan", "--base-url", server.base_url,
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("dev_fan.zip") == 1 and "1 machine types ready" in out
+
+
 def test_scan_reads_downloaded_tree(server: FakeRecords, tmp_path: Path) -> None:
     from automl_asd.data import Domain, Label, scan
 
