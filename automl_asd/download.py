@@ -728,6 +728,20 @@ def _count_members(marker: Path) -> int:
     return len(json.loads(marker.read_text())["members"])
 
 
+def _check_folder(path: Path, what: str, fix: str = "give a folder path") -> None:
+    """Raise :class:`DownloadError` unless ``path`` is a folder or can be created as one (found
+    2026-12-07: a file there gave "[Errno 17] File exists", a file as a parent "[Errno 20]
+    Not a directory", neither saying which option was wrong)."""
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir():
+        return
+    if probe == path:
+        raise DownloadError(f"{what} {path}: exists and is not a folder; {fix}")
+    raise DownloadError(f"{what} {path}: {probe} is a file, not a folder; {fix}")
+
+
 def download_dataset(
     year: int,
     split: str,
@@ -772,7 +786,13 @@ def download_dataset(
     for mt in wanted:
         record.zip_name(mt)  # validates the name
     dest = Path(dest)
-    zip_dir = Path(zip_dir) if zip_dir is not None else dest / ".downloads"
+    _check_folder(dest, "--dest")
+    if zip_dir is not None:
+        zip_dir = Path(zip_dir)
+        _check_folder(zip_dir, "--zip-dir")
+    else:
+        zip_dir = dest / ".downloads"
+        _check_folder(zip_dir, "the downloads folder", fix="move it away or give --zip-dir")
     created = [p for p in (dest, zip_dir) if not p.exists()]
     dest.mkdir(parents=True, exist_ok=True)
     zip_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from automl_asd.download import (
     download_dataset,
     format_records,
 )
+from automl_asd.errors import one_line
 
 HELP = "download, verify (md5) and unpack the DCASE Task 2 data sets (2023-2025)"
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress and sys.stderr.isatty(),
         )
     except (DownloadError, OSError) as exc:
-        print(f"automl-asd download: error: {exc}", file=sys.stderr)
+        print(f"automl-asd download: error: {one_line(exc)}", file=sys.stderr)
         return 1
     for r in results:
         print(f"{r.machine_type:<15} {r.key:<40} {r.status:<10} "

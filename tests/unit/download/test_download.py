@@ -546,6 +546,37 @@ def test_repeated_machine_type_is_fetched_once(server: FakeRecords, tmp_path: Pa
     assert out.count("dev_fan.zip") == 1 and "1 machine types ready" in out
 
 
+@pytest.mark.parametrize(("where", "message"), [
+    ("dest", "--dest {dest}: exists and is not a folder; give a folder path"),
+    ("dest_parent", "--dest {dest}: {file} is a file, not a folder; give a folder path"),
+    ("zip_dir", "the downloads folder {dest}/.downloads: exists and is not a folder; move it "
+                "away or give --zip-dir"),
+    ("zip_dir_option", "--zip-dir {file}/z: {file} is a file, not a folder; give a folder "
+                       "path"),
+])
+def test_dest_that_is_a_file_is_one_line_naming_the_option(
+        server: FakeRecords, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        where: str, message: str) -> None:
+    """Found 2026-12-07: `download --dest FILE` said "[Errno 17] File exists: ...", a file as
+    a parent "[Errno 20] Not a directory", naming neither the option nor what was wrong."""
+    _serve_dev(server, ("fan",))
+    file = tmp_path / "afile"
+    file.write_text("keep me")
+    dest = {"dest": file, "dest_parent": file / "data"}.get(where, tmp_path / "data")
+    argv = ["download", "--split", "dev", "--dest", str(dest), "--machine-types", "fan",
+            "--base-url", server.base_url, "--no-progress"]
+    if where == "zip_dir":
+        dest.mkdir()
+        (dest / ".downloads").write_text("not a folder")
+    if where == "zip_dir_option":
+        argv += ["--zip-dir", str(file / "z")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"automl-asd download: error: {message.format(dest=dest, file=file)}\n"
+    assert server.requests == [] and file.read_text() == "keep me"
+    assert not (tmp_path / "data" / "fan").exists()
+
+
 def test_scan_reads_downloaded_tree(server: FakeRecords, tmp_path: Path) -> None:
     from automl_asd.data import Domain, Label, scan
 
