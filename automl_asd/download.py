@@ -708,6 +708,11 @@ def _fetch_one(
         )
     elif _marker_ok(marker, dest, remote):
         logger.info("%s: verified, extracted files intact", remote.key)
+        if not keep_zips:
+            # verified and extracted, as after a first download (found 2026-12-07: a rerun
+            # with --remove-zips left the zips kept by an earlier run in place)
+            zip_path.unlink()
+            logger.info("%s: removed (--remove-zips)", zip_path)
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
     marker.unlink(missing_ok=True)  # re-extracting: the old record no longer vouches for it
     members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes)

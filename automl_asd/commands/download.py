@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where zips and partial downloads are kept "
                              "(default: <dest>/.downloads)")
     parser.add_argument("--remove-zips", action="store_true",
-                        help="delete each zip after it was verified and extracted")
+                        help="delete each zip after it was verified and extracted, also the "
+                             "zips an earlier run kept (a later run then verifies the "
+                             "extracted files only)")
     parser.add_argument("--refresh-metadata", action="store_true",
                         help="read the record's file list again instead of the copy cached by "
                              "an earlier run")

@@ -288,6 +288,24 @@ def test_second_run_without_zips_and_offline(server: FakeRecords, tmp_path: Path
     assert (dest / "fan" / "attributes_00.csv").read_bytes() == b"file_name,d1p,d1v\n"
 
 
+def test_remove_zips_on_a_rerun_that_only_verifies(server: FakeRecords, tmp_path: Path) -> None:
+    """Found 2026-12-07: `--remove-zips` after a run that kept the zips reported `verified`
+    and left both zips in .downloads."""
+    _serve_dev(server)
+    dest = tmp_path / "data"
+    _run(server, dest)
+    downloads = dest / ".downloads"
+    assert sorted(p.name for p in downloads.glob("*.zip")) == ["dev_fan.zip", "dev_valve.zip"]
+    tree = {k: v for k, v in _tree(dest).items() if not k.startswith(".downloads/")}
+    server.requests.clear()
+    assert [r.status for r in _run(server, dest, keep_zips=False)] == ["verified", "verified"]
+    assert list(downloads.glob("*.zip")) == [] and server.requests == []
+    assert {k: v for k, v in _tree(dest).items() if not k.startswith(".downloads/")} == tree
+    # and the run after that still only verifies the extracted files (the markers stay)
+    assert [r.status for r in _run(server, dest, keep_zips=False)] == ["verified", "verified"]
+    assert server.requests == []
+
+
 def test_partial_file_is_resumed_with_range(server: FakeRecords, tmp_path: Path) -> None:
     zips = _serve_dev(server, ("fan",))
     data = zips["dev_fan.zip"]
