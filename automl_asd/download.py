@@ -51,6 +51,7 @@ from tqdm import tqdm
 from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
 from automl_asd.errors import AutomlAsdError
+from automl_asd.progress import few_names
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -569,12 +570,15 @@ def safe_extract(
     dest: Path,
     *,
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    require_folder: str | None = None,
 ) -> dict[str, int]:
     """Extract a zip into ``dest`` after checking every member; returns ``{relpath: size}``.
 
     All members are checked before anything is written (see :func:`_member_target`), free space
     is checked against the members' uncompressed sizes, and each file is written to a temporary
-    name and renamed into place, so existing files are never left half-written.
+    name and renamed into place, so existing files are never left half-written. With
+    ``require_folder``, an archive with no file under ``<require_folder>/`` is refused before
+    anything is written (a machine type's zip must unpack into ``<dest>/<machine_type>/``).
     """
     dest = Path(os.path.abspath(dest))
     try:
@@ -587,6 +591,8 @@ def safe_extract(
             target = _member_target(info, dest, archive)
             if target is not None:
                 plan.append((info, target))
+        if require_folder is not None:
+            _check_folder_in_plan(archive, dest, require_folder, plan)
         needed = sum(info.file_size for info, _ in plan if not info.is_dir())
         _check_free_space(dest, needed, min_free_bytes, f"extracting {archive.name}")
         members: dict[str, int] = {}
@@ -611,6 +617,22 @@ def safe_extract(
     logger.info("%s: extracted %d files into %s (%s)", archive.name, len(members), dest,
                 ", ".join(tops))
     return members
+
+
+def _check_folder_in_plan(archive: Path, dest: Path, folder: str,
+                          plan: Sequence[tuple[zipfile.ZipInfo, Path]]) -> None:
+    # found 2026-12-07: a zip without its <type>/ folder gave a WARNING, then the type was
+    # counted "ready" although scan(dest) cannot find it; a later search or apply would miss it
+    # far from the cause, so the type fails here, naming the zip
+    rels = [target.relative_to(dest).as_posix() for info, target in plan if not info.is_dir()]
+    if any(rel.startswith(f"{folder}/") for rel in rels):
+        return
+    tops = sorted({rel.split("/", 1)[0] + ("/" if "/" in rel else "") for rel in rels})
+    raise DownloadError(
+        f"{archive}: has no {folder}/ folder (top-level entries: {few_names(tops) or 'none'}); "
+        f"nothing was extracted, since scan() reads {folder} from {dest / folder}. Check that "
+        f"this is the {folder} zip of the record, or unpack it there by hand"
+    )
 
 
 def _extracted_crcs(archive: Path, dest: Path) -> dict[str, int]:
@@ -715,7 +737,8 @@ def _fetch_one(
             logger.info("%s: removed (--remove-zips)", zip_path)
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
     marker.unlink(missing_ok=True)  # re-extracting: the old record no longer vouches for it
-    members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes)
+    members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes,
+                           require_folder=machine_type)
     if any(not rel.startswith(f"{machine_type}/") for rel in members):
         logger.warning("%s: some members are not under %s/; scan(dest) may not find them",
                        remote.key, machine_type)

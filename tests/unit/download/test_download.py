@@ -511,6 +511,31 @@ def test_unsafe_archives_are_refused(server: FakeRecords, tmp_path: Path, kind: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a zip without a `<type>/` top folder gave a WARNING, then "1 machine
+    types ready" although scan(dest) cannot find the type."""
+    members = {k.removeprefix("fan/"): v for k, v in _dev_members("fan").items()}
+    data = _zip(members)
+    server.files[RECORD_ID] = {"dev_fan.zip": data, "dev_valve.zip": _zip(_dev_members("valve"))}
+    dest = tmp_path / "data"
+    argv = ["download", "--split", "dev", "--dest", str(dest), "--machine-types", "fan", "valve",
+            "--base-url", server.base_url, "--no-progress"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    zip_path = dest / ".downloads" / "dev_fan.zip"
+    assert "1 of 2 files of 2025 dev failed" in captured.err
+    assert (f"{zip_path}: has no fan/ folder (top-level entries: attributes_00.csv, test/, "
+            f"train/); nothing was extracted") in captured.err
+    assert "ready" not in captured.out
+    assert sorted(p.name for p in dest.iterdir()) == [".downloads", "valve"]  # nothing stray
+    assert zip_path.read_bytes() == data  # verified: kept, and not downloaded again
+    server.requests.clear()
+    assert main(argv) == 1
+    assert "has no fan/ folder" in capsys.readouterr().err
+    assert server.file_requests("dev_fan.zip") == []
+
+
 def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path: Path) -> None:
     mt = "ToyPet"
     train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
