@@ -21,7 +21,11 @@ Robustness rules:
   ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
 * a verified zip is never deleted because a later step failed;
 * the record metadata is cached in ``<dest>/.downloads/`` (published Zenodo records never
-  change), so a second run with everything present makes no request and only verifies;
+  change), so a second run with everything present makes no request and only verifies; a run
+  that has to download a file, or finds a kept zip that fails the cached entry, reads the
+  record again first (once per run), so a corrected record is never shadowed by its cache;
+* a response that is complete (its ``Content-Length``) but not the record's size is a
+  mismatch at once, not a transient error retried with more full downloads;
 * an advisory lock per zip keeps two concurrent runs from writing the same files.
 """
 
@@ -342,20 +346,92 @@ def fetch_record_files(
     ``refresh`` is set (a published Zenodo record's files never change; a new version is a new
     record), so a second run verifies without touching the network.
     """
+    return _read_record(record_id, base_url=base_url, cache_path=cache_path, refresh=refresh,
+                        timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)[0]
+
+
+def _read_record(record_id: int, *, base_url: str, cache_path: Path | None, refresh: bool,
+                 timeout_s: float, retries: int, backoff_s: float,
+                 ) -> tuple[dict[str, RemoteFile], bool]:
+    """:func:`fetch_record_files`, and whether the list was read from the network now (``False``:
+    from the cache)."""
     url = f"{base_url.rstrip('/')}/{record_id}"
     if cache_path is not None and cache_path.is_file() and not refresh:
         try:
             cached = json.loads(cache_path.read_text())
             if cached.get("url") == url:
                 logger.debug("%s: using cached metadata %s", url, cache_path)
-                return _parse_files(url, base_url, record_id, cached["record"])
+                return _parse_files(url, base_url, record_id, cached["record"]), False
         except (OSError, ValueError, KeyError, AttributeError, DownloadError) as exc:
             logger.warning("%s: ignoring unreadable cached metadata (%s)", cache_path, exc)
     meta = _get_json(url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
     files = _parse_files(url, base_url, record_id, meta)
     if cache_path is not None:
         atomic_write_text(cache_path, json.dumps({"url": url, "record": meta}, indent=1))
-    return files
+    return files, True
+
+
+class _RunRecord:
+    """One run's view of a record's file list: the cached copy when there is one, read from the
+    network at most once more in the run, when a file has to be downloaded or a kept zip fails
+    the cached entry (found 2026-12-07: a record that listed a wrong md5 and was corrected later
+    stayed wrong in the cache, so every rerun downloaded the whole zip and discarded it again).
+    Without a download the cache is enough, so a complete data set still verifies offline.
+    """
+
+    def __init__(self, record_id: int, *, base_url: str, cache_path: Path, refresh: bool,
+                 timeout_s: float, retries: int, backoff_s: float) -> None:
+        self.record_id = record_id
+        self.url = f"{base_url.rstrip('/')}/{record_id}"
+        self.cache_path = cache_path
+        self._options: dict[str, Any] = {"base_url": base_url, "cache_path": cache_path,
+                                         "timeout_s": timeout_s, "retries": retries,
+                                         "backoff_s": backoff_s}
+        self.files, self.fresh = _read_record(record_id, refresh=refresh, **self._options)
+        self.reread_error: str | None = None  # why reading it again failed, if it did
+
+    def reread(self) -> bool:
+        """Read the record from the network unless this run did (or tried) already; whether
+        :attr:`files` now comes from the network."""
+        if not self.fresh and self.reread_error is None:
+            try:
+                self.files, self.fresh = _read_record(self.record_id, refresh=True,
+                                                      **self._options)
+            except DownloadError as exc:
+                self.reread_error = str(exc.__cause__ or exc)  # the last error, no advice
+                logger.warning("%s: could not read the record again (%s); using the copy "
+                               "cached in %s", self.url, self.reread_error, self.cache_path)
+        return self.fresh
+
+    def current(self, remote: RemoteFile) -> RemoteFile:
+        """``remote`` as the record read in this run lists it (reading it if needed); ``remote``
+        itself when the record cannot be read."""
+        if not self.reread():
+            return remote
+        fresh = self.files.get(remote.key)
+        if fresh is None:
+            raise DownloadError(
+                f"{remote.key}: no longer in record {self.record_id} (read again from "
+                f"{self.url}); check --year/--split, or --base-url for a mirror"
+            )
+        if fresh != remote:
+            logger.warning("%s: the record read again lists size %s, md5 %s (the copy cached "
+                           "in %s said size %s, md5 %s); using it", remote.key, fresh.size,
+                           fresh.md5, self.cache_path, remote.size, remote.md5)
+        return fresh
+
+    def mismatch_hint(self) -> str:
+        """The end of the message for a download that does not match the record."""
+        if self.fresh:
+            return (f"the record was read from {self.url} in this run, so the file sent "
+                    "differs from what the record lists. Run again (each run that downloads "
+                    "reads the record again, so a corrected record is used); if this repeats, "
+                    "the record at --base-url lists a wrong md5 or size, or its server sends "
+                    "another file")
+        return (f"the record could not be read again ({self.reread_error}), so its copy cached "
+                f"in {self.cache_path} may be stale. Run again once {self.url} answers: a run "
+                "that downloads reads the record again first (--refresh-metadata makes any "
+                "run read it)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,6 +519,7 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
             desc=remote.key, disable=not progress, leave=False,
         ) as bar:
             last_log = time.monotonic()
+            body = 0
             while True:
                 try:
                     chunk = resp.read(_CHUNK)
@@ -454,6 +531,7 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
                     break
                 f.write(chunk)  # a local write error (disk full) is not transient: it propagates
                 received[0] += len(chunk)
+                body += len(chunk)
                 bar.update(len(chunk))
                 if not progress and time.monotonic() - last_log >= _LOG_EVERY_S:
                     last_log = time.monotonic()
@@ -462,6 +540,12 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
                                 f" of {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)"
                                 if total else "")
     have = part.stat().st_size
+    if total is not None and have != total and length is not None and length.isdigit() \
+            and body == int(length):
+        # The whole body the server announced came, and the file has another size than the
+        # record lists: no retry sends other bytes, so verification reports it (found
+        # 2026-12-07: each of --retries attempts downloaded the whole zip again)
+        return
     if total is not None and have < total:
         raise _TransientError(f"connection closed at byte {have} of {total}")
     if total is not None and have > total:
@@ -488,6 +572,18 @@ def download_file(
 
     Returns ``(status, bytes_downloaded)`` with status ``"downloaded"`` or ``"resumed"``.
     """
+    return _download_verified(
+        remote, target, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+        progress=progress, min_free_bytes=min_free_bytes,
+        mismatch_hint="Run again; if this repeats, the mirror at --base-url serves a different "
+                      "file",
+    )
+
+
+def _download_verified(remote: RemoteFile, target: Path, *, timeout_s: float, retries: int,
+                       backoff_s: float, progress: bool, min_free_bytes: int,
+                       mismatch_hint: str) -> tuple[str, int]:
+    """:func:`download_file`; ``mismatch_hint`` ends the message of a :class:`ChecksumError`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
@@ -521,8 +617,7 @@ def download_file(
             continue
         break
     raise ChecksumError(
-        f"{remote.key}: downloaded file has {problem}; the file was discarded. Run again; if "
-        "this repeats, the mirror at --base-url serves a different file"
+        f"{remote.key}: downloaded file has {problem}; the file was discarded; {mismatch_hint}"
     )
 
 
@@ -702,6 +797,7 @@ def _fetch_one(
     dest: Path,
     zip_dir: Path,
     *,
+    record: _RunRecord,
     keep_zips: bool,
     timeout_s: float,
     retries: int,
@@ -717,6 +813,10 @@ def _fetch_one(
     if zip_path.exists():
         problem = _verify(zip_path, remote)
         if problem is not None:
+            # the cached record may be the stale side: compare with the record read again
+            remote = record.current(remote)
+            problem = _verify(zip_path, remote)
+        if problem is not None:
             # Not a verified file (corrupted on disk or replaced upstream): fetch it again.
             logger.warning("%s: %s; downloading it again", zip_path, problem)
             zip_path.unlink()
@@ -724,9 +824,11 @@ def _fetch_one(
     if not zip_path.exists() and not refetch and _marker_ok(marker, dest, remote):
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
     if not zip_path.exists():
-        status, received = download_file(
+        remote = record.current(remote)  # the network is needed anyway: no stale md5 or size
+        status, received = _download_verified(
             remote, zip_path, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
             progress=progress, min_free_bytes=min_free_bytes,
+            mismatch_hint=record.mismatch_hint(),
         )
     elif _marker_ok(marker, dest, remote):
         logger.info("%s: verified, extracted files intact", remote.key)
@@ -797,7 +899,7 @@ def download_dataset(
         zip_dir: where zips, ``.part`` files and markers live (default ``dest/.downloads``).
         keep_zips: keep verified zips after extraction (a later run re-checks their md5).
         refresh_metadata: read the record metadata again instead of the copy cached in
-            ``zip_dir`` by an earlier run.
+            ``zip_dir`` by an earlier run (a run that downloads a file reads it again anyway).
         retries, backoff_s, timeout_s: attempts per request, first retry delay, socket timeout.
 
     Returns:
@@ -843,17 +945,14 @@ def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path,
                    split: str, base_url: str, refresh_metadata: bool, keep_zips: bool,
                    timeout_s: float, retries: int, backoff_s: float, progress: bool,
                    min_free_bytes: int) -> list[FileResult]:
-    remote_files = fetch_record_files(
+    run_record = _RunRecord(
         record.record_id, base_url=base_url, cache_path=zip_dir / f"record_{record.record_id}.json",
         refresh=refresh_metadata, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
     )
-    if not refresh_metadata and any(record.zip_name(mt) not in remote_files for mt in wanted):
+    if any(record.zip_name(mt) not in run_record.files for mt in wanted):
         # The cached metadata may predate a file; read the record again before giving up.
-        remote_files = fetch_record_files(
-            record.record_id, base_url=base_url,
-            cache_path=zip_dir / f"record_{record.record_id}.json", refresh=True,
-            timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-        )
+        run_record.reread()
+    remote_files = run_record.files
     results: list[FileResult] = []
     failures: list[str] = []
     for mt in wanted:
@@ -866,9 +965,9 @@ def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path,
         try:
             with _exclusive(zip_dir / f"{remote.key}.lock", remote.key):
                 results.append(_fetch_one(
-                    mt, remote, dest, zip_dir, keep_zips=keep_zips, timeout_s=timeout_s,
-                    retries=retries, backoff_s=backoff_s, progress=progress,
-                    min_free_bytes=min_free_bytes,
+                    mt, remote, dest, zip_dir, record=run_record, keep_zips=keep_zips,
+                    timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                    progress=progress, min_free_bytes=min_free_bytes,
                 ))
         except DownloadError as exc:
             logger.error("%s", exc)

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "extracted files only)")
     parser.add_argument("--refresh-metadata", action="store_true",
                         help="read the record's file list again instead of the copy cached by "
-                             "an earlier run")
+                             "an earlier run, even when nothing is downloaded (a run that "
+                             "downloads a file reads it again anyway)")
     parser.add_argument("--retries", type=int, default=5,
                         help="attempts per request, the first one included, on transient "
                              "errors; 1 = no retry (default: 5)")

@@ -62,7 +62,8 @@ class FakeRecords:
 
     ``fail[key] = n`` answers the next n file requests with HTTP 500; ``truncate[key] = n`` sends
     only the first n bytes of the next response and closes the connection;
-    ``honour_range = False`` ignores Range headers; ``md5_override[key]`` lies in the metadata.
+    ``honour_range = False`` ignores Range headers; ``md5_override[key]`` and
+    ``size_override[key]`` lie in the metadata.
     """
 
     def __init__(self) -> None:
@@ -71,7 +72,9 @@ class FakeRecords:
         self.fail: dict[str, int] = {}
         self.truncate: dict[str, int] = {}
         self.md5_override: dict[str, str] = {}
+        self.size_override: dict[str, int] = {}
         self.honour_range = True
+        self.record_down = False  # the record (not its files) answers HTTP 503
         self.entries_shape = False  # InvenioRDM shape: files.entries{key: ...}, links.content
         self.retry_after: str | None = None
         self.port = 0
@@ -91,7 +94,8 @@ class FakeRecords:
             url = f"{self.base_url}/{record_id}/files/{key}"
             links = ({"self": url, "content": f"{url}/content"} if self.entries_shape
                      else {"self": f"{url}/content"})
-            files.append({"key": key, "size": len(data), "checksum": f"md5:{md5}",
+            size = self.size_override.get(key, len(data))
+            files.append({"key": key, "size": size, "checksum": f"md5:{md5}",
                           "links": links})
         if self.entries_shape:
             return {"id": record_id, "files": {"enabled": True,
@@ -115,6 +119,9 @@ def _handler(state: FakeRecords) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             state.requests.append((self.path, self.headers.get("Range")))
             m = re.fullmatch(r"/api/records/(\d+)", self.path)
+            if m and state.record_down:
+                self._send(503, b"down")
+                return
             if m and int(m.group(1)) in state.files:
                 self._send(200, json.dumps(state.record_json(int(m.group(1)))).encode(),
                            {"Content-Type": "application/json"})
@@ -368,6 +375,89 @@ def test_checksum_mismatch_is_an_error_and_not_kept(server: FakeRecords, tmp_pat
         remote = dl.fetch_record_files(RECORD_ID, base_url=server.base_url)["dev_fan.zip"]
         dl.download_file(remote, tmp_path / "x.zip", **FAST)
     assert not (tmp_path / "x.zip").exists()
+
+
+@pytest.mark.parametrize("wrong", ["md5", "size_smaller", "size_larger"])
+def test_corrected_record_is_read_again_by_the_next_run(server: FakeRecords, tmp_path: Path,
+                                                        wrong: str) -> None:
+    """Found 2026-12-07: a record that listed a wrong md5 (or size) and was corrected later
+    stayed wrong in `.downloads/record_<id>.json`: every rerun downloaded the whole zip again
+    and discarded it. A run that downloads reads the record again first; a size that differs
+    from a complete response is a mismatch at once, not --retries full downloads."""
+    zips = _serve_dev(server, ("fan",))
+    size = len(zips["dev_fan.zip"])
+    if wrong == "md5":
+        server.md5_override["dev_fan.zip"] = "0" * 32
+        problem = rf"md5 [0-9a-f]{{32}}, record says {'0' * 32}"
+    else:
+        server.size_override["dev_fan.zip"] = size - 1 if wrong == "size_smaller" else size + 1
+        problem = f"size {size} bytes, record says {server.size_override['dev_fan.zip']}"
+    dest = tmp_path / "data"
+    url = f"{server.base_url}/{RECORD_ID}"
+    with pytest.raises(dl.DownloadError, match=(
+            rf"dev_fan.zip: downloaded file has {problem}; the file was discarded; the record "
+            rf"was read from {url} in this run.*Run again \(each run that downloads reads the "
+            r"record again")):
+        _run(server, dest, ("fan",))
+    assert len(server.file_requests("dev_fan.zip")) == 1  # a mismatch is not retried
+    cache = dest / ".downloads" / f"record_{RECORD_ID}.json"
+    assert cache.is_file()
+    # The record is corrected: the next run reads it again and the download verifies.
+    server.md5_override.clear()
+    server.size_override.clear()
+    server.requests.clear()
+    (result,) = _run(server, dest, ("fan",))
+    assert result.status == "downloaded"
+    assert [p for p, _ in server.requests] == [f"/api/records/{RECORD_ID}",
+                                               f"/api/records/{RECORD_ID}/files/dev_fan.zip/content"]
+    assert (dest / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+    assert json.loads(cache.read_text())["record"] == server.record_json(RECORD_ID)
+    server.requests.clear()  # and the run after that verifies offline again
+    assert [r.status for r in _run(server, dest, ("fan",))] == ["verified"]
+    assert server.requests == []
+
+
+def test_kept_zip_failing_a_stale_cached_record_is_not_fetched_again(
+        server: FakeRecords, tmp_path: Path) -> None:
+    """A kept zip that fails the cached record is compared with the record read again before it
+    is deleted: when the record changed and the zip matches it, nothing is downloaded."""
+    zips = _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    _run(server, dest, ("fan",))
+    cache = dest / ".downloads" / f"record_{RECORD_ID}.json"
+    stale = json.loads(cache.read_text())
+    stale["record"]["files"][0]["checksum"] = "md5:" + "0" * 32
+    cache.write_text(json.dumps(stale))
+    (dest / ".downloads" / "dev_fan.zip.extracted.json").unlink()  # force a re-check
+    server.requests.clear()
+    (result,) = _run(server, dest, ("fan",))
+    assert result.status == "extracted"
+    assert [p for p, _ in server.requests] == [f"/api/records/{RECORD_ID}"]
+    assert (dest / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+
+
+def test_mismatch_with_a_cached_record_that_cannot_be_read_again(
+        server: FakeRecords, tmp_path: Path) -> None:
+    """When the record cannot be read again, the download uses the cached copy and a mismatch
+    says that copy may be stale and names --refresh-metadata."""
+    _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    _run(server, dest, ("fan",), keep_zips=False)
+    cache = dest / ".downloads" / f"record_{RECORD_ID}.json"
+    stale = json.loads(cache.read_text())
+    stale["record"]["files"][0]["checksum"] = "md5:" + "0" * 32
+    cache.write_text(json.dumps(stale))
+    (dest / "fan" / "attributes_00.csv").unlink()  # the next run has to download
+    server.record_down = True
+    with pytest.raises(dl.DownloadError, match=(
+            r"record says 0{32}; the file was discarded; the record could not be read again "
+            rf"\(HTTP 503 Service Unavailable\), so its copy cached in {re.escape(str(cache))} "
+            r"may be stale\. Run again once .* answers: a run that downloads reads the record "
+            r"again first \(--refresh-metadata makes any run read it\)")):
+        _run(server, dest, ("fan",), retries=1)
+    server.record_down = False
+    (result,) = _run(server, dest, ("fan",))
+    assert result.status == "downloaded"
 
 
 def test_server_errors_are_retried(server: FakeRecords, tmp_path: Path,
