@@ -575,7 +575,7 @@ def download_file(
     return _download_verified(
         remote, target, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
         progress=progress, min_free_bytes=min_free_bytes,
-        mismatch_hint="Run again; if this repeats, the mirror at --base-url serves a different "
+        mismatch_hint="run again; if this repeats, the mirror at --base-url serves a different "
                       "file",
     )
 
