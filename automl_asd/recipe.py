@@ -66,6 +66,7 @@ __all__ = [
     "feature_errors",
     "supplemental_errors",
     "load_recipe",
+    "shipped_recipe",
     "shipped_recipe_names",
     "validate_params",
 ]
@@ -396,7 +397,7 @@ def official_baseline_name(recipe: Recipe) -> str | None:
     the official baseline, whatever its name."""
     mine = _model_sections(recipe)
     for name in OFFICIAL_BASELINES:
-        if _model_sections(load_recipe(name)) == mine:
+        if _model_sections(shipped_recipe(name)) == mine:
             return name
     return None
 
@@ -409,14 +410,34 @@ def shipped_recipe_names() -> list[str]:
     )
 
 
+def shipped_recipe(name: str) -> Recipe:
+    """The recipe shipped as ``name`` (one of :func:`shipped_recipe_names`), never a file of
+    that name in the current folder (what the package itself compares with, e.g. the official
+    baselines). Raises :class:`FileNotFoundError` listing the shipped names."""
+    if name not in shipped_recipe_names():
+        raise FileNotFoundError(f"recipe {name!r}: not a shipped recipe; shipped recipes: "
+                                f"{', '.join(shipped_recipe_names())}")
+    res = resources.files("automl_asd") / "recipes" / f"{name}.json"
+    return Recipe.from_json(res.read_text(encoding="utf-8"), source=f"shipped:{name}")
+
+
 def load_recipe(path_or_name: str | Path) -> Recipe:
     """Load a recipe from a JSON file path or a shipped name (e.g. ``baseline_ae_mse``).
 
-    An existing path wins over a shipped name. Raises :class:`FileNotFoundError` (listing the
-    shipped names) when neither exists, :class:`RecipeError` when the file is malformed.
+    An existing file wins over a shipped name; when a bare name (no folder, e.g.
+    ``fast_default``) is both a file in the current folder and a shipped recipe, a warning
+    says the file is used. Raises :class:`FileNotFoundError` (listing the shipped names) when
+    neither exists, :class:`RecipeError` when the path is a folder or the file is malformed.
     """
     path = Path(path_or_name)
+    name = str(path_or_name)
     if path.is_file():
+        if name in shipped_recipe_names():
+            # found 2026-12-07: a file ./fast_default silently replaced the shipped recipe
+            logger.warning("recipe %r: both a file in the current folder and a shipped recipe; "
+                           "using the file %s (to use the shipped recipe, rename the file or "
+                           "run from another folder; write ./%s to mean the file)", name,
+                           path.resolve(), name)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -432,10 +453,14 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
                 prov.trial_id, prov.space_name, prov.objective,
                 ", ".join(prov.dev_machine_types) or "-")
         return recipe
-    name = str(path_or_name)
     if name in shipped_recipe_names():
-        res = resources.files("automl_asd") / "recipes" / f"{name}.json"
-        return Recipe.from_json(res.read_text(encoding="utf-8"), source=f"shipped:{name}")
+        return shipped_recipe(name)
+    if path.is_dir():  # found 2026-12-07: a folder was "no such file"
+        inside = path / "recipe.json"
+        hint = (f"; give the recipe JSON file, e.g. {inside}" if inside.is_file()
+                else "; give a recipe JSON file (e.g. RUN/recipe.json of a search) or a "
+                     "shipped name (`automl-asd recipe list`)")
+        raise RecipeError(f"is a folder, not a recipe file{hint}", source=name)
     shipped = ", ".join(shipped_recipe_names())
     raise FileNotFoundError(
         f"recipe {name!r}: no such file and not a shipped recipe; shipped recipes: {shipped}"

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from automl_asd.errors import ResourceLimitError
-from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe_names
+from automl_asd.recipe import RecipeError, load_recipe, shipped_recipe, shipped_recipe_names
 from automl_asd.recipe_checks import check_cost, estimate_cost
 
 HELP = "show, validate or list frozen recipes (a path or a shipped name)"
@@ -42,7 +42,7 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.recipe_action == "list":
         for name in shipped_recipe_names():
-            recipe = load_recipe(name)
+            recipe = shipped_recipe(name)  # never a file of that name here
             print(f"{name}\t{recipe.content_hash()[:12]}\t{recipe.description}")
         return 0
     if args.recipe_action == "show":

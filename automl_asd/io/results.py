@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from automl_asd.components.files import atomic_write_text, file_identity
-from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+from automl_asd.recipe import OFFICIAL_BASELINES, shipped_recipe
 
 __all__ = [
     "write_json",
@@ -137,5 +137,5 @@ def recipe_of_run(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] 
         official = first.get("official_baseline")
     else:
         official = next((n for n in OFFICIAL_BASELINES
-                         if load_recipe(n).content_hash() == rhash), None)
+                         if shipped_recipe(n).content_hash() == rhash), None)
     return {"name": first.get("recipe_name"), "hash": rhash, "official_baseline": official}

@@ -19,7 +19,7 @@ from typing import Any
 
 from automl_asd.errors import AutomlAsdError
 from automl_asd.evaluation.metrics import floored_hmean
-from automl_asd.recipe import OFFICIAL_BASELINES, load_recipe
+from automl_asd.recipe import OFFICIAL_BASELINES, shipped_recipe
 
 __all__ = ["RunError", "ApplyRun", "read_apply_run", "summary_markdown", "summary_csv"]
 
@@ -94,7 +94,7 @@ def read_apply_run(folder: str | Path, label: str | None = None) -> ApplyRun:
         official = first["official_baseline"]
     else:  # summaries written before the key existed
         official = next((n for n in OFFICIAL_BASELINES
-                         if load_recipe(n).content_hash() == rhash), None)
+                         if shipped_recipe(n).content_hash() == rhash), None)
     sections: dict[str, list[dict[str, float]]] = {}
     omega: float | None = None
     metrics_path = root / "metrics.json"

@@ -374,3 +374,62 @@ def test_a_frame_window_too_large_to_fit_is_refused_at_the_recipe() -> None:
     d["detector"]["params"] = {"context": 17, "band_pool": 4}
     with pytest.raises(RecipeError, match="17 x 256 = 4,352 values"):
         Recipe.from_dict(d)
+
+
+def test_a_folder_given_as_a_recipe_is_called_a_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `recipe validate DIR` / `recipe show DIR` said "no such file and not
+    a shipped recipe" for a folder that exists."""
+    run = tmp_path / "run"
+    run.mkdir()
+    assert main(["recipe", "validate", str(run)]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"INVALID {run}: is a folder, not a recipe file; give a recipe "
+                           "JSON file"), line
+    assert "no such file" not in line
+    (run / "recipe.json").write_text(load_recipe("fast_default").to_json())
+    assert main(["recipe", "show", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert f"{run}: is a folder, not a recipe file; give the recipe JSON file, e.g. " \
+           f"{run / 'recipe.json'}" in err, err
+    # a folder named like a shipped recipe is no recipe file: the shipped one is meant
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast_default").mkdir()
+    assert load_recipe("fast_default") == load_recipe(run / "recipe.json")
+
+
+def test_a_file_named_like_a_shipped_recipe_is_used_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a file ./fast_default in the current folder replaced the shipped
+    recipe in `recipe validate/show` and `apply --frozen fast_default` with nothing said. The
+    file still wins (README: "an existing file wins"), with a warning naming it; `recipe list`
+    and the official-baseline check always mean the shipped recipes."""
+    import logging
+
+    from automl_asd.recipe import official_baseline_name, shipped_recipe
+
+    d = _base()
+    d["seed"] = 12345
+    (tmp_path / "fast_default").write_text(json.dumps(d))
+    d = json.loads(load_recipe("baseline_ae_mse").to_json())
+    d["seed"] = 777
+    (tmp_path / "baseline_ae_mse").write_text(json.dumps(d))
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="automl_asd.recipe"):
+        assert load_recipe("fast_default").seed == 12345
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("recipe 'fast_default': both a file in the current folder and "
+                                f"a shipped recipe; using the file {tmp_path / 'fast_default'}")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="automl_asd.recipe"):
+        assert load_recipe("./fast_default").seed == 12345  # a path: the file, no warning
+        assert shipped_recipe("fast_default").seed != 12345
+        assert official_baseline_name(shipped_recipe("baseline_ae_mse")) == "baseline_ae_mse"
+        assert main(["recipe", "list"]) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    listing = dict(line.split("\t")[:2] for line in capsys.readouterr().out.splitlines())
+    assert listing["fast_default"] == shipped_recipe("fast_default").content_hash()[:12]
+    assert listing["fast_default"] != load_recipe("./fast_default").content_hash()[:12]
