@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from automl_asd.commands.args import path_arg
+from automl_asd.errors import UsageError
 from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.io.official_table import write_official_csv, write_official_markdown
 from automl_asd.io.results import read_machine_summary, recipe_of_run, write_evaluation_json
@@ -38,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
 
+    if args.json is not None and args.out is not None \
+            and args.json.expanduser().resolve() == args.out.expanduser().resolve():
+        # found 2026-12-07: the Markdown or CSV table silently replaced the JSON
+        raise UsageError(f"--json {args.json} and --out {args.out}: the same file; give two "
+                         "different files")
     for option, path in (("--json", args.json), ("--out", args.out)):
         if path is not None:  # before any work, never over an input or a run's file
             check_report_file(path, option, inputs=[("--ground-truth", args.ground_truth)])

@@ -250,6 +250,7 @@ def evaluate_submission(
     *,
     machine_types: Sequence[str] | None = None,
     require_decisions: bool = True,
+    warn_unscored: bool = True,
 ) -> SubmissionEvaluation:
     """Evaluate a folder of submission CSVs against ground truth, like the official evaluator.
 
@@ -261,6 +262,9 @@ def evaluate_submission(
             with labelled test names).
         machine_types: evaluate only these machine types of the ground truth.
         require_decisions: if false, a missing decision file leaves the decision metrics None.
+        warn_unscored: warn about submission files of machine types or sections the ground
+            truth lacks (Ω covers the others only); false: log them at INFO (``apply``'s
+            report, whose unlabelled types are expected to have none).
 
     Raises:
         SubmissionError: missing files, missing/extra/duplicate clip names (all listed).
@@ -283,9 +287,18 @@ def evaluate_submission(
         raise SubmissionError(f"no ground-truth sections found in {truth}")
 
     unscored = sorted(set(list_submission_sections(scores_dir)) - set(gt))
-    if unscored:
-        logger.info("%s: no ground truth for %s; those files are not evaluated", scores_dir,
-                    ", ".join(f"{mt} section {ss}" for mt, ss in unscored))
+    # found 2026-12-07: these were logged at INFO only, so `-q` hid that Ω covers a subset
+    # of the submission; types left out by --machine-types are the user's choice (INFO)
+    lacking = [k for k in unscored if machine_types is None or k[0] in machine_types]
+    if lacking:
+        logger.log(logging.WARNING if warn_unscored else logging.INFO,
+                   "%s: no ground truth for %s; those files are not evaluated (Ω covers the "
+                   "other sections only)", scores_dir,
+                   ", ".join(f"{mt} section {ss}" for mt, ss in lacking))
+    if len(lacking) < len(unscored):
+        logger.info("%s: not evaluated (machine types not asked for): %s", scores_dir,
+                    ", ".join(f"{mt} section {ss}" for mt, ss in unscored
+                              if (mt, ss) not in lacking))
     problems: list[str] = []
     subs: dict[SectionKey, SectionScores] = {}
     for key in sorted(gt):
@@ -365,7 +378,7 @@ def evaluate_outputs(
     truth = labelled_truth(Path(data_root), sorted(summaries), ground_truth) if summaries else {}
     if not truth:
         return None, []
-    evaluation = evaluate_submission(out_dir, truth)
+    evaluation = evaluate_submission(out_dir, truth, warn_unscored=False)
     files: list[Path] = []
     if plots:
         t0, last = time.monotonic(), time.monotonic()

@@ -495,3 +495,57 @@ def test_evaluate_result_equals_machine_metrics_of_the_clips() -> None:
     got = evaluate_result(MachineData("fan", Path("/x/fan"), clips), res)
     assert got.per_section == {("fan", "00"): machine_metrics(
         [0, 0, 1], ["source", "target", "target"], [0.1, 0.5, 0.3], [0, 1, 1])}
+
+
+def test_submission_files_the_ground_truth_lacks_are_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-07: files of machine types or sections not in the ground truth were
+    dropped at INFO level, so `-q` hid that Ω covers a subset of the submission. Types left
+    out with ``machine_types`` are the caller's choice: INFO."""
+    import logging
+
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    _write_official_gt(gt, "fan", "00", DEV_CLIPS)
+    for i, (mt, ss) in enumerate([("fan", "00"), ("fan", "01"), ("valve", "00")]):
+        scores = _scores_for(DEV_CLIPS, seed=i)
+        _write_sub(sub, mt, ss, scores, _decisions_for(scores))
+    with caplog.at_level(logging.INFO, logger="automl_asd.evaluation.evaluate"):
+        result = evaluate_submission(sub, gt)
+    assert list(result.per_section) == [("fan", "00")]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"{sub}: no ground truth for fan section 01, valve section 00; those "
+                      "files are not evaluated (Ω covers the other sections only)"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="automl_asd.evaluation.evaluate"):
+        evaluate_submission(sub, gt, machine_types=["fan"])
+    by_level = {(r.levelno, r.getMessage()) for r in caplog.records}
+    assert (logging.WARNING, f"{sub}: no ground truth for fan section 01; those files are not "
+            "evaluated (Ω covers the other sections only)") in by_level
+    assert (logging.INFO, f"{sub}: not evaluated (machine types not asked for): valve section "
+            "00") in by_level
+
+
+def test_one_file_for_both_json_and_out_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `evaluate --out r.md --json r.md` wrote r.md twice, the Markdown
+    silently replacing the JSON. The same file (also through a link) is a usage error before
+    any work."""
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    _write_official_gt(gt, "fan", "00", DEV_CLIPS)
+    scores = _scores_for(DEV_CLIPS, seed=0)
+    _write_sub(sub, "fan", "00", scores, _decisions_for(scores))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (tmp_path / "link").symlink_to(reports)
+    base = ["evaluate", "--scores", str(sub), "--ground-truth", str(gt)]
+    for json_path, out_path in ((reports / "r.md", reports / "r.md"),
+                                (reports / "r.md", tmp_path / "link" / "r.md")):
+        assert main([*base, "--json", str(json_path), "--out", str(out_path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.strip() == (f"automl-asd evaluate: error: --json {json_path} and "
+                                        f"--out {out_path}: the same file; give two different "
+                                        "files")
+        assert "official score" not in captured.out and not list(reports.iterdir())
+    assert main([*base, "--json", str(reports / "r.json"), "--out", str(reports / "r.md")]) == 0
+    assert json.loads((reports / "r.json").read_text())["official_score"] > 0
+    assert (reports / "r.md").read_text().startswith("#")
