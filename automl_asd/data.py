@@ -253,8 +253,11 @@ def find_machine_dirs(root: str | Path) -> dict[str, Path]:
     (the baseline's form), ``<root>/raw/<mt>/`` or a single machine folder ``<root>``.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: data root does not exist or is not a folder")
+    if not root.is_dir():  # found 2026-12-07: one message for both, "or" left it to guess
+        if root.exists():
+            raise DataError(f"{root}: data root is a file, not a folder; give the folder that "
+                            "holds the <machine_type>/ folders")
+        raise DataError(f"{root}: data root does not exist (no such folder); check the path")
     if _is_machine_dir(root):
         return {root.name: root}
     parents = [root, root / "raw"]

@@ -170,3 +170,22 @@ def test_an_error_names_the_innermost_command(capsys: pytest.CaptureFixture[str]
     assert main(["recipe", "show", "no_such_recipe_here"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("automl-asd recipe show: error: recipe 'no_such_recipe_here'"), err
+
+
+def test_info_says_whether_the_data_root_is_missing_or_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a missing --data and a file got one message, "does not exist or is
+    not a folder"; each now says which."""
+    from automl_asd.cli import main
+
+    missing, afile, empty = tmp_path / "nonexistent", tmp_path / "a.txt", tmp_path / "empty"
+    afile.write_text("x")
+    empty.mkdir()
+    for root, expect in ((missing, "data root does not exist (no such folder); check the "
+                                   "path"),
+                         (afile, "data root is a file, not a folder; give the folder that "
+                                 "holds the <machine_type>/ folders"),
+                         (empty, "no machine-type folders found")):
+        assert main(["info", "--data", str(root)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"automl-asd info: error: {root}: {expect}"), err
