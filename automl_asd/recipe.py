@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from automl_asd._version import __version__
 from automl_asd.backends import BACKENDS
+from automl_asd.components.frozen import deep_freeze
 from automl_asd.components.params import (
     ParamError,
     ParamSpec,
@@ -128,9 +129,13 @@ class DetectorSpec:
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # read-only all the way down: an edit in place changed the recipe's hash silently
+        # (found 2026-12-07); components.frozen
+        object.__setattr__(self, "params", deep_freeze(self.params))
+
     def __hash__(self) -> int:
-        # ``params`` is a dict (unhashable); hash its canonical JSON so recipes can be
-        # dict keys / set members.
+        # hash the canonical JSON so recipes can be dict keys / set members
         return hash((self.name, json.dumps(_plain(self.params), sort_keys=True)))
 
 
@@ -219,6 +224,9 @@ class Provenance:
     #: frozen since 2026-12-07): a recipe whose behaviour differs was edited afterwards, and the
     #: search's provenance (space, trial, Ω) no longer describes it.
     behaviour_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "versions", deep_freeze(self.versions))
 
     def __hash__(self) -> int:
         return _json_hash(self)

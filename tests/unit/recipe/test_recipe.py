@@ -11,6 +11,7 @@ import pytest
 
 from automl_asd.cli import main
 from automl_asd.recipe import (
+    DetectorSpec,
     Recipe,
     RecipeError,
     load_recipe,
@@ -433,3 +434,37 @@ def test_a_file_named_like_a_shipped_recipe_is_used_with_a_warning(
     listing = dict(line.split("\t")[:2] for line in capsys.readouterr().out.splitlines())
     assert listing["fast_default"] == shipped_recipe("fast_default").content_hash()[:12]
     assert listing["fast_default"] != load_recipe("./fast_default").content_hash()[:12]
+
+
+def test_a_frozen_recipe_cannot_be_changed_through_its_nested_values() -> None:
+    """Found by a probe (2026-12-07): ``recipe.detector.params["k"] = 9`` went through and
+    changed the recipe's content hash silently (a recipe kept in a set or as a dict key was
+    lost). Nested params and provenance versions are read-only now; pickling (Ray), deep
+    copies, JSON and equality with plain values work as before."""
+    import copy
+    import pickle
+
+    import ray.cloudpickle
+
+    from automl_asd.components.frozen import thaw
+
+    r = load_recipe("fast_default")
+    h, kept = r.content_hash(), {r}
+    backend = r.detector.params["backend"]["params"]
+    for edit in (lambda: r.detector.params.__setitem__("pooling", "mean"),
+                 lambda: backend.__setitem__("k", 999), lambda: backend.update(k=2),
+                 lambda: r.detector.params.pop("pooling"),
+                 lambda: r.provenance.versions.update(torch="0")):
+        with pytest.raises(TypeError, match="read-only: a frozen recipe's values"):
+            edit()
+    assert r.content_hash() == h and r in kept
+    assert r.detector.params == json.loads(json.dumps(r.detector.params))  # plain JSON
+    for copied in (pickle.loads(pickle.dumps(r)), ray.cloudpickle.loads(ray.cloudpickle.dumps(r)),
+                   copy.deepcopy(r)):
+        assert copied == r and copied.content_hash() == h and copied in kept
+        with pytest.raises(TypeError):
+            copied.detector.params["backend"]["params"]["k"] = 3
+    params = thaw(r.detector.params)  # a plain copy to edit and build another recipe from
+    params["backend"]["params"]["k"] = 3
+    other = r.replace(detector=DetectorSpec(r.detector.name, params))
+    assert other.content_hash() != h and r.content_hash() == h
