@@ -33,6 +33,8 @@ class Backend(Parameterized, ABC):
     :class:`~automl_asd.components.params.Parameterized`."""
 
     _label: ClassVar[str] = "backend "
+    #: the embedding width seen in ``fit`` (or restored by ``set_state``): what ``score`` takes
+    n_features_in_: int | None = None
 
     @abstractmethod
     def fit(self, emb: NDArray[np.float32], domains: NDArray[np.str_]) -> Self:
@@ -61,6 +63,7 @@ class Backend(Parameterized, ABC):
             raise ValueError(f"backend {self.name}: domains must be 'source' or 'target', got "
                              f"{', '.join(map(repr, unknown[:5]))}")
         _check_finite(self.name, emb, "training embeddings")
+        self.n_features_in_ = int(emb.shape[1])
         return emb, dom
 
     def _score_input(self, emb: NDArray[Any]) -> NDArray[Any]:
@@ -70,6 +73,12 @@ class Backend(Parameterized, ABC):
         if emb.ndim != 2:
             raise ValueError(f"backend {self.name}: embeddings to score must be a 2-D "
                              f"(clips, dimensions) array, got shape {emb.shape}")
+        width = getattr(self, "n_features_in_", None)
+        if width is not None and emb.shape[1] != width:
+            # found 2026-12-07: numpy's "matmul: Input operand 1 has a mismatch in its core
+            # dimension" or a broadcast error, naming neither the backend nor the widths
+            raise ValueError(f"backend {self.name}: embeddings to score have {emb.shape[1]} "
+                             f"dimensions; it was fitted on {width}")
         return emb
 
     def self_scores(self) -> NDArray[np.float64]:

@@ -116,5 +116,7 @@ class FusionBackend(Backend):
         self.mean_ = np.asarray(state["mean"], dtype=np.float64)
         self.std_ = np.asarray(state["std"], dtype=np.float64)
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)
+        self.n_features_in_ = (getattr(self.members_[0], "n_features_in_", None)
+                               if self.members_ else None)
         self.fitted_ = True
         return self

@@ -123,5 +123,6 @@ class GmmBackend(Backend):
         gmm.lower_bound_ = 0.0
         self.gmm_ = gmm
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)
+        self.n_features_in_ = int(np.asarray(state["means_"]).shape[1])
         self.fitted_ = True
         return self

@@ -194,6 +194,7 @@ class KnnBackend(Backend):
         self.references_ = np.asarray(state["references"], dtype=np.float64)
         self.reference_domains_ = np.asarray(state["reference_domains"]).astype(str)
         self.self_scores_ = np.asarray(state["self_scores"], dtype=np.float64)
+        self.n_features_in_ = int(self.references_.shape[1])
         self.fitted_ = True
         return self
 

@@ -182,5 +182,6 @@ class KnnSmoteBackend(Backend):
         # a state saved before the self-scores were cross-fitted: made again from train_emb
         saved = state.get("self_scores")
         self.self_scores_ = None if saved is None else np.asarray(saved, dtype=np.float64)
+        self.n_features_in_ = int(self.train_emb_.shape[1])
         self.fitted_ = True
         return self

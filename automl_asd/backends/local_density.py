@@ -68,5 +68,6 @@ class LocalDensityBackend(Backend):
     def set_state(self, state: dict[str, NDArray[Any]]) -> Self:
         self.bank_ = np.asarray(state["bank"], dtype=np.float64)
         self.radius_ = np.asarray(state["radius"], dtype=np.float64)
+        self.n_features_in_ = int(self.bank_.shape[1])
         self.fitted_ = True
         return self

@@ -203,5 +203,6 @@ class MahalanobisBackend(Backend):
         self.precisions_ = np.asarray(state["precisions"], dtype=np.float64)
         self.train_emb_ = np.asarray(state["train_emb"], dtype=np.float64)
         self.train_domains_ = np.asarray(state["train_domains"]).astype(str)
+        self.n_features_in_ = int(self.means_.shape[-1])
         self.fitted_ = True
         return self

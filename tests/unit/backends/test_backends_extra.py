@@ -333,3 +333,20 @@ def test_a_backend_refuses_unknown_domains_and_non_finite_rows(name: str) -> Non
     with pytest.raises(ValueError, match="must be a 2-D"):
         fitted.score(query[0])
     assert np.all(np.isfinite(fitted.score(new_src.astype(np.float32))))
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS.names()))
+def test_embeddings_of_another_width_are_refused_naming_both_widths(name: str) -> None:
+    """Found by a library probe (2026-12-07): scoring embeddings of another width than the fit
+    failed in numpy ("matmul: Input operand 1 has a mismatch in its core dimension 0", or a
+    broadcast error), naming neither the backend nor the widths; after a state round trip
+    too."""
+    emb, domains, new_src, _ = _two_domains()
+    b = make_backend(name, {}, seed=3).fit(emb.astype(np.float32), domains)
+    restored = make_backend(name, {}, seed=3).set_state(b.get_state())
+    for backend in (b, restored):
+        assert backend.n_features_in_ == 8
+        with pytest.raises(ValueError, match=f"backend {name}: embeddings to score have 7 "
+                                             "dimensions; it was fitted on 8"):
+            backend.score(new_src[:, :7])
+        assert backend.score(new_src).shape == (50,)
