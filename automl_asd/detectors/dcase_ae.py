@@ -334,6 +334,9 @@ class DcaseAE(Detector):
         return ds, dt
 
     def score_samples(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float64]:
+        if len(features) == 0:  # no clips: no scores, as the other families
+            self._check_fitted()
+            return np.zeros(0)
         mse, blocks = self._clip_stats(features)
         if self.score == "mse":
             return mse

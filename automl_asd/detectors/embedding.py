@@ -155,6 +155,8 @@ class PooledStatsDetector(Detector):
         return make_backend(str(spec["name"]), dict(spec.get("params", {})), self.seed)
 
     def _embed(self, features: Sequence[NDArray[np.float32]]) -> NDArray[np.float32]:
+        if len(features) == 0:  # no clips: no scores (found 2026-12-07: np.stack raised)
+            return np.zeros((0, len(self.mean_)), np.float32)
         emb = pool_features(features, self.pooling)
         if self.standardize:
             emb = ((emb - self.mean_) / self.scale_).astype(np.float32)

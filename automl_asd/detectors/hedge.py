@@ -414,6 +414,9 @@ class HedgeDetector(Detector):
         member's score and domain come from one pass (``score_with_domain``) where both are
         needed."""
         self._check_fitted()
+        if len(features) == 0:  # no clips: no scores (found 2026-12-07: np.stack raised)
+            return np.zeros((0, len(self.members_))), (
+                np.zeros(0, dtype=np.str_) if first_domain else None)
         views = self._views(features)
         keys: list[str | None] = list(getattr(self, "member_keys_", None)
                                       or [None] * len(self.members_))
