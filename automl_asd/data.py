@@ -384,7 +384,8 @@ def scan(root: str | Path, *, machine_types: Iterable[str] | None = None
     """
     dirs = find_machine_dirs(root)
     if machine_types is not None:
-        wanted = list(machine_types)
+        # one name given as a string is that name (found 2026-12-07: "fan" was f, a, n)
+        wanted = [machine_types] if isinstance(machine_types, str) else list(machine_types)
         unknown = [m for m in wanted if m not in dirs]
         if unknown:
             raise DataError(f"{root}: machine type(s) {', '.join(unknown)} not found; "

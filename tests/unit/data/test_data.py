@@ -199,6 +199,8 @@ def test_scan_baseline_layout_and_filter(tmp_path: Path) -> None:
     assert [(c.domain, c.label) for c in arm.test] == [(U, UL), (S, N)]
     with pytest.raises(DataError, match="ToyPet.*available: RoboticArm, fan, valve"):
         scan(tmp_path, machine_types=["ToyPet"])
+    # one name as a string is that name (found by a library probe 2026-12-07: f, a, n)
+    assert list(scan(tmp_path, machine_types="valve")) == ["valve"]
     # a single machine folder works as a root too
     assert list(scan(tmp_path / "dev_data" / "raw" / "fan")) == ["fan"]
 
