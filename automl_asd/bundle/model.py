@@ -137,7 +137,14 @@ class Bundle:
     # -- inputs
     def check_wav(self, path: str | Path, *, resample: bool = False) -> None:
         """Raise :class:`~automl_asd.audio.AudioError` when ``path``'s sample rate or channel
-        count differs from the bundle's feature spec (and ``resample`` is off)."""
+        count differs from the bundle's feature spec (and ``resample`` is off);
+        ``FileNotFoundError`` for a missing file (found 2026-12-07: a missing file and a folder
+        both read "cannot read wav header ... re-download or re-extract the file")."""
+        p = Path(path)
+        if p.is_dir():
+            raise AudioError(f"{path}: is a folder, not a wav file")
+        if not p.exists():
+            raise FileNotFoundError(f"{path}: no such file")
         info = wav_info(path)
         rate = self.feature_spec.sample_rate
         if resample:
@@ -159,7 +166,18 @@ class Bundle:
         return load_downmixed(path, rate)
 
     def _features_one(self, item: str | Path | NDArray[Any], resample: bool,
-                      sample_rate: int | None) -> NDArray[np.float32]:
+                      sample_rate: int | None, index: int = 0) -> NDArray[np.float32]:
+        if isinstance(item, (str, Path)):
+            return self._features_of(item, resample, sample_rate)
+        try:
+            return self._features_of(item, resample, sample_rate)
+        except (AudioError, ValueError) as exc:
+            # which waveform of a batch (found 2026-12-07: "waveform of 100 samples is too
+            # short", naming none); a path's errors name the file already
+            raise AudioError(f"waveform {index} of the inputs: {exc}") from exc
+
+    def _features_of(self, item: str | Path | NDArray[Any], resample: bool,
+                     sample_rate: int | None) -> NDArray[np.float32]:
         spec = self.feature_spec
         if isinstance(item, (str, Path)):
             path = Path(item)
@@ -190,7 +208,11 @@ class Bundle:
             if not resample:
                 raise AudioError(f"waveform of shape {arr.shape}: expected mono (n_samples,) "
                                  f"at {spec.sample_rate} Hz; pass resample=True to downmix "
-                                 "(n_samples, channels)")
+                                 "(n_samples, channels) or (channels, n_samples)")
+            if arr.ndim == 2 and arr.shape[0] <= _MAX_CHANNELS < arr.shape[1]:
+                # torchaudio's layout, (channels, n_samples) (found 2026-12-07: a stereo clip
+                # so shaped was "a waveform of 2 samples")
+                arr = arr.T
             arr = downmix(arr)
         if sample_rate is not None and sample_rate != spec.sample_rate:
             if not resample:
@@ -219,9 +241,10 @@ class Bundle:
         n = workers if workers is not None else min(8, default_workers())
         n = max(1, min(n, len(items)))
         if n == 1:
-            return [self._features_one(x, resample, sample_rate) for x in items]
+            return [self._features_one(x, resample, sample_rate, i) for i, x in enumerate(items)]
         with keep_torch_threads(), ThreadPoolExecutor(n, initializer=one_torch_thread) as pool:
-            return list(pool.map(lambda x: self._features_one(x, resample, sample_rate), items))
+            return list(pool.map(lambda ix: self._features_one(ix[1], resample, sample_rate,
+                                                               ix[0]), enumerate(items)))
 
     # -- scoring
     def score_features(
@@ -277,6 +300,10 @@ class Bundle:
             np.concatenate(scores) if scores else np.zeros(0, np.float64),
             np.concatenate(decisions) if decisions else np.zeros(0, np.int8),
         )
+
+
+#: a 2-D waveform with at most this many rows (and more columns) is (channels, n_samples)
+_MAX_CHANNELS = 8
 
 
 def _as_items(inputs: Any) -> list[Any]:

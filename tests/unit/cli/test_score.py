@@ -532,3 +532,22 @@ def test_appending_after_an_unterminated_line_and_reading_a_broken_row(tmp_path:
     cut.write_text("name,score,decision\na.wav,0.5,0\nfoo.wav,0.")  # killed mid-row
     with pytest.raises(ValueError, match=r"cut.csv, line 3: 'foo.wav,0.' is not a name,score"):
         read_score_csv(cut)
+
+
+def test_bundle_inputs_that_are_not_clips_are_named(bundle: Bundle, test_wavs: list[Path],
+                                                    tmp_path: Path) -> None:
+    """Found by a library probe (2026-12-07): a missing file and a folder both read "cannot
+    read wav header ... re-download or re-extract the file"; a too-short waveform in a batch
+    was not named; a stereo waveform in torchaudio's (channels, n_samples) layout was "a
+    waveform of 2 samples" even with resample=True."""
+    with pytest.raises(FileNotFoundError, match="nope.wav: no such file"):
+        bundle.score([tmp_path / "nope.wav"])
+    with pytest.raises(AudioError, match="is a folder, not a wav file"):
+        bundle.score([tmp_path])
+    wave, rate = sf.read(test_wavs[0], dtype="float32")
+    with pytest.raises(AudioError, match="waveform 1 of the inputs: .*too short"):
+        bundle.score([wave, wave[:100]])
+    mono = bundle.score([wave]).scores
+    stereo_first = np.stack([wave, wave])  # (channels, n_samples), as torchaudio loads
+    got = bundle.score([stereo_first, stereo_first.T], resample=True).scores
+    np.testing.assert_allclose(got, [mono[0], mono[0]], rtol=1e-6)
