@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from automl_asd.audio import AudioError, load_wav
+from automl_asd.audio import AudioError, load_wav, pcm_to_float
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
 from automl_asd.components.files import file_identity
 from automl_asd.components.locks import file_lock
@@ -152,7 +152,9 @@ def compute(waveform: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Features of one in-memory clip.
 
     Args:
-        waveform: float32 ``(n_samples,)`` at ``spec.sample_rate``.
+        waveform: float ``(n_samples,)`` in [-1, 1] at ``spec.sample_rate``; integer PCM
+            (8, 16 or 32 bit, as wav files hold it) is scaled to [-1, 1] first, as a wav file
+            is read (found 2026-12-07: an int16 clip was taken unscaled, +90 dB).
         spec: what to compute.
 
     Returns:
@@ -161,7 +163,14 @@ def compute(waveform: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """
     import torch  # noqa: PLC0415
 
-    wave = np.asarray(waveform, dtype=np.float32)
+    raw = np.asarray(waveform)
+    if raw.dtype.kind in "iu":
+        if raw.dtype.itemsize > 4:
+            raise ValueError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
+                             "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "
+                             "samples)")
+        raw = pcm_to_float(raw)
+    wave = np.asarray(raw, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"waveform must be 1-D (n_samples,), got shape {wave.shape}")
     if wave.shape[0] <= spec.n_fft // 2:

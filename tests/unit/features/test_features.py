@@ -436,3 +436,18 @@ print("ok")
     assert proc.stdout.strip() == "ok"
     assert "could not write feature cache entry" in proc.stderr
     assert not list(cache.rglob(".tmp-*"))  # nothing half-written left behind
+
+
+def test_integer_pcm_is_scaled_as_a_wav_file_is_read() -> None:
+    """Found by a library probe (2026-12-07): ``compute`` took an int16 clip unscaled (mean
+    +70 dB against -20 dB for the same clip as float), where ``Bundle.score`` scaled it."""
+    from automl_asd.features import FeatureSpec, compute
+
+    rng = np.random.default_rng(0)
+    pcm = (rng.normal(scale=0.1, size=16000) * 32767).astype(np.int16)
+    spec = FeatureSpec()
+    as_float = compute(pcm.astype(np.float32) / 32768, spec)
+    np.testing.assert_array_equal(compute(pcm, spec), as_float)
+    np.testing.assert_array_equal(compute(pcm.astype(np.int32) << 16, spec), as_float)
+    with pytest.raises(ValueError, match="integer PCM must be 8, 16 or 32 bit"):
+        compute(pcm.astype(np.int64), spec)
