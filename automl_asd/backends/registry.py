@@ -7,9 +7,11 @@ backend module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from automl_asd.backends.base import Backend
+from automl_asd.components.params import checked_params
 from automl_asd.components.registry import Registry
 
 __all__ = ["BACKENDS", "register_backend", "get_backend_class", "make_backend"]
@@ -28,6 +30,8 @@ def get_backend_class(name: str) -> type[Backend]:
     return BACKENDS.get(name)
 
 
-def make_backend(name: str, params: dict[str, Any], seed: int) -> Backend:
-    """A new, unfitted backend ``name`` (``params`` as validated by the recipe)."""
-    return BACKENDS.get(name)(seed=seed, **params)
+def make_backend(name: str, params: Mapping[str, Any], seed: int = 0) -> Backend:
+    """A new, unfitted backend ``name``, its ``params`` checked against its schema
+    (:func:`~automl_asd.components.params.checked_params`)."""
+    cls = BACKENDS.get(name)
+    return cls(seed=seed, **checked_params(cls, params))

@@ -6,8 +6,10 @@ import cycle: ``automl_asd.detectors`` imports this module first, then every fam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from automl_asd.components.params import checked_params
 from automl_asd.components.registry import Registry
 from automl_asd.detectors.base import Detector
 
@@ -27,6 +29,8 @@ def get_detector_class(name: str) -> type[Detector]:
     return REGISTRY.get(name)
 
 
-def make_detector(name: str, params: dict[str, Any], seed: int) -> Detector:
-    """A new, unfitted detector of family ``name`` (``params`` as validated by the recipe)."""
-    return REGISTRY.get(name)(seed=seed, **params)
+def make_detector(name: str, params: Mapping[str, Any], seed: int = 0) -> Detector:
+    """A new, unfitted detector of family ``name``, its ``params`` checked against the
+    family's schema (:func:`~automl_asd.components.params.checked_params`)."""
+    cls = REGISTRY.get(name)
+    return cls(seed=seed, **checked_params(cls, params))
