@@ -343,7 +343,8 @@ class Recipe:
         return out
 
     def with_provenance(self, **changes: Any) -> Recipe:
-        """Copy with provenance fields replaced (validated); ``created`` defaults to now (UTC)."""
+        """Copy with provenance fields replaced (validated); an empty ``created`` becomes now
+        (UTC), one already set is kept unless given."""
         current = dataclasses.asdict(self.provenance)
         unknown = set(changes) - set(current)
         if unknown:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar, Generic, Protocol, TypeVar
 
-__all__ = ["Registry", "Named"]
+__all__ = ["Registry", "Named", "UnknownNameError"]
+
+
+class UnknownNameError(KeyError):
+    """A name no class is registered under; its message lists the valid names (a plain
+    ``KeyError`` prints its message quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Named(Protocol):
@@ -59,11 +67,12 @@ class Registry(Generic[_B]):
         try:
             return self._classes[name]
         except KeyError:
-            raise KeyError(self.unknown_message(name)) from None
+            raise UnknownNameError(self.unknown_message(name)) from None
 
     # read-only mapping face
     def __getitem__(self, name: str) -> type[_B]:
-        return self._classes[name]
+        # found 2026-12-07: REGISTRY["bogus"] was a bare KeyError('bogus')
+        return self.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._classes

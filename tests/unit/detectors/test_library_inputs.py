@@ -46,3 +46,18 @@ def test_the_factories_check_parameters_against_the_schema() -> None:
         make_backend("knn", {"n_centres": 4})
     assert make_backend("knn", {"k": 3}).k == 3  # seed defaults to 0
     assert make_detector("pooled_stats", {"backend": {"name": "knn", "params": {}}}).seed == 0
+
+
+def test_an_unknown_name_lists_the_valid_ones_however_it_is_looked_up() -> None:
+    """Found by a library probe (2026-12-07): ``REGISTRY["bogus"]`` was a bare KeyError('bogus')
+    and the message of ``.get`` printed quoted."""
+    from automl_asd.backends import BACKENDS
+    from automl_asd.detectors import REGISTRY
+
+    for lookup in (lambda: REGISTRY["bogus"], lambda: REGISTRY.get("bogus")):
+        with pytest.raises(KeyError) as exc:
+            lookup()
+        assert str(exc.value) == ("unknown detector 'bogus'; valid detectors: "
+                                  + ", ".join(REGISTRY.names()))
+    with pytest.raises(KeyError, match="valid backends: .*knn"):
+        BACKENDS["nope"]
