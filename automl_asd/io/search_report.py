@@ -117,9 +117,10 @@ def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
     return path
 
 
-def plot_omega(out_dir: Path, table: pd.DataFrame, *, reference_name: str | None = None) -> Path:
+def plot_omega(out_dir: Path, table: pd.DataFrame, *,
+               reference_label: str = "reference recipe") -> Path:
     """``<out>/omega_over_trials.png``: Ω per trial (marker by status), the running best and
-    the reference recipe's Ω (``reference_name`` labels it)."""
+    the reference's Ω (``reference_label`` names it in the legend)."""
     import matplotlib  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     matplotlib.use("Agg")
@@ -142,10 +143,8 @@ def plot_omega(out_dir: Path, table: pd.DataFrame, *, reference_name: str | None
                     label="best so far")
         ref = table[_reference_mask(table) & (table["status"] == "complete")]
         if len(ref):
-            label = (f"reference recipe ({reference_name})" if reference_name
-                     else "reference recipe")
             ax.axhline(float(ref["omega"].iloc[0]), color="tab:red", linestyle="--",
-                       linewidth=1, label=label)
+                       linewidth=1, label=reference_label)
         errors = table[table["status"] == "error"]
         if len(errors):
             ymin = float(table["omega"].min()) if table["omega"].notna().any() else 0.5
@@ -236,7 +235,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              *_interrupted_note(meta.get("interrupted")),
              "", "## Best recipe", "",
              f"Trial `{best_trial_id}`: **Ω = {float(best['omega']):.4f}**"
-             + (f" (reference recipe Ω = {reference_omega:.4f}, Δ = "
+             + (f" ({_reference_word(reference)} Ω = {reference_omega:.4f}, Δ = "
                 f"{float(best['omega']) - reference_omega:+.4f})"
                 if reference_omega is not None else "")
              + f"; detector `{recipe.detector.name}`; frozen to `recipe.json` "
@@ -513,8 +512,15 @@ def _margin_lines(table: pd.DataFrame, sel: Mapping[str, Any]) -> list[str]:
             *caution, *files]
 
 
+def _reference_word(reference: str) -> str:
+    """"reference point" when ``reference`` (``SearchSpace.describe_reference``) says the first
+    point is not the recipe itself, else "reference recipe"."""
+    return "reference point" if reference.startswith("reference point") else "reference recipe"
+
+
 def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, float], *,
-                         novel_root: str, novel_types: list[str]) -> Path:
+                         novel_root: str, novel_types: list[str],
+                         reference_label: str = "reference recipe") -> Path:
     """Append "does the choice carry?" (``search --novel``) to ``search_report.md``."""
     shown = df.drop(columns=["params"], errors="ignore")
     ref = summary.get("reference_novel_omega")
@@ -528,7 +534,7 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
              f"- best novel Ω among these trials: {_fmt(summary.get('best_novel_omega'))}",
              f"- regret (best − frozen): {_fmt(summary.get('regret'))}"]
     if ref is not None:
-        lines.append(f"- reference recipe's novel Ω: {_fmt(ref)}")
+        lines.append(f"- {reference_label}'s novel Ω: {_fmt(ref)}")
     tie = summary.get("best_near_tie_novel_omega")
     if tie is not None:
         gap = tie - summary.get("frozen_novel_omega", math.nan)

@@ -65,8 +65,10 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
     Tune's trial list, so a resumed search continues the numbering.
     """
 
-    def __init__(self, n_rungs: int, *, bar: bool | None = None) -> None:
+    def __init__(self, n_rungs: int, *, bar: bool | None = None,
+                 reference_label: str = "reference recipe") -> None:
         self.n_rungs = n_rungs
+        self.reference_label = reference_label
         self.bar_wanted = sys.stderr.isatty() if bar is None else bar
         self.total = 0
         self.t0 = time.perf_counter()
@@ -125,7 +127,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
             status = (f"stopped early Ω {float(omega):.4f} at rung "
                       f"{int(result.get('rung', 0))}/{self.n_rungs}")
         if result.get("is_reference"):  # the space's starting point, queued first
-            status += " (reference recipe)"
+            status += f" ({getattr(self, 'reference_label', 'reference recipe')})"
         best = [float(t.last_result["omega"]) for t in trials
                 if (t.trial_id in finished and t.status != "ERROR" and t.last_result
                     and self._complete(dict(t.last_result)))]

@@ -774,7 +774,8 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
             name=TUNE_DIRNAME, storage_path=storage, verbose=min(cfg.verbose, 1),
             # not TuneConfig's time_budget_s: Tuner.restore brings that back already spent
             stop=BudgetStopper(),
-            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs)),
+            callbacks=[*callbacks, TrialProgress(len(space.fidelity.rungs),
+                                                          reference_label=space.reference_label),
                        UnfinishedAtStop()],
             # a trial whose worker or node is lost runs again once, from its last rung
             # (found 2026-12-07: it stayed an error, and whether --resume re-ran it depended

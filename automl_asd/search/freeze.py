@@ -129,7 +129,7 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
                    f"{', '.join(provenance.machine_types)}: Ω={best.omega:.4f}"
                    + (f" (selection objective {space.selection.objective} "
                       f"{best.objective:.4f})" if space.selection.objective != "mean" else "")
-                   + (f" (reference recipe {space.reference_name} {ref:.4f})"
+                   + (f" ({space.reference_label} {space.reference_name} {ref:.4f})"
                       if ref is not None else "")
                    + f"; versions {json.dumps(versions, sort_keys=True)}")
     named = dataclasses.replace(ran, name=name or f"search_{space.name}",
@@ -203,7 +203,8 @@ def freeze_search(cfg: SearchConfig, out: Path, records: Sequence[TrialRecord],
     best_id, best_omega = best.trial_id, best.omega
     ref = reference_omega(records)
     files = {"recipe": io.write_recipe(out, recipe), "trials": io.write_trials(out, df),
-             "plot": io.plot_omega(out, df, reference_name=space.reference_name)}
+             "plot": io.plot_omega(
+                 out, df, reference_label=f"{space.reference_label} ({space.reference_name})")}
     try:
         if freeze_near_ties(records, space, provenance, out, best_id):
             files["near_ties"] = out / io.NEAR_TIES_DIR

@@ -286,9 +286,15 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
     done = [r for r in outcome.records if r.status == "complete"]
     top, frozen_hash = top_distinct(done, int(cfg.novel_top_k), outcome.best_trial_id)
     recipes = [trial_recipe(space, record.config, name="novel_check") for record in top]
-    recipes.append(space.to_recipe(space.reference_point(), name=space.reference_name))
-    logger.info("does the choice carry? applying the top %d distinct recipes and the reference "
-                "to the %d novel types", len(top), len(novel))
+    reference = space.to_recipe(space.reference_point(), name=space.reference_name)
+    # the reference among the top trials is not applied a second time (found 2026-12-07)
+    ref_at = next((i for i, r in enumerate(recipes)
+                   if r.behaviour_hash() == reference.behaviour_hash()), None)
+    if ref_at is None:
+        recipes.append(reference)
+    logger.info("does the choice carry? applying the top %d distinct recipes%s to the %d "
+                "novel types", len(top), "" if ref_at is not None else " and the reference",
+                len(novel))
     finished = 0
 
     def done_one(i: int, result: Any, seconds: float) -> None:
@@ -317,13 +323,14 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
                      "is_reference": record.is_reference,
                      "params": str(space.coerce_point(
                          {k: v for k, v in record.config.items() if not is_missing(v)}))})
-    ref_omega = float(results[-1].omega)
+    ref_omega = float(results[-1 if ref_at is None else ref_at].omega)
     df = pd.DataFrame(rows)
     summary = carry_summary(df, reference_novel_omega=ref_omega)
     path = out / NOVEL_TABLE
     df.to_parquet(path, index=False)
     report = io.append_novel_section(out, df, summary, novel_root=str(root),
-                                     novel_types=sorted(novel))
+                                     novel_types=sorted(novel),
+                                     reference_label=space.reference_label)
     logger.info("does the choice carry? frozen novel Ω %.4f, best %.4f, regret %.4f, ρ %.3f",
                 summary["frozen_novel_omega"], summary["best_novel_omega"], summary["regret"],
                 summary["spearman_rho"])

@@ -74,6 +74,33 @@ def test_record_status_follows_error_omega_and_fidelity() -> None:
     assert not record_from_result("t", 1, other, {}, None, reference_point=ref).is_reference
 
 
+def test_a_reference_point_that_is_not_the_recipe_is_never_called_the_recipe(
+        tmp_path: Path) -> None:
+    """Found by a probe (2026-12-07): `smoke` fixes n_mels 64 and n_centers 8 where
+    `fast_default` has 128 and 16, yet the report's "Best recipe" line, the recipe's
+    description, the progress line and the novel check said "reference recipe" for that point
+    (whose Ω was lower than `fast_default`'s on dev and on novel)."""
+    from automl_asd.orchestration.progress import TrialProgress
+
+    space = load_space("smoke")
+    assert space.reference_label == "reference point"
+    assert load_space("default").reference_label == "reference recipe"
+    base = space.reference_point()
+    other = {**base, "detector.pooled_stats.backend.knn.k": 3}
+    records = [_record(space, 1, "aaaa", base, 0.60, reference=True),
+               _record(space, 2, "bbbb", other, 0.70)]
+    out = tmp_path / "run"
+    search_report.write_search_meta(out, {"space_name": space.name, "machine_types": ["fan"]})
+    cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=2, seed=7)
+    outcome = freeze_search(cfg, out, records, _PROV, finished="now")
+    report = (out / "search_report.md").read_text()
+    assert "(reference point Ω = 0.6000, Δ = +0.1000)" in report
+    assert "reference recipe" not in report
+    assert "(reference point fast_default 0.6000)" in outcome.recipe.description
+    progress = TrialProgress(2, bar=False, reference_label=space.reference_label)
+    assert progress.reference_label == "reference point"
+
+
 def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     space = load_space("default")
     base = space.reference_point()
