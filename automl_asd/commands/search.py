@@ -110,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     from automl_asd.search.novel_check import check_search_data  # noqa: PLC0415  (loaded when used)
 
     data = check_search_data(args.data, args.machine_types, args.novel)
+    if args.resume and args.storage is None and not _holds_state(args.out):
+        # refused before the folder is claimed and Ray starts (found 2026-12-07: after 8-10 s,
+        # leaving a manifest and a lock in any folder, the data root too, so that a later
+        # `apply --out` there was refused as "the outputs of automl-asd search")
+        raise OutputError(f"{args.out}: no search to resume there (no trials table, Tune "
+                          "state or leave-one-out folds); run without --resume")
     with storage_lock(args.storage, "search"), \
             RunFolder.open(args.out, command="search") as folder:
         if not args.resume:

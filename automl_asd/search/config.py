@@ -202,10 +202,17 @@ def check_same_search(out: Path, previous: Mapping[str, Any], meta: Mapping[str,
     finished leave-one-out fold reused, would belong to another search."""
     for key, what in _RESUME_SAME.items():
         if key in previous and previous.get(key) != meta.get(key):
+            detail = ""
+            if key == "space_sha256":
+                # found 2026-12-07: only two digests were named; only the file's digest is
+                # kept, so it cannot say which key changed, but it can say what counts
+                detail = (f"; {meta.get('space_path') or 'the space file'}: its bytes differ "
+                          "from the file the search began with (any edit counts, a comment "
+                          "too)")
             raise ValueError(
                 f"{out}: cannot resume: {key} ({what}) changed since the search began "
-                f"({previous.get(key)} -> {meta.get(key)}); resume with the same space file, "
-                "data and --seed, or start a new --out")
+                f"({previous.get(key)} -> {meta.get(key)}){detail}; resume with the same "
+                "space file, data and --seed, or start a new --out")
 
 
 def check_start(cfg: SearchConfig, out: Path, state: str, previous: Mapping[str, Any] | None,

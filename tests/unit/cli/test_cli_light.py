@@ -189,3 +189,23 @@ def test_info_says_whether_the_data_root_is_missing_or_a_file(
         assert main(["info", "--data", str(root)]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"automl-asd info: error: {root}: {expect}"), err
+
+
+def test_resume_where_no_search_is_is_refused_before_anything_is_written(
+        tiny_dev_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a probe (2026-12-07): `search --resume` into a folder holding no search was
+    refused only after Ray had started (8-10 s), leaving a run manifest and a lock there (a
+    missing folder was created), so that a later `apply --out` into it was refused."""
+    import time
+
+    from automl_asd.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, tmp_path / "missing"):
+        t0 = time.perf_counter()
+        rc = main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "2",
+                   "--out", str(out), "--resume"])
+        assert rc == 1 and time.perf_counter() - t0 < 30
+        assert "no search to resume there" in capsys.readouterr().err
+    assert list(empty.iterdir()) == [] and not (tmp_path / "missing").exists()

@@ -53,6 +53,13 @@ def test_start_and_resume_checks(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         check_start(replace(resume, seed=5), tmp_path, "st", with_data,
                     run_meta(replace(cfg, seed=5), ("bearing", "fan"), {}, "a" * 64),
                     can_restore=True)
+    # an edited space file: the message says what counts as a change and names the file
+    # (found by a probe 2026-12-07: two digests only)
+    edited = {**with_data, "space_sha256": "c" * 64}
+    with pytest.raises(ValueError, match=r"space_sha256 \(the space file\) changed .*; "
+                       r".*smoke\.yaml: its bytes differ from the file the search began "
+                       r"with \(any edit counts, a comment too\)"):
+        check_start(resume, tmp_path, "st", edited, with_data, can_restore=True)
     # the reference recipe is a file of its own: edited since, it is named (review, 2026-12-06)
     ref_space = tmp_path / "s.yaml"
     (tmp_path / "myref.json").write_text(load_recipe("fast_default").to_json())
