@@ -49,6 +49,7 @@ from typing import Any, cast
 
 from ray.tune.search import Searcher
 
+from automl_asd.errors import PermanentError
 from automl_asd.io import search_report as io
 
 __all__ = ["DedupSearcher", "DEFAULT_RETRIES", "set_run_folder"]
@@ -98,6 +99,9 @@ class DedupSearcher(Searcher):
         self._reruns: list[dict[str, Any]] = []
         self._skipped = 0
         self._warned = False
+        #: proposals not launched because their recipe is invalid, and the reasons said
+        self._invalid = 0
+        self._invalid_said: set[str] = set()
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     # ----------------------------------------------------------------------------- counts
@@ -134,6 +138,18 @@ class DedupSearcher(Searcher):
             if not isinstance(raw, dict):  # None (nothing to propose now) or FINISHED
                 return cast("dict[str, Any] | None", raw)
             config: dict[str, Any] = raw
+            invalid = self._invalid_reason(config)
+            if invalid is not None and attempt < self._retries:
+                # found 2026-12-07: values valid one by one but not together (256 mels on a
+                # 512-point FFT) ran as trials, each failing twice (Ray's retry) with a
+                # traceback; the searcher is told the point failed and asked again
+                self._invalid += 1
+                self.searcher.on_trial_complete(inner_id, result=None, error=True)
+                if invalid not in self._invalid_said:
+                    self._invalid_said.add(invalid)
+                    logger.warning("a proposal of the searcher gives an invalid recipe, not "
+                                   "launched (asked again): %s", invalid)
+                continue
             key = self._key_of(config)
             duplicate = key is not None and (key in self._known or key in running)
             if not duplicate or attempt == self._retries:
@@ -217,6 +233,8 @@ class DedupSearcher(Searcher):
         # a search saved before re-runs existed
         self.__dict__.setdefault("_unreported", {})
         self.__dict__.setdefault("_reruns", [])
+        self.__dict__.setdefault("_invalid", 0)
+        self.__dict__.setdefault("_invalid_said", set())
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)
@@ -225,6 +243,22 @@ class DedupSearcher(Searcher):
         self.searcher.restore(checkpoint_path)
 
     # --------------------------------------------------------------------------- helpers
+    def _invalid_reason(self, config: Mapping[str, Any]) -> str | None:
+        """Why the recipe of ``config`` is invalid (a :class:`~automl_asd.errors.PermanentError`
+        of the key function: the recipe parser's ``RecipeError``), else ``None``."""
+        try:
+            self._key(config)
+        except PermanentError as exc:
+            return str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)
+        except Exception:  # noqa: BLE001  (not a verdict on the recipe: the trial reports it)
+            return None
+        return None
+
+    @property
+    def invalid(self) -> int:
+        """Proposals not launched because their recipe is invalid."""
+        return self._invalid
+
     def _key_of(self, config: Mapping[str, Any]) -> str | None:
         try:
             return self._key(config)

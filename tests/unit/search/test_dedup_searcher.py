@@ -231,3 +231,34 @@ def test_state_saved_before_re_runs_existed_restores() -> None:
     del restored.__dict__["_unreported"], restored.__dict__["_reruns"]
     restored.set_state(old)
     assert restored.suggest("t0") == {"x": 1}
+
+
+def test_a_proposal_whose_recipe_is_invalid_is_not_launched(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by a probe (2026-12-07): values valid one by one but not together (256 mels on a
+    512-point FFT) ran as trials, each failing twice under Ray's retry with a traceback, and
+    TPE proposed the same invalid point again. Such a proposal is now not launched: the
+    wrapped searcher is told it failed and asked again; the reason is logged once."""
+    from automl_asd.orchestration.dedup import DedupSearcher
+    from automl_asd.recipe import RecipeError
+
+    def key(config: Mapping[str, Any]) -> str:
+        if config["x"] < 0:
+            raise RecipeError("features.n_mels: 24 of 256 mel filters hold no FFT bin")
+        return f"recipe-{config['x']}"
+
+    inner = _fake([-1, -2, 4, -1])
+    dedup = DedupSearcher(inner, key, retries=5)
+    with caplog.at_level(logging.WARNING):
+        assert dedup.suggest("t0") == {"x": 4}
+        assert dedup.invalid == 2 and dedup.skipped == 0
+        assert inner.told == [("t0", None, True), ("t0#dup1", None, True)]
+        dedup.on_trial_complete("t0", result=_final(0.6))
+        assert dedup.suggest("t1") is None  # -1 again: told it failed; then nothing left
+    assert dedup.invalid == 3
+    assert caplog.text.count("gives an invalid recipe, not launched (asked again): "
+                             "features.n_mels: 24 of 256") == 1
+    # after `retries` invalid proposals in a row the last one is launched (the trial then
+    # fails with the reason): a search never stalls
+    stubborn = DedupSearcher(_fake([-1] * 4), key, retries=2)
+    assert stubborn.suggest("s0") == {"x": -1} and stubborn.invalid == 2
