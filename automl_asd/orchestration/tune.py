@@ -246,6 +246,17 @@ def _trials_made(out: Path) -> dict[str, Any]:
     return {"made": len(table), "reference_done": bool(done.any())}
 
 
+def _cluster_cpus() -> float | None:
+    """The CPUs of the Ray cluster this driver is connected to (``None``: unknown)."""
+    import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
+    except Exception:  # noqa: BLE001  (not connected: the estimate counts --max-concurrent)
+        return None
+    return cpus or None
+
+
 def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:
     """The latest rung this trial saved in its own folder past rung ``start`` (Tune's
     restored one), with its metrics, and the checkpoint folder holding it; ``None`` when
@@ -455,6 +466,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             # made when the search started still holds
             budget_check(cfg, machines, out, estimate=_remote_estimate(cfg),
                          measured=(previous or {}).get("estimates") if cfg.resume else None,
+                         cluster_cpus=_cluster_cpus(),
                          **(_trials_made(out) if cfg.resume else {}))
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),

@@ -440,7 +440,7 @@ _ESTIMATE_KEYS = ("reference_s", "reference_family", "mean_trial_s", "family_tri
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                  estimate: Callable[..., dict[str, Any]] | None = None,
                  measured: Mapping[str, Any] | None = None, made: int = 0,
-                 reference_done: bool = False) -> list[str]:
+                 reference_done: bool = False, cluster_cpus: float | None = None) -> list[str]:
     """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
@@ -450,7 +450,10 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     resume of the same space on the same data): used again instead of timing fits anew (5 to
     10 s each time); the warnings follow the budget given now. ``made``: trials the search
     made before (a resume): only TPE's start-up trials still to make are counted;
-    ``reference_done``: the reference trial finished (a resume): no warning about it."""
+    ``reference_done``: the reference trial finished (a resume): no warning about it.
+    ``cluster_cpus``: the CPUs of the Ray cluster; trials that run at once are then at most
+    those CPUs over ``--cpus-per-trial`` (found 2026-12-07: ``--max-concurrent 8`` on 2 cores
+    was counted as 8 at once, and the advice to raise it could not help)."""
 
     if isinstance(measured, Mapping) and all(k in measured for k in _ESTIMATE_KEYS):
         est = {k: v for k, v in measured.items() if k != "warnings"}
@@ -466,6 +469,13 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     warnings: list[str] = []
     budget = cfg.time_budget_s
     slots = max(1, int(cfg.max_concurrent))
+    fit = (max(1, int(cluster_cpus // float(cfg.cpus_per_trial)))
+           if cluster_cpus and float(getattr(cfg, "cpus_per_trial", 0) or 0) > 0 else slots)
+    if fit < slots:
+        logger.info("at most %d trial(s) run at once: %g CPU(s) / --cpus-per-trial %g (fewer "
+                    "than --max-concurrent %d)", fit, cluster_cpus, cfg.cpus_per_trial, slots)
+    cores_bound = fit < slots
+    slots = min(slots, fit)
     ref = est["reference_s"]
     n_startup = max(0, min(TPE_STARTUP, int(cfg.trials)) - max(0, int(made)))
     startup = n_startup * est["mean_trial_s"] / slots
@@ -488,7 +498,9 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
             warnings.append(f"the time budget ({budget:.3g} s) cannot finish TPE's "
                             f"{n_startup}{' remaining' if made else ''} random start-up trials "
                             f"(~{startup:.0f} s with {slots} at once): the search will be "
-                            "random; raise --time-budget or --max-concurrent")
+                            "random; raise --time-budget"
+                            + (" or add CPUs (a cluster)" if cores_bound
+                               else " or --max-concurrent"))
     for w in warnings:
         logger.warning("%s", w)
     est["warnings"] = warnings

@@ -348,6 +348,7 @@ class _Cfg:
     time_budget_s: float | None
     max_concurrent: int = 2
     trials: int = 40
+    cpus_per_trial: float = 1.0
     cache_dir: Path | None = None
     device: str = "cpu"
     seed: int = 0
@@ -408,6 +409,14 @@ def test_budget_check_warns_and_records_the_estimate(
     [ref] = budget.budget_check(_Cfg(load_space("demo"), 0.3), {}, tmp_path, measured=saved,
                                 made=12)
     assert ref.startswith("the time budget (0.3 s) cannot finish the reference")
+    # the cores bound the trials at once, not --max-concurrent (found by a probe
+    # 2026-12-07): 3 x 70 s on 1 slot = 210 s; raising --max-concurrent would not help
+    many = _Cfg(load_space("demo"), 150.0, max_concurrent=8)
+    assert not any("TPE" in w for w in budget.budget_check(many, {}, tmp_path,
+                                                           measured=saved, made=7))
+    [tpe] = [w for w in budget.budget_check(many, {}, tmp_path, measured=saved, made=7,
+                                            cluster_cpus=1.0) if "TPE" in w]
+    assert "(~210 s with 1 at once)" in tpe and tpe.endswith("or add CPUs (a cluster)")
 
 
 def test_the_reference_trial_stops_at_its_cap_and_otherwise_reports_once(
