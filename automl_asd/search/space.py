@@ -622,6 +622,14 @@ def _parse_dimension(raw: dict[str, Any], path: Path, dotted: str,
         if kind == "float" and (step <= 0 or log):
             raise SpaceError(f"{where}: step: a float dimension's step must be positive and "
                              "cannot be combined with log")
+        span = (high - low) / step
+        if not math.isclose(span, round(span), rel_tol=0, abs_tol=1e-9):
+            # found 2026-12-07: Optuna warned mid-run and moved high to the last step, so
+            # [1, 4] step 2 never sampled 4
+            raise SpaceError(f"{where}: step {step:g} does not divide high - low "
+                             f"({high:g} - {low:g}): high is never sampled; make it "
+                             f"{low + step * math.floor(span):g} or "
+                             f"{low + step * math.ceil(span):g}")
     return Dimension(dotted, recipe_path, "int" if kind == "int" else "float", low=low,
                      high=high, log=log, step=step)
 
