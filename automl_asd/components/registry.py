@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+from automl_asd.errors import AutomlAsdError
+
 __all__ = ["Registry", "Named", "UnknownNameError"]
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(AutomlAsdError, KeyError):
     """A name no class is registered under; its message lists the valid names (a plain
     ``KeyError`` prints its message quoted)."""
 
