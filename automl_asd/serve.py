@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +100,22 @@ def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
         tmp.unlink(missing_ok=True)
 
 
+def _is_machine_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a machine type's folder of a DCASE data tree: ``train/`` and
+    ``test/`` beside an ``attributes_*.csv`` or the generator's ``.synth.json``, or with
+    DCASE-named clips (``section_XX_...wav``) in ``test/`` (not any project folder that
+    happens to hold ``train/`` and ``test/``)."""
+    if not ((folder / "train").is_dir() and (folder / "test").is_dir()):
+        return False
+    if any(folder.glob("attributes_*.csv")) or (folder / ".synth.json").is_file():
+        return True
+    return any(p.name.startswith("section_") for p in (folder / "test").glob("*.wav"))
+
+
+#: the evaluator's ground-truth file of one machine type and section
+_GROUND_TRUTH = re.compile(r"ground_truth_.+_section_\d{2}_test\.csv")
+
+
 def warn_other_machine_type(paths: Sequence[Path], machine_type: str) -> None:
     """Warn when recordings lie in another machine type's DCASE folder
     (``<type>/{train,test,supplemental}/``) than the bundle's (found 2026-12-07: the fan
@@ -107,7 +124,7 @@ def warn_other_machine_type(paths: Sequence[Path], machine_type: str) -> None:
     for p in paths:
         folder = p.resolve().parent
         if folder.name in ("train", "test", "supplemental") and \
-                folder.parent.name != machine_type:
+                folder.parent.name != machine_type and _is_machine_folder(folder.parent):
             others[str(folder.parent)] = others.get(str(folder.parent), 0) + 1
     for where, n in sorted(others.items()):
         logger.warning("%d recording(s) are in %s, the folder of machine type %r, and are "
@@ -147,10 +164,11 @@ def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | N
     # (listed in its manifest) or a file of a DCASE machine folder (found 2026-12-07: all
     # three were replaced, e.g. attributes_00.csv of the data tree)
     check_report_file(out, "--out")
-    if target.name.startswith("ground_truth_") or (
-            (target.parent / "train").is_dir() and (target.parent / "test").is_dir()):
+    if _GROUND_TRUTH.fullmatch(target.name):
+        raise OutputError(f"--out {out}: a ground-truth file's name; choose another file")
+    if _is_machine_folder(target.parent):
         raise OutputError(f"--out {out}: inside the machine folder {target.parent} of a data "
-                          "tree (or a ground-truth file); choose a file outside it")
+                          "tree; choose a file outside it")
     if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
         with out.open("rb") as fh:
             first = fh.readline(4096).decode("utf-8", "replace").strip()

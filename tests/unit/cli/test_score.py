@@ -376,7 +376,7 @@ def test_score_out_never_replaces_a_run_s_or_a_data_tree_s_files(
     cases = {run / "anomaly_score_fan_section_00_test.csv": "a submission CSV's name",
              run / "fan.summary.json": "written by an automl-asd run",
              tree / "fan" / "attributes_00.csv": "inside the machine folder",
-             tmp_path / "ground_truth_fan_section_00_test.csv": "a ground-truth file"}
+             tmp_path / "ground_truth_fan_section_00_test.csv": "a ground-truth file's name"}
     for target, why in cases.items():
         before = target.read_bytes() if target.exists() else None
         assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), "--out",
@@ -384,6 +384,13 @@ def test_score_out_never_replaces_a_run_s_or_a_data_tree_s_files(
         assert why in capsys.readouterr().err
         assert (target.read_bytes() if target.exists() else None) == before
     assert not list(tree.rglob(".*.lock")) and not list(run.glob(".*.lock"))
+    # a project folder that merely holds train/ and test/ is no data tree (found by a review)
+    project = tmp_path / "project"
+    for sub in ("train", "test"):
+        (project / sub).mkdir(parents=True)
+    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), "--out",
+                 str(project / "scores.csv")]) == 0
+    assert (project / "scores.csv").is_file()
 
 
 def test_one_file_given_twice_is_scored_once(tmp_path: Path,
@@ -405,6 +412,7 @@ def test_watch_names_an_empty_file_and_a_folder_of_another_machine_type(
     inbox = tmp_path / "pump" / "test"
     inbox.mkdir(parents=True)
     (tmp_path / "pump" / "train").mkdir()
+    (tmp_path / "pump" / "attributes_00.csv").write_text("file_name\n")
     (inbox / "empty.wav").write_bytes(b"")
     with caplog.at_level(logging.WARNING):
         stats = watch_folder(bundle, inbox, None, poll=0.01, timeout=0.5,
@@ -414,6 +422,11 @@ def test_watch_names_an_empty_file_and_a_folder_of_another_machine_type(
     assert "the folder of machine type 'pump', and are scored with the 'gearbox' bundle" \
         in caplog.text
     caplog.clear()
+    plain = tmp_path / "recordings" / "test"  # a folder named test, in no data tree
+    plain.mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        watch_folder(bundle, plain, None, poll=0.01, timeout=0.05, sleep=lambda _: None)
+    assert "machine type" not in caplog.text
     shutil.copy(test_wavs[0], inbox / "empty.wav")  # written at last: scored
     stats = watch_folder(bundle, inbox, None, poll=0.01, max_files=1, sleep=lambda _: None)
     assert stats.scored == 1 and stats.skipped == []
