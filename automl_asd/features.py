@@ -164,7 +164,8 @@ def compute(waveform: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     import torch  # noqa: PLC0415
 
     raw = np.asarray(waveform)
-    if raw.dtype.kind in "iu":
+    # integer PCM is an integer numpy array (a Python list of numbers is taken as floats)
+    if isinstance(waveform, np.ndarray) and raw.dtype.kind in "iu":
         if raw.dtype.itemsize > 4:
             raise ValueError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
                              "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "

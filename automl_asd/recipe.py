@@ -196,6 +196,9 @@ class DataFingerprint:
     n_files: int = 0
     files_sha256: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clip_counts", deep_freeze(self.clip_counts))
+
     def __hash__(self) -> int:
         return _json_hash(self)
 

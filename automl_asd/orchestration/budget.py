@@ -221,9 +221,8 @@ class ResumableSearchGenerator(SearchGenerator):  # type: ignore[misc]
         for config in _run_again if requeuer is not None else ():
             if requeuer.queue_again(config):
                 self._extra_samples += 1
-                logger.info("the reference recipe, stopped by its time cap before full "
-                            "fidelity, runs again at full fidelity (one trial more than "
-                            "asked for)")
+                logger.info("the reference, stopped by its time cap before full fidelity, "
+                            "runs again at full fidelity (one trial more than asked for)")
 
 
 def _in_chain(searcher: Any, match: Any) -> Any:

@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -255,6 +255,17 @@ def _cluster_cpus() -> float | None:
     except Exception:  # noqa: BLE001  (not connected: the estimate counts --max-concurrent)
         return None
     return cpus or None
+
+
+def reference_capped(records: Sequence[TrialRecord], open_ids: Collection[str]) -> bool:
+    """Whether a resume without a budget should run the reference again at full fidelity: a
+    reference trial stopped itself below full fidelity at its cap (Tune counts it done: not
+    among ``open_ids``, the trials saved unfinished) and no reference trial finished, failed
+    (a re-run that failed is not queued again) or is unfinished (Tune continues that one)."""
+    refs = [r for r in records if r.is_reference]
+    return (any(r.status == "stopped_early" and r.trial_id not in open_ids for r in refs)
+            and not any(r.status in ("complete", "error") or r.trial_id in open_ids
+                        for r in refs))
 
 
 def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:
@@ -541,12 +552,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         elif by_budget and unfinished:
             mark = {"after": n_done, "of": target, "by": "time budget",
                     "unfinished": unfinished}
-        # a reference that stopped itself below full fidelity at its cap (Tune counts it done:
-        # not among the unfinished) while none finished: a resume without a budget runs it
-        # again at full fidelity (set_run_again)
-        refs = [r for r in records if r.is_reference]
-        capped = (any(r.status == "stopped_early" and r.trial_id not in open_ids for r in refs)
-                  and not any(r.status == "complete" or r.trial_id in open_ids for r in refs))
+        capped = reference_capped(records, open_ids)
         if now_meta.get("interrupted") != mark \
                 or bool(now_meta.get("reference_capped")) != capped:
             io.write_search_meta(out, {**{k: v for k, v in now_meta.items()

@@ -291,6 +291,9 @@ def _eval_order(machine_type: str, seed: int, n_test: int) -> np.ndarray:
     return _rng(seed, _mt_code(machine_type), 7).permutation(n_test)
 
 
+#: files a desktop drops into a folder it shows (macOS Finder, Windows Explorer): nobody's
+_DESKTOP_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
 #: what a tree written before its marker listed its files holds of the generator's own
 _OWN_PATTERNS = ("train/*.wav", "test/*.wav", "supplemental/*.wav", "attributes_*.csv")
 
@@ -304,10 +307,12 @@ def _settings(marker: object) -> str:
 
 
 def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool:
-    """Return True when ``mdir`` already holds this exact tree; when regenerating, remove the
-    generator's own files from it (everything with ``overwrite``). A tree of the generator
-    that holds files it did not write is refused without ``overwrite``, naming them (found
-    2026-12-07: a rerun with another seed deleted a user's notes and clips silently)."""
+    """Return True when ``mdir`` already holds this exact tree; when regenerating, remove it,
+    which the generator does only when it holds nothing but the generator's files (and
+    desktop litter such as ``.DS_Store``; empty folders go too), or with ``overwrite``. A tree
+    of the generator that holds files it did not write is refused without ``overwrite``,
+    naming them (found 2026-12-07: a rerun with another seed deleted a user's notes and clips
+    silently)."""
     mfile = mdir / _MARKER
     if mfile.is_file():
         try:
@@ -324,9 +329,12 @@ def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool
         own = ({str(f) for f in listed} if isinstance(listed, list) else
                {rel for rel in present if any(fnmatch.fnmatchcase(rel, pat)
                                               for pat in _OWN_PATTERNS)}) | {_MARKER}
-        # a marker's temporary copy a killed write left is the generator's too
+        # a marker's temporary copy a killed write left is the generator's too, and the
+        # files desktops drop into folders they show are nobody's
         foreign = [rel for rel in present
-                   if rel not in own and not fnmatch.fnmatchcase(rel, f".{_MARKER}.*.tmp")]
+                   if rel not in own and not fnmatch.fnmatchcase(rel, f".{_MARKER}.*.tmp")
+                   and Path(rel).name not in _DESKTOP_FILES
+                   and not Path(rel).name.startswith("._")]
         if foreign and not overwrite:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             raise SynthError(f"{mdir / foreign[0]}{more}: not written by the generator, in a "
@@ -335,7 +343,7 @@ def _prepare_dir(mdir: Path, marker: dict[str, object], overwrite: bool) -> bool
                              "or pass overwrite=True (--overwrite) to delete them too")
         if isinstance(old, dict) and old.get("complete"):
             logger.warning("%s: replacing the tree written with %s", mdir, _settings(old))
-        shutil.rmtree(mdir)  # the generator's own files alone, unless overwrite (above)
+        shutil.rmtree(mdir)  # only the generator's files (and litter) left, or overwrite
     elif mdir.exists() and any(mdir.iterdir()):
         if not overwrite:
             raise SynthError(f"{mdir} exists and was not written by the generator; choose another "

@@ -405,7 +405,7 @@ def test_a_reference_its_cap_stopped_runs_at_full_fidelity_on_a_resume_without_b
     log.unlink()
     with caplog.at_level(logging.INFO):
         second = run_search(replace(cfg, resume=True, time_budget_s=None), evaluator=evaluator)
-    assert "the reference recipe, stopped by its time cap before full fidelity, runs again" \
+    assert "the reference, stopped by its time cap before full fidelity, runs again" \
         in caplog.text
     refs = second.trials[second.trials["is_reference"]]
     assert list(refs["status"]) == ["stopped_early", "complete"]

@@ -451,3 +451,7 @@ def test_integer_pcm_is_scaled_as_a_wav_file_is_read() -> None:
     np.testing.assert_array_equal(compute(pcm.astype(np.int32) << 16, spec), as_float)
     with pytest.raises(ValueError, match="integer PCM must be 8, 16 or 32 bit"):
         compute(pcm.astype(np.int64), spec)
+    # a Python list of numbers is float samples, as before (found by a review)
+    samples = (pcm.astype(np.float32) / 32768).tolist()
+    np.testing.assert_allclose(compute(samples, spec), as_float, rtol=1e-5, atol=1e-4)
+    assert compute([0] * 16000, spec).shape == compute(np.zeros(16000), spec).shape

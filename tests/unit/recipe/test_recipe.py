@@ -459,6 +459,10 @@ def test_a_frozen_recipe_cannot_be_changed_through_its_nested_values() -> None:
             edit()
     assert r.content_hash() == h and r in kept
     assert r.detector.params == json.loads(json.dumps(r.detector.params))  # plain JSON
+    searched = load_recipe("searched_random_types_small")  # the data its search saw, too
+    counts = searched.provenance.dev_data.clip_counts  # type: ignore[union-attr]
+    with pytest.raises(TypeError, match="read-only"):
+        next(iter(counts.values()))["train/source/normal"] = 99  # type: ignore[index]
     for copied in (pickle.loads(pickle.dumps(r)), ray.cloudpickle.loads(ray.cloudpickle.dumps(r)),
                    copy.deepcopy(r)):
         assert copied == r and copied.content_hash() == h and copied in kept

@@ -101,6 +101,31 @@ def test_a_reference_point_that_is_not_the_recipe_is_never_called_the_recipe(
     assert progress.reference_label == "reference point"
 
 
+def test_which_capped_reference_a_resume_runs_again() -> None:
+    """A reference its cap stopped below full fidelity runs again on a resume without a
+    budget, once: not when another reference trial finished, failed (found by a review
+    2026-12-07: a failing re-run was queued on every resume, one trial more each time) or is
+    unfinished (Tune continues it)."""
+    from automl_asd.orchestration.tune import reference_capped
+
+    space = load_space("smoke")
+    base = space.reference_point()
+    other = {**base, "detector.pooled_stats.backend.knn.k": 3}
+    capped = _record(space, 1, "ref", base, 0.60, fidelity=0.5, reference=True)
+    trial = _record(space, 2, "t2", other, 0.70)
+    assert reference_capped([capped, trial], frozenset())
+    assert not reference_capped([capped, trial], {"ref"})  # saved unfinished: Tune goes on
+    again = {"complete": _record(space, 3, "ref2", base, 0.61, reference=True),
+             "error": _record(space, 3, "ref2", base, None, error="RuntimeError: x",
+                              reference=True)}
+    for status, rerun in again.items():
+        assert rerun.status == status
+        assert not reference_capped([capped, trial, rerun], frozenset()), status
+    assert not reference_capped([capped, trial, _record(space, 3, "ref2", base, None,
+                                                        reference=True)], {"ref2"})
+    assert not reference_capped([trial], frozenset())
+
+
 def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     space = load_space("default")
     base = space.reference_point()

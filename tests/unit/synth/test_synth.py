@@ -256,6 +256,7 @@ def test_a_rerun_with_other_settings_refuses_files_it_did_not_write(
     assert (tmp_path / "valve" / "notes.txt").is_file() and added.is_file()
     (tmp_path / "valve" / "notes.txt").unlink()
     added.unlink()
+    (tmp_path / "valve" / "train" / ".DS_Store").write_bytes(b"\0")  # litter: nobody's
     with caplog.at_level(logging.WARNING):
         synth.generate(tmp_path, machine_types=["valve"], size="tiny", seed=5)
     assert "replacing the tree written with seed 0, size tiny" in caplog.text
