@@ -65,6 +65,7 @@ from automl_asd.search.budget import (
     reference_cap,
     reference_stops,
     trial_objective,
+    unfinished_warning,
 )
 from automl_asd.search.config import (
     BatchEvaluator,
@@ -479,6 +480,13 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                          measured=(previous or {}).get("estimates") if cfg.resume else None,
                          cluster_cpus=_cluster_cpus(),
                          **(_trials_made(out) if cfg.resume else {}))
+            if cfg.resume and previous is not None:
+                estimates = (io.read_search_meta(out) or {}).get("estimates") or {}
+                said = unfinished_warning(previous.get("interrupted"), _trial_families(out),
+                                          estimates.get("family_trial_s") or {},
+                                          cfg.time_budget_s)
+                if said:
+                    logger.warning("%s", said)
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),
                             machines=machines,
@@ -548,10 +556,10 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         now_meta = io.read_search_meta(out) or {}
         mark: dict[str, Any] | None = None
         if interrupted:
-            mark = {"after": n_done, "of": target}
+            mark = {"after": n_done, "of": target, "unfinished_ids": sorted(open_ids)}
         elif by_budget and unfinished:
             mark = {"after": n_done, "of": target, "by": "time budget",
-                    "unfinished": unfinished}
+                    "unfinished": unfinished, "unfinished_ids": sorted(open_ids)}
         capped = reference_capped(records, open_ids)
         if now_meta.get("interrupted") != mark \
                 or bool(now_meta.get("reference_capped")) != capped:
@@ -736,6 +744,20 @@ def _ray_gone(address: str | None, watch_s: float | None = None) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
+
+
+def _trial_families(out: Path) -> dict[str, str]:
+    """Trial id -> detector family, from the search's last ``trials.parquet`` (empty when
+    there is none)."""
+    import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    try:
+        table = pd.read_parquet(out / "trials.parquet",
+                                columns=["trial_id", "param:detector.name"])
+    except Exception:  # noqa: BLE001  (none yet, or unreadable: nothing to say)
+        return {}
+    return {str(t): str(f) for t, f in zip(table["trial_id"], table["param:detector.name"],
+                                           strict=True)}
 
 
 def _reference_rung_s(out: Path) -> tuple[float, ...] | None:

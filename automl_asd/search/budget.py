@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from automl_asd.search.space import SearchSpace
 
 __all__ = ["TPE_STARTUP", "trial_objective", "reference_cap", "reference_stops",
+           "unfinished_warning",
            "estimate_costs", "budget_check", "random_points", "prewarm", "cost_class",
            "cost_scale"]
 
@@ -507,6 +508,34 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     meta = io.read_search_meta(out) or {}
     io.write_search_meta(out, {**meta, "estimates": est})
     return warnings
+
+
+def unfinished_warning(mark: Mapping[str, Any] | None, families: Mapping[str, str],
+                       family_trial_s: Mapping[str, float], budget_s: float | None) -> str | None:
+    """The warning for a resume whose ``--time-budget`` cannot finish the trials its last
+    invocation saved unfinished (``mark``: ``search.json``'s ``interrupted``, with their ids;
+    ``families``: trial id -> detector family; ``family_trial_s``: the cost estimate's seconds
+    of a trial at full fidelity per family), else ``None``. Found 2026-12-07: a resume under a
+    budget shorter than a trial's next rung spent the budget on it and stopped it again, with
+    nothing said but "the same command with --resume continues them"."""
+    if budget_s is None or not isinstance(mark, Mapping):
+        return None
+    slow: dict[str, tuple[str, float]] = {}
+    for trial_id in mark.get("unfinished_ids") or ():
+        family = families.get(str(trial_id))
+        if family is None:
+            continue
+        seconds = float(family_trial_s.get(family, math.nan))
+        if math.isfinite(seconds) and seconds > budget_s:
+            slow[str(trial_id)] = (family, seconds)
+    if not slow:
+        return None
+    worst = max(s for _, s in slow.values())
+    return (f"{len(slow)} trial(s) saved unfinished ({', '.join(sorted(slow)[:5])}"
+            f"{', ...' if len(slow) > 5 else ''}) need up to ~{worst:.0f} s to finish (the cost "
+            f"estimate of {', '.join(sorted({f for f, _ in slow.values()}))} at full fidelity), "
+            f"more than this --time-budget ({budget_s:.3g} s): they cannot finish in this "
+            "invocation and are stopped again; give a larger --time-budget or none")
 
 
 def prewarm(machines: Mapping[str, MachineData], space: SearchSpace,
