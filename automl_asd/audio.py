@@ -107,7 +107,14 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 def pcm_to_float(raw: np.ndarray) -> np.ndarray:
     """Integer PCM samples (8-bit unsigned, 16/24-in-32/32-bit signed, as wav files hold them)
     as float32 in [-1, 1]: divided by 2**(bits-1) after centring unsigned ones, exactly as a
-    16-bit wav file is read (an in-memory int16 clip scores bit for bit like its file)."""
+    16-bit wav file is read (an in-memory int16 clip scores bit for bit like its file).
+    :class:`AudioError` for wider integers: no wav holds 64-bit PCM, and such an array is
+    almost always ``astype(int)`` of 16-bit samples, which scaled by 2**63 becomes silence
+    (every clip alike, all flagged)."""
+    if raw.dtype.itemsize > 4:
+        raise AudioError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
+                         "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "
+                         "samples)")
     bits = 8 * raw.dtype.itemsize
     wave = raw.astype(np.float32)
     if raw.dtype.kind == "u":

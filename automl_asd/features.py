@@ -166,11 +166,7 @@ def compute(waveform: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     raw = np.asarray(waveform)
     # integer PCM is an integer numpy array (a Python list of numbers is taken as floats)
     if isinstance(waveform, np.ndarray) and raw.dtype.kind in "iu":
-        if raw.dtype.itemsize > 4:
-            raise ValueError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
-                             "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "
-                             "samples)")
-        raw = pcm_to_float(raw)
+        raw = pcm_to_float(raw)  # AudioError (a ValueError) for 64-bit integers
     wave = np.asarray(raw, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"waveform must be 1-D (n_samples,), got shape {wave.shape}")

@@ -187,15 +187,10 @@ class Bundle:
             except ValueError as exc:
                 raise AudioError(f"{path}: {exc}") from exc
         raw = np.asarray(item)
-        if raw.dtype.kind in "iu" and raw.dtype.itemsize > 4:
-            # no wav holds 64-bit PCM: such an array is almost always `astype(int)` of 16-bit
-            # samples, which scaled by 2**63 became silence (every clip alike, all flagged)
-            raise AudioError(f"waveform of dtype {raw.dtype}: integer PCM must be 8, 16 or 32 "
-                             "bit; convert it to float in [-1, 1] (e.g. x / 32768 for 16-bit "
-                             "samples)")
         if raw.dtype.kind in "iu":
             # integer PCM, as soundfile/wave/scipy read it: to [-1, 1) as the file loader does
-            # (scored unscaled, an int16 clip came out about 1000x more anomalous)
+            # (scored unscaled, an int16 clip came out about 1000x more anomalous); 64-bit
+            # integers are refused there
             arr = pcm_to_float(raw)
         elif raw.dtype.kind == "f":
             arr = raw.astype(np.float32, copy=False)
