@@ -138,7 +138,7 @@ class DedupSearcher(Searcher):
             if not isinstance(raw, dict):  # None (nothing to propose now) or FINISHED
                 return cast("dict[str, Any] | None", raw)
             config: dict[str, Any] = raw
-            invalid = self._invalid_reason(config)
+            key, invalid = self._key_or_reason(config)
             if invalid is not None and attempt < self._retries:
                 # found 2026-12-07: values valid one by one but not together (256 mels on a
                 # 512-point FFT) ran as trials, each failing twice (Ray's retry) with a
@@ -150,7 +150,6 @@ class DedupSearcher(Searcher):
                     logger.warning("a proposal of the searcher gives an invalid recipe, not "
                                    "launched (asked again): %s", invalid)
                 continue
-            key = self._key_of(config)
             duplicate = key is not None and (key in self._known or key in running)
             if not duplicate or attempt == self._retries:
                 if duplicate and not self._warned:
@@ -243,16 +242,18 @@ class DedupSearcher(Searcher):
         self.searcher.restore(checkpoint_path)
 
     # --------------------------------------------------------------------------- helpers
-    def _invalid_reason(self, config: Mapping[str, Any]) -> str | None:
-        """Why the recipe of ``config`` is invalid (a :class:`~automl_asd.errors.PermanentError`
-        of the key function: the recipe parser's ``RecipeError``), else ``None``."""
+    def _key_or_reason(self, config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The recipe key of ``config`` (:meth:`_key_of`), and why its recipe is invalid when
+        the key function says so with a :class:`~automl_asd.errors.PermanentError` (the
+        recipe parser's ``RecipeError``), from one call of the key function."""
         try:
-            self._key(config)
+            return self._key(config), None
         except PermanentError as exc:
-            return str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)
-        except Exception:  # noqa: BLE001  (not a verdict on the recipe: the trial reports it)
-            return None
-        return None
+            text = str(exc).strip()
+            return None, text.splitlines()[-1][:300] if text else repr(exc)
+        except Exception as exc:  # noqa: BLE001  (not a verdict on the recipe: the trial reports it)
+            logger.debug("no recipe key for a proposal (%s); launching it as proposed", exc)
+            return None, None
 
     @property
     def invalid(self) -> int:
@@ -260,11 +261,9 @@ class DedupSearcher(Searcher):
         return self._invalid
 
     def _key_of(self, config: Mapping[str, Any]) -> str | None:
-        try:
-            return self._key(config)
-        except Exception as exc:  # the trial itself reports why its config is invalid
-            logger.debug("no recipe key for a proposal (%s); launching it as proposed", exc)
-            return None
+        """The recipe key of ``config``, ``None`` when it has none (the trial itself reports
+        why its config is invalid)."""
+        return self._key_or_reason(config)[0]
 
     def _is_final(self, result: Mapping[str, Any]) -> bool:
         value = result.get(self.searcher.metric)
