@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -90,6 +90,7 @@ from automl_asd.search.trials import (
     TrialRecord,
     pending_reruns,
     record_from_result,
+    reference_capped,
     trial_recipe,
 )
 from automl_asd.storage import PathCheck
@@ -256,17 +257,6 @@ def _cluster_cpus() -> float | None:
     except Exception:  # noqa: BLE001  (not connected: the estimate counts --max-concurrent)
         return None
     return cpus or None
-
-
-def reference_capped(records: Sequence[TrialRecord], open_ids: Collection[str]) -> bool:
-    """Whether a resume without a budget should run the reference again at full fidelity: a
-    reference trial stopped itself below full fidelity at its cap (Tune counts it done: not
-    among ``open_ids``, the trials saved unfinished) and no reference trial finished, failed
-    (a re-run that failed is not queued again) or is unfinished (Tune continues that one)."""
-    refs = [r for r in records if r.is_reference]
-    return (any(r.status == "stopped_early" and r.trial_id not in open_ids for r in refs)
-            and not any(r.status in ("complete", "error") or r.trial_id in open_ids
-                        for r in refs))
 
 
 def _later_rung_on_disk(start: int) -> tuple[dict[str, Any], Path] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "pending_reruns",
+    "reference_capped",
     "PARAM_PREFIX",
     "STATUSES",
     "TrialRecord",
@@ -129,6 +130,17 @@ def pending_reruns(records: Sequence[TrialRecord]) -> int:
     complete = {key(r) for r in records if r.status == "complete"}
     return sum(r.status == "not_run" and k not in complete and bool(r.config)
                for k, r in last.items())
+
+
+def reference_capped(records: Sequence[TrialRecord], open_ids: Collection[str]) -> bool:
+    """Whether a resume without a budget should run the reference again at full fidelity: a
+    reference trial stopped itself below full fidelity at its cap (Tune counts it done: not
+    among ``open_ids``, the trials saved unfinished) and no reference trial finished, failed
+    (a re-run that failed is not queued again) or is unfinished (Tune continues that one)."""
+    refs = [r for r in records if r.is_reference]
+    return (any(r.status == "stopped_early" and r.trial_id not in open_ids for r in refs)
+            and not any(r.status in ("complete", "error") or r.trial_id in open_ids
+                        for r in refs))
 
 
 def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | None,

@@ -106,7 +106,7 @@ def test_which_capped_reference_a_resume_runs_again() -> None:
     budget, once: not when another reference trial finished, failed (found by a review
     2026-12-07: a failing re-run was queued on every resume, one trial more each time) or is
     unfinished (Tune continues it)."""
-    from automl_asd.orchestration.tune import reference_capped
+    from automl_asd.search.trials import reference_capped
 
     space = load_space("smoke")
     base = space.reference_point()
