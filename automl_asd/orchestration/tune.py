@@ -65,7 +65,6 @@ from automl_asd.search.budget import (
     reference_cap,
     reference_stops,
     trial_objective,
-    unfinished_warning,
 )
 from automl_asd.search.config import (
     BatchEvaluator,
@@ -234,18 +233,23 @@ def _saved_tune_location(exp_path: str) -> str | None:
         return None
 
 
-def _trials_made(out: Path) -> dict[str, Any]:
+def _trials_made(out: Path, mark: Any = None) -> dict[str, Any]:
     """What the search's last invocation listed in ``trials.parquet``, as
-    :func:`~automl_asd.search.budget.budget_check` takes it: the trials made, and whether the
-    reference finished (nothing without the table)."""
+    :func:`~automl_asd.search.budget.budget_check` takes it: the trials made, whether the
+    reference finished and, of the trials ``mark`` (``search.json``'s ``interrupted``) names
+    as saved unfinished, each one's detector family (nothing without the table)."""
     import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     try:
-        table = pd.read_parquet(out / "trials.parquet", columns=["is_reference", "status"])
+        table = pd.read_parquet(out / "trials.parquet")
     except Exception:  # noqa: BLE001  (none yet, or unreadable: count none)
         return {}
     done = table["is_reference"].astype(bool) & (table["status"] == "complete")
-    return {"made": len(table), "reference_done": bool(done.any())}
+    ids = set(map(str, mark.get("unfinished_ids") or ())) if isinstance(mark, Mapping) else set()
+    family = "param:detector.name"
+    unfinished = ({str(t): str(f) for t, f in zip(table["trial_id"], table[family], strict=True)
+                   if str(t) in ids} if ids and family in table else {})
+    return {"made": len(table), "reference_done": bool(done.any()), "unfinished": unfinished}
 
 
 def _cluster_cpus() -> float | None:
@@ -469,14 +473,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             budget_check(cfg, machines, out, estimate=_remote_estimate(cfg),
                          measured=(previous or {}).get("estimates") if cfg.resume else None,
                          cluster_cpus=_cluster_cpus(),
-                         **(_trials_made(out) if cfg.resume else {}))
-            if cfg.resume and previous is not None:
-                estimates = (io.read_search_meta(out) or {}).get("estimates") or {}
-                said = unfinished_warning(previous.get("interrupted"), _trial_families(out),
-                                          estimates.get("family_trial_s") or {},
-                                          cfg.time_budget_s)
-                if said:
-                    logger.warning("%s", said)
+                         **(_trials_made(out, (previous or {}).get("interrupted"))
+                            if cfg.resume else {}))
 
         ctx = _TrialContext(space=space, reference_point=space.reference_point(),
                             machines=machines,
@@ -734,20 +732,6 @@ def _ray_gone(address: str | None, watch_s: float | None = None) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
-
-
-def _trial_families(out: Path) -> dict[str, str]:
-    """Trial id -> detector family, from the search's last ``trials.parquet`` (empty when
-    there is none)."""
-    import pandas as pd  # noqa: PLC0415  (heavy third-party, loaded when used)
-
-    try:
-        table = pd.read_parquet(out / "trials.parquet",
-                                columns=["trial_id", "param:detector.name"])
-    except Exception:  # noqa: BLE001  (none yet, or unreadable: nothing to say)
-        return {}
-    return {str(t): str(f) for t, f in zip(table["trial_id"], table["param:detector.name"],
-                                           strict=True)}
 
 
 def _reference_rung_s(out: Path) -> tuple[float, ...] | None:

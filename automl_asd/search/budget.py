@@ -38,6 +38,7 @@ from automl_asd.detectors.registry import get_detector_class
 from automl_asd.evaluation.objective import evaluate_recipe
 from automl_asd.features import extract
 from automl_asd.io import search_report as io
+from automl_asd.progress import few_names
 from automl_asd.representation_cache import at_fidelity
 from automl_asd.search.selection import objective_value
 
@@ -441,7 +442,8 @@ _ESTIMATE_KEYS = ("reference_s", "reference_family", "mean_trial_s", "family_tri
 def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                  estimate: Callable[..., dict[str, Any]] | None = None,
                  measured: Mapping[str, Any] | None = None, made: int = 0,
-                 reference_done: bool = False, cluster_cpus: float | None = None) -> list[str]:
+                 reference_done: bool = False, cluster_cpus: float | None = None,
+                 unfinished: Mapping[str, str] | None = None) -> list[str]:
     """Estimate costs (:func:`estimate_costs`, or ``estimate`` called with the same
     arguments — the search runs it as a Ray task so that no fit happens in the driver), log
     them, warn when the budget cannot finish the reference or TPE's start-up trials, and add
@@ -454,7 +456,9 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     ``reference_done``: the reference trial finished (a resume): no warning about it.
     ``cluster_cpus``: the CPUs of the Ray cluster; trials that run at once are then at most
     those CPUs over ``--cpus-per-trial`` (found 2026-12-07: ``--max-concurrent 8`` on 2 cores
-    was counted as 8 at once, and the advice to raise it could not help)."""
+    was counted as 8 at once, and the advice to raise it could not help). ``unfinished``: the
+    trials the last invocation saved unfinished (a resume), id -> detector family: a warning
+    when the budget is shorter than a family's cost (:func:`unfinished_warning`)."""
 
     if isinstance(measured, Mapping) and all(k in measured for k in _ESTIMATE_KEYS):
         est = {k: v for k, v in measured.items() if k != "warnings"}
@@ -502,6 +506,9 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
                             "random; raise --time-budget"
                             + (" or add CPUs (a cluster)" if cores_bound
                                else " or --max-concurrent"))
+        said = unfinished_warning(unfinished or {}, est["family_trial_s"], budget)
+        if said:
+            warnings.append(said)
     for w in warnings:
         logger.warning("%s", w)
     est["warnings"] = warnings
@@ -510,29 +517,26 @@ def budget_check(cfg: Any, machines: Mapping[str, MachineData], out: Path, *,
     return warnings
 
 
-def unfinished_warning(mark: Mapping[str, Any] | None, families: Mapping[str, str],
-                       family_trial_s: Mapping[str, float], budget_s: float | None) -> str | None:
+def unfinished_warning(unfinished: Mapping[str, str], family_trial_s: Mapping[str, float],
+                       budget_s: float | None) -> str | None:
     """The warning for a resume whose ``--time-budget`` cannot finish the trials its last
-    invocation saved unfinished (``mark``: ``search.json``'s ``interrupted``, with their ids;
-    ``families``: trial id -> detector family; ``family_trial_s``: the cost estimate's seconds
-    of a trial at full fidelity per family), else ``None``. Found 2026-12-07: a resume under a
-    budget shorter than a trial's next rung spent the budget on it and stopped it again, with
-    nothing said but "the same command with --resume continues them"."""
-    if budget_s is None or not isinstance(mark, Mapping):
+    invocation saved unfinished (``unfinished``: their ids -> detector family;
+    ``family_trial_s``: the cost estimate's seconds of a trial at full fidelity per family),
+    else ``None``. Found 2026-12-07: a resume under a budget shorter than a trial's next rung
+    spent the budget on it and stopped it again, with nothing said but "the same command with
+    --resume continues them"."""
+    if budget_s is None:
         return None
     slow: dict[str, tuple[str, float]] = {}
-    for trial_id in mark.get("unfinished_ids") or ():
-        family = families.get(str(trial_id))
-        if family is None:
-            continue
+    for trial_id, family in unfinished.items():
         seconds = float(family_trial_s.get(family, math.nan))
         if math.isfinite(seconds) and seconds > budget_s:
-            slow[str(trial_id)] = (family, seconds)
+            slow[trial_id] = (family, seconds)
     if not slow:
         return None
     worst = max(s for _, s in slow.values())
-    return (f"{len(slow)} trial(s) saved unfinished ({', '.join(sorted(slow)[:5])}"
-            f"{', ...' if len(slow) > 5 else ''}) need up to ~{worst:.0f} s to finish (the cost "
+    return (f"{len(slow)} trial(s) saved unfinished ({few_names(sorted(slow), 5)}) need up "
+            f"to ~{worst:.0f} s to finish (the cost "
             f"estimate of {', '.join(sorted({f for f, _ in slow.values()}))} at full fidelity), "
             f"more than this --time-budget ({budget_s:.3g} s): they cannot finish in this "
             "invocation and are stopped again; give a larger --time-budget or none")

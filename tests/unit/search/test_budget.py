@@ -729,20 +729,24 @@ def test_a_point_no_recipe_can_hold_is_skipped_by_the_estimate(
     assert est["timed_points"]
 
 
-def test_a_resume_whose_budget_cannot_finish_its_unfinished_trials_says_so() -> None:
+def test_a_resume_whose_budget_cannot_finish_its_unfinished_trials_says_so(
+        tmp_path: Path) -> None:
     """Found by a probe (2026-12-07): `--resume --time-budget 45` on a search whose unfinished
     dcase_ae trial needed ~131 s spent the 45 s on it, stopped it again and said only "the same
     command with --resume continues them"."""
-    mark = {"after": 3, "of": 6, "by": "time budget", "unfinished": 2,
-            "unfinished_ids": ["t_ae", "t_knn"]}
-    families = {"t_ae": "dcase_ae", "t_knn": "pooled_stats", "t_done": "dcase_ae"}
+    unfinished = {"t_ae": "dcase_ae", "t_knn": "pooled_stats"}  # what the last run saved
     costs = {"dcase_ae": 131.0, "pooled_stats": 4.0}
-    said = budget.unfinished_warning(mark, families, costs, 45.0)
+    said = budget.unfinished_warning(unfinished, costs, 45.0)
     assert said == ("1 trial(s) saved unfinished (t_ae) need up to ~131 s to finish (the cost "
                     "estimate of dcase_ae at full fidelity), more than this --time-budget "
                     "(45 s): they cannot finish in this invocation and are stopped again; give "
                     "a larger --time-budget or none")
-    assert budget.unfinished_warning(mark, families, costs, 200.0) is None
-    assert budget.unfinished_warning(mark, families, costs, None) is None  # no budget
-    assert budget.unfinished_warning({"after": 3, "of": 6}, families, costs, 45.0) is None
-    assert budget.unfinished_warning(None, families, costs, 45.0) is None
+    assert budget.unfinished_warning(unfinished, costs, 200.0) is None
+    assert budget.unfinished_warning(unfinished, costs, None) is None  # no budget
+    assert budget.unfinished_warning({}, costs, 45.0) is None  # none saved unfinished
+    # budget_check says it with its other warnings (and records it in search.json)
+    saved = {"reference_s": 1.0, "reference_family": "pooled_stats", "mean_trial_s": 1.0,
+             "family_trial_s": costs}
+    assert said in budget.budget_check(_Cfg(load_space("demo"), 45.0), {}, tmp_path,
+                                       measured=saved, made=12, reference_done=True,
+                                       unfinished=unfinished)
