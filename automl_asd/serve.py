@@ -27,6 +27,7 @@ import numpy as np
 
 from automl_asd.audio import AudioError, header_unfinished
 from automl_asd.components.files import atomic_write_text
+from automl_asd.data import SYNTH_MARKER
 from automl_asd.io.results import sha256_file
 from automl_asd.io.run_folder import FolderLock, OutputError, check_report_file
 from automl_asd.io.score_csv import (
@@ -107,7 +108,7 @@ def _is_machine_folder(folder: Path) -> bool:
     happens to hold ``train/`` and ``test/``)."""
     if not ((folder / "train").is_dir() and (folder / "test").is_dir()):
         return False
-    if any(folder.glob("attributes_*.csv")) or (folder / ".synth.json").is_file():
+    if any(folder.glob("attributes_*.csv")) or (folder / SYNTH_MARKER).is_file():
         return True
     return any(p.name.startswith("section_") for p in (folder / "test").glob("*.wav"))
 
@@ -116,13 +117,14 @@ def _is_machine_folder(folder: Path) -> bool:
 _GROUND_TRUTH = re.compile(r"ground_truth_.+_section_\d{2}_test\.csv")
 
 
-def warn_other_machine_type(paths: Sequence[Path], machine_type: str) -> None:
+def warn_other_machine_type(folders: Sequence[Path], machine_type: str) -> None:
     """Warn when recordings lie in another machine type's DCASE folder
-    (``<type>/{train,test,supplemental}/``) than the bundle's (found 2026-12-07: the fan
-    bundle scored pump/test without a word, calling 33 of 40 clips anomalous)."""
+    (``<type>/{train,test,supplemental}/``) than the bundle's: ``folders`` hold them, one per
+    recording (found 2026-12-07: the fan bundle scored pump/test without a word, calling 33 of
+    40 clips anomalous)."""
     others: dict[str, int] = {}
-    for p in paths:
-        folder = p.resolve().parent
+    for given in folders:
+        folder = given.resolve()
         if folder.name in ("train", "test", "supplemental") and \
                 folder.parent.name != machine_type and _is_machine_folder(folder.parent):
             others[str(folder.parent)] = others.get(str(folder.parent), 0) + 1
@@ -316,7 +318,7 @@ def watch_folder(
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
                 bundle.machine_type)
-    warn_other_machine_type([folder / "x.wav"], bundle.machine_type)
+    warn_other_machine_type([folder], bundle.machine_type)
     gone = False  # the folder vanished (said once, and again when it is back)
     try:
         while True:

@@ -137,7 +137,7 @@ def _score_batch(args: argparse.Namespace, bundle: Any, items: list[tuple[str, P
     paths = [p for _, p in items]
     for p in paths:  # refuse wrong rate/channels before any work, naming the file
         bundle.check_wav(p, resample=args.resample)
-    warn_other_machine_type(paths, bundle.machine_type)
+    warn_other_machine_type([p.resolve().parent for p in paths], bundle.machine_type)
     # the sizes given on the command line; the others keep the library's defaults
     given = {k: v for k, v in (("batch_size", args.batch_size),
                                ("chunk_size", args.chunk_size)) if v is not None}

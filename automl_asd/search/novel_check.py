@@ -288,8 +288,8 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
     recipes = [trial_recipe(space, record.config, name="novel_check") for record in top]
     reference = space.to_recipe(space.reference_point(), name=space.reference_name)
     # the reference among the top trials is not applied a second time (found 2026-12-07)
-    ref_at = next((i for i, r in enumerate(recipes)
-                   if r.behaviour_hash() == reference.behaviour_hash()), None)
+    ref_hash = reference.behaviour_hash()
+    ref_at = next((i for i, r in enumerate(recipes) if r.behaviour_hash() == ref_hash), None)
     if ref_at is None:
         recipes.append(reference)
     logger.info("does the choice carry? applying the top %d distinct recipes%s to the %d "
