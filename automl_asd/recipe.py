@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import types
 import typing
 import unicodedata
@@ -253,9 +254,40 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
 }
 
 
+#: Set while this module builds a :class:`Recipe` from values it has already checked (the strict
+#: parser, a validated copy): :meth:`Recipe.__post_init__` then skips its own check.
+_CHECKED = threading.local()
+
+
+class _Checked:
+    """``with _Checked():`` the recipes built inside are trusted (their values were checked)."""
+
+    def __enter__(self) -> None:
+        _CHECKED.depth = getattr(_CHECKED, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _CHECKED.depth -= 1
+
+
+#: Section fields of :class:`Recipe` and the class each must hold.
+_SECTION_TYPES: dict[str, type] = {
+    "detector": DetectorSpec, "features": FeatureSpec, "normalization": NormalizationSpec,
+    "threshold": ThresholdSpec, "supplemental": SupplementalSpec, "ensemble": EnsembleSpec,
+    "provenance": Provenance,
+}
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """A frozen, complete description of how to build a detector for any machine type."""
+    """A frozen, complete description of how to build a detector for any machine type.
+
+    Built directly (``Recipe(name=..., detector=DetectorSpec("knn", {...}))``), a recipe is
+    checked as strictly as one read from JSON and resolved the same way (parameters left out
+    take their defaults): ``Recipe(...)`` equals ``Recipe.from_dict(Recipe(...).to_dict())``,
+    and a recipe the parser would refuse raises :class:`RecipeError` here too (found
+    2026-12-07: one with an unknown detector or ``n_mels=0`` was accepted until ``apply``
+    failed on it).
+    """
 
     name: str
     detector: DetectorSpec
@@ -268,6 +300,18 @@ class Recipe:
     seed: int = 13711
     provenance: Provenance = field(default_factory=Provenance)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if getattr(_CHECKED, "depth", 0):
+            return
+        wrong = [f"{key}: expected {cls.__name__}, got {type(getattr(self, key)).__name__}"
+                 for key, cls in _SECTION_TYPES.items()
+                 if not isinstance(getattr(self, key), cls)]
+        if wrong:
+            raise RecipeError(wrong)
+        checked = _parse_recipe(self.to_dict())
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, getattr(checked, f.name))
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -303,9 +347,10 @@ class Recipe:
         Two recipes with the same behaviour hash score every clip the same; the search's
         duplicate check keys proposals by it."""
         params = REGISTRY[self.detector.name].canonical_params(self.detector.params)
-        same = dataclasses.replace(self, name="", description="",
-                                   supplemental=self.supplemental.canonical(),
-                                   detector=DetectorSpec(self.detector.name, params))
+        with _Checked():  # a hash input, not a recipe: its empty name is on purpose
+            same = dataclasses.replace(self, name="", description="",
+                                       supplemental=self.supplemental.canonical(),
+                                       detector=DetectorSpec(self.detector.name, params))
         return same.content_hash()
 
     def edited_since_frozen(self) -> bool:
@@ -361,7 +406,8 @@ class Recipe:
         prov = _parse_dataclass(Provenance, _plain(current), "provenance")
         if errors := provenance_errors(prov):
             raise RecipeError(errors)
-        return dataclasses.replace(self, provenance=prov)
+        with _Checked():
+            return dataclasses.replace(self, provenance=prov)
 
     def replace(self, **changes: Any) -> Recipe:
         """Copy with top-level fields replaced, re-validated through the strict parser."""
@@ -787,16 +833,17 @@ def _parse_recipe(data: Any) -> Recipe:
     assert supplemental is not None and detector is not None and description is not None
     assert normalization is not None and threshold is not None and ensemble is not None
     assert provenance is not None
-    return Recipe(
-        schema_version=version,
-        name=name,
-        description=description,
-        features=features,
-        detector=detector,
-        normalization=normalization,
-        threshold=threshold,
-        supplemental=supplemental,
-        ensemble=ensemble,
-        seed=seed,
-        provenance=provenance,
-    )
+    with _Checked():
+        return Recipe(
+            schema_version=version,
+            name=name,
+            description=description,
+            features=features,
+            detector=detector,
+            normalization=normalization,
+            threshold=threshold,
+            supplemental=supplemental,
+            ensemble=ensemble,
+            seed=seed,
+            provenance=provenance,
+        )

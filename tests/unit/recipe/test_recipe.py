@@ -269,6 +269,33 @@ def test_replace_revalidates() -> None:
         r.replace(seed="5")
 
 
+def test_a_recipe_built_directly_is_checked_and_resolved_like_one_read_from_json() -> None:
+    """Found 2026-12-07: ``Recipe(...)`` accepted an unknown detector, ``n_mels=0`` and a
+    detector given as a plain dict; the problem showed only when ``apply`` ran it."""
+    from automl_asd.features import FeatureSpec
+
+    built = Recipe(name="mine", detector=DetectorSpec("pooled_stats", {}))
+    assert built == Recipe.from_dict(built.to_dict())
+    assert built.detector.params["backend"]["name"] == "knn"  # defaults filled in
+    assert built.content_hash() == Recipe.from_dict(
+        {"schema_version": 1, "name": "mine", "detector": {"name": "pooled_stats"}}).content_hash()
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"detector": DetectorSpec("nope", {})}, "detector.name: unknown detector 'nope'"),
+        ({"detector": DetectorSpec("pooled_stats", {"k": 0})}, "detector.params.k: unknown key"),
+        ({"detector": {"name": "pooled_stats"}}, "detector: expected DetectorSpec, got dict"),
+        ({"features": FeatureSpec(n_mels=0)}, "features.n_mels: 0 is below the minimum 1"),
+        ({"seed": -1}, "seed: -1 is below the minimum 0"),
+        ({"name": ""}, "name: must not be empty"),
+    ]
+    for change, message in bad:
+        kwargs: dict[str, Any] = {"name": "mine", "detector": DetectorSpec("pooled_stats", {}),
+                                  **change}
+        with pytest.raises(RecipeError, match=message.replace(".", r"\.")):
+            Recipe(**kwargs)
+    # copies made inside the module stay possible: the behaviour hash's nameless copy
+    assert len(built.behaviour_hash()) == 64
+
+
 def test_cli_validate_show_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recipe", "validate", *SHIPPED]) == 0
     out = capsys.readouterr().out
