@@ -161,7 +161,7 @@ class KnnSmoteBackend(Backend):
 
             def fit_score(tr: NDArray[np.float32], dom: NDArray[np.str_],
                           held: NDArray[np.float32]) -> NDArray[np.float64]:
-                return type(self)(**params, seed=self.seed).fit(tr, dom).score(held)
+                return type(self)(**params).fit(tr, dom).score(held)
 
             self.self_scores_ = crossfit_self_scores(
                 fit_score, self.train_emb_.astype(np.float32), domains, seed=self.seed)

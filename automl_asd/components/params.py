@@ -171,9 +171,27 @@ class Parameterized:
         for key, spec in self.params.items():
             setattr(self, key, kwargs.get(key, spec.default))
 
-    def get_params(self) -> dict[str, Any]:
-        """The parameters as stored (``seed`` excluded), one key per :attr:`params` entry."""
-        return {key: getattr(self, key) for key in self.params}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The keyword arguments of ``__init__`` as stored: one key per :attr:`params` entry,
+        and ``seed``. ``type(self)(**self.get_params())`` is an unfitted copy, so
+        ``sklearn.base.clone`` works (found 2026-12-07: it failed on the missing ``deep``
+        argument, and a copy would have lost the seed). ``deep`` is scikit-learn's; no
+        parameter here is itself an estimator, so it changes nothing."""
+        del deep
+        return {**{key: getattr(self, key) for key in self.params}, "seed": self.seed}
+
+    def set_params(self, **params: Any) -> Parameterized:
+        """Set parameters by name (as scikit-learn's ``set_params``) and return ``self``; an
+        unknown name is a ``TypeError`` listing the valid ones. Values are not validated here,
+        as in ``__init__``; a fitted instance must be fitted again."""
+        valid = [*self.params, "seed"]
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}; valid: "
+                            f"{', '.join(valid)}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
 
     def _check_fitted(self) -> None:
         """``NotFittedError`` unless ``fit`` has set ``fitted_``."""

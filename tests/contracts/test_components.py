@@ -12,6 +12,7 @@ from typing import Any, Self
 
 import numpy as np
 import pytest
+import sklearn.base
 from numpy.typing import NDArray
 
 from automl_asd.backends import BACKENDS, Backend, make_backend
@@ -80,13 +81,18 @@ def test_init_stores_exactly_the_schema_and_refuses_unknown_keywords(
         kind: str, name: str, cls: type) -> None:
     inst = cls(seed=3)
     params = inst.get_params()
-    assert set(params) == set(cls.params) and inst.seed == 3  # type: ignore[attr-defined]
-    # get_params feeds __init__ back (scikit-learn's clone contract).
-    assert cls(seed=3, **params).get_params() == params
+    assert set(params) == {*cls.params, "seed"} and params["seed"] == 3
+    # get_params feeds __init__ back (scikit-learn's clone contract), seed included
+    assert cls(**params).get_params() == params
+    copy = sklearn.base.clone(inst)
+    assert type(copy) is cls and copy is not inst and copy.get_params() == params
+    assert inst.set_params(seed=4) is inst and inst.seed == 4  # type: ignore[attr-defined]
     prefix = "backend " if kind == "backend" else ""
     with pytest.raises(TypeError, match=f"^{prefix}{name}: unknown parameter\\(s\\) "
                                         r"\['no_such_param'\]"):
         cls(seed=0, no_such_param=1)
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['no_such_param'\]; valid: "):
+        inst.set_params(no_such_param=1)
 
 
 def test_validator_accepts_and_refuses_like_a_recipe() -> None:

@@ -49,7 +49,7 @@ def _toy_recipe(scale: float, normalization: str = "domain_zscore") -> Recipe:
 def test_registered_family_is_found_and_its_schema_is_enforced(toy_family: str) -> None:
     assert get_detector_class(toy_family) is ToyMeanDistance
     det = make_detector(toy_family, {"scale": 2.0}, seed=0)
-    assert det.get_params() == {"scale": 2.0}
+    assert det.get_params() == {"scale": 2.0, "seed": 0}
     with pytest.raises(RecipeError, match=r"detector\.params\.scale"):
         _toy_recipe(50.0)  # outside the schema's [0.1, 10]
     with pytest.raises(KeyError, match=NAME):  # unknown once unregistered: lists valid names
