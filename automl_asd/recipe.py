@@ -41,6 +41,7 @@ from automl_asd.components.params import (
     ParamError,
     ParamSpec,
     check_bounds,
+    did_you_mean,
     finite_number,
     validate,
 )
@@ -556,8 +557,8 @@ def _check_keys(data: Mapping[str, Any], allowed: typing.Iterable[str], path: st
     unknown = [k for k in data if k not in allowed]
     if unknown:
         prefix = f"{path}." if path else ""
-        raise RecipeError([f"{prefix}{key}: unknown key; valid keys here: {', '.join(allowed)}"
-                           for key in unknown])
+        raise RecipeError([f"{prefix}{key}: unknown key{did_you_mean(key, allowed)}; valid keys "
+                           f"here: {', '.join(allowed)}" for key in unknown])
 
 
 def _check_bounds(value: float, path: str, low: float | None, high: float | None) -> None:

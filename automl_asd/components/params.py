@@ -8,8 +8,9 @@ accepted by a space exactly when a recipe would accept it.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -130,6 +131,13 @@ def check_bounds(value: float, path: str, low: float | None, high: float | None)
         raise ParamError(f"{path}: {value!r} is above the maximum {_num(high)}")
 
 
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` when one valid name is close to ``name`` (a typo, or the
+    other spelling: ``knn`` says ``n_centers``, ``knn_smote`` ``n_centres``), else ``""``."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def checked_params(cls: type[Parameterized], params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` for ``cls(**params)``, each scalar checked against ``cls.params``
     (:func:`validate`; a nested ``backend`` is checked when the detector makes it): what the
@@ -139,7 +147,8 @@ def checked_params(cls: type[Parameterized], params: Mapping[str, Any]) -> dict[
     unknown name is a ``TypeError`` listing the valid ones; a bad value a :class:`ParamError`."""
     unknown = sorted(set(params) - set(cls.params))
     if unknown:
-        raise TypeError(f"{cls._label}{cls.name}: unknown parameter(s) {unknown}; valid: "
+        raise TypeError(f"{cls._label}{cls.name}: unknown parameter(s) {unknown}"
+                        f"{did_you_mean(unknown[0], cls.params)}; valid: "
                         f"{', '.join(cls.params)}")
     return {key: value if cls.params[key].type == "backend"
             else validate(cls.params[key], value, f"{cls._label}{cls.name}.{key}")
@@ -164,9 +173,10 @@ class Parameterized:
     _label: ClassVar[str] = ""
 
     def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
-        unknown = set(kwargs) - set(self.params)
+        unknown = sorted(set(kwargs) - set(self.params))
         if unknown:
-            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {sorted(unknown)}")
+            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}"
+                            f"{did_you_mean(unknown[0], self.params)}")
         self.seed = seed
         for key, spec in self.params.items():
             setattr(self, key, kwargs.get(key, spec.default))
@@ -187,8 +197,8 @@ class Parameterized:
         valid = [*self.params, "seed"]
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}; valid: "
-                            f"{', '.join(valid)}")
+            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}"
+                            f"{did_you_mean(unknown[0], valid)}; valid: {', '.join(valid)}")
         for key, value in params.items():
             setattr(self, key, value)
         return self

@@ -93,6 +93,9 @@ def test_init_stores_exactly_the_schema_and_refuses_unknown_keywords(
         cls(seed=0, no_such_param=1)
     with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['no_such_param'\]; valid: "):
         inst.set_params(no_such_param=1)
+    longest = max(cls.params, key=len)
+    with pytest.raises(TypeError, match=f"did you mean {longest!r}"):
+        cls(seed=0, **{longest + "x": 1})
 
 
 def test_validator_accepts_and_refuses_like_a_recipe() -> None:

@@ -296,6 +296,19 @@ def test_a_recipe_built_directly_is_checked_and_resolved_like_one_read_from_json
     assert len(built.behaviour_hash()) == 64
 
 
+def test_an_unknown_key_close_to_a_valid_one_is_named() -> None:
+    """``knn`` spells ``n_centers`` and ``knn_smote`` ``n_centres`` (both kept: recipes and
+    spaces use them); the other spelling, or a typo, gets the valid one suggested."""
+    doc = {"schema_version": 1, "name": "x", "detector": {"name": "pooled_stats", "params": {
+        "backend": {"name": "knn_smote", "params": {"n_centers": 16}}}}}
+    with pytest.raises(RecipeError, match=r"backend\.params\.n_centers: unknown key \(did you "
+                                          r"mean 'n_centres'\?\); valid keys here: n_centres, k"):
+        Recipe.from_dict(doc)
+    doc["detector"]["params"]["backend"] = {"name": "knn", "params": {"zzz": 1}}  # type: ignore
+    with pytest.raises(RecipeError, match=r"zzz: unknown key; valid keys here: n_centers"):
+        Recipe.from_dict(doc)
+
+
 def test_cli_validate_show_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recipe", "validate", *SHIPPED]) == 0
     out = capsys.readouterr().out
