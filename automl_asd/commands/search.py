@@ -237,7 +237,8 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
     outcome = run_search(cfg, data=data)
     counts = outcome.trials["status"].value_counts().to_dict()
     status = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    print(f"{len(outcome.trials)} trials ({status}) on {', '.join(outcome.machine_types)}")
+    n = len(outcome.trials)
+    print(f"{n} trial{'' if n == 1 else 's'} ({status}) on {', '.join(outcome.machine_types)}")
     base = (f"; {outcome.reference}: Ω = {outcome.reference_omega:.4f}"
             if outcome.reference_omega is not None else "")
     print(f"best trial {outcome.best_trial_id}: Ω = {outcome.best_omega:.4f}{base}")

@@ -43,7 +43,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -267,6 +267,42 @@ class SearchSpace:
 
         for node in self.nodes.values():
             yield from walk(node)
+
+    def n_points(self) -> int | None:
+        """How many distinct points the space holds (each choice and each step of an int or
+        stepped float dimension, summed over the options of a component choice); ``None``
+        when a float dimension without a step makes it continuous. An upper bound on the
+        distinct recipes: points that differ only in parameters inert where they are set are
+        one recipe (:meth:`~automl_asd.recipe.Recipe.behaviour_hash`)."""
+
+        def count(node: Node) -> int | None:
+            if isinstance(node, Fixed):
+                return 1
+            if isinstance(node, Choose):
+                total = 0
+                for option in node.name_dim.choices:
+                    sub = product(node.options.get(str(option), {}).values())
+                    if sub is None:
+                        return None
+                    total += sub
+                return total
+            if node.kind == "categorical":
+                return len(node.choices)
+            if node.kind == "float" and node.step is None:
+                return None if node.high > node.low else 1
+            step = node.step or 1
+            return int(math.floor((node.high - node.low) / step + 1e-9)) + 1
+
+        def product(nodes: Iterable[Node]) -> int | None:
+            n = 1
+            for node in nodes:
+                c = count(node)
+                if c is None:
+                    return None
+                n *= c
+            return n
+
+        return product(self.nodes.values())
 
     # -- Optuna -----------------------------------------------------------------------------
     def define_by_run(self, trial: Any) -> None:

@@ -368,3 +368,17 @@ def test_a_fixed_component_keeps_the_reference_values_it_does_not_set(tmp_path: 
     point = space.to_recipe(space.reference_point(), name="p")
     assert point.detector == ref.detector
     assert space.reference_is_exact()
+
+
+def test_the_space_counts_its_points(tmp_path: Path) -> None:
+    # smoke: pooled_stats (2 poolings x k 1..3 x 2 metrics) + dcase_ae (fixed), x 2 normalisations
+    assert load_space("smoke").n_points() == (2 * 3 * 2 + 1) * 2
+    assert load_space("demo").n_points() is None  # a float dimension without a step
+    one = tmp_path / "one.yaml"
+    one.write_text("name: one\nreference: fast_default\nspace:\n  features:\n    n_mels: 64\n")
+    assert load_space(one).n_points() == 1
+    stepped = tmp_path / "stepped.yaml"
+    stepped.write_text("name: stepped\nreference: fast_default\nspace:\n  threshold:\n"
+                       "    quantile: {float: [0.8, 0.95], step: 0.05}\n"
+                       "  seed: {int: [13708, 13717], step: 3}\n")
+    assert load_space(stepped).n_points() == 4 * 4
