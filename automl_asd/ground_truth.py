@@ -285,6 +285,14 @@ def read(path: str | Path, *, machine_types: Sequence[str] | None = None
         raise GroundTruthError(f"{root}: ground-truth folder not found")
     if (root / GROUND_TRUTH_DATA_DIR).is_dir():
         return read_official(root, machine_types=machine_types)
+    # found 2026-12-07: one of the evaluator's own folders (its ground_truth_*_test.csv files)
+    # was scanned as a data root: "no machine-type folders found", nothing about the parent
+    if any(_GT_RE.match(p.name) for p in root.iterdir()):
+        raise GroundTruthError(
+            f"{root}: holds ground-truth files itself; pass the evaluator's folder above it, the "
+            f"one that holds {GROUND_TRUTH_DATA_DIR}/ and {GROUND_TRUTH_DOMAIN_DIR}/"
+            + (f" ({root.parent})" if root.name.startswith("ground_truth_") else "")
+        )
     out: dict[SectionKey, SectionTruth] = {}
     for mt, machine in scan(root, machine_types=machine_types).items():
         if not machine.test:

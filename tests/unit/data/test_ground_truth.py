@@ -132,6 +132,19 @@ def test_read_official_layout_errors(tmp_path: Path) -> None:
     assert issubclass(GroundTruthError, DataError) and issubclass(GroundTruthError, ValueError)
 
 
+def test_read_of_an_evaluator_subfolder_names_the_folder_above(tmp_path: Path) -> None:
+    """Found 2026-12-07: `evaluate --ground-truth EVALUATOR/ground_truth_data` scanned that
+    folder as a data root and said "no machine-type folders found; expected
+    <root>/<machine_type>/{train,test,supplemental}/*.wav", not where the ground truth is."""
+    _official(tmp_path / "evaluator")
+    for sub in ("ground_truth_data", "ground_truth_domain"):
+        with pytest.raises(GroundTruthError, match=rf"{sub}: holds ground-truth files itself; "
+                                                   r"pass the evaluator's folder above it.*"
+                                                   r"\(.*evaluator\)"):
+            read(tmp_path / "evaluator" / sub)
+    assert set(read(tmp_path / "evaluator")) == {("fan", "00")}
+
+
 # --------------------------------------------------------------------------- from_clips
 
 
