@@ -313,6 +313,16 @@ def evaluate_submission(
                                                         dtype=np.float64),
             str(sub.score_path), "" if sub.decision_path is None else str(sub.decision_path),
             None if sub.decisions is None else tuple(sub.decisions))
+    # found 2026-12-07: the evaluator's repository holds every machine type of the year; a
+    # submission of some of them failed naming the missing files, not the way to score the rest
+    gt_types = {mt for mt, _ in gt}
+    scored_types = sorted(gt_types & {mt for mt, _ in list_submission_sections(scores_dir)})
+    absent = sorted(gt_types - set(scored_types))
+    if absent and scored_types and machine_types is None and not isinstance(truth, Mapping):
+        problems.append(
+            f"no submission files at all for machine type(s) {', '.join(absent)}; to evaluate "
+            f"only the others, add --machine-types {' '.join(scored_types)} (Ω then covers "
+            "those types only)")
     evaluation = evaluate_scores({k: v for k, v in gt.items() if k in subs}, subs,
                                  what=f"submission {scores_dir}", problems=problems)
     logger.info("evaluated %d sections of %s: official score %.6f",

@@ -244,6 +244,25 @@ def test_evaluate_lists_every_problem(tmp_path: Path) -> None:
     assert "decision_result_valve_section_00" in msg
 
 
+def test_types_without_any_submission_file_name_the_machine_types_option(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: the evaluator's repository holds every machine type of the year; a
+    submission of some of them only named the missing files, not how to score the others."""
+    gt, sub = tmp_path / "gt", tmp_path / "sub"
+    for mt in ("fan", "gearbox", "valve"):
+        _write_official_gt(gt, mt, "00", DEV_CLIPS)
+    for mt in ("fan", "valve"):
+        _write_sub(sub, mt, "00", _scores_for(DEV_CLIPS, seed=1))
+    with pytest.raises(SubmissionError, match=r"no submission files at all for machine type\(s\) "
+                                              r"gearbox; to evaluate only the others, add "
+                                              r"--machine-types fan valve"):
+        evaluate_submission(sub, gt)
+    assert main(["evaluate", "--scores", str(sub), "--ground-truth", str(gt)]) == 1
+    assert "--machine-types fan valve" in capsys.readouterr().err
+    assert main(["evaluate", "--scores", str(sub), "--ground-truth", str(gt),
+                 "--machine-types", "fan", "valve"]) == 0
+
+
 def test_official_ground_truth_errors(tmp_path: Path) -> None:
     _write_official_gt(tmp_path, "fan", "00", DEV_CLIPS)
     dom = tmp_path / "ground_truth_domain" / "ground_truth_fan_section_00_test.csv"
