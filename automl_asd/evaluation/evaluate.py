@@ -347,7 +347,9 @@ def labelled_truth(data_root: Path, machine_types: Sequence[str], gt_dir: Path |
     if gt_dir is not None:
         covered = sorted(ground_truth.official_types(gt_dir) & set(machine_types))
         if covered:
-            truth.update(ground_truth.read_official(gt_dir, machine_types=covered))
+            official = ground_truth.read_official(gt_dir, machine_types=covered)
+            _check_clip_names(data_root, covered, official)
+            truth.update(official)
         rest = [mt for mt in machine_types if mt not in covered]
     for mt, machine in (scan(data_root, machine_types=rest).items() if rest else ()):
         if machine.test and all(c.label is not Label.UNKNOWN
@@ -367,6 +369,34 @@ def labelled_truth(data_root: Path, machine_types: Sequence[str], gt_dir: Path |
             logger.warning("%s section %s: %s; no metrics for this section", key[0], key[1],
                            reason)
     return out
+
+
+def _check_clip_names(data_root: Path, machine_types: Sequence[str],
+                      truth: Mapping[SectionKey, SectionTruth]) -> None:
+    """:class:`~automl_asd.ground_truth.GroundTruthError` unless the ground truth's rows of
+    ``machine_types`` name exactly their test clips under ``data_root`` (a clip may be named
+    by its labelled alias), so that ``apply`` fails on a foreign ground truth before any type
+    is trained, not when its report scores the written CSVs."""
+    for mt, machine in scan(data_root, machine_types=machine_types).items():
+        sections = {c.section for c in machine.test}
+        for (t_mt, ss), sec in sorted(truth.items()):
+            if t_mt != mt:
+                continue
+            clips = {sec.aliases.get(c.name, c.name) for c in machine.test if c.section == ss}
+            no_row = sorted(clips - set(sec.names))
+            no_clip = sorted(set(sec.names) - clips)
+            if not (no_row or no_clip):
+                continue
+            found = []
+            if no_row:
+                found.append(f"{len(no_row)} test clip(s) without a row ({short_list(no_row)})")
+            if no_clip:
+                found.append(f"{len(no_clip)} row(s) naming no clip of {machine.root / 'test'} "
+                             f"({short_list(no_clip)})" if ss in sections else
+                             f"rows of section {ss}, which {machine.root / 'test'} lacks")
+            raise ground_truth.GroundTruthError(
+                f"{sec.source}: {'; '.join(found)}; is this the ground truth of this data set? "
+                "(pass the evaluator's folder of the same year, or leave out --ground-truth)")
 
 
 def evaluate_outputs(

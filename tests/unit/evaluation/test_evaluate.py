@@ -499,6 +499,42 @@ def test_sections_with_undefined_metrics_are_listed_by_name(tmp_path: Path) -> N
     assert sorted(labelled_truth(root, ["fan", "valve"], None)) == [("fan", "00")]
 
 
+def test_labelled_truth_refuses_ground_truth_of_other_clips(tmp_path: Path) -> None:
+    """Found 2026-12-07: `apply --ground-truth` with an evaluator folder whose rows did not
+    name the data's test clips (one row fewer, one more) trained every machine type, wrote
+    the CSVs and then failed with "submission ... cannot be evaluated"; it fails first now,
+    naming the ground-truth file."""
+    from automl_asd.evaluation.evaluate import labelled_truth
+
+    data, gt = tmp_path / "eval", tmp_path / "gt"
+    anon = [(f"section_00_{i:04d}.wav", c[1], c[2]) for i, c in enumerate(DEV_CLIPS)]
+    _dev_tree(data, "ToyPet", [c[0] for c in anon])
+    _write_official_gt(gt, "ToyPet", "00", anon)
+    assert sorted(labelled_truth(data, ["ToyPet"], gt)) == [("ToyPet", "00")]
+    _write_official_gt(gt, "ToyPet", "00", anon[:-1])
+    with pytest.raises(GroundTruthError, match=r"ground_truth_ToyPet_section_00_test.csv: 1 test "
+                                               r"clip\(s\) without a row \(section_00_0011.wav\); "
+                                               r"is this the ground truth of this data set"):
+        labelled_truth(data, ["ToyPet"], gt)
+    _write_official_gt(gt, "ToyPet", "00", [*anon, ("section_00_0012.wav", 1, "source")])
+    with pytest.raises(GroundTruthError, match=r"1 row\(s\) naming no clip of .*ToyPet/test "
+                                               r"\(section_00_0012.wav\)"):
+        labelled_truth(data, ["ToyPet"], gt)
+    _write_official_gt(gt, "ToyPet", "00", anon)
+    _write_official_gt(gt, "ToyPet", "01", anon)
+    with pytest.raises(GroundTruthError, match=r"section_01_test.csv: rows of section 01, which "
+                                               r".*ToyPet/test lacks"):
+        labelled_truth(data, ["ToyPet"], gt)
+    # labelled test names are joined through ground_truth_attributes, as evaluate does
+    labelled = {a[0]: d[0].removesuffix(".wav") for a, d in zip(anon, DEV_CLIPS, strict=True)}
+    (gt / "ground_truth_data" / "ground_truth_ToyPet_section_01_test.csv").unlink()
+    (gt / "ground_truth_domain" / "ground_truth_ToyPet_section_01_test.csv").unlink()
+    _write_official_gt(gt, "ToyPet", "00", anon, labelled)
+    dev = tmp_path / "dev"
+    _dev_tree(dev, "ToyPet", [c[0] for c in DEV_CLIPS])
+    assert sorted(labelled_truth(dev, ["ToyPet"], gt)) == [("ToyPet", "00")]
+
+
 def test_evaluate_result_equals_machine_metrics_of_the_clips() -> None:
     from types import SimpleNamespace
 
