@@ -166,6 +166,30 @@ def test_read_submission_missing_files(tmp_path: Path) -> None:
         read_submission(tmp_path, "pump", "00")
 
 
+def test_read_submission_takes_the_official_baseline_names(tmp_path: Path) -> None:
+    """Found 2026-12-07: the official evaluator reads the baseline's own output names
+    (``anomaly_score_DCASE2025T2<mt>_section_<ss>_test_seed<seed><tag>_Eval.csv``) when the plain
+    ones are absent; evaluate said "missing submission file(s)" beside them."""
+    tag = "_seed13711_id(0_)_Eval.csv"
+    (tmp_path / f"anomaly_score_DCASE2025T2ToyPet_section_00_test{tag}").write_text("a.wav,0.5\n")
+    (tmp_path / f"decision_result_DCASE2025T2ToyPet_section_00_test{tag}").write_text("a.wav,1\n")
+    sub = read_submission(tmp_path, "ToyPet", "00")
+    assert dict(sub.scores) == {"a.wav": 0.5} and dict(sub.decisions or {}) == {"a.wav": 1}
+    assert sub.score_path.name == f"anomaly_score_DCASE2025T2ToyPet_section_00_test{tag}"
+    assert list_submission_sections(tmp_path) == [("ToyPet", "00")]
+    # the plain name wins; two baseline-named files of one kind are refused, naming them
+    (tmp_path / "anomaly_score_ToyPet_section_00_test.csv").write_text("a.wav,0.25\n")
+    assert dict(read_submission(tmp_path, "ToyPet", "00").scores) == {"a.wav": 0.25}
+    (tmp_path / "anomaly_score_ToyPet_section_00_test.csv").unlink()
+    (tmp_path / "anomaly_score_DCASE2025T2ToyPet_section_00_test_seed1_Eval.csv").write_text(
+        "a.wav,0.1\n")
+    with pytest.raises(SubmissionError, match=r"2 files in the official baseline's naming for "
+                                              r"ToyPet section 00 .*seed1_Eval.csv.*keep one"):
+        read_submission(tmp_path, "ToyPet", "00")
+    with pytest.raises(SubmissionError, match="missing submission file"):
+        read_submission(tmp_path, "ToyCar", "00")  # another type's baseline names do not count
+
+
 def test_normalize_section() -> None:
     assert [normalize_section(s) for s in ("00", "section_03", 7)] == ["00", "03", "07"]
     for bad in ("3", "section_3", 100, "abc"):
