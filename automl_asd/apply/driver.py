@@ -254,6 +254,8 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             own = storage_patterns([outcome.machine_type], shared=False)
             download_tree(storage, out, include=lambda rel: matches(rel, own))
         record_outcome(folder, outcome)
+        for line in outcome.warnings:  # found 2026-12-07: a Ray task's warnings were lost
+            logger.warning("%s", line)
         if outcome.status == "failed":
             # what the task wrote before it failed (the CSVs before a bundle save that ran
             # out of disk) must not be read as a result: only the error file stays

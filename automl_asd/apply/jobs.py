@@ -82,7 +82,9 @@ class MachineOutcome:
     """What a runner reports for one machine type (small: no arrays).
 
     ``summary`` is the content of ``<out>/<mt>.summary.json`` (``None`` when failed);
-    ``error`` the traceback text of a failure; ``seconds`` the wall time of the task.
+    ``error`` the traceback text of a failure; ``seconds`` the wall time of the task;
+    ``warnings`` the WARNING lines the task logged where the driver cannot see them (a Ray
+    worker's), for the driver to log again.
     """
 
     machine_type: str
@@ -90,6 +92,7 @@ class MachineOutcome:
     seconds: float
     summary: dict[str, Any] | None = None
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def load_machine(data_root: Path, machine_type: str) -> MachineData:

@@ -175,18 +175,36 @@ def _apply_machine_via_storage(job: MachineJob, *, run_fn: PipelineFn | None,
     return summary
 
 
+class _WarningLines(logging.Handler):
+    """Collects the WARNING (and worse) messages of the package's loggers during one job."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def run_job(
     job: MachineJob,
     *,
     run_fn: PipelineFn | None = None,
     catch: tuple[type[BaseException], ...] = (Exception,),
     where: Mapping[str, Any] | None = None,
+    keep_warnings: bool = False,
 ) -> MachineOutcome:
     """Run one job; exceptions of the ``catch`` types become a ``failed`` outcome carrying the
     traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries).
     ``where`` (Ray node id, host, pid) goes into the summary. With ``job.storage`` the job
-    writes into a temporary folder and uploads its outputs to the storage."""
+    writes into a temporary folder and uploads its outputs to the storage. ``keep_warnings``:
+    the package's WARNING messages of the job go into the outcome (a Ray worker's log does not
+    reach the driver's console)."""
     t0 = time.perf_counter()
+    lines = _WarningLines()
+    package = logging.getLogger("automl_asd")
+    if keep_warnings:
+        package.addHandler(lines)
     try:
         if job.storage is not None:
             summary = _apply_machine_via_storage(job, run_fn=run_fn, where=where)
@@ -198,8 +216,12 @@ def run_job(
             "failed",
             time.perf_counter() - t0,
             error=traceback.format_exc(),
+            warnings=tuple(lines.lines),
         )
-    return MachineOutcome(job.machine_type, "ok", time.perf_counter() - t0, summary=summary)
+    finally:
+        package.removeHandler(lines)
+    return MachineOutcome(job.machine_type, "ok", time.perf_counter() - t0, summary=summary,
+                          warnings=tuple(lines.lines))
 
 
 class SerialRunner:

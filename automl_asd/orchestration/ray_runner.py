@@ -52,7 +52,8 @@ def _task(job: MachineJob, run_fn: PipelineFn | None = None) -> MachineOutcome:
     """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
     recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
     everything else reaches Ray's retries."""
-    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=node_where())
+    return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=node_where(),
+                   keep_warnings=True)
 
 
 def node_where() -> dict[str, Any]:

@@ -335,6 +335,44 @@ def test_run_job_reports_traceback_and_mismatched_results(tmp_path: Path) -> Non
         run_job(job, run_fn=FakeRun(["alpha"]), catch=(KeyError,))
 
 
+def test_warnings_of_a_task_elsewhere_reach_the_driver(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-07: `apply` (Ray, the default) never showed the pipeline's warnings about
+    the data (no target-domain training clips, silent clips, ...): a Ray worker's log does not
+    reach the console without -v. The task returns them and the driver logs them."""
+    import logging
+
+    data = _make_tree(tmp_path / "data", ("alpha", "beta"))
+
+    def warns(recipe: Recipe, machine: MachineData, **kw: Any) -> MachineResult:
+        logging.getLogger("automl_asd.pipeline").warning("%s: thin data", machine.machine_type)
+        return FakeRun()(recipe, machine, **kw)
+
+    job = MachineJob(_recipe(), str(data), "alpha", str(tmp_path / "o1"))
+    assert run_job(job, run_fn=warns, keep_warnings=True).warnings == ("alpha: thin data",)
+    assert run_job(replace(job, out_dir=str(tmp_path / "o2")), run_fn=warns).warnings == ()
+
+    driver_lines: list[tuple[str, str]] = []
+
+    class Elsewhere(SerialRunner):  # as the Ray runner: the task's log is not this process's
+        def run(self, jobs: Sequence[MachineJob], on_done: Any = None) -> list[Any]:
+            outcomes = []
+            for job in jobs:
+                outcome = run_job(job, run_fn=warns, keep_warnings=True)
+                outcomes.append(outcome)
+                caplog.clear()  # what the task logged stays in the task's process
+                if on_done is not None:
+                    on_done(outcome)
+                driver_lines.extend((r.name, r.getMessage()) for r in caplog.records
+                                    if "thin data" in r.getMessage())
+            return outcomes
+
+    caplog.set_level(logging.WARNING)
+    apply_recipe(ApplyConfig(_recipe(), data, tmp_path / "o3", plots=False), runner=Elsewhere())
+    assert driver_lines == [("automl_asd.apply.driver", "alpha: thin data"),
+                            ("automl_asd.apply.driver", "beta: thin data")]
+
+
 def test_summary_seconds_reach_results_table(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha", "beta"))
     out = tmp_path / "out"
