@@ -239,6 +239,21 @@ def _warn_thin_training(machine_type: str, domains: Sequence[Any]) -> None:
                        "against the other domain only", machine_type, missing, missing)
 
 
+def _warn_unknown_supplemental(recipe: Recipe, machine: MachineData) -> None:
+    """WARNING when the recipe uses supplemental clips (clean ones as normal data, noise ones
+    mixed in) and some of this type's are of neither kind by name: the 2025 supplemental names
+    are not confirmed, and such clips were skipped without a word (found 2026-12-07)."""
+    sup = recipe.supplemental
+    if not (sup.clean_as_normal or sup.noise_mix_prob > 0):
+        return
+    unknown = [c.path.name for c in machine.supplemental if c.kind == "unknown"]
+    if unknown:
+        logger.warning("%s: %d supplemental clip(s) whose names say neither clean machine nor "
+                       "noise (%s): the recipe's supplemental use skips them; rename them to "
+                       "hold 'machine' or 'noise' (e.g. section_00_machine_0000.wav) to use "
+                       "them", machine.machine_type, len(unknown), few_names(unknown, 3))
+
+
 def _warn_static_clips(machine_type: str, clips: Sequence[Clip],
                        feats: Sequence[NDArray[np.float32]]) -> None:
     """WARNING naming training clips whose features never change over time (digital silence,
@@ -279,6 +294,7 @@ def fit_machine(
     clips, domains, counts = select_train_clips(recipe, machine, fidelity=fidelity)
     if fidelity >= 1.0:
         _warn_thin_training(mt, domains)
+        _warn_unknown_supplemental(recipe, machine)
     noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
     feats = list(train_features) if train_features is not None else _extract(
         clips, recipe, cache_dir)

@@ -191,6 +191,21 @@ def test_clean_supplemental_used_as_source(fake_extract: list[list[str]]) -> Non
         "source"] * 6
 
 
+def test_supplemental_clips_of_unknown_kind_are_warned_about(
+        fake_extract: list[list[str]], caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-07: the 2025 supplemental names are not confirmed; clips whose names the
+    parser reads as neither clean machine nor noise were skipped without a word by a recipe
+    that uses clean clips as normal data (`supplemental_clean: 0` in the summary only)."""
+    machine = _machine(supplemental="unknown")
+    result = run_machine(_recipe(supplemental={"clean_as_normal": True}), machine, device="cpu")
+    assert result.counts["supplemental_clean"] == 0
+    assert ("toy: 6 supplemental clip(s) whose names say neither clean machine nor noise "
+            "(section_00_source_supplemental_unknown_0000.wav") in caplog.text
+    caplog.clear()
+    run_machine(_recipe(), machine, device="cpu")  # supplemental clips not used: nothing to say
+    assert "supplemental" not in caplog.text
+
+
 def test_noise_mixing_changes_training_only(fake_extract: list[list[str]]) -> None:
     pytest.importorskip("automl_asd.supplemental")
     machine = _machine(supplemental="noise")
