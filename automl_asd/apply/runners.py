@@ -14,11 +14,12 @@ real :class:`~automl_asd.pipeline.MachineResult`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,7 +177,7 @@ def _apply_machine_via_storage(job: MachineJob, *, run_fn: PipelineFn | None,
 
 
 class _WarningLines(logging.Handler):
-    """Collects the WARNING (and worse) messages of the package's loggers during one job."""
+    """Collects the WARNING (and worse) messages of the package's loggers."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -184,6 +185,21 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def kept_warnings(keep: bool = True) -> Iterator[list[str]]:
+    """``with kept_warnings() as lines:`` the package's WARNING messages logged inside go into
+    ``lines`` too (a Ray task's log does not reach the driver's console: the task returns
+    them and the driver logs them again); ``keep=False`` keeps none."""
+    lines = _WarningLines()
+    package = logging.getLogger("automl_asd")
+    if keep:
+        package.addHandler(lines)
+    try:
+        yield lines.lines
+    finally:
+        package.removeHandler(lines)
 
 
 def run_job(
@@ -201,27 +217,22 @@ def run_job(
     the package's WARNING messages of the job go into the outcome (a Ray worker's log does not
     reach the driver's console)."""
     t0 = time.perf_counter()
-    lines = _WarningLines()
-    package = logging.getLogger("automl_asd")
-    if keep_warnings:
-        package.addHandler(lines)
-    try:
-        if job.storage is not None:
-            summary = _apply_machine_via_storage(job, run_fn=run_fn, where=where)
-        else:
-            summary = apply_machine(job, run_fn=run_fn, where=where)
-    except catch:
-        return MachineOutcome(
-            job.machine_type,
-            "failed",
-            time.perf_counter() - t0,
-            error=traceback.format_exc(),
-            warnings=tuple(lines.lines),
-        )
-    finally:
-        package.removeHandler(lines)
+    with kept_warnings(keep_warnings) as lines:
+        try:
+            if job.storage is not None:
+                summary = _apply_machine_via_storage(job, run_fn=run_fn, where=where)
+            else:
+                summary = apply_machine(job, run_fn=run_fn, where=where)
+        except catch:
+            return MachineOutcome(
+                job.machine_type,
+                "failed",
+                time.perf_counter() - t0,
+                error=traceback.format_exc(),
+                warnings=tuple(lines),
+            )
     return MachineOutcome(job.machine_type, "ok", time.perf_counter() - t0, summary=summary,
-                          warnings=tuple(lines.lines))
+                          warnings=tuple(lines))
 
 
 class SerialRunner:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
-from automl_asd.apply.runners import PipelineFn, run_job
+from automl_asd.apply.runners import PipelineFn, kept_warnings, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
 from automl_asd.orchestration.session import (
@@ -78,10 +78,11 @@ def _shared_task(job: SharedJob) -> dict[str, Any]:
     """Ray task body of the shared stage (:func:`automl_asd.apply.shared.run_shared_job`).
     A permanent error (bad data, bad recipe) comes back as ``{"permanent_error": exc}``
     instead of being raised, so Ray does not retry what a retry cannot fix."""
-    try:
-        return run_shared_job(job, where=node_where())
-    except PermanentError as exc:
-        return {"permanent_error": exc}
+    with kept_warnings() as lines:  # the driver logs them (a task's log stays on its node)
+        try:
+            return {**run_shared_job(job, where=node_where()), "warnings": lines}
+        except PermanentError as exc:
+            return {"permanent_error": exc, "warnings": lines}
 
 
 def _check_task(check: PathCheck) -> tuple[dict[str, Any], list[str]]:
@@ -249,6 +250,8 @@ class RayRunner:
                 cause = getattr(exc, "cause", None) or exc
                 raise SharedStageError(f"the shared stage failed after {self.max_retries} "
                                        f"retries: {one_line(cause)}") from exc
+            for line in summary.pop("warnings", ()):  # logged where the task ran, not here
+                logger.warning("%s", line)
             if "permanent_error" in summary:  # failed at once, as in a serial run
                 raise summary["permanent_error"]
             return summary

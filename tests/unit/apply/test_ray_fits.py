@@ -70,3 +70,32 @@ def test_search_checks_its_per_trial_request_before_writing_anything(
     assert asked == [{"cpus": 512.0, "gpus": 0.0, "what": "search",
                       "options": "--cpus-per-trial / --gpus-per-trial", "local": True}]
     assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+def test_the_shared_stage_s_warnings_come_back_with_its_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a machine type's task, the shared stage's task returns its WARNING lines (a Ray
+    task's log does not reach the driver's console); the Ray runner logs them."""
+    import logging
+
+    from automl_asd.recipe import RecipeError
+
+    def shared(job: Any, where: Any = None) -> dict[str, Any]:
+        logging.getLogger("automl_asd.pipeline").warning("fan: no target-domain clips")
+        return {"pid": 1}
+
+    def refused(job: Any, where: Any = None) -> dict[str, Any]:
+        logging.getLogger("automl_asd.pipeline").warning("fan: 2 clips only")
+        raise RecipeError("detector: bad")
+
+    monkeypatch.setattr(ray_runner, "node_where", lambda: {})
+    monkeypatch.setattr(ray_runner, "run_shared_job", shared)
+    assert ray_runner._shared_task(None) == {  # type: ignore[arg-type]
+        "pid": 1, "warnings": ["fan: no target-domain clips"]}
+    monkeypatch.setattr(ray_runner, "run_shared_job", refused)
+    out = ray_runner._shared_task(None)  # type: ignore[arg-type]
+    assert out["warnings"] == ["fan: 2 clips only"]
+    assert isinstance(out["permanent_error"], RecipeError)
+    assert not any(isinstance(h, logging.Handler) and type(h).__name__ == "_WarningLines"
+                   for h in logging.getLogger("automl_asd").handlers)
