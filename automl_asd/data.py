@@ -336,10 +336,13 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
             continue
         skipped = 0
         not_files: list[str] = []
+        nested: list[str] = []
         for path in sorted(folder.iterdir()):
             if not (path.is_file() and path.suffix.lower() == ".wav"):
                 if path.suffix.lower() == ".wav":  # a folder or a dangling link named *.wav
                     not_files.append(path.name)
+                elif path.is_dir() and next(path.glob("**/*.[wW][aA][vV]"), None) is not None:
+                    nested.append(path.name)
                 else:
                     skipped += 1
                 continue
@@ -359,6 +362,10 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                            "broken link), skipped: %s", folder, len(not_files),
                            "y" if len(not_files) == 1 else "ies",
                            few_names(not_files, 3))
+        if nested:  # found 2026-12-07: a zip extracted one level too deep read as "non-wav"
+            logger.warning("%s: clips in sub-folder(s) %s are not read (only %s/*.wav is): a zip "
+                           "extracted one level too deep? Move them up into %s", folder,
+                           few_names(nested, 3), split.value, folder)
         if skipped:
             logger.info("%s: %d non-wav entries ignored", folder, skipped)
     train_sections = sorted({c.section for c in clips if c.split is Split.TRAIN})

@@ -305,3 +305,21 @@ def test_broken_wav_links_are_summed_up_in_one_warning(
     assert warnings[0].endswith(", ... (47 more)")
     assert not any("/test: " in r.getMessage() and "non-wav" in r.getMessage()
                    for r in caplog.records)
+
+
+def test_clips_one_folder_too_deep_are_named_not_counted_as_non_wav(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-07: an eval test zip extracted one level too deep (``fan/test/fan/test/``)
+    was logged as "1 non-wav entries ignored"."""
+    _dev_machine(tmp_path / "fan")
+    deep = tmp_path / "fan" / "test" / "fan" / "test"
+    deep.mkdir(parents=True)
+    (deep / "section_00_0000.wav").write_bytes(b"")
+    (tmp_path / "fan" / "test" / "notes").mkdir()  # a folder without clips: just not read
+    with caplog.at_level("INFO", logger="automl_asd.data"):
+        scan(tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "clips in sub-folder(s) fan are not read (only test/*.wav is): a zip extracted one " \
+           "level too deep?" in warnings[0]
+    assert any("1 non-wav entries ignored" in r.getMessage() for r in caplog.records)  # notes
