@@ -199,7 +199,12 @@ def check_scorable(machines: Mapping[str, MachineData], where: str, *,
                 "(section_XX_<domain>_test_<label>_...)"
                 + (f" or the evaluator's {ground_truth.GROUND_TRUTH_DATA_DIR}/ and "
                    f"{ground_truth.GROUND_TRUTH_DOMAIN_DIR}/ folders beside the machine types"
-                   if evaluator_files else ""))
+                   if evaluator_files else
+                   # found 2026-12-07: an evaluation set given to search said nothing more
+                   "; an evaluation set is not searched on: search the development set and "
+                   "give labelled types it does not hold to --novel (which also reads the "
+                   f"evaluator's {ground_truth.GROUND_TRUTH_DATA_DIR}/ folders), or score it "
+                   "with apply"))
         labels = {c.label for c in machine.test}
         if labels != {Label.NORMAL, Label.ANOMALY}:
             only = next(iter(labels)).value

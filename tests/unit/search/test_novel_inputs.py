@@ -16,7 +16,7 @@ import pytest
 from automl_asd import ground_truth, synth
 from automl_asd.data import DataError, Domain, Label
 from automl_asd.search.config import SearchConfig
-from automl_asd.search.novel_check import check_novel
+from automl_asd.search.novel_check import check_novel, check_search_data
 from automl_asd.search.space import load_space
 
 
@@ -63,6 +63,12 @@ def test_anonymised_test_names_need_the_evaluator_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=(rf"--novel {root}: {n_test} test clip\(s\) of pump "
                                          r"without label or domain.*ground_truth_data/")):
         check_novel(root, ("fan",))
+    # the same tree as development data: where each part goes
+    with pytest.raises(DataError, match=(rf"--data {root}: {n_test} test clip\(s\) of pump "
+                                         r"without label.*an evaluation set is not searched on: "
+                                         r"search the development set and give labelled types "
+                                         r"it does not hold to --novel")):
+        check_search_data(root, None, None)
 
 
 def test_a_type_without_both_labels_or_without_test_clips_is_refused(
