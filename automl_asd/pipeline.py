@@ -223,7 +223,7 @@ def _maybe_mix_noise(
     return mixed
 
 
-def _warn_thin_training(machine_type: str, domains: Sequence[Any]) -> None:
+def warn_thin_training(machine_type: str, domains: Sequence[Any]) -> None:
     """WARNING for training data the recipe cannot be calibrated on: a domain without clips
     (its test clips are scored against the other domain only) or fewer than
     ``MIN_DOMAIN_CLIPS`` clips in all (no spread to normalise or threshold by)."""
@@ -293,7 +293,7 @@ def fit_machine(
     dev = resolve_device(device)
     clips, domains, counts = select_train_clips(recipe, machine, fidelity=fidelity)
     if fidelity >= 1.0:
-        _warn_thin_training(mt, domains)
+        warn_thin_training(mt, domains)
         _warn_unknown_supplemental(recipe, machine)
     noise_clips = [c for c in machine.supplemental if c.kind == "noise"]
     feats = list(train_features) if train_features is not None else _extract(

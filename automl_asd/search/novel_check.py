@@ -34,6 +34,7 @@ from automl_asd import ground_truth
 from automl_asd.data import DataError, Domain, Label, scan
 from automl_asd.evaluation.metrics import undefined_reason
 from automl_asd.io import search_report as io
+from automl_asd.pipeline import warn_thin_training
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import (
     NEAR_TIE,
@@ -244,6 +245,8 @@ def check_search_data(data: str | Path, machine_types: Sequence[str] | None = No
     if not machines:
         raise DataError(f"--data {data}: no machine types found (expected <type>/train, test)")
     check_scorable(machines, f"--data {data}", evaluator_files=False)
+    for mt, machine in sorted(machines.items()):  # once here: a trial's log stays in its worker
+        warn_thin_training(mt, [c.domain for c in machine.train])
     checked_novel = check_novel(novel, tuple(sorted(machines))) if novel is not None else None
     return SearchData(machines, checked_novel)
 

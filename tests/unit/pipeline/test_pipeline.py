@@ -279,15 +279,15 @@ def test_tiny_tree_dcase_ae_with_supplemental(tiny_dev_root: Path) -> None:
 def test_thin_training_data_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     """Found by probing (2026-12-06): a type with no target-domain training clips, or one clip
     per domain, ran without a word while its target AUC fell from 0.61 to 0.34."""
-    from automl_asd.pipeline import _warn_thin_training
+    from automl_asd.pipeline import warn_thin_training
 
-    _warn_thin_training("pump", ["source"] * 20)
+    warn_thin_training("pump", ["source"] * 20)
     assert "pump: no target-domain training clips" in caplog.text
     caplog.clear()
-    _warn_thin_training("pump", ["source", "target"])
+    warn_thin_training("pump", ["source", "target"])
     assert "pump: only 2 training clip(s) (1 source, 1 target): too few" in caplog.text
     caplog.clear()
-    _warn_thin_training("pump", ["source"] * 20 + ["target"])
+    warn_thin_training("pump", ["source"] * 20 + ["target"])
     assert caplog.text == ""
 
 

@@ -162,3 +162,17 @@ def test_the_search_command_scans_each_tree_once(tiny_dev_root: Path, tiny_novel
     assert isinstance(data, novel_check.SearchData)
     assert sorted(data.machines) == ["bearing", "fan", "gearbox"]
     assert data.novel is not None and sorted(data.novel) == ["compressor", "grinder"]
+
+
+def test_thin_development_training_data_is_warned_about_once_before_the_search(
+        tiny_novel_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A trial's log stays in its Ray worker (found 2026-12-07: a development type without
+    target-domain training clips was never mentioned by a search); the data check says it."""
+    root = _copy(tiny_novel_root, tmp_path / "thin", ("grinder",))
+    for wav in (root / "grinder" / "train").glob("*_target_*.wav"):
+        wav.unlink()
+    with caplog.at_level("WARNING"):
+        check_search_data(root, None, None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "grinder: no target-domain training clips: its target test clips are scored against "
+        "the other domain only"]
