@@ -75,6 +75,8 @@ def main() -> None:
     args = ap.parse_args()
     workers = args.workers or default_workers()
     spec = FeatureSpec()
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)  # mkdtemp makes only the last level
     scratch = Path(tempfile.mkdtemp(prefix="bench-features-", dir=args.dir))
     try:
         wav_dir = scratch / "wav"
