@@ -1,0 +1,94 @@
+"""Every ``bench/<x>.py ...`` command quoted in README.md and docs/benchmarks.md still parses:
+its flags exist and their values are accepted (choices, types, counts). Each script's
+``main`` runs with ``ArgumentParser.parse_args`` replaced by one that parses and then stops
+it, so nothing is measured. Placeholders in the docs (``DIR``, ``R``, ``S``, ``G``, ``F``,
+``FILE``) get sample values; ``...`` and ``[ ]`` are dropped."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+from collections import defaultdict
+
+import pytest
+
+from tests.fixtures.bench import BENCH_DIR, load_bench
+from tests.fixtures.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DOCS = ("README.md", "docs/benchmarks.md")
+PLACEHOLDERS = {"DIR": "/tmp/x", "R": "fast_default", "S": "0", "G": "2", "F": "/tmp/x.json",
+                "FILE": "/tmp/x.json"}
+
+
+def _quoted() -> dict[str, list[tuple[str, list[str]]]]:
+    """Per bench script, ``(where, arguments)`` of every quoted command with a flag."""
+    found: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
+    for doc in DOCS:
+        text = (REPO_ROOT / doc).read_text(encoding="utf-8")
+        for m in re.finditer(r"bench/(\w+)\.py([^`]*)`", text, re.S):
+            rest = re.split(r"\n\n|\s\.\.\. the same", m.group(2))[0]
+            rest = re.split(r"[;()`]|\s#|\n[A-Za-z(]", rest)[0].replace("\\\n", " ")
+            rest = rest.replace("...", " ").replace("[", " ").replace("]", " ")
+            for word, value in PLACEHOLDERS.items():
+                rest = re.sub(rf"(?<![\w/-]){word}(?![\w/-])", value, rest)
+            args = shlex.split(rest)
+            while args and args[-1].startswith("--") and doc_cut(args[-1]):
+                args = args[:-1]  # a flag whose value the sentence left out
+            if any(a.startswith("--") for a in args):
+                line = text[:m.start()].count("\n") + 1
+                found[m.group(1)].append((f"{doc}:{line}", args))
+    return found
+
+
+def doc_cut(flag: str) -> bool:
+    return flag in {"--recipes", "--spaces", "--split"}
+
+
+QUOTED = _quoted()
+
+
+class _Parsed(Exception):
+    """Raised in place of returning the parsed arguments: the script stops there."""
+
+
+def test_the_docs_quote_bench_commands() -> None:
+    assert sum(map(len, QUOTED.values())) > 50
+    assert {"selection", "shipped", "full_size", "dev_size", "hedge"} <= set(QUOTED)
+
+
+@pytest.mark.parametrize("stem", sorted(QUOTED))
+def test_quoted_commands_parse(stem: str, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert (BENCH_DIR / f"{stem}.py").is_file(), f"the docs quote bench/{stem}.py"
+    module = load_bench(stem)
+    unknown: list[str] = []
+
+    def parse_only(parser: argparse.ArgumentParser, args=None, namespace=None):  # noqa: ANN001, ANN202
+        _, extra = parser.parse_known_args(args, namespace)
+        unknown.extend(extra)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    failures = []
+    for where, args in QUOTED[stem]:
+        unknown.clear()
+        monkeypatch.setattr(sys, "argv", [f"{stem}.py", *args])
+        try:
+            module.main()
+        except _Parsed:
+            if unknown:
+                failures.append(f"{where}: bench/{stem}.py {' '.join(args)}: unknown {unknown}")
+        except SystemExit as done:
+            err = capsys.readouterr().err.strip().splitlines()
+            if err and "the following arguments are required" in err[-1]:
+                continue  # a fragment (`--dev-only`, `... --recipes FILE`) leaves them out
+            failures.append(f"{where}: bench/{stem}.py {' '.join(args)}: exit {done.code} "
+                            f"{err[-1] if err else ''}")
+        else:
+            failures.append(f"{where}: bench/{stem}.py never parsed its arguments")
+    assert not failures, "\n".join(failures)
