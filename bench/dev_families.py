@@ -159,7 +159,9 @@ def main() -> None:
     add_candidate_args(parser)
     args = parser.parse_args()
     draws = [_draw(d, args) for d in draws_from_args(args)]
-    labels = {"small": f"development at {args.size}", "full": "development at the DCASE size"}
+    labels = {"small": f"development at {args.size}",
+              # dev_size.py's --dev-size (the DCASE size unless told otherwise)
+              "full": f"development from {args.dev_work}"}
     print(f"\n== {len(draws)} draws: mean ρ (default objective on k development families vs "
           "DCASE-size novel Ω) over the k-family subsets and the draws")
     for side in SIDES:
@@ -178,6 +180,9 @@ def main() -> None:
         print(f"  fit ρ_k = c·sqrt(k·a/(1+(k-1)·a)): a {a:.3f}, c {c:.3f} (largest miss "
               f"{miss:.3f}); predicted at {2 * n} families {predict(a, c, 2 * n):.3f}, at "
               f"{4 * n} {predict(a, c, 4 * n):.3f}, unlimited {c:.3f}")
+        if c > 1.0:  # found 2026-12-07 on 1 candidate at 2 s clips: predicted ρ 1.3 and 1.8
+            print("  (c > 1: a correlation cannot exceed 1; too few candidates or draws for "
+                  "this fit to mean anything)")
 
 
 if __name__ == "__main__":

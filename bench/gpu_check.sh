@@ -22,7 +22,7 @@
 #   PY=python3 PYTHONPATH=$PWD bash bench/gpu_check.sh   # with that machine's own torch, the
 #                                           # package not installed (ray, optuna, soundfile must
 #                                           # import; how they were carried: docs/benchmarks.md)
-#   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (2 min on
+#   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on CPU at tiny size (2-5 min on
 #                                           # 2 cores): proves the script, measures nothing
 #
 # GPU_CHECK_DEADLINE_S=540 bounds the whole run (a lent machine's command limit): each step's
@@ -61,9 +61,23 @@ fi
 START=$(date +%s)
 DEADLINE=${GPU_CHECK_DEADLINE_S:-0}
 log() { echo "[$(( $(date +%s) - START )) s] $*"; }
+# A SIGTERM/SIGINT (a lent machine's command limit, Ctrl+C) stops the running step (found
+# 2026-12-07: killing the script left its step running, orphaned) and skips the rest; the
+# table of what finished is still written and the work folder removed.
+STEP_PID=""; STOPPED=0
+on_signal() {
+  STOPPED=1
+  [[ -n "$STEP_PID" ]] && kill -TERM "$STEP_PID" 2>/dev/null
+}
+trap on_signal TERM INT
 step() {  # step NAME CMD...: run with a timeout, keep going on failure, record the status
   local name=$1; shift
   local limit=$STEP_TIMEOUT
+  if (( STOPPED )); then
+    log "$name: skipped, the check was stopped"
+    echo "$name skipped" >> "$RES/steps.txt"
+    return 0
+  fi
   if (( DEADLINE > 0 )); then
     local left=$(( DEADLINE - 30 - ($(date +%s) - START) ))
     if (( left < 20 )); then
@@ -75,8 +89,19 @@ step() {  # step NAME CMD...: run with a timeout, keep going on failure, record 
   fi
   log "$name (timeout ${limit} s): $*"
   local t0=$(date +%s)
-  timeout "$limit" "$@" > "$RES/$name.log" 2>&1
+  timeout "$limit" "$@" > "$RES/$name.log" 2>&1 &
+  STEP_PID=$!
+  wait "$STEP_PID"
   local rc=$?
+  while kill -0 "$STEP_PID" 2>/dev/null; do  # a signal's trap ended the wait: reap the step
+    wait "$STEP_PID"; rc=$?
+  done
+  STEP_PID=""
+  if (( STOPPED )); then
+    echo "$name stopped $(( $(date +%s) - t0 ))" >> "$RES/steps.txt"
+    log "$name stopped (rc $rc)"
+    return 0
+  fi
   echo "$name $rc $(( $(date +%s) - t0 ))" >> "$RES/steps.txt"
   (( rc == 0 )) || { log "$name FAILED (rc $rc), see $RES/$name.log"; tail -5 "$RES/$name.log"; }
   return 0
@@ -156,10 +181,10 @@ def load(name):
         return None
 steps = (res / "steps.txt").read_text().split("\n") if (res / "steps.txt").exists() else []
 rows_ = [s.split() for s in steps if s.strip()]
-failed = [r[0] for r in rows_ if r[1] not in ("0", "skipped")]
-skipped = [r[0] for r in rows_ if r[1] == "skipped"]
+failed = [r[0] for r in rows_ if r[1] not in ("0", "skipped", "stopped")]
+skipped = [r[0] for r in rows_ if r[1] in ("skipped", "stopped")]
 def missing(step):  # why a step left no result
-    return "skipped (deadline)" if step in skipped else "FAILED"
+    return "skipped (deadline or stopped)" if step in skipped else "FAILED"
 rows = ["| run | device | epochs | seconds | peak GPU MiB | Ω |", "|---|---|---|---|---|---|"]
 fits = {}
 for tag in ("margin_gpu", "margin_cpu", "ae_gpu", "ae_cpu"):
@@ -197,7 +222,7 @@ lines += srch
 if tph.get("0_25") and tph.get("1"):
     lines += ["", f"- trials/hour ratio 0.25 GPU vs 1 GPU: x{tph['0_25'] / tph['1']:.2f}"]
 lines += ["", "steps failed: " + (", ".join(failed) if failed else "none"),
-          "steps skipped (deadline): " + (", ".join(skipped) if skipped else "none"),
+          "steps skipped (deadline or stopped): " + (", ".join(skipped) if skipped else "none"),
           "step seconds: " + ", ".join(f"{r[0]} {r[2]}" for r in rows_ if len(r) > 2)]
 ae = load("ae_step")
 if ae is not None:
@@ -214,5 +239,9 @@ text = "\n".join(lines)
                                                "ae_step": ae}, indent=2) + "\n")
 print(text)
 EOF
-log "done; results in $RES"
 rm -rf "$WORK"
+if (( STOPPED )); then
+  log "stopped; the results of the steps that finished are in $RES"
+  exit 143
+fi
+log "done; results in $RES"

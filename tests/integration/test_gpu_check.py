@@ -2,7 +2,8 @@
 
 ``bench/gpu_check.sh`` runs only where a GPU is lent (once so far, 2026-12-04); its Python
 drivers run here on the CPU at tiny size, so a change that breaks them fails CI instead of a
-lease. (The whole script's CPU dry run, ~2 min, is ``bash bench/gpu_check.sh --cpu-dry-run``.)
+lease. (The whole script's CPU dry run, 2-5 min on 2 cores, is
+``bash bench/gpu_check.sh --cpu-dry-run``.)
 """
 
 from __future__ import annotations
@@ -71,3 +72,35 @@ def test_cuda_asked_without_cuda_is_one_line() -> None:
         done = _run(args, timeout=120)
         assert done.returncode == 2, (script, done.stderr)
         assert "torch sees no CUDA device" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_stopped_check_stops_its_step_and_still_writes_the_table(tmp_path: Path) -> None:
+    """Found 2026-12-07: killing the script (a lent machine's command limit) left its running
+    step behind, orphaned, and wrote no table. A SIGTERM now stops the step, skips the rest,
+    writes the table of what finished and removes the work folder."""
+    import os
+    import signal
+    import time
+
+    res, tmp = tmp_path / "res", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "OUT": str(res), "TMPDIR": str(tmp), "PY": sys.executable}
+    proc = subprocess.Popen(["bash", str(BENCH / "gpu_check.sh"), "--cpu-dry-run"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (res / "cuda_tests.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the first step (a pytest run) is under way
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    steps = [line.split()[:2] for line in (res / "steps.txt").read_text().splitlines()]
+    assert steps[0] == ["cuda_tests", "stopped"]
+    assert {s for _, s in steps[1:]} == {"skipped"} and len(steps) == 10
+    table = (res / "results.md").read_text()
+    assert "steps failed: none" in table and "cuda_tests" in table
+    assert not list(tmp.glob("gpu-check-*"))  # the work folder is gone
+    left = subprocess.run(["pgrep", "-f", str(res)], capture_output=True, text=True,
+                          check=False)
+    assert left.stdout.strip() == "", "a step outlived the script"
