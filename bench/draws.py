@@ -270,7 +270,8 @@ def ceiling_line(dev: list[tuple[float, float]], novel: list[tuple[float, float]
             for a, b in zip(dev, novel, strict=True)]
     pairs = [(c, r) for c, r in zip(ceil, rho, strict=True) if math.isfinite(c + r)]
     if not pairs:
-        return "ceiling on ρ per draw: n/a (no draw with both sides' per-clip scores)"
+        return ("ceiling on ρ per draw: n/a (no draw with a finite reliability and ρ on both "
+                "sides: per-clip scores not kept, or fewer than 3 candidates)")
     cs, rs = [c for c, _ in pairs], [r for _, r in pairs]
     return (f"ceiling on ρ per draw: mean {np.mean(cs):.3f} ({min(cs):.2f}..{max(cs):.2f}), "
             f"ρ mean {np.mean(rs):.3f} ({min(rs):.2f}..{max(rs):.2f}), ρ above it on "
