@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -131,11 +131,29 @@ def check_bounds(value: float, path: str, low: float | None, high: float | None)
         raise ParamError(f"{path}: {value!r} is above the maximum {_num(high)}")
 
 
+def _closest(name: str, valid: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` when one valid name is close to ``name`` (a typo, or the
     other spelling: ``knn`` says ``n_centers``, ``knn_smote`` ``n_centres``), else ``""``."""
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = _closest(name, valid)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def unknown_names(owner: str, unknown: Sequence[str], valid: Iterable[str]) -> str:
+    """``"<owner>: unknown parameter(s) [...]"`` with a suggestion for each unknown name close
+    to a valid one: ``(did you mean 'x'?)`` for a single name, ``('a': did you mean 'x'?; ...)``
+    for several."""
+    valid = list(valid)
+    text = f"{owner}: unknown parameter(s) {list(unknown)}"
+    if len(unknown) == 1:
+        return text + did_you_mean(unknown[0], valid)
+    hints = [f"{name!r}: did you mean {close!r}?" for name in unknown
+             if (close := _closest(name, valid))]
+    return text + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def checked_params(cls: type[Parameterized], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,9 +165,8 @@ def checked_params(cls: type[Parameterized], params: Mapping[str, Any]) -> dict[
     unknown name is a ``TypeError`` listing the valid ones; a bad value a :class:`ParamError`."""
     unknown = sorted(set(params) - set(cls.params))
     if unknown:
-        raise TypeError(f"{cls._label}{cls.name}: unknown parameter(s) {unknown}"
-                        f"{did_you_mean(unknown[0], cls.params)}; valid: "
-                        f"{', '.join(cls.params)}")
+        raise TypeError(f"{unknown_names(cls._label + cls.name, unknown, cls.params)}; "
+                        f"valid: {', '.join(cls.params)}")
     return {key: value if cls.params[key].type == "backend"
             else validate(cls.params[key], value, f"{cls._label}{cls.name}.{key}")
             for key, value in params.items()}
@@ -175,8 +192,7 @@ class Parameterized:
     def __init__(self, *, seed: int = 0, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - set(self.params))
         if unknown:
-            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}"
-                            f"{did_you_mean(unknown[0], self.params)}")
+            raise TypeError(unknown_names(self._label + self.name, unknown, self.params))
         self.seed = seed
         for key, spec in self.params.items():
             setattr(self, key, kwargs.get(key, spec.default))
@@ -197,8 +213,8 @@ class Parameterized:
         valid = [*self.params, "seed"]
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise TypeError(f"{self._label}{self.name}: unknown parameter(s) {unknown}"
-                            f"{did_you_mean(unknown[0], valid)}; valid: {', '.join(valid)}")
+            raise TypeError(f"{unknown_names(self._label + self.name, unknown, valid)}; "
+                            f"valid: {', '.join(valid)}")
         for key, value in params.items():
             setattr(self, key, value)
         return self

@@ -96,6 +96,10 @@ def test_init_stores_exactly_the_schema_and_refuses_unknown_keywords(
     longest = max(cls.params, key=len)
     with pytest.raises(TypeError, match=f"did you mean {longest!r}"):
         cls(seed=0, **{longest + "x": 1})
+    # several unknown names: each close one gets its own suggestion
+    with pytest.raises(TypeError, match=(rf"\['aaa', '{longest}x'\] \('{longest}x': did you "
+                                         rf"mean '{longest}'\?\)")):
+        inst.set_params(aaa=1, **{longest + "x": 1})
 
 
 def test_validator_accepts_and_refuses_like_a_recipe() -> None:

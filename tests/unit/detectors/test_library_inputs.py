@@ -41,8 +41,8 @@ def test_the_factories_check_parameters_against_the_schema() -> None:
         make_detector("frame_gaussian", {"context": "zzz"})
     with pytest.raises(ParamError, match=r"frame_gaussian\.ridge: .* below the minimum"):
         make_detector("frame_gaussian", {"ridge": -5.0})
-    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['n_centres'\]; valid: "
-                                        r"n_centers, k, metric"):
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['n_centres'\] \(did you mean "
+                                        r"'n_centers'\?\); valid: n_centers, k, metric"):
         make_backend("knn", {"n_centres": 4})
     assert make_backend("knn", {"k": 3}).k == 3  # seed defaults to 0
     assert make_detector("pooled_stats", {"backend": {"name": "knn", "params": {}}}).seed == 0
