@@ -282,7 +282,7 @@ _SECTION_TYPES: dict[str, type] = {
 class Recipe:
     """A frozen, complete description of how to build a detector for any machine type.
 
-    Built directly (``Recipe(name=..., detector=DetectorSpec("knn", {...}))``), a recipe is
+    Built directly (``Recipe(name=..., detector=DetectorSpec("pooled_stats", {...}))``), a recipe is
     checked as strictly as one read from JSON and resolved the same way (parameters left out
     take their defaults): ``Recipe(...)`` equals ``Recipe.from_dict(Recipe(...).to_dict())``,
     and a recipe the parser would refuse raises :class:`RecipeError` here too (found

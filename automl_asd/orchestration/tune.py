@@ -432,7 +432,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
 
     if evaluator is None:
         evaluator = evaluate_recipe
-    cfg = _within_space(_absolute_cache(cfg))
+    cfg = _absolute_cache(cfg)
     out = cfg.out.expanduser().resolve()
     storage = cfg.storage or str(out)
     exp_path = f"{storage.rstrip('/')}/{TUNE_DIRNAME}"
@@ -751,18 +751,6 @@ def _absolute_cache(cfg: SearchConfig) -> SearchConfig:
     if cfg.cache_dir is None:
         return cfg
     return replace(cfg, cache_dir=cfg.cache_dir.expanduser().resolve())
-
-
-def _within_space(cfg: SearchConfig) -> SearchConfig:
-    """``cfg`` with no more trials than its space has points (a new search): beyond them TPE
-    can only propose recipes already run, and each would run again (found 2026-12-07: a
-    one-point space ran its only recipe four times for ``--trials 4``)."""
-    n = cfg.space.n_points()
-    if cfg.resume or n is None or n >= cfg.trials:
-        return cfg
-    logger.warning("space %s holds %d distinct point(s): running %d trial(s), not --trials %d",
-                   cfg.space.name, n, n, cfg.trials)
-    return replace(cfg, trials=n)
 
 
 def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Sequence[Any],

@@ -126,6 +126,15 @@ class SearchConfig:
             problems.append(f"--novel-top-k: {self.novel_top_k}; expected at least 1")
         if problems:
             raise UsageError("; ".join(problems))
+        # Beyond its points TPE can only propose recipes already run, and each would run again
+        # (found 2026-12-07: a one-point space ran its only recipe four times for --trials 4).
+        # Here, not in the search, so that a leave-one-out fold's and a resume's target is the
+        # count the search ran to (a review found folds judged against the uncapped one).
+        points = self.space.n_points() if isinstance(self.space, SearchSpace) else None
+        if points is not None and points < self.trials:
+            logger.warning("space %s holds %d distinct point(s): at most %d trial(s), not "
+                           "--trials %d", self.space.name, points, points, self.trials)
+            object.__setattr__(self, "trials", points)
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,17 @@ def test_a_search_claims_its_tune_folder_before_any_trial(
     capsys.readouterr()
     assert main(argv) == 1
     assert "already holds a search; pass --resume" in capsys.readouterr().err
+
+
+def test_a_search_asks_no_more_trials_than_its_space_has_points(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-07: a one-point space ran its only recipe four times for --trials 4."""
+    with caplog.at_level("WARNING"):
+        cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=40)
+    assert cfg.trials == 26
+    assert "space smoke holds 26 distinct point(s): at most 26 trial(s), not --trials 40" \
+        in caplog.text
+    assert replace(cfg, trials=12).trials == 12
+    assert replace(cfg, resume=True).trials == 26  # a resume's target is the capped count too
+    demo = SearchConfig(data=tmp_path, space=load_space("demo"), out=tmp_path, trials=40)
+    assert demo.trials == 40  # continuous: no cap

@@ -274,3 +274,26 @@ def test_a_fold_its_budget_ended_before_any_trial_finished_leaves_the_others_goi
     assert unfinished_folds(none.table) == ["bearing", "fan"]
     report = (tmp_path / "loo3" / "leave_one_out.md").read_text()
     assert "nan" not in report and "Mean in-search" not in report
+
+
+def test_folds_of_a_space_smaller_than_trials_finish_at_the_space_s_count(
+        tmp_path: Path) -> None:
+    """Found by a review (2026-12-07): the search capped a fold at the space's 26 points but
+    leave-one-out judged it against --trials 40, so with a time budget no fold ever finished
+    (and --resume could not finish it). The configuration holds the capped count."""
+    from automl_asd.io.search_report import unfinished_folds
+
+    space = load_space("smoke")
+    machines: dict[str, Any] = {"bearing": object(), "fan": object()}
+    cfg = SearchConfig(data=tmp_path, space=space, out=tmp_path / "loo", trials=40,
+                       time_budget_s=3600.0)
+    assert cfg.trials == 26
+
+    def search(fold: SearchConfig) -> SearchOutcome:  # runs every trial it was given
+        return _fold_written(fold, space.to_recipe(space.reference_point(), name="fold"),
+                             [str(i) for i in range(fold.trials)])
+
+    loo = run_leave_one_out(cfg, machines, search=search, evaluate_on=_evaluate_on,
+                            has_state=lambda held, d: True)
+    assert unfinished_folds(loo.table) == [] and list(loo.table["trials"]) == [26, 26]
+    assert all((fold_dir(cfg.out, t) / "fold_done.json").exists() for t in machines)

@@ -193,23 +193,6 @@ def test_a_relative_cache_folder_is_made_absolute_before_trials_change_folder(
     assert tune_layer._absolute_cache(replace(cfg, cache_dir=None)).cache_dir is None
 
 
-def test_a_new_search_runs_no_more_trials_than_its_space_has_points(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Found 2026-12-07: a one-point space ran its only recipe four times for --trials 4."""
-    from automl_asd.search.config import SearchConfig
-
-    cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=40)
-    with caplog.at_level("WARNING"):
-        assert tune_layer._within_space(cfg).trials == 26
-    assert "space smoke holds 26 distinct point(s): running 26 trial(s), not --trials 40" \
-        in caplog.text
-    assert tune_layer._within_space(replace(cfg, trials=26)).trials == 26
-    assert tune_layer._within_space(replace(cfg, resume=True)).trials == 40  # Tune's count
-    demo = replace(cfg, space=load_space("demo"))
-    assert tune_layer._within_space(demo).trials == 40  # continuous: no cap
-
-
 def test_proposals_differing_only_in_inert_parameters_are_one_recipe() -> None:
     """The duplicate check's key: a hedge without a coarse view ignores the coarse sizes."""
     sp = load_space("demo")
