@@ -64,12 +64,17 @@ log() { echo "[$(( $(date +%s) - START )) s] $*"; }
 # A SIGTERM/SIGINT (a lent machine's command limit, Ctrl+C) stops the running step (found
 # 2026-12-07: killing the script left its step running, orphaned) and skips the rest; the
 # table of what finished is still written and the work folder removed.
-STEP_PID=""; STOPPED=0
-on_signal() {
-  STOPPED=1
-  [[ -n "$STEP_PID" ]] && kill -TERM "$STEP_PID" 2>/dev/null
+STEP_PID=""; STOPPED=0; KILLER=""
+on_signal() {  # on_signal EXIT_STATUS: TERM the step; KILL its process group 10 s later
+  STOPPED=$1
+  if [[ -n "$STEP_PID" && -z "$KILLER" ]]; then
+    kill -TERM "$STEP_PID" 2>/dev/null
+    ( sleep 10; kill -KILL -- "-$STEP_PID" ) 2>/dev/null &
+    KILLER=$!
+  fi
 }
-trap on_signal TERM INT
+trap 'on_signal 143' TERM
+trap 'on_signal 130' INT
 step() {  # step NAME CMD...: run with a timeout, keep going on failure, record the status
   local name=$1; shift
   local limit=$STEP_TIMEOUT
@@ -89,7 +94,9 @@ step() {  # step NAME CMD...: run with a timeout, keep going on failure, record 
   fi
   log "$name (timeout ${limit} s): $*"
   local t0=$(date +%s)
-  timeout "$limit" "$@" > "$RES/$name.log" 2>&1 &
+  # -k: a step still running 10 s after its own time limit's TERM is killed (timeout is
+  # its process group's leader: the stop's KILL above reaches the whole step)
+  timeout -k 10 "$limit" "$@" > "$RES/$name.log" 2>&1 &
   STEP_PID=$!
   wait "$STEP_PID"
   local rc=$?
@@ -97,6 +104,7 @@ step() {  # step NAME CMD...: run with a timeout, keep going on failure, record 
     wait "$STEP_PID"; rc=$?
   done
   STEP_PID=""
+  [[ -n "$KILLER" ]] && kill "$KILLER" 2>/dev/null
   if (( STOPPED )); then
     echo "$name stopped $(( $(date +%s) - t0 ))" >> "$RES/steps.txt"
     log "$name stopped (rc $rc)"
@@ -144,7 +152,7 @@ for frac in "${GPU_FRACTIONS[@]}"; do
     --max-concurrent "$conc" --gpus-per-trial "$gpus" --cpus-per-trial 1 --seed 0 \
     --device "$DEV" --out "$WORK/$tag" --cache-dir "$WORK/cache_$tag"
   t1=$(date +%s.%N)
-  grep -q "^$tag skipped" "$RES/steps.txt" && continue
+  grep -qE "^$tag (skipped|stopped)" "$RES/steps.txt" && continue  # no trials/hour row
   "$PY" - "$WORK/$tag/trials.parquet" "$t0" "$t1" "$frac" "$gpus" "$conc" \
       > "$RES/$tag.json" <<'EOF'
 import json, sys
@@ -242,6 +250,6 @@ EOF
 rm -rf "$WORK"
 if (( STOPPED )); then
   log "stopped; the results of the steps that finished are in $RES"
-  exit 143
+  exit "$STOPPED"
 fi
 log "done; results in $RES"

@@ -92,6 +92,8 @@ def test_a_stopped_check_stops_its_step_and_still_writes_the_table(tmp_path: Pat
     while not (res / "cuda_tests.log").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(2)  # the first step (a pytest run) is under way
+    steps_running = _descendants(proc.pid)
+    assert steps_running, "no step was running"
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
@@ -101,6 +103,31 @@ def test_a_stopped_check_stops_its_step_and_still_writes_the_table(tmp_path: Pat
     table = (res / "results.md").read_text()
     assert "steps failed: none" in table and "cuda_tests" in table
     assert not list(tmp.glob("gpu-check-*"))  # the work folder is gone
-    left = subprocess.run(["pgrep", "-f", str(res)], capture_output=True, text=True,
-                          check=False)
-    assert left.stdout.strip() == "", "a step outlived the script"
+    time.sleep(0.5)
+    assert not [p for p in steps_running if _alive(p)], "a step outlived the script"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (from ``ps``)."""
+    rows = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True,
+                          check=True).stdout.split("\n")
+    children: dict[int, list[int]] = {}
+    for row in rows:
+        if row.strip():
+            child, parent = map(int, row.split())
+            children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
