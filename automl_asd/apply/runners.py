@@ -184,7 +184,10 @@ class _WarningLines(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # noqa: BLE001  (a bad log call: reported as logging does, never raised)
+            self.handleError(record)
 
 
 @contextlib.contextmanager

@@ -99,3 +99,26 @@ def test_the_shared_stage_s_warnings_come_back_with_its_summary(
     assert isinstance(out["permanent_error"], RecipeError)
     assert not any(isinstance(h, logging.Handler) and type(h).__name__ == "_WarningLines"
                    for h in logging.getLogger("automl_asd").handlers)
+
+
+def test_a_malformed_log_call_in_a_task_does_not_fail_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a review (2026-12-07): a log call whose arguments do not fit its format
+    raised out of the warning collector (a plain handler prints "--- Logging error ---" and
+    goes on), failing the Ray task. (The handler is called directly: pytest's own capture
+    handler raises on logging errors.)"""
+    import logging
+
+    from automl_asd.apply.runners import kept_warnings
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("automl_asd.pipeline", logging.WARNING, __file__, 1, msg,
+                                 args, None)
+
+    with kept_warnings() as lines:
+        collector = next(h for h in logging.getLogger("automl_asd").handlers
+                         if type(h).__name__ == "_WarningLines")
+        collector.handle(record("%d clips", "abc"))
+        collector.handle(record("fan: %d clips", 2))
+    assert lines == ["fan: 2 clips"]
+    assert "Logging error" in capsys.readouterr().err
