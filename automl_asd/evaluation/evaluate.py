@@ -161,21 +161,29 @@ def _json_metrics(values: Mapping[str, float | None]) -> dict[str, float | None]
     }
 
 
+def _name_join(truth: SectionTruth, names: Sequence[str]
+               ) -> tuple[dict[str, int], set[str], set[str], list[str]]:
+    """Join ``names`` to ``truth.names`` (a name may be a ground-truth name or its alias):
+    the index in ``names`` of each joined ground-truth name, the ground-truth names no name
+    joins, the names that join none, and the ground-truth names joined twice (directly and via
+    an alias)."""
+    position: dict[str, int] = {}
+    twice: list[str] = []
+    for i, name in enumerate(names):
+        key = truth.aliases.get(name, name)
+        if key in position:
+            twice.append(key)
+        position[key] = i
+    expected = set(truth.names)
+    return position, expected - set(position), set(position) - expected, twice
+
+
 def _aligned(truth: SectionTruth, names: Sequence[str], values: NDArray[np.float64],
              source: str) -> NDArray[np.float64]:
-    """``values`` (one per name) in the order of ``truth.names``, joined by name; names may be
-    ground-truth names or their ``aliases``. Raises ``SubmissionError`` listing missing clips,
-    extra rows and names given twice (directly and via an alias)."""
-    mapped: dict[str, float] = {}
-    dups: list[str] = []
-    for name, v in zip(names, values.tolist(), strict=True):
-        key = truth.aliases.get(name, name)
-        if key in mapped:
-            dups.append(key)
-        mapped[key] = v
-    expected = set(truth.names)
-    missing = expected - set(mapped)
-    extra = set(mapped) - expected
+    """``values`` (one per name) in the order of ``truth.names``, joined by name
+    (:func:`_name_join`). Raises ``SubmissionError`` listing missing clips, extra rows and
+    names given twice (directly and via an alias)."""
+    position, missing, extra, dups = _name_join(truth, names)
     msgs: list[str] = []
     if missing:
         msgs.append(f"{len(missing)} missing clip(s): {short_list(missing)}")
@@ -186,7 +194,7 @@ def _aligned(truth: SectionTruth, names: Sequence[str], values: NDArray[np.float
     if msgs:
         where = source or f"{truth.machine_type} section {truth.section}"
         raise SubmissionError(f"{where}: " + "; ".join(msgs))
-    return np.array([mapped[n] for n in truth.names], dtype=np.float64)
+    return np.array([values[position[n]] for n in truth.names], dtype=np.float64)
 
 
 def evaluate_scores(
@@ -378,15 +386,14 @@ def _check_clip_names(data_root: Path, machine_types: Sequence[str],
     by its labelled alias), so that ``apply`` fails on a foreign ground truth before any type
     is trained, not when its report scores the written CSVs."""
     for mt, machine in scan(data_root, machine_types=machine_types).items():
+        if not machine.test:  # no test zip extracted yet: apply says so itself, and how
+            continue
         sections = {c.section for c in machine.test}
         for (t_mt, ss), sec in sorted(truth.items()):
             if t_mt != mt:
                 continue
-            clips = {sec.aliases.get(c.name, c.name) for c in machine.test if c.section == ss}
-            no_row = sorted(clips - set(sec.names))
-            no_clip = sorted(set(sec.names) - clips)
-            if not (no_row or no_clip):
-                continue
+            _, no_clip, no_row, twice = _name_join(
+                sec, [c.name for c in machine.test if c.section == ss])
             found = []
             if no_row:
                 found.append(f"{len(no_row)} test clip(s) without a row ({short_list(no_row)})")
@@ -394,9 +401,14 @@ def _check_clip_names(data_root: Path, machine_types: Sequence[str],
                 found.append(f"{len(no_clip)} row(s) naming no clip of {machine.root / 'test'} "
                              f"({short_list(no_clip)})" if ss in sections else
                              f"rows of section {ss}, which {machine.root / 'test'} lacks")
-            raise ground_truth.GroundTruthError(
-                f"{sec.source}: {'; '.join(found)}; is this the ground truth of this data set? "
-                "(pass the evaluator's folder of the same year, or leave out --ground-truth)")
+            if twice:
+                found.append(f"rows whose clip is there twice (by name and by labelled name): "
+                             f"{short_list(set(twice))}")
+            if found:
+                raise ground_truth.GroundTruthError(
+                    f"{sec.source}: {'; '.join(found)}; is this the ground truth of this data "
+                    "set? (pass the evaluator's folder of the same year, or leave out "
+                    "--ground-truth)")
 
 
 def evaluate_outputs(
