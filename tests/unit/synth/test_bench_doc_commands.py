@@ -66,8 +66,11 @@ def test_quoted_commands_parse(stem: str, monkeypatch: pytest.MonkeyPatch,
     assert (BENCH_DIR / f"{stem}.py").is_file(), f"the docs quote bench/{stem}.py"
     module = load_bench(stem)
     unknown: list[str] = []
+    flags: set[str] = set()
 
     def parse_only(parser: argparse.ArgumentParser, args=None, namespace=None):  # noqa: ANN001, ANN202
+        parser.allow_abbrev = False  # a quoted prefix of a renamed flag must not pass
+        flags.update(parser._option_string_actions)  # noqa: SLF001  (what the parser accepts)
         _, extra = parser.parse_known_args(args, namespace)
         unknown.extend(extra)
         raise _Parsed
@@ -86,7 +89,13 @@ def test_quoted_commands_parse(stem: str, monkeypatch: pytest.MonkeyPatch,
         except SystemExit as done:
             err = capsys.readouterr().err.strip().splitlines()
             if err and "the following arguments are required" in err[-1]:
-                continue  # a fragment (`--dev-only`, `... --recipes FILE`) leaves them out
+                # a fragment (`--dev-only`, `... --recipes FILE`) leaves them out: its flags
+                # must still be the script's
+                wrong = [a.split("=")[0] for a in args
+                         if a.startswith("--") and a.split("=")[0] not in flags]
+                if wrong:
+                    failures.append(f"{where}: bench/{stem}.py: unknown {wrong}")
+                continue
             failures.append(f"{where}: bench/{stem}.py {' '.join(args)}: exit {done.code} "
                             f"{err[-1] if err else ''}")
         else:
