@@ -77,6 +77,14 @@ def fused_omega(members: list[ClipScores]) -> float:
     return float(official_score(per))
 
 
+def rank(cands: list[dict[str, Any]], objective: str) -> list[Any]:
+    """``cands`` (each with its development ``aucs``) ranked by ``objective``, one per recipe
+    (the search's ``pick: best`` order)."""
+    for c in cands:
+        c["objective"] = objective_value(objective, c["aucs"])
+    return ranked_distinct(cands)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_draw_args(parser)
@@ -103,9 +111,7 @@ def main() -> None:
             cands.append({"order": i, "behaviour_hash": recipe.behaviour_hash(),
                           **_scored(recipe, dev, novel, args.work / "cache",
                                     args.work / f"draw{draw.index}" / "ensemble_candidates")})
-        for c in cands:
-            c["objective"] = objective_value(args.objective, c["aucs"])
-        ranked = ranked_distinct(cands)
+        ranked = rank(cands, args.objective)
         row = {"single": ranked[0]["novel_omega"],
                "oracle": max(c["novel_omega"] for c in cands)}
         for k in args.ks:

@@ -43,3 +43,14 @@ def test_objective_is_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     default = SelectionRule().objective
     assert default in OBJECTIVES
     assert _args(["--objective", default], monkeypatch).objective == default
+
+
+def test_the_candidates_are_ranked_by_the_objective_given() -> None:
+    rank = load_bench("ensemble_pick").rank
+    # a: the better mean per type (0.70 vs 0.625); b: the better worst type (0.6 vs 0.5)
+    cands = [{"order": 0, "behaviour_hash": "a", "aucs": {"fan": (0.9, 0.9, 0.9),
+                                                           "pump": (0.5, 0.5, 0.5)}},
+             {"order": 1, "behaviour_hash": "b", "aucs": {"fan": (0.65, 0.65, 0.65),
+                                                           "pump": (0.6, 0.6, 0.6)}}]
+    assert [c["behaviour_hash"] for c in rank(cands, "leave_one_type_out")] == ["a", "b"]
+    assert [c["behaviour_hash"] for c in rank(cands, "worst_type")] == ["b", "a"]
