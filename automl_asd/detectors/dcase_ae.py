@@ -209,6 +209,11 @@ class DcaseAE(Detector):
                     total += loss.detach()
                     n_batches += 1
                 losses.append(float(total) / max(n_batches, 1))
+                if not math.isfinite(losses[-1]):
+                    # a diverged network gives NaN residuals, and the covariance step then
+                    # failed with linalg's "ill-conditioned" error instead of naming the cause
+                    raise FloatingPointError(f"{self.name}: loss became {losses[-1]} in epoch "
+                                             f"{epoch + 1}; lower lr")
                 progress.log(epoch + 1, losses[-1])
             net.eval()
             self.net_ = net

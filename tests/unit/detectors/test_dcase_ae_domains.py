@@ -1,8 +1,10 @@
-"""``dcase_ae``'s nearest training domain when the training clips hold only one domain."""
+"""``dcase_ae``: the nearest training domain when the training clips hold only one domain; a
+loss that diverges."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from automl_asd.detectors import TrainSet, make_detector
 
@@ -37,3 +39,12 @@ def test_a_bundle_state_from_before_has_source_reads_as_source_trained() -> None
     test = [rng.normal(size=(40, 16)).astype(np.float32) for _ in range(2)]
     back = make_detector("dcase_ae", dict(_PARAMS), 0).set_state(state)
     assert back.nearest_domain(test).tolist() == ["source", "source"]
+
+
+def test_a_loss_that_is_not_finite_is_named() -> None:
+    """A diverged network (NaN loss) is an error naming the loss and the epoch, not linalg's
+    "ill-conditioned" failure in the covariance step."""
+    train = _train("source")
+    train.features[0][3, 3] = np.inf  # stands for a diverged training run
+    with pytest.raises(FloatingPointError, match=r"loss became nan in epoch 1; lower lr"):
+        make_detector("dcase_ae", dict(_PARAMS), 0).fit(train)
