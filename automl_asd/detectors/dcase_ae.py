@@ -179,6 +179,13 @@ class DcaseAE(Detector):
         perm = torch.randperm(n_vec, generator=gen).to(dev)
         n_val = int(round(self.val_split * n_vec)) if n_vec > 1 else 0
         val_idx, tr_idx = starts[perm[:n_val]], starts[perm[n_val:]]
+        if n_vec - n_val < 2:
+            # BatchNorm trains on 2+ vectors: with fewer every batch was skipped, and the
+            # untrained network scored the clips with a reported training loss of 0
+            raise ValueError(
+                f"{self.name}: {n_vec} frame vector(s) of {self.n_frames} frames from "
+                f"{len(train)} clip(s), {n_vec - n_val} left for training after "
+                f"val_split={self.val_split}; training needs at least 2 (more or longer clips)")
 
         with deterministic_torch(self.device):
             net = _build_net(n_in, self.hidden, self.bottleneck, self.n_layers)

@@ -1,5 +1,5 @@
 """``dcase_ae``: the nearest training domain when the training clips hold only one domain; a
-loss that diverges."""
+loss that diverges; too few frame vectors to train on."""
 
 from __future__ import annotations
 
@@ -48,3 +48,15 @@ def test_a_loss_that_is_not_finite_is_named() -> None:
     train.features[0][3, 3] = np.inf  # stands for a diverged training run
     with pytest.raises(FloatingPointError, match=r"loss became nan in epoch 1; lower lr"):
         make_detector("dcase_ae", dict(_PARAMS), 0).fit(train)
+
+
+def test_too_few_frame_vectors_to_train_is_an_error() -> None:
+    """One clip of 6 frames gives 2 vectors of 5, one of them held out: nothing to train on
+    (the untrained network used to score the clips with a training loss of 0)."""
+    clip = np.random.default_rng(0).normal(size=(6, 16)).astype(np.float32)
+    train = TrainSet([clip], np.array(["source"]), np.array(["a"]), np.array(["00"]),
+                     np.array(["fan"]))
+    det = make_detector("dcase_ae", {**_PARAMS, "n_frames": 5, "val_split": 0.5}, 0)
+    with pytest.raises(ValueError, match=r"2 frame vector\(s\) of 5 frames from 1 clip\(s\), "
+                                         r"1 left for training"):
+        det.fit(train)
