@@ -8,13 +8,14 @@ fit), each with the loss, the elapsed time and an estimate of the time left.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["EpochLog", "few_names", "format_seconds", "types_label"]
+__all__ = ["EpochLog", "few_names", "format_seconds", "kept_warnings", "types_label"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -71,3 +72,33 @@ def few_names(names: Sequence[str], shown: int = 8) -> str:
     (a run over 200 machine types listed every one)."""
     head = ", ".join(names[:shown])
     return head if len(names) <= shown else f"{head}, ... ({len(names) - shown} more)"
+
+
+class _WarningLines(logging.Handler):
+    """Collects the WARNING (and worse) messages of the package's loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # noqa: BLE001  (a bad log call: reported as logging does, never raised)
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def kept_warnings(keep: bool = True) -> Iterator[list[str]]:
+    """``with kept_warnings() as lines:`` the package's WARNING messages logged inside go into
+    ``lines`` too (a Ray task's or trial's log does not reach the driver's console: the task
+    returns them, or the trial reports them, and the driver logs them again); ``keep=False``
+    keeps none."""
+    lines = _WarningLines()
+    package = logging.getLogger("automl_asd")
+    if keep:
+        package.addHandler(lines)
+    try:
+        yield lines.lines
+    finally:
+        package.removeHandler(lines)

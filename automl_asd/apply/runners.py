@@ -14,12 +14,11 @@ real :class:`~automl_asd.pipeline.MachineResult`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ from automl_asd.data import MachineData
 from automl_asd.io.results import summary_path, write_machine_summary
 from automl_asd.io.run_folder import journal
 from automl_asd.pipeline import MachineResult, SharedStates
+from automl_asd.progress import kept_warnings
 from automl_asd.recipe import Recipe
 from automl_asd.storage import PathCheck, PreflightError, download_tree, upload_tree
 
@@ -174,35 +174,6 @@ def _apply_machine_via_storage(job: MachineJob, *, run_fn: PipelineFn | None,
         summary = apply_machine(local, run_fn=run_fn, where=where)
         upload_tree(out, job.storage)
     return summary
-
-
-class _WarningLines(logging.Handler):
-    """Collects the WARNING (and worse) messages of the package's loggers."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(record.getMessage())
-        except Exception:  # noqa: BLE001  (a bad log call: reported as logging does, never raised)
-            self.handleError(record)
-
-
-@contextlib.contextmanager
-def kept_warnings(keep: bool = True) -> Iterator[list[str]]:
-    """``with kept_warnings() as lines:`` the package's WARNING messages logged inside go into
-    ``lines`` too (a Ray task's log does not reach the driver's console: the task returns
-    them and the driver logs them again); ``keep=False`` keeps none."""
-    lines = _WarningLines()
-    package = logging.getLogger("automl_asd")
-    if keep:
-        package.addHandler(lines)
-    try:
-        yield lines.lines
-    finally:
-        package.removeHandler(lines)
 
 
 def run_job(

@@ -19,6 +19,7 @@ from typing import Any
 from ray import tune
 
 from automl_asd.progress import format_seconds
+from automl_asd.search.trials import TRIAL_WARNINGS
 
 __all__ = ["quiet_ray", "ray_init_kwargs", "TrialProgress"]
 
@@ -74,6 +75,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         self.t0 = time.perf_counter()
         self.session_done = 0
         self._bar: Any = None
+        self._warned: set[str] = set()
 
     # Tune pickles the callbacks with the experiment state; a tqdm bar does not pickle.
     def __getstate__(self) -> dict[str, Any]:
@@ -90,6 +92,15 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
 
             self._bar = tqdm(total=self.total, desc="search", unit="trial", file=sys.stderr,
                              dynamic_ncols=True, leave=False)
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
+                        result: dict[str, Any], **info: Any) -> None:
+        """Log each distinct WARNING line the trials report (``TRIAL_WARNINGS``) once: a
+        damaged cache entry, thin data, ... (a worker's own log is shown only with -v)."""
+        for line in str(result.get(TRIAL_WARNINGS) or "").splitlines():
+            if line and line not in self._warned:
+                self._warned.add(line)
+                logger.warning("trial %s: %s", getattr(trial, "trial_id", "?"), line)
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:

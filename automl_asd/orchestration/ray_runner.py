@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from automl_asd.apply.jobs import MachineJob, MachineOutcome, SharedJob
-from automl_asd.apply.runners import PipelineFn, kept_warnings, run_job
+from automl_asd.apply.runners import PipelineFn, run_job
 from automl_asd.apply.shared import run_shared_job
 from automl_asd.errors import AutomlAsdError, PermanentError, ResourceLimitError, one_line
 from automl_asd.orchestration.session import (
@@ -32,7 +32,7 @@ from automl_asd.orchestration.session import (
     is_local,
     shutdown_ray,
 )
-from automl_asd.progress import few_names, format_seconds
+from automl_asd.progress import few_names, format_seconds, kept_warnings
 from automl_asd.storage import PathCheck, PreflightError, delete_files, write_token
 from automl_asd.storage import where as here
 

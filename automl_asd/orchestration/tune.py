@@ -56,6 +56,7 @@ from automl_asd.orchestration.session import (
     is_local,
     shutdown_ray,
 )
+from automl_asd.progress import kept_warnings
 from automl_asd.provenance import data_fingerprint, package_versions
 from automl_asd.search import loo
 from automl_asd.search.budget import (
@@ -86,6 +87,7 @@ from automl_asd.search.novel_check import (
 )
 from automl_asd.search.space import SearchSpace
 from automl_asd.search.trials import (
+    TRIAL_WARNINGS,
     TrialRecord,
     pending_reruns,
     record_from_result,
@@ -133,6 +135,9 @@ class _TrialContext:
     reference_cap_s: float | None = None
     #: The cost estimate's seconds for the reference at each rung (``None``: not estimated).
     reference_rung_s: tuple[float, ...] | None = None
+    #: Report the evaluator's WARNING lines with each rung (``TRIAL_WARNINGS``): a worker's
+    #: log reaches the driver's console only with ``-v``, which then shows them itself.
+    keep_warnings: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +192,9 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
                 estimate):
             return
         t_rung = time.perf_counter()
-        result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir, device=ctx.device,
-                               fidelity=rungs[i])
+        with kept_warnings(ctx.keep_warnings) as warned:
+            result = ctx.evaluator(recipe, machines, cache_dir=ctx.cache_dir,
+                                   device=ctx.device, fidelity=rungs[i])
         last = (rungs[i], time.perf_counter() - t_rung)
         objective = trial_objective(ctx.space.selection.objective, result)
         flat = result.flat()
@@ -201,6 +207,8 @@ def _trainable(config: dict[str, Any], ctx: _TrialContext) -> None:
                                    _OBJECTIVE: objective}
         # NaN keeps the reference out of ASHA's cutoffs (``nanpercentile``), never stopping it.
         metrics[_ASHA_METRIC] = float("nan") if is_reference else objective
+        if warned:  # the driver's progress callback logs each distinct line once
+            metrics[TRIAL_WARNINGS] = "\n".join(dict.fromkeys(warned))
         with tempfile.TemporaryDirectory() as tmp:
             # the metrics too: a rung saved after Tune's last record is reported from them
             (Path(tmp) / "rung.json").write_text(json.dumps({"next": i + 1,
@@ -476,7 +484,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
                          **(_trials_made(out, (previous or {}).get("interrupted"))
                             if cfg.resume else {}))
 
-        ctx = _TrialContext(space=space, reference_point=space.reference_point(),
+        ctx = _TrialContext(keep_warnings=cfg.verbose == 0,
+                            space=space, reference_point=space.reference_point(),
                             machines=machines,
                             cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None,
                             device=cfg.device, evaluator=evaluator,

@@ -143,6 +143,12 @@ def reference_capped(records: Sequence[TrialRecord], open_ids: Collection[str]) 
                         for r in refs))
 
 
+#: The key of a trial's reported result that carries the WARNING lines of its rung (a trial's
+#: log stays in its worker without ``-v``): the search's progress callback logs each distinct
+#: line once; it is not a metric and no record keeps it.
+TRIAL_WARNINGS = "trial_warnings"
+
+
 def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | None,
                        metrics: Mapping[str, Any] | None, error: str | None, *,
                        reference_point: Mapping[str, Any] | None = None,
@@ -162,6 +168,7 @@ def record_from_result(trial_id: str, order: int, config: Mapping[str, Any] | No
     version).
     """
     metrics = dict(metrics or {})
+    metrics.pop(TRIAL_WARNINGS, None)  # logged by the driver as they came, not a metric
     config = dict(config or {})
     omega = metrics.get("omega")
     fidelity = metrics.get("fidelity")

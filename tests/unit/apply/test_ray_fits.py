@@ -109,7 +109,7 @@ def test_a_malformed_log_call_in_a_task_does_not_fail_it(
     handler raises on logging errors.)"""
     import logging
 
-    from automl_asd.apply.runners import kept_warnings
+    from automl_asd.progress import kept_warnings
 
     def record(msg: str, *args: object) -> logging.LogRecord:
         return logging.LogRecord("automl_asd.pipeline", logging.WARNING, __file__, 1, msg,

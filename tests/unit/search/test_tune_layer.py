@@ -66,6 +66,54 @@ def test_trainable_uses_the_drivers_scan_and_never_rescans(
     assert reports[-1]["omega"] == pytest.approx(0.6)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_trial_reports_its_warnings_and_the_driver_logs_each_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, keep: bool,
+) -> None:
+    """Found 2026-12-07 (two probes): a trial's warnings (a damaged representation-cache entry
+    rebuilt, thin data) stayed in its Ray worker's log, shown only with -v. Each rung reports
+    them; the progress callback logs each distinct line once; no trial record keeps them."""
+    import logging
+
+    from ray import tune
+
+    from automl_asd.orchestration.progress import TrialProgress
+    from automl_asd.search.trials import TRIAL_WARNINGS, record_from_result
+
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune, "report", lambda metrics, checkpoint=None: reports.append(metrics))
+    monkeypatch.setattr(tune_layer, "node_where", lambda: {"node_id": "n", "host": "h", "pid": 1})
+
+    def evaluator(recipe: Recipe, got: Mapping[str, MachineData], *, cache_dir: Any = None,
+                  device: str = "auto", fidelity: float = 1.0) -> ObjectiveResult:
+        log = logging.getLogger("automl_asd.representation_cache")
+        log.warning("cache entry x unusable; retraining")
+        log.warning("cache entry x unusable; retraining")
+        log.info("not a warning")
+        return ObjectiveResult(omega=0.6, per_type={("fan", "00"): MachineMetrics(
+            0.6, 0.6, 0.6, 0.6)}, fidelity=fidelity, wall_s=0.0)
+
+    space = load_space("smoke")
+    ctx = tune_layer._TrialContext(space=space, reference_point=space.reference_point(),
+                                   machines={}, cache_dir=None, device="cpu",
+                                   evaluator=evaluator, keep_warnings=keep)
+    tune_layer._trainable({**space.reference_point(), "normalization.method": "none"}, ctx)
+    if not keep:  # with -v the worker's own log reaches the console
+        assert all(TRIAL_WARNINGS not in r for r in reports)
+        return
+    assert [r[TRIAL_WARNINGS] for r in reports] == ["cache entry x unusable; retraining"] * 2
+    progress = TrialProgress(2, bar=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="automl_asd.orchestration.progress"):
+        for trial_id, result in [("t1", reports[0]), ("t1", reports[1]), ("t2", reports[1])]:
+            progress.on_trial_result(0, [], SimpleNamespace(trial_id=trial_id), result)
+    assert [r.getMessage() for r in caplog.records] == [
+        "trial t1: cache entry x unusable; retraining"]
+    record = record_from_result("t1", 1, {}, reports[-1], None)
+    assert TRIAL_WARNINGS not in record.metrics
+
+
 def test_each_report_carries_the_trial_s_cache_counters_over_all_its_rungs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
