@@ -150,10 +150,20 @@ def training_threads(device: str, threads: int | None = None) -> int:
     return int(torch.get_num_threads())
 
 
+def trained_on(recipe: Recipe, device: str) -> str:
+    """The device ``recipe``'s network trains on when the caller resolved ``device``: a family
+    whose ``device`` parameter fixes one (``margin_cnn``'s ``cpu`` / ``cuda``) trains there
+    whatever the caller asked (found 2026-12-07: keyed by the caller's device, a network a
+    recipe trained on CPU was stored as a GPU one, without its thread count)."""
+    fixed = recipe.detector.params.get("device")
+    return fixed if fixed in ("cpu", "cuda") else device
+
+
 def representation_key(recipe: Recipe, *, member_seed: int, fingerprint: str,
                        fidelity: float, device: str = "cpu", threads: int | None = None) -> str:
     """Cache key of one ensemble member's per-machine representation (``threads``: the
     training thread count, default :func:`training_threads` now)."""
+    device = trained_on(recipe, device)
     return _digest({"v": REPRESENTATION_VERSION, "kind": "member",
                     "fields": representation_fields(recipe), "seed": int(member_seed),
                     "data": fingerprint, "fidelity": float(fidelity),
@@ -165,6 +175,7 @@ def shared_key(recipe: Recipe, *, fingerprint: str, fidelity: float,
                device: str = "cpu", threads: int | None = None) -> str:
     """Cache key of the shared stage (one network per member over every machine type). The
     stage trains every member at once, so the ensemble size is part of this key."""
+    device = trained_on(recipe, device)
     return _digest({"v": REPRESENTATION_VERSION, "kind": "shared",
                     "fields": representation_fields(recipe), "seed": int(recipe.seed),
                     "size": int(recipe.ensemble.size), "data": fingerprint,

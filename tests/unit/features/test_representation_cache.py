@@ -169,6 +169,23 @@ def test_key_changes_with_data_fingerprint_fidelity_member_and_device() -> None:
             != shared_key(recipe, fingerprint=_FP, fidelity=1.0, threads=2))
 
 
+def test_a_recipe_that_fixes_its_device_is_keyed_by_that_device() -> None:
+    """Found 2026-12-07: margin_cnn's ``device: cpu`` trains on the CPU whatever --device
+    says, but the key followed --device (cuda: a CPU-trained network stored as a GPU one,
+    without its thread count, so a 1-thread network could answer a 2-thread run)."""
+    d = load_recipe("margin_default").to_dict()
+    d["detector"]["params"]["device"] = "cpu"
+    on_cpu = Recipe.from_dict(d)
+    seed = derive_seed(derive_seed(on_cpu.seed, "fan"), "member", 0)
+
+    def key(device: str, threads: int) -> str:
+        return representation_key(on_cpu, member_seed=seed, fingerprint=_FP, fidelity=1.0,
+                                  device=device, threads=threads)
+    assert key("cuda", 1) == key("cpu", 1) and key("cuda", 1) != key("cuda", 2)
+    assert (shared_key(on_cpu, fingerprint=_FP, fidelity=1.0, device="cuda", threads=1)
+            == shared_key(on_cpu, fingerprint=_FP, fidelity=1.0, device="cpu", threads=1))
+
+
 def test_shared_key_excludes_scoring_fields() -> None:
     recipe = load_recipe("margin_knn")
     base = shared_key(recipe, fingerprint=_FP, fidelity=1.0)
