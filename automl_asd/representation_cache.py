@@ -261,6 +261,9 @@ class RepresentationCache:
         except OSError as exc:
             logger.warning("could not store representation %s (%s); continuing", path, exc)
             tmp.unlink(missing_ok=True)
+        except BaseException:  # Ctrl+C mid-write: no stray temporary file left behind
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _remember(self, key: str, state: dict[str, NDArray[Any]]) -> None:
         with self._lock:

@@ -319,6 +319,18 @@ def test_corrupt_entry_is_retrained(tmp_path: Path) -> None:
         assert not path.exists(), damage
 
 
+def test_an_interrupted_store_leaves_no_temporary_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07: Ctrl+C while an entry was written left its temporary file."""
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        RepresentationCache(tmp_path).put("fam", "k", {"w": np.arange(3.0)})
+    assert list((tmp_path / "representations" / "fam").iterdir()) == []
+
+
 def test_the_shared_stage_is_keyed_by_the_threads_it_trains_with(tmp_path: Path) -> None:
     """Review (2026-12-06): the shared key read the caller's torch thread count while
     fit_shared trained under its own, so a 2-thread network answered a 1-thread call."""
