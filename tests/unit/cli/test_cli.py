@@ -169,3 +169,18 @@ def test_verbose_and_quiet_together_are_a_usage_error(
         main(argv)
     assert exc.value.code == 2
     assert "-v/--verbose and -q/--quiet cannot be used together" in capsys.readouterr().err
+
+
+def test_apply_on_cuda_without_a_gpu_is_refused_before_any_work(
+        tiny_dev_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07: `apply --device cuda` on a machine without CUDA failed every machine
+    type one by one, leaving a run folder of error files (`score` refused at once)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    assert main(["apply", "--frozen", "fast_default", "--data", str(tiny_dev_root), "--out",
+                 str(out), "--device", "cuda", "--serial"]) == 2
+    assert "--device cuda: device 'cuda': CUDA is not available here" in capsys.readouterr().err
+    assert not out.exists()
