@@ -16,9 +16,8 @@ from automl_asd.apply import (
 )
 from automl_asd.commands.args import path_arg
 from automl_asd.commands.recipe import add_cost_arguments
-from automl_asd.components.device import DeviceError, resolve_device
+from automl_asd.components.device import check_here
 from automl_asd.environment import require_torchaudio
-from automl_asd.errors import UsageError
 from automl_asd.orchestration.ray_runner import RayRunner
 from automl_asd.orchestration.session import check_address, is_local
 from automl_asd.recipe import load_recipe
@@ -95,13 +94,8 @@ def run(args: argparse.Namespace) -> int:
         check_location(args.storage)
     if not args.serial:  # a wrong address (or $RAY_ADDRESS) fails in seconds, before any work
         check_address(args.address)
-    if args.device == "cuda" and (args.serial or is_local(args.address)):
-        # the work runs on this machine: no CUDA here fails now, not once per machine type
-        # (found 2026-12-07: each type failed, leaving a run folder of error files)
-        try:
-            resolve_device("cuda")
-        except DeviceError as exc:
-            raise UsageError(f"--device cuda: {exc}") from None
+    if args.serial or is_local(args.address):  # the work runs on this machine
+        check_here(args.device)
 
     # refuse absurd recipes (cache size, training work) before any work, with the estimate
     estimate = check_cost_for_data(recipe, args.data, args.machine_types,

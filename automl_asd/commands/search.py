@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automl_asd.commands.args import path_arg
+from automl_asd.components.device import check_here
 from automl_asd.environment import require_torchaudio
 from automl_asd.io.run_folder import (
     OutputError,
@@ -102,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
     if args.storage is not None:
         check_location(args.storage)
     # a wrong address (or $RAY_ADDRESS) fails in seconds, before the run folder is created
-    from automl_asd.orchestration.session import check_address  # noqa: PLC0415  (the Ray layer, loaded when used)
+    from automl_asd.orchestration.session import check_address, is_local  # noqa: PLC0415  (the Ray layer, loaded when used)
 
     check_address(args.address)
+    if is_local(args.address):  # the trials run on this machine
+        check_here(args.device)
     check_outputs_apart(args.out, args.storage, [("--data", args.data), ("--novel", args.novel)])
     # the development and --novel data, checked (once) before the run folder is created
     from automl_asd.search.novel_check import check_search_data  # noqa: PLC0415  (loaded when used)

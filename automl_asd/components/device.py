@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
-from automl_asd.errors import AutomlAsdError
+from automl_asd.errors import AutomlAsdError, UsageError
 
 __all__ = ["DeviceError", "resolve_device", "deterministic_torch", "default_workers",
            "one_torch_thread", "keep_torch_threads", "torch_threads", "stage_threads"]
@@ -45,6 +45,19 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
     return device
+
+
+def check_here(device: str) -> None:
+    """:class:`~automl_asd.errors.UsageError` (``--device cuda: ...``) when ``device`` asks
+    for CUDA and this machine has none: for commands whose work runs here (``--serial``, a
+    local Ray), before any work (found 2026-12-07: `apply` failed each machine type in turn,
+    leaving a run folder of error files; on a cluster the driver may rightly have no GPU)."""
+    if device == "cpu" or device == "auto":
+        return
+    try:
+        resolve_device(device)
+    except DeviceError as exc:
+        raise UsageError(f"--device {device}: {exc}") from None
 
 
 @contextlib.contextmanager

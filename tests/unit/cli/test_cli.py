@@ -184,3 +184,17 @@ def test_apply_on_cuda_without_a_gpu_is_refused_before_any_work(
                  str(out), "--device", "cuda", "--serial"]) == 2
     assert "--device cuda: device 'cuda': CUDA is not available here" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_search_on_cuda_without_a_gpu_is_refused_before_any_work(
+        tiny_dev_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    assert main(["search", "--data", str(tiny_dev_root), "--space", "smoke", "--trials", "1",
+                 "--out", str(out), "--device", "cuda"]) == 2
+    assert "--device cuda: device 'cuda': CUDA is not available here" in capsys.readouterr().err
+    assert not out.exists()
