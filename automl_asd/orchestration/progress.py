@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -58,6 +59,11 @@ def ray_init_kwargs(verbose: int) -> dict[str, Any]:
             "logging_level": logging.INFO if verbose > 0 else logging.WARNING}
 
 
+#: Kinds of trial warnings a search logs before it says that -v shows the rest.
+MAX_TRIAL_WARNINGS = 10
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
 class TrialProgress(tune.Callback):  # type: ignore[misc]
     """Tune callback: one line per finished trial, and a tqdm bar when stderr is a terminal.
 
@@ -95,12 +101,19 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                         result: dict[str, Any], **info: Any) -> None:
-        """Log each distinct WARNING line the trials report (``TRIAL_WARNINGS``) once: a
-        damaged cache entry, thin data, ... (a worker's own log is shown only with -v)."""
+        """Log each kind of WARNING line the trials report (``TRIAL_WARNINGS``) once: a
+        damaged cache entry, thin data, ... (a worker's own log is shown only with -v). Lines
+        that differ only in their numbers are one kind; after ``MAX_TRIAL_WARNINGS`` kinds one
+        line says that -v shows the rest."""
         for line in str(result.get(TRIAL_WARNINGS) or "").splitlines():
-            if line and line not in self._warned:
-                self._warned.add(line)
+            kind = _NUMBER.sub("#", line)
+            if not line or kind in self._warned:
+                continue
+            self._warned.add(kind)
+            if len(self._warned) <= MAX_TRIAL_WARNINGS:
                 logger.warning("trial %s: %s", getattr(trial, "trial_id", "?"), line)
+            elif len(self._warned) == MAX_TRIAL_WARNINGS + 1:
+                logger.warning("trials report more kinds of warnings; -v shows every one")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:

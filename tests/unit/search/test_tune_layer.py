@@ -110,6 +110,19 @@ def test_a_trial_reports_its_warnings_and_the_driver_logs_each_once(
             progress.on_trial_result(0, [], SimpleNamespace(trial_id=trial_id), result)
     assert [r.getMessage() for r in caplog.records] == [
         "trial t1: cache entry x unusable; retraining"]
+    # lines that differ only in their numbers are one kind; past the cap, one line says so
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="automl_asd.orchestration.progress"):
+        for i in range(3):
+            progress.on_trial_result(0, [], SimpleNamespace(trial_id="t3"), {
+                TRIAL_WARNINGS: f"gamma threshold: {i} of 105 scores above it"})
+        for i in range(12):
+            progress.on_trial_result(0, [], SimpleNamespace(trial_id="t4"), {
+                TRIAL_WARNINGS: f"kind {'abcdefghijkl'[i]}"})
+    assert [r.getMessage() for r in caplog.records] == [
+        "trial t3: gamma threshold: 0 of 105 scores above it",
+        *[f"trial t4: kind {c}" for c in "abcdefgh"],
+        "trials report more kinds of warnings; -v shows every one"]
     record = record_from_result("t1", 1, {}, reports[-1], None)
     assert TRIAL_WARNINGS not in record.metrics
 
