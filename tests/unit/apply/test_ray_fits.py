@@ -122,3 +122,34 @@ def test_a_malformed_log_call_in_a_task_does_not_fail_it(
         collector.handle(record("fan: %d clips", 2))
     assert lines == ["fan: 2 clips"]
     assert "Logging error" in capsys.readouterr().err
+
+
+def test_the_ray_runner_logs_the_shared_stage_s_returned_warnings(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The driver's side of the shared stage's warnings (review, 2026-12-07: only the task's
+    side was tested): the runner logs each returned line and keeps them out of the summary;
+    a permanent error comes back after its warnings are logged."""
+    import logging
+    from types import SimpleNamespace
+
+    import ray
+
+    from automl_asd.recipe import RecipeError
+
+    returned: list[dict[str, Any]] = [
+        {"pid": 1, "warnings": ["fan: no target-domain training clips"]},
+        {"permanent_error": RecipeError("detector: bad"), "warnings": ["fan: 2 clips only"]}]
+    task = SimpleNamespace(remote=lambda job: "ref")
+    monkeypatch.setattr(ray, "remote", lambda fn: SimpleNamespace(options=lambda **kw: task))
+    monkeypatch.setattr(ray, "get", lambda ref: returned.pop(0))
+    runner = ray_runner.RayRunner(gpus_per_task=0.0)
+    monkeypatch.setattr(runner, "_connect", lambda: None)
+    monkeypatch.setattr(runner, "_check_fits", lambda *args: None)
+    job = SimpleNamespace(num_threads=1)
+    monkeypatch.setattr(ray_runner.dataclasses, "replace", lambda j, **kw: j)
+    with caplog.at_level(logging.WARNING, logger="automl_asd.orchestration.ray_runner"):
+        assert runner.run_shared(job) == {"pid": 1}  # type: ignore[arg-type]
+        with pytest.raises(RecipeError, match="detector: bad"):
+            runner.run_shared(job)  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [
+        "fan: no target-domain training clips", "fan: 2 clips only"]
