@@ -24,6 +24,7 @@ import soundfile as sf
 
 from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
+from automl_asd.data import SYNTH_MARKER
 from automl_asd.synth._dsp import Array, peaking_eq, rms, unit
 from automl_asd.synth._machines import MODELS, Ctx, MachineModel, render_background
 from automl_asd.synth._random import is_random_type, random_model, write_info
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever the generated audio changes for a given seed (part of the tree marker).
 GENERATOR_VERSION = 4
-_MARKER = ".synth.json"
+_MARKER = SYNTH_MARKER  # the tree marker: its one name is the data layer's, which reads it
 #: Lock file in the output folder while a generator writes it (one generator at a time).
 LOCK_FILE = ".synth.lock"
 _LEVEL_DB = (-40.0, -30.0)  # clip RMS in dBFS, stratified per group; impulsive types peak < 1
