@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ray import tune
@@ -22,7 +23,7 @@ from ray import tune
 from automl_asd.progress import format_seconds
 from automl_asd.search.trials import TRIAL_WARNINGS
 
-__all__ = ["quiet_ray", "ray_init_kwargs", "TrialProgress"]
+__all__ = ["quiet_ray", "ray_init_kwargs", "TrialProgress", "set_shown_before", "warning_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,23 @@ def ray_init_kwargs(verbose: int) -> dict[str, Any]:
 
 #: Kinds of trial warnings a search logs before it says that -v shows the rest.
 MAX_TRIAL_WARNINGS = 10
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# a number standing alone ("3 clip(s)", "Ω 0.52"), not digits inside a name ("rndfan03",
+# "section_00"): warnings about different machine types stay different kinds
+_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+_shown_before: frozenset[str] = frozenset()
+
+
+def warning_kind(line: str) -> str:
+    """The kind of a warning line: the line with its standalone numbers replaced by ``#``."""
+    return _NUMBER.sub("#", line)
+
+
+def set_shown_before(lines: Sequence[str]) -> None:
+    """Warnings this invocation logged before the search started (the development data's
+    check): a trial that reports the same kind again (the same thin type, counted at its
+    rung) is not logged a second time."""
+    global _shown_before
+    _shown_before = frozenset(warning_kind(line) for line in lines)
 
 
 class TrialProgress(tune.Callback):  # type: ignore[misc]
@@ -93,6 +110,7 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         self.total = int(total_num_samples or num_samples or 0)
         self.t0 = time.perf_counter()
         self.session_done = 0
+        self._warned = set(_shown_before)  # a resumed run's console has shown none of its own
         if self.bar_wanted and self.total:
             from tqdm.auto import tqdm  # noqa: PLC0415  (heavy third-party, loaded when used)
 
@@ -104,15 +122,17 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         """Log each kind of WARNING line the trials report (``TRIAL_WARNINGS``) once: a
         damaged cache entry, thin data, ... (a worker's own log is shown only with -v). Lines
         that differ only in their numbers are one kind; after ``MAX_TRIAL_WARNINGS`` kinds one
-        line says that -v shows the rest."""
+        line says that -v shows the rest. Kinds logged before the search
+        (:func:`set_shown_before`) are not logged again."""
         for line in str(result.get(TRIAL_WARNINGS) or "").splitlines():
-            kind = _NUMBER.sub("#", line)
+            kind = warning_kind(line)
             if not line or kind in self._warned:
                 continue
             self._warned.add(kind)
-            if len(self._warned) <= MAX_TRIAL_WARNINGS:
+            n_kinds = len(self._warned - _shown_before)
+            if n_kinds <= MAX_TRIAL_WARNINGS:
                 logger.warning("trial %s: %s", getattr(trial, "trial_id", "?"), line)
-            elif len(self._warned) == MAX_TRIAL_WARNINGS + 1:
+            elif n_kinds == MAX_TRIAL_WARNINGS + 1:
                 logger.warning("trials report more kinds of warnings; -v shows every one")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,

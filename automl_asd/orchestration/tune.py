@@ -509,6 +509,9 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         )
 
         set_deadline(cfg.time_budget_s)  # this invocation's budget, on a resume too
+        from automl_asd.orchestration.progress import set_shown_before  # noqa: PLC0415  (imports ray.tune)
+
+        set_shown_before(data.warnings)  # the data check's warnings: trials do not repeat them
         # without a budget, a reference its cap stopped at a lower rung runs at full fidelity
         set_run_again([space.reference_point()] if cfg.resume and cfg.time_budget_s is None
                       and (previous or {}).get("reference_capped") else [])

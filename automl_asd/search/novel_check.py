@@ -35,6 +35,7 @@ from automl_asd.data import DataError, Domain, Label, scan
 from automl_asd.evaluation.metrics import undefined_reason
 from automl_asd.io import search_report as io
 from automl_asd.pipeline import warn_thin_training
+from automl_asd.progress import kept_warnings
 from automl_asd.search.config import BatchEvaluator
 from automl_asd.search.selection import (
     NEAR_TIE,
@@ -227,11 +228,14 @@ class SearchData:
 
     machines: dict[str, MachineData]
     novel: dict[str, MachineData] | None = None
+    #: the WARNING lines the check logged (thin training data): trials do not log them again
+    warnings: tuple[str, ...] = ()
 
     def only(self, machine_types: Sequence[str]) -> SearchData:
         """These development types alone (a leave-one-out fold), with the same ``--novel``
         (checked against every development type, so against the fold's too)."""
-        return SearchData({mt: self.machines[mt] for mt in machine_types}, self.novel)
+        return SearchData({mt: self.machines[mt] for mt in machine_types}, self.novel,
+                          self.warnings)
 
 
 def check_search_data(data: str | Path, machine_types: Sequence[str] | None = None,
@@ -245,10 +249,11 @@ def check_search_data(data: str | Path, machine_types: Sequence[str] | None = No
     if not machines:
         raise DataError(f"--data {data}: no machine types found (expected <type>/train, test)")
     check_scorable(machines, f"--data {data}", evaluator_files=False)
-    for mt, machine in sorted(machines.items()):  # once here: a trial's log stays in its worker
-        warn_thin_training(mt, [c.domain for c in machine.train])
+    with kept_warnings() as warned:  # once here; trials that report the same are not logged
+        for mt, machine in sorted(machines.items()):
+            warn_thin_training(mt, [c.domain for c in machine.train])
     checked_novel = check_novel(novel, tuple(sorted(machines))) if novel is not None else None
-    return SearchData(machines, checked_novel)
+    return SearchData(machines, checked_novel, tuple(warned))
 
 
 def check_novel(root: str | Path, dev_types: Sequence[str]) -> dict[str, MachineData]:

@@ -127,6 +127,53 @@ def test_a_trial_reports_its_warnings_and_the_driver_logs_each_once(
     assert TRIAL_WARNINGS not in record.metrics
 
 
+def test_trial_warnings_already_shown_by_the_data_check_are_not_logged_again(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path,
+) -> None:
+    """Found 2026-12-07: a thin development type was warned about before the search and again
+    by its first trial; and warnings about ``rndfan03`` and ``rndfan04`` were one kind (the
+    digits inside the names were taken for counts), so the second type's was never shown."""
+    import logging
+
+    import soundfile as sf
+
+    from automl_asd.orchestration.progress import TrialProgress, set_shown_before
+    from automl_asd.search.novel_check import check_search_data
+    from automl_asd.search.trials import TRIAL_WARNINGS
+
+    def write_wav(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.zeros(1600, dtype=np.float32), 16000)
+
+    root = tmp_path / "dev"
+    for mt, n_train in [("rndfan03", 2), ("rndfan04", 2), ("pump", 12)]:
+        for i in range(n_train):
+            write_wav(root / mt / "train" / f"section_00_source_train_normal_{i:04d}_a_1.wav")
+        for label in ("normal", "anomaly"):
+            for dom in ("source", "target"):
+                write_wav(root / mt / "test" / f"section_00_{dom}_test_{label}_0000_a_1.wav")
+    with caplog.at_level(logging.WARNING, logger="automl_asd"):
+        data = check_search_data(root)
+    assert len(data.warnings) == 3 and len(data.only(["pump"]).warnings) == 3
+    assert {w.split(":")[0] for w in data.warnings} == {"rndfan03", "rndfan04", "pump"}
+    set_shown_before(data.warnings)
+    try:
+        progress = TrialProgress(2, bar=False)
+        progress.setup(total_num_samples=4)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="automl_asd.orchestration.progress"):
+            for line in [  # a rung's selection counts other numbers: the same kind
+                "rndfan03: only 1 training clip(s) (1 source, 0 target): too few to "
+                "calibrate the scores; they and the decisions are unreliable",
+                "rndfan05: only 2 training clip(s) (2 source, 0 target): too few to "
+                "calibrate the scores; they and the decisions are unreliable"]:
+                progress.on_trial_result(0, [], SimpleNamespace(trial_id="t1"),
+                                         {TRIAL_WARNINGS: line})
+        assert [r.getMessage().split(":")[1] for r in caplog.records] == [" rndfan05"]
+    finally:
+        set_shown_before([])
+
+
 def test_each_report_carries_the_trial_s_cache_counters_over_all_its_rungs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
