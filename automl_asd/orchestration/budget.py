@@ -41,7 +41,8 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 __all__ = ["BudgetStopper", "ResumableSearchGenerator", "UnfinishedAtStop", "budget_spent",
-           "set_deadline", "set_run_again", "stopped_by_budget", "unfinished_at_stop"]
+           "budget_left_s", "set_deadline", "set_run_again", "stopped_by_budget",
+           "unfinished_at_stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ class UnfinishedAtStop(tune.Callback):  # type: ignore[misc]
         global _unfinished
         _unfinished = frozenset(str(t.trial_id) for t in trials
                                 if t.status in ("PENDING", "RUNNING", "PAUSED"))
+
+
+def budget_left_s() -> float | None:
+    """Seconds until this process's search budget runs out (0 once spent; ``None``: none)."""
+    return None if _deadline is None else max(0.0, _deadline - time.monotonic())
 
 
 def budget_spent() -> bool:

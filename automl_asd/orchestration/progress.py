@@ -20,6 +20,7 @@ from typing import Any
 
 from ray import tune
 
+from automl_asd.orchestration.budget import budget_left_s
 from automl_asd.progress import format_seconds
 from automl_asd.search.trials import TRIAL_WARNINGS
 
@@ -178,8 +179,14 @@ class TrialProgress(tune.Callback):  # type: ignore[misc]
         best_text = f"best Ω {max(best):.4f}" if best else "best Ω -"
         elapsed = time.perf_counter() - self.t0
         left = total - n_done
-        eta = (f", ETA {format_seconds(elapsed / self.session_done * left)}"
-               if left > 0 and self.session_done else "")
+        eta = ""
+        if left > 0 and self.session_done:
+            eta_s = elapsed / self.session_done * left
+            budget = budget_left_s()  # the search ends when its --time-budget does
+            if budget is not None and budget < eta_s:
+                eta = f", ends with the time budget in {format_seconds(budget)}"
+            else:
+                eta = f", ETA {format_seconds(eta_s)}"
         return (f"search {n_done}/{total} trial {trial.trial_id} {status} | {best_text} | "
                 f"{format_seconds(elapsed)} elapsed{eta}")
 

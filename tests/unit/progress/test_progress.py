@@ -109,6 +109,30 @@ def test_trial_line_counts_statuses_and_the_best_complete_omega() -> None:
                                                                      error=True)
 
 
+def test_trial_line_eta_never_runs_past_the_time_budget() -> None:
+    """Found 2026-12-07: with ``--time-budget 600`` the line said ``ETA 2h`` (trials left times
+    the mean time per trial) although the search ends when the budget does."""
+    from automl_asd.orchestration.budget import set_deadline
+    from automl_asd.orchestration.progress import TrialProgress
+
+    progress = TrialProgress(n_rungs=1, bar=False)
+    progress.setup(total_num_samples=100)
+    progress.t0 -= 120.0  # 2 minutes for the first trial: 99 more are ~3 h
+    progress.session_done = 1
+    done = _trial("a", "TERMINATED", omega=0.6, rung=1)
+    try:
+        set_deadline(None)
+        assert progress.line([done], done, error=False).endswith(", ETA 3 h 18 min")
+        set_deadline(600.0)
+        line = progress.line([done], done, error=False)
+        assert "ETA" not in line, line
+        assert re.search(r", ends with the time budget in (9|10) min( \d\d s)?$", line), line
+        set_deadline(10 * 3600.0)  # a budget longer than the trials need: the ETA again
+        assert ", ETA " in progress.line([done], done, error=False)
+    finally:
+        set_deadline(None)
+
+
 def _cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # the default notice
     env.pop("RAY_AIR_NEW_OUTPUT", None)
