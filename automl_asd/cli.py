@@ -122,7 +122,9 @@ def _main(argv: Sequence[str] | None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # the usage of the (sub-)command they were given to, not the top level's
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
-    check_numbers(parser, args)  # NaN/inf anywhere, and the shared ranges: exit 2 at once
+    # NaN/inf anywhere, and the shared ranges: exit 2 at once, with the usage of the
+    # sub-command given (the top level's named no option of `search --trials 0`)
+    check_numbers(_innermost(parser, args), args)
     _log_level_args(args)
     if args.verbose and args.quiet:  # found 2026-12-07: -q won silently
         parser.error("-v/--verbose and -q/--quiet cannot be used together")

@@ -119,7 +119,12 @@ def test_bad_numbers_and_empty_paths_are_usage_errors(
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    # the sub-command's usage and name, not the top level's (found 2026-12-07: `search
+    # --trials 0` printed `usage: automl-asd [-h] [--version] ... COMMAND ...`)
+    assert err.startswith(f"usage: automl-asd {argv[0]} ")
+    assert f"automl-asd {argv[0]}" in err.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
 
 
