@@ -14,7 +14,7 @@ of 2 families every family is novel exactly once. Each draw has its own seed, so
 that is in development in two draws gives different machines in each.
 
 No machine of a held-out family is ever in the draw's development set: that is what
-``tests/test_bench_draws.py`` checks.
+``tests/unit/synth/test_bench_draws.py`` checks.
 
 Usage (from another bench)::
 

@@ -2,7 +2,10 @@
 its flags exist and their values are accepted (choices, types, counts). Each script's
 ``main`` runs with ``ArgumentParser.parse_args`` replaced by one that parses and then stops
 it, so nothing is measured. Placeholders in the docs (``DIR``, ``R``, ``S``, ``G``, ``F``,
-``FILE``) get sample values; ``...`` and ``[ ]`` are dropped."""
+``FILE``) get sample values; ``...`` and ``[ ]`` are dropped.
+
+Every repository path the docs, the bench scripts and the package name (``bench/x.py``,
+``tests/unit/...``, ``automl_asd/...``) exists."""
 
 from __future__ import annotations
 
@@ -101,3 +104,27 @@ def test_quoted_commands_parse(stem: str, monkeypatch: pytest.MonkeyPatch,
         else:
             failures.append(f"{where}: bench/{stem}.py never parsed its arguments")
     assert not failures, "\n".join(failures)
+
+
+#: Where repository paths are named: the docs, the bench scripts, the package's own text.
+PATH_SOURCES = ("README.md", "ARCHITECTURE.md", "docs/benchmarks.md", "cluster.yaml",
+                "search_spaces/*.yaml", "bench/*.py", "automl_asd/**/*.py")
+_REPO_PATH = re.compile(r"(?<![\w/.])((?:automl_asd|bench|docs|search_spaces|tests|tools)/"
+                        r"[\w./-]*\w)")
+
+
+def test_named_repository_paths_exist() -> None:
+    """Found 2026-12-07: bench/draws.py named ``tests/test_bench_draws.py``, moved to
+    ``tests/unit/synth/`` long before. A path with a placeholder (``<mt>``) is cut there;
+    ``bench/draws.family_draws`` names a function of ``bench/draws.py``."""
+    missing = []
+    for pattern in PATH_SOURCES:
+        for source in sorted(REPO_ROOT.glob(pattern)):
+            text = source.read_text(encoding="utf-8")
+            for m in _REPO_PATH.finditer(text):
+                named = m.group(1)
+                if not any((REPO_ROOT / p).exists()
+                           for p in (named, re.sub(r"\.\w+$", ".py", named))):
+                    line = text[:m.start()].count("\n") + 1
+                    missing.append(f"{source.relative_to(REPO_ROOT)}:{line}: {named}")
+    assert not missing, "\n".join(missing)
