@@ -128,3 +128,45 @@ def test_named_repository_paths_exist() -> None:
                     line = text[:m.start()].count("\n") + 1
                     missing.append(f"{source.relative_to(REPO_ROOT)}:{line}: {named}")
     assert not missing, "\n".join(missing)
+
+
+#: ``automl-asd CMD ...`` as quoted: up to a closing quote, a shell ``;``/``|``/``#``, a ``)``
+#: or the end of the line (continued by a trailing ``\`` or by an indented ``--flag`` line).
+_CLI_COMMAND = re.compile(r"automl-asd ([a-z]+)((?:[^`'\"\n;|)#]|\\\n|\n\s+(?=--))*)")
+
+
+def _sub_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # noqa: SLF001  (argparse keeps its sub-parsers here)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return dict(action.choices)
+    return {}
+
+
+def test_quoted_cli_commands_use_existing_options() -> None:
+    """Every ``--option`` of an ``automl-asd <command> ...`` quoted in the docs, the bench
+    scripts and the package's own messages (``rerun with `automl-asd apply --resume` ``) is
+    one that command has (``recipe`` without an action: any of its actions')."""
+    from automl_asd.cli import _build_parser  # noqa: PLC0415  (builds every command's parser)
+
+    commands = _sub_parsers(_build_parser())
+    wrong, seen = [], 0
+    for pattern in (*PATH_SOURCES, "demo.sh"):
+        for source in sorted(REPO_ROOT.glob(pattern)):
+            text = source.read_text(encoding="utf-8")
+            for m in _CLI_COMMAND.finditer(text):
+                if m.group(1) not in commands:  # prose: "automl-asd is ...", "automl-asd reads"
+                    continue
+                command, rest = commands[m.group(1)], m.group(2)
+                actions = _sub_parsers(command)
+                words = rest.split()
+                parsers = ([actions[words[0]]] if words and words[0] in actions
+                           else [command, *actions.values()])
+                known = set().union(*(p._option_string_actions for p in parsers))  # noqa: SLF001
+                seen += 1
+                for option in re.findall(r"(?<![\w-])--[a-z][\w-]*", rest):
+                    if option not in known:
+                        line = text[:m.start()].count("\n") + 1
+                        wrong.append(f"{source.relative_to(REPO_ROOT)}:{line}: automl-asd "
+                                     f"{m.group(1)} has no {option}")
+    assert seen > 100
+    assert not wrong, "\n".join(wrong)
