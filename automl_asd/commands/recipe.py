@@ -19,21 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate = sub.add_parser("validate", help="strictly check one or more recipes")
     validate.add_argument("recipes", nargs="+", metavar="RECIPE",
                           help="recipe.json paths or shipped names")
-    add_cost_arguments(validate)
+    add_cost_arguments(validate, data="the DCASE 2025 development set")
     sub.add_parser("list", help="list the recipes shipped with the package")
 
 
-def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+def add_cost_arguments(parser: argparse.ArgumentParser, data: str = "the data") -> None:
     """``--max-cache-gb`` / ``--max-member-epochs`` / ``--max-train-flops`` (see
-    :mod:`automl_asd.recipe_checks`)."""
+    :mod:`automl_asd.recipe_checks`); ``data``: what the cost is estimated on (``recipe
+    validate`` has no data and estimates on the DCASE 2025 development set)."""
     parser.add_argument("--max-cache-gb", type=float, default=None, metavar="GB",
-                        help="refuse recipes whose feature cache for the data would exceed this "
-                             "(default: $AUTOML_ASD_MAX_CACHE_GB or 200)")
+                        help=f"refuse recipes whose feature cache for {data} would exceed "
+                             "this (default: $AUTOML_ASD_MAX_CACHE_GB or 200)")
     parser.add_argument("--max-member-epochs", type=int, default=None, metavar="N",
                         help="refuse recipes with more ensemble.size x epochs (default: "
                              "$AUTOML_ASD_MAX_MEMBER_EPOCHS or 20000)")
     parser.add_argument("--max-train-flops", type=float, default=None, metavar="F",
-                        help="refuse autoencoder recipes whose training on the data would "
+                        help=f"refuse autoencoder recipes whose training on {data} would "
                              "take more floating-point operations (default: "
                              "$AUTOML_ASD_MAX_TRAIN_FLOPS or 1e17, ~300x the official "
                              "baseline on the DCASE 2025 development set)")

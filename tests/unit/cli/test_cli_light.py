@@ -209,3 +209,23 @@ def test_resume_where_no_search_is_is_refused_before_anything_is_written(
         assert rc == 1 and time.perf_counter() - t0 < 30
         assert "no search to resume there" in capsys.readouterr().err
     assert list(empty.iterdir()) == [] and not (tmp_path / "missing").exists()
+
+
+def test_recipe_validate_help_says_what_the_cost_limits_are_measured_on(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07 (docs/help probe): `recipe validate --help` said the limits apply to
+    "the data", but validate takes no data: it estimates on the DCASE 2025 development set
+    (its own output and README say so); `apply` estimates on the data it is given."""
+    from automl_asd.cli import main
+
+    def help_of(*argv: str) -> str:
+        assert main([*argv, "--help"]) == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    validate = help_of("recipe", "validate")
+    assert "feature cache for the DCASE 2025 development set would exceed" in validate
+    assert "training on the DCASE 2025 development set would" in validate
+    assert "the data" not in validate
+    apply = help_of("apply")
+    assert "feature cache for the data would exceed" in apply
+    assert "training on the data would" in apply
