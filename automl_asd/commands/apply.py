@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder for submission CSVs, summaries, tables and plots")
     parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
                         help="only these machine types (default: every one under ROOT)")
-    parser.add_argument("--address", default=None,
+    parser.add_argument("--address", default=None, metavar="ADDRESS",
                         help="Ray cluster address ('auto' = the running cluster; default: "
                              "$RAY_ADDRESS, else a local Ray on all cores)")
     parser.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",

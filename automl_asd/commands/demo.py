@@ -16,17 +16,19 @@ HELP = ("end-to-end demo on synthetic data: search on development types → reci
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=path_arg, default=Path("demo_out"),
+    parser.add_argument("--out", type=path_arg, default=Path("demo_out"), metavar="DIR",
                         help="demo folder (default: demo_out)")
     parser.add_argument("--size", default="small", choices=("tiny", "small", "full"),
                         help="synthetic data set size (default: small)")
-    parser.add_argument("--space", default="demo",
+    parser.add_argument("--space", default="demo", metavar="SPACE",
                         help="search space, shipped name or YAML path (default: demo; "
                              f"shipped: {', '.join(shipped_space_names())})")
-    parser.add_argument("--trials", type=int, default=40, help="search trials (default 40)")
-    parser.add_argument("--max-concurrent", type=int, default=2,
+    parser.add_argument("--trials", type=int, default=40, metavar="N",
+                        help="search trials (default 40)")
+    parser.add_argument("--max-concurrent", type=int, default=2, metavar="K",
                         help="trials running at once (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="data and sampler seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="SEED",
+                        help="data and sampler seed (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

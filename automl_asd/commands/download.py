@@ -27,17 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="challenge year (default: 2025)")
     parser.add_argument("--split", choices=SPLITS,
                         help="dev: development data; add: additional training data of the "
-                             "evaluation machine types; eval: evaluation test data")
-    parser.add_argument("--dest", type=path_arg,
-                        help="data root; gets <dest>/<machine_type>/{train,test,...}")
+                             "evaluation machine types; eval: evaluation test data (required "
+                             "unless --list)")
+    parser.add_argument("--dest", type=path_arg, metavar="ROOT",
+                        help="data root; gets ROOT/<machine_type>/{train,test,...} "
+                             "(required unless --list)")
     parser.add_argument("--machine-types", nargs="+", metavar="MT",
                         help="only these machine types (default: all of the record)")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
-                        help="records API or mirror; <base-url>/<record id> must return the "
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, metavar="URL",
+                        help="records API or mirror; URL/<record id> must return the "
                              f"record JSON (default: {DEFAULT_BASE_URL})")
-    parser.add_argument("--zip-dir", type=path_arg,
+    parser.add_argument("--zip-dir", type=path_arg, metavar="DIR",
                         help="where zips and partial downloads are kept "
-                             "(default: <dest>/.downloads)")
+                             "(default: ROOT/.downloads)")
     parser.add_argument("--remove-zips", action="store_true",
                         help="delete each zip after it was verified and extracted, also the "
                              "zips an earlier run kept (a later run then verifies the "
@@ -46,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read the record's file list again instead of the copy cached by "
                              "an earlier run, even when nothing is downloaded (a run that "
                              "downloads a file reads it again anyway)")
-    parser.add_argument("--retries", type=int, default=5,
+    parser.add_argument("--retries", type=int, default=5, metavar="N",
                         help="attempts per request, the first one included, on transient "
                              "errors; 1 = no retry (default: 5)")
-    parser.add_argument("--timeout", type=seconds_arg, default=60.0,
+    parser.add_argument("--timeout", type=seconds_arg, default=60.0, metavar="S",
                         help="socket timeout in seconds (default: 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

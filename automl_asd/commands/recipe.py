@@ -15,7 +15,8 @@ HELP = "show, validate or list frozen recipes (a path or a shipped name)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="recipe_action", metavar="ACTION", required=True)
     show = sub.add_parser("show", help="print a recipe as resolved JSON with its content hash")
-    show.add_argument("recipe", help="recipe.json path or shipped name (e.g. baseline_ae_mse)")
+    show.add_argument("recipe", metavar="RECIPE",
+                      help="recipe.json path or shipped name (e.g. baseline_ae_mse)")
     validate = sub.add_parser("validate", help="strictly check one or more recipes")
     validate.add_argument("recipes", nargs="+", metavar="RECIPE",
                           help="recipe.json paths or shipped names")

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "omega_over_trials.png, Tune state (for --resume)")
     parser.add_argument("--machine-types", nargs="+", metavar="MT", default=None,
                         help="only these development types (default: every one under DEV_ROOT)")
-    parser.add_argument("--address", default=None,
+    parser.add_argument("--address", default=None, metavar="ADDRESS",
                         help="Ray cluster address ('auto' = the running cluster; default: "
                              "$RAY_ADDRESS, else a local Ray with the dashboard off)")
     parser.add_argument("--max-concurrent", type=int, default=1, metavar="K",
@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per fold)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed search in RUN_DIR (finished trials are kept)")
-    parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="SEED",
+                        help="TPE sampler seed (default 0)")
     parser.add_argument("--leave-one-out", action="store_true",
                         help="one search per development type held out; apply each frozen "
                              "recipe to its held-out type (RUN_DIR/leave_one_out.md)")

@@ -18,7 +18,8 @@ _GROUPS = {"dev": synth.DEV_MACHINE_TYPES, "novel": synth.NOVEL_MACHINE_TYPES,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=path_arg, default=None, metavar="DIR",
-                        help="output root: DIR/<machine_type>/{train,test,supplemental}/")
+                        help="output root: DIR/<machine_type>/{train,test,supplemental}/ "
+                             "(required unless --list)")
     parser.add_argument("--machine-types", nargs="+", default=None, metavar="MT",
                         help="types to write (default: all); 'dev' and 'novel' name the two "
                              f"groups. Types: {', '.join(synth.MACHINE_TYPES)}")
@@ -29,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", choices=tuple(synth.SIZES), default="small",
                         help="full: real DCASE counts, 10 s; small: 200 train, 25 per test "
                              "group, 6 s; tiny: 60 train, 10 per group, 2 s (default: small)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (same seed = same bytes)")
+    parser.add_argument("--seed", type=int, default=0, metavar="SEED",
+                        help="seed (same seed = same bytes; default 0)")
     parser.add_argument("--eval-layout", action="store_true",
                         help="anonymise test names (section_00_NNNN.wav) and write the "
                              "evaluator's ground_truth_{data,domain,attributes}/ under DIR")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing machine folders not written by this generator")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes rendering clips (default 1; output bytes are the same)")
     parser.add_argument("--anomaly-gain", type=float, default=1.0, metavar="G",
                         help="multiply every anomaly's strength by G (default 1: the calibrated "

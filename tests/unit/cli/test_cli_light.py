@@ -229,3 +229,31 @@ def test_recipe_validate_help_says_what_the_cost_limits_are_measured_on(
     apply = help_of("apply")
     assert "feature cache for the data would exceed" in apply
     assert "training on the data would" in apply
+
+
+def test_every_option_has_a_help_line_and_a_named_value() -> None:
+    """Found 2026-12-07 (docs/help probe): `download --help` showed `--dest DEST`,
+    `--retries RETRIES`, `--zip-dir ZIP_DIR` where README writes `--dest ROOT` and `--retries
+    N`, and `demo --help` `--max-concurrent MAX_CONCURRENT` where search says `K`. Every
+    option has a help line, and every value a placeholder of its own (or its choices)."""
+    import argparse
+
+    from automl_asd.cli import _build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, prog: str) -> None:
+        for action in parser._actions:  # noqa: SLF001  (argparse's list of arguments)
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for name, child in action.choices.items():
+                    walk(child, f"{prog} {name}")
+                continue
+            option = "/".join(action.option_strings) or action.dest
+            if not action.help:
+                missing.append(f"{prog} {option}: no help")
+            if action.nargs != 0 and action.metavar is None and action.choices is None:
+                missing.append(f"{prog} {option}: no metavar (argparse would show "
+                               f"{action.dest.upper()})")
+
+    walk(_build_parser(), "automl-asd")
+    assert not missing, "\n".join(missing)

@@ -525,7 +525,7 @@ def test_retry_log_counts_attempts_as_the_flag_does(server: FakeRecords, tmp_pat
     assert (tmp_path / "data" / "fan" / "train").is_dir()  # fan's second attempt succeeded
     assert main(["download", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--retries RETRIES attempts per request, the first one included" in help_text
+    assert "--retries N attempts per request, the first one included" in help_text
 
 
 def test_concurrent_run_on_same_file_is_refused(server: FakeRecords, tmp_path: Path) -> None:
