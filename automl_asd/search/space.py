@@ -14,7 +14,7 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
         choose:                              # conditional: one option per registry name
           dcase_ae:
             epochs: {int: [5, 100], log: true}
-          pooled_knn:
+          pooled_stats:
             backend:
               choose:                        # a ParamSpec(type="backend") parameter
                 knn: {k: {int: [1, 8]}}
@@ -23,8 +23,8 @@ A space file mirrors the recipe JSON. Every leaf is either a constant or a searc
         quantile: {float: [0.8, 0.95]}
 
 Each dimension is named by its path, with component choices spelled out
-(``detector.name``, ``detector.dcase_ae.epochs``, ``detector.pooled_knn.backend.name``,
-``detector.pooled_knn.backend.knn.k``), so every Optuna name keeps one distribution.
+(``detector.name``, ``detector.dcase_ae.epochs``, ``detector.pooled_stats.backend.name``,
+``detector.pooled_stats.backend.knn.k``), so every Optuna name keeps one distribution.
 Values not in the space come from the reference recipe when it uses the same component (for a
 ``{fixed: {name, params}}`` component too), else from the component's ``ParamSpec`` defaults.
 The reference recipe (any shipped name, or a recipe file, looked up beside the space file

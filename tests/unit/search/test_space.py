@@ -382,3 +382,19 @@ def test_the_space_counts_its_points(tmp_path: Path) -> None:
                        "    quantile: {float: [0.8, 0.95], step: 0.05}\n"
                        "  seed: {int: [13708, 13717], step: 3}\n")
     assert load_space(stepped).n_points() == 4 * 4
+
+
+def test_the_module_docstring_example_is_a_valid_space(tmp_path: Path) -> None:
+    """Found 2026-12-07 (docs/help probe): the example in ``automl_asd.search.space``'s
+    docstring named a detector family ``pooled_knn``, which no longer exists
+    (``pooled_stats``); the example must load as written, and its dimension names too."""
+    import automl_asd.search.space as space_module
+
+    doc = space_module.__doc__ or ""
+    example = textwrap.dedent(doc.split("::\n\n", 1)[1].split("\n\n", 1)[0])
+    (tmp_path / "example.yaml").write_text(example)
+    space = load_space(tmp_path / "example.yaml")
+    names = {d.name for d in space.dimensions()}
+    for quoted in ("detector.name", "detector.dcase_ae.epochs",
+                   "detector.pooled_stats.backend.name", "detector.pooled_stats.backend.knn.k"):
+        assert quoted in doc and quoted in names, (quoted, sorted(names))
