@@ -248,3 +248,15 @@ def test_member_memo_returns_what_a_refit_computes(monkeypatch: pytest.MonkeyPat
     np.testing.assert_array_equal(restored.score_samples(test), want[1])
     assert memo.hits == hits
     memo.clear()
+
+
+@pytest.mark.parametrize("space", ["default", "demo"])
+def test_which_shipped_hedges_the_spaces_can_reach(space: str) -> None:
+    """README ("Hedging detectors"): `hedge_logz_knn`'s settings are searchable in both
+    spaces, `hedge_pooled`'s member pair in neither (found 2026-12-07: README said "Both are
+    searchable")."""
+    dims = {d.name: d for d in load_space(space).dimensions()}
+    backends, views = dims["detector.hedge.backends"].choices, dims["detector.hedge.views"].choices
+    knn, pooled = load_recipe("hedge_logz_knn"), load_recipe("hedge_pooled")
+    assert knn.detector.params["backends"] in backends and knn.detector.params["views"] in views
+    assert pooled.detector.params["backends"] not in backends
