@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 from automl_asd.evaluation.metrics import floored_hmean, machine_metrics, official_score
 from automl_asd.search.selection import (
+    OBJECTIVES,
+    PICKS,
     SelectionRule,
     bootstrap_lower_bound,
     bootstrap_table,
@@ -23,6 +26,7 @@ from automl_asd.search.selection import (
     ranked_distinct,
 )
 from automl_asd.search.space import SpaceError, load_space
+from tests.fixtures.paths import REPO_ROOT
 
 
 def _row(trial_id: str, order: int, aucs: dict[str, tuple[float, float, float]]
@@ -295,3 +299,19 @@ def test_behavioural_twins_count_once() -> None:
     assert [r["trial_id"] for r in ranked_distinct(rows)] == ["median", "old", "other"]
     assert distinct_key(rows[0]) == "B" and distinct_key(rows[3]) == "C4"
     assert distinct_key({"recipe_hash": math.nan}) is None
+
+
+def test_the_docs_name_the_default_rule_as_the_code_has_it() -> None:
+    """Found 2026-12-07 (docs/help probe): docs/benchmarks.md's description of the selection
+    rules still called `leave_one_type_out` and `bootstrap_lower_bound` the defaults, two
+    days after `mean` / `best` became `SelectionRule()`'s. Wherever the docs or this module
+    mark an objective or a pick "(default" (not "the default then/before"), it is the code's."""
+    default = SelectionRule()
+    wrong = []
+    for doc in ("README.md", "docs/benchmarks.md", "automl_asd/search/selection.py"):
+        text = (REPO_ROOT / doc).read_text(encoding="utf-8")
+        for m in re.finditer(r"`?\b(\w+)`? \((?:the )?default[;:),]", text):
+            name = m.group(1)
+            if name in OBJECTIVES + PICKS and name not in (default.objective, default.pick):
+                wrong.append(f"{doc}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}")
+    assert not wrong, "\n".join(wrong)
