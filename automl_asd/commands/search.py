@@ -55,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "continues them, under its own budget; with --leave-one-out: S "
                              "per fold)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue a killed search in RUN_DIR (finished trials are kept)")
+                        help="continue the search in RUN_DIR that was stopped (Ctrl-C, kill, "
+                             "--time-budget) or crashed: finished trials are kept, unfinished "
+                             "ones continue; refused when the space file, development data or "
+                             "--seed changed")
     parser.add_argument("--seed", type=int, default=0, metavar="SEED",
                         help="TPE sampler seed (default 0)")
     parser.add_argument("--leave-one-out", action="store_true",

@@ -257,3 +257,16 @@ def test_every_option_has_a_help_line_and_a_named_value() -> None:
 
     walk(_build_parser(), "automl-asd")
     assert not missing, "\n".join(missing)
+
+
+def test_search_resume_help_says_what_it_continues(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07 (docs/help probe): `search --help` said --resume continues "a killed
+    search"; it also continues one its --time-budget or Ctrl-C stopped (README, "Output safety
+    and --resume"), and refuses another space file, data or seed."""
+    from automl_asd.cli import main
+
+    assert main(["search", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    resume = text.split("--resume", 2)[2].split(" --seed SEED ")[0]
+    assert "--time-budget" in resume and "Ctrl-C" in resume, resume
+    assert "space file, development data or --seed changed" in resume, resume
