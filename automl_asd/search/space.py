@@ -78,12 +78,17 @@ logger = logging.getLogger(__name__)
 def _shipped_spaces_dir() -> Path:
     """``search_spaces/`` at the repository root, or its installed copy.
 
-    The package data ``automl_asd.search_spaces`` is that folder in an editable install and
-    its copy in a wheel install; a checkout used without installing it (or an editable install
-    made before the mapping existed) falls back to the folder next to the package.
+    A checkout (installed editable or not) has the folder next to the package and uses it; a
+    wheel install has only the package data ``automl_asd.search_spaces``, its copy. The
+    checkout's own folder comes first: found 2026-12-07, a checkout run through
+    ``PYTHONPATH`` while another checkout was installed editable read the other checkout's
+    spaces (the editable install's finder maps ``automl_asd.search_spaces`` to its own
+    folder, wherever ``automl_asd`` itself was imported from), and ``search --help`` named it.
     """
 
     source_tree = Path(__file__).resolve().parents[2] / "search_spaces"
+    if source_tree.is_dir():
+        return source_tree
     try:
         folder = Path(str(resources.files("automl_asd.search_spaces")))
     except ModuleNotFoundError:

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from automl_asd.detectors import REGISTRY, Detector, ParamSpec, TrainSet
 from automl_asd.recipe import Recipe, load_recipe
 from automl_asd.search.space import SHIPPED_SPACES_DIR, SpaceError, load_space
+from tests.fixtures.paths import REPO_ROOT
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -398,3 +399,18 @@ def test_the_module_docstring_example_is_a_valid_space(tmp_path: Path) -> None:
     for quoted in ("detector.name", "detector.dcase_ae.epochs",
                    "detector.pooled_stats.backend.name", "detector.pooled_stats.backend.knn.k"):
         assert quoted in doc and quoted in names, (quoted, sorted(names))
+
+
+def test_a_checkout_uses_its_own_spaces_before_an_installed_mapping(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07 (docs/help probe): a clone run with PYTHONPATH, beside an editable
+    install of another checkout, loaded that checkout's spaces (`search --help`: "in
+    /work/main/search_spaces"); the editable finder answers for ``automl_asd.search_spaces``
+    whichever ``automl_asd`` was imported. The folder next to the package comes first."""
+    import automl_asd.search.space as space_module
+
+    elsewhere = tmp_path / "other_checkout" / "search_spaces"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.setattr(space_module.resources, "files", lambda _name: elsewhere)
+    assert space_module._shipped_spaces_dir() == REPO_ROOT / "search_spaces"
+    assert SHIPPED_SPACES_DIR == REPO_ROOT / "search_spaces"
