@@ -170,3 +170,17 @@ def test_quoted_cli_commands_use_existing_options() -> None:
                                      f"{m.group(1)} has no {option}")
     assert seen > 100
     assert not wrong, "\n".join(wrong)
+
+
+def test_readme_names_existing_benchmark_sections() -> None:
+    """README points into docs/benchmarks.md by title (`docs/benchmarks.md, "The main
+    job"`): each title is the start of a heading or a bold paragraph title there."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    bench = (REPO_ROOT / "docs/benchmarks.md").read_text(encoding="utf-8")
+    titles = [" ".join(t.split()) for t in
+              re.findall(r"^#+ (.+)$", bench, re.M) + re.findall(r"\*\*([^*]+)\*\*", bench)]
+    quoted = [" ".join(t.split())
+              for t in re.findall(r'docs/benchmarks\.md[,;:]?\s*"([^"]+)"', readme)]
+    assert len(quoted) >= 5
+    missing = [q for q in quoted if not any(t.startswith(q) for t in titles)]
+    assert not missing, missing
