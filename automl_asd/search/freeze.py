@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from automl_asd.errors import AutomlAsdError
 from automl_asd.io import search_report as io
+from automl_asd.io.trial_table import RAN_STATUSES
 from automl_asd.search.config import SearchConfig, SearchOutcome
 from automl_asd.search.selection import NEAR_TIE, near_ties
 from automl_asd.search.space import SearchSpace
@@ -123,7 +124,7 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
             "Freeze with the space file the search began with, or start a new search")
     ref = reference_omega(records)
     versions = dict(provenance.versions)
-    description = ((title or f"Best of {len(records)} trials")
+    description = ((title or f"Best of {_ran(records)} trials")
                    + f" of search space {space.name!r} "
                    f"(seed {provenance.seed}) on development types "
                    f"{', '.join(provenance.machine_types)}: Ω={best.omega:.4f}"
@@ -141,6 +142,14 @@ def freeze(records: Sequence[TrialRecord], space: SearchSpace, provenance: Searc
         behaviour_sha256=named.behaviour_hash(),
         dev_data=None if provenance.dev_data is None
         else dataclasses.asdict(provenance.dev_data))
+
+
+def _ran(records: Sequence[TrialRecord]) -> int:
+    """Trials that ran (complete, stopped early or failed), as the report counts them
+    ("after N of M trials"): a trial the time budget or an interrupt stopped before its first
+    result (``not_run``) was never compared (found 2026-12-07: a search interrupted after 6 of
+    20 trials froze a recipe described as "Best of 7 trials")."""
+    return sum(r.status in RAN_STATUSES for r in records)
 
 
 def _fixed(trial_id: str) -> Pick:
@@ -177,7 +186,7 @@ def freeze_near_ties(records: Sequence[TrialRecord], space: SearchSpace,
                             name=f"search_{space.name}_tie_{tid}",
                             title=(f"Near tie of the frozen trial {chosen} (above it on "
                                    f"{share:.0f} % of bootstrap resamples of the development "
-                                   f"clips) among {len(records)} trials"))
+                                   f"clips) among {_ran(records)} trials"))
         except FreezeError as exc:
             logger.warning("near tie %s not written: %s", tid, exc)
             continue

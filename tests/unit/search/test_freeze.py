@@ -212,6 +212,22 @@ def test_freeze_rebuilds_from_the_native_config_not_the_table() -> None:
     assert k == 3 and type(k) is int
 
 
+def test_best_of_n_counts_the_trials_that_ran_as_the_report_does() -> None:
+    # Found 2026-12-07: a search interrupted "after 6 of 20 trials" (log, report) froze a
+    # recipe described as "Best of 7 trials": the trial stopped before its first result
+    # (not_run) was counted. Complete, stopped-early and failed trials ran; not_run did not.
+    space = load_space("default")
+    knn, cnn = _points(space)
+    tie = {**knn, "detector.pooled_stats.backend.knn.k": 5}
+    records = [_record(space, 1, "aaaa", knn, 0.7),
+               _record(space, 2, "bbbb", cnn, 0.9, fidelity=0.25, recipe_hash="partial"),
+               _record(space, 3, "cccc", tie, None, error="RuntimeError: boom"),
+               _record(space, 4, "dddd", tie, None), _record(space, 5, "eeee", knn, None)]
+    assert [r.status for r in records] == ["complete", "stopped_early", "error", "not_run",
+                                           "not_run"]
+    assert freeze(records, space, _PROV).description.startswith("Best of 3 trials of ")
+
+
 def test_freeze_refuses_a_recipe_that_is_not_what_the_trial_ran() -> None:
     space = load_space("default")
     knn, _ = _points(space)
@@ -267,7 +283,8 @@ def test_near_ties_are_frozen_beside_the_pick(tmp_path: Path,
     knn, _ = _points(space)
     tie = {**knn, "detector.pooled_stats.backend.knn.k": 5}
     records = [_record(space, 1, "aaaa", space.reference_point(), 0.60, reference=True),
-               _record(space, 2, "bbbb", knn, 0.70), _record(space, 3, "eeee", tie, 0.69)]
+               _record(space, 2, "bbbb", knn, 0.70), _record(space, 3, "eeee", tie, 0.69),
+               _record(space, 4, "ffff", tie, None)]  # not_run: not among the trials compared
     out = tmp_path / "run"
     margins = {"bbbb": {"low": 0.66, "high": 0.74},
                "eeee": {"low": 0.65, "high": 0.73, "beats_chosen": 0.4},
