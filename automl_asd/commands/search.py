@@ -227,7 +227,7 @@ def _run(args: argparse.Namespace, cfg: SearchConfig, data: SearchData) -> int:
                       "budget yet")
                 continue
             print(f"  held out {row['held_out']:<12} in-search Ω {row['in_search_omega']:.4f}  "
-                  f"held-out Ω {row['held_out_omega']:.4f}  (reference recipe "
+                  f"held-out Ω {row['held_out_omega']:.4f}  ({space.reference_label} "
                   f"{row['reference_held_out_omega']:.4f})")
         if loo.table["gap"].notna().any():
             print(f"mean gap (in-search - held-out): {loo.table['gap'].mean():+.4f}")

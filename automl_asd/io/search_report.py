@@ -623,7 +623,7 @@ def write_leave_one_out(out_dir: Path, table: pd.DataFrame,
     if table["gap"].notna().any():  # a fold with nothing finished has no row numbers
         lines += [f"Mean in-search Ω {table['in_search_omega'].mean():.4f}; mean held-out Ω "
                   f"{table['held_out_omega'].mean():.4f}; mean gap {table['gap'].mean():+.4f}; "
-                  f"mean reference-recipe held-out Ω "
+                  f"mean {_reference_word(str(meta.get('reference') or ''))} held-out Ω "
                   f"{table['reference_held_out_omega'].mean():.4f}.", ""]
     md = atomic_write_text(out_dir / "leave_one_out.md", "\n".join(lines))
     return pq, md

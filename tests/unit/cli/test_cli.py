@@ -203,3 +203,31 @@ def test_search_on_cuda_without_a_gpu_is_refused_before_any_work(
                  "--out", str(out), "--device", "cuda"]) == 2
     assert "--device cuda: device 'cuda': CUDA is not available here" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_leave_one_out_lines_call_the_reference_what_the_space_makes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Found 2026-12-07: `search --space smoke --leave-one-out` said "reference point
+    # (`fast_default` as this space sets it: not the recipe itself)" in its first line, then
+    # "(reference recipe 0.5202)" on each held-out line, a number fast_default does not score.
+    import argparse
+
+    import pandas as pd
+
+    import automl_asd.orchestration.tune as tune
+    from automl_asd.commands import search as search_cmd
+    from automl_asd.search.config import SearchConfig
+    from automl_asd.search.space import load_space
+
+    table = pd.DataFrame({"held_out": ["fan"], "trials": [4], "finished": [True],
+                          "in_search_omega": [0.59], "held_out_omega": [0.48], "gap": [0.11],
+                          "reference_held_out_omega": [0.52]})
+    loo = argparse.Namespace(table=table, files={"report": tmp_path / "leave_one_out.md"})
+    monkeypatch.setattr(tune, "run_leave_one_out", lambda cfg, data: loo)
+    args = argparse.Namespace(verify_audio=False, leave_one_out=True, novel=None, out=tmp_path)
+    for space, label in (("smoke", "reference point"), ("demo", "reference recipe")):
+        cfg = SearchConfig(data=tmp_path, space=load_space(space), out=tmp_path, trials=4)
+        assert search_cmd._run(args, cfg, data=None) == 0  # type: ignore[arg-type]
+        out = capsys.readouterr().out
+        assert f"held-out Ω 0.4800  ({label} 0.5200)" in out
