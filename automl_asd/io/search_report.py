@@ -226,7 +226,9 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              + f"finished {meta.get('finished', '?')}; "
              f"versions: {json.dumps(meta.get('versions', {}), sort_keys=True)}",
              "- trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-             + _not_run_note(counts.get("not_run", 0), pending_reruns),
+             + _not_run_note(counts.get("not_run", 0), pending_reruns,
+                             budgeted=meta.get("time_budget_s") is not None
+                             or meta.get("resume_time_budget_s") is not None),
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
                 "or running, not launched)"] if skipped is not None else []),
              f"- {reference or 'reference recipe'}: queued first"
@@ -545,13 +547,17 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
     return _append_section(out_dir, lines)
 
 
-def _not_run_note(n_not_run: int, pending: int) -> str:
-    """What the trial counts say about trials without a result (``not_run``)."""
+def _not_run_note(n_not_run: int, pending: int, *, budgeted: bool = True) -> str:
+    """What the trial counts say about trials without a result (``not_run``); ``budgeted``:
+    the search (or a resume of it) had a time budget, else only an interrupt stopped them
+    (found 2026-12-07: a search without a budget, stopped by Ctrl-C, blamed "the time
+    budget or an interrupt")."""
     if not n_not_run:
         return ""
     if pending:
-        return (f"; `not_run`: ended before their first result (the time budget or an "
-                f"interrupt stopped them): `--resume` runs {pending} of them")
+        what = "the time budget or an interrupt" if budgeted else "an interrupt"
+        return (f"; `not_run`: ended before their first result ({what} stopped them): "
+                f"`--resume` runs {pending} of them")
     return ("; `not_run`: ended before their first result (the time budget stopped them); "
             "each has run again since, as a later trial")
 

@@ -435,4 +435,30 @@ def test_pending_reruns_counts_recipes_a_resume_runs_again() -> None:
                            record_from_result("c", 3, {}, None, None)]) == 0
     assert _not_run_note(0, 0) == ""
     assert "`--resume` runs 2 of them" in _not_run_note(6, 2)
+    assert "(the time budget or an interrupt stopped them)" in _not_run_note(6, 2)
+    # a search without a time budget was stopped by an interrupt only
+    assert _not_run_note(1, 1, budgeted=False) == (
+        "; `not_run`: ended before their first result (an interrupt stopped them): "
+        "`--resume` runs 1 of them")
     assert "each has run again since" in _not_run_note(6, 0)
+
+
+def test_the_report_blames_a_time_budget_only_when_the_search_had_one(tmp_path: Path) -> None:
+    # Found 2026-12-07: a search without --time-budget, stopped by Ctrl-C, reported its
+    # trial without a result as stopped by "the time budget or an interrupt".
+    space = load_space("default")
+    knn, _ = _points(space)
+    records = [_record(space, 1, "aaaa", knn, 0.7),
+               _record(space, 2, "bbbb", {**knn, "detector.pooled_stats.backend.knn.k": 5},
+                       None)]
+    out = tmp_path / "run"
+    cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=4, seed=7)
+    for meta, what in (({"time_budget_s": None}, "an interrupt"),
+                       ({"time_budget_s": 30.0}, "the time budget or an interrupt"),
+                       ({"time_budget_s": None, "resume_time_budget_s": 30.0},
+                        "the time budget or an interrupt")):
+        search_report.write_search_meta(out, {"space_name": space.name, **meta})
+        freeze_search(cfg, out, records, _PROV, finished="now")
+        assert (f"- trials: complete 1, not_run 1; `not_run`: ended before their first result "
+                f"({what} stopped them): `--resume` runs 1 of them\n"
+                ) in (out / "search_report.md").read_text()
