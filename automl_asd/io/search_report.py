@@ -196,6 +196,16 @@ def _reference_mask(table: pd.DataFrame) -> pd.Series:
     return table[col].fillna(False).astype(bool)
 
 
+def _requested(meta: Mapping[str, Any]) -> str:
+    """``--trials`` as given, and the cap when the space holds fewer distinct points (found
+    2026-12-07: ``--trials 30`` on the 26-point ``smoke`` space reported "trials requested:
+    26")."""
+    asked, trials = meta.get("trials_asked"), meta.get("trials")
+    if asked is None or asked == trials:
+        return str(trials)
+    return f"{asked} (the space holds {trials} distinct points: at most {trials} trials)"
+
+
 def _budget(seconds: Any) -> str:
     return "none" if seconds is None else f"{float(seconds):g} s"
 
@@ -216,7 +226,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     lines = [f"# Search report: space `{meta.get('space_name')}`", "",
              f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
              f"- development types: {', '.join(meta.get('machine_types', []))}",
-             f"- seed: {meta.get('seed')}; trials requested: {meta.get('trials')}; "
+             f"- seed: {meta.get('seed')}; trials requested: {_requested(meta)}; "
              f"time budget: {_budget(meta.get('time_budget_s'))}; "
              f"fidelity rungs: {meta.get('rungs')}",
              f"- started {meta.get('started', '?')}, "

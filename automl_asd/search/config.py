@@ -100,6 +100,9 @@ class SearchConfig:
     #: scored there ("does the choice carry?"); never used to choose.
     novel: Path | None = None
     novel_top_k: int = 10
+    #: ``--trials`` as given when the space holds fewer distinct points (``trials`` is then
+    #: capped to them; the report says both); ``None`` otherwise.
+    trials_asked: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse settings no search can run with, before anything starts (named by their
@@ -134,7 +137,12 @@ class SearchConfig:
         if points is not None and points < self.trials:
             logger.warning("space %s holds %d distinct point(s): at most %d trial(s), not "
                            "--trials %d", self.space.name, points, points, self.trials)
+            object.__setattr__(self, "trials_asked", self.trials)
             object.__setattr__(self, "trials", points)
+        elif self.trials_asked is not None and not (
+                self.trials == points and self.trials_asked > points):
+            # a copy with another trial count (dataclasses.replace) was not capped
+            object.__setattr__(self, "trials_asked", None)
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,7 @@ def run_meta(cfg: SearchConfig, machine_types: tuple[str, ...], versions: Mappin
     return {"space_name": space.name, "space_path": str(space.path),
             "space_sha256": space.sha256, "reference_sha256": reference,
             "seed": cfg.seed, "trials": cfg.trials,
+            **({} if cfg.trials_asked is None else {"trials_asked": cfg.trials_asked}),
             "time_budget_s": cfg.time_budget_s,
             # each invocation (a --resume too) runs under its own --time-budget; searches
             # without this key kept Tune's budget, which a resume brings back already spent

@@ -213,5 +213,11 @@ def test_a_search_asks_no_more_trials_than_its_space_has_points(
         in caplog.text
     assert replace(cfg, trials=12).trials == 12
     assert replace(cfg, resume=True).trials == 26  # a resume's target is the capped count too
+    # the report says what was asked and the cap (found 2026-12-07: "trials requested: 26"
+    # for --trials 40); so do the folds of a leave-one-out search, never a count not capped
+    assert cfg.trials_asked == replace(cfg, resume=True).trials_asked == 40
+    assert replace(cfg, trials=12).trials_asked is None
+    assert run_meta(cfg, ("fan",), {})["trials_asked"] == 40
+    assert "trials_asked" not in run_meta(replace(cfg, trials=12), ("fan",), {})
     demo = SearchConfig(data=tmp_path, space=load_space("demo"), out=tmp_path, trials=40)
     assert demo.trials == 40  # continuous: no cap

@@ -462,3 +462,19 @@ def test_the_report_blames_a_time_budget_only_when_the_search_had_one(tmp_path: 
         assert (f"- trials: complete 1, not_run 1; `not_run`: ended before their first result "
                 f"({what} stopped them): `--resume` runs 1 of them\n"
                 ) in (out / "search_report.md").read_text()
+
+
+def test_the_report_says_the_trials_asked_and_the_space_s_cap(tmp_path: Path) -> None:
+    # Found 2026-12-07: `search --space smoke --trials 30` (26 distinct points) reported
+    # "trials requested: 26".
+    space = load_space("smoke")
+    records = [_record(space, 1, "aaaa", space.reference_point(), 0.6, reference=True)]
+    out = tmp_path / "run"
+    for meta, said in (({"trials": 26, "trials_asked": 30},
+                        "trials requested: 30 (the space holds 26 distinct points: at most 26 "
+                        "trials); "),
+                       ({"trials": 12}, "trials requested: 12; ")):
+        search_report.write_search_meta(out, {"space_name": space.name, "seed": 7, **meta})
+        cfg = SearchConfig(data=tmp_path, space=space, out=out, trials=meta["trials"])
+        freeze_search(cfg, out, records, _PROV, finished="now")
+        assert f"- seed: 7; {said}time budget: none" in (out / "search_report.md").read_text()
