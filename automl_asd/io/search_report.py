@@ -548,12 +548,23 @@ def append_novel_section(out_dir: Path, df: pd.DataFrame, summary: Mapping[str, 
     if ref is not None:
         lines.append(f"- {reference_label}'s novel Ω: {_fmt(ref)}")
     tie = summary.get("best_near_tie_novel_omega")
+    # found 2026-12-07: with --novel-top-k 2, one of the 3 near ties frozen was scored and the
+    # line read as the best of all three
+    n_frozen = int(summary.get("near_ties_frozen", 0))
+    n_scored = int(df["near_tie"].sum()) if "near_tie" in df.columns else 0
+    unscored = (f" ({n_scored} of the {n_frozen} near ties frozen: the others are not among the "
+                "trials scored here, `--novel-top-k`; apply them to compare)"
+                if n_scored < n_frozen else "")
     if tie is not None:
         gap = tie - summary.get("frozen_novel_omega", math.nan)
         side = ("the same as" if gap == 0 else
                 f"{_fmt(abs(gap))} {'above' if gap > 0 else 'below'}")
         lines.append(f"- best novel Ω among the pick's near ties (`near_tie`, frozen in "
-                     f"`{NEAR_TIES_DIR}/`): {_fmt(tie)}, {side} the frozen recipe's")
+                     f"`{NEAR_TIES_DIR}/`): {_fmt(tie)}, {side} the frozen recipe's{unscored}")
+    elif n_frozen:
+        lines.append(f"- the pick's {n_frozen} near tie{'s' if n_frozen != 1 else ''} (frozen "
+                     f"in `{NEAR_TIES_DIR}/`): none among the trials scored here "
+                     "(`--novel-top-k`); apply them to compare")
     return _append_section(out_dir, lines)
 
 

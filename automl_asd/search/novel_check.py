@@ -339,6 +339,8 @@ def novel_check(cfg: Any, outcome: Any, evaluate: BatchEvaluator,
     ref_omega = float(results[-1 if ref_at is None else ref_at].omega)
     df = pd.DataFrame(rows)
     summary = carry_summary(df, reference_novel_omega=ref_omega)
+    if ties:  # how many near ties were frozen: the top-K scored here may hold only some
+        summary["near_ties_frozen"] = float(len(ties))
     path = out / NOVEL_TABLE
     df.to_parquet(path, index=False)
     report = io.append_novel_section(out, df, summary, novel_root=str(root),

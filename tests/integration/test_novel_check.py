@@ -183,6 +183,14 @@ def test_the_carry_check_marks_the_picks_near_ties(tmp_path: Path) -> None:
     assert "- best novel Ω among the pick's near ties (`near_tie`, frozen in `near_ties/`): " \
            "0.7000, 0.0800 above the frozen recipe's" in report
     assert "- regret (best − frozen): 0.0800" in report
+    # A top-K that leaves the near tie out says so (found 2026-12-07: the line read as the
+    # best of every near tie when only some had been scored)
+    (tmp_path / "search_report.md").unlink()
+    novel_check(SimpleNamespace(**{**vars(cfg), "novel_top_k": 1}), outcome,
+                one_by_one(evaluate), novel={"pump": object()})
+    assert "- the pick's 1 near tie (frozen in `near_ties/`): none among the trials scored " \
+           "here (`--novel-top-k`); apply them to compare" \
+           in (tmp_path / "search_report.md").read_text()
     # Without near ties the line is absent and the column all False.
     search_report.write_search_meta(tmp_path, {"selection": {"chosen": "bbbb",
                                                              "tie_recipes": {}}})
