@@ -239,8 +239,11 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
              + _not_run_note(counts.get("not_run", 0), pending_reruns,
                              budgeted=meta.get("time_budget_s") is not None
                              or meta.get("resume_time_budget_s") is not None),
+             # found 2026-12-07: "already run" read as any recipe run, beside a table that
+             # held one recipe ASHA had stopped three times (dedup runs those again)
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
-                "or running, not launched)"] if skipped is not None else []),
+                "at full fidelity or running, not launched; a recipe stopped early or failed "
+                "may run again)"] if skipped is not None else []),
              f"- {reference or 'reference recipe'}: queued first"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
                 " (did not finish)"),

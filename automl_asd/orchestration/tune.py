@@ -532,7 +532,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         skipped = io.read_duplicates(out)
         if skipped:
             logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
-                        "run or running)", skipped)
+                        "run at full fidelity or running)", skipped)
         records = records_from_grid(grid, space)
         # trials Tune made, run or not: one stopped before it reported counts among them (the
         # budget's fallback stop_all: a resume runs its config again as one more trial)
