@@ -125,10 +125,21 @@ def plot_omega(out_dir: Path, table: pd.DataFrame, *,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415  (heavy third-party, loaded when used)
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     path = out_dir / "omega_over_trials.png"
-    fig, ax = plt.subplots(figsize=(7.5, 4.0), dpi=110)
+    fig = _omega_figure(table, reference_label)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _omega_figure(table: pd.DataFrame, reference_label: str) -> Any:
+    """The figure of :func:`plot_omega` (a matplotlib ``Figure``, Agg backend set)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (heavy third-party, loaded when used)
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415  (heavy third-party, loaded when used)
+
+    fig, ax = plt.subplots(figsize=(9.0, 4.0), dpi=110)
     if not table.empty:
         styles = {"complete": ("o", "tab:blue", "full fidelity"),
                   "stopped_early": ("x", "tab:gray", "stopped early (lower fidelity)")}
@@ -155,12 +166,11 @@ def plot_omega(out_dir: Path, table: pd.DataFrame, *,
     ax.set_ylabel("Ω (official score, dev types)")
     ax.set_title("Ω over trials")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    # beside the axes, not over them (found 2026-12-07: "lower right" hid the last stopped
+    # trials, which sit low and late, so the plot showed 13 of the table's 14 trials)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _rho(value: Any) -> str:

@@ -52,3 +52,31 @@ def test_the_novel_section_says_how_many_near_ties_it_scored(tmp_path: Path) -> 
     assert ("- the pick's 2 near ties (frozen in `near_ties/`): none among the trials scored "
             "here (`--novel-top-k`); apply them to compare\n") in section(2, none)
     assert "near ties" not in section(0, none).split("## Does the choice carry?")[1]
+
+
+def test_the_omega_plot_keeps_its_legend_off_the_trials(tmp_path: Path) -> None:
+    """Found 2026-12-07: the legend sat in the lower right, over the last stopped trials
+    (low Ω, late): the plot showed 13 of the table's 14 trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from automl_asd.io.search_report import _omega_figure, plot_omega
+
+    omega = [0.53, 0.49, 0.55, 0.53, 0.59, 0.49, 0.49, 0.49, 0.59, 0.58, 0.57, 0.55, 0.49, 0.57]
+    status = ["complete", "stopped_early"] * 2 + ["complete"] + ["stopped_early"] * 3 \
+        + ["complete"] * 4 + ["stopped_early", "complete"]
+    table = pd.DataFrame({"order": range(1, 15), "omega": omega, "status": status,
+                          "is_reference": [True] + [False] * 13})
+    fig = _omega_figure(table, "reference point (fast_default)")
+    fig.canvas.draw()
+    ax, = fig.axes
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))
+    # the labels still fit in the saved image
+    assert legend.x1 <= fig.bbox.x1
+    plt.close(fig)
+    assert plot_omega(tmp_path, table).is_file()
