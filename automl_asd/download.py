@@ -17,7 +17,9 @@ Robustness rules:
   extracted members;
 * every archive member is checked before any member is extracted: absolute paths, ``..``
   components, backslashes, symlinks and anything that would land outside ``dest`` are refused;
-* members are written to a temporary name and renamed into place; a marker file
+* members are written to a temporary name and renamed into place; an extraction that fails or
+  is interrupted removes the files and folders it made (a half-extracted type would read as a
+  complete one); a marker file
   ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
 * a verified zip is never deleted because a later step failed;
 * the record metadata is cached in ``<dest>/.downloads/`` (published Zenodo records never
@@ -691,27 +693,63 @@ def safe_extract(
         needed = sum(info.file_size for info, _ in plan if not info.is_dir())
         _check_free_space(dest, needed, min_free_bytes, f"extracting {archive.name}")
         members: dict[str, int] = {}
-        for info, target in plan:
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".extracting")
-            try:
-                with zf.open(info) as src, tmp.open("wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-            except (zipfile.BadZipFile, OSError) as exc:
-                tmp.unlink(missing_ok=True)
-                raise DownloadError(f"{archive}: cannot extract {info.filename!r}: {exc}") from exc
-            except BaseException:  # Ctrl-C: leave no half-written member behind
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, target)
-            members[target.relative_to(dest).as_posix()] = info.file_size
+        created: list[Path] = []  # the files and folders this call made, in creation order
+        try:
+            for info, target in plan:
+                _make_folders(target if info.is_dir() else target.parent, created)
+                if info.is_dir():
+                    continue
+                tmp = target.with_name(target.name + ".extracting")
+                existed = target.exists()
+                try:
+                    with zf.open(info) as src, tmp.open("wb") as out:
+                        shutil.copyfileobj(src, out, _CHUNK)
+                except (zipfile.BadZipFile, OSError) as exc:
+                    tmp.unlink(missing_ok=True)
+                    raise DownloadError(
+                        f"{archive}: cannot extract {info.filename!r}: {exc}; the files "
+                        "extracted before it were removed"
+                    ) from exc
+                except BaseException:  # Ctrl-C: leave no half-written member behind
+                    tmp.unlink(missing_ok=True)
+                    raise
+                os.replace(tmp, target)
+                if not existed:
+                    created.append(target)
+                members[target.relative_to(dest).as_posix()] = info.file_size
+        except BaseException:
+            # found 2026-12-07: a member failing its CRC (or Ctrl-C) part-way left the
+            # members before it, which `info` and scan() read as a complete machine type with
+            # fewer clips; nothing marks the tree as partial, so what this call made goes
+            _remove_created(created)
+            raise
     tops = sorted({rel.split("/", 1)[0] for rel in members})
     logger.info("%s: extracted %d files into %s (%s)", archive.name, len(members), dest,
                 ", ".join(tops))
     return members
+
+
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """``folder.mkdir(parents=True)``, appending the folders it makes to ``created``."""
+    missing: list[Path] = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    created.extend(reversed(missing))
+
+
+def _remove_created(created: Sequence[Path]) -> None:
+    """Remove what an extraction made, newest first (folders only once empty)."""
+    for path in reversed(created):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a folder that holds files of another zip or of the user stays
 
 
 def _check_folder_in_plan(archive: Path, dest: Path, folder: str,

@@ -626,6 +626,67 @@ def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_pat
     assert server.file_requests("dev_fan.zip") == []
 
 
+def _zip_with_bad_crc(members: dict[str, bytes], bad: str) -> bytes:
+    """``_zip(members)`` stored, with one byte of member ``bad`` flipped (its CRC-32 fails)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    raw = bytearray(buf.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo(bad)
+    raw[info.header_offset + 30 + len(info.filename.encode()) + 100] ^= 0xFF
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("failure", ["bad_crc", "ctrl_c"])
+def test_extraction_that_fails_part_way_leaves_no_partial_type(
+        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        failure: str) -> None:
+    """Found 2026-12-07: a member failing its CRC (or Ctrl-C) part-way through a zip left the
+    members before it in `<type>/`, and `info` then showed a machine type with fewer test clips
+    as if it were complete. The files the extraction made are removed; an earlier zip's files
+    in the same folder (`add` then `eval`) stay."""
+    mt = "ToyPet"
+    train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
+             f"{mt}/attributes_00.csv": b"file_name\n"}
+    test = {f"{mt}/test/section_00_{i:04d}.wav": _wav_bytes(i) for i in range(4)}
+    bad = f"{mt}/test/section_00_0002.wav"
+    test_zip = _zip_with_bad_crc(test, bad) if failure == "bad_crc" else _zip(test)
+    server.files[dl.find_record(2025, "add").record_id] = {
+        f"eval_data_{mt}_train.zip": _zip(train)}
+    server.files[dl.find_record(2025, "eval").record_id] = {
+        f"eval_data_{mt}_test.zip": test_zip}
+    dest = tmp_path / "eval"
+    dl.download_dataset(2025, "add", dest, machine_types=[mt], base_url=server.base_url, **FAST)
+    before = _tree(dest / mt)
+    if failure == "ctrl_c":
+        copy = dl.shutil.copyfileobj
+        seen: list[int] = []
+
+        def interrupted_copy(src: Any, dst: Any, length: int = 0) -> None:
+            seen.append(1)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+            copy(src, dst, length)
+
+        monkeypatch.setattr(dl.shutil, "copyfileobj", interrupted_copy)
+    with pytest.raises(dl.DownloadError if failure == "bad_crc" else KeyboardInterrupt) as exc:
+        dl.download_dataset(2025, "eval", dest, machine_types=[mt], base_url=server.base_url,
+                            **FAST)
+    if failure == "bad_crc":
+        assert f"cannot extract {bad!r}" in str(exc.value)
+        assert "the files extracted before it were removed" in str(exc.value)
+    assert _tree(dest / mt) == before  # no test/ folder, no stray .extracting file
+    assert (dest / ".downloads" / f"eval_data_{mt}_test.zip").read_bytes() == test_zip
+    if failure == "ctrl_c":  # the rerun extracts the kept zip without downloading it again
+        monkeypatch.undo()
+        server.requests.clear()
+        (r,) = dl.download_dataset(2025, "eval", dest, machine_types=[mt],
+                                   base_url=server.base_url, **FAST)
+        assert r.status == "extracted" and server.file_requests(f"eval_data_{mt}_test.zip") == []
+        assert sorted(_tree(dest / mt)) == sorted(k.split("/", 1)[1] for k in {**train, **test})
+
+
 def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path: Path) -> None:
     mt = "ToyPet"
     train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
