@@ -21,7 +21,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
-from automl_asd.bundle.format import MANIFEST, MAX_BUNDLE_BYTES, BundleError, check_relpath
+from automl_asd.bundle.format import (
+    MANIFEST,
+    MAX_BUNDLE_BYTES,
+    BundleError,
+    check_relpath,
+    not_a_bundle,
+)
 from automl_asd.bundle.state import bundle_files
 from automl_asd.components.files import naming_path
 from automl_asd.io.run_folder import OutputError
@@ -97,6 +103,12 @@ def read_bundle_files(path: str | Path) -> dict[str, bytes]:
     (unverified; see :func:`verify_bundle_files`)."""
     p = Path(path)
     if p.is_dir():
+        if not (p / MANIFEST).is_file():
+            # found 2026-12-07: a folder without a manifest (a data root, an apply run) was
+            # read whole into memory before it was refused (1.5 GB: 6 s and 2 GB of memory)
+            inner = sorted(m.parent for pattern in (f"*/{MANIFEST}", f"models/*/{MANIFEST}")
+                           for m in p.glob(pattern))
+            raise not_a_bundle(p, inner)
         return _read_folder(p)
     if p.is_file():
         return _read_tar(p)

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from automl_asd._version import __version__
 from automl_asd.errors import AutomlAsdError
+from automl_asd.progress import few_names
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -51,6 +52,7 @@ __all__ = [
     "torch_version",
     "check_relpath",
     "verify_bundle_files",
+    "not_a_bundle",
     "npy_bytes",
     "npy_from_bytes",
     "load_npy",
@@ -107,6 +109,15 @@ def check_relpath(name: str, where: Path) -> str:
 
 
 
+def not_a_bundle(root: Path, inner: Sequence[Path] = ()) -> BundleError:
+    """The error for ``root`` without a manifest; ``inner`` names bundles found inside it (the
+    user gave ``<apply out>`` or its ``models/`` folder)."""
+    hint = (f"; it holds the bundles {few_names([str(p) for p in inner])}: pass one of them"
+            if inner else "")
+    return BundleError(f"{root / MANIFEST}: missing; {root} is not a model bundle (bundles are "
+                       f"written by `automl-asd apply` under <out>/models/<machine type>){hint}")
+
+
 def verify_bundle_files(
     files: Mapping[str, bytes], where: str | Path, *, strict_versions: bool = True
 ) -> dict[str, Any]:
@@ -119,8 +130,7 @@ def verify_bundle_files(
     """
     root = Path(where)
     if MANIFEST not in files:
-        raise BundleError(f"{root / MANIFEST}: missing; {root} is not a model bundle (bundles "
-                          "are written by `automl-asd apply` under <out>/models/<machine type>)")
+        raise not_a_bundle(root)
     try:
         manifest = json.loads(files[MANIFEST].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

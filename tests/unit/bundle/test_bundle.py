@@ -362,6 +362,40 @@ def test_tar_with_unsafe_members_is_refused(tmp_path: Path) -> None:
         load_bundle(tmp_path / "nope")
 
 
+def test_folder_without_manifest_is_refused_before_reading_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `score --model` on a folder that is no bundle (a data root, an apply
+    run) read every file in it into memory before refusing it: 1.5 GB took 6 s and 2 GB of
+    memory (a larger one ended in "larger than 4 GiB"). Now it is refused unread, and bundles
+    inside it are named."""
+    run = tmp_path / "run"
+    (run / "big.wav").parent.mkdir()
+    (run / "big.wav").write_bytes(b"\0" * 1000)
+    for mt in ("valve", "fan"):
+        (run / "models" / mt).mkdir(parents=True)
+        (run / "models" / mt / MANIFEST).write_text("{}")
+    read: list[Path] = []
+    real_read = Path.read_bytes
+
+    def spy(self: Path) -> bytes:
+        read.append(self)
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    bundles = f"{run / 'models' / 'fan'}, {run / 'models' / 'valve'}"
+    with pytest.raises(BundleError) as exc:
+        load_bundle(run)
+    assert str(exc.value) == (
+        f"{run / MANIFEST}: missing; {run} is not a model bundle (bundles are written by "
+        "`automl-asd apply` under <out>/models/<machine type>); it holds the bundles "
+        f"{bundles}: pass one of them")
+    assert read == []
+    assert main(["score", "--model", str(run / "models"), str(run / "big.wav")]) == 1
+    assert f"it holds the bundles {bundles}: pass one of them\n" in capsys.readouterr().err
+    assert read == []
+
+
 @pytest.mark.slow
 def test_malformed_member_table_is_refused(bundle_copy: Path) -> None:
     m = _manifest(bundle_copy)
