@@ -282,8 +282,8 @@ def watch_folder(
     names it (write recordings elsewhere and move them in, as a rename is atomic). Each poll's ready
     files are scored as one batch and their rows appended to ``out`` (or printed). A file
     that cannot be decoded or has the wrong format is logged and skipped; the watcher goes on,
-    and tries it again only if its size changes (or after a restart, since only scored rows
-    are recorded).
+    and tries it again only if its size or time stamp changes (or after a restart, since only
+    scored rows are recorded).
     """
     if poll <= 0:
         raise ValueError(f"--poll {poll}: must be > 0 seconds")
@@ -302,18 +302,18 @@ def watch_folder(
     still: dict[str, int] = {}  # name -> polls it has held still
     # name -> ((size, mtime_ns), sha256 of its bytes) when it was scored
     scored_as: dict[str, tuple[tuple[int, int], str]] = {}
-    bad: dict[str, int] = {}  # skipped file -> its size then (retried if it changes)
+    # skipped file -> (size, mtime_ns) when it was tried (retried if it changes)
+    bad: dict[str, tuple[int, int]] = {}
 
-    def skip(path: Path) -> None:
+    def skip(path: Path, sig: tuple[int, int]) -> None:
         """Count ``path`` as skipped (once, however often it is retried); retry it only once
-        its size changes."""
+        its size or time stamp differs from ``sig``, as it was when it was tried (found
+        2026-12-07: a skipped stereo clip replaced by a mono one of the same size was never
+        tried again, though the warning said it would be)."""
         if path.name not in stats.skipped:
             stats.skipped.append(path.name)
         done.discard(path.name)
-        try:
-            bad[path.name] = path.stat().st_size
-        except FileNotFoundError:
-            pass
+        bad[path.name] = sig
 
     t0 = time.monotonic()
     logger.info("watching %s every %.3g s with bundle %s (Ctrl-C stops)", folder, poll,
@@ -348,7 +348,7 @@ def watch_folder(
                         else:  # touched, same bytes
                             scored_as[path.name] = (sig, then[1])
                     continue
-                if bad.get(path.name) == size:
+                if bad.get(path.name) == sig:
                     continue  # skipped before and unchanged since
                 still[path.name] = still.get(path.name, 0) + 1 if sizes.get(path.name) == sig \
                     else 0
@@ -362,7 +362,7 @@ def watch_folder(
                     # found 2026-12-07: an empty file was never scored, skipped or named
                     logger.warning("watch: skipping %s: an empty file (0 bytes) for %d polls; "
                                    "tried again if it changes", path.name, UNFINISHED_POLLS)
-                    skip(path)
+                    skip(path, sig)
                     continue
                 sizes[path.name] = sig
             if max_files is not None:
@@ -381,7 +381,7 @@ def watch_folder(
                     # (the summary then counts it scored, not skipped)
                     logger.warning("watch: skipping %s: %s (tried again if it changes)", path,
                                    exc)
-                    skip(path)
+                    skip(path, scored_as[path.name][0])
             if good:
                 scores, decisions = bundle.score_features(feats)
                 finite = np.isfinite(scores)
@@ -390,7 +390,7 @@ def watch_folder(
                         logger.error("watch: refusing %s: non-finite anomaly score (%r); its "
                                      "samples may be out of range (e.g. a float wav far beyond "
                                      "+-1) or the bundle is damaged; not written", p, float(s))
-                        skip(p)
+                        skip(p, scored_as[p.name][0])
                 good = [p for p, ok in zip(good, finite, strict=True) if ok]
                 scores, decisions = scores[finite], decisions[finite]
             if good:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -238,6 +239,42 @@ def test_watch_waits_for_an_open_recording_and_names_one_changed_after_scoring(
         stats = watch_folder(bundle, inbox, out, poll=0.01, sleep=rewrite)
     assert stats.reason == "interrupted" and stats.scored == 1
     assert "b.wav changed after it was scored" in caplog.text
+
+
+def test_watch_tries_a_skipped_file_again_when_it_is_replaced_by_one_of_the_same_size(
+    bundle: Bundle, test_wavs: list[Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found 2026-12-07: a skipped file was tried again only when its size changed, so a
+    stereo clip (refused) replaced by a mono clip of the same byte size (twice as long) was
+    never scored, though the warning said "tried again if it changes"."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    out = tmp_path / "live.csv"
+    wave, rate = sf.read(test_wavs[0], dtype="float32")
+    half = len(wave) // 2
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, wave[:2 * half], rate, subtype="PCM_16")
+    sf.write(inbox / "rec.wav", np.stack([wave[:half]] * 2, axis=1), rate, subtype="PCM_16")
+    assert (inbox / "rec.wav").stat().st_size == mono.stat().st_size
+    polls: list[int] = []
+
+    def fake_sleep(_: float) -> None:
+        polls.append(1)
+        if len(polls) == 3:  # skipped at poll 2; the fixed clip is moved in after poll 3
+            staged = tmp_path / "staged.wav"
+            shutil.copy(mono, staged)
+            st = (inbox / "rec.wav").stat()
+            os.utime(staged, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+            os.replace(staged, inbox / "rec.wav")
+        if len(polls) == 8:
+            raise KeyboardInterrupt
+
+    with caplog.at_level(logging.WARNING):
+        stats = watch_folder(bundle, inbox, out, poll=0.01, sleep=fake_sleep)
+    assert "skipping" in caplog.text and "2 channels" in caplog.text
+    assert stats.scored == 1 and stats.skipped == []
+    want = bundle.score([mono])
+    assert read_score_csv(out) == [("rec.wav", float(want.scores[0]), int(want.decisions[0]))]
 
 
 def test_watch_scores_a_finished_file_whose_header_never_gives_its_length(
