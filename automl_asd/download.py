@@ -22,6 +22,8 @@ Robustness rules:
   complete one); a marker file
   ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
 * a verified zip is never deleted because a later step failed;
+* the marker names its record: another record's zip of the same name (``dev_fan.zip`` of
+  2024 and of 2025) is refused where the first one's files or zip are, not mixed in;
 * the record metadata is cached in ``<dest>/.downloads/`` (published Zenodo records never
   change), so a second run with everything present makes no request and only verifies; a run
   that has to download a file, or finds a kept zip that fails the cached entry, reads the
@@ -845,6 +847,7 @@ def _fetch_one(
 ) -> FileResult:
     zip_path = zip_dir / remote.key
     marker = zip_dir / f"{remote.key}.extracted.json"
+    _check_same_record(marker, record.record_id, dest / machine_type, remote)
     status = "extracted"
     received = 0
     refetch = False
@@ -884,12 +887,44 @@ def _fetch_one(
                        remote.key, machine_type)
     atomic_write_text(marker, json.dumps(
         {"key": remote.key, "md5": remote.md5, "size": remote.size, "members": members,
-         "crc32": _extracted_crcs(zip_path, dest)},
+         "crc32": _extracted_crcs(zip_path, dest), "record_id": record.record_id},
         indent=0, sort_keys=True,
     ))
     if not keep_zips:
         zip_path.unlink()  # deliberate: extracted and recorded; not a failure path
     return FileResult(machine_type, remote.key, status, received, len(members))
+
+
+def _record_label(record_id: int) -> str:
+    """``2025 dev (record 15097779)``, or the bare record for one not in :data:`RECORDS`."""
+    for r in RECORDS:
+        if r.record_id == record_id:
+            return f"{r.year} {r.split} (record {record_id})"
+    return f"record {record_id}"
+
+
+def _check_same_record(marker: Path, record_id: int, folder: Path, remote: RemoteFile) -> None:
+    """Refuse to fetch ``remote`` where ``marker`` says another record's other zip of that name
+    was extracted into ``folder`` and that folder or zip is still there (found 2026-12-07: 2025
+    dev then 2024 dev into one --dest deleted the verified 2025 dev_fan.zip as "corrupt" and
+    merged both years' clips into one fan/ folder). The same file (md5) in two records is
+    fine."""
+    try:
+        info = json.loads(marker.read_text())
+        other, md5 = info.get("record_id"), info.get("md5")
+    except (OSError, ValueError, AttributeError):
+        return  # no marker (or one from before markers named their record): nothing to compare
+    key = remote.key
+    kept = marker.parent / key
+    if (not isinstance(other, int) or other == record_id or (md5 and md5 == remote.md5)
+            or not (folder.exists() or kept.exists())):
+        return
+    raise DownloadError(
+        f"{key}: {folder if folder.exists() else kept} holds {_record_label(other)}'s {key}; "
+        f"{_record_label(record_id)} has another file of that name: its clips would mix with "
+        f"those in {folder}, and the kept zip would be replaced. Give this download another "
+        "--dest (and --zip-dir, if you set one)"
+    )
 
 
 def _count_members(marker: Path) -> int:

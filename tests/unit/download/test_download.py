@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -705,6 +706,44 @@ def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path:
     (r,) = dl.download_dataset(2025, "add", dest, machine_types=[mt], base_url=server.base_url,
                                **FAST)
     assert r.status == "verified" and server.requests == []
+
+
+def test_another_years_zip_of_the_same_name_is_refused(server: FakeRecords, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """Found 2026-12-07: `download --year 2025 --split dev` then `--year 2024 --split dev`
+    into one --dest deleted the verified 2025 dev_fan.zip ("md5 ..., downloading it again")
+    and extracted 2024's fan clips beside 2025's: one fan/ folder with both years' data. The
+    same file in two records is not refused."""
+    _serve_dev(server, ("fan",))
+    old = dl.find_record(2024, "dev").record_id
+    members_2024 = {k.replace("_a_", "_b_"): v for k, v in _dev_members("fan").items()}
+    server.files[old] = {"dev_fan.zip": _zip(members_2024)}
+    dest = tmp_path / "data"
+    _run(server, dest, ("fan",))
+    before = _tree(dest)
+    argv = ["download", "--year", "2024", "--split", "dev", "--dest", str(dest),
+            "--machine-types", "fan", "--base-url", server.base_url, "--no-progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (f"dev_fan.zip: {dest / 'fan'} holds 2025 dev (record {RECORD_ID})'s dev_fan.zip; "
+            f"2024 dev (record {old}) has another file of that name: its clips would mix with "
+            f"those in {dest / 'fan'}, and the kept zip would be replaced. Give this download "
+            "another --dest (and --zip-dir, if you set one)") in err
+    assert server.file_requests("dev_fan.zip") == [None]  # 2025's only
+    assert {k: v for k, v in _tree(dest).items() if "record_" not in k} == {
+        k: v for k, v in before.items() if "record_" not in k}
+    # a record whose zip of that name is the same file (md5) just verifies
+    server.files[dl.find_record(2023, "dev").record_id] = dict(server.files[RECORD_ID])
+    assert main([argv[0], argv[1], "2023", *argv[3:]]) == 0
+    assert "verified" in capsys.readouterr().out
+    # its own --dest is fine, and once the 2025 files are gone the folder can take 2024's
+    assert main([*argv[:6], str(tmp_path / "dev2024"), *argv[7:]]) == 0
+    shutil.rmtree(dest / "fan")
+    (dest / ".downloads" / "dev_fan.zip").unlink()
+    assert main(argv) == 0
+    assert sorted(p.name for p in (dest / "fan" / "train").iterdir()) == sorted(
+        k.rsplit("/", 1)[1] for k in members_2024 if "/train/" in k)
 
 
 def test_cli_download_end_to_end(server: FakeRecords, tmp_path: Path,
