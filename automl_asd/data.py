@@ -301,6 +301,22 @@ def _refuse_interrupted_synth(directory: Path) -> None:
                         "says incomplete): run the same synth command again to finish it")
 
 
+#: ``<prefix><zip name>``: the file ``automl-asd download`` keeps in a machine folder while it
+#: extracts that zip into it (a killed extraction leaves it, beside a part of the clips)
+EXTRACTING_PREFIX = ".extracting-"
+
+
+def _refuse_interrupted_extraction(directory: Path) -> None:
+    """:class:`DataError` for a machine folder whose extraction ``automl-asd download`` did not
+    finish (killed, power lost): its clips are a part of the zip that would score as a whole."""
+    left = sorted(p.name.removeprefix(EXTRACTING_PREFIX)
+                  for p in directory.glob(f"{EXTRACTING_PREFIX}*"))
+    if left:
+        raise DataError(f"{directory}: an interrupted extraction of {', '.join(left)} by "
+                        f"`automl-asd download` (its {EXTRACTING_PREFIX}{left[0]} is still "
+                        "there): run the same download command again to finish it")
+
+
 #: longest machine-type name, in UTF-8 bytes: decision_result_<type>_section_XX_test.csv
 #: (36 bytes more) and the temporary names around it must fit a file name's 255 bytes
 MAX_TYPE_BYTES = 200
@@ -326,6 +342,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                         f"decision_result_<type>_section_XX_test.csv must fit a file name's "
                         "255 bytes); rename the folder")
     _refuse_interrupted_synth(directory)
+    _refuse_interrupted_extraction(directory)
     if (directory / "test_rename").is_dir():
         logger.warning("%s: ignoring test_rename/ (labelled copies); pass the official ground "
                        "truth with --ground-truth instead", directory / "test_rename")

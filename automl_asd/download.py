@@ -19,7 +19,8 @@ Robustness rules:
   components, backslashes, symlinks and anything that would land outside ``dest`` are refused;
 * members are written to a temporary name and renamed into place; an extraction that fails or
   is interrupted removes the files and folders it made (a half-extracted type would read as a
-  complete one); a marker file
+  complete one), and one killed part-way leaves ``<type>/.extracting-<zip>``, which makes
+  scan() refuse the folder until a rerun finishes it; a marker file
   ``<zip>.extracted.json`` lists what was extracted, so a second run only verifies;
 * a verified zip is never deleted because a later step failed;
 * the marker names its record: another record's zip of the same name (``dev_fan.zip`` of
@@ -58,6 +59,7 @@ from tqdm import tqdm
 
 from automl_asd.components.files import atomic_write_text
 from automl_asd.components.locks import file_lock
+from automl_asd.data import EXTRACTING_PREFIX
 from automl_asd.errors import AutomlAsdError
 from automl_asd.progress import few_names
 
@@ -670,6 +672,7 @@ def safe_extract(
     *,
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     require_folder: str | None = None,
+    sentinel: Path | None = None,
 ) -> dict[str, int]:
     """Extract a zip into ``dest`` after checking every member; returns ``{relpath: size}``.
 
@@ -678,6 +681,8 @@ def safe_extract(
     name and renamed into place, so existing files are never left half-written. With
     ``require_folder``, an archive with no file under ``<require_folder>/`` is refused before
     anything is written (a machine type's zip must unpack into ``<dest>/<machine_type>/``).
+    ``sentinel`` is a file that exists while members are written: an extraction killed
+    part-way leaves it beside the members written so far (scan() refuses such a folder).
     """
     dest = Path(os.path.abspath(dest))
     try:
@@ -697,6 +702,11 @@ def safe_extract(
         members: dict[str, int] = {}
         created: list[Path] = []  # the files and folders this call made, in creation order
         try:
+            if sentinel is not None:
+                _make_folders(sentinel.parent, created)
+                if not sentinel.exists():  # one left by a killed run stays until this one ends
+                    created.append(sentinel)
+                    sentinel.write_text(f"extracting {archive}\n")
             for info, target in plan:
                 _make_folders(target if info.is_dir() else target.parent, created)
                 if info.is_dir():
@@ -725,6 +735,8 @@ def safe_extract(
             # fewer clips; nothing marks the tree as partial, so what this call made goes
             _remove_created(created)
             raise
+        if sentinel is not None:
+            sentinel.unlink()
     tops = sorted({rel.split("/", 1)[0] for rel in members})
     logger.info("%s: extracted %d files into %s (%s)", archive.name, len(members), dest,
                 ", ".join(tops))
@@ -881,7 +893,8 @@ def _fetch_one(
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
     marker.unlink(missing_ok=True)  # re-extracting: the old record no longer vouches for it
     members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes,
-                           require_folder=machine_type)
+                           require_folder=machine_type,
+                           sentinel=dest / machine_type / f"{EXTRACTING_PREFIX}{remote.key}")
     if any(not rel.startswith(f"{machine_type}/") for rel in members):
         logger.warning("%s: some members are not under %s/; scan(dest) may not find them",
                        remote.key, machine_type)

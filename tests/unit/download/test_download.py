@@ -688,6 +688,45 @@ def test_extraction_that_fails_part_way_leaves_no_partial_type(
         assert sorted(_tree(dest / mt)) == sorted(k.split("/", 1)[1] for k in {**train, **test})
 
 
+def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
+        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a download killed (kill -9, power loss) while it extracted left a
+    part of `fan/`, which `info` and scan() read as a complete machine type with fewer clips.
+    The folder holds `.extracting-<zip>` until an extraction finishes; scan() refuses it."""
+    from automl_asd.data import DataError, scan
+
+    _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    copy = dl.shutil.copyfileobj
+    seen: list[int] = []
+
+    def killed_copy(src: Any, dst: Any, length: int = 0) -> None:
+        seen.append(1)
+        if len(seen) == 4:
+            raise SystemExit(137)
+        copy(src, dst, length)
+
+    monkeypatch.setattr(dl.shutil, "copyfileobj", killed_copy)
+    monkeypatch.setattr(dl, "_remove_created", lambda created: None)  # a killed run cleans nothing
+    with pytest.raises(SystemExit):
+        _run(server, dest, ("fan",))
+    monkeypatch.undo()
+    sentinel = dest / "fan" / ".extracting-dev_fan.zip"
+    assert sentinel.is_file() and len(list((dest / "fan").rglob("*.wav"))) == 2
+    message = (f"{dest / 'fan'}: an interrupted extraction of dev_fan.zip by `automl-asd "
+               "download` (its .extracting-dev_fan.zip is still there): run the same download "
+               "command again to finish it")
+    with pytest.raises(DataError) as exc:
+        scan(dest)
+    assert str(exc.value) == message
+    assert main(["info", "--data", str(dest)]) == 1
+    assert capsys.readouterr().err == f"automl-asd info: error: {message}\n"
+    (r,) = _run(server, dest, ("fan",))  # the rerun extracts the kept zip again
+    assert r.status == "extracted" and not sentinel.exists()
+    assert len(scan(dest)["fan"].test) == 4
+
+
 def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path: Path) -> None:
     mt = "ToyPet"
     train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
