@@ -9,8 +9,9 @@ of each requested machine type into ``<dest>/.downloads/`` and extracts it into 
 Robustness rules:
 
 * a download goes to ``<zip>.part``; an interrupted one is resumed with an HTTP ``Range``
-  request; transient failures (5xx, 408, 429, connection errors, truncated bodies) are retried
-  with exponential backoff up to ``retries`` attempts;
+  request; transient failures (5xx, 408, 429, connection errors, truncated bodies, a 200 answer
+  to a resume whose length is not the file's, e.g. an error page) are retried with exponential
+  backoff up to ``retries`` attempts, keeping the ``.part``;
 * the md5 checksum (and size) is verified before the ``.part`` file is renamed to its final
   name; a file that fails verification is discarded, never kept as valid;
 * before anything is written, free disk space is checked for the download and for the
@@ -511,6 +512,17 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
                 )
             logger.info("%s: resuming at byte %d", remote.key, offset)
         elif resp.status == 200:
+            sent = resp.headers.get("Content-Length", "")
+            if offset and remote.size is not None and sent.isdigit() \
+                    and int(sent) != remote.size:
+                # not the file (an error or login page sent as 200): keep the partial bytes
+                # (found 2026-12-07: a 42-byte HTML page answering a resume replaced a .part
+                # of 700 KB, and then was discarded as a mismatch)
+                raise _TransientError(
+                    f"the server answered the request for bytes {offset}- with HTTP 200 and "
+                    f"{sent} bytes ({resp.headers.get('Content-Type') or 'no Content-Type'}), "
+                    f"not the {remote.size}-byte file; {part.name} ({offset} bytes) is kept"
+                )
             if offset:
                 logger.info("%s: server ignored the Range request; restarting", remote.key)
             offset = 0

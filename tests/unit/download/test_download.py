@@ -64,7 +64,8 @@ class FakeRecords:
     ``fail[key] = n`` answers the next n file requests with HTTP 500; ``truncate[key] = n`` sends
     only the first n bytes of the next response and closes the connection;
     ``honour_range = False`` ignores Range headers; ``md5_override[key]`` and
-    ``size_override[key]`` lie in the metadata.
+    ``size_override[key]`` lie in the metadata; ``page[key] = n`` answers the next n file
+    requests with a small HTML page and status 200 (a proxy's error or login page).
     """
 
     def __init__(self) -> None:
@@ -75,6 +76,7 @@ class FakeRecords:
         self.md5_override: dict[str, str] = {}
         self.size_override: dict[str, int] = {}
         self.honour_range = True
+        self.page: dict[str, int] = {}
         self.record_down = False  # the record (not its files) answers HTTP 503
         self.entries_shape = False  # InvenioRDM shape: files.entries{key: ...}, links.content
         self.retry_after: str | None = None
@@ -139,6 +141,10 @@ def _handler(state: FakeRecords) -> type[BaseHTTPRequestHandler]:
                     self._send(500, b"server error")
                 else:
                     self._send(429, b"slow down", {"Retry-After": state.retry_after})
+                return
+            if state.page.get(key, 0) > 0:
+                state.page[key] -= 1
+                self._send(200, b"<html>please log in</html>", {"Content-Type": "text/html"})
                 return
             start = 0
             rng = self.headers.get("Range")
@@ -347,6 +353,32 @@ def test_server_ignoring_range_restarts(server: FakeRecords, tmp_path: Path) -> 
     part.write_bytes(zips["dev_fan.zip"][:500])
     _run(server, tmp_path / "data", ("fan",))
     assert (tmp_path / "data" / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+
+
+def test_a_page_sent_as_200_to_a_resume_keeps_the_partial_file(
+        server: FakeRecords, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: an HTML page with status 200 answering a resume (a proxy's error or
+    login page) was written over the .part (700 KB replaced by 42 bytes), then discarded as a
+    mismatch: the partial download was lost. A 200 whose length is not the file's is retried
+    and the .part kept."""
+    zips = _serve_dev(server, ("fan",))
+    data = zips["dev_fan.zip"]
+    part = tmp_path / "data" / ".downloads" / "dev_fan.zip.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:500])
+    server.page["dev_fan.zip"] = 2
+    argv = ["download", "--split", "dev", "--dest", str(tmp_path / "data"), "--machine-types",
+            "fan", "--base-url", server.base_url, "--no-progress", "--retries", "2"]
+    assert main(argv) == 1
+    assert (f"giving up after 2 attempts, last error: the server answered the request for "
+            f"bytes 500- with HTTP 200 and 26 bytes (text/html), not the {len(data)}-byte file; "
+            "dev_fan.zip.part (500 bytes) is kept; run the command again to resume"
+            ) in capsys.readouterr().err
+    assert part.read_bytes() == data[:500]
+    server.requests.clear()
+    assert main(argv) == 0  # the page is gone: the rerun resumes after byte 500
+    assert server.file_requests("dev_fan.zip") == ["bytes=500-"]
+    assert (tmp_path / "data" / ".downloads" / "dev_fan.zip").read_bytes() == data
 
 
 def test_stale_partial_file_restarts_once(server: FakeRecords, tmp_path: Path) -> None:
