@@ -26,6 +26,8 @@ Robustness rules:
 * a verified zip is never deleted because a later step failed;
 * the marker names its record: another record's zip of the same name (``dev_fan.zip`` of
   2024 and of 2025) is refused where the first one's files or zip are, not mixed in;
+* a zip is not extracted into a ``<type>/`` folder holding files that neither it nor another
+  download put there (a synthetic tree, the user's own clips);
 * the record metadata is cached in ``<dest>/.downloads/`` (published Zenodo records never
   change), so a second run with everything present makes no request and only verifies; a run
   that has to download a file, or finds a kept zip that fails the cached entry, reads the
@@ -903,6 +905,15 @@ def _fetch_one(
             zip_path.unlink()
             logger.info("%s: removed (--remove-zips)", zip_path)
         return FileResult(machine_type, remote.key, "verified", 0, _count_members(marker))
+    # an extraction of this zip made the folder (a file changed since): extracting repairs it
+    foreign = [] if marker.exists() else _foreign_files(zip_path, zip_dir, dest / machine_type)
+    if foreign:
+        raise DownloadError(
+            f"{remote.key}: {dest / machine_type} already holds {len(foreign)} file(s) that no "
+            f"download put there ({few_names(foreign, 3)}); extracting would mix them with this "
+            f"zip's clips. Give another --dest, or move that folder away (the verified zip is "
+            "kept: the rerun extracts it without downloading)"
+        )
     marker.unlink(missing_ok=True)  # re-extracting: the old record no longer vouches for it
     members = safe_extract(zip_path, dest, min_free_bytes=min_free_bytes,
                            require_folder=machine_type,
@@ -918,6 +929,29 @@ def _fetch_one(
     if not keep_zips:
         zip_path.unlink()  # deliberate: extracted and recorded; not a failure path
     return FileResult(machine_type, remote.key, status, received, len(members))
+
+
+def _foreign_files(zip_path: Path, zip_dir: Path, folder: Path) -> list[str]:
+    """Files under ``folder`` (relative to its parent, hidden ones aside) that are neither
+    members of ``zip_path`` nor recorded by an extraction marker in ``zip_dir`` (found
+    2026-12-07: a download into a `synth` tree extracted the real fan clips into the synthetic
+    fan/ folder, replacing its attributes file: one folder with both data sets' clips)."""
+    if not folder.is_dir():
+        return []
+    present = {path.relative_to(folder.parent).as_posix() for path in folder.rglob("*")
+               if path.is_file() and not any(part.startswith(".")
+                                             for part in path.relative_to(folder).parts)}
+    if not present:
+        return []
+    with zipfile.ZipFile(zip_path) as zf:
+        known = {"/".join(p for p in PurePosixPath(name).parts if p not in ("", "."))
+                 for name in zf.namelist()}
+    for other in zip_dir.glob("*.extracted.json"):
+        try:
+            known.update(json.loads(other.read_text())["members"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable marker vouches for nothing
+    return sorted(present - known)
 
 
 def _record_label(record_id: int) -> str:

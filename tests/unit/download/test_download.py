@@ -759,6 +759,38 @@ def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
     assert len(scan(dest)["fan"].test) == 4
 
 
+def test_a_folder_holding_other_clips_is_not_extracted_into(
+        server: FakeRecords, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: `download --dest` on a `synth` tree extracted the real fan clips into
+    the synthetic fan/ folder (its attributes file replaced): one folder, both data sets. Files
+    of the zip itself (a hand-unzipped copy, a killed extraction) and of an earlier download's
+    zip (add, then eval) are not foreign."""
+    zips = _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    mine = dest / "fan" / "train" / "section_00_source_train_normal_0000_mine.wav"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(_wav_bytes(99))
+    (dest / "fan" / ".DS_Store").write_bytes(b"hidden files are not counted")
+    argv = ["download", "--split", "dev", "--dest", str(dest), "--machine-types", "fan",
+            "--base-url", server.base_url, "--no-progress"]
+    assert main(argv) == 1
+    assert (f"dev_fan.zip: {dest / 'fan'} already holds 1 file(s) that no download put there "
+            "(fan/train/section_00_source_train_normal_0000_mine.wav); extracting would mix "
+            "them with this zip's clips. Give another --dest, or move that folder away (the "
+            "verified zip is kept: the rerun extracts it without downloading)"
+            ) in capsys.readouterr().err
+    assert sorted(p.name for p in (dest / "fan").rglob("*") if p.is_file()) == [
+        ".DS_Store", mine.name]
+    assert (dest / ".downloads" / "dev_fan.zip").read_bytes() == zips["dev_fan.zip"]
+    mine.unlink()
+    # a part of the zip's own files (unzipped by hand) is no reason to refuse
+    with zipfile.ZipFile(dest / ".downloads" / "dev_fan.zip") as zf:
+        zf.extract("fan/attributes_00.csv", dest)
+    server.requests.clear()
+    assert main(argv) == 0 and server.file_requests("dev_fan.zip") == []
+    assert "extracted" in capsys.readouterr().out
+
+
 def test_eval_test_zip_merges_into_machine_folder(server: FakeRecords, tmp_path: Path) -> None:
     mt = "ToyPet"
     train = {f"{mt}/train/section_00_source_train_normal_0000_a_1.wav": _wav_bytes(1),
