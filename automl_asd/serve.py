@@ -173,7 +173,7 @@ def check_out(out: Path, inputs: Sequence[Path], model: Path, *, watch: Path | N
                           "tree; choose a file outside it")
     if watch is None and out.is_file() and not overwrite and out.stat().st_size > 0:
         with out.open("rb") as fh:
-            first = fh.readline(4096).decode("utf-8", "replace").strip()
+            first = fh.readline(4096).decode("utf-8-sig", "replace").strip()
         if first != ",".join(SCORE_CSV_HEADER):
             raise OutputError(f"--out {out}: exists and is not a score CSV written by "
                               "`automl-asd score`; choose another file or pass --overwrite")

@@ -56,11 +56,14 @@ def write_score_rows(stream: IO[str], rows: Iterable[tuple[str, float, int]], *,
 
 
 def read_score_csv(path: str | Path) -> list[tuple[str, float, int]]:
-    """Rows of a score CSV written by :func:`append_score_rows` (``[]`` if it does not exist)."""
+    """Rows of a score CSV written by :func:`append_score_rows` (``[]`` if it does not exist),
+    also after a spreadsheet saved it again with a byte-order mark and CRLF line ends."""
     p = Path(path)
     if not p.exists():
         return []
-    with p.open(newline="", encoding="utf-8") as f:
+    # found 2026-12-07: a watch CSV saved again by Excel ("CSV UTF-8") was refused on resume:
+    # its header read as '\ufeffname', which looks like "name" in the message
+    with p.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:

@@ -362,6 +362,32 @@ def test_watch_cli(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
     assert sorted(r[0] for r in read_score_csv(out)) == sorted(p.name for p in test_wavs[:2])
 
 
+def test_a_watch_resumes_a_csv_a_spreadsheet_saved_again(
+        bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a watch CSV saved again by Excel ("CSV UTF-8": a byte-order mark and
+    CRLF line ends) was refused on resume, "header ['\\ufeffname', ...] is not ['name', ...]";
+    its rows are read and the watch goes on, scoring only the new file."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(test_wavs[0], inbox / "a.wav")
+    out = tmp_path / "live.csv"
+    watch = ["score", "--model", str(bundle_dir), "--watch", str(inbox), "--poll", "0.05",
+             "--timeout", "0.2", "--out", str(out)]
+    assert main(watch) == 0
+    first = read_score_csv(out)
+    out.write_bytes(b"\xef\xbb\xbf" + out.read_bytes().replace(b"\n", b"\r\n"))
+    assert read_score_csv(out) == first
+    shutil.copy(test_wavs[1], inbox / "b.wav")
+    capsys.readouterr()
+    assert main(watch) == 0
+    assert "1 scored" in capsys.readouterr().err
+    assert [r[0] for r in read_score_csv(out)] == ["a.wav", "b.wav"]
+    # and a batch run may replace it (it still starts with the mark) without --overwrite
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfname,score,decision\r\n")
+    assert main(["score", "--model", str(bundle_dir), str(inbox), "--out", str(out)]) == 0
+
+
 def test_a_watch_refuses_a_csv_another_bundle_scored(
         bundle_dir: Path, tiny_dev_root: Path, test_wavs: list[Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
