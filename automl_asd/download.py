@@ -746,7 +746,7 @@ def safe_extract(
         except BaseException:
             # found 2026-12-07: a member failing its CRC (or Ctrl-C) part-way left the
             # members before it, which `info` and scan() read as a complete machine type with
-            # fewer clips; nothing marks the tree as partial, so what this call made goes
+            # fewer clips; what this call made goes (only a killed call leaves its sentinel)
             _remove_created(created)
             raise
         if sentinel is not None:
