@@ -44,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=path_arg, metavar="BUNDLE",
                         help="bundle folder (<apply out>/models/<machine type>) or its .tar")
     parser.add_argument("--out", type=path_arg, default=None, metavar="CSV",
-                        help="CSV to write (batch: replaced; --watch: appended); default stdout. "
-                             "Never an input wav or the model; an existing file that is not a "
-                             "score CSV is refused unless --overwrite")
+                        help="CSV to write (batch: replaced; --watch: appended); default (or "
+                             "'-') stdout. Never an input wav or the model; an existing file "
+                             "that is not a score CSV is refused unless --overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="batch mode: allow --out to replace a file that is not a score CSV")
     parser.add_argument("--address", default=None, metavar="ADDR",
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{', '.join(given)}: batch mode only; --watch scores each "
                              "file as it arrives, in this process")
+    if args.out is not None and str(args.out) == "-":  # the usual name of stdout (it wrote ./-)
+        args.out = None
     strict = not args.allow_version_mismatch
     items = collect_wavs(args.paths) if args.paths else []  # fail fast on missing paths
     if args.out is not None:

@@ -362,6 +362,17 @@ def test_watch_cli(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
     assert sorted(r[0] for r in read_score_csv(out)) == sorted(p.name for p in test_wavs[:2])
 
 
+def test_out_dash_is_stdout(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-07: ``--out -`` wrote a file named ``-`` in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", "--model", str(bundle_dir), str(test_wavs[0]), "--out", "-"]) == 0
+    printed = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert printed[0] == ["name", "score", "decision"] and printed[1][0] == test_wavs[0].name
+    assert not (tmp_path / "-").exists()
+
+
 def test_a_watch_resumes_a_csv_a_spreadsheet_saved_again(
         bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
