@@ -1108,5 +1108,7 @@ def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path,
         raise DownloadError(
             f"{len(failures)} of {len(wanted)} files of {year} {split} failed "
             f"(verified files were kept):\n  " + "\n  ".join(failures)
+            + (f"\n  ready under {dest}: {', '.join(r.machine_type for r in results)}"
+               if results else "")
         )
     return results

@@ -651,6 +651,7 @@ def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_pat
     assert (f"{zip_path}: has no fan/ folder (top-level entries: attributes_00.csv, test/, "
             f"train/); nothing was extracted") in captured.err
     assert "ready" not in captured.out
+    assert f"ready under {dest}: valve" in captured.err  # what did arrive is said too
     assert sorted(p.name for p in dest.iterdir()) == [".downloads", "valve"]  # nothing stray
     assert zip_path.read_bytes() == data  # verified: kept, and not downloaded again
     server.requests.clear()
