@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "download": "download",
     "demo": "demo",
+    "cache": "cache",
     "doctor": "doctor",
 }
 

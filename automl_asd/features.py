@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from automl_asd.audio import AudioError, load_wav, pcm_to_float
 from automl_asd.components.device import default_workers, keep_torch_threads, one_torch_thread
-from automl_asd.components.files import file_identity
+from automl_asd.components.files import file_identity, mark_used
 from automl_asd.components.locks import file_lock
 from automl_asd.data import Clip
 from automl_asd.environment import (
@@ -79,6 +79,10 @@ CACHE_VERSION = 2
 LOG_EPS = sys.float_info.epsilon
 #: Raw little-endian float32 rows of all clips of an entry, concatenated (no header).
 _DATA = "data.f32"
+#: The cache root's folder of feature entries: ``features/<kind>-<spec key>/<set key>/``.
+FEATURES_SUBDIR = "features"
+#: The files of one entry (a folder named by its set key); nothing else is ever in one.
+ENTRY_FILES = (_DATA, "offsets.npy", "manifest.json")
 
 FeatureKind = Literal["logmel", "stft"]
 
@@ -278,7 +282,7 @@ def _set_key(spec: FeatureSpec, idents: Sequence[Ident]) -> str:
 
 
 def _spec_dir(cache_dir: Path, spec: FeatureSpec) -> Path:
-    return cache_dir / "features" / f"{spec.kind}-{spec.key()}"
+    return cache_dir / FEATURES_SUBDIR / f"{spec.kind}-{spec.key()}"
 
 
 class _Manifest:
@@ -342,14 +346,29 @@ def _read_offsets(entry: Path, manifest: _Manifest) -> np.ndarray:
     return offsets
 
 
-def _discard(entry: Path, reason: str) -> None:
-    logger.warning("feature cache entry %s is unusable (%s); recomputing", entry, reason)
-    trash = entry.with_name(f".trash-{entry.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        os.replace(entry, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    except OSError:
-        pass
+def _discard(entry: Path, exc: BaseException) -> None:
+    """Drop an entry a read found unusable, with a WARNING; one that is simply gone (``cache
+    prune`` or ``clear`` removed it meanwhile) is a plain miss, not a damaged entry."""
+    if isinstance(exc, FileNotFoundError) and not entry.exists():
+        logger.debug("feature cache entry %s was removed while read; recomputing", entry)
+        return
+    logger.warning("feature cache entry %s is unusable (%s); recomputing", entry, exc)
+    with contextlib.suppress(OSError):
+        remove_entry(entry)
+
+
+#: Name prefixes of the housekeeping files beside the entries of a spec folder (never entries).
+LOCK_PREFIX = ".lock-"
+TRASH_PREFIX = ".trash-"
+
+
+def remove_entry(entry: Path) -> None:
+    """Remove a feature cache entry whole: renamed aside first (atomic), so a reader sees the
+    entry or nothing, then deleted. Raises ``OSError`` when it cannot be renamed
+    (``FileNotFoundError``: already gone)."""
+    trash = entry.with_name(f"{TRASH_PREFIX}{entry.name}-{uuid.uuid4().hex[:8]}")
+    os.rename(entry, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -373,7 +392,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"
 _HOST = socket.gethostname().replace("/", "_") or "host"
 #: An unfinished entry of another host is removed only after this long (its writer may live;
 #: this host's are removed as soon as their process is gone).
@@ -397,10 +416,10 @@ def remove_stale_entries(spec_dir: Path, key: str) -> int:
     freed."""
     freed = 0
     now = time.time()
-    for tmp in spec_dir.glob(f"{_TMP_PREFIX}{key}-*"):
+    for tmp in spec_dir.glob(f"{TMP_PREFIX}{key}-*"):
         try:
             head, pid_text, _ = tmp.name.rsplit("-", 2)
-            host = head[len(f"{_TMP_PREFIX}{key}-"):] or _HOST
+            host = head[len(f"{TMP_PREFIX}{key}-"):] or _HOST
             pid = int(pid_text)
             age = now - tmp.stat().st_mtime
         except (ValueError, OSError):
@@ -429,7 +448,7 @@ class _EntryWriter:
 
     def __init__(self, spec_dir: Path, key: str, spec: FeatureSpec) -> None:
         self.final = spec_dir / key
-        self.tmp = spec_dir / f"{_TMP_PREFIX}{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tmp = spec_dir / f"{TMP_PREFIX}{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.spec = spec
         self.lengths: list[int] = []
         self.checksums: list[str] = []
@@ -499,7 +518,7 @@ class _EntryWriter:
                     raise
                 # a folder without a manifest (lost or deleted) is no entry and was never
                 # read: replaced, or every later run would recompute and fail to store it
-                _discard(self.final, "no manifest.json")
+                _discard(self.final, ValueError("no manifest.json"))
                 os.replace(self.tmp, self.final)
             _fsync_dir(self.final.parent)
             return self.final
@@ -534,8 +553,9 @@ def _lookup_partial(spec_dir: Path, wanted: set[Ident], n_bins: int,
             del data
             found.update(got)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            _discard(entry, str(exc))
+            _discard(entry, exc)
             continue
+        mark_used(entry)
         stats.entries_read += 1
         if len(found) == len(wanted):
             break
@@ -552,17 +572,19 @@ def _read_exact(entry: Path, idents: Sequence[Ident],
         if manifest.idents != list(idents):
             raise ValueError("manifest lists other files than its key")
         arrays = _verified_rows(manifest, data, offsets, range(len(manifest.idents)))
-        return dict(zip(manifest.idents, arrays, strict=True))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        _discard(entry, str(exc))
+        _discard(entry, exc)
         return None
+    mark_used(entry)
+    return dict(zip(manifest.idents, arrays, strict=True))
 
 
 @contextlib.contextmanager
 def _file_lock(spec_dir: Path, key: str) -> Iterator[None]:
-    """Exclusive lock on ``<spec_dir>/.lock-<key>`` (released if the holder dies); unlocked
-    where locking is unavailable (the atomic rename still keeps entries whole)."""
-    with file_lock(spec_dir / f".lock-{key}",
+    """Exclusive lock on ``<spec_dir>/.lock-<key>`` (released if the holder dies; ``cache
+    prune`` takes it too); unlocked where locking is unavailable (the atomic rename still keeps
+    entries whole)."""
+    with file_lock(spec_dir / f"{LOCK_PREFIX}{key}",
                    waiting=f"waiting for another process computing the same features ({key})"):
         yield
 

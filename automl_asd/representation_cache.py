@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from automl_asd.caches import REPRESENTATIONS_SUBDIR
+from automl_asd.components.files import mark_used
 from automl_asd.detectors import get_detector_class
 from automl_asd.environment import default_cache_dir, verify_audio_default
 from automl_asd.io.results import files_fingerprint
@@ -75,7 +77,7 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the stored state of a family changes meaning (old entries are then ignored).
 REPRESENTATION_VERSION = 3  # 2: the device kind joined the key; 3: the CPU thread count
-_SUBDIR = "representations"
+_SUBDIR = REPRESENTATIONS_SUBDIR
 
 
 def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:
@@ -199,7 +201,8 @@ class CacheStats:
 @dataclass
 class RepresentationCache:
     """Representations on disk (``<root>/representations/<family>/<key>.npz``, pickle-free,
-    written atomically) with a small in-process LRU in front.
+    written atomically; a read sets the file's mtime, its last use for ``cache prune``) with a
+    small in-process LRU in front.
 
     ``root``: the feature cache root (``None``: :func:`features.default_cache_dir`).
     ``device``: the resolved device the representations are trained on (part of every key).
@@ -234,6 +237,8 @@ class RepresentationCache:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 state = {name: np.array(npz[name]) for name in npz.files}
+        except FileNotFoundError:  # removed since is_file() (`cache prune`): a plain miss
+            return None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             # a damaged entry (a torn write, a flipped byte: the zip's CRC catches it) is
             # discarded and rebuilt, never fatal to the evaluations that would use it
@@ -241,6 +246,7 @@ class RepresentationCache:
                            path, exc)
             path.unlink(missing_ok=True)
             return None
+        mark_used(path)  # its last use, for `cache prune`
         self._remember(key, state)
         return state
 

@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("automl_asd.components", "automl_asd.environment", "automl_asd.progress"),
     ("automl_asd.data", "automl_asd.audio", "automl_asd.ground_truth", "automl_asd.download",
      "automl_asd.synth"),
-    ("automl_asd.features",),
+    ("automl_asd.features", "automl_asd.caches"),
     ("automl_asd.nn", "automl_asd.backends", "automl_asd.detectors", "automl_asd.calibration",
      "automl_asd.evaluation.metrics"),
     ("automl_asd.recipe", "automl_asd.recipe_checks", "automl_asd.provenance"),

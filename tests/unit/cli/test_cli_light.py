@@ -45,6 +45,7 @@ def _probe(argv: list[str]) -> dict[str, object]:
     ["recipe", "validate", "margin_knn", "baseline_ae_mahalanobis", "fast_default"],
     ["search", "--help"],
     ["synth", "--help"],
+    ["cache", "info"],
 ])
 def test_quick_commands_import_no_heavy_library(argv: list[str]) -> None:
     result = _probe(argv)
