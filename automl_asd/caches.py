@@ -14,6 +14,10 @@ Only names of exactly these forms (spec keys of 16 hex digits, set keys of 32, r
 keys of 64; an entry folder holding nothing but the entry's files, no links) are ever removed:
 a ``--cache-dir`` pointed at a home or a data folder by mistake loses nothing. Entries being
 written (``.tmp-``) are left alone; a feature entry whose writer holds its lock is skipped.
+``prune`` and ``clear`` also remove what killed writers left (:func:`remove_stale_entries`'s
+rule: a feature ``.tmp-`` entry of this host whose process is gone, or another host's after a
+day; a representation's ``.tmp-`` file after a day) and ``.trash-`` folders (only ever made to
+be deleted).
 
 **Last use** is the entry's mtime: a writer creates the entry, and every read from disk sets
 it to now (:func:`~automl_asd.components.files.mark_used`; best effort, so a read-only cache
@@ -34,6 +38,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,9 +50,11 @@ from automl_asd.features import (
     ENTRY_FILES,
     FEATURES_SUBDIR,
     LOCK_PREFIX,
+    STALE_TMP_SECONDS,
     TMP_PREFIX,
     TRASH_PREFIX,
     remove_entry,
+    remove_stale_entries,
 )
 
 __all__ = ["KINDS", "REPRESENTATIONS_SUBDIR", "CacheSurvey", "Entry", "KindSummary",
@@ -153,19 +160,22 @@ class Removal:
     """What :func:`prune` / :func:`clear` removed (or, with ``dry_run``, would remove):
     ``removed`` entries; ``skipped``: entries in use (a writer holds the lock, or read since
     the survey); ``failed``: ``(path, reason)`` of entries that could not be removed;
-    ``kept``: the entries left."""
+    ``kept``: the entries left; ``leftovers``: (count, bytes) of unfinished entries of killed
+    writers and half-deleted ones removed (none in a dry run)."""
 
     removed: list[Entry] = field(default_factory=list)
     skipped: list[Entry] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     kept: list[Entry] = field(default_factory=list)
     dry_run: bool = False
+    leftovers: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run,
                 "removed": {kind: _totals(e for e in self.removed if e.kind == kind)
                             for kind in KINDS},
                 "skipped_in_use": len(self.skipped),
+                "leftovers": {"entries": self.leftovers[0], "bytes": self.leftovers[1]},
                 "failed": [{"path": str(p), "reason": r} for p, r in self.failed],
                 "kept": _totals(self.kept)}
 
@@ -357,6 +367,48 @@ def _remove_all(chosen: Sequence[Entry], rest: Sequence[Entry], dry_run: bool) -
     return result
 
 
+def _leftovers(root: Path, kinds: Sequence[str] = KINDS) -> tuple[int, int]:
+    """Remove what killed writers of ``kinds`` left, and half-deleted entries; returns
+    (count, bytes)."""
+    count = size = 0
+    now = time.time()
+    for spec in _scan(root / FEATURES_SUBDIR) if FEATURES_SUBDIR in kinds else []:
+        if not (_SPEC_DIR.fullmatch(spec.name) and spec.is_dir(follow_symlinks=False)):
+            continue
+        keys: set[str] = set()
+        for d in _scan(Path(spec.path)):
+            if not d.is_dir(follow_symlinks=False):
+                continue
+            if d.name.startswith(TRASH_PREFIX) and _SET_KEY.fullmatch(
+                    d.name[len(TRASH_PREFIX):].split("-", 1)[0]):
+                _, b = _tree_size(d)
+                shutil.rmtree(d.path, ignore_errors=True)
+                if not os.path.lexists(d.path):
+                    count, size = count + 1, size + b
+            elif d.name.startswith(TMP_PREFIX):
+                key = d.name[len(TMP_PREFIX):].split("-", 1)[0]
+                if _SET_KEY.fullmatch(key):
+                    keys.add(key)
+        for key in sorted(keys):
+            before = len(list(Path(spec.path).glob(f"{TMP_PREFIX}{key}-*")))
+            with contextlib.suppress(BlockingIOError), \
+                    file_lock(Path(spec.path) / f"{LOCK_PREFIX}{key}", wait=False):
+                freed = remove_stale_entries(Path(spec.path), key)
+                gone = before - len(list(Path(spec.path).glob(f"{TMP_PREFIX}{key}-*")))
+                count, size = count + gone, size + freed
+    for fam in _scan(root / REPRESENTATIONS_SUBDIR) if REPRESENTATIONS_SUBDIR in kinds else []:
+        if not (_FAMILY.fullmatch(fam.name) and fam.is_dir(follow_symlinks=False)):
+            continue
+        for f in _scan(Path(fam.path)):
+            if _REPRESENTATION_TMP.fullmatch(f.name) and f.is_file(follow_symlinks=False):
+                st = f.stat(follow_symlinks=False)
+                if now - st.st_mtime >= STALE_TMP_SECONDS:
+                    with contextlib.suppress(OSError):
+                        os.unlink(f.path)
+                        count, size = count + 1, size + st.st_size
+    return count, size
+
+
 def _tidy(root: Path) -> None:
     """Remove spec and family folders left empty (``rmdir`` removes only an empty one)."""
     for kind in KINDS:
@@ -402,6 +454,7 @@ def prune(root: Path | str, *, max_bytes: int | None = None,
         chosen, kept = chosen + kept[:n], kept[n:]
     result = _remove_all(chosen, kept, dry_run)
     if not dry_run:
+        result.leftovers = _leftovers(root)
         _tidy(root)
     return result
 
@@ -420,5 +473,6 @@ def clear(root: Path | str, *, kinds: Sequence[str] = KINDS, dry_run: bool = Fal
     chosen = [e for e in found.entries if e.kind in kinds]
     result = _remove_all(chosen, [e for e in found.entries if e.kind not in kinds], dry_run)
     if not dry_run:
+        result.leftovers = _leftovers(root, kinds)
         _tidy(root)
     return result

@@ -104,6 +104,9 @@ def format_removal(result: Removal, root: Path) -> str:
         parts.append(f"{len(chosen)} {kind} entries ({_size(sum(e.bytes for e in chosen))})")
     lines = [f"{root}: {verb} {', '.join(parts)}; kept {len(result.kept)} entries "
              f"({_size(sum(e.bytes for e in result.kept))})"]
+    if result.leftovers[0]:
+        lines.append(f"also removed {result.leftovers[0]} unfinished entries of killed writers "
+                     f"({_size(result.leftovers[1])})")
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} entries in use (read or being computed "
                      "right now)")

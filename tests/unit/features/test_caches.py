@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,36 @@ def test_foreign_files_survive_prune_and_clear(tmp_path: Path, tiny_dev_root: Pa
     assert all(p.read_bytes() == b"keep me" for p in foreign)
     assert all(p.read_bytes() == b"half" for p in writing) and linked.is_symlink()
     assert (tmp_path / "data" / "fan" / "train" / "x.wav").exists()
+
+
+def test_leftovers_of_killed_writers_go_live_ones_stay(tmp_path: Path,
+                                                       tiny_dev_root: Path) -> None:
+    made = _make_cache(tmp_path, tiny_dev_root)
+    spec_dir = made["features"][0].parent
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(proc.stdout)
+    key = "d" * 32
+    family = tmp_path / "representations" / "dcase_ae"
+    gone = [spec_dir / f".tmp-{key}-{features._HOST}-{dead}-0badf00d",  # this host, dead
+            spec_dir / f".trash-{'a' * 32}-12345678",  # a removal that stopped half-way
+            family / f".{'e' * 64}.tmp-{dead}-1.npz"]  # a day old
+    live = [spec_dir / f".tmp-{key}-{features._HOST}-{os.getpid()}-0badf00d",  # writing now
+            spec_dir / f".tmp-{key}-otherhost-{dead}-0badf00d",  # another host's, fresh
+            family / f".{'e' * 64}.tmp-{dead}-2.npz"]  # fresh
+    for path in gone + live:
+        if path.suffix == ".npz":
+            path.write_bytes(b"12345")
+        else:
+            path.mkdir()
+            (path / "data.f32").write_bytes(b"1234")
+    now = time.time()
+    _age(gone[2], 2, now)
+    result = clear(tmp_path, kinds=["representations"])
+    assert result.leftovers == (1, 5) and gone[0].exists() and not gone[2].exists()
+    result = prune(tmp_path, max_bytes=10**12)
+    assert result.removed == [] and result.leftovers == (2, 8)
+    assert not any(p.exists() for p in gone) and all(p.exists() for p in live)
 
 
 def test_clear_one_kind(tmp_path: Path, tiny_dev_root: Path) -> None:
