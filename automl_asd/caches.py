@@ -219,15 +219,19 @@ def _tree_size(path: os.DirEntry[str] | Path) -> tuple[int, int]:
 
 def _feature_entry(d: os.DirEntry[str]) -> tuple[int, float] | None:
     """(bytes, mtime) of ``d`` if it is a feature entry folder: a set key's name, not a link,
-    holding only regular files among :data:`ENTRY_FILES`; else ``None``."""
+    holding only regular files among :data:`ENTRY_FILES`; else ``None`` (also when it went
+    away while counted: a concurrent prune)."""
     if not _SET_KEY.fullmatch(d.name) or not d.is_dir(follow_symlinks=False):
         return None
     size = 0
-    for f in _scan(Path(d.path)):
-        if f.name not in ENTRY_FILES or not f.is_file(follow_symlinks=False):
-            return None
-        size += f.stat(follow_symlinks=False).st_size
-    return size, d.stat(follow_symlinks=False).st_mtime
+    try:
+        for f in _scan(Path(d.path)):
+            if f.name not in ENTRY_FILES or not f.is_file(follow_symlinks=False):
+                return None
+            size += f.stat(follow_symlinks=False).st_size
+        return size, d.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def _spec_of(entries: Sequence[Entry]) -> dict[str, Any] | None:
@@ -304,7 +308,10 @@ def survey(root: Path | str, *, count_other: bool = True) -> CacheSurvey:
                     if not f.is_file(follow_symlinks=False):
                         foreign(f)
                     elif _REPRESENTATION.fullmatch(f.name):
-                        st = f.stat(follow_symlinks=False)
+                        try:
+                            st = f.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # removed meanwhile
+                            continue
                         out.entries.append(Entry(REPRESENTATIONS_SUBDIR, fam.name, Path(f.path),
                                                  st.st_size, st.st_mtime))
                     elif _REPRESENTATION_TMP.fullmatch(f.name):

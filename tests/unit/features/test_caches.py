@@ -203,6 +203,31 @@ def test_leftovers_of_killed_writers_go_live_ones_stay(tmp_path: Path,
     assert not any(p.exists() for p in gone) and all(p.exists() for p in live)
 
 
+def test_info_skips_entries_removed_while_it_counts(
+        tmp_path: Path, tiny_dev_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process prunes between info's listing of a folder and its look at an entry."""
+    made = _make_cache(tmp_path, tiny_dev_root)
+    real = caches._scan
+    victims = {made["features"][0].parent: made["features"][0],
+               made["representations"][0].parent: made["representations"][0]}
+
+    def listed_then_pruned(folder: Path) -> list[Any]:
+        listing = real(folder)
+        victim = victims.pop(folder, None)
+        if victim is not None:
+            if victim.is_dir():
+                features.remove_entry(victim)
+            else:
+                victim.unlink()
+        return listing
+
+    monkeypatch.setattr(caches, "_scan", listed_then_pruned)
+    found = survey(tmp_path)
+    assert not victims
+    assert sorted(e.path for e in found.entries) == sorted(made["features"][1:]
+                                                           + made["representations"][1:])
+
+
 def test_clear_one_kind(tmp_path: Path, tiny_dev_root: Path) -> None:
     made = _make_cache(tmp_path, tiny_dev_root)
     result = clear(tmp_path, kinds=["representations"])
