@@ -95,13 +95,18 @@ def format_survey(found: CacheSurvey) -> str:
     return "\n".join(lines)
 
 
+#: "3 feature entries", not "3 features entries"
+_SINGULAR = {"features": "feature", "representations": "representation"}
+
+
 def format_removal(result: Removal, root: Path) -> str:
     """The text of ``cache prune`` and ``cache clear``."""
     verb = "would remove" if result.dry_run else "removed"
     parts = []
     for kind in KINDS:
         chosen = [e for e in result.removed if e.kind == kind]
-        parts.append(f"{len(chosen)} {kind} entries ({_size(sum(e.bytes for e in chosen))})")
+        size = _size(sum(e.bytes for e in chosen))
+        parts.append(f"{len(chosen)} {_SINGULAR[kind]} entries ({size})")
     lines = [f"{root}: {verb} {', '.join(parts)}; kept {len(result.kept)} entries "
              f"({_size(sum(e.bytes for e in result.kept))})"]
     if result.leftovers[0]:
@@ -143,10 +148,10 @@ def run(args: argparse.Namespace) -> int:
              else KINDS)
     planned = clear(root, kinds=kinds, dry_run=True)
     if not planned.removed:
-        print(f"{root}: no {' or '.join(kinds)} entries to remove")
+        print(f"{root}: no {' or '.join(_SINGULAR[k] for k in kinds)} entries to remove")
         return 0
     if not args.yes:
-        what = (f"{len(planned.removed)} {' and '.join(kinds)} entries "
+        what = (f"{len(planned.removed)} {' and '.join(_SINGULAR[k] for k in kinds)} entries "
                 f"({_size(sum(e.bytes for e in planned.removed))}) from {root}")
         if not sys.stdin or not sys.stdin.isatty():
             raise UsageError(f"cache clear: would remove {what}; no terminal to ask on, so "

@@ -47,10 +47,10 @@ def test_prune_dry_run_then_real(tmp_path: Path, tiny_dev_root: Path,
     argv = ["cache", "prune", "--cache-dir", str(tmp_path), "--older-than", "30"]
     assert main([*argv, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "would remove 0 features entries (0 B), 1 representations entries" in out
+    assert "would remove 0 feature entries (0 B), 1 representation entries" in out
     assert old.exists()
     assert main(argv) == 0
-    assert "removed 0 features entries (0 B), 1 representations entries" in \
+    assert "removed 0 feature entries (0 B), 1 representation entries" in \
         capsys.readouterr().out
     assert not old.exists() and len(survey(tmp_path).entries) == 5
     assert main(["cache", "prune", "--cache-dir", str(tmp_path), "--max-gb", "0", "--json"]) == 0
@@ -71,23 +71,23 @@ def test_clear_refuses_without_yes_and_a_terminal(
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # CI: stdin, but no terminal
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "would remove 6 features and representations entries" in err
+    assert "would remove 6 feature and representation entries" in err
     assert "nothing was removed: pass --yes" in err
     assert len(survey(tmp_path).entries) == 6
     # at a terminal it asks; anything but yes keeps everything
     monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
     assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--features"]) == 1
-    assert "remove 4 features entries" in capsys.readouterr().out
+    assert "remove 4 feature entries" in capsys.readouterr().out
     assert len(survey(tmp_path).entries) == 6
     monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
     assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--features"]) == 0
-    assert "removed 4 features entries" in capsys.readouterr().out
+    assert "removed 4 feature entries" in capsys.readouterr().out
     assert [e.path for e in survey(tmp_path).entries] == made["representations"]
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--yes"]) == 0
     assert survey(tmp_path).entries == []
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0  # nothing to ask about
-    assert "no features or representations entries to remove" in capsys.readouterr().out
+    assert "no feature or representation entries to remove" in capsys.readouterr().out
 
 
 def test_clear_of_a_home_folder_removes_nothing(tmp_path: Path,
