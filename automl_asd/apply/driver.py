@@ -44,7 +44,7 @@ from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
 from automl_asd.data import DataError, find_machine_dirs
 from automl_asd.evaluation.evaluate import evaluate_outputs, labelled_truth
-from automl_asd.io.results import write_error
+from automl_asd.io.results import error_path, write_error
 from automl_asd.io.run_folder import (
     REPORT_PATTERNS,
     RunFolder,
@@ -260,8 +260,8 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             # what the task wrote before it failed (the CSVs before a bundle save that ran
             # out of disk) must not be read as a result: only the error file stays
             clear_machine(folder, outcome.machine_type)
-            path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
-            folder.record([path.name])
+            with folder.writing([error_path(out, outcome.machine_type).name]):
+                path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
             last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]
             logger.error("apply [%d/%d] %s FAILED after %.1f s: %s (traceback: %s)",
                          done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
@@ -355,10 +355,15 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
     if cfg.evaluate:
         summaries = {o.machine_type: o.summary for o in outcomes
                      if o.status != "failed" and o.summary is not None}
-        evaluation, files = evaluate_outputs(
-            out, root, summaries, ground_truth=cfg.ground_truth, plots=cfg.plots,
-        )
-        folder.record([Path(f).resolve() for f in files])
+        # every name it may write (claimed above: none is a foreign file)
+        may_write = [*REPORT_PATTERNS, *(
+            f"{kind}_{tag}.png" for mt, ss in list_submission_sections(out)
+            if cfg.plots and mt in summaries
+            for tag in (mt, f"{mt}_section_{ss}") for kind in ("roc", "hist"))]
+        with folder.writing(may_write):
+            evaluation, files = evaluate_outputs(
+                out, root, summaries, ground_truth=cfg.ground_truth, plots=cfg.plots,
+            )
     return ApplyReport(
         out_dir=out,
         recipe_name=rec.name,

@@ -48,6 +48,7 @@ __all__ = [
     "RUN_MANIFEST",
     "LOCK_FILE",
     "JOURNAL_PREFIX",
+    "DRIVER_JOURNAL",
     "OutputError",
     "FolderLock",
     "RunFolder",
@@ -69,6 +70,9 @@ logger = logging.getLogger(__name__)
 RUN_MANIFEST = ".automl-asd-run.json"
 LOCK_FILE = ".automl-asd-run.lock"
 JOURNAL_PREFIX = ".automl-asd-run.journal-"
+#: the journal of the files a command writes itself (not a task's: those are journaled under
+#: their machine type)
+DRIVER_JOURNAL = ".driver"
 MANIFEST_FORMAT = "automl-asd-run"
 MANIFEST_VERSION = 1
 #: Names the tool keeps for itself in any run folder (never user files, never listed).
@@ -594,6 +598,24 @@ class RunFolder:
             self.save()
         for jp in paths:
             jp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self, relpaths: Iterable[str]) -> Iterator[None]:
+        """Around the command's own writes of ``relpaths`` (those that exist afterwards are
+        recorded, whether the block fails or not): they are journaled first, so a file written
+        before the manifest could be saved (a full disk) is still the run's own at the next
+        start, not a foreign file that refuses ``--resume`` (found 2026-12-07 on a full
+        tmpfs: an ``<mt>.error.txt``, a ``results.csv``)."""
+        journal(self.path, DRIVER_JOURNAL, relpaths)
+        try:
+            yield
+        except BaseException:
+            # the journal stays on disk when the manifest cannot be saved; the next start
+            # folds it in
+            with contextlib.suppress(OSError):
+                self.adopt_journals([DRIVER_JOURNAL])
+            raise
+        self.adopt_journals([DRIVER_JOURNAL])
 
     def drop_journal(self, tag: str) -> None:
         """Delete writer ``tag``'s journal unread (the command recorded its files itself)."""

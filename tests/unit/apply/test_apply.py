@@ -553,3 +553,66 @@ def test_few_names_keeps_a_long_list_to_one_line() -> None:
     assert few_names(["a", "b"]) == "a, b"
     names = [f"t{i:03d}" for i in range(200)]
     assert few_names(names) == "t000, t001, t002, t003, t004, t005, t006, t007, ... (192 more)"
+
+
+@pytest.mark.parametrize("full_at", ["error_file", "metrics"])
+def test_files_written_before_a_full_disk_stay_the_runs_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_at: str) -> None:
+    """Found by probing a real full tmpfs (2026-12-07): a failed type's error file, or the
+    results.csv / results.md written before metrics.json ran out of disk, were on disk but not
+    in the run manifest (saving it failed too), so `apply --resume` after freeing space refused
+    them as files automl-asd did not write."""
+    import errno
+
+    import automl_asd.apply.runners as runners
+    import automl_asd.evaluation.evaluate as evaluate
+    from automl_asd.io.run_folder import RunFolder
+
+    def no_space(path: object) -> OSError:
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    full = {"on": False}
+    save = RunFolder.save
+
+    def save_unless_full(self: RunFolder) -> None:
+        if full["on"]:
+            raise no_space(self.path / ".automl-asd-run.json")
+        save(self)
+
+    monkeypatch.setattr(RunFolder, "save", save_unless_full)
+    if full_at == "error_file":
+        import automl_asd.apply.driver as driver
+
+        def bundle(out: Path, machine_type: str, *args: object) -> None:
+            if machine_type == "beta":
+                raise no_space(out / "models")
+        write_error = driver.write_error
+
+        def error_file(out: Path, machine_type: str, text: str) -> Path:
+            full["on"] = True  # the error file still fits, the manifest no longer
+            return write_error(out, machine_type, text)
+        monkeypatch.setattr(runners, "save_model_bundle", bundle)
+        monkeypatch.setattr(driver, "write_error", error_file)
+    else:
+        write_json = evaluate.write_json
+
+        def metrics(path: Path, doc: Any) -> Path:
+            if path.name == "metrics.json":
+                full["on"] = True
+                raise no_space(path)
+            return write_json(path, doc)
+        monkeypatch.setattr(evaluate, "write_json", metrics)
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                     runner=SerialRunner(run_fn=FakeRun()))
+    monkeypatch.undo()  # space freed
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False, resume=True),
+                          runner=SerialRunner(run_fn=FakeRun()))
+    assert report.ok and not list(out.glob("*.error.txt"))
+    clean = tmp_path / "clean"
+    apply_recipe(ApplyConfig(_recipe(), data, clean, plots=False),
+                 runner=SerialRunner(run_fn=FakeRun()))
+    for name in ("results.csv", "metrics.json", *(p.name for p in clean.glob("*_test.csv"))):
+        assert (out / name).read_bytes() == (clean / name).read_bytes(), name
