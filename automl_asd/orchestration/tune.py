@@ -241,6 +241,40 @@ def _saved_tune_location(exp_path: str) -> str | None:
         return None
 
 
+def _check_tune_state(exp_path: str) -> None:
+    """Refuse to resume from a Tune state at ``exp_path`` (a local folder) whose tuner, newest
+    experiment state or newest searcher state is cut short.
+
+    Tune reads them on a resume and, when it cannot, logs "Failed to restore the run state"
+    and starts the search afresh: the resumed run then replaced the search's trial table and
+    recipe with its new trials only (found 2026-12-07: a full disk during a search cut Tune's
+    ``experiment_state-*.json`` short; `search --resume` after freeing space ran 1 trial of 3
+    and froze "the best of 1 trials", exit 0). A pickle ends with its STOP opcode (``.``);
+    object storage is not checked.
+
+    Raises:
+        ValueError: naming the damaged file, why it cannot be resumed and what to do.
+    """
+    if "://" in exp_path:
+        return
+    for pattern in ("experiment_state-*.json", "searcher-state-*.pkl", "tuner.pkl"):
+        found = sorted(Path(exp_path).glob(pattern))
+        if not found:
+            continue
+        newest = found[-1]
+        try:
+            raw = newest.read_bytes()
+            if newest.suffix == ".json":
+                json.loads(raw)
+            elif not raw.endswith(b"."):
+                raise ValueError(f"{len(raw)} bytes, cut short")
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"{newest}: Ray Tune's saved search state is damaged ({exc}; e.g. written "
+                "while the disk ran full), so the search cannot be resumed: Tune would start "
+                "it again from nothing; start a new search with another --out") from None
+
+
 def _trials_made(out: Path, mark: Any = None) -> dict[str, Any]:
     """What the search's last invocation listed in ``trials.parquet``, as
     :func:`~automl_asd.search.budget.budget_check` takes it: the trials made, whether the
@@ -461,6 +495,8 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         check_fits(cfg.cpus_per_trial, cfg.gpus_per_trial, "search", options="--cpus-per-trial "
                    "/ --gpus-per-trial", local=started_ray and is_local(cfg.address))
         can_restore = tune.Tuner.can_restore(exp_path)
+        if cfg.resume and can_restore:
+            _check_tune_state(exp_path)
         # where Tune's saved state says the run lives: a moved or copied folder is refused
         saved_at = _saved_tune_location(exp_path) if cfg.resume and can_restore else None
         check_start(cfg, out, exp_path,

@@ -508,6 +508,32 @@ def test_a_copied_run_folder_is_not_resumed_into_the_original(
     assert len(run_search(replace(cfg, resume=True), evaluator=_stand_in).trials) == 3
 
 
+@pytest.mark.parametrize("damaged", ["experiment_state-*.json", "searcher-state-*.pkl"])
+def test_a_tune_state_cut_short_by_a_full_disk_is_not_resumed_from_nothing(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    damaged: str,
+) -> None:
+    """Found by probing a real full tmpfs (2026-12-07): Tune's experiment state was cut short
+    when the disk ran full; `search --resume` after freeing space logged Tune's "Failed to
+    restore the run state", ran the search again from nothing (1 trial of 3) and replaced the
+    trial table and recipe with that one trial's, exit 0. The resume is refused, naming the
+    damaged file, before anything is written."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False)
+    run_search(cfg, callbacks=[_InterruptAfter(1, str(tmp_path))], evaluator=_stand_in)
+    state = max((cfg.out / "tune").glob(damaged))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    table = (cfg.out / "trials.csv").read_bytes()
+    with pytest.raises(ValueError, match=re.escape(state.name) + ".*damaged"):
+        run_search(replace(cfg, resume=True), evaluator=_stand_in)
+    assert (cfg.out / "trials.csv").read_bytes() == table
+
+
 def _fails_on_a_clip() -> None:
     raise ValueError("x.wav: corrupt or unsupported audio file")
 
