@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,7 +136,15 @@ def run(args: argparse.Namespace) -> int:
             if claimed and (args.storage is not None or _holds_state(args.out)):
                 raise OutputError(f"{args.out} already holds a search; pass --resume to "
                                   "continue it or choose a new --out")
-            folder.check_free(SEARCH_PATTERNS, can_overwrite=False)
+            # what such a start left in the folders it claimed is its own, and Tune would
+            # take the tuner.pkl left in tune/ for a search to resume: found 2026-12-07, a
+            # search that hit a full disk before Tune saved its state could neither be
+            # resumed nor started again there
+            began = set(folder.manifest.get("dirs") or ())
+            if args.storage is None and "tune" in began and (args.out / "tune").is_dir():
+                shutil.rmtree(args.out / "tune")
+            folder.check_free([p for p in SEARCH_PATTERNS if p.split("/")[0] not in began],
+                              can_overwrite=False)
         # an edited report or recipe is set aside, and kept beside if the run writes it anew
         stash = folder.stash_edited()
         before = _top_files(args.out)
@@ -145,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         folder.manifest["dirs"] = sorted({*(folder.manifest.get("dirs") or ()),
                                           "loo" if args.leave_one_out else "tune"})
         folder.save()
-        journal(args.out, _JOURNAL, [*_DOCUMENTS, *(
+        journal(args.out, _JOURNAL, [*_DOCUMENTS, *_TABLES, *(
             f"loo/{mt}/{name}" for mt in (data.machines if args.leave_one_out else ())
             for name in _FOLD_DOCUMENTS)])
         try:
@@ -166,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
 #: it lists its files still owns them at the next start; see io/run_folder.py)
 _JOURNAL = "search"
 _DOCUMENTS = ("recipe.json", "search_report.md", "leave_one_out.md")
+#: the other files a search writes at the top of its folder (journaled too: a search whose
+#: manifest could not be saved at its end, e.g. on a full disk, still owns its search.json)
+_TABLES = tuple(p for p in SEARCH_PATTERNS if "/" not in p and p not in _DOCUMENTS)
 #: the documents of each leave-one-out fold's folder (``loo/<held-out type>/``)
 _FOLD_DOCUMENTS = ("recipe.json", "search_report.md")
 

@@ -534,6 +534,43 @@ def test_a_tune_state_cut_short_by_a_full_disk_is_not_resumed_from_nothing(
     assert (cfg.out / "trials.csv").read_bytes() == table
 
 
+def test_a_search_that_hit_a_full_disk_before_tune_saved_its_state_starts_again(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by probing a real full tmpfs (2026-12-07): a search whose disk ran full after
+    search.json and Tune's tuner.pkl were written, before Tune saved an experiment state,
+    could then neither be resumed ("no search to resume there; run without --resume") nor
+    started again ("search.json: exists and was not written by automl-asd", then Tune's
+    tuner.pkl: "already holds a search; pass --resume")."""
+    import errno
+
+    import automl_asd.commands.search as command
+    from automl_asd.io.run_folder import RunFolder
+    from automl_asd.io.search_report import write_search_meta
+
+    def no_space(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / ".automl-asd-run.json"))
+
+    def starts_then_fills(args: Any, cfg: SearchConfig, data: Any) -> int:
+        write_search_meta(args.out, {"trials": 1})
+        (args.out / "tune").mkdir()
+        (args.out / "tune" / "tuner.pkl").write_bytes(b"\x80\x05N.")
+        no_space()
+        return 0
+
+    run = tmp_path / "run"
+    argv = ["search", "--data", str(dev_root), "--space", "smoke", "--trials", "1",
+            "--machine-types", *_types(dev_root)[:1], "--out", str(run),
+            "--cache-dir", str(cache_dir)]
+    monkeypatch.setattr(command, "_run", starts_then_fills)
+    monkeypatch.setattr(RunFolder, "record", no_space)
+    assert main(argv) == 1
+    monkeypatch.undo()  # space freed
+    assert main(argv) == 0
+    assert len(pd.read_parquet(run / "trials.parquet")) == 1
+
+
 def _fails_on_a_clip() -> None:
     raise ValueError("x.wav: corrupt or unsupported audio file")
 
