@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, naming_path
 from automl_asd.components.locks import file_lock
 from automl_asd.data import SYNTH_MARKER
 from automl_asd.synth._dsp import Array, peaking_eq, rms, unit
@@ -265,7 +265,8 @@ def _write_wav(path: Path, x: Array | NDArrayF32) -> None:
     # syncs it to disk, which costs more than synthesising the clip.
     buf = io.BytesIO()
     sf.write(buf, x, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    path.write_bytes(buf.getvalue())
+    with naming_path(path):  # a full disk's error names no file (found 2026-12-07)
+        path.write_bytes(buf.getvalue())
 
 
 def _render_and_write(machine_type: str, jobs: list[tuple[ClipPlan, str]],
@@ -425,7 +426,8 @@ def _write_attributes(mdir: Path, machine_type: str, model: MachineModel, plans:
     """
     n_pairs = 1 if model.hidden else len(model.attributes)
     header = ["file_name"] + [f"d{i + 1}{c}" for i in range(n_pairs) for c in ("p", "v")]
-    with open(mdir / "attributes_00.csv", "w", newline="") as fh:
+    with naming_path(mdir / "attributes_00.csv"), \
+            open(mdir / "attributes_00.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         for p in plans:
@@ -463,7 +465,7 @@ def _write_ground_truth(out: Path, machine_type: str, tests: list[ClipPlan],
     for sub, value in zip(_TRUTH_DIRS, columns, strict=True):
         d = out / sub
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / fname, "w", newline="") as fh:
+        with naming_path(d / fname), open(d / fname, "w", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             for name, p in rows:
                 w.writerow([name, value(p)])

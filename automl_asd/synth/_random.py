@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 
+from automl_asd.components.files import atomic_write_text
 from automl_asd.synth._dsp import (
     Array,
     bandpass,
@@ -432,5 +433,6 @@ def write_info(root: Path, entries: Mapping[str, MachineModel], seed: int, *,
                       "anomalies": list(model.anomalies), "hidden": model.hidden}
         if anomaly_gain != 1.0:
             data[name]["anomaly_gain"] = anomaly_gain
-    path.write_text(json.dumps({"types": dict(sorted(data.items()))}, indent=1,
-                               sort_keys=True) + "\n")
+    # atomic: a full disk leaves the old file, never a cut one (and the error names it)
+    atomic_write_text(path, json.dumps({"types": dict(sorted(data.items()))}, indent=1,
+                                       sort_keys=True) + "\n")

@@ -619,3 +619,37 @@ def test_louder_faults_are_easier_to_detect(tmp_path: Path,
     assert "--anomaly-gain: must be positive, got 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="anomaly gain must be a finite number > 0, got 0.0"):
         synth.generate(tmp_path / "y", machine_types=["fan"], size="tiny", anomaly_gain=0.0)
+
+
+@pytest.mark.parametrize("full", [".wav", "attributes_00.csv"])
+def test_a_full_disk_names_the_file_it_could_not_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        full: str) -> None:
+    """Found on a real full tmpfs (2026-12-07): `synth` said only `error: [Errno 28] No space
+    left on device`, naming no file (a failed write() carries no file name)."""
+    import errno
+
+    write_bytes = Path.write_bytes
+
+    def no_space(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def wav_full(self: Path, data: bytes) -> int:
+        if self.suffix == ".wav":
+            no_space()
+        return write_bytes(self, data)
+
+    class FullWriter:
+        writerow = staticmethod(no_space)
+
+    if full == ".wav":
+        monkeypatch.setattr(Path, "write_bytes", wav_full)
+    else:
+        monkeypatch.setattr(csv, "writer", lambda *_, **__: FullWriter())
+    out = tmp_path / "syn"
+    assert main(["synth", "--out", str(out), "--size", "tiny", "--machine-types", "fan",
+                 "--workers", "1", "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"error: {out / 'fan'}" in err and full in err, err
+    assert "no space left on the device; free space or write elsewhere" in err
