@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, naming_path
 from automl_asd.errors import AutomlAsdError
 from automl_asd.io.results import files_fingerprint, sha256_file
 
@@ -317,11 +317,18 @@ class FolderLock:
         else:
             raise OutputError(f"{self.path}: the lock file keeps being replaced; is another "
                               "program removing it?")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "command": self.command, "since": _now()}) + "\n")
-        fh.flush()
+        try:
+            # a full disk fails here first, in a write that names no file (found 2026-12-07)
+            with naming_path(self.path):
+                fh.seek(0)
+                fh.truncate()
+                fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "command": self.command, "since": _now()}) + "\n")
+                fh.flush()
+        except BaseException:
+            with contextlib.suppress(OSError):  # flushing what failed fails again
+                fh.close()  # releases the lock
+            raise
         self._fh = fh
         return self
 

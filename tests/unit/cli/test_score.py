@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -638,3 +639,32 @@ def test_bundle_inputs_that_are_not_clips_are_named(bundle: Bundle, test_wavs: l
     stereo_first = np.stack([wave, wave])  # (channels, n_samples), as torchaudio loads
     got = bundle.score([stereo_first, stereo_first.T], resample=True).scores
     np.testing.assert_allclose(got, [mono[0], mono[0]], rtol=1e-6)
+
+
+def test_a_full_disk_at_the_lock_names_the_lock_file(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found on a real full tmpfs (2026-12-07): writing the holder into the lock file is the
+    first write of `score --out` (and of `apply`/`search`): its ENOSPC named no file."""
+    import errno
+
+    from automl_asd.io.run_folder import FolderLock
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.fh, name)
+
+        def flush(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    lock_once = FolderLock._lock_once
+    monkeypatch.setattr(FolderLock, "_lock_once", lambda self: Full(lock_once(self)))
+    lock = FolderLock(tmp_path, "score")
+    with pytest.raises(OSError) as exc:
+        lock.acquire()
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(lock.path)
+    monkeypatch.undo()
+    with FolderLock(tmp_path, "score"):  # the failed holder let go of it
+        pass
