@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from automl_asd.audio import AudioError, header_unfinished
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, naming_path
 from automl_asd.data import SYNTH_MARKER
 from automl_asd.io.results import sha256_file
 from automl_asd.io.run_folder import FolderLock, OutputError, check_report_file
@@ -89,13 +89,16 @@ def emit_rows(rows: Sequence[tuple[str, float, int]], out: Path | None, *,
     if out is None:  # quoted as in the file: a clip name may hold a comma
         write_score_rows(sys.stdout, rows, header=not append)
         return
+    # a full disk's failed write() names no file: the error names --out (found 2026-12-07)
     if append:
-        append_score_rows(out, rows)
+        with naming_path(out):
+            append_score_rows(out, rows)
         return
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        append_score_rows(tmp, rows)
+        with naming_path(out):
+            append_score_rows(tmp, rows)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -641,6 +641,33 @@ def test_bundle_inputs_that_are_not_clips_are_named(bundle: Bundle, test_wavs: l
     np.testing.assert_allclose(got, [mono[0], mono[0]], rtol=1e-6)
 
 
+def test_a_full_disk_names_the_score_csv(bundle_dir: Path, test_wavs: list[Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Found on a real full tmpfs (2026-12-07): `score --out` said only `error: [Errno 28] No
+    space left on device` (a failed write() names no file); an old CSV stays whole."""
+    import errno
+
+    import automl_asd.io.score_csv as score_csv
+
+    def no_space(*_: object, **__: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--model", str(bundle_dir), "--out", str(out), "-q",
+                 *map(str, test_wavs[:2])]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(score_csv, "write_score_rows", no_space)
+    assert main(["score", "--model", str(bundle_dir), "--out", str(out), "-q",
+                 *map(str, test_wavs)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"automl-asd score: error: {out}: no space left on the device; free space "
+                   "or write elsewhere"), err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+
+
 def test_a_full_disk_at_the_lock_names_the_lock_file(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Found on a real full tmpfs (2026-12-07): writing the holder into the lock file is the
