@@ -60,10 +60,10 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from automl_asd.components.files import atomic_write_text
+from automl_asd.components.files import atomic_write_text, naming_path
 from automl_asd.components.locks import file_lock
 from automl_asd.data import EXTRACTING_PREFIX
-from automl_asd.errors import AutomlAsdError
+from automl_asd.errors import AutomlAsdError, one_line
 from automl_asd.progress import few_names
 
 __all__ = [
@@ -534,31 +534,38 @@ def _transfer(remote: RemoteFile, part: Path, received: list[int], *, timeout_s:
         length = resp.headers.get("Content-Length")
         if total is None and length is not None and length.isdigit():
             total = offset + int(length)
-        with part.open("ab" if offset else "wb") as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=remote.key, disable=not progress, leave=False,
-        ) as bar:
-            last_log = time.monotonic()
-            body = 0
-            while True:
-                try:
-                    chunk = resp.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _TransientError(
-                        f"connection lost: {type(exc).__name__}: {exc}"
-                    ) from exc
-                if not chunk:
-                    break
-                f.write(chunk)  # a local write error (disk full) is not transient: it propagates
-                received[0] += len(chunk)
-                body += len(chunk)
-                bar.update(len(chunk))
-                if not progress and time.monotonic() - last_log >= _LOG_EVERY_S:
-                    last_log = time.monotonic()
-                    done = f.tell()
-                    logger.info("%s: %.1f MiB%s", remote.key, done / 2**20,
-                                f" of {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)"
-                                if total else "")
+        try:
+            with naming_path(part), part.open("ab" if offset else "wb") as f, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=remote.key, disable=not progress, leave=False,
+            ) as bar:
+                last_log = time.monotonic()
+                body = 0
+                while True:
+                    try:
+                        chunk = resp.read(_CHUNK)
+                    except (OSError, http.client.HTTPException) as exc:
+                        raise _TransientError(
+                            f"connection lost: {type(exc).__name__}: {exc}"
+                        ) from exc
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    received[0] += len(chunk)
+                    body += len(chunk)
+                    bar.update(len(chunk))
+                    if not progress and time.monotonic() - last_log >= _LOG_EVERY_S:
+                        last_log = time.monotonic()
+                        done = f.tell()
+                        logger.info("%s: %.1f MiB%s", remote.key, done / 2**20,
+                                    f" of {total / 2**20:.1f} MiB ({100 * done / total:.0f}%)"
+                                    if total else "")
+        except OSError as exc:
+            # a local write error (a full disk) is not transient: no retry, this file fails
+            # and the others are still tried (found 2026-12-07: a bare "[Errno 28]" ended the
+            # whole download); the bytes received stay for the next run to resume from
+            raise DownloadError(f"downloading {remote.key}: {one_line(exc)}; the bytes "
+                                "received are kept and the same command resumes") from exc
     have = part.stat().st_size
     if total is not None and have != total and length is not None and length.isdigit() \
             and body == int(length):

@@ -925,3 +925,49 @@ def test_scan_reads_downloaded_tree(server: FakeRecords, tmp_path: Path) -> None
     assert len(machines["fan"].train) == 3 and len(machines["fan"].test) == 4
     assert {(c.domain, c.label) for c in machines["valve"].test} == {
         (d, lab) for d in (Domain.SOURCE, Domain.TARGET) for lab in (Label.NORMAL, Label.ANOMALY)}
+
+
+def test_a_disk_that_fills_during_a_download_fails_that_file_naming_it(
+        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found on a real full tmpfs (2026-12-07): a disk that filled while a zip was written (the
+    record understated its size, or another program wrote there) ended the whole download with
+    a bare `[Errno 28] No space left on device`, naming no file and trying no other file. Now
+    that file fails naming its .part, the others are tried, and the next run resumes it."""
+    import errno
+
+    from automl_asd.errors import one_line
+
+    zips = _serve_dev(server)
+    real_open = Path.open
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.fh, name)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, data: bytes) -> int:
+            self.fh.write(data[:100])  # what fitted
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fills(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = real_open(self, mode, *args, **kwargs)
+        return Full(fh) if self.name == "dev_fan.zip.part" else fh
+
+    monkeypatch.setattr(Path, "open", fills)
+    with pytest.raises(dl.DownloadError) as exc:
+        _run(server, tmp_path / "data")
+    part = tmp_path / "data" / ".downloads" / "dev_fan.zip.part"
+    assert f"downloading dev_fan.zip: {part}: no space left on the device" in one_line(exc.value)
+    assert "ready under" in str(exc.value) and (tmp_path / "data" / "valve").is_dir()
+    assert 0 < part.stat().st_size < len(zips["dev_fan.zip"])
+    monkeypatch.undo()  # space freed
+    results = _run(server, tmp_path / "data")
+    assert [r.status for r in results if r.machine_type == "fan"] == ["resumed"]
