@@ -14,6 +14,7 @@ import select
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,7 +150,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if isinstance(exc, BrokenPipeError) and _stdout_gone():
             return _SIGPIPE_STATUS  # `automl-asd recipe list | head -1`: quiet, as `ls` is
         if args.verbose:
-            raise
+            # the traceback here, then the same line and status as without -v (found
+            # 2026-12-07: re-raised, an OSError such as a full disk reached main()'s handler
+            # for unwritable --help output: "cannot write the output", and no traceback)
+            traceback.print_exc()
         print(f"{_innermost(parser, args).prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     finally:

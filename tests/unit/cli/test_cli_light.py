@@ -163,6 +163,31 @@ def test_output_that_cannot_be_written_is_an_error(argv: list[str], unbuffered: 
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_a_full_disk_under_verbose_is_the_same_line_after_the_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        verbose: list[str]) -> None:
+    """Found on a real full tmpfs (2026-12-07): with -v an OSError of the command (a full
+    disk) was re-raised into main()'s handler for unwritable --help output, which printed
+    `automl-asd: error: cannot write the output: ...` and no traceback."""
+    import errno
+
+    from automl_asd.cli import main
+
+    out = tmp_path / "syn"
+
+    def no_space(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "x.wav"))
+
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    assert main(["synth", "--out", str(out), "--size", "tiny", "--machine-types", "fan",
+                 "--workers", "1", *(verbose or ["-q"])]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"automl-asd synth: error: {out / 'x.wav'}: no space left "
+                                    "on the device; free space or write elsewhere"), err
+    assert ("Traceback" in err) == bool(verbose)
+
+
 def test_an_error_names_the_innermost_command(capsys: pytest.CaptureFixture[str]) -> None:
     """Found 2026-12-07: the error line said `automl-asd recipe: error` while the usage line
     says `automl-asd recipe show`."""
