@@ -14,20 +14,23 @@ import importlib.metadata as md
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_asd.errors import PermanentError
+from automl_asd.errors import PermanentError, one_line
 
 __all__ = [
     "EnvironmentProblem",
     "Check",
     "FIX",
     "VERIFY_AUDIO_ENV",
+    "cache_write_failed",
     "default_cache_dir",
     "verify_audio_default",
     "installed_version",
@@ -225,6 +228,39 @@ def default_cache_dir() -> Path:
     """``$AUTOML_ASD_CACHE`` if set, else ``~/.cache/automl-asd``."""
     env = os.environ.get("AUTOML_ASD_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "automl-asd"
+
+
+#: cache folders in which this process failed to store an entry (each is warned about once)
+_CACHE_FAILURES: set[str] = set()
+_CACHE_FAILURES_LOCK = threading.Lock()
+
+
+def cache_write_failed(log: logging.Logger, root: Path, kind: str, path: Path,
+                       exc: OSError) -> None:
+    """Log on ``log`` that the ``kind`` entry ``path`` of the cache folder ``root`` was not
+    stored; the caller goes on without it (a cache is an optimisation).
+
+    The first failure in a folder is a WARNING naming the folder and its free space (found
+    2026-12-07 on a full tmpfs: a WARNING per entry, none saying how full the disk was, and
+    a bare ``[Errno 28]``); later ones in this process are INFO, since a full disk fails every
+    entry after it.
+    """
+    with _CACHE_FAILURES_LOCK:
+        first = str(root) not in _CACHE_FAILURES
+        _CACHE_FAILURES.add(str(root))
+    if exc.filename is None and exc.errno is not None:  # a failed write() names no file
+        exc = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+    probe = Path(root)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = f"{shutil.disk_usage(probe).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    log.log(logging.WARNING if first else logging.INFO,
+            "could not write %s %s; continuing uncached (cache folder %s: %s%s)", kind,
+            one_line(exc), root, free,
+            "; later failures there are logged at INFO" if first else "")
 
 
 #: Environment switch (CLI ``--verify-audio`` sets it): key input clips by a digest of their bytes

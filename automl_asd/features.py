@@ -56,6 +56,7 @@ from automl_asd.components.locks import file_lock
 from automl_asd.data import Clip
 from automl_asd.environment import (
     VERIFY_AUDIO_ENV,
+    cache_write_failed,
     default_cache_dir,
     require_torchaudio,
     verify_audio_default,
@@ -460,9 +461,9 @@ class _EntryWriter:
             self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
-        logger.warning("could not write feature cache entry %s (%s); continuing uncached",
-                       self.final, exc)
-        self.abort()
+        self.abort()  # first: the free space logged is what the run has left
+        cache_write_failed(logger, self.final.parent.parent.parent, "feature cache entry",
+                           self.final, exc)
 
     def add(self, arr: np.ndarray) -> None:
         if self.file is None:

@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from automl_asd.caches import REPRESENTATIONS_SUBDIR
 from automl_asd.components.files import mark_used
 from automl_asd.detectors import get_detector_class
-from automl_asd.environment import default_cache_dir, verify_audio_default
+from automl_asd.environment import cache_write_failed, default_cache_dir, verify_audio_default
 from automl_asd.io.results import files_fingerprint
 
 if TYPE_CHECKING:
@@ -265,8 +265,9 @@ class RepresentationCache:
                 os.fsync(fh.fileno())  # a crash leaves the old entry or the whole new one
             os.replace(tmp, path)
         except OSError as exc:
-            logger.warning("could not store representation %s (%s); continuing", path, exc)
-            tmp.unlink(missing_ok=True)
+            assert self.root is not None
+            tmp.unlink(missing_ok=True)  # first: the free space logged is what is left
+            cache_write_failed(logger, self.root, "representation", path, exc)
         except BaseException:  # Ctrl+C mid-write: no stray temporary file left behind
             tmp.unlink(missing_ok=True)
             raise

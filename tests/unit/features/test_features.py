@@ -455,3 +455,39 @@ def test_integer_pcm_is_scaled_as_a_wav_file_is_read() -> None:
     samples = (pcm.astype(np.float32) / 32768).tolist()
     np.testing.assert_allclose(compute(samples, spec), as_float, rtol=1e-5, atol=1e-4)
     assert compute([0] * 16000, spec).shape == compute(np.zeros(16000), spec).shape
+
+
+def test_a_full_cache_disk_warns_once_naming_the_folder_and_its_free_space(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found on a real full tmpfs (2026-12-07): every entry that could not be stored gave its
+    own WARNING, with a bare `[Errno 28] No space left on device` and nothing about how full
+    the cache folder was. Now: one WARNING per folder naming it and its free space, then INFO;
+    the features are the uncached ones and no entry is left."""
+    import errno
+    import logging
+
+    import automl_asd.features as features
+
+    clips = _clips(tmp_path / "wavs", 4)
+    spec = FeatureSpec()
+    want = extract(clips, spec, cache_dir=tmp_path / "warm", progress=False, workers=1)
+    cache = tmp_path / "cache"
+
+    add = features._EntryWriter.add
+
+    def add_or_full(self: features._EntryWriter, arr: np.ndarray) -> None:
+        if self.file is not None:  # the data file's write() fails, naming no file
+            self._fail(OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(features._EntryWriter, "add", add_or_full)
+    with caplog.at_level(logging.INFO, logger="automl_asd.features"):
+        got = [*extract(clips[:2], spec, cache_dir=cache, progress=False, workers=1),
+               *extract(clips[2:], spec, cache_dir=cache, progress=False, workers=1)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    failed = [r for r in caplog.records if "could not write feature cache entry" in r.message]
+    assert [r.levelno for r in failed] == [logging.WARNING, logging.INFO]
+    assert f"cache folder {cache}: " in failed[0].message and "MB free" in failed[0].message
+    assert "no space left on the device" in failed[0].message
+    monkeypatch.setattr(features._EntryWriter, "add", add)
+    assert not [p for p in cache.rglob("*") if p.is_file() and not p.name.startswith(".lock")]

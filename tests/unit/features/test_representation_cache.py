@@ -348,3 +348,31 @@ def test_the_shared_stage_is_keyed_by_the_threads_it_trains_with(tmp_path: Path)
         got = cache.shared(recipe, _FP, 1.0, build(n), threads=n)
         assert float(got[0]["w"][0]) == n
     assert built == [2, 1]
+
+
+def test_a_full_disk_skips_storing_with_one_warning_naming_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found on a real full tmpfs (2026-12-07): each representation that could not be stored
+    gave a WARNING with a bare `[Errno 28]`; now one WARNING naming the cache folder and its
+    free space, then INFO; nothing half-written is left and the state is still served."""
+    import errno
+    import logging
+
+    from automl_asd.representation_cache import RepresentationCache
+
+    def full(fh: Any, **arrays: Any) -> None:
+        fh.write(b"PK")  # what fitted
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    cache = RepresentationCache(root=tmp_path / "cache")
+    with caplog.at_level(logging.INFO, logger="automl_asd.representation_cache"):
+        for key in ("a", "b"):
+            cache.put("dcase_ae", key, {"w": np.arange(3.0)})
+    failed = [r for r in caplog.records if "could not write representation" in r.message]
+    assert [r.levelno for r in failed] == [logging.WARNING, logging.INFO]
+    assert f"cache folder {tmp_path / 'cache'}: " in failed[0].message
+    assert "a.npz: no space left on the device" in failed[0].message
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    np.testing.assert_array_equal(cache.get("dcase_ae", "b")["w"], np.arange(3.0))
