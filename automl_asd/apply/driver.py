@@ -262,10 +262,12 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
             clear_machine(folder, outcome.machine_type)
             with folder.writing([error_path(out, outcome.machine_type).name]):
                 path = write_error(out, outcome.machine_type, outcome.error or "unknown error")
+            # the error in the CLI's words (a full disk: "PATH: no space left on the device;
+            # ..."), else the traceback's last line
             last = (outcome.error or "").strip().splitlines()[-1:] or ["unknown error"]
             logger.error("apply [%d/%d] %s FAILED after %.1f s: %s (traceback: %s)",
-                         done_count, n_total, outcome.machine_type, outcome.seconds, last[0],
-                         path)
+                         done_count, n_total, outcome.machine_type, outcome.seconds,
+                         outcome.message or last[0], path)
         else:
             logger.info("apply [%d/%d] %s %s in %.1f s%s", done_count, n_total,
                         outcome.machine_type, "done" if outcome.status == "ok" else "skipped",

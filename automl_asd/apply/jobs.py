@@ -82,7 +82,8 @@ class MachineOutcome:
     """What a runner reports for one machine type (small: no arrays).
 
     ``summary`` is the content of ``<out>/<mt>.summary.json`` (``None`` when failed);
-    ``error`` the traceback text of a failure; ``seconds`` the wall time of the task;
+    ``error`` the traceback text of a failure, ``message`` its one line as the CLI words
+    errors (:func:`~automl_asd.errors.one_line`); ``seconds`` the wall time of the task;
     ``warnings`` the WARNING lines the task logged where the driver cannot see them (a Ray
     worker's), for the driver to log again.
     """
@@ -93,6 +94,7 @@ class MachineOutcome:
     summary: dict[str, Any] | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    message: str | None = None
 
 
 def load_machine(data_root: Path, machine_type: str) -> MachineData:

@@ -43,6 +43,7 @@ from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
 from automl_asd.components.device import default_workers
 from automl_asd.data import MachineData
+from automl_asd.errors import one_line
 from automl_asd.io.results import summary_path, write_machine_summary
 from automl_asd.io.run_folder import journal
 from automl_asd.pipeline import MachineResult, SharedStates
@@ -197,13 +198,14 @@ def run_job(
                 summary = _apply_machine_via_storage(job, run_fn=run_fn, where=where)
             else:
                 summary = apply_machine(job, run_fn=run_fn, where=where)
-        except catch:
+        except catch as exc:
             return MachineOutcome(
                 job.machine_type,
                 "failed",
                 time.perf_counter() - t0,
                 error=traceback.format_exc(),
                 warnings=tuple(lines),
+                message=one_line(exc),
             )
     return MachineOutcome(job.machine_type, "ok", time.perf_counter() - t0, summary=summary,
                           warnings=tuple(lines))

@@ -616,3 +616,29 @@ def test_files_written_before_a_full_disk_stay_the_runs_own(
                  runner=SerialRunner(run_fn=FakeRun()))
     for name in ("results.csv", "metrics.json", *(p.name for p in clean.glob("*_test.csv"))):
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name
+
+
+def test_a_type_that_hits_a_full_disk_is_logged_in_the_cli_s_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Found on a real full tmpfs (2026-12-07): the failed type's line quoted the traceback's
+    last line, `OSError: [Errno 28] No space left on device: '...'`, where every other path
+    says `PATH: no space left on the device; free space or write elsewhere`."""
+    import errno
+    import logging
+
+    import automl_asd.apply.runners as runners
+
+    def full_disk(out: Path, machine_type: str, *args: object) -> None:
+        if machine_type == "beta":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "models" / "x.npy"))
+    monkeypatch.setattr(runners, "save_model_bundle", full_disk)
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR, logger="automl_asd.apply.driver"):
+        report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                              runner=SerialRunner(run_fn=FakeRun()))
+    assert list(report.failed) == ["beta"]
+    [line] = [r.getMessage() for r in caplog.records if "FAILED" in r.getMessage()]
+    assert "beta FAILED after " in line, line
+    assert (f": {out / 'models' / 'x.npy'}: no space left on the device; free space or write "
+            "elsewhere (traceback: ") in line, line
