@@ -735,13 +735,14 @@ def safe_extract(
                 tmp = target.with_name(target.name + ".extracting")
                 existed = target.exists()
                 try:
-                    with zf.open(info) as src, tmp.open("wb") as out:
+                    # a full disk names the member's path, in the CLI's words (errors.one_line)
+                    with naming_path(target), zf.open(info) as src, tmp.open("wb") as out:
                         shutil.copyfileobj(src, out, _CHUNK)
                 except (zipfile.BadZipFile, OSError) as exc:
                     tmp.unlink(missing_ok=True)
                     raise DownloadError(
-                        f"{archive}: cannot extract {info.filename!r}: {exc}; the files "
-                        "extracted before it were removed"
+                        f"{archive}: cannot extract {info.filename!r}: {one_line(exc)}; the "
+                        "files extracted before it were removed"
                     ) from exc
                 except BaseException:  # Ctrl-C: leave no half-written member behind
                     tmp.unlink(missing_ok=True)

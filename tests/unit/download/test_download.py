@@ -971,3 +971,24 @@ def test_a_disk_that_fills_during_a_download_fails_that_file_naming_it(
     monkeypatch.undo()  # space freed
     results = _run(server, tmp_path / "data")
     assert [r.status for r in results if r.machine_type == "fan"] == ["resumed"]
+
+
+def test_a_disk_that_fills_while_extracting_names_the_member_s_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found on a real full tmpfs probe (2026-12-07): an extraction that ran out of disk said
+    `cannot extract 'fan/...wav': [Errno 28] No space left on device`, not the CLI's words."""
+    import errno
+
+    archive = tmp_path / "dev_fan.zip"
+    archive.write_bytes(_zip(_dev_members("fan")))
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dl.shutil, "copyfileobj", full)
+    dest = tmp_path / "data"
+    with pytest.raises(dl.DownloadError) as exc:
+        dl.safe_extract(archive, dest, min_free_bytes=0)
+    assert f": {dest / 'fan'}/" in str(exc.value)
+    assert "no space left on the device; free space or write elsewhere" in str(exc.value)
+    assert not [p for p in dest.rglob("*") if p.is_file()]
