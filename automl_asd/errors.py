@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 
 __all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
-           "UsageError", "one_line"]
+           "UsageError", "disk_full", "one_line"]
 
 
 class AutomlAsdError(Exception):
@@ -44,6 +44,12 @@ class UsageError(AutomlAsdError, ValueError):
     """A request that cannot run as given: contradictory options, or a value out of range
     that argparse's types cannot see. The message names the options; the CLI exits with
     status 2, as argparse does for its own usage errors."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for lack of space (a full disk, a quota, the
+    file-size limit): a retry on the same storage fails the same way."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def one_line(exc: BaseException) -> str:

@@ -43,7 +43,7 @@ from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
 from automl_asd.components.device import default_workers
 from automl_asd.data import MachineData
-from automl_asd.errors import one_line
+from automl_asd.errors import disk_full, one_line
 from automl_asd.io.results import summary_path, write_machine_summary
 from automl_asd.io.run_folder import journal
 from automl_asd.pipeline import MachineResult, SharedStates
@@ -185,7 +185,8 @@ def run_job(
     where: Mapping[str, Any] | None = None,
     keep_warnings: bool = False,
 ) -> MachineOutcome:
-    """Run one job; exceptions of the ``catch`` types become a ``failed`` outcome carrying the
+    """Run one job; exceptions of the ``catch`` types and a full disk
+    (:func:`~automl_asd.errors.disk_full`) become a ``failed`` outcome carrying the
     traceback, other exceptions propagate (the Ray runner lets those reach Ray's retries).
     ``where`` (Ray node id, host, pid) goes into the summary. With ``job.storage`` the job
     writes into a temporary folder and uploads its outputs to the storage. ``keep_warnings``:
@@ -198,7 +199,11 @@ def run_job(
                 summary = _apply_machine_via_storage(job, run_fn=run_fn, where=where)
             else:
                 summary = apply_machine(job, run_fn=run_fn, where=where)
-        except catch as exc:
+        except Exception as exc:
+            # a full disk also fails at once: Ray's retries on the same --out cannot heal it
+            # (found 2026-12-07: each retry printed Ray's traceback of the task)
+            if not isinstance(exc, catch) and not disk_full(exc):
+                raise
             return MachineOutcome(
                 job.machine_type,
                 "failed",

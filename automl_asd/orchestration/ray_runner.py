@@ -50,8 +50,8 @@ HEARTBEAT_S = 60.0
 
 def _task(job: MachineJob, run_fn: PipelineFn | None = None) -> MachineOutcome:
     """Ray task body: permanent errors (``automl_asd.errors.PermanentError``: bad data, bad
-    recipes, non-finite features, cost limits) fail at once, since a retry cannot fix them;
-    everything else reaches Ray's retries."""
+    recipes, non-finite features, cost limits) and a full disk fail at once, since a retry
+    cannot fix them; everything else reaches Ray's retries."""
     return run_job(job, run_fn=run_fn, catch=(PermanentError,), where=node_where(),
                    keep_warnings=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -333,6 +334,30 @@ def test_run_job_reports_traceback_and_mismatched_results(tmp_path: Path) -> Non
     # exceptions outside `catch` propagate (the Ray runner leaves them to Ray's retries)
     with pytest.raises(RuntimeError, match="boom"):
         run_job(job, run_fn=FakeRun(["alpha"]), catch=(KeyError,))
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT", "EFBIG", "EIO"])
+def test_a_full_disk_fails_a_job_at_once_other_os_errors_reach_the_retries(
+        tmp_path: Path, code: str) -> None:
+    """Found on a real full tmpfs (2026-12-07): `apply` on Ray retried a type whose --out was
+    full (Ray's retries of the same write), printing Ray's traceback of the task each time."""
+    import errno
+
+    from automl_asd.errors import PermanentError
+
+    data = _make_tree(tmp_path / "data", ("alpha",))
+    where = tmp_path / "out" / "models" / "x.npy"
+
+    def full(recipe: Recipe, machine: MachineData, **kwargs: Any) -> MachineResult:
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(where))
+
+    job = MachineJob(_recipe(), str(data), "alpha", str(tmp_path / "out"))
+    if code == "EIO":
+        with pytest.raises(OSError):
+            run_job(job, run_fn=full, catch=(PermanentError,))
+        return
+    outcome = run_job(job, run_fn=full, catch=(PermanentError,))
+    assert outcome.status == "failed" and (outcome.message or "").startswith(f"{where}: ")
 
 
 def test_warnings_of_a_task_elsewhere_reach_the_driver(tmp_path: Path,
