@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd.errors import one_line
+from automl_asd.errors import disk_full, one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
@@ -734,6 +734,26 @@ class _RayStopLines(logging.Filter):
         return not (message.startswith(self._WHEN_STOPPED) and self._stopped())
 
 
+class _StateSaveLine(logging.Filter):
+    """Turns Ray's "Saving experiment state to storage at '...' failed with exception:" and
+    its traceback into one line in the CLI's words (found 2026-12-07: a full disk during a
+    search printed pyarrow's traceback; the search's own error line follows it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not str(record.msg).startswith("Saving experiment state to storage"):
+            return True
+        match = re.search(r"at '([^']*)'", str(record.msg))
+        where = match.group(1) if match else "its run folder"
+        why = ("no space left on the device; free space or write elsewhere" if disk_full(exc)
+               else f"{type(exc).__name__}: {exc}".splitlines()[0])
+        record.msg = (f"Ray Tune could not save the search state in {where} ({why}); what it "
+                      "saved there may be incomplete")
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
 @contextlib.contextmanager
 def _without_ray_stop_lines(stopped: Callable[[], bool]) -> Iterator[None]:
     lines = _RayStopLines(stopped)
@@ -741,11 +761,15 @@ def _without_ray_stop_lines(stopped: Callable[[], bool]) -> Iterator[None]:
                                                     "ray.tune.analysis.experiment_analysis")]
     for ray_logger in loggers:
         ray_logger.addFilter(lines)
+    state = logging.getLogger("ray.tune.execution.experiment_state")
+    state_line = _StateSaveLine()
+    state.addFilter(state_line)
     try:
         yield
     finally:
         for ray_logger in loggers:
             ray_logger.removeFilter(lines)
+        state.removeFilter(state_line)
 
 
 #: Seconds to watch Ray's GCS after a SIGTERM: a process group's SIGTERM closes the local

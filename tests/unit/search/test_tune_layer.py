@@ -551,3 +551,30 @@ def test_budget_stopped_trials_that_never_reported_are_run_again_as_extra_trials
     again._counter = 5
     assert again.is_finished()
     assert limiter.suggest("c") == {"x": 1}  # the re-run comes first
+
+
+def test_ray_s_failed_state_save_is_one_line_in_the_cli_s_words() -> None:
+    """Found on a real full tmpfs (2026-12-07): a full disk during a search printed Ray's
+    "Saving experiment state to storage at ... failed with exception:" and pyarrow's whole
+    traceback above the search's own one-line error."""
+    import errno
+    import logging
+    import sys
+
+    from automl_asd.orchestration.tune import _without_ray_stop_lines
+
+    state = logging.getLogger("ray.tune.execution.experiment_state")
+    try:
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space")
+    except OSError:
+        exc_info = sys.exc_info()
+    record = state.makeRecord(state.name, logging.ERROR, __file__, 1,
+                              "Saving experiment state to storage at '/run/tune' failed with "
+                              "exception: ", (), exc_info)
+    with _without_ray_stop_lines(lambda: False):
+        assert state.filter(record)
+    text = logging.Formatter().format(record)
+    assert text == ("Ray Tune could not save the search state in /run/tune (no space left on "
+                    "the device; free space or write elsewhere); what it saved there may be "
+                    "incomplete"), text
+    assert not state.filters
