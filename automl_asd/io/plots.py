@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from automl_asd.components.files import naming_path
+
 __all__ = ["plot_roc", "plot_score_histogram", "png_digest"]
 
 _DOMAIN_COLOURS = {"source": "tab:blue", "target": "tab:orange"}
@@ -89,7 +91,13 @@ def _save(fig: object, path: Path, digest: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100, metadata={_DIGEST_KEY: digest})
+    try:
+        # a full disk names the plot and leaves no temporary file (found 2026-12-07)
+        with naming_path(path):
+            fig.savefig(tmp, format="png", dpi=100, metadata={_DIGEST_KEY: digest})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return path
 

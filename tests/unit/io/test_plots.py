@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from automl_asd.io.plots import plot_roc, plot_score_histogram, png_digest
 
@@ -63,3 +64,23 @@ def test_a_file_that_is_not_one_of_these_plots_is_replaced(tmp_path: Path) -> No
         plot_roc(path, "fan", y, d, s)
         assert png_digest(path) is not None
     assert png_digest(tmp_path / "missing.png") is None
+
+
+def test_a_full_disk_names_the_plot_and_leaves_no_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found on a real full tmpfs (2026-12-07): `apply` said only `error: [Errno 28] No space
+    left on device` when a plot did not fit, and left `.roc_<mt>.png.tmp` in --out."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    def full(self: Figure, fname: object, **kwargs: object) -> None:
+        Path(str(fname)).write_bytes(b"\x89PNG")  # what fitted
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    y, dom, scores = _inputs()
+    with pytest.raises(OSError) as exc:
+        plot_roc(tmp_path / "roc_fan.png", "fan", y, dom, scores)
+    assert exc.value.filename == str(tmp_path / "roc_fan.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
