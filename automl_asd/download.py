@@ -959,7 +959,10 @@ def _foreign_files(zip_path: Path, zip_dir: Path, folder: Path) -> list[str]:
             known.update(json.loads(other.read_text())["members"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unreadable marker vouches for nothing
-    return sorted(present - known)
+    # a member's temporary file that a killed extraction left (`<name>.extracting`, which the
+    # rerun writes over) is a download's too
+    return sorted(p for p in present - known
+                  if p.removesuffix(".extracting") not in known)
 
 
 def _record_label(record_id: int) -> str:

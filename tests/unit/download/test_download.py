@@ -760,6 +760,39 @@ def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
     assert len(scan(dest)["fan"].test) == 4
 
 
+def test_a_member_half_written_by_a_killed_extraction_does_not_refuse_the_rerun(
+        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download killed outright (kill -9) while it wrote a member leaves that member's
+    `<name>.extracting` beside the sentinel; the rerun that scan() asks for counted it as a
+    file no download put there and refused to extract (found in review, 2026-12-07)."""
+    from automl_asd.data import scan
+
+    _serve_dev(server, ("fan",))
+    dest = tmp_path / "data"
+    copy = dl.shutil.copyfileobj
+    seen: list[int] = []
+
+    def killed_copy(src: Any, dst: Any, length: int = 0) -> None:
+        seen.append(1)
+        if len(seen) == 4:
+            raise SystemExit(137)
+        copy(src, dst, length)
+
+    monkeypatch.setattr(dl.shutil, "copyfileobj", killed_copy)
+    monkeypatch.setattr(dl, "_remove_created", lambda created: None)  # a killed run cleans nothing
+    with pytest.raises(SystemExit):
+        _run(server, dest, ("fan",))
+    monkeypatch.undo()
+    with zipfile.ZipFile(dest / ".downloads" / "dev_fan.zip") as zf:
+        unwritten = [n for n in zf.namelist() if not n.endswith("/")
+                     and not (dest / n).exists()]
+    half = dest / f"{unwritten[0]}.extracting"  # the member kill -9 stopped half-way
+    half.write_bytes(b"RIFF")
+    (r,) = _run(server, dest, ("fan",))
+    assert r.status == "extracted" and not half.exists()
+    assert len(scan(dest)["fan"].test) == 4
+
+
 def test_a_folder_holding_other_clips_is_not_extracted_into(
         server: FakeRecords, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Found 2026-12-07: `download --dest` on a `synth` tree extracted the real fan clips into
