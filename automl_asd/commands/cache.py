@@ -149,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
     planned = clear(root, kinds=kinds, dry_run=True)
     if not planned.removed:
         print(f"{root}: no {' or '.join(_SINGULAR[k] for k in kinds)} entries to remove")
+        # what killed writers left still goes, unasked, as in prune (it is no entry)
+        n, b = clear(root, kinds=kinds).leftovers
+        if n:
+            print(f"also removed {n} unfinished entries of killed writers ({_size(b)})")
         return 0
     if not args.yes:
         what = (f"{len(planned.removed)} {' and '.join(_SINGULAR[k] for k in kinds)} entries "

@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from automl_asd import features
 from automl_asd.caches import survey
 from automl_asd.cli import main
 from tests.unit.features.test_caches import _DAY, _bytes, _make_cache
@@ -88,6 +91,23 @@ def test_clear_refuses_without_yes_and_a_terminal(
     assert survey(tmp_path).entries == []
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0  # nothing to ask about
     assert "no feature or representation entries to remove" in capsys.readouterr().out
+
+
+def test_clear_with_no_entries_still_removes_what_killed_writers_left(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found in review (2026-12-07): `cache clear` of a cache holding only a killed writer's
+    unfinished entry said there was nothing to remove and left it (`prune` removed it)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = (tmp_path / "features" / f"logmel-{'0' * 16}"
+            / f".tmp-{'d' * 32}-{features._HOST}-{int(proc.stdout)}-0badf00d")
+    left.mkdir(parents=True)
+    (left / "data.f32").write_bytes(b"1234")
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "no feature or representation entries to remove" in out
+    assert "also removed 1 unfinished entries of killed writers (4 B)" in out
+    assert not left.exists()
 
 
 def test_clear_of_a_home_folder_removes_nothing(tmp_path: Path,
