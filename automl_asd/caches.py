@@ -416,15 +416,13 @@ def _leftovers(root: Path, kinds: Sequence[str] = KINDS) -> tuple[int, int]:
     return count, size
 
 
-def _tidy(root: Path) -> None:
-    """Remove spec and family folders left empty (``rmdir`` removes only an empty one)."""
-    for kind in KINDS:
-        for group in _scan(root / kind):
-            if group.is_dir(follow_symlinks=False) and (
-                    _SPEC_DIR.fullmatch(group.name) if kind == FEATURES_SUBDIR
-                    else _FAMILY.fullmatch(group.name)):
-                with contextlib.suppress(OSError):
-                    os.rmdir(group.path)
+def _tidy(removed: Iterable[Entry]) -> None:
+    """Remove the spec and family folders that ``removed`` left empty (``rmdir`` removes only
+    an empty one); an empty folder that held no entry (a user's ``representations/notes/`` in a
+    home given as the cache) stays."""
+    for group in sorted({e.path.parent for e in removed}):
+        with contextlib.suppress(OSError):
+            os.rmdir(group)
 
 
 def prune(root: Path | str, *, max_bytes: int | None = None,
@@ -462,7 +460,7 @@ def prune(root: Path | str, *, max_bytes: int | None = None,
     result = _remove_all(chosen, kept, dry_run)
     if not dry_run:
         result.leftovers = _leftovers(root)
-        _tidy(root)
+        _tidy(result.removed)
     return result
 
 
@@ -481,5 +479,5 @@ def clear(root: Path | str, *, kinds: Sequence[str] = KINDS, dry_run: bool = Fal
     result = _remove_all(chosen, [e for e in found.entries if e.kind not in kinds], dry_run)
     if not dry_run:
         result.leftovers = _leftovers(root, kinds)
-        _tidy(root)
+        _tidy(result.removed)
     return result

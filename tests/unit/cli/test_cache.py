@@ -118,8 +118,11 @@ def test_clear_of_a_home_folder_removes_nothing(tmp_path: Path,
     for path in keep:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("mine")
+    empty = home / "representations" / "drafts"  # an empty folder of the user's stays too
+    empty.mkdir()
     assert main(["cache", "clear", "--cache-dir", str(home), "--yes"]) == 0
     assert main(["cache", "prune", "--cache-dir", str(home), "--max-gb", "0"]) == 0
     assert all(p.read_text() == "mine" for p in keep)
+    assert empty.is_dir()
     assert main(["cache", "info", "--cache-dir", str(home)]) == 0
     assert "not cache entries: 4 files" in capsys.readouterr().out
