@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 
 
 
-def _shipped_spaces_dir() -> Path:
+def _shipped_spaces_dir(package_file: str = __file__) -> Path:
     """``search_spaces/`` at the repository root, or its installed copy.
 
     A checkout (installed editable or not) has the folder next to the package and uses it; a
@@ -86,8 +86,11 @@ def _shipped_spaces_dir() -> Path:
     folder, wherever ``automl_asd`` itself was imported from), and ``search --help`` named it.
     """
 
-    source_tree = Path(__file__).resolve().parents[2] / "search_spaces"
-    if source_tree.is_dir():
+    root = Path(package_file).resolve().parents[2]
+    source_tree = root / "search_spaces"
+    # a checkout: its pyproject.toml beside it (in a wheel install, root is site-packages,
+    # where a top-level search_spaces/ would be another distribution's)
+    if source_tree.is_dir() and (root / "pyproject.toml").is_file():
         return source_tree
     try:
         folder = Path(str(resources.files("automl_asd.search_spaces")))

@@ -414,3 +414,8 @@ def test_a_checkout_uses_its_own_spaces_before_an_installed_mapping(
     monkeypatch.setattr(space_module.resources, "files", lambda _name: elsewhere)
     assert space_module._shipped_spaces_dir() == REPO_ROOT / "search_spaces"
     assert SHIPPED_SPACES_DIR == REPO_ROOT / "search_spaces"
+    # a wheel install: root is site-packages, where a search_spaces/ is not ours (review)
+    site = tmp_path / "site-packages"
+    (site / "search_spaces").mkdir(parents=True)
+    assert space_module._shipped_spaces_dir(
+        str(site / "automl_asd" / "search" / "space.py")) == elsewhere
