@@ -278,7 +278,9 @@ def survey(root: Path | str, *, count_other: bool = True) -> CacheSurvey:
         unfinished[1] += b
 
     for top in _scan(root):
-        if top.name == FEATURES_SUBDIR and top.is_dir(follow_symlinks=False):
+        # the kind folders may be links (a big cache moved to another disk: the writers
+        # follow them too); below them, nothing is followed
+        if top.name == FEATURES_SUBDIR and top.is_dir():
             for spec in _scan(Path(top.path)):
                 if not (_SPEC_DIR.fullmatch(spec.name) and spec.is_dir(follow_symlinks=False)):
                     foreign(spec)
@@ -299,7 +301,7 @@ def survey(root: Path | str, *, count_other: bool = True) -> CacheSurvey:
                 described = _spec_of(found)
                 if described is not None:
                     out.specs[spec.name] = described
-        elif top.name == REPRESENTATIONS_SUBDIR and top.is_dir(follow_symlinks=False):
+        elif top.name == REPRESENTATIONS_SUBDIR and top.is_dir():
             for fam in _scan(Path(top.path)):
                 if not (_FAMILY.fullmatch(fam.name) and fam.is_dir(follow_symlinks=False)):
                     foreign(fam)

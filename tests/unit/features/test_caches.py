@@ -326,3 +326,22 @@ def test_scores_after_a_prune_are_byte_identical(tmp_path: Path, tiny_dev_root: 
     for key in first.per_clip:
         assert first.per_clip[key][2].tobytes() == second.per_clip[key][2].tobytes()
     assert first.omega == second.omega
+
+
+def test_kind_folders_moved_to_another_disk_by_a_link_are_managed(tmp_path: Path,
+                                                                   tiny_dev_root: Path) -> None:
+    """Review doubt (2026-12-07): ``features/`` linked to another disk (a usual way to move a
+    big cache) was counted as "not cache entries" and never pruned."""
+    moved = tmp_path / "big_disk"
+    made = _make_cache(moved, tiny_dev_root)
+    root = tmp_path / "cache"
+    root.mkdir()
+    for kind in ("features", "representations"):
+        (root / kind).symlink_to(moved / kind, target_is_directory=True)
+    found = survey(root)
+    assert found.by_kind()["features"].entries == len(made["features"])
+    assert found.by_kind()["representations"].entries == len(made["representations"])
+    assert found.other == (0, 0)
+    clear(root)
+    assert not any(p.exists() for paths in made.values() for p in paths)
+    assert (root / "features").is_symlink() and (root / "representations").is_symlink()
