@@ -479,6 +479,20 @@ def test_a_trial_the_budget_stopped_after_its_first_rung_continues_on_resume(
     assert "stopped by the time budget" not in (cfg.out / "search_report.md").read_text()
 
 
+def _interrupted_after_one_trial(dev_root: Path, cache_dir: Path, tmp_path: Path) -> SearchConfig:
+    """A 3-trial smoke search on two development types in ``tmp_path/run``, interrupted
+    (Ctrl-C) after its first trial; its configuration."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    types = tuple(_types(dev_root)[:2])
+    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
+                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
+                       prewarm=False)
+    run_search(cfg, callbacks=[_InterruptAfter(1, str(tmp_path))], evaluator=_stand_in)
+    return cfg
+
+
 def test_a_copied_run_folder_is_not_resumed_into_the_original(
     ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
 ) -> None:
@@ -488,14 +502,7 @@ def test_a_copied_run_folder_is_not_resumed_into_the_original(
     of the place); the original resumes."""
     import shutil
 
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    types = tuple(_types(dev_root)[:2])
-    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
-                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
-                       prewarm=False)
-    run_search(cfg, callbacks=[_InterruptAfter(1, str(tmp_path))], evaluator=_stand_in)
+    cfg = _interrupted_after_one_trial(dev_root, cache_dir, tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(cfg.out, copy)
     meta = json.loads((copy / "search.json").read_text())
@@ -518,14 +525,7 @@ def test_a_tune_state_cut_short_by_a_full_disk_is_not_resumed_from_nothing(
     restore the run state", ran the search again from nothing (1 trial of 3) and replaced the
     trial table and recipe with that one trial's, exit 0. The resume is refused, naming the
     damaged file, before anything is written."""
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    types = tuple(_types(dev_root)[:2])
-    cfg = SearchConfig(data=dev_root, space=load_space("smoke"), out=tmp_path / "run",
-                       trials=3, machine_types=types, cache_dir=cache_dir, seed=3,
-                       prewarm=False)
-    run_search(cfg, callbacks=[_InterruptAfter(1, str(tmp_path))], evaluator=_stand_in)
+    cfg = _interrupted_after_one_trial(dev_root, cache_dir, tmp_path)
     state = max((cfg.out / "tune").glob(damaged))
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     table = (cfg.out / "trials.csv").read_bytes()

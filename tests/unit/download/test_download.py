@@ -721,16 +721,11 @@ def test_extraction_that_fails_part_way_leaves_no_partial_type(
         assert sorted(_tree(dest / mt)) == sorted(k.split("/", 1)[1] for k in {**train, **test})
 
 
-def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
-        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """Found 2026-12-07: a download killed (kill -9, power loss) while it extracted left a
-    part of `fan/`, which `info` and scan() read as a complete machine type with fewer clips.
-    The folder holds `.extracting-<zip>` until an extraction finishes; scan() refuses it."""
-    from automl_asd.data import DataError, scan
-
+def _killed_while_extracting(server: FakeRecords, dest: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Download dev fan into ``dest`` and stop it as ``kill -9`` would while it extracts the
+    third member (no clean-up runs)."""
     _serve_dev(server, ("fan",))
-    dest = tmp_path / "data"
     copy = dl.shutil.copyfileobj
     seen: list[int] = []
 
@@ -745,6 +740,17 @@ def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
     with pytest.raises(SystemExit):
         _run(server, dest, ("fan",))
     monkeypatch.undo()
+
+def test_a_killed_extraction_leaves_a_folder_that_scan_refuses(
+        server: FakeRecords, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-07: a download killed (kill -9, power loss) while it extracted left a
+    part of `fan/`, which `info` and scan() read as a complete machine type with fewer clips.
+    The folder holds `.extracting-<zip>` until an extraction finishes; scan() refuses it."""
+    from automl_asd.data import DataError, scan
+
+    dest = tmp_path / "data"
+    _killed_while_extracting(server, dest, monkeypatch)
     sentinel = dest / "fan" / ".extracting-dev_fan.zip"
     assert sentinel.is_file() and len(list((dest / "fan").rglob("*.wav"))) == 2
     message = (f"{dest / 'fan'}: an interrupted extraction of dev_fan.zip by `automl-asd "
@@ -767,22 +773,8 @@ def test_a_member_half_written_by_a_killed_extraction_does_not_refuse_the_rerun(
     file no download put there and refused to extract (found in review, 2026-12-07)."""
     from automl_asd.data import scan
 
-    _serve_dev(server, ("fan",))
     dest = tmp_path / "data"
-    copy = dl.shutil.copyfileobj
-    seen: list[int] = []
-
-    def killed_copy(src: Any, dst: Any, length: int = 0) -> None:
-        seen.append(1)
-        if len(seen) == 4:
-            raise SystemExit(137)
-        copy(src, dst, length)
-
-    monkeypatch.setattr(dl.shutil, "copyfileobj", killed_copy)
-    monkeypatch.setattr(dl, "_remove_created", lambda created: None)  # a killed run cleans nothing
-    with pytest.raises(SystemExit):
-        _run(server, dest, ("fan",))
-    monkeypatch.undo()
+    _killed_while_extracting(server, dest, monkeypatch)
     with zipfile.ZipFile(dest / ".downloads" / "dev_fan.zip") as zf:
         unwritten = [n for n in zf.namelist() if not n.endswith("/")
                      and not (dest / n).exists()]
