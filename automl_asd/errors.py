@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 
 __all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
-           "UsageError", "disk_full", "one_line"]
+           "UsageError", "disk_full", "disk_full_reason", "one_line"]
 
 
 class AutomlAsdError(Exception):
@@ -46,10 +46,25 @@ class UsageError(AutomlAsdError, ValueError):
     status 2, as argparse does for its own usage errors."""
 
 
+#: the CLI's words for the writes that fail for lack of space (:func:`disk_full`)
+_BY_ERRNO = {errno.ENOSPC: "no space left on the device; free space or write elsewhere",
+             errno.EFBIG: "file too large for the file-size limit (`ulimit -f`) or the file "
+                          "system",
+             errno.EDQUOT: "disk quota exceeded; free space or write elsewhere"}
+
+
 def disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is a write that failed for lack of space (a full disk, a quota, the
     file-size limit): a retry on the same storage fails the same way."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return isinstance(exc, OSError) and exc.errno in _BY_ERRNO
+
+
+def disk_full_reason(exc: BaseException) -> str | None:
+    """The CLI's words for why ``exc`` failed when it is :func:`disk_full` (``None`` when not),
+    for a message that names its place itself."""
+    if isinstance(exc, OSError) and exc.errno in _BY_ERRNO:
+        return _BY_ERRNO[exc.errno]
+    return None
 
 
 def one_line(exc: BaseException) -> str:
@@ -61,12 +76,7 @@ def one_line(exc: BaseException) -> str:
                 NotADirectoryError: "a parent of this path is a file, not a folder",
                 FileExistsError: "already exists as a file; choose another path",
                 PermissionError: "permission denied; check the path's owner and mode"}
-        by_errno = {errno.ENOSPC: "no space left on the device; free space or write "
-                                  "elsewhere",
-                    errno.EFBIG: "file too large for the file-size limit (`ulimit -f`) or "
-                                 "the file system",
-                    errno.EDQUOT: "disk quota exceeded; free space or write elsewhere"}
-        text = f"{where}: {hint.get(type(exc)) or by_errno.get(exc.errno or 0, exc.strerror)}"
+        text = f"{where}: {hint.get(type(exc)) or _BY_ERRNO.get(exc.errno or 0, exc.strerror)}"
     elif isinstance(exc, RecursionError):
         text = f"input nested too deeply to process ({exc})"
     elif isinstance(exc, MemoryError):

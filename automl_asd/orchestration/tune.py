@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl_asd.errors import disk_full, one_line
+from automl_asd.errors import disk_full_reason, one_line
 from automl_asd.evaluation.objective import ObjectiveResult, evaluate_recipe
 from automl_asd.io import search_report as io
 from automl_asd.io.clip_scores import ClipScores, load_clip_scores, save_clip_scores
@@ -745,8 +745,7 @@ class _StateSaveLine(logging.Filter):
             return True
         match = re.search(r"at '([^']*)'", str(record.msg))
         where = match.group(1) if match else "its run folder"
-        why = ("no space left on the device; free space or write elsewhere" if disk_full(exc)
-               else f"{type(exc).__name__}: {exc}".splitlines()[0])
+        why = disk_full_reason(exc) or f"{type(exc).__name__}: {exc}".splitlines()[0]
         record.msg = (f"Ray Tune could not save the search state in {where} ({why}); what it "
                       "saved there may be incomplete")
         record.args = ()
