@@ -8,6 +8,7 @@ starts a local runtime bound to 127.0.0.1 with the dashboard off
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ from automl_asd.orchestration.local_ray import (
 __all__ = ["init_ray", "shutdown_ray", "ClusterUnreachableError", "RayStartError",
            "check_address", "check_reachable", "LOCAL", "FORWARDED_ENV", "is_local"]
 
+logger = logging.getLogger(__name__)
+
 #: ``--address local``: start a new local runtime (loopback only), as with no address.
 LOCAL = "local"
 
@@ -36,6 +39,11 @@ FORWARDED_ENV = ("AUTOML_ASD_VERIFY_AUDIO",)
 #: Seconds to wait for a TCP connection to the cluster's head before giving up
 #: (``AUTOML_ASD_CONNECT_TIMEOUT_S``); Ray itself waits minutes for an unreachable head.
 CONNECT_TIMEOUT_S = 10.0
+
+#: :func:`cancel_unfinished`: seconds between cancels of a task that has not stopped, and how
+#: many cancels at most (Ray loses a cancel now and then; a stopped task stops within 0.1 s)
+CANCEL_GRACE_S = 1.0
+CANCEL_TRIES = 4
 
 
 class RayStartError(AutomlAsdError):
@@ -206,25 +214,42 @@ def _keeping_sigterm() -> Iterator[None]:
             signal.signal(signal.SIGTERM, sigterm)
 
 
-def cancel_unfinished(refs: Iterable[Any]) -> None:
-    """Force-cancel the tasks of ``refs`` whose results have not arrived (force: a plain
-    cancel raises KeyboardInterrupt inside the running task, which can leave a half-imported
-    module (torch) in a worker Ray reuses). A task whose result is in is left alone: found
-    2026-12-07, force-cancelling one that was completing crashed the driver inside Ray 2.60
-    ("Check failed ... Tried to complete task that was not pending") instead of the command
-    saying "interrupted"."""
+def cancel_unfinished(refs: Iterable[Any], *, grace_s: float = CANCEL_GRACE_S,
+                      tries: int = CANCEL_TRIES) -> int:
+    """Force-cancel the tasks of ``refs`` whose results have not arrived, and return how many
+    still had not stopped after ``tries`` cancels ``grace_s`` apart (0: all stopped).
+
+    Force: a plain cancel raises KeyboardInterrupt inside the running task, which can leave a
+    half-imported module (torch) in a worker Ray reuses. A task whose result is in is left
+    alone: found 2026-12-07, force-cancelling one that was completing crashed the driver inside
+    Ray 2.60 ("Check failed ... Tried to complete task that was not pending") instead of the
+    command saying "interrupted". Cancels are sent again: found 2026-12-08, Ray 2.60 dropped
+    about one force-cancel in ten sent just as the task reached its worker (4 of 40 in a loop;
+    known races, ray-project/ray#24359 and #52703), and the task ran on to its end."""
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     refs = list(refs)
     if not refs:
-        return
+        return 0
     try:
         _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
     except Exception:  # noqa: BLE001  (Ray already going away: try every one)
         unfinished = refs
-    for ref in unfinished:
-        with contextlib.suppress(Exception):
-            ray.cancel(ref, force=True)
+    for attempt in range(max(1, tries)):
+        for ref in unfinished:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        if not unfinished or attempt == tries - 1:
+            break
+        try:
+            _, unfinished = ray.wait(unfinished, num_returns=len(unfinished), timeout=grace_s,
+                                     fetch_local=False)
+        except Exception:  # noqa: BLE001  (Ray going away: its tasks go with it)
+            return 0
+    if unfinished:
+        logger.warning("%d Ray task(s) did not stop when cancelled %d times; Ray ends them "
+                       "when this command's Ray session ends", len(unfinished), tries)
+    return len(unfinished)
 
 
 def shutdown_ray() -> None:

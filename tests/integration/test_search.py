@@ -645,17 +645,67 @@ def test_only_unfinished_tasks_are_cancelled(ray_session: None,  # noqa: F811
     from automl_asd.orchestration.session import cancel_unfinished
 
     task = ray.remote(_sleeps)
-    done, running = task.remote(0.0), task.remote(60.0)
+    done, running = task.remote(0.0), task.remote(600.0)
     ray.wait([done], timeout=60)
     cancelled: list[Any] = []
     real = ray.cancel
     monkeypatch.setattr(ray, "cancel", lambda ref, **kw: (cancelled.append(ref),
                                                           real(ref, **kw)))
-    cancel_unfinished([done, running])
-    assert cancelled == [running]
+    assert cancel_unfinished([done, running]) == 0
+    assert cancelled and all(ref == running for ref in cancelled)  # once, or again if lost
     assert ray.get(done) == 0.0
     with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
         ray.get(running, timeout=60)
+
+
+@pytest.mark.ray
+def test_a_cancel_ray_loses_is_sent_again(ray_session: None,  # noqa: F811
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-08 (a red fresh-clone CI): Ray 2.60 drops about one force-cancel in ten
+    sent as the task reaches its worker (4 of 40 in a loop), and the task ran on to its end.
+    Here the first cancel is dropped on purpose: the task is still stopped."""
+    import ray
+
+    from automl_asd.orchestration.session import cancel_unfinished
+
+    running = ray.remote(_sleeps).remote(600.0)
+    ray.wait([running], timeout=2)  # it has started (or is about to)
+    sent: list[Any] = []
+    real = ray.cancel
+
+    def drops_the_first(ref: Any, **kw: Any) -> None:
+        sent.append(ref)
+        if len(sent) > 1:
+            real(ref, **kw)
+
+    monkeypatch.setattr(ray, "cancel", drops_the_first)
+    left = cancel_unfinished([running], grace_s=0.5)
+    assert len(sent) == 2  # without the resend: 1, and the task ran its 600 s
+    assert left == 0
+    with pytest.raises((ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError)):
+        ray.get(running, timeout=30)
+
+
+@pytest.mark.ray
+def test_a_task_that_will_not_stop_is_counted_and_named(
+        ray_session: None, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    """If every cancel is lost, the caller hears how many tasks run on (not a silent hang)."""
+    import ray
+
+    from automl_asd.orchestration.session import cancel_unfinished
+
+    running = ray.remote(_sleeps).remote(600.0)
+    real = ray.cancel
+    sent: list[Any] = []
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kw: sent.append(ref))
+    t0 = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="automl_asd.orchestration.session"):
+        assert cancel_unfinished([running], grace_s=0.2, tries=3) == 1
+    assert len(sent) == 3
+    assert 0.35 <= time.perf_counter() - t0 < 10
+    assert "1 Ray task(s) did not stop when cancelled 3 times" in caplog.text
+    real(running, force=True)
 
 
 class _InterruptAtStart(tune.Callback):
