@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from automl_asd.features import (
     ENTRY_FILES,
     FEATURES_SUBDIR,
     LOCK_PREFIX,
+    SET_KEY_NAME,
+    SPEC_DIR_NAME,
     STALE_TMP_SECONDS,
     TMP_PREFIX,
     TRASH_PREFIX,
@@ -58,18 +61,33 @@ from automl_asd.features import (
 )
 
 __all__ = ["KINDS", "REPRESENTATIONS_SUBDIR", "CacheSurvey", "Entry", "KindSummary",
-           "Removal", "clear", "prune", "survey"]
+           "Removal", "clear", "prune", "survey", "representation_file",
+           "representation_tmp_file"]
 
 #: The cache root's folder of trained representations: ``representations/<family>/<key>.npz``.
 REPRESENTATIONS_SUBDIR = "representations"
 #: The kinds of entries, in the order shown.
 KINDS = (FEATURES_SUBDIR, REPRESENTATIONS_SUBDIR)
 
-_SPEC_DIR = re.compile(r"(logmel|stft)-[0-9a-f]{16}")
-_SET_KEY = re.compile(r"[0-9a-f]{32}")
-_FAMILY = re.compile(r"[a-z][a-z0-9_]*")
-_REPRESENTATION = re.compile(r"[0-9a-f]{64}\.npz")
+_SPEC_DIR = SPEC_DIR_NAME
+_SET_KEY = SET_KEY_NAME
+# The representation cache's name forms: the writer (layer 7) builds its names with the two
+# functions below, so the forms `cache prune` matches are the forms written.
+_FAMILY = re.compile(r"[a-z][a-z0-9_]*")  # a detector registry name
+_REPRESENTATION = re.compile(r"[0-9a-f]{64}\.npz")  # a sha256 key
 _REPRESENTATION_TMP = re.compile(r"\.[0-9a-f]{64}\.tmp-[0-9]+-[0-9]+\.npz")
+
+
+def representation_file(root: Path, family: str, key: str) -> Path:
+    """Where :mod:`automl_asd.representation_cache` keeps one representation:
+    ``<root>/representations/<family>/<key>.npz`` (``key``: 64 hex digits)."""
+    return root / REPRESENTATIONS_SUBDIR / family / f"{key}.npz"
+
+
+def representation_tmp_file(path: Path) -> Path:
+    """The file a representation is written to before it is renamed to ``path`` (unique per
+    process and thread): ``.<key>.tmp-<pid>-<thread>.npz``."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}.npz")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -44,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, get_args
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -284,6 +285,12 @@ def _set_key(spec: FeatureSpec, idents: Sequence[Ident]) -> str:
 
 def _spec_dir(cache_dir: Path, spec: FeatureSpec) -> Path:
     return cache_dir / FEATURES_SUBDIR / f"{spec.kind}-{spec.key()}"
+
+
+#: The name forms :func:`_spec_dir` and :func:`_set_key` write (``cache prune`` removes only
+#: these): ``<kind>-<16 hex digits>`` and 32 hex digits.
+SPEC_DIR_NAME = re.compile(rf"({'|'.join(get_args(FeatureKind))})-[0-9a-f]{{16}}")
+SET_KEY_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class _Manifest:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from automl_asd.caches import REPRESENTATIONS_SUBDIR
+from automl_asd.caches import representation_file, representation_tmp_file
 from automl_asd.components.files import mark_used
 from automl_asd.detectors import get_detector_class
 from automl_asd.environment import cache_write_failed, default_cache_dir, verify_audio_default
@@ -77,7 +77,6 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the stored state of a family changes meaning (old entries are then ignored).
 REPRESENTATION_VERSION = 3  # 2: the device kind joined the key; 3: the CPU thread count
-_SUBDIR = REPRESENTATIONS_SUBDIR
 
 
 def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:
@@ -223,7 +222,7 @@ class RepresentationCache:
 
     def _path(self, family: str, key: str) -> Path:
         assert self.root is not None
-        return self.root / _SUBDIR / family / f"{key}.npz"
+        return representation_file(self.root, family, key)
 
     def get(self, family: str, key: str) -> dict[str, NDArray[Any]] | None:
         """The stored state or ``None``; an unreadable entry is discarded with a warning."""
@@ -255,7 +254,7 @@ class RepresentationCache:
         plain = {k: np.asarray(v) for k, v in state.items()}
         self._remember(key, plain)
         path = self._path(family, key)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}.npz")
+        tmp = representation_tmp_file(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:

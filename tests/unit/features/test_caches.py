@@ -345,3 +345,21 @@ def test_kind_folders_moved_to_another_disk_by_a_link_are_managed(tmp_path: Path
     clear(root)
     assert not any(p.exists() for paths in made.values() for p in paths)
     assert (root / "features").is_symlink() and (root / "representations").is_symlink()
+
+
+def test_the_names_writers_make_are_the_names_prune_knows(tmp_path: Path) -> None:
+    """The name forms `cache` matches live beside the writers' name builders (one home): every
+    feature kind's spec folder and set key, and a representation and its temporary file,
+    fullmatch them; a name one character off does not."""
+    for kind in ("logmel", "stft"):
+        spec_dir = features._spec_dir(tmp_path, FeatureSpec(kind=kind))  # type: ignore[arg-type]
+        assert caches._SPEC_DIR.fullmatch(spec_dir.name)
+        assert not caches._SPEC_DIR.fullmatch(spec_dir.name + "0")
+    set_key = features._set_key(_SPECS[0], [("/a.wav", 1, "1.2.3")])
+    assert caches._SET_KEY.fullmatch(set_key) and not caches._SET_KEY.fullmatch(set_key[1:])
+    path = caches.representation_file(tmp_path, "dcase_ae", "c" * 64)
+    assert path == tmp_path / "representations" / "dcase_ae" / f"{'c' * 64}.npz"
+    assert caches._REPRESENTATION.fullmatch(path.name)
+    assert caches._REPRESENTATION_TMP.fullmatch(caches.representation_tmp_file(path).name)
+    RepresentationCache(tmp_path).put("dcase_ae", "c" * 64, {"w": np.arange(2.0)})
+    assert [e.path for e in survey(tmp_path).entries] == [path]
