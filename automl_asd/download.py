@@ -1098,7 +1098,7 @@ def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path,
     remote_files = run_record.files
     results: list[FileResult] = []
     failures: list[str] = []
-    for mt in wanted:
+    for i, mt in enumerate(wanted):
         key = record.zip_name(mt)
         remote = remote_files.get(key)
         if remote is None:
@@ -1113,7 +1113,10 @@ def _download_into(record: Record, wanted: list[str], dest: Path, zip_dir: Path,
                     progress=progress, min_free_bytes=min_free_bytes,
                 ))
         except DownloadError as exc:
-            logger.error("%s", exc)
+            left = len(wanted) - i - 1
+            if left:  # said now (a long download goes on); the last one only in the summary
+                logger.error("%s (going on with the %d file(s) left; every failure is listed "
+                             "at the end)", exc, left)
             failures.append(str(exc))
     if failures:
         raise DownloadError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import shutil
 import threading
@@ -635,7 +636,8 @@ def test_unsafe_archives_are_refused(server: FakeRecords, tmp_path: Path, kind: 
 
 
 def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     """Found 2026-12-07: a zip without a `<type>/` top folder gave a WARNING, then "1 machine
     types ready" although scan(dest) cannot find the type."""
     members = {k.removeprefix("fan/"): v for k, v in _dev_members("fan").items()}
@@ -648,8 +650,13 @@ def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_pat
     captured = capsys.readouterr()
     zip_path = dest / ".downloads" / "dev_fan.zip"
     assert "1 of 2 files of 2025 dev failed" in captured.err
-    assert (f"{zip_path}: has no fan/ folder (top-level entries: attributes_00.csv, test/, "
-            f"train/); nothing was extracted") in captured.err
+    problem = (f"{zip_path}: has no fan/ folder (top-level entries: attributes_00.csv, test/, "
+               f"train/); nothing was extracted")
+    assert problem in captured.err
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].startswith(problem)  # said as it happens, and
+    assert logged[0].endswith("(going on with the 1 file(s) left; every failure is listed at "
+                              "the end)")  # once more in the summary
     assert "ready" not in captured.out
     assert f"ready under {dest}: valve" in captured.err  # what did arrive is said too
     assert sorted(p.name for p in dest.iterdir()) == [".downloads", "valve"]  # nothing stray
@@ -658,6 +665,11 @@ def test_zip_without_its_machine_folder_is_an_error(server: FakeRecords, tmp_pat
     assert main(argv) == 1
     assert "has no fan/ folder" in capsys.readouterr().err
     assert server.file_requests("dev_fan.zip") == []
+    # found 2026-12-07: the last (or only) failing file was printed twice, one line apart
+    caplog.clear()
+    assert main(argv[:-4] + argv[-3:]) == 1  # fan only
+    assert problem in capsys.readouterr().err
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _zip_with_bad_crc(members: dict[str, bytes], bad: str) -> bytes:
