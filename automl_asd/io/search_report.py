@@ -32,6 +32,7 @@ __all__ = [
     "DUPLICATES_NAME",
     "write_duplicates",
     "read_duplicates",
+    "read_filled_in",
     "write_recipe",
     "NEAR_TIES_DIR",
     "clear_tie_recipes",
@@ -66,20 +67,31 @@ def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
     return atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
 
 
-def write_duplicates(out_dir: Path, skipped: int) -> Path:
+def write_duplicates(out_dir: Path, skipped: int, filled: int = 0) -> Path:
     """``<out>/duplicates.json``: how many proposals of the search's searcher were not
-    launched because they repeated a recipe already run or running."""
+    launched because they repeated a recipe already run or running, and how many untried
+    points of a finite space were launched in their stead (``filled``)."""
     return atomic_write_text(out_dir / DUPLICATES_NAME,
-                             json.dumps({"duplicates_skipped": int(skipped)}) + "\n")
+                             json.dumps({"duplicates_skipped": int(skipped),
+                                         "untried_filled_in": int(filled)}) + "\n")
 
 
 def read_duplicates(out_dir: Path) -> int | None:
-    """The count :func:`write_duplicates` wrote, or ``None`` (a search without the count)."""
+    """The skipped count :func:`write_duplicates` wrote, or ``None`` (a search without it)."""
+    return _duplicates_field(out_dir, "duplicates_skipped")
+
+
+def read_filled_in(out_dir: Path) -> int:
+    """The untried points :func:`write_duplicates` counted (0: none, or an older search)."""
+    return _duplicates_field(out_dir, "untried_filled_in") or 0
+
+
+def _duplicates_field(out_dir: Path, name: str) -> int | None:
     path = out_dir / DUPLICATES_NAME
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    value = data.get("duplicates_skipped") if isinstance(data, dict) else None
+    value = data.get(name) if isinstance(data, dict) else None
     return int(value) if isinstance(value, int) else None
 
 
@@ -231,7 +243,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     names it and says whether it is the official baseline), top trials with a one-line recipe
     summary each, per-type metrics of the best."""
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
-    skipped = read_duplicates(out_dir)
+    skipped, filled = read_duplicates(out_dir), read_filled_in(out_dir)
     best = table[table["trial_id"] == best_trial_id].iloc[0]
     lines = [f"# Search report: space `{meta.get('space_name')}`", "",
              f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
@@ -250,10 +262,13 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                              budgeted=meta.get("time_budget_s") is not None
                              or meta.get("resume_time_budget_s") is not None),
              # found 2026-12-07: "already run" read as any recipe run, beside a table that
-             # held one recipe ASHA had stopped three times (dedup runs those again)
+             # held one recipe ASHA had stopped three times (dedup ran those again then)
              *([f"- duplicate proposals skipped: {skipped} (proposals of a recipe already run "
-                "at full fidelity or running, not launched; a recipe stopped early or failed "
-                "may run again)"] if skipped is not None else []),
+                "— at full fidelity or stopped early — or running, not launched; a failed "
+                "recipe may run again)" + (f"; {filled} untried point(s) of the space run in "
+                                           "their stead (TPE kept proposing run recipes)"
+                                           if filled else "")]
+               if skipped is not None else []),
              f"- {reference or 'reference recipe'}: queued first"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else
                 " (did not finish)"),

@@ -16,9 +16,22 @@ proposal whose recipe
   what the trial itself was told (its final result, a stopped trial's last result, or an
   error).
 
-A recipe that was stopped early by ASHA or failed is not "known": TPE may propose it again and
-it runs again. After ``retries`` duplicates in a row the last proposal is launched anyway (a
-warning, once: the space may be exhausted), so a search never stalls. With one trial at a time
+* was stopped early (by ASHA, or the reference by its time cap) is not launched either: the
+  wrapped searcher is told that trial's last result, as Tune told it for the trial itself,
+  and asked again. Evaluations are deterministic, so a re-run only reaches the same rung
+  results again; until 2026-12-08 it ran (in a 26-trial capped smoke search 9 trials were
+  such repeats while 9 points of the space were never tried).
+
+A recipe whose trial failed (an error, or ended by the budget or an interrupt without a
+result) is not "known": TPE may propose it again and it runs again. A stopped reference still
+runs again at full fidelity on ``--resume`` without a cap (:meth:`DedupSearcher.queue_again`).
+After ``retries`` duplicates in a row, a finite space's first point not yet run (``untried``:
+the space's points in a seeded order) is launched instead, as a re-run is (TPE is not told its
+result: it cannot be handed a define-by-run point); found 2026-12-08, TPE on ``smoke`` (26
+recipes) found 14 of them in 26 trials and the other 12 trials were duplicates. When every
+point has run, the search ends (a deterministic re-run cannot change a result). A continuous
+space (no ``untried``) launches the last proposal anyway (a warning, once), so a search never
+stalls. With one trial at a time
 and a seed the trial sequence is deterministic (every rule here is).
 
 A trial the search's time budget stopped before its first report ran nothing the search can use
@@ -43,7 +56,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,11 +74,12 @@ DEFAULT_RETRIES = 25
 
 #: Attributes that are not search state: the wrapped searcher (Tune saves it itself) and the
 #: construction arguments (the restored object keeps its own).
-_NOT_STATE = ("searcher", "_key", "_out_dir")
+_NOT_STATE = ("searcher", "_key", "_out_dir", "_untried")
 
 
 class DedupSearcher(Searcher):
-    """Wrap ``searcher`` so that no proposal re-runs a recipe already run or running.
+    """Wrap ``searcher`` so that no proposal re-runs a recipe already run (at full fidelity or
+    stopped early) or running.
 
     Args:
         searcher: the wrapped searcher (OptunaSearch), with its metric and mode set.
@@ -74,20 +88,28 @@ class DedupSearcher(Searcher):
         retries: proposals asked for in a row before a duplicate is launched anyway.
         full_fidelity: a result at this ``fidelity`` (or one without the key) is final.
         out_dir: where to write ``duplicates.json`` (``None``: nowhere).
+        untried: every point of a finite space, in the order to fill in when the wrapped
+            searcher keeps proposing run recipes (``None``: a continuous space).
     """
 
     def __init__(self, searcher: Searcher, key: Callable[[Mapping[str, Any]], str], *,
                  retries: int = DEFAULT_RETRIES, full_fidelity: float = 1.0,
-                 out_dir: Path | None = None) -> None:
+                 out_dir: Path | None = None,
+                 untried: Sequence[Mapping[str, Any]] | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries: {retries}; expected >= 0")
         self.searcher = searcher
         self._key = key
         self._out_dir = out_dir
+        self._untried = None if untried is None else [dict(p) for p in untried]
+        #: points launched from ``untried`` (none of TPE's proposals)
+        self._filled = 0
         self._retries = retries
         self._full_fidelity = full_fidelity
         #: recipe key -> the final result of a trial that ran it at full fidelity.
         self._known: dict[str, dict[str, Any]] = {}
+        #: recipe key -> the last result of a trial stopped below full fidelity (ASHA, a cap).
+        self._stopped: dict[str, dict[str, Any]] = {}
         #: launched trial id -> (its recipe key or None, the wrapped searcher's id for it: None for
         #: a re-run, which no proposal of the wrapped searcher waits on).
         self._live: dict[str, tuple[str | None, str | None]] = {}
@@ -150,7 +172,12 @@ class DedupSearcher(Searcher):
                     logger.warning("a proposal of the searcher gives an invalid recipe, not "
                                    "launched (asked again): %s", invalid)
                 continue
-            duplicate = key is not None and (key in self._known or key in running)
+            duplicate = key is not None and (key in self._known or key in self._stopped
+                                             or key in running)
+            if duplicate and attempt == self._retries and self._untried is not None:
+                assert key is not None
+                self._skip(inner_id, key, trial_id, attempt)
+                return self._fill_in(trial_id, running)
             if not duplicate or attempt == self._retries:
                 if duplicate and not self._warned:
                     self._warned = True
@@ -162,15 +189,46 @@ class DedupSearcher(Searcher):
                 self._write_counts()
                 return dict(config)
             assert key is not None
-            self._skipped += 1
-            if key in self._known:
-                # TPE learns the known value for this proposal too, then proposes again.
-                self.searcher.on_trial_complete(inner_id, result=dict(self._known[key]))
-            else:
-                self._waiting.setdefault(key, []).append(inner_id)
-            logger.debug("trial %s: proposal %d duplicates recipe %s; asking again",
-                         trial_id, attempt + 1, key[:12])
+            self._skip(inner_id, key, trial_id, attempt)
         return None  # unreachable: the last attempt always returns
+
+    def _skip(self, inner_id: str, key: str, trial_id: str, attempt: int) -> None:
+        """A proposal not launched: TPE is told its recipe's known result, or it waits on
+        the running trial of that recipe."""
+        self._skipped += 1
+        known = self._known.get(key) or self._stopped.get(key)
+        if known is not None:
+            # TPE learns the known value for this proposal too, then proposes again.
+            self.searcher.on_trial_complete(inner_id, result=dict(known))
+        else:
+            self._waiting.setdefault(key, []).append(inner_id)
+        logger.debug("trial %s: proposal %d duplicates recipe %s; asking again",
+                     trial_id, attempt + 1, key[:12])
+
+    def _fill_in(self, trial_id: str, running: set[str]) -> dict[str, Any] | None:
+        """The first point of ``untried`` whose recipe has not run and is not running, launched
+        as ``trial_id`` (TPE keeps proposing run recipes); when every point has run,
+        ``FINISHED`` (``None``, "ask later", while some still run)."""
+        assert self._untried is not None
+        for config in self._untried:
+            key = self._key_of(config)
+            if key is None or key in self._known or key in self._stopped or key in running:
+                continue
+            if not self._warned:
+                self._warned = True
+                logger.info("TPE keeps proposing evaluated recipes: trying the space's points "
+                            "it has not proposed yet, in turn")
+            self._filled += 1
+            self._live[trial_id] = (key, None)
+            self._unreported[trial_id] = dict(config)
+            self._write_counts()
+            return dict(config)
+        self._write_counts()
+        if running:
+            return None
+        logger.warning("every recipe of the space has been evaluated (%d); the search ends "
+                       "here", len(set(self._known) | set(self._stopped)))
+        return cast("dict[str, Any] | None", Searcher.FINISHED)  # Tune's "no more trials"
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._unreported.pop(trial_id, None)
@@ -190,6 +248,10 @@ class DedupSearcher(Searcher):
             return
         if not error and result is not None and self._is_final(result):
             self._known.setdefault(key, dict(result))
+            self._stopped.pop(key, None)
+        elif not error and result is not None and self._has_value(result) \
+                and key not in self._known:
+            self._stopped[key] = dict(result)  # stopped early: its rungs would only repeat
         # Proposals that waited on this trial are told what it was told.
         for waiting_id in self._waiting.pop(key, []):
             self.searcher.on_trial_complete(
@@ -234,6 +296,8 @@ class DedupSearcher(Searcher):
         self.__dict__.setdefault("_reruns", [])
         self.__dict__.setdefault("_invalid", 0)
         self.__dict__.setdefault("_invalid_said", set())
+        self.__dict__.setdefault("_stopped", {})
+        self.__dict__.setdefault("_filled", 0)
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)
@@ -265,9 +329,12 @@ class DedupSearcher(Searcher):
         why its config is invalid)."""
         return self._key_or_reason(config)[0]
 
-    def _is_final(self, result: Mapping[str, Any]) -> bool:
+    def _has_value(self, result: Mapping[str, Any]) -> bool:
         value = result.get(self.searcher.metric)
-        if not isinstance(value, int | float) or math.isnan(float(value)):
+        return isinstance(value, int | float) and not math.isnan(float(value))
+
+    def _is_final(self, result: Mapping[str, Any]) -> bool:
+        if not self._has_value(result):
             return False
         fidelity = result.get("fidelity")
         return fidelity is None or float(fidelity) >= self._full_fidelity
@@ -275,7 +342,7 @@ class DedupSearcher(Searcher):
     def _write_counts(self) -> None:
         out_dir = _run_folder or self._out_dir
         if out_dir is not None:
-            io.write_duplicates(out_dir, self._skipped)
+            io.write_duplicates(out_dir, self._skipped, self._filled)
 
 
 #: the run folder of the search this process runs (:func:`set_run_folder`)

@@ -28,6 +28,7 @@ import functools
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -565,10 +566,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             set_run_folder(None)  # only while this search runs
             set_run_again([])
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
-        skipped = io.read_duplicates(out)
+        skipped, filled = io.read_duplicates(out), io.read_filled_in(out)
         if skipped:
             logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
-                        "run at full fidelity or running)", skipped)
+                        "run or running)%s", skipped,
+                        f"; {filled} untried point(s) of the space run in their stead"
+                        if filled else "")
         records = records_from_grid(grid, space)
         # trials Tune made, run or not: one stopped before it reported counts among them (the
         # budget's fallback stop_all: a resume runs its config again as one more trial)
@@ -842,7 +845,8 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
                         seed=cfg.seed, points_to_evaluate=[space.reference_point()])
     # TPE re-proposes recipes it has already run (issue 15): those are not launched.
     searcher = DedupSearcher(tpe, partial(_recipe_key, space),
-                             out_dir=cfg.out.expanduser().resolve())
+                             out_dir=cfg.out.expanduser().resolve(),
+                             untried=_fill_order(space, cfg.seed))
     n_rungs = len(space.fidelity.rungs)
     scheduler = (asha(time_attr="training_iteration", metric=_ASHA_METRIC, mode="max",
                       max_t=n_rungs, grace_period=1,
@@ -871,6 +875,15 @@ def _new_tuner(cfg: SearchConfig, trainable: Any, storage: str, callbacks: Seque
 
 #: times Tune runs a failed trial again (from its last checkpointed rung) before it is an error
 _TRIAL_RETRIES = 1
+
+
+def _fill_order(space: SearchSpace, seed: int) -> list[dict[str, Any]] | None:
+    """A finite space's points in the order the duplicate check fills in the ones TPE does
+    not propose (shuffled by the search's seed); ``None`` for a continuous or huge space."""
+    points = space.points()
+    if points is not None:
+        random.Random(seed).shuffle(points)
+    return points
 
 
 def _recipe_key(space: SearchSpace, config: Mapping[str, Any]) -> str:

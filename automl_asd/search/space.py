@@ -43,7 +43,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -114,6 +114,10 @@ _OLD_REFERENCE_KEY = "baseline"
 _SECTIONS = ("features", "detector", "normalization", "threshold", "supplemental", "ensemble",
              "seed")
 _Scalar = bool | int | float | str | None
+
+
+#: :meth:`SearchSpace.points` lists a finite space up to this many points (a few ms each).
+POINTS_LIMIT = 5000
 
 
 class SpaceError(AutomlAsdError, ValueError):
@@ -312,6 +316,28 @@ class SearchSpace:
 
         return product(self.nodes.values())
 
+    def points(self, limit: int = POINTS_LIMIT) -> list[dict[str, Any]] | None:
+        """Every point of a finite space, as the sampled parameters (``{dimension name:
+        value}``, active dimensions only) in a fixed order; ``None`` when the space is
+        continuous or holds more than ``limit`` points. Walks :meth:`define_by_run` itself, so
+        the conditional structure is the one trials sample."""
+        n = self.n_points()
+        if n is None or n > limit:
+            return None
+        found: list[dict[str, Any]] = []
+        path: list[int] = []  # the choice made at each dimension met, in order
+        while True:
+            walker = _Walker(path)
+            self.define_by_run(walker)
+            found.append(walker.params)
+            path, sizes = walker.path, walker.sizes
+            while path and path[-1] == sizes[-1] - 1:  # the next path, odometer-wise
+                path.pop()
+                sizes.pop()
+            if not path:
+                return found
+            path[-1] += 1
+
     # -- Optuna -----------------------------------------------------------------------------
     def define_by_run(self, trial: Any) -> None:
         """Optuna define-by-run function: only ``trial.suggest_*`` calls, no computation."""
@@ -389,6 +415,39 @@ class SearchSpace:
         section that takes part in the recipe's content hash)."""
         replay = self.to_recipe_dict(self.reference_point())
         return all(replay.get(k) == self.base.get(k) for k in _SECTIONS)
+
+
+class _Walker:
+    """A stand-in for an Optuna trial that takes the ``path[i]``-th value at the i-th
+    dimension met (the first value past the path), recording the values and how many each
+    dimension had (:meth:`SearchSpace.points`)."""
+
+    def __init__(self, path: list[int]) -> None:
+        self.path = list(path)
+        self.sizes: list[int] = []
+        self.params: dict[str, Any] = {}
+
+    def _take(self, name: str, values: Sequence[Any]) -> Any:
+        i = len(self.sizes)
+        if i == len(self.path):
+            self.path.append(0)
+        self.sizes.append(len(values))
+        self.params[name] = values[self.path[i]]
+        return self.params[name]
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._take(name, list(choices))
+
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False,
+                    step: int = 1) -> Any:
+        return self._take(name, list(range(int(low), int(high) + 1, int(step))))
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False,
+                      step: float | None = None) -> Any:
+        if step is None:  # n_points() is None for these: never walked
+            raise SpaceError(f"{name}: a float dimension without a step has no points to list")
+        n = int(math.floor((high - low) / step + 1e-9)) + 1
+        return self._take(name, [low + k * step for k in range(n)])
 
 
 @dataclass(frozen=True)

@@ -69,18 +69,40 @@ def test_a_known_recipe_is_fed_back_and_not_launched(tmp_path: Path) -> None:
     assert inner.told[-1] == ("t2#dup2", 0.9, False)
 
 
-def test_a_stopped_or_failed_recipe_may_run_again() -> None:
+def test_a_failed_recipe_may_run_again() -> None:
     from automl_asd.orchestration.dedup import DedupSearcher
 
-    dedup = DedupSearcher(_fake([1, 1, 2, 2]), _key)
-    dedup.suggest("t0")
-    dedup.on_trial_complete("t0", result={"objective": 0.4, "fidelity": 0.5})
+    dedup = DedupSearcher(_fake([1, 1, 2, 2, 2]), _key)
+    assert dedup.suggest("t0") == {"x": 1}
+    dedup.on_trial_complete("t0", result=None, error=True)
     assert dedup.suggest("t1") == {"x": 1}
-    dedup.suggest("t1b")
-    dedup.on_trial_complete("t1b", result=None, error=True)
+    assert dedup.suggest("t1b") == {"x": 2}
+    dedup.on_trial_complete("t1b", result=None, error=False)  # ended without a result
     dedup.on_trial_complete("t1", result=None, error=True)
     assert dedup.suggest("t2") == {"x": 2}
     assert dedup.skipped == 0
+
+
+def test_a_recipe_stopped_early_is_fed_back_and_not_run_again() -> None:
+    """Found by a probe (2026-12-07): TPE proposed recipes ASHA had stopped, and they ran
+    again to the same rung results (9 of 26 trials of a capped smoke search). The wrapped
+    searcher is told the stopped trial's last result instead; a later full-fidelity result of
+    the recipe (the reference re-run on --resume) replaces it."""
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1, 1, 2, 1])
+    dedup = DedupSearcher(inner, _key)
+    assert dedup.suggest("t0") == {"x": 1}
+    dedup.on_trial_complete("t0", result={"objective": 0.4, "fidelity": 0.5})  # ASHA-stopped
+    assert dedup.suggest("t1") == {"x": 2}
+    assert dedup.skipped == 1
+    assert inner.told == [("t0", 0.4, False), ("t1", 0.4, False)]
+    assert dedup.queue_again({"x": 1})  # the reference's full-fidelity re-run is still allowed
+    dedup.on_trial_complete("t1", result=_final(0.6))
+    assert dedup.suggest("t2") == {"x": 1}
+    dedup.on_trial_complete("t2", result=_final(0.8))
+    assert dedup.suggest("t3") is None  # x=1 (final now) fed back; the fake has no more
+    assert inner.told[-1] == ("t3", 0.8, False)
 
 
 def test_a_running_duplicate_waits_for_its_result() -> None:
@@ -262,3 +284,44 @@ def test_a_proposal_whose_recipe_is_invalid_is_not_launched(
     # fails with the reason): a search never stalls
     stubborn = DedupSearcher(_fake([-1] * 4), key, retries=2)
     assert stubborn.suggest("s0") == {"x": -1} and stubborn.invalid == 2
+
+
+def test_a_finite_space_fills_in_what_tpe_does_not_propose_then_ends(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-08: on `smoke` (26 recipes) TPE found 14 in 26 trials; the other 12 were
+    duplicates launched after the retries. Now the space's untried points run in turn (TPE
+    is not told them), and once every point has run the search ends instead of repeating."""
+    from ray.tune.search import Searcher
+
+    from automl_asd.orchestration.dedup import DedupSearcher
+
+    inner = _fake([1] * 40)
+    dedup = DedupSearcher(inner, _key, retries=2,
+                          untried=[{"x": 3}, {"x": 1}, {"x": 2}])
+    assert dedup.suggest("t0") == {"x": 1}
+    dedup.on_trial_complete("t0", result=_final(0.5))
+    with caplog.at_level(logging.INFO, logger="automl_asd.orchestration.dedup"):
+        assert dedup.suggest("t1") == {"x": 3}  # 3 proposals of x=1, then the first untried
+        assert dedup.suggest("t2") == {"x": 2}  # x=3 runs: next untried
+        assert dedup.suggest("t3") is None  # nothing untried, two still running: ask later
+    dedup.on_trial_complete("t1", result={"objective": 0.7, "fidelity": 0.5})  # ASHA-stopped
+    dedup.on_trial_complete("t2", result=_final(0.6))
+    assert dedup.suggest("t4") == Searcher.FINISHED
+    assert dedup.skipped == 3 * 4  # every one of TPE's proposals after t0 was x=1
+    assert all(told == 0.5 for _, told, _ in inner.told[1:])  # TPE heard only x=1's result
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("TPE keeps proposing evaluated recipes: trying the space's points it "
+                      "has not proposed yet, in turn") == 1
+
+
+def test_the_fill_in_order_is_every_point_once_shuffled_by_the_seed() -> None:
+    from automl_asd.orchestration.tune import _fill_order
+    from automl_asd.search.space import load_space
+
+    smoke = load_space("smoke")
+    first, again, other = (_fill_order(smoke, 0), _fill_order(smoke, 0), _fill_order(smoke, 1))
+    assert first is not None and other is not None
+    assert first == again and first != other
+    keys = {smoke.to_recipe(p).behaviour_hash() for p in first}
+    assert len(first) == len(keys) == smoke.n_points() == 26
+    assert _fill_order(load_space("demo"), 0) is None  # continuous: TPE's proposals only

@@ -196,11 +196,17 @@ def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     search_report.write_duplicates(out, 3)
     assert search_report.read_duplicates(out) == 3
     freeze_search(cfg, out, records, _PROV, finished="now")
-    # ... and which proposals those are: ASHA's stopped recipes may run again (found
-    # 2026-12-07: a table with one recipe stopped three times read as a contradiction)
-    assert ("\n- duplicate proposals skipped: 3 (proposals of a recipe already run at full "
-            "fidelity or running, not launched; a recipe stopped early or failed may run "
+    # ... and which proposals those are (found 2026-12-07: a table with one recipe stopped
+    # three times read as a contradiction; since 2026-12-08 a stopped recipe counts as run)
+    assert ("\n- duplicate proposals skipped: 3 (proposals of a recipe already run — at full "
+            "fidelity or stopped early — or running, not launched; a failed recipe may run "
             "again)\n") in (out / "search_report.md").read_text()
+    assert search_report.read_filled_in(out) == 0
+    search_report.write_duplicates(out, 3, filled=2)  # the space's untried points, in turn
+    assert search_report.read_filled_in(out) == 2
+    freeze_search(cfg, out, records, _PROV, finished="now")
+    assert ("may run again); 2 untried point(s) of the space run in their stead (TPE kept "
+            "proposing run recipes)\n") in (out / "search_report.md").read_text()
 
 
 def test_freeze_rebuilds_from_the_native_config_not_the_table() -> None:

@@ -383,6 +383,18 @@ def test_the_space_counts_its_points(tmp_path: Path) -> None:
                        "    quantile: {float: [0.8, 0.95], step: 0.05}\n"
                        "  seed: {int: [13708, 13717], step: 3}\n")
     assert load_space(stepped).n_points() == 4 * 4
+    # ... and lists them, walking the conditional structure trials sample
+    points = load_space(stepped).points()
+    assert points is not None and len(points) == 16
+    assert sorted({round(p["threshold.quantile"], 9) for p in points}) == [0.8, 0.85, 0.9,
+                                                                         0.95]
+    assert sorted({p["seed"] for p in points}) == [13708, 13711, 13714, 13717]
+    smoke = load_space("smoke").points()
+    assert smoke is not None and len(smoke) == 26
+    assert len({tuple(sorted(p.items())) for p in smoke}) == 26
+    ae = [p for p in smoke if p["detector.name"] == "dcase_ae"]
+    assert len(ae) == 2 and all(set(p) == {"detector.name", "normalization.method"} for p in ae)
+    assert load_space("demo").points() is None and load_space("smoke").points(limit=25) is None
 
 
 def test_the_module_docstring_example_is_a_valid_space(tmp_path: Path) -> None:
