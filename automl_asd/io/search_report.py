@@ -33,6 +33,7 @@ __all__ = [
     "write_duplicates",
     "read_duplicates",
     "read_filled_in",
+    "read_exhausted",
     "write_recipe",
     "NEAR_TIES_DIR",
     "clear_tie_recipes",
@@ -67,13 +68,16 @@ def write_search_meta(out_dir: Path, meta: Mapping[str, Any]) -> Path:
     return atomic_write_text(out_dir / META_NAME, json.dumps(dict(meta), indent=2) + "\n")
 
 
-def write_duplicates(out_dir: Path, skipped: int, filled: int = 0) -> Path:
+def write_duplicates(out_dir: Path, skipped: int, filled: int = 0,
+                     exhausted: int | None = None) -> Path:
     """``<out>/duplicates.json``: how many proposals of the search's searcher were not
-    launched because they repeated a recipe already run or running, and how many untried
-    points of a finite space were launched in their stead (``filled``)."""
-    return atomic_write_text(out_dir / DUPLICATES_NAME,
-                             json.dumps({"duplicates_skipped": int(skipped),
-                                         "untried_filled_in": int(filled)}) + "\n")
+    launched because they repeated a recipe already run or running, how many untried points
+    of a finite space were launched in their stead (``filled``), and, when every recipe of
+    the space had run so that the search ended, how many recipes that was (``exhausted``)."""
+    doc: dict[str, int] = {"duplicates_skipped": int(skipped), "untried_filled_in": int(filled)}
+    if exhausted is not None:
+        doc["space_exhausted_after"] = int(exhausted)
+    return atomic_write_text(out_dir / DUPLICATES_NAME, json.dumps(doc) + "\n")
 
 
 def read_duplicates(out_dir: Path) -> int | None:
@@ -84,6 +88,12 @@ def read_duplicates(out_dir: Path) -> int | None:
 def read_filled_in(out_dir: Path) -> int:
     """The untried points :func:`write_duplicates` counted (0: none, or an older search)."""
     return _duplicates_field(out_dir, "untried_filled_in") or 0
+
+
+def read_exhausted(out_dir: Path) -> int | None:
+    """The distinct recipes a search ran before every recipe of its space had run and it
+    ended (:func:`write_duplicates`); ``None``: it did not end so."""
+    return _duplicates_field(out_dir, "space_exhausted_after")
 
 
 def _duplicates_field(out_dir: Path, name: str) -> int | None:
@@ -244,6 +254,7 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
     summary each, per-type metrics of the best."""
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     skipped, filled = read_duplicates(out_dir), read_filled_in(out_dir)
+    exhausted = read_exhausted(out_dir)
     best = table[table["trial_id"] == best_trial_id].iloc[0]
     lines = [f"# Search report: space `{meta.get('space_name')}`", "",
              f"- space file: `{meta.get('space_path')}` (sha256 `{meta.get('space_sha256')}`)",
@@ -267,7 +278,9 @@ def write_search_report(out_dir: Path, table: pd.DataFrame, *, recipe: Recipe,
                 "— at full fidelity or stopped early — or running, not launched; a failed "
                 "recipe may run again)" + (f"; {filled} untried point(s) of the space run in "
                                            "their stead (TPE kept proposing run recipes)"
-                                           if filled else "")]
+                                           if filled else "")
+                + (f"; every recipe of the space had run ({exhausted} distinct), so the "
+                   "search ended" if exhausted is not None else "")]
                if skipped is not None else []),
              f"- {reference or 'reference recipe'}: queued first"
              + (f", Ω = {reference_omega:.4f}" if reference_omega is not None else

@@ -104,6 +104,8 @@ class DedupSearcher(Searcher):
         self._untried = None if untried is None else [dict(p) for p in untried]
         #: points launched from ``untried`` (none of TPE's proposals)
         self._filled = 0
+        #: the distinct recipes run when every point of the space had run (``None``: not yet)
+        self._exhausted: int | None = None
         self._retries = retries
         self._full_fidelity = full_fidelity
         #: recipe key -> the final result of a trial that ran it at full fidelity.
@@ -226,8 +228,8 @@ class DedupSearcher(Searcher):
         self._write_counts()
         if running:
             return None
-        logger.warning("every recipe of the space has been evaluated (%d); the search ends "
-                       "here", len(set(self._known) | set(self._stopped)))
+        self._exhausted = len(set(self._known) | set(self._stopped))
+        self._write_counts()
         return cast("dict[str, Any] | None", Searcher.FINISHED)  # Tune's "no more trials"
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -298,6 +300,7 @@ class DedupSearcher(Searcher):
         self.__dict__.setdefault("_invalid_said", set())
         self.__dict__.setdefault("_stopped", {})
         self.__dict__.setdefault("_filled", 0)
+        self.__dict__.setdefault("_exhausted", None)
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)
@@ -342,7 +345,7 @@ class DedupSearcher(Searcher):
     def _write_counts(self) -> None:
         out_dir = _run_folder or self._out_dir
         if out_dir is not None:
-            io.write_duplicates(out_dir, self._skipped, self._filled)
+            io.write_duplicates(out_dir, self._skipped, self._filled, self._exhausted)
 
 
 #: the run folder of the search this process runs (:func:`set_run_folder`)

@@ -567,6 +567,7 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             set_run_again([])
         logger.info("search finished in %.1f s", time.perf_counter() - t0)
         skipped, filled = io.read_duplicates(out), io.read_filled_in(out)
+        exhausted = io.read_exhausted(out)
         if skipped:
             logger.info("%d duplicate proposal(s) of the searcher skipped (recipes already "
                         "run or running)%s", skipped,
@@ -616,6 +617,11 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
         elif n_lost:
             logger.info("%d trial(s) ended without a result (stopped by the time budget before "
                         "they reported; --resume runs them again)", n_lost)
+        elif n_made < target and exhausted is not None:
+            logger.warning("search ran %d of %d trials: every recipe of the space had run "
+                           "(%d distinct; points that differ only in parameters inert where "
+                           "they are set are one recipe), so it ended", n_done, target,
+                           exhausted)
         elif n_made < target and not budgeted:
             # neither an interrupt nor the budget: Tune lost trials (an experiment state it
             # could not restore, e.g. cut short by a full disk, is logged above and skipped)

@@ -269,6 +269,56 @@ def test_leave_one_out_records_failing_trials(
     assert "held_out_omega" in md and all(t in md for t in types)
 
 
+def _constant(recipe: Recipe, machines: Mapping[str, MachineData], **kwargs: Any
+              ) -> ObjectiveResult:
+    fidelity = float(kwargs.get("fidelity", 1.0))
+    per_type = {(mt, "00"): MachineMetrics(0.6, 0.6, 0.6, 0.6) for mt in machines}
+    return ObjectiveResult(omega=0.6, per_type=per_type, fidelity=fidelity, wall_s=0.0)
+
+
+_INERT_SPACE = """name: inert
+description: four points, two recipes (coarse_frames is inert without a coarse view)
+reference: fast_default
+fidelity: {rungs: [0.5, 1.0], reduction_factor: 2}
+space:
+  features: {n_mels: 64}
+  detector:
+    choose:
+      pooled_stats: {pooling: mean_std}
+      hedge: {views: fine, backends: knn+mahalanobis, combine: mean,
+              coarse_frames: {choice: [4, 8, 16]}}
+"""
+
+
+@pytest.mark.ray
+def test_a_search_ends_when_every_recipe_of_its_space_has_run(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found 2026-12-08: once TPE proposed only run recipes, the duplicate was launched after
+    25 proposals, again and again (smoke: 12 of 26 trials); a space whose every recipe ran
+    then said "the run state may be damaged". It ends, and says why."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    space = tmp_path / "inert.yaml"
+    space.write_text(_INERT_SPACE)
+    cfg = SearchConfig(data=dev_root, space=load_space(space), out=tmp_path / "run", trials=9,
+                       machine_types=tuple(_types(dev_root)[:1]), cache_dir=cache_dir,
+                       seed=0, prewarm=False)
+    assert cfg.trials == 4  # the space's points
+    with caplog.at_level(logging.INFO):
+        run_search(cfg, evaluator=_constant)
+    table = pd.read_parquet(tmp_path / "run" / "trials.parquet")
+    assert len(table) == 2 and table["behaviour_hash"].nunique() == 2
+    assert ("search ran 2 of 4 trials: every recipe of the space had run (2 distinct; points "
+            "that differ only in parameters inert where they are set are one recipe), so it "
+            "ended") in caplog.text
+    assert "damaged" not in caplog.text
+    assert "every recipe of the space had run (2 distinct), so the search ended" in (
+        tmp_path / "run" / "search_report.md").read_text()
+
+
 def _slow_stand_in(recipe: Recipe, machines: Mapping[str, MachineData], *,
                    cache_dir: Any = None, device: str = "auto",
                    fidelity: float = 1.0) -> ObjectiveResult:

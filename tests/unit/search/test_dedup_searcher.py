@@ -307,6 +307,7 @@ def test_a_finite_space_fills_in_what_tpe_does_not_propose_then_ends(
     dedup.on_trial_complete("t1", result={"objective": 0.7, "fidelity": 0.5})  # ASHA-stopped
     dedup.on_trial_complete("t2", result=_final(0.6))
     assert dedup.suggest("t4") == Searcher.FINISHED
+    assert dedup.get_state()["_exhausted"] == 3  # the report says why the search ended
     assert dedup.skipped == 3 * 4  # every one of TPE's proposals after t0 was x=1
     assert all(told == 0.5 for _, told, _ in inner.told[1:])  # TPE heard only x=1's result
     said = [r.getMessage() for r in caplog.records]

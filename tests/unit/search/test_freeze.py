@@ -207,6 +207,11 @@ def test_table_and_freeze_pick_best_full_fidelity_trial(tmp_path: Path) -> None:
     freeze_search(cfg, out, records, _PROV, finished="now")
     assert ("may run again); 2 untried point(s) of the space run in their stead (TPE kept "
             "proposing run recipes)\n") in (out / "search_report.md").read_text()
+    search_report.write_duplicates(out, 3, filled=2, exhausted=5)
+    assert search_report.read_exhausted(out) == 5
+    freeze_search(cfg, out, records, _PROV, finished="now")
+    assert ("proposing run recipes); every recipe of the space had run (5 distinct), so the "
+            "search ended\n") in (out / "search_report.md").read_text()
 
 
 def test_freeze_rebuilds_from_the_native_config_not_the_table() -> None:
