@@ -76,7 +76,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bump when the stored state of a family changes meaning (old entries are then ignored).
-REPRESENTATION_VERSION = 3  # 2: the device kind joined the key; 3: the CPU thread count
+REPRESENTATION_VERSION = 4  # 2: the device kind joined the key; 3: the CPU thread count;
+# 4: that count sets BLAS's too (a version-3 entry of a Ray trial used 1 BLAS thread whatever it)
 
 
 def at_fidelity(recipe: Recipe, fidelity: float) -> Recipe:

@@ -4,15 +4,17 @@ Devices: :func:`resolve_device` is the one rule for ``"auto"``/``"cpu"``/``"cuda
 (pipeline, detectors and bundles call it). :func:`deterministic_torch` switches torch to
 deterministic algorithms for a block (bit-reproducible CPU training).
 
-Torch thread counts are set explicitly per stage so results never depend on what ran before.
+Torch (and BLAS) thread counts are set explicitly per stage so results never depend on what
+ran before or on the runner.
 
 Rule (documented in the README): feature decoding runs in a thread pool whose threads use one
 torch thread each; training and scoring (``pipeline.run_machine`` / ``fit_shared``) run with
-``num_threads`` torch threads when the caller gives it (the Ray runner passes the task's
-``--cpus-per-task``), else with :func:`default_workers` (the cores this
-process may use: its CPU affinity, capped by ``OMP_NUM_THREADS``). The previous count is
+``num_threads`` torch and BLAS threads when the caller gives it (the Ray runner passes the
+task's ``--cpus-per-task``), else with :func:`default_workers` (the cores this
+process may use: its CPU affinity, capped by ``OMP_NUM_THREADS``). The previous counts are
 restored after each stage. Float reductions depend on the thread count, so the same recipe on
-the same data gives byte-identical scores for the same rule result, whatever the cache state.
+the same data gives byte-identical scores for the same rule result, whatever the cache state
+and whether a Ray task or this process runs it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
+
+from threadpoolctl import threadpool_limits
 
 from automl_asd.errors import AutomlAsdError, UsageError
 
@@ -122,8 +126,14 @@ def keep_torch_threads() -> Iterator[None]:
 
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[int]:
-    """Run a block with exactly ``num_threads`` torch threads (``None``: the module's rule),
-    restoring the previous count afterwards. Yields the count used."""
+    """Run a block with exactly ``num_threads`` torch threads and as many BLAS threads
+    (``None``: the module's rule), restoring the previous counts afterwards. Yields the count.
+
+    BLAS (numpy's OpenBLAS, used by the covariance and distance backends) is set too: its
+    reductions also depend on the thread count, and a Ray worker keeps the count it started
+    with (1) whatever the task's ``num_cpus``, so ``--cpus-per-task 2`` scored otherwise than
+    ``--serial`` on two cores (found 2026-12-08: ``hedge_logz_frame``'s scores moved ~1e-12).
+    """
     import torch  # noqa: PLC0415
 
     n = num_threads if num_threads is not None else default_workers()
@@ -132,7 +142,8 @@ def torch_threads(num_threads: int | None) -> Iterator[int]:
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield n
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield n
     finally:
         torch.set_num_threads(before)
 

@@ -276,6 +276,29 @@ def test_tiny_tree_dcase_ae_with_supplemental(tiny_dev_root: Path) -> None:
     assert result.timings["fit"] > 0 and result.counts["train_used"] == 60
 
 
+@pytest.mark.slow
+def test_tiny_tree_scores_do_not_depend_on_the_blas_threads_the_process_started_with(
+        tiny_dev_root: Path, tmp_path: Path) -> None:
+    """Probe (2026-12-08): ``apply --cpus-per-task 2`` under Ray scored a Mahalanobis hedge
+    otherwise than ``--serial`` on two cores: the stage's thread count reached torch, not BLAS,
+    which a Ray worker starts with 1 thread. The same ``num_threads`` now gives the same
+    bytes whatever the caller's BLAS count."""
+    from threadpoolctl import threadpool_limits
+
+    from automl_asd.data import scan
+
+    fan = scan(tiny_dev_root)["fan"]
+    recipe = Recipe.from_dict({"schema_version": 1, "name": "h", "detector": {
+        "name": "hedge", "params": {"views": "fine", "backends": "mahalanobis_logz"}}})
+    results = []
+    for blas in (2, 1):  # a serial process on two cores; a Ray worker
+        with threadpool_limits(limits=blas, user_api="blas"):
+            results.append(run_machine(recipe, fan, cache_dir=tmp_path, device="cpu",
+                                       num_threads=2))
+    assert results[0].threshold == results[1].threshold
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+
+
 def test_thin_training_data_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     """Found by probing (2026-12-06): a type with no target-domain training clips, or one clip
     per domain, ran without a word while its target AUC fell from 0.61 to 0.34."""
