@@ -10,6 +10,11 @@ and Windows default); :func:`init_local_ray` sets that switch for the duration o
 stays off. Joining a head bound to this machine's loopback interface (``--address
 127.0.0.1:PORT``) uses the same switch (:func:`connect_loopback`); other cluster addresses do
 not go through here.
+
+Ray 2.60 turns token authentication on for a new local runtime and keeps the token in
+``~/.ray/auth_token``; where that file cannot be written (a read-only or missing home on a
+shared server, a service account), :func:`init_local_ray` hands the runtime a fresh token in
+``$RAY_AUTH_TOKEN`` instead (:func:`token_without_home`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import contextlib
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["init_local_ray", "connect_loopback", "loopback_head_node_ip",
+__all__ = ["init_local_ray", "connect_loopback", "token_without_home", "loopback_head_node_ip",
            "recorded_head_address", "host_port", "LOOPBACK"]
 
 LOOPBACK = "127.0.0.1"
@@ -36,6 +42,7 @@ def init_local_ray(**kwargs: Any) -> Any:
     defaults to False and ``_node_ip_address`` is always 127.0.0.1. Returns ray.init's result.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    token_without_home()
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     # ray.init() without an address connects to $RAY_ADDRESS when set: a local start never does
@@ -47,6 +54,34 @@ def init_local_ray(**kwargs: Any) -> Any:
     finally:
         if ray_address is not None:
             os.environ["RAY_ADDRESS"] = ray_address
+
+
+def token_without_home() -> bool:
+    """Give a new local Ray runtime a fresh authentication token in ``$RAY_AUTH_TOKEN`` when
+    Ray could not keep the one it makes in ``~/.ray/auth_token`` (found 2026-12-07: with an
+    unwritable home, ``search`` and ``apply`` stopped on "permission denied: ~/.ray"); the
+    processes Ray spawns inherit it, so token authentication stays on. Nothing is changed when
+    ``$RAY_AUTH_MODE``, ``$RAY_AUTH_TOKEN`` or ``$RAY_AUTH_TOKEN_PATH`` is set or the file can
+    be read or written. Returns whether the token was set."""
+    if any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return False
+    try:
+        token = Path.home() / ".ray" / "auth_token"
+        if token.is_file() or _writable_below(token.parent):
+            return False
+    except (OSError, RuntimeError):  # RuntimeError: no home at all
+        pass
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, as Ray makes its own
+    return True
+
+
+def _writable_below(folder: Path) -> bool:
+    """Whether ``folder`` is, or could be created as, a writable folder: its nearest existing
+    ancestor is a folder this process may create entries in."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
 def connect_loopback(address: str, node_ip: str = LOOPBACK, **kwargs: Any) -> Any:
