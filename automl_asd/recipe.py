@@ -488,8 +488,11 @@ def load_recipe(path_or_name: str | Path) -> Recipe:
     says the file is used. Raises :class:`FileNotFoundError` (listing the shipped names) when
     neither exists, :class:`RecipeError` when the path is a folder or the file is malformed.
     """
-    path = Path(path_or_name)
     name = str(path_or_name)
+    try:  # `--frozen=~/runs/s1/recipe.json`: no shell expands ~ there
+        path = Path(path_or_name).expanduser()
+    except RuntimeError:  # ~name of an unknown user: the name as given (not found below)
+        path = Path(path_or_name)
     if path.is_file():
         if name in shipped_recipe_names():
             # found 2026-12-07: a file ./fast_default silently replaced the shipped recipe

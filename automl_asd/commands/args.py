@@ -19,11 +19,19 @@ MAX_RANDOM_TYPES = 10_000
 
 
 def path_arg(text: str) -> Path:
-    """A path option's value; an empty string (``--out "$UNSET"``) is refused instead of
-    silently meaning the current folder."""
+    """A path option's value, ``~`` expanded; an empty string (``--out "$UNSET"``) is refused
+    instead of silently meaning the current folder.
+
+    Found 2026-12-07: no shell expands ``~`` in ``--out=~/runs`` or ``--out "~/runs"``;
+    ``synth`` then wrote a folder named ``~`` into the current one, which ``apply`` and
+    ``search`` (expanding it) did not read."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty path")
-    return Path(text)
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of an unknown user, or no home folder to expand to
+        raise argparse.ArgumentTypeError(f"{text}: cannot expand '~' (no such user or home "
+                                         "folder); give the full path") from None
 
 
 def seconds_arg(text: str) -> float:

@@ -8,6 +8,7 @@ import pytest
 
 from automl_asd._version import __version__
 from automl_asd.cli import main
+from automl_asd.recipe import shipped_recipe
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,3 +232,23 @@ def test_leave_one_out_lines_call_the_reference_what_the_space_makes_it(
         assert search_cmd._run(args, cfg, data=None) == 0  # type: ignore[arg-type]
         out = capsys.readouterr().out
         assert f"held-out Ω 0.4800  ({label} 0.5200)" in out
+
+
+def test_tilde_in_a_path_option_means_the_home_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by probing (2026-12-07): no shell expands ~ in `--out=~/d` or `--out "~/d"`;
+    `synth` wrote a folder named `~` into the current one, `recipe show` did not find
+    `~/recipe.json`, while `apply` and `search` expanded their --out."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    assert main(["synth", "--out=~/data", "--machine-types", "fan", "--size", "tiny",
+                 "-q"]) == 0
+    assert (home / "data" / "fan" / "train").is_dir()
+    (home / "recipe.json").write_text(shipped_recipe("fast_default").to_json())
+    assert main(["recipe", "show", "~/recipe.json"]) == 0
+    assert "fast_default" in capsys.readouterr().out
+    assert list(cwd.iterdir()) == []
