@@ -199,9 +199,10 @@ def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
     line naming the option and the path.
     """
     problems: list[str] = []
-    checks = [(option, location, token) for option, location in writable]
+    checks = [(option, location, token, "") for option, location in writable]
     if check_cache:
-        checks.append(("--cache-dir", cache_dir or str(default_cache_dir()), None))
+        checks.append((_cache_source(cache_dir), cache_dir or str(default_cache_dir()), None,
+                       "; give --cache-dir a writable folder (or set AUTOML_ASD_CACHE)"))
     if data is not None:
         root = Path(data)
         if not root.is_dir():
@@ -219,11 +220,20 @@ def check_paths(*, data: str | None = None, machine_types: Sequence[str] = (),
             if missing:
                 problems.append(f"--data {root}: machine type folder(s) {', '.join(missing)} "
                                 "missing")
-    for option, location, tok in checks:
+    for option, location, tok, fix in checks:
         why = _probe_write(location, tok)
         if why is not None:
-            problems.append(f"{option} {location}: {why}")
+            problems.append(f"{option} {location}: {why}{fix}")
     return problems
+
+
+def _cache_source(cache_dir: str | None) -> str:
+    """Where the feature cache's folder came from, as a problem line names it (found
+    2026-12-07: an unwritable ``$AUTOML_ASD_CACHE`` was reported as ``--cache-dir``, an option
+    the command had not been given)."""
+    if cache_dir:
+        return "--cache-dir"
+    return "$AUTOML_ASD_CACHE" if os.environ.get("AUTOML_ASD_CACHE") else "feature cache"
 
 
 def where(node_id: str | None = None) -> dict[str, Any]:

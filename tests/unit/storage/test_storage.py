@@ -182,3 +182,24 @@ def test_shared_stage_through_storage(tiny_dev_root: Path, tmp_path: Path) -> No
     assert summary["pid"] == os.getpid()  # the serial runner runs it here, by design
     assert (tmp_path / "out" / "shared" / "shared.json").is_file()
     assert _csvs(tmp_path / "out") == _csvs(tmp_path / "ref")
+
+
+def test_an_unwritable_cache_is_named_by_where_it_came_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-07): an unwritable $AUTOML_ASD_CACHE (or default cache) was
+    reported as `--cache-dir X`, an option the command had not been given, without the fix."""
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    monkeypatch.setenv("AUTOML_ASD_CACHE", str(blocked / "env"))
+    assert check_paths(check_cache=True) == [
+        f"$AUTOML_ASD_CACHE {blocked / 'env'}: not writable (NotADirectoryError: "
+        f"[errno 20] Not a directory); give --cache-dir a writable folder (or set "
+        "AUTOML_ASD_CACHE)"]
+    given = check_paths(cache_dir=str(blocked / "given"), check_cache=True)
+    assert given[0].startswith(f"--cache-dir {blocked / 'given'}: not writable")
+    monkeypatch.delenv("AUTOML_ASD_CACHE")
+    monkeypatch.setenv("HOME", str(blocked))
+    default = check_paths(check_cache=True)
+    assert default[0].startswith(f"feature cache {blocked / '.cache' / 'automl-asd'}: not "
+                                 "writable")
+    assert default[0].endswith("; give --cache-dir a writable folder (or set AUTOML_ASD_CACHE)")
