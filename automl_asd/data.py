@@ -20,7 +20,7 @@ from automl_asd.progress import few_names
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
     "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
-    "find_machine_dirs", "summarize",
+    "find_machine_dirs", "check_type_name_length", "summarize",
 ]
 
 logger = logging.getLogger(__name__)
@@ -325,6 +325,16 @@ MAX_TYPE_BYTES = 200
 UNWRITABLE_CHARS = ',"\\\r\n'
 
 
+def check_type_name_length(directory: Path, mt: str) -> None:
+    """Raise :class:`DataError` naming ``directory`` when machine type ``mt`` is longer than
+    :data:`MAX_TYPE_BYTES`: the files named after it could not be written."""
+    if len(mt.encode("utf-8")) > MAX_TYPE_BYTES:
+        raise DataError(f"{directory}: machine type name of {len(mt.encode('utf-8'))} bytes; at "
+                        f"most {MAX_TYPE_BYTES} (the submission files "
+                        f"decision_result_<type>_section_XX_test.csv must fit a file name's "
+                        "255 bytes); rename the folder")
+
+
 def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> MachineData:
     """Read every wav of one machine-type folder into :class:`Clip` records (sorted by path).
 
@@ -336,11 +346,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
     if "_" in mt or not mt:
         raise DataError(f"{directory}: machine type {mt!r} must be non-empty and contain no '_' "
                         "(the official evaluator splits file names on '_'); rename the folder")
-    if len(mt.encode("utf-8")) > MAX_TYPE_BYTES:
-        raise DataError(f"{directory}: machine type name of {len(mt.encode('utf-8'))} bytes; at "
-                        f"most {MAX_TYPE_BYTES} (the submission files "
-                        f"decision_result_<type>_section_XX_test.csv must fit a file name's "
-                        "255 bytes); rename the folder")
+    check_type_name_length(directory, mt)
     _refuse_interrupted_synth(directory)
     _refuse_interrupted_extraction(directory)
     if (directory / "test_rename").is_dir():

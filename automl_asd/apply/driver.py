@@ -42,7 +42,7 @@ from automl_asd.apply.runners import Runner, SerialRunner
 from automl_asd.apply.shared import SHARED_DIRNAME, clear_storage_outputs
 from automl_asd.bundle.format import BundleError
 from automl_asd.bundle.shared import load_shared
-from automl_asd.data import DataError, find_machine_dirs
+from automl_asd.data import DataError, check_type_name_length, find_machine_dirs
 from automl_asd.evaluation.evaluate import evaluate_outputs, labelled_truth
 from automl_asd.io.results import error_path, write_error
 from automl_asd.io.run_folder import (
@@ -134,13 +134,16 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
     """Machine-type folders under ``data_root`` (names only: each task reads its own clips, so
     one malformed machine type cannot stop the others)."""
     found = find_machine_dirs(data_root)
-    if not machine_types:
-        return sorted(found)
-    unknown = sorted(set(machine_types) - set(found))
+    unknown = sorted(set(machine_types or ()) - set(found))
     if unknown:
         raise DataError(f"{data_root}: machine type(s) {', '.join(unknown)} not found; "
                         f"available: {', '.join(found)}")
-    return sorted(set(machine_types))
+    names = sorted(set(machine_types)) if machine_types else sorted(found)
+    for mt in names:
+        # before anything is written: the run folder's names hold the type's (found
+        # 2026-12-07: a 240-byte type stopped the run on "File name too long" of a journal)
+        check_type_name_length(found[mt], mt)
+    return names
 
 
 def _abs(path: Path | None) -> str | None:

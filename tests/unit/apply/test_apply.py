@@ -26,7 +26,7 @@ from automl_asd.apply import (
     is_complete,
     run_job,
 )
-from automl_asd.data import Domain, Label, MachineData
+from automl_asd.data import DataError, Domain, Label, MachineData
 from automl_asd.evaluation.evaluate import evaluate_submission
 from automl_asd.ground_truth import GroundTruthError
 from automl_asd.io.official_table import OFFICIAL_COLUMNS
@@ -179,6 +179,21 @@ def test_failure_is_isolated_and_reported(tmp_path: Path) -> None:
     assert not [p.name for p in out.iterdir()
                 if p.name in ("results.csv", "results.md", "metrics.json")]
     assert sorted(p.name for p in out.glob("*.error.txt")) == [f"{mt}.error.txt" for mt in MTS]
+
+
+def test_a_type_name_too_long_for_its_files_stops_before_anything_is_written(
+        tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): a 240-byte machine-type folder stopped `apply` on
+    "<out>/.automl-asd-run.journal-<type>: File name too long", without the fix `info`
+    gives; it is now that line, naming the folder, before --out is made."""
+    long = "m" * 240
+    data = _make_tree(tmp_path / "data", ("alpha", long))
+    out = tmp_path / "out"
+    fake = FakeRun()
+    with pytest.raises(DataError, match=f"{long}: machine type name of 240 bytes; at most "
+                                        "200 .*rename the folder"):
+        apply_recipe(ApplyConfig(_recipe(), data, out), runner=SerialRunner(run_fn=fake))
+    assert fake.calls == [] and not out.exists()
 
 
 def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
