@@ -724,21 +724,29 @@ class RunFolder:
         are never touched, and a report or recipe a user edited since the tool wrote it is
         kept as ``<name>.edited``. Empty folders left behind are removed.
         Returns what was deleted."""
-        gone = [rel for rel in sorted(self.files) if keep_if_not(rel)]
+        # reports and recipes first, and the manifest saved however far it got: a removal
+        # stopped part-way (found 2026-12-07: a bundle folder that could not be written, under
+        # --overwrite) left results.md and metrics.json describing deleted outputs, and a
+        # manifest listing them
+        gone = sorted((rel for rel in self.files if keep_if_not(rel)),
+                      key=lambda rel: (not (editable(rel) or matches(rel, REPORT_PATTERNS)),
+                                       rel))
         for rel in gone:  # an edited report or recipe is renamed, not deleted
             if editable(rel) and self._edited(rel):
                 self._set_aside(rel, self.path / rel)
-        for rel in gone:
-            path = self.path / rel
-            if path.is_file() or path.is_symlink():
-                path.unlink()
-            self.files.pop(rel, None)
-            parent = path.parent
-            while parent != self.path and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-                parent = parent.parent
-        if gone:
-            self.save()
+        try:
+            for rel in gone:
+                path = self.path / rel
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                self.files.pop(rel, None)
+                parent = path.parent
+                while parent != self.path and parent.is_dir() and not any(parent.iterdir()):
+                    parent.rmdir()
+                    parent = parent.parent
+        finally:
+            if gone:
+                self.save()
         return gone
 
     def remove_matching(self, patterns: Sequence[str]) -> list[str]:

@@ -196,6 +196,33 @@ def test_a_type_name_too_long_for_its_files_stops_before_anything_is_written(
     assert fake.calls == [] and not out.exists()
 
 
+def test_overwrite_stopped_part_way_leaves_no_report_of_deleted_outputs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-07): `apply --overwrite` into a folder whose models/ could not
+    be written deleted the CSVs and stopped on the bundle, leaving the old run's results.md
+    and metrics.json (Ω of every type) and a manifest that still listed the deleted files."""
+    data = _make_tree(tmp_path / "data")
+    out = tmp_path / "out"
+    apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                 runner=SerialRunner(run_fn=FakeRun()))
+    assert (out / "results.md").is_file() and (out / "metrics.json").is_file()
+    unlink = Path.unlink
+
+    def refuse_gamma(self: Path, missing_ok: bool = False) -> None:
+        if "gamma" in self.name:  # as a bundle folder of gamma's that cannot be written
+            raise PermissionError(13, "Permission denied", str(self))
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse_gamma)
+    with pytest.raises(PermissionError):
+        apply_recipe(ApplyConfig(_recipe(seed=8), data, out, overwrite=True, plots=False),
+                     runner=SerialRunner(run_fn=FakeRun()))
+    for report in ("results.md", "results.csv", "metrics.json"):
+        assert not (out / report).exists()
+    listed = json.loads((out / ".automl-asd-run.json").read_text())["files"]
+    assert listed and all((out / rel).is_file() for rel in listed)
+
+
 def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"
