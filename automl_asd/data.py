@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,8 @@ from automl_asd.progress import few_names
 __all__ = [
     "Split", "Domain", "Label", "Clip", "MachineData", "DataError", "ParsedName",
     "MachineSummary", "parse_name", "parse_attributes", "scan", "scan_machine",
-    "find_machine_dirs", "check_type_name_length", "summarize",
+    "find_machine_dirs", "check_type_name_length", "non_utf8_problem", "refuse_non_utf8",
+    "summarize",
 ]
 
 logger = logging.getLogger(__name__)
@@ -325,6 +327,30 @@ MAX_TYPE_BYTES = 200
 UNWRITABLE_CHARS = ',"\\\r\n'
 
 
+def non_utf8_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be used, when its name is not UTF-8 (bytes of another encoding,
+    which Python keeps as surrogates: soundfile, pyarrow and every JSON file the run writes
+    refuse them), else ``None``."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        byte = ord(text[exc.start]) & 0xFF  # the surrogate U+DCxx stands for byte 0xxx
+        return (f"{shown}: not a UTF-8 name (byte 0x{byte:02x}, another encoding's "
+                "character); rename it to UTF-8 (e.g. convmv -f latin1 -t utf-8)")
+    return None
+
+
+def refuse_non_utf8(path: Path) -> None:
+    """Raise :class:`DataError` (:func:`non_utf8_problem`) for a path that is not UTF-8
+    (found 2026-12-07: a Latin-1 folder name stopped `apply` on "'utf-8' codec can't encode
+    character '\\udcfc'", naming no path)."""
+    problem = non_utf8_problem(path)
+    if problem is not None:
+        raise DataError(problem)
+
+
 def check_type_name_length(directory: Path, mt: str) -> None:
     """Raise :class:`DataError` naming ``directory`` when machine type ``mt`` is longer than
     :data:`MAX_TYPE_BYTES`: the files named after it could not be written."""
@@ -347,6 +373,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
         raise DataError(f"{directory}: machine type {mt!r} must be non-empty and contain no '_' "
                         "(the official evaluator splits file names on '_'); rename the folder")
     check_type_name_length(directory, mt)
+    refuse_non_utf8(directory.absolute())
     _refuse_interrupted_synth(directory)
     _refuse_interrupted_extraction(directory)
     if (directory / "test_rename").is_dir():
@@ -369,6 +396,7 @@ def scan_machine(directory: str | Path, *, machine_type: str | None = None) -> M
                 else:
                     skipped += 1
                 continue
+            refuse_non_utf8(path)
             if split is Split.TEST and any(ch in path.name for ch in UNWRITABLE_CHARS):
                 raise DataError(f"{path}: a comma, quote, backslash or line break in a test "
                                 "clip's name cannot be written to the official submission CSV; "

@@ -7,6 +7,8 @@ import argparse
 import math
 from pathlib import Path
 
+from automl_asd.data import non_utf8_problem
+
 #: options whose number must be > 0 (attribute names of the parsed arguments; the commands
 #: check their other options themselves, with their own messages)
 POSITIVE = ("max_cache_gb", "max_member_epochs", "max_train_flops", "cpus_per_task",
@@ -27,6 +29,9 @@ def path_arg(text: str) -> Path:
     ``search`` (expanding it) did not read."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty path")
+    problem = non_utf8_problem(text)
+    if problem is not None:  # refused here, before any work (it fails late and namelessly)
+        raise argparse.ArgumentTypeError(problem)
     try:
         return Path(text).expanduser()
     except RuntimeError:  # ~name of an unknown user, or no home folder to expand to

@@ -68,7 +68,9 @@ def files_fingerprint(paths: Iterable[Path], *, root: Path | None = None,
         rows.append((name, size, stamp))
     digest = hashlib.sha256()
     for name, size, stamp in sorted(rows):
-        digest.update(f"{name}\0{size}\0{stamp}\n".encode())
+        # a name of another encoding (kept as surrogates) is hashed as its bytes: the scan
+        # names it, this must not stop the run first
+        digest.update(f"{name}\0{size}\0{stamp}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -223,6 +223,18 @@ def test_overwrite_stopped_part_way_leaves_no_report_of_deleted_outputs(
     assert listed and all((out / rel).is_file() for rel in listed)
 
 
+def test_a_clip_name_of_another_encoding_fails_its_type_alone(tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): one Latin-1 clip name stopped the whole run while
+    fingerprinting the data, on "'utf-8' codec can't encode character '\\udce9'"."""
+    data = _make_tree(tmp_path / "data")
+    (data / "beta" / "train" / "section_00_source_train_normal_0099_x\udce9.wav").touch()
+    out = tmp_path / "out"
+    report = apply_recipe(ApplyConfig(_recipe(), data, out, plots=False),
+                          runner=SerialRunner(run_fn=FakeRun()))
+    assert report.failed == ("beta",)
+    assert "x\\xe9.wav: not a UTF-8 name" in (out / "beta.error.txt").read_text()
+
+
 def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"

@@ -252,3 +252,14 @@ def test_tilde_in_a_path_option_means_the_home_folder(
     assert main(["recipe", "show", "~/recipe.json"]) == 0
     assert "fast_default" in capsys.readouterr().out
     assert list(cwd.iterdir()) == []
+
+
+def test_a_path_option_of_another_encoding_is_a_usage_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by probing (2026-12-07): `apply --out "o-Pr\\xfcf"` (Latin-1 bytes) failed in the
+    pre-flight on "'utf-8' codec can't encode character '\\udcfc'"."""
+    with pytest.raises(SystemExit) as exc:
+        main(["info", "--data", "Pr\udcfcf"])
+    assert exc.value.code == 2
+    assert ("argument --data: Pr\\xfcf: not a UTF-8 name (byte 0xfc"
+            in capsys.readouterr().err)

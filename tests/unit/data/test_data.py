@@ -323,3 +323,22 @@ def test_clips_one_folder_too_deep_are_named_not_counted_as_non_wav(
     assert "clips in sub-folder(s) fan are not read (only test/*.wav is): a zip extracted one " \
            "level too deep?" in warnings[0]
     assert any("1 non-wav entries ignored" in r.getMessage() for r in caplog.records)  # notes
+
+
+def test_a_name_of_another_encoding_is_refused_naming_it(tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): a Latin-1 byte in a clip's or folder's name (kept by
+    Python as a surrogate) stopped `apply`, `score` and `info --data` users later on
+    "'utf-8' codec can't encode character '\\udce9'", naming no file."""
+    from automl_asd.audio import AudioError, wav_info
+
+    _dev_machine(tmp_path / "fan")
+    assert list(scan(tmp_path)) == ["fan"]
+    odd = "section_00_source_train_normal_0009_x\udce9.wav"  # the bytes b"...x\xe9.wav"
+    _touch(tmp_path / "fan" / "train", odd)
+    shown = f"{tmp_path / 'fan' / 'train'}/section_00_source_train_normal_0009_x\\xe9.wav"
+    with pytest.raises(DataError) as exc:
+        scan(tmp_path)
+    assert str(exc.value) == (f"{shown}: not a UTF-8 name (byte 0xe9, another encoding's "
+                              "character); rename it to UTF-8 (e.g. convmv -f latin1 -t utf-8)")
+    with pytest.raises(AudioError, match=r"x\\xe9\.wav: not a UTF-8 name"):
+        wav_info(tmp_path / "fan" / "train" / odd)
