@@ -32,6 +32,7 @@ __all__ = [
     "VERIFY_AUDIO_ENV",
     "cache_write_failed",
     "default_cache_dir",
+    "absolute_cache_env",
     "verify_audio_default",
     "installed_version",
     "pinned_versions",
@@ -228,6 +229,19 @@ def default_cache_dir() -> Path:
     """``$AUTOML_ASD_CACHE`` if set, else ``~/.cache/automl-asd``."""
     env = os.environ.get("AUTOML_ASD_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "automl-asd"
+
+
+def absolute_cache_env() -> str | None:
+    """Make a relative ``$AUTOML_ASD_CACHE`` absolute, against the current folder, in this
+    process's environment, before it starts processes that run elsewhere: a local Ray's
+    workers inherit it and Tune runs each trial in its own folder (found 2026-12-07:
+    ``AUTOML_ASD_CACHE=cache automl-asd search`` built a new cache in every trial's folder
+    under /tmp/ray, reused by none). Returns the new value, ``None`` when unchanged."""
+    env = os.environ.get("AUTOML_ASD_CACHE")
+    if not env or Path(env).expanduser().is_absolute():
+        return None
+    os.environ["AUTOML_ASD_CACHE"] = str(Path(env).expanduser().absolute())
+    return os.environ["AUTOML_ASD_CACHE"]
 
 
 #: cache folders in which this process failed to store an entry (each is warned about once)

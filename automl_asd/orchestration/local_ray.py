@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from automl_asd.environment import absolute_cache_env
+
 __all__ = ["init_local_ray", "connect_loopback", "token_without_home", "loopback_head_node_ip",
            "recorded_head_address", "host_port", "LOOPBACK"]
 
@@ -43,6 +45,7 @@ def init_local_ray(**kwargs: Any) -> Any:
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     token_without_home()
+    absolute_cache_env()  # the workers run in other folders (Tune: one per trial)
     import ray  # noqa: PLC0415  (heavy third-party, loaded when used)
 
     # ray.init() without an address connects to $RAY_ADDRESS when set: a local start never does
