@@ -17,6 +17,7 @@ Errors a retry cannot fix (bad data, bad recipes, non-finite features) derive fr
 from __future__ import annotations
 
 import errno
+import os
 
 __all__ = ["AutomlAsdError", "PermanentError", "NonFiniteError", "ResourceLimitError",
            "UsageError", "disk_full", "disk_full_reason", "one_line"]
@@ -77,6 +78,15 @@ def one_line(exc: BaseException) -> str:
                 FileExistsError: "already exists as a file; choose another path",
                 PermissionError: "permission denied; check the path's owner and mode"}
         text = f"{where}: {hint.get(type(exc)) or _BY_ERRNO.get(exc.errno or 0, exc.strerror)}"
+        if isinstance(exc, PermissionError) and exc.filename2 is None:
+            path = os.fsdecode(exc.filename)
+            if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path) or "."):
+                # a file the command creates (often a temporary or lock file next to the
+                # output): the folder is the problem (found 2026-12-07: the line named only
+                # "out/.r.md.eejivvaa.tmp")
+                folder = os.path.dirname(path) or "."
+                text = (f"{folder}: folder not writable (permission denied creating "
+                        f"{os.path.basename(path)}); write elsewhere or check its owner and mode")
     elif isinstance(exc, RecursionError):
         text = f"input nested too deeply to process ({exc})"
     elif isinstance(exc, MemoryError):

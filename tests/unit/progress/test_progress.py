@@ -172,3 +172,22 @@ def test_apply_reports_each_machine_type_with_its_stages_and_no_ray_noise(
     assert sorted(mt for _, mt in done) == ["compressor", "grinder"]
     for noise in NOISE:
         assert noise not in out, f"{noise!r} in the output:\n{out}"
+
+
+def test_a_file_that_could_not_be_created_names_its_folder(tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): an output folder that could not be written was named
+    only through the temporary or lock file the command tried to create in it
+    (`out/.r.md.eejivvaa.tmp: permission denied; check the path's owner and mode`)."""
+    from automl_asd.errors import one_line
+
+    missing = tmp_path / ".r.md.eejivvaa.tmp"
+    assert one_line(PermissionError(13, "Permission denied", str(missing))) == (
+        f"{tmp_path}: folder not writable (permission denied creating .r.md.eejivvaa.tmp); "
+        "write elsewhere or check its owner and mode")
+    there = tmp_path / "r.md"
+    there.write_text("x")  # an existing file: the file is the problem
+    assert one_line(PermissionError(13, "Permission denied", str(there))) == (
+        f"{there}: permission denied; check the path's owner and mode")
+    below = tmp_path / "gone" / "x"  # its folder is missing too: named as it was
+    assert one_line(PermissionError(13, "Permission denied", str(below))).startswith(
+        f"{below}: permission denied")
