@@ -78,6 +78,13 @@ def one_line(exc: BaseException) -> str:
                 FileExistsError: "already exists as a file; choose another path",
                 PermissionError: "permission denied; check the path's owner and mode"}
         text = f"{where}: {hint.get(type(exc)) or _BY_ERRNO.get(exc.errno or 0, exc.strerror)}"
+        if isinstance(exc, FileExistsError) and exc.filename2 is None:
+            path = os.fsdecode(exc.filename)
+            if os.path.islink(path) and not os.path.exists(path):
+                # found 2026-12-07: `--out LINK` to a folder not there yet read "already
+                # exists as a file"
+                text = (f"{where}: a link to {os.readlink(path)}, which does not exist; create "
+                        "it or choose another path")
         if isinstance(exc, PermissionError) and exc.filename2 is None:
             path = os.fsdecode(exc.filename)
             if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path) or "."):

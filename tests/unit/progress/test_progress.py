@@ -191,3 +191,21 @@ def test_a_file_that_could_not_be_created_names_its_folder(tmp_path: Path) -> No
     below = tmp_path / "gone" / "x"  # its folder is missing too: named as it was
     assert one_line(PermissionError(13, "Permission denied", str(below))).startswith(
         f"{below}: permission denied")
+
+
+def test_a_link_to_a_missing_folder_is_named_as_such(tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): `apply --out LINK`, LINK pointing to a folder not made
+    yet, stopped on "LINK: already exists as a file; choose another path"."""
+    from automl_asd.errors import one_line
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "nowhere" / "x")
+    with pytest.raises(FileExistsError) as exc:
+        link.mkdir(parents=True, exist_ok=True)
+    assert one_line(exc.value) == (f"{link}: a link to {tmp_path / 'nowhere' / 'x'}, which "
+                                   "does not exist; create it or choose another path")
+    plain = tmp_path / "file"
+    plain.write_text("x")
+    with pytest.raises(FileExistsError) as exc:
+        plain.mkdir()
+    assert one_line(exc.value) == f"{plain}: already exists as a file; choose another path"
