@@ -79,10 +79,13 @@ def open_storage(location: str) -> tuple[Any, str]:
     """``(pyarrow.fs.FileSystem, base path inside it)`` for a path or URI."""
     from pyarrow import fs  # noqa: PLC0415  (heavy third-party, loaded when used)
 
-    if is_uri(location):
+    if is_uri(location) and not location.startswith("file://"):
         filesystem, base = fs.FileSystem.from_uri(location)
         return filesystem, base.rstrip("/")
-    return fs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+    # a file:// URI is the folder :func:`place` names (as Tune and the storage lock see it;
+    # found 2026-12-07: pyarrow refused `file:///tmp/st ü` with "Cannot parse URI", after
+    # the lock had made that folder)
+    return fs.LocalFileSystem(), place(location)
 
 
 def _join(base: str, rel: str) -> str:

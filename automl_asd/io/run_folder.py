@@ -255,7 +255,9 @@ def local_storage(location: str | None) -> Path | None:
         return None
     if location.startswith("file://"):
         return Path(location[len("file://"):])
-    return None if "://" in location else Path(location)
+    # `~/st` is the folder the storage itself uses (found 2026-12-07: the lock was made in
+    # a folder named `~` in the current one)
+    return None if "://" in location else Path(location).expanduser()
 
 
 #: lock file of a local ``--storage`` folder (apart from a run folder's own lock, so that

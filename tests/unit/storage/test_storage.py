@@ -54,6 +54,26 @@ def test_upload_download_round_trip_file_uri_and_path(tmp_path: Path) -> None:
     assert download_tree(str(tmp_path / "nowhere"), tmp_path / "x") == []
 
 
+def test_a_local_storage_is_one_folder_however_it_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-07): `--storage "file:///…/st ü"` made the folder (its lock)
+    and then failed in pyarrow ("Cannot parse URI ... character ' '"); `--storage "~/st"`
+    stored into the home folder but locked `./~/st`."""
+    from automl_asd.io.run_folder import local_storage
+
+    odd = tmp_path / "st ü" / "a b"
+    filesystem, base = open_storage(f"file://{odd}")
+    assert isinstance(filesystem, fs.LocalFileSystem) and base == str(odd)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "alpha.summary.json").write_text("{}")
+    assert upload_tree(src, f"file://{odd}") == ["alpha.summary.json"]
+    assert (odd / "alpha.summary.json").is_file()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert local_storage("~/st") == tmp_path / "home" / "st"
+    assert open_storage("~/st")[1] == str(tmp_path / "home" / "st")
+
+
 def test_check_paths_names_the_option_and_path(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha",))
     ok = check_paths(data=str(data), machine_types=["alpha"],
