@@ -108,6 +108,7 @@ def _log_level_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_everywhere()
     try:
         status = _main(argv)
     except SystemExit as exc:  # argparse's --help and --version print, then exit 0
@@ -117,6 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # --help or --version could not be written
         return _unwritten(exc)
     return _flushed(status)
+
+
+def _printable_everywhere() -> None:
+    """Write characters the console's encoding lacks (Ω, a non-ASCII path) as escapes
+    instead of failing: with an ASCII or Latin-1 stdout (``PYTHONIOENCODING=ascii``, a
+    ``de_DE.ISO-8859-1`` locale) a finished ``apply`` ended on "'ascii' codec can't encode
+    character '\\u03a9'" at its last line (found 2026-12-07)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on a replaced stream
+        if reconfigure is not None and stream.errors == "strict":
+            reconfigure(errors="backslashreplace")
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -263,3 +263,21 @@ def test_a_path_option_of_another_encoding_is_a_usage_error(
     assert exc.value.code == 2
     assert ("argument --data: Pr\\xfcf: not a UTF-8 name (byte 0xfc"
             in capsys.readouterr().err)
+
+
+def test_what_the_console_cannot_encode_is_escaped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by probing (2026-12-07): with an ASCII or Latin-1 stdout (PYTHONIOENCODING=ascii,
+    a de_DE.ISO-8859-1 locale) a finished `apply` ended on "'ascii' codec can't encode
+    character '\\u03a9'" (exit 1) at its last line, "official score Ω = ..."."""
+    import io
+    import sys
+
+    from tests.unit.apply.test_apply import _make_tree
+
+    data = _make_tree(tmp_path / "data", ("Prüfω",))
+    raw = io.BytesIO()
+    console = io.TextIOWrapper(raw, encoding="ascii", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", console)
+    assert main(["info", "--data", str(data)]) == 0
+    assert "Pr\\xfcf\\u03c9    00" in raw.getvalue().decode("ascii")
