@@ -21,6 +21,7 @@ No hyperparameter can be overridden here: the recipe is applied as frozen (first
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -146,6 +147,14 @@ def _discover(data_root: Path, machine_types: Sequence[str] | None) -> list[str]
     return names
 
 
+def _abs_data(root: Path) -> str:
+    """The data root as an absolute path that keeps its own name: a root that is one machine
+    type's folder names the type, also when it is a link (found 2026-12-07: ``--data
+    pumplink``, a link to ``.../pump``, was refused by the pre-flight as "machine type
+    folder(s) pumplink missing", which the resolved path named ``pump``)."""
+    return os.path.abspath(root)
+
+
 def _abs(path: Path | None) -> str | None:
     """Absolute path text for a job (tasks on other nodes: no relative paths)."""
     return None if path is None else str(path.resolve())
@@ -184,7 +193,7 @@ def _shared_stage(cfg: ApplyConfig, out: Path, names: list[str], runner: Runner,
     logger.info("apply: shared stage of %s over %d machine type(s) (training clips only)",
                 rec.name, len(names))
     summary = runner.run_shared(SharedJob(
-        recipe=rec, data_root=str(cfg.data.resolve()), machine_types=tuple(names),
+        recipe=rec, data_root=_abs_data(cfg.data), machine_types=tuple(names),
         out_dir=str(out.resolve()), cache_dir=_abs(cfg.cache_dir), device=cfg.device,
         storage=cfg.storage, fingerprints=dict(fingerprints)))
     if cfg.storage is not None:
@@ -312,7 +321,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         clear_storage_outputs(storage, pending)
     if pending:
         runner.preflight(PathCheck(
-            data=str(root.resolve()), machine_types=tuple(names),
+            data=_abs_data(root), machine_types=tuple(names),
             writable=(("--storage", storage) if storage else ("--out", str(out.resolve())),),
             cache_dir=_abs(cfg.cache_dir)))
     shared_dir = (_shared_stage(cfg, out, names, runner, reuse=shared_kept,
@@ -330,7 +339,7 @@ def _apply_locked(folder: RunFolder, cfg: ApplyConfig, names: list[str],
         jobs.append(
             MachineJob(
                 recipe=rec,
-                data_root=str(root.resolve()),  # tasks on other nodes: no relative paths
+                data_root=_abs_data(root),  # tasks on other nodes: no relative paths
                 machine_type=mt,
                 out_dir=str(out.resolve()),
                 cache_dir=_abs(cfg.cache_dir),

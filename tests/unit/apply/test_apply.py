@@ -235,6 +235,21 @@ def test_a_clip_name_of_another_encoding_fails_its_type_alone(tmp_path: Path) ->
     assert "x\\xe9.wav: not a UTF-8 name" in (out / "beta.error.txt").read_text()
 
 
+def test_a_link_to_one_machine_folder_is_that_type_under_the_links_name(
+        tmp_path: Path) -> None:
+    """Found by probing (2026-12-07): `--data LINK`, a link to one machine type's folder, was
+    refused by the pre-flight ("machine type folder(s) LINK missing"): the discovery named the
+    type after the link, the pre-flight and the jobs after the resolved folder."""
+    data = _make_tree(tmp_path / "data", ("alpha",))
+    link = tmp_path / "mylink"
+    link.symlink_to(data / "alpha")
+    fake = FakeRun()
+    report = apply_recipe(ApplyConfig(_recipe(), link, tmp_path / "out", plots=False),
+                          runner=SerialRunner(run_fn=fake))
+    assert report.ok and fake.calls == ["mylink"]
+    assert (tmp_path / "out" / "anomaly_score_mylink_section_00_test.csv").is_file()
+
+
 def test_resume_skips_done_types_and_reruns_changed_ones(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data")
     out = tmp_path / "out"
