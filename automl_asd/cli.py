@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"automl_asd.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _interrupted=getattr(module, "interrupted", None))
         _add_log_options(p, depth=1)
     return parser
 
@@ -153,7 +153,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_interrupted_line(args), file=sys.stderr)
         return 130
     except (AutomlAsdError, ValueError, KeyError, OSError, RecursionError, MemoryError) as exc:
         # Library errors carry a message naming the file/field and the fix; OS errors name
@@ -171,6 +171,18 @@ def _main(argv: Sequence[str] | None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_line(args: argparse.Namespace) -> str:
+    """The last line of an interrupted command: ``interrupted``, and what it kept and how to go
+    on where the command says (its module's ``interrupted(args) -> str``). Found 2026-12-08 by
+    interrupting each command: `apply`, `synth`, `download` and a `search` stopped outside its
+    trials ended on a bare "interrupted", leaving the way on (--resume or not) to a guess."""
+    hint = getattr(args, "_interrupted", None)
+    try:
+        return f"interrupted: {hint(args)}" if hint is not None else "interrupted"
+    except Exception:  # noqa: BLE001  (a hint that cannot be made must not hide the interrupt)
+        return "interrupted"
 
 
 #: what a shell reports for a command that a closed pipe ended (128 + SIGPIPE)

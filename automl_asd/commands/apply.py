@@ -136,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted ``apply`` kept and how to go on (the CLI's last line)."""
+    return (f"the machine types finished before the stop are kept in {args.out}; the same "
+            "command with --resume runs the rest")
+
+
 def summary_lines(report: ApplyReport) -> list[str]:
     """What ``apply`` prints when it ends: counts, where the outputs are, Ω over the machine
     types with labels (with their sections when there are more), and why there is none."""

@@ -80,3 +80,9 @@ def run(args: argparse.Namespace) -> int:
               f"{r.bytes_downloaded / 2**20:9.1f} MiB {r.n_members:6d} files")
     print(f"{len(results)} machine types ready under {args.dest}")
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted ``download`` kept and how to go on (the CLI's last line)."""
+    return (f"verified files and whole machine types are kept under {args.dest}; the same "
+            "command resumes the rest (a partial file from where it stopped)")

@@ -207,6 +207,15 @@ def _holds_state(out: Path) -> bool:
             or any(p.is_dir() and any(p.iterdir()) for p in (out / "loo").glob("*")))
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted ``search`` kept and how to go on (the CLI's last line): --resume
+    only where there is a search to continue, as the command itself checks."""
+    if args.storage is not None or _holds_state(args.out):
+        return (f"what the search finished is kept in {args.out}; the same command with "
+                "--resume continues it")
+    return f"no trial had run: the same command (without --resume) starts it again in {args.out}"
+
+
 def _config(args: argparse.Namespace) -> SearchConfig:
     """The search's settings from the command line (ValueError on a bad space or setting)."""
     return SearchConfig(

@@ -110,3 +110,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  ground truth: {args.out} (its ground_truth_data/ + ground_truth_domain/; pass "
               f"--ground-truth {args.out})")
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted ``synth`` kept and how to go on (the CLI's last line)."""
+    return (f"the machine types written in full are kept in {args.out}; the same synth command "
+            "writes the rest")

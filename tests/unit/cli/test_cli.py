@@ -281,3 +281,52 @@ def test_what_the_console_cannot_encode_is_escaped(
     monkeypatch.setattr(sys, "stdout", console)
     assert main(["info", "--data", str(data)]) == 0
     assert "Pr\\xfcf\\u03c9    00" in raw.getvalue().decode("ascii")
+
+
+def test_an_interrupted_command_says_what_it_kept_and_how_to_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-08 by interrupting each command: `apply`, `synth`, `download` and a
+    `search` stopped outside its trials ended on a bare "interrupted" (rc 130), leaving the
+    way on (--resume or not) to a guess; a search stopped before it ran a trial refuses
+    --resume."""
+    from automl_asd.commands import apply, download, search, synth
+
+    def stopped(args: Any) -> int:
+        raise KeyboardInterrupt("signal 15")
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    cases = [
+        (apply, ["apply", "--frozen", "fast_default", "--data", str(data), "--out", str(out)],
+         f"interrupted: the machine types finished before the stop are kept in {out}; the "
+         "same command with --resume runs the rest"),
+        (synth, ["synth", "--out", str(out)],
+         f"interrupted: the machine types written in full are kept in {out}; the same synth "
+         "command writes the rest"),
+        (download, ["download", "--year", "2025", "--split", "dev", "--dest", str(out)],
+         f"interrupted: verified files and whole machine types are kept under {out}; the "
+         "same command resumes the rest"),
+        (search, ["search", "--data", str(data), "--space", "smoke", "--trials", "2",
+                  "--out", str(out)],
+         f"interrupted: no trial had run: the same command (without --resume) starts it "
+         f"again in {out}"),
+    ]
+    for module, argv, line in cases:
+        monkeypatch.setattr(module, "run", stopped)
+        assert main(argv) == 130
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(line), module
+    (out / "trials.parquet").parent.mkdir(parents=True)
+    (out / "trials.parquet").write_bytes(b"")
+    assert main(cases[-1][1]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"interrupted: what the search finished is kept in {out}; the same command with "
+        "--resume continues it")
+    # a command without a hint, and a hint that fails, still end on the plain line
+    from automl_asd.commands import info
+    monkeypatch.setattr(info, "run", stopped)
+    assert main(["info", "--data", str(data)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
+    monkeypatch.setattr(apply, "interrupted", lambda args: 1 / 0)
+    assert main(cases[0][1]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
