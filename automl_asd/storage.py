@@ -132,9 +132,14 @@ def download_tree(location: str, local: str | Path, sub: str = "", *,
         target = Path(local) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
-        with filesystem.open_input_stream(entry.path) as src, tmp.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, target)
+        try:
+            with filesystem.open_input_stream(entry.path) as src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(tmp, target)
+        finally:
+            # a copy stopped part-way (Ctrl+C, kill, a full disk) leaves no partial file in
+            # the run folder, where nothing would ever remove it (found 2026-12-08)
+            tmp.unlink(missing_ok=True)
         done.append(rel)
     return done
 

@@ -74,6 +74,32 @@ def test_a_local_storage_is_one_folder_however_it_is_written(
     assert open_storage("~/st")[1] == str(tmp_path / "home" / "st")
 
 
+def test_a_read_back_stopped_part_way_leaves_no_partial_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found 2026-12-08 probing interrupts: Ctrl+C (or kill) while `apply --storage` copied
+    a run back into --out left the file being copied as a hidden ``.NAME.<hex>`` there, half
+    written, which no later run removes (it is not the tool's recorded output)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "anomaly_score_alpha_section_00_test.csv").write_text("x,1\n" * 1000)
+    upload_tree(src, str(tmp_path / "store"))
+    real = shutil.copyfileobj
+
+    def stopped(fsrc: object, fdst: object, length: int = 0) -> None:
+        fdst.write(b"x,1\n")  # type: ignore[attr-defined]  (part of it, then the signal)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copyfileobj", stopped)
+    back = tmp_path / "back"
+    with pytest.raises(KeyboardInterrupt):
+        download_tree(str(tmp_path / "store"), back)
+    assert list(back.iterdir()) == []
+    monkeypatch.setattr(shutil, "copyfileobj", real)
+    assert download_tree(str(tmp_path / "store"), back) == [
+        "anomaly_score_alpha_section_00_test.csv"]
+    assert [p.name for p in back.iterdir()] == ["anomaly_score_alpha_section_00_test.csv"]
+
+
 def test_check_paths_names_the_option_and_path(tmp_path: Path) -> None:
     data = _make_tree(tmp_path / "data", ("alpha",))
     ok = check_paths(data=str(data), machine_types=["alpha"],
