@@ -132,9 +132,12 @@ def write_trials(out_dir: Path, table: pd.DataFrame) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "trials.parquet"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with naming_path(path):
-        table.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        with naming_path(path):
+            table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:  # a write stopped part-way (Ctrl+C, kill, a full disk) leaves no partial file
+        tmp.unlink(missing_ok=True)
     atomic_write_text(out_dir / "trials.csv", table.to_csv(index=False, lineterminator="\n"))
     return path
 
