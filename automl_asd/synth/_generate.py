@@ -11,6 +11,7 @@ import logging
 import math
 import multiprocessing
 import shutil
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -512,7 +513,12 @@ def generate(out: Path | str, *, machine_types: list[str] | tuple[str, ...] | No
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     # "spawn": the caller may hold threads (torch, Ray) that make fork unsafe.
-    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    # Workers ignore SIGINT: Ctrl+C reaches the whole process group, and each worker then
+    # printed a KeyboardInterrupt traceback (found 2026-12-08 interrupting `demo`); this
+    # process alone stops the run and shuts the pool down.
+    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=signal.signal,
+                                initargs=(signal.SIGINT, signal.SIG_IGN))
             if workers > 1 else None)
     try:
         if pool is not None:

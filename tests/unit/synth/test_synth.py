@@ -202,6 +202,33 @@ def test_workers_in_a_script_without_a_main_guard_fail_instead_of_hanging(
     assert len(list((tmp_path / "out" / "fan").rglob("*.wav"))) > 0
 
 
+@pytest.mark.slow  # a fresh interpreter with two spawned workers: ~10 s
+def test_ctrl_c_with_workers_prints_no_worker_tracebacks(tmp_path: Path) -> None:
+    """Found 2026-12-08 interrupting `demo`: Ctrl+C reaches the whole process group, and
+    every spawned worker printed a KeyboardInterrupt traceback below the command's own
+    "interrupted". The workers now ignore SIGINT; the command stops them."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "automl_asd.cli", "synth", "--out", str(out), "--size", "tiny",
+         "--machine-types", "fan", "gearbox", "bearing", "valve", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    # the folder's lock is taken once the workers run: they then load the renderer (~1 s)
+    while not (out / ".synth.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl+C does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted")
+
+
 def test_different_seed_gives_different_audio() -> None:
     p0 = synth.plan_machine("fan", "tiny", 0)[0]
     p1 = synth.plan_machine("fan", "tiny", 1)[0]
