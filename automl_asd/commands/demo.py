@@ -62,3 +62,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ROC / histograms     {res.apply_dir}/roc_*.png, hist_*.png")
     print(f"  model bundles        {res.apply_dir / 'models'}")
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted ``demo`` kept and how to go on (the CLI's last line)."""
+    return (f"the data and the feature cache are kept in {args.out}; the same demo command "
+            "goes on (its search starts afresh)")

@@ -138,6 +138,10 @@ def run_demo(
                 f"{search_dir}: the search stopped before any trial finished at full "
                 "fidelity (interrupted?); run the same demo command again: the data and the "
                 "feature cache are kept, the search starts afresh") from exc
+        if outcome.interrupted:
+            # found 2026-12-08: Ctrl+C after the first trial went on to apply the interim
+            # pick and ended as a finished demo (rc 0); the demo stops as its search did
+            raise KeyboardInterrupt("demo search interrupted")
         times["search"] = time.perf_counter() - t
         base = (f" ({outcome.reference}: Ω {outcome.reference_omega:.4f})"
                 if outcome.reference_omega is not None else "")

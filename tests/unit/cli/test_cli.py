@@ -63,6 +63,33 @@ def test_demo_ends_with_where_each_result_is(tmp_path: Path, monkeypatch: pytest
             "search report, 'How sure is the pick?')") in capsys.readouterr().out
 
 
+def test_a_demo_whose_search_was_interrupted_stops_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-08: Ctrl+C during the demo's search, after its first trial, stopped the
+    search (Tune's graceful stop) but the demo went on to apply the interim pick and ended as
+    a finished demo, rc 0. It now stops: rc 130 and the demo's way on."""
+    from types import SimpleNamespace
+
+    import automl_asd.orchestration.demo as flow
+
+    def not_reached(*a: Any, **k: Any) -> None:
+        raise AssertionError("apply ran after an interrupted search")
+
+    monkeypatch.setattr(flow.synth, "generate", lambda *a, **k: {})
+    monkeypatch.setattr(flow, "init_ray", lambda *a, **k: False)
+    interim = SimpleNamespace(interrupted=True, reference_omega=None, best_trial_id="t1",
+                              best_omega=0.6, files={"recipe": tmp_path / "recipe.json"})
+    monkeypatch.setattr(flow, "run_search", lambda cfg: interim)
+    monkeypatch.setattr(flow, "apply_recipe", not_reached)
+    monkeypatch.setattr("automl_asd.commands.demo.require_torchaudio", lambda: None)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--size", "tiny", "--space", "smoke"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"interrupted: the data and the feature cache are kept in {out}; the same demo "
+        "command goes on (its search starts afresh)")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["recipe", "validate", "fast_default", "--max-cache-gb", "nan"],
      "--max-cache-gb: nan is not a finite number"),
