@@ -121,7 +121,11 @@ def format_removal(result: Removal, root: Path) -> str:
 
 def _confirm(question: str) -> bool:
     print(question + " [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:  # the CLI's "interrupted" on a line of its own, not the prompt's
+        print(flush=True)
+        raise
     return answer.strip().lower() in ("y", "yes")
 
 

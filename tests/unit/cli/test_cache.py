@@ -61,6 +61,25 @@ def test_prune_dry_run_then_real(tmp_path: Path, tiny_dev_root: Path,
     assert doc["removed"]["features"]["entries"] == 4 and doc["kept"]["entries"] == 0
 
 
+def test_ctrl_c_at_the_question_keeps_everything_and_ends_its_line(
+        tmp_path: Path, tiny_dev_root: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Found 2026-12-08 probing interrupts: Ctrl+C at `cache clear`'s question printed
+    "... [y/N] ^Cinterrupted", the command's last line glued to the prompt."""
+    _make_cache(tmp_path, tiny_dev_root)
+
+    class _Stopped(_Terminal):
+        def readline(self, size: int | None = -1) -> str:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.stdin", _Stopped(""))
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert captured.out.endswith("[y/N] \n")
+    assert captured.err.strip().splitlines()[-1].startswith("interrupted")
+    assert len(survey(tmp_path).entries) == 6
+
+
 def test_prune_needs_a_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "prune", "--cache-dir", str(tmp_path)]) == 2
     assert "give --max-gb GB and/or --older-than DAYS" in capsys.readouterr().err
