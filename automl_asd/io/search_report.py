@@ -232,13 +232,13 @@ def _reference_mask(table: pd.DataFrame) -> pd.Series:
 
 
 def _requested(meta: Mapping[str, Any]) -> str:
-    """``--trials`` as given, and the cap when the space holds fewer distinct points (found
+    """``--trials`` as given, and the cap when the space holds fewer distinct recipes (found
     2026-12-07: ``--trials 30`` on the 26-point ``smoke`` space reported "trials requested:
     26")."""
     asked, trials = meta.get("trials_asked"), meta.get("trials")
     if asked is None or asked == trials:
         return str(trials)
-    return f"{asked} (the space holds {trials} distinct points: at most {trials} trials)"
+    return f"{asked} (the space holds {trials} distinct recipes: at most {trials} trials)"
 
 
 def _budget(seconds: Any) -> str:

@@ -100,7 +100,7 @@ class SearchConfig:
     #: scored there ("does the choice carry?"); never used to choose.
     novel: Path | None = None
     novel_top_k: int = 10
-    #: ``--trials`` as given when the space holds fewer distinct points (``trials`` is then
+    #: ``--trials`` as given when the space holds fewer distinct recipes (``trials`` is then
     #: capped to them; the report says both); ``None`` otherwise.
     trials_asked: int | None = None
 
@@ -133,10 +133,19 @@ class SearchConfig:
         # (found 2026-12-07: a one-point space ran its only recipe four times for --trials 4).
         # Here, not in the search, so that a leave-one-out fold's and a resume's target is the
         # count the search ran to (a review found folds judged against the uncapped one).
-        points = self.space.n_points() if isinstance(self.space, SearchSpace) else None
+        # Distinct recipes where the space is small enough to list (points that differ only
+        # in inert parameters are one recipe: found 2026-12-08, such a space ended part-way,
+        # "ran 2 of 4 trials"), else its points (an upper bound).
+        space = self.space if isinstance(self.space, SearchSpace) else None
+        n_points = space.n_points() if space is not None else None
+        recipes = space.n_recipes() if space is not None else None
+        points = recipes if recipes is not None else n_points
         if points is not None and points < self.trials:
-            logger.warning("space %s holds %d distinct point(s): at most %d trial(s), not "
-                           "--trials %d", self.space.name, points, points, self.trials)
+            logger.warning("space %s holds %d distinct recipe(s)%s: at most %d trial(s), not "
+                           "--trials %d", self.space.name, points,
+                           f" ({n_points} points; those that differ only in parameters "
+                           "inert where they are set are one recipe)"
+                           if n_points != points else "", points, self.trials)
             object.__setattr__(self, "trials_asked", self.trials)
             object.__setattr__(self, "trials", points)
         elif self.trials_asked is not None and not (

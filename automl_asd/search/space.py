@@ -120,6 +120,10 @@ _Scalar = bool | int | float | str | None
 POINTS_LIMIT = 5000
 
 
+#: :meth:`SearchSpace.n_recipes` by (space sha256, name, limit)
+_RECIPE_COUNTS: dict[tuple[str, str, int], int | None] = {}
+
+
 class SpaceError(AutomlAsdError, ValueError):
     """An invalid search space; the message names the YAML file, the path and the fix."""
 
@@ -337,6 +341,23 @@ class SearchSpace:
             if not path:
                 return found
             path[-1] += 1
+
+    def n_recipes(self, limit: int = POINTS_LIMIT) -> int | None:
+        """How many distinct recipes a finite space holds: its valid points, those that differ
+        only in parameters inert where they are set (:meth:`Recipe.behaviour_hash`, the
+        search's duplicate check) counted once; ``None`` as :meth:`points`. Counted once per
+        space file content (``sha256``)."""
+        key = (self.sha256, self.name, limit)
+        if key not in _RECIPE_COUNTS:
+            points = self.points(limit)
+            hashes: set[str] = set()
+            for params in points or ():
+                try:
+                    hashes.add(self.to_recipe(params).behaviour_hash())
+                except AutomlAsdError:  # an invalid combination: never a trial
+                    continue
+            _RECIPE_COUNTS[key] = None if points is None else len(hashes)
+        return _RECIPE_COUNTS[key]
 
     # -- Optuna -----------------------------------------------------------------------------
     def define_by_run(self, trial: Any) -> None:

@@ -31,7 +31,7 @@ from automl_asd.evaluation.objective import ObjectiveResult
 from automl_asd.orchestration.tune import run_leave_one_out, run_search
 from automl_asd.recipe import Recipe, load_recipe
 from automl_asd.search.config import SearchConfig
-from automl_asd.search.space import load_space
+from automl_asd.search.space import SearchSpace, load_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -293,7 +293,7 @@ space:
 @pytest.mark.ray
 def test_a_search_ends_when_every_recipe_of_its_space_has_run(
     ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Found 2026-12-08: once TPE proposed only run recipes, the duplicate was launched after
     25 proposals, again and again (smoke: 12 of 26 trials); a space whose every recipe ran
@@ -303,10 +303,14 @@ def test_a_search_ends_when_every_recipe_of_its_space_has_run(
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     space = tmp_path / "inert.yaml"
     space.write_text(_INERT_SPACE)
-    cfg = SearchConfig(data=dev_root, space=load_space(space), out=tmp_path / "run", trials=9,
+    loaded = load_space(space)
+    assert SearchConfig(data=dev_root, space=loaded, out=tmp_path / "o", trials=9).trials == 2
+    # a space too large to count its recipes (over POINTS_LIMIT) is capped at its points
+    monkeypatch.setattr(SearchSpace, "n_recipes", lambda self, limit=0: None)
+    cfg = SearchConfig(data=dev_root, space=loaded, out=tmp_path / "run", trials=9,
                        machine_types=tuple(_types(dev_root)[:1]), cache_dir=cache_dir,
                        seed=0, prewarm=False)
-    assert cfg.trials == 4  # the space's points
+    assert cfg.trials == 4
     with caplog.at_level(logging.INFO):
         run_search(cfg, evaluator=_constant)
     table = pd.read_parquet(tmp_path / "run" / "trials.parquet")

@@ -209,7 +209,7 @@ def test_a_search_asks_no_more_trials_than_its_space_has_points(
     with caplog.at_level("WARNING"):
         cfg = SearchConfig(data=tmp_path, space=load_space("smoke"), out=tmp_path, trials=40)
     assert cfg.trials == 26
-    assert "space smoke holds 26 distinct point(s): at most 26 trial(s), not --trials 40" \
+    assert "space smoke holds 26 distinct recipe(s): at most 26 trial(s), not --trials 40" \
         in caplog.text
     assert replace(cfg, trials=12).trials == 12
     assert replace(cfg, resume=True).trials == 26  # a resume's target is the capped count too
@@ -221,3 +221,23 @@ def test_a_search_asks_no_more_trials_than_its_space_has_points(
     assert "trials_asked" not in run_meta(replace(cfg, trials=12), ("fan",), {})
     demo = SearchConfig(data=tmp_path, space=load_space("demo"), out=tmp_path, trials=40)
     assert demo.trials == 40  # continuous: no cap
+
+
+def test_points_that_are_one_recipe_are_counted_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found 2026-12-08: a space whose points differ only in a parameter inert where it is set
+    (a hedge's coarse_frames without a coarse view) was capped at its 4 points, ran its 2
+    recipes and ended part-way."""
+    space = tmp_path / "inert.yaml"
+    space.write_text("name: inert\nreference: fast_default\nspace:\n  detector:\n"
+                     "    choose:\n      pooled_stats: {pooling: mean_std}\n"
+                     "      hedge: {views: fine, backends: knn+mahalanobis, combine: mean,\n"
+                     "              coarse_frames: {choice: [4, 8, 16]}}\n")
+    loaded = load_space(space)
+    assert loaded.n_points() == 4 and loaded.n_recipes() == 2
+    with caplog.at_level("WARNING"):
+        cfg = SearchConfig(data=tmp_path, space=loaded, out=tmp_path / "o", trials=9)
+    assert cfg.trials == 2 and cfg.trials_asked == 9
+    assert ("space inert holds 2 distinct recipe(s) (4 points; those that differ only in "
+            "parameters inert where they are set are one recipe): at most 2 trial(s), not "
+            "--trials 9") in caplog.text

@@ -486,7 +486,7 @@ def test_the_report_says_the_trials_asked_and_the_space_s_cap(tmp_path: Path) ->
     records = [_record(space, 1, "aaaa", space.reference_point(), 0.6, reference=True)]
     out = tmp_path / "run"
     for meta, said in (({"trials": 26, "trials_asked": 30},
-                        "trials requested: 30 (the space holds 26 distinct points: at most 26 "
+                        "trials requested: 30 (the space holds 26 distinct recipes: at most 26 "
                         "trials); "),
                        ({"trials": 12}, "trials requested: 12; ")):
         search_report.write_search_meta(out, {"space_name": space.name, "seed": 7, **meta})
