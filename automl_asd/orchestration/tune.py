@@ -533,8 +533,12 @@ def run_search(cfg: SearchConfig, *, evaluator: Evaluator | None = None,
             {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial})
         if cfg.resume:
             logger.info("resuming search from %s", exp_path)
-            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=False)
+            # Ray's "Failed to fetch metrics for N trial(s)" while restoring names trials a
+            # kill left without a result file (found 2026-12-08): the search lists those
+            with _without_ray_stop_lines(lambda: True):
+                tuner = tune.Tuner.restore(exp_path, trainable=trainable,
+                                           resume_unfinished=True, resume_errored=False,
+                                           restart_errored=False)
         else:
             tuner = _new_tuner(cfg, trainable, storage, callbacks, OptunaSearch,
                                ASHAScheduler, FIFOScheduler)

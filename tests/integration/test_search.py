@@ -806,3 +806,22 @@ def test_an_interrupt_before_any_trial_finished_is_an_interrupt(
         "--resume continues it" in caplog.text
     again = run_search(replace(cfg, resume=True), evaluator=_slow_stand_in)
     assert len(again.trials) == 2 and not again.interrupted
+
+
+def test_a_resume_after_a_kill_prints_no_ray_fetch_warning(
+    ray_session: None, dev_root: Path, cache_dir: Path, tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the interrupts probe (2026-12-08): after a SIGKILLed search, `--resume`
+    printed Ray's "Failed to fetch metrics for 1 trial(s): FileNotFoundError(...)" from inside
+    Tuner.restore (a trial folder without its result file); the resume lists such trials
+    itself."""
+    cfg = _interrupted_after_one_trial(dev_root, cache_dir, tmp_path)
+    for result in (cfg.out / "tune").rglob("result.json"):
+        result.unlink()  # as after a kill before Ray wrote them
+    for progress in (cfg.out / "tune").rglob("progress.csv"):
+        progress.unlink()
+    with caplog.at_level(logging.INFO):
+        outcome = run_search(replace(cfg, resume=True), evaluator=_stand_in)
+    assert len(outcome.trials) >= 1
+    assert "Failed to fetch metrics" not in caplog.text
