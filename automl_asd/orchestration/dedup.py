@@ -74,7 +74,7 @@ DEFAULT_RETRIES = 25
 
 #: Attributes that are not search state: the wrapped searcher (Tune saves it itself) and the
 #: construction arguments (the restored object keeps its own).
-_NOT_STATE = ("searcher", "_key", "_out_dir", "_untried")
+_NOT_STATE = ("searcher", "_key", "_out_dir", "_untried", "_untried_keys")
 
 
 class DedupSearcher(Searcher):
@@ -102,6 +102,9 @@ class DedupSearcher(Searcher):
         self._key = key
         self._out_dir = out_dir
         self._untried = None if untried is None else [dict(p) for p in untried]
+        #: the recipe key of each ``untried`` point, made at the first fill-in (a recipe and
+        #: its hash per point: up to seconds for a large space, once)
+        self._untried_keys: list[str | None] | None = None
         #: points launched from ``untried`` (none of TPE's proposals)
         self._filled = 0
         #: the distinct recipes run when every point of the space had run (``None``: not yet)
@@ -212,8 +215,9 @@ class DedupSearcher(Searcher):
         as ``trial_id`` (TPE keeps proposing run recipes); when every point has run,
         ``FINISHED`` (``None``, "ask later", while some still run)."""
         assert self._untried is not None
-        for config in self._untried:
-            key = self._key_of(config)
+        if self._untried_keys is None:
+            self._untried_keys = [self._key_of(config) for config in self._untried]
+        for config, key in zip(self._untried, self._untried_keys, strict=True):
             if key is None or key in self._known or key in self._stopped or key in running:
                 continue
             if not self._warned:

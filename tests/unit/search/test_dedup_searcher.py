@@ -296,7 +296,13 @@ def test_a_finite_space_fills_in_what_tpe_does_not_propose_then_ends(
     from automl_asd.orchestration.dedup import DedupSearcher
 
     inner = _fake([1] * 40)
-    dedup = DedupSearcher(inner, _key, retries=2,
+    keyed: list[int] = []
+
+    def key(config: Mapping[str, Any]) -> str:
+        keyed.append(config["x"])
+        return _key(config)
+
+    dedup = DedupSearcher(inner, key, retries=2,
                           untried=[{"x": 3}, {"x": 1}, {"x": 2}])
     assert dedup.suggest("t0") == {"x": 1}
     dedup.on_trial_complete("t0", result=_final(0.5))
@@ -308,6 +314,8 @@ def test_a_finite_space_fills_in_what_tpe_does_not_propose_then_ends(
     dedup.on_trial_complete("t2", result=_final(0.6))
     assert dedup.suggest("t4") == Searcher.FINISHED
     assert dedup.get_state()["_exhausted"] == 3  # the report says why the search ended
+    # the untried points' keys are made once (a recipe and a hash each), not at every fill-in
+    assert keyed.count(3) == 1 and keyed.count(2) == 1
     assert dedup.skipped == 3 * 4  # every one of TPE's proposals after t0 was x=1
     assert all(told == 0.5 for _, told, _ in inner.told[1:])  # TPE heard only x=1's result
     said = [r.getMessage() for r in caplog.records]
