@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from automl_asd.data import DataError, non_utf8_problem
+from automl_asd.data import DataError, refuse_non_utf8
 from automl_asd.environment import require_torchaudio
 
 __all__ = ["AudioError", "WavInfo", "load_wav", "read_wav", "wav_info", "load_downmixed",
@@ -56,18 +56,10 @@ def _unreadable(p: Path, exc: BaseException) -> AudioError | None:
     return None
 
 
-def _refuse_non_utf8(p: Path) -> None:
-    """:class:`AudioError` naming a file whose name is not UTF-8 (soundfile cannot even open
-    it: it said only "'utf-8' codec can't encode character '\\udce9'", found 2026-12-07)."""
-    problem = non_utf8_problem(p)
-    if problem is not None:
-        raise AudioError(problem)
-
-
 def wav_info(path: str | Path) -> WavInfo:
     """Read the header of ``path`` (no samples). Raises :class:`AudioError` if unreadable."""
     p = Path(path)
-    _refuse_non_utf8(p)
+    refuse_non_utf8(p, AudioError)
     try:
         info = sf.info(str(p))
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
@@ -87,7 +79,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     non-finite file.
     """
     p = Path(path)
-    _refuse_non_utf8(p)
+    refuse_non_utf8(p, AudioError)
     try:
         fast = _read_plain_wav(p)
         if fast is not None:
@@ -262,7 +254,7 @@ def load_downmixed(path: str | Path, sample_rate: int) -> np.ndarray:
     rate is resampled (:func:`resample_wave`); a mono file goes through :func:`load_wav`'s
     validated path. For scoring foreign recordings with a bundle (``--resample``); training
     data is never downmixed."""
-    _refuse_non_utf8(Path(path))
+    refuse_non_utf8(Path(path), AudioError)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError) as exc:

@@ -342,13 +342,13 @@ def non_utf8_problem(path: str | Path) -> str | None:
     return None
 
 
-def refuse_non_utf8(path: Path) -> None:
-    """Raise :class:`DataError` (:func:`non_utf8_problem`) for a path that is not UTF-8
-    (found 2026-12-07: a Latin-1 folder name stopped `apply` on "'utf-8' codec can't encode
-    character '\\udcfc'", naming no path)."""
+def refuse_non_utf8(path: Path, error: type[DataError] = DataError) -> None:
+    """Raise ``error`` (:func:`non_utf8_problem`) for a path that is not UTF-8 (found
+    2026-12-07: a Latin-1 folder name stopped `apply` on "'utf-8' codec can't encode
+    character '\\udcfc'", naming no path; soundfile cannot even open such a file)."""
     problem = non_utf8_problem(path)
     if problem is not None:
-        raise DataError(problem)
+        raise error(problem)
 
 
 def check_type_name_length(directory: Path, mt: str) -> None:

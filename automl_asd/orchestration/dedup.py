@@ -229,11 +229,11 @@ class DedupSearcher(Searcher):
             self._unreported[trial_id] = dict(config)
             self._write_counts()
             return dict(config)
+        if not running:  # every point has run: nothing a trial could add
+            self._exhausted = len(set(self._known) | set(self._stopped))
         self._write_counts()
         if running:
             return None
-        self._exhausted = len(set(self._known) | set(self._stopped))
-        self._write_counts()
         return cast("dict[str, Any] | None", Searcher.FINISHED)  # Tune's "no more trials"
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
